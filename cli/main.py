@@ -1,0 +1,304 @@
+"""The ``rareevent`` command line: parse options, call the library, print.
+
+Library imports happen inside the commands so that ``rareevent --help``
+never loads TensorFlow, pandas or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rareevent.errors import RareEventError
+
+app = typer.Typer(
+    name="rareevent",
+    help="Find rare events in multivariate sensor time series with LSTM reconstruction models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+_state = {"debug": False}
+
+EXIT_DATA = 2
+EXIT_UNEXPECTED = 1
+EXIT_INTERRUPTED = 130
+
+RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Folder holding the run folders.")]
+FillOption = Annotated[str | None, typer.Option("--fill", help="Repair blank/NaN sensor cells: ffill, interpolate or drop (default: refuse them).")]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn every failure into one ``error:`` line and an exit code."""
+    try:
+        yield
+    except RareEventError as exc:
+        if _state["debug"]:
+            traceback.print_exc()
+        _fail(str(exc), EXIT_DATA)
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing was written", EXIT_INTERRUPTED)
+    except (typer.Exit, typer.TyperException):
+        raise
+    except Exception as exc:  # anything else is a bug: one line, traceback with --debug
+        if _state["debug"]:
+            traceback.print_exc()
+        text = " ".join(str(exc).split())[:200]
+        _fail(f"unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)", EXIT_UNEXPECTED)
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+def _note(message: str) -> None:
+    typer.echo(f"note: {message}", err=True)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _parse_units(text: str) -> tuple[int, int]:
+    try:
+        u1, u2 = (int(part) for part in text.split(","))
+    except ValueError:
+        raise RareEventError(f"--units {text!r}: give two integers like 32,16") from None
+    return u1, u2
+
+
+def _parse_drop(text: str | None) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()] if text else []
+
+
+def _check_fill(fill: str | None) -> None:
+    from rareevent.load import FILL_METHODS
+
+    if fill is not None and fill not in FILL_METHODS:
+        raise RareEventError(f"--fill {fill!r}: use one of {', '.join(FILL_METHODS)}")
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False) -> None:
+    _state["debug"] = debug
+
+
+def _metrics_table(parts: dict[str, dict[str, Any]], title: str = "metrics") -> Table:
+    """One column per scored part (valid, test, a scored file): point-wise and event metrics."""
+    table = Table(title=title)
+    table.add_column("metric", style="bold")
+    for name in parts:
+        table.add_column(name, justify="right")
+    rows = [
+        ("precision", lambda m: _fmt(m["precision"])),
+        ("recall", lambda m: _fmt(m["recall"])),
+        ("F1", lambda m: _fmt(m["f1"])),
+        ("PR-AUC", lambda m: _fmt(m["pr_auc"])),
+        ("ROC-AUC", lambda m: _fmt(m["roc_auc"])),
+        ("TP / FP / FN / TN", lambda m: f"{m['tp']} / {m['fp']} / {m['fn']} / {m['tn']}"),
+        ("events caught", lambda m: f"{m['events_detected']} of {m['events']}"),
+        ("mean lead (rows)", lambda m: _fmt(m["mean_lead_rows"], 1)),
+        ("false alarm episodes", lambda m: str(m["false_alarms"])),
+        ("false alarms per day" if _per_day(parts) else "false alarms per 1k windows", _rate),
+    ]
+    for label, cell in rows:
+        table.add_row(label, *(cell(m) for m in parts.values()))
+    return table
+
+
+def _per_day(parts: dict[str, dict[str, Any]]) -> bool:
+    return any("false_alarms_per_day" in m for m in parts.values())
+
+
+def _rate(metrics: dict[str, Any]) -> str:
+    return _fmt(metrics.get("false_alarms_per_day", metrics.get("false_alarms_per_1000_windows")), 2)
+
+
+def _lead_line(metrics: dict[str, Any]) -> str | None:
+    if not metrics.get("lead_rows"):
+        return None
+    rows = metrics["lead_rows"]
+    text = f"lead of each detection in rows before onset (negative: after): {', '.join(map(str, rows))}"
+    if metrics.get("lead_seconds"):
+        text += f"; in minutes: {', '.join(f'{s / 60:.1f}' for s in metrics['lead_seconds'])}"
+    return text
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(help="Sensor CSV (',', ';' or tab separated).")],
+    arch: Annotated[str, typer.Option(help="ae (LSTM autoencoder) or plain (LSTM, no bottleneck).")] = "ae",
+    lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
+    lead: Annotated[int, typer.Option(help="Early warning: a window is positive when an event starts within this many rows after it.")] = 0,
+    units: Annotated[str, typer.Option(help="LSTM units u1,u2.")] = "32,16",
+    activation: Annotated[str, typer.Option(help="LSTM activation: tanh or relu.")] = "tanh",
+    score: Annotated[str, typer.Option("--score", help="Window score: mean (squared error over the window) or last (last step only).")] = "mean",
+    threshold: Annotated[str | None, typer.Option(help="f1, fbeta:B, pr-cross, precision:P or quantile[:Q]; default f1 with labels, quantile without.")] = None,
+    epochs: Annotated[int, typer.Option(help="Most training epochs (early stopping usually ends sooner).")] = 40,
+    batch_size: Annotated[int, typer.Option(help="Windows per training batch.")] = 256,
+    patience: Annotated[int, typer.Option(help="Epochs without validation improvement before stopping.")] = 5,
+    valid_frac: Annotated[float, typer.Option(help="Fraction of rows (after train) for validation and the threshold.")] = 0.2,
+    test_frac: Annotated[float, typer.Option(help="Fraction of rows at the end held out for testing (0 allowed).")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Random seed (same data and seed give the same threshold on CPU).")] = 0,
+    time: Annotated[str | None, typer.Option("--time", help="Time column (default: time/timestamp/datetime/date if present).")] = None,
+    label: Annotated[str | None, typer.Option(help="0/1 event column (default: y/label/anomaly if present).")] = None,
+    drop: Annotated[str | None, typer.Option(help="Comma-separated columns to ignore.")] = None,
+    fill: FillOption = None,
+    runs_dir: RunsDir = Path("runs"),
+    name: Annotated[str | None, typer.Option(help="Run name (default: time stamp and arch).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")] = False,
+) -> None:
+    """Train a detector on the normal windows of DATA and save it as a run."""
+    with _errors():
+        _check_fill(fill)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from rareevent.detector import RareEventDetector
+        from rareevent.training import save
+        from rareevent.training import train as run_training
+
+        detector = RareEventDetector(
+            arch=arch,
+            lookback=lookback,
+            units=_parse_units(units),
+            activation=activation,
+            lead=lead,
+            score_kind=score,
+            threshold=threshold,
+            epochs=epochs,
+            batch_size=batch_size,
+            patience=patience,
+            seed=seed,
+        )
+        if name is not None and (Path(runs_dir) / name).exists() and not overwrite:
+            raise RareEventError(f"{Path(runs_dir) / name}: a run with this name already exists", hint="choose another --name or pass --overwrite")
+        progress = Progress(
+            TextColumn("[bold]training {task.fields[arch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  val_loss {task.fields[val_loss]}"),
+            TimeElapsedColumn(),
+            console=out,
+        )
+        task = progress.add_task("train", total=epochs, arch=arch, loss="-", val_loss="-")
+
+        def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+            progress.update(task, completed=epoch + 1, loss=f"{logs.get('loss', 0):.4f}", val_loss=f"{logs.get('val_loss', 0):.4f}")
+
+        with progress:
+            result = run_training(
+                data,
+                detector,
+                time=time,
+                label=label,
+                drop=_parse_drop(drop),
+                fill=fill,
+                valid_frac=valid_frac,
+                test_frac=test_frac,
+                name=name,
+                on_epoch=on_epoch,
+            )
+        record = result.record
+        if record["constant_features"]:
+            _warn(f"constant column(s) in the normal training rows: {', '.join(record['constant_features'])}; kept neutral (scaled to 0)")
+        if record["filled_cells"]:
+            _note(f"repaired {record['filled_cells']} blank/NaN cell(s) with --fill {fill}")
+        path = save(result, runs_dir, overwrite=overwrite)
+        _print_train_summary(record, path)
+
+
+def _print_train_summary(record: dict[str, Any], path: Path) -> None:
+    table = Table(title=f"run {record['name']}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    n = record["windows"]
+    table.add_row("windows", f"train {n['train_normal']} normal, valid {n.get('valid', 0)}, test {n.get('test', 0)}")
+    table.add_row("epochs", f"{record['epochs_run']} run, best {record['best_epoch']} ({record['train_seconds']:.1f} s)")
+    table.add_row("threshold", f"{record['threshold']:.6g} ({record['threshold_strategy']}, score {record['score_kind']})")
+    table.add_row("model", f"{record['arch']}, lookback {record['lookback']}, units {record['units']}, {record['parameters']:,} parameters")
+    table.add_row("saved to", str(path))
+    out.print(table)
+    parts = {part: m for part, m in record["metrics"].items() if m}
+    if parts:
+        out.print(_metrics_table(parts))
+    for part, metrics in parts.items():
+        lead = _lead_line(metrics)
+        if lead:
+            out.print(f"{part}: {lead}")
+    if record["metrics"].get("test") is None:
+        out.print("no test metrics (no label column, or --test-frac 0)")
+
+
+@app.command()
+def architecture(
+    arch: Annotated[str, typer.Option(help="ae or plain.")] = "ae",
+    lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
+    features: Annotated[int, typer.Option(help="Number of sensors (F).")] = 8,
+    units: Annotated[str, typer.Option(help="LSTM units u1,u2.")] = "32,16",
+    activation: Annotated[str, typer.Option(help="tanh or relu.")] = "tanh",
+) -> None:
+    """Print the layer table of a model: name, type, output shape, parameters."""
+    with _errors():
+        from rareevent.model import ACTIVATIONS, ARCHS, build_model, layer_table
+
+        if arch not in ARCHS:
+            raise RareEventError(f"--arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+        if activation not in ACTIVATIONS:
+            raise RareEventError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+        if lookback < 1 or features < 1:
+            raise RareEventError("--lookback and --features must be at least 1")
+        u = _parse_units(units)
+        model = build_model(arch, lookback, features, u, activation)
+        table = Table(title=f"{arch}: lookback {lookback}, {features} features, units {u[0]},{u[1]}")
+        for column, justify in (("layer", "left"), ("type", "left"), ("output shape", "left"), ("parameters", "right")):
+            table.add_column(column, justify=justify)
+        table.add_row("window", "Input", str((lookback, features)), "0")
+        for layer_name, kind, shape, params in layer_table(model):
+            table.add_row(layer_name, kind, shape, f"{params:,}")
+        table.add_section()
+        table.add_row("total", "", "", f"{model.count_params():,}")
+        out.print(table)
+
+
+def main() -> None:
+    """Console entry point: usage errors become one ``error:`` line with exit code 2."""
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(prog_name="rareevent", standalone_mode=False)
+    except typer.Abort:
+        typer.echo("error: interrupted; nothing was written", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing argument
+        typer.echo(f"error: {' '.join(exc.format_message().split())} (see --help)", err=True)
+        sys.exit(getattr(exc, "exit_code", EXIT_DATA))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

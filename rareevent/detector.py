@@ -1,0 +1,177 @@
+"""The estimator: scaler + LSTM reconstruction model + threshold, fit together.
+
+``RareEventDetector`` follows scikit-learn's habits: parameters in
+``__init__``, everything learned in attributes ending in ``_``
+(``scaler_``, ``model_``, ``threshold_``, ``decision_scores_`` and
+``labels_`` of the validation windows, ``history_``), and ``fit`` /
+``score_windows`` / ``predict``. It works on arrays that ``load`` has already
+checked; reading files and writing run folders live elsewhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from rareevent import scaling, windows
+from rareevent.errors import RareEventError
+from rareevent.model import ACTIVATIONS, ARCHS, build_model, encoder, import_keras
+from rareevent.threshold import choose_threshold, parse_strategy
+
+SCORE_KINDS = ("mean", "last")
+PREDICT_BATCH = 4096
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+class RareEventDetector:
+    """Detect rare events as windows a model of normal behaviour cannot reconstruct.
+
+    Parameters are plain values so that a detector can be rebuilt from
+    ``run.json``; see the README for how each default was chosen.
+    """
+
+    def __init__(
+        self,
+        arch: str = "ae",
+        lookback: int = 5,
+        units: tuple[int, int] = (32, 16),
+        activation: str = "tanh",
+        lead: int = 0,
+        score_kind: str = "mean",
+        threshold: str | None = None,
+        epochs: int = 40,
+        batch_size: int = 256,
+        patience: int = 5,
+        learning_rate: float = 1e-3,
+        seed: int = 0,
+    ) -> None:
+        self.arch = arch
+        self.lookback = lookback
+        self.units = units
+        self.activation = activation
+        self.lead = lead
+        self.score_kind = score_kind
+        self.threshold = threshold
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.patience = patience
+        self.learning_rate = learning_rate
+        self.seed = seed
+
+    def _check_params(self) -> None:
+        checks = [
+            (self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}"),
+            (self.activation in ACTIVATIONS, f"--activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"),
+            (self.score_kind in SCORE_KINDS, f"--score must be one of {', '.join(SCORE_KINDS)}, got {self.score_kind!r}"),
+            (self.lookback >= 1, f"--lookback must be at least 1, got {self.lookback}"),
+            (self.lead >= 0, f"--lead must be 0 or more, got {self.lead}"),
+            (len(self.units) == 2 and min(self.units) >= 1, f"--units must be two positive integers, got {self.units}"),
+            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise RareEventError(message)
+
+    def fit(
+        self,
+        X_train: np.ndarray,
+        y_train: np.ndarray | None,
+        X_valid: np.ndarray,
+        y_valid: np.ndarray | None,
+        on_epoch: EpochCallback | None = None,
+    ) -> RareEventDetector:
+        """Fit on the normal windows of the train rows; pick the threshold on the valid rows.
+
+        ``y_*`` are per-row 0/1 labels or ``None``. Early stopping watches the
+        loss of the clean validation windows and restores the best weights.
+        """
+        self._check_params()
+        strategy = parse_strategy(self.threshold or ("f1" if y_valid is not None else "quantile"))
+        if strategy.needs_labels and y_valid is None:
+            raise RareEventError(f"--threshold {strategy} needs a label column", hint="use --threshold quantile or pass --label NAME")
+        T = self.lookback
+        y_train = np.zeros(len(X_train), np.int8) if y_train is None else y_train
+        y_valid_rows = np.zeros(len(X_valid), np.int8) if y_valid is None else y_valid
+        for part, X in (("train", X_train), ("validation", X_valid)):
+            if len(X) < T:
+                raise RareEventError(
+                    f"the {part} part has {len(X)} rows, fewer than one window of lookback {T}",
+                    hint="use a longer file, a smaller --lookback or other --valid-frac/--test-frac",
+                )
+        normal_rows = y_train == 0
+        self.scaler_ = scaling.fit_scaler(X_train[normal_rows] if normal_rows.any() else X_train)
+        self.constant_features_ = scaling.constant_columns(self.scaler_).tolist()
+        train_clean = windows.clean_windows(y_train, T, self.lead)
+        valid_clean = windows.clean_windows(y_valid_rows, T, self.lead)
+        if not train_clean.any():
+            raise RareEventError("the train part has no window free of events to learn normal behaviour from")
+        if not valid_clean.any():
+            raise RareEventError("the validation part has no window free of events", hint="raise --valid-frac")
+        train_windows = windows.sliding_windows(scaling.transform(self.scaler_, X_train), T)[train_clean]
+        valid_all = windows.sliding_windows(scaling.transform(self.scaler_, X_valid), T)
+        self.model_ = self._train(np.ascontiguousarray(train_windows), np.ascontiguousarray(valid_all[valid_clean]), on_epoch)
+        self.n_train_windows_ = int(len(train_windows))
+        scores, _ = self._reconstruction_errors(valid_all)
+        self.valid_window_labels_ = None if y_valid is None else windows.window_labels(y_valid, T, self.lead)
+        self.threshold_strategy_ = str(strategy)
+        self.threshold_ = choose_threshold(strategy, scores, self.valid_window_labels_, valid_clean)
+        self.decision_scores_ = scores
+        self.labels_ = (scores >= self.threshold_).astype(np.int8)
+        return self
+
+    def _train(self, train: np.ndarray, valid: np.ndarray, on_epoch: EpochCallback | None):  # noqa: ANN202
+        keras = import_keras()
+        keras.utils.set_random_seed(self.seed)
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.experimental.enable_op_determinism()
+        model = build_model(self.arch, self.lookback, train.shape[2], tuple(self.units), self.activation)
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
+        callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)]
+        if on_epoch is not None:
+            callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch, dict(logs or {}))))
+        started = time.perf_counter()
+        history = model.fit(
+            train,
+            train,
+            validation_data=(valid, valid),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=0,
+        )
+        self.train_seconds_ = time.perf_counter() - started
+        self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
+        self.epochs_run_ = len(self.history_["loss"])
+        self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
+        return model
+
+    def _reconstruction_errors(self, scaled_windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Window scores and the per-feature squared errors they are the mean of."""
+        errors = np.empty((len(scaled_windows), scaled_windows.shape[2]), np.float32)
+        for start in range(0, len(scaled_windows), PREDICT_BATCH):  # one step per batch of windows
+            batch = np.ascontiguousarray(scaled_windows[start : start + PREDICT_BATCH])
+            squared = np.square(batch - self.model_.predict_on_batch(batch))
+            errors[start : start + len(batch)] = squared[:, -1, :] if self.score_kind == "last" else squared.mean(axis=1)
+        return errors.mean(axis=1), errors
+
+    def score_windows(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of all windows of the ``(n, F)`` rows ``X``, and per-feature errors."""
+        return self._reconstruction_errors(windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """0/1 flag of every window of ``X``: score at or above ``threshold_``."""
+        return (self.score_windows(X)[0] >= self.threshold_).astype(np.int8)
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        """The encoded vector (length ``units[1]``) of every window; ``ae`` only."""
+        if self.arch != "ae":
+            raise RareEventError(f"a {self.arch!r} model has no encoded vector: only 'ae' runs have a bottleneck")
+        scaled = windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback)
+        return encoder(self.model_).predict(np.ascontiguousarray(scaled), batch_size=PREDICT_BATCH, verbose=0)

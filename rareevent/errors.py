@@ -1,0 +1,21 @@
+"""The one error type the library raises for problems a user can fix."""
+
+from __future__ import annotations
+
+
+class RareEventError(Exception):
+    """A data or usage problem, reported to the user as one line.
+
+    The CLI turns it into ``error: <message>`` on stderr and exit code 2.
+    ``hint`` is an optional suggestion appended after the message.
+    """
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} (hint: {self.hint})"
+        return self.message

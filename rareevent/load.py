@@ -1,0 +1,355 @@
+"""Stage 1: read a sensor CSV and check it, once, at the boundary.
+
+Everything after this module works on clean numbers: a float32 feature
+matrix, optional 0/1 labels and an optional strictly increasing time axis.
+Every problem found here is a :class:`RareEventError` naming the file, the
+column and the first offending line (line 1 is the header), so a user can
+open the file and go straight to it.
+
+Files are read with pandas' C parser in chunks when asked (``chunk_rows``),
+so scoring a long file never holds more than one chunk of raw text.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rareevent.errors import RareEventError
+
+DELIMITERS = (",", ";", "\t")
+TIME_NAMES = ("time", "timestamp", "datetime", "date")
+LABEL_NAMES = ("y", "label", "anomaly")
+FILL_METHODS = ("ffill", "interpolate", "drop")
+_SNIFF_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """What the first bytes of a file tell: its delimiter and header."""
+
+    path: Path
+    delimiter: str
+    header: list[str]
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The role of every column used: time axis, label, features (in order)."""
+
+    features: list[str]
+    time: str | None = None
+    label: str | None = None
+    dropped: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SensorData:
+    """A validated block of rows: ``X`` (n x F float32), ``y``, ``time``.
+
+    ``first_line`` is the file line of row 0 (2 for a whole file: the header
+    is line 1); ``n_filled`` counts cells repaired by ``fill`` and
+    ``rows`` the 0-based data-row index of every row kept.
+    """
+
+    path: Path
+    columns: Columns
+    X: np.ndarray
+    y: np.ndarray | None
+    time: np.ndarray | None
+    rows: np.ndarray
+    n_filled: int = 0
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sniff(path: str | Path) -> CsvFormat:
+    """Check that ``path`` is a readable UTF-8 CSV and find its delimiter and header."""
+    path = Path(path)
+    if not path.exists():
+        raise RareEventError(f"{path}: file not found")
+    if path.is_dir():
+        raise RareEventError(f"{path}: is a folder, not a CSV file")
+    with open(path, "rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    if not head.strip():
+        raise RareEventError(f"{path}: file is empty")
+    if b"\x00" in head:
+        raise RareEventError(f"{path}: looks like a binary file, not CSV text")
+    text = _decode(path, head, complete=len(head) < _SNIFF_BYTES)
+    first_line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    counts = {d: first_line.count(d) for d in DELIMITERS}
+    delimiter = max(counts, key=lambda d: counts[d])
+    header = [name.strip() for name in next(csv.reader([first_line], delimiter=delimiter))]
+    if counts[delimiter] == 0 and re.search(r"[|:]", first_line):
+        raise RareEventError(
+            f"{path}: found only one column {first_line[:40]!r}",
+            hint="separate columns with ',', ';' or a tab",
+        )
+    if any(name == "" for name in header):
+        position = header.index("") + 1
+        raise RareEventError(f"{path}: column {position} of the header (line 1) has no name")
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise RareEventError(f"{path}: duplicate column name {name!r} in the header (line 1)")
+        seen.add(name)
+    return CsvFormat(path=path, delimiter=delimiter, header=header)
+
+
+def _decode(path: Path, data: bytes, complete: bool) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if not complete and exc.start >= len(data) - 4:
+            # a multi-byte character cut at the end of the sniffed block
+            return data[: exc.start].decode("utf-8-sig")
+        line = data[: exc.start].count(b"\n") + 1
+        raise RareEventError(
+            f"{path}: line {line} is not UTF-8 text (byte {exc.start})",
+            hint="re-export the file as UTF-8",
+        ) from None
+
+
+def resolve_columns(
+    fmt: CsvFormat,
+    time: str | None = None,
+    label: str | None = None,
+    drop: Sequence[str] = (),
+) -> Columns:
+    """Assign roles for training: named columns, else the conventional names."""
+    header = fmt.header
+    lower = {name.lower(): name for name in header}
+    for option, names in (("--time", [time] if time else []), ("--label", [label] if label else []), ("--drop", drop)):
+        unknown = [n for n in names if n not in header]
+        if unknown:
+            raise RareEventError(
+                f"{fmt.path}: {option} names unknown column {unknown[0]!r}",
+                hint=f"columns are {', '.join(header)}",
+            )
+    if time is None:
+        time = next((lower[n] for n in TIME_NAMES if n in lower and lower[n] not in drop), None)
+    if label is None:
+        label = next((lower[n] for n in LABEL_NAMES if n in lower and lower[n] not in drop), None)
+    if time is not None and time == label:
+        raise RareEventError(f"{fmt.path}: column {time!r} cannot be both time and label")
+    taken = {time, label, *drop}
+    features = [name for name in header if name not in taken]
+    if not features:
+        raise RareEventError(
+            f"{fmt.path}: no feature columns left after time, label and --drop",
+            hint="every column other than time and label must be a numeric sensor",
+        )
+    return Columns(features=features, time=time, label=label, dropped=list(drop))
+
+
+def columns_for_model(fmt: CsvFormat, trained: Columns) -> Columns:
+    """Match a new file to a trained model's columns by name."""
+    missing = [name for name in trained.features if name not in fmt.header]
+    if missing:
+        raise RareEventError(
+            f"{fmt.path}: missing trained feature column(s) {', '.join(missing)}",
+            hint="the file must carry every sensor the model was trained on, by name",
+        )
+    time = trained.time if trained.time in fmt.header else None
+    label = trained.label if trained.label in fmt.header else None
+    used = {*trained.features, time, label}
+    ignored = [name for name in fmt.header if name not in used]
+    return Columns(features=list(trained.features), time=time, label=label, ignored=ignored)
+
+
+def read_frames(fmt: CsvFormat, columns: Columns, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """Yield the used columns of the file as raw frames, ``chunk_rows`` rows at a time."""
+    usecols = [name for name in fmt.header if name in {*columns.features, columns.time, columns.label}]
+    dtypes = {name: str for name in (columns.time,) if name is not None}
+    try:
+        reader = pd.read_csv(
+            fmt.path,
+            sep=fmt.delimiter,
+            encoding="utf-8-sig",
+            usecols=usecols,
+            dtype=dtypes,
+            skip_blank_lines=False,
+            skipinitialspace=True,
+            chunksize=chunk_rows or 1_000_000_000,
+            low_memory=False,
+        )
+        with reader:
+            yield from reader
+    except pd.errors.ParserError as exc:
+        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if match:
+            expected, line, saw = match.groups()
+            raise RareEventError(
+                f"{fmt.path}: line {line} has {saw} fields, the header has {expected}",
+                hint="every row needs one value per column",
+            ) from None
+        raise RareEventError(f"{fmt.path}: cannot parse as CSV: {str(exc).strip()}") from None
+    except UnicodeDecodeError as exc:
+        with open(fmt.path, "rb") as fh:
+            before = fh.read(exc.start) if exc.start < (1 << 28) else b""
+        line = before.count(b"\n") + 1 if before else "?"
+        raise RareEventError(
+            f"{fmt.path}: line {line} is not UTF-8 text",
+            hint="re-export the file as UTF-8",
+        ) from None
+
+
+def validate_frame(
+    frame: pd.DataFrame,
+    fmt: CsvFormat,
+    columns: Columns,
+    first_row: int,
+    fill: str | None = None,
+    previous_time: object | None = None,
+    anchor: np.ndarray | None = None,
+) -> SensorData:
+    """Turn one raw frame into checked arrays.
+
+    ``first_row`` is the 0-based data-row index of the frame's first row (so
+    its file line is ``first_row + 2``). ``previous_time`` and ``anchor``
+    (the last time value and feature row of the block before) carry order
+    checks and ``ffill``/``interpolate`` repairs across chunk borders.
+    """
+    path = fmt.path
+    rows = np.arange(first_row, first_row + len(frame))
+    features = frame[columns.features]
+    numeric = {}
+    for name in columns.features:
+        numeric[name] = _numeric_column(features[name], path, name, first_row)
+    X = pd.DataFrame(numeric, index=frame.index)
+    n_filled = 0
+    missing = X.isna().to_numpy()
+    if missing.any():
+        if fill is None:
+            row, col = np.argwhere(missing)[0]
+            raise RareEventError(
+                f"{path}: blank or NaN value in column {columns.features[col]!r} at line {first_row + row + 2}",
+                hint="repair with --fill ffill, --fill interpolate or --fill drop",
+            )
+        n_filled = int(missing.sum())
+        if fill == "drop":
+            keep = ~missing.any(axis=1)
+            X, frame, rows = X[keep], frame[keep], rows[keep]
+        else:
+            if anchor is not None:
+                X = pd.concat([pd.DataFrame(anchor, columns=X.columns), X], ignore_index=True)
+            X = X.interpolate(limit_direction="both") if fill == "interpolate" else X.ffill().bfill()
+            if anchor is not None:
+                X = X.iloc[1:]
+    values = X.to_numpy(dtype=np.float64)
+    infinite = ~np.isfinite(values)
+    if infinite.any():
+        row, col = np.argwhere(infinite)[0]
+        raise RareEventError(
+            f"{path}: infinite value in column {columns.features[col]!r} at line {rows[row] + 2}"
+        )
+    too_big = np.abs(values) > np.finfo(np.float32).max
+    if too_big.any():
+        row, col = np.argwhere(too_big)[0]
+        raise RareEventError(
+            f"{path}: value out of range in column {columns.features[col]!r} at line {rows[row] + 2}"
+        )
+    y = _labels(frame[columns.label], path, columns.label, rows) if columns.label else None
+    time = _times(frame[columns.time], path, columns.time, rows, previous_time) if columns.time else None
+    return SensorData(
+        path=path,
+        columns=columns,
+        X=values.astype(np.float32),
+        y=y,
+        time=time,
+        rows=rows,
+        n_filled=n_filled,
+    )
+
+
+def _numeric_column(series: pd.Series, path: Path, name: str, first_row: int) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return series.astype(np.float64)
+    coerced = pd.to_numeric(series, errors="coerce")
+    bad = coerced.isna().to_numpy() & series.notna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise RareEventError(
+            f"{path}: non-numeric value {str(series.iloc[row])[:30]!r} in column {name!r} at line {first_row + row + 2}",
+            hint="use --drop to exclude text columns" if bad.mean() > 0.5 else None,
+        )
+    return coerced.astype(np.float64)
+
+
+def _labels(series: pd.Series, path: Path, name: str, rows: np.ndarray) -> np.ndarray:
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isin(values, (0.0, 1.0))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise RareEventError(
+            f"{path}: label column {name!r} must be 0 or 1, found {str(series.iloc[row])[:30]!r} at line {rows[row] + 2}",
+            hint="pass --label NAME for the 0/1 event column, or --drop it",
+        )
+    return values.astype(np.int8)
+
+
+def _times(series: pd.Series, path: Path, name: str, rows: np.ndarray, previous: object | None) -> np.ndarray:
+    numeric = pd.to_numeric(series, errors="coerce")
+    if numeric.notna().all():
+        values = numeric.to_numpy(dtype=np.float64)
+    else:
+        parsed = pd.to_datetime(series, errors="coerce", format="ISO8601")
+        if parsed.isna().any():
+            parsed = pd.to_datetime(series, errors="coerce", format="mixed")
+        if parsed.isna().any():
+            row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+            raise RareEventError(
+                f"{path}: cannot parse time {str(series.iloc[row])[:30]!r} in column {name!r} at line {rows[row] + 2}",
+                hint="use ISO times like 2024-01-31 13:45:00 or plain numbers, or --time NAME",
+            )
+        values = parsed.to_numpy(dtype="datetime64[ns]")
+    order = values if previous is None else np.concatenate([np.asarray([previous], dtype=values.dtype), values])
+    try:
+        steps = np.diff(order)
+    except TypeError:
+        raise RareEventError(f"{path}: time column {name!r} mixes numbers and dates") from None
+    not_increasing = steps <= steps.dtype.type(0)
+    if not_increasing.any():
+        step = int(np.flatnonzero(not_increasing)[0])
+        row = step if previous is not None else step + 1
+        word = "repeats" if steps[step] == steps.dtype.type(0) else "goes backwards"
+        raise RareEventError(
+            f"{path}: time in column {name!r} {word} at line {rows[row] + 2}",
+            hint="rows must be in strictly increasing time order",
+        )
+    return values
+
+
+def load_csv(
+    path: str | Path,
+    time: str | None = None,
+    label: str | None = None,
+    drop: Sequence[str] = (),
+    fill: str | None = None,
+) -> SensorData:
+    """Read and validate a whole training CSV."""
+    fmt = sniff(path)
+    columns = resolve_columns(fmt, time=time, label=label, drop=drop)
+    frame = next(read_frames(fmt, columns), None)
+    if frame is None or len(frame) == 0:
+        raise RareEventError(f"{fmt.path}: has a header but no data rows")
+    return validate_frame(frame, fmt, columns, first_row=0, fill=fill)

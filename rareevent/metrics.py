@@ -1,0 +1,130 @@
+"""Point-wise and event-level detection metrics, and alarm episodes.
+
+Everything here works on per-window vectors in time order: ``labels``
+(0/1), ``flags`` (0/1), ``scores`` and ``ends`` (the row each window ends
+at). Events are runs of consecutive positive *rows*; an event counts as
+detected when an alarm fires between ``lead`` rows before its first row and
+its last row, and the lead time is how many rows (and seconds, with a time
+column) the first such alarm came before the event's first row (negative:
+it came after the event had started).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from rareevent.windows import runs
+
+SECONDS_PER_DAY = 86_400.0
+
+
+def point_metrics(labels: np.ndarray, flags: np.ndarray, scores: np.ndarray) -> dict[str, float | int | None]:
+    """Precision, recall, F1, PR-AUC, ROC-AUC and the confusion matrix."""
+    labels = np.asarray(labels, dtype=bool)
+    flags = np.asarray(flags, dtype=bool)
+    tp = int(np.sum(labels & flags))
+    fp = int(np.sum(~labels & flags))
+    fn = int(np.sum(labels & ~flags))
+    tn = int(np.sum(~labels & ~flags))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+    both_classes = 0 < labels.sum() < labels.size
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "pr_auc": float(average_precision_score(labels, scores)) if both_classes else None,
+        "roc_auc": float(roc_auc_score(labels, scores)) if both_classes else None,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+    }
+
+
+def event_metrics(
+    row_labels: np.ndarray,
+    flags: np.ndarray,
+    ends: np.ndarray,
+    lead: int = 0,
+    time: np.ndarray | None = None,
+    first_row: int = 0,
+) -> dict[str, object]:
+    """Events, events detected, lead times and false alarm episodes.
+
+    ``row_labels[i]`` (and ``time[i]``) belong to row ``first_row + i``;
+    ``ends`` are the end rows of the windows that ``flags`` refer to, in the
+    same row numbering.
+    """
+    flags = np.asarray(flags, dtype=bool)
+    ends = np.asarray(ends, dtype=np.int64)
+    events = runs(np.asarray(row_labels, dtype=bool)) + first_row
+    alarm_rows = ends[flags]
+    lo = np.searchsorted(alarm_rows, events[:, 0] - lead)
+    hi = np.searchsorted(alarm_rows, events[:, 1] + 1)
+    detected = hi > lo
+    first_alarm = alarm_rows[lo[detected]]
+    onset = events[detected, 0]
+    lead_rows = (onset - first_alarm).tolist()
+    lead_seconds = None
+    if time is not None:
+        lead_seconds = [_seconds(t) for t in time[onset - first_row] - time[first_alarm - first_row]]
+    episodes = runs(flags)
+    false_alarms = int(np.sum(~_overlaps(ends[episodes], events, lead)))
+    if time is not None and len(time) > 1:
+        days = _seconds(time[-1] - time[0]) / SECONDS_PER_DAY
+        rate = {"false_alarms_per_day": false_alarms / days if days > 0 else None}
+    else:
+        rate = {"false_alarms_per_1000_windows": 1000.0 * false_alarms / max(len(flags), 1)}
+    return {
+        "events": int(len(events)),
+        "events_detected": int(detected.sum()),
+        "lead_rows": lead_rows,
+        "lead_seconds": lead_seconds,
+        "mean_lead_rows": float(np.mean(lead_rows)) if lead_rows else None,
+        "alarm_episodes": int(len(episodes)),
+        "false_alarms": false_alarms,
+        **rate,
+    }
+
+
+def _seconds(delta: object) -> float:
+    """A time difference in seconds (datetime axes) or in the axis' own unit (numeric)."""
+    if isinstance(delta, np.timedelta64):
+        return float(delta / np.timedelta64(1, "s"))
+    return float(delta)
+
+
+def _overlaps(episodes: np.ndarray, events: np.ndarray, lead: int) -> np.ndarray:
+    """For each ``[start, end]`` episode: does it touch any event's ``[start-lead, end]``?"""
+    if len(episodes) == 0:
+        return np.zeros(0, dtype=bool)
+    if len(events) == 0:
+        return np.zeros(len(episodes), dtype=bool)
+    lo = events[:, 0] - lead
+    hi = events[:, 1]
+    # first event whose end is at or after the episode start; it overlaps when its start is before the episode end
+    idx = np.searchsorted(hi, episodes[:, 0])
+    idx_ok = idx < len(events)
+    result = np.zeros(len(episodes), dtype=bool)
+    result[idx_ok] = lo[idx[idx_ok]] <= episodes[idx_ok, 1]
+    return result
+
+
+def evaluate(
+    row_labels: np.ndarray,
+    window_labels: np.ndarray,
+    flags: np.ndarray,
+    scores: np.ndarray,
+    ends: np.ndarray,
+    lead: int = 0,
+    time: np.ndarray | None = None,
+    first_row: int = 0,
+) -> dict[str, object]:
+    """All metrics of one scored span: point-wise on windows, event-level on rows."""
+    return {
+        **point_metrics(window_labels, flags, scores),
+        **event_metrics(row_labels, flags, ends, lead=lead, time=time, first_row=first_row),
+    }

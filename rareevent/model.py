@@ -1,0 +1,93 @@
+"""Stage 4: the two LSTM reconstruction models, built by one function.
+
+``ae`` (LSTM autoencoder)::
+
+    input (T, F)
+    encoder_1  LSTM(u1, return_sequences=True)   -> (T, u1)
+    encoder_2  LSTM(u2, return_sequences=False)  -> (u2,)     the encoded vector
+    repeat     RepeatVector(T)                   -> (T, u2)
+    decoder_1  LSTM(u2, return_sequences=True)   -> (T, u2)
+    decoder_2  LSTM(u1, return_sequences=True)   -> (T, u1)
+    output     TimeDistributed(Dense(F))         -> (T, F)
+
+``plain`` is the same stack with ``return_sequences=True`` on every LSTM and
+no ``RepeatVector``: each step keeps its own state, there is no bottleneck
+vector, and the parameter count is identical.
+
+This is the only module (with ``detector``) that imports Keras, and it does
+so on first use, so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
+
+ARCHS = ("ae", "plain")
+ACTIVATIONS = ("tanh", "relu")
+
+
+def import_keras():  # noqa: ANN201 - returns the keras module
+    """Import Keras quietly.
+
+    TensorFlow's C++ start-up lines (absl, oneDNN notices) ignore
+    ``TF_CPP_MIN_LOG_LEVEL``, so stderr is pointed at /dev/null while the
+    backend loads; Python errors are still raised normally.
+    """
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return keras
+
+
+def build_model(
+    arch: str,
+    lookback: int,
+    n_features: int,
+    units: tuple[int, int] = (32, 16),
+    activation: str = "tanh",
+) -> keras.Model:
+    """Build the ``ae`` or ``plain`` LSTM reconstruction model (not compiled)."""
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    keras = import_keras()
+    layers = keras.layers
+    u1, u2 = units
+    bottleneck = arch == "ae"
+    inputs = keras.Input(shape=(lookback, n_features), name="window")
+    x = layers.LSTM(u1, activation=activation, return_sequences=True, name="encoder_1")(inputs)
+    x = layers.LSTM(u2, activation=activation, return_sequences=not bottleneck, name="encoder_2")(x)
+    if bottleneck:
+        x = layers.RepeatVector(lookback, name="repeat")(x)
+    x = layers.LSTM(u2, activation=activation, return_sequences=True, name="decoder_1")(x)
+    x = layers.LSTM(u1, activation=activation, return_sequences=True, name="decoder_2")(x)
+    outputs = layers.TimeDistributed(layers.Dense(n_features), name="output")(x)
+    return keras.Model(inputs, outputs, name=f"rareevent_{arch}")
+
+
+def layer_table(model: keras.Model) -> list[tuple[str, str, str, int]]:
+    """``(name, layer type, output shape, parameters)`` for every layer after the input."""
+    return [
+        (layer.name, type(layer).__name__, str(tuple(layer.output.shape[1:])), layer.count_params())
+        for layer in model.layers[1:]
+    ]
+
+
+def encoder(model: keras.Model) -> keras.Model:
+    """The sub-model from the input to the encoded vector (``ae`` only)."""
+    keras = import_keras()
+    return keras.Model(model.inputs, model.get_layer("encoder_2").output, name="encoder")

@@ -1,0 +1,67 @@
+"""Pictures of a run (optional extra ``rareevent[plot]``): error over time and the PR curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rareevent.errors import RareEventError
+from rareevent.runs import SCORES_FILE
+from rareevent.storage import atomic_file
+from rareevent.windows import runs
+
+
+def plot_run(folder: Path, record: dict[str, Any], output: str | Path) -> Path:
+    """Draw the run's validation and test errors and its validation PR curve to a PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RareEventError("--plot needs matplotlib", hint="pip install 'rareevent[plot]'") from None
+    from sklearn.metrics import precision_recall_curve
+
+    output = Path(output)
+    if output.suffix.lower() != ".png":
+        raise RareEventError(f"{output}: --plot writes a PNG; give a file name ending in .png")
+    scores = pd.read_csv(folder / SCORES_FILE)
+    threshold = record["threshold"]
+    has_labels = "label" in scores
+    fig, (ax_time, ax_pr) = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [3, 1]})
+    for split, colour in (("valid", "tab:blue"), ("test", "tab:green")):
+        part = scores[scores["split"] == split]
+        if len(part):
+            ax_time.plot(part["row"], part["error"], lw=0.7, color=colour, label=f"{split} error")
+    if has_labels:
+        rows = scores["row"].to_numpy()
+        for i, (start, end) in enumerate(runs(scores["label"].to_numpy() == 1)):
+            ax_time.axvspan(rows[start], rows[end] + 1, color="tab:red", alpha=0.25, lw=0, label="labelled event" if i == 0 else None)
+    flagged = scores[scores["flagged"] == 1]
+    ax_time.scatter(flagged["row"], flagged["error"], s=6, color="black", zorder=3, label="alarm")
+    ax_time.axhline(threshold, color="tab:orange", ls="--", label=f"threshold {threshold:.3g} ({record['threshold_strategy']})")
+    ax_time.set_yscale("log")
+    ax_time.set_xlabel("row (window end)")
+    ax_time.set_ylabel("reconstruction error")
+    ax_time.set_title(f"{record['name']}: {record['arch']}, lookback {record['lookback']}")
+    ax_time.legend(loc="upper left", fontsize=8)
+    valid = scores[scores["split"] == "valid"]
+    if has_labels and valid["label"].nunique() == 2:
+        precision, recall, thresholds = precision_recall_curve(valid["label"], valid["error"])
+        ax_pr.plot(recall, precision, color="tab:blue")
+        at = int(np.argmin(np.abs(thresholds - threshold)))
+        ax_pr.scatter([recall[at]], [precision[at]], color="tab:orange", zorder=3, label="chosen threshold")
+        ax_pr.legend(loc="lower left", fontsize=8)
+    else:
+        ax_pr.text(0.5, 0.5, "no labelled events\nin the validation part", ha="center", va="center")
+    ax_pr.set_xlabel("recall")
+    ax_pr.set_ylabel("precision")
+    ax_pr.set_title("validation precision-recall")
+    fig.tight_layout()
+    with atomic_file(output) as temp:
+        fig.savefig(temp, format="png", dpi=110)
+    plt.close(fig)
+    return output

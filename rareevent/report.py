@@ -1,0 +1,95 @@
+"""Stage 7: summarise saved runs for tables, JSON and comparisons (no printing here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rareevent.errors import RareEventError
+from rareevent.runs import list_runs, read_record, resolve_run
+
+METRIC_KEYS = ("precision", "recall", "f1", "pr_auc", "roc_auc")
+
+
+def summarize(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """One flat row of a run: settings, test metrics (valid when no test part), timing."""
+    metrics = record["metrics"]
+    part = "test" if metrics.get("test") else "valid"
+    scored = metrics.get(part) or {}
+    return {
+        "name": record["name"],
+        "folder": str(folder),
+        "created": record.get("created"),
+        "arch": record["arch"],
+        "lookback": record["lookback"],
+        "lead": record["lead"],
+        "units": record["units"],
+        "parameters": record.get("parameters"),
+        "threshold_strategy": record["threshold_strategy"],
+        "threshold": record["threshold"],
+        "metrics_part": part if scored else None,
+        **{key: scored.get(key) for key in METRIC_KEYS},
+        "events": scored.get("events"),
+        "events_detected": scored.get("events_detected"),
+        "mean_lead_rows": scored.get("mean_lead_rows"),
+        "false_alarms": scored.get("false_alarms"),
+        "false_alarms_per_day": scored.get("false_alarms_per_day"),
+        "false_alarms_per_1000_windows": scored.get("false_alarms_per_1000_windows"),
+        "train_seconds": record.get("train_seconds"),
+        "input_file": record.get("input_file"),
+        "input_sha256": record.get("input_sha256"),
+    }
+
+
+def collect(runs: Sequence[str], runs_dir: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Summaries of the named runs, or of every run in ``runs_dir``.
+
+    Named runs that cannot be read are errors; unreadable folders found by
+    listing ``runs_dir`` are skipped and reported in the second return value.
+    """
+    if runs:
+        folders = [resolve_run(run, runs_dir) for run in runs]
+        return [summarize(folder, read_record(folder)) for folder in folders], []
+    summaries, skipped = [], []
+    for folder in list_runs(runs_dir):
+        try:
+            summaries.append(summarize(folder, read_record(folder)))
+        except RareEventError as exc:
+            skipped.append(str(exc))
+    if not summaries and not skipped:
+        raise RareEventError(f"{runs_dir}: no runs found", hint="train one with `rareevent train DATA.csv`")
+    return summaries, skipped
+
+
+def comparisons(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``ae`` against ``plain``: the newest run of each trained on the same input file."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in sorted(summaries, key=lambda r: r.get("created") or ""):
+        latest[(row["input_sha256"], row["arch"])] = row
+    pairs = []
+    for (digest, arch), ae in latest.items():
+        plain = latest.get((digest, "plain"))
+        if arch != "ae" or plain is None:
+            continue
+        pairs.append(
+            {
+                "input_file": ae["input_file"],
+                "ae": ae["name"],
+                "plain": plain["name"],
+                "metrics": {
+                    key: {"ae": ae[key], "plain": plain[key]}
+                    for key in (*METRIC_KEYS, "events_detected", "false_alarms", "parameters", "train_seconds")
+                },
+                "better_f1": _better(ae["f1"], plain["f1"]),
+            }
+        )
+    return pairs
+
+
+def _better(ae: float | None, plain: float | None) -> str | None:
+    if ae is None or plain is None:
+        return None
+    if abs(ae - plain) < 1e-9:
+        return "tie"
+    return "ae" if ae > plain else "plain"

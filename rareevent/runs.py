@@ -1,0 +1,192 @@
+"""Run folders: ``model.keras`` + ``run.json`` (+ ``scores.csv``), saved atomically.
+
+A run folder is untrusted input when it is loaded: ``run.json`` is checked
+against its schema before any value is used, and the model is loaded with
+Keras safe mode and only the layer types rareevent builds, so a folder
+cannot run code. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rareevent import scaling
+from rareevent.detector import SCORE_KINDS, RareEventDetector
+from rareevent.errors import RareEventError
+from rareevent.model import ACTIVATIONS, ARCHS, import_keras
+from rareevent.storage import TEMP_PREFIX, atomic_folder, remove_stale_temporaries
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.keras"
+RUN_FILE = "run.json"
+SCORES_FILE = "scores.csv"
+ALLOWED_LAYERS = {"InputLayer", "LSTM", "RepeatVector", "TimeDistributed", "Dense"}
+
+
+def save_run(
+    runs_dir: str | Path,
+    name: str,
+    detector: RareEventDetector,
+    record: dict[str, Any],
+    scores: pd.DataFrame,
+    overwrite: bool = False,
+) -> Path:
+    """Write the run folder ``runs_dir/name`` atomically and return its path."""
+    if not name or name.startswith(".") or "/" in name or "\\" in name:
+        raise RareEventError(f"--name {name!r} is not a valid folder name")
+    runs_dir = Path(runs_dir)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise RareEventError(f"{runs_dir}: --runs-dir is a file, not a folder")
+    remove_stale_temporaries(runs_dir)
+    target = runs_dir / name
+    with atomic_folder(target, overwrite=overwrite) as folder:
+        detector.model_.save(folder / MODEL_FILE)
+        scores.to_csv(folder / SCORES_FILE, index=False)
+        (folder / RUN_FILE).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return target
+
+
+def list_runs(runs_dir: str | Path) -> list[Path]:
+    """Run folders in ``runs_dir``, oldest first (by ``created`` in run.json)."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    found = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(TEMP_PREFIX) and (p / RUN_FILE).is_file()]
+
+    def created(path: Path) -> str:
+        try:
+            return str(json.loads((path / RUN_FILE).read_text(encoding="utf-8")).get("created", ""))
+        except (OSError, ValueError, AttributeError):
+            return ""
+
+    return sorted(found, key=lambda p: (created(p), p.name))
+
+
+def resolve_run(run: str | None, runs_dir: str | Path) -> Path:
+    """A run folder from a path, a name inside ``runs_dir``, or the newest run."""
+    runs_dir = Path(runs_dir)
+    if run is None:
+        runs = list_runs(runs_dir)
+        if not runs:
+            raise RareEventError(f"{runs_dir}: no runs found", hint="train one with `rareevent train DATA.csv` or pass --run")
+        return runs[-1]
+    for candidate in (Path(run), runs_dir / run):
+        if candidate.is_dir():
+            return candidate
+    raise RareEventError(f"run {run!r} not found (neither a folder nor a run in {runs_dir})")
+
+
+def read_record(folder: Path) -> dict[str, Any]:
+    """Read and validate ``run.json`` of a run folder."""
+    path = folder / RUN_FILE
+    if not path.is_file():
+        raise RareEventError(f"{folder}: not a run folder ({RUN_FILE} missing)")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RareEventError(f"{path}: not valid JSON ({exc})") from None
+    validate_record(record, path)
+    return record
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
+
+
+def validate_record(record: Any, path: Path) -> None:
+    """Raise ``RareEventError`` naming the first field of ``record`` that is wrong."""
+    if not isinstance(record, dict):
+        raise RareEventError(f"{path}: must hold a JSON object")
+    version = record.get("format_version")
+    if not _is_int(version):
+        raise RareEventError(f"{path}: field 'format_version' is missing or not an integer")
+    if version > FORMAT_VERSION:
+        raise RareEventError(
+            f"{path}: format version {version} is newer than this rareevent understands ({FORMAT_VERSION})",
+            hint="upgrade rareevent",
+        )
+    features = record.get("features")
+    n = len(features) if isinstance(features, list) else -1
+    checks: dict[str, Any] = {
+        "name": lambda v: isinstance(v, str) and v != "",
+        "arch": lambda v: v in ARCHS,
+        "lookback": lambda v: _is_int(v) and 1 <= v <= 100_000,
+        "lead": lambda v: _is_int(v) and v >= 0,
+        "units": lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(u) and u >= 1 for u in v),
+        "activation": lambda v: v in ACTIVATIONS,
+        "score_kind": lambda v: v in SCORE_KINDS,
+        "threshold": _is_number,
+        "threshold_strategy": lambda v: isinstance(v, str),
+        "features": lambda v: isinstance(v, list) and n >= 1 and all(isinstance(f, str) and f for f in v) and len(set(v)) == n,
+        "time_column": lambda v: v is None or isinstance(v, str),
+        "label_column": lambda v: v is None or isinstance(v, str),
+        "scaler_mean": lambda v: isinstance(v, list) and len(v) == n and all(_is_number(x) for x in v),
+        "scaler_scale": lambda v: isinstance(v, list) and len(v) == n and all(_is_number(x) and x > 0 for x in v),
+        "metrics": lambda v: isinstance(v, dict),
+    }
+    for field, ok in checks.items():
+        if field not in record:
+            raise RareEventError(f"{path}: required field {field!r} is missing")
+        if not ok(record[field]):
+            raise RareEventError(f"{path}: field {field!r} has an invalid value {json.dumps(record[field])[:60]}")
+
+
+def load_run(folder: str | Path) -> tuple[dict[str, Any], RareEventDetector]:
+    """Load a run folder: its validated record and a ready-to-score detector."""
+    folder = Path(folder)
+    record = read_record(folder)
+    model = load_model(folder / MODEL_FILE, lookback=record["lookback"], n_features=len(record["features"]))
+    detector = RareEventDetector(
+        arch=record["arch"],
+        lookback=record["lookback"],
+        units=tuple(record["units"]),
+        activation=record["activation"],
+        lead=record["lead"],
+        score_kind=record["score_kind"],
+        threshold=record["threshold_strategy"],
+        seed=record.get("seed", 0),
+    )
+    detector.model_ = model
+    detector.scaler_ = scaling.scaler_from_arrays(record["scaler_mean"], record["scaler_scale"])
+    detector.threshold_ = float(record["threshold"])
+    return record, detector
+
+
+def load_model(path: Path, lookback: int, n_features: int):  # noqa: ANN201 - a keras.Model
+    """Load ``model.keras`` in safe mode and check it is a model rareevent builds."""
+    if not path.is_file():
+        raise RareEventError(f"{path}: model file missing")
+    keras = import_keras()
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a corrupt or unsafe archive
+        text = str(exc)
+        if "Lambda" in text or "safe_mode" in text:
+            raise RareEventError(f"{path}: refused: the model holds a Lambda layer, which could run arbitrary code") from None
+        if "Could not locate" in text or "custom" in text.lower():
+            raise RareEventError(f"{path}: refused: the model uses custom objects rareevent does not build") from None
+        raise RareEventError(f"{path}: not a readable Keras model ({type(exc).__name__})", hint="retrain the run") from None
+    layer_types = {type(layer).__name__ for layer in model.layers}
+    stray = sorted(layer_types - ALLOWED_LAYERS)
+    if stray:
+        raise RareEventError(f"{path}: refused: unexpected layer type(s) {', '.join(stray)}")
+    expected = (None, lookback, n_features)
+    if tuple(model.input_shape) != expected or tuple(model.output_shape) != expected:
+        raise RareEventError(f"{path}: model shape {model.input_shape} does not match run.json (lookback {lookback}, {n_features} features)")
+    return model
+
+
+def scores_frame(parts: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
+    """The validation/test window scores saved in ``scores.csv`` for reports and plots."""
+    frames = [pd.DataFrame({"split": name, **columns}) for name, columns in parts.items() if len(columns["row"])]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["split", "row", "error", "flagged"])

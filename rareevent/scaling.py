@@ -1,0 +1,37 @@
+"""Stage 3: standardise features with statistics of normal training rows."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.preprocessing import StandardScaler
+
+
+def fit_scaler(X: np.ndarray) -> StandardScaler:
+    """Fit a ``StandardScaler`` on ``X`` (the normal training rows).
+
+    Constant columns get ``scale_ == 1`` (scikit-learn's own rule), so they
+    become 0 after centring instead of dividing by zero; see
+    :func:`constant_columns` to warn about them.
+    """
+    return StandardScaler().fit(np.asarray(X, dtype=np.float64))
+
+
+def constant_columns(scaler: StandardScaler) -> np.ndarray:
+    """Indices of columns that did not vary in the rows the scaler saw."""
+    return np.flatnonzero(scaler.var_ <= np.finfo(np.float64).eps * np.maximum(scaler.mean_**2, 1.0))
+
+
+def scaler_from_arrays(mean: list[float], scale: list[float]) -> StandardScaler:
+    """Rebuild a fitted scaler from the ``mean`` and ``scale`` saved in ``run.json``."""
+    scaler = StandardScaler()
+    scaler.mean_ = np.asarray(mean, dtype=np.float64)
+    scaler.scale_ = np.asarray(scale, dtype=np.float64)
+    scaler.var_ = scaler.scale_**2
+    scaler.n_features_in_ = len(scaler.mean_)
+    scaler.n_samples_seen_ = 0
+    return scaler
+
+
+def transform(scaler: StandardScaler, X: np.ndarray) -> np.ndarray:
+    """Scale ``X`` to float32 without scikit-learn's per-call validation overhead."""
+    return ((X - scaler.mean_) / scaler.scale_).astype(np.float32)
