@@ -154,6 +154,7 @@ def train(
     units: Annotated[str, typer.Option(help="LSTM units u1,u2.")] = "32,16",
     activation: Annotated[str, typer.Option(help="LSTM activation: tanh or relu.")] = "tanh",
     score: Annotated[str, typer.Option("--score", help="Window score: mean (squared error over the window) or last (last step only).")] = "mean",
+    smooth: Annotated[int, typer.Option(help="Alarm on the mean score of the last K windows (1: no smoothing).")] = 1,
     threshold: Annotated[str | None, typer.Option(help="f1, fbeta:B, pr-cross, precision:P or quantile[:Q]; default f1 with labels, quantile without.")] = None,
     epochs: Annotated[int, typer.Option(help="Most training epochs (early stopping usually ends sooner).")] = 40,
     batch_size: Annotated[int, typer.Option(help="Windows per training batch.")] = 256,
@@ -185,6 +186,7 @@ def train(
             activation=activation,
             lead=lead,
             score_kind=score,
+            smooth=smooth,
             threshold=threshold,
             epochs=epochs,
             batch_size=batch_size,
@@ -279,6 +281,199 @@ def architecture(
         table.add_section()
         table.add_row("total", "", "", f"{model.count_params():,}")
         out.print(table)
+
+
+def _output_kind(output: Path, allowed: tuple[str, ...]) -> str:
+    kind = output.suffix.lower().lstrip(".")
+    if kind not in allowed:
+        raise RareEventError(f"{output}: output must end in {' or '.join('.' + a for a in allowed)}")
+    return kind
+
+
+def _rows_progress(path: Path):  # noqa: ANN202 - a rich Progress
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn(f"[bold]scoring {path.name}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+
+
+def _count_rows(path: Path) -> int:
+    """Data rows of a file, for the progress bar (newlines counted in 1 MiB blocks)."""
+    with open(path, "rb") as fh:
+        return max(sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b"")) - 1, 1)
+
+
+@app.command()
+def score(
+    data: Annotated[Path, typer.Argument(help="New sensor CSV with the trained feature columns (labels optional).")],
+    run: Annotated[str | None, typer.Option(help="Run folder or run name (default: the newest run).")] = None,
+    runs_dir: RunsDir = Path("runs"),
+    output: Annotated[Path | None, typer.Option(help="Write one row per window to this .csv or .json file.")] = None,
+    metrics_out: Annotated[Path | None, typer.Option(help="Write the metrics (needs the label column) to this .json file.")] = None,
+    chunk_rows: Annotated[int, typer.Option(help="Rows read per chunk; memory stays bounded by it.")] = 100_000,
+    fill: FillOption = None,
+    show: Annotated[int, typer.Option(help="Alarm episodes to list (largest peak first).")] = 20,
+) -> None:
+    """Score DATA with a saved run: flag windows at or above the threshold and explain each alarm."""
+    with _errors():
+        _check_fill(fill)
+        from contextlib import nullcontext
+
+        from rareevent.runs import load_run, resolve_run
+        from rareevent.scoring import WindowWriter, score_csv
+        from rareevent.storage import atomic_file
+
+        kind = _output_kind(output, ("csv", "json")) if output else None
+        if metrics_out is not None:
+            _output_kind(metrics_out, ("json",))
+        folder = resolve_run(run, runs_dir)
+        record, detector = load_run(folder)
+        total = _count_rows(data) if Path(data).is_file() and Path(data).stat().st_size > 4 * chunk_rows else None
+        progress = _rows_progress(Path(data))
+        task = progress.add_task("score", total=total)
+        with atomic_file(output) if output else nullcontext() as temp, progress:
+            writer = WindowWriter(temp, kind) if output else None
+            try:
+                result = score_csv(data, record, detector, chunk_rows=chunk_rows, fill=fill, sink=writer, on_progress=lambda n: progress.advance(task, n))
+                summary = {"run": record["name"], "file": str(data), "rows": result.n_rows, "windows": result.n_windows, "flagged": int(result.flagged.sum()), "threshold": result.threshold}
+                if writer:
+                    writer.finish({"alarms": result.alarms, "metrics": result.metrics, "summary": summary})
+            finally:
+                if writer and not writer.handle.closed:
+                    writer.handle.close()
+        if result.columns.ignored:
+            _note(f"ignored column(s) not used by the model: {', '.join(result.columns.ignored)}")
+        if result.n_filled:
+            _note(f"repaired {result.n_filled} blank/NaN cell(s) with --fill {fill}")
+        if metrics_out is not None:
+            if result.metrics is None:
+                raise RareEventError(f"{data}: --metrics-out needs the label column {record['label_column']!r}, which the file does not have")
+            with atomic_file(metrics_out) as temp:
+                temp.write_text(json.dumps({**summary, "metrics": result.metrics}, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        _print_score_summary(summary, result, show, output)
+
+
+def _print_score_summary(summary: dict[str, Any], result: Any, show: int, output: Path | None) -> None:
+    out.print(
+        f"scored [bold]{summary['file']}[/] with run [bold]{summary['run']}[/]: {summary['rows']:,} rows, "
+        f"{summary['windows']:,} windows, {summary['flagged']:,} flagged (threshold {summary['threshold']:.6g}), "
+        f"{len(result.alarms)} alarm episode(s)"
+    )
+    if result.alarms:
+        table = Table(title=f"alarms (top {min(show, len(result.alarms))} by peak error, in time order)")
+        has_time = "start_time" in result.alarms[0]
+        for column in ("start", "end", "windows", "peak error", "top sensors (share of error)"):
+            table.add_column(column, justify="right" if column in ("windows", "peak error") else "left")
+        shown = sorted(sorted(result.alarms, key=lambda a: -a["peak_error"])[:show], key=lambda a: a["start_row"])
+        for alarm in shown:
+            start = f"{alarm['start_time']} (row {alarm['start_row']})" if has_time else f"row {alarm['start_row']}"
+            end = f"{alarm['end_time']} (row {alarm['end_row']})" if has_time else f"row {alarm['end_row']}"
+            table.add_row(start, end, str(alarm["windows"]), f"{alarm['peak_error']:.4g}", alarm["top_features"].replace(";", ", "))
+        out.print(table)
+    if result.metrics:
+        out.print(_metrics_table({"scored file": result.metrics}))
+        lead = _lead_line(result.metrics)
+        if lead:
+            out.print(lead)
+    if output:
+        out.print(f"windows written to {output}")
+
+
+@app.command()
+def encode(
+    data: Annotated[Path, typer.Argument(help="Sensor CSV with the trained feature columns.")],
+    run: Annotated[str | None, typer.Option(help="Run folder or run name (default: the newest run).")] = None,
+    output: Annotated[Path, typer.Option(help="Write row, time and the encoded vector of every window to this .csv or .json file.")] = ...,
+    runs_dir: RunsDir = Path("runs"),
+    chunk_rows: Annotated[int, typer.Option(help="Rows read per chunk.")] = 100_000,
+    fill: FillOption = None,
+) -> None:
+    """Write the encoded vector (length u2) of every window of DATA, for use in other models (ae runs only)."""
+    with _errors():
+        _check_fill(fill)
+        from rareevent.detector import require_bottleneck
+        from rareevent.runs import load_run, read_record, resolve_run
+        from rareevent.scoring import WindowWriter, encode_csv
+        from rareevent.storage import atomic_file
+
+        kind = _output_kind(output, ("csv", "json"))
+        folder = resolve_run(run, runs_dir)
+        require_bottleneck(read_record(folder)["arch"])
+        record, detector = load_run(folder)
+        with atomic_file(output) as temp:
+            writer = WindowWriter(temp, kind)
+            try:
+                n = encode_csv(data, record, detector, writer, chunk_rows=chunk_rows, fill=fill)
+                writer.finish({"run": record["name"], "units": record["units"][1]})
+            finally:
+                writer.handle.close()
+        out.print(f"wrote {n:,} encoded windows x {record['units'][1]} values to {output}")
+
+
+@app.command()
+def report(
+    runs: Annotated[list[str] | None, typer.Argument(help="Run folders or names (default: every run in --runs-dir).")] = None,
+    runs_dir: RunsDir = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Draw the error over time and the PR curve of one run to this .png (needs rareevent[plot]).")] = None,
+) -> None:
+    """Compare saved runs: test metrics, events caught, false alarms, and ae against plain."""
+    with _errors():
+        from rareevent.report import collect, comparisons
+        from rareevent.runs import read_record, resolve_run
+
+        if plot is not None:
+            from rareevent.plot import plot_run
+
+            if runs and len(runs) > 1:
+                raise RareEventError("--plot draws one run; name a single RUN")
+            folder = resolve_run(runs[0] if runs else None, runs_dir)
+            plot_run(folder, read_record(folder), plot)
+            out.print(f"plot of {folder.name} written to {plot}")
+            return
+        summaries, skipped = collect(runs or [], runs_dir)
+        pairs = comparisons(summaries)
+        if as_json:
+            typer.echo(json.dumps({"runs": summaries, "comparisons": pairs, "skipped": skipped}, indent=2, allow_nan=False))
+            return
+        for message in skipped:
+            _warn(f"skipped: {message}")
+        _print_runs_table(summaries)
+        for pair in pairs:
+            _print_comparison(pair)
+
+
+def _print_runs_table(summaries: list[dict[str, Any]]) -> None:
+    table = Table(title="runs (metrics on the test part; valid* where there is none)")
+    for column in ("run", "arch", "T", "units", "params", "threshold", "prec", "recall", "F1", "PR-AUC", "ROC-AUC", "events", "FA/day", "train s"):
+        table.add_column(column, justify="left" if column in ("run", "arch", "threshold") else "right")
+    for row in summaries:
+        fa = row["false_alarms_per_day"] if row["false_alarms_per_day"] is not None else row["false_alarms_per_1000_windows"]
+        events = f"{row['events_detected']}/{row['events']}" if row["events"] is not None else "-"
+        table.add_row(
+            row["name"] + ("*" if row["metrics_part"] == "valid" else ""),
+            row["arch"],
+            str(row["lookback"]),
+            ",".join(map(str, row["units"])),
+            f"{row['parameters']:,}" if row["parameters"] else "-",
+            f"{row['threshold_strategy']}={row['threshold']:.4g}",
+            *(_fmt(row[k]) for k in ("precision", "recall", "f1", "pr_auc", "roc_auc")),
+            events,
+            _fmt(fa, 2),
+            _fmt(row["train_seconds"], 1),
+        )
+    out.print(table)
+
+
+def _print_comparison(pair: dict[str, Any]) -> None:
+    table = Table(title=f"ae vs plain on {Path(pair['input_file']).name}: does the bottleneck help?")
+    table.add_column("metric", style="bold")
+    table.add_column(f"ae ({pair['ae']})", justify="right")
+    table.add_column(f"plain ({pair['plain']})", justify="right")
+    for key, values in pair["metrics"].items():
+        table.add_row(key, _fmt(values["ae"]), _fmt(values["plain"]))
+    out.print(table)
+    if pair["better_f1"]:
+        out.print(f"higher F1: [bold]{pair['better_f1']}[/]")
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from rareevent import scaling, windows
 from rareevent.errors import RareEventError
@@ -41,6 +42,7 @@ class RareEventDetector:
         activation: str = "tanh",
         lead: int = 0,
         score_kind: str = "mean",
+        smooth: int = 1,
         threshold: str | None = None,
         epochs: int = 40,
         batch_size: int = 256,
@@ -54,6 +56,7 @@ class RareEventDetector:
         self.activation = activation
         self.lead = lead
         self.score_kind = score_kind
+        self.smooth = smooth
         self.threshold = threshold
         self.epochs = epochs
         self.batch_size = batch_size
@@ -67,6 +70,7 @@ class RareEventDetector:
             (self.activation in ACTIVATIONS, f"--activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"),
             (self.score_kind in SCORE_KINDS, f"--score must be one of {', '.join(SCORE_KINDS)}, got {self.score_kind!r}"),
             (self.lookback >= 1, f"--lookback must be at least 1, got {self.lookback}"),
+            (self.smooth >= 1, f"--smooth must be at least 1, got {self.smooth}"),
             (self.lead >= 0, f"--lead must be 0 or more, got {self.lead}"),
             (len(self.units) == 2 and min(self.units) >= 1, f"--units must be two positive integers, got {self.units}"),
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
@@ -115,7 +119,7 @@ class RareEventDetector:
         valid_all = windows.sliding_windows(scaling.transform(self.scaler_, X_valid), T)
         self.model_ = self._train(np.ascontiguousarray(train_windows), np.ascontiguousarray(valid_all[valid_clean]), on_epoch)
         self.n_train_windows_ = int(len(train_windows))
-        scores, _ = self._reconstruction_errors(valid_all)
+        scores = self.smooth_scores(self._reconstruction_errors(valid_all)[0])
         self.valid_window_labels_ = None if y_valid is None else windows.window_labels(y_valid, T, self.lead)
         self.threshold_strategy_ = str(strategy)
         self.threshold_ = choose_threshold(strategy, scores, self.valid_window_labels_, valid_clean)
@@ -157,21 +161,48 @@ class RareEventDetector:
         errors = np.empty((len(scaled_windows), scaled_windows.shape[2]), np.float32)
         for start in range(0, len(scaled_windows), PREDICT_BATCH):  # one step per batch of windows
             batch = np.ascontiguousarray(scaled_windows[start : start + PREDICT_BATCH])
-            squared = np.square(batch - self.model_.predict_on_batch(batch))
+            squared = np.square(batch - self._predict(batch))
             errors[start : start + len(batch)] = squared[:, -1, :] if self.score_kind == "last" else squared.mean(axis=1)
         return errors.mean(axis=1), errors
+
+    def _predict(self, batch: np.ndarray) -> np.ndarray:
+        """Reconstruct one batch, padded to a power of two so the compiled step is reused."""
+        size = max(64, 1 << (len(batch) - 1).bit_length())
+        padded = np.zeros((size, *batch.shape[1:]), np.float32)
+        padded[: len(batch)] = batch
+        return np.asarray(self.model_.predict_on_batch(padded))[: len(batch)]
 
     def score_windows(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scores of all windows of the ``(n, F)`` rows ``X``, and per-feature errors."""
         return self._reconstruction_errors(windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback))
 
+    def smooth_scores(self, raw: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+        """Trailing mean of each window's raw score and the ``smooth - 1`` before it.
+
+        ``previous`` holds raw scores of the windows just before ``raw`` (from
+        an earlier chunk); at the very start the mean is over fewer windows.
+        Each mean is taken over the same values in the same order however the
+        series is cut into chunks, so chunked scoring gives identical results.
+        """
+        k = self.smooth
+        if k <= 1:
+            return raw
+        before = np.full(k - 1, np.nan) if previous is None else np.concatenate([np.full(k - 1, np.nan), previous])[-(k - 1) :]
+        series = np.concatenate([before, np.asarray(raw, dtype=np.float64)])
+        return np.nanmean(sliding_window_view(series, k), axis=1).astype(np.float32)
+
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """0/1 flag of every window of ``X``: score at or above ``threshold_``."""
-        return (self.score_windows(X)[0] >= self.threshold_).astype(np.int8)
+        """0/1 flag of every window of ``X``: smoothed score at or above ``threshold_``."""
+        return (self.smooth_scores(self.score_windows(X)[0]) >= self.threshold_).astype(np.int8)
 
     def encode(self, X: np.ndarray) -> np.ndarray:
         """The encoded vector (length ``units[1]``) of every window; ``ae`` only."""
-        if self.arch != "ae":
-            raise RareEventError(f"a {self.arch!r} model has no encoded vector: only 'ae' runs have a bottleneck")
+        require_bottleneck(self.arch)
         scaled = windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback)
         return encoder(self.model_).predict(np.ascontiguousarray(scaled), batch_size=PREDICT_BATCH, verbose=0)
+
+
+def require_bottleneck(arch: str) -> None:
+    """Refuse to encode with a model that has no encoded vector."""
+    if arch != "ae":
+        raise RareEventError(f"a {arch!r} run has no encoded vector: only 'ae' runs have a bottleneck", hint="train with --arch ae")

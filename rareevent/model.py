@@ -20,6 +20,7 @@ so on first use, so the CLI starts fast.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -51,6 +52,7 @@ def import_keras():  # noqa: ANN201 - returns the keras module
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return keras
 
 

@@ -125,6 +125,7 @@ def validate_record(record: Any, path: Path) -> None:
         "units": lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(u) and u >= 1 for u in v),
         "activation": lambda v: v in ACTIVATIONS,
         "score_kind": lambda v: v in SCORE_KINDS,
+        "smooth": lambda v: _is_int(v) and 1 <= v <= 100_000,
         "threshold": _is_number,
         "threshold_strategy": lambda v: isinstance(v, str),
         "features": lambda v: isinstance(v, list) and n >= 1 and all(isinstance(f, str) and f for f in v) and len(set(v)) == n,
@@ -153,6 +154,7 @@ def load_run(folder: str | Path) -> tuple[dict[str, Any], RareEventDetector]:
         activation=record["activation"],
         lead=record["lead"],
         score_kind=record["score_kind"],
+        smooth=record["smooth"],
         threshold=record["threshold_strategy"],
         seed=record.get("seed", 0),
     )

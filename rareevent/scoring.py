@@ -10,6 +10,7 @@ flag and label per window, and the per-sensor errors of flagged windows only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from rareevent import windows
-from rareevent.detector import PREDICT_BATCH, RareEventDetector
+from rareevent.detector import PREDICT_BATCH, RareEventDetector, require_bottleneck
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, SensorData, columns_for_model, read_frames, sniff, validate_frame
 from rareevent.metrics import evaluate
@@ -143,6 +144,7 @@ def score_csv(
     names = list(record["features"])
     errors, flags, ends, labels_rows, times, flagged_features = [], [], [], [], [], []
     result: ScoreResult | None = None
+    previous_raw: np.ndarray | None = None
     n_rows = n_filled = 0
     for block, buffer, ready in iter_blocks(path, trained, T, chunk_rows, fill):
         if result is None:
@@ -157,8 +159,10 @@ def score_csv(
             on_progress(len(block))
         if ready == 0:
             continue
-        used = buffer.X[: ready + T - 1]
-        score, feature_errors = detector.score_windows(used)
+        raw, feature_errors = detector.score_windows(buffer.X[: ready + T - 1])
+        score = detector.smooth_scores(raw, previous_raw)
+        if detector.smooth > 1:
+            previous_raw = np.concatenate([previous_raw, raw] if previous_raw is not None else [raw])[-(detector.smooth - 1) :]
         flagged = score >= detector.threshold_
         end_index = np.arange(T - 1, T - 1 + ready)
         errors.append(score)
@@ -220,3 +224,66 @@ def _time_text(value: Any) -> str | float:
     if isinstance(value, np.datetime64):
         return str(pd.Timestamp(value))
     return float(value)
+
+
+class WindowWriter:
+    """Stream per-window output to ``.csv`` or ``.json`` as blocks arrive.
+
+    The JSON form is one object: ``{"windows": [...], "alarms": [...],
+    "metrics": ..., "summary": ...}``; its tail is written by :meth:`finish`.
+    """
+
+    def __init__(self, path: Path, kind: str) -> None:
+        if kind not in ("csv", "json"):
+            raise RareEventError(f"{path}: --output must end in .csv or .json")
+        self.kind = kind
+        self.handle = open(path, "w", encoding="utf-8", newline="")
+        self.first = True
+        if kind == "json":
+            self.handle.write('{"windows": [')
+
+    def __call__(self, frame: pd.DataFrame) -> None:
+        if self.kind == "csv":
+            frame.to_csv(self.handle, header=self.first, index=False)
+        else:
+            body = frame.to_json(orient="records", date_format="iso", double_precision=15)[1:-1]
+            if body:
+                self.handle.write(("" if self.first else ",") + body)
+        self.first = False
+
+    def finish(self, tail: dict[str, Any] | None = None) -> None:
+        """Close the file, ending the JSON object with ``tail``'s keys."""
+        if self.kind == "json":
+            self.handle.write("]")
+            for key, value in (tail or {}).items():
+                self.handle.write(f", {json.dumps(key)}: {json.dumps(value, allow_nan=False)}")
+            self.handle.write("}\n")
+        self.handle.close()
+
+
+def encode_csv(
+    path: str | Path,
+    record: dict[str, Any],
+    detector: RareEventDetector,
+    sink: WindowSink,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    fill: str | None = None,
+) -> int:
+    """Send the encoded vector of every window of ``path`` to ``sink``; return the window count."""
+    require_bottleneck(detector.arch)
+    trained = Columns(features=record["features"], time=record["time_column"], label=record["label_column"])
+    T = detector.lookback
+    total = 0
+    for _, buffer, ready in iter_blocks(path, trained, T, chunk_rows, fill):
+        if ready == 0:
+            continue
+        codes = detector.encode(buffer.X[: ready + T - 1])
+        end_index = np.arange(T - 1, T - 1 + ready)
+        out: dict[str, Any] = {"row": buffer.rows[end_index]}
+        if buffer.time is not None:
+            out["time"] = buffer.time[end_index]
+        out.update({f"e{i}": codes[:, i] for i in range(codes.shape[1])})
+        sink(pd.DataFrame(out))
+        total += ready
+        buffer.drop_first(ready)
+    return total

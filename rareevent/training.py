@@ -65,7 +65,7 @@ def train(
     parts = {"valid": _scored_part(detector, data, splits["valid"], valid_scores)}
     test_start, test_stop = splits["test"]
     if test_stop - test_start >= detector.lookback:
-        test_scores, _ = detector.score_windows(data.X[part["test"]])
+        test_scores = detector.smooth_scores(detector.score_windows(data.X[part["test"]])[0])
         parts["test"] = _scored_part(detector, data, splits["test"], test_scores)
     metrics = {key: _metrics(detector, data, splits[key], columns) for key, columns in parts.items()}
     metrics.setdefault("test", None)
@@ -142,6 +142,7 @@ def _record(
         "units": list(detector.units),
         "activation": detector.activation,
         "score_kind": detector.score_kind,
+        "smooth": detector.smooth,
         "parameters": int(detector.model_.count_params()),
         "features": list(columns.features),
         "time_column": columns.time,

@@ -1,0 +1,61 @@
+"""Shared fixtures: small synthetic sensor files and tiny trained runs.
+
+Models in tests are tiny (units 4,2, lookback 3, 2-3 epochs) so that the
+whole suite runs in a few minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+TINY = ["--lookback", "3", "--units", "4,2", "--epochs", "2", "--batch-size", "64"]
+
+
+def synthetic_frame(n: int = 600, seed: int = 0, events: tuple[int, ...] = (150, 400, 530), length: int = 6) -> pd.DataFrame:
+    """Three correlated sensors with a daily-like cycle; events break the relation strongly."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    base = np.sin(2 * np.pi * t / 48)
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2026-01-01", periods=n, freq="min").strftime("%Y-%m-%d %H:%M:%S"),
+            "s1": base + 0.05 * rng.standard_normal(n),
+            "s2": 2 * base + 1 + 0.05 * rng.standard_normal(n),
+            "s3": -base + 0.05 * rng.standard_normal(n),
+            "label": 0,
+        }
+    )
+    for start in events:
+        frame.loc[start : start + length - 1, "label"] = 1
+        frame.loc[start : start + length - 1, "s2"] += 6.0
+        frame.loc[start : start + length - 1, "s3"] -= 4.0
+    return frame
+
+
+@pytest.fixture(scope="session")
+def sensor_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "sensors.csv"
+    synthetic_frame().to_csv(path, index=False, float_format="%.5f")
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory: pytest.TempPathFactory, sensor_csv: Path) -> dict[str, Path]:
+    """One tiny ``ae`` and one tiny ``plain`` run trained through the library, in one runs dir."""
+    from rareevent.detector import RareEventDetector
+    from rareevent.training import save, train
+
+    runs_dir = tmp_path_factory.mktemp("runs")
+    folders = {}
+    for arch in ("ae", "plain"):
+        detector = RareEventDetector(arch=arch, lookback=3, units=(4, 2), epochs=3, batch_size=64, seed=0)
+        result = train(sensor_csv, detector, name=f"tiny-{arch}")
+        folders[arch] = save(result, runs_dir)
+    return folders

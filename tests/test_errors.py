@@ -1,0 +1,408 @@
+"""Bad input: every failing command gives exit code 2 and one ``error:`` line, and writes nothing.
+
+Each case of :func:`test_bad_input` builds its inputs in ``tmp_path`` (a copy
+of a trained run under ``runs/``, data files under ``data/``, an empty
+``out/`` for outputs), invokes the CLI in-process and checks
+
+* exit code 2,
+* exactly one non-empty stderr line, starting with ``error:`` and holding
+  the expected fragments (file name, column, ``line N``, hint),
+* no traceback anywhere,
+* ``tmp_path`` byte-for-byte as before: no run folder, no hidden ``.tmp-*``
+  entry, no output file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import TINY, synthetic_frame
+from rareevent.cli.main import app
+
+RAREEVENT = Path(sys.executable).parent / "rareevent"
+GOOD_TEXT = synthetic_frame().to_csv(index=False, float_format="%.5f")
+GOOD_LINES = GOOD_TEXT.splitlines()  # GOOD_LINES[n - 1] is file line n; line 1 is the header
+COLUMNS = GOOD_LINES[0].split(",")  # timestamp, s1, s2, s3, label
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def snapshot(root: Path) -> dict[str, str | None]:
+    """Every entry under ``root`` (hidden ones included) with a hash of its bytes."""
+    found: dict[str, str | None] = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            found[os.path.relpath(os.path.join(folder, name), root)] = None
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as fh:
+                found[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
+    return found
+
+
+def has_fragment(text: str, fragment: str) -> bool:
+    """``fragment`` in ``text``, not followed by another digit (``line 8`` must not match ``line 80``)."""
+    return re.search(re.escape(fragment) + r"(?!\d)", text) is not None
+
+
+def assert_one_error_line(stdout: str, stderr: str, fragments: tuple[str, ...] = ()) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one stderr line, got {lines!r}"
+    line = lines[0]
+    assert line.startswith("error: "), line
+    for fragment in fragments:
+        assert has_fragment(line, fragment), f"{fragment!r} missing from {line!r}"
+    assert "Traceback" not in stdout + stderr
+    return line
+
+
+def edit(line: int, column: str, value: str, lines: list[str] | None = None) -> str:
+    """The good CSV text with the cell ``column`` of file line ``line`` set to ``value``."""
+    lines = list(GOOD_LINES if lines is None else lines)
+    cells = lines[line - 1].split(",")
+    cells[COLUMNS.index(column)] = value
+    lines[line - 1] = ",".join(cells)
+    return "\n".join(lines) + "\n"
+
+
+def with_line(line: int, text: str) -> str:
+    lines = list(GOOD_LINES)
+    lines[line - 1] = text
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Case:
+    """One bad-input case: a command line built in ``tmp_path`` and what the error must say."""
+
+    id: str
+    build: Callable[[Path], list[str]]
+    fragments: tuple[str, ...]
+    xfail: str | None = None
+
+
+def data(tmp: Path, name: str, content: str | bytes) -> str:
+    path = tmp / "data" / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return f"data/{name}"
+
+
+def train_cmd(path: str, *extra: str) -> list[str]:
+    return ["train", path, *TINY, "--runs-dir", "runs", *extra]
+
+
+def score_cmd(path: str, *extra: str, run: str = "runs/tiny-ae") -> list[str]:
+    return ["score", path, "--run", run, "--runs-dir", "runs", "--output", "out/windows.csv", *extra]
+
+
+def encode_cmd(path: str, *extra: str, run: str = "runs/tiny-ae") -> list[str]:
+    return ["encode", path, "--run", run, "--runs-dir", "runs", "--output", "out/codes.csv", *extra]
+
+
+def good(tmp: Path) -> str:
+    return data(tmp, "good.csv", GOOD_TEXT)
+
+
+def latin1_late(tmp: Path) -> str:
+    """A non-UTF-8 byte beyond the first 64 KiB (line 2501), found by the reader, not the sniffer."""
+    lines = synthetic_frame(n=3000).to_csv(index=False, float_format="%.5f").splitlines()
+    cells = lines[2500].split(",")
+    cells[1] = "caf\xe9"
+    lines[2500] = ",".join(cells)
+    return data(tmp, "late.csv", ("\n".join(lines) + "\n").encode("latin-1"))
+
+
+def corrupt_run(change: Callable[[Path], None], command: Callable[..., list[str]] = score_cmd) -> Callable[[Path], list[str]]:
+    """Damage the run copy ``runs/tiny-ae`` with ``change``, then score (or encode) a good file with it."""
+
+    def build(tmp: Path) -> list[str]:
+        change(tmp / "runs" / "tiny-ae")
+        return command(good(tmp))
+
+    return build
+
+
+def set_record(**fields: object) -> Callable[[Path], None]:
+    def change(folder: Path) -> None:
+        record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        record.update(fields)
+        (folder / "run.json").write_text(json.dumps(record), encoding="utf-8")
+
+    return change
+
+
+def truncate_model(folder: Path) -> None:
+    blob = (folder / "model.keras").read_bytes()
+    (folder / "model.keras").write_bytes(blob[: len(blob) // 2])
+
+
+RAGGED_LONG = with_line(11, GOOD_LINES[10] + ",7")
+RAGGED_SHORT = with_line(11, ",".join(GOOD_LINES[10].split(",")[:3]))
+NO_LABEL = synthetic_frame().drop(columns=["label"]).to_csv(index=False, float_format="%.5f")
+
+CASES = [
+    # ------------------------------------------------------------ train: the file itself
+    Case("train-missing-file", lambda t: train_cmd("data/missing.csv"), ("missing.csv", "not found")),
+    Case("train-folder-as-file", lambda t: train_cmd("data"), ("data", "folder")),
+    Case("train-empty-file", lambda t: train_cmd(data(t, "empty.csv", "")), ("empty.csv", "empty")),
+    Case("train-header-only", lambda t: train_cmd(data(t, "header.csv", GOOD_LINES[0] + "\n")), ("header.csv", "no data rows")),
+    Case(
+        "train-fewer-rows-than-window",
+        lambda t: train_cmd(data(t, "few.csv", "\n".join(GOOD_LINES[:3]) + "\n")),
+        ("few.csv", "lookback 3"),
+        xfail="the error does not name the file: 'error: the train part has 2 rows, fewer than one window of lookback 3 ...'",
+    ),
+    Case(
+        "train-too-few-rows-for-validation",
+        lambda t: train_cmd(data(t, "short.csv", "\n".join(GOOD_LINES[:13]) + "\n")),
+        ("short.csv", "lookback 3"),
+        xfail="the error does not name the file: 'error: the validation part has 2 rows, fewer than one window of lookback 3 ...'",
+    ),
+    Case(
+        "train-ragged-row-extra-field",
+        lambda t: train_cmd(data(t, "ragged.csv", RAGGED_LONG)),
+        ("ragged.csv", "line 11", "fields"),
+        xfail="a row with one field too many is accepted silently (exit 0, a run is saved): read_csv(usecols=...) drops the extra field",
+    ),
+    Case(
+        "train-ragged-row-missing-field",
+        lambda t: train_cmd(data(t, "ragged_short.csv", RAGGED_SHORT)),
+        ("ragged_short.csv", "line 11", "fields"),
+        xfail="a row with fields missing is reported as \"blank or NaN value in column 's3' at line 11\" with a --fill hint, so --fill would silently 'repair' a broken row",
+    ),
+    Case("train-duplicate-column", lambda t: train_cmd(data(t, "dup.csv", with_line(1, "timestamp,s1,s1,s3,label"))), ("dup.csv", "'s1'", "line 1")),
+    Case("train-non-numeric-text", lambda t: train_cmd(data(t, "text.csv", edit(8, "s2", "abc"))), ("text.csv", "'s2'", "line 8", "'abc'")),
+    Case("train-blank-cell", lambda t: train_cmd(data(t, "blank.csv", edit(10, "s1", ""))), ("blank.csv", "'s1'", "line 10", "hint: repair with --fill")),
+    Case("train-nan-cell", lambda t: train_cmd(data(t, "nan.csv", edit(10, "s3", "NaN"))), ("nan.csv", "'s3'", "line 10", "--fill")),
+    Case("train-inf", lambda t: train_cmd(data(t, "inf.csv", edit(12, "s1", "inf"))), ("inf.csv", "'s1'", "line 12", "infinite")),
+    Case("train-minus-inf", lambda t: train_cmd(data(t, "minf.csv", edit(12, "s2", "-inf"))), ("minf.csv", "'s2'", "line 12", "infinite")),
+    Case("train-label-not-0-1", lambda t: train_cmd(data(t, "label2.csv", edit(14, "label", "2"))), ("label2.csv", "'label'", "line 14", "0 or 1")),
+    Case("train-label-text", lambda t: train_cmd(data(t, "labelyes.csv", edit(14, "label", "yes"))), ("labelyes.csv", "'label'", "line 14", "'yes'")),
+    Case("train-unknown-label", lambda t: train_cmd(good(t), "--label", "event"), ("good.csv", "--label", "'event'", "hint: columns are")),
+    Case("train-unknown-time", lambda t: train_cmd(good(t), "--time", "when"), ("good.csv", "--time", "'when'", "hint: columns are")),
+    Case("train-unknown-drop", lambda t: train_cmd(good(t), "--drop", "s1,s9"), ("good.csv", "--drop", "'s9'", "hint: columns are")),
+    Case("train-time-unparseable", lambda t: train_cmd(data(t, "timebad.csv", edit(16, "timestamp", "noon-ish"))), ("timebad.csv", "'timestamp'", "line 16", "'noon-ish'")),
+    Case("train-time-backwards", lambda t: train_cmd(data(t, "timeback.csv", edit(16, "timestamp", "2025-12-31 00:00:00"))), ("timeback.csv", "'timestamp'", "line 16", "backwards")),
+    Case("train-time-repeats", lambda t: train_cmd(data(t, "timerep.csv", edit(16, "timestamp", GOOD_LINES[14].split(",")[0]))), ("timerep.csv", "'timestamp'", "line 16", "repeats")),
+    Case("train-pipe-delimiter", lambda t: train_cmd(data(t, "pipe.csv", GOOD_TEXT.replace(",", "|"))), ("pipe.csv", "one column", "hint:")),
+    Case("train-binary", lambda t: train_cmd(data(t, "image.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))), ("image.csv", "binary")),
+    Case("train-not-utf8", lambda t: train_cmd(data(t, "latin1.csv", edit(21, "s1", "caf\xe9").encode("latin-1"))), ("latin1.csv", "line 21", "UTF-8", "hint:")),
+    Case("train-not-utf8-after-64k", lambda t: train_cmd(latin1_late(t)), ("late.csv", "line 2501", "UTF-8")),
+    Case("train-no-feature-columns", lambda t: train_cmd(good(t), "--drop", "s1,s2,s3"), ("good.csv", "no feature columns")),
+    Case("train-threshold-f1-without-labels", lambda t: train_cmd(data(t, "nolabel.csv", NO_LABEL), "--threshold", "f1"), ("f1", "label", "hint:")),
+    Case(
+        "train-threshold-f1-no-positive-validation-window",
+        lambda t: train_cmd(data(t, "oneevent.csv", synthetic_frame(events=(150,)).to_csv(index=False, float_format="%.5f")), "--threshold", "f1"),
+        ("--threshold f1", "positive", "validation", "hint:"),
+    ),
+    Case("train-bad-fill-method", lambda t: train_cmd(good(t), "--fill", "mean"), ("--fill", "'mean'", "ffill")),
+    Case("train-name-exists", lambda t: train_cmd(good(t), "--name", "tiny-ae"), ("tiny-ae", "already exists", "--overwrite")),
+    Case("train-runs-dir-is-a-file", lambda t: ["train", good(t), *TINY, "--runs-dir", good(t)], ("good.csv", "--runs-dir")),
+    # ------------------------------------------------------------ score: the data file
+    Case("score-missing-file", lambda t: score_cmd("data/missing.csv"), ("missing.csv", "not found")),
+    Case("score-missing-trained-columns", lambda t: score_cmd(data(t, "two.csv", synthetic_frame().drop(columns=["s2", "s3"]).to_csv(index=False))), ("two.csv", "s2", "s3")),
+    Case("score-fewer-rows-than-window", lambda t: score_cmd(data(t, "few.csv", "\n".join(GOOD_LINES[:3]) + "\n")), ("few.csv", "at least 3 rows")),
+    Case("score-blank-cell-in-later-chunk", lambda t: score_cmd(data(t, "blank.csv", edit(301, "s2", "")), "--chunk-rows", "50"), ("blank.csv", "'s2'", "line 301", "--fill")),
+    Case("score-time-repeats-across-chunks", lambda t: score_cmd(data(t, "rep.csv", edit(52, "timestamp", GOOD_LINES[50].split(",")[0])), "--chunk-rows", "50"), ("rep.csv", "line 52", "repeats")),
+    Case("score-label-not-0-1", lambda t: score_cmd(data(t, "label2.csv", edit(99, "label", "-1"))), ("label2.csv", "'label'", "line 99")),
+    Case("score-not-utf8-after-64k", lambda t: score_cmd(latin1_late(t), "--chunk-rows", "100"), ("late.csv", "line 2501", "UTF-8")),
+    Case(
+        "score-ragged-row-extra-field",
+        lambda t: score_cmd(data(t, "ragged.csv", RAGGED_LONG)),
+        ("ragged.csv", "line 11", "fields"),
+        xfail="a row with one field too many is scored silently (exit 0, output written)",
+    ),
+    Case(
+        "score-metrics-out-without-label",
+        lambda t: score_cmd(data(t, "nolabel.csv", NO_LABEL), "--metrics-out", "out/metrics.json"),
+        ("nolabel.csv", "'label'", "--metrics-out"),
+        xfail="the error comes after --output out/windows.csv was written: the failing command leaves an output file",
+    ),
+    Case("score-output-wrong-suffix", lambda t: ["score", good(t), "--run", "runs/tiny-ae", "--output", "out/windows.txt"], ("windows.txt", ".csv")),
+    # ------------------------------------------------------------ score: the run folder
+    Case("score-run-not-found", lambda t: score_cmd(good(t), run="runs/nope"), ("nope", "not found")),
+    Case("score-no-runs-at-all", lambda t: ["score", good(t), "--runs-dir", "empty-runs"], ("empty-runs", "no runs", "hint:")),
+    Case("score-run-json-not-json", corrupt_run(lambda f: (f / "run.json").write_text("{not json", encoding="utf-8")), ("run.json", "not valid JSON")),
+    Case("score-run-json-missing", corrupt_run(lambda f: (f / "run.json").unlink()), ("tiny-ae", "run.json")),
+    Case("score-format-version-newer", corrupt_run(set_record(format_version=99)), ("run.json", "99", "newer", "hint: upgrade")),
+    Case("score-run-json-bad-field", corrupt_run(set_record(lookback="three")), ("run.json", "'lookback'")),
+    Case("score-model-garbage", corrupt_run(lambda f: (f / "model.keras").write_bytes(b"not a zip archive" * 64)), ("model.keras", "not a readable Keras model")),
+    Case("score-model-truncated", corrupt_run(truncate_model), ("model.keras", "not a readable Keras model")),
+    Case("score-model-missing", corrupt_run(lambda f: (f / "model.keras").unlink()), ("model.keras", "missing")),
+    # ------------------------------------------------------------ encode
+    Case("encode-missing-trained-columns", lambda t: encode_cmd(data(t, "two.csv", synthetic_frame().drop(columns=["s1"]).to_csv(index=False))), ("two.csv", "s1")),
+    Case("encode-nan-cell", lambda t: encode_cmd(data(t, "nan.csv", edit(40, "s3", "nan"))), ("nan.csv", "'s3'", "line 40")),
+    Case("encode-non-numeric", lambda t: encode_cmd(data(t, "text.csv", edit(41, "s1", "1;5"))), ("text.csv", "'s1'", "line 41")),
+    Case("encode-plain-run", lambda t: encode_cmd(good(t), run="runs/tiny-plain"), ("'plain'", "hint:")),
+    Case("encode-model-garbage", corrupt_run(lambda f: (f / "model.keras").write_bytes(b"PK\x03\x04garbage"), encode_cmd), ("model.keras", "not a readable Keras model")),
+    Case("encode-run-not-found", lambda t: encode_cmd(good(t), run="runs/nope"), ("nope", "not found")),
+]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, trained_runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``tmp_path`` as the working folder, holding ``runs/tiny-ae``, ``runs/tiny-plain``, ``data/``, ``out/``."""
+    shutil.copytree(trained_runs["ae"], tmp_path / "runs" / "tiny-ae")
+    shutil.copytree(trained_runs["plain"], tmp_path / "runs" / "tiny-plain")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "out").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else []) for c in CASES],
+)
+def test_bad_input(case: Case, workdir: Path) -> None:
+    args = case.build(workdir)
+    before = snapshot(workdir)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, (result.exit_code, result.stdout[-2000:], result.stderr)
+    assert_one_error_line(result.stdout, result.stderr, case.fragments)
+    assert snapshot(workdir) == before, "the failing command changed files under the working folder"
+
+
+# ---------------------------------------------------------------- things that must simply work
+
+
+@pytest.mark.parametrize("variant", ["bom", "crlf", "bom+crlf"])
+def test_bom_and_crlf_train_and_score(variant: str, workdir: Path) -> None:
+    text = GOOD_TEXT.replace("\n", "\r\n") if "crlf" in variant else GOOD_TEXT
+    raw = (b"\xef\xbb\xbf" if "bom" in variant else b"") + text.encode("utf-8")
+    path = data(workdir, "windows-export.csv", raw)
+    result = CliRunner().invoke(app, train_cmd(path, "--name", "exported"))
+    assert result.exit_code == 0, result.stderr
+    record = json.loads((workdir / "runs" / "exported" / "run.json").read_text(encoding="utf-8"))
+    assert record["features"] == ["s1", "s2", "s3"]
+    assert record["time_column"] == "timestamp"  # the BOM is not glued to the first name
+    assert record["label_column"] == "label"
+    assert record["metrics"]["test"] is not None
+    scored = CliRunner().invoke(app, ["score", path, "--run", "runs/exported", "--output", "out/w.csv"])
+    assert scored.exit_code == 0, scored.stderr
+    assert (workdir / "out" / "w.csv").is_file()
+
+
+FILL_LINES = {(20, "s1"), (21, "s2"), (300, "s3")}  # three blank cells in three rows
+
+
+def blanks_text() -> str:
+    lines = list(GOOD_LINES)
+    for line, column in FILL_LINES:
+        cells = lines[line - 1].split(",")
+        cells[COLUMNS.index(column)] = ""
+        lines[line - 1] = ",".join(cells)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("method", ["ffill", "interpolate", "drop"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "train",
+        "score",
+        pytest.param("encode", marks=pytest.mark.xfail(strict=True, reason="encode --fill repairs cells but never reports how many")),
+    ],
+)
+def test_fill_repairs_and_reports_count(command: str, method: str, workdir: Path) -> None:
+    path = data(workdir, "gaps.csv", blanks_text())
+    args = {
+        "train": train_cmd(path, "--name", "filled"),
+        "score": score_cmd(path, "--chunk-rows", "50"),
+        "encode": encode_cmd(path, "--chunk-rows", "50"),
+    }[command]
+    result = CliRunner().invoke(app, [*args, "--fill", method])
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert re.search(rf"repaired {len(FILL_LINES)}\b", result.stdout + result.stderr), (result.stdout[-500:], result.stderr)
+    if command == "train":
+        record = json.loads((workdir / "runs" / "filled" / "run.json").read_text(encoding="utf-8"))
+        assert record["filled_cells"] == len(FILL_LINES)
+        assert record["fill"] == method
+
+
+# ---------------------------------------------------------------- --debug and unexpected errors
+
+
+def test_debug_prints_traceback_for_data_error(workdir: Path) -> None:
+    result = CliRunner().invoke(app, ["--debug", "train", "data/missing.csv", "--runs-dir", "runs"])
+    assert result.exit_code == 2
+    assert "Traceback" in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: ") and "missing.csv" in lines[-1]
+    assert sum(line.startswith("error:") for line in lines) == 1
+
+
+def test_unexpected_error_is_exit_1_one_line_traceback_only_with_debug(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom in the loader")
+
+    monkeypatch.setattr("rareevent.training.load_csv", boom)
+    path = good(workdir)
+    before = snapshot(workdir)
+    result = CliRunner().invoke(app, train_cmd(path))
+    assert result.exit_code == 1
+    line = assert_one_error_line(result.stdout, result.stderr, ("RuntimeError", "boom in the loader"))
+    assert "--debug" in line
+    debug = CliRunner().invoke(app, ["--debug", *train_cmd(path)])
+    assert debug.exit_code == 1
+    assert "Traceback" in debug.stderr and "boom in the loader" in debug.stderr
+    assert snapshot(workdir) == before
+
+
+# ---------------------------------------------------------------- usage errors through the real entry point
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(RAREEVENT), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("train", "--bogus"), "--bogus"),
+        (("train",), "Missing argument"),
+        (("train", "data.csv", "--epochs", "many"), "--epochs"),
+        (("score", "data.csv", "--chunk-rows", "1.5"), "--chunk-rows"),
+        (("frobnicate",), "frobnicate"),
+        (("--bogus-global",), "--bogus-global"),
+    ],
+    ids=["unknown-option", "missing-argument", "bad-int", "bad-int-score", "unknown-command", "unknown-global-option"],
+)
+def test_usage_errors_via_entry_point(args: tuple[str, ...], fragment: str, tmp_path: Path) -> None:
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert_one_error_line(result.stdout, result.stderr, (fragment,))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.xfail(strict=True, reason="bare `rareevent` prints the help and then an empty 'error:  (see --help)' line")
+def test_bare_command_prints_help_without_empty_error(tmp_path: Path) -> None:
+    result = run_cli(cwd=tmp_path)
+    assert "Usage" in result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert all(re.sub(r"\(see --help\)", "", line[len("error:") :]).strip() for line in errors), errors
+
+
+def test_data_error_via_entry_point(tmp_path: Path) -> None:
+    (tmp_path / "dup.csv").write_text(with_line(1, "timestamp,s1,s2,s2,label"), encoding="utf-8")
+    result = run_cli("train", "dup.csv", *TINY, "--runs-dir", "runs", cwd=tmp_path)
+    assert result.returncode == 2
+    assert_one_error_line(result.stdout, result.stderr, ("dup.csv", "'s2'", "line 1"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dup.csv"]

@@ -1,0 +1,181 @@
+"""Atomic file and folder writes, and clean-up of stale temporaries."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rareevent.errors import RareEventError
+from rareevent.storage import TEMP_PREFIX, atomic_file, atomic_folder, remove_stale_temporaries
+
+
+def temporaries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(TEMP_PREFIX))
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+# ---------------------------------------------------------------- atomic_file
+
+
+def test_atomic_file_replaces_on_success(tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    target.write_text("old\n")
+    with atomic_file(target) as temp:
+        assert temp != target
+        assert temp.parent == tmp_path
+        assert temp.name.startswith(f"{TEMP_PREFIX}{os.getpid()}-")
+        temp.write_text("new\n")
+        assert target.read_text() == "old\n"  # not visible until the end
+    assert target.read_text() == "new\n"
+    assert temporaries(tmp_path) == []
+
+
+def test_atomic_file_creates_a_new_file(tmp_path: Path) -> None:
+    target = tmp_path / "fresh.json"
+    with atomic_file(target) as temp:
+        temp.write_bytes(b"{}")
+    assert target.read_bytes() == b"{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.json"]
+
+
+@pytest.mark.parametrize("error", [ValueError("boom"), KeyboardInterrupt()])
+def test_atomic_file_keeps_old_file_when_body_raises(tmp_path: Path, error: BaseException) -> None:
+    target = tmp_path / "out.csv"
+    target.write_text("old\n")
+    with pytest.raises(type(error)):
+        with atomic_file(target) as temp:
+            temp.write_text("half-writ")
+            raise error
+    assert target.read_text() == "old\n"
+    assert temporaries(tmp_path) == []
+
+
+def test_atomic_file_failure_without_old_file_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError):
+        with atomic_file(tmp_path / "out.csv") as temp:
+            temp.write_text("x")
+            raise RuntimeError
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_file_refuses_folder_and_missing_parent(tmp_path: Path) -> None:
+    with pytest.raises(RareEventError, match="is a folder"):
+        with atomic_file(tmp_path):
+            pass
+    with pytest.raises(RareEventError, match="folder not found for output out.csv"):
+        with atomic_file(tmp_path / "missing" / "out.csv"):
+            pass
+
+
+# ---------------------------------------------------------------- atomic_folder
+
+
+def make_run(folder: Path, text: str) -> None:
+    folder.mkdir()
+    (folder / "run.json").write_text(text)
+
+
+def test_atomic_folder_creates_target(tmp_path: Path) -> None:
+    target = tmp_path / "runs" / "r1"  # parents are created
+    with atomic_folder(target) as temp:
+        assert temp.is_dir()
+        assert not target.exists()
+        (temp / "run.json").write_text("new")
+    assert (target / "run.json").read_text() == "new"
+    assert temporaries(target.parent) == []
+
+
+def test_atomic_folder_refuses_existing_without_overwrite(tmp_path: Path) -> None:
+    target = tmp_path / "r1"
+    make_run(target, "old")
+    with pytest.raises(RareEventError, match="already exists") as info:
+        with atomic_folder(target) as temp:
+            (temp / "run.json").write_text("new")
+    assert "--overwrite" in str(info.value)
+    assert (target / "run.json").read_text() == "old"
+    assert temporaries(tmp_path) == []
+
+
+def test_atomic_folder_overwrite_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "r1"
+    make_run(target, "old")
+    (target / "stale.csv").write_text("gone after overwrite")
+    with atomic_folder(target, overwrite=True) as temp:
+        (temp / "run.json").write_text("new")
+        assert (target / "run.json").read_text() == "old"  # old one stays until the end
+    assert sorted(p.name for p in target.iterdir()) == ["run.json"]
+    assert (target / "run.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r1"]
+
+
+@pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_atomic_folder_body_raising_keeps_old_and_leaves_no_temp(tmp_path: Path, error: BaseException, overwrite: bool) -> None:
+    target = tmp_path / "r1"
+    if overwrite:
+        make_run(target, "old")
+    with pytest.raises(type(error)):
+        with atomic_folder(target, overwrite=overwrite) as temp:
+            (temp / "run.json").write_text("half")
+            (temp / "model.keras").write_bytes(b"\x00" * 10)
+            raise error
+    assert temporaries(tmp_path) == []
+    if overwrite:
+        assert sorted(p.name for p in target.iterdir()) == ["run.json"]
+        assert (target / "run.json").read_text() == "old"
+    else:
+        assert not target.exists()
+
+
+def test_atomic_folder_clears_own_leftover_temp(tmp_path: Path) -> None:
+    target = tmp_path / "r1"
+    leftover = tmp_path / f"{TEMP_PREFIX}{os.getpid()}-r1"
+    leftover.mkdir()
+    (leftover / "junk").write_text("x")
+    with atomic_folder(target) as temp:
+        assert list(temp.iterdir()) == []
+        (temp / "run.json").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["run.json"]
+
+
+# ---------------------------------------------------------------- stale temporaries
+
+
+def test_remove_stale_temporaries(tmp_path: Path) -> None:
+    dead = dead_pid()
+    stale_file = tmp_path / f"{TEMP_PREFIX}{dead}-x"
+    stale_file.write_text("left by kill -9")
+    stale_dir = tmp_path / f"{TEMP_PREFIX}{dead}-run"
+    stale_dir.mkdir()
+    (stale_dir / "model.keras").write_text("x")
+    mine = tmp_path / f"{TEMP_PREFIX}{os.getpid()}-x"
+    mine.write_text("in use")
+    parent = tmp_path / f"{TEMP_PREFIX}{os.getppid()}-x"  # a live process that is not us
+    parent.write_text("in use elsewhere")
+    odd = tmp_path / f"{TEMP_PREFIX}notapid-x"
+    odd.write_text("not ours to judge")
+    normal = tmp_path / "run1"
+    normal.mkdir()
+
+    remove_stale_temporaries(tmp_path)
+
+    assert not stale_file.exists()
+    assert not stale_dir.exists()
+    assert mine.read_text() == "in use"
+    assert parent.exists()
+    assert odd.exists()
+    assert normal.is_dir()
+
+
+def test_remove_stale_temporaries_missing_folder_is_fine(tmp_path: Path) -> None:
+    remove_stale_temporaries(tmp_path / "nope")
+    assert not (tmp_path / "nope").exists()
