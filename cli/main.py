@@ -92,13 +92,6 @@ def _parse_drop(text: str | None) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()] if text else []
 
 
-def _check_fill(fill: str | None) -> None:
-    from rareevent.load import FILL_METHODS
-
-    if fill is not None and fill not in FILL_METHODS:
-        raise RareEventError(f"--fill {fill!r}: use one of {', '.join(FILL_METHODS)}")
-
-
 @app.callback()
 def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False) -> None:
     _state["debug"] = debug
@@ -172,7 +165,6 @@ def train(
 ) -> None:
     """Train a detector on the normal windows of DATA and save it as a run."""
     with _errors():
-        _check_fill(fill)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from rareevent.detector import RareEventDetector
@@ -315,7 +307,6 @@ def score(
 ) -> None:
     """Score DATA with a saved run: flag windows at or above the threshold and explain each alarm."""
     with _errors():
-        _check_fill(fill)
         from contextlib import nullcontext
 
         from rareevent.runs import load_run, resolve_run
@@ -389,7 +380,6 @@ def encode(
 ) -> None:
     """Write the encoded vector (length u2) of every window of DATA, for use in other models (ae runs only)."""
     with _errors():
-        _check_fill(fill)
         from rareevent.detector import require_bottleneck
         from rareevent.runs import load_run, read_record, resolve_run
         from rareevent.scoring import WindowWriter, encode_csv

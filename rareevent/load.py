@@ -13,8 +13,11 @@ so scoring a long file never holds more than one chunk of raw text.
 from __future__ import annotations
 
 import csv
+import codecs
 import hashlib
+import io
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,11 +97,13 @@ def sniff(path: str | Path) -> CsvFormat:
         raise RareEventError(f"{path}: file is empty")
     if b"\x00" in head:
         raise RareEventError(f"{path}: looks like a binary file, not CSV text")
-    text = _decode(path, head, complete=len(head) < _SNIFF_BYTES)
-    first_line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    text = _decode(path, head, complete=len(head) < _SNIFF_BYTES).lstrip("\ufeff")
+    first_line = text.split("\n", 1)[0].rstrip("\r")
+    if not first_line.strip():
+        raise RareEventError(f"{path}: line 1 is blank; the first line must be the header")
     counts = {d: first_line.count(d) for d in DELIMITERS}
     delimiter = max(counts, key=lambda d: counts[d])
-    header = [name.strip() for name in next(csv.reader([first_line], delimiter=delimiter))]
+    header = [name.strip() for name in next(csv.reader(io.StringIO(text), delimiter=delimiter))]
     if counts[delimiter] == 0 and re.search(r"[|:]", first_line):
         raise RareEventError(
             f"{path}: found only one column {first_line[:40]!r}",
@@ -148,7 +153,7 @@ def resolve_columns(
     if time is None:
         time = next((lower[n] for n in TIME_NAMES if n in lower and lower[n] not in drop), None)
     if label is None:
-        label = next((lower[n] for n in LABEL_NAMES if n in lower and lower[n] not in drop), None)
+        label = next((lower[n] for n in LABEL_NAMES if n in lower and lower[n] not in drop and lower[n] != time), None)
     if time is not None and time == label:
         raise RareEventError(f"{fmt.path}: column {time!r} cannot be both time and label")
     taken = {time, label, *drop}
@@ -178,21 +183,24 @@ def columns_for_model(fmt: CsvFormat, trained: Columns) -> Columns:
 
 def read_frames(fmt: CsvFormat, columns: Columns, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
     """Yield the used columns of the file as raw frames, ``chunk_rows`` rows at a time."""
-    usecols = [name for name in fmt.header if name in {*columns.features, columns.time, columns.label}]
     dtypes = {name: str for name in (columns.time,) if name is not None}
     try:
         reader = pd.read_csv(
             fmt.path,
             sep=fmt.delimiter,
             encoding="utf-8-sig",
-            usecols=usecols,
+            header=0,
+            names=fmt.header,
+            index_col=False,
             dtype=dtypes,
             skip_blank_lines=False,
             skipinitialspace=True,
             chunksize=chunk_rows or 1_000_000_000,
             low_memory=False,
         )
-        with reader:
+        with reader, warnings.catch_warnings():
+            # short rows are reported by validate_frame with their line number
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
             yield from reader
     except pd.errors.ParserError as exc:
         match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
@@ -203,14 +211,59 @@ def read_frames(fmt: CsvFormat, columns: Columns, chunk_rows: int | None = None)
                 hint="every row needs one value per column",
             ) from None
         raise RareEventError(f"{fmt.path}: cannot parse as CSV: {str(exc).strip()}") from None
-    except UnicodeDecodeError as exc:
-        with open(fmt.path, "rb") as fh:
-            before = fh.read(exc.start) if exc.start < (1 << 28) else b""
-        line = before.count(b"\n") + 1 if before else "?"
+    except UnicodeDecodeError:
+        line = _first_bad_utf8_line(fmt.path)
+        raise RareEventError(f"{fmt.path}: line {line} is not UTF-8 text", hint="re-export the file as UTF-8") from None
+
+
+def _check_field_count(fmt: CsvFormat, line: int) -> None:
+    """Raise the ragged-row error when ``line`` has fewer fields than the header.
+
+    pandas fills the missing fields of a short row with NaN; this tells a
+    broken row from a blank cell, on the error path only.
+    """
+    text = _line_text(fmt.path, line)
+    if text is None:
+        return
+    fields = next(csv.reader([text], delimiter=fmt.delimiter), [])
+    if text.strip() and len(fields) != len(fmt.header):
         raise RareEventError(
-            f"{fmt.path}: line {line} is not UTF-8 text",
-            hint="re-export the file as UTF-8",
-        ) from None
+            f"{fmt.path}: line {line} has {len(fields)} fields, the header has {len(fmt.header)}",
+            hint="every row needs one value per column",
+        )
+
+
+def _line_text(path: Path, line: int) -> str | None:
+    """The text of one line of a file, found by counting newlines in 1 MiB blocks."""
+    seen = 0  # newlines before ``buffer``
+    buffer = b""
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            if not buffer and seen + block.count(b"\n") < line - 1:
+                seen += block.count(b"\n")
+                continue
+            buffer += block
+            parts = buffer.split(b"\n")
+            if line - 1 - seen < len(parts) - 1:
+                break
+    parts = buffer.split(b"\n")
+    index = line - 1 - seen
+    return parts[index].decode("utf-8", "replace").rstrip("\r") if buffer and index < len(parts) else None
+
+
+def _first_bad_utf8_line(path: Path) -> int:
+    """Line number of the first byte that is not valid UTF-8 (read in 1 MiB blocks)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                return line + (block[: max(exc.start - pending, 0)]).count(b"\n")
+            line += block.count(b"\n")
+    return line
 
 
 def validate_frame(
@@ -230,7 +283,11 @@ def validate_frame(
     checks and ``ffill``/``interpolate`` repairs across chunk borders.
     """
     path = fmt.path
+    check_fill(fill)
     rows = np.arange(first_row, first_row + len(frame))
+    blank = frame.isna().all(axis=1).to_numpy()
+    if blank.any():  # blank lines carry no reading; skipping them keeps line numbers exact
+        frame, rows = frame[~blank], rows[~blank]
     features = frame[columns.features]
     numeric = {}
     for name in columns.features:
@@ -241,6 +298,7 @@ def validate_frame(
     if missing.any():
         if fill is None:
             row, col = np.argwhere(missing)[0]
+            _check_field_count(fmt, int(rows[row]) + 2)
             raise RareEventError(
                 f"{path}: blank or NaN value in column {columns.features[col]!r} at line {first_row + row + 2}",
                 hint="repair with --fill ffill, --fill interpolate or --fill drop",
@@ -337,6 +395,12 @@ def _times(series: pd.Series, path: Path, name: str, rows: np.ndarray, previous:
             hint="rows must be in strictly increasing time order",
         )
     return values
+
+
+def check_fill(fill: str | None) -> None:
+    """Refuse an unknown ``--fill`` method."""
+    if fill is not None and fill not in FILL_METHODS:
+        raise RareEventError(f"--fill {fill!r}: use one of {', '.join(FILL_METHODS)}")
 
 
 def load_csv(

@@ -68,7 +68,7 @@ def chronological_split(n_rows: int, valid_frac: float, test_frac: float) -> dic
             raise RareEventError(f"{name} must be in [0, 1), got {frac}")
     if valid_frac <= 0.0:
         raise RareEventError("--valid-frac must be above 0: the threshold and early stopping need a validation part")
-    if valid_frac + test_frac >= 0.9:
+    if valid_frac + test_frac >= 0.9 - 1e-9:
         raise RareEventError(f"--valid-frac + --test-frac = {valid_frac + test_frac:g} leaves too little to train on")
     test_start = n_rows - int(round(n_rows * test_frac))
     valid_start = test_start - int(round(n_rows * valid_frac))

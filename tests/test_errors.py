@@ -178,7 +178,6 @@ CASES = [
         "train-ragged-row-extra-field",
         lambda t: train_cmd(data(t, "ragged.csv", RAGGED_LONG)),
         ("ragged.csv", "line 11", "fields"),
-        xfail="a row with one field too many is accepted silently (exit 0, a run is saved): read_csv(usecols=...) drops the extra field",
     ),
     Case(
         "train-ragged-row-missing-field",
@@ -213,7 +212,6 @@ CASES = [
     ),
     Case("train-bad-fill-method", lambda t: train_cmd(good(t), "--fill", "mean"), ("--fill", "'mean'", "ffill")),
     Case("train-name-exists", lambda t: train_cmd(good(t), "--name", "tiny-ae"), ("tiny-ae", "already exists", "--overwrite")),
-    Case("train-runs-dir-is-a-file", lambda t: ["train", good(t), *TINY, "--runs-dir", good(t)], ("good.csv", "--runs-dir")),
     # ------------------------------------------------------------ score: the data file
     Case("score-missing-file", lambda t: score_cmd("data/missing.csv"), ("missing.csv", "not found")),
     Case("score-missing-trained-columns", lambda t: score_cmd(data(t, "two.csv", synthetic_frame().drop(columns=["s2", "s3"]).to_csv(index=False))), ("two.csv", "s2", "s3")),
@@ -226,7 +224,6 @@ CASES = [
         "score-ragged-row-extra-field",
         lambda t: score_cmd(data(t, "ragged.csv", RAGGED_LONG)),
         ("ragged.csv", "line 11", "fields"),
-        xfail="a row with one field too many is scored silently (exit 0, output written)",
     ),
     Case(
         "score-metrics-out-without-label",
@@ -282,10 +279,9 @@ def test_bad_input(case: Case, workdir: Path) -> None:
 # ---------------------------------------------------------------- things that must simply work
 
 
-@pytest.mark.parametrize("variant", ["bom", "crlf", "bom+crlf"])
-def test_bom_and_crlf_train_and_score(variant: str, workdir: Path) -> None:
-    text = GOOD_TEXT.replace("\n", "\r\n") if "crlf" in variant else GOOD_TEXT
-    raw = (b"\xef\xbb\xbf" if "bom" in variant else b"") + text.encode("utf-8")
+def test_bom_and_crlf_train_and_score(workdir: Path) -> None:
+    """A UTF-8 BOM and Windows line endings (an Excel export) simply work."""
+    raw = b"\xef\xbb\xbf" + GOOD_TEXT.replace("\n", "\r\n").encode("utf-8")
     path = data(workdir, "windows-export.csv", raw)
     result = CliRunner().invoke(app, train_cmd(path, "--name", "exported"))
     assert result.exit_code == 0, result.stderr

@@ -129,11 +129,6 @@ def test_chronological_split_refuses_too_little_training(valid: float, test: flo
         chronological_split(100, valid, test)
 
 
-@pytest.mark.xfail(
-    reason="windows.chronological_split: 0.6 + 0.3 == 0.8999999999999999 in floats, so a sum of exactly 0.9 "
-    "slips past the `>= 0.9` check while 0.5 + 0.4 is refused",
-    strict=True,
-)
 def test_chronological_split_refuses_sum_of_exactly_point_nine_in_any_order() -> None:
     with pytest.raises(RareEventError, match="leaves too little to train on"):
         chronological_split(100, 0.6, 0.3)

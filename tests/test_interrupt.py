@@ -1,0 +1,177 @@
+"""Stopping ``rareevent train`` mid-training loses and leaves nothing.
+
+Each test starts the real entry point on a file big enough that training
+runs for minutes, waits until the progress line shows a finished epoch
+(stdout is a pseudo-terminal so that rich draws it live), then signals it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import TINY, synthetic_frame
+from rareevent.cli.main import app
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "openpty") or sys.platform == "win32", reason="needs POSIX signals and a pty")
+
+RAREEVENT = Path(sys.executable).parent / "rareevent"
+SLOW = ["--epochs", "200", "--patience", "200", "--units", "16,8", "--threshold", "quantile"]
+EPOCH_DONE = re.compile(rb"loss \d")  # the progress line once an epoch has ended ("loss -" before)
+
+
+def snapshot(root: Path) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            found[os.path.relpath(os.path.join(folder, name), root)] = None
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as fh:
+                found[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
+    return found
+
+
+@pytest.fixture(scope="module")
+def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("big") / "big.csv"
+    synthetic_frame(n=20000).to_csv(path, index=False, float_format="%.5f")
+    return path
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path, trained_runs: dict[str, Path]) -> Path:
+    """A runs dir that already holds one run, ``tiny-ae``."""
+    folder = tmp_path / "runs"
+    shutil.copytree(trained_runs["ae"], folder / "tiny-ae")
+    return folder
+
+
+class Training:
+    """``rareevent train`` in a child process, stdout on a pty read by a thread."""
+
+    def __init__(self, csv: Path, runs_dir: Path, *extra: str) -> None:
+        master, slave = os.openpty()
+        self.proc = subprocess.Popen(
+            [str(RAREEVENT), "train", str(csv), *SLOW, "--runs-dir", str(runs_dir), *extra],
+            stdin=subprocess.DEVNULL,
+            stdout=slave,
+            stderr=subprocess.PIPE,
+            cwd=runs_dir.parent,
+            env={**os.environ, "COLUMNS": "120"},
+            # Python installs its Ctrl-C handler only when SIGINT is not ignored: undo any inherited SIG_IGN
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.master = master
+        self.stdout = bytearray()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:  # EIO once the child has closed the pty
+                return
+            if not chunk:
+                return
+            self.stdout.extend(chunk)
+
+    def wait_for_first_epoch(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not EPOCH_DONE.search(bytes(self.stdout)):
+            if self.proc.poll() is not None:
+                pytest.fail(f"train ended before its first epoch (exit {self.proc.returncode}): {self.proc.stderr.read().decode(errors='replace')}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no finished epoch after {timeout:.0f} s; stdout so far: {bytes(self.stdout)[-500:]!r}")
+            time.sleep(0.1)
+
+    def stop(self, sig: int, timeout: float = 30.0) -> tuple[int, str]:
+        """Send ``sig``; return the exit status and stderr."""
+        self.proc.send_signal(sig)
+        try:
+            _, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+            pytest.fail(f"train did not stop within {timeout:.0f} s of signal {sig}")
+        self.reader.join(timeout=5)
+        return self.proc.returncode, err.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.master)
+
+
+def assert_interrupted(code: int, stderr: str) -> None:
+    assert code == 130, (code, stderr)
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "interrupted" in errors[0], stderr
+    assert "Traceback" not in stderr
+
+
+def test_sigint_during_overwrite_keeps_the_old_run(big_csv: Path, runs_dir: Path) -> None:
+    """Ctrl-C while training a replacement for ``tiny-ae``: exit 130, the old run byte-for-byte intact."""
+    before = snapshot(runs_dir)
+    training = Training(big_csv, runs_dir, "--name", "tiny-ae", "--overwrite")
+    try:
+        training.wait_for_first_epoch()
+        code, stderr = training.stop(signal.SIGINT)
+    finally:
+        training.close()
+    assert_interrupted(code, stderr)
+    assert snapshot(runs_dir) == before
+
+
+def test_sigterm_behaves_like_sigint(big_csv: Path, runs_dir: Path) -> None:
+    before = snapshot(runs_dir)
+    training = Training(big_csv, runs_dir)
+    try:
+        training.wait_for_first_epoch()
+        code, stderr = training.stop(signal.SIGTERM)
+    finally:
+        training.close()
+    assert_interrupted(code, stderr)
+    assert snapshot(runs_dir) == before
+
+
+def test_sigkill_leaves_no_visible_run_and_next_train_cleans_up(big_csv: Path, sensor_csv: Path, runs_dir: Path) -> None:
+    old_run = snapshot(runs_dir / "tiny-ae")
+    training = Training(big_csv, runs_dir, "--name", "killed")
+    try:
+        training.wait_for_first_epoch()
+        code, _ = training.stop(signal.SIGKILL)
+    finally:
+        training.close()
+    assert code == -signal.SIGKILL
+    visible = sorted(p for p in os.listdir(runs_dir) if not p.startswith("."))
+    assert visible == ["tiny-ae"]
+    assert snapshot(runs_dir / "tiny-ae") == old_run
+    assert all(p.startswith(".tmp-") for p in os.listdir(runs_dir) if p.startswith("."))
+
+    # A kill during saving leaves hidden temporaries named after the dead process: plant one of each kind.
+    dead = training.proc.pid
+    stale_folder = runs_dir / f".tmp-{dead}-killed"
+    stale_folder.mkdir(exist_ok=True)
+    (stale_folder / "model.keras").write_bytes(b"half written")
+    (runs_dir / f".tmp-{dead}-old-tiny-ae").mkdir(exist_ok=True)
+
+    result = CliRunner().invoke(app, ["train", str(sensor_csv), *TINY, "--runs-dir", str(runs_dir), "--name", "after"])
+    assert result.exit_code == 0, result.stderr
+    assert sorted(os.listdir(runs_dir)) == ["after", "tiny-ae"]  # the stale temporaries are gone
+    assert snapshot(runs_dir / "tiny-ae") == old_run

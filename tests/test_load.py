@@ -1,0 +1,452 @@
+"""Stage 1: reading and checking sensor CSV files at the boundary."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rareevent.errors import RareEventError
+from rareevent.load import (
+    Columns,
+    SensorData,
+    columns_for_model,
+    file_sha256,
+    load_csv,
+    read_frames,
+    resolve_columns,
+    sniff,
+    validate_frame,
+)
+
+
+def write(folder: Path, data: bytes | str, name: str = "data.csv") -> Path:
+    path = folder / name
+    path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return path
+
+
+def load_error(path: Path, **kwargs) -> str:
+    with pytest.raises(RareEventError) as info:
+        load_csv(path, **kwargs)
+    message = str(info.value)
+    assert path.name in message
+    return message
+
+
+# ---------------------------------------------------------------- formats
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "timestamp,s1,s2,label\n2026-01-01 00:00,1.5,-2,0\n2026-01-01 00:01,2.5,3e1,1\n",
+        "timestamp;s1;s2;label\n2026-01-01 00:00;1.5;-2;0\n2026-01-01 00:01;2.5;3e1;1\n",
+        "timestamp\ts1\ts2\tlabel\n2026-01-01 00:00\t1.5\t-2\t0\n2026-01-01 00:01\t2.5\t3e1\t1\n",
+        "\ufefftimestamp,s1,s2,label\r\n2026-01-01 00:00,1.5,-2,0\r\n2026-01-01 00:01,2.5,3e1,1\r\n",
+        "\ufefftimestamp;s1;s2;label\r\n2026-01-01 00:00;1.5;-2;0\r\n2026-01-01 00:01;2.5;3e1;1",
+        "timestamp\ts1\ts2\tlabel\r\n2026-01-01 00:00\t1.5\t-2\t0\r\n2026-01-01 00:01\t2.5\t3e1\t1\r\n",
+    ],
+    ids=["comma", "semicolon", "tab", "bom-crlf", "bom-crlf-semicolon-no-final-newline", "tab-crlf"],
+)
+def test_delimiters_bom_and_line_endings(tmp_path: Path, text: str) -> None:
+    data = load_csv(write(tmp_path, text))
+    assert isinstance(data, SensorData)
+    assert data.columns.features == ["s1", "s2"]
+    assert data.columns.time == "timestamp"
+    assert data.columns.label == "label"
+    assert data.X.dtype == np.float32
+    np.testing.assert_array_equal(data.X, [[1.5, -2.0], [2.5, 30.0]])
+    np.testing.assert_array_equal(data.y, [0, 1])
+    np.testing.assert_array_equal(data.time, np.array(["2026-01-01T00:00", "2026-01-01T00:01"], dtype="datetime64[ns]"))
+    np.testing.assert_array_equal(data.rows, [0, 1])
+    assert data.n_filled == 0
+    assert len(data) == 2
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_sniff_finds_delimiter_and_header(tmp_path: Path, delimiter: str) -> None:
+    fmt = sniff(write(tmp_path, delimiter.join(["a", " b", "c"]) + "\n1" + delimiter + "2" + delimiter + "3\n"))
+    assert fmt.delimiter == delimiter
+    assert fmt.header == ["a", "b", "c"]
+
+
+def test_semicolon_file_with_decimal_commas_is_not_split_on_commas(tmp_path: Path) -> None:
+    # more ';' than ',' in the header: ';' wins, so '1,5' is one (non-numeric) cell
+    path = write(tmp_path, "a;b\n1,5;2\n")
+    assert sniff(path).delimiter == ";"
+    assert "non-numeric value '1,5' in column 'a' at line 2" in load_error(path)
+
+
+def test_quoted_cells_and_spaces_after_delimiter(tmp_path: Path) -> None:
+    data = load_csv(write(tmp_path, 'a, b\n"1", 2\n3,  4.25\n'))
+    assert data.columns.features == ["a", "b"]
+    np.testing.assert_array_equal(data.X, [[1.0, 2.0], [3.0, 4.25]])
+
+
+@pytest.mark.parametrize(
+    ("header", "time", "label", "features"),
+    [
+        ("timestamp,s1,label", "timestamp", "label", ["s1"]),
+        ("Time,s1,Y", "Time", "Y", ["s1"]),
+        ("date,s1,anomaly", "date", "anomaly", ["s1"]),
+        ("s1,datetime,s2", "datetime", None, ["s1", "s2"]),
+        ("s1,s2", None, None, ["s1", "s2"]),
+        ("s1,y,label", None, "y", ["s1", "label"]),  # 'y' comes first in the conventional names
+    ],
+)
+def test_default_time_and_label_columns(tmp_path: Path, header: str, time: str | None, label: str | None, features: list[str]) -> None:
+    n = header.count(",") + 1
+    rows = ",".join(["0"] * n) + "\n" + ",".join(["1"] * n) + "\n"
+    data = load_csv(write(tmp_path, header + "\n" + rows))
+    assert (data.columns.time, data.columns.label, data.columns.features) == (time, label, features)
+
+
+def test_explicit_time_and_label(tmp_path: Path) -> None:
+    path = write(tmp_path, "t,s1,event\n1,0.5,0\n2,0.25,1\n")
+    data = load_csv(path, time="t", label="event")
+    assert data.columns.features == ["s1"]
+    np.testing.assert_array_equal(data.time, [1.0, 2.0])
+    np.testing.assert_array_equal(data.y, [0, 1])
+    # without the options both are sensors
+    assert load_csv(path).columns.features == ["t", "s1", "event"]
+
+
+def test_drop_excludes_text_columns_and_conventional_names(tmp_path: Path) -> None:
+    path = write(tmp_path, "timestamp,site,a,b,anomaly\n2026-01-01,x,1,2,0\n2026-01-02,y,3,4,1\n")
+    message = load_error(path)
+    assert "non-numeric value 'x' in column 'site' at line 2" in message
+    assert "--drop" in message
+    data = load_csv(path, drop=["site"])
+    assert data.columns.features == ["a", "b"]
+    assert data.columns.dropped == ["site"]
+    assert data.columns.label == "anomaly"
+    np.testing.assert_array_equal(data.X, [[1, 2], [3, 4]])
+    # dropping the conventional time column means no time axis
+    data = load_csv(path, drop=["site", "timestamp"])
+    assert data.columns.time is None
+    assert data.time is None
+
+
+@pytest.mark.parametrize("option", ["time", "label", "drop"])
+def test_unknown_column_option(tmp_path: Path, option: str) -> None:
+    path = write(tmp_path, "a,b\n1,2\n")
+    value = ["nope"] if option == "drop" else "nope"
+    message = load_error(path, **{option: value})
+    assert f"--{option} names unknown column 'nope'" in message
+    assert "columns are a, b" in message
+
+
+def test_no_feature_columns_left(tmp_path: Path) -> None:
+    assert "no feature columns left" in load_error(write(tmp_path, "time,label\n1,0\n"))
+    assert "no feature columns left" in load_error(write(tmp_path, "a,b\n1,2\n", "x.csv"), drop=["a", "b"])
+
+
+def test_same_column_as_time_and_label(tmp_path: Path) -> None:
+    assert "cannot be both time and label" in load_error(write(tmp_path, "a,b\n1,0\n"), time="b", label="b")
+
+
+# ---------------------------------------------------------------- cell errors
+
+
+def test_non_numeric_cell_names_column_and_line(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, "a,b\n1,2\n3,4\n5,x\n"))
+    assert "non-numeric value 'x' in column 'b' at line 4" in message
+    # a mostly-text column gets the --drop hint, a single bad cell does not
+    assert "--drop" not in message
+    message = load_error(write(tmp_path, "a,b\n1,2\n3,4\n5,6\n7,1.2.3\n", "d.csv"))
+    assert "'1.2.3' in column 'b' at line 5" in message
+
+
+def test_blank_cell_without_fill(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, "a,b\n1,2\n,4\n5,6\n"))
+    assert "blank or NaN value in column 'a' at line 3" in message
+    assert "--fill" in message
+    assert "column 'b' at line 2" in load_error(write(tmp_path, "a,b\n1,nan\n", "n.csv"))
+
+
+def test_short_row_is_a_ragged_row_not_a_blank_cell(tmp_path: Path) -> None:
+    assert "line 3 has 2 fields, the header has 3" in load_error(write(tmp_path, "a,b,c\n1,2,3\n4,5\n"))
+
+
+def test_empty_last_cell_is_a_blank_cell(tmp_path: Path) -> None:
+    assert "blank or NaN value in column 'c' at line 3" in load_error(write(tmp_path, "a,b,c\n1,2,3\n4,5,\n"))
+
+
+FILL_TEXT = "a,b\n1,10\n,20\n3,\n,40\n"
+
+
+@pytest.mark.parametrize(
+    ("fill", "expected"),
+    [
+        ("ffill", [[1, 10], [1, 20], [3, 20], [3, 40]]),
+        ("interpolate", [[1, 10], [2, 20], [3, 30], [3, 40]]),
+    ],
+)
+def test_fill_repairs(tmp_path: Path, fill: str, expected: list[list[float]]) -> None:
+    data = load_csv(write(tmp_path, FILL_TEXT), fill=fill)
+    np.testing.assert_array_equal(data.X, expected)
+    assert data.n_filled == 3
+    np.testing.assert_array_equal(data.rows, [0, 1, 2, 3])
+
+
+@pytest.mark.parametrize("fill", ["ffill", "interpolate"])
+def test_fill_leading_blank_takes_the_next_value(tmp_path: Path, fill: str) -> None:
+    data = load_csv(write(tmp_path, "a,b\n,10\n2,20\n4,\n"), fill=fill)
+    np.testing.assert_array_equal(data.X, [[2, 10], [2, 20], [4, 20]])
+    assert data.n_filled == 2
+
+
+def test_fill_drop_removes_rows_and_keeps_labels_time_rows_aligned(tmp_path: Path) -> None:
+    data = load_csv(write(tmp_path, "time,a,b,label\n1,1,10,0\n2,,20,1\n3,3,30,0\n4,4,,1\n5,5,50,0\n"), fill="drop")
+    np.testing.assert_array_equal(data.X, [[1, 10], [3, 30], [5, 50]])
+    np.testing.assert_array_equal(data.y, [0, 0, 0])
+    np.testing.assert_array_equal(data.time, [1.0, 3.0, 5.0])
+    np.testing.assert_array_equal(data.rows, [0, 2, 4])
+    assert data.n_filled == 2
+    np.testing.assert_array_equal(load_csv(write(tmp_path, FILL_TEXT, "f.csv"), fill="drop").X, [[1, 10]])
+
+
+@pytest.mark.parametrize("cell", ["inf", "-inf", "Infinity"])
+def test_infinite_value(tmp_path: Path, cell: str) -> None:
+    assert "infinite value in column 'b' at line 3" in load_error(write(tmp_path, f"a,b\n1,2\n3,{cell}\n"))
+
+
+def test_value_out_of_float32_range(tmp_path: Path) -> None:
+    assert "value out of range in column 'b' at line 3" in load_error(write(tmp_path, "a,b\n1,2\n3,1e39\n"))
+
+
+@pytest.mark.parametrize(("cell", "shown"), [("2", "'2'"), ("-1", "'-1'"), ("0.5", "'0.5'"), ("yes", "'yes'"), ("", "'nan'")])
+def test_label_must_be_zero_or_one(tmp_path: Path, cell: str, shown: str) -> None:
+    message = load_error(write(tmp_path, f"a,label\n1,0\n2,{cell}\n3,1\n"))
+    assert f"label column 'label' must be 0 or 1, found {shown}" in message
+    assert "at line 3" in message
+
+
+def test_label_accepts_float_zero_one(tmp_path: Path) -> None:
+    data = load_csv(write(tmp_path, "a,label\n1,0.0\n2,1.0\n"))
+    assert data.y.dtype == np.int8
+    np.testing.assert_array_equal(data.y, [0, 1])
+
+
+# ---------------------------------------------------------------- time axis
+
+
+def test_time_going_backwards(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, "time,a\n1,1\n3,2\n2,3\n"))
+    assert "time in column 'time' goes backwards at line 4" in message
+
+
+def test_time_repeating(tmp_path: Path) -> None:
+    assert "time in column 'time' repeats at line 4" in load_error(write(tmp_path, "time,a\n1,1\n2,2\n2,3\n"))
+    message = load_error(write(tmp_path, "timestamp,a\n2026-01-01T00:00:00,1\n2026-01-01 00:00:00,2\n", "d.csv"))
+    assert "repeats at line 3" in message
+
+
+def test_unparseable_time(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, "time,a\n2026-01-01,1\nnotatime,2\n"))
+    assert "cannot parse time 'notatime' in column 'time' at line 3" in message
+
+
+def test_numeric_time_axis(tmp_path: Path) -> None:
+    data = load_csv(write(tmp_path, "time,a\n0.5,1\n1.5,2\n10,3\n"))
+    assert data.time.dtype == np.float64
+    np.testing.assert_array_equal(data.time, [0.5, 1.5, 10.0])
+
+
+# ---------------------------------------------------------------- file errors
+
+
+def test_header_only(tmp_path: Path) -> None:
+    assert "has a header but no data rows" in load_error(write(tmp_path, "a,b\r\n"))
+
+
+@pytest.mark.parametrize("data", [b"", b"  \n\n"])
+def test_empty_file(tmp_path: Path, data: bytes) -> None:
+    assert "file is empty" in load_error(write(tmp_path, data))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert "file not found" in load_error(tmp_path / "absent.csv")
+
+
+def test_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "adir.csv"
+    folder.mkdir()
+    assert "is a folder" in load_error(folder)
+
+
+def test_duplicate_and_empty_column_names(tmp_path: Path) -> None:
+    assert "duplicate column name 'a' in the header (line 1)" in load_error(write(tmp_path, "a,b, a\n1,2,3\n"))
+    assert "column 2 of the header (line 1) has no name" in load_error(write(tmp_path, "a,,b\n1,2,3\n", "e.csv"))
+
+
+def test_binary_file(tmp_path: Path) -> None:
+    assert "binary file" in load_error(write(tmp_path, b"PK\x03\x04\x00\x00\x01\x02"))
+
+
+def test_non_utf8_bytes(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, b"a,b\n1,2\n3,\xe9\n"))
+    assert "line 3 is not UTF-8 text" in message
+    assert "UTF-8" in message
+
+
+def test_non_utf8_byte_after_first_read_buffer_names_the_right_line(tmp_path: Path) -> None:
+    rows = "".join(f"{i},{i}\n" for i in range(25_000))  # ~270 kB
+    path = write(tmp_path, b"a,b\n" + rows.encode() + b"1,\xe9\n2,3\n")
+    assert "line 25002 is not UTF-8 text" in load_error(path)
+
+
+def test_pipe_delimiter_leaves_one_column(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, "a|b|c\n1|2|3\n"))
+    assert "found only one column 'a|b|c'" in message
+    assert "separate columns with ',', ';' or a tab" in message
+
+
+def test_single_column_file_is_fine(tmp_path: Path) -> None:
+    np.testing.assert_array_equal(load_csv(write(tmp_path, "a\n1\n2\n")).X, [[1], [2]])
+
+
+def test_ragged_row_with_too_many_fields(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, "a,b\n1,2\n3,4\n5,6,7\n"))
+    assert "line 4 has 3 fields, the header has 2" in message
+
+
+@pytest.mark.parametrize("header", ["a ,b", "a,b ", "\ta,b"])
+def test_header_with_surrounding_whitespace(tmp_path: Path, header: str) -> None:
+    data = load_csv(write(tmp_path, header + "\n1,2\n"))
+    assert data.columns.features == ["a", "b"]
+
+
+def test_file_sha256(tmp_path: Path) -> None:
+    path = write(tmp_path, b"abc")
+    assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    big = write(tmp_path, b"x" * ((1 << 20) + 5), "big.bin")
+    assert file_sha256(big) == hashlib.sha256(b"x" * ((1 << 20) + 5)).hexdigest()
+
+
+def test_columns_for_model(tmp_path: Path) -> None:
+    trained = Columns(features=["s1", "s2"], time="timestamp", label="label")
+    fmt = sniff(write(tmp_path, "s2,extra,s1,timestamp\n1,2,3,4\n"))
+    cols = columns_for_model(fmt, trained)
+    assert cols.features == ["s1", "s2"]
+    assert (cols.time, cols.label, cols.ignored) == ("timestamp", None, ["extra"])
+    with pytest.raises(RareEventError, match="missing trained feature column"):
+        columns_for_model(sniff(write(tmp_path, "s1,x\n1,2\n", "m.csv")), trained)
+
+
+# ---------------------------------------------------------------- chunks
+
+
+def chunks(path: Path, chunk_rows: int):
+    fmt = sniff(path)
+    columns = resolve_columns(fmt)
+    return fmt, columns, list(read_frames(fmt, columns, chunk_rows=chunk_rows))
+
+
+@pytest.mark.parametrize(("previous", "word"), [(2.0, "repeats"), (3.0, "goes backwards")])
+def test_validate_frame_checks_order_across_chunk_border(tmp_path: Path, previous: float, word: str) -> None:
+    fmt, columns, frames = chunks(write(tmp_path, "time,a\n1,10\n2,20\n2,30\n4,40\n"), 2)
+    assert [len(f) for f in frames] == [2, 2]
+    first = validate_frame(frames[0], fmt, columns, first_row=0)
+    alone = validate_frame(frames[1], fmt, columns, first_row=2)  # fine on its own
+    np.testing.assert_array_equal(alone.rows, [2, 3])
+    if previous == 2.0:
+        assert first.time[-1] == previous
+    with pytest.raises(RareEventError, match=rf"time in column 'time' {word} at line 4"):
+        validate_frame(frames[1], fmt, columns, first_row=2, previous_time=previous)
+
+
+def test_validate_frame_datetime_order_across_chunk_border(tmp_path: Path) -> None:
+    text = "timestamp,a\n2026-01-01 00:00,1\n2026-01-01 00:02,2\n2026-01-01 00:01,3\n2026-01-01 00:03,4\n"
+    fmt, columns, frames = chunks(write(tmp_path, text), 2)
+    first = validate_frame(frames[0], fmt, columns, first_row=0)
+    with pytest.raises(RareEventError, match="goes backwards at line 4"):
+        validate_frame(frames[1], fmt, columns, first_row=2, previous_time=first.time[-1])
+
+
+def test_validate_frame_line_numbers_in_later_chunk(tmp_path: Path) -> None:
+    fmt, columns, frames = chunks(write(tmp_path, "a,b\n1,10\n2,20\n3,30\n4,x\n"), 2)
+    with pytest.raises(RareEventError, match="non-numeric value 'x' in column 'b' at line 5"):
+        validate_frame(frames[1], fmt, columns, first_row=2)
+
+
+@pytest.mark.parametrize(
+    ("fill", "without_anchor", "with_anchor"),
+    [
+        ("ffill", [[4, 30], [4, 30]], [[2, 30], [4, 30]]),
+        ("interpolate", [[4, 30], [4, 30]], [[3, 30], [4, 30]]),
+    ],
+)
+def test_validate_frame_anchor_repairs_leading_nan(tmp_path: Path, fill: str, without_anchor, with_anchor) -> None:
+    fmt, columns, frames = chunks(write(tmp_path, "a,b\n1,10\n2,20\n,30\n4,\n"), 2)
+    first = validate_frame(frames[0], fmt, columns, first_row=0, fill=fill)
+    with pytest.raises(RareEventError, match="blank or NaN value in column 'a' at line 4"):
+        validate_frame(frames[1], fmt, columns, first_row=2)
+    np.testing.assert_array_equal(validate_frame(frames[1], fmt, columns, first_row=2, fill=fill).X, without_anchor)
+    block = validate_frame(frames[1], fmt, columns, first_row=2, fill=fill, anchor=first.X[-1:])
+    np.testing.assert_array_equal(block.X, with_anchor)
+    assert block.n_filled == 2
+    np.testing.assert_array_equal(block.rows, [2, 3])
+
+
+# ---------------------------------------------------------------- fuzzing
+
+TOKENS = [b"1", b"-2.5", b"", b"nan", b"abc", b"inf", b"2026-01-01", b",", b";", b"\t", b'"', b"\r\n", b" ", b"0", b"1e400", b"\xff"]
+VALUES = [b"1", b"-2.5", b"0", b"1", b"0", b"3.25", b"", b"nan", b"abc", b"inf", b"2026-01-01", b"1e400", b"2026-01-02 10:00"]
+NAMES = [b"a", b"b", b"s1", b"time", b"label", b"y", b"timestamp", b"", b"a", b"abc", b"1", b'"q"', b"a ", b" b", b"\ta", b'"x', b"a|b"]
+# mostly plausible values, sometimes a random run of tokens (quotes, delimiters, bad bytes)
+CELL = st.sampled_from(VALUES) | st.sampled_from(VALUES) | st.sampled_from(VALUES) | st.lists(st.sampled_from(TOKENS), min_size=1, max_size=3).map(b"".join)
+
+
+@st.composite
+def csv_like(draw, header: st.SearchStrategy | None = None) -> bytes:
+    """A small grid: optional BOM, a header, ragged rows of cells, a delimiter and line ending."""
+    delimiter = draw(st.sampled_from([b",", b";", b"\t", b"|"]))
+    eol = draw(st.sampled_from([b"\n", b"\r\n"]))
+    if header is None:
+        names = draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=4))
+    else:
+        names = draw(header)
+    width = len(names)
+    rows = draw(st.lists(st.lists(CELL, min_size=max(width - 1, 1), max_size=width + 1), max_size=5))
+    lines = [delimiter.join(names)] + [delimiter.join(row) for row in rows]
+    text = eol.join(lines) + draw(st.sampled_from([b"", eol]))
+    return draw(st.sampled_from([b"", b"\xef\xbb\xbf"])) + text
+
+
+CLEAN_HEADER = st.sampled_from([[b"time", b"a", b"b", b"label"], [b"a"], [b"timestamp", b"s1", b"y"], [b"a", b"b"]])
+FUZZ = settings(max_examples=150, deadline=None, database=None, derandomize=True, report_multiple_bugs=False, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def load_or_refuse(path: Path, data: bytes, **kwargs) -> None:
+    path.write_bytes(data)
+    try:
+        result = load_csv(path, **kwargs)
+    except RareEventError:
+        return
+    assert isinstance(result, SensorData)
+    assert result.X.dtype == np.float32
+    assert np.isfinite(result.X).all()
+    assert len(result.rows) == len(result.X)
+
+
+@FUZZ
+@given(data=csv_like(CLEAN_HEADER), fill=st.sampled_from([None, "ffill", "interpolate", "drop"]))
+def test_fuzz_rows_under_a_clean_header(tmp_path: Path, data: bytes, fill: str | None) -> None:
+    load_or_refuse(tmp_path / "fuzz.csv", data, fill=fill)
+
+
+@FUZZ
+@given(data=st.one_of(st.binary(max_size=40), st.lists(st.sampled_from(TOKENS), max_size=30).map(b"".join), csv_like()))
+def test_fuzz_any_bytes_load_or_raise_rare_event_error(tmp_path: Path, data: bytes) -> None:
+    load_or_refuse(tmp_path / "fuzz.csv", data)
+
+
+def test_trailing_blank_line_is_not_a_data_row(tmp_path: Path) -> None:
+    path = write(tmp_path, "a,b\n1,2\n3,4\n\n")
+    np.testing.assert_array_equal(load_csv(path, fill="ffill").X, [[1, 2], [3, 4]])
