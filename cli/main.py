@@ -310,7 +310,7 @@ def score(
         from contextlib import nullcontext
 
         from rareevent.runs import load_run, resolve_run
-        from rareevent.scoring import WindowWriter, score_csv
+        from rareevent.scoring import WindowWriter, file_has_labels, score_csv
         from rareevent.storage import atomic_file
 
         kind = _output_kind(output, ("csv", "json")) if output else None
@@ -318,6 +318,8 @@ def score(
             _output_kind(metrics_out, ("json",))
         folder = resolve_run(run, runs_dir)
         record, detector = load_run(folder)
+        if metrics_out is not None and not file_has_labels(data, record):
+            raise RareEventError(f"{data}: --metrics-out needs the label column {record['label_column']!r}, which the file does not have")
         total = _count_rows(data) if Path(data).is_file() and Path(data).stat().st_size > 4 * chunk_rows else None
         progress = _rows_progress(Path(data))
         task = progress.add_task("score", total=total)
@@ -336,8 +338,6 @@ def score(
         if result.n_filled:
             _note(f"repaired {result.n_filled} blank/NaN cell(s) with --fill {fill}")
         if metrics_out is not None:
-            if result.metrics is None:
-                raise RareEventError(f"{data}: --metrics-out needs the label column {record['label_column']!r}, which the file does not have")
             with atomic_file(metrics_out) as temp:
                 temp.write_text(json.dumps({**summary, "metrics": result.metrics}, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         _print_score_summary(summary, result, show, output)
@@ -392,10 +392,12 @@ def encode(
         with atomic_file(output) as temp:
             writer = WindowWriter(temp, kind)
             try:
-                n = encode_csv(data, record, detector, writer, chunk_rows=chunk_rows, fill=fill)
+                n, filled = encode_csv(data, record, detector, writer, chunk_rows=chunk_rows, fill=fill)
                 writer.finish({"run": record["name"], "units": record["units"][1]})
             finally:
                 writer.handle.close()
+        if filled:
+            _note(f"repaired {filled} blank/NaN cell(s) with --fill {fill}")
         out.print(f"wrote {n:,} encoded windows x {record['units'][1]} values to {output}")
 
 
@@ -480,6 +482,8 @@ def main() -> None:
         typer.echo("error: interrupted; nothing was written", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing argument
+        if not exc.format_message().strip():  # bare `rareevent`: the help was printed
+            sys.exit(getattr(exc, "exit_code", EXIT_DATA))
         typer.echo(f"error: {' '.join(exc.format_message().split())} (see --help)", err=True)
         sys.exit(getattr(exc, "exit_code", EXIT_DATA))
     sys.exit(code if isinstance(code, int) else 0)

@@ -11,7 +11,7 @@ checked; reading files and writing run folders live elsewhere.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -87,15 +87,11 @@ class RareEventDetector:
         X_valid: np.ndarray,
         y_valid: np.ndarray | None,
         on_epoch: EpochCallback | None = None,
-        extra_normal: Sequence[np.ndarray] = (),
     ) -> RareEventDetector:
         """Fit on the normal windows of the train rows; pick the threshold on the valid rows.
 
         ``y_*`` are per-row 0/1 labels or ``None``. Early stopping watches the
         loss of the clean validation windows and restores the best weights.
-        ``extra_normal`` are more blocks of normal rows (other files, other
-        periods): they join the scaler's rows and the training windows, cut
-        per block so no window spans two blocks.
         """
         self._check_params()
         strategy = parse_strategy(self.threshold or ("f1" if y_valid is not None else "quantile"))
@@ -111,7 +107,7 @@ class RareEventDetector:
                     hint="use a longer file, a smaller --lookback or other --valid-frac/--test-frac",
                 )
         normal_rows = y_train == 0
-        self.scaler_ = scaling.fit_scaler(np.concatenate([X_train[normal_rows] if normal_rows.any() else X_train, *extra_normal]))
+        self.scaler_ = scaling.fit_scaler(X_train[normal_rows] if normal_rows.any() else X_train)
         self.constant_features_ = scaling.constant_columns(self.scaler_).tolist()
         train_clean = windows.clean_windows(y_train, T, self.lead)
         valid_clean = windows.clean_windows(y_valid_rows, T, self.lead)
@@ -119,12 +115,7 @@ class RareEventDetector:
             raise RareEventError("the train part has no window free of events to learn normal behaviour from")
         if not valid_clean.any():
             raise RareEventError("the validation part has no window free of events", hint="raise --valid-frac")
-        train_windows = np.concatenate(
-            [
-                windows.sliding_windows(scaling.transform(self.scaler_, X_train), T)[train_clean],
-                *(windows.sliding_windows(scaling.transform(self.scaler_, X), T) for X in extra_normal if len(X) >= T),
-            ]
-        )
+        train_windows = windows.sliding_windows(scaling.transform(self.scaler_, X_train), T)[train_clean]
         valid_all = windows.sliding_windows(scaling.transform(self.scaler_, X_valid), T)
         self.model_ = self._train(np.ascontiguousarray(train_windows), np.ascontiguousarray(valid_all[valid_clean]), on_epoch)
         self.n_train_windows_ = int(len(train_windows))

@@ -27,6 +27,10 @@ MODEL_FILE = "model.keras"
 RUN_FILE = "run.json"
 SCORES_FILE = "scores.csv"
 ALLOWED_LAYERS = {"InputLayer", "LSTM", "RepeatVector", "TimeDistributed", "Dense"}
+LAYER_SEQUENCE = {
+    "ae": ["InputLayer", "LSTM", "LSTM", "RepeatVector", "LSTM", "LSTM", "TimeDistributed"],
+    "plain": ["InputLayer", "LSTM", "LSTM", "LSTM", "LSTM", "TimeDistributed"],
+}
 
 
 def save_run(
@@ -146,7 +150,7 @@ def load_run(folder: str | Path) -> tuple[dict[str, Any], RareEventDetector]:
     """Load a run folder: its validated record and a ready-to-score detector."""
     folder = Path(folder)
     record = read_record(folder)
-    model = load_model(folder / MODEL_FILE, lookback=record["lookback"], n_features=len(record["features"]))
+    model = load_model(folder / MODEL_FILE, arch=record["arch"], lookback=record["lookback"], n_features=len(record["features"]))
     detector = RareEventDetector(
         arch=record["arch"],
         lookback=record["lookback"],
@@ -164,7 +168,7 @@ def load_run(folder: str | Path) -> tuple[dict[str, Any], RareEventDetector]:
     return record, detector
 
 
-def load_model(path: Path, lookback: int, n_features: int):  # noqa: ANN201 - a keras.Model
+def load_model(path: Path, arch: str, lookback: int, n_features: int):  # noqa: ANN201 - a keras.Model
     """Load ``model.keras`` in safe mode and check it is a model rareevent builds."""
     if not path.is_file():
         raise RareEventError(f"{path}: model file missing")
@@ -178,10 +182,12 @@ def load_model(path: Path, lookback: int, n_features: int):  # noqa: ANN201 - a 
         if "Could not locate" in text or "custom" in text.lower():
             raise RareEventError(f"{path}: refused: the model uses custom objects rareevent does not build") from None
         raise RareEventError(f"{path}: not a readable Keras model ({type(exc).__name__})", hint="retrain the run") from None
-    layer_types = {type(layer).__name__ for layer in model.layers}
-    stray = sorted(layer_types - ALLOWED_LAYERS)
+    layers = [type(layer).__name__ for layer in model.layers]
+    stray = sorted(set(layers) - ALLOWED_LAYERS)
     if stray:
         raise RareEventError(f"{path}: refused: unexpected layer type(s) {', '.join(stray)}")
+    if layers != LAYER_SEQUENCE[arch]:
+        raise RareEventError(f"{path}: refused: not a rareevent {arch!r} model (layers {', '.join(layers)})")
     expected = (None, lookback, n_features)
     if tuple(model.input_shape) != expected or tuple(model.output_shape) != expected:
         raise RareEventError(f"{path}: model shape {model.input_shape} does not match run.json (lookback {lookback}, {n_features} features)")

@@ -110,6 +110,11 @@ def iter_blocks(path: str | Path, trained: Columns, lookback: int, chunk_rows: i
     yield SensorData(fmt.path, columns, buffer.X[:0], None, None, buffer.rows[:0]), buffer, windows.n_windows(len(buffer.X), lookback)
 
 
+def file_has_labels(path: str | Path, record: dict[str, Any]) -> bool:
+    """Whether ``path`` carries the run's label column (read from its header only)."""
+    return record["label_column"] is not None and record["label_column"] in sniff(path).header
+
+
 def top_features(feature_errors: np.ndarray, names: list[str], k: int = TOP_FEATURES) -> np.ndarray:
     """``name:share;name:share;...`` of the ``k`` sensors with the largest share of each row's error."""
     k = min(k, feature_errors.shape[1])
@@ -268,13 +273,17 @@ def encode_csv(
     sink: WindowSink,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     fill: str | None = None,
-) -> int:
-    """Send the encoded vector of every window of ``path`` to ``sink``; return the window count."""
+) -> tuple[int, int]:
+    """Send the encoded vector of every window of ``path`` to ``sink``.
+
+    Returns the number of windows and of repaired (filled) cells.
+    """
     require_bottleneck(detector.arch)
     trained = Columns(features=record["features"], time=record["time_column"], label=record["label_column"])
     T = detector.lookback
-    total = 0
-    for _, buffer, ready in iter_blocks(path, trained, T, chunk_rows, fill):
+    total = filled = 0
+    for block, buffer, ready in iter_blocks(path, trained, T, chunk_rows, fill):
+        filled += block.n_filled
         if ready == 0:
             continue
         codes = detector.encode(buffer.X[: ready + T - 1])
@@ -286,4 +295,4 @@ def encode_csv(
         sink(pd.DataFrame(out))
         total += ready
         buffer.drop_first(ready)
-    return total
+    return total, filled

@@ -9,9 +9,10 @@ later, but never a half-written file under the real name.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,11 +43,20 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
         raise RareEventError(f"{target.parent}: folder not found for output {target.name}")
     temp = _temp_name(target)
     try:
+        _writable(target, temp.touch)
         yield temp
         _fsync(temp)
-        os.replace(temp, target)
+        _writable(target, lambda: os.replace(temp, target))
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _writable(target: Path, action: Callable[[], object]) -> None:
+    """Run a file-system ``action`` for ``target``, reporting refusals as a user error."""
+    try:
+        action()
+    except PermissionError as exc:
+        raise RareEventError(f"{target}: cannot write here ({exc.strerror})", hint="choose a folder you can write to") from None
 
 
 @contextmanager
@@ -54,41 +64,72 @@ def atomic_folder(target: str | Path, overwrite: bool = False) -> Iterator[Path]
     """Yield a temporary folder to fill; on success it becomes ``target``.
 
     With ``overwrite`` an existing ``target`` is replaced only at the very
-    end: it is renamed aside, the new folder renamed in, then the old one
-    deleted.
+    end, by an atomic exchange of the two folders where the system offers
+    one (Linux ``renameat2``); elsewhere the old folder is renamed aside
+    first and put back if the second rename fails, and
+    :func:`remove_stale_temporaries` restores it after a crash in between.
     """
     target = Path(target)
     if target.exists() and not overwrite:
         raise RareEventError(f"{target}: a run with this name already exists", hint="choose another --name or pass --overwrite")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _writable(target, lambda: target.parent.mkdir(parents=True, exist_ok=True))
     temp = _temp_name(target)
     shutil.rmtree(temp, ignore_errors=True)
-    temp.mkdir()
+    _writable(target, temp.mkdir)
     try:
         yield temp
         for item in temp.iterdir():
             _fsync(item)
-        if target.exists():
-            old = target.with_name(f"{TEMP_PREFIX}{os.getpid()}-old-{target.name}")
+        if not target.exists():
+            os.rename(temp, target)
+        elif not _exchange(temp, target):
+            old = _old_name(target)
             os.rename(target, old)
-            os.rename(temp, target)
+            try:
+                os.rename(temp, target)
+            except BaseException:
+                os.rename(old, target)
+                raise
             shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(temp, target)
         _fsync(target.parent)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def _old_name(target: Path) -> Path:
+    return target.with_name(f"{TEMP_PREFIX}{os.getpid()}-old-{target.name}")
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False where unavailable."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 def remove_stale_temporaries(folder: str | Path) -> None:
-    """Delete ``.tmp-<pid>-*`` entries left by processes that no longer run."""
+    """Clear ``.tmp-<pid>-*`` entries left by processes that no longer run.
+
+    A ``.tmp-<pid>-old-NAME`` folder whose ``NAME`` is missing is an old run
+    caught between the two renames of an overwrite: it is put back, not deleted.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return
     for entry in folder.glob(f"{TEMP_PREFIX}*"):
-        pid = entry.name[len(TEMP_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        pid, _, rest = entry.name[len(TEMP_PREFIX) :].partition("-")
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        original = folder / rest[len("old-") :] if rest.startswith("old-") else None
+        if original is not None and not original.exists():
+            os.rename(entry, original)
+        elif entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:

@@ -14,6 +14,7 @@ import pandas as pd
 import rareevent
 from rareevent import windows
 from rareevent.detector import EpochCallback, RareEventDetector
+from rareevent.errors import RareEventError
 from rareevent.load import SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
 from rareevent.model import import_keras
@@ -52,6 +53,14 @@ def train(
     """Load ``csv_path``, split it in time order, fit ``detector`` and measure it."""
     data = load_csv(csv_path, time=time, label=label, drop=drop, fill=fill)
     splits = windows.chronological_split(len(data), valid_frac, test_frac)
+    short = [name for name in ("train", "valid") if splits[name][1] - splits[name][0] < detector.lookback]
+    if short:
+        needed = windows.rows_needed(detector.lookback, valid_frac, test_frac)
+        raise RareEventError(
+            f"{data.path}: {len(data)} data rows are too few for lookback {detector.lookback}: "
+            f"the {short[0]} part would hold less than one window; at least {needed} rows are needed",
+            hint="use a longer file or a smaller --lookback",
+        )
     part = {key: slice(*bounds) for key, bounds in splits.items()}
     y = data.y
     detector.fit(

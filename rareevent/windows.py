@@ -73,3 +73,13 @@ def chronological_split(n_rows: int, valid_frac: float, test_frac: float) -> dic
     test_start = n_rows - int(round(n_rows * test_frac))
     valid_start = test_start - int(round(n_rows * valid_frac))
     return {"train": (0, valid_start), "valid": (valid_start, test_start), "test": (test_start, n_rows)}
+
+
+def rows_needed(lookback: int, valid_frac: float, test_frac: float) -> int:
+    """The fewest rows whose chronological split gives train and valid one window each."""
+    n = lookback
+    while True:  # a handful of steps: the bound is reached within lookback / min fraction
+        splits = chronological_split(n, valid_frac, test_frac)
+        if all(splits[name][1] - splits[name][0] >= lookback for name in ("train", "valid")):
+            return n
+        n += 1

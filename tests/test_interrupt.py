@@ -21,7 +21,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import TINY, synthetic_frame
+try:
+    from tests.conftest import TINY, synthetic_frame
+except ImportError:  # tests/ is not a package, or the repository root is not on sys.path
+    from conftest import TINY, synthetic_frame
 from rareevent.cli.main import app
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "openpty") or sys.platform == "win32", reason="needs POSIX signals and a pty")

@@ -179,3 +179,31 @@ def test_remove_stale_temporaries(tmp_path: Path) -> None:
 def test_remove_stale_temporaries_missing_folder_is_fine(tmp_path: Path) -> None:
     remove_stale_temporaries(tmp_path / "nope")
     assert not (tmp_path / "nope").exists()
+
+
+def test_stale_old_run_caught_between_renames_is_restored(tmp_path: Path) -> None:
+    pid = dead_pid()
+    old = tmp_path / f"{TEMP_PREFIX}{pid}-old-run1"
+    old.mkdir()
+    (old / "run.json").write_text("{}")
+    kept = tmp_path / f"{TEMP_PREFIX}{pid}-old-run2"  # its run exists: the overwrite had finished
+    kept.mkdir()
+    (tmp_path / "run2").mkdir()
+    remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run1", "run2"]
+    assert (tmp_path / "run1" / "run.json").read_text() == "{}"
+
+
+def test_atomic_folder_overwrite_exchanges_without_a_gap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rareevent.storage
+
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "f").write_text("old")
+    renames: list[tuple[str, str]] = []
+    monkeypatch.setattr(rareevent.storage.os, "rename", lambda a, b: renames.append((a, b)))
+    with atomic_folder(target, overwrite=True) as folder:
+        (folder / "f").write_text("new")
+    assert renames == []  # renameat2(RENAME_EXCHANGE) swapped the folders in one step
+    assert (target / "f").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
