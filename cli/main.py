@@ -352,13 +352,17 @@ def _print_score_summary(summary: dict[str, Any], result: Any, show: int, output
     if result.alarms:
         table = Table(title=f"alarms (top {min(show, len(result.alarms))} by peak error, in time order)")
         has_time = "start_time" in result.alarms[0]
-        for column in ("start", "end", "windows", "peak error", "top sensors (share of error)"):
-            table.add_column(column, justify="right" if column in ("windows", "peak error") else "left")
+        for column in ("start", "rows", "windows", "peak", "top sensors (share of error)"):
+            table.add_column(column, justify="right" if column in ("windows", "peak") else "left")
         shown = sorted(sorted(result.alarms, key=lambda a: -a["peak_error"])[:show], key=lambda a: a["start_row"])
         for alarm in shown:
-            start = f"{alarm['start_time']} (row {alarm['start_row']})" if has_time else f"row {alarm['start_row']}"
-            end = f"{alarm['end_time']} (row {alarm['end_row']})" if has_time else f"row {alarm['end_row']}"
-            table.add_row(start, end, str(alarm["windows"]), f"{alarm['peak_error']:.4g}", alarm["top_features"].replace(";", ", "))
+            table.add_row(
+                str(alarm["start_time"]) if has_time else str(alarm["start_row"]),
+                f"{alarm['start_row']}-{alarm['end_row']}",
+                str(alarm["windows"]),
+                f"{alarm['peak_error']:.3g}",
+                alarm["top_features"].replace(";", " "),
+            )
         out.print(table)
     if result.metrics:
         out.print(_metrics_table({"scored file": result.metrics}))
@@ -435,24 +439,33 @@ def report(
 
 
 def _print_runs_table(summaries: list[dict[str, Any]]) -> None:
-    table = Table(title="runs (metrics on the test part; valid* where there is none)")
-    for column in ("run", "arch", "T", "units", "params", "threshold", "prec", "recall", "F1", "PR-AUC", "ROC-AUC", "events", "FA/day", "train s"):
-        table.add_column(column, justify="left" if column in ("run", "arch", "threshold") else "right")
+    """One column per run, so a few runs fit an 80-column terminal."""
+    table = Table(title="runs: test metrics (* validation: no test part)")
+    table.add_column("", style="bold")
     for row in summaries:
-        fa = row["false_alarms_per_day"] if row["false_alarms_per_day"] is not None else row["false_alarms_per_1000_windows"]
-        events = f"{row['events_detected']}/{row['events']}" if row["events"] is not None else "-"
-        table.add_row(
-            row["name"] + ("*" if row["metrics_part"] == "valid" else ""),
-            row["arch"],
-            str(row["lookback"]),
-            ",".join(map(str, row["units"])),
-            f"{row['parameters']:,}" if row["parameters"] else "-",
-            f"{row['threshold_strategy']}={row['threshold']:.4g}",
-            *(_fmt(row[k]) for k in ("precision", "recall", "f1", "pr_auc", "roc_auc")),
-            events,
-            _fmt(fa, 2),
-            _fmt(row["train_seconds"], 1),
-        )
+        table.add_column(row["name"] + ("*" if row["metrics_part"] == "valid" else ""), justify="right")
+
+    def rate(row: dict[str, Any]) -> str:
+        per_day = row["false_alarms_per_day"]
+        return f"{_fmt(per_day, 2)}/day" if per_day is not None else f"{_fmt(row['false_alarms_per_1000_windows'], 2)}/1k win"
+
+    fields = [
+        ("arch", lambda r: r["arch"]),
+        ("lookback", lambda r: str(r["lookback"])),
+        ("units", lambda r: ",".join(map(str, r["units"]))),
+        ("parameters", lambda r: f"{r['parameters']:,}" if r["parameters"] else "-"),
+        ("threshold", lambda r: f"{r['threshold_strategy']} = {r['threshold']:.4g}"),
+        ("precision", lambda r: _fmt(r["precision"])),
+        ("recall", lambda r: _fmt(r["recall"])),
+        ("F1", lambda r: _fmt(r["f1"])),
+        ("PR-AUC", lambda r: _fmt(r["pr_auc"])),
+        ("ROC-AUC", lambda r: _fmt(r["roc_auc"])),
+        ("events caught", lambda r: f"{r['events_detected']} of {r['events']}" if r["events"] is not None else "-"),
+        ("false alarms", lambda r: rate(r) if r["false_alarms"] is not None else "-"),
+        ("training s", lambda r: _fmt(r["train_seconds"], 1)),
+    ]
+    for label, cell in fields:
+        table.add_row(label, *(cell(row) for row in summaries))
     out.print(table)
 
 

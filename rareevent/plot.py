@@ -38,8 +38,9 @@ def plot_run(folder: Path, record: dict[str, Any], output: str | Path) -> Path:
             ax_time.plot(part["row"], part["error"], lw=0.7, color=colour, label=f"{split} error")
     if has_labels:
         rows = scores["row"].to_numpy()
+        pad = max(1.0, 0.002 * (rows[-1] - rows[0]))  # short events stay visible on a long axis
         for i, (start, end) in enumerate(runs(scores["label"].to_numpy() == 1)):
-            ax_time.axvspan(rows[start], rows[end] + 1, color="tab:red", alpha=0.25, lw=0, label="labelled event" if i == 0 else None)
+            ax_time.axvspan(rows[start] - pad, rows[end] + pad, color="tab:red", alpha=0.3, lw=0, label="labelled event" if i == 0 else None)
     flagged = scores[scores["flagged"] == 1]
     ax_time.scatter(flagged["row"], flagged["error"], s=6, color="black", zorder=3, label="alarm")
     ax_time.axhline(threshold, color="tab:orange", ls="--", label=f"threshold {threshold:.3g} ({record['threshold_strategy']})")

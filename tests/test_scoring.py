@@ -1,0 +1,74 @@
+"""Scoring internals: alarm episodes, top sensors, writers, chunk invariance with smoothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import rareevent.scoring as scoring
+from rareevent.load import Columns
+from rareevent.runs import load_run
+from rareevent.scoring import ScoreResult, WindowWriter, alarm_episodes, score_csv, top_features
+
+
+def test_top_features_names_the_largest_shares_in_order() -> None:
+    errors = np.array([[1.0, 6.0, 3.0, 0.0], [0.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+    top = top_features(errors, ["a", "b", "c", "d"])
+    assert top[0] == "b:0.60;c:0.30;a:0.10"
+    assert top[1] == "a:0.00;b:0.00;c:0.00"  # all-zero errors: no division by zero, stable order
+
+
+def test_alarm_episodes_group_consecutive_flags() -> None:
+    flags = np.array([0, 1, 1, 0, 0, 1, 0, 1, 1, 1], dtype=bool)
+    error = np.array([0, 5, 7, 0, 0, 9, 0, 2, 8, 3], dtype=np.float32)
+    result = ScoreResult(path=Path("x.csv"), columns=Columns(features=["a", "b"]), threshold=1.0)
+    result.flagged, result.error, result.rows = flags, error, np.arange(10, 20)
+    result.time = np.arange(10, 20) * 60.0
+    per_window = np.array([[1, 0], [1, 1], [0, 1], [3, 1], [0, 4], [0, 4]], dtype=np.float32)  # flagged windows only
+    alarms = alarm_episodes(result, per_window, ["a", "b"])
+    assert [(a["start_row"], a["end_row"], a["windows"], a["peak_error"]) for a in alarms] == [(11, 12, 2, 7.0), (15, 15, 1, 9.0), (17, 19, 3, 8.0)]
+    assert alarms[0]["top_features"] == "a:0.67;b:0.33"
+    assert alarms[1]["top_features"] == "b:1.00;a:0.00"
+    assert alarms[2]["top_features"] == "b:0.75;a:0.25"
+    assert alarms[0]["start_time"] == 660.0 and alarms[2]["end_time"] == 1140.0
+
+
+def test_no_flags_no_alarms() -> None:
+    result = ScoreResult(path=Path("x.csv"), columns=Columns(features=["a"]), threshold=1.0)
+    result.flagged, result.error, result.rows = np.zeros(5, bool), np.zeros(5, np.float32), np.arange(5)
+    assert alarm_episodes(result, np.empty((0, 1), np.float32), ["a"]) == []
+
+
+def test_window_writer_json_is_one_valid_document(tmp_path: Path) -> None:
+    path = tmp_path / "w.json"
+    writer = WindowWriter(path, "json")
+    writer(pd.DataFrame({"row": [2, 3], "error": [0.5, 0.25]}))
+    writer(pd.DataFrame({"row": [4], "error": [1.0]}))
+    writer.finish({"alarms": [{"start_row": 4}], "metrics": None})
+    document = json.loads(path.read_text())
+    assert document == {"windows": [{"row": 2, "error": 0.5}, {"row": 3, "error": 0.25}, {"row": 4, "error": 1.0}], "alarms": [{"start_row": 4}], "metrics": None}
+
+
+@pytest.mark.parametrize("smooth", [1, 5])
+def test_chunked_scoring_equals_whole_file_across_predict_blocks(monkeypatch: pytest.MonkeyPatch, sensor_csv: Path, trained_runs: dict[str, Path], smooth: int) -> None:
+    monkeypatch.setattr(scoring, "PREDICT_BATCH", 16)  # many blocks, so carries across blocks are exercised
+    record, detector = load_run(trained_runs["ae"])
+    detector.smooth = smooth
+    outputs = []
+    for chunk_rows in (1_000_000, 37, 5):
+        frames: list[pd.DataFrame] = []
+        result = score_csv(sensor_csv, record, detector, chunk_rows=chunk_rows, sink=frames.append)
+        outputs.append((pd.concat(frames, ignore_index=True), result))
+    (whole, first), *rest = outputs
+    assert len(whole) == 598 and whole["row"].tolist() == list(range(2, 600))
+    for frame, result in rest:
+        pd.testing.assert_frame_equal(frame, whole)
+        assert result.alarms == first.alarms and result.metrics == first.metrics
+    if smooth > 1:  # the smoothed score is the trailing mean of raw scores
+        raw, _ = detector.score_windows(np.asarray(pd.read_csv(sensor_csv)[["s1", "s2", "s3"]], dtype=np.float32))
+        expected = np.array([raw[max(0, i - smooth + 1) : i + 1].mean() for i in range(len(raw))], dtype=np.float32)
+        np.testing.assert_allclose(whole["error"].to_numpy(), expected, rtol=1e-5)
