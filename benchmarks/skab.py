@@ -49,18 +49,18 @@ def labelled_files(data: Path) -> list[Path]:
     return files
 
 
-def _train_options(extra: list[str]) -> list[str]:
-    return ["--threshold", "quantile", "--test-frac", "0", "--drop", ",".join(NOT_SENSORS), *extra]
+def _train_options(extra: list[str], drop: list[str]) -> list[str]:
+    return ["--threshold", "quantile", "--test-frac", "0", "--drop", ",".join(NOT_SENSORS + drop), *extra]
 
 
-def flags_library(csv: Path, head: Path, arch: str, extra: list[str], work: Path) -> np.ndarray:
+def flags_library(csv: Path, head: Path, arch: str, train_args: list[str], work: Path) -> np.ndarray:
     """Row alarms of ``csv`` from a run trained on ``head`` through the library (what the CLI calls)."""
     from typer.testing import CliRunner
 
     from rareevent.cli.main import app
 
     runs = work / "runs"
-    result = CliRunner().invoke(app, ["train", str(head), "--arch", arch, "--runs-dir", str(runs), "--name", "r", "--overwrite", *_train_options(extra)])
+    result = CliRunner().invoke(app, ["train", str(head), "--arch", arch, "--runs-dir", str(runs), "--name", "r", "--overwrite", *train_args])
     if result.exit_code != 0:
         raise SystemExit(f"train failed on {csv}: {result.output[-2000:]}")
     out = work / "scores.csv"
@@ -70,11 +70,11 @@ def flags_library(csv: Path, head: Path, arch: str, extra: list[str], work: Path
     return _row_flags(out, csv)
 
 
-def flags_cli(csv: Path, head: Path, arch: str, extra: list[str], work: Path) -> np.ndarray:
+def flags_cli(csv: Path, head: Path, arch: str, train_args: list[str], work: Path) -> np.ndarray:
     """The same through the installed ``rareevent`` entry point, in subprocesses."""
     exe = str(Path(sys.executable).with_name("rareevent"))
     runs = work / "runs"
-    subprocess.run([exe, "train", str(head), "--arch", arch, "--runs-dir", str(runs), "--name", "r", "--overwrite", *_train_options(extra)], check=True, capture_output=True)
+    subprocess.run([exe, "train", str(head), "--arch", arch, "--runs-dir", str(runs), "--name", "r", "--overwrite", *train_args], check=True, capture_output=True)
     out = work / "scores.csv"
     subprocess.run([exe, "score", str(csv), "--run", str(runs / "r"), "--output", str(out)], check=True, capture_output=True)
     return _row_flags(out, csv)
@@ -93,7 +93,7 @@ def pooled(counts: np.ndarray) -> tuple[float, float, float]:
     return tp / (tp + (fp + fn) / 2), 100 * fp / (fp + tn), 100 * fn / (fn + tp)
 
 
-def evaluate(arch: str, data: Path, use_cli: bool, extra: list[str]) -> dict[str, np.ndarray]:
+def evaluate(arch: str, data: Path, use_cli: bool, train_args: list[str]) -> dict[str, np.ndarray]:
     counts = {"rest": np.zeros(4, np.int64), "all": np.zeros(4, np.int64)}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -101,7 +101,7 @@ def evaluate(arch: str, data: Path, use_cli: bool, extra: list[str]) -> dict[str
             head = work / "head.csv"
             with open(csv, encoding="utf-8") as src, open(head, "w", encoding="utf-8") as dst:
                 dst.writelines(line for _, line in zip(range(TRAIN_ROWS + 1), src))
-            flags = (flags_cli if use_cli else flags_library)(csv, head, arch, extra, work)
+            flags = (flags_cli if use_cli else flags_library)(csv, head, arch, train_args, work)
             y = pd.read_csv(csv, sep=";", usecols=["anomaly"])["anomaly"].to_numpy() == 1
             for key, start in (("rest", TRAIN_ROWS), ("all", 0)):
                 yy, ff = y[start:], flags[start:]
@@ -115,14 +115,15 @@ def main() -> None:
     parser.add_argument("--arch", nargs="+", default=["ae", "plain"])
     parser.add_argument("--cli", action="store_true", help="run the installed rareevent command for every file")
     parser.add_argument("--train-args", default="", help="extra rareevent train options, e.g. '--smooth 10'")
+    parser.add_argument("--drop-sensors", default="", help="comma-separated sensors to leave out as well, e.g. Temperature,Thermocouple")
     options = parser.parse_args()
-    extra = shlex.split(options.train_args)
+    train_args = _train_options(shlex.split(options.train_args), [s for s in options.drop_sensors.split(",") if s])
     rows = []
     for arch in options.arch:
         started = time.perf_counter()
-        counts = evaluate(arch, options.data.resolve(), options.cli, extra)
+        counts = evaluate(arch, options.data.resolve(), options.cli, train_args)
         rows.append((f"rareevent {arch}", pooled(counts["rest"]), pooled(counts["all"]), time.perf_counter() - started))
-    print(f"SKAB, {len(labelled_files(options.data.resolve()))} files, train on first {TRAIN_ROWS} rows, threshold quantile, options: {' '.join(_train_options(extra))}")
+    print(f"SKAB, {len(labelled_files(options.data.resolve()))} files, train on first {TRAIN_ROWS} rows, threshold quantile, options: {' '.join(train_args)}")
     print(f"{'detector':<18}{'F1':>7}{'FAR %':>8}{'MAR %':>8}   {'F1 (all rows)':>14}{'FAR':>7}{'MAR':>7}   seconds")
     for name, rest, every, seconds in rows:
         print(f"{name:<18}{rest[0]:>7.3f}{rest[1]:>8.2f}{rest[2]:>8.2f}   {every[0]:>14.3f}{every[1]:>7.2f}{every[2]:>7.2f}   {seconds:7.0f}")

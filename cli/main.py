@@ -149,8 +149,9 @@ def train(
     score: Annotated[str, typer.Option("--score", help="Window score: mean (squared error over the window) or last (last step only).")] = "mean",
     smooth: Annotated[int, typer.Option(help="Alarm on the mean score of the last K windows (1: no smoothing).")] = 1,
     threshold: Annotated[str | None, typer.Option(help="f1, fbeta:B, pr-cross, precision:P or quantile[:Q]; default f1 with labels, quantile without.")] = None,
+    margin: Annotated[float, typer.Option(help="Multiply the chosen threshold by this (above 1: fewer false alarms on data that drifts after validation).")] = 1.0,
     epochs: Annotated[int, typer.Option(help="Most training epochs (early stopping usually ends sooner).")] = 40,
-    batch_size: Annotated[int, typer.Option(help="Windows per training batch.")] = 256,
+    batch_size: Annotated[int | None, typer.Option(help="Windows per training batch (default: about 100 steps per epoch, 16..256).")] = None,
     patience: Annotated[int, typer.Option(help="Epochs without validation improvement before stopping.")] = 5,
     valid_frac: Annotated[float, typer.Option(help="Fraction of rows (after train) for validation and the threshold.")] = 0.2,
     test_frac: Annotated[float, typer.Option(help="Fraction of rows at the end held out for testing (0 allowed).")] = 0.2,
@@ -180,6 +181,7 @@ def train(
             score_kind=score,
             smooth=smooth,
             threshold=threshold,
+            margin=margin,
             epochs=epochs,
             batch_size=batch_size,
             patience=patience,
@@ -229,7 +231,8 @@ def _print_train_summary(record: dict[str, Any], path: Path) -> None:
     n = record["windows"]
     table.add_row("windows", f"train {n['train_normal']} normal, valid {n.get('valid', 0)}, test {n.get('test', 0)}")
     table.add_row("epochs", f"{record['epochs_run']} run, best {record['best_epoch']} ({record['train_seconds']:.1f} s)")
-    table.add_row("threshold", f"{record['threshold']:.6g} ({record['threshold_strategy']}, score {record['score_kind']})")
+    margin = f" x {record['margin']:g}" if record["margin"] != 1 else ""
+    table.add_row("threshold", f"{record['threshold']:.6g} ({record['threshold_strategy']}{margin}, score {record['score_kind']}, smooth {record['smooth']})")
     table.add_row("model", f"{record['arch']}, lookback {record['lookback']}, units {record['units']}, {record['parameters']:,} parameters")
     table.add_row("saved to", str(path))
     out.print(table)

@@ -44,8 +44,9 @@ class RareEventDetector:
         score_kind: str = "mean",
         smooth: int = 1,
         threshold: str | None = None,
+        margin: float = 1.0,
         epochs: int = 40,
-        batch_size: int = 256,
+        batch_size: int | None = None,
         patience: int = 5,
         learning_rate: float = 1e-3,
         seed: int = 0,
@@ -58,6 +59,7 @@ class RareEventDetector:
         self.score_kind = score_kind
         self.smooth = smooth
         self.threshold = threshold
+        self.margin = margin
         self.epochs = epochs
         self.batch_size = batch_size
         self.patience = patience
@@ -71,10 +73,11 @@ class RareEventDetector:
             (self.score_kind in SCORE_KINDS, f"--score must be one of {', '.join(SCORE_KINDS)}, got {self.score_kind!r}"),
             (self.lookback >= 1, f"--lookback must be at least 1, got {self.lookback}"),
             (self.smooth >= 1, f"--smooth must be at least 1, got {self.smooth}"),
+            (self.margin > 0, f"--margin must be above 0, got {self.margin}"),
             (self.lead >= 0, f"--lead must be 0 or more, got {self.lead}"),
             (len(self.units) == 2 and min(self.units) >= 1, f"--units must be two positive integers, got {self.units}"),
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+            (self.batch_size is None or self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -122,7 +125,7 @@ class RareEventDetector:
         scores = self.smooth_scores(self._reconstruction_errors(valid_all)[0])
         self.valid_window_labels_ = None if y_valid is None else windows.window_labels(y_valid, T, self.lead)
         self.threshold_strategy_ = str(strategy)
-        self.threshold_ = choose_threshold(strategy, scores, self.valid_window_labels_, valid_clean)
+        self.threshold_ = self.margin * choose_threshold(strategy, scores, self.valid_window_labels_, valid_clean)
         self.decision_scores_ = scores
         self.labels_ = (scores >= self.threshold_).astype(np.int8)
         return self
@@ -134,6 +137,7 @@ class RareEventDetector:
             import tensorflow as tf
 
             tf.config.experimental.enable_op_determinism()
+        self.batch_size_ = self.batch_size or auto_batch_size(len(train))
         model = build_model(self.arch, self.lookback, train.shape[2], tuple(self.units), self.activation)
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
         callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)]
@@ -145,7 +149,7 @@ class RareEventDetector:
             train,
             validation_data=(valid, valid),
             epochs=self.epochs,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size_,
             shuffle=True,
             callbacks=callbacks,
             verbose=0,
@@ -200,6 +204,16 @@ class RareEventDetector:
         require_bottleneck(self.arch)
         scaled = windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback)
         return encoder(self.model_).predict(np.ascontiguousarray(scaled), batch_size=PREDICT_BATCH, verbose=0)
+
+
+def auto_batch_size(n_windows: int) -> int:
+    """About 100 training steps per epoch: ``n/100`` rounded to a power of two, within 16..256.
+
+    Large data trains fast with big batches; a few hundred windows (a short
+    file) would get only one or two steps per epoch with a fixed 256 and
+    stop undertrained.
+    """
+    return int(np.clip(2 ** round(np.log2(max(n_windows, 1) / 100)), 16, 256))
 
 
 def require_bottleneck(arch: str) -> None:
