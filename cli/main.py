@@ -218,6 +218,11 @@ def train(
         record = result.record
         if record["constant_features"]:
             _warn(f"constant column(s) in the normal training rows: {', '.join(record['constant_features'])}; kept neutral (scaled to 0)")
+        if record["trending_features"]:
+            _warn(
+                f"sensor(s) {', '.join(record['trending_features'])} trend steadily over the training rows; they may leave their "
+                "training range later and raise false alarms (consider a longer training period, --margin, or --drop)"
+            )
         if record["filled_cells"]:
             _note(f"repaired {record['filled_cells']} blank/NaN cell(s) with --fill {fill}")
         path = save(result, runs_dir, overwrite=overwrite)

@@ -112,6 +112,7 @@ class RareEventDetector:
         normal_rows = y_train == 0
         self.scaler_ = scaling.fit_scaler(X_train[normal_rows] if normal_rows.any() else X_train)
         self.constant_features_ = scaling.constant_columns(self.scaler_).tolist()
+        self.trending_features_ = scaling.trending_columns(X_train[normal_rows] if normal_rows.any() else X_train).tolist()
         train_clean = windows.clean_windows(y_train, T, self.lead)
         valid_clean = windows.clean_windows(y_valid_rows, T, self.lead)
         if not train_clean.any():

@@ -56,11 +56,10 @@ class Columns:
 
 @dataclass
 class SensorData:
-    """A validated block of rows: ``X`` (n x F float32), ``y``, ``time``.
+    """A validated block of rows: ``X`` (n x F float64), ``y``, ``time``.
 
-    ``first_line`` is the file line of row 0 (2 for a whole file: the header
-    is line 1); ``n_filled`` counts cells repaired by ``fill`` and
-    ``rows`` the 0-based data-row index of every row kept.
+    ``rows`` holds the 0-based data-row number of every row kept (file line
+    ``rows + 2``); ``n_filled`` counts cells repaired by ``fill``.
     """
 
     path: Path
@@ -91,8 +90,11 @@ def sniff(path: str | Path) -> CsvFormat:
         raise RareEventError(f"{path}: file not found")
     if path.is_dir():
         raise RareEventError(f"{path}: is a folder, not a CSV file")
-    with open(path, "rb") as fh:
-        head = fh.read(_SNIFF_BYTES)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise RareEventError(f"{path}: cannot read ({exc.strerror})") from None
     if not head.strip():
         raise RareEventError(f"{path}: file is empty")
     if b"\x00" in head:
@@ -182,7 +184,11 @@ def columns_for_model(fmt: CsvFormat, trained: Columns) -> Columns:
 
 
 def read_frames(fmt: CsvFormat, columns: Columns, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
-    """Yield the used columns of the file as raw frames, ``chunk_rows`` rows at a time."""
+    """Yield the file as raw frames, ``chunk_rows`` rows at a time, indexed by data-row number.
+
+    All columns are parsed (``usecols`` would let pandas drop surplus fields
+    of a ragged row silently); the time column is kept as text.
+    """
     dtypes = {name: str for name in (columns.time,) if name is not None}
     try:
         reader = pd.read_csv(
@@ -211,6 +217,8 @@ def read_frames(fmt: CsvFormat, columns: Columns, chunk_rows: int | None = None)
                 hint="every row needs one value per column",
             ) from None
         raise RareEventError(f"{fmt.path}: cannot parse as CSV: {str(exc).strip()}") from None
+    except OSError as exc:
+        raise RareEventError(f"{fmt.path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:
         line = _first_bad_utf8_line(fmt.path)
         raise RareEventError(f"{fmt.path}: line {line} is not UTF-8 text", hint="re-export the file as UTF-8") from None
@@ -270,37 +278,35 @@ def validate_frame(
     frame: pd.DataFrame,
     fmt: CsvFormat,
     columns: Columns,
-    first_row: int,
     fill: str | None = None,
     previous_time: object | None = None,
     anchor: np.ndarray | None = None,
 ) -> SensorData:
     """Turn one raw frame into checked arrays.
 
-    ``first_row`` is the 0-based data-row index of the frame's first row (so
-    its file line is ``first_row + 2``). ``previous_time`` and ``anchor``
-    (the last time value and feature row of the block before) carry order
-    checks and ``ffill``/``interpolate`` repairs across chunk borders.
+    The frame's index is the 0-based data-row number in the file (pandas
+    keeps counting across chunks), so row ``r`` is file line ``r + 2``.
+    ``previous_time`` and ``anchor`` (the last time value and float64
+    feature row of the block before) carry order checks and
+    ``ffill``/``interpolate`` repairs across chunk borders.
     """
     path = fmt.path
     check_fill(fill)
-    rows = np.arange(first_row, first_row + len(frame))
     blank = frame.isna().all(axis=1).to_numpy()
-    if blank.any():  # blank lines carry no reading; skipping them keeps line numbers exact
-        frame, rows = frame[~blank], rows[~blank]
-    features = frame[columns.features]
-    numeric = {}
-    for name in columns.features:
-        numeric[name] = _numeric_column(features[name], path, name, first_row)
-    X = pd.DataFrame(numeric, index=frame.index)
+    if blank.any():  # blank lines carry no reading; the index keeps line numbers exact
+        frame = frame[~blank]
+    rows = frame.index.to_numpy(dtype=np.int64)
+    X = pd.DataFrame({name: _numeric_column(frame[name], path, name, rows) for name in columns.features}, index=frame.index)
     n_filled = 0
     missing = X.isna().to_numpy()
     if missing.any():
+        short = np.flatnonzero(missing[:, -1])
+        if short.size:  # pandas pads a row with too few fields with NaN: tell it from a blank cell
+            _check_field_count(fmt, int(rows[short[0]]) + 2)
         if fill is None:
             row, col = np.argwhere(missing)[0]
-            _check_field_count(fmt, int(rows[row]) + 2)
             raise RareEventError(
-                f"{path}: blank or NaN value in column {columns.features[col]!r} at line {first_row + row + 2}",
+                f"{path}: blank or NaN value in column {columns.features[col]!r} at line {rows[row] + 2}",
                 hint="repair with --fill ffill, --fill interpolate or --fill drop",
             )
         n_filled = int(missing.sum())
@@ -313,33 +319,21 @@ def validate_frame(
             X = X.interpolate(limit_direction="both") if fill == "interpolate" else X.ffill().bfill()
             if anchor is not None:
                 X = X.iloc[1:]
+            empty = X.columns[X.isna().all().to_numpy()]
+            if len(empty):
+                raise RareEventError(f"{path}: column {empty[0]!r} has no value to fill from", hint="--drop the column")
     values = X.to_numpy(dtype=np.float64)
-    infinite = ~np.isfinite(values)
-    if infinite.any():
-        row, col = np.argwhere(infinite)[0]
-        raise RareEventError(
-            f"{path}: infinite value in column {columns.features[col]!r} at line {rows[row] + 2}"
-        )
-    too_big = np.abs(values) > np.finfo(np.float32).max
-    if too_big.any():
-        row, col = np.argwhere(too_big)[0]
-        raise RareEventError(
-            f"{path}: value out of range in column {columns.features[col]!r} at line {rows[row] + 2}"
-        )
+    bad = ~np.isfinite(values) | (np.abs(values) > np.finfo(np.float32).max)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        kind = "infinite value" if np.isinf(values[row, col]) else "value out of range"
+        raise RareEventError(f"{path}: {kind} in column {columns.features[col]!r} at line {rows[row] + 2}")
     y = _labels(frame[columns.label], path, columns.label, rows) if columns.label else None
     time = _times(frame[columns.time], path, columns.time, rows, previous_time) if columns.time else None
-    return SensorData(
-        path=path,
-        columns=columns,
-        X=values.astype(np.float32),
-        y=y,
-        time=time,
-        rows=rows,
-        n_filled=n_filled,
-    )
+    return SensorData(path=path, columns=columns, X=values, y=y, time=time, rows=rows, n_filled=n_filled)
 
 
-def _numeric_column(series: pd.Series, path: Path, name: str, first_row: int) -> pd.Series:
+def _numeric_column(series: pd.Series, path: Path, name: str, rows: np.ndarray) -> pd.Series:
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         return series.astype(np.float64)
     coerced = pd.to_numeric(series, errors="coerce")
@@ -347,7 +341,7 @@ def _numeric_column(series: pd.Series, path: Path, name: str, first_row: int) ->
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise RareEventError(
-            f"{path}: non-numeric value {str(series.iloc[row])[:30]!r} in column {name!r} at line {first_row + row + 2}",
+            f"{path}: non-numeric value {str(series.iloc[row])[:30]!r} in column {name!r} at line {rows[row] + 2}",
             hint="use --drop to exclude text columns" if bad.mean() > 0.5 else None,
         )
     return coerced.astype(np.float64)
@@ -369,10 +363,11 @@ def _times(series: pd.Series, path: Path, name: str, rows: np.ndarray, previous:
     numeric = pd.to_numeric(series, errors="coerce")
     if numeric.notna().all():
         values = numeric.to_numpy(dtype=np.float64)
+        if not np.isfinite(values).all():
+            row = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise RareEventError(f"{path}: infinite time in column {name!r} at line {rows[row] + 2}")
     else:
-        parsed = pd.to_datetime(series, errors="coerce", format="ISO8601")
-        if parsed.isna().any():
-            parsed = pd.to_datetime(series, errors="coerce", format="mixed")
+        parsed = _parse_datetimes(series, path, name)
         if parsed.isna().any():
             row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
             raise RareEventError(
@@ -403,6 +398,19 @@ def check_fill(fill: str | None) -> None:
         raise RareEventError(f"--fill {fill!r}: use one of {', '.join(FILL_METHODS)}")
 
 
+def _parse_datetimes(series: pd.Series, path: Path, name: str) -> pd.Series:
+    """Parse text times: ISO 8601 fast, else pandas' per-value inference; offsets become UTC."""
+    try:
+        parsed = pd.to_datetime(series, errors="coerce", format="ISO8601", utc=series.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", na=False).any())
+        if parsed.isna().any():
+            parsed = pd.to_datetime(series, errors="coerce", format="mixed", utc=True)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise RareEventError(f"{path}: cannot parse the times in column {name!r} ({' '.join(str(exc).split())[:80]})") from None
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed
+
+
 def load_csv(
     path: str | Path,
     time: str | None = None,
@@ -416,4 +424,4 @@ def load_csv(
     frame = next(read_frames(fmt, columns), None)
     if frame is None or len(frame) == 0:
         raise RareEventError(f"{fmt.path}: has a header but no data rows")
-    return validate_frame(frame, fmt, columns, first_row=0, fill=fill)
+    return validate_frame(frame, fmt, columns, fill=fill)

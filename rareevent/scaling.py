@@ -35,3 +35,21 @@ def scaler_from_arrays(mean: list[float], scale: list[float]) -> StandardScaler:
 def transform(scaler: StandardScaler, X: np.ndarray) -> np.ndarray:
     """Scale ``X`` to float32 without scikit-learn's per-call validation overhead."""
     return ((X - scaler.mean_) / scaler.scale_).astype(np.float32)
+
+
+def trending_columns(X: np.ndarray, min_share: float = 0.2) -> np.ndarray:
+    """Indices of columns whose straight-line trend over the rows explains at least ``min_share`` of their variance.
+
+    Such sensors (slow temperature drift, wear) tend to leave their training
+    range later and raise false alarms that no threshold learned on the
+    training period can anticipate; the CLI warns about them.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if len(X) < 3:
+        return np.empty(0, dtype=np.int64)
+    t = np.arange(len(X), dtype=np.float64)
+    t = (t - t.mean()) / t.std()
+    std = X.std(axis=0)
+    safe = np.where(std > 0, std, 1.0)
+    correlation = ((X - X.mean(axis=0)) / safe * t[:, None]).mean(axis=0)
+    return np.flatnonzero((std > 0) & (correlation**2 >= min_share))

@@ -22,7 +22,7 @@ import pandas as pd
 from rareevent import windows
 from rareevent.detector import PREDICT_BATCH, RareEventDetector, require_bottleneck
 from rareevent.errors import RareEventError
-from rareevent.load import Columns, SensorData, columns_for_model, read_frames, sniff, validate_frame
+from rareevent.load import Columns, SensorData, check_fill, columns_for_model, read_frames, sniff, validate_frame
 from rareevent.metrics import evaluate
 
 DEFAULT_CHUNK_ROWS = 100_000
@@ -76,38 +76,96 @@ class _Buffer:
         self.time = None if self.time is None else self.time[n:]
 
 
-def iter_blocks(path: str | Path, trained: Columns, lookback: int, chunk_rows: int, fill: str | None) -> Iterator[tuple[SensorData, _Buffer, int]]:
-    """Yield ``(chunk, buffer, n_windows_ready)`` as validated rows arrive.
+@dataclass
+class WindowBlock:
+    """What one step of reading releases: the new rows, and the windows now complete.
 
-    ``n_windows_ready`` is a multiple of ``PREDICT_BATCH`` except at the end
-    of the file, where every remaining window is released.
+    ``rows`` is the validated chunk just read (for counting, labels, time);
+    ``X`` the rows whose ``n`` windows are ready (``n + T - 1`` rows) and
+    ``ends``/``end_time``/``end_label`` describe those windows' last rows.
+    """
+
+    rows: SensorData
+    n: int = 0
+    X: np.ndarray | None = None
+    ends: np.ndarray | None = None
+    end_time: np.ndarray | None = None
+    end_label: np.ndarray | None = None
+
+
+def window_blocks(path: str | Path, record: dict[str, Any], chunk_rows: int, fill: str | None) -> Iterator[WindowBlock]:
+    """Read ``path`` in chunks and release windows in whole blocks of ``PREDICT_BATCH``.
+
+    Only the last block of the file may be shorter, so the model sees the
+    same blocks whatever ``chunk_rows`` is. With ``--fill interpolate``,
+    trailing rows of a chunk that hold a blank wait for the next chunk, so
+    they are interpolated towards the next value exactly as in one piece.
     """
     if chunk_rows < 1:
         raise RareEventError(f"--chunk-rows must be at least 1, got {chunk_rows}")
+    check_fill(fill)
+    T = record["lookback"]
     fmt = sniff(path)
+    trained = Columns(features=record["features"], time=record["time_column"], label=record["label_column"])
     columns = columns_for_model(fmt, trained)
     buffer: _Buffer | None = None
-    first_row = 0
     previous_time = None
     anchor: np.ndarray | None = None
-    for frame in read_frames(fmt, columns, chunk_rows):
-        block = validate_frame(frame, fmt, columns, first_row, fill=fill, previous_time=previous_time, anchor=anchor)
-        first_row += len(frame)
+    n_kept = 0
+    for frame in _deferring_blanks(read_frames(fmt, columns, chunk_rows), columns.features, fill == "interpolate"):
+        block = validate_frame(frame, fmt, columns, fill=fill, previous_time=previous_time, anchor=anchor)
         if len(block) == 0:
             continue
+        n_kept += len(block)
         previous_time = None if block.time is None else block.time[-1]
         anchor = block.X[-1:]
         if buffer is None:
             buffer = _Buffer(block.X, block.y, block.time, block.rows)
         else:
             buffer.extend(block)
-        ready = windows.n_windows(len(buffer.X), lookback) // PREDICT_BATCH * PREDICT_BATCH
-        yield block, buffer, ready
-    if buffer is None:
-        raise RareEventError(f"{fmt.path}: has a header but no data rows")
-    if len(buffer.X) < lookback and first_row < lookback:
-        raise RareEventError(f"{fmt.path}: {first_row} data rows give no window of lookback {lookback}: at least {lookback} rows are needed")
-    yield SensorData(fmt.path, columns, buffer.X[:0], None, None, buffer.rows[:0]), buffer, windows.n_windows(len(buffer.X), lookback)
+        yield _release(block, buffer, T, windows.n_windows(len(buffer.X), T) // PREDICT_BATCH * PREDICT_BATCH)
+    if n_kept < T:
+        raise RareEventError(
+            f"{fmt.path}: {n_kept} data rows give no window of lookback {T}: at least {T} rows are needed"
+            if n_kept
+            else f"{fmt.path}: has no data rows" + (" left after --fill drop" if fill == "drop" else "")
+        )
+    assert buffer is not None
+    yield _release(SensorData(fmt.path, columns, buffer.X[:0], None, None, buffer.rows[:0]), buffer, T, windows.n_windows(len(buffer.X), T))
+
+
+def _deferring_blanks(frames: Iterator[pd.DataFrame], features: list[str], defer: bool) -> Iterator[pd.DataFrame]:
+    """Pass frames through; with ``defer``, hold a chunk's trailing rows with blanks until the next chunk."""
+    pending: pd.DataFrame | None = None
+    for frame in frames:
+        if pending is not None:
+            frame = pd.concat([pending, frame])
+            pending = None
+        if defer:
+            complete = np.flatnonzero(~frame[features].isna().any(axis=1).to_numpy())
+            cut = int(complete[-1]) + 1 if complete.size else 0
+            pending, frame = (frame.iloc[cut:], frame.iloc[:cut]) if cut < len(frame) else (None, frame)
+        if len(frame):
+            yield frame
+    if pending is not None and len(pending):
+        yield pending
+
+
+def _release(block: SensorData, buffer: _Buffer, T: int, ready: int) -> WindowBlock:
+    """Take ``ready`` windows off the front of ``buffer``."""
+    if ready == 0:
+        return WindowBlock(rows=block)
+    ends = np.arange(T - 1, T - 1 + ready)
+    released = WindowBlock(
+        rows=block,
+        n=ready,
+        X=buffer.X[: ready + T - 1],
+        ends=buffer.rows[ends],
+        end_time=None if buffer.time is None else buffer.time[ends],
+        end_label=None if buffer.y is None else buffer.y[ends],
+    )
+    buffer.drop_first(ready)
+    return released
 
 
 def file_has_labels(path: str | Path, record: dict[str, Any]) -> bool:
@@ -142,16 +200,17 @@ def score_csv(
     """Score every window of ``path`` with a loaded run.
 
     ``sink`` receives a DataFrame of per-window output (``row``, ``time``,
-    ``error``, ``flagged``, ``top_features``, ``label``) block by block.
+    ``error``, ``flagged``, ``top_features``, ``label``: the label of the
+    window's last row) block by block.
     """
-    trained = Columns(features=record["features"], time=record["time_column"], label=record["label_column"])
     T = detector.lookback
     names = list(record["features"])
     errors, flags, ends, labels_rows, times, flagged_features = [], [], [], [], [], []
     result: ScoreResult | None = None
     previous_raw: np.ndarray | None = None
     n_rows = n_filled = 0
-    for block, buffer, ready in iter_blocks(path, trained, T, chunk_rows, fill):
+    for step in window_blocks(path, record, chunk_rows, fill):
+        block = step.rows
         if result is None:
             result = ScoreResult(path=Path(path), columns=block.columns, threshold=detector.threshold_)
         n_rows += len(block)
@@ -162,28 +221,26 @@ def score_csv(
             times.append(block.time)
         if on_progress is not None and len(block):
             on_progress(len(block))
-        if ready == 0:
+        if step.n == 0:
             continue
-        raw, feature_errors = detector.score_windows(buffer.X[: ready + T - 1])
+        raw, feature_errors = detector.score_windows(step.X)
         score = detector.smooth_scores(raw, previous_raw)
         if detector.smooth > 1:
             previous_raw = np.concatenate([previous_raw, raw] if previous_raw is not None else [raw])[-(detector.smooth - 1) :]
         flagged = score >= detector.threshold_
-        end_index = np.arange(T - 1, T - 1 + ready)
         errors.append(score)
         flags.append(flagged)
-        ends.append(buffer.rows[end_index])
+        ends.append(step.ends)
         flagged_features.append(feature_errors[flagged])
         if sink is not None:
-            out: dict[str, Any] = {"row": buffer.rows[end_index]}
-            if buffer.time is not None:
-                out["time"] = buffer.time[end_index]
+            out: dict[str, Any] = {"row": step.ends}
+            if step.end_time is not None:
+                out["time"] = step.end_time
             out.update(error=score, flagged=flagged.astype(np.int8), top_features=top_features(feature_errors, names))
-            if buffer.y is not None:
-                out["label"] = buffer.y[end_index]
+            if step.end_label is not None:
+                out["label"] = step.end_label
             sink(pd.DataFrame(out))
-        buffer.drop_first(ready)
-    assert result is not None  # iter_blocks always yields at least once or raises
+    assert result is not None  # window_blocks always yields at least once or raises
     result.n_rows, result.n_filled = n_rows, n_filled
     result.error = np.concatenate(errors) if errors else np.empty(0, np.float32)
     result.flagged = np.concatenate(flags) if flags else np.empty(0, bool)
@@ -226,8 +283,9 @@ def alarm_episodes(result: ScoreResult, flagged_features: np.ndarray, names: lis
 
 
 def _time_text(value: Any) -> str | float:
+    """A time for JSON: ISO 8601 text for datetimes (as in the windows), the number otherwise."""
     if isinstance(value, np.datetime64):
-        return str(pd.Timestamp(value))
+        return pd.Timestamp(value).isoformat()
     return float(value)
 
 
@@ -251,7 +309,7 @@ class WindowWriter:
         if self.kind == "csv":
             frame.to_csv(self.handle, header=self.first, index=False)
         else:
-            body = frame.to_json(orient="records", date_format="iso", double_precision=15)[1:-1]
+            body = frame.to_json(orient="records", date_format="iso", date_unit="s", double_precision=15)[1:-1]
             if body:
                 self.handle.write(("" if self.first else ",") + body)
         self.first = False
@@ -279,20 +337,16 @@ def encode_csv(
     Returns the number of windows and of repaired (filled) cells.
     """
     require_bottleneck(detector.arch)
-    trained = Columns(features=record["features"], time=record["time_column"], label=record["label_column"])
-    T = detector.lookback
     total = filled = 0
-    for block, buffer, ready in iter_blocks(path, trained, T, chunk_rows, fill):
-        filled += block.n_filled
-        if ready == 0:
+    for step in window_blocks(path, record, chunk_rows, fill):
+        filled += step.rows.n_filled
+        if step.n == 0:
             continue
-        codes = detector.encode(buffer.X[: ready + T - 1])
-        end_index = np.arange(T - 1, T - 1 + ready)
-        out: dict[str, Any] = {"row": buffer.rows[end_index]}
-        if buffer.time is not None:
-            out["time"] = buffer.time[end_index]
+        codes = detector.encode(step.X)
+        out: dict[str, Any] = {"row": step.ends}
+        if step.end_time is not None:
+            out["time"] = step.end_time
         out.update({f"e{i}": codes[:, i] for i in range(codes.shape[1])})
         sink(pd.DataFrame(out))
-        total += ready
-        buffer.drop_first(ready)
+        total += step.n
     return total, filled

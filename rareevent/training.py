@@ -158,6 +158,7 @@ def _record(
         "label_column": columns.label,
         "dropped_columns": list(columns.dropped),
         "constant_features": [columns.features[i] for i in detector.constant_features_],
+        "trending_features": [columns.features[i] for i in detector.trending_features_],
         "fill": fill,
         "filled_cells": data.n_filled,
         "scaler_mean": detector.scaler_.mean_.tolist(),

@@ -59,7 +59,7 @@ def test_delimiters_bom_and_line_endings(tmp_path: Path, text: str) -> None:
     assert data.columns.features == ["s1", "s2"]
     assert data.columns.time == "timestamp"
     assert data.columns.label == "label"
-    assert data.X.dtype == np.float32
+    assert data.X.dtype == np.float64
     np.testing.assert_array_equal(data.X, [[1.5, -2.0], [2.5, 30.0]])
     np.testing.assert_array_equal(data.y, [0, 1])
     np.testing.assert_array_equal(data.time, np.array(["2026-01-01T00:00", "2026-01-01T00:01"], dtype="datetime64[ns]"))
@@ -352,27 +352,27 @@ def chunks(path: Path, chunk_rows: int):
 def test_validate_frame_checks_order_across_chunk_border(tmp_path: Path, previous: float, word: str) -> None:
     fmt, columns, frames = chunks(write(tmp_path, "time,a\n1,10\n2,20\n2,30\n4,40\n"), 2)
     assert [len(f) for f in frames] == [2, 2]
-    first = validate_frame(frames[0], fmt, columns, first_row=0)
-    alone = validate_frame(frames[1], fmt, columns, first_row=2)  # fine on its own
+    first = validate_frame(frames[0], fmt, columns)
+    alone = validate_frame(frames[1], fmt, columns)  # fine on its own
     np.testing.assert_array_equal(alone.rows, [2, 3])
     if previous == 2.0:
         assert first.time[-1] == previous
     with pytest.raises(RareEventError, match=rf"time in column 'time' {word} at line 4"):
-        validate_frame(frames[1], fmt, columns, first_row=2, previous_time=previous)
+        validate_frame(frames[1], fmt, columns, previous_time=previous)
 
 
 def test_validate_frame_datetime_order_across_chunk_border(tmp_path: Path) -> None:
     text = "timestamp,a\n2026-01-01 00:00,1\n2026-01-01 00:02,2\n2026-01-01 00:01,3\n2026-01-01 00:03,4\n"
     fmt, columns, frames = chunks(write(tmp_path, text), 2)
-    first = validate_frame(frames[0], fmt, columns, first_row=0)
+    first = validate_frame(frames[0], fmt, columns)
     with pytest.raises(RareEventError, match="goes backwards at line 4"):
-        validate_frame(frames[1], fmt, columns, first_row=2, previous_time=first.time[-1])
+        validate_frame(frames[1], fmt, columns, previous_time=first.time[-1])
 
 
 def test_validate_frame_line_numbers_in_later_chunk(tmp_path: Path) -> None:
     fmt, columns, frames = chunks(write(tmp_path, "a,b\n1,10\n2,20\n3,30\n4,x\n"), 2)
     with pytest.raises(RareEventError, match="non-numeric value 'x' in column 'b' at line 5"):
-        validate_frame(frames[1], fmt, columns, first_row=2)
+        validate_frame(frames[1], fmt, columns)
 
 
 @pytest.mark.parametrize(
@@ -384,11 +384,11 @@ def test_validate_frame_line_numbers_in_later_chunk(tmp_path: Path) -> None:
 )
 def test_validate_frame_anchor_repairs_leading_nan(tmp_path: Path, fill: str, without_anchor, with_anchor) -> None:
     fmt, columns, frames = chunks(write(tmp_path, "a,b\n1,10\n2,20\n,30\n4,\n"), 2)
-    first = validate_frame(frames[0], fmt, columns, first_row=0, fill=fill)
+    first = validate_frame(frames[0], fmt, columns, fill=fill)
     with pytest.raises(RareEventError, match="blank or NaN value in column 'a' at line 4"):
-        validate_frame(frames[1], fmt, columns, first_row=2)
-    np.testing.assert_array_equal(validate_frame(frames[1], fmt, columns, first_row=2, fill=fill).X, without_anchor)
-    block = validate_frame(frames[1], fmt, columns, first_row=2, fill=fill, anchor=first.X[-1:])
+        validate_frame(frames[1], fmt, columns)
+    np.testing.assert_array_equal(validate_frame(frames[1], fmt, columns, fill=fill).X, without_anchor)
+    block = validate_frame(frames[1], fmt, columns, fill=fill, anchor=first.X[-1:])
     np.testing.assert_array_equal(block.X, with_anchor)
     assert block.n_filled == 2
     np.testing.assert_array_equal(block.rows, [2, 3])
@@ -430,7 +430,7 @@ def load_or_refuse(path: Path, data: bytes, **kwargs) -> None:
     except RareEventError:
         return
     assert isinstance(result, SensorData)
-    assert result.X.dtype == np.float32
+    assert result.X.dtype == np.float64
     assert np.isfinite(result.X).all()
     assert len(result.rows) == len(result.X)
 

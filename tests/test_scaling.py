@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from rareevent.scaling import constant_columns, fit_scaler, scaler_from_arrays, transform
+from rareevent.scaling import constant_columns, fit_scaler, scaler_from_arrays, transform, trending_columns
 
 
 def test_fit_and_transform_by_hand() -> None:
@@ -70,3 +70,18 @@ def test_fit_accepts_any_numeric_dtype(dtype) -> None:
     scaler = fit_scaler(np.array([[0], [2], [4]], dtype=dtype))
     assert scaler.mean_.dtype == np.float64
     np.testing.assert_allclose(scaler.mean_, [2.0])
+
+
+def test_trending_columns_finds_steady_drift_not_cycles_or_noise() -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(400)
+    X = np.column_stack(
+        [
+            rng.normal(size=400),  # noise
+            np.sin(t / 10) + 0.1 * rng.normal(size=400),  # a cycle
+            0.01 * t + 0.5 * rng.normal(size=400),  # drift: the trend explains most of the variance
+            np.full(400, 3.0),  # constant: no trend, no division by zero
+        ]
+    )
+    assert trending_columns(X).tolist() == [2]
+    assert trending_columns(X[:2]).tolist() == []
