@@ -11,7 +11,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -84,7 +84,7 @@ def _parse_units(text: str) -> tuple[int, int]:
     try:
         u1, u2 = (int(part) for part in text.split(","))
     except ValueError:
-        raise RareEventError(f"--units {text!r}: give two integers like 32,16") from None
+        raise RareEventError(f"--units {text!r}: give two positive integers like 32,16") from None
     return u1, u2
 
 
@@ -113,19 +113,20 @@ def _metrics_table(parts: dict[str, dict[str, Any]], title: str = "metrics") -> 
         ("events caught", lambda m: f"{m['events_detected']} of {m['events']}"),
         ("mean lead (rows)", lambda m: _fmt(m["mean_lead_rows"], 1)),
         ("false alarm episodes", lambda m: str(m["false_alarms"])),
-        ("false alarms per day" if _per_day(parts) else "false alarms per 1k windows", _rate),
+        ("false alarm rate", _rate),
     ]
     for label, cell in rows:
         table.add_row(label, *(cell(m) for m in parts.values()))
     return table
 
 
-def _per_day(parts: dict[str, dict[str, Any]]) -> bool:
-    return any("false_alarms_per_day" in m for m in parts.values())
-
-
 def _rate(metrics: dict[str, Any]) -> str:
-    return _fmt(metrics.get("false_alarms_per_day", metrics.get("false_alarms_per_1000_windows")), 2)
+    """False alarm episodes per day (datetime axis) or per 1,000 windows."""
+    if metrics.get("false_alarms_per_day") is not None:
+        return f"{_fmt(metrics['false_alarms_per_day'], 2)}/day"
+    if metrics.get("false_alarms_per_1000_windows") is not None:
+        return f"{_fmt(metrics['false_alarms_per_1000_windows'], 2)}/1k windows"
+    return "-"
 
 
 def _lead_line(metrics: dict[str, Any]) -> str | None:
@@ -135,6 +136,8 @@ def _lead_line(metrics: dict[str, Any]) -> str | None:
     text = f"lead of each detection in rows before onset (negative: after): {', '.join(map(str, rows))}"
     if metrics.get("lead_seconds"):
         text += f"; in minutes: {', '.join(f'{s / 60:.1f}' for s in metrics['lead_seconds'])}"
+    elif metrics.get("lead_time"):
+        text += f"; in time-column units: {', '.join(f'{t:g}' for t in metrics['lead_time'])}"
     return text
 
 
@@ -262,15 +265,12 @@ def architecture(
 ) -> None:
     """Print the layer table of a model: name, type, output shape, parameters."""
     with _errors():
-        from rareevent.model import ACTIVATIONS, ARCHS, build_model, layer_table
+        from rareevent.model import build_model, check_model_options, layer_table
 
-        if arch not in ARCHS:
-            raise RareEventError(f"--arch must be one of {', '.join(ARCHS)}, got {arch!r}")
-        if activation not in ACTIVATIONS:
-            raise RareEventError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
-        if lookback < 1 or features < 1:
-            raise RareEventError("--lookback and --features must be at least 1")
         u = _parse_units(units)
+        check_model_options(arch, activation, u, lookback)
+        if features < 1:
+            raise RareEventError(f"--features must be at least 1, got {features}")
         model = build_model(arch, lookback, features, u, activation)
         table = Table(title=f"{arch}: lookback {lookback}, {features} features, units {u[0]},{u[1]}")
         for column, justify in (("layer", "left"), ("type", "left"), ("output shape", "left"), ("parameters", "right")):
@@ -309,14 +309,12 @@ def score(
     runs_dir: RunsDir = Path("runs"),
     output: Annotated[Path | None, typer.Option(help="Write one row per window to this .csv or .json file.")] = None,
     metrics_out: Annotated[Path | None, typer.Option(help="Write the metrics (needs the label column) to this .json file.")] = None,
-    chunk_rows: Annotated[int, typer.Option(help="Rows read per chunk; memory stays bounded by it.")] = 100_000,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read per chunk; memory stays bounded by it.")] = 100_000,
     fill: FillOption = None,
-    show: Annotated[int, typer.Option(help="Alarm episodes to list (largest peak first).")] = 20,
+    show: Annotated[int, typer.Option(min=0, help="Alarm episodes to list (largest peak first).")] = 20,
 ) -> None:
     """Score DATA with a saved run: flag windows at or above the threshold and explain each alarm."""
     with _errors():
-        from contextlib import nullcontext
-
         from rareevent.runs import load_run, resolve_run
         from rareevent.scoring import WindowWriter, file_has_labels, score_csv
         from rareevent.storage import atomic_file
@@ -326,18 +324,28 @@ def score(
             _output_kind(metrics_out, ("json",))
         folder = resolve_run(run, runs_dir)
         record, detector = load_run(folder)
+        if metrics_out is not None and record["label_column"] is None:
+            raise RareEventError(f"--metrics-out needs labels, and run {record['name']!r} was trained without a label column")
         if metrics_out is not None and not file_has_labels(data, record):
             raise RareEventError(f"{data}: --metrics-out needs the label column {record['label_column']!r}, which the file does not have")
+        for target in (output, metrics_out):
+            if target is not None and Path(target).resolve() == Path(data).resolve():
+                raise RareEventError(f"{target}: is the input file; choose another output name")
         total = _count_rows(data) if Path(data).is_file() and Path(data).stat().st_size > 4 * chunk_rows else None
         progress = _rows_progress(Path(data))
         task = progress.add_task("score", total=total)
-        with atomic_file(output) if output else nullcontext() as temp, progress:
-            writer = WindowWriter(temp, kind) if output else None
+        with ExitStack() as stack:  # both outputs are renamed into place only when both are complete
+            temp = stack.enter_context(atomic_file(output)) if output else None
+            metrics_temp = stack.enter_context(atomic_file(metrics_out)) if metrics_out else None
+            writer = WindowWriter(temp, kind) if temp else None
             try:
-                result = score_csv(data, record, detector, chunk_rows=chunk_rows, fill=fill, sink=writer, on_progress=lambda n: progress.advance(task, n))
+                with progress:
+                    result = score_csv(data, record, detector, chunk_rows=chunk_rows, fill=fill, sink=writer, on_progress=lambda n: progress.advance(task, n))
                 summary = {"run": record["name"], "file": str(data), "rows": result.n_rows, "windows": result.n_windows, "flagged": int(result.flagged.sum()), "threshold": result.threshold}
                 if writer:
                     writer.finish({"alarms": result.alarms, "metrics": result.metrics, "summary": summary})
+                if metrics_temp:
+                    metrics_temp.write_text(json.dumps({**summary, "metrics": result.metrics}, indent=2, allow_nan=False) + "\n", encoding="utf-8")
             finally:
                 if writer and not writer.handle.closed:
                     writer.handle.close()
@@ -345,9 +353,6 @@ def score(
             _note(f"ignored column(s) not used by the model: {', '.join(result.columns.ignored)}")
         if result.n_filled:
             _note(f"repaired {result.n_filled} blank/NaN cell(s) with --fill {fill}")
-        if metrics_out is not None:
-            with atomic_file(metrics_out) as temp:
-                temp.write_text(json.dumps({**summary, "metrics": result.metrics}, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         _print_score_summary(summary, result, show, output)
 
 
@@ -387,7 +392,7 @@ def encode(
     run: Annotated[str | None, typer.Option(help="Run folder or run name (default: the newest run).")] = None,
     output: Annotated[Path, typer.Option(help="Write row, time and the encoded vector of every window to this .csv or .json file.")] = ...,
     runs_dir: RunsDir = Path("runs"),
-    chunk_rows: Annotated[int, typer.Option(help="Rows read per chunk.")] = 100_000,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read per chunk.")] = 100_000,
     fill: FillOption = None,
 ) -> None:
     """Write the encoded vector (length u2) of every window of DATA, for use in other models (ae runs only)."""
@@ -453,10 +458,6 @@ def _print_runs_table(summaries: list[dict[str, Any]]) -> None:
     for row in summaries:
         table.add_column(row["name"] + ("*" if row["metrics_part"] == "valid" else ""), justify="right")
 
-    def rate(row: dict[str, Any]) -> str:
-        per_day = row["false_alarms_per_day"]
-        return f"{_fmt(per_day, 2)}/day" if per_day is not None else f"{_fmt(row['false_alarms_per_1000_windows'], 2)}/1k win"
-
     fields = [
         ("arch", lambda r: r["arch"]),
         ("lookback", lambda r: str(r["lookback"])),
@@ -469,7 +470,7 @@ def _print_runs_table(summaries: list[dict[str, Any]]) -> None:
         ("PR-AUC", lambda r: _fmt(r["pr_auc"])),
         ("ROC-AUC", lambda r: _fmt(r["roc_auc"])),
         ("events caught", lambda r: f"{r['events_detected']} of {r['events']}" if r["events"] is not None else "-"),
-        ("false alarms", lambda r: rate(r) if r["false_alarms"] is not None else "-"),
+        ("false alarm rate", _rate),
         ("training s", lambda r: _fmt(r["train_seconds"], 1)),
     ]
     for label, cell in fields:

@@ -10,19 +10,24 @@ checked; reading files and writing run folders live elsewhere.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from rareevent import scaling, windows
 from rareevent.errors import RareEventError
-from rareevent.model import ACTIVATIONS, ARCHS, build_model, encoder, import_keras
+from rareevent.model import build_model, check_model_options, encoder, import_keras
 from rareevent.threshold import choose_threshold, parse_strategy
 
 SCORE_KINDS = ("mean", "last")
 PREDICT_BATCH = 4096
+
+if TYPE_CHECKING:
+    import keras
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -66,22 +71,23 @@ class RareEventDetector:
         self.learning_rate = learning_rate
         self.seed = seed
 
-    def _check_params(self) -> None:
+    def check_params(self) -> None:
+        """Refuse bad parameters before any data is read or any model built."""
+        check_model_options(self.arch, self.activation, self.units, self.lookback)
         checks = [
-            (self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}"),
-            (self.activation in ACTIVATIONS, f"--activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"),
             (self.score_kind in SCORE_KINDS, f"--score must be one of {', '.join(SCORE_KINDS)}, got {self.score_kind!r}"),
-            (self.lookback >= 1, f"--lookback must be at least 1, got {self.lookback}"),
             (self.smooth >= 1, f"--smooth must be at least 1, got {self.smooth}"),
-            (self.margin > 0, f"--margin must be above 0, got {self.margin}"),
+            (math.isfinite(self.margin) and self.margin > 0, f"--margin must be a number above 0, got {self.margin}"),
             (self.lead >= 0, f"--lead must be 0 or more, got {self.lead}"),
-            (len(self.units) == 2 and min(self.units) >= 1, f"--units must be two positive integers, got {self.units}"),
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+            (self.patience >= 0, f"--patience must be 0 or more, got {self.patience}"),
             (self.batch_size is None or self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise RareEventError(message)
+        if self.threshold is not None:
+            parse_strategy(self.threshold)
 
     def fit(
         self,
@@ -93,28 +99,33 @@ class RareEventDetector:
     ) -> RareEventDetector:
         """Fit on the normal windows of the train rows; pick the threshold on the valid rows.
 
-        ``y_*`` are per-row 0/1 labels or ``None``. Early stopping watches the
-        loss of the clean validation windows and restores the best weights.
+        ``y_*`` are per-row 0/1 labels or ``None``; each may run up to
+        ``lead`` rows past the end of its ``X_*`` (the labels of the rows
+        that follow), so that windows near a part's end see an event that
+        starts just after it. Early stopping watches the loss of the clean
+        validation windows and restores the best weights.
         """
-        self._check_params()
+        self.check_params()
         strategy = parse_strategy(self.threshold or ("f1" if y_valid is not None else "quantile"))
         if strategy.needs_labels and y_valid is None:
             raise RareEventError(f"--threshold {strategy} needs a label column", hint="use --threshold quantile or pass --label NAME")
         T = self.lookback
-        y_train = np.zeros(len(X_train), np.int8) if y_train is None else y_train
-        y_valid_rows = np.zeros(len(X_valid), np.int8) if y_valid is None else y_valid
         for part, X in (("train", X_train), ("validation", X_valid)):
             if len(X) < T:
                 raise RareEventError(
                     f"the {part} part has {len(X)} rows, fewer than one window of lookback {T}",
                     hint="use a longer file, a smaller --lookback or other --valid-frac/--test-frac",
                 )
-        normal_rows = y_train == 0
-        self.scaler_ = scaling.fit_scaler(X_train[normal_rows] if normal_rows.any() else X_train)
+        y_train = np.zeros(len(X_train), np.int8) if y_train is None else np.asarray(y_train, np.int8)
+        normal_rows = np.flatnonzero(y_train[: len(X_train)] == 0)
+        normal = X_train[normal_rows] if normal_rows.size else X_train
+        self.scaler_ = scaling.fit_scaler(normal)
         self.constant_features_ = scaling.constant_columns(self.scaler_).tolist()
-        self.trending_features_ = scaling.trending_columns(X_train[normal_rows] if normal_rows.any() else X_train).tolist()
-        train_clean = windows.clean_windows(y_train, T, self.lead)
-        valid_clean = windows.clean_windows(y_valid_rows, T, self.lead)
+        trending = scaling.trending_columns(normal, positions=normal_rows if normal_rows.size else None)
+        self.trending_features_ = [int(i) for i in trending if i not in self.constant_features_]
+        train_clean = windows.clean_windows(y_train, T, self.lead)[: windows.n_windows(len(X_train), T)]
+        valid_rows = np.zeros(len(X_valid), np.int8) if y_valid is None else np.asarray(y_valid, np.int8)
+        valid_clean = windows.clean_windows(valid_rows, T, self.lead)[: windows.n_windows(len(X_valid), T)]
         if not train_clean.any():
             raise RareEventError("the train part has no window free of events to learn normal behaviour from")
         if not valid_clean.any():
@@ -124,14 +135,16 @@ class RareEventDetector:
         self.model_ = self._train(np.ascontiguousarray(train_windows), np.ascontiguousarray(valid_all[valid_clean]), on_epoch)
         self.n_train_windows_ = int(len(train_windows))
         scores = self.smooth_scores(self._reconstruction_errors(valid_all)[0])
-        self.valid_window_labels_ = None if y_valid is None else windows.window_labels(y_valid, T, self.lead)
+        labels = None if y_valid is None else windows.window_labels(valid_rows, T, self.lead)[: len(scores)]
         self.threshold_strategy_ = str(strategy)
-        self.threshold_ = self.margin * choose_threshold(strategy, scores, self.valid_window_labels_, valid_clean)
+        self.threshold_ = self.margin * choose_threshold(strategy, scores, labels, valid_clean)
+        if not math.isfinite(self.threshold_):
+            raise RareEventError("training diverged: the validation errors are not finite", hint="use --activation tanh or fewer --units")
         self.decision_scores_ = scores
         self.labels_ = (scores >= self.threshold_).astype(np.int8)
         return self
 
-    def _train(self, train: np.ndarray, valid: np.ndarray, on_epoch: EpochCallback | None):  # noqa: ANN202
+    def _train(self, train: np.ndarray, valid: np.ndarray, on_epoch: EpochCallback | None) -> keras.Model:
         keras = import_keras()
         keras.utils.set_random_seed(self.seed)
         if keras.backend.backend() == "tensorflow":
@@ -141,7 +154,10 @@ class RareEventDetector:
         self.batch_size_ = self.batch_size or auto_batch_size(len(train))
         model = build_model(self.arch, self.lookback, train.shape[2], tuple(self.units), self.activation)
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
-        callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)]
+        callbacks = [
+            keras.callbacks.TerminateOnNaN(),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True),
+        ]
         if on_epoch is not None:
             callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch, dict(logs or {}))))
         started = time.perf_counter()
@@ -157,6 +173,8 @@ class RareEventDetector:
         )
         self.train_seconds_ = time.perf_counter() - started
         self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
+        if not np.all(np.isfinite(self.history_["loss"])):
+            raise RareEventError("training diverged: the loss became NaN or infinite", hint="use --activation tanh or fewer --units")
         self.epochs_run_ = len(self.history_["loss"])
         self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
         return model
@@ -166,9 +184,11 @@ class RareEventDetector:
         errors = np.empty((len(scaled_windows), scaled_windows.shape[2]), np.float32)
         for start in range(0, len(scaled_windows), PREDICT_BATCH):  # one step per batch of windows
             batch = np.ascontiguousarray(scaled_windows[start : start + PREDICT_BATCH])
-            squared = np.square(batch - self._predict(batch))
+            squared = np.square(batch.astype(np.float64) - self._predict(batch))
             errors[start : start + len(batch)] = squared[:, -1, :] if self.score_kind == "last" else squared.mean(axis=1)
-        return errors.mean(axis=1), errors
+        # a reading far outside the training range can overflow: keep scores finite (and JSON-safe)
+        np.nan_to_num(errors, copy=False, nan=np.finfo(np.float32).max, posinf=np.finfo(np.float32).max)
+        return errors.mean(axis=1, dtype=np.float64).astype(np.float32), errors
 
     def _predict(self, batch: np.ndarray) -> np.ndarray:
         """Reconstruct one batch, padded to a power of two so the compiled step is reused."""
@@ -204,7 +224,9 @@ class RareEventDetector:
         """The encoded vector (length ``units[1]``) of every window; ``ae`` only."""
         require_bottleneck(self.arch)
         scaled = windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback)
-        return encoder(self.model_).predict(np.ascontiguousarray(scaled), batch_size=PREDICT_BATCH, verbose=0)
+        if getattr(self, "encoder_", None) is None:
+            self.encoder_ = encoder(self.model_)
+        return self.encoder_.predict(np.ascontiguousarray(scaled), batch_size=PREDICT_BATCH, verbose=0)
 
 
 def auto_batch_size(n_windows: int) -> int:

@@ -1,12 +1,14 @@
-"""Point-wise and event-level detection metrics, and alarm episodes.
+"""Point-wise and event-level detection metrics.
 
 Everything here works on per-window vectors in time order: ``labels``
 (0/1), ``flags`` (0/1), ``scores`` and ``ends`` (the row each window ends
 at). Events are runs of consecutive positive *rows*; an event counts as
 detected when an alarm fires between ``lead`` rows before its first row and
-its last row, and the lead time is how many rows (and seconds, with a time
-column) the first such alarm came before the event's first row (negative:
-it came after the event had started).
+its last row, and the lead time is how many rows (and seconds, with a
+datetime column; units of the column, with a numeric one) the first such
+alarm came before the event's first row (negative: after it had started).
+False alarms are counted per day with a datetime column, else per 1,000
+windows.
 """
 
 from __future__ import annotations
@@ -14,22 +16,22 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from rareevent.windows import runs
+from rareevent.windows import segments
 
 SECONDS_PER_DAY = 86_400.0
 
 
 def point_metrics(labels: np.ndarray, flags: np.ndarray, scores: np.ndarray) -> dict[str, float | int | None]:
-    """Precision, recall, F1, PR-AUC, ROC-AUC and the confusion matrix."""
+    """Precision, recall, F1, PR-AUC, ROC-AUC and the confusion matrix (None where undefined)."""
     labels = np.asarray(labels, dtype=bool)
     flags = np.asarray(flags, dtype=bool)
     tp = int(np.sum(labels & flags))
     fp = int(np.sum(~labels & flags))
     fn = int(np.sum(labels & ~flags))
     tn = int(np.sum(~labels & ~flags))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+    precision = tp / (tp + fp) if tp + fp else None  # undefined without alarms
+    recall = tp / (tp + fn) if tp + fn else None  # undefined without events
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
     both_classes = 0 < labels.sum() < labels.size
     return {
         "precision": precision,
@@ -60,7 +62,7 @@ def event_metrics(
     """
     flags = np.asarray(flags, dtype=bool)
     ends = np.asarray(ends, dtype=np.int64)
-    events = runs(np.asarray(row_labels, dtype=bool)) + first_row
+    events = segments(np.asarray(row_labels, dtype=bool)) + first_row
     alarm_rows = ends[flags]
     lo = np.searchsorted(alarm_rows, events[:, 0] - lead)
     hi = np.searchsorted(alarm_rows, events[:, 1] + 1)
@@ -68,14 +70,19 @@ def event_metrics(
     first_alarm = alarm_rows[lo[detected]]
     onset = events[detected, 0]
     lead_rows = (onset - first_alarm).tolist()
-    lead_seconds = None
+    dated = time is not None and np.issubdtype(np.asarray(time).dtype, np.datetime64)
+    lead_seconds = lead_time = None
     if time is not None:
-        lead_seconds = [_seconds(t) for t in time[onset - first_row] - time[first_alarm - first_row]]
-    episodes = runs(flags)
+        deltas = time[onset - first_row] - time[first_alarm - first_row]
+        if dated:
+            lead_seconds = (deltas / np.timedelta64(1, "s")).astype(float).tolist()
+        else:
+            lead_time = np.asarray(deltas, dtype=float).tolist()  # in the time column's own unit
+    episodes = segments(flags)
     false_alarms = int(np.sum(~_overlaps(ends[episodes], events, lead)))
-    if time is not None and len(time) > 1:
-        days = _seconds(time[-1] - time[0]) / SECONDS_PER_DAY
-        rate = {"false_alarms_per_day": false_alarms / days if days > 0 else None}
+    days = float((time[-1] - time[0]) / np.timedelta64(1, "s")) / SECONDS_PER_DAY if dated and len(time) > 1 else 0.0
+    if days > 0:
+        rate = {"false_alarms_per_day": false_alarms / days}
     else:
         rate = {"false_alarms_per_1000_windows": 1000.0 * false_alarms / max(len(flags), 1)}
     return {
@@ -83,18 +90,12 @@ def event_metrics(
         "events_detected": int(detected.sum()),
         "lead_rows": lead_rows,
         "lead_seconds": lead_seconds,
+        "lead_time": lead_time,
         "mean_lead_rows": float(np.mean(lead_rows)) if lead_rows else None,
         "alarm_episodes": int(len(episodes)),
         "false_alarms": false_alarms,
         **rate,
     }
-
-
-def _seconds(delta: object) -> float:
-    """A time difference in seconds (datetime axes) or in the axis' own unit (numeric)."""
-    if isinstance(delta, np.timedelta64):
-        return float(delta / np.timedelta64(1, "s"))
-    return float(delta)
 
 
 def _overlaps(episodes: np.ndarray, events: np.ndarray, lead: int) -> np.ndarray:

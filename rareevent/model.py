@@ -23,16 +23,19 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import keras
 
+from rareevent.errors import RareEventError
+
 ARCHS = ("ae", "plain")
 ACTIVATIONS = ("tanh", "relu")
 
 
-def import_keras():  # noqa: ANN201 - returns the keras module
+def import_keras() -> ModuleType:
     """Import Keras quietly.
 
     TensorFlow's C++ start-up lines (absl, oneDNN notices) ignore
@@ -54,6 +57,18 @@ def import_keras():  # noqa: ANN201 - returns the keras module
         os.close(devnull)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return keras
+
+
+def check_model_options(arch: str, activation: str, units: tuple[int, ...], lookback: int) -> None:
+    """Refuse an unknown architecture or activation, or non-positive sizes."""
+    if arch not in ARCHS:
+        raise RareEventError(f"--arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    if activation not in ACTIVATIONS:
+        raise RareEventError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    if len(units) != 2 or min(units) < 1:
+        raise RareEventError(f"--units must be two positive integers like 32,16, got {','.join(map(str, units))}")
+    if lookback < 1:
+        raise RareEventError(f"--lookback must be at least 1, got {lookback}")
 
 
 def build_model(

@@ -11,7 +11,7 @@ import pandas as pd
 from rareevent.errors import RareEventError
 from rareevent.runs import SCORES_FILE
 from rareevent.storage import atomic_file
-from rareevent.windows import runs
+from rareevent.windows import segments
 
 
 def plot_run(folder: Path, record: dict[str, Any], output: str | Path) -> Path:
@@ -28,7 +28,12 @@ def plot_run(folder: Path, record: dict[str, Any], output: str | Path) -> Path:
     output = Path(output)
     if output.suffix.lower() != ".png":
         raise RareEventError(f"{output}: --plot writes a PNG; give a file name ending in .png")
-    scores = pd.read_csv(folder / SCORES_FILE)
+    try:
+        scores = pd.read_csv(folder / SCORES_FILE)
+    except (OSError, ValueError) as exc:
+        raise RareEventError(f"{folder / SCORES_FILE}: cannot read the run's scores ({type(exc).__name__})", hint="retrain the run") from None
+    if not {"split", "row", "error", "flagged"} <= set(scores.columns):
+        raise RareEventError(f"{folder / SCORES_FILE}: missing columns", hint="retrain the run")
     threshold = record["threshold"]
     has_labels = "label" in scores
     fig, (ax_time, ax_pr) = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [3, 1]})
@@ -39,7 +44,7 @@ def plot_run(folder: Path, record: dict[str, Any], output: str | Path) -> Path:
     if has_labels:
         rows = scores["row"].to_numpy()
         pad = max(1.0, 0.002 * (rows[-1] - rows[0]))  # short events stay visible on a long axis
-        for i, (start, end) in enumerate(runs(scores["label"].to_numpy() == 1)):
+        for i, (start, end) in enumerate(segments(scores["label"].to_numpy() == 1)):
             ax_time.axvspan(rows[start] - pad, rows[end] + pad, color="tab:red", alpha=0.3, lw=0, label="labelled event" if i == 0 else None)
     flagged = scores[scores["flagged"] == 1]
     ax_time.scatter(flagged["row"], flagged["error"], s=6, color="black", zorder=3, label="alarm")
@@ -61,8 +66,10 @@ def plot_run(folder: Path, record: dict[str, Any], output: str | Path) -> Path:
     ax_pr.set_xlabel("recall")
     ax_pr.set_ylabel("precision")
     ax_pr.set_title("validation precision-recall")
-    fig.tight_layout()
-    with atomic_file(output) as temp:
-        fig.savefig(temp, format="png", dpi=110)
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        with atomic_file(output) as temp:
+            fig.savefig(temp, format="png", dpi=110)
+    finally:
+        plt.close(fig)
     return output

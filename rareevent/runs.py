@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from rareevent.detector import SCORE_KINDS, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.model import ACTIVATIONS, ARCHS, import_keras
 from rareevent.storage import TEMP_PREFIX, atomic_folder, remove_stale_temporaries
+
+if TYPE_CHECKING:
+    import keras
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
@@ -42,8 +45,7 @@ def save_run(
     overwrite: bool = False,
 ) -> Path:
     """Write the run folder ``runs_dir/name`` atomically and return its path."""
-    if not name or name.startswith(".") or "/" in name or "\\" in name:
-        raise RareEventError(f"--name {name!r} is not a valid folder name")
+    check_run_name(name)
     runs_dir = Path(runs_dir)
     if runs_dir.exists() and not runs_dir.is_dir():
         raise RareEventError(f"{runs_dir}: --runs-dir is a file, not a folder")
@@ -54,6 +56,12 @@ def save_run(
         scores.to_csv(folder / SCORES_FILE, index=False)
         (folder / RUN_FILE).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return target
+
+
+def check_run_name(name: str) -> None:
+    """Refuse a run name that is not a plain, visible folder name."""
+    if not name or name.startswith(".") or "/" in name or "\\" in name or name in ("..", "."):
+        raise RareEventError(f"--name {name!r} is not a valid folder name")
 
 
 def list_runs(runs_dir: str | Path) -> list[Path]:
@@ -93,6 +101,8 @@ def read_record(folder: Path) -> dict[str, Any]:
         raise RareEventError(f"{folder}: not a run folder ({RUN_FILE} missing)")
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RareEventError(f"{path}: cannot read ({exc.strerror})") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise RareEventError(f"{path}: not valid JSON ({exc})") from None
     validate_record(record, path)
@@ -137,7 +147,7 @@ def validate_record(record: Any, path: Path) -> None:
         "label_column": lambda v: v is None or isinstance(v, str),
         "scaler_mean": lambda v: isinstance(v, list) and len(v) == n and all(_is_number(x) for x in v),
         "scaler_scale": lambda v: isinstance(v, list) and len(v) == n and all(_is_number(x) and x > 0 for x in v),
-        "metrics": lambda v: isinstance(v, dict),
+        "metrics": lambda v: isinstance(v, dict) and all(v.get(k) is None or isinstance(v.get(k), dict) for k in ("valid", "test")),
     }
     for field, ok in checks.items():
         if field not in record:
@@ -168,7 +178,7 @@ def load_run(folder: str | Path) -> tuple[dict[str, Any], RareEventDetector]:
     return record, detector
 
 
-def load_model(path: Path, arch: str, lookback: int, n_features: int):  # noqa: ANN201 - a keras.Model
+def load_model(path: Path, arch: str, lookback: int, n_features: int) -> keras.Model:
     """Load ``model.keras`` in safe mode and check it is a model rareevent builds."""
     if not path.is_file():
         raise RareEventError(f"{path}: model file missing")
@@ -196,5 +206,9 @@ def load_model(path: Path, arch: str, lookback: int, n_features: int):  # noqa: 
 
 def scores_frame(parts: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
     """The validation/test window scores saved in ``scores.csv`` for reports and plots."""
-    frames = [pd.DataFrame({"split": name, **columns}) for name, columns in parts.items() if len(columns["row"])]
+    frames = [
+        pd.DataFrame({"split": name, **{k: v for k, v in columns.items() if k != "position"}})
+        for name, columns in parts.items()
+        if len(columns["row"])
+    ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["split", "row", "error", "flagged"])

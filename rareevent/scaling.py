@@ -9,11 +9,14 @@ from sklearn.preprocessing import StandardScaler
 def fit_scaler(X: np.ndarray) -> StandardScaler:
     """Fit a ``StandardScaler`` on ``X`` (the normal training rows).
 
-    Constant columns get ``scale_ == 1`` (scikit-learn's own rule), so they
-    become 0 after centring instead of dividing by zero; see
-    :func:`constant_columns` to warn about them.
+    Constant columns (see :func:`constant_columns`, which the CLI warns
+    about) get ``scale_ == 1``, so they become 0 after centring instead of
+    dividing by (nearly) zero and amplifying any later change a million-fold.
     """
-    return StandardScaler().fit(np.asarray(X, dtype=np.float64))
+    scaler = StandardScaler().fit(np.asarray(X, dtype=np.float64))
+    constant = constant_columns(scaler)
+    scaler.scale_[constant] = 1.0  # also for near-constant columns scikit-learn would still divide by
+    return scaler
 
 
 def constant_columns(scaler: StandardScaler) -> np.ndarray:
@@ -37,17 +40,19 @@ def transform(scaler: StandardScaler, X: np.ndarray) -> np.ndarray:
     return ((X - scaler.mean_) / scaler.scale_).astype(np.float32)
 
 
-def trending_columns(X: np.ndarray, min_share: float = 0.2) -> np.ndarray:
+def trending_columns(X: np.ndarray, positions: np.ndarray | None = None, min_share: float = 0.2) -> np.ndarray:
     """Indices of columns whose straight-line trend over the rows explains at least ``min_share`` of their variance.
 
     Such sensors (slow temperature drift, wear) tend to leave their training
     range later and raise false alarms that no threshold learned on the
-    training period can anticipate; the CLI warns about them.
+    training period can anticipate; the CLI warns about them. ``positions``
+    are the rows' places in time (default ``0..n-1``), so gaps left by
+    removed event rows do not bend the time axis.
     """
     X = np.asarray(X, dtype=np.float64)
     if len(X) < 3:
         return np.empty(0, dtype=np.int64)
-    t = np.arange(len(X), dtype=np.float64)
+    t = np.arange(len(X), dtype=np.float64) if positions is None else np.asarray(positions, dtype=np.float64)
     t = (t - t.mean()) / t.std()
     std = X.std(axis=0)
     safe = np.where(std > 0, std, 1.0)

@@ -258,7 +258,7 @@ def score_csv(
 
 def alarm_episodes(result: ScoreResult, flagged_features: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
     """Group consecutive flagged windows into alarm episodes with their top sensors."""
-    episodes = windows.runs(result.flagged)
+    episodes = windows.segments(result.flagged)
     if len(episodes) == 0:
         return []
     lengths = episodes[:, 1] - episodes[:, 0] + 1

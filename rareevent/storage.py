@@ -55,7 +55,7 @@ def _writable(target: Path, action: Callable[[], object]) -> None:
     """Run a file-system ``action`` for ``target``, reporting refusals as a user error."""
     try:
         action()
-    except PermissionError as exc:
+    except OSError as exc:
         raise RareEventError(f"{target}: cannot write here ({exc.strerror})", hint="choose a folder you can write to") from None
 
 

@@ -18,7 +18,7 @@ from rareevent.errors import RareEventError
 from rareevent.load import SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
 from rareevent.model import import_keras
-from rareevent.runs import FORMAT_VERSION, save_run, scores_frame
+from rareevent.runs import FORMAT_VERSION, check_run_name, save_run, scores_frame
 
 
 @dataclass
@@ -50,10 +50,19 @@ def train(
     name: str | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
-    """Load ``csv_path``, split it in time order, fit ``detector`` and measure it."""
+    """Load ``csv_path``, split it in time order, fit ``detector`` and measure it.
+
+    Every option is checked before the file is read. Test scores are
+    smoothed (``--smooth``) from the start of the test part, as a fresh file
+    would be.
+    """
+    detector.check_params()
+    windows.chronological_split(100, valid_frac, test_frac)  # checks the fractions
+    name = name or default_run_name(detector.arch)
+    check_run_name(name)
     data = load_csv(csv_path, time=time, label=label, drop=drop, fill=fill)
     splits = windows.chronological_split(len(data), valid_frac, test_frac)
-    short = [name for name in ("train", "valid") if splits[name][1] - splits[name][0] < detector.lookback]
+    short = [part for part in ("train", "valid") if splits[part][1] - splits[part][0] < detector.lookback]
     if short:
         needed = windows.rows_needed(detector.lookback, valid_frac, test_frac)
         raise RareEventError(
@@ -63,11 +72,12 @@ def train(
         )
     part = {key: slice(*bounds) for key, bounds in splits.items()}
     y = data.y
+    ahead = {key: slice(start, stop + detector.lead) for key, (start, stop) in splits.items()}  # labels reach lead rows on
     detector.fit(
         data.X[part["train"]],
-        None if y is None else y[part["train"]],
+        None if y is None else y[ahead["train"]],
         data.X[part["valid"]],
-        None if y is None else y[part["valid"]],
+        None if y is None else y[ahead["valid"]],
         on_epoch=on_epoch,
     )
     valid_scores = detector.decision_scores_
@@ -78,7 +88,6 @@ def train(
         parts["test"] = _scored_part(detector, data, splits["test"], test_scores)
     metrics = {key: _metrics(detector, data, splits[key], columns) for key, columns in parts.items()}
     metrics.setdefault("test", None)
-    name = name or default_run_name(detector.arch)
     record = _record(name, detector, data, splits, metrics, valid_frac, test_frac, fill, parts)
     return TrainResult(detector=detector, data=data, record=record, scores=scores_frame(parts))
 
@@ -93,13 +102,13 @@ def _scored_part(detector: RareEventDetector, data: SensorData, bounds: tuple[in
     start, stop = bounds
     T = detector.lookback
     ends = np.arange(start + T - 1, stop)
-    columns: dict[str, np.ndarray] = {"row": ends}
+    columns: dict[str, np.ndarray] = {"row": data.rows[ends], "position": ends}
     if data.time is not None:
         columns["time"] = data.time[ends]
     columns["error"] = scores
     columns["flagged"] = (scores >= detector.threshold_).astype(np.int8)
     if data.y is not None:
-        columns["label"] = windows.window_labels(data.y[start:stop], T, detector.lead)
+        columns["label"] = windows.window_labels(data.y[start : stop + detector.lead], T, detector.lead)[: len(ends)]
     return columns
 
 
@@ -112,7 +121,7 @@ def _metrics(detector: RareEventDetector, data: SensorData, bounds: tuple[int, i
         part["label"],
         part["flagged"],
         part["error"],
-        part["row"],
+        part["position"],
         lead=detector.lead,
         time=None if data.time is None else data.time[start:stop],
         first_row=start,

@@ -54,7 +54,7 @@ def clean_windows(y: np.ndarray, lookback: int, lead: int = 0) -> np.ndarray:
     return sliding_window_view(padded, lookback + lead).max(axis=1) == 0
 
 
-def runs(mask: np.ndarray) -> np.ndarray:
+def segments(mask: np.ndarray) -> np.ndarray:
     """``(k, 2)`` array of ``[start, end]`` (inclusive) of runs of True in ``mask``."""
     padded = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
@@ -77,8 +77,9 @@ def chronological_split(n_rows: int, valid_frac: float, test_frac: float) -> dic
 
 def rows_needed(lookback: int, valid_frac: float, test_frac: float) -> int:
     """The fewest rows whose chronological split gives train and valid one window each."""
-    n = lookback
-    while True:  # a handful of steps: the bound is reached within lookback / min fraction
+    smallest = min(f for f in (1.0 - valid_frac - test_frac, valid_frac) if f > 0)
+    n = max(lookback, int(lookback / smallest) - 2)
+    while True:  # a few steps from the estimate: rounding in the split is all that is left
         splits = chronological_split(n, valid_frac, test_frac)
         if all(splits[name][1] - splits[name][0] >= lookback for name in ("train", "valid")):
             return n

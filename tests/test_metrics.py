@@ -47,10 +47,12 @@ def test_point_metrics_aucs_none_with_one_class(labels: np.ndarray) -> None:
 
 def test_point_metrics_no_flags_no_positives() -> None:
     m = point_metrics([0, 0, 0], [0, 0, 0], [0.1, 0.2, 0.3])
-    assert (m["precision"], m["recall"], m["f1"]) == (0.0, 0.0, 0.0)
+    assert (m["precision"], m["recall"], m["f1"]) == (None, None, None)  # no events, no alarms: undefined
     assert m["tn"] == 3
     m = point_metrics([1, 0, 0], [0, 0, 0], [0.1, 0.2, 0.3])
-    assert (m["precision"], m["recall"], m["f1"], m["fn"]) == (0.0, 0.0, 0.0, 1)
+    assert (m["precision"], m["recall"], m["f1"], m["fn"]) == (None, 0.0, 0.0, 1)
+    m = point_metrics([0, 0, 0], [1, 0, 0], [0.1, 0.2, 0.3])
+    assert (m["precision"], m["recall"], m["f1"], m["fp"]) == (0.0, None, 0.0, 1)
 
 
 # ---------------------------------------------------------------- event-level
@@ -112,11 +114,12 @@ def test_event_metrics_with_datetime_axis_reports_seconds_and_per_day() -> None:
     assert m0["false_alarms_per_day"] == pytest.approx(4 * 24 / 19)
 
 
-def test_event_metrics_with_numeric_axis_uses_its_unit_as_seconds() -> None:
-    seconds = np.arange(20) * 60.0
-    m = event_metrics(ROW_LABELS, EVENT_FLAGS, ENDS, lead=2, time=seconds)
-    assert m["lead_seconds"] == [60.0, 120.0]
-    assert m["false_alarms_per_day"] == pytest.approx(2 / (19 * 60 / 86400))
+def test_event_metrics_with_numeric_axis_reports_lead_in_its_own_unit() -> None:
+    minutes = np.arange(20) * 60.0  # a numeric axis has no known unit: no per-day rate
+    m = event_metrics(ROW_LABELS, EVENT_FLAGS, ENDS, lead=2, time=minutes)
+    assert m["lead_time"] == [60.0, 120.0] and m["lead_seconds"] is None
+    assert "false_alarms_per_day" not in m
+    assert m["false_alarms_per_1000_windows"] == pytest.approx(1000 * 2 / len(EVENT_FLAGS))
 
 
 def test_event_metrics_first_row_offset() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rareevent.errors import RareEventError
-from rareevent.windows import chronological_split, clean_windows, n_windows, runs, sliding_windows, window_labels
+from rareevent.windows import chronological_split, clean_windows, n_windows, segments, sliding_windows, window_labels
 
 
 @pytest.fixture
@@ -99,14 +99,14 @@ def test_clean_windows_with_lead_excludes_windows_just_before() -> None:
     assert clean_windows(y, 2, lead=2).dtype == bool
 
 
-def test_runs() -> None:
-    np.testing.assert_array_equal(runs(np.array([0, 1, 1, 0, 1])), [[1, 2], [4, 4]])
-    np.testing.assert_array_equal(runs(np.array([True, True, False, True])), [[0, 1], [3, 3]])
-    np.testing.assert_array_equal(runs(np.ones(4, bool)), [[0, 3]])
-    empty = runs(np.zeros(5, bool))
+def test_segments() -> None:
+    np.testing.assert_array_equal(segments(np.array([0, 1, 1, 0, 1])), [[1, 2], [4, 4]])
+    np.testing.assert_array_equal(segments(np.array([True, True, False, True])), [[0, 1], [3, 3]])
+    np.testing.assert_array_equal(segments(np.ones(4, bool)), [[0, 3]])
+    empty = segments(np.zeros(5, bool))
     assert empty.shape == (0, 2)
-    assert runs(np.array([], dtype=bool)).shape == (0, 2)
-    assert runs(np.array([0, 1])).dtype == np.int64
+    assert segments(np.array([], dtype=bool)).shape == (0, 2)
+    assert segments(np.array([0, 1])).dtype == np.int64
 
 
 def test_chronological_split_ranges() -> None:
