@@ -26,7 +26,8 @@ def sliding_windows(X: np.ndarray, lookback: int) -> np.ndarray:
         raise RareEventError(f"lookback must be at least 1, got {lookback}")
     if len(X) < lookback:
         raise RareEventError(f"{len(X)} rows give no window of lookback {lookback}: at least {lookback} rows are needed")
-    return sliding_window_view(X, lookback, axis=0).transpose(0, 2, 1)
+    # window k is the contiguous block X[k:k+T]: this view copies at memory speed when materialised
+    return sliding_window_view(X, (lookback, X.shape[1]))[:, 0]
 
 
 def window_labels(y: np.ndarray, lookback: int, lead: int = 0) -> np.ndarray:
