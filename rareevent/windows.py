@@ -2,8 +2,8 @@
 
 Window ``k`` covers rows ``k .. k+T-1`` (``T`` = lookback) and is identified
 by its *end row* ``k+T-1``. ``n`` rows give ``n-T+1`` windows: unlike the
-seed article's ``temporalize``, which skips the first row and drops the last
-window, every window is kept. All functions are vectorised; windows are a
+seed article's ``temporalize``, whose loop yields ``n-T-1`` and never starts
+a window at row 0 or 1, every window is kept. All functions are vectorised; windows are a
 strided view of the rows, so no copy is made until a subset is selected.
 """
 

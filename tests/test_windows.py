@@ -20,7 +20,7 @@ def test_toy_gives_all_seven_windows(toy: np.ndarray) -> None:
     w = sliding_windows(toy, 3)
     assert w.shape == (7, 3, 2)
     assert n_windows(9, 3) == 7
-    # first window: rows 0..2, last window: rows 6..8 (the seed dropped both edges)
+    # first window: rows 0..2, last window: rows 6..8 (the seed's loop never starts one at row 0 or 1)
     np.testing.assert_allclose(w[0], [[0.1, 0.001], [0.2, 0.008], [0.3, 0.027]], rtol=1e-12)
     np.testing.assert_allclose(w[-1], [[0.7, 0.343], [0.8, 0.512], [0.9, 0.729]], rtol=1e-12)
     for k in range(7):
