@@ -203,9 +203,11 @@ def train(
         task = progress.add_task("train", total=epochs, arch=arch, loss="-", val_loss="-")
 
         def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+            if not progress.live.is_started:  # shown from the first epoch on: a data error prints no empty bar
+                progress.start()
             progress.update(task, completed=epoch + 1, loss=f"{logs.get('loss', 0):.4f}", val_loss=f"{logs.get('val_loss', 0):.4f}")
 
-        with progress:
+        try:
             result = run_training(
                 data,
                 detector,
@@ -218,6 +220,9 @@ def train(
                 name=name,
                 on_epoch=on_epoch,
             )
+        finally:
+            if progress.live.is_started:
+                progress.stop()
         record = result.record
         if record["constant_features"]:
             _warn(f"constant column(s) in the normal training rows: {', '.join(record['constant_features'])}; kept neutral (scaled to 0)")
