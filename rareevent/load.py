@@ -1,10 +1,11 @@
 """Stage 1: read a sensor CSV and check it, once, at the boundary.
 
-Everything after this module works on clean numbers: a float32 feature
+Everything after this module works on clean numbers: a float64 feature
 matrix, optional 0/1 labels and an optional strictly increasing time axis.
 Every problem found here is a :class:`RareEventError` naming the file, the
-column and the first offending line (line 1 is the header), so a user can
-open the file and go straight to it.
+column and the line (line 1 is the header), so a user can open the file and
+go straight to it. Checks run sensors first, then labels, then time; within
+a check the first offending line is named.
 
 Files are read with pandas' C parser in chunks when asked (``chunk_rows``),
 so scoring a long file never holds more than one chunk of raw text.

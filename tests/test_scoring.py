@@ -72,3 +72,12 @@ def test_chunked_scoring_equals_whole_file_across_predict_blocks(monkeypatch: py
         raw, _ = detector.score_windows(np.asarray(pd.read_csv(sensor_csv)[["s1", "s2", "s3"]], dtype=np.float32))
         expected = np.array([raw[max(0, i - smooth + 1) : i + 1].mean() for i in range(len(raw))], dtype=np.float32)
         np.testing.assert_allclose(whole["error"].to_numpy(), expected, rtol=1e-5)
+
+
+def test_detector_predict_matches_the_threshold_and_validation_labels(sensor_csv: Path, trained_runs: dict[str, Path]) -> None:
+    record, detector = load_run(trained_runs["ae"])
+    X = pd.read_csv(sensor_csv)[record["features"]].to_numpy()
+    raw, per_feature = detector.score_windows(X)
+    assert per_feature.shape == (598, 3)
+    np.testing.assert_allclose(per_feature.mean(axis=1), raw, rtol=1e-5)  # the score is the mean over sensors
+    np.testing.assert_array_equal(detector.predict(X), (raw >= detector.threshold_).astype(np.int8))
