@@ -154,7 +154,8 @@ def train(
     threshold: Annotated[str | None, typer.Option(help="f1, fbeta:B, pr-cross, precision:P or quantile[:Q]; default f1 with labels, quantile without.")] = None,
     margin: Annotated[float, typer.Option(help="Multiply the chosen threshold by this (above 1: fewer false alarms on data that drifts after validation).")] = 1.0,
     epochs: Annotated[int, typer.Option(help="Most training epochs (early stopping usually ends sooner).")] = 40,
-    batch_size: Annotated[int | None, typer.Option(help="Windows per training batch (default: about 100 steps per epoch, 16..256).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Windows per training batch (default: about 100 steps per epoch, 16..128).")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Adam learning rate (default: 1e-3 x sqrt(batch/16)).")] = None,
     patience: Annotated[int, typer.Option(help="Epochs without validation improvement before stopping.")] = 5,
     valid_frac: Annotated[float, typer.Option(help="Fraction of rows (after train) for validation and the threshold.")] = 0.2,
     test_frac: Annotated[float, typer.Option(help="Fraction of rows at the end held out for testing (0 allowed).")] = 0.2,
@@ -187,6 +188,7 @@ def train(
             margin=margin,
             epochs=epochs,
             batch_size=batch_size,
+            learning_rate=learning_rate,
             patience=patience,
             seed=seed,
         )

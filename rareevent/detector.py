@@ -53,7 +53,7 @@ class RareEventDetector:
         epochs: int = 40,
         batch_size: int | None = None,
         patience: int = 5,
-        learning_rate: float = 1e-3,
+        learning_rate: float | None = None,
         seed: int = 0,
     ) -> None:
         self.arch = arch
@@ -82,6 +82,7 @@ class RareEventDetector:
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
             (self.patience >= 0, f"--patience must be 0 or more, got {self.patience}"),
             (self.batch_size is None or self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+            (self.learning_rate is None or 0 < self.learning_rate < 1, f"--learning-rate must be in (0, 1), got {self.learning_rate}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -152,8 +153,9 @@ class RareEventDetector:
 
             tf.config.experimental.enable_op_determinism()
         self.batch_size_ = self.batch_size or auto_batch_size(len(train))
+        self.learning_rate_ = self.learning_rate or auto_learning_rate(self.batch_size_)
         model = build_model(self.arch, self.lookback, train.shape[2], tuple(self.units), self.activation)
-        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate_), loss="mse")
         callbacks = [
             keras.callbacks.TerminateOnNaN(),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True),
@@ -230,13 +232,23 @@ class RareEventDetector:
 
 
 def auto_batch_size(n_windows: int) -> int:
-    """About 100 training steps per epoch: ``n/100`` rounded to a power of two, within 16..256.
+    """About 100 training steps per epoch: ``n/100`` rounded to a power of two, within 16..128.
 
-    Large data trains fast with big batches; a few hundred windows (a short
-    file) would get only one or two steps per epoch with a fixed 256 and
-    stop undertrained.
+    Large data trains faster per window with bigger batches; a few hundred
+    windows (a short file) would get only one or two steps per epoch with a
+    fixed large batch and stop undertrained.
     """
-    return int(np.clip(2 ** round(np.log2(max(n_windows, 1) / 100)), 16, 256))
+    return int(np.clip(2 ** round(np.log2(max(n_windows, 1) / 100)), 16, 128))
+
+
+def auto_learning_rate(batch_size: int) -> float:
+    """Adam's step grown with the square root of the batch: 1e-3 at 16, about 2.8e-3 at 128.
+
+    Bigger batches average more windows per step, so a larger step is safe;
+    with a fixed 1e-3 they need more epochs to reach the same loss
+    (measured in ``benchmarks/speed.py``).
+    """
+    return 1e-3 * float(np.sqrt(max(batch_size, 16) / 16))
 
 
 def require_bottleneck(arch: str) -> None:

@@ -187,7 +187,7 @@ def _record(
         "epochs": detector.epochs,
         "batch_size": detector.batch_size_,
         "patience": detector.patience,
-        "learning_rate": detector.learning_rate,
+        "learning_rate": detector.learning_rate_,
         "epochs_run": detector.epochs_run_,
         "best_epoch": detector.best_epoch_,
         "history": detector.history_,
