@@ -29,11 +29,11 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
 RUN_FILE = "run.json"
 SCORES_FILE = "scores.csv"
-ALLOWED_LAYERS = {"InputLayer", "LSTM", "RepeatVector", "TimeDistributed", "Dense"}
 LAYER_SEQUENCE = {
     "ae": ["InputLayer", "LSTM", "LSTM", "RepeatVector", "LSTM", "LSTM", "TimeDistributed"],
     "plain": ["InputLayer", "LSTM", "LSTM", "LSTM", "LSTM", "TimeDistributed"],
 }
+ALLOWED_LAYERS = {*LAYER_SEQUENCE["ae"], *LAYER_SEQUENCE["plain"]}
 
 
 def save_run(

@@ -57,7 +57,7 @@ def train(
     would be.
     """
     detector.check_params()
-    windows.chronological_split(100, valid_frac, test_frac)  # checks the fractions
+    windows.check_fractions(valid_frac, test_frac)
     name = name or default_run_name(detector.arch)
     check_run_name(name)
     data = load_csv(csv_path, time=time, label=label, drop=drop, fill=fill)

@@ -62,8 +62,8 @@ def segments(mask: np.ndarray) -> np.ndarray:
     return np.column_stack([edges[0::2], edges[1::2] - 1]).astype(np.int64)
 
 
-def chronological_split(n_rows: int, valid_frac: float, test_frac: float) -> dict[str, tuple[int, int]]:
-    """Row ranges ``[start, stop)`` of the train, valid and test parts, in time order."""
+def check_fractions(valid_frac: float, test_frac: float) -> None:
+    """Refuse split fractions that leave no validation part or too little to train on."""
     for name, frac in (("--valid-frac", valid_frac), ("--test-frac", test_frac)):
         if not 0.0 <= frac < 1.0:
             raise RareEventError(f"{name} must be in [0, 1), got {frac}")
@@ -71,6 +71,11 @@ def chronological_split(n_rows: int, valid_frac: float, test_frac: float) -> dic
         raise RareEventError("--valid-frac must be above 0: the threshold and early stopping need a validation part")
     if valid_frac + test_frac >= 0.9 - 1e-9:
         raise RareEventError(f"--valid-frac + --test-frac = {valid_frac + test_frac:g} leaves too little to train on")
+
+
+def chronological_split(n_rows: int, valid_frac: float, test_frac: float) -> dict[str, tuple[int, int]]:
+    """Row ranges ``[start, stop)`` of the train, valid and test parts, in time order."""
+    check_fractions(valid_frac, test_frac)
     test_start = n_rows - int(round(n_rows * test_frac))
     valid_start = test_start - int(round(n_rows * valid_frac))
     return {"train": (0, valid_start), "valid": (valid_start, test_start), "test": (test_start, n_rows)}

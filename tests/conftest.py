@@ -6,6 +6,7 @@ whole suite runs in a few minutes on 2 CPU cores.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -37,6 +38,19 @@ def synthetic_frame(n: int = 600, seed: int = 0, events: tuple[int, ...] = (150,
         frame.loc[start : start + length - 1, "s2"] += 6.0
         frame.loc[start : start + length - 1, "s3"] -= 4.0
     return frame
+
+
+def snapshot(root: Path) -> dict[str, str | None]:
+    """Every entry under ``root`` (hidden ones included) with a hash of its bytes: to show nothing changed."""
+    found: dict[str, str | None] = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            found[os.path.relpath(os.path.join(folder, name), root)] = None
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as fh:
+                found[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ of a trained run under ``runs/``, data files under ``data/``, an empty
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -28,10 +27,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-try:
-    from tests.conftest import TINY, synthetic_frame
-except ImportError:  # tests/ is not a package, or the repository root is not on sys.path
-    from conftest import TINY, synthetic_frame
+from tests.conftest import TINY, snapshot, synthetic_frame
 from rareevent.cli.main import app
 
 RAREEVENT = Path(sys.executable).parent / "rareevent"
@@ -43,17 +39,6 @@ COLUMNS = GOOD_LINES[0].split(",")  # timestamp, s1, s2, s3, label
 # ---------------------------------------------------------------- helpers
 
 
-def snapshot(root: Path) -> dict[str, str | None]:
-    """Every entry under ``root`` (hidden ones included) with a hash of its bytes."""
-    found: dict[str, str | None] = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs:
-            found[os.path.relpath(os.path.join(folder, name), root)] = None
-        for name in files:
-            path = os.path.join(folder, name)
-            with open(path, "rb") as fh:
-                found[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
-    return found
 
 
 def has_fragment(text: str, fragment: str) -> bool:

@@ -7,7 +7,6 @@ runs for minutes, waits until the progress line shows a finished epoch
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -21,10 +20,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-try:
-    from tests.conftest import TINY, synthetic_frame
-except ImportError:  # tests/ is not a package, or the repository root is not on sys.path
-    from conftest import TINY, synthetic_frame
+from tests.conftest import TINY, snapshot, synthetic_frame
 from rareevent.cli.main import app
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "openpty") or sys.platform == "win32", reason="needs POSIX signals and a pty")
@@ -34,16 +30,6 @@ SLOW = ["--epochs", "200", "--patience", "200", "--units", "16,8", "--threshold"
 EPOCH_DONE = re.compile(rb"loss \d")  # the progress line once an epoch has ended ("loss -" before)
 
 
-def snapshot(root: Path) -> dict[str, str | None]:
-    found: dict[str, str | None] = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs:
-            found[os.path.relpath(os.path.join(folder, name), root)] = None
-        for name in files:
-            path = os.path.join(folder, name)
-            with open(path, "rb") as fh:
-                found[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -13,25 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-try:
-    from tests.conftest import TINY, synthetic_frame
-except ImportError:  # tests/ is not a package, or the repository root is not on sys.path
-    from conftest import TINY, synthetic_frame
+from tests.conftest import TINY, snapshot, synthetic_frame
 from rareevent.cli.main import app
 
 # ---------------------------------------------------------------- helpers
 
-def snapshot(root: Path) -> dict[str, str | None]:
-    """Every entry under ``root`` (hidden ones included) with a hash of its bytes."""
-    found: dict[str, str | None] = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs:
-            found[os.path.relpath(os.path.join(folder, name), root)] = None
-        for name in files:
-            path = os.path.join(folder, name)
-            with open(path, "rb") as fh:
-                found[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
-    return found
 
 def assert_one_error_line(result, *fragments: str) -> str:  # noqa: ANN001 - a typer Result
     lines = [line for line in result.stderr.splitlines() if line.strip()]
