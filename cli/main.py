@@ -173,6 +173,7 @@ def train(
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from rareevent.detector import RareEventDetector
+        from rareevent.runs import check_run_slot
         from rareevent.training import save
         from rareevent.training import train as run_training
 
@@ -192,8 +193,8 @@ def train(
             patience=patience,
             seed=seed,
         )
-        if name is not None and (Path(runs_dir) / name).exists() and not overwrite:
-            raise RareEventError(f"{Path(runs_dir) / name}: a run with this name already exists", hint="choose another --name or pass --overwrite")
+        if name is not None:
+            check_run_slot(runs_dir, name, overwrite)  # before minutes of training, not after
         progress = Progress(
             TextColumn("[bold]training {task.fields[arch]}"),
             BarColumn(),

@@ -20,7 +20,7 @@ from rareevent import scaling
 from rareevent.detector import SCORE_KINDS, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.model import ACTIVATIONS, ARCHS, import_keras
-from rareevent.storage import TEMP_PREFIX, atomic_folder, remove_stale_temporaries
+from rareevent.storage import TEMP_PREFIX, atomic_folder, check_free, remove_stale_temporaries
 
 if TYPE_CHECKING:
     import keras
@@ -62,6 +62,12 @@ def check_run_name(name: str) -> None:
     """Refuse a run name that is not a plain, visible folder name."""
     if not name or name.startswith(".") or "/" in name or "\\" in name or name in ("..", "."):
         raise RareEventError(f"--name {name!r} is not a valid folder name")
+
+
+def check_run_slot(runs_dir: str | Path, name: str, overwrite: bool) -> Path:
+    """The folder a new run ``name`` goes to; refused when it exists and ``overwrite`` is off."""
+    check_run_name(name)
+    return check_free(Path(runs_dir) / name, overwrite)
 
 
 def list_runs(runs_dir: str | Path) -> list[Path]:

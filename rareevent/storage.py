@@ -59,6 +59,14 @@ def _writable(target: Path, action: Callable[[], object]) -> None:
         raise RareEventError(f"{target}: cannot write here ({exc.strerror})", hint="choose a folder you can write to") from None
 
 
+def check_free(target: str | Path, overwrite: bool = False) -> Path:
+    """``target`` as a Path; refused when it exists and ``overwrite`` is off."""
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise RareEventError(f"{target}: a run with this name already exists", hint="choose another --name or pass --overwrite")
+    return target
+
+
 @contextmanager
 def atomic_folder(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder to fill; on success it becomes ``target``.
@@ -69,9 +77,7 @@ def atomic_folder(target: str | Path, overwrite: bool = False) -> Iterator[Path]
     first and put back if the second rename fails, and
     :func:`remove_stale_temporaries` restores it after a crash in between.
     """
-    target = Path(target)
-    if target.exists() and not overwrite:
-        raise RareEventError(f"{target}: a run with this name already exists", hint="choose another --name or pass --overwrite")
+    target = check_free(target, overwrite)
     _writable(target, lambda: target.parent.mkdir(parents=True, exist_ok=True))
     temp = _temp_name(target)
     shutil.rmtree(temp, ignore_errors=True)
