@@ -91,7 +91,7 @@ def _phase_train(csv: Path, who: str, epochs: int, target: float | None) -> dict
     keras = import_keras()
     keras.utils.set_random_seed(0)
     train, valid = _training_data(csv, np.float64 if who == "seed" else np.float32, seed_windows=who == "seed")
-    model = build_model("ae", LOOKBACK, train.shape[2], UNITS)
+    model = build_model("ae", LOOKBACK, train.shape[2], UNITS, unroll=who == "ours")  # the article's LSTMs loop over the steps
     batch = 64 if who == "seed" else auto_batch_size(len(train))
     rate = 1e-3 if who == "seed" else auto_learning_rate(batch)
     model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse")
