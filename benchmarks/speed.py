@@ -85,7 +85,7 @@ def _training_data(csv: Path, dtype: type, seed_windows: bool) -> tuple[np.ndarr
 
 def _phase_train(csv: Path, who: str, epochs: int, target: float | None) -> dict:
     """Train epoch by epoch: the seed with Keras' defaults and batch 64, ours with rareevent's auto batch and rate."""
-    from rareevent.detector import auto_batch_size, auto_learning_rate
+    from rareevent.detector import PREDICT_BATCH, auto_batch_size, auto_learning_rate
     from rareevent.model import build_model, import_keras
 
     keras = import_keras()
@@ -98,7 +98,8 @@ def _phase_train(csv: Path, who: str, epochs: int, target: float | None) -> dict
     epoch_s, losses = [], []
     for _ in range(epochs):  # one fit call per epoch, to time each and stop at the target loss
         started = time.perf_counter()
-        history = model.fit(train, train, validation_data=(valid, valid), epochs=1, batch_size=batch, verbose=0)
+        validation_batch = None if who == "seed" else PREDICT_BATCH  # as RareEventDetector fits
+        history = model.fit(train, train, validation_data=(valid, valid), epochs=1, batch_size=batch, validation_batch_size=validation_batch, verbose=0)
         epoch_s.append(time.perf_counter() - started)
         losses.append(float(history.history["val_loss"][-1]))
         if target is not None and losses[-1] <= target:

@@ -169,6 +169,7 @@ class RareEventDetector:
             validation_data=(valid, valid),
             epochs=self.epochs,
             batch_size=self.batch_size_,
+            validation_batch_size=PREDICT_BATCH,  # no gradients: big batches are just faster
             shuffle=True,
             callbacks=callbacks,
             verbose=0,
