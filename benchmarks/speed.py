@@ -94,11 +94,11 @@ def _phase_train(csv: Path, who: str, epochs: int, target: float | None) -> dict
     model = build_model("ae", LOOKBACK, train.shape[2], UNITS, unroll=who == "ours")  # the article's LSTMs loop over the steps
     batch = 64 if who == "seed" else auto_batch_size(len(train))
     rate = 1e-3 if who == "seed" else auto_learning_rate(batch)
+    validation_batch = None if who == "seed" else PREDICT_BATCH  # as RareEventDetector fits
     model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse")
     epoch_s, losses = [], []
     for _ in range(epochs):  # one fit call per epoch, to time each and stop at the target loss
         started = time.perf_counter()
-        validation_batch = None if who == "seed" else PREDICT_BATCH  # as RareEventDetector fits
         history = model.fit(train, train, validation_data=(valid, valid), epochs=1, batch_size=batch, validation_batch_size=validation_batch, verbose=0)
         epoch_s.append(time.perf_counter() - started)
         losses.append(float(history.history["val_loss"][-1]))

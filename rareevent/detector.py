@@ -187,7 +187,7 @@ class RareEventDetector:
         errors = np.empty((len(scaled_windows), scaled_windows.shape[2]), np.float32)
         for start in range(0, len(scaled_windows), PREDICT_BATCH):  # one step per batch of windows
             batch = np.ascontiguousarray(scaled_windows[start : start + PREDICT_BATCH])
-            squared = np.square(batch.astype(np.float64) - self._predict(batch))
+            squared = np.square(batch - self._predict(batch))
             errors[start : start + len(batch)] = squared[:, -1, :] if self.score_kind == "last" else squared.mean(axis=1)
         # a reading far outside the training range can overflow: keep scores finite (and JSON-safe)
         np.nan_to_num(errors, copy=False, nan=np.finfo(np.float32).max, posinf=np.finfo(np.float32).max)

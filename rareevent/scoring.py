@@ -179,7 +179,11 @@ def top_features(feature_errors: np.ndarray, names: list[str], k: int = TOP_FEAT
     k = min(k, feature_errors.shape[1])
     total = feature_errors.sum(axis=1, keepdims=True)
     shares = np.divide(feature_errors, total, out=np.zeros_like(feature_errors), where=total > 0)
-    order = np.argsort(-shares, axis=1, kind="stable")[:, :k]
+    order = np.empty((len(shares), k), np.int64)
+    remaining = shares.copy()
+    for i in range(k):  # k passes of argmax (first index on ties) instead of sorting every sensor
+        order[:, i] = remaining.argmax(axis=1)
+        np.put_along_axis(remaining, order[:, i : i + 1], -np.inf, axis=1)
     hundredths = np.rint(np.take_along_axis(shares, order, axis=1) * 100).astype(np.int64)
     labels = np.asarray(names, dtype=object)[order] + ":" + _SHARE_TEXT[hundredths]  # a table lookup, not a format call per window
     joined = labels[:, 0]
