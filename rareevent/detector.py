@@ -194,9 +194,13 @@ class RareEventDetector:
         return errors.mean(axis=1, dtype=np.float64).astype(np.float32), errors
 
     def _predict(self, batch: np.ndarray) -> np.ndarray:
-        """Reconstruct one batch, padded to a power of two so the compiled step is reused."""
-        size = max(64, 1 << (len(batch) - 1).bit_length())
-        padded = np.zeros((size, *batch.shape[1:]), np.float32)
+        """Reconstruct one batch, padded to ``PREDICT_BATCH`` windows.
+
+        One input shape means one traced graph: a second shape (the last,
+        partial batch of a file) costs about 0.2 s of tracing, more than
+        predicting the padding.
+        """
+        padded = np.zeros((PREDICT_BATCH, *batch.shape[1:]), np.float32)
         padded[: len(batch)] = batch
         return np.asarray(self.model_.predict_on_batch(padded))[: len(batch)]
 
