@@ -22,6 +22,17 @@ def test_top_features_names_the_largest_shares_in_order() -> None:
     assert top[1] == "a:0.00;b:0.00;c:0.00"  # all-zero errors: no division by zero, stable order
 
 
+def test_top_features_match_a_stable_sort_of_the_shares() -> None:
+    errors = np.random.default_rng(3).integers(0, 4, size=(500, 7)).astype(np.float32)  # many ties
+    names = list("abcdefg")
+    top = top_features(errors, names)
+    for row, text in zip(errors, top):
+        total = row.sum()
+        shares = row / total if total > 0 else np.zeros_like(row)
+        order = np.argsort(-shares, kind="stable")[:3]
+        assert text == ";".join(f"{names[i]}:{shares[i]:.2f}" for i in order)
+
+
 def test_alarm_episodes_group_consecutive_flags() -> None:
     flags = np.array([0, 1, 1, 0, 0, 1, 0, 1, 1, 1], dtype=bool)
     error = np.array([0, 5, 7, 0, 0, 9, 0, 2, 8, 3], dtype=np.float32)
