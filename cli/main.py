@@ -10,7 +10,7 @@ import json
 import signal
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -97,6 +97,18 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks f
     _state["debug"] = debug
 
 
+def _score_cell(key: str) -> Callable[[dict[str, Any]], str]:
+    return lambda metrics: _fmt(metrics[key])
+
+
+# rows shared by the metrics of one run and the table of saved runs (same keys in both)
+_SCORE_ROWS = [(label, _score_cell(key)) for label, key in (("precision", "precision"), ("recall", "recall"), ("F1", "f1"), ("PR-AUC", "pr_auc"), ("ROC-AUC", "roc_auc"))]
+
+
+def _events(metrics: dict[str, Any]) -> str:
+    return f"{metrics['events_detected']} of {metrics['events']}" if metrics["events"] is not None else "-"
+
+
 def _metrics_table(parts: dict[str, dict[str, Any]], title: str = "metrics") -> Table:
     """One column per scored part (valid, test, a scored file): point-wise and event metrics."""
     table = Table(title=title)
@@ -104,13 +116,9 @@ def _metrics_table(parts: dict[str, dict[str, Any]], title: str = "metrics") -> 
     for name in parts:
         table.add_column(name, justify="right")
     rows = [
-        ("precision", lambda m: _fmt(m["precision"])),
-        ("recall", lambda m: _fmt(m["recall"])),
-        ("F1", lambda m: _fmt(m["f1"])),
-        ("PR-AUC", lambda m: _fmt(m["pr_auc"])),
-        ("ROC-AUC", lambda m: _fmt(m["roc_auc"])),
+        *_SCORE_ROWS,
         ("TP / FP / FN / TN", lambda m: f"{m['tp']} / {m['fp']} / {m['fn']} / {m['tn']}"),
-        ("events caught", lambda m: f"{m['events_detected']} of {m['events']}"),
+        ("events caught", _events),
         ("mean lead (rows)", lambda m: _fmt(m["mean_lead_rows"], 1)),
         ("false alarm episodes", lambda m: str(m["false_alarms"])),
         ("false alarm rate", _rate),
@@ -473,12 +481,8 @@ def _print_runs_table(summaries: list[dict[str, Any]]) -> None:
         ("units", lambda r: ",".join(map(str, r["units"]))),
         ("parameters", lambda r: f"{r['parameters']:,}" if r["parameters"] else "-"),
         ("threshold", lambda r: f"{r['threshold_strategy']} = {r['threshold']:.4g}"),
-        ("precision", lambda r: _fmt(r["precision"])),
-        ("recall", lambda r: _fmt(r["recall"])),
-        ("F1", lambda r: _fmt(r["f1"])),
-        ("PR-AUC", lambda r: _fmt(r["pr_auc"])),
-        ("ROC-AUC", lambda r: _fmt(r["roc_auc"])),
-        ("events caught", lambda r: f"{r['events_detected']} of {r['events']}" if r["events"] is not None else "-"),
+        *_SCORE_ROWS,
+        ("events caught", _events),
         ("false alarm rate", _rate),
         ("training s", lambda r: _fmt(r["train_seconds"], 1)),
     ]
