@@ -354,18 +354,14 @@ def score(
         with ExitStack() as stack:  # both outputs are renamed into place only when both are complete
             temp = stack.enter_context(atomic_file(output)) if output else None
             metrics_temp = stack.enter_context(atomic_file(metrics_out)) if metrics_out else None
-            writer = WindowWriter(temp, kind) if temp else None
-            try:
-                with progress:
-                    result = score_csv(data, record, detector, chunk_rows=chunk_rows, fill=fill, sink=writer, on_progress=lambda n: progress.advance(task, n))
-                summary = {"run": record["name"], "file": str(data), "rows": result.n_rows, "windows": result.n_windows, "flagged": int(result.flagged.sum()), "threshold": result.threshold}
-                if writer:
-                    writer.finish({"alarms": result.alarms, "metrics": result.metrics, "summary": summary})
-                if metrics_temp:
-                    metrics_temp.write_text(json.dumps({**summary, "metrics": result.metrics}, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-            finally:
-                if writer and not writer.handle.closed:
-                    writer.handle.close()
+            writer = stack.enter_context(WindowWriter(temp, kind)) if temp else None
+            with progress:
+                result = score_csv(data, record, detector, chunk_rows=chunk_rows, fill=fill, sink=writer, on_progress=lambda n: progress.advance(task, n))
+            summary = {"run": record["name"], "file": str(data), "rows": result.n_rows, "windows": result.n_windows, "flagged": int(result.flagged.sum()), "threshold": result.threshold}
+            if writer:
+                writer.finish({"alarms": result.alarms, "metrics": result.metrics, "summary": summary})
+            if metrics_temp:
+                metrics_temp.write_text(json.dumps({**summary, "metrics": result.metrics}, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         if result.columns.ignored:
             _note(f"ignored column(s) not used by the model: {', '.join(result.columns.ignored)}")
         if result.n_filled:
@@ -423,13 +419,9 @@ def encode(
         folder = resolve_run(run, runs_dir)
         require_bottleneck(read_record(folder)["arch"])
         record, detector = load_run(folder)
-        with atomic_file(output) as temp:
-            writer = WindowWriter(temp, kind)
-            try:
-                n, filled = encode_csv(data, record, detector, writer, chunk_rows=chunk_rows, fill=fill)
-                writer.finish({"run": record["name"], "units": record["units"][1]})
-            finally:
-                writer.handle.close()
+        with atomic_file(output) as temp, WindowWriter(temp, kind) as writer:
+            n, filled = encode_csv(data, record, detector, writer, chunk_rows=chunk_rows, fill=fill)
+            writer.finish({"run": record["name"], "units": record["units"][1]})
         if filled:
             _note(f"repaired {filled} blank/NaN cell(s) with --fill {fill}")
         out.print(f"wrote {n:,} encoded windows x {record['units'][1]} values to {output}")

@@ -298,6 +298,7 @@ class WindowWriter:
 
     The JSON form is one object: ``{"windows": [...], "alarms": [...],
     "metrics": ..., "summary": ...}``; its tail is written by :meth:`finish`.
+    Used as a context manager, the file is closed however the block ends.
     """
 
     def __init__(self, path: Path, kind: str) -> None:
@@ -325,6 +326,13 @@ class WindowWriter:
             for key, value in (tail or {}).items():
                 self.handle.write(f", {json.dumps(key)}: {json.dumps(value, allow_nan=False)}")
             self.handle.write("}\n")
+        self.handle.close()
+
+    def __enter__(self) -> WindowWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the file when ``finish`` was not reached (an error or Ctrl-C on the way)."""
         self.handle.close()
 
 
