@@ -75,12 +75,17 @@ class SensorData:
         return len(self.X)
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+def _blocks(path: Path) -> Iterator[bytes]:
+    """The bytes of a file in 1 MiB blocks."""
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+        yield from iter(lambda: fh.read(1 << 20), b"")
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    for block in _blocks(path):
+        digest.update(block)
     return digest.hexdigest()
 
 
@@ -243,35 +248,33 @@ def _check_field_count(fmt: CsvFormat, line: int) -> None:
 
 
 def _line_text(path: Path, line: int) -> str | None:
-    """The text of one line of a file, found by counting newlines in 1 MiB blocks."""
+    """The text of one line of a file, found by counting newlines block by block."""
     seen = 0  # newlines before ``buffer``
     buffer = b""
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            if not buffer and seen + block.count(b"\n") < line - 1:
-                seen += block.count(b"\n")
-                continue
-            buffer += block
-            parts = buffer.split(b"\n")
-            if line - 1 - seen < len(parts) - 1:
-                break
+    for block in _blocks(path):
+        if not buffer and seen + block.count(b"\n") < line - 1:
+            seen += block.count(b"\n")
+            continue
+        buffer += block
+        parts = buffer.split(b"\n")
+        if line - 1 - seen < len(parts) - 1:
+            break
     parts = buffer.split(b"\n")
     index = line - 1 - seen
     return parts[index].decode("utf-8", "replace").rstrip("\r") if buffer and index < len(parts) else None
 
 
 def _first_bad_utf8_line(path: Path) -> int:
-    """Line number of the first byte that is not valid UTF-8 (read in 1 MiB blocks)."""
+    """Line number of the first byte that is not valid UTF-8, read block by block."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     line = 1
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            pending = len(decoder.getstate()[0])
-            try:
-                decoder.decode(block)
-            except UnicodeDecodeError as exc:
-                return line + (block[: max(exc.start - pending, 0)]).count(b"\n")
-            line += block.count(b"\n")
+    for block in _blocks(path):
+        pending = len(decoder.getstate()[0])
+        try:
+            decoder.decode(block)
+        except UnicodeDecodeError as exc:
+            return line + (block[: max(exc.start - pending, 0)]).count(b"\n")
+        line += block.count(b"\n")
     return line
 
 

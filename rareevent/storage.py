@@ -19,10 +19,12 @@ from pathlib import Path
 from rareevent.errors import RareEventError
 
 TEMP_PREFIX = ".tmp-"
+OLD_MARK = "old-"
 
 
-def _temp_name(target: Path) -> Path:
-    return target.with_name(f"{TEMP_PREFIX}{os.getpid()}-{target.name}")
+def _temp_name(target: Path, kind: str = "") -> Path:
+    """``.tmp-<pid>-NAME`` (new content) or, with ``kind=OLD_MARK``, ``.tmp-<pid>-old-NAME`` (an old run set aside)."""
+    return target.with_name(f"{TEMP_PREFIX}{os.getpid()}-{kind}{target.name}")
 
 
 def _fsync(path: Path) -> None:
@@ -89,7 +91,7 @@ def atomic_folder(target: str | Path, overwrite: bool = False) -> Iterator[Path]
         if not target.exists():
             os.rename(temp, target)
         elif not _exchange(temp, target):
-            old = _old_name(target)
+            old = _temp_name(target, OLD_MARK)
             os.rename(target, old)
             try:
                 os.rename(temp, target)
@@ -100,10 +102,6 @@ def atomic_folder(target: str | Path, overwrite: bool = False) -> Iterator[Path]
         _fsync(target.parent)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
-
-
-def _old_name(target: Path) -> Path:
-    return target.with_name(f"{TEMP_PREFIX}{os.getpid()}-old-{target.name}")
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -129,7 +127,7 @@ def remove_stale_temporaries(folder: str | Path) -> None:
         pid, _, rest = entry.name[len(TEMP_PREFIX) :].partition("-")
         if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
             continue
-        original = folder / rest[len("old-") :] if rest.startswith("old-") else None
+        original = folder / rest[len(OLD_MARK) :] if rest.startswith(OLD_MARK) else None
         if original is not None and not original.exists():
             os.rename(entry, original)
         elif entry.is_dir():
