@@ -93,6 +93,10 @@ class WindowBlock:
     end_time: np.ndarray | None = None
     end_label: np.ndarray | None = None
 
+    def key_columns(self) -> dict[str, Any]:
+        """The columns that open every per-window output: ``row`` (end row) and, with a time column, ``time``."""
+        return {"row": self.ends} if self.end_time is None else {"row": self.ends, "time": self.end_time}
+
 
 def window_blocks(path: str | Path, record: dict[str, Any], chunk_rows: int, fill: str | None) -> Iterator[WindowBlock]:
     """Read ``path`` in chunks and release windows in whole blocks of ``PREDICT_BATCH``.
@@ -237,10 +241,7 @@ def score_csv(
         ends.append(step.ends)
         flagged_features.append(feature_errors[flagged])
         if sink is not None:
-            out: dict[str, Any] = {"row": step.ends}
-            if step.end_time is not None:
-                out["time"] = step.end_time
-            out.update(error=score, flagged=flagged.astype(np.int8), top_features=top_features(feature_errors, names))
+            out = step.key_columns() | {"error": score, "flagged": flagged.astype(np.int8), "top_features": top_features(feature_errors, names)}
             if step.end_label is not None:
                 out["label"] = step.end_label
             sink(pd.DataFrame(out))
@@ -355,10 +356,6 @@ def encode_csv(
         if step.n == 0:
             continue
         codes = detector.encode(step.X)
-        out: dict[str, Any] = {"row": step.ends}
-        if step.end_time is not None:
-            out["time"] = step.end_time
-        out.update({f"e{i}": codes[:, i] for i in range(codes.shape[1])})
-        sink(pd.DataFrame(out))
+        sink(pd.DataFrame(step.key_columns() | {f"e{i}": codes[:, i] for i in range(codes.shape[1])}))
         total += step.n
     return total, filled
