@@ -23,15 +23,20 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rareevent.errors import RareEventError
 
 if TYPE_CHECKING:
     import keras
 
-from rareevent.errors import RareEventError
-
-ARCHS = ("ae", "plain")
+ARCHS = ("ae", "plain", "pca")
+LSTM_ARCHS = ("ae", "plain")
+PCA_VARIANCE = 0.99
 ACTIVATIONS = ("tanh", "relu")
 UNROLL_MAX_LOOKBACK = 10
 
@@ -79,8 +84,13 @@ def build_model(
     units: tuple[int, int] = (32, 16),
     activation: str = "tanh",
     unroll: bool | None = None,
+    n_outputs: int | None = None,
 ) -> keras.Model:
     """Build the ``ae`` or ``plain`` LSTM reconstruction model (not compiled).
+
+    The model reads all ``n_features`` columns and reconstructs the first
+    ``n_outputs`` of them (default: all). Columns past ``n_outputs`` are
+    context: setpoints and commands the model sees but is not judged on.
 
     ``unroll`` (default: lookbacks up to ``UNROLL_MAX_LOOKBACK``) writes the
     T steps out instead of looping over them: the same weights and outputs,
@@ -88,8 +98,8 @@ def build_model(
     The unrolled graph grows with T and so does its compile time (about 5 s
     more at T=20, which a 400-row file never earns back), hence the limit.
     """
-    if arch not in ARCHS:
-        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    if arch not in LSTM_ARCHS:
+        raise ValueError(f"arch must be one of {LSTM_ARCHS}, got {arch!r}")
     keras = import_keras()
     layers = keras.layers
     u1, u2 = units
@@ -107,7 +117,7 @@ def build_model(
         x = layers.RepeatVector(lookback, name="repeat")(x)
     x = lstm(u2, "decoder_1")(x)
     x = lstm(u1, "decoder_2")(x)
-    outputs = layers.TimeDistributed(layers.Dense(n_features), name="output")(x)
+    outputs = layers.TimeDistributed(layers.Dense(n_features if n_outputs is None else n_outputs), name="output")(x)
     return keras.Model(inputs, outputs, name=f"rareevent_{arch}")
 
 
@@ -123,3 +133,55 @@ def encoder(model: keras.Model) -> keras.Model:
     """The sub-model from the input to the encoded vector (``ae`` only)."""
     keras = import_keras()
     return keras.Model(model.inputs, model.get_layer("encoder_2").output, name="encoder")
+
+
+class PCAModel:
+    """The PCA reconstruction baseline: each row projected on the principal components of normal rows and back.
+
+    It stands where the Keras model stands (``predict_on_batch``,
+    ``count_params``), so ``--arch pca`` is scored by the same code. Its
+    state is three arrays, saved with ``numpy.savez`` and loaded with
+    ``allow_pickle=False``: a run folder cannot run code through it.
+    """
+
+    def __init__(self, mean: np.ndarray, components: np.ndarray, targets: list[int]) -> None:
+        self.mean = np.asarray(mean, np.float32)
+        self.components = np.asarray(components, np.float32)
+        self.targets = list(targets)
+
+    @classmethod
+    def fit(cls, rows: np.ndarray, targets: list[int], variance: float = PCA_VARIANCE) -> PCAModel:
+        """Keep the fewest components that explain ``variance`` of the (scaled) normal rows."""
+        from sklearn.decomposition import PCA
+
+        rows = np.asarray(rows, np.float64)
+        if len(rows) < 2 or not np.any(rows.std(axis=0) > 0):  # nothing varies: reconstruct the mean
+            return cls(rows.mean(axis=0), np.zeros((0, rows.shape[1])), targets)
+        pca = PCA(n_components=variance, svd_solver="full").fit(rows)
+        return cls(pca.mean_, pca.components_, targets)
+
+    def predict_on_batch(self, windows: np.ndarray) -> np.ndarray:
+        """Reconstruct the target columns of every row of ``(n, T, F)`` windows."""
+        centred = windows - self.mean
+        return ((centred @ self.components.T) @ self.components[:, self.targets] + self.mean[self.targets]).astype(np.float32)
+
+    def count_params(self) -> int:
+        return int(self.components.size + self.mean.size)
+
+    def save(self, path: Path) -> None:
+        with open(path, "wb") as fh:
+            np.savez(fh, mean=self.mean, components=self.components, targets=np.asarray(self.targets, np.int64))
+
+    @classmethod
+    def load(cls, path: Path, n_features: int) -> PCAModel:
+        """Read a saved model, refusing anything but the three arrays of the right shapes."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                mean, components, targets = data["mean"], data["components"], data["targets"]
+        except Exception as exc:  # numpy raises many types for a damaged archive
+            raise RareEventError(f"{path}: not a readable PCA model ({type(exc).__name__})", hint="retrain the run") from None
+        if mean.shape != (n_features,) or components.ndim != 2 or components.shape[1] != n_features or targets.ndim != 1:
+            raise RareEventError(f"{path}: PCA model shape does not match run.json ({n_features} features)")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(components))) or np.any((targets < 0) | (targets >= n_features)):
+            raise RareEventError(f"{path}: PCA model holds invalid values")
+        return cls(mean, components, [int(t) for t in targets])
