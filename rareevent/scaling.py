@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from sklearn.preprocessing import StandardScaler
 
+Z_LIMIT = 10.0
+DISCRETE_MAX_VALUES = 10
 
-def fit_scaler(X: np.ndarray) -> StandardScaler:
+
+def fit_scaler(X: np.ndarray, discrete: Sequence[int] = ()) -> StandardScaler:
     """Fit a ``StandardScaler`` on ``X`` (the normal training rows).
 
     Constant columns (see :func:`constant_columns`, which the CLI warns
     about) get ``scale_ == 1``, so they become 0 after centring instead of
     dividing by (nearly) zero and amplifying any later change a million-fold.
+    ``discrete`` columns (flags, modes) are divided by at least half their
+    range: a flag that is 1 in 0.1% of the rows has a standard deviation of
+    0.03 and would otherwise read as z = 30 whenever it is set.
     """
-    scaler = StandardScaler().fit(np.asarray(X, dtype=np.float64))
+    X = np.asarray(X, dtype=np.float64)
+    scaler = StandardScaler().fit(X)
     constant = constant_columns(scaler)
     scaler.scale_[constant] = 1.0  # also for near-constant columns scikit-learn would still divide by
+    if len(discrete):
+        columns = np.asarray(discrete, dtype=np.int64)
+        half_range = (X[:, columns].max(axis=0) - X[:, columns].min(axis=0)) / 2
+        scaler.scale_[columns] = np.maximum(scaler.scale_[columns], half_range)
     return scaler
 
 
@@ -36,8 +49,30 @@ def scaler_from_arrays(mean: list[float], scale: list[float]) -> StandardScaler:
 
 
 def transform(scaler: StandardScaler, X: np.ndarray) -> np.ndarray:
-    """Scale ``X`` to float32 without scikit-learn's per-call validation overhead."""
-    return ((X - scaler.mean_) / scaler.scale_).astype(np.float32)
+    """Scale ``X`` to float32 without scikit-learn's per-call validation overhead.
+
+    Values are clipped to ``±Z_LIMIT``: a sensor with a tiny training
+    variance that later moves would otherwise reach |z| in the hundreds and
+    its squared error would outweigh every other sensor's (see the README's
+    quality section for the measurements).
+    """
+    return np.clip((X - scaler.mean_) / scaler.scale_, -Z_LIMIT, Z_LIMIT).astype(np.float32)
+
+
+def discrete_columns(X: np.ndarray, max_values: int = DISCRETE_MAX_VALUES) -> np.ndarray:
+    """Indices of flag and mode columns: 0/1 flags (constant ones too), or whole numbers with 3..``max_values`` values.
+
+    These are typically decided by operators or controllers (commands,
+    on/off states, operating modes) rather than measured. A sensor that was
+    constant at some other value in training is not among them: it is a
+    measurement that did not move.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    whole = np.all(X == np.round(X), axis=0)
+    flags = whole & np.all((X == 0) | (X == 1), axis=0)
+    counts = np.array([len(np.unique(X[:, j])) if whole[j] else max_values + 1 for j in range(X.shape[1])])
+    modes = whole & (counts >= 3) & (counts <= max_values)
+    return np.flatnonzero(flags | modes)
 
 
 def trending_columns(X: np.ndarray, positions: np.ndarray | None = None, min_share: float = 0.2) -> np.ndarray:
