@@ -152,7 +152,7 @@ def _lead_line(metrics: dict[str, Any]) -> str | None:
 @app.command()
 def train(
     data: Annotated[Path, typer.Argument(help="Sensor CSV (',', ';' or tab separated).")],
-    arch: Annotated[str, typer.Option(help="ae (LSTM autoencoder) or plain (LSTM, no bottleneck).")] = "ae",
+    arch: Annotated[str, typer.Option(help="ae (LSTM autoencoder), plain (LSTM, no bottleneck) or pca (the PCA reconstruction baseline).")] = "ae",
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
     lead: Annotated[int, typer.Option(help="Early warning: a window is positive when an event starts within this many rows after it.")] = 0,
     units: Annotated[str, typer.Option(help="LSTM units u1,u2.")] = "32,16",
@@ -171,6 +171,10 @@ def train(
     time: Annotated[str | None, typer.Option("--time", help="Time column (default: time/timestamp/datetime/date if present).")] = None,
     label: Annotated[str | None, typer.Option(help="0/1 event column (default: y/label/anomaly if present).")] = None,
     drop: Annotated[str | None, typer.Option(help="Comma-separated columns to ignore.")] = None,
+    context: Annotated[
+        str, typer.Option(help="Context columns (read by the model, never scored): auto (0/1 flags and modes), none, or names/glob patterns like 'cmd*,setpoint'.")
+    ] = "auto",
+    normalize: Annotated[bool, typer.Option(help="Divide each sensor's error by its typical error on normal validation windows.")] = True,
     fill: FillOption = None,
     runs_dir: RunsDir = Path("runs"),
     name: Annotated[str | None, typer.Option(help="Run name (default: time stamp and arch).")] = None,
@@ -200,6 +204,7 @@ def train(
             learning_rate=learning_rate,
             patience=patience,
             seed=seed,
+            normalize=normalize,
         )
         if name is not None:
             check_run_slot(runs_dir, name, overwrite)  # before minutes of training, not after
@@ -226,6 +231,7 @@ def train(
                 label=label,
                 drop=_parse_drop(drop),
                 fill=fill,
+                context=context,
                 valid_frac=valid_frac,
                 test_frac=test_frac,
                 name=name,
@@ -244,8 +250,23 @@ def train(
             )
         if record["filled_cells"]:
             _note(f"repaired {record['filled_cells']} blank/NaN cell(s) with --fill {fill}")
+        if record["context_features"]:
+            _note(f"context column(s), read but not scored: {', '.join(record['context_features'])}" + (" (--context none scores them too)" if context == "auto" else ""))
+        beaten = _baseline_wins(record)
+        if beaten:
+            _warn(beaten)
         path = save(result, runs_dir, overwrite=overwrite)
         _print_train_summary(record, path)
+
+
+def _baseline_wins(record: dict[str, Any]) -> str | None:
+    """A warning when the PCA baseline beats the trained model on validation PR-AUC."""
+    baseline = record.get("baseline")
+    ours = (record["metrics"].get("valid") or {}).get("pr_auc")
+    theirs = ((baseline or {}).get("metrics", {}).get("valid") or {}).get("pr_auc")
+    if ours is None or theirs is None or theirs <= ours:
+        return None
+    return f"the PCA baseline beats {record['arch']} on validation PR-AUC ({theirs:.3f} against {ours:.3f}); consider --arch pca"
 
 
 def _print_train_summary(record: dict[str, Any], path: Path) -> None:
@@ -261,10 +282,12 @@ def _print_train_summary(record: dict[str, Any], path: Path) -> None:
     table.add_row("saved to", str(path))
     out.print(table)
     parts = {part: m for part, m in record["metrics"].items() if m}
+    baseline = (record.get("baseline") or {}).get("metrics") or {}
+    parts |= {f"{part} (pca baseline)": m for part, m in baseline.items() if m}
     if parts:
         out.print(_metrics_table(parts))
-    for part, metrics in parts.items():
-        lead = _lead_line(metrics)
+    for part, metrics in record["metrics"].items():
+        lead = _lead_line(metrics) if metrics else None
         if lead:
             out.print(f"{part}: {lead}")
     if record["metrics"].get("test") is None:
@@ -329,6 +352,8 @@ def score(
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read per chunk; memory stays bounded by it.")] = 100_000,
     fill: FillOption = None,
     show: Annotated[int, typer.Option(min=0, help="Alarm episodes to list (largest peak first).")] = 20,
+    time: Annotated[str | None, typer.Option("--time", help="Time column of DATA (default: the run's).")] = None,
+    label: Annotated[str | None, typer.Option(help="0/1 event column of DATA, for metrics (default: the run's label column).")] = None,
 ) -> None:
     """Score DATA with a saved run: flag windows at or above the threshold and explain each alarm."""
     with _errors():
@@ -341,10 +366,11 @@ def score(
             _output_kind(metrics_out, ("json",))
         folder = resolve_run(run, runs_dir)
         record, detector = load_run(folder)
-        if metrics_out is not None and record["label_column"] is None:
-            raise RareEventError(f"--metrics-out needs labels, and run {record['name']!r} was trained without a label column")
-        if metrics_out is not None and not file_has_labels(data, record):
-            raise RareEventError(f"{data}: --metrics-out needs the label column {record['label_column']!r}, which the file does not have")
+        label_column = label or record["label_column"]
+        if metrics_out is not None and label_column is None:
+            raise RareEventError(f"--metrics-out needs labels, and run {record['name']!r} was trained without a label column", hint="name the file's label column with --label")
+        if metrics_out is not None and not file_has_labels(data, label_column):
+            raise RareEventError(f"{data}: --metrics-out needs the label column {label_column!r}, which the file does not have")
         for target in (output, metrics_out):
             if target is not None and Path(target).resolve() == Path(data).resolve():
                 raise RareEventError(f"{target}: is the input file; choose another output name")
@@ -356,7 +382,9 @@ def score(
             metrics_temp = stack.enter_context(atomic_file(metrics_out)) if metrics_out else None
             writer = stack.enter_context(WindowWriter(temp, kind)) if temp else None
             with progress:
-                result = score_csv(data, record, detector, chunk_rows=chunk_rows, fill=fill, sink=writer, on_progress=lambda n: progress.advance(task, n))
+                result = score_csv(
+                    data, record, detector, chunk_rows=chunk_rows, fill=fill, sink=writer, on_progress=lambda n: progress.advance(task, n), time=time, label=label
+                )
             summary = {"run": record["name"], "file": str(data), "rows": result.n_rows, "windows": result.n_windows, "flagged": int(result.flagged.sum()), "threshold": result.threshold}
             if writer:
                 writer.finish({"alarms": result.alarms, "metrics": result.metrics, "summary": summary})
@@ -476,6 +504,8 @@ def _print_runs_table(summaries: list[dict[str, Any]]) -> None:
         *_SCORE_ROWS,
         ("events caught", _events),
         ("false alarm rate", _rate),
+        ("baseline: pca F1", lambda r: _fmt(r["baseline"]["f1"]) if r["baseline"] else "-"),
+        ("baseline: pca PR-AUC", lambda r: _fmt(r["baseline"]["pr_auc"]) if r["baseline"] else "-"),
         ("training s", lambda r: _fmt(r["train_seconds"], 1)),
     ]
     for label, cell in fields:

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from sklearn.base import BaseEstimator
 
 from rareevent import scaling, windows
 from rareevent.errors import RareEventError
-from rareevent.model import build_model, check_model_options, encoder, import_keras
+from rareevent.model import PCAModel, build_model, check_model_options, encoder, import_keras
 from rareevent.threshold import choose_threshold, parse_strategy
 
 SCORE_KINDS = ("mean", "last")
+CONTEXT_RULES = ("auto", "none")
 PREDICT_BATCH = 4096
 
 if TYPE_CHECKING:
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
-class RareEventDetector:
+class RareEventDetector(BaseEstimator):
     """Detect rare events as windows a model of normal behaviour cannot reconstruct.
 
     Parameters are plain values so that a detector can be rebuilt from
@@ -55,6 +57,8 @@ class RareEventDetector:
         patience: int = 5,
         learning_rate: float | None = None,
         seed: int = 0,
+        context: str | Sequence[int] = "auto",
+        normalize: bool = True,
     ) -> None:
         self.arch = arch
         self.lookback = lookback
@@ -70,6 +74,8 @@ class RareEventDetector:
         self.patience = patience
         self.learning_rate = learning_rate
         self.seed = seed
+        self.context = context
+        self.normalize = normalize
 
     def check_params(self) -> None:
         """Refuse bad parameters before any data is read or any model built."""
@@ -89,6 +95,8 @@ class RareEventDetector:
                 raise RareEventError(message)
         if self.threshold is not None:
             parse_strategy(self.threshold)
+        if isinstance(self.context, str) and self.context not in CONTEXT_RULES:
+            raise RareEventError(f"context must be one of {', '.join(CONTEXT_RULES)} or a list of column indices, got {self.context!r}")
 
     def fit(
         self,
@@ -120,10 +128,12 @@ class RareEventDetector:
         y_train = np.zeros(len(X_train), np.int8) if y_train is None else np.asarray(y_train, np.int8)
         normal_rows = np.flatnonzero(y_train[: len(X_train)] == 0)
         normal = X_train[normal_rows] if normal_rows.size else X_train
-        self.scaler_ = scaling.fit_scaler(normal)
-        self.constant_features_ = scaling.constant_columns(self.scaler_).tolist()
+        self.context_features_ = self._context_columns(normal)
+        self.target_features_ = [j for j in range(X_train.shape[1]) if j not in set(self.context_features_)]
+        self.scaler_ = scaling.fit_scaler(normal, discrete=scaling.discrete_columns(normal))
+        self.constant_features_ = [int(i) for i in scaling.constant_columns(self.scaler_) if i in self.target_features_]
         trending = scaling.trending_columns(normal, positions=normal_rows if normal_rows.size else None)
-        self.trending_features_ = [int(i) for i in trending if i not in self.constant_features_]
+        self.trending_features_ = [int(i) for i in trending if i in self.target_features_ and i not in self.constant_features_]
         train_clean = windows.clean_windows(y_train, T, self.lead)[: windows.n_windows(len(X_train), T)]
         valid_rows = np.zeros(len(X_valid), np.int8) if y_valid is None else np.asarray(y_valid, np.int8)
         valid_clean = windows.clean_windows(valid_rows, T, self.lead)[: windows.n_windows(len(X_valid), T)]
@@ -135,6 +145,9 @@ class RareEventDetector:
         valid_all = windows.sliding_windows(scaling.transform(self.scaler_, X_valid), T)
         self.model_ = self._train(np.ascontiguousarray(train_windows), np.ascontiguousarray(valid_all[valid_clean]), on_epoch)
         self.n_train_windows_ = int(len(train_windows))
+        self.error_scale_ = np.ones(len(self.target_features_), np.float32)
+        if self.normalize:
+            self.error_scale_ = error_scales(self._reconstruction_errors(valid_all[valid_clean])[1])
         scores = self.smooth_scores(self._reconstruction_errors(valid_all)[0])
         labels = None if y_valid is None else windows.window_labels(valid_rows, T, self.lead)[: len(scores)]
         self.threshold_strategy_ = str(strategy)
@@ -145,7 +158,34 @@ class RareEventDetector:
         self.labels_ = (scores >= self.threshold_).astype(np.int8)
         return self
 
-    def _train(self, train: np.ndarray, valid: np.ndarray, on_epoch: EpochCallback | None) -> keras.Model:
+    def _context_columns(self, normal: np.ndarray) -> list[int]:
+        """Indices of the context columns: read by the model, never scored.
+
+        ``auto`` takes the flag and mode columns (see
+        ``scaling.discrete_columns``), unless every column is one: then all
+        are scored, as there would be nothing left to judge.
+        """
+        n = normal.shape[1]
+        if isinstance(self.context, str):
+            found = [] if self.context == "none" else [int(j) for j in scaling.discrete_columns(normal)]
+            return [] if len(found) == n else found
+        chosen = sorted({int(j) for j in self.context})
+        if any(not 0 <= j < n for j in chosen):
+            raise RareEventError(f"context column indices must be in 0..{n - 1}, got {chosen}")
+        if len(chosen) == n:
+            raise RareEventError("every column is context: at least one column must be left to score")
+        return chosen
+
+    def _train(self, train: np.ndarray, valid: np.ndarray, on_epoch: EpochCallback | None) -> keras.Model | PCAModel:
+        targets = self.target_features_
+        started = time.perf_counter()
+        if self.arch == "pca":
+            model = PCAModel.fit(train.reshape(-1, train.shape[2]), targets)
+            self.train_seconds_ = time.perf_counter() - started
+            self.batch_size_, self.learning_rate_, self.epochs_run_, self.best_epoch_ = None, None, 0, 0
+            loss = float(np.square(self._targets_of(valid) - model.predict_on_batch(valid)).mean())
+            self.history_ = {"loss": [], "val_loss": [loss]}
+            return model
         keras = import_keras()
         keras.utils.set_random_seed(self.seed)
         if keras.backend.backend() == "tensorflow":
@@ -154,7 +194,7 @@ class RareEventDetector:
             tf.config.experimental.enable_op_determinism()
         self.batch_size_ = self.batch_size or auto_batch_size(len(train))
         self.learning_rate_ = self.learning_rate or auto_learning_rate(self.batch_size_)
-        model = build_model(self.arch, self.lookback, train.shape[2], tuple(self.units), self.activation)
+        model = build_model(self.arch, self.lookback, train.shape[2], tuple(self.units), self.activation, n_outputs=len(targets))
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate_), loss="mse")
         callbacks = [
             keras.callbacks.TerminateOnNaN(),
@@ -162,11 +202,10 @@ class RareEventDetector:
         ]
         if on_epoch is not None:
             callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch, dict(logs or {}))))
-        started = time.perf_counter()
         history = model.fit(
             train,
-            train,
-            validation_data=(valid, valid),
+            self._targets_of(train),
+            validation_data=(valid, self._targets_of(valid)),
             epochs=self.epochs,
             batch_size=self.batch_size_,
             validation_batch_size=PREDICT_BATCH,  # no gradients: big batches are just faster
@@ -183,15 +222,29 @@ class RareEventDetector:
         return model
 
     def _reconstruction_errors(self, scaled_windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Window scores and the per-feature squared errors they are the mean of."""
-        errors = np.empty((len(scaled_windows), scaled_windows.shape[2]), np.float32)
+        """Window scores and the per-target errors they are the mean of.
+
+        Each target sensor's squared error is divided by its typical error on
+        normal validation windows (``error_scale_``), so a sensor the model
+        reconstructs poorly even in normal operation cannot take over the
+        score: a score of 1 means "as far off as usual".
+        """
+        targets = self.target_features_
+        errors = np.empty((len(scaled_windows), len(targets)), np.float32)
         for start in range(0, len(scaled_windows), PREDICT_BATCH):  # one step per batch of windows
             batch = np.ascontiguousarray(scaled_windows[start : start + PREDICT_BATCH])
-            squared = np.square(batch - self._predict(batch))
+            squared = np.square(self._targets_of(batch) - self._predict(batch))
             errors[start : start + len(batch)] = squared[:, -1, :] if self.score_kind == "last" else squared.mean(axis=1)
+        errors /= self.error_scale_
         # a reading far outside the training range can overflow: keep scores finite (and JSON-safe)
         np.nan_to_num(errors, copy=False, nan=np.finfo(np.float32).max, posinf=np.finfo(np.float32).max)
         return errors.mean(axis=1, dtype=np.float64).astype(np.float32), errors
+
+    def _targets_of(self, scaled_windows: np.ndarray) -> np.ndarray:
+        """The target columns of windows (the windows themselves, uncopied, when nothing is context)."""
+        if len(self.target_features_) == scaled_windows.shape[2]:
+            return scaled_windows
+        return np.ascontiguousarray(scaled_windows[..., self.target_features_])
 
     def _predict(self, batch: np.ndarray) -> np.ndarray:
         """Reconstruct one batch, padded to ``PREDICT_BATCH`` windows.
@@ -200,6 +253,8 @@ class RareEventDetector:
         partial batch of a file) costs about 0.2 s of tracing, more than
         predicting the padding.
         """
+        if self.arch == "pca":
+            return self.model_.predict_on_batch(batch)
         padded = np.zeros((PREDICT_BATCH, *batch.shape[1:]), np.float32)
         padded[: len(batch)] = batch
         return np.asarray(self.model_.predict_on_batch(padded))[: len(batch)]
@@ -254,6 +309,18 @@ def auto_learning_rate(batch_size: int) -> float:
     (measured in ``benchmarks/speed.py``).
     """
     return 1e-3 * float(np.sqrt(max(batch_size, 16) / 16))
+
+
+def error_scales(feature_errors: np.ndarray) -> np.ndarray:
+    """Typical error of each target on normal windows: the median, floored so that no sensor is divided by ~0.
+
+    The floor is a thousandth of the median over all targets (or 1e-12):
+    a sensor reconstructed perfectly in validation would otherwise turn
+    rounding noise into alarms.
+    """
+    typical = np.median(feature_errors, axis=0).astype(np.float64)
+    floor = max(float(np.median(typical)) * 1e-3, 1e-12)
+    return np.maximum(typical, floor).astype(np.float32)
 
 
 def require_bottleneck(arch: str) -> None:

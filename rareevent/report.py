@@ -17,6 +17,8 @@ def summarize(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
     metrics = record["metrics"]
     part = "test" if metrics.get("test") else "valid"
     scored = metrics.get(part) or {}
+    baseline = record.get("baseline") if isinstance(record.get("baseline"), dict) else None
+    baseline_scored = ((baseline or {}).get("metrics") or {}).get(part) or {}
     return {
         "name": record["name"],
         "folder": str(folder),
@@ -37,6 +39,7 @@ def summarize(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
         "false_alarms_per_day": scored.get("false_alarms_per_day"),
         "false_alarms_per_1000_windows": scored.get("false_alarms_per_1000_windows"),
         "train_seconds": record.get("train_seconds"),
+        "baseline": {key: baseline_scored.get(key) for key in (*METRIC_KEYS, "events_detected", "false_alarms")} if baseline else None,
         "input_file": record.get("input_file"),
         "input_sha256": record.get("input_sha256"),
     }

@@ -19,21 +19,22 @@ import pandas as pd
 from rareevent import scaling
 from rareevent.detector import SCORE_KINDS, RareEventDetector
 from rareevent.errors import RareEventError
-from rareevent.model import ACTIVATIONS, ARCHS, import_keras
+from rareevent.model import ACTIVATIONS, ARCHS, PCAModel, import_keras
 from rareevent.storage import TEMP_PREFIX, atomic_folder, check_free, remove_stale_temporaries
 
 if TYPE_CHECKING:
     import keras
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MODEL_FILE = "model.keras"
+PCA_FILE = "model.npz"
 RUN_FILE = "run.json"
 SCORES_FILE = "scores.csv"
 LAYER_SEQUENCE = {
     "ae": ["InputLayer", "LSTM", "LSTM", "RepeatVector", "LSTM", "LSTM", "TimeDistributed"],
     "plain": ["InputLayer", "LSTM", "LSTM", "LSTM", "LSTM", "TimeDistributed"],
 }
-ALLOWED_LAYERS = {*LAYER_SEQUENCE["ae"], *LAYER_SEQUENCE["plain"]}
+ALLOWED_LAYERS = {layer for sequence in LAYER_SEQUENCE.values() for layer in sequence}
 
 
 def save_run(
@@ -52,7 +53,7 @@ def save_run(
     remove_stale_temporaries(runs_dir)
     target = runs_dir / name
     with atomic_folder(target, overwrite=overwrite) as folder:
-        detector.model_.save(folder / MODEL_FILE)
+        detector.model_.save(folder / (PCA_FILE if detector.arch == "pca" else MODEL_FILE))
         scores.to_csv(folder / SCORES_FILE, index=False)
         (folder / RUN_FILE).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return target
@@ -155,6 +156,15 @@ def validate_record(record: Any, path: Path) -> None:
         "scaler_scale": lambda v: isinstance(v, list) and len(v) == n and all(_is_number(x) and x > 0 for x in v),
         "metrics": lambda v: isinstance(v, dict) and all(v.get(k) is None or isinstance(v.get(k), dict) for k in ("valid", "test")),
     }
+    if version >= 2:  # context columns and normalised errors arrived with format 2
+        targets = record.get("target_features")
+        m = len(targets) if isinstance(targets, list) else -1
+        checks |= {
+            "context_features": lambda v: isinstance(v, list) and all(f in features for f in v),
+            "target_features": lambda v: isinstance(v, list) and m >= 1 and all(f in features for f in v) and len(set(v)) == m
+            and not set(v) & set(record.get("context_features") or []),
+            "error_scale": lambda v: isinstance(v, list) and len(v) == m and all(_is_number(x) and x > 0 for x in v),
+        }
     for field, ok in checks.items():
         if field not in record:
             raise RareEventError(f"{path}: required field {field!r} is missing")
@@ -166,7 +176,12 @@ def load_run(folder: str | Path) -> tuple[dict[str, Any], RareEventDetector]:
     """Load a run folder: its validated record and a ready-to-score detector."""
     folder = Path(folder)
     record = read_record(folder)
-    model = load_model(folder / MODEL_FILE, arch=record["arch"], lookback=record["lookback"], n_features=len(record["features"]))
+    features = record["features"]
+    targets = record.get("target_features", features)
+    if record["arch"] == "pca":
+        model = PCAModel.load(folder / PCA_FILE, n_features=len(features))
+    else:
+        model = load_model(folder / MODEL_FILE, arch=record["arch"], lookback=record["lookback"], n_features=len(features), n_outputs=len(targets))
     detector = RareEventDetector(
         arch=record["arch"],
         lookback=record["lookback"],
@@ -177,14 +192,19 @@ def load_run(folder: str | Path) -> tuple[dict[str, Any], RareEventDetector]:
         smooth=record["smooth"],
         threshold=record["threshold_strategy"],
         seed=record.get("seed", 0),
+        context=[features.index(f) for f in record.get("context_features", [])],
+        normalize=record.get("normalize", False),
     )
     detector.model_ = model
+    detector.target_features_ = [features.index(f) for f in targets]
+    detector.context_features_ = detector.context
+    detector.error_scale_ = np.asarray(record.get("error_scale", [1.0] * len(targets)), np.float32)
     detector.scaler_ = scaling.scaler_from_arrays(record["scaler_mean"], record["scaler_scale"])
     detector.threshold_ = float(record["threshold"])
     return record, detector
 
 
-def load_model(path: Path, arch: str, lookback: int, n_features: int) -> keras.Model:
+def load_model(path: Path, arch: str, lookback: int, n_features: int, n_outputs: int | None = None) -> keras.Model:
     """Load ``model.keras`` in safe mode and check it is a model rareevent builds."""
     if not path.is_file():
         raise RareEventError(f"{path}: model file missing")
@@ -205,7 +225,7 @@ def load_model(path: Path, arch: str, lookback: int, n_features: int) -> keras.M
     if layers != LAYER_SEQUENCE[arch]:
         raise RareEventError(f"{path}: refused: not a rareevent {arch!r} model (layers {', '.join(layers)})")
     expected = (None, lookback, n_features)
-    if tuple(model.input_shape) != expected or tuple(model.output_shape) != expected:
+    if tuple(model.input_shape) != expected or tuple(model.output_shape) != (None, lookback, n_outputs or n_features):
         raise RareEventError(f"{path}: model shape {model.input_shape} does not match run.json (lookback {lookback}, {n_features} features)")
     return model
 

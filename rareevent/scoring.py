@@ -98,7 +98,9 @@ class WindowBlock:
         return {"row": self.ends} if self.end_time is None else {"row": self.ends, "time": self.end_time}
 
 
-def window_blocks(path: str | Path, record: dict[str, Any], chunk_rows: int, fill: str | None) -> Iterator[WindowBlock]:
+def window_blocks(
+    path: str | Path, record: dict[str, Any], chunk_rows: int, fill: str | None, time: str | None = None, label: str | None = None
+) -> Iterator[WindowBlock]:
     """Read ``path`` in chunks and release windows in whole blocks of ``PREDICT_BATCH``.
 
     Only the last block of the file may be shorter, so the model sees the
@@ -111,7 +113,10 @@ def window_blocks(path: str | Path, record: dict[str, Any], chunk_rows: int, fil
     check_fill(fill)
     T = record["lookback"]
     fmt = sniff(path)
-    trained = Columns(features=record["features"], time=record["time_column"], label=record["label_column"])
+    for role, name in (("time", time), ("label", label)):
+        if name is not None and name not in fmt.header:
+            raise RareEventError(f"{fmt.path}: {role} names unknown column {name!r}", hint=f"columns are {', '.join(fmt.header)}")
+    trained = Columns(features=record["features"], time=time or record["time_column"], label=label or record["label_column"])
     columns = columns_for_model(fmt, trained)
     buffer: _Buffer | None = None
     previous_time = None
@@ -173,9 +178,9 @@ def _release(block: SensorData, buffer: _Buffer, T: int, ready: int) -> WindowBl
     return released
 
 
-def file_has_labels(path: str | Path, record: dict[str, Any]) -> bool:
-    """Whether ``path`` carries the run's label column (read from its header only)."""
-    return record["label_column"] is not None and record["label_column"] in sniff(path).header
+def file_has_labels(path: str | Path, label: str | None) -> bool:
+    """Whether ``path`` carries the label column ``label`` (read from its header only)."""
+    return label is not None and label in sniff(path).header
 
 
 def top_features(feature_errors: np.ndarray, names: list[str], k: int = TOP_FEATURES) -> np.ndarray:
@@ -204,20 +209,25 @@ def score_csv(
     fill: str | None = None,
     sink: WindowSink | None = None,
     on_progress: ProgressCallback | None = None,
+    time: str | None = None,
+    label: str | None = None,
 ) -> ScoreResult:
     """Score every window of ``path`` with a loaded run.
 
     ``sink`` receives a DataFrame of per-window output (``row``, ``time``,
     ``error``, ``flagged``, ``top_features``, ``label``: the label of the
-    window's last row) block by block.
+    window's last row) block by block. ``time`` and ``label`` name the
+    file's time and 0/1 event columns when they differ from the run's (or
+    the run had none): a run trained on normal data alone can so be
+    measured on a labelled incident file.
     """
     T = detector.lookback
-    names = list(record["features"])
+    names = [record["features"][i] for i in detector.target_features_]  # errors are kept for the scored sensors only
     errors, flags, ends, labels_rows, times, flagged_features = [], [], [], [], [], []
     result: ScoreResult | None = None
     previous_raw: np.ndarray | None = None
     n_rows = n_filled = 0
-    for step in window_blocks(path, record, chunk_rows, fill):
+    for step in window_blocks(path, record, chunk_rows, fill, time=time, label=label):
         block = step.rows
         if result is None:
             result = ScoreResult(path=Path(path), columns=block.columns, threshold=detector.threshold_)

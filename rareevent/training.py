@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ def train(
     label: str | None = None,
     drop: Sequence[str] = (),
     fill: str | None = None,
+    context: str | Sequence[str] | None = None,
     valid_frac: float = 0.2,
     test_frac: float = 0.2,
     name: str | None = None,
@@ -70,6 +72,22 @@ def train(
             f"the {short[0]} part would hold less than one window; at least {needed} rows are needed",
             hint="use a longer file or a smaller --lookback",
         )
+    detector.context = resolve_context(context, data.columns.features)
+    parts, metrics = _fit_and_measure(detector, data, splits, on_epoch)
+    baseline = None
+    if detector.arch != "pca":
+        pca = RareEventDetector(**{**detector.get_params(), "arch": "pca"})
+        _, baseline_metrics = _fit_and_measure(pca, data, splits, None)
+        baseline = {"arch": "pca", "parameters": pca.model_.count_params(), "threshold": float(pca.threshold_), "metrics": baseline_metrics}
+    record = _record(name, detector, data, splits, metrics, valid_frac, test_frac, fill, parts)
+    record["baseline"] = baseline
+    return TrainResult(detector=detector, data=data, record=record, scores=scores_frame(parts))
+
+
+def _fit_and_measure(
+    detector: RareEventDetector, data: SensorData, splits: dict[str, tuple[int, int]], on_epoch: EpochCallback | None
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
+    """Fit ``detector`` on the train and valid parts; score valid and test; their columns and metrics."""
     part = {key: slice(*bounds) for key, bounds in splits.items()}
     y = data.y
     ahead = {key: slice(start, stop + detector.lead) for key, (start, stop) in splits.items()}  # labels reach lead rows on
@@ -80,16 +98,32 @@ def train(
         None if y is None else y[ahead["valid"]],
         on_epoch=on_epoch,
     )
-    valid_scores = detector.decision_scores_
-    parts = {"valid": _scored_part(detector, data, splits["valid"], valid_scores)}
+    parts = {"valid": _scored_part(detector, data, splits["valid"], detector.decision_scores_)}
     test_start, test_stop = splits["test"]
     if test_stop - test_start >= detector.lookback:
         test_scores = detector.smooth_scores(detector.score_windows(data.X[part["test"]])[0])
         parts["test"] = _scored_part(detector, data, splits["test"], test_scores)
     metrics = {key: _metrics(detector, data, splits[key], columns) for key, columns in parts.items()}
     metrics.setdefault("test", None)
-    record = _record(name, detector, data, splits, metrics, valid_frac, test_frac, fill, parts)
-    return TrainResult(detector=detector, data=data, record=record, scores=scores_frame(parts))
+    return parts, metrics
+
+
+def resolve_context(context: str | Sequence[str] | None, features: Sequence[str]) -> str | list[int]:
+    """``auto``, ``none``, or the indices of the features matching comma-separated names or glob patterns.
+
+    A pattern that matches no feature is an error naming it, so a typo is
+    not silently scored as a target.
+    """
+    if context is None or (isinstance(context, str) and context.strip().lower() in ("auto", "none")):
+        return "auto" if context is None else context.strip().lower()
+    patterns = [p.strip() for p in (context.split(",") if isinstance(context, str) else context) if p.strip()]
+    chosen: set[int] = set()
+    for pattern in patterns:
+        matches = {i for i, name in enumerate(features) if fnmatch.fnmatchcase(name, pattern)}
+        if not matches:
+            raise RareEventError(f"context {pattern!r} matches no feature column", hint=f"the features are {', '.join(features)}")
+        chosen |= matches
+    return sorted(chosen)
 
 
 def save(result: TrainResult, runs_dir: str | Path, overwrite: bool = False) -> Path:
@@ -166,6 +200,10 @@ def _record(
         "time_column": columns.time,
         "label_column": columns.label,
         "dropped_columns": list(columns.dropped),
+        "context_features": [columns.features[i] for i in detector.context_features_],
+        "target_features": [columns.features[i] for i in detector.target_features_],
+        "error_scale": detector.error_scale_.tolist(),
+        "normalize": detector.normalize,
         "constant_features": [columns.features[i] for i in detector.constant_features_],
         "trending_features": [columns.features[i] for i in detector.trending_features_],
         "fill": fill,
