@@ -1,6 +1,6 @@
 """Detection quality on SKAB (Skoltech Anomaly Benchmark), with SKAB's own protocol.
 
-    python benchmarks/skab.py [--data ../shared/data/skab] [--arch ae plain] [--cli]
+    python benchmarks/skab.py [--data ../shared/data/skab] [--arch ae plain pca] [--cli]
 
 For each of the 34 labelled files: train on its first 400 rows (the model
 never sees labels, as in SKAB: the anomaly and changepoint columns are
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli import rareevent  # noqa: E402
 
 PUBLISHED = [
     ("Conv-AE", 0.78, 13.55, 28.02),
@@ -53,30 +55,12 @@ def _train_options(extra: list[str], drop: list[str]) -> list[str]:
     return ["--threshold", "quantile", "--test-frac", "0", "--drop", ",".join(NOT_SENSORS + drop), *extra]
 
 
-def flags_library(csv: Path, head: Path, arch: str, train_args: list[str], work: Path) -> np.ndarray:
-    """Row alarms of ``csv`` from a run trained on ``head`` through the library (what the CLI calls)."""
-    from typer.testing import CliRunner
-
-    from rareevent.cli.main import app
-
+def row_flags(csv: Path, head: Path, arch: str, train_args: list[str], work: Path, use_cli: bool) -> np.ndarray:
+    """Row alarms of ``csv`` from a run trained on ``head``."""
     runs = work / "runs"
-    result = CliRunner().invoke(app, ["train", str(head), "--arch", arch, "--runs-dir", str(runs), "--name", "r", "--overwrite", *train_args])
-    if result.exit_code != 0:
-        raise SystemExit(f"train failed on {csv}: {result.output[-2000:]}")
+    rareevent(["train", str(head), "--arch", arch, "--runs-dir", str(runs), "--name", "r", "--overwrite", *train_args], use_cli)
     out = work / "scores.csv"
-    result = CliRunner().invoke(app, ["score", str(csv), "--run", str(runs / "r"), "--output", str(out)])
-    if result.exit_code != 0:
-        raise SystemExit(f"score failed on {csv}: {result.output[-2000:]}")
-    return _row_flags(out, csv)
-
-
-def flags_cli(csv: Path, head: Path, arch: str, train_args: list[str], work: Path) -> np.ndarray:
-    """The same through the installed ``rareevent`` entry point, in subprocesses."""
-    exe = str(Path(sys.executable).with_name("rareevent"))
-    runs = work / "runs"
-    subprocess.run([exe, "train", str(head), "--arch", arch, "--runs-dir", str(runs), "--name", "r", "--overwrite", *train_args], check=True, capture_output=True)
-    out = work / "scores.csv"
-    subprocess.run([exe, "score", str(csv), "--run", str(runs / "r"), "--output", str(out)], check=True, capture_output=True)
+    rareevent(["score", str(csv), "--run", str(runs / "r"), "--output", str(out)], use_cli)
     return _row_flags(out, csv)
 
 
@@ -101,7 +85,7 @@ def evaluate(arch: str, data: Path, use_cli: bool, train_args: list[str]) -> dic
             head = work / "head.csv"
             with open(csv, encoding="utf-8") as src, open(head, "w", encoding="utf-8") as dst:
                 dst.writelines(line for _, line in zip(range(TRAIN_ROWS + 1), src))
-            flags = (flags_cli if use_cli else flags_library)(csv, head, arch, train_args, work)
+            flags = row_flags(csv, head, arch, train_args, work, use_cli)
             y = pd.read_csv(csv, sep=";", usecols=["anomaly"])["anomaly"].to_numpy() == 1
             for key, start in (("rest", TRAIN_ROWS), ("all", 0)):
                 yy, ff = y[start:], flags[start:]
@@ -112,7 +96,7 @@ def evaluate(arch: str, data: Path, use_cli: bool, train_args: list[str]) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "skab")
-    parser.add_argument("--arch", nargs="+", default=["ae", "plain"])
+    parser.add_argument("--arch", nargs="+", default=["ae", "plain", "pca"])
     parser.add_argument("--cli", action="store_true", help="run the installed rareevent command for every file")
     parser.add_argument("--train-args", default="", help="extra rareevent train options, e.g. '--smooth 10'")
     parser.add_argument("--drop-sensors", default="", help="comma-separated sensors to leave out as well, e.g. Temperature,Thermocouple")

@@ -1,0 +1,182 @@
+"""Quality features: context columns, normalised errors, bounded inputs, the PCA baseline, scoring any run on labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from rareevent import scaling
+from rareevent.cli.main import app
+from tests.conftest import TINY
+
+runner = CliRunner()
+
+
+def setpoint_frame(n: int = 1400, steps: tuple[int, ...] = (), fault: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """A regulated flow, its controller's setpoint, and an independent pressure.
+
+    The normal history ran at one setpoint (50). ``steps`` are 60-row steps
+    to 55 that the controller absorbs: the flow keeps its normal pattern.
+    ``fault`` puts a 6-row spike into the flow while the setpoint holds.
+    """
+    rng = np.random.default_rng(seed)
+    setpoint = np.full(n, 50.0)
+    for start in steps:
+        setpoint[start : start + 60] = 55.0
+    flow = 10.0 + np.sin(np.arange(n) / 8) + 0.1 * rng.standard_normal(n)
+    label = np.zeros(n, np.int8)
+    if fault is not None:
+        flow[fault : fault + 6] += 3.0
+        label[fault : fault + 6] = 1
+    pressure = 3.0 + 0.5 * np.sin(np.arange(n) / 8) + 0.05 * rng.standard_normal(n)
+    return pd.DataFrame({"setpoint": setpoint, "flow": flow, "pressure": pressure, "label": label})
+
+
+@pytest.fixture(scope="module")
+def setpoint_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("setpoint")
+    files = {"train": folder / "train.csv", "steps": folder / "steps.csv", "fault": folder / "fault.csv"}
+    setpoint_frame(seed=0).drop(columns="label").to_csv(files["train"], index=False, float_format="%.4f")
+    setpoint_frame(n=600, steps=(150, 400), seed=1).to_csv(files["steps"], index=False, float_format="%.4f")
+    setpoint_frame(n=600, fault=330, seed=2).to_csv(files["fault"], index=False, float_format="%.4f")
+    return files
+
+
+def _train_and_flag(files: dict[str, Path], runs: Path, name: str, context: str) -> dict[str, np.ndarray]:
+    result = runner.invoke(
+        app,
+        ["train", str(files["train"]), "--runs-dir", str(runs), "--name", name, "--context", context, "--arch", "pca", "--lookback", "3", "--test-frac", "0"],
+    )
+    assert result.exit_code == 0, result.output
+    flags = {}
+    for kind in ("steps", "fault"):
+        out = runs / f"{name}-{kind}.csv"
+        scored = runner.invoke(app, ["score", str(files[kind]), "--run", str(runs / name), "--output", str(out)])
+        assert scored.exit_code == 0, scored.output
+        flags[kind] = pd.read_csv(out)
+    return flags
+
+
+def test_setpoint_steps_alarm_only_when_the_setpoint_is_scored(setpoint_files: dict[str, Path], tmp_path: Path) -> None:
+    as_context = _train_and_flag(setpoint_files, tmp_path, "ctx", "setpoint")
+    scored_too = _train_and_flag(setpoint_files, tmp_path, "all", "none")
+    near_steps = lambda frame: frame[frame["row"].between(150, 215) | frame["row"].between(400, 465)]  # noqa: E731
+    assert near_steps(scored_too["steps"])["flagged"].mean() > 0.9  # scored, the operator's setpoint change is an alarm
+    # as context it is not: near the steps, no more than the 0.995-quantile threshold's usual rate of stray windows
+    assert near_steps(as_context["steps"])["flagged"].mean() < 0.02
+    fault = as_context["fault"]
+    assert fault[fault["row"].between(330, 337)]["flagged"].sum() > 0  # the flow's own fault still alarms
+    assert "setpoint" not in ";".join(fault["top_features"])
+    record = json.loads((tmp_path / "ctx" / "run.json").read_text())
+    assert record["context_features"] == ["setpoint"] and record["target_features"] == ["flow", "pressure"]
+
+
+def test_auto_context_finds_flags_and_modes_and_none_turns_it_off(tmp_path: Path) -> None:
+    frame = setpoint_frame(n=400).drop(columns="label")
+    frame["setpoint"] = np.where(np.arange(400) % 100 < 50, 50, 60)
+    frame["mode"] = np.arange(400) // 100 % 3 + 1
+    frame["valve_open"] = (np.arange(400) % 97 == 0).astype(int)
+    path = tmp_path / "plant.csv"
+    frame.to_csv(path, index=False, float_format="%.4f")
+    result = runner.invoke(app, ["train", str(path), "--runs-dir", str(tmp_path), "--name", "auto", "--arch", "pca", "--test-frac", "0"])
+    assert result.exit_code == 0, result.output
+    assert "context column(s), read but not scored: mode, valve_open" in result.output
+    assert json.loads((tmp_path / "auto" / "run.json").read_text())["context_features"] == ["mode", "valve_open"]
+    result = runner.invoke(app, ["train", str(path), "--runs-dir", str(tmp_path), "--name", "none", "--arch", "pca", "--test-frac", "0", "--context", "none"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "none" / "run.json").read_text())["context_features"] == []
+
+
+def test_context_pattern_that_matches_nothing_is_refused(sensor_csv: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", str(sensor_csv), "--runs-dir", str(tmp_path), "--context", "cmd*", *TINY])
+    assert result.exit_code == 2
+    assert "error: context 'cmd*' matches no feature column" in result.output
+    assert not any(tmp_path.iterdir())
+
+
+def test_score_refuses_a_file_without_a_context_column(setpoint_files: dict[str, Path], tmp_path: Path) -> None:
+    _train_and_flag(setpoint_files, tmp_path, "ctx", "setpoint")
+    partial = tmp_path / "partial.csv"
+    pd.read_csv(setpoint_files["fault"]).drop(columns="setpoint").to_csv(partial, index=False)
+    result = runner.invoke(app, ["score", str(partial), "--run", str(tmp_path / "ctx")])
+    assert result.exit_code == 2
+    assert "missing trained feature column(s) setpoint" in result.output
+
+
+def test_rare_flags_are_not_blown_up_and_inputs_are_bounded() -> None:
+    X = np.zeros((1000, 2))
+    X[0, 0] = 1.0  # a flag set in 0.1% of the rows
+    X[:, 1] = np.random.default_rng(0).normal(size=1000) * 1e-4  # a near-constant sensor
+    scaler = scaling.fit_scaler(X, discrete=scaling.discrete_columns(X))
+    assert scaling.discrete_columns(X).tolist() == [0]
+    assert scaling.transform(scaler, np.array([[1.0, 0.0]]))[0, 0] == pytest.approx(2.0, abs=0.01)  # 1 / half its range
+    assert np.abs(scaling.transform(scaler, np.array([[0.0, 5.0]]))).max() == scaling.Z_LIMIT
+
+
+def test_a_sensor_with_large_normal_error_does_not_dominate() -> None:
+    from rareevent.detector import error_scales
+
+    errors = np.column_stack([np.full(100, 0.01), np.full(100, 4.0)])
+    scales = error_scales(errors)
+    np.testing.assert_allclose(scales, [0.01, 4.0])
+    np.testing.assert_allclose((errors / scales).mean(axis=0), [1.0, 1.0])
+    assert error_scales(np.zeros((10, 2))).min() > 0  # never a division by zero
+
+
+def test_pca_run_is_arrays_only_and_scores_through_the_same_path(sensor_csv: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", str(sensor_csv), "--runs-dir", str(tmp_path), "--name", "p", "--arch", "pca", "--lookback", "3"])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "p"
+    assert (folder / "model.npz").is_file() and not (folder / "model.keras").exists()
+    with np.load(folder / "model.npz", allow_pickle=False) as arrays:
+        assert set(arrays.files) == {"mean", "components", "targets"}
+    record = json.loads((folder / "run.json").read_text())
+    assert record["arch"] == "pca" and record["baseline"] is None
+    assert record["metrics"]["test"]["events_detected"] == record["metrics"]["test"]["events"] == 1
+    out = tmp_path / "scores.csv"
+    scored = runner.invoke(app, ["score", str(sensor_csv), "--run", str(folder), "--output", str(out)])
+    assert scored.exit_code == 0, scored.output
+    assert pd.read_csv(out)["flagged"].sum() > 0
+
+
+def test_damaged_pca_model_is_refused(sensor_csv: Path, tmp_path: Path) -> None:
+    runner.invoke(app, ["train", str(sensor_csv), "--runs-dir", str(tmp_path), "--name", "p", "--arch", "pca", "--lookback", "3"])
+    np.savez(tmp_path / "p" / "model.npz", mean=np.array([object()], dtype=object), components=np.zeros((1, 3)), targets=np.arange(3))
+    result = runner.invoke(app, ["score", str(sensor_csv), "--run", str(tmp_path / "p")])
+    assert result.exit_code == 2
+    assert "not a readable PCA model" in result.output
+
+
+def test_every_lstm_run_carries_the_pca_baseline_and_report_shows_it(trained_runs: dict[str, Path]) -> None:
+    record = json.loads((trained_runs["ae"] / "run.json").read_text())
+    baseline = record["baseline"]
+    assert baseline["arch"] == "pca" and baseline["metrics"]["valid"]["pr_auc"] is not None
+    result = runner.invoke(app, ["report", str(trained_runs["ae"])])
+    assert result.exit_code == 0, result.output
+    assert "baseline: pca PR-AUC" in result.output
+    as_json = json.loads(runner.invoke(app, ["report", str(trained_runs["ae"]), "--json"]).output)
+    assert as_json["runs"][0]["baseline"]["pr_auc"] == pytest.approx(baseline["metrics"]["test"]["pr_auc"])
+
+
+def test_a_run_trained_without_labels_is_measured_with_score_label(tmp_path: Path) -> None:
+    from tests.conftest import synthetic_frame
+
+    normal = tmp_path / "normal.csv"
+    synthetic_frame(events=(), seed=1).drop(columns="label").to_csv(normal, index=False, float_format="%.5f")
+    incident = tmp_path / "incident.csv"
+    synthetic_frame().rename(columns={"label": "fault"}).to_csv(incident, index=False, float_format="%.5f")
+    assert runner.invoke(app, ["train", str(normal), "--runs-dir", str(tmp_path), "--name", "n", "--arch", "pca", "--lookback", "3"]).exit_code == 0
+    metrics = tmp_path / "m.json"
+    refused = runner.invoke(app, ["score", str(incident), "--run", str(tmp_path / "n"), "--metrics-out", str(metrics)])
+    assert refused.exit_code == 2 and "--label" in refused.output and not metrics.exists()
+    result = runner.invoke(app, ["score", str(incident), "--run", str(tmp_path / "n"), "--label", "fault", "--metrics-out", str(metrics)])
+    assert result.exit_code == 0, result.output
+    measured = json.loads(metrics.read_text())["metrics"]
+    assert measured["events"] == 3 and measured["events_detected"] >= 2
+    unknown = runner.invoke(app, ["score", str(incident), "--run", str(tmp_path / "n"), "--label", "nope"])
+    assert unknown.exit_code == 2 and "label names unknown column 'nope'" in unknown.output
