@@ -617,15 +617,18 @@ def text_sample(fmt: CsvFormat, columns: Columns) -> pd.DataFrame | None:
 
 
 def decimal_reading(sample: pd.DataFrame | None, fmt: CsvFormat, columns: Columns, options: ReadingOptions, base: Reading) -> Reading:
-    """Settle the decimal mark: ``--decimal``, else a settled mark of ``base`` (the run), else the sample's cells.
+    """Settle the decimal mark: ``--decimal``, else the sample's cells, else ``base`` (the run's mark, or the default).
 
     Only ``;`` and tab files can hold decimal commas unquoted, so only they
-    are looked at. A cell votes for a mark when it can only be read with it
-    (``0,5``, ``1.234,5`` for ','; ``0.5`` for '.'); ``1,234`` votes for neither.
+    are looked at; ``,`` files keep the decimal point. A cell votes for a
+    mark when it can only be read with it (``0,5``, ``1.234,5`` for ',';
+    ``0.5`` for '.'); ``1,234`` votes for neither.
     """
     if options.decimal is not None:
         return Reading(decimal=options.decimal, decimal_settled=True)
-    if base.decimal_settled or sample is None or fmt.delimiter == ",":
+    if fmt.delimiter == ",":
+        return Reading(decimal=".", decimal_settled=base.decimal_settled and base.decimal == ".")
+    if sample is None:
         return Reading(decimal=base.decimal, decimal_settled=base.decimal_settled)
     cells = pd.concat([sample[name] for name in columns.features], ignore_index=True).dropna().str.strip()
     votes = {}
@@ -636,7 +639,7 @@ def decimal_reading(sample: pd.DataFrame | None, fmt: CsvFormat, columns: Column
         groups_of_other = cells.str.fullmatch(rf"[+-]?\d{{1,3}}(?:{sep}\d{{3}}){{2,}}")
         votes[mark] = int(((decimal_part & ~lone_group) | groups_of_other).sum())
     if votes[","] == votes["."]:
-        return Reading(decimal=".", decimal_settled=votes["."] > 0)
+        return Reading(decimal=base.decimal, decimal_settled=base.decimal_settled or votes["."] > 0)
     return Reading(decimal="," if votes[","] > votes["."] else ".", decimal_settled=True)
 
 
@@ -649,20 +652,21 @@ def time_reading(
     base: Reading,
     column_values: Callable[[], Iterable[pd.Series]],
 ) -> Reading:
-    """Settle how the time column is read: the options, else the run (``base``), else inferred.
+    """Settle how the time column is read: the options, else the run's reading (``base``) where it fits, else inferred.
 
-    Day/month dates (``31.01.2026 13:45``, ``01/31/26``) get a strftime
-    format whose order comes from ``column_values`` (the whole time column,
-    read only when needed): the first value with a first field above 12
-    makes it day-first, one with a second field above 12 month-first; with
-    neither, ``.`` and ``-`` dates are read day-first, ``/`` dates
-    month-first, and the reading says it was assumed.
+    The run's time format is kept when it reads every time of the sample.
+    Otherwise day/month dates (``31.01.2026 13:45``, ``01/31/26``) get a
+    strftime format whose order comes from ``column_values`` (the whole time
+    column, read only when needed): the first value with a first field above
+    12 makes it day-first, one with a second field above 12 month-first; with
+    neither, the run's order, else ``.`` and ``-`` dates are read day-first
+    and ``/`` dates month-first, and the reading says it was assumed.
     """
     if options.time_format is not None or options.time_unit is not None:
         return _with_time(reading, time_format=options.time_format, time_unit=options.time_unit)
-    if not options.dayfirst and (base.time_format is not None or base.time_unit is not None):
-        return _with_time(reading, base.time_format, base.time_unit, base.date_order, base.date_order_assumed)
     first = None if sample is None or columns.time is None else sample[columns.time].dropna()
+    if not options.dayfirst and (base.time_unit is not None or (base.time_format is not None and first is not None and _fits(first, base.time_format))):
+        return _with_time(reading, base.time_format, base.time_unit, base.date_order, base.date_order_assumed)
     shape = _DAY_MONTH.fullmatch(first.iloc[0]) if first is not None and len(first) else None
     if shape is None:
         if options.dayfirst:
@@ -676,9 +680,16 @@ def time_reading(
         fields = values.str.extract(_DAY_MONTH_FIELDS).apply(pd.to_numeric, errors="coerce")
         day_row = _first_index(fields[0] > 12, day_row)
         month_row = _first_index(fields[1] > 12, month_row)
-    assumed = day_row is None and month_row is None
-    dayfirst = shape.group(2) != "/" if assumed else month_row is None or (day_row is not None and day_row < month_row)
-    return _with_time(reading, _day_month_format(shape, dayfirst), None, "day-first" if dayfirst else "month-first", assumed)
+    if day_row is None and month_row is None:
+        order, assumed = base.date_order or ("month-first" if shape.group(2) == "/" else "day-first"), base.date_order_assumed or base.date_order is None
+    else:
+        order, assumed = "day-first" if month_row is None or (day_row is not None and day_row < month_row) else "month-first", False
+    return _with_time(reading, _day_month_format(shape, order == "day-first"), None, order, assumed)
+
+
+def _fits(times: pd.Series, time_format: str) -> bool:
+    """Whether every one of ``times`` (text) reads with ``time_format``."""
+    return bool(len(times)) and bool(pd.to_datetime(times, format=time_format, errors="coerce").notna().all())
 
 
 def _first_index(mask: pd.Series, earlier: int | None) -> int | None:

@@ -633,9 +633,10 @@ def test_reading_from_a_run_is_applied_and_options_win(tmp_path: Path) -> None:
     columns = resolve_columns(fmt, time="Zeitstempel")
     run = Reading(decimal=",", decimal_settled=True, time_format="%m.%d.%Y %H:%M", date_order="month-first")
     none = ReadingOptions()
-    assert decimal_reading(None, fmt, columns, none, run).decimal == ","
-    assert time_reading(None, fmt, columns, run, none, run, list).time_format == "%m.%d.%Y %H:%M"
-    forced = time_reading(text_sample(fmt, columns), fmt, columns, run, ReadingOptions(dayfirst=True), run, list)
+    sample = text_sample(fmt, columns)
+    assert decimal_reading(sample, fmt, columns, none, run).decimal == "."  # a ',' file cannot hold decimal commas
+    assert time_reading(sample, fmt, columns, run, none, run, list).time_format == "%m.%d.%Y %H:%M"  # fits every sampled time
+    forced = time_reading(sample, fmt, columns, run, ReadingOptions(dayfirst=True), run, list)
     assert (forced.time_format, forced.date_order) == ("%d.%m.%Y %H:%M", "day-first")
     assert Reading.from_record(None) == Reading()  # a run saved before readings existed reads files as before
     assert Reading.from_record(run.to_record()) == run
