@@ -640,3 +640,12 @@ def test_reading_from_a_run_is_applied_and_options_win(tmp_path: Path) -> None:
     assert (forced.time_format, forced.date_order) == ("%d.%m.%Y %H:%M", "day-first")
     assert Reading.from_record(None) == Reading()  # a run saved before readings existed reads files as before
     assert Reading.from_record(run.to_record()) == run
+
+
+def test_the_runs_order_breaks_a_tie_when_its_format_does_not_fit(tmp_path: Path) -> None:
+    path = dated(tmp_path, "2026-01-01", "2026-01-12", "%d/%m/%Y")  # '/' alone would be read month-first
+    fmt = sniff(path)
+    columns = resolve_columns(fmt, time="Zeitstempel")
+    run = Reading(time_format="%d.%m.%Y %H:%M", date_order="day-first")
+    reading = time_reading(text_sample(fmt, columns), fmt, columns, Reading(), ReadingOptions(), run, lambda: (frame["Zeitstempel"] for frame in read_frames(fmt, columns, 5, text=True)))
+    assert (reading.time_format, reading.date_order, reading.date_order_assumed) == ("%d/%m/%Y", "day-first", False)
