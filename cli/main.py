@@ -37,6 +37,10 @@ EXIT_INTERRUPTED = 130
 
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Folder holding the run folders.")]
 FillOption = Annotated[str | None, typer.Option("--fill", help="Repair blank/NaN sensor cells: ffill, interpolate or drop (default: refuse them).")]
+DecimalOption = Annotated[str | None, typer.Option("--decimal", help="Decimal mark of the numbers, ',' or '.' (default: detected in ';' and tab files; score and encode: the run's).")]
+TimeFormatOption = Annotated[str | None, typer.Option("--time-format", help="strftime format of the time column, e.g. '%d.%m.%Y %H:%M' (default: ISO 8601, or dates whose day/month order is inferred from the whole column).")]
+DayfirstOption = Annotated[bool, typer.Option("--dayfirst", help="Read dates like 01.02.2026 day first.")]
+TimeUnitOption = Annotated[str | None, typer.Option("--time-unit", help="Read a numeric time column as s or ms since 1970.")]
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -90,6 +94,14 @@ def _parse_units(text: str) -> tuple[int, int]:
 
 def _parse_drop(text: str | None) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()] if text else []
+
+
+def _reading_options(decimal: str | None, time_format: str | None, dayfirst: bool, time_unit: str | None):  # noqa: ANN202 - a ReadingOptions (pandas is imported lazily)
+    from rareevent.load import ReadingOptions
+
+    options = ReadingOptions(decimal=decimal, time_format=time_format, dayfirst=dayfirst, time_unit=time_unit)
+    options.check()
+    return options
 
 
 @app.callback()
@@ -176,6 +188,10 @@ def train(
     ] = "auto",
     normalize: Annotated[bool, typer.Option(help="Divide each sensor's error by its typical error on normal validation windows.")] = True,
     fill: FillOption = None,
+    decimal: DecimalOption = None,
+    time_format: TimeFormatOption = None,
+    dayfirst: DayfirstOption = False,
+    time_unit: TimeUnitOption = None,
     runs_dir: RunsDir = Path("runs"),
     name: Annotated[str | None, typer.Option(help="Run name (default: time stamp and arch).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")] = False,
@@ -206,6 +222,7 @@ def train(
             seed=seed,
             normalize=normalize,
         )
+        reading = _reading_options(decimal, time_format, dayfirst, time_unit)
         if name is not None:
             check_run_slot(runs_dir, name, overwrite)  # before minutes of training, not after
         progress = Progress(
@@ -232,6 +249,7 @@ def train(
                 drop=_parse_drop(drop),
                 fill=fill,
                 context=context,
+                reading=reading,
                 valid_frac=valid_frac,
                 test_frac=test_frac,
                 name=name,
@@ -255,8 +273,11 @@ def train(
         beaten = _baseline_wins(record)
         if beaten:
             _warn(beaten)
+        order_note = result.data.reading.order_note(record["time_column"])
+        if order_note:
+            _note(order_note)
         path = save(result, runs_dir, overwrite=overwrite)
-        _print_train_summary(record, path)
+        _print_train_summary(record, path, result.data.reading.describe())
 
 
 def _baseline_wins(record: dict[str, Any]) -> str | None:
@@ -269,7 +290,7 @@ def _baseline_wins(record: dict[str, Any]) -> str | None:
     return f"the PCA baseline beats {record['arch']} on validation PR-AUC ({theirs:.3f} against {ours:.3f}); consider --arch pca"
 
 
-def _print_train_summary(record: dict[str, Any], path: Path) -> None:
+def _print_train_summary(record: dict[str, Any], path: Path, reading: str | None) -> None:
     table = Table(title=f"run {record['name']}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -279,6 +300,8 @@ def _print_train_summary(record: dict[str, Any], path: Path) -> None:
     margin = f" x {record['margin']:g}" if record["margin"] != 1 else ""
     table.add_row("threshold", f"{record['threshold']:.6g} ({record['threshold_strategy']}{margin}, score {record['score_kind']}, smooth {record['smooth']})")
     table.add_row("model", f"{record['arch']}, lookback {record['lookback']}, units {record['units']}, {record['parameters']:,} parameters")
+    if reading:
+        table.add_row("read as", reading)
     table.add_row("saved to", str(path))
     out.print(table)
     parts = {part: m for part, m in record["metrics"].items() if m}
@@ -354,6 +377,10 @@ def score(
     show: Annotated[int, typer.Option(min=0, help="Alarm episodes to list (largest peak first).")] = 20,
     time: Annotated[str | None, typer.Option("--time", help="Time column of DATA (default: the run's).")] = None,
     label: Annotated[str | None, typer.Option(help="0/1 event column of DATA, for metrics (default: the run's label column).")] = None,
+    decimal: DecimalOption = None,
+    time_format: TimeFormatOption = None,
+    dayfirst: DayfirstOption = False,
+    time_unit: TimeUnitOption = None,
 ) -> None:
     """Score DATA with a saved run: flag windows at or above the threshold and explain each alarm."""
     with _errors():
@@ -362,6 +389,7 @@ def score(
         from rareevent.storage import atomic_file
 
         kind = _output_kind(output, ("csv", "json")) if output else None
+        reading = _reading_options(decimal, time_format, dayfirst, time_unit)
         if metrics_out is not None:
             _output_kind(metrics_out, ("json",))
         folder = resolve_run(run, runs_dir)
@@ -383,7 +411,16 @@ def score(
             writer = stack.enter_context(WindowWriter(temp, kind)) if temp else None
             with progress:
                 result = score_csv(
-                    data, record, detector, chunk_rows=chunk_rows, fill=fill, sink=writer, on_progress=lambda n: progress.advance(task, n), time=time, label=label
+                    data,
+                    record,
+                    detector,
+                    chunk_rows=chunk_rows,
+                    fill=fill,
+                    sink=writer,
+                    on_progress=lambda n: progress.advance(task, n),
+                    options=reading,
+                    time=time,
+                    label=label,
                 )
             summary = {"run": record["name"], "file": str(data), "rows": result.n_rows, "windows": result.n_windows, "flagged": int(result.flagged.sum()), "threshold": result.threshold}
             if writer:
@@ -394,6 +431,10 @@ def score(
             _note(f"ignored column(s) not used by the model: {', '.join(result.columns.ignored)}")
         if result.n_filled:
             _note(f"repaired {result.n_filled} blank/NaN cell(s) with --fill {fill}")
+        if result.reading.time_format != (record.get("reading") or {}).get("time_format"):  # not the run's reading: inferred from this file
+            order_note = result.reading.order_note(result.columns.time)
+            if order_note:
+                _note(order_note)
         _print_score_summary(summary, result, show, output)
 
 
@@ -435,6 +476,10 @@ def encode(
     runs_dir: RunsDir = Path("runs"),
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read per chunk.")] = 100_000,
     fill: FillOption = None,
+    decimal: DecimalOption = None,
+    time_format: TimeFormatOption = None,
+    dayfirst: DayfirstOption = False,
+    time_unit: TimeUnitOption = None,
 ) -> None:
     """Write the encoded vector (length u2) of every window of DATA, for use in other models (ae runs only)."""
     with _errors():
@@ -444,11 +489,12 @@ def encode(
         from rareevent.storage import atomic_file
 
         kind = _output_kind(output, ("csv", "json"))
+        reading = _reading_options(decimal, time_format, dayfirst, time_unit)
         folder = resolve_run(run, runs_dir)
         require_bottleneck(read_record(folder)["arch"])
         record, detector = load_run(folder)
         with atomic_file(output) as temp, WindowWriter(temp, kind) as writer:
-            n, filled = encode_csv(data, record, detector, writer, chunk_rows=chunk_rows, fill=fill)
+            n, filled = encode_csv(data, record, detector, writer, chunk_rows=chunk_rows, fill=fill, options=reading)
             writer.finish({"run": record["name"], "units": record["units"][1]})
         if filled:
             _note(f"repaired {filled} blank/NaN cell(s) with --fill {fill}")

@@ -9,6 +9,11 @@ a check the first offending line is named.
 
 Files are read with pandas' C parser in chunks when asked (``chunk_rows``),
 so scoring a long file never holds more than one chunk of raw text.
+
+How cells are read (the decimal mark, the time format) is a :class:`Reading`,
+settled once per file before the data is read: from options, from the run
+that scores the file, or inferred (the decimal mark from a sample of the
+cells, the day/month order from the whole time column).
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import hashlib
 import io
 import re
 import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,7 +38,14 @@ DELIMITERS = (",", ";", "\t")
 TIME_NAMES = ("time", "timestamp", "datetime", "date")
 LABEL_NAMES = ("y", "label", "anomaly")
 FILL_METHODS = ("ffill", "interpolate", "drop")
+DECIMAL_MARKS = (".", ",")
+TIME_UNITS = {"s": 1, "ms": 1000}  # unit -> units per second
+SAMPLE_ROWS = 10_000  # rows of text the decimal mark is inferred from
 _SNIFF_BYTES = 64 * 1024
+_OTHER_MARK = {".": ",", ",": "."}
+# dd.mm.yyyy / mm/dd/yy ... with an optional time: the shapes whose day/month order must be inferred
+_DAY_MONTH = re.compile(r"\s*(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})(?:([ T])(\d{1,2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?)?\s*")
+_DAY_MONTH_FIELDS = r"^\s*(\d{1,2})[./-](\d{1,2})[./-]"
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,104 @@ class Columns:
     ignored: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ReadingOptions:
+    """What the user forced about reading cells (``--decimal``, ``--time-format``, ``--dayfirst``, ``--time-unit``)."""
+
+    decimal: str | None = None
+    time_format: str | None = None
+    dayfirst: bool = False
+    time_unit: str | None = None
+
+    def check(self) -> None:
+        """Refuse unknown values and contradictory options before any file is read."""
+        if self.decimal is not None and self.decimal not in DECIMAL_MARKS:
+            raise RareEventError(f"--decimal {self.decimal!r}: use ',' or '.'")
+        if self.time_unit is not None and self.time_unit not in TIME_UNITS:
+            raise RareEventError(f"--time-unit {self.time_unit!r}: use one of {', '.join(TIME_UNITS)}")
+        given = [name for name, on in (("--time-format", self.time_format is not None), ("--dayfirst", self.dayfirst), ("--time-unit", self.time_unit is not None)) if on]
+        if len(given) > 1:
+            raise RareEventError(f"{given[0]} and {given[1]} contradict each other: give one of them")
+        if self.time_format is not None:
+            _check_time_format(self.time_format)
+
+
+def _check_time_format(time_format: str) -> None:
+    """A ``--time-format`` must write and read back a time: catches typos like ``%Q`` or a format without ``%``."""
+    if "%" not in time_format:
+        raise RareEventError(f"--time-format {time_format!r} has no % code", hint="use codes like %d.%m.%Y %H:%M")
+    try:
+        pd.to_datetime(pd.Series([pd.Timestamp("2026-01-31 13:45:56").strftime(time_format)]), format=time_format)
+    except (ValueError, TypeError):
+        raise RareEventError(f"--time-format {time_format!r} is not a strftime format pandas can read", hint="use codes like %d.%m.%Y %H:%M") from None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How the cells of a file are read; saved in run.json so new files are read the same way.
+
+    ``decimal_settled`` is false while the decimal mark is only the default
+    (no option, no evidence): then ``1,234`` is refused as ambiguous.
+    ``time_format`` is a strftime format (``None``: ISO 8601 or numbers);
+    ``date_order`` names the day/month order it holds, ``date_order_assumed``
+    says that no value settled it (every first field was at most 12).
+    """
+
+    decimal: str = "."
+    decimal_settled: bool = False
+    time_format: str | None = None
+    time_unit: str | None = None
+    date_order: str | None = None
+    date_order_assumed: bool = False
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, value: Any) -> Reading:
+        """The reading saved in a run; a run from before readings were saved reads files as before."""
+        return cls() if value is None else cls(**value)
+
+    def order_note(self, column: str | None) -> str | None:
+        """What to tell the user when no date settled the day/month order (``None`` when one did)."""
+        if not self.date_order_assumed or self.time_format is None:
+            return None
+        if self.date_order == "day-first":
+            other = self.time_format.replace("%d", "%D").replace("%m", "%d").replace("%D", "%m")
+            how = f"--time-format '{other}'"
+        else:
+            how = "--dayfirst"
+        return f"no date in column {column!r} has a day above 12, so day and month could be either way: read {self.date_order} ({self.time_format}); pass {how} for the other order"
+
+    def describe(self) -> str | None:
+        """One line for the train summary, or ``None`` when the file was read the default way."""
+        parts = []
+        if self.decimal != ".":
+            parts.append(f"decimal mark {self.decimal!r}")
+        if self.time_unit:
+            parts.append(f"time in {self.time_unit} since 1970")
+        if self.time_format:
+            order = f", {self.date_order}" + (" (assumed: no day above 12)" if self.date_order_assumed else "") if self.date_order else ""
+            parts.append(f"time format {self.time_format}{order}")
+        return "; ".join(parts) or None
+
+
+def reading_record_ok(value: Any) -> bool:
+    """Whether a run.json ``reading`` field is well formed (``None``: a run from before readings were saved)."""
+    if value is None:
+        return True
+    if not isinstance(value, dict) or set(value) != set(Reading.__dataclass_fields__):
+        return False
+    return bool(
+        value["decimal"] in DECIMAL_MARKS
+        and isinstance(value["decimal_settled"], bool)
+        and (value["time_format"] is None or isinstance(value["time_format"], str))
+        and (value["time_unit"] is None or value["time_unit"] in TIME_UNITS)
+        and value["date_order"] in (None, "day-first", "month-first")
+        and isinstance(value["date_order_assumed"], bool)
+    )
+
+
 @dataclass
 class SensorData:
     """A validated block of rows: ``X`` (n x F float64), ``y``, ``time``.
@@ -70,6 +181,7 @@ class SensorData:
     time: np.ndarray | None
     rows: np.ndarray
     n_filled: int = 0
+    reading: Reading = field(default_factory=Reading)
 
     def __len__(self) -> int:
         return len(self.X)
@@ -189,17 +301,25 @@ def columns_for_model(fmt: CsvFormat, trained: Columns) -> Columns:
     return Columns(features=list(trained.features), time=time, label=label, ignored=ignored)
 
 
-def read_frames(fmt: CsvFormat, columns: Columns, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+def read_frames(
+    fmt: CsvFormat,
+    columns: Columns,
+    chunk_rows: int | None = None,
+    reading: Reading | None = None,
+    text: bool = False,
+) -> Iterator[pd.DataFrame]:
     """Yield the file as raw frames, ``chunk_rows`` rows at a time, indexed by data-row number.
 
     All columns are parsed (``usecols`` would let pandas drop surplus fields
-    of a ragged row silently); the time column is kept as text.
+    of a ragged row silently); numbers with the reading's decimal mark, the
+    time column (every column with ``text``) kept as text.
     """
-    dtypes = {name: str for name in (columns.time,) if name is not None}
+    dtypes: Any = str if text else {name: str for name in (columns.time,) if name is not None}
     try:
         reader = pd.read_csv(
             fmt.path,
             sep=fmt.delimiter,
+            decimal=(reading or Reading()).decimal,
             encoding="utf-8-sig",
             header=0,
             names=fmt.header,
@@ -285,6 +405,7 @@ def validate_frame(
     fill: str | None = None,
     previous_time: object | None = None,
     anchor: np.ndarray | None = None,
+    reading: Reading | None = None,
 ) -> SensorData:
     """Turn one raw frame into checked arrays.
 
@@ -292,15 +413,17 @@ def validate_frame(
     keeps counting across chunks), so row ``r`` is file line ``r + 2``.
     ``previous_time`` and ``anchor`` (the last time value and float64
     feature row of the block before) carry order checks and
-    ``ffill``/``interpolate`` repairs across chunk borders.
+    ``ffill``/``interpolate`` repairs across chunk borders. ``reading``
+    (default: decimal point, ISO or numeric times) says how cells are read.
     """
     path = fmt.path
+    reading = reading or Reading()
     check_fill(fill)
     blank = frame.isna().all(axis=1).to_numpy()
     if blank.any():  # blank lines carry no reading; the index keeps line numbers exact
         frame = frame[~blank]
     rows = frame.index.to_numpy(dtype=np.int64)
-    X = pd.DataFrame({name: _numeric_column(frame[name], path, name, rows) for name in columns.features}, index=frame.index)
+    X = pd.DataFrame({name: _numeric_column(frame[name], path, name, rows, reading) for name in columns.features}, index=frame.index)
     n_filled = 0
     missing = X.isna().to_numpy()
     if missing.any():
@@ -333,22 +456,61 @@ def validate_frame(
         kind = "infinite value" if np.isinf(values[row, col]) else "value out of range"
         raise RareEventError(f"{path}: {kind} in column {columns.features[col]!r} at line {rows[row] + 2}")
     y = _labels(frame[columns.label], path, columns.label, rows) if columns.label else None
-    time = _times(frame[columns.time], path, columns.time, rows, previous_time) if columns.time else None
-    return SensorData(path=path, columns=columns, X=values, y=y, time=time, rows=rows, n_filled=n_filled)
+    time = _times(frame[columns.time], path, columns.time, rows, previous_time, reading) if columns.time else None
+    return SensorData(path=path, columns=columns, X=values, y=y, time=time, rows=rows, n_filled=n_filled, reading=reading)
 
 
-def _numeric_column(series: pd.Series, path: Path, name: str, rows: np.ndarray) -> pd.Series:
+def _numeric_column(series: pd.Series, path: Path, name: str, rows: np.ndarray, reading: Reading) -> pd.Series:
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         return series.astype(np.float64)
-    coerced = pd.to_numeric(series, errors="coerce")
+    coerced, ambiguous = _to_numbers(series, reading)
     bad = coerced.isna().to_numpy() & series.notna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
+        value, line = str(series.iloc[row]), rows[row] + 2
+        if ambiguous[row]:
+            mark = _OTHER_MARK[reading.decimal]
+            raise RareEventError(
+                f"{path}: ambiguous number {value[:30]!r} in column {name!r} at line {line}: {mark!r} may be a thousands separator or the decimal mark",
+                hint=f"pass --decimal {reading.decimal} to read {mark!r} as a thousands separator, or --decimal {mark} to read it as the decimal mark",
+            )
         raise RareEventError(
-            f"{path}: non-numeric value {str(series.iloc[row])[:30]!r} in column {name!r} at line {rows[row] + 2}",
-            hint="use --drop to exclude text columns" if bad.mean() > 0.5 else None,
+            f"{path}: non-numeric value {value[:30]!r} in column {name!r} at line {line}",
+            hint=_non_numeric_hint(value, reading, bad.mean() > 0.5),
         )
     return coerced.astype(np.float64)
+
+
+def _to_numbers(series: pd.Series, reading: Reading) -> tuple[pd.Series, np.ndarray]:
+    """A text column as numbers under the reading's decimal mark, vectorised; and which cells are ambiguous.
+
+    The other mark is a thousands separator, read only in whole groups of
+    three digits (``1.234,5``, ``1.234.567``). A lone group without a decimal
+    part (``1,234``) reads either way: it is ambiguous until the decimal mark
+    is settled by an option, by other cells or by the run.
+    """
+    text = series.astype(object)
+    thousands = _OTHER_MARK[reading.decimal]
+    sep, dec = re.escape(thousands), re.escape(reading.decimal)
+    ambiguous = np.zeros(len(text), bool)
+    has_thousands = text.str.contains(thousands, regex=False).fillna(False).to_numpy(bool)
+    if has_thousands.any():
+        grouped = text.str.fullmatch(rf"[+-]?\d{{1,3}}(?:{sep}\d{{3}})+(?:{dec}\d+)?").fillna(False).to_numpy(bool)
+        if not reading.decimal_settled:
+            ambiguous = text.str.fullmatch(rf"[+-]?\d{{1,3}}{sep}\d{{3}}").fillna(False).to_numpy(bool)
+        # cells with the thousands mark outside whole groups, or ambiguous ones, are not numbers
+        text = text.where(~has_thousands | (grouped & ~ambiguous)).str.replace(thousands, "", regex=False)
+    if reading.decimal != ".":
+        text = text.str.replace(reading.decimal, ".", regex=False)
+    return pd.to_numeric(text, errors="coerce"), ambiguous
+
+
+def _non_numeric_hint(value: str, reading: Reading, mostly_text: bool) -> str | None:
+    """Suggest ``--decimal`` when the value is a number with the other decimal mark, ``--drop`` for a text column."""
+    other = _OTHER_MARK[reading.decimal]
+    if pd.notna(_to_numbers(pd.Series([value]), Reading(decimal=other, decimal_settled=True))[0].iloc[0]):
+        return f"the file is read with decimal mark {reading.decimal!r}; pass --decimal {other} if {other!r} is its decimal mark"
+    return "use --drop to exclude text columns" if mostly_text else None
 
 
 def _labels(series: pd.Series, path: Path, name: str, rows: np.ndarray) -> np.ndarray:
@@ -363,21 +525,29 @@ def _labels(series: pd.Series, path: Path, name: str, rows: np.ndarray) -> np.nd
     return values.astype(np.int8)
 
 
-def _times(series: pd.Series, path: Path, name: str, rows: np.ndarray, previous: object | None) -> np.ndarray:
-    numeric = pd.to_numeric(series, errors="coerce")
-    if numeric.notna().all():
+def _times(series: pd.Series, path: Path, name: str, rows: np.ndarray, previous: object | None, reading: Reading) -> np.ndarray:
+    if reading.time_format is not None:
+        numeric = None
+    else:  # the default reading costs what it did before readings existed
+        numeric = pd.to_numeric(series, errors="coerce") if reading.decimal == "." else _to_numbers(series, reading)[0]
+    if numeric is not None and numeric.notna().all():
         values = numeric.to_numpy(dtype=np.float64)
         if not np.isfinite(values).all():
             row = int(np.flatnonzero(~np.isfinite(values))[0])
             raise RareEventError(f"{path}: infinite time in column {name!r} at line {rows[row] + 2}")
+        if reading.time_unit is not None:
+            values = _epoch_times(values, series, path, name, rows, reading.time_unit)
+    elif numeric is not None and reading.time_unit is not None:
+        row = int(np.flatnonzero(numeric.isna().to_numpy())[0])
+        raise RareEventError(f"{path}: cannot read time {str(series.iloc[row])[:30]!r} in column {name!r} at line {rows[row] + 2} as a number of {reading.time_unit} since 1970")
     else:
-        parsed = _parse_datetimes(series, path, name)
+        parsed, expected = _parse_datetimes(series, path, name, reading.time_format)
         if parsed.isna().any():
             row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
-            raise RareEventError(
-                f"{path}: cannot parse time {str(series.iloc[row])[:30]!r} in column {name!r} at line {rows[row] + 2}",
-                hint="use ISO times like 2024-01-31 13:45:00 or plain numbers, or --time NAME",
-            )
+            where = f"{path}: cannot parse time {str(series.iloc[row])[:30]!r} in column {name!r} at line {rows[row] + 2}"
+            if expected is None:
+                raise RareEventError(where, hint="use ISO times like 2024-01-31 13:45:00 or plain numbers, or --time NAME")
+            raise RareEventError(f"{where}: it does not match {expected}", hint="a time column holds one format; --time-format FORMAT sets it")
         values = parsed.to_numpy(dtype="datetime64[ns]")
     order = values if previous is None else np.concatenate([np.asarray([previous], dtype=values.dtype), values])
     try:
@@ -402,17 +572,145 @@ def check_fill(fill: str | None) -> None:
         raise RareEventError(f"--fill {fill!r}: use one of {', '.join(FILL_METHODS)}")
 
 
-def _parse_datetimes(series: pd.Series, path: Path, name: str) -> pd.Series:
-    """Parse text times: ISO 8601 fast, else pandas' per-value inference; offsets become UTC."""
+def _epoch_times(values: np.ndarray, series: pd.Series, path: Path, name: str, rows: np.ndarray, unit: str) -> np.ndarray:
+    """Numbers of ``unit`` since 1970 as datetimes; refused outside the years 1678-2261."""
+    seconds = values / TIME_UNITS[unit]
+    out = (seconds <= pd.Timestamp.min.value / 1e9) | (seconds >= pd.Timestamp.max.value / 1e9)
+    if out.any():
+        row = int(np.flatnonzero(out)[0])
+        other = "ms" if unit == "s" else "s"
+        raise RareEventError(
+            f"{path}: time {str(series.iloc[row])[:30]!r} in column {name!r} at line {rows[row] + 2} is out of range as {unit} since 1970",
+            hint=f"is it --time-unit {other}?",
+        )
+    return pd.to_datetime(pd.Series(values), unit=unit).to_numpy(dtype="datetime64[ns]")
+
+
+def _parse_datetimes(series: pd.Series, path: Path, name: str, time_format: str | None = None) -> tuple[pd.Series, str | None]:
+    """Parse text times, and say what a failed value should have looked like.
+
+    With ``time_format``, exactly that format. Otherwise ISO 8601 (offsets
+    become UTC): when the first time is ISO, every time must be; else
+    pandas' per-value inference, as a last resort for other shapes.
+    """
     try:
+        if time_format is not None:
+            return pd.to_datetime(series, errors="coerce", format=time_format), f"the time format {time_format!r}"
         parsed = pd.to_datetime(series, errors="coerce", format="ISO8601", utc=series.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", na=False).any())
-        if parsed.isna().any():
+        expected = "ISO 8601 like the first time" if len(parsed) and pd.notna(parsed.iloc[0]) else None
+        if parsed.isna().any() and expected is None:
             parsed = pd.to_datetime(series, errors="coerce", format="mixed", utc=True)
     except (ValueError, TypeError, OverflowError) as exc:
         raise RareEventError(f"{path}: cannot parse the times in column {name!r} ({' '.join(str(exc).split())[:80]})") from None
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    return parsed
+    return parsed, expected
+
+
+def text_sample(fmt: CsvFormat, columns: Columns) -> pd.DataFrame | None:
+    """The first ``SAMPLE_ROWS`` data rows as text, to infer the reading from (``None``: no data rows)."""
+    frames = read_frames(fmt, columns, SAMPLE_ROWS, text=True)
+    try:
+        return next(frames, None)
+    finally:
+        frames.close()
+
+
+def decimal_reading(sample: pd.DataFrame | None, fmt: CsvFormat, columns: Columns, options: ReadingOptions, base: Reading) -> Reading:
+    """Settle the decimal mark: ``--decimal``, else the sample's cells, else ``base`` (the run's mark, or the default).
+
+    Only ``;`` and tab files can hold decimal commas unquoted, so only they
+    are looked at; ``,`` files keep the decimal point. A cell votes for a
+    mark when it can only be read with it (``0,5``, ``1.234,5`` for ',';
+    ``0.5`` for '.'); ``1,234`` votes for neither.
+    """
+    if options.decimal is not None:
+        return Reading(decimal=options.decimal, decimal_settled=True)
+    if fmt.delimiter == ",":
+        return Reading(decimal=".", decimal_settled=base.decimal_settled and base.decimal == ".")
+    if sample is None:
+        return Reading(decimal=base.decimal, decimal_settled=base.decimal_settled)
+    cells = pd.concat([sample[name] for name in columns.features], ignore_index=True).dropna().str.strip()
+    votes = {}
+    for mark, other in _OTHER_MARK.items():
+        sep, dec = re.escape(other), re.escape(mark)
+        decimal_part = cells.str.fullmatch(rf"[+-]?(?:\d{{1,3}}(?:{sep}\d{{3}})+|\d*){dec}\d+(?:[eE][+-]?\d+)?")
+        lone_group = cells.str.fullmatch(rf"[+-]?\d{{1,3}}{dec}\d{{3}}")
+        groups_of_other = cells.str.fullmatch(rf"[+-]?\d{{1,3}}(?:{sep}\d{{3}}){{2,}}")
+        votes[mark] = int(((decimal_part & ~lone_group) | groups_of_other).sum())
+    if votes[","] == votes["."]:
+        return Reading(decimal=base.decimal, decimal_settled=base.decimal_settled or votes["."] > 0)
+    return Reading(decimal="," if votes[","] > votes["."] else ".", decimal_settled=True)
+
+
+def time_reading(
+    sample: pd.DataFrame | None,
+    fmt: CsvFormat,
+    columns: Columns,
+    reading: Reading,
+    options: ReadingOptions,
+    base: Reading,
+    column_values: Callable[[], Iterable[pd.Series]],
+) -> Reading:
+    """Settle how the time column is read: the options, else the run's reading (``base``) where it fits, else inferred.
+
+    The run's time format is kept when it reads every time of the sample.
+    Otherwise day/month dates (``31.01.2026 13:45``, ``01/31/26``) get a
+    strftime format whose order comes from ``column_values`` (the whole time
+    column, read only when needed): the first value with a first field above
+    12 makes it day-first, one with a second field above 12 month-first; with
+    neither, the run's order, else ``.`` and ``-`` dates are read day-first
+    and ``/`` dates month-first, and the reading says it was assumed.
+    """
+    if options.time_format is not None or options.time_unit is not None:
+        return _with_time(reading, time_format=options.time_format, time_unit=options.time_unit)
+    first = None if sample is None or columns.time is None else sample[columns.time].dropna()
+    if not options.dayfirst and (base.time_unit is not None or (base.time_format is not None and first is not None and _fits(first, base.time_format))):
+        return _with_time(reading, base.time_format, base.time_unit, base.date_order, base.date_order_assumed)
+    shape = _DAY_MONTH.fullmatch(first.iloc[0]) if first is not None and len(first) else None
+    if shape is None:
+        if options.dayfirst:
+            shown = f" (line {first.index[0] + 2}: {first.iloc[0][:30]!r})" if first is not None and len(first) else ""
+            raise RareEventError(f"{fmt.path}: --dayfirst: the times in column {columns.time!r} are not dates like 31.01.2026{shown}", hint="--time-format FORMAT reads other shapes")
+        return reading
+    if options.dayfirst:
+        return _with_time(reading, _day_month_format(shape, True), None, "day-first", False)
+    day_row = month_row = None
+    for values in column_values():
+        fields = values.str.extract(_DAY_MONTH_FIELDS).apply(pd.to_numeric, errors="coerce")
+        day_row = _first_index(fields[0] > 12, day_row)
+        month_row = _first_index(fields[1] > 12, month_row)
+    if day_row is None and month_row is None:
+        order, assumed = base.date_order or ("month-first" if shape.group(2) == "/" else "day-first"), base.date_order_assumed or base.date_order is None
+    else:
+        order, assumed = "day-first" if month_row is None or (day_row is not None and day_row < month_row) else "month-first", False
+    return _with_time(reading, _day_month_format(shape, order == "day-first"), None, order, assumed)
+
+
+def _fits(times: pd.Series, time_format: str) -> bool:
+    """Whether every one of ``times`` (text) reads with ``time_format``."""
+    return bool(len(times)) and bool(pd.to_datetime(times, format=time_format, errors="coerce").notna().all())
+
+
+def _first_index(mask: pd.Series, earlier: int | None) -> int | None:
+    """The smaller of ``earlier`` and the first index label where ``mask`` holds."""
+    hits = mask.to_numpy(bool)
+    found = int(mask.index[hits.argmax()]) if hits.any() else None
+    return found if earlier is None else earlier if found is None else min(earlier, found)
+
+
+def _with_time(reading: Reading, time_format: str | None, time_unit: str | None, date_order: str | None = None, assumed: bool = False) -> Reading:
+    return Reading(reading.decimal, reading.decimal_settled, time_format, time_unit, date_order, assumed)
+
+
+def _day_month_format(shape: re.Match[str], dayfirst: bool) -> str:
+    """The strftime format of a day/month date like ``shape`` (a match of ``_DAY_MONTH``)."""
+    _, sep, _, year, tsep, _, _, seconds, fraction = shape.groups()
+    day, month = ("%d", "%m") if dayfirst else ("%m", "%d")
+    text = f"{day}{sep}{month}{sep}{'%Y' if len(year) == 4 else '%y'}"
+    if tsep:
+        text += f"{tsep}%H:%M" + (":%S" if seconds else "") + (".%f" if fraction else "")
+    return text
 
 
 def load_csv(
@@ -421,11 +719,17 @@ def load_csv(
     label: str | None = None,
     drop: Sequence[str] = (),
     fill: str | None = None,
+    options: ReadingOptions | None = None,
 ) -> SensorData:
-    """Read and validate a whole training CSV."""
+    """Read and validate a whole training CSV, inferring its reading where ``options`` leave it open."""
+    options = options or ReadingOptions()
+    options.check()
     fmt = sniff(path)
     columns = resolve_columns(fmt, time=time, label=label, drop=drop)
-    frame = next(read_frames(fmt, columns), None)
+    sample = text_sample(fmt, columns)
+    reading = decimal_reading(sample, fmt, columns, options, Reading())
+    frame = next(read_frames(fmt, columns, reading=reading), None)
     if frame is None or len(frame) == 0:
         raise RareEventError(f"{fmt.path}: has a header but no data rows")
-    return validate_frame(frame, fmt, columns, fill=fill)
+    reading = time_reading(sample, fmt, columns, reading, options, Reading(), lambda: [frame[columns.time]])
+    return validate_frame(frame, fmt, columns, fill=fill, reading=reading)

@@ -19,6 +19,7 @@ import pandas as pd
 from rareevent import scaling
 from rareevent.detector import SCORE_KINDS, RareEventDetector
 from rareevent.errors import RareEventError
+from rareevent.load import reading_record_ok
 from rareevent.model import ACTIVATIONS, ARCHS, PCAModel, import_keras
 from rareevent.storage import TEMP_PREFIX, atomic_folder, check_free, remove_stale_temporaries
 
@@ -170,6 +171,8 @@ def validate_record(record: Any, path: Path) -> None:
             raise RareEventError(f"{path}: required field {field!r} is missing")
         if not ok(record[field]):
             raise RareEventError(f"{path}: field {field!r} has an invalid value {json.dumps(record[field])[:60]}")
+    if not reading_record_ok(record.get("reading")):  # optional: runs saved before it read files as today
+        raise RareEventError(f"{path}: field 'reading' has an invalid value {json.dumps(record['reading'])[:60]}")
 
 
 def load_run(folder: str | Path) -> tuple[dict[str, Any], RareEventDetector]:

@@ -22,7 +22,20 @@ import pandas as pd
 from rareevent import windows
 from rareevent.detector import PREDICT_BATCH, RareEventDetector, require_bottleneck
 from rareevent.errors import RareEventError
-from rareevent.load import Columns, SensorData, check_fill, columns_for_model, read_frames, sniff, validate_frame
+from rareevent.load import (
+    Columns,
+    Reading,
+    ReadingOptions,
+    SensorData,
+    check_fill,
+    columns_for_model,
+    decimal_reading,
+    read_frames,
+    sniff,
+    text_sample,
+    time_reading,
+    validate_frame,
+)
 from rareevent.metrics import evaluate
 
 DEFAULT_CHUNK_ROWS = 100_000
@@ -40,6 +53,7 @@ class ScoreResult:
     path: Path
     columns: Columns
     threshold: float
+    reading: Reading = field(default_factory=Reading)
     n_rows: int = 0
     n_filled: int = 0
     rows: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
@@ -99,7 +113,13 @@ class WindowBlock:
 
 
 def window_blocks(
-    path: str | Path, record: dict[str, Any], chunk_rows: int, fill: str | None, time: str | None = None, label: str | None = None
+    path: str | Path,
+    record: dict[str, Any],
+    chunk_rows: int,
+    fill: str | None,
+    options: ReadingOptions | None = None,
+    time: str | None = None,
+    label: str | None = None,
 ) -> Iterator[WindowBlock]:
     """Read ``path`` in chunks and release windows in whole blocks of ``PREDICT_BATCH``.
 
@@ -107,10 +127,14 @@ def window_blocks(
     same blocks whatever ``chunk_rows`` is. With ``--fill interpolate``,
     trailing rows of a chunk that hold a blank wait for the next chunk, so
     they are interpolated towards the next value exactly as in one piece.
+    The file is read as the run read its training file, unless ``options``
+    say otherwise; what the run leaves open is inferred from this file.
     """
     if chunk_rows < 1:
         raise RareEventError(f"--chunk-rows must be at least 1, got {chunk_rows}")
     check_fill(fill)
+    options = options or ReadingOptions()
+    options.check()
     T = record["lookback"]
     fmt = sniff(path)
     for role, name in (("time", time), ("label", label)):
@@ -118,12 +142,16 @@ def window_blocks(
             raise RareEventError(f"{fmt.path}: {role} names unknown column {name!r}", hint=f"columns are {', '.join(fmt.header)}")
     trained = Columns(features=record["features"], time=time or record["time_column"], label=label or record["label_column"])
     columns = columns_for_model(fmt, trained)
+    base = Reading.from_record(record.get("reading"))
+    sample = text_sample(fmt, columns)
+    reading = decimal_reading(sample, fmt, columns, options, base)
+    reading = time_reading(sample, fmt, columns, reading, options, base, lambda: (frame[columns.time] for frame in read_frames(fmt, columns, chunk_rows, reading)))
     buffer: _Buffer | None = None
     previous_time = None
     anchor: np.ndarray | None = None
     n_kept = 0
-    for frame in _deferring_blanks(read_frames(fmt, columns, chunk_rows), columns.features, fill == "interpolate"):
-        block = validate_frame(frame, fmt, columns, fill=fill, previous_time=previous_time, anchor=anchor)
+    for frame in _deferring_blanks(read_frames(fmt, columns, chunk_rows, reading), columns.features, fill == "interpolate"):
+        block = validate_frame(frame, fmt, columns, fill=fill, previous_time=previous_time, anchor=anchor, reading=reading)
         if len(block) == 0:
             continue
         n_kept += len(block)
@@ -209,6 +237,7 @@ def score_csv(
     fill: str | None = None,
     sink: WindowSink | None = None,
     on_progress: ProgressCallback | None = None,
+    options: ReadingOptions | None = None,
     time: str | None = None,
     label: str | None = None,
 ) -> ScoreResult:
@@ -227,10 +256,10 @@ def score_csv(
     result: ScoreResult | None = None
     previous_raw: np.ndarray | None = None
     n_rows = n_filled = 0
-    for step in window_blocks(path, record, chunk_rows, fill, time=time, label=label):
+    for step in window_blocks(path, record, chunk_rows, fill, options, time=time, label=label):
         block = step.rows
         if result is None:
-            result = ScoreResult(path=Path(path), columns=block.columns, threshold=detector.threshold_)
+            result = ScoreResult(path=Path(path), columns=block.columns, threshold=detector.threshold_, reading=block.reading)
         n_rows += len(block)
         n_filled += block.n_filled
         if block.y is not None:
@@ -354,6 +383,7 @@ def encode_csv(
     sink: WindowSink,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     fill: str | None = None,
+    options: ReadingOptions | None = None,
 ) -> tuple[int, int]:
     """Send the encoded vector of every window of ``path`` to ``sink``.
 
@@ -361,7 +391,7 @@ def encode_csv(
     """
     require_bottleneck(detector.arch)
     total = filled = 0
-    for step in window_blocks(path, record, chunk_rows, fill):
+    for step in window_blocks(path, record, chunk_rows, fill, options):
         filled += step.rows.n_filled
         if step.n == 0:
             continue

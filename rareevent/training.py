@@ -16,7 +16,7 @@ import rareevent
 from rareevent import windows
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
-from rareevent.load import SensorData, file_sha256, load_csv
+from rareevent.load import ReadingOptions, SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
 from rareevent.model import import_keras
 from rareevent.runs import FORMAT_VERSION, check_run_name, save_run, scores_frame
@@ -47,6 +47,7 @@ def train(
     drop: Sequence[str] = (),
     fill: str | None = None,
     context: str | Sequence[str] | None = None,
+    reading: ReadingOptions | None = None,
     valid_frac: float = 0.2,
     test_frac: float = 0.2,
     name: str | None = None,
@@ -54,7 +55,8 @@ def train(
 ) -> TrainResult:
     """Load ``csv_path``, split it in time order, fit ``detector`` and measure it.
 
-    Every option is checked before the file is read. Test scores are
+    Every option is checked before the file is read; ``reading`` forces
+    how cells are read (the rest is inferred and saved in the record). Test scores are
     smoothed (``--smooth``) from the start of the test part, as a fresh file
     would be.
     """
@@ -62,7 +64,7 @@ def train(
     windows.check_fractions(valid_frac, test_frac)
     name = name or default_run_name(detector.arch)
     check_run_name(name)
-    data = load_csv(csv_path, time=time, label=label, drop=drop, fill=fill)
+    data = load_csv(csv_path, time=time, label=label, drop=drop, fill=fill, options=reading)
     splits = windows.chronological_split(len(data), valid_frac, test_frac)
     short = [part for part in ("train", "valid") if splits[part][1] - splits[part][0] < detector.lookback]
     if short:
@@ -208,6 +210,7 @@ def _record(
         "trending_features": [columns.features[i] for i in detector.trending_features_],
         "fill": fill,
         "filled_cells": data.n_filled,
+        "reading": data.reading.to_record(),
         "scaler_mean": detector.scaler_.mean_.tolist(),
         "scaler_scale": detector.scaler_.scale_.tolist(),
         "threshold": float(detector.threshold_),

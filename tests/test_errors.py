@@ -143,6 +143,9 @@ def truncate_model(folder: Path) -> None:
 RAGGED_LONG = with_line(11, GOOD_LINES[10] + ",7")
 RAGGED_SHORT = with_line(11, ",".join(GOOD_LINES[10].split(",")[:3]))
 NO_LABEL = synthetic_frame().drop(columns=["label"]).to_csv(index=False, float_format="%.5f")
+EU_TEXT = synthetic_frame().to_csv(index=False, sep=";", decimal=",", float_format="%.5f")  # as Excel writes it in Germany
+AMBIGUOUS = "a;b\n" + "".join(f"{i};{i % 7}\n" for i in range(30)) + "1,234;5\n"  # integers only: nothing settles the decimal mark
+EPOCH_MS = "timestamp,s1\n" + "".join(f"{1767225600000 + 60000 * i},{i % 5}\n" for i in range(40))
 
 CASES = [
     # ------------------------------------------------------------ train: the file itself
@@ -197,6 +200,18 @@ CASES = [
     ),
     Case("train-bad-fill-method", lambda t: train_cmd(good(t), "--fill", "mean"), ("--fill", "'mean'", "ffill")),
     Case("train-name-exists", lambda t: train_cmd(good(t), "--name", "tiny-ae"), ("tiny-ae", "already exists", "--overwrite")),
+    # ------------------------------------------------------------ train: how cells are read (issue 15)
+    Case("train-decimal-point-forced-on-commas", lambda t: train_cmd(data(t, "eu.csv", EU_TEXT), "--decimal", "."), ("eu.csv", "non-numeric value", "'s1'", "line 2", "hint:", "--decimal ,")),
+    Case("train-ambiguous-thousands", lambda t: train_cmd(data(t, "ambig.csv", AMBIGUOUS)), ("ambig.csv", "ambiguous number '1,234'", "'a'", "line 32", "--decimal .")),
+    Case("train-broken-thousands-groups", lambda t: train_cmd(data(t, "groups.csv", EU_TEXT.replace(";0,", ";1.23.4,", 1))), ("groups.csv", "non-numeric value '1.23.4", "line 2")),
+    Case("train-mixed-time-formats", lambda t: train_cmd(data(t, "mixed.csv", edit(16, "timestamp", "01.01.2026 00:14:00"))), ("mixed.csv", "'timestamp'", "line 16", "does not match ISO 8601", "hint:")),
+    Case("train-time-format-mismatch", lambda t: train_cmd(good(t), "--time-format", "%d.%m.%Y %H:%M"), ("good.csv", "'timestamp'", "line 2", "does not match the time format")),
+    Case("train-bad-decimal-option", lambda t: train_cmd(good(t), "--decimal", ";"), ("--decimal", "';'")),
+    Case("train-bad-time-format-option", lambda t: train_cmd(good(t), "--time-format", "%Q"), ("--time-format", "'%Q'", "strftime")),
+    Case("train-dayfirst-and-time-format", lambda t: train_cmd(good(t), "--dayfirst", "--time-format", "%d.%m.%Y"), ("--time-format and --dayfirst",)),
+    Case("train-dayfirst-on-iso-times", lambda t: train_cmd(good(t), "--dayfirst"), ("good.csv", "--dayfirst", "'timestamp'", "line 2")),
+    Case("train-time-unit-out-of-range", lambda t: train_cmd(data(t, "epoch.csv", EPOCH_MS), "--time-unit", "s"), ("epoch.csv", "'timestamp'", "line 2", "out of range", "--time-unit ms")),
+    Case("train-time-unit-on-dates", lambda t: train_cmd(good(t), "--time-unit", "s"), ("good.csv", "'timestamp'", "line 2", "number of s since 1970")),
     # ------------------------------------------------------------ score: the data file
     Case("score-missing-file", lambda t: score_cmd("data/missing.csv"), ("missing.csv", "not found")),
     Case("score-missing-trained-columns", lambda t: score_cmd(data(t, "two.csv", synthetic_frame().drop(columns=["s2", "s3"]).to_csv(index=False))), ("two.csv", "s2", "s3")),
@@ -215,6 +230,8 @@ CASES = [
         lambda t: score_cmd(data(t, "nolabel.csv", NO_LABEL), "--metrics-out", "out/metrics.json"),
         ("nolabel.csv", "'label'", "--metrics-out"),
     ),
+    Case("score-time-format-mismatch", lambda t: score_cmd(good(t), "--time-format", "%d.%m.%Y %H:%M", "--chunk-rows", "50"), ("good.csv", "line 2", "does not match the time format")),
+    Case("score-bad-time-unit-option", lambda t: score_cmd(good(t), "--time-unit", "h"), ("--time-unit", "'h'")),
     Case("score-output-wrong-suffix", lambda t: ["score", good(t), "--run", "runs/tiny-ae", "--output", "out/windows.txt"], ("windows.txt", ".csv")),
     # ------------------------------------------------------------ score: the run folder
     Case("score-run-not-found", lambda t: score_cmd(good(t), run="runs/nope"), ("nope", "not found")),
@@ -223,6 +240,7 @@ CASES = [
     Case("score-run-json-missing", corrupt_run(lambda f: (f / "run.json").unlink()), ("tiny-ae", "run.json")),
     Case("score-format-version-newer", corrupt_run(set_record(format_version=99)), ("run.json", "99", "newer", "hint: upgrade")),
     Case("score-run-json-bad-field", corrupt_run(set_record(lookback="three")), ("run.json", "'lookback'")),
+    Case("score-run-json-bad-reading", corrupt_run(set_record(reading={"decimal": ";"})), ("run.json", "'reading'")),
     Case("score-model-garbage", corrupt_run(lambda f: (f / "model.keras").write_bytes(b"not a zip archive" * 64)), ("model.keras", "not a readable Keras model")),
     Case("score-model-truncated", corrupt_run(truncate_model), ("model.keras", "not a readable Keras model")),
     Case("score-model-missing", corrupt_run(lambda f: (f / "model.keras").unlink()), ("model.keras", "missing")),
@@ -230,6 +248,7 @@ CASES = [
     Case("encode-missing-trained-columns", lambda t: encode_cmd(data(t, "two.csv", synthetic_frame().drop(columns=["s1"]).to_csv(index=False))), ("two.csv", "s1")),
     Case("encode-nan-cell", lambda t: encode_cmd(data(t, "nan.csv", edit(40, "s3", "nan"))), ("nan.csv", "'s3'", "line 40")),
     Case("encode-non-numeric", lambda t: encode_cmd(data(t, "text.csv", edit(41, "s1", "1;5"))), ("text.csv", "'s1'", "line 41")),
+    Case("encode-bad-decimal-option", lambda t: encode_cmd(good(t), "--decimal", "x"), ("--decimal", "'x'")),
     Case("encode-plain-run", lambda t: encode_cmd(good(t), run="runs/tiny-plain"), ("'plain'", "hint:")),
     Case("encode-model-garbage", corrupt_run(lambda f: (f / "model.keras").write_bytes(b"PK\x03\x04garbage"), encode_cmd), ("model.keras", "not a readable Keras model")),
     Case("encode-run-not-found", lambda t: encode_cmd(good(t), run="runs/nope"), ("nope", "not found")),

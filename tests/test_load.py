@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,13 +15,18 @@ from hypothesis import strategies as st
 from rareevent.errors import RareEventError
 from rareevent.load import (
     Columns,
+    Reading,
+    ReadingOptions,
     SensorData,
     columns_for_model,
+    decimal_reading,
     file_sha256,
     load_csv,
     read_frames,
     resolve_columns,
     sniff,
+    text_sample,
+    time_reading,
     validate_frame,
 )
 
@@ -76,10 +83,14 @@ def test_sniff_finds_delimiter_and_header(tmp_path: Path, delimiter: str) -> Non
 
 
 def test_semicolon_file_with_decimal_commas_is_not_split_on_commas(tmp_path: Path) -> None:
-    # more ';' than ',' in the header: ';' wins, so '1,5' is one (non-numeric) cell
+    # more ';' than ',' in the header: ';' wins, so '1,5' is one cell: a decimal comma (issue 15)
     path = write(tmp_path, "a;b\n1,5;2\n")
     assert sniff(path).delimiter == ";"
-    assert "non-numeric value '1,5' in column 'a' at line 2" in load_error(path)
+    np.testing.assert_array_equal(load_csv(path).X, [[1.5, 2.0]])
+    # with the decimal point forced it is the cell it was before, and the hint names --decimal
+    message = load_error(path, options=ReadingOptions(decimal="."))
+    assert "non-numeric value '1,5' in column 'a' at line 2" in message
+    assert "pass --decimal ," in message
 
 
 def test_quoted_cells_and_spaces_after_delimiter(tmp_path: Path) -> None:
@@ -450,3 +461,191 @@ def test_fuzz_any_bytes_load_or_raise_rare_event_error(tmp_path: Path, data: byt
 def test_trailing_blank_line_is_not_a_data_row(tmp_path: Path) -> None:
     path = write(tmp_path, "a,b\n1,2\n3,4\n\n")
     np.testing.assert_array_equal(load_csv(path, fill="ffill").X, [[1, 2], [3, 4]])
+
+
+# ---------------------------------------------------------------- reading: decimal marks, date order, epoch times (issue 15)
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_decimal_commas_are_detected_in_semicolon_and_tab_files(tmp_path: Path, delimiter: str) -> None:
+    text = "Zeitstempel;Druck;Temp\n01.01.2026 00:00;0,006286511054669665;21,0\n01.01.2026 01:00;-1,5e-3;22\n".replace(";", delimiter)
+    data = load_csv(write(tmp_path, text), time="Zeitstempel")
+    np.testing.assert_array_equal(data.X, [[0.006286511054669665, 21.0], [-0.0015, 22.0]])
+    assert (data.reading.decimal, data.reading.decimal_settled) == (",", True)
+
+
+def test_comma_file_keeps_the_decimal_point(tmp_path: Path) -> None:
+    data = load_csv(write(tmp_path, 'a,b\n"1,5",2\n'), options=ReadingOptions(decimal=","))
+    np.testing.assert_array_equal(data.X, [[1.5, 2.0]])
+    message = load_error(write(tmp_path, 'a,b\n"1,5",2\n', "c.csv"))
+    assert "non-numeric value '1,5' in column 'a' at line 2" in message and "--decimal ," in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a;b\n1.234,5;0,5\n-12.345.678;2\n", [[1234.5, 0.5], [-12345678, 2]]),
+        ("a;b\n1,234.5;0.5\n1,234,567;2\n", [[1234.5, 0.5], [1234567, 2]]),
+        ("a;b\n1.234;0,5\n", [[1234, 0.5]]),  # a lone group is thousands once other cells settle the mark
+    ],
+    ids=["comma-decimal", "dot-decimal", "settled-by-other-cells"],
+)
+def test_thousands_separators_in_whole_groups(tmp_path: Path, text: str, expected: list[list[float]]) -> None:
+    np.testing.assert_array_equal(load_csv(write(tmp_path, text)).X, expected)
+
+
+def test_ambiguous_thousands_separator_is_refused_until_the_mark_is_forced(tmp_path: Path) -> None:
+    path = write(tmp_path, "a;b\n2;1\n1,234;2\n")
+    message = load_error(path)
+    assert "ambiguous number '1,234' in column 'a' at line 3" in message
+    assert "--decimal . " in message and "--decimal ," in message
+    np.testing.assert_array_equal(load_csv(path, options=ReadingOptions(decimal=".")).X, [[2, 1], [1234, 2]])
+    np.testing.assert_array_equal(load_csv(path, options=ReadingOptions(decimal=",")).X, [[2, 1], [1.234, 2]])
+
+
+@pytest.mark.parametrize("cell", ["1.23.4", "12,34.5", "1.2345,6", "1,5.5"])
+def test_broken_groups_are_not_numbers(tmp_path: Path, cell: str) -> None:
+    assert f"non-numeric value '{cell}' in column 'a' at line 3" in load_error(write(tmp_path, f"a;b\n0,5;1\n{cell};2\n"))
+
+
+def test_a_dot_decimal_in_a_comma_file_gets_the_decimal_hint(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, "a;b\n0,5;1\n0,25;1\n0.5;2\n"))
+    assert "non-numeric value '0.5' in column 'a' at line 4" in message
+    assert "read with decimal mark ','; pass --decimal ." in message
+    assert "--decimal" not in load_error(write(tmp_path, "a;b\n0,5;1\n0,25;1\nabc;2\n", "t.csv"))
+
+
+@pytest.mark.parametrize("value", ["x", ";"])
+def test_bad_decimal_option(tmp_path: Path, value: str) -> None:
+    with pytest.raises(RareEventError, match=r"--decimal .*use ',' or '\.'"):
+        load_csv(write(tmp_path, "a\n1\n"), options=ReadingOptions(decimal=value))
+
+
+def dated(tmp_path: Path, start: str, end: str, time_format: str, name: str = "h.csv") -> Path:
+    """Hourly rows (daily without %H) from ``start`` to ``end``, dates written with ``time_format``, dot decimals."""
+    times = pd.date_range(start, end, freq="h" if "%H" in time_format else "D")
+    frame = pd.DataFrame({"Zeitstempel": times.strftime(time_format), "x": np.arange(len(times)) * 0.25})
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_day_first_dates_are_read_from_the_whole_column(tmp_path: Path) -> None:
+    # the first 288 rows (01.01 to 12.01) fit both orders; the day 13 at line 290 settles it
+    data = load_csv(dated(tmp_path, "2026-01-01", "2026-01-25", "%d.%m.%Y %H:%M"), time="Zeitstempel")
+    np.testing.assert_array_equal(data.time, pd.date_range("2026-01-01", "2026-01-25", freq="h").to_numpy())
+    assert data.reading.time_format == "%d.%m.%Y %H:%M"
+    assert (data.reading.date_order, data.reading.date_order_assumed) == ("day-first", False)
+    assert data.reading.order_note("Zeitstempel") is None
+
+
+def test_month_first_dates_are_read_from_the_whole_column(tmp_path: Path) -> None:
+    data = load_csv(dated(tmp_path, "2026-01-01", "2026-01-25", "%m/%d/%Y %H:%M:%S"), time="Zeitstempel")
+    assert data.time[-1] == np.datetime64("2026-01-25T00:00")
+    assert (data.reading.time_format, data.reading.date_order, data.reading.date_order_assumed) == ("%m/%d/%Y %H:%M:%S", "month-first", False)
+
+
+@pytest.mark.parametrize(
+    ("time_format", "order", "last", "other"),
+    [
+        ("%d.%m.%Y %H:%M", "day-first", "2026-01-12T00:00", "--time-format '%m.%d.%Y %H:%M'"),
+        ("%d-%m-%y", "day-first", "2026-01-12T00:00", "--time-format '%m-%d-%y'"),
+        ("%d/%m/%Y", "month-first", "2026-12-01T00:00", "--dayfirst"),  # '/' dates follow pandas' month-first default
+    ],
+)
+def test_ambiguous_dates_say_which_order_was_assumed(tmp_path: Path, time_format: str, order: str, last: str, other: str) -> None:
+    # day-first dates from 01.01 to 12.01: no first field above 12, so no value settles the order
+    data = load_csv(dated(tmp_path, "2026-01-01", "2026-01-12", time_format), time="Zeitstempel")
+    assert (data.reading.date_order, data.reading.date_order_assumed) == (order, True)
+    assert data.time[-1] == np.datetime64(last)
+    note = data.reading.order_note("Zeitstempel")
+    assert f"read {order}" in note and other in note
+
+
+def test_dayfirst_and_time_format_force_the_reading(tmp_path: Path) -> None:
+    path = dated(tmp_path, "2026-01-01", "2026-01-03", "%m/%d/%Y %H:%M")
+    data = load_csv(path, time="Zeitstempel", options=ReadingOptions(dayfirst=True))
+    assert data.time[-1] == np.datetime64("2026-03-01T00:00")
+    assert (data.reading.time_format, data.reading.date_order, data.reading.date_order_assumed) == ("%d/%m/%Y %H:%M", "day-first", False)
+    data = load_csv(path, time="Zeitstempel", options=ReadingOptions(time_format="%m/%d/%Y %H:%M"))
+    assert data.time[-1] == np.datetime64("2026-01-03T00:00")
+    message = load_error(path, time="Zeitstempel", options=ReadingOptions(time_format="%Y-%m-%d %H:%M"))
+    assert "cannot parse time '01/01/2026 00:00' in column 'Zeitstempel' at line 2: it does not match the time format '%Y-%m-%d %H:%M'" in message
+
+
+def test_dayfirst_on_iso_times_is_refused(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, "time,a\n2026-01-01,1\n2026-01-02,2\n"), options=ReadingOptions(dayfirst=True))
+    assert "--dayfirst: the times in column 'time' are not dates like 31.01.2026 (line 2: '2026-01-01')" in message
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        (ReadingOptions(time_format="%d.%m.%Y", dayfirst=True), "--time-format and --dayfirst contradict each other"),
+        (ReadingOptions(dayfirst=True, time_unit="s"), "--dayfirst and --time-unit contradict each other"),
+        (ReadingOptions(time_format="%Q"), "--time-format '%Q' is not a strftime format"),
+        (ReadingOptions(time_format="d.m.Y"), "--time-format 'd.m.Y' has no % code"),
+        (ReadingOptions(time_unit="us"), "--time-unit 'us': use one of s, ms"),
+    ],
+)
+def test_bad_time_options(tmp_path: Path, options: ReadingOptions, fragment: str) -> None:
+    with pytest.raises(RareEventError, match=re.escape(fragment)):
+        load_csv(write(tmp_path, "time,a\n1,1\n"), options=options)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "value", "expected"),
+    [
+        ("time,a\n01.01.2026 00:00,1\n01.01.2026 01:00,2\n2026-01-01 02:00,3\n", 4, "2026-01-01 02:00", "the time format '%d.%m.%Y %H:%M'"),
+        ("time,a\n01.01.2026 00:00,1\n01.01.2026 01:00:00,2\n", 3, "01.01.2026 01:00:00", "the time format '%d.%m.%Y %H:%M'"),
+        ("time,a\n2026-01-01 00:00,1\n2026-01-01 01:00,2\n02.01.2026 00:00,3\n", 4, "02.01.2026 00:00", "ISO 8601 like the first time"),
+        # the first day above 12 (line 3) makes the column day-first; a month above 12 later is another format
+        ("time,a\n01.01.2026,1\n13.01.2026,2\n01.14.2026,3\n", 4, "01.14.2026", "the time format '%d.%m.%Y'"),
+    ],
+    ids=["iso-after-day-first", "seconds-appear", "day-first-after-iso", "both-orders"],
+)
+def test_mixed_time_formats_name_the_first_line_that_differs(tmp_path: Path, text: str, line: int, value: str, expected: str) -> None:
+    message = load_error(write(tmp_path, text))
+    assert f"cannot parse time '{value}' in column 'time' at line {line}: it does not match {expected}" in message
+    assert "hint: a time column holds one format" in message
+
+
+@pytest.mark.parametrize(("unit", "values"), [("s", ["1767225600", "1767225660"]), ("ms", ["1767225600000", "1767225660000"])])
+def test_time_unit_reads_epoch_numbers_as_datetimes(tmp_path: Path, unit: str, values: list[str]) -> None:
+    path = write(tmp_path, f"time,a\n{values[0]},1\n{values[1]},2\n")
+    data = load_csv(path, options=ReadingOptions(time_unit=unit))
+    np.testing.assert_array_equal(data.time, np.array(["2026-01-01T00:00", "2026-01-01T00:01"], dtype="datetime64[ns]"))
+    assert data.reading.time_unit == unit
+    assert load_csv(path).time.dtype == np.float64  # without the option: plain numbers, as before
+
+
+def test_time_unit_errors(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, "time,a\n1767225600000,1\n"), options=ReadingOptions(time_unit="s"))
+    assert "time '1767225600000' in column 'time' at line 2 is out of range as s since 1970" in message
+    assert "--time-unit ms" in message
+    message = load_error(write(tmp_path, "time,a\n1767225600,1\n2026-01-01,2\n", "d.csv"), options=ReadingOptions(time_unit="s"))
+    assert "cannot read time '2026-01-01' in column 'time' at line 3 as a number of s since 1970" in message
+
+
+def test_reading_from_a_run_is_applied_and_options_win(tmp_path: Path) -> None:
+    path = dated(tmp_path, "2026-01-01", "2026-01-03", "%d.%m.%Y %H:%M")
+    fmt = sniff(path)
+    columns = resolve_columns(fmt, time="Zeitstempel")
+    run = Reading(decimal=",", decimal_settled=True, time_format="%m.%d.%Y %H:%M", date_order="month-first")
+    none = ReadingOptions()
+    sample = text_sample(fmt, columns)
+    assert decimal_reading(sample, fmt, columns, none, run).decimal == "."  # a ',' file cannot hold decimal commas
+    assert time_reading(sample, fmt, columns, run, none, run, list).time_format == "%m.%d.%Y %H:%M"  # fits every sampled time
+    forced = time_reading(sample, fmt, columns, run, ReadingOptions(dayfirst=True), run, list)
+    assert (forced.time_format, forced.date_order) == ("%d.%m.%Y %H:%M", "day-first")
+    assert Reading.from_record(None) == Reading()  # a run saved before readings existed reads files as before
+    assert Reading.from_record(run.to_record()) == run
+
+
+def test_the_runs_order_breaks_a_tie_when_its_format_does_not_fit(tmp_path: Path) -> None:
+    path = dated(tmp_path, "2026-01-01", "2026-01-12", "%d/%m/%Y")  # '/' alone would be read month-first
+    fmt = sniff(path)
+    columns = resolve_columns(fmt, time="Zeitstempel")
+    run = Reading(time_format="%d.%m.%Y %H:%M", date_order="day-first")
+    reading = time_reading(text_sample(fmt, columns), fmt, columns, Reading(), ReadingOptions(), run, lambda: (frame["Zeitstempel"] for frame in read_frames(fmt, columns, 5, text=True)))
+    assert (reading.time_format, reading.date_order, reading.date_order_assumed) == ("%d/%m/%Y", "day-first", False)

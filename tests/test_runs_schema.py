@@ -157,6 +157,25 @@ def test_optional_columns_may_be_null(record: dict[str, Any]) -> None:
     validate_record(record, PATH)
 
 
+def test_reading_is_optional_for_runs_saved_before_it(record: dict[str, Any]) -> None:
+    assert record["reading"]["decimal"] == "."
+    del record["reading"]
+    validate_record(record, PATH)
+    record["reading"] = None
+    validate_record(record, PATH)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("decimal", ";"), ("decimal_settled", "yes"), ("time_format", 3), ("time_unit", "us"), ("date_order", "year-first"), ("date_order_assumed", None), ("extra", 1)],
+)
+def test_reading_values(record: dict[str, Any], key: str, value: Any) -> None:
+    record["reading"][key] = value
+    assert "field 'reading' has an invalid value" in invalid(record)
+    record["reading"] = "day-first"
+    assert "field 'reading' has an invalid value" in invalid(record)
+
+
 # ---------------------------------------------------------------- read_record
 
 
@@ -194,6 +213,18 @@ def test_load_run_on_a_copy(run_copy: Path, trained_runs: dict[str, Path]) -> No
     assert tuple(detector.model_.input_shape) == (None, 3, 3)
     # the original run loads to the very same threshold
     assert load_run(trained_runs["ae"])[1].threshold_ == detector.threshold_
+
+
+def test_run_without_reading_scores_as_before(run_copy: Path, trained_runs: dict[str, Path], sensor_csv: Path) -> None:
+    from rareevent.scoring import score_csv
+
+    record = json.loads((run_copy / RUN_FILE).read_text())
+    del record["reading"]
+    (run_copy / RUN_FILE).write_text(json.dumps(record))
+    old = score_csv(sensor_csv, *load_run(run_copy))
+    new = score_csv(sensor_csv, *load_run(trained_runs["ae"]))
+    np.testing.assert_array_equal(old.error, new.error)
+    np.testing.assert_array_equal(old.time, new.time)
 
 
 def test_load_plain_run(trained_runs: dict[str, Path]) -> None:
