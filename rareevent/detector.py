@@ -37,6 +37,8 @@ class RareEventDetector:
 
     Parameters are plain values so that a detector can be rebuilt from
     ``run.json``; see the README for how each default was chosen.
+    ``warm_start`` (scikit-learn's sense) makes ``fit`` continue training the
+    weights of ``model_`` instead of building a fresh model (``rareevent update``).
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class RareEventDetector:
         patience: int = 5,
         learning_rate: float | None = None,
         seed: int = 0,
+        warm_start: bool = False,
     ) -> None:
         self.arch = arch
         self.lookback = lookback
@@ -70,6 +73,7 @@ class RareEventDetector:
         self.patience = patience
         self.learning_rate = learning_rate
         self.seed = seed
+        self.warm_start = warm_start
 
     def check_params(self) -> None:
         """Refuse bad parameters before any data is read or any model built."""
@@ -154,7 +158,10 @@ class RareEventDetector:
             tf.config.experimental.enable_op_determinism()
         self.batch_size_ = self.batch_size or auto_batch_size(len(train))
         self.learning_rate_ = self.learning_rate or auto_learning_rate(self.batch_size_)
-        model = build_model(self.arch, self.lookback, train.shape[2], tuple(self.units), self.activation)
+        if self.warm_start and hasattr(self, "model_"):
+            model = self.model_
+        else:
+            model = build_model(self.arch, self.lookback, train.shape[2], tuple(self.units), self.activation)
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate_), loss="mse")
         callbacks = [
             keras.callbacks.TerminateOnNaN(),
