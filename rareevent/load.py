@@ -421,10 +421,15 @@ def load_csv(
     label: str | None = None,
     drop: Sequence[str] = (),
     fill: str | None = None,
+    trained: Columns | None = None,
 ) -> SensorData:
-    """Read and validate a whole training CSV."""
+    """Read and validate a whole training CSV.
+
+    With ``trained`` (a run's columns) the file is matched to them by name,
+    as for scoring, instead of taking roles from ``time``/``label``/``drop``.
+    """
     fmt = sniff(path)
-    columns = resolve_columns(fmt, time=time, label=label, drop=drop)
+    columns = resolve_columns(fmt, time=time, label=label, drop=drop) if trained is None else columns_for_model(fmt, trained)
     frame = next(read_frames(fmt, columns), None)
     if frame is None or len(frame) == 0:
         raise RareEventError(f"{fmt.path}: has a header but no data rows")
