@@ -13,13 +13,17 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from rareevent.errors import RareEventError
+
+if TYPE_CHECKING:
+    from rareevent.detector import EpochCallback
+    from rareevent.training import TrainResult
 
 app = typer.Typer(
     name="rareevent",
@@ -198,11 +202,8 @@ def train(
 ) -> None:
     """Train a detector on the normal windows of DATA and save it as a run."""
     with _errors():
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
         from rareevent.detector import RareEventDetector
         from rareevent.runs import check_run_slot
-        from rareevent.training import save
         from rareevent.training import train as run_training
 
         detector = RareEventDetector(
@@ -225,22 +226,7 @@ def train(
         reading = _reading_options(decimal, time_format, dayfirst, time_unit)
         if name is not None:
             check_run_slot(runs_dir, name, overwrite)  # before minutes of training, not after
-        progress = Progress(
-            TextColumn("[bold]training {task.fields[arch]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}  val_loss {task.fields[val_loss]}"),
-            TimeElapsedColumn(),
-            console=out,
-        )
-        task = progress.add_task("train", total=epochs, arch=arch, loss="-", val_loss="-")
-
-        def on_epoch(epoch: int, logs: dict[str, float]) -> None:
-            if not progress.live.is_started:  # shown from the first epoch on: a data error prints no empty bar
-                progress.start()
-            progress.update(task, completed=epoch + 1, loss=f"{logs.get('loss', 0):.4f}", val_loss=f"{logs.get('val_loss', 0):.4f}")
-
-        try:
+        with _epoch_progress(f"training {arch}", epochs) as on_epoch:
             result = run_training(
                 data,
                 detector,
@@ -255,29 +241,60 @@ def train(
                 name=name,
                 on_epoch=on_epoch,
             )
-        finally:
-            if progress.live.is_started:
-                progress.stop()
-        record = result.record
-        if record["constant_features"]:
-            _warn(f"constant column(s) in the normal training rows: {', '.join(record['constant_features'])}; kept neutral (scaled to 0)")
-        if record["trending_features"]:
-            _warn(
-                f"sensor(s) {', '.join(record['trending_features'])} trend steadily over the training rows; they may leave their "
-                "training range later and raise false alarms (consider a longer training period, --margin, or --drop)"
-            )
-        if record["filled_cells"]:
-            _note(f"repaired {record['filled_cells']} blank/NaN cell(s) with --fill {fill}")
-        if record["context_features"]:
-            _note(f"context column(s), read but not scored: {', '.join(record['context_features'])}" + (" (--context none scores them too)" if context == "auto" else ""))
-        beaten = _baseline_wins(record)
-        if beaten:
-            _warn(beaten)
-        order_note = result.data.reading.order_note(record["time_column"])
-        if order_note:
-            _note(order_note)
-        path = save(result, runs_dir, overwrite=overwrite)
-        _print_train_summary(record, path, result.data.reading.describe())
+        _save_and_summarize(result, fill, runs_dir, overwrite)
+
+
+@contextmanager
+def _epoch_progress(what: str, epochs: int) -> Iterator[EpochCallback]:
+    """A progress bar over the epochs; yields the per-epoch callback that draws it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("[bold]{task.fields[what]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}  val_loss {task.fields[val_loss]}"),
+        TimeElapsedColumn(),
+        console=out,
+    )
+    task = progress.add_task("train", total=epochs, what=what, loss="-", val_loss="-")
+
+    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+        if not progress.live.is_started:  # shown from the first epoch on: a data error prints no empty bar
+            progress.start()
+        progress.update(task, completed=epoch + 1, loss=f"{logs.get('loss', 0):.4f}", val_loss=f"{logs.get('val_loss', 0):.4f}")
+
+    try:
+        yield on_epoch
+    finally:
+        if progress.live.is_started:
+            progress.stop()
+
+
+def _save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, overwrite: bool) -> None:
+    """Warn about what training noticed, save the run folder and print its summary (train and update)."""
+    from rareevent.training import save
+
+    record = result.record
+    if record["constant_features"]:
+        _warn(f"constant column(s) in the normal training rows: {', '.join(record['constant_features'])}; kept neutral (scaled to 0)")
+    if record["trending_features"]:
+        _warn(
+            f"sensor(s) {', '.join(record['trending_features'])} trend steadily over the training rows; they may leave their "
+            "training range later and raise false alarms (consider a longer training period, --margin, or --drop)"
+        )
+    if record["filled_cells"]:
+        _note(f"repaired {record['filled_cells']} blank/NaN cell(s) with --fill {fill}")
+    if record["context_features"]:
+        _note(f"context column(s), read but not scored: {', '.join(record['context_features'])} (--context names them; --context none scores every column)")
+    beaten = _baseline_wins(record)
+    if beaten:
+        _warn(beaten)
+    order_note = result.data.reading.order_note(record["time_column"])
+    if order_note:
+        _note(order_note)
+    path = save(result, runs_dir, overwrite=overwrite)
+    _print_train_summary(record, path, result.data.reading.describe())
 
 
 def _baseline_wins(record: dict[str, Any]) -> str | None:
@@ -294,6 +311,8 @@ def _print_train_summary(record: dict[str, Any], path: Path, reading: str | None
     table = Table(title=f"run {record['name']}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
+    if record.get("parent"):
+        table.add_row("updated from", f"{record['parent']['name']} ({record['parent']['folder']})")
     n = record["windows"]
     table.add_row("windows", f"train {n['train_normal']} normal, valid {n.get('valid', 0)}, test {n.get('test', 0)}")
     table.add_row("epochs", f"{record['epochs_run']} run, best {record['best_epoch']} ({record['train_seconds']:.1f} s)")
@@ -315,6 +334,33 @@ def _print_train_summary(record: dict[str, Any], path: Path, reading: str | None
             out.print(f"{part}: {lead}")
     if record["metrics"].get("test") is None:
         out.print("no test metrics (no label column, or --test-frac 0)")
+
+
+@app.command()
+def update(
+    run: Annotated[str, typer.Argument(help="Run folder or run name to start from (it is only read).")],
+    data: Annotated[Path, typer.Argument(help="Newer sensor CSV with the run's feature columns (labels optional).")],
+    epochs: Annotated[int, typer.Option(help="Most epochs of continued training (early stopping usually ends sooner).")] = 10,
+    valid_frac: Annotated[float, typer.Option(help="Fraction of the newer rows, at their end, for validation and the threshold.")] = 0.2,
+    threshold: Annotated[str | None, typer.Option(help="Threshold strategy (as in train); default: the run's.")] = None,
+    margin: Annotated[float | None, typer.Option(help="Multiply the chosen threshold by this; default: the run's margin.")] = None,
+    fill: FillOption = None,
+    runs_dir: RunsDir = Path("runs"),
+    name: Annotated[str | None, typer.Option(help="Name of the new run (default: time stamp and arch).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name (never the run being updated).")] = False,
+) -> None:
+    """Refit a run's scaler and threshold on newer data, continue training its model, and save a new run."""
+    with _errors():
+        from rareevent.runs import resolve_run
+        from rareevent.training import check_update_slot
+        from rareevent.training import update as run_update
+
+        folder = resolve_run(run, runs_dir)
+        if name is not None:
+            check_update_slot(folder, runs_dir, name, overwrite)  # before training, not after
+        with _epoch_progress(f"updating {folder.name}", epochs) as on_epoch:
+            result = run_update(folder, data, epochs=epochs, valid_frac=valid_frac, threshold=threshold, margin=margin, fill=fill, name=name, on_epoch=on_epoch)
+        _save_and_summarize(result, fill, runs_dir, overwrite)
 
 
 @app.command()
@@ -546,6 +592,7 @@ def _print_runs_table(summaries: list[dict[str, Any]]) -> None:
         ("lookback", lambda r: str(r["lookback"])),
         ("units", lambda r: ",".join(map(str, r["units"]))),
         ("parameters", lambda r: f"{r['parameters']:,}" if r["parameters"] else "-"),
+        *([("parent", lambda r: r["parent"] or "-")] if any(r["parent"] for r in summaries) else []),
         ("threshold", lambda r: f"{r['threshold_strategy']} = {r['threshold']:.4g}"),
         *_SCORE_ROWS,
         ("events caught", _events),

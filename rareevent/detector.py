@@ -39,6 +39,8 @@ class RareEventDetector(BaseEstimator):
 
     Parameters are plain values so that a detector can be rebuilt from
     ``run.json``; see the README for how each default was chosen.
+    ``warm_start`` (scikit-learn's sense) makes ``fit`` continue training the
+    weights of ``model_`` instead of building a fresh model (``rareevent update``).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class RareEventDetector(BaseEstimator):
         seed: int = 0,
         context: str | Sequence[int] = "auto",
         normalize: bool = True,
+        warm_start: bool = False,
     ) -> None:
         self.arch = arch
         self.lookback = lookback
@@ -76,6 +79,7 @@ class RareEventDetector(BaseEstimator):
         self.seed = seed
         self.context = context
         self.normalize = normalize
+        self.warm_start = warm_start
 
     def check_params(self) -> None:
         """Refuse bad parameters before any data is read or any model built."""
@@ -194,7 +198,10 @@ class RareEventDetector(BaseEstimator):
             tf.config.experimental.enable_op_determinism()
         self.batch_size_ = self.batch_size or auto_batch_size(len(train))
         self.learning_rate_ = self.learning_rate or auto_learning_rate(self.batch_size_)
-        model = build_model(self.arch, self.lookback, train.shape[2], tuple(self.units), self.activation, n_outputs=len(targets))
+        if self.warm_start and hasattr(self, "model_"):
+            model = self.model_
+        else:
+            model = build_model(self.arch, self.lookback, train.shape[2], tuple(self.units), self.activation, n_outputs=len(targets))
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate_), loss="mse")
         callbacks = [
             keras.callbacks.TerminateOnNaN(),

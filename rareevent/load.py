@@ -720,12 +720,17 @@ def load_csv(
     drop: Sequence[str] = (),
     fill: str | None = None,
     options: ReadingOptions | None = None,
+    trained: Columns | None = None,
 ) -> SensorData:
-    """Read and validate a whole training CSV, inferring its reading where ``options`` leave it open."""
+    """Read and validate a whole training CSV, inferring its reading where ``options`` leave it open.
+
+    With ``trained`` (a run's columns) the file is matched to them by name,
+    as for scoring, instead of taking roles from ``time``/``label``/``drop``.
+    """
     options = options or ReadingOptions()
     options.check()
     fmt = sniff(path)
-    columns = resolve_columns(fmt, time=time, label=label, drop=drop)
+    columns = resolve_columns(fmt, time=time, label=label, drop=drop) if trained is None else columns_for_model(fmt, trained)
     sample = text_sample(fmt, columns)
     reading = decimal_reading(sample, fmt, columns, options, Reading())
     frame = next(read_frames(fmt, columns, reading=reading), None)

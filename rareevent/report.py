@@ -22,6 +22,7 @@ def summarize(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": record["name"],
         "folder": str(folder),
+        "parent": record["parent"]["name"] if record.get("parent") else None,
         "created": record.get("created"),
         "arch": record["arch"],
         "lookback": record["lookback"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -166,13 +167,35 @@ def validate_record(record: Any, path: Path) -> None:
             and not set(v) & set(record.get("context_features") or []),
             "error_scale": lambda v: isinstance(v, list) and len(v) == m and all(_is_number(x) and x > 0 for x in v),
         }
+    _check_fields(record, checks, path)
+    if not reading_record_ok(record.get("reading")):  # optional: runs saved before it read files as today
+        raise RareEventError(f"{path}: field 'reading' has an invalid value {json.dumps(record['reading'])[:60]}")
+    if "parent" in record:  # written by `rareevent update`
+        _check_fields(record, {"parent": lambda v: isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ("name", "folder"))}, path)
+
+
+# what a warm start (`rareevent update`) continues training with
+TRAINING_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "margin": lambda v: _is_number(v) and v > 0,
+    "batch_size": lambda v: _is_int(v) and v >= 1,
+    "learning_rate": lambda v: _is_number(v) and 0 < v < 1,
+    "patience": lambda v: _is_int(v) and v >= 0,
+    "seed": _is_int,
+}
+
+
+def training_settings(record: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The training settings of a run, checked: detector parameters for continuing its training."""
+    _check_fields(record, TRAINING_CHECKS, path)
+    return {field: record[field] for field in TRAINING_CHECKS}
+
+
+def _check_fields(record: dict[str, Any], checks: dict[str, Callable[[Any], bool]], path: Path) -> None:
     for field, ok in checks.items():
         if field not in record:
             raise RareEventError(f"{path}: required field {field!r} is missing")
         if not ok(record[field]):
             raise RareEventError(f"{path}: field {field!r} has an invalid value {json.dumps(record[field])[:60]}")
-    if not reading_record_ok(record.get("reading")):  # optional: runs saved before it read files as today
-        raise RareEventError(f"{path}: field 'reading' has an invalid value {json.dumps(record['reading'])[:60]}")
 
 
 def load_run(folder: str | Path) -> tuple[dict[str, Any], RareEventDetector]:

@@ -16,10 +16,11 @@ import rareevent
 from rareevent import windows
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
-from rareevent.load import ReadingOptions, SensorData, file_sha256, load_csv
+from rareevent.load import Columns, ReadingOptions, SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
 from rareevent.model import import_keras
-from rareevent.runs import FORMAT_VERSION, check_run_name, save_run, scores_frame
+from rareevent.runs import FORMAT_VERSION, RUN_FILE, check_run_name, check_run_slot, load_run, save_run, scores_frame, training_settings
+from rareevent.threshold import parse_strategy
 
 
 @dataclass
@@ -65,6 +66,20 @@ def train(
     name = name or default_run_name(detector.arch)
     check_run_name(name)
     data = load_csv(csv_path, time=time, label=label, drop=drop, fill=fill, options=reading)
+    detector.context = resolve_context(context, data.columns.features)
+    return _train_on(detector, data, name, valid_frac, test_frac, fill, on_epoch)
+
+
+def _train_on(
+    detector: RareEventDetector,
+    data: SensorData,
+    name: str,
+    valid_frac: float,
+    test_frac: float,
+    fill: str | None,
+    on_epoch: EpochCallback | None,
+) -> TrainResult:
+    """Split ``data`` in time order, fit ``detector`` and its PCA baseline, score the parts and build the run record."""
     splits = windows.chronological_split(len(data), valid_frac, test_frac)
     short = [part for part in ("train", "valid") if splits[part][1] - splits[part][0] < detector.lookback]
     if short:
@@ -74,11 +89,10 @@ def train(
             f"the {short[0]} part would hold less than one window; at least {needed} rows are needed",
             hint="use a longer file or a smaller --lookback",
         )
-    detector.context = resolve_context(context, data.columns.features)
     parts, metrics = _fit_and_measure(detector, data, splits, on_epoch)
     baseline = None
     if detector.arch != "pca":
-        pca = RareEventDetector(**{**detector.get_params(), "arch": "pca"})
+        pca = RareEventDetector(**{**detector.get_params(), "arch": "pca", "warm_start": False})
         _, baseline_metrics = _fit_and_measure(pca, data, splits, None)
         baseline = {"arch": "pca", "parameters": pca.model_.count_params(), "threshold": float(pca.threshold_), "metrics": baseline_metrics}
     record = _record(name, detector, data, splits, metrics, valid_frac, test_frac, fill, parts)
@@ -128,8 +142,72 @@ def resolve_context(context: str | Sequence[str] | None, features: Sequence[str]
     return sorted(chosen)
 
 
+def update(
+    run_folder: str | Path,
+    csv_path: str | Path,
+    *,
+    epochs: int = 10,
+    valid_frac: float = 0.2,
+    threshold: str | None = None,
+    margin: float | None = None,
+    fill: str | None = None,
+    name: str | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrainResult:
+    """A new run from a saved one and a newer stretch of data: ``rareevent update``.
+
+    The rows of ``csv_path`` (matched to the run's columns by name, as for
+    scoring) are split in time order into a part to fit on and a validation
+    part, with no test part. The scaler is refit on the normal rows of the
+    first part, the run's model continues training from its saved weights
+    (same architecture, Adam at the run's learning rate and batch size,
+    early stopping as in training), and the threshold is chosen again on the
+    validation part with the run's strategy and margin unless ``threshold``
+    or ``margin`` replace them. The run folder itself is only read.
+    """
+    folder = Path(run_folder)
+    parent, detector = load_run(folder)
+    for key, value in training_settings(parent, folder / RUN_FILE).items():
+        setattr(detector, key, value)
+    detector.warm_start = True
+    detector.epochs = epochs
+    detector.threshold = detector.threshold if threshold is None else threshold
+    detector.margin = detector.margin if margin is None else margin
+    detector.check_params()
+    windows.check_fractions(valid_frac, 0.0)
+    name = name or default_run_name(detector.arch)
+    check_run_name(name)
+    trained = Columns(features=parent["features"], time=parent["time_column"], label=parent["label_column"])
+    data = load_csv(csv_path, fill=fill, trained=trained)
+    strategy = parse_strategy(detector.threshold)
+    if strategy.needs_labels and data.y is None:
+        raise RareEventError(
+            f"{data.path}: threshold {strategy} needs the label column {parent['label_column']!r}, which the file does not have",
+            hint="pass --threshold quantile for a stretch of normal data without labels",
+        )
+    result = _train_on(detector, data, name, valid_frac, 0.0, fill, on_epoch)
+    result.record.update(
+        time_column=parent["time_column"],  # the run's column roles, even where this file lacks a column
+        label_column=parent["label_column"],
+        dropped_columns=parent.get("dropped_columns", []),
+        parent={"name": parent["name"], "folder": str(folder.resolve()), "input_sha256": parent.get("input_sha256")},
+    )
+    return result
+
+
+def check_update_slot(parent_folder: str | Path, runs_dir: str | Path, name: str, overwrite: bool) -> Path:
+    """The folder an updated run ``name`` goes to; never the run it was updated from."""
+    target = check_run_slot(runs_dir, name, overwrite)
+    if target.resolve() == Path(parent_folder).resolve():
+        raise RareEventError(f"{target}: is the run being updated; an update saves a new run and leaves it as it is", hint="choose another --name")
+    return target
+
+
 def save(result: TrainResult, runs_dir: str | Path, overwrite: bool = False) -> Path:
-    """Write the run folder of a training result atomically."""
+    """Write the run folder of a training result atomically (never over the parent of an updated run)."""
+    parent = result.record.get("parent")
+    if parent is not None:
+        check_update_slot(parent["folder"], runs_dir, result.record["name"], overwrite)
     result.path = save_run(runs_dir, result.record["name"], result.detector, result.record, result.scores, overwrite)
     return result.path
 
