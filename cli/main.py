@@ -370,17 +370,23 @@ def architecture(
     features: Annotated[int, typer.Option(help="Number of sensors (F).")] = 8,
     units: Annotated[str, typer.Option(help="LSTM units u1,u2.")] = "32,16",
     activation: Annotated[str, typer.Option(help="tanh or relu.")] = "tanh",
+    context: Annotated[int, typer.Option(help="How many of the features are context (read, not reconstructed).")] = 0,
 ) -> None:
     """Print the layer table of a model: name, type, output shape, parameters."""
     with _errors():
-        from rareevent.model import build_model, check_model_options, layer_table
+        from rareevent.model import LSTM_ARCHS, build_model, check_model_options, layer_table
 
         u = _parse_units(units)
         check_model_options(arch, activation, u, lookback)
         if features < 1:
             raise RareEventError(f"--features must be at least 1, got {features}")
-        model = build_model(arch, lookback, features, u, activation)
-        table = Table(title=f"{arch}: lookback {lookback}, {features} features, units {u[0]},{u[1]}")
+        if not 0 <= context < features:
+            raise RareEventError(f"--context must be in 0..{features - 1} (at least one feature is reconstructed), got {context}")
+        if arch not in LSTM_ARCHS:
+            raise RareEventError(f"--arch {arch!r} has no layers to show; the architecture table is for {', '.join(LSTM_ARCHS)}")
+        model = build_model(arch, lookback, features, u, activation, n_outputs=features - context)
+        title = f"{arch}: lookback {lookback}, {features} features" + (f" ({context} context)" if context else "")
+        table = Table(title=f"{title}, units {u[0]},{u[1]}")
         for column, justify in (("layer", "left"), ("type", "left"), ("output shape", "left"), ("parameters", "right")):
             table.add_column(column, justify=justify)
         table.add_row("window", "Input", str((lookback, features)), "0")

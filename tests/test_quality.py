@@ -180,3 +180,14 @@ def test_a_run_trained_without_labels_is_measured_with_score_label(tmp_path: Pat
     assert measured["events"] == 3 and measured["events_detected"] >= 2
     unknown = runner.invoke(app, ["score", str(incident), "--run", str(tmp_path / "n"), "--label", "nope"])
     assert unknown.exit_code == 2 and "label names unknown column 'nope'" in unknown.output
+
+
+def test_architecture_shows_the_context_shapes_and_the_seed_count_holds_without() -> None:
+    seed = runner.invoke(app, ["architecture", "--arch", "plain", "--lookback", "3", "--features", "2", "--units", "128,64"])
+    assert seed.exit_code == 0 and "248,578" in seed.output
+    with_context = runner.invoke(app, ["architecture", "--lookback", "3", "--features", "55", "--context", "54", "--units", "32,16"])
+    assert with_context.exit_code == 0, with_context.output
+    assert "(3, 1)" in with_context.output and "(55 features (54 context)" not in with_context.output
+    assert "55 features (54 context)" in with_context.output
+    refused = runner.invoke(app, ["architecture", "--features", "3", "--context", "3"])
+    assert refused.exit_code == 2 and "--context must be in 0..2" in refused.output
