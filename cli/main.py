@@ -177,12 +177,12 @@ def train(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")] = False,
 ) -> None:
     """Train a detector on the normal windows of DATA and save it as a run."""
-    with _errors():
+    with _errors(), ExitStack() as stack:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from rareevent.detector import RareEventDetector
-        from rareevent.runs import check_run_slot
-        from rareevent.training import save
+        from rareevent.runs import reserve_run
+        from rareevent.training import default_run_name, save
         from rareevent.training import train as run_training
 
         detector = RareEventDetector(
@@ -201,8 +201,8 @@ def train(
             patience=patience,
             seed=seed,
         )
-        if name is not None:
-            check_run_slot(runs_dir, name, overwrite)  # before minutes of training, not after
+        name = name or default_run_name(arch)
+        stack.enter_context(reserve_run(runs_dir, name, overwrite))  # before minutes of training, not after
         progress = Progress(
             TextColumn("[bold]training {task.fields[arch]}"),
             BarColumn(),
