@@ -306,6 +306,20 @@ def _output_kind(output: Path, allowed: tuple[str, ...]) -> str:
     return kind
 
 
+def _check_outputs(data: Path, outputs: dict[str, Path | None]) -> None:
+    """Refuse an output that is the input file, or two outputs naming one file (one would replace the other)."""
+    seen: dict[Path, str] = {}
+    for option, target in outputs.items():
+        if target is None:
+            continue
+        resolved = Path(target).resolve()
+        if resolved == Path(data).resolve():
+            raise RareEventError(f"{target}: is the input file; choose another output name")
+        if resolved in seen:
+            raise RareEventError(f"{target}: {seen[resolved]} and {option} name the same file; choose two names")
+        seen[resolved] = option
+
+
 def _rows_progress(path: Path):  # noqa: ANN202 - a rich Progress
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -339,15 +353,13 @@ def score(
         kind = _output_kind(output, ("csv", "json")) if output else None
         if metrics_out is not None:
             _output_kind(metrics_out, ("json",))
+        _check_outputs(data, {"--output": output, "--metrics-out": metrics_out})
         folder = resolve_run(run, runs_dir)
         record, detector = load_run(folder)
         if metrics_out is not None and record["label_column"] is None:
             raise RareEventError(f"--metrics-out needs labels, and run {record['name']!r} was trained without a label column")
         if metrics_out is not None and not file_has_labels(data, record):
             raise RareEventError(f"{data}: --metrics-out needs the label column {record['label_column']!r}, which the file does not have")
-        for target in (output, metrics_out):
-            if target is not None and Path(target).resolve() == Path(data).resolve():
-                raise RareEventError(f"{target}: is the input file; choose another output name")
         total = _estimate_rows(Path(data)) if Path(data).is_file() and Path(data).stat().st_size > 4 * chunk_rows else None
         progress = _rows_progress(Path(data))
         task = progress.add_task("score", total=total)
@@ -416,6 +428,7 @@ def encode(
         from rareevent.storage import atomic_file
 
         kind = _output_kind(output, ("csv", "json"))
+        _check_outputs(data, {"--output": output})
         folder = resolve_run(run, runs_dir)
         require_bottleneck(read_record(folder)["arch"])
         record, detector = load_run(folder)
