@@ -22,7 +22,7 @@ from rareevent.errors import RareEventError
 
 DEFAULT_QUANTILE = 0.995
 LABEL_STRATEGIES = ("f1", "fbeta", "pr-cross", "precision")
-BETA_RANGE = (0.01, 100.0)  # beyond it F-beta is just precision or just recall: flag nothing or everything
+MAX_BETA = 100.0  # beyond it F-beta is recall alone: the threshold flags every validation window
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ def parse_strategy(text: str) -> Strategy:
         value = float(arg)
     except ValueError:
         raise RareEventError(f"--threshold {text!r}: {arg!r} is not a number", hint=usage) from None
-    if name == "fbeta" and not BETA_RANGE[0] <= value <= BETA_RANGE[1]:
-        raise RareEventError(f"--threshold {text!r}: beta must be between {BETA_RANGE[0]:g} and {BETA_RANGE[1]:g}")
+    if name == "fbeta" and not 0 < value <= MAX_BETA:
+        raise RareEventError(f"--threshold {text!r}: beta must be above 0 and at most {MAX_BETA:g}")
     if name in ("precision", "quantile") and not 0 < value <= 1:
         raise RareEventError(f"--threshold {text!r}: {name} must be in (0, 1]")
     return Strategy(name, value)
