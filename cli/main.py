@@ -201,9 +201,10 @@ def train(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")] = False,
 ) -> None:
     """Train a detector on the normal windows of DATA and save it as a run."""
-    with _errors():
+    with _errors(), ExitStack() as stack:
         from rareevent.detector import RareEventDetector
-        from rareevent.runs import check_run_slot
+        from rareevent.runs import reserve_run
+        from rareevent.training import default_run_name
         from rareevent.training import train as run_training
 
         detector = RareEventDetector(
@@ -224,8 +225,8 @@ def train(
             normalize=normalize,
         )
         reading = _reading_options(decimal, time_format, dayfirst, time_unit)
-        if name is not None:
-            check_run_slot(runs_dir, name, overwrite)  # before minutes of training, not after
+        name = name or default_run_name(arch)
+        stack.enter_context(reserve_run(runs_dir, name, overwrite))  # before minutes of training, not after
         with _epoch_progress(f"training {arch}", epochs) as on_epoch:
             result = run_training(
                 data,
@@ -350,14 +351,15 @@ def update(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name (never the run being updated).")] = False,
 ) -> None:
     """Refit a run's scaler and threshold on newer data, continue training its model, and save a new run."""
-    with _errors():
-        from rareevent.runs import resolve_run
-        from rareevent.training import check_update_slot
+    with _errors(), ExitStack() as stack:
+        from rareevent.runs import read_record, reserve_run, resolve_run
+        from rareevent.training import check_update_slot, default_run_name
         from rareevent.training import update as run_update
 
         folder = resolve_run(run, runs_dir)
-        if name is not None:
-            check_update_slot(folder, runs_dir, name, overwrite)  # before training, not after
+        name = name or default_run_name(read_record(folder)["arch"])
+        check_update_slot(folder, runs_dir, name, overwrite)  # before training, not after
+        stack.enter_context(reserve_run(runs_dir, name, overwrite))
         with _epoch_progress(f"updating {folder.name}", epochs) as on_epoch:
             result = run_update(folder, data, epochs=epochs, valid_frac=valid_frac, threshold=threshold, margin=margin, fill=fill, name=name, on_epoch=on_epoch)
         _save_and_summarize(result, fill, runs_dir, overwrite)
@@ -404,6 +406,20 @@ def _output_kind(output: Path, allowed: tuple[str, ...]) -> str:
     return kind
 
 
+def _check_outputs(data: Path, outputs: dict[str, Path | None]) -> None:
+    """Refuse an output that is the input file, or two outputs naming one file (one would replace the other)."""
+    seen: dict[Path, str] = {}
+    for option, target in outputs.items():
+        if target is None:
+            continue
+        resolved = Path(target).resolve()
+        if resolved == Path(data).resolve():
+            raise RareEventError(f"{target}: is the input file; choose another output name")
+        if resolved in seen:
+            raise RareEventError(f"{target}: {seen[resolved]} and {option} name the same file; choose two names")
+        seen[resolved] = option
+
+
 def _rows_progress(path: Path):  # noqa: ANN202 - a rich Progress
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -444,6 +460,7 @@ def score(
         reading = _reading_options(decimal, time_format, dayfirst, time_unit)
         if metrics_out is not None:
             _output_kind(metrics_out, ("json",))
+        _check_outputs(data, {"--output": output, "--metrics-out": metrics_out})
         folder = resolve_run(run, runs_dir)
         record, detector = load_run(folder)
         label_column = label or record["label_column"]
@@ -451,9 +468,6 @@ def score(
             raise RareEventError(f"--metrics-out needs labels, and run {record['name']!r} was trained without a label column", hint="name the file's label column with --label")
         if metrics_out is not None and not file_has_labels(data, label_column):
             raise RareEventError(f"{data}: --metrics-out needs the label column {label_column!r}, which the file does not have")
-        for target in (output, metrics_out):
-            if target is not None and Path(target).resolve() == Path(data).resolve():
-                raise RareEventError(f"{target}: is the input file; choose another output name")
         total = _estimate_rows(Path(data)) if Path(data).is_file() and Path(data).stat().st_size > 4 * chunk_rows else None
         progress = _rows_progress(Path(data))
         task = progress.add_task("score", total=total)
@@ -542,6 +556,7 @@ def encode(
 
         kind = _output_kind(output, ("csv", "json"))
         reading = _reading_options(decimal, time_format, dayfirst, time_unit)
+        _check_outputs(data, {"--output": output})
         folder = resolve_run(run, runs_dir)
         require_bottleneck(read_record(folder)["arch"])
         record, detector = load_run(folder)

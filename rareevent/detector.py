@@ -22,11 +22,14 @@ from sklearn.base import BaseEstimator
 from rareevent import scaling, windows
 from rareevent.errors import RareEventError
 from rareevent.model import PCAModel, build_model, check_model_options, encoder, import_keras
-from rareevent.threshold import choose_threshold, parse_strategy
+from rareevent.threshold import check_labels, choose_threshold, parse_strategy
 
 SCORE_KINDS = ("mean", "last")
 CONTEXT_RULES = ("auto", "none")
 PREDICT_BATCH = 4096
+MAX_SPAN = 100_000  # the most rows --lookback, --lead and --smooth may span; run.json is checked against the same bounds
+MAX_MARGIN = 1000.0
+MAX_SEED = 2**32 - 1  # numpy's seeds
 
 if TYPE_CHECKING:
     import keras
@@ -86,9 +89,11 @@ class RareEventDetector(BaseEstimator):
         check_model_options(self.arch, self.activation, self.units, self.lookback)
         checks = [
             (self.score_kind in SCORE_KINDS, f"--score must be one of {', '.join(SCORE_KINDS)}, got {self.score_kind!r}"),
-            (self.smooth >= 1, f"--smooth must be at least 1, got {self.smooth}"),
-            (math.isfinite(self.margin) and self.margin > 0, f"--margin must be a number above 0, got {self.margin}"),
-            (self.lead >= 0, f"--lead must be 0 or more, got {self.lead}"),
+            (self.lookback <= MAX_SPAN, f"--lookback must be at most {MAX_SPAN}, got {self.lookback}"),
+            (1 <= self.smooth <= MAX_SPAN, f"--smooth must be between 1 and {MAX_SPAN}, got {self.smooth}"),
+            (0 < self.margin <= MAX_MARGIN, f"--margin must be above 0 and at most {MAX_MARGIN:g}, got {self.margin:g}"),
+            (0 <= self.lead <= MAX_SPAN, f"--lead must be between 0 and {MAX_SPAN}, got {self.lead}"),
+            (0 <= self.seed <= MAX_SEED, f"--seed must be between 0 and {MAX_SEED}, got {self.seed}"),
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
             (self.patience >= 0, f"--patience must be 0 or more, got {self.patience}"),
             (self.batch_size is None or self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
@@ -145,6 +150,8 @@ class RareEventDetector(BaseEstimator):
             raise RareEventError("the train part has no window free of events to learn normal behaviour from")
         if not valid_clean.any():
             raise RareEventError("the validation part has no window free of events", hint="raise --valid-frac")
+        labels = None if y_valid is None else windows.window_labels(valid_rows, T, self.lead)[: len(valid_clean)]
+        check_labels(strategy, labels)  # before training, not after it
         train_windows = windows.sliding_windows(scaling.transform(self.scaler_, X_train), T)[train_clean]
         valid_all = windows.sliding_windows(scaling.transform(self.scaler_, X_valid), T)
         self.model_ = self._train(np.ascontiguousarray(train_windows), np.ascontiguousarray(valid_all[valid_clean]), on_epoch)
@@ -153,7 +160,6 @@ class RareEventDetector(BaseEstimator):
         if self.normalize:
             self.error_scale_ = error_scales(self._reconstruction_errors(valid_all[valid_clean])[1])
         scores = self.smooth_scores(self._reconstruction_errors(valid_all)[0])
-        labels = None if y_valid is None else windows.window_labels(valid_rows, T, self.lead)[: len(scores)]
         self.threshold_strategy_ = str(strategy)
         self.threshold_ = self.margin * choose_threshold(strategy, scores, labels, valid_clean)
         if not math.isfinite(self.threshold_):

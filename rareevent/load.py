@@ -22,6 +22,7 @@ import csv
 import codecs
 import hashlib
 import io
+import itertools
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -221,7 +222,8 @@ def sniff(path: str | Path) -> CsvFormat:
     first_line = text.split("\n", 1)[0].rstrip("\r")
     if not first_line.strip():
         raise RareEventError(f"{path}: line 1 is blank; the first line must be the header")
-    counts = {d: first_line.count(d) for d in DELIMITERS}
+    unquoted = re.sub(r'"[^"]*"', "", first_line)  # a quoted header name may hold any separator
+    counts = {d: unquoted.count(d) for d in DELIMITERS}
     delimiter = max(counts, key=lambda d: counts[d])
     header = [name.strip() for name in next(csv.reader(io.StringIO(text), delimiter=delimiter))]
     if counts[delimiter] == 0 and re.search(r"[|:]", first_line):
@@ -337,9 +339,9 @@ def read_frames(
     except pd.errors.ParserError as exc:
         match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
         if match:
-            expected, line, saw = match.groups()
+            expected, record, saw = match.groups()
             raise RareEventError(
-                f"{fmt.path}: line {line} has {saw} fields, the header has {expected}",
+                f"{fmt.path}: line {file_line(fmt, int(record) - 2)} has {saw} fields, the header has {expected}",
                 hint="every row needs one value per column",
             ) from None
         raise RareEventError(f"{fmt.path}: cannot parse as CSV: {str(exc).strip()}") from None
@@ -348,6 +350,32 @@ def read_frames(
     except UnicodeDecodeError:
         line = _first_bad_utf8_line(fmt.path)
         raise RareEventError(f"{fmt.path}: line {line} is not UTF-8 text", hint="re-export the file as UTF-8") from None
+
+
+def file_line(fmt: CsvFormat, row: int) -> int:
+    """The line an editor shows for the start of 0-based data row ``row``.
+
+    ``row + 2`` unless a quoted cell before it spans lines: the records
+    before it are counted with the csv module, so this is for error messages only.
+    """
+    with open(fmt.path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+        reader = csv.reader(fh, delimiter=fmt.delimiter, skipinitialspace=True)
+        try:
+            for _ in itertools.islice(reader, row + 1):  # the header and the rows before
+                pass
+        except csv.Error:  # a cell beyond the csv module's size limit: count one line per row
+            return row + 2
+        return reader.line_num + 1
+
+
+class _Lines:
+    """Editor lines of the rows of a frame, by position, counted only when an error needs one."""
+
+    def __init__(self, fmt: CsvFormat, rows: np.ndarray) -> None:
+        self.fmt, self.rows = fmt, rows
+
+    def __getitem__(self, position: int) -> int:
+        return file_line(self.fmt, int(self.rows[position]))
 
 
 def _check_field_count(fmt: CsvFormat, line: int) -> None:
@@ -410,7 +438,8 @@ def validate_frame(
     """Turn one raw frame into checked arrays.
 
     The frame's index is the 0-based data-row number in the file (pandas
-    keeps counting across chunks), so row ``r`` is file line ``r + 2``.
+    keeps counting across chunks), so row ``r`` is file line ``r + 2``
+    (more after a quoted cell that spans lines: see :func:`file_line`).
     ``previous_time`` and ``anchor`` (the last time value and float64
     feature row of the block before) carry order checks and
     ``ffill``/``interpolate`` repairs across chunk borders. ``reading``
@@ -423,17 +452,17 @@ def validate_frame(
     if blank.any():  # blank lines carry no reading; the index keeps line numbers exact
         frame = frame[~blank]
     rows = frame.index.to_numpy(dtype=np.int64)
-    X = pd.DataFrame({name: _numeric_column(frame[name], path, name, rows, reading) for name in columns.features}, index=frame.index)
+    X = pd.DataFrame({name: _numeric_column(frame[name], path, name, _Lines(fmt, rows), reading) for name in columns.features}, index=frame.index)
     n_filled = 0
     missing = X.isna().to_numpy()
     if missing.any():
         short = np.flatnonzero(missing[:, -1])
         if short.size:  # pandas pads a row with too few fields with NaN: tell it from a blank cell
-            _check_field_count(fmt, int(rows[short[0]]) + 2)
+            _check_field_count(fmt, file_line(fmt, int(rows[short[0]])))
         if fill is None:
             row, col = np.argwhere(missing)[0]
             raise RareEventError(
-                f"{path}: blank or NaN value in column {columns.features[col]!r} at line {rows[row] + 2}",
+                f"{path}: blank or NaN value in column {columns.features[col]!r} at line {file_line(fmt, int(rows[row]))}",
                 hint="repair with --fill ffill, --fill interpolate or --fill drop",
             )
         n_filled = int(missing.sum())
@@ -454,20 +483,21 @@ def validate_frame(
     if bad.any():
         row, col = np.argwhere(bad)[0]
         kind = "infinite value" if np.isinf(values[row, col]) else "value out of range"
-        raise RareEventError(f"{path}: {kind} in column {columns.features[col]!r} at line {rows[row] + 2}")
-    y = _labels(frame[columns.label], path, columns.label, rows) if columns.label else None
-    time = _times(frame[columns.time], path, columns.time, rows, previous_time, reading) if columns.time else None
+        raise RareEventError(f"{path}: {kind} in column {columns.features[col]!r} at line {file_line(fmt, int(rows[row]))}")
+    lines = _Lines(fmt, rows)
+    y = _labels(frame[columns.label], path, columns.label, lines) if columns.label else None
+    time = _times(frame[columns.time], path, columns.time, lines, previous_time, reading) if columns.time else None
     return SensorData(path=path, columns=columns, X=values, y=y, time=time, rows=rows, n_filled=n_filled, reading=reading)
 
 
-def _numeric_column(series: pd.Series, path: Path, name: str, rows: np.ndarray, reading: Reading) -> pd.Series:
+def _numeric_column(series: pd.Series, path: Path, name: str, lines: _Lines, reading: Reading) -> pd.Series:
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         return series.astype(np.float64)
     coerced, ambiguous = _to_numbers(series, reading)
     bad = coerced.isna().to_numpy() & series.notna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        value, line = str(series.iloc[row]), rows[row] + 2
+        value, line = str(series.iloc[row]), lines[row]
         if ambiguous[row]:
             mark = _OTHER_MARK[reading.decimal]
             raise RareEventError(
@@ -513,19 +543,19 @@ def _non_numeric_hint(value: str, reading: Reading, mostly_text: bool) -> str | 
     return "use --drop to exclude text columns" if mostly_text else None
 
 
-def _labels(series: pd.Series, path: Path, name: str, rows: np.ndarray) -> np.ndarray:
+def _labels(series: pd.Series, path: Path, name: str, lines: _Lines) -> np.ndarray:
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isin(values, (0.0, 1.0))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise RareEventError(
-            f"{path}: label column {name!r} must be 0 or 1, found {str(series.iloc[row])[:30]!r} at line {rows[row] + 2}",
+            f"{path}: label column {name!r} must be 0 or 1, found {str(series.iloc[row])[:30]!r} at line {lines[row]}",
             hint="pass --label NAME for the 0/1 event column, or --drop it",
         )
     return values.astype(np.int8)
 
 
-def _times(series: pd.Series, path: Path, name: str, rows: np.ndarray, previous: object | None, reading: Reading) -> np.ndarray:
+def _times(series: pd.Series, path: Path, name: str, lines: _Lines, previous: object | None, reading: Reading) -> np.ndarray:
     if reading.time_format is not None:
         numeric = None
     else:  # the default reading costs what it did before readings existed
@@ -534,17 +564,17 @@ def _times(series: pd.Series, path: Path, name: str, rows: np.ndarray, previous:
         values = numeric.to_numpy(dtype=np.float64)
         if not np.isfinite(values).all():
             row = int(np.flatnonzero(~np.isfinite(values))[0])
-            raise RareEventError(f"{path}: infinite time in column {name!r} at line {rows[row] + 2}")
+            raise RareEventError(f"{path}: infinite time in column {name!r} at line {lines[row]}")
         if reading.time_unit is not None:
-            values = _epoch_times(values, series, path, name, rows, reading.time_unit)
+            values = _epoch_times(values, series, path, name, lines, reading.time_unit)
     elif numeric is not None and reading.time_unit is not None:
         row = int(np.flatnonzero(numeric.isna().to_numpy())[0])
-        raise RareEventError(f"{path}: cannot read time {str(series.iloc[row])[:30]!r} in column {name!r} at line {rows[row] + 2} as a number of {reading.time_unit} since 1970")
+        raise RareEventError(f"{path}: cannot read time {str(series.iloc[row])[:30]!r} in column {name!r} at line {lines[row]} as a number of {reading.time_unit} since 1970")
     else:
         parsed, expected = _parse_datetimes(series, path, name, reading.time_format)
         if parsed.isna().any():
             row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
-            where = f"{path}: cannot parse time {str(series.iloc[row])[:30]!r} in column {name!r} at line {rows[row] + 2}"
+            where = f"{path}: cannot parse time {str(series.iloc[row])[:30]!r} in column {name!r} at line {lines[row]}"
             if expected is None:
                 raise RareEventError(where, hint="use ISO times like 2024-01-31 13:45:00 or plain numbers, or --time NAME")
             raise RareEventError(f"{where}: it does not match {expected}", hint="a time column holds one format; --time-format FORMAT sets it")
@@ -560,7 +590,7 @@ def _times(series: pd.Series, path: Path, name: str, rows: np.ndarray, previous:
         row = step if previous is not None else step + 1
         word = "repeats" if steps[step] == steps.dtype.type(0) else "goes backwards"
         raise RareEventError(
-            f"{path}: time in column {name!r} {word} at line {rows[row] + 2}",
+            f"{path}: time in column {name!r} {word} at line {lines[row]}",
             hint="rows must be in strictly increasing time order",
         )
     return values
@@ -572,7 +602,7 @@ def check_fill(fill: str | None) -> None:
         raise RareEventError(f"--fill {fill!r}: use one of {', '.join(FILL_METHODS)}")
 
 
-def _epoch_times(values: np.ndarray, series: pd.Series, path: Path, name: str, rows: np.ndarray, unit: str) -> np.ndarray:
+def _epoch_times(values: np.ndarray, series: pd.Series, path: Path, name: str, lines: _Lines, unit: str) -> np.ndarray:
     """Numbers of ``unit`` since 1970 as datetimes; refused outside the years 1678-2261."""
     seconds = values / TIME_UNITS[unit]
     out = (seconds <= pd.Timestamp.min.value / 1e9) | (seconds >= pd.Timestamp.max.value / 1e9)
@@ -580,7 +610,7 @@ def _epoch_times(values: np.ndarray, series: pd.Series, path: Path, name: str, r
         row = int(np.flatnonzero(out)[0])
         other = "ms" if unit == "s" else "s"
         raise RareEventError(
-            f"{path}: time {str(series.iloc[row])[:30]!r} in column {name!r} at line {rows[row] + 2} is out of range as {unit} since 1970",
+            f"{path}: time {str(series.iloc[row])[:30]!r} in column {name!r} at line {lines[row]} is out of range as {unit} since 1970",
             hint=f"is it --time-unit {other}?",
         )
     return pd.to_datetime(pd.Series(values), unit=unit).to_numpy(dtype="datetime64[ns]")

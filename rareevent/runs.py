@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +20,11 @@ import numpy as np
 import pandas as pd
 
 from rareevent import scaling
-from rareevent.detector import SCORE_KINDS, RareEventDetector
+from rareevent.detector import MAX_MARGIN, MAX_SEED, MAX_SPAN, SCORE_KINDS, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import reading_record_ok
 from rareevent.model import ACTIVATIONS, ARCHS, PCAModel, import_keras
-from rareevent.storage import TEMP_PREFIX, atomic_folder, check_free, remove_stale_temporaries
+from rareevent.storage import TEMP_PREFIX, atomic_folder, check_free, hold_name, remove_stale_temporaries
 
 if TYPE_CHECKING:
     import keras
@@ -37,6 +39,7 @@ LAYER_SEQUENCE = {
     "plain": ["InputLayer", "LSTM", "LSTM", "LSTM", "LSTM", "TimeDistributed"],
 }
 ALLOWED_LAYERS = {layer for sequence in LAYER_SEQUENCE.values() for layer in sequence}
+MAX_NAME_BYTES = 200  # file names end at 255 bytes, and the temporary and lock names add a prefix
 
 
 def save_run(
@@ -49,9 +52,7 @@ def save_run(
 ) -> Path:
     """Write the run folder ``runs_dir/name`` atomically and return its path."""
     check_run_name(name)
-    runs_dir = Path(runs_dir)
-    if runs_dir.exists() and not runs_dir.is_dir():
-        raise RareEventError(f"{runs_dir}: --runs-dir is a file, not a folder")
+    runs_dir = check_runs_dir(runs_dir)
     remove_stale_temporaries(runs_dir)
     target = runs_dir / name
     with atomic_folder(target, overwrite=overwrite) as folder:
@@ -62,15 +63,38 @@ def save_run(
 
 
 def check_run_name(name: str) -> None:
-    """Refuse a run name that is not a plain, visible folder name."""
+    """Refuse a run name that is not a plain, visible folder name of a length every file system takes."""
     if not name or name.startswith(".") or "/" in name or "\\" in name or name in ("..", "."):
         raise RareEventError(f"--name {name!r} is not a valid folder name")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise RareEventError(f"--name {name[:20]!r}... is {len(name.encode('utf-8'))} bytes long; a run name may have at most {MAX_NAME_BYTES}")
+
+
+def check_runs_dir(runs_dir: str | Path) -> Path:
+    """``runs_dir`` as a Path; refused when it names a file."""
+    runs_dir = Path(runs_dir)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise RareEventError(f"{runs_dir}: --runs-dir is a file, not a folder")
+    return runs_dir
+
+
+@contextmanager
+def reserve_run(runs_dir: str | Path, name: str, overwrite: bool) -> Iterator[Path]:
+    """Take the name of a new run for the whole block (training and saving): the folder it goes to.
+
+    Everything that would refuse the save is checked here, before minutes
+    of training: the name, ``runs_dir``, an existing run without
+    ``overwrite``, and another process training a run of the same name.
+    """
+    check_run_name(name)
+    with hold_name(check_runs_dir(runs_dir) / name):
+        yield check_run_slot(runs_dir, name, overwrite)
 
 
 def check_run_slot(runs_dir: str | Path, name: str, overwrite: bool) -> Path:
-    """The folder a new run ``name`` goes to; refused when it exists and ``overwrite`` is off."""
+    """The folder a new run ``name`` goes to; refused when the name is invalid, ``runs_dir`` a file, or the run exists without ``overwrite``."""
     check_run_name(name)
-    return check_free(Path(runs_dir) / name, overwrite)
+    return check_free(check_runs_dir(runs_dir) / name, overwrite)
 
 
 def list_runs(runs_dir: str | Path) -> list[Path]:
@@ -126,6 +150,13 @@ def _is_number(value: Any) -> bool:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
 
 
+def _is_metrics_part(value: Any) -> bool:
+    """None, or a dict of metric values: null, finite numbers or lists of them (a NaN would break ``report --json``)."""
+    return value is None or (
+        isinstance(value, dict) and all(v is None or _is_number(v) or (isinstance(v, list) and all(_is_number(x) for x in v)) for v in value.values())
+    )
+
+
 def validate_record(record: Any, path: Path) -> None:
     """Raise ``RareEventError`` naming the first field of ``record`` that is wrong."""
     if not isinstance(record, dict):
@@ -143,12 +174,12 @@ def validate_record(record: Any, path: Path) -> None:
     checks: dict[str, Any] = {
         "name": lambda v: isinstance(v, str) and v != "",
         "arch": lambda v: v in ARCHS,
-        "lookback": lambda v: _is_int(v) and 1 <= v <= 100_000,
-        "lead": lambda v: _is_int(v) and v >= 0,
+        "lookback": lambda v: _is_int(v) and 1 <= v <= MAX_SPAN,
+        "lead": lambda v: _is_int(v) and 0 <= v <= MAX_SPAN,
         "units": lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(u) and u >= 1 for u in v),
         "activation": lambda v: v in ACTIVATIONS,
         "score_kind": lambda v: v in SCORE_KINDS,
-        "smooth": lambda v: _is_int(v) and 1 <= v <= 100_000,
+        "smooth": lambda v: _is_int(v) and 1 <= v <= MAX_SPAN,
         "threshold": _is_number,
         "threshold_strategy": lambda v: isinstance(v, str),
         "features": lambda v: isinstance(v, list) and n >= 1 and all(isinstance(f, str) and f for f in v) and len(set(v)) == n,
@@ -156,7 +187,7 @@ def validate_record(record: Any, path: Path) -> None:
         "label_column": lambda v: v is None or isinstance(v, str),
         "scaler_mean": lambda v: isinstance(v, list) and len(v) == n and all(_is_number(x) for x in v),
         "scaler_scale": lambda v: isinstance(v, list) and len(v) == n and all(_is_number(x) and x > 0 for x in v),
-        "metrics": lambda v: isinstance(v, dict) and all(v.get(k) is None or isinstance(v.get(k), dict) for k in ("valid", "test")),
+        "metrics": lambda v: isinstance(v, dict) and all(_is_metrics_part(v.get(k)) for k in ("valid", "test")),
     }
     if version >= 2:  # context columns and normalised errors arrived with format 2
         targets = record.get("target_features")
@@ -167,35 +198,49 @@ def validate_record(record: Any, path: Path) -> None:
             and not set(v) & set(record.get("context_features") or []),
             "error_scale": lambda v: isinstance(v, list) and len(v) == m and all(_is_number(x) and x > 0 for x in v),
         }
-    _check_fields(record, checks, path)
+    optional: dict[str, Any] = {  # may be missing or null; commands that show them read them too
+        "created": lambda v: isinstance(v, str),
+        "parameters": lambda v: _is_int(v) and v >= 0,
+        "margin": lambda v: _is_number(v) and 0 < v <= MAX_MARGIN,
+        "seed": lambda v: _is_int(v) and 0 <= v <= MAX_SEED,
+        "train_seconds": lambda v: _is_number(v) and v >= 0,
+        "input_file": lambda v: isinstance(v, str),
+        "input_sha256": lambda v: isinstance(v, str),
+        "parent": lambda v: isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ("name", "folder")),  # written by `update`
+        "baseline": lambda v: isinstance(v, dict)
+        and v.get("arch") == "pca"
+        and isinstance(v.get("metrics"), dict)
+        and all(_is_metrics_part(v["metrics"].get(k)) for k in ("valid", "test")),
+    }
+    _check_fields(record, checks, optional, path)
     if not reading_record_ok(record.get("reading")):  # optional: runs saved before it read files as today
         raise RareEventError(f"{path}: field 'reading' has an invalid value {json.dumps(record['reading'])[:60]}")
-    if "parent" in record:  # written by `rareevent update`
-        _check_fields(record, {"parent": lambda v: isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ("name", "folder"))}, path)
 
 
 # what a warm start (`rareevent update`) continues training with
 TRAINING_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "margin": lambda v: _is_number(v) and v > 0,
+    "margin": lambda v: _is_number(v) and 0 < v <= MAX_MARGIN,
     "batch_size": lambda v: _is_int(v) and v >= 1,
     "learning_rate": lambda v: _is_number(v) and 0 < v < 1,
     "patience": lambda v: _is_int(v) and v >= 0,
-    "seed": _is_int,
+    "seed": lambda v: _is_int(v) and 0 <= v <= MAX_SEED,
 }
 
 
 def training_settings(record: dict[str, Any], path: Path) -> dict[str, Any]:
     """The training settings of a run, checked: detector parameters for continuing its training."""
-    _check_fields(record, TRAINING_CHECKS, path)
+    _check_fields(record, TRAINING_CHECKS, {}, path)
     return {field: record[field] for field in TRAINING_CHECKS}
 
 
-def _check_fields(record: dict[str, Any], checks: dict[str, Callable[[Any], bool]], path: Path) -> None:
-    for field, ok in checks.items():
-        if field not in record:
+def _check_fields(record: dict[str, Any], required: dict[str, Callable[[Any], bool]], optional: dict[str, Callable[[Any], bool]], path: Path) -> None:
+    """Raise naming the first field that is missing (``required`` only) or holds an invalid value."""
+    for field, ok in {**required, **optional}.items():
+        if field in required and field not in record:
             raise RareEventError(f"{path}: required field {field!r} is missing")
-        if not ok(record[field]):
-            raise RareEventError(f"{path}: field {field!r} has an invalid value {json.dumps(record[field])[:60]}")
+        value = record.get(field)
+        if (field in required or value is not None) and not ok(value):
+            raise RareEventError(f"{path}: field {field!r} has an invalid value {json.dumps(value)[:60]}")
 
 
 def load_run(folder: str | Path) -> tuple[dict[str, Any], RareEventDetector]:
@@ -239,8 +284,10 @@ def load_model(path: Path, arch: str, lookback: int, n_features: int, n_outputs:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a corrupt or unsafe archive
         text = str(exc)
-        if "Lambda" in text or "safe_mode" in text:
-            raise RareEventError(f"{path}: refused: the model holds a Lambda layer, which could run arbitrary code") from None
+        unsafe = re.search(r"deserialization of an? (`[^`]+`|Python lambda)", text)
+        if unsafe or "safe_mode" in text:
+            what = unsafe.group(1).strip("`") if unsafe else "object Keras safe mode does not load"
+            raise RareEventError(f"{path}: refused: the model holds a {what}, which could run arbitrary code") from None
         if "Could not locate" in text or "custom" in text.lower():
             raise RareEventError(f"{path}: refused: the model uses custom objects rareevent does not build") from None
         raise RareEventError(f"{path}: not a readable Keras model ({type(exc).__name__})", hint="retrain the run") from None

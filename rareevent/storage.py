@@ -5,25 +5,37 @@ own folder (same file system), flushed to disk, then renamed into place.
 An exception or Ctrl-C removes the temporary; a ``kill -9`` can leave a
 hidden ``.tmp-*`` entry, which :func:`remove_stale_temporaries` clears
 later, but never a half-written file under the real name.
+
+Temporary names always carry their kind after the process id,
+``.tmp-<pid>-new-NAME`` or ``.tmp-<pid>-old-NAME``, so no name can be
+read as the other kind (``.tmp-<pid>-new-old-foo`` is new content for
+``old-foo``, never the run ``foo`` set aside).
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from rareevent.errors import RareEventError
 
+T = TypeVar("T")
+
 TEMP_PREFIX = ".tmp-"
+NEW_MARK = "new-"
 OLD_MARK = "old-"
+LOCK_MARK = "lock-"
+SET_ASIDE_FILE = ".rareevent-set-aside"  # inside a folder set aside by an overwrite: the name to restore it to
 
 
-def _temp_name(target: Path, kind: str = "") -> Path:
-    """``.tmp-<pid>-NAME`` (new content) or, with ``kind=OLD_MARK``, ``.tmp-<pid>-old-NAME`` (an old run set aside)."""
+def _temp_name(target: Path, kind: str = NEW_MARK) -> Path:
+    """``.tmp-<pid>-new-NAME`` (new content) or, with ``kind=OLD_MARK``, ``.tmp-<pid>-old-NAME`` (an old run set aside)."""
     return target.with_name(f"{TEMP_PREFIX}{os.getpid()}-{kind}{target.name}")
 
 
@@ -43,6 +55,7 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
         raise RareEventError(f"{target}: is a folder, cannot write a file there")
     if not target.parent.is_dir():
         raise RareEventError(f"{target.parent}: folder not found for output {target.name}")
+    remove_stale_temporaries(target.parent, target.name)
     temp = _temp_name(target)
     try:
         _writable(target, temp.touch)
@@ -53,10 +66,10 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
 
 
-def _writable(target: Path, action: Callable[[], object]) -> None:
+def _writable(target: Path, action: Callable[[], T]) -> T:
     """Run a file-system ``action`` for ``target``, reporting refusals as a user error."""
     try:
-        action()
+        return action()
     except OSError as exc:
         raise RareEventError(f"{target}: cannot write here ({exc.strerror})", hint="choose a folder you can write to") from None
 
@@ -92,11 +105,14 @@ def atomic_folder(target: str | Path, overwrite: bool = False) -> Iterator[Path]
             os.rename(temp, target)
         elif not _exchange(temp, target):
             old = _temp_name(target, OLD_MARK)
+            mark = target / SET_ASIDE_FILE
+            mark.write_text(target.name, encoding="utf-8")  # recovery restores only folders marked so
             os.rename(target, old)
             try:
                 os.rename(temp, target)
             except BaseException:
                 os.rename(old, target)
+                mark.unlink()
                 raise
             shutil.rmtree(old, ignore_errors=True)
         _fsync(target.parent)
@@ -114,26 +130,101 @@ def _exchange(a: Path, b: Path) -> bool:
     return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
-def remove_stale_temporaries(folder: str | Path) -> None:
-    """Clear ``.tmp-<pid>-*`` entries left by processes that no longer run.
+def remove_stale_temporaries(folder: str | Path, name: str | None = None) -> None:
+    """Clear ``.tmp-<pid>-*`` entries left by processes that no longer run, and unheld name locks.
 
-    A ``.tmp-<pid>-old-NAME`` folder whose ``NAME`` is missing is an old run
-    caught between the two renames of an overwrite: it is put back, not deleted.
+    A ``.tmp-<pid>-old-NAME`` folder whose ``NAME`` is missing and which
+    holds the set-aside mark this module wrote (naming ``NAME``) is an old
+    run caught between the two renames of an overwrite: it is put back, not
+    deleted. With ``name`` only the new-content temporaries of that one
+    entry are cleared: next to an output file other programs' files may lie.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return
     for entry in folder.glob(f"{TEMP_PREFIX}*"):
         pid, _, rest = entry.name[len(TEMP_PREFIX) :].partition("-")
-        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+        if entry.name.startswith(TEMP_PREFIX + LOCK_MARK):
+            if name is None:
+                _remove_unheld_lock(entry)
+            continue
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)) or (name is not None and rest != NEW_MARK + name):
             continue
         original = folder / rest[len(OLD_MARK) :] if rest.startswith(OLD_MARK) else None
-        if original is not None and not original.exists():
+        if original is not None and not original.exists() and _set_aside_from(entry) == original.name:
             os.rename(entry, original)
+            (original / SET_ASIDE_FILE).unlink()
         elif entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
+
+
+def _set_aside_from(entry: Path) -> str | None:
+    """The name in the set-aside mark of ``entry``; None when it has none."""
+    try:
+        return (entry / SET_ASIDE_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _lock_path(target: Path) -> Path:
+    return target.with_name(f"{TEMP_PREFIX}{LOCK_MARK}{target.name}")
+
+
+def _try_lock(path: Path) -> int | None:
+    """An open descriptor holding ``flock`` on ``path`` (created if missing); None when another process holds it."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # its last holder removed this file meanwhile: lock the one at the path now
+
+
+def _remove_unheld_lock(path: Path) -> None:
+    """Remove a lock file no process holds (its holder was killed; the kernel freed the lock itself)."""
+    fd = _try_lock(path)
+    if fd is not None:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+@contextmanager
+def hold_name(target: str | Path) -> Iterator[None]:
+    """Hold the name of ``target`` for this process while the block runs.
+
+    The lock is ``flock`` on the hidden file ``.tmp-lock-NAME`` next to
+    ``target``: a second process asking for the same name is refused at
+    once, and the kernel releases the lock when its holder dies, even by
+    ``kill -9``. The lock file, and the folders made for it, are removed on exit.
+    """
+    target = Path(target)
+    made = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
+    _writable(target, lambda: target.parent.mkdir(parents=True, exist_ok=True))
+    lock = _lock_path(target)
+    try:
+        fd = _writable(target, lambda: _try_lock(lock))
+        if fd is None:
+            raise RareEventError(f"{target}: another rareevent process is writing this run now", hint="wait for it to finish, or choose another --name")
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+            os.close(fd)
+    finally:
+        for folder in made:  # deepest first; a folder that now holds something stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 def _alive(pid: int) -> bool:

@@ -22,6 +22,7 @@ from rareevent.errors import RareEventError
 
 DEFAULT_QUANTILE = 0.995
 LABEL_STRATEGIES = ("f1", "fbeta", "pr-cross", "precision")
+MAX_BETA = 100.0  # beyond it F-beta is recall alone: the threshold flags every validation window
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,20 @@ def parse_strategy(text: str) -> Strategy:
         value = float(arg)
     except ValueError:
         raise RareEventError(f"--threshold {text!r}: {arg!r} is not a number", hint=usage) from None
-    if name == "fbeta" and not value > 0:
-        raise RareEventError(f"--threshold {text!r}: beta must be above 0")
+    if name == "fbeta" and not 0 < value <= MAX_BETA:
+        raise RareEventError(f"--threshold {text!r}: beta must be above 0 and at most {MAX_BETA:g}")
     if name in ("precision", "quantile") and not 0 < value <= 1:
         raise RareEventError(f"--threshold {text!r}: {name} must be in (0, 1]")
     return Strategy(name, value)
+
+
+def check_labels(strategy: Strategy, labels: np.ndarray | None) -> None:
+    """Refuse a label-based ``strategy`` when the validation windows' ``labels`` hold no positive."""
+    if strategy.needs_labels and (labels is None or not np.any(labels)):
+        raise RareEventError(
+            f"--threshold {strategy} needs at least one positive window in the validation part, and it has none",
+            hint="use --threshold quantile, or raise --valid-frac so that the validation part holds an event",
+        )
 
 
 def choose_threshold(strategy: Strategy, scores: np.ndarray, labels: np.ndarray | None, normal: np.ndarray) -> float:
@@ -75,11 +85,7 @@ def choose_threshold(strategy: Strategy, scores: np.ndarray, labels: np.ndarray 
         if not normal.any():
             raise RareEventError("the validation part has no normal window to take a quantile of", hint="raise --valid-frac")
         return float(np.quantile(scores[normal], strategy.param))
-    if labels is None or not np.any(labels):
-        raise RareEventError(
-            f"--threshold {strategy} needs at least one positive window in the validation part, and it has none",
-            hint="use --threshold quantile, or raise --valid-frac so that the validation part holds an event",
-        )
+    check_labels(strategy, labels)
     precision, recall, thresholds = precision_recall_curve(labels, scores)
     precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
     if strategy.name == "pr-cross":

@@ -15,6 +15,7 @@ of a trained run under ``runs/``, data files under ``data/``, an empty
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -140,6 +141,24 @@ def truncate_model(folder: Path) -> None:
     (folder / "model.keras").write_bytes(blob[: len(blob) // 2])
 
 
+def multiline_note(line: int, column: str, value: str) -> str:
+    """The good CSV plus a ``note`` column (to ``--drop``) whose cell in line 100 spans two lines,
+    with the cell ``column`` set to ``value`` in the row an editor shows at ``line`` (one more than its record number)."""
+    lines = [GOOD_LINES[0] + ",note", *(row + "," for row in GOOD_LINES[1:])]
+    lines[99] += '"a\nb"'
+    return edit(line - 1, column, value, lines)
+
+
+def damaged_record(**fields: object) -> Callable[[Path], list[str]]:
+    """``report`` of the run copy ``runs/tiny-ae`` after ``set_record(**fields)``, by name."""
+
+    def build(tmp: Path) -> list[str]:
+        set_record(**fields)(tmp / "runs" / "tiny-ae")
+        return ["report", "tiny-ae", "--runs-dir", "runs"]
+
+    return build
+
+
 RAGGED_LONG = with_line(11, GOOD_LINES[10] + ",7")
 RAGGED_SHORT = with_line(11, ",".join(GOOD_LINES[10].split(",")[:3]))
 NO_LABEL = synthetic_frame().drop(columns=["label"]).to_csv(index=False, float_format="%.5f")
@@ -252,6 +271,41 @@ CASES = [
     Case("encode-plain-run", lambda t: encode_cmd(good(t), run="runs/tiny-plain"), ("'plain'", "hint:")),
     Case("encode-model-garbage", corrupt_run(lambda f: (f / "model.keras").write_bytes(b"PK\x03\x04garbage"), encode_cmd), ("model.keras", "not a readable Keras model")),
     Case("encode-run-not-found", lambda t: encode_cmd(good(t), run="runs/nope"), ("nope", "not found")),
+    # ------------------------------------------------------------ issue 9: the second hostile test
+    # 1. encode --output overwrote its input
+    Case("encode-output-is-the-input", lambda t: ["encode", good(t), "--run", "runs/tiny-ae", "--output", "data/good.csv"], ("good.csv", "is the input file")),
+    # 2. two outputs on one path
+    Case(
+        "score-output-and-metrics-out-same-file",
+        lambda t: ["score", good(t), "--run", "runs/tiny-ae", "--output", "out/same.json", "--metrics-out", "out/same.json"],
+        ("same.json", "--output and --metrics-out name the same file"),
+    ),
+    # 3. options are bounded by the rule loading applies: a run that trains also loads
+    Case("train-smooth-beyond-what-loading-accepts", lambda t: train_cmd(good(t), "--smooth", "100001"), ("--smooth", "100000", "100001")),
+    Case("train-lookback-beyond-what-loading-accepts", lambda t: train_cmd(good(t), "--lookback", "100001"), ("--lookback", "100000", "100001")),
+    # 4. user input, not a bug; checked before the data is read (here the file does not even exist)
+    Case("train-name-too-long", lambda t: train_cmd(good(t), "--name", "n" * 300), ("--name", "300 bytes", "at most 200")),
+    Case("train-seed-negative-before-loading", lambda t: train_cmd("data/missing.csv", "--seed", "-1"), ("--seed", "-1")),
+    Case("train-lead-huge", lambda t: train_cmd("data/missing.csv", "--lead", "1000000000000000"), ("--lead", "100000", "1000000000000000")),
+    # 7. editor line numbers after a quoted cell that spans two lines (line 100-101)
+    Case(
+        "train-line-after-multiline-cell",
+        lambda t: train_cmd(data(t, "note.csv", multiline_note(203, "s2", "oops")), "--drop", "note"),
+        ("note.csv", "'s2'", "line 203", "'oops'"),
+    ),
+    Case(
+        "score-ragged-row-after-multiline-cell",
+        lambda t: score_cmd(data(t, "note.csv", multiline_note(203, "label", "0,7")), "--chunk-rows", "50"),
+        ("note.csv", "line 203", "fields"),
+    ),
+    # 8. the whole run.json schema is checked on load, by every command
+    Case("report-named-run-with-text-parameters", damaged_record(parameters="abc"), ("run.json", "'parameters'", '"abc"')),
+    Case("report-named-run-with-nan-in-metrics", damaged_record(metrics={"valid": {"f1": math.nan}, "test": None}), ("run.json", "'metrics'")),
+    Case("score-run-with-nan-in-metrics", corrupt_run(set_record(metrics={"valid": {"lead_rows": [1, math.nan]}, "test": None})), ("run.json", "'metrics'")),
+    # 9. absurd options
+    Case("train-margin-huge", lambda t: train_cmd(good(t), "--margin", "1e308"), ("--margin", "1000", "1e+308")),
+    Case("train-threshold-fbeta-inf", lambda t: train_cmd(good(t), "--threshold", "fbeta:inf"), ("--threshold 'fbeta:inf'", "beta", "100")),
+    # 10: see test_errors_before_training; 5, 6 and 11 (TFSMLayer): test_safety.py, test_interrupt.py, test_storage.py
 ]
 
 
@@ -404,3 +458,75 @@ def test_data_error_via_entry_point(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert_one_error_line(result.stdout, result.stderr, ("dup.csv", "'s2'", "line 1"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dup.csv"]
+
+
+# ---------------------------------------------------------------- issue 9: the rest of the second hostile test
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"parameters": "abc"}, {"metrics": {"valid": {"f1": math.nan}, "test": None}}],
+    ids=["text-parameters", "nan-in-metrics"],
+)
+@pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
+def test_report_skips_a_damaged_run_and_reports_the_others(fields: dict[str, object], as_json: bool, workdir: Path) -> None:
+    """Case 8: listing the runs, a damaged run.json is skipped with a warning naming it; the other runs are reported."""
+    set_record(**fields)(workdir / "runs" / "tiny-ae")
+    before = snapshot(workdir)
+    result = CliRunner().invoke(app, ["report", "--runs-dir", "runs", *(["--json"] if as_json else [])])
+    assert result.exit_code == 0, (result.exit_code, result.stderr)
+    assert "Traceback" not in result.stdout + result.stderr
+    field = next(iter(fields))
+    if as_json:
+        report = json.loads(result.stdout)
+        assert [run["name"] for run in report["runs"]] == ["tiny-plain"]
+        assert len(report["skipped"]) == 1 and f"field {field!r} has an invalid value" in report["skipped"][0]
+    else:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("warning: skipped:"), lines
+        assert "tiny-ae" in lines[0] and f"field {field!r}" in lines[0]
+        assert "tiny-plain" in result.stdout
+    assert snapshot(workdir) == before
+
+
+@pytest.fixture(scope="module")
+def long_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """30,000 rows with one event, early in the train part: the validation part has no positive window."""
+    path = tmp_path_factory.mktemp("long") / "long.csv"
+    synthetic_frame(n=30_000, events=(150,)).to_csv(path, index=False, float_format="%.5f")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        (("--runs-dir", "long.csv"), ("long.csv", "--runs-dir is a file")),
+        (("--threshold", "f1"), ("--threshold f1", "positive window in the validation part", "hint:")),
+    ],
+    ids=["runs-dir-is-a-file", "label-threshold-without-positive-validation-window"],
+)
+def test_errors_before_training(extra: tuple[str, ...], fragments: tuple[str, ...], long_csv: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Case 10: with default epochs on 30,000 rows, these errors come before the model is fitted (fitting would raise)."""
+    from rareevent.detector import RareEventDetector
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was fitted before the error")
+
+    monkeypatch.setattr(RareEventDetector, "_train", never)
+    shutil.copy(long_csv, workdir / "long.csv")
+    before = snapshot(workdir)
+    result = CliRunner().invoke(app, ["train", "long.csv", "--runs-dir", "runs", *extra])
+    assert result.exit_code == 2, (result.exit_code, result.stderr)
+    assert_one_error_line(result.stdout, result.stderr, fragments)
+    assert snapshot(workdir) == before
+
+
+def test_quoted_header_name_with_separators_keeps_the_comma(workdir: Path) -> None:
+    """Case 11: the header ``time,"a;b;c;d;e",s2,y`` is comma-separated; the semicolons are inside one name."""
+    rows = synthetic_frame().drop(columns=["s3"]).to_csv(index=False, float_format="%.5f").splitlines()[1:]
+    path = data(workdir, "quoted.csv", "\n".join(['time,"a;b;c;d;e",s2,y', *rows]) + "\n")
+    result = CliRunner().invoke(app, train_cmd(path, "--name", "quoted"))
+    assert result.exit_code == 0, result.stderr
+    record = json.loads((workdir / "runs" / "quoted" / "run.json").read_text(encoding="utf-8"))
+    assert record["features"] == ["a;b;c;d;e", "s2"]
+    assert (record["time_column"], record["label_column"]) == ("time", "y")

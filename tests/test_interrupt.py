@@ -159,3 +159,52 @@ def test_sigkill_leaves_no_visible_run_and_next_train_cleans_up(big_csv: Path, s
     assert result.exit_code == 0, result.stderr
     assert sorted(os.listdir(runs_dir)) == ["after", "tiny-ae"]  # the stale temporaries are gone
     assert snapshot(runs_dir / "tiny-ae") == old_run
+
+
+def test_loser_of_two_trains_with_one_name_stops_before_training(big_csv: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 9, case 10: the first ``train --name same`` takes the name when it starts; the second is refused before fitting anything."""
+    from rareevent.detector import RareEventDetector
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was fitted before the error")
+
+    monkeypatch.setattr(RareEventDetector, "_train", never)
+    long_csv = runs_dir.parent / "long.csv"
+    synthetic_frame(n=30_000).to_csv(long_csv, index=False, float_format="%.5f")
+    before = snapshot(runs_dir)
+    winner = Training(big_csv, runs_dir, "--name", "same")
+    try:
+        winner.wait_for_first_epoch()
+        loser = CliRunner().invoke(app, ["train", str(long_csv), "--runs-dir", str(runs_dir), "--name", "same"])
+        code, stderr = winner.stop(signal.SIGINT)
+    finally:
+        winner.close()
+    assert loser.exit_code == 2, (loser.exit_code, loser.stderr)
+    errors = [line for line in loser.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and "same" in errors[0] and "another rareevent process" in errors[0], errors
+    assert_interrupted(code, stderr)
+    assert snapshot(runs_dir) == before  # neither left a run, a temporary or a lock file
+
+
+def test_sigkill_while_scoring_leaves_a_partial_output_the_next_score_clears(big_csv: Path, runs_dir: Path) -> None:
+    """Issue 9, case 6: the temporary of an output killed mid-write goes with the next score to the same path."""
+    out = runs_dir.parent / "out"
+    out.mkdir()
+    proc = subprocess.Popen(
+        [str(RAREEVENT), "score", str(big_csv), "--run", str(runs_dir / "tiny-ae"), "--output", str(out / "out.csv"), "--chunk-rows", "100"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not os.listdir(out) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "scoring ended before it could be killed"
+    assert os.listdir(out) == [f".tmp-{proc.pid}-new-out.csv"]
+    result = CliRunner().invoke(app, ["score", str(big_csv), "--run", str(runs_dir / "tiny-ae"), "--output", str(out / "out.csv")])
+    assert result.exit_code == 0, result.stderr
+    assert os.listdir(out) == ["out.csv"]

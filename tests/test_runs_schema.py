@@ -261,3 +261,37 @@ def test_invalid_record_is_refused_before_the_model_is_read(run_copy: Path) -> N
     (run_copy / RUN_FILE).write_text(json.dumps(record))
     with pytest.raises(RareEventError, match="field 'units' has an invalid value"):
         load_run(run_copy)
+
+
+@pytest.mark.parametrize("field", ["lookback", "lead", "smooth"])
+def test_option_bounds_are_the_loading_bounds(record: dict[str, Any], field: str) -> None:
+    """Issue 9, case 3: a value train accepts is one run.json loads with, and one beyond is refused by both."""
+    from rareevent.detector import MAX_SPAN, RareEventDetector
+
+    for value, ok in ((MAX_SPAN, True), (MAX_SPAN + 1, False)):
+        record[field] = value
+        detector = RareEventDetector(**{field: value})
+        if ok:
+            validate_record(record, PATH)
+            detector.check_params()
+        else:
+            assert f"field {field!r} has an invalid value" in invalid(record)
+            with pytest.raises(RareEventError, match=f"--{field}"):
+                detector.check_params()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("parameters", "abc"), ("parameters", -1), ("created", 5), ("margin", 1e308), ("seed", -1), ("train_seconds", math.nan), ("input_sha256", 3)],
+)
+def test_optional_fields_are_checked_when_present(record: dict[str, Any], field: str, value: Any) -> None:
+    record[field] = value
+    assert f"field {field!r} has an invalid value" in invalid(record)
+    record[field] = None
+    validate_record(record, PATH)
+
+
+@pytest.mark.parametrize("part", [{"f1": math.nan}, {"f1": "0.5"}, {"lead_rows": [1, math.inf]}, "valid", [1]])
+def test_metrics_values_must_be_finite_numbers_or_null(record: dict[str, Any], part: Any) -> None:
+    record["metrics"] = {"valid": part, "test": None}
+    assert "field 'metrics' has an invalid value" in invalid(record)

@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,6 +69,29 @@ def test_lambda_layer_is_refused_and_never_runs(command: str, workdir: Path) -> 
     assert result.exit_code == 2, (result.exit_code, result.stderr)
     assert_one_error_line(result, "model.keras", "Lambda", "refused")
     assert not marker.exists(), "loading the run executed the Lambda's code"
+    assert snapshot(workdir) == before
+
+def test_tfsm_layer_is_refused_by_name(workdir: Path) -> None:
+    """Issue 9, case 11: a TFSMLayer (an external SavedModel) is named as such, not called a Lambda layer."""
+    import keras
+    import tensorflow as tf
+
+    class Doubler(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 3, 3], tf.float32)])
+        def serve(self, x):  # noqa: ANN001, ANN202
+            return x * 2
+
+    module = Doubler()
+    saved = workdir / "saved-model"
+    tf.saved_model.save(module, str(saved), signatures={"serving_default": module.serve})
+    inputs = keras.Input((3, 3))
+    outputs = keras.layers.TFSMLayer(str(saved), call_endpoint="serving_default")(inputs)
+    folder = replace_model(workdir, keras.Model(inputs, list(outputs.values())[0]), "tfsm")
+    before = snapshot(workdir)
+    result = invoke("score", "good.csv", "--run", str(folder), "--output", "out/windows.csv")
+    assert result.exit_code == 2, (result.exit_code, result.stderr)
+    line = assert_one_error_line(result, "model.keras", "refused", "TFSMLayer")
+    assert "Lambda" not in line
     assert snapshot(workdir) == before
 
 def _conv1d(keras):  # noqa: ANN001, ANN202
@@ -217,13 +242,20 @@ def test_overwrite_keeps_old_run_when_file_is_bad(workdir: Path) -> None:
     assert snapshot(workdir) == before
 
 
-def test_overwrite_keeps_old_run_when_training_fails(workdir: Path) -> None:
-    """The failure comes after the model was fitted (no positive validation window for f1)."""
-    synthetic_frame(events=(150,)).to_csv(workdir / "one-event.csv", index=False, float_format="%.5f")
+def test_overwrite_keeps_old_run_when_training_fails(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The failure comes after the model was fitted (no threshold reaches the asked precision)."""
+    import rareevent.detector
+    from rareevent.errors import RareEventError
+
+    def no_threshold(*args: object) -> float:
+        raise RareEventError("--threshold precision:0.99: no threshold reaches precision 0.99 on the validation part")
+
+    monkeypatch.setattr(rareevent.detector, "choose_threshold", no_threshold)
     before = snapshot(workdir)
-    result = CliRunner().invoke(app, train_args("one-event.csv", "--threshold", "f1"))
+    result = CliRunner().invoke(app, train_args("good.csv", "--threshold", "precision:0.99"))
     assert result.exit_code == 2
-    assert_one_error_line(result, "--threshold f1")
+    assert_one_error_line(result, "--threshold precision:0.99")
+    assert "training" in result.stdout  # the model was fitted first
     assert snapshot(workdir) == before
 
 
@@ -270,6 +302,15 @@ def test_overwrite_replaces_run_when_training_succeeds(workdir: Path) -> None:
     assert record["seed"] == 7 and old_record["seed"] == 0
     assert sorted(os.listdir(workdir / "runs")) == ["tiny-ae"]  # no temporary, no renamed-aside old run
     assert sorted(os.listdir(workdir / "runs" / "tiny-ae")) == ["model.keras", "run.json", "scores.csv"]
+
+def test_leftover_of_a_run_named_old_foo_is_not_restored_as_foo(workdir: Path) -> None:
+    """Issue 9, case 5: ``.tmp-<dead pid>-old-foo``, what a run named ``old-foo`` left when killed while saving, is cleared, not renamed to ``runs/foo``."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    shutil.copytree(workdir / "runs" / "tiny-ae", workdir / "runs" / f".tmp-{proc.pid}-old-foo")
+    result = CliRunner().invoke(app, ["train", "good.csv", *TINY, "--runs-dir", "runs", "--name", "after"])
+    assert result.exit_code == 0, result.stderr
+    assert sorted(os.listdir(workdir / "runs")) == ["after", "tiny-ae"]
 
 def test_existing_name_without_overwrite_is_refused_before_training(workdir: Path) -> None:
     before = snapshot(workdir)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rareevent.errors import RareEventError
-from rareevent.storage import TEMP_PREFIX, atomic_file, atomic_folder, remove_stale_temporaries
+from rareevent.storage import SET_ASIDE_FILE, TEMP_PREFIX, atomic_file, atomic_folder, hold_name, remove_stale_temporaries
 
 
 def temporaries(folder: Path) -> list[str]:
@@ -138,7 +138,7 @@ def test_atomic_folder_body_raising_keeps_old_and_leaves_no_temp(tmp_path: Path,
 
 def test_atomic_folder_clears_own_leftover_temp(tmp_path: Path) -> None:
     target = tmp_path / "r1"
-    leftover = tmp_path / f"{TEMP_PREFIX}{os.getpid()}-r1"
+    leftover = tmp_path / f"{TEMP_PREFIX}{os.getpid()}-new-r1"
     leftover.mkdir()
     (leftover / "junk").write_text("x")
     with atomic_folder(target) as temp:
@@ -186,12 +186,85 @@ def test_stale_old_run_caught_between_renames_is_restored(tmp_path: Path) -> Non
     old = tmp_path / f"{TEMP_PREFIX}{pid}-old-run1"
     old.mkdir()
     (old / "run.json").write_text("{}")
+    (old / SET_ASIDE_FILE).write_text("run1")
     kept = tmp_path / f"{TEMP_PREFIX}{pid}-old-run2"  # its run exists: the overwrite had finished
     kept.mkdir()
+    (kept / SET_ASIDE_FILE).write_text("run2")
     (tmp_path / "run2").mkdir()
     remove_stale_temporaries(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run1", "run2"]
+    assert sorted(p.name for p in (tmp_path / "run1").iterdir()) == ["run.json"]  # the mark is gone
     assert (tmp_path / "run1" / "run.json").read_text() == "{}"
+
+
+def test_recovery_restores_only_what_it_set_aside(tmp_path: Path) -> None:
+    """Issue 9, case 5: ``.tmp-<dead>-old-foo`` is what a run named ``old-foo`` left when killed while saving (0.1.0 names)."""
+    pid = dead_pid()
+    unmarked = tmp_path / f"{TEMP_PREFIX}{pid}-old-foo"
+    unmarked.mkdir()
+    (unmarked / "model.keras").write_bytes(b"half written")
+    other = tmp_path / f"{TEMP_PREFIX}{pid}-old-bar"  # marked, but for another name
+    other.mkdir()
+    (other / SET_ASIDE_FILE).write_text("baz")
+    remove_stale_temporaries(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no run 'foo' or 'bar' invented, the leftovers are gone
+
+
+def test_temporary_names_carry_their_kind(tmp_path: Path) -> None:
+    """New content for a run named ``old-foo`` cannot be read as the run ``foo`` set aside."""
+    with atomic_folder(tmp_path / "old-foo") as temp:
+        assert temp.name == f"{TEMP_PREFIX}{os.getpid()}-new-old-foo"
+
+
+def test_overwrite_marks_the_old_run_it_sets_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an atomic exchange the old run is renamed aside with a mark naming it, removed when it goes back."""
+    import rareevent.storage
+
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "f").write_text("old")
+    real_rename = os.rename
+    marks: list[str] = []
+
+    def rename(src: Path, dst: Path) -> None:
+        if Path(dst) == target and "-new-" in Path(src).name:  # the new run's rename in: the old one is aside now
+            marks.append((tmp_path / f"{TEMP_PREFIX}{os.getpid()}-old-run" / SET_ASIDE_FILE).read_text())
+            raise OSError(5, "Input/output error")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(rareevent.storage, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(rareevent.storage.os, "rename", rename)
+    with pytest.raises(OSError):
+        with atomic_folder(target, overwrite=True) as folder:
+            (folder / "f").write_text("new")
+    assert marks == ["run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert sorted(p.name for p in target.iterdir()) == ["f"] and (target / "f").read_text() == "old"
+
+
+def test_stale_output_temporaries_are_cleared_next_to_the_output(tmp_path: Path) -> None:
+    pid = dead_pid()
+    stale = tmp_path / f"{TEMP_PREFIX}{pid}-new-out.csv"
+    stale.write_text("partial")
+    foreign = tmp_path / f"{TEMP_PREFIX}{pid}-notes.txt"  # not ours to judge next to a user's file
+    foreign.write_text("x")
+    with atomic_file(tmp_path / "out.csv") as temp:
+        temp.write_text("done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [foreign.name, "out.csv"]
+
+
+def test_hold_name_refuses_a_second_holder_and_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "runs" / "same"
+    with hold_name(target):
+        with pytest.raises(RareEventError, match="another rareevent process is writing this run now"):
+            with hold_name(target):
+                pass
+        remove_stale_temporaries(target.parent)  # a held lock is not stale
+        assert temporaries(target.parent) == [f"{TEMP_PREFIX}lock-same"]
+    assert list(tmp_path.iterdir()) == []  # the lock file and the runs folder made for it are gone
+    (tmp_path / f"{TEMP_PREFIX}lock-killed").write_text("")  # its holder died by kill -9: the kernel freed the lock
+    remove_stale_temporaries(tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_atomic_folder_overwrite_exchanges_without_a_gap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,7 +29,8 @@ def invoke(*args: object) -> Any:  # noqa: ANN401 - a typer Result
 
 
 def assert_one_error_line(result: Any, *fragments: str) -> None:  # noqa: ANN401 - a typer Result
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    """One ``error:`` line and nothing else but warnings and notes that training printed before it."""
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(("warning: ", "note: "))]
     assert len(lines) == 1 and lines[0].startswith("error: "), lines
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
