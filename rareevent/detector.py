@@ -124,7 +124,7 @@ class RareEventDetector(BaseEstimator):
         validation windows and restores the best weights.
         """
         self.check_params()
-        strategy = parse_strategy(self.threshold or ("f1" if y_valid is not None else "quantile"))
+        strategy = parse_strategy(self.threshold or ("f1" if y_valid is not None else "pot"))
         if strategy.needs_labels and y_valid is None:
             raise RareEventError(f"--threshold {strategy} needs a label column", hint="use --threshold quantile or pass --label NAME")
         T = self.lookback

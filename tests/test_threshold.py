@@ -141,3 +141,34 @@ def test_threshold_is_a_score_value_and_flags_as_documented() -> None:
     flags = SCORES >= threshold
     np.testing.assert_array_equal(flags, [0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
     assert isinstance(threshold, float)
+
+
+def test_pot_threshold_extrapolates_the_normal_tail() -> None:
+    from rareevent.threshold import peaks_over_threshold
+
+    rng = np.random.default_rng(0)
+    normal = rng.exponential(1.0, 400)  # a tail whose 0.999 quantile is ln(1000) = 6.9
+    level = peaks_over_threshold(normal, 1e-3)
+    assert np.quantile(normal, 0.995) < level  # above what 400 windows show at 0.995
+    assert 5.0 < level < 10.0  # near the true 0.999 quantile of the distribution
+    later = rng.exponential(1.0, 100_000)
+    assert np.mean(later >= level) < 3e-3  # later normal data crosses it about as rarely as promised
+    assert np.mean(later >= np.quantile(normal, 0.995)) > 3e-3  # the empirical quantile is crossed more often
+
+
+def test_pot_falls_back_to_the_empirical_quantile_when_the_tail_is_flat() -> None:
+    from rareevent.threshold import peaks_over_threshold
+
+    assert peaks_over_threshold(np.ones(50), 1e-3) == 1.0
+
+
+@pytest.mark.parametrize("text", ["pot:0", "pot:0.5", "pot:x"])
+def test_pot_risk_out_of_range_is_refused(text: str) -> None:
+    with pytest.raises(RareEventError, match="--threshold"):
+        parse_strategy(text)
+
+
+def test_pot_is_the_default_without_labels_and_parses_its_risk() -> None:
+    assert str(parse_strategy("pot")) == "pot:0.001"
+    assert parse_strategy("pot:1e-4").param == pytest.approx(1e-4)
+    assert not parse_strategy("pot").needs_labels

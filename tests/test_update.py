@@ -213,7 +213,7 @@ def test_crash_halfway_leaves_no_run_and_no_temporary(workdir: Path, monkeypatch
         (("--epochs", "0"), ("--epochs must be at least 1",)),
         (("--valid-frac", "1.5"), ("--valid-frac must be in [0, 1)",)),
         (("--valid-frac", "0.95"), ("leaves too little to train on",)),
-        (("--margin", "0"), ("--margin must be a number above 0",)),
+        (("--margin", "0"), ("--margin must be above 0",)),
         (("--threshold", "best"), ("--threshold",)),
         (("--fill", "zero"), ("--fill 'zero'",)),
         (("--name", ".hidden"), ("--name '.hidden'",)),
