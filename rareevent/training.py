@@ -11,13 +11,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import rareevent
 from rareevent import windows
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
-from rareevent.model import import_keras
+from rareevent.model import versions
 from rareevent.runs import FORMAT_VERSION, check_run_name, save_run, scores_frame
 
 
@@ -128,16 +127,6 @@ def _metrics(detector: RareEventDetector, data: SensorData, bounds: tuple[int, i
     )
 
 
-def _versions() -> dict[str, str | None]:
-    keras = import_keras()
-    versions = {"rareevent": rareevent.__version__, "keras": keras.__version__, "backend": keras.backend.backend(), "tensorflow": None}
-    if versions["backend"] == "tensorflow":
-        import tensorflow as tf
-
-        versions["tensorflow"] = tf.__version__
-    return versions
-
-
 def _record(
     name: str,
     detector: RareEventDetector,
@@ -195,5 +184,5 @@ def _record(
         "input_file": str(Path(data.path).resolve()),
         "input_sha256": file_sha256(data.path),
         "input_rows": len(data),
-        "versions": _versions(),
+        "versions": versions(),
     }
