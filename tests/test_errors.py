@@ -195,7 +195,6 @@ CASES = [
         lambda t: train_cmd(data(t, "oneevent.csv", synthetic_frame(events=(150,)).to_csv(index=False, float_format="%.5f")), "--threshold", "f1"),
         ("--threshold f1", "positive", "validation", "hint:"),
     ),
-    Case("train-bad-fill-method", lambda t: train_cmd(good(t), "--fill", "mean"), ("--fill", "'mean'", "ffill")),
     Case("train-name-exists", lambda t: train_cmd(good(t), "--name", "tiny-ae"), ("tiny-ae", "already exists", "--overwrite")),
     # ------------------------------------------------------------ score: the data file
     Case("score-missing-file", lambda t: score_cmd("data/missing.csv"), ("missing.csv", "not found")),
