@@ -49,7 +49,7 @@ def read_defaults(path: Path, ctx: typer.Context, config_param: str) -> dict[str
     table = document.get(TABLE)
     if not isinstance(table, dict):
         raise typer.BadParameter(f"{path}: no [{TABLE}] table")
-    params = {recipe_key(p): p for p in ctx.command.params if p.name != config_param}
+    params = {recipe_key(p): p for p in _options(ctx) if p.name != config_param}
     defaults = {}
     for key, value in table.items():
         param = params.get(key)
@@ -106,7 +106,12 @@ def settings(ctx: typer.Context, leave_out: Container[str]) -> dict[str, Any]:
     Paths are made absolute so that the recipe works from any folder;
     ``None`` stands for an option left to its automatic default.
     """
-    return {recipe_key(p): _plain(ctx.params[p.name]) for p in ctx.command.params if p.name not in leave_out}
+    return {recipe_key(p): _plain(ctx.params[p.name]) for p in _options(ctx) if p.name not in leave_out}
+
+
+def _options(ctx: typer.Context) -> list[Any]:
+    """The parameters of ``ctx``'s command that carry a value (not ``--help`` or ``--install-completion``)."""
+    return [p for p in ctx.command.params if p.expose_value]
 
 
 def _plain(value: Any) -> Any:

@@ -9,15 +9,17 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Annotated
 
 import pytest
+import typer
 from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import rareevent
 from rareevent.cli.main import Activation, Arch, Fill, ScoreKind, app
-from rareevent.cli.recipe import to_toml
+from rareevent.cli import recipe
 from tests.conftest import TINY, synthetic_frame
 from tests.test_errors import assert_one_error_line
 
@@ -152,6 +154,35 @@ def test_report_recipe_round_trips_to_an_identical_run(tmp_path: Path, flag_run:
     assert invoke("report", tmp_path / "again", "--recipe").stdout.split("\n", 1)[1] == shown.stdout.split("\n", 1)[1]
 
 
+def _read_demo_config(ctx: typer.Context, value: Path | None) -> Path | None:
+    if value is not None:
+        ctx.default_map = recipe.read_defaults(value, ctx, "config")
+    return value
+
+
+demo = typer.Typer()
+
+
+@demo.command()
+def _demo(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option(is_eager=True, callback=_read_demo_config)] = None,
+    time_format: Annotated[str | None, typer.Option()] = None,
+    dayfirst: Annotated[bool, typer.Option()] = False,
+    decimal: Annotated[float, typer.Option()] = 0.5,
+) -> None:
+    """A command wired like ``train``, with options the recipe code has never heard of."""
+    typer.echo(json.dumps(recipe.settings(ctx, leave_out=("config",))))
+
+
+def test_a_new_option_is_a_recipe_key_without_recipe_code(tmp_path: Path) -> None:
+    (tmp_path / "r.toml").write_text('[train]\ntime-format = "%d.%m.%Y"\ndayfirst = true\ndecimal = 2\n', encoding="utf-8")
+    result = runner.invoke(demo, ["--config", str(tmp_path / "r.toml"), "--decimal", "3"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"time-format": "%d.%m.%Y", "dayfirst": True, "decimal": 3.0}
+    assert tomllib.loads(recipe.to_toml("train", json.loads(result.stdout)))["train"]["time-format"] == "%d.%m.%Y"
+
+
 def test_report_recipe_needs_stored_settings(tmp_path: Path, trained_runs: dict[str, Path]) -> None:
     result = invoke("report", trained_runs["ae"], "--recipe")  # trained through the library: no settings
     assert result.exit_code == 2
@@ -201,7 +232,7 @@ scalars = st.one_of(st.booleans(), st.integers(), st.floats(allow_nan=False, all
 
 @given(st.dictionaries(st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1), st.one_of(scalars, st.lists(st.integers()))))
 def test_recipe_toml_reads_back_as_written(values: dict) -> None:
-    read = tomllib.loads(to_toml("train", values, ["a comment"]))
+    read = tomllib.loads(recipe.to_toml("train", values, ["a comment"]))
     assert read == {"train": values}
 
 
