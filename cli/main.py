@@ -7,11 +7,14 @@ never loads TensorFlow, pandas or scikit-learn.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -19,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rareevent.cli import recipe
 from rareevent.errors import RareEventError
 
 if TYPE_CHECKING:
@@ -29,18 +33,40 @@ app = typer.Typer(
     name="rareevent",
     help="Find rare events in multivariate sensor time series with LSTM reconstruction models.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 out = Console(highlight=False)
-_state = {"debug": False}
+_state = {"debug": False, "quiet": False}
 
 EXIT_DATA = 2
 EXIT_UNEXPECTED = 1
 EXIT_INTERRUPTED = 130
 
+# the fixed value sets of options, as the parser's choices (tests/test_cli_conventions.py checks them against the library's)
+Arch = StrEnum("Arch", {"ae": "ae", "plain": "plain", "pca": "pca"})
+LstmArch = StrEnum("LstmArch", {"ae": "ae", "plain": "plain"})
+Activation = StrEnum("Activation", {"tanh": "tanh", "relu": "relu"})
+ScoreKind = StrEnum("ScoreKind", {"mean": "mean", "last": "last"})
+Fill = StrEnum("Fill", {"ffill": "ffill", "interpolate": "interpolate", "drop": "drop"})
+
+
+def _complete_run(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Run names in ``--runs-dir`` (as typed so far, else ``runs``) that start with ``incomplete``.
+
+    A folder holding a ``run.json`` is a run; found with a glob rather than
+    ``rareevent.runs.list_runs``, whose imports (pandas, scikit-learn) would
+    cost seconds on every Tab.
+    """
+    runs_dir = Path(ctx.params.get("runs_dir") or "runs")
+    names = (found.parent.name for found in runs_dir.glob("*/run.json"))
+    return sorted(name for name in names if name.startswith(incomplete) and not name.startswith("."))
+
+
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Folder holding the run folders.")]
-FillOption = Annotated[str | None, typer.Option("--fill", help="Repair blank/NaN sensor cells: ffill, interpolate or drop (default: refuse them).")]
+RunOption = Annotated[str | None, typer.Option(help="Run folder or run name (default: the newest run).", autocompletion=_complete_run)]
+FillOption = Annotated[Fill | None, typer.Option("--fill", help="Repair blank/NaN sensor cells (default: refuse them).")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the path of what was written.")]
 DecimalOption = Annotated[str | None, typer.Option("--decimal", help="Decimal mark of the numbers, ',' or '.' (default: detected in ';' and tab files; score and encode: the run's).")]
 TimeFormatOption = Annotated[str | None, typer.Option("--time-format", help="strftime format of the time column, e.g. '%d.%m.%Y %H:%M' (default: ISO 8601, or dates whose day/month order is inferred from the whole column).")]
 DayfirstOption = Annotated[bool, typer.Option("--dayfirst", help="Read dates like 01.02.2026 day first.")]
@@ -73,11 +99,44 @@ def _errors() -> Iterator[None]:
 
 
 def _warn(message: str) -> None:
-    typer.echo(f"warning: {message}", err=True)
+    if not _state["quiet"]:
+        typer.echo(f"warning: {message}", err=True)
 
 
 def _note(message: str) -> None:
-    typer.echo(f"note: {message}", err=True)
+    if not _state["quiet"]:
+        typer.echo(f"note: {message}", err=True)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: object = None, line: str | None = None) -> None:
+    """Python warnings (pandas, Keras) as ``warning:`` lines like rareevent's own."""
+    _warn(" ".join(str(message).split()))
+
+
+def _plain() -> bool:
+    """Plain text (no colour, no style, no progress bar): ``NO_COLOR`` is set or stdout is not a terminal."""
+    return bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
+
+
+def _set_output(quiet: bool = False) -> None:
+    """Set up ``out`` (stdout) for this command: rich on a terminal, plain text otherwise; silent with ``--quiet``."""
+    global out
+    out = Console(highlight=False, color_system=None if _plain() else "auto", quiet=quiet)
+    _state["quiet"] = quiet
+
+
+def _bars(console: Console) -> bool:
+    """Whether a progress bar may be drawn on ``console``: a terminal, and no ``NO_COLOR``."""
+    return console.is_terminal and not os.environ.get("NO_COLOR")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from rareevent.model import versions
+
+        v = versions()
+        typer.echo(f"rareevent {v['rareevent']}, keras {v['keras']}, backend {v['backend']} {v['backend_version'] or '(version unknown)'}")
+        raise typer.Exit()
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -109,8 +168,13 @@ def _reading_options(decimal: str | None, time_format: str | None, dayfirst: boo
 
 
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False) -> None:
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the versions of rareevent, Keras and its backend, and exit.", is_eager=True, callback=_print_version)] = False,
+) -> None:
     _state["debug"] = debug
+    _set_output()
+    warnings.showwarning = _show_warning
 
 
 def _score_cell(key: str) -> Callable[[dict[str, Any]], str]:
@@ -165,15 +229,28 @@ def _lead_line(metrics: dict[str, Any]) -> str | None:
     return text
 
 
+# train parameters that say where and how to write, not what to train: kept out of the stored settings and the recipe
+_NOT_SETTINGS = ("config", "runs_dir", "name", "overwrite", "as_json", "quiet")
+
+
+def _read_config(ctx: typer.Context, value: Path | None) -> Path | None:
+    """``--config``: the recipe's values become the defaults of the other options (read first: it is eager)."""
+    if value is not None:
+        ctx.default_map = {**(ctx.default_map or {}), **recipe.read_defaults(value, ctx, "config")}
+    return value
+
+
 @app.command()
 def train(
-    data: Annotated[Path, typer.Argument(help="Sensor CSV (',', ';' or tab separated).")],
-    arch: Annotated[str, typer.Option(help="ae (LSTM autoencoder), plain (LSTM, no bottleneck) or pca (the PCA reconstruction baseline).")] = "ae",
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Argument(help="Sensor CSV (',', ';' or tab separated); may come from the recipe.")],
+    config: Annotated[Path | None, typer.Option("--config", help="TOML recipe: options from its \\[train] table; the command line overrides them.", is_eager=True, callback=_read_config)] = None,
+    arch: Annotated[Arch, typer.Option(help="ae (LSTM autoencoder), plain (LSTM, no bottleneck) or pca (the PCA reconstruction baseline).")] = Arch.ae,
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
     lead: Annotated[int, typer.Option(help="Early warning: a window is positive when an event starts within this many rows after it.")] = 0,
     units: Annotated[str, typer.Option(help="LSTM units u1,u2.")] = "32,16",
-    activation: Annotated[str, typer.Option(help="LSTM activation: tanh or relu.")] = "tanh",
-    score: Annotated[str, typer.Option("--score", help="Window score: mean (squared error over the window) or last (last step only).")] = "mean",
+    activation: Annotated[Activation, typer.Option(help="LSTM activation.")] = Activation.tanh,
+    score: Annotated[ScoreKind, typer.Option("--score", help="Window score: mean (squared error over the window) or last (last step only).")] = ScoreKind.mean,
     smooth: Annotated[int, typer.Option(help="Alarm on the mean score of the last K windows (1: no smoothing).")] = 1,
     threshold: Annotated[str | None, typer.Option(help="f1, fbeta:B, pr-cross, precision:P or quantile[:Q]; default f1 with labels, quantile without.")] = None,
     margin: Annotated[float, typer.Option(help="Multiply the chosen threshold by this (above 1: fewer false alarms on data that drifts after validation).")] = 1.0,
@@ -199,8 +276,11 @@ def train(
     runs_dir: RunsDir = Path("runs"),
     name: Annotated[str | None, typer.Option(help="Run name (default: time stamp and arch).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary (metrics, threshold, paths) as JSON on stdout; progress goes to stderr.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Train a detector on the normal windows of DATA and save it as a run."""
+    _set_output(quiet)
     with _errors(), ExitStack() as stack:
         from rareevent.detector import RareEventDetector
         from rareevent.runs import reserve_run
@@ -227,7 +307,8 @@ def train(
         reading = _reading_options(decimal, time_format, dayfirst, time_unit)
         name = name or default_run_name(arch)
         stack.enter_context(reserve_run(runs_dir, name, overwrite))  # before minutes of training, not after
-        with _epoch_progress(f"training {arch}", epochs) as on_epoch:
+        bar_console = Console(stderr=True) if as_json else out
+        with _epoch_progress(f"training {arch}", epochs, bar_console, disable=quiet or not _bars(bar_console)) as on_epoch:
             result = run_training(
                 data,
                 detector,
@@ -242,21 +323,43 @@ def train(
                 name=name,
                 on_epoch=on_epoch,
             )
-        _save_and_summarize(result, fill, runs_dir, overwrite)
+        result.record["settings"] = recipe.settings(ctx, leave_out=_NOT_SETTINGS)
+        _save_and_summarize(result, fill, runs_dir, overwrite, as_json=as_json, quiet=quiet)
+
+
+def _train_summary(record: dict[str, Any], path: Path) -> dict[str, Any]:
+    """What ``train --json`` prints: where the run went, its threshold and metrics (run.json holds the rest)."""
+    from rareevent.runs import MODEL_FILE, PCA_FILE, RUN_FILE, SCORES_FILE
+
+    keys = ("name", "arch", "threshold", "threshold_strategy", "margin", "score_kind", "smooth", "metrics", "baseline", "windows", "epochs_run", "best_epoch", "train_seconds")
+    return {
+        **{key: record[key] for key in keys},
+        "path": str(path),
+        "files": {"run": str(path / RUN_FILE), "model": str(path / (PCA_FILE if record["arch"] == "pca" else MODEL_FILE)), "scores": str(path / SCORES_FILE)},
+        "warnings": {"constant_features": record["constant_features"], "trending_features": record["trending_features"]},
+        "context_features": record["context_features"],
+        "filled_cells": record["filled_cells"],
+        "settings": record["settings"],
+    }
 
 
 @contextmanager
-def _epoch_progress(what: str, epochs: int) -> Iterator[EpochCallback]:
-    """A progress bar over the epochs; yields the per-epoch callback that draws it."""
+def _epoch_progress(what: str, epochs: int, console: Console | None = None, disable: bool | None = None) -> Iterator[EpochCallback]:
+    """A progress bar over the epochs on ``console`` (default: stdout); yields the per-epoch callback that draws it.
+
+    ``disable`` defaults to "not a terminal, or ``NO_COLOR`` set": logs and pipes get no bar.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = console or out
     progress = Progress(
         TextColumn("[bold]{task.fields[what]}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]}  val_loss {task.fields[val_loss]}"),
         TimeElapsedColumn(),
-        console=out,
+        console=console,
+        disable=not _bars(console) if disable is None else disable,
     )
     task = progress.add_task("train", total=epochs, what=what, loss="-", val_loss="-")
 
@@ -272,8 +375,11 @@ def _epoch_progress(what: str, epochs: int) -> Iterator[EpochCallback]:
             progress.stop()
 
 
-def _save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, overwrite: bool) -> None:
-    """Warn about what training noticed, save the run folder and print its summary (train and update)."""
+def _save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, overwrite: bool, as_json: bool = False, quiet: bool = False) -> None:
+    """Warn about what training noticed, save the run folder and print its summary (train and update).
+
+    The summary is rich tables, the JSON of ``--json``, or with ``--quiet`` the run folder's path alone.
+    """
     from rareevent.training import save
 
     record = result.record
@@ -295,7 +401,12 @@ def _save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, o
     if order_note:
         _note(order_note)
     path = save(result, runs_dir, overwrite=overwrite)
-    _print_train_summary(record, path, result.data.reading.describe())
+    if as_json:
+        typer.echo(json.dumps(_train_summary(record, path), indent=2, allow_nan=False))
+    elif quiet:
+        typer.echo(str(path))
+    else:
+        _print_train_summary(record, path, result.data.reading.describe())
 
 
 def _baseline_wins(record: dict[str, Any]) -> str | None:
@@ -367,16 +478,17 @@ def update(
 
 @app.command()
 def architecture(
-    arch: Annotated[str, typer.Option(help="ae or plain.")] = "ae",
+    arch: Annotated[LstmArch, typer.Option(help="LSTM autoencoder or plain LSTM stack.")] = LstmArch.ae,
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
     features: Annotated[int, typer.Option(help="Number of sensors (F).")] = 8,
     units: Annotated[str, typer.Option(help="LSTM units u1,u2.")] = "32,16",
-    activation: Annotated[str, typer.Option(help="tanh or relu.")] = "tanh",
+    activation: Annotated[Activation, typer.Option(help="LSTM activation.")] = Activation.tanh,
     context: Annotated[int, typer.Option(help="How many of the features are context (read, not reconstructed).")] = 0,
+
 ) -> None:
     """Print the layer table of a model: name, type, output shape, parameters."""
     with _errors():
-        from rareevent.model import LSTM_ARCHS, build_model, check_model_options, layer_table
+        from rareevent.model import build_model, check_model_options, layer_table
 
         u = _parse_units(units)
         check_model_options(arch, activation, u, lookback)
@@ -384,8 +496,6 @@ def architecture(
             raise RareEventError(f"--features must be at least 1, got {features}")
         if not 0 <= context < features:
             raise RareEventError(f"--context must be in 0..{features - 1} (at least one feature is reconstructed), got {context}")
-        if arch not in LSTM_ARCHS:
-            raise RareEventError(f"--arch {arch!r} has no layers to show; the architecture table is for {', '.join(LSTM_ARCHS)}")
         model = build_model(arch, lookback, features, u, activation, n_outputs=features - context)
         title = f"{arch}: lookback {lookback}, {features} features" + (f" ({context} context)" if context else "")
         table = Table(title=f"{title}, units {u[0]},{u[1]}")
@@ -423,7 +533,16 @@ def _check_outputs(data: Path, outputs: dict[str, Path | None]) -> None:
 def _rows_progress(path: Path):  # noqa: ANN202 - a rich Progress
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    return Progress(TextColumn(f"[bold]scoring {path.name}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn(f"[bold]scoring {path.name}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not (_bars(console) and _bars(out)),  # plain output (a pipe, NO_COLOR) has no bar anywhere
+    )
 
 
 def _estimate_rows(path: Path) -> int:
@@ -436,7 +555,7 @@ def _estimate_rows(path: Path) -> int:
 @app.command()
 def score(
     data: Annotated[Path, typer.Argument(help="New sensor CSV with the trained feature columns (labels optional).")],
-    run: Annotated[str | None, typer.Option(help="Run folder or run name (default: the newest run).")] = None,
+    run: RunOption = None,
     runs_dir: RunsDir = Path("runs"),
     output: Annotated[Path | None, typer.Option(help="Write one row per window to this .csv or .json file.")] = None,
     metrics_out: Annotated[Path | None, typer.Option(help="Write the metrics (needs the label column) to this .json file.")] = None,
@@ -449,8 +568,10 @@ def score(
     time_format: TimeFormatOption = None,
     dayfirst: DayfirstOption = False,
     time_unit: TimeUnitOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Score DATA with a saved run: flag windows at or above the threshold and explain each alarm."""
+    _set_output(quiet)
     with _errors():
         from rareevent.runs import load_run, resolve_run
         from rareevent.scoring import WindowWriter, file_has_labels, score_csv
@@ -502,6 +623,14 @@ def score(
             if order_note:
                 _note(order_note)
         _print_score_summary(summary, result, show, output)
+        _print_paths(quiet, output, metrics_out)
+
+
+def _print_paths(quiet: bool, *paths: Path | None) -> None:
+    """With ``--quiet``, the files a command wrote: its only output besides errors."""
+    for path in paths:
+        if quiet and path is not None:
+            typer.echo(str(path))
 
 
 def _print_score_summary(summary: dict[str, Any], result: Any, show: int, output: Path | None) -> None:
@@ -537,7 +666,7 @@ def _print_score_summary(summary: dict[str, Any], result: Any, show: int, output
 @app.command()
 def encode(
     data: Annotated[Path, typer.Argument(help="Sensor CSV with the trained feature columns.")],
-    run: Annotated[str | None, typer.Option(help="Run folder or run name (default: the newest run).")] = None,
+    run: RunOption = None,
     output: Annotated[Path, typer.Option(help="Write row, time and the encoded vector of every window to this .csv or .json file.")] = ...,
     runs_dir: RunsDir = Path("runs"),
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read per chunk.")] = 100_000,
@@ -546,8 +675,10 @@ def encode(
     time_format: TimeFormatOption = None,
     dayfirst: DayfirstOption = False,
     time_unit: TimeUnitOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Write the encoded vector (length u2) of every window of DATA, for use in other models (ae runs only)."""
+    _set_output(quiet)
     with _errors():
         from rareevent.detector import require_bottleneck
         from rareevent.runs import load_run, read_record, resolve_run
@@ -566,20 +697,28 @@ def encode(
         if filled:
             _note(f"repaired {filled} blank/NaN cell(s) with --fill {fill}")
         out.print(f"wrote {n:,} encoded windows x {record['units'][1]} values to {output}")
+        _print_paths(quiet, output)
 
 
 @app.command()
 def report(
-    runs: Annotated[list[str] | None, typer.Argument(help="Run folders or names (default: every run in --runs-dir).")] = None,
+    runs: Annotated[list[str] | None, typer.Argument(help="Run folders or names (default: every run in --runs-dir).", autocompletion=_complete_run)] = None,
     runs_dir: RunsDir = Path("runs"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Draw the error over time and the PR curve of one run to this .png (needs rareevent[plot]).")] = None,
+    show_recipe: Annotated[bool, typer.Option("--recipe", help="Print the TOML recipe that trains one run again (rareevent train --config).")] = False,
 ) -> None:
     """Compare saved runs: test metrics, events caught, false alarms, and ae against plain."""
     with _errors():
         from rareevent.report import collect, comparisons
-        from rareevent.runs import read_record, resolve_run
+        from rareevent.runs import RUN_FILE, read_record, resolve_run
 
+        if show_recipe:
+            if (runs and len(runs) > 1) or plot is not None or as_json:
+                raise RareEventError("--recipe prints the recipe of one run; name a single RUN, without --plot or --json")
+            folder = resolve_run(runs[0] if runs else None, runs_dir)
+            typer.echo(recipe.recipe_text(read_record(folder), folder / RUN_FILE), nl=False)
+            return
         if plot is not None:
             from rareevent.plot import plot_run
 

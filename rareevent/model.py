@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+import rareevent
 from rareevent.errors import RareEventError
 
 if TYPE_CHECKING:
@@ -63,6 +64,20 @@ def import_keras() -> ModuleType:
         os.close(devnull)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return keras
+
+
+def versions() -> dict[str, str | None]:
+    """rareevent's, Keras's and the Keras backend's versions (``tensorflow``: None under another backend)."""
+    keras = import_keras()
+    backend = keras.backend.backend()
+    backend_version = getattr(sys.modules.get(backend), "__version__", None)
+    return {
+        "rareevent": rareevent.__version__,
+        "keras": keras.__version__,
+        "backend": backend,
+        "backend_version": backend_version,
+        "tensorflow": backend_version if backend == "tensorflow" else None,
+    }
 
 
 def check_model_options(arch: str, activation: str, units: tuple[int, ...], lookback: int) -> None:

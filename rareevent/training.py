@@ -12,13 +12,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import rareevent
 from rareevent import windows
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, ReadingOptions, SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
-from rareevent.model import import_keras
+from rareevent.model import versions
 from rareevent.runs import FORMAT_VERSION, RUN_FILE, check_run_name, check_run_slot, load_run, save_run, scores_frame, training_settings
 from rareevent.threshold import parse_strategy
 
@@ -242,16 +241,6 @@ def _metrics(detector: RareEventDetector, data: SensorData, bounds: tuple[int, i
     )
 
 
-def _versions() -> dict[str, str | None]:
-    keras = import_keras()
-    versions = {"rareevent": rareevent.__version__, "keras": keras.__version__, "backend": keras.backend.backend(), "tensorflow": None}
-    if versions["backend"] == "tensorflow":
-        import tensorflow as tf
-
-        versions["tensorflow"] = tf.__version__
-    return versions
-
-
 def _record(
     name: str,
     detector: RareEventDetector,
@@ -314,5 +303,5 @@ def _record(
         "input_file": str(Path(data.path).resolve()),
         "input_sha256": file_sha256(data.path),
         "input_rows": len(data),
-        "versions": _versions(),
+        "versions": versions(),
     }

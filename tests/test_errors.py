@@ -217,7 +217,6 @@ CASES = [
         lambda t: train_cmd(data(t, "oneevent.csv", synthetic_frame(events=(150,)).to_csv(index=False, float_format="%.5f")), "--threshold", "f1"),
         ("--threshold f1", "positive", "validation", "hint:"),
     ),
-    Case("train-bad-fill-method", lambda t: train_cmd(good(t), "--fill", "mean"), ("--fill", "'mean'", "ffill")),
     Case("train-name-exists", lambda t: train_cmd(good(t), "--name", "tiny-ae"), ("tiny-ae", "already exists", "--overwrite")),
     # ------------------------------------------------------------ train: how cells are read (issue 15)
     Case("train-decimal-point-forced-on-commas", lambda t: train_cmd(data(t, "eu.csv", EU_TEXT), "--decimal", "."), ("eu.csv", "non-numeric value", "'s1'", "line 2", "hint:", "--decimal ,")),
