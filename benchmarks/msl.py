@@ -2,8 +2,10 @@
 
     python benchmarks/msl.py [--data ../shared/data/msl] [--arch ae plain pca] [--train-args '...'] [--cli]
 
-For each channel: ``rareevent train X_train.csv --time t --threshold quantile
---test-frac 0`` (no labels; other options at their defaults), then
+For each channel: ``rareevent train X_train.csv --time t --test-frac 0`` (no
+labels, so the threshold is the default without labels; other options at
+their defaults; the data's README used ``--threshold quantile``, which
+``--train-args`` restores), then
 ``rareevent score X_test.csv --label anomaly --metrics-out m.json`` with the
 saved run. Reported per channel and on average: point-wise PR-AUC and ROC-AUC
 of the window scores over the test rows (a row is scored by the window ending
@@ -57,7 +59,7 @@ def pca_reference(data: Path, channel: str, lookback: int) -> float:
 
 def evaluate(arch: str, data: Path, channel: str, train_args: list[str], work: Path, use_cli: bool) -> dict:
     runs = work / "runs"
-    rareevent(["train", str(data / f"{channel}_train.csv"), "--arch", arch, "--time", "t", "--threshold", "quantile", "--test-frac", "0",
+    rareevent(["train", str(data / f"{channel}_train.csv"), "--arch", arch, "--time", "t", "--test-frac", "0",
                "--runs-dir", str(runs), "--name", "r", "--overwrite", *train_args], use_cli)
     out = work / "metrics.json"
     rareevent(["score", str(data / f"{channel}_test.csv"), "--run", str(runs / "r"), "--label", LABEL, "--metrics-out", str(out)], use_cli)
@@ -86,7 +88,7 @@ def main() -> None:
                 results[arch][channel] = evaluate(arch, data, channel, train_args, Path(tmp), options.cli)
             seconds[arch] = time.perf_counter() - started
     reference = {c: pca_reference(data, c, results[options.arch[0]][c]["lookback"]) for c in names}
-    print(f"MSL, {len(names)} channels, train on X_train.csv (threshold quantile, no labels), score X_test.csv; options: {' '.join(train_args) or '(defaults)'}")
+    print(f"MSL, {len(names)} channels, train on X_train.csv (no labels), score X_test.csv; options: {' '.join(train_args) or '(defaults)'}")
     header = f"{'channel':<8}{'PCA ref':>8}" + "".join(f"{arch + ' PR-AUC':>14}{'ROC':>6}{'caught':>8}{'FA ep':>6}" for arch in options.arch)
     print(header)
     for c in names:

@@ -267,7 +267,7 @@ def train(
     context: Annotated[
         str, typer.Option(help="Context columns (read by the model, never scored): auto (0/1 flags and modes), none, or names/glob patterns like 'cmd*,setpoint'.")
     ] = "auto",
-    normalize: Annotated[bool, typer.Option(help="Divide each sensor's error by its typical error on normal validation windows.")] = True,
+    normalize: Annotated[bool, typer.Option(help="Divide each sensor's error by its typical (median) error on normal validation windows.")] = False,
     fill: FillOption = None,
     decimal: DecimalOption = None,
     time_format: TimeFormatOption = None,

@@ -63,7 +63,7 @@ class RareEventDetector(BaseEstimator):
         learning_rate: float | None = None,
         seed: int = 0,
         context: str | Sequence[int] = "auto",
-        normalize: bool = True,
+        normalize: bool = False,
         warm_start: bool = False,
     ) -> None:
         self.arch = arch
