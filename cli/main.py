@@ -392,8 +392,6 @@ def _save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, o
         )
     if record["filled_cells"]:
         _note(f"repaired {record['filled_cells']} blank/NaN cell(s) with --fill {fill}")
-    if record["context_features"]:
-        _note(f"context column(s), read but not scored: {', '.join(record['context_features'])} (--context names them; --context none scores every column)")
     beaten = _baseline_wins(record)
     if beaten:
         _warn(beaten)
@@ -431,6 +429,8 @@ def _print_train_summary(record: dict[str, Any], path: Path, reading: str | None
     margin = f" x {record['margin']:g}" if record["margin"] != 1 else ""
     table.add_row("threshold", f"{record['threshold']:.6g} ({record['threshold_strategy']}{margin}, score {record['score_kind']}, smooth {record['smooth']})")
     table.add_row("model", f"{record['arch']}, lookback {record['lookback']}, units {record['units']}, {record['parameters']:,} parameters")
+    if record["context_features"]:
+        table.add_row("context", f"{', '.join(record['context_features'])} (read, not scored; --context none scores them)")
     if reading:
         table.add_row("read as", reading)
     table.add_row("saved to", str(path))

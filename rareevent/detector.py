@@ -140,7 +140,7 @@ class RareEventDetector(BaseEstimator):
         self.context_features_ = self._context_columns(normal)
         self.target_features_ = [j for j in range(X_train.shape[1]) if j not in set(self.context_features_)]
         self.scaler_ = scaling.fit_scaler(normal, discrete=scaling.discrete_columns(normal))
-        self.constant_features_ = [int(i) for i in scaling.constant_columns(self.scaler_) if i in self.target_features_]
+        self.constant_features_ = scaling.constant_columns(self.scaler_).tolist()
         trending = scaling.trending_columns(normal, positions=normal_rows if normal_rows.size else None)
         self.trending_features_ = [int(i) for i in trending if i in self.target_features_ and i not in self.constant_features_]
         train_clean = windows.clean_windows(y_train, T, self.lead)[: windows.n_windows(len(X_train), T)]

@@ -71,11 +71,11 @@ def test_same_seed_gives_the_same_threshold(tmp_path: Path, sensor_csv: Path) ->
     assert thresholds[0] == thresholds[1]
 
 
-def test_train_without_labels_uses_quantile_and_reports_no_metrics(tmp_path: Path, sensor_csv: Path) -> None:
+def test_train_without_labels_uses_pot_and_reports_no_metrics(tmp_path: Path, sensor_csv: Path) -> None:
     result = invoke("train", sensor_csv, *TINY, "--drop", "label", "--runs-dir", tmp_path, "--name", "u", "--test-frac", "0")
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "u" / "run.json").read_text())
-    assert record["threshold_strategy"] == "quantile:0.995"
+    assert record["threshold_strategy"] == "pot:0.001"
     assert record["label_column"] is None and record["metrics"] == {"valid": None, "test": None}
     assert record["splits"]["test"] == [600, 600]
 

@@ -215,12 +215,11 @@ def test_crash_halfway_leaves_no_run_and_no_temporary(workdir: Path, monkeypatch
         (("--valid-frac", "0.95"), ("leaves too little to train on",)),
         (("--margin", "0"), ("--margin must be above 0",)),
         (("--threshold", "best"), ("--threshold",)),
-        (("--fill", "zero"), ("--fill 'zero'",)),
         (("--name", ".hidden"), ("--name '.hidden'",)),
         (("--name", "tiny-ae", "--overwrite"), ("runs/tiny-ae", "run being updated", "--name")),
         (("--name", "tiny-ae"), ("already exists",)),
     ],
-    ids=["epochs-0", "valid-frac-above-1", "valid-frac-too-large", "margin-0", "threshold-unknown", "fill-unknown", "hidden-name", "overwrite-parent", "existing-name"],
+    ids=["epochs-0", "valid-frac-above-1", "valid-frac-too-large", "margin-0", "threshold-unknown", "hidden-name", "overwrite-parent", "existing-name"],
 )
 def test_bad_option_value_is_one_error_line_and_writes_nothing(workdir: Path, options: tuple[str, ...], fragments: tuple[str, ...]) -> None:
     before = snapshot(workdir)
@@ -231,11 +230,12 @@ def test_bad_option_value_is_one_error_line_and_writes_nothing(workdir: Path, op
     assert snapshot(workdir) == before
 
 
-def test_option_that_is_not_a_number_via_entry_point(tmp_path: Path) -> None:
-    done = subprocess.run([RAREEVENT, "update", "tiny-ae", "newer.csv", "--epochs", "many"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize(("option", "value", "fragment"), [("--epochs", "many", "valid integer"), ("--fill", "zero", "'zero'")])
+def test_option_the_parser_refuses_via_entry_point(tmp_path: Path, option: str, value: str, fragment: str) -> None:
+    done = subprocess.run([RAREEVENT, "update", "tiny-ae", "newer.csv", option, value], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "--epochs" in lines[0], lines
+    assert len(lines) == 1 and lines[0].startswith("error: ") and option in lines[0] and fragment in lines[0], lines
     assert list(tmp_path.iterdir()) == []
 
 
