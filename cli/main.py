@@ -237,6 +237,8 @@ def train(
             normalize=normalize,
         )
         reading = _reading_options(decimal, time_format, dayfirst, time_unit)
+        if resample is None and agg != "mean":
+            raise RareEventError(f"--agg {agg} needs --resample: it says how the rows of a grid cell are combined")
         if name is not None:
             check_run_slot(runs_dir, name, overwrite)  # before minutes of training, not after
         with _epoch_progress(f"training {arch}", epochs) as on_epoch:

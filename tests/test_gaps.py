@@ -291,6 +291,7 @@ def test_cli_train_and_score_report_gaps(tmp_path: Path, holed_csv: Path) -> Non
         (["--max-gap", "soon"], ("--max-gap 'soon'", "10min")),
         (["--max-gap", "50"], ("--max-gap '50'", "'timestamp' holds dates")),
         (["--resample", "1min", "--agg", "median"], ("--agg 'median'", "mean, last, max")),
+        (["--agg", "max"], ("--agg max needs --resample",)),
         (["--resample", "30s"], ("holed.csv", "no rows in the --resample 30s grid cell at 2026-01-01 00:00:30")),
         (["--max-gap", "30min", "--time", "hourly"], ("holed.csv", "the train part has no window of 3 rows between two time gaps", "--max-gap")),
     ],
