@@ -330,3 +330,12 @@ def test_a_damaged_gap_record_is_refused(tmp_path: Path, trained_runs: dict[str,
     (folder / "run.json").write_text(json.dumps(record))
     with pytest.raises(RareEventError, match=f"run.json: field '{field}' has an invalid value"):
         load_run(folder)
+
+
+def test_encode_drops_windows_across_the_hole(tmp_path: Path, holed_csv: Path, trained_runs: dict[str, Path]) -> None:
+    out = tmp_path / "codes.csv"
+    result = CliRunner().invoke(app, ["encode", str(holed_csv), "--run", str(trained_runs["ae"]), "--output", str(out), "--chunk-rows", "100"])
+    assert result.exit_code == 0, result.output
+    codes = pd.read_csv(out)
+    assert len(codes) == 2 * windows.n_windows(300, T)
+    assert set(window_spans(pd.read_csv(holed_csv), codes["row"].to_numpy())) == {T - 1.0}
