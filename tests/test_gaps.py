@@ -27,19 +27,17 @@ from tests.test_errors import assert_one_error_line
 T = 3  # the lookback of the tiny runs
 
 
-def holed_frame(hole_at: int = 300, hours: int = 6) -> pd.DataFrame:
-    """The synthetic sensors, one row a minute, with the clock jumping ``hours`` forward at row ``hole_at`` (a historian outage)."""
-    frame = synthetic_frame()
-    times = pd.date_range("2026-01-01", periods=len(frame), freq="min")
-    times = times.where(np.arange(len(frame)) < hole_at, times + pd.Timedelta(hours=hours))
-    frame["timestamp"] = times.strftime("%Y-%m-%d %H:%M:%S")
-    return frame
-
-
 @pytest.fixture(scope="module")
 def holed_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("gaps") / "holed.csv"
-    holed_frame().to_csv(path, index=False, float_format="%.5f")
+    """The synthetic sensors, one row a minute, with the clock jumping six hours forward at row 300 (a historian outage)."""
+    frame = synthetic_frame()
+    minutes = np.arange(len(frame)) + np.where(np.arange(len(frame)) < 300, 0, 6 * 60)
+    frame["timestamp"] = (pd.Timestamp("2026-01-01") + pd.to_timedelta(minutes, unit="min")).strftime("%Y-%m-%d %H:%M:%S")
+    return write(frame, tmp_path_factory.mktemp("gaps") / "holed.csv")
+
+
+def write(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path, index=False, float_format="%.5f")
     return path
 
 
