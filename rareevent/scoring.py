@@ -7,8 +7,9 @@ identical for any ``chunk_rows``. The buffer keeps the last ``T-1`` rows
 across chunk borders. Rows after a time gap (the run's ``--max-gap``) start
 a new segment: the windows that would join rows across it are dropped (they
 are still part of the blocks the model sees, so the blocks stay the same)
-and the smoothing starts afresh, wherever the chunk borders fall. What is kept for the whole file is compact: one error,
-flag and label per window, and the per-sensor errors of flagged windows only.
+and the smoothing starts afresh, wherever the chunk borders fall. What is
+kept for the whole file is compact: one error, flag and label per window,
+and the per-sensor errors of flagged windows only.
 """
 
 from __future__ import annotations
@@ -102,9 +103,9 @@ class _Buffer:
 class WindowBlock:
     """What one step of reading releases: the new rows, and the windows now complete.
 
-    ``rows`` is the validated chunk just read (on the grid, with
-    ``--resample``: for counting, labels, time) and ``starts`` marks its
-    rows that begin a segment; ``X`` the rows whose ``n`` windows are ready
+    ``rows`` is the validated chunk just read, on the run's grid when it
+    was trained with ``--resample`` (for counting, labels, time), and
+    ``starts`` marks its rows that begin a segment; ``X`` the rows whose ``n`` windows are ready
     (``n + T - 1`` rows), ``first`` the index of the first of them in the
     file, ``keep`` which lie inside one segment and ``resets`` which begin
     one. ``ends``/``end_time``/``end_label`` describe the kept windows' last rows.
