@@ -71,6 +71,12 @@ DecimalOption = Annotated[str | None, typer.Option("--decimal", help="Decimal ma
 TimeFormatOption = Annotated[str | None, typer.Option("--time-format", help="strftime format of the time column, e.g. '%d.%m.%Y %H:%M' (default: ISO 8601, or dates whose day/month order is inferred from the whole column).")]
 DayfirstOption = Annotated[bool, typer.Option("--dayfirst", help="Read dates like 01.02.2026 day first.")]
 TimeUnitOption = Annotated[str | None, typer.Option("--time-unit", help="Read a numeric time column as s or ms since 1970.")]
+MaxGapOption = Annotated[
+    str | None,
+    typer.Option("--max-gap", help="A time step above this is a gap that no window crosses: a duration like 10min, a number in a numeric time column's unit, a multiple of the median step like 5x, or none (default: 5x)."),
+]
+ResampleOption = Annotated[str | None, typer.Option("--resample", help="Put the rows on a regular grid of this step (like 1min) before windowing; empty cells follow --fill.")]
+AggOption = Annotated[str, typer.Option("--agg", help="How --resample combines the rows of a grid cell: mean, last or max.")]
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -186,7 +192,10 @@ _SCORE_ROWS = [(label, _score_cell(key)) for label, key in (("precision", "preci
 
 
 def _events(metrics: dict[str, Any]) -> str:
-    return f"{metrics['events_detected']} of {metrics['events']}" if metrics["events"] is not None else "-"
+    if metrics["events"] is None:
+        return "-"
+    unseen = metrics.get("events_unseen") or 0  # in a gap or a segment too short for a window: not missed
+    return f"{metrics['events_detected']} of {metrics['events'] - unseen}" + (f" ({unseen} unseen)" if unseen else "")
 
 
 def _metrics_table(parts: dict[str, dict[str, Any]], title: str = "metrics") -> Table:
@@ -273,6 +282,9 @@ def train(
     time_format: TimeFormatOption = None,
     dayfirst: DayfirstOption = False,
     time_unit: TimeUnitOption = None,
+    max_gap: MaxGapOption = None,
+    resample: ResampleOption = None,
+    agg: AggOption = "mean",
     runs_dir: RunsDir = Path("runs"),
     name: Annotated[str | None, typer.Option(help="Run name (default: time stamp and arch).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")] = False,
@@ -283,6 +295,7 @@ def train(
     _set_output(quiet)
     with _errors(), ExitStack() as stack:
         from rareevent.detector import RareEventDetector
+        from rareevent.gaps import Resampling
         from rareevent.runs import reserve_run
         from rareevent.training import default_run_name
         from rareevent.training import train as run_training
@@ -305,6 +318,8 @@ def train(
             normalize=normalize,
         )
         reading = _reading_options(decimal, time_format, dayfirst, time_unit)
+        if resample is None and agg != "mean":
+            raise RareEventError(f"--agg {agg} needs --resample: it says how the rows of a grid cell are combined")
         name = name or default_run_name(arch)
         stack.enter_context(reserve_run(runs_dir, name, overwrite))  # before minutes of training, not after
         bar_console = Console(stderr=True) if as_json else out
@@ -322,6 +337,8 @@ def train(
                 test_frac=test_frac,
                 name=name,
                 on_epoch=on_epoch,
+                max_gap=max_gap,
+                resample=None if resample is None else Resampling(resample, agg),
             )
         result.record["settings"] = recipe.settings(ctx, leave_out=_NOT_SETTINGS)
         _save_and_summarize(result, fill, runs_dir, overwrite, as_json=as_json, quiet=quiet)
@@ -392,6 +409,12 @@ def _save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, o
         )
     if record["filled_cells"]:
         _note(f"repaired {record['filled_cells']} blank/NaN cell(s) with --fill {fill}")
+    resampled = record.get("resample")
+    if resampled and resampled["empty_cells"]:
+        _note(f"--resample {resampled['every']}: {resampled['empty_cells']} empty grid cell(s) handled with --fill {fill}")
+    gap_info = record.get("gaps")
+    if gap_info and gap_info["skipped_segments"]:
+        _note(f"skipped {gap_info['skipped_segments']} segment(s) shorter than the lookback ({gap_info['skipped_rows']} rows between time gaps give no window)")
     beaten = _baseline_wins(record)
     if beaten:
         _warn(beaten)
@@ -433,6 +456,10 @@ def _print_train_summary(record: dict[str, Any], path: Path, reading: str | None
         table.add_row("context", f"{', '.join(record['context_features'])} (read, not scored; --context none scores them)")
     if reading:
         table.add_row("read as", reading)
+    if record.get("resample"):
+        table.add_row("resampled", f"every {record['resample']['every']} ({record['resample']['agg']}): {record['resample']['rows']:,} rows")
+    if record.get("gaps"):
+        table.add_row("segments", _gap_text(record["gaps"]))
     table.add_row("saved to", str(path))
     out.print(table)
     parts = {part: m for part, m in record["metrics"].items() if m}
@@ -446,6 +473,16 @@ def _print_train_summary(record: dict[str, Any], path: Path, reading: str | None
             out.print(f"{part}: {lead}")
     if record["metrics"].get("test") is None:
         out.print("no test metrics (no label column, or --test-frac 0)")
+
+
+def _gap_text(gap_info: dict[str, Any]) -> str:
+    """``2 segments, 1 gap (longest 6:00:00; --max-gap 5x = 0:10:00)`` for the train summary."""
+    from rareevent.gaps import describe_gap
+
+    text = f"{gap_info['segments']} segment(s), {gap_info['gaps']} gap(s)"
+    if gap_info["longest_gap"] is not None:
+        text += f" (longest {describe_gap(gap_info['longest_gap'], gap_info['unit'])})"
+    return text + f"; --max-gap {gap_info['max_gap']} = {describe_gap(gap_info['max_gap_value'], gap_info['unit'])}"
 
 
 @app.command()
@@ -609,7 +646,7 @@ def score(
                     time=time,
                     label=label,
                 )
-            summary = {"run": record["name"], "file": str(data), "rows": result.n_rows, "windows": result.n_windows, "flagged": int(result.flagged.sum()), "threshold": result.threshold}
+            summary = {"run": record["name"], "file": str(data), "rows": result.n_rows, "windows": result.n_windows, "flagged": int(result.flagged.sum()), "threshold": result.threshold, "segments": result.n_segments}
             if writer:
                 writer.finish({"alarms": result.alarms, "metrics": result.metrics, "summary": summary})
             if metrics_temp:
@@ -618,6 +655,8 @@ def score(
             _note(f"ignored column(s) not used by the model: {', '.join(result.columns.ignored)}")
         if result.n_filled:
             _note(f"repaired {result.n_filled} blank/NaN cell(s) with --fill {fill}")
+        if result.n_segments > 1:
+            _note(f"{result.n_segments - 1} time gap(s) above the run's --max-gap {record['gaps']['max_gap']} split the file into {result.n_segments} segments; no window crosses a gap")
         if result.reading.time_format != (record.get("reading") or {}).get("time_format"):  # not the run's reading: inferred from this file
             order_note = result.reading.order_note(result.columns.time)
             if order_note:

@@ -114,6 +114,8 @@ class RareEventDetector(BaseEstimator):
         X_valid: np.ndarray,
         y_valid: np.ndarray | None,
         on_epoch: EpochCallback | None = None,
+        starts_train: np.ndarray | None = None,
+        starts_valid: np.ndarray | None = None,
     ) -> RareEventDetector:
         """Fit on the normal windows of the train rows; pick the threshold on the valid rows.
 
@@ -121,7 +123,10 @@ class RareEventDetector(BaseEstimator):
         ``lead`` rows past the end of its ``X_*`` (the labels of the rows
         that follow), so that windows near a part's end see an event that
         starts just after it. Early stopping watches the loss of the clean
-        validation windows and restores the best weights.
+        validation windows and restores the best weights. ``starts_*`` (per
+        row: True where a segment begins, see ``windows``) keep every window
+        inside one segment: windows across a gap are neither trained on nor
+        scored, and ``decision_scores_`` holds the kept validation windows only.
         """
         self.check_params()
         strategy = parse_strategy(self.threshold or ("f1" if y_valid is not None else "pot"))
@@ -143,23 +148,26 @@ class RareEventDetector(BaseEstimator):
         self.constant_features_ = scaling.constant_columns(self.scaler_).tolist()
         trending = scaling.trending_columns(normal, positions=normal_rows if normal_rows.size else None)
         self.trending_features_ = [int(i) for i in trending if i in self.target_features_ and i not in self.constant_features_]
-        train_clean = windows.clean_windows(y_train, T, self.lead)[: windows.n_windows(len(X_train), T)]
+        starts_train = windows.one_segment(len(X_train)) if starts_train is None else starts_train
+        starts_valid = windows.one_segment(len(X_valid)) if starts_valid is None else starts_valid
+        train_clean = windows.clean_windows(y_train, T, self.lead)[: windows.n_windows(len(X_train), T)] & windows.inside_segments(starts_train, T)
         valid_rows = np.zeros(len(X_valid), np.int8) if y_valid is None else np.asarray(y_valid, np.int8)
-        valid_clean = windows.clean_windows(valid_rows, T, self.lead)[: windows.n_windows(len(X_valid), T)]
+        valid_keep = windows.inside_segments(starts_valid, T)
+        valid_clean = windows.clean_windows(valid_rows, T, self.lead)[: windows.n_windows(len(X_valid), T)][valid_keep]
         if not train_clean.any():
             raise RareEventError("the train part has no window free of events to learn normal behaviour from")
         if not valid_clean.any():
             raise RareEventError("the validation part has no window free of events", hint="raise --valid-frac")
-        labels = None if y_valid is None else windows.window_labels(valid_rows, T, self.lead)[: len(valid_clean)]
+        labels = None if y_valid is None else windows.window_labels(valid_rows, T, self.lead)[: len(valid_keep)][valid_keep]
         check_labels(strategy, labels)  # before training, not after it
         train_windows = windows.sliding_windows(scaling.transform(self.scaler_, X_train), T)[train_clean]
-        valid_all = windows.sliding_windows(scaling.transform(self.scaler_, X_valid), T)
+        valid_all = windows.kept(windows.sliding_windows(scaling.transform(self.scaler_, X_valid), T), valid_keep)
         self.model_ = self._train(np.ascontiguousarray(train_windows), np.ascontiguousarray(valid_all[valid_clean]), on_epoch)
         self.n_train_windows_ = int(len(train_windows))
         self.error_scale_ = np.ones(len(self.target_features_), np.float32)
         if self.normalize:
             self.error_scale_ = error_scales(self._reconstruction_errors(valid_all[valid_clean])[1])
-        scores = self.smooth_scores(self._reconstruction_errors(valid_all)[0])
+        scores = self.smooth_scores(self._reconstruction_errors(valid_all)[0], resets=windows.window_resets(starts_valid, T)[valid_keep])
         self.threshold_strategy_ = str(strategy)
         self.threshold_ = self.margin * choose_threshold(strategy, scores, labels, valid_clean)
         if not math.isfinite(self.threshold_):
@@ -276,11 +284,13 @@ class RareEventDetector(BaseEstimator):
         """Scores of all windows of the ``(n, F)`` rows ``X``, and per-feature errors."""
         return self._reconstruction_errors(windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback))
 
-    def smooth_scores(self, raw: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
-        """Trailing mean of each window's raw score and the ``smooth - 1`` before it.
+    def smooth_scores(self, raw: np.ndarray, previous: np.ndarray | None = None, resets: np.ndarray | None = None) -> np.ndarray:
+        """Trailing mean of each window's raw score and the ``smooth - 1`` before it in its segment.
 
         ``previous`` holds raw scores of the windows just before ``raw`` (from
-        an earlier chunk); at the very start the mean is over fewer windows.
+        an earlier chunk, all in the segment ``raw`` begins in); at the very
+        start the mean is over fewer windows. ``resets`` (per window) marks
+        windows that begin a new segment: their mean starts afresh from them.
         Each mean is taken over the same values in the same order however the
         series is cut into chunks, so chunked scoring gives identical results.
         """
@@ -289,7 +299,27 @@ class RareEventDetector(BaseEstimator):
             return raw
         before = np.full(k - 1, np.nan) if previous is None else np.concatenate([np.full(k - 1, np.nan), previous])[-(k - 1) :]
         series = np.concatenate([before, np.asarray(raw, dtype=np.float64)])
-        return np.nanmean(sliding_window_view(series, k), axis=1).astype(np.float32)
+        view = sliding_window_view(series, k)
+        if resets is not None and np.any(resets):
+            index = np.arange(len(raw))
+            since = index - np.maximum.accumulate(np.where(resets, index, -k))  # windows since the segment began (k or more: all)
+            view = np.where(np.arange(k) >= (k - 1 - np.minimum(since, k - 1))[:, None], view, np.nan)
+        return np.nanmean(view, axis=1).astype(np.float32)
+
+    def carry_scores(self, previous: np.ndarray | None, raw: np.ndarray, resets: np.ndarray | None = None) -> np.ndarray | None:
+        """The raw scores the next chunk's smoothing continues from: the last ``smooth - 1`` of the current segment."""
+        if self.smooth <= 1:
+            return None
+        if resets is not None and np.any(resets):
+            previous, raw = None, raw[int(np.flatnonzero(resets)[-1]) :]
+        return np.concatenate([previous, raw] if previous is not None else [raw])[-(self.smooth - 1) :]
+
+    def score_segments(self, X: np.ndarray, starts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Smoothed scores of the windows of ``X`` that lie inside one segment, and the mask of those windows."""
+        starts = windows.one_segment(len(X)) if starts is None else starts
+        keep = windows.inside_segments(starts, self.lookback)
+        raw = self._reconstruction_errors(windows.kept(windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback), keep))[0]
+        return self.smooth_scores(raw, resets=windows.window_resets(starts, self.lookback)[keep]), keep
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """0/1 flag of every window of ``X``: smoothed score at or above ``threshold_``."""

@@ -8,7 +8,10 @@ its last row, and the lead time is how many rows (and seconds, with a
 datetime column; units of the column, with a numeric one) the first such
 alarm came before the event's first row (negative: after it had started).
 False alarms are counted per day with a datetime column, else per 1,000
-windows.
+windows. With segments (``starts``: rows after a time gap begin a new one)
+the days count only the time covered by data, not the gaps; an event no
+scored window could alarm for (it lies where no window ends, as in a
+segment too short for one) is *unseen*, not missed.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from rareevent.windows import segments
+from rareevent.windows import segments, window_breaks
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -53,12 +56,13 @@ def event_metrics(
     lead: int = 0,
     time: np.ndarray | None = None,
     first_row: int = 0,
+    starts: np.ndarray | None = None,
 ) -> dict[str, object]:
     """Events, events detected, lead times and false alarm episodes.
 
-    ``row_labels[i]`` (and ``time[i]``) belong to row ``first_row + i``;
-    ``ends`` are the end rows of the windows that ``flags`` refer to, in the
-    same row numbering.
+    ``row_labels[i]`` (and ``time[i]``, ``starts[i]``) belong to row
+    ``first_row + i``; ``ends`` are the end rows of the windows that
+    ``flags`` refer to, in the same row numbering.
     """
     flags = np.asarray(flags, dtype=bool)
     ends = np.asarray(ends, dtype=np.int64)
@@ -67,6 +71,7 @@ def event_metrics(
     lo = np.searchsorted(alarm_rows, events[:, 0] - lead)
     hi = np.searchsorted(alarm_rows, events[:, 1] + 1)
     detected = hi > lo
+    seen = np.searchsorted(ends, events[:, 1] + 1) > np.searchsorted(ends, events[:, 0] - lead)  # some window could alarm for it
     first_alarm = alarm_rows[lo[detected]]
     onset = events[detected, 0]
     lead_rows = (onset - first_alarm).tolist()
@@ -78,9 +83,9 @@ def event_metrics(
             lead_seconds = (deltas / np.timedelta64(1, "s")).astype(float).tolist()
         else:
             lead_time = np.asarray(deltas, dtype=float).tolist()  # in the time column's own unit
-    episodes = segments(flags)
+    episodes = segments(flags, None if starts is None else window_breaks(starts, ends - first_row))
     false_alarms = int(np.sum(~_overlaps(ends[episodes], events, lead)))
-    days = float((time[-1] - time[0]) / np.timedelta64(1, "s")) / SECONDS_PER_DAY if dated and len(time) > 1 else 0.0
+    days = _covered_seconds(time, starts) / SECONDS_PER_DAY if dated and len(time) > 1 else 0.0
     if days > 0:
         rate = {"false_alarms_per_day": false_alarms / days}
     else:
@@ -88,6 +93,7 @@ def event_metrics(
     return {
         "events": int(len(events)),
         "events_detected": int(detected.sum()),
+        "events_unseen": int((~seen).sum()),
         "lead_rows": lead_rows,
         "lead_seconds": lead_seconds,
         "lead_time": lead_time,
@@ -96,6 +102,14 @@ def event_metrics(
         "false_alarms": false_alarms,
         **rate,
     }
+
+
+def _covered_seconds(time: np.ndarray, starts: np.ndarray | None) -> float:
+    """Seconds covered by data: the steps between rows, less those that cross a gap (into a row that ``starts`` a segment)."""
+    step = np.diff(time) / np.timedelta64(1, "s")
+    if starts is not None:
+        step = step[~np.asarray(starts, dtype=bool)[1:]]
+    return float(step.sum())
 
 
 def _overlaps(episodes: np.ndarray, events: np.ndarray, lead: int) -> np.ndarray:
@@ -123,9 +137,10 @@ def evaluate(
     lead: int = 0,
     time: np.ndarray | None = None,
     first_row: int = 0,
+    starts: np.ndarray | None = None,
 ) -> dict[str, object]:
     """All metrics of one scored span: point-wise on windows, event-level on rows."""
     return {
         **point_metrics(window_labels, flags, scores),
-        **event_metrics(row_labels, flags, ends, lead=lead, time=time, first_row=first_row),
+        **event_metrics(row_labels, flags, ends, lead=lead, time=time, first_row=first_row, starts=starts),
     }

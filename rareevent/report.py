@@ -35,6 +35,7 @@ def summarize(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
         **{key: scored.get(key) for key in METRIC_KEYS},
         "events": scored.get("events"),
         "events_detected": scored.get("events_detected"),
+        "events_unseen": scored.get("events_unseen"),
         "mean_lead_rows": scored.get("mean_lead_rows"),
         "false_alarms": scored.get("false_alarms"),
         "false_alarms_per_day": scored.get("false_alarms_per_day"),

@@ -22,6 +22,7 @@ import pandas as pd
 from rareevent import scaling
 from rareevent.detector import MAX_MARGIN, MAX_SEED, MAX_SPAN, SCORE_KINDS, RareEventDetector
 from rareevent.errors import RareEventError
+from rareevent.gaps import gap_rule_ok, resample_record_ok
 from rareevent.load import reading_record_ok
 from rareevent.model import ACTIVATIONS, ARCHS, PCAModel, import_keras
 from rareevent.storage import TEMP_PREFIX, atomic_folder, check_free, hold_name, remove_stale_temporaries
@@ -215,6 +216,9 @@ def validate_record(record: Any, path: Path) -> None:
     _check_fields(record, checks, optional, path)
     if not reading_record_ok(record.get("reading")):  # optional: runs saved before it read files as today
         raise RareEventError(f"{path}: field 'reading' has an invalid value {json.dumps(record['reading'])[:60]}")
+    for key, ok in (("gaps", gap_rule_ok), ("resample", resample_record_ok)):  # optional: runs saved before gaps had neither
+        if not ok(record.get(key)):
+            raise RareEventError(f"{path}: field {key!r} has an invalid value {json.dumps(record[key])[:60]}")
 
 
 # what a warm start (`rareevent update`) continues training with

@@ -4,8 +4,12 @@ The file is read ``chunk_rows`` rows at a time. Rows wait in a small buffer
 until a whole block of ``PREDICT_BATCH`` windows can be formed, so the model
 always sees the same blocks whatever the chunk size, and the output is
 identical for any ``chunk_rows``. The buffer keeps the last ``T-1`` rows
-across chunk borders. What is kept for the whole file is compact: one error,
-flag and label per window, and the per-sensor errors of flagged windows only.
+across chunk borders. Rows after a time gap (the run's ``--max-gap``) start
+a new segment: the windows that would join rows across it are dropped (they
+are still part of the blocks the model sees, so the blocks stay the same)
+and the smoothing starts afresh, wherever the chunk borders fall. What is
+kept for the whole file is compact: one error, flag and label per window,
+and the per-sensor errors of flagged windows only.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rareevent import windows
+from rareevent import gaps, windows
 from rareevent.detector import PREDICT_BATCH, RareEventDetector, require_bottleneck
 from rareevent.errors import RareEventError
 from rareevent.load import (
     Columns,
+    CsvFormat,
     Reading,
     ReadingOptions,
     SensorData,
@@ -62,6 +67,7 @@ class ScoreResult:
     time: np.ndarray | None = None
     alarms: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] | None = None
+    n_segments: int = 1
 
     @property
     def n_windows(self) -> int:
@@ -76,17 +82,19 @@ class _Buffer:
     y: np.ndarray | None
     time: np.ndarray | None
     rows: np.ndarray
+    starts: np.ndarray
 
-    def extend(self, block: SensorData) -> None:
+    def extend(self, block: SensorData, starts: np.ndarray) -> None:
         self.X = np.concatenate([self.X, block.X])
         self.rows = np.concatenate([self.rows, block.rows])
+        self.starts = np.concatenate([self.starts, starts])
         if self.y is not None and block.y is not None:
             self.y = np.concatenate([self.y, block.y])
         if self.time is not None and block.time is not None:
             self.time = np.concatenate([self.time, block.time])
 
     def drop_first(self, n: int) -> None:
-        self.X, self.rows = self.X[n:], self.rows[n:]
+        self.X, self.rows, self.starts = self.X[n:], self.rows[n:], self.starts[n:]
         self.y = None if self.y is None else self.y[n:]
         self.time = None if self.time is None else self.time[n:]
 
@@ -95,14 +103,21 @@ class _Buffer:
 class WindowBlock:
     """What one step of reading releases: the new rows, and the windows now complete.
 
-    ``rows`` is the validated chunk just read (for counting, labels, time);
-    ``X`` the rows whose ``n`` windows are ready (``n + T - 1`` rows) and
-    ``ends``/``end_time``/``end_label`` describe those windows' last rows.
+    ``rows`` is the validated chunk just read, on the run's grid when it
+    was trained with ``--resample`` (for counting, labels, time), and
+    ``starts`` marks its rows that begin a segment; ``X`` the rows whose ``n`` windows are ready
+    (``n + T - 1`` rows), ``first`` the index of the first of them in the
+    file, ``keep`` which lie inside one segment and ``resets`` which begin
+    one. ``ends``/``end_time``/``end_label`` describe the kept windows' last rows.
     """
 
     rows: SensorData
+    starts: np.ndarray
     n: int = 0
+    first: int = 0
     X: np.ndarray | None = None
+    keep: np.ndarray | None = None
+    resets: np.ndarray | None = None
     ends: np.ndarray | None = None
     end_time: np.ndarray | None = None
     end_label: np.ndarray | None = None
@@ -110,6 +125,10 @@ class WindowBlock:
     def key_columns(self) -> dict[str, Any]:
         """The columns that open every per-window output: ``row`` (end row) and, with a time column, ``time``."""
         return {"row": self.ends} if self.end_time is None else {"row": self.ends, "time": self.end_time}
+
+    def positions(self, lookback: int) -> np.ndarray:
+        """The end position (among the file's validated rows) of every kept window."""
+        return (self.first + lookback - 1 + np.arange(self.n))[self.keep]
 
 
 def window_blocks(
@@ -128,7 +147,9 @@ def window_blocks(
     trailing rows of a chunk that hold a blank wait for the next chunk, so
     they are interpolated towards the next value exactly as in one piece.
     The file is read as the run read its training file, unless ``options``
-    say otherwise; what the run leaves open is inferred from this file.
+    say otherwise; what the run leaves open is inferred from this file. A
+    run trained with ``--resample`` resamples the file to its grid, and its
+    gap rule splits the rows into segments.
     """
     if chunk_rows < 1:
         raise RareEventError(f"--chunk-rows must be at least 1, got {chunk_rows}")
@@ -146,22 +167,27 @@ def window_blocks(
     sample = text_sample(fmt, columns)
     reading = decimal_reading(sample, fmt, columns, options, base)
     reading = time_reading(sample, fmt, columns, reading, options, base, lambda: (frame[columns.time] for frame in read_frames(fmt, columns, chunk_rows, reading)))
+    blocks = _validated(read_frames(fmt, columns, chunk_rows, reading), fmt, columns, fill, reading)
+    grid = gaps.Resampling.from_record(record.get("resample"))
+    if grid is not None:
+        blocks = _on_grid(blocks, gaps.GridChain(grid, fill))
     buffer: _Buffer | None = None
+    max_gap: float | None = None
     previous_time = None
-    anchor: np.ndarray | None = None
-    n_kept = 0
-    for frame in _deferring_blanks(read_frames(fmt, columns, chunk_rows, reading), columns.features, fill == "interpolate"):
-        block = validate_frame(frame, fmt, columns, fill=fill, previous_time=previous_time, anchor=anchor, reading=reading)
-        if len(block) == 0:
-            continue
+    n_kept = released = 0
+    for block in blocks:
+        if buffer is None:
+            max_gap = gaps.check_time_kind(record.get("gaps"), block.time, columns.time, fmt.path)
+        starts = gaps.gap_starts(block.time, len(block), max_gap, previous_time)
         n_kept += len(block)
         previous_time = None if block.time is None else block.time[-1]
-        anchor = block.X[-1:]
         if buffer is None:
-            buffer = _Buffer(block.X, block.y, block.time, block.rows)
+            buffer = _Buffer(block.X, block.y, block.time, block.rows, starts)
         else:
-            buffer.extend(block)
-        yield _release(block, buffer, T, windows.n_windows(len(buffer.X), T) // PREDICT_BATCH * PREDICT_BATCH)
+            buffer.extend(block, starts)
+        step = _release(block, starts, buffer, T, windows.n_windows(len(buffer.X), T) // PREDICT_BATCH * PREDICT_BATCH, released)
+        released += step.n
+        yield step
     if n_kept < T:
         raise RareEventError(
             f"{fmt.path}: {n_kept} data rows give no window of lookback {T}: at least {T} rows are needed"
@@ -169,7 +195,35 @@ def window_blocks(
             else f"{fmt.path}: has no data rows" + (" left after --fill drop" if fill == "drop" else "")
         )
     assert buffer is not None
-    yield _release(SensorData(fmt.path, columns, buffer.X[:0], None, None, buffer.rows[:0]), buffer, T, windows.n_windows(len(buffer.X), T))
+    empty = SensorData(fmt.path, columns, buffer.X[:0], None, None, buffer.rows[:0])
+    yield _release(empty, buffer.starts[:0], buffer, T, windows.n_windows(len(buffer.X), T), released)
+
+
+def _validated(frames: Iterator[pd.DataFrame], fmt: CsvFormat, columns: Columns, fill: str | None, reading: Reading) -> Iterator[SensorData]:
+    """Validate frames one by one, carrying the order check and the fill across their borders; skip empty ones."""
+    previous_time = None
+    anchor: np.ndarray | None = None
+    for frame in _deferring_blanks(frames, columns.features, fill == "interpolate"):
+        block = validate_frame(frame, fmt, columns, fill=fill, previous_time=previous_time, anchor=anchor, reading=reading)
+        if len(block) == 0:
+            continue
+        previous_time = None if block.time is None else block.time[-1]
+        anchor = block.X[-1:]
+        yield block
+
+
+def _on_grid(blocks: Iterator[SensorData], chain: gaps.GridChain) -> Iterator[SensorData]:
+    """The validated blocks resampled to the run's grid, cell by cell as they complete."""
+    for block in _with_end(blocks):
+        ready = chain.feed(block)
+        if ready is not None and len(ready):
+            yield ready
+
+
+def _with_end(blocks: Iterator[SensorData]) -> Iterator[SensorData | None]:
+    """The blocks, then ``None`` for the end of the file."""
+    yield from blocks
+    yield None
 
 
 def _deferring_blanks(frames: Iterator[pd.DataFrame], features: list[str], defer: bool) -> Iterator[pd.DataFrame]:
@@ -189,15 +243,21 @@ def _deferring_blanks(frames: Iterator[pd.DataFrame], features: list[str], defer
         yield pending
 
 
-def _release(block: SensorData, buffer: _Buffer, T: int, ready: int) -> WindowBlock:
-    """Take ``ready`` windows off the front of ``buffer``."""
+def _release(block: SensorData, starts: np.ndarray, buffer: _Buffer, T: int, ready: int, first: int) -> WindowBlock:
+    """Take ``ready`` windows off the front of ``buffer``; ``first`` windows were released before."""
     if ready == 0:
-        return WindowBlock(rows=block)
-    ends = np.arange(T - 1, T - 1 + ready)
+        return WindowBlock(rows=block, starts=starts, first=first)
+    row_starts = buffer.starts[: ready + T - 1]
+    keep = windows.inside_segments(row_starts, T)
+    ends = np.arange(T - 1, T - 1 + ready)[keep]
     released = WindowBlock(
         rows=block,
+        starts=starts,
         n=ready,
+        first=first,
         X=buffer.X[: ready + T - 1],
+        keep=keep,
+        resets=windows.window_resets(row_starts, T)[keep],
         ends=buffer.rows[ends],
         end_time=None if buffer.time is None else buffer.time[ends],
         end_label=None if buffer.y is None else buffer.y[ends],
@@ -252,7 +312,7 @@ def score_csv(
     """
     T = detector.lookback
     names = [record["features"][i] for i in detector.target_features_]  # errors are kept for the scored sensors only
-    errors, flags, ends, labels_rows, times, flagged_features = [], [], [], [], [], []
+    errors, flags, ends, positions, labels_rows, times, starts, flagged_features = [], [], [], [], [], [], [], []
     result: ScoreResult | None = None
     previous_raw: np.ndarray | None = None
     n_rows = n_filled = 0
@@ -262,6 +322,7 @@ def score_csv(
             result = ScoreResult(path=Path(path), columns=block.columns, threshold=detector.threshold_, reading=block.reading)
         n_rows += len(block)
         n_filled += block.n_filled
+        starts.append(step.starts)
         if block.y is not None:
             labels_rows.append(block.y)
         if block.time is not None:
@@ -271,13 +332,14 @@ def score_csv(
         if step.n == 0:
             continue
         raw, feature_errors = detector.score_windows(step.X)
-        score = detector.smooth_scores(raw, previous_raw)
-        if detector.smooth > 1:
-            previous_raw = np.concatenate([previous_raw, raw] if previous_raw is not None else [raw])[-(detector.smooth - 1) :]
+        raw, feature_errors = raw[step.keep], feature_errors[step.keep]
+        score = detector.smooth_scores(raw, previous_raw, step.resets)
+        previous_raw = detector.carry_scores(previous_raw, raw, step.resets)
         flagged = score >= detector.threshold_
         errors.append(score)
         flags.append(flagged)
         ends.append(step.ends)
+        positions.append(step.positions(T))
         flagged_features.append(feature_errors[flagged])
         if sink is not None:
             out = step.key_columns() | {"error": score, "flagged": flagged.astype(np.int8), "top_features": top_features(feature_errors, names)}
@@ -290,19 +352,22 @@ def score_csv(
     result.flagged = np.concatenate(flags) if flags else np.empty(0, bool)
     result.rows = np.concatenate(ends) if ends else np.empty(0, np.int64)
     all_time = np.concatenate(times) if times else None
-    result.time = None if all_time is None else all_time[T - 1 :]
+    ends_at = np.concatenate(positions) if positions else np.empty(0, np.int64)
+    result.time = None if all_time is None else all_time[ends_at]
     features = np.concatenate(flagged_features) if flagged_features else np.empty((0, len(names)), np.float32)
-    result.alarms = alarm_episodes(result, features, names)
+    row_starts = np.concatenate(starts)
+    result.n_segments = int(row_starts.sum())
+    result.alarms = alarm_episodes(result, features, names, windows.window_breaks(row_starts, ends_at))
     if labels_rows:
         y = np.concatenate(labels_rows)
-        positions = np.arange(T - 1, len(y))
-        result.metrics = evaluate(y, windows.window_labels(y, T, detector.lead), result.flagged, result.error, positions, lead=detector.lead, time=all_time)
+        labels = windows.window_labels(y, T, detector.lead)[ends_at - (T - 1)]
+        result.metrics = evaluate(y, labels, result.flagged, result.error, ends_at, lead=detector.lead, time=all_time, starts=row_starts)
     return result
 
 
-def alarm_episodes(result: ScoreResult, flagged_features: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
-    """Group consecutive flagged windows into alarm episodes with their top sensors."""
-    episodes = windows.segments(result.flagged)
+def alarm_episodes(result: ScoreResult, flagged_features: np.ndarray, names: list[str], breaks: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Group consecutive flagged windows into alarm episodes with their top sensors; an episode ends at a ``breaks`` window (a gap)."""
+    episodes = windows.segments(result.flagged, breaks)
     if len(episodes) == 0:
         return []
     lengths = episodes[:, 1] - episodes[:, 0] + 1
@@ -395,7 +460,7 @@ def encode_csv(
         filled += step.rows.n_filled
         if step.n == 0:
             continue
-        codes = detector.encode(step.X)
+        codes = detector.encode(step.X)[step.keep]
         sink(pd.DataFrame(step.key_columns() | {f"e{i}": codes[:, i] for i in range(codes.shape[1])}))
-        total += step.n
+        total += len(codes)
     return total, filled

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rareevent import windows
+from rareevent import gaps, windows
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, ReadingOptions, SensorData, file_sha256, load_csv
@@ -52,21 +52,34 @@ def train(
     test_frac: float = 0.2,
     name: str | None = None,
     on_epoch: EpochCallback | None = None,
+    max_gap: str | None = None,
+    resample: gaps.Resampling | None = None,
 ) -> TrainResult:
     """Load ``csv_path``, split it in time order, fit ``detector`` and measure it.
 
     Every option is checked before the file is read; ``reading`` forces
     how cells are read (the rest is inferred and saved in the record). Test scores are
     smoothed (``--smooth``) from the start of the test part, as a fresh file
-    would be.
+    would be. ``resample`` puts the rows on a regular grid first;
+    ``max_gap`` (default ``5x``) splits them into segments at time gaps,
+    and no window crosses one.
     """
     detector.check_params()
     windows.check_fractions(valid_frac, test_frac)
+    gaps.check_max_gap(max_gap)
+    if resample is not None:
+        resample.check()
     name = name or default_run_name(detector.arch)
     check_run_name(name)
     data = load_csv(csv_path, time=time, label=label, drop=drop, fill=fill, options=reading)
+    data, resampled = gaps.regrid(data, resample, fill)
+    max_gap_value = gaps.resolve_max_gap(max_gap, data.time, data.columns.time, data.path)
     detector.context = resolve_context(context, data.columns.features)
-    return _train_on(detector, data, name, valid_frac, test_frac, fill, on_epoch)
+    starts = gaps.gap_starts(data.time, len(data), max_gap_value)
+    result = _train_on(detector, data, name, valid_frac, test_frac, fill, on_epoch, starts)
+    result.record["gaps"] = gaps.summary(data.time, starts, detector.lookback, max_gap, max_gap_value)
+    result.record["resample"] = resampled
+    return result
 
 
 def _train_on(
@@ -77,8 +90,13 @@ def _train_on(
     test_frac: float,
     fill: str | None,
     on_epoch: EpochCallback | None,
+    starts: np.ndarray,
 ) -> TrainResult:
-    """Split ``data`` in time order, fit ``detector`` and its PCA baseline, score the parts and build the run record."""
+    """Split ``data`` in time order, fit ``detector`` and its PCA baseline, score the parts and build the run record.
+
+    ``starts`` marks the rows that begin a segment (after a time gap of more
+    than the ``max_gap`` rule); every part also begins one.
+    """
     splits = windows.chronological_split(len(data), valid_frac, test_frac)
     short = [part for part in ("train", "valid") if splits[part][1] - splits[part][0] < detector.lookback]
     if short:
@@ -88,11 +106,17 @@ def _train_on(
             f"the {short[0]} part would hold less than one window; at least {needed} rows are needed",
             hint="use a longer file or a smaller --lookback",
         )
-    parts, metrics = _fit_and_measure(detector, data, splits, on_epoch)
+    for part in ("train", "valid"):
+        if not windows.inside_segments(windows.part_starts(starts, *splits[part]), detector.lookback).any():
+            raise RareEventError(
+                f"{data.path}: the {part} part has no window of {detector.lookback} rows between two time gaps",
+                hint="use a larger --max-gap, --resample with --fill, or a smaller --lookback",
+            )
+    parts, metrics = _fit_and_measure(detector, data, splits, on_epoch, starts)
     baseline = None
     if detector.arch != "pca":
         pca = RareEventDetector(**{**detector.get_params(), "arch": "pca", "warm_start": False})
-        _, baseline_metrics = _fit_and_measure(pca, data, splits, None)
+        _, baseline_metrics = _fit_and_measure(pca, data, splits, None, starts)
         baseline = {"arch": "pca", "parameters": pca.model_.count_params(), "threshold": float(pca.threshold_), "metrics": baseline_metrics}
     record = _record(name, detector, data, splits, metrics, valid_frac, test_frac, fill, parts)
     record["baseline"] = baseline
@@ -100,10 +124,11 @@ def _train_on(
 
 
 def _fit_and_measure(
-    detector: RareEventDetector, data: SensorData, splits: dict[str, tuple[int, int]], on_epoch: EpochCallback | None
+    detector: RareEventDetector, data: SensorData, splits: dict[str, tuple[int, int]], on_epoch: EpochCallback | None, starts: np.ndarray
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
     """Fit ``detector`` on the train and valid parts; score valid and test; their columns and metrics."""
     part = {key: slice(*bounds) for key, bounds in splits.items()}
+    part_starts = {key: windows.part_starts(starts, *bounds) for key, bounds in splits.items()}
     y = data.y
     ahead = {key: slice(start, stop + detector.lead) for key, (start, stop) in splits.items()}  # labels reach lead rows on
     detector.fit(
@@ -112,13 +137,16 @@ def _fit_and_measure(
         data.X[part["valid"]],
         None if y is None else y[ahead["valid"]],
         on_epoch=on_epoch,
+        starts_train=part_starts["train"],
+        starts_valid=part_starts["valid"],
     )
-    parts = {"valid": _scored_part(detector, data, splits["valid"], detector.decision_scores_)}
+    valid_keep = windows.inside_segments(part_starts["valid"], detector.lookback)
+    parts = {"valid": _scored_part(detector, data, splits["valid"], detector.decision_scores_, valid_keep)}
     test_start, test_stop = splits["test"]
     if test_stop - test_start >= detector.lookback:
-        test_scores = detector.smooth_scores(detector.score_windows(data.X[part["test"]])[0])
-        parts["test"] = _scored_part(detector, data, splits["test"], test_scores)
-    metrics = {key: _metrics(detector, data, splits[key], columns) for key, columns in parts.items()}
+        test_scores, test_keep = detector.score_segments(data.X[part["test"]], part_starts["test"])
+        parts["test"] = _scored_part(detector, data, splits["test"], test_scores, test_keep)
+    metrics = {key: _metrics(detector, data, splits[key], columns, part_starts[key]) for key, columns in parts.items()}
     metrics.setdefault("test", None)
     return parts, metrics
 
@@ -162,7 +190,8 @@ def update(
     (same architecture, Adam at the run's learning rate and batch size,
     early stopping as in training), and the threshold is chosen again on the
     validation part with the run's strategy and margin unless ``threshold``
-    or ``margin`` replace them. The run folder itself is only read.
+    or ``margin`` replace them. The newer rows are resampled and split at
+    gaps by the run's own rules. The run folder itself is only read.
     """
     folder = Path(run_folder)
     parent, detector = load_run(folder)
@@ -178,14 +207,19 @@ def update(
     check_run_name(name)
     trained = Columns(features=parent["features"], time=parent["time_column"], label=parent["label_column"])
     data = load_csv(csv_path, fill=fill, trained=trained)
+    data, resampled = gaps.regrid(data, gaps.Resampling.from_record(parent.get("resample")), fill)
+    max_gap_value = gaps.check_time_kind(parent.get("gaps"), data.time, data.columns.time, data.path)
+    starts = gaps.gap_starts(data.time, len(data), max_gap_value)
     strategy = parse_strategy(detector.threshold)
     if strategy.needs_labels and data.y is None:
         raise RareEventError(
             f"{data.path}: threshold {strategy} needs the label column {parent['label_column']!r}, which the file does not have",
             hint="pass --threshold quantile for a stretch of normal data without labels",
         )
-    result = _train_on(detector, data, name, valid_frac, 0.0, fill, on_epoch)
+    result = _train_on(detector, data, name, valid_frac, 0.0, fill, on_epoch, starts)
     result.record.update(
+        gaps=gaps.summary(data.time, starts, detector.lookback, (parent.get("gaps") or {}).get("max_gap"), max_gap_value),
+        resample=resampled,
         time_column=parent["time_column"],  # the run's column roles, even where this file lacks a column
         label_column=parent["label_column"],
         dropped_columns=parent.get("dropped_columns", []),
@@ -211,21 +245,22 @@ def save(result: TrainResult, runs_dir: str | Path, overwrite: bool = False) -> 
     return result.path
 
 
-def _scored_part(detector: RareEventDetector, data: SensorData, bounds: tuple[int, int], scores: np.ndarray) -> dict[str, np.ndarray]:
+def _scored_part(detector: RareEventDetector, data: SensorData, bounds: tuple[int, int], scores: np.ndarray, keep: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns of a part's scored windows: those inside one segment (``keep``), by end row."""
     start, stop = bounds
     T = detector.lookback
-    ends = np.arange(start + T - 1, stop)
+    ends = np.arange(start + T - 1, stop)[keep]
     columns: dict[str, np.ndarray] = {"row": data.rows[ends], "position": ends}
     if data.time is not None:
         columns["time"] = data.time[ends]
     columns["error"] = scores
     columns["flagged"] = (scores >= detector.threshold_).astype(np.int8)
     if data.y is not None:
-        columns["label"] = windows.window_labels(data.y[start : stop + detector.lead], T, detector.lead)[: len(ends)]
+        columns["label"] = windows.window_labels(data.y[start : stop + detector.lead], T, detector.lead)[: len(keep)][keep]
     return columns
 
 
-def _metrics(detector: RareEventDetector, data: SensorData, bounds: tuple[int, int], part: dict[str, np.ndarray]) -> dict[str, Any] | None:
+def _metrics(detector: RareEventDetector, data: SensorData, bounds: tuple[int, int], part: dict[str, np.ndarray], starts: np.ndarray) -> dict[str, Any] | None:
     if data.y is None:
         return None
     start, stop = bounds
@@ -238,6 +273,7 @@ def _metrics(detector: RareEventDetector, data: SensorData, bounds: tuple[int, i
         lead=detector.lead,
         time=None if data.time is None else data.time[start:stop],
         first_row=start,
+        starts=starts,
     )
 
 

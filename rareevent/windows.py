@@ -5,6 +5,13 @@ by its *end row* ``k+T-1``. ``n`` rows give ``n-T+1`` windows: unlike the
 seed article's ``temporalize``, whose loop yields ``n-T-1`` and never starts
 a window at row 0 or 1, every window is kept. All functions are vectorised; windows are a
 strided view of the rows, so no copy is made until a subset is selected.
+
+Rows may fall into **segments** (a time gap, and later a file or group
+border, starts a new one): ``starts`` is a per-row boolean mask, True where
+a row begins a segment. A window is kept only when its rows lie in one
+segment (:func:`inside_segments`); the other windows are never trained on,
+scored or smoothed across; :func:`one_segment` is the mask of rows with no
+border at all.
 """
 
 from __future__ import annotations
@@ -55,11 +62,66 @@ def clean_windows(y: np.ndarray, lookback: int, lead: int = 0) -> np.ndarray:
     return sliding_window_view(padded, lookback + lead).max(axis=1) == 0
 
 
-def segments(mask: np.ndarray) -> np.ndarray:
-    """``(k, 2)`` array of ``[start, end]`` (inclusive) of runs of True in ``mask``."""
-    padded = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
-    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    return np.column_stack([edges[0::2], edges[1::2] - 1]).astype(np.int64)
+def one_segment(n_rows: int) -> np.ndarray:
+    """The ``starts`` mask of rows that form a single segment: only row 0 starts one."""
+    starts = np.zeros(n_rows, bool)
+    starts[:1] = True
+    return starts
+
+
+def inside_segments(starts: np.ndarray, lookback: int) -> np.ndarray:
+    """Mask of the ``n-T+1`` windows whose rows all lie in one segment.
+
+    Window ``k`` is kept when no segment starts at rows ``k+1 .. k+T-1``
+    (a segment starting at its first row ``k`` is fine). The test is local
+    to the window's own rows, so it gives the same answer however the rows
+    are cut into chunks.
+    """
+    starts = np.asarray(starts, dtype=bool)
+    n = n_windows(len(starts), lookback)
+    if lookback == 1 or n == 0:
+        return np.ones(n, bool)
+    return ~sliding_window_view(starts[1:], lookback - 1).any(axis=1)
+
+
+def kept(view: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The windows of ``view`` that ``keep`` selects; the view itself (no copy) when all are kept."""
+    return view if keep.all() else view[keep]
+
+
+def window_resets(starts: np.ndarray, lookback: int) -> np.ndarray:
+    """Per window (``n-T+1``): True where the window's first row starts a segment (smoothing starts afresh)."""
+    return np.asarray(starts, dtype=bool)[: n_windows(len(starts), lookback)]
+
+
+def part_starts(starts: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """The ``starts`` mask of rows ``start .. stop-1`` taken on their own: their first row begins a segment."""
+    part = np.array(starts[start:stop], dtype=bool)
+    part[:1] = True
+    return part
+
+
+def window_breaks(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per window (end rows ``ends``, increasing): True where a segment began since the window before it."""
+    begun = np.cumsum(np.asarray(starts, dtype=bool))[np.asarray(ends, dtype=np.int64)]
+    return np.concatenate([[False], begun[1:] > begun[:-1]]) if len(begun) else np.zeros(0, bool)
+
+
+def segments(mask: np.ndarray, breaks: np.ndarray | None = None) -> np.ndarray:
+    """``(k, 2)`` array of ``[start, end]`` (inclusive) of runs of True in ``mask``.
+
+    ``breaks`` (same length) starts a new run at every position where it is
+    True: flagged windows on either side of a time gap are two alarm
+    episodes, not one.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    joined = np.zeros(len(mask), bool)  # position i continues the run of position i-1
+    joined[1:] = mask[:-1] & mask[1:]
+    if breaks is not None:
+        joined &= ~np.asarray(breaks, dtype=bool)
+    ends = mask.copy()
+    ends[:-1] &= ~joined[1:]
+    return np.column_stack([np.flatnonzero(mask & ~joined), np.flatnonzero(ends)]).astype(np.int64)
 
 
 def check_fractions(valid_frac: float, test_frac: float) -> None:
