@@ -521,7 +521,6 @@ def architecture(
     units: Annotated[str, typer.Option(help="LSTM units u1,u2.")] = "32,16",
     activation: Annotated[Activation, typer.Option(help="LSTM activation.")] = Activation.tanh,
     context: Annotated[int, typer.Option(help="How many of the features are context (read, not reconstructed).")] = 0,
-
 ) -> None:
     """Print the layer table of a model: name, type, output shape, parameters."""
     with _errors():
@@ -582,10 +581,16 @@ def _rows_progress(path: Path):  # noqa: ANN202 - a rich Progress
     )
 
 
-def _estimate_rows(path: Path) -> int:
-    """Rows of a file for the progress bar, from the line length of its first MiB (no extra pass)."""
-    with open(path, "rb") as fh:
-        head = fh.read(1 << 20)
+def _estimate_rows(path: Path) -> int | None:
+    """Rows of a file for the progress bar, from the line length of its first MiB (no extra pass).
+
+    ``None`` (a bar without a total) when the file cannot be read: the loader then reports why.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+    except OSError:
+        return None
     return max(int(path.stat().st_size * head.count(b"\n") / max(len(head), 1)) - 1, 1)
 
 

@@ -130,7 +130,7 @@ def recipe_text(record: dict[str, Any], run_file: Path) -> str:
     if values is None:
         raise RareEventError(
             f"{run_file}: no training settings stored",
-            hint="the run was trained through the library or by an older rareevent; retrain it with `rareevent train`",
+            hint="runs made by `rareevent update`, through the library or by an older rareevent have none; retrain with `rareevent train`",
         )
     if not isinstance(values, dict) or not all(isinstance(k, str) and _tomlable(v) for k, v in values.items()):
         raise RareEventError(f"{run_file}: field 'settings' has an invalid value", hint="retrain: the run folder was edited or damaged")

@@ -131,7 +131,7 @@ class RareEventDetector(BaseEstimator):
         self.check_params()
         strategy = parse_strategy(self.threshold or ("f1" if y_valid is not None else "pot"))
         if strategy.needs_labels and y_valid is None:
-            raise RareEventError(f"--threshold {strategy} needs a label column", hint="use --threshold quantile or pass --label NAME")
+            raise RareEventError(f"--threshold {strategy} needs a label column", hint="use --threshold pot (or quantile) for data without labels")
         T = self.lookback
         for part, X in (("train", X_train), ("validation", X_valid)):
             if len(X) < T:
@@ -142,9 +142,10 @@ class RareEventDetector(BaseEstimator):
         y_train = np.zeros(len(X_train), np.int8) if y_train is None else np.asarray(y_train, np.int8)
         normal_rows = np.flatnonzero(y_train[: len(X_train)] == 0)
         normal = X_train[normal_rows] if normal_rows.size else X_train
-        self.context_features_ = self._context_columns(normal)
+        discrete = scaling.discrete_columns(normal)
+        self.context_features_ = self._context_columns(normal, discrete)
         self.target_features_ = [j for j in range(X_train.shape[1]) if j not in set(self.context_features_)]
-        self.scaler_ = scaling.fit_scaler(normal, discrete=scaling.discrete_columns(normal))
+        self.scaler_ = scaling.fit_scaler(normal, discrete=discrete)
         self.constant_features_ = scaling.constant_columns(self.scaler_).tolist()
         trending = scaling.trending_columns(normal, positions=normal_rows if normal_rows.size else None)
         self.trending_features_ = [int(i) for i in trending if i in self.target_features_ and i not in self.constant_features_]
@@ -176,7 +177,7 @@ class RareEventDetector(BaseEstimator):
         self.labels_ = (scores >= self.threshold_).astype(np.int8)
         return self
 
-    def _context_columns(self, normal: np.ndarray) -> list[int]:
+    def _context_columns(self, normal: np.ndarray, discrete: np.ndarray) -> list[int]:
         """Indices of the context columns: read by the model, never scored.
 
         ``auto`` takes the flag and mode columns (see
@@ -185,7 +186,7 @@ class RareEventDetector(BaseEstimator):
         """
         n = normal.shape[1]
         if isinstance(self.context, str):
-            found = [] if self.context == "none" else [int(j) for j in scaling.discrete_columns(normal)]
+            found = [] if self.context == "none" else [int(j) for j in discrete]
             return [] if len(found) == n else found
         chosen = sorted({int(j) for j in self.context})
         if any(not 0 <= j < n for j in chosen):

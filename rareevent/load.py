@@ -751,20 +751,23 @@ def load_csv(
     fill: str | None = None,
     options: ReadingOptions | None = None,
     trained: Columns | None = None,
+    base: Reading | None = None,
 ) -> SensorData:
     """Read and validate a whole training CSV, inferring its reading where ``options`` leave it open.
 
     With ``trained`` (a run's columns) the file is matched to them by name,
-    as for scoring, instead of taking roles from ``time``/``label``/``drop``.
+    as for scoring, instead of taking roles from ``time``/``label``/``drop``;
+    ``base`` is then the run's reading, which settles what the file leaves open.
     """
+    base = base or Reading()
     options = options or ReadingOptions()
     options.check()
     fmt = sniff(path)
     columns = resolve_columns(fmt, time=time, label=label, drop=drop) if trained is None else columns_for_model(fmt, trained)
     sample = text_sample(fmt, columns)
-    reading = decimal_reading(sample, fmt, columns, options, Reading())
+    reading = decimal_reading(sample, fmt, columns, options, base)
     frame = next(read_frames(fmt, columns, reading=reading), None)
     if frame is None or len(frame) == 0:
         raise RareEventError(f"{fmt.path}: has a header but no data rows")
-    reading = time_reading(sample, fmt, columns, reading, options, Reading(), lambda: [frame[columns.time]])
+    reading = time_reading(sample, fmt, columns, reading, options, base, lambda: [frame[columns.time]])
     return validate_frame(frame, fmt, columns, fill=fill, reading=reading)

@@ -103,9 +103,10 @@ def build_model(
 ) -> keras.Model:
     """Build the ``ae`` or ``plain`` LSTM reconstruction model (not compiled).
 
-    The model reads all ``n_features`` columns and reconstructs the first
-    ``n_outputs`` of them (default: all). Columns past ``n_outputs`` are
-    context: setpoints and commands the model sees but is not judged on.
+    The model reads all ``n_features`` columns and reconstructs ``n_outputs``
+    values per step (default: all columns): the target sensors, whichever
+    columns the detector chose (``target_features_``). The rest are context:
+    setpoints and commands the model sees but is not judged on.
 
     ``unroll`` (default: lookbacks up to ``UNROLL_MAX_LOOKBACK``) writes the
     T steps out instead of looping over them: the same weights and outputs,
@@ -188,15 +189,17 @@ class PCAModel:
             np.savez(fh, mean=self.mean, components=self.components, targets=np.asarray(self.targets, np.int64))
 
     @classmethod
-    def load(cls, path: Path, n_features: int) -> PCAModel:
-        """Read a saved model, refusing anything but the three arrays of the right shapes."""
+    def load(cls, path: Path, n_features: int, targets: list[int]) -> PCAModel:
+        """Read a saved model, refusing anything but the three arrays of the right shapes and run.json's ``targets``."""
         try:
             with np.load(path, allow_pickle=False) as data:
-                mean, components, targets = data["mean"], data["components"], data["targets"]
+                mean, components, targets_saved = data["mean"], data["components"], data["targets"]
         except Exception as exc:  # numpy raises many types for a damaged archive
             raise RareEventError(f"{path}: not a readable PCA model ({type(exc).__name__})", hint="retrain the run") from None
-        if mean.shape != (n_features,) or components.ndim != 2 or components.shape[1] != n_features or targets.ndim != 1:
+        if mean.shape != (n_features,) or components.ndim != 2 or components.shape[1] != n_features or targets_saved.ndim != 1:
             raise RareEventError(f"{path}: PCA model shape does not match run.json ({n_features} features)")
-        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(components))) or np.any((targets < 0) | (targets >= n_features)):
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(components))):
             raise RareEventError(f"{path}: PCA model holds invalid values")
-        return cls(mean, components, [int(t) for t in targets])
+        if targets_saved.tolist() != list(targets):
+            raise RareEventError(f"{path}: PCA model reconstructs other columns than run.json's target_features")
+        return cls(mean, components, list(targets))

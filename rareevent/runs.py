@@ -26,6 +26,7 @@ from rareevent.gaps import gap_rule_ok, resample_record_ok
 from rareevent.load import reading_record_ok
 from rareevent.model import ACTIVATIONS, ARCHS, PCAModel, import_keras
 from rareevent.storage import TEMP_PREFIX, atomic_folder, check_free, hold_name, remove_stale_temporaries
+from rareevent.threshold import parse_strategy
 
 if TYPE_CHECKING:
     import keras
@@ -158,6 +159,21 @@ def _is_metrics_part(value: Any) -> bool:
     )
 
 
+def _margin_ok(value: Any) -> bool:
+    return _is_number(value) and 0 < value <= MAX_MARGIN
+
+
+def _seed_ok(value: Any) -> bool:
+    return _is_int(value) and 0 <= value <= MAX_SEED
+
+
+def _strategy_ok(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and parse_strategy(value) is not None
+    except RareEventError:
+        return False
+
+
 def validate_record(record: Any, path: Path) -> None:
     """Raise ``RareEventError`` naming the first field of ``record`` that is wrong."""
     if not isinstance(record, dict):
@@ -182,7 +198,7 @@ def validate_record(record: Any, path: Path) -> None:
         "score_kind": lambda v: v in SCORE_KINDS,
         "smooth": lambda v: _is_int(v) and 1 <= v <= MAX_SPAN,
         "threshold": _is_number,
-        "threshold_strategy": lambda v: isinstance(v, str),
+        "threshold_strategy": _strategy_ok,
         "features": lambda v: isinstance(v, list) and n >= 1 and all(isinstance(f, str) and f for f in v) and len(set(v)) == n,
         "time_column": lambda v: v is None or isinstance(v, str),
         "label_column": lambda v: v is None or isinstance(v, str),
@@ -202,8 +218,10 @@ def validate_record(record: Any, path: Path) -> None:
     optional: dict[str, Any] = {  # may be missing or null; commands that show them read them too
         "created": lambda v: isinstance(v, str),
         "parameters": lambda v: _is_int(v) and v >= 0,
-        "margin": lambda v: _is_number(v) and 0 < v <= MAX_MARGIN,
-        "seed": lambda v: _is_int(v) and 0 <= v <= MAX_SEED,
+        "margin": _margin_ok,
+        "seed": _seed_ok,
+        "normalize": lambda v: isinstance(v, bool),
+        "settings": lambda v: isinstance(v, dict),
         "train_seconds": lambda v: _is_number(v) and v >= 0,
         "input_file": lambda v: isinstance(v, str),
         "input_sha256": lambda v: isinstance(v, str),
@@ -221,13 +239,13 @@ def validate_record(record: Any, path: Path) -> None:
             raise RareEventError(f"{path}: field {key!r} has an invalid value {json.dumps(record[key])[:60]}")
 
 
-# what a warm start (`rareevent update`) continues training with
+# what a warm start (`rareevent update`) continues training with; a `pca` run has no batch size or learning rate
 TRAINING_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "margin": lambda v: _is_number(v) and 0 < v <= MAX_MARGIN,
-    "batch_size": lambda v: _is_int(v) and v >= 1,
-    "learning_rate": lambda v: _is_number(v) and 0 < v < 1,
+    "margin": _margin_ok,
+    "batch_size": lambda v: v is None or (_is_int(v) and v >= 1),
+    "learning_rate": lambda v: v is None or (_is_number(v) and 0 < v < 1),
     "patience": lambda v: _is_int(v) and v >= 0,
-    "seed": lambda v: _is_int(v) and 0 <= v <= MAX_SEED,
+    "seed": _seed_ok,
 }
 
 
@@ -254,7 +272,7 @@ def load_run(folder: str | Path) -> tuple[dict[str, Any], RareEventDetector]:
     features = record["features"]
     targets = record.get("target_features", features)
     if record["arch"] == "pca":
-        model = PCAModel.load(folder / PCA_FILE, n_features=len(features))
+        model = PCAModel.load(folder / PCA_FILE, n_features=len(features), targets=[features.index(f) for f in targets])
     else:
         model = load_model(folder / MODEL_FILE, arch=record["arch"], lookback=record["lookback"], n_features=len(features), n_outputs=len(targets))
     detector = RareEventDetector(

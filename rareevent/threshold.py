@@ -77,7 +77,7 @@ def check_labels(strategy: Strategy, labels: np.ndarray | None) -> None:
     if strategy.needs_labels and (labels is None or not np.any(labels)):
         raise RareEventError(
             f"--threshold {strategy} needs at least one positive window in the validation part, and it has none",
-            hint="use --threshold quantile, or raise --valid-frac so that the validation part holds an event",
+            hint="use --threshold pot (or quantile), which needs no labels, or raise --valid-frac so that the validation part holds an event",
         )
 
 

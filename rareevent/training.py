@@ -15,7 +15,7 @@ import pandas as pd
 from rareevent import gaps, windows
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
-from rareevent.load import Columns, ReadingOptions, SensorData, file_sha256, load_csv
+from rareevent.load import Columns, Reading, ReadingOptions, SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
 from rareevent.model import versions
 from rareevent.runs import FORMAT_VERSION, RUN_FILE, check_run_name, check_run_slot, load_run, save_run, scores_frame, training_settings
@@ -74,7 +74,8 @@ def train(
     data = load_csv(csv_path, time=time, label=label, drop=drop, fill=fill, options=reading)
     data, resampled = gaps.regrid(data, resample, fill)
     max_gap_value = gaps.resolve_max_gap(max_gap, data.time, data.columns.time, data.path)
-    detector.context = resolve_context(context, data.columns.features)
+    if context is not None:
+        detector.context = resolve_context(context, data.columns.features)
     starts = gaps.gap_starts(data.time, len(data), max_gap_value)
     result = _train_on(detector, data, name, valid_frac, test_frac, fill, on_epoch, starts)
     result.record["gaps"] = gaps.summary(data.time, starts, detector.lookback, max_gap, max_gap_value)
@@ -151,14 +152,14 @@ def _fit_and_measure(
     return parts, metrics
 
 
-def resolve_context(context: str | Sequence[str] | None, features: Sequence[str]) -> str | list[int]:
+def resolve_context(context: str | Sequence[str], features: Sequence[str]) -> str | list[int]:
     """``auto``, ``none``, or the indices of the features matching comma-separated names or glob patterns.
 
     A pattern that matches no feature is an error naming it, so a typo is
     not silently scored as a target.
     """
-    if context is None or (isinstance(context, str) and context.strip().lower() in ("auto", "none")):
-        return "auto" if context is None else context.strip().lower()
+    if isinstance(context, str) and context.strip().lower() in ("auto", "none"):
+        return context.strip().lower()
     patterns = [p.strip() for p in (context.split(",") if isinstance(context, str) else context) if p.strip()]
     chosen: set[int] = set()
     for pattern in patterns:
@@ -206,7 +207,7 @@ def update(
     name = name or default_run_name(detector.arch)
     check_run_name(name)
     trained = Columns(features=parent["features"], time=parent["time_column"], label=parent["label_column"])
-    data = load_csv(csv_path, fill=fill, trained=trained)
+    data = load_csv(csv_path, fill=fill, trained=trained, base=Reading.from_record(parent.get("reading")))
     data, resampled = gaps.regrid(data, gaps.Resampling.from_record(parent.get("resample")), fill)
     max_gap_value = gaps.check_time_kind(parent.get("gaps"), data.time, data.columns.time, data.path)
     starts = gaps.gap_starts(data.time, len(data), max_gap_value)
@@ -214,7 +215,7 @@ def update(
     if strategy.needs_labels and data.y is None:
         raise RareEventError(
             f"{data.path}: threshold {strategy} needs the label column {parent['label_column']!r}, which the file does not have",
-            hint="pass --threshold quantile for a stretch of normal data without labels",
+            hint="pass --threshold pot (or quantile) for a stretch of normal data without labels",
         )
     result = _train_on(detector, data, name, valid_frac, 0.0, fill, on_epoch, starts)
     result.record.update(

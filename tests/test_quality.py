@@ -191,3 +191,24 @@ def test_architecture_shows_the_context_shapes_and_the_seed_count_holds_without(
     assert "55 features (54 context)" in with_context.output
     refused = runner.invoke(app, ["architecture", "--features", "3", "--context", "3"])
     assert refused.exit_code == 2 and "--context must be in 0..2" in refused.output
+
+
+def test_a_pca_run_can_be_updated_and_a_pca_file_for_other_columns_is_refused(sensor_csv: Path, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["train", str(sensor_csv), "--runs-dir", str(tmp_path), "--name", "p", "--arch", "pca", "--lookback", "3"]).exit_code == 0
+    updated = runner.invoke(app, ["update", "p", str(sensor_csv), "--runs-dir", str(tmp_path), "--name", "p2"])
+    assert updated.exit_code == 0, updated.output
+    assert json.loads((tmp_path / "p2" / "run.json").read_text())["parent"]["name"] == "p"
+    with np.load(tmp_path / "p" / "model.npz", allow_pickle=False) as arrays:
+        saved = dict(arrays)
+    np.savez(tmp_path / "p" / "model.npz", **{**saved, "targets": saved["targets"][::-1].copy()})
+    result = runner.invoke(app, ["score", str(sensor_csv), "--run", str(tmp_path / "p")])
+    assert result.exit_code == 2
+    assert "reconstructs other columns than run.json's target_features" in result.output
+
+
+def test_library_train_keeps_the_detectors_own_context(sensor_csv: Path) -> None:
+    from rareevent.detector import RareEventDetector
+    from rareevent.training import train
+
+    result = train(sensor_csv, RareEventDetector(arch="pca", lookback=3, context=[0]))
+    assert result.record["context_features"] == ["s1"] and result.record["target_features"] == ["s2", "s3"]
