@@ -21,6 +21,7 @@ commands for every file instead of the library calls (slower, same numbers).
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import tempfile
@@ -78,8 +79,10 @@ def pooled(counts: np.ndarray) -> tuple[float, float, float]:
     return tp / (tp + (fp + fn) / 2), 100 * fp / (fp + tn), 100 * fn / (fn + tp)
 
 
-def evaluate(arch: str, data: Path, use_cli: bool, train_args: list[str]) -> dict[str, np.ndarray]:
+def evaluate(arch: str, data: Path, use_cli: bool, train_args: list[str]) -> tuple[dict[str, np.ndarray], int]:
+    """Pooled TP/FP/FN/TN over the files, and how many files' runs had context columns."""
     counts = {"rest": np.zeros(4, np.int64), "all": np.zeros(4, np.int64)}
+    with_context = 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for csv in labelled_files(data):
@@ -87,11 +90,12 @@ def evaluate(arch: str, data: Path, use_cli: bool, train_args: list[str]) -> dic
             with open(csv, encoding="utf-8") as src, open(head, "w", encoding="utf-8") as dst:
                 dst.writelines(line for _, line in zip(range(TRAIN_ROWS + 1), src))
             flags = row_flags(csv, head, arch, train_args, work, use_cli)
+            with_context += bool(json.loads((work / "runs" / "r" / "run.json").read_text()).get("context_features"))
             y = pd.read_csv(csv, sep=";", usecols=["anomaly"])["anomaly"].to_numpy() == 1
             for key, start in (("rest", TRAIN_ROWS), ("all", 0)):
                 yy, ff = y[start:], flags[start:]
                 counts[key] += [np.sum(yy & ff), np.sum(~yy & ff), np.sum(yy & ~ff), np.sum(~yy & ~ff)]
-    return counts
+    return counts, with_context
 
 
 def main() -> None:
@@ -106,12 +110,12 @@ def main() -> None:
     rows = []
     for arch in options.arch:
         started = time.perf_counter()
-        counts = evaluate(arch, options.data.resolve(), options.cli, train_args)
-        rows.append((f"rareevent {arch}", pooled(counts["rest"]), pooled(counts["all"]), time.perf_counter() - started))
+        counts, with_context = evaluate(arch, options.data.resolve(), options.cli, train_args)
+        rows.append((f"rareevent {arch}", pooled(counts["rest"]), pooled(counts["all"]), time.perf_counter() - started, with_context))
     print(f"SKAB, {len(labelled_files(options.data.resolve()))} files, train on first {TRAIN_ROWS} rows, options: {' '.join(train_args)}")
-    print(f"{'detector':<18}{'F1':>7}{'FAR %':>8}{'MAR %':>8}   {'F1 (all rows)':>14}{'FAR':>7}{'MAR':>7}   seconds")
-    for name, rest, every, seconds in rows:
-        print(f"{name:<18}{rest[0]:>7.3f}{rest[1]:>8.2f}{rest[2]:>8.2f}   {every[0]:>14.3f}{every[1]:>7.2f}{every[2]:>7.2f}   {seconds:7.0f}")
+    print(f"{'detector':<18}{'F1':>7}{'FAR %':>8}{'MAR %':>8}   {'F1 (all rows)':>14}{'FAR':>7}{'MAR':>7}   seconds   files with context columns")
+    for name, rest, every, seconds, with_context in rows:
+        print(f"{name:<18}{rest[0]:>7.3f}{rest[1]:>8.2f}{rest[2]:>8.2f}   {every[0]:>14.3f}{every[1]:>7.2f}{every[2]:>7.2f}   {seconds:7.0f}   {with_context}")
     print("published (SKAB leaderboard, pooled over all rows):")
     for name, f1, far, mar in PUBLISHED:
         print(f"{name:<18}{f1:>7.3f}{far:>8.2f}{mar:>8.2f}")
