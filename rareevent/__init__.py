@@ -10,4 +10,4 @@ Importing the package does not import TensorFlow; only ``model`` and the
 modules that train or load models do.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
