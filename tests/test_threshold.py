@@ -82,12 +82,12 @@ def test_quantile_needs_no_labels_but_a_normal_window() -> None:
 
 @pytest.mark.parametrize("text", ["f1", "fbeta:2", "pr-cross", "precision:0.9"])
 @pytest.mark.parametrize("labels", [None, np.zeros(10, dtype=int)])
-def test_label_strategy_without_positive_window_suggests_quantile(text: str, labels) -> None:
+def test_label_strategy_without_positive_window_suggests_a_label_free_strategy(text: str, labels) -> None:
     strategy = parse_strategy(text)
     assert strategy.needs_labels
     with pytest.raises(RareEventError, match="needs at least one positive window") as info:
         choose_threshold(strategy, SCORES, labels, ALL_NORMAL)
-    assert "--threshold quantile" in str(info.value)
+    assert "--threshold pot (or quantile)" in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -149,12 +149,12 @@ def test_update_continues_the_saved_weights_instead_of_building_a_model(trained_
 
 
 def test_normal_data_without_labels_updates_with_a_quantile_threshold(workdir: Path) -> None:
-    """The run picked its threshold by F1; a newer stretch without labels needs --threshold quantile, and says so."""
+    """The run picked its threshold by F1; a newer stretch without labels needs a label-free threshold, and says so."""
     write(shifted_frame().drop(columns="label"), workdir / "unlabelled.csv")
     before = snapshot(workdir)
     refused = invoke("update", "tiny-ae", "unlabelled.csv", "--name", "u", "--epochs", "1")
     assert refused.exit_code == 2
-    assert_one_error_line(refused, "unlabelled.csv", "f1", "'label'", "--threshold quantile")
+    assert_one_error_line(refused, "unlabelled.csv", "f1", "'label'", "--threshold pot (or quantile)")
     assert snapshot(workdir) == before
     result = invoke("update", "tiny-ae", "unlabelled.csv", "--name", "u", "--epochs", "1", "--threshold", "quantile", "--margin", "1.5")
     assert result.exit_code == 0, result.stderr
