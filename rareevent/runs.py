@@ -226,17 +226,15 @@ def validate_record(record: Any, path: Path) -> None:
         "input_file": lambda v: isinstance(v, str),
         "input_sha256": lambda v: isinstance(v, str),
         "parent": lambda v: isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ("name", "folder")),  # written by `update`
+        "reading": reading_record_ok,  # runs saved before files were read as today have none
+        "gaps": gap_rule_ok,  # runs saved before gaps have neither
+        "resample": resample_record_ok,
         "baseline": lambda v: isinstance(v, dict)
         and v.get("arch") == "pca"
         and isinstance(v.get("metrics"), dict)
         and all(_is_metrics_part(v["metrics"].get(k)) for k in ("valid", "test")),
     }
     _check_fields(record, checks, optional, path)
-    if not reading_record_ok(record.get("reading")):  # optional: runs saved before it read files as today
-        raise RareEventError(f"{path}: field 'reading' has an invalid value {json.dumps(record['reading'])[:60]}")
-    for key, ok in (("gaps", gap_rule_ok), ("resample", resample_record_ok)):  # optional: runs saved before gaps had neither
-        if not ok(record.get(key)):
-            raise RareEventError(f"{path}: field {key!r} has an invalid value {json.dumps(record[key])[:60]}")
 
 
 # what a warm start (`rareevent update`) continues training with; a `pca` run has no batch size or learning rate
