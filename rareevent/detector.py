@@ -166,9 +166,11 @@ class RareEventDetector(BaseEstimator):
         self.model_ = self._train(np.ascontiguousarray(train_windows), np.ascontiguousarray(valid_all[valid_clean]), on_epoch)
         self.n_train_windows_ = int(len(train_windows))
         self.error_scale_ = np.ones(len(self.target_features_), np.float32)
-        if self.normalize:
-            self.error_scale_ = error_scales(self._reconstruction_errors(valid_all[valid_clean])[1])
-        scores = self.smooth_scores(self._reconstruction_errors(valid_all)[0], resets=windows.window_resets(starts_valid, T)[valid_keep])
+        raw, errors = self._reconstruction_errors(valid_all)
+        if self.normalize:  # the scales come from the same predictions: the validation windows are reconstructed once
+            self.error_scale_ = error_scales(errors[valid_clean])
+            raw, errors = _combined(errors / self.error_scale_)
+        scores = self.smooth_scores(raw, resets=windows.window_resets(starts_valid, T)[valid_keep])
         self.threshold_strategy_ = str(strategy)
         self.threshold_ = self.margin * choose_threshold(strategy, scores, labels, valid_clean)
         if not math.isfinite(self.threshold_):
@@ -246,10 +248,10 @@ class RareEventDetector(BaseEstimator):
     def _reconstruction_errors(self, scaled_windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Window scores and the per-target errors they are the mean of.
 
-        Each target sensor's squared error is divided by its typical error on
-        normal validation windows (``error_scale_``), so a sensor the model
-        reconstructs poorly even in normal operation cannot take over the
-        score: a score of 1 means "as far off as usual".
+        Each target sensor's squared error is divided by ``error_scale_``:
+        1 unless ``normalize``, else its typical error on normal validation
+        windows, so that a sensor the model reconstructs poorly even in
+        normal operation cannot take over the score.
         """
         targets = self.target_features_
         errors = np.empty((len(scaled_windows), len(targets)), np.float32)
@@ -258,9 +260,7 @@ class RareEventDetector(BaseEstimator):
             squared = np.square(self._targets_of(batch) - self._predict(batch))
             errors[start : start + len(batch)] = squared[:, -1, :] if self.score_kind == "last" else squared.mean(axis=1)
         errors /= self.error_scale_
-        # a reading far outside the training range can overflow: keep scores finite (and JSON-safe)
-        np.nan_to_num(errors, copy=False, nan=np.finfo(np.float32).max, posinf=np.finfo(np.float32).max)
-        return errors.mean(axis=1, dtype=np.float64).astype(np.float32), errors
+        return _combined(errors)
 
     def _targets_of(self, scaled_windows: np.ndarray) -> np.ndarray:
         """The target columns of windows (the windows themselves, uncopied, when nothing is context)."""
@@ -353,6 +353,13 @@ def auto_learning_rate(batch_size: int) -> float:
     (measured in ``benchmarks/speed.py``).
     """
     return 1e-3 * float(np.sqrt(max(batch_size, 16) / 16))
+
+
+def _combined(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Window scores (the mean over targets) of per-target ``errors``, kept finite in place."""
+    # a reading far outside the training range can overflow: keep scores finite (and JSON-safe)
+    np.nan_to_num(errors, copy=False, nan=np.finfo(np.float32).max, posinf=np.finfo(np.float32).max)
+    return errors.mean(axis=1, dtype=np.float64).astype(np.float32), errors
 
 
 def error_scales(feature_errors: np.ndarray) -> np.ndarray:

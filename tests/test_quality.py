@@ -212,3 +212,14 @@ def test_library_train_keeps_the_detectors_own_context(sensor_csv: Path) -> None
 
     result = train(sensor_csv, RareEventDetector(arch="pca", lookback=3, context=[0]))
     assert result.record["context_features"] == ["s1"] and result.record["target_features"] == ["s2", "s3"]
+
+
+def test_normalised_validation_scores_are_the_scores_score_gives(sensor_csv: Path) -> None:
+    from rareevent.detector import RareEventDetector
+    from rareevent.training import train
+
+    result = train(sensor_csv, RareEventDetector(arch="pca", lookback=3, normalize=True))
+    detector, (start, stop) = result.detector, result.record["splits"]["valid"]
+    assert not np.allclose(detector.error_scale_, 1.0)
+    rescored = detector.smooth_scores(detector.score_windows(result.data.X[start:stop])[0])
+    np.testing.assert_allclose(detector.decision_scores_, rescored, rtol=1e-6)
