@@ -141,7 +141,7 @@ def _print_version(value: bool) -> None:
         from rareevent.model import versions
 
         v = versions()
-        typer.echo(f"rareevent {v['rareevent']}, keras {v['keras']}, backend {v['backend']} {v['backend_version'] or '(version unknown)'}")
+        typer.echo(f"rareevent {v['rareevent']}, keras {v['keras']}, backend {v['backend']} {v['backend_version'] or '(version unknown)'}, device {v['device']}")
         raise typer.Exit()
 
 
@@ -176,7 +176,7 @@ def _reading_options(decimal: str | None, time_format: str | None, dayfirst: boo
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the versions of rareevent, Keras and its backend, and exit.", is_eager=True, callback=_print_version)] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the versions of rareevent, Keras and its backend, the device models run on, and exit.", is_eager=True, callback=_print_version)] = False,
 ) -> None:
     _state["debug"] = debug
     _set_output()
@@ -264,7 +264,7 @@ def train(
     threshold: Annotated[str | None, typer.Option(help="f1, fbeta:B, pr-cross, precision:P or quantile[:Q]; default f1 with labels, quantile without.")] = None,
     margin: Annotated[float, typer.Option(help="Multiply the chosen threshold by this (above 1: fewer false alarms on data that drifts after validation).")] = 1.0,
     epochs: Annotated[int, typer.Option(help="Most training epochs (early stopping usually ends sooner).")] = 40,
-    batch_size: Annotated[int | None, typer.Option(help="Windows per training batch (default: about 100 steps per epoch, 16..128).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Windows per training batch (default: about 100 steps per epoch, 16..128 on a CPU, 16..2048 on a GPU).")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Adam learning rate (default: 1e-3 x sqrt(batch/16)).")] = None,
     patience: Annotated[int, typer.Option(help="Epochs without validation improvement before stopping.")] = 5,
     valid_frac: Annotated[float, typer.Option(help="Fraction of rows (after train) for validation and the threshold.")] = 0.2,
@@ -449,6 +449,7 @@ def _print_train_summary(record: dict[str, Any], path: Path, reading: str | None
     n = record["windows"]
     table.add_row("windows", f"train {n['train_normal']} normal, valid {n.get('valid', 0)}, test {n.get('test', 0)}")
     table.add_row("epochs", f"{record['epochs_run']} run, best {record['best_epoch']} ({record['train_seconds']:.1f} s)")
+    table.add_row("ran on", f"{record['versions']['backend']}, {record['versions'].get('device', 'cpu')}, batch {record['batch_size'] or '-'}")
     margin = f" x {record['margin']:g}" if record["margin"] != 1 else ""
     table.add_row("threshold", f"{record['threshold']:.6g} ({record['threshold_strategy']}{margin}, score {record['score_kind']}, smooth {record['smooth']})")
     table.add_row("model", f"{record['arch']}, lookback {record['lookback']}, units {record['units']}, {record['parameters']:,} parameters")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -21,12 +22,13 @@ from sklearn.base import BaseEstimator
 
 from rareevent import scaling, windows
 from rareevent.errors import RareEventError
-from rareevent.model import PCAModel, build_model, check_model_options, encoder, import_keras
+from rareevent.model import PCAModel, build_model, check_model_options, encoder, import_keras, on_accelerator
 from rareevent.threshold import check_labels, choose_threshold, parse_strategy
 
 SCORE_KINDS = ("mean", "last")
 CONTEXT_RULES = ("auto", "none")
 PREDICT_BATCH = 4096
+GPU_MAX_BATCH = 2048  # the largest auto batch on a GPU: it reached batch 128's validation loss (benchmarks/gpu.py)
 MAX_SPAN = 100_000  # the most rows --lookback, --lead and --smooth may span; run.json is checked against the same bounds
 MAX_MARGIN = 1000.0
 MAX_SEED = 2**32 - 1  # numpy's seeds
@@ -213,13 +215,16 @@ class RareEventDetector(BaseEstimator):
             import tensorflow as tf
 
             tf.config.experimental.enable_op_determinism()
-        self.batch_size_ = self.batch_size or auto_batch_size(len(train))
+        accelerator = on_accelerator()
+        self.batch_size_ = self.batch_size or auto_batch_size(len(train), accelerator)
         self.learning_rate_ = self.learning_rate or auto_learning_rate(self.batch_size_)
+        if accelerator:
+            train = whole_batches(train, self.batch_size_, self.seed)
         if self.warm_start and hasattr(self, "model_"):
             model = self.model_
         else:
             model = build_model(self.arch, self.lookback, train.shape[2], tuple(self.units), self.activation, n_outputs=len(targets))
-        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate_), loss="mse")
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(keras, self.learning_rate_, self.batch_size_, len(train))), loss="mse")
         callbacks = [
             keras.callbacks.TerminateOnNaN(),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True),
@@ -335,14 +340,17 @@ class RareEventDetector(BaseEstimator):
         return self.encoder_.predict(np.ascontiguousarray(scaled), batch_size=PREDICT_BATCH, verbose=0)
 
 
-def auto_batch_size(n_windows: int) -> int:
-    """About 100 training steps per epoch: ``n/100`` rounded to a power of two, within 16..128.
+def auto_batch_size(n_windows: int, accelerator: bool = False) -> int:
+    """About 100 training steps per epoch: ``n/100`` rounded to a power of two, within 16..128 (CPU) or 16..GPU_MAX_BATCH.
 
     Large data trains faster per window with bigger batches; a few hundred
     windows (a short file) would get only one or two steps per epoch with a
-    fixed large batch and stop undertrained.
+    fixed large batch and stop undertrained. On the CPU a batch beyond 128
+    gains little speed; a GPU only fills up with thousands of windows per
+    step (``benchmarks/gpu.py``), so there the cap is higher. Below 12,800
+    windows both rules give the same batch.
     """
-    return int(np.clip(2 ** round(np.log2(max(n_windows, 1) / 100)), 16, 128))
+    return int(np.clip(2 ** round(np.log2(max(n_windows, 1) / 100)), 16, GPU_MAX_BATCH if accelerator else 128))
 
 
 def auto_learning_rate(batch_size: int) -> float:
@@ -353,6 +361,35 @@ def auto_learning_rate(batch_size: int) -> float:
     (measured in ``benchmarks/speed.py``).
     """
     return 1e-3 * float(np.sqrt(max(batch_size, 16) / 16))
+
+
+def learning_rate_schedule(keras: ModuleType, rate: float, batch_size: int, n_windows: int) -> float | Any:
+    """``rate``, reached by a linear warm-up over the first epoch when the batch is beyond the CPU's 128.
+
+    Adam's first steps at the large rate a large batch allows can throw the
+    LSTMs' weights far off; ramping up over one epoch avoids that. Small
+    batches keep the constant rate they always had.
+    """
+    if batch_size <= 128:
+        return rate
+    steps = max(1, n_windows // batch_size)
+    # a cosine decay with alpha=1 never decays: after the warm-up the rate stays at warmup_target
+    return keras.optimizers.schedules.CosineDecay(rate / 10, decay_steps=1, alpha=1.0, warmup_target=rate, warmup_steps=steps)
+
+
+def whole_batches(train: np.ndarray, batch_size: int, seed: int) -> np.ndarray:
+    """``train`` plus randomly drawn repeats of its windows, up to a whole number of batches.
+
+    On a GPU each new input shape is a new XLA compilation: the last,
+    partial batch of an epoch costs as much compile time as all the others.
+    Repeating a few windows (fewer than one batch) gives every step the
+    same shape.
+    """
+    short = -len(train) % batch_size
+    if short == 0:
+        return train
+    extra = np.random.default_rng(seed).choice(len(train), size=short, replace=len(train) < short)
+    return np.concatenate([train, train[extra]])
 
 
 def _combined(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -71,7 +71,7 @@ def test_version_names_rareevent_keras_and_the_backend() -> None:
     result = invoke("--version")
     assert result.exit_code == 0, result.output
     backend_version = sys.modules[backend].__version__
-    assert result.stdout == f"rareevent {rareevent.__version__}, keras {keras.__version__}, backend {backend} {backend_version}\n"
+    assert result.stdout == f"rareevent {rareevent.__version__}, keras {keras.__version__}, backend {backend} {backend_version}, device cpu\n"
 
 
 def test_choices_are_the_library_values_and_show_in_help() -> None:
