@@ -46,8 +46,14 @@ def setpoint_frame(schedule: list[tuple[int, float]], n: int, fault: int | None 
     return pd.DataFrame({"setpoint": setpoint, "flow": flow, "label": label})
 
 
-def operating_history(n_steps: int = 900, n_steady: int = 300) -> list[tuple[int, float]]:
-    """Setpoint steps between the levels every 60..140 rows, then a steady stretch at 50 (the validation part)."""
+def operating_history(n_steps: int = 900) -> list[tuple[int, float]]:
+    """Setpoint steps between the levels every 60..140 rows, then a steady stretch at 50 from row ``n_steps``.
+
+    Following a step is normal: the model learns it from the steps. The
+    steady stretch is the validation part, so the threshold is what steady
+    running scores: with steps in it, pot (never below the 0.999 quantile of
+    the validation scores) would put the threshold at the steps' own scores.
+    """
     rng = np.random.default_rng(100)
     schedule, row, level = [], 0, 50.0
     while row < n_steps:
@@ -82,6 +88,11 @@ def _scored(paths: dict[str, Path], run: str, kind: str) -> pd.DataFrame:
     return pd.read_csv(out)
 
 
+def _after(scored: pd.DataFrame, step: int) -> pd.DataFrame:
+    """The windows that end in the 40 rows after a step: the setpoint's step and most of the flow's transient."""
+    return scored[scored["row"].between(step, step + 40)]
+
+
 def test_setpoint_steps_alarm_only_when_the_setpoint_is_scored(setpoint_runs: dict[str, Path]) -> None:
     """The flow follows the setpoint, and steps between trained levels are normal history.
 
@@ -91,14 +102,14 @@ def test_setpoint_steps_alarm_only_when_the_setpoint_is_scored(setpoint_runs: di
     the noise-free setpoint's sharp step is what the autoencoder cannot
     reconstruct, and both steps alarm.
     """
-    near = {step: lambda frame, step=step: frame[frame["row"].between(step, step + 40)] for step in STEPS}
     scored_too = _scored(setpoint_runs, "none", "steps")
     for step in STEPS:
-        flagged = near[step](scored_too)
-        assert flagged["flagged"].sum() >= 1, f"no alarm at the step at row {step}"
-        assert "setpoint" in ";".join(flagged[flagged["flagged"] == 1]["top_features"])
+        alarms = _after(scored_too, step).query("flagged == 1")
+        assert len(alarms) >= 1, f"no alarm at the setpoint step at row {step}"
+        assert "setpoint" in ";".join(alarms["top_features"])
     as_context = _scored(setpoint_runs, "ctx", "steps")
-    assert pd.concat([near[step](as_context) for step in STEPS])["flagged"].mean() < 0.05
+    # near the steps, no more than pot's usual rate of stray windows (about 1% over the whole file)
+    assert pd.concat([_after(as_context, step) for step in STEPS])["flagged"].mean() < 0.05
     fault = _scored(setpoint_runs, "ctx", "fault")
     assert fault[fault["row"].between(FAULT, FAULT + 11)]["flagged"].sum() > 0  # the flow's own fault still alarms
     assert "setpoint" not in ";".join(fault["top_features"])
