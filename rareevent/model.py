@@ -237,16 +237,16 @@ class PCAModel:
 
     @classmethod
     def load(cls, path: Path, n_features: int, targets: list[int]) -> PCAModel:
-        """Read a saved model, refusing anything but the three arrays of the right shapes and run.json's ``targets``."""
+        """Read a saved model, refusing anything but the three arrays of the right shapes and detector.json's ``targets``."""
         try:
             with np.load(path, allow_pickle=False) as data:
                 mean, components, targets_saved = data["mean"], data["components"], data["targets"]
         except Exception as exc:  # numpy raises many types for a damaged archive
             raise RareEventError(f"{path}: not a readable PCA model ({type(exc).__name__})", hint="retrain the run") from None
         if mean.shape != (n_features,) or components.ndim != 2 or components.shape[1] != n_features or targets_saved.ndim != 1:
-            raise RareEventError(f"{path}: PCA model shape does not match run.json ({n_features} features)")
+            raise RareEventError(f"{path}: PCA model shape does not match detector.json ({n_features} features)")
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(components))):
             raise RareEventError(f"{path}: PCA model holds invalid values")
         if targets_saved.tolist() != list(targets):
-            raise RareEventError(f"{path}: PCA model reconstructs other columns than run.json's target_features")
+            raise RareEventError(f"{path}: PCA model reconstructs other columns than detector.json's target_features_")
         return cls(mean, components, list(targets))

@@ -167,7 +167,7 @@ def test_score_of_a_holed_file_drops_windows_across_the_hole_for_any_chunk_size(
         pd.testing.assert_frame_equal(other, whole)
         assert result.alarms == first.alarms and result.metrics == first.metrics
     # the smoothing starts afresh at the first window after the hole: it is that window's raw score
-    raw, _ = detector.score_windows(frame[record["features"]].to_numpy()[300 : 300 + T])
+    raw, _ = detector.score_windows(frame[detector.feature_names_in_].to_numpy()[300 : 300 + T])
     assert whole.loc[whole["row"] == 300 + T - 1, "error"].item() == pytest.approx(float(raw[0]), rel=1e-6)
 
 
