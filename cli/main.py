@@ -48,8 +48,10 @@ EXIT_INTERRUPTED = 130
 Arch = StrEnum("Arch", {name: name for name in ARCHITECTURES})
 LstmArch = StrEnum("LstmArch", {name: name for name in LSTM_ARCHS})
 ARCH_HELP = ", ".join(f"{name} ({spec.help})" for name, spec in ARCHITECTURES.items())
-# the option of each estimator parameter whose name is not its option's (others: --name-with-dashes)
-PARAM_FLAGS = {"score_kind": "--score"}
+# the one mapping from estimator parameters to train's options: the option's name where it differs (others: the same name, --with-dashes)
+OPTION_OF_PARAM = {"score_kind": "score"}
+# parameters train does not pass as given: context names are resolved against the file's columns; the rest are not options
+NOT_PASSED = {"context", "validation_fraction", "warm_start"}
 Activation = StrEnum("Activation", {"tanh": "tanh", "relu": "relu"})
 ScoreKind = StrEnum("ScoreKind", {"mean": "mean", "last": "last"})
 Fill = StrEnum("Fill", {"ffill": "ffill", "interpolate": "interpolate", "drop": "drop"})
@@ -112,7 +114,7 @@ def _in_cli_terms(exc: RareEventError) -> str:
     """The error's one line, naming the option where the library names an estimator parameter (``margin`` -> ``--margin``)."""
     text = str(exc)
     if exc.param and text.startswith(f"{exc.param} "):
-        return PARAM_FLAGS.get(exc.param, "--" + exc.param.replace("_", "-")) + text[len(exc.param) :]
+        return "--" + OPTION_OF_PARAM.get(exc.param, exc.param).replace("_", "-") + text[len(exc.param) :]
     return text
 
 
@@ -312,23 +314,9 @@ def train(
         from rareevent.training import default_run_name
         from rareevent.training import train as run_training
 
-        detector = RareEventDetector(
-            arch=arch,
-            lookback=lookback,
-            units=_parse_units(units),
-            activation=activation,
-            lead=lead,
-            score_kind=score,
-            smooth=smooth,
-            threshold=threshold,
-            margin=margin,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            patience=patience,
-            seed=seed,
-            normalize=normalize,
-        )
+        options = {**ctx.params, "units": _parse_units(units)}
+        params = [key for key in RareEventDetector().get_params() if key not in NOT_PASSED]
+        detector = RareEventDetector(**{key: options[OPTION_OF_PARAM.get(key, key)] for key in params})
         reading = _reading_options(decimal, time_format, dayfirst, time_unit)
         if resample is None and agg != "mean":
             raise RareEventError(f"--agg {agg} needs --resample: it says how the rows of a grid cell are combined")
@@ -772,7 +760,7 @@ def report(
     plot: Annotated[Path | None, typer.Option(help="Draw the error over time and the PR curve of one run to this .png (needs rareevent[plot]).")] = None,
     show_recipe: Annotated[bool, typer.Option("--recipe", help="Print the TOML recipe that trains one run again (rareevent train --config).")] = False,
 ) -> None:
-    """Compare saved runs: test metrics, events caught, false alarms, and ae against plain."""
+    """Compare saved runs: test metrics, events caught, false alarms, and each two architectures trained on the same file."""
     with _errors():
         from rareevent.report import collect, comparisons
         from rareevent.runs import RUN_FILE, read_run, resolve_run

@@ -414,6 +414,8 @@ class RareEventDetector(BaseEstimator):
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Write ``detector.json`` and the weights into the new folder ``folder``, atomically."""
         check_is_fitted(self, "threshold_")
+        if Path(folder).exists() and not overwrite:
+            raise RareEventError(f"{folder}: already exists", hint="pass overwrite=True to replace it")
         with atomic_folder(folder, overwrite=overwrite) as temp:
             self.write_files(temp)
         return Path(folder)

@@ -213,3 +213,26 @@ def test_readme_example_runs_as_written(index: int, tmp_path: Path, monkeypatch:
     assert (tmp_path / "pump-detector" / DETECTOR_FILE).is_file()
     assert namespace["loaded"].feature_names_in_[0] == "motor_current"
     assert "motor_current" in capsys.readouterr().out
+
+
+def test_report_compares_any_two_architectures() -> None:
+    """Each two architectures trained on the same file are paired, the newest run of each, in the registry's order."""
+    from rareevent.report import comparisons
+
+    def row(name: str, arch: str, created: str, f1: float, digest: str = "d1") -> dict[str, Any]:
+        metrics = dict.fromkeys(("precision", "recall", "pr_auc", "roc_auc", "events_detected", "false_alarms", "parameters", "train_seconds"), 1)
+        return {"name": name, "arch": arch, "created": created, "input_sha256": digest, "input_file": f"/data/{digest}.csv", "f1": f1, **metrics}
+
+    summaries = [
+        row("pca-1", "pca", "2026-01-01", 0.9),
+        row("ae-old", "ae", "2026-01-01", 0.1),
+        row("ae-new", "ae", "2026-01-02", 0.5),
+        row("plain-other-file", "plain", "2026-01-03", 0.7, digest="d2"),
+    ]
+    pairs = comparisons(summaries)
+    assert [pair["archs"] for pair in pairs] == [["ae", "pca"]]
+    (pair,) = pairs
+    assert (pair["ae"], pair["pca"], pair["better_f1"]) == ("ae-new", "pca-1", "pca")
+    assert pair["metrics"]["f1"] == {"ae": 0.5, "pca": 0.9}
+    summaries.append(row("plain-1", "plain", "2026-01-04", 0.5))
+    assert [(p["archs"], p["better_f1"]) for p in comparisons(summaries)] == [(["ae", "plain"], "tie"), (["ae", "pca"], "pca"), (["plain", "pca"], "pca")]

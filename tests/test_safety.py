@@ -97,11 +97,6 @@ def _dense_only(keras):  # noqa: ANN001, ANN202
     inputs = keras.Input((3, 3))
     return keras.Model(inputs, keras.layers.Dense(3)(inputs))
 
-def _plain(keras):  # noqa: ANN001, ANN202
-    from rareevent.model import build_model
-
-    return build_model("plain", 3, 3, (4, 2))
-
 def _wrong_shape(keras):  # noqa: ANN001, ANN202
     from rareevent.model import build_model
 
@@ -113,7 +108,6 @@ def _wrong_shape(keras):  # noqa: ANN001, ANN202
         pytest.param(_conv1d, id="conv1d"),
         pytest.param(_gru, id="gru"),
         pytest.param(_dense_only, id="dense-only"),
-        pytest.param(_plain, id="plain-weights-in-an-ae-run"),
         pytest.param(_wrong_shape, id="right-layers-wrong-shape"),
     ],
 )
@@ -274,11 +268,12 @@ def test_overwrite_keeps_old_run_when_final_rename_fails(workdir: Path, monkeypa
     assert not [p for p in os.listdir(workdir / "runs") if p.startswith(".tmp-")]
 
 def test_overwrite_replaces_run_when_training_succeeds(workdir: Path) -> None:
-    old_record = json.loads((workdir / "runs" / "tiny-ae" / "run.json").read_text(encoding="utf-8"))
+    from rareevent.detector import RareEventDetector
+
+    old_seed = RareEventDetector.read_config(workdir / "runs" / "tiny-ae").seed
     result = CliRunner().invoke(app, train_args("good.csv", "--seed", "7"))
     assert result.exit_code == 0, result.stderr
-    record = json.loads((workdir / "runs" / "tiny-ae" / "run.json").read_text(encoding="utf-8"))
-    assert record["seed"] == 7 and old_record["seed"] == 0
+    assert RareEventDetector.read_config(workdir / "runs" / "tiny-ae").seed == 7 and old_seed == 0
     assert sorted(os.listdir(workdir / "runs")) == ["tiny-ae"]  # no temporary, no renamed-aside old run
     assert sorted(os.listdir(workdir / "runs" / "tiny-ae")) == ["detector.json", "model.weights.h5", "run.json", "scores.csv"]
 
