@@ -18,7 +18,7 @@ from rareevent.cli.main import app
 from rareevent.detector import RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.metrics import event_metrics
-from rareevent.runs import load_run
+from rareevent.runs import load_run, run_view
 from rareevent.scoring import score_csv
 from rareevent.training import train
 from tests.conftest import TINY, snapshot, synthetic_frame
@@ -243,7 +243,7 @@ def test_chunked_scoring_of_a_resampled_run_equals_one_piece(monkeypatch: pytest
     outputs = []
     for chunk_rows in (1_000_000, 101, 102, 7, 1):
         frames: list[pd.DataFrame] = []
-        scored = score_csv(path, result.record, result.detector, chunk_rows=chunk_rows, fill=fill, sink=frames.append)
+        scored = score_csv(path, run_view(result.record, result.detector), result.detector, chunk_rows=chunk_rows, fill=fill, sink=frames.append)
         outputs.append((pd.concat(frames, ignore_index=True), scored))
     (whole, first), *rest = outputs
     assert first.n_rows == len(result.data)

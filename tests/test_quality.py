@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from rareevent import scaling
 from rareevent.cli.main import app
 from rareevent.detector import RareEventDetector
-from rareevent.runs import read_record
+from rareevent.runs import read_record, read_run
 from tests.conftest import TINY
 
 runner = CliRunner()
@@ -89,10 +89,10 @@ def test_auto_context_finds_flags_and_modes_and_none_turns_it_off(tmp_path: Path
     result = runner.invoke(app, ["train", str(path), "--runs-dir", str(tmp_path), "--name", "auto", "--arch", "pca", "--test-frac", "0"])
     assert result.exit_code == 0, result.output
     assert "mode, valve_open (read, not scored" in " ".join(result.stdout.split())
-    assert json.loads((tmp_path / "auto" / "run.json").read_text())["context_features"] == ["mode", "valve_open"]
+    assert read_run(tmp_path / "auto")["context_features"] == ["mode", "valve_open"]
     result = runner.invoke(app, ["train", str(path), "--runs-dir", str(tmp_path), "--name", "none", "--arch", "pca", "--test-frac", "0", "--context", "none"])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "none" / "run.json").read_text())["context_features"] == []
+    assert read_run(tmp_path / "none")["context_features"] == []
 
 
 def test_context_pattern_that_matches_nothing_is_refused(sensor_csv: Path, tmp_path: Path) -> None:
