@@ -132,9 +132,10 @@ class RareEventDetector(BaseEstimator):
         if self.threshold is not None:
             parse_strategy(self.threshold)
         if isinstance(self.context, str):
-            if self.context not in CONTEXT_RULES:
-                raise RareEventError(f"context must be one of {', '.join(CONTEXT_RULES)} or a list of column indices, got {self.context!r}", param="context")
-        elif not (isinstance(self.context, (list, tuple)) and all(_is_int(j) for j in self.context)):
+            context_ok = self.context in CONTEXT_RULES
+        else:
+            context_ok = isinstance(self.context, (list, tuple)) and all(_is_int(j) for j in self.context)
+        if not context_ok:
             raise RareEventError(f"context must be one of {', '.join(CONTEXT_RULES)} or a list of column indices, got {self.context!r}", param="context")
 
     def fit(self, X: pd.DataFrame | np.ndarray, y: np.ndarray | pd.Series | None = None, *, on_epoch: EpochCallback | None = None) -> RareEventDetector:
