@@ -24,6 +24,7 @@ from rich.table import Table
 
 from rareevent.cli import recipe
 from rareevent.errors import RareEventError
+from rareevent.model import ARCHITECTURES, LSTM_ARCHS
 
 if TYPE_CHECKING:
     from rareevent.detector import EpochCallback
@@ -44,8 +45,13 @@ EXIT_UNEXPECTED = 1
 EXIT_INTERRUPTED = 130
 
 # the fixed value sets of options, as the parser's choices (tests/test_cli_conventions.py checks them against the library's)
-Arch = StrEnum("Arch", {"ae": "ae", "plain": "plain", "pca": "pca"})
-LstmArch = StrEnum("LstmArch", {"ae": "ae", "plain": "plain"})
+Arch = StrEnum("Arch", {name: name for name in ARCHITECTURES})
+LstmArch = StrEnum("LstmArch", {name: name for name in LSTM_ARCHS})
+ARCH_HELP = ", ".join(f"{name} ({spec.help})" for name, spec in ARCHITECTURES.items())
+# the one mapping from estimator parameters to train's options: the option's name where it differs (others: the same name, --with-dashes)
+OPTION_OF_PARAM = {"score_kind": "score"}
+# parameters train does not pass as given: context names are resolved against the file's columns; the rest are not options
+NOT_PASSED = {"context", "validation_fraction", "warm_start"}
 Activation = StrEnum("Activation", {"tanh": "tanh", "relu": "relu"})
 ScoreKind = StrEnum("ScoreKind", {"mean": "mean", "last": "last"})
 Fill = StrEnum("Fill", {"ffill": "ffill", "interpolate": "interpolate", "drop": "drop"})
@@ -92,7 +98,7 @@ def _errors() -> Iterator[None]:
     except RareEventError as exc:
         if _state["debug"]:
             traceback.print_exc()
-        _fail(str(exc), EXIT_DATA)
+        _fail(_in_cli_terms(exc), EXIT_DATA)
     except KeyboardInterrupt:
         _fail("interrupted; nothing was written", EXIT_INTERRUPTED)
     except (typer.Exit, typer.TyperException):
@@ -102,6 +108,14 @@ def _errors() -> Iterator[None]:
             traceback.print_exc()
         text = " ".join(str(exc).split())[:200]
         _fail(f"unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)", EXIT_UNEXPECTED)
+
+
+def _in_cli_terms(exc: RareEventError) -> str:
+    """The error's one line, naming the option where the library names an estimator parameter (``margin`` -> ``--margin``)."""
+    text = str(exc)
+    if exc.param and text.startswith(f"{exc.param} "):
+        return "--" + OPTION_OF_PARAM.get(exc.param, exc.param).replace("_", "-") + text[len(exc.param) :]
+    return text
 
 
 def _warn(message: str) -> None:
@@ -254,7 +268,7 @@ def train(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Sensor CSV (',', ';' or tab separated); may come from the recipe.")],
     config: Annotated[Path | None, typer.Option("--config", help="TOML recipe: options from its \\[train] table; the command line overrides them.", is_eager=True, callback=_read_config)] = None,
-    arch: Annotated[Arch, typer.Option(help="ae (LSTM autoencoder), plain (LSTM, no bottleneck) or pca (the PCA reconstruction baseline).")] = Arch.ae,
+    arch: Annotated[Arch, typer.Option(help=f"{ARCH_HELP}.")] = Arch.ae,
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
     lead: Annotated[int, typer.Option(help="Early warning: a window is positive when an event starts within this many rows after it.")] = 0,
     units: Annotated[str, typer.Option(help="LSTM units u1,u2.")] = "32,16",
@@ -300,23 +314,9 @@ def train(
         from rareevent.training import default_run_name
         from rareevent.training import train as run_training
 
-        detector = RareEventDetector(
-            arch=arch,
-            lookback=lookback,
-            units=_parse_units(units),
-            activation=activation,
-            lead=lead,
-            score_kind=score,
-            smooth=smooth,
-            threshold=threshold,
-            margin=margin,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            patience=patience,
-            seed=seed,
-            normalize=normalize,
-        )
+        options = {**ctx.params, "units": _parse_units(units)}
+        params = [key for key in RareEventDetector().get_params() if key not in NOT_PASSED]
+        detector = RareEventDetector(**{key: options[OPTION_OF_PARAM.get(key, key)] for key in params})
         reading = _reading_options(decimal, time_format, dayfirst, time_unit)
         if resample is None and agg != "mean":
             raise RareEventError(f"--agg {agg} needs --resample: it says how the rows of a grid cell are combined")
@@ -345,14 +345,21 @@ def train(
 
 
 def _train_summary(record: dict[str, Any], path: Path) -> dict[str, Any]:
-    """What ``train --json`` prints: where the run went, its threshold and metrics (run.json holds the rest)."""
-    from rareevent.runs import MODEL_FILE, PCA_FILE, RUN_FILE, SCORES_FILE
+    """What ``train --json`` prints: where the run went, its threshold and metrics (run.json and detector.json hold the rest)."""
+    from rareevent.detector import DETECTOR_FILE, PCA_FILE, WEIGHTS_FILE
+    from rareevent.model import ARCHITECTURES
+    from rareevent.runs import RUN_FILE, SCORES_FILE
 
     keys = ("name", "arch", "threshold", "threshold_strategy", "margin", "score_kind", "smooth", "metrics", "baseline", "windows", "epochs_run", "best_epoch", "train_seconds")
     return {
         **{key: record[key] for key in keys},
         "path": str(path),
-        "files": {"run": str(path / RUN_FILE), "model": str(path / (PCA_FILE if record["arch"] == "pca" else MODEL_FILE)), "scores": str(path / SCORES_FILE)},
+        "files": {
+            "run": str(path / RUN_FILE),
+            "detector": str(path / DETECTOR_FILE),
+            "model": str(path / (WEIGHTS_FILE if ARCHITECTURES[record["arch"]].build else PCA_FILE)),
+            "scores": str(path / SCORES_FILE),
+        },
         "warnings": {"constant_features": record["constant_features"], "trending_features": record["trending_features"]},
         "context_features": record["context_features"],
         "filled_cells": record["filled_cells"],
@@ -397,9 +404,10 @@ def _save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, o
 
     The summary is rich tables, the JSON of ``--json``, or with ``--quiet`` the run folder's path alone.
     """
+    from rareevent.runs import run_view
     from rareevent.training import save
 
-    record = result.record
+    record = run_view(result.record, result.detector)
     if record["constant_features"]:
         _warn(f"constant column(s) in the normal training rows: {', '.join(record['constant_features'])}; kept neutral (scaled to 0)")
     if record["trending_features"]:
@@ -501,12 +509,12 @@ def update(
 ) -> None:
     """Refit a run's scaler and threshold on newer data, continue training its model, and save a new run."""
     with _errors(), ExitStack() as stack:
-        from rareevent.runs import read_record, reserve_run, resolve_run
+        from rareevent.runs import read_run, reserve_run, resolve_run
         from rareevent.training import check_update_slot, default_run_name
         from rareevent.training import update as run_update
 
         folder = resolve_run(run, runs_dir)
-        name = name or default_run_name(read_record(folder)["arch"])
+        name = name or default_run_name(read_run(folder)["arch"])
         check_update_slot(folder, runs_dir, name, overwrite)  # before training, not after
         stack.enter_context(reserve_run(runs_dir, name, overwrite))
         with _epoch_progress(f"updating {folder.name}", epochs) as on_epoch:
@@ -726,7 +734,7 @@ def encode(
     _set_output(quiet)
     with _errors():
         from rareevent.detector import require_bottleneck
-        from rareevent.runs import load_run, read_record, resolve_run
+        from rareevent.runs import load_run, read_run, resolve_run
         from rareevent.scoring import WindowWriter, encode_csv
         from rareevent.storage import atomic_file
 
@@ -734,7 +742,7 @@ def encode(
         reading = _reading_options(decimal, time_format, dayfirst, time_unit)
         _check_outputs(data, {"--output": output})
         folder = resolve_run(run, runs_dir)
-        require_bottleneck(read_record(folder)["arch"])
+        require_bottleneck(read_run(folder)["arch"])  # before Keras is imported
         record, detector = load_run(folder)
         with atomic_file(output) as temp, WindowWriter(temp, kind) as writer:
             n, filled = encode_csv(data, record, detector, writer, chunk_rows=chunk_rows, fill=fill, options=reading)
@@ -753,16 +761,16 @@ def report(
     plot: Annotated[Path | None, typer.Option(help="Draw the error over time and the PR curve of one run to this .png (needs rareevent[plot]).")] = None,
     show_recipe: Annotated[bool, typer.Option("--recipe", help="Print the TOML recipe that trains one run again (rareevent train --config).")] = False,
 ) -> None:
-    """Compare saved runs: test metrics, events caught, false alarms, and ae against plain."""
+    """Compare saved runs: test metrics, events caught, false alarms, and each two architectures trained on the same file."""
     with _errors():
         from rareevent.report import collect, comparisons
-        from rareevent.runs import RUN_FILE, read_record, resolve_run
+        from rareevent.runs import RUN_FILE, read_run, resolve_run
 
         if show_recipe:
             if (runs and len(runs) > 1) or plot is not None or as_json:
                 raise RareEventError("--recipe prints the recipe of one run; name a single RUN, without --plot or --json")
             folder = resolve_run(runs[0] if runs else None, runs_dir)
-            typer.echo(recipe.recipe_text(read_record(folder), folder / RUN_FILE), nl=False)
+            typer.echo(recipe.recipe_text(read_run(folder), folder / RUN_FILE), nl=False)
             return
         if plot is not None:
             from rareevent.plot import plot_run
@@ -770,7 +778,7 @@ def report(
             if runs and len(runs) > 1:
                 raise RareEventError("--plot draws one run; name a single RUN")
             folder = resolve_run(runs[0] if runs else None, runs_dir)
-            plot_run(folder, read_record(folder), plot)
+            plot_run(folder, read_run(folder), plot)
             out.print(f"plot of {folder.name} written to {plot}")
             return
         summaries, skipped = collect(runs or [], runs_dir)
@@ -812,12 +820,14 @@ def _print_runs_table(summaries: list[dict[str, Any]]) -> None:
 
 
 def _print_comparison(pair: dict[str, Any]) -> None:
-    table = Table(title=f"ae vs plain on {Path(pair['input_file']).name}: does the bottleneck help?")
+    first, second = pair["archs"]
+    question = ": does the bottleneck help?" if (first, second) == ("ae", "plain") else ""
+    table = Table(title=f"{first} vs {second} on {Path(pair['input_file']).name}{question}")
     table.add_column("metric", style="bold")
-    table.add_column(f"ae ({pair['ae']})", justify="right")
-    table.add_column(f"plain ({pair['plain']})", justify="right")
+    table.add_column(f"{first} ({pair[first]})", justify="right")
+    table.add_column(f"{second} ({pair[second]})", justify="right")
     for key, values in pair["metrics"].items():
-        table.add_row(key, _fmt(values["ae"]), _fmt(values["plain"]))
+        table.add_row(key, _fmt(values[first]), _fmt(values[second]))
     out.print(table)
     if pair["better_f1"]:
         out.print(f"higher F1: [bold]{pair['better_f1']}[/]")

@@ -14,6 +14,11 @@
 no ``RepeatVector``: each step keeps its own state, there is no bottleneck
 vector, and the parameter count is identical.
 
+``ARCHITECTURES`` is the one registry of them (with the ``pca`` baseline):
+adding an architecture means adding a builder and an entry here, and nothing
+else. A saved detector is rebuilt through it and then given its weights, so a
+run folder holds numbers only, never a model description to deserialize.
+
 This is the only module (with ``detector``) that imports Keras, and it does
 so on first use, so the CLI starts fast.
 """
@@ -27,9 +32,11 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,8 +46,6 @@ from rareevent.errors import RareEventError
 if TYPE_CHECKING:
     import keras
 
-ARCHS = ("ae", "plain", "pca")
-LSTM_ARCHS = ("ae", "plain")
 PCA_VARIANCE = 0.99
 ACTIVATIONS = ("tanh", "relu")
 UNROLL_MAX_LOOKBACK = 10
@@ -195,14 +200,19 @@ def versions() -> dict[str, str | None]:
 
 def check_model_options(arch: str, activation: str, units: tuple[int, ...], lookback: int) -> None:
     """Refuse an unknown architecture or activation, or non-positive sizes."""
-    if arch not in ARCHS:
-        raise RareEventError(f"--arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    if arch not in ARCHITECTURES:
+        raise RareEventError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}", param="arch")
     if activation not in ACTIVATIONS:
-        raise RareEventError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
-    if len(units) != 2 or min(units) < 1:
-        raise RareEventError(f"--units must be two positive integers like 32,16, got {','.join(map(str, units))}")
-    if lookback < 1:
-        raise RareEventError(f"--lookback must be at least 1, got {lookback}")
+        raise RareEventError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}", param="activation")
+    if not (isinstance(units, (tuple, list)) and len(units) == 2 and all(_is_count(u) and u >= 1 for u in units)):
+        shown = ",".join(map(str, units)) if isinstance(units, (tuple, list)) else repr(units)
+        raise RareEventError(f"units must be two positive integers like 32,16, got {shown}", param="units")
+    if not (_is_count(lookback) and lookback >= 1):
+        raise RareEventError(f"lookback must be at least 1, got {lookback}", param="lookback")
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def build_model(
@@ -214,7 +224,7 @@ def build_model(
     unroll: bool | None = None,
     n_outputs: int | None = None,
 ) -> keras.Model:
-    """Build the ``ae`` or ``plain`` LSTM reconstruction model (not compiled).
+    """Build the Keras reconstruction model of a registered architecture (not compiled).
 
     The model reads all ``n_features`` columns and reconstructs ``n_outputs``
     values per step (default: all columns): the target sensors, whichever
@@ -237,15 +247,21 @@ def build_model(
     """
     if arch not in LSTM_ARCHS:
         raise ValueError(f"arch must be one of {LSTM_ARCHS}, got {arch!r}")
+    if unroll is None:
+        unroll = lookback <= UNROLL_MAX_LOOKBACK
+    build = ARCHITECTURES[arch].build
+    assert build is not None
+    return build(lookback, n_features, tuple(units), activation, unroll, n_features if n_outputs is None else n_outputs, name=f"rareevent_{arch}")
+
+
+def _lstm_stack(lookback: int, n_features: int, units: tuple[int, int], activation: str, unroll: bool, n_outputs: int, name: str, bottleneck: bool) -> keras.Model:
+    """The four-LSTM stack of ``ae`` (``bottleneck``: one encoded vector, repeated) and ``plain``."""
     keras = import_keras()
     layers = keras.layers
     u1, u2 = units
-    bottleneck = arch == "ae"
-    if unroll is None:
-        unroll = lookback <= UNROLL_MAX_LOOKBACK
 
-    def lstm(n: int, name: str, sequences: bool = True) -> keras.layers.LSTM:
-        return layers.LSTM(n, activation=activation, return_sequences=sequences, unroll=unroll, use_cudnn=False, name=name)
+    def lstm(n: int, layer_name: str, sequences: bool = True) -> keras.layers.LSTM:
+        return layers.LSTM(n, activation=activation, return_sequences=sequences, unroll=unroll, use_cudnn=False, name=layer_name)
 
     inputs = keras.Input(shape=(lookback, n_features), name="window")
     x = lstm(u1, "encoder_1")(inputs)
@@ -254,8 +270,36 @@ def build_model(
         x = layers.RepeatVector(lookback, name="repeat")(x)
     x = lstm(u2, "decoder_1")(x)
     x = lstm(u1, "decoder_2")(x)
-    outputs = layers.TimeDistributed(layers.Dense(n_features if n_outputs is None else n_outputs), name="output")(x)
-    return keras.Model(inputs, outputs, name=f"rareevent_{arch}")
+    outputs = layers.TimeDistributed(layers.Dense(n_outputs), name="output")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One entry of ``ARCHITECTURES``.
+
+    ``build(lookback, n_features, units, activation, unroll, n_outputs, name=...)``
+    returns the uncompiled Keras model; ``None`` for the closed-form ``pca``
+    baseline (``PCAModel``). ``encoded_layer`` names the layer whose output
+    is the encoded vector (``rareevent encode``); ``None``: no bottleneck.
+    """
+
+    help: str
+    build: Callable[..., Any] | None
+    encoded_layer: str | None = None
+
+    @property
+    def has_bottleneck(self) -> bool:
+        return self.encoded_layer is not None
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "ae": Architecture("LSTM autoencoder", partial(_lstm_stack, bottleneck=True), encoded_layer="encoder_2"),
+    "plain": Architecture("LSTM, no bottleneck", partial(_lstm_stack, bottleneck=False)),
+    "pca": Architecture("the PCA reconstruction baseline", None),
+}
+ARCHS = tuple(ARCHITECTURES)
+LSTM_ARCHS = tuple(name for name, spec in ARCHITECTURES.items() if spec.build is not None)
 
 
 def layer_table(model: keras.Model) -> list[tuple[str, str, str, int]]:
@@ -266,10 +310,12 @@ def layer_table(model: keras.Model) -> list[tuple[str, str, str, int]]:
     ]
 
 
-def encoder(model: keras.Model) -> keras.Model:
-    """The sub-model from the input to the encoded vector (``ae`` only)."""
+def encoder(model: keras.Model, arch: str) -> keras.Model:
+    """The sub-model from the input to the encoded vector (architectures with a bottleneck only)."""
     keras = import_keras()
-    return keras.Model(model.inputs, model.get_layer("encoder_2").output, name="encoder")
+    layer = ARCHITECTURES[arch].encoded_layer
+    assert layer is not None
+    return keras.Model(model.inputs, model.get_layer(layer).output, name="encoder")
 
 
 class PCAModel:
@@ -311,16 +357,16 @@ class PCAModel:
 
     @classmethod
     def load(cls, path: Path, n_features: int, targets: list[int]) -> PCAModel:
-        """Read a saved model, refusing anything but the three arrays of the right shapes and run.json's ``targets``."""
+        """Read a saved model, refusing anything but the three arrays of the right shapes and detector.json's ``targets``."""
         try:
             with np.load(path, allow_pickle=False) as data:
                 mean, components, targets_saved = data["mean"], data["components"], data["targets"]
         except Exception as exc:  # numpy raises many types for a damaged archive
             raise RareEventError(f"{path}: not a readable PCA model ({type(exc).__name__})", hint="retrain the run") from None
         if mean.shape != (n_features,) or components.ndim != 2 or components.shape[1] != n_features or targets_saved.ndim != 1:
-            raise RareEventError(f"{path}: PCA model shape does not match run.json ({n_features} features)")
+            raise RareEventError(f"{path}: PCA model shape does not match detector.json ({n_features} features)")
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(components))):
             raise RareEventError(f"{path}: PCA model holds invalid values")
         if targets_saved.tolist() != list(targets):
-            raise RareEventError(f"{path}: PCA model reconstructs other columns than run.json's target_features")
+            raise RareEventError(f"{path}: PCA model reconstructs other columns than detector.json's target_features_")
         return cls(mean, components, list(targets))

@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from rareevent import scaling
 from rareevent.cli.main import app
+from rareevent.detector import RareEventDetector
+from rareevent.runs import read_record, read_run
 from tests.conftest import TINY
 
 runner = CliRunner()
@@ -113,8 +115,9 @@ def test_setpoint_steps_alarm_only_when_the_setpoint_is_scored(setpoint_runs: di
     fault = _scored(setpoint_runs, "ctx", "fault")
     assert fault[fault["row"].between(FAULT, FAULT + 11)]["flagged"].sum() > 0  # the flow's own fault still alarms
     assert "setpoint" not in ";".join(fault["top_features"])
-    record = json.loads((setpoint_runs["ctx"] / "run.json").read_text())
-    assert record["context_features"] == ["setpoint"] and record["target_features"] == ["flow"]
+    detector = RareEventDetector.read_config(setpoint_runs["ctx"])
+    assert [detector.feature_names_in_[j] for j in detector.context_features_] == ["setpoint"]
+    assert [detector.feature_names_in_[j] for j in detector.target_features_] == ["flow"]
 
 
 def test_auto_context_finds_flags_and_modes_and_none_turns_it_off(tmp_path: Path) -> None:
@@ -127,10 +130,10 @@ def test_auto_context_finds_flags_and_modes_and_none_turns_it_off(tmp_path: Path
     result = runner.invoke(app, ["train", str(path), "--runs-dir", str(tmp_path), "--name", "auto", "--arch", "pca", "--test-frac", "0"])
     assert result.exit_code == 0, result.output
     assert "mode, valve_open (read, not scored" in " ".join(result.stdout.split())
-    assert json.loads((tmp_path / "auto" / "run.json").read_text())["context_features"] == ["mode", "valve_open"]
+    assert read_run(tmp_path / "auto")["context_features"] == ["mode", "valve_open"]
     result = runner.invoke(app, ["train", str(path), "--runs-dir", str(tmp_path), "--name", "none", "--arch", "pca", "--test-frac", "0", "--context", "none"])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "none" / "run.json").read_text())["context_features"] == []
+    assert read_run(tmp_path / "none")["context_features"] == []
 
 
 def test_context_pattern_that_matches_nothing_is_refused(sensor_csv: Path, tmp_path: Path) -> None:
@@ -172,11 +175,11 @@ def test_pca_run_is_arrays_only_and_scores_through_the_same_path(sensor_csv: Pat
     result = runner.invoke(app, ["train", str(sensor_csv), "--runs-dir", str(tmp_path), "--name", "p", "--arch", "pca", "--lookback", "3"])
     assert result.exit_code == 0, result.output
     folder = tmp_path / "p"
-    assert (folder / "model.npz").is_file() and not (folder / "model.keras").exists()
+    assert (folder / "model.npz").is_file() and not (folder / "model.weights.h5").exists()
     with np.load(folder / "model.npz", allow_pickle=False) as arrays:
         assert set(arrays.files) == {"mean", "components", "targets"}
-    record = json.loads((folder / "run.json").read_text())
-    assert record["arch"] == "pca" and record["baseline"] is None
+    record = read_record(folder)
+    assert RareEventDetector.read_config(folder).arch == "pca" and record["baseline"] is None
     assert record["metrics"]["test"]["events_detected"] == record["metrics"]["test"]["events"] == 1
     out = tmp_path / "scores.csv"
     scored = runner.invoke(app, ["score", str(sensor_csv), "--run", str(folder), "--output", str(out)])
@@ -243,7 +246,7 @@ def test_a_pca_run_can_be_updated_and_a_pca_file_for_other_columns_is_refused(se
     np.savez(tmp_path / "p" / "model.npz", **{**saved, "targets": saved["targets"][::-1].copy()})
     result = runner.invoke(app, ["score", str(sensor_csv), "--run", str(tmp_path / "p")])
     assert result.exit_code == 2
-    assert "reconstructs other columns than run.json's target_features" in result.output
+    assert "reconstructs other columns than detector.json's target_features_" in result.output
 
 
 def test_library_train_keeps_the_detectors_own_context(sensor_csv: Path) -> None:
@@ -251,7 +254,7 @@ def test_library_train_keeps_the_detectors_own_context(sensor_csv: Path) -> None
     from rareevent.training import train
 
     result = train(sensor_csv, RareEventDetector(arch="pca", lookback=3, context=[0]))
-    assert result.record["context_features"] == ["s1"] and result.record["target_features"] == ["s2", "s3"]
+    assert result.detector.context_features_ == [0] and result.detector.target_features_ == [1, 2]
 
 
 def test_normalised_validation_scores_are_the_scores_score_gives(sensor_csv: Path) -> None:
