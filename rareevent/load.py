@@ -51,11 +51,17 @@ _DAY_MONTH_FIELDS = r"^\s*(\d{1,2})[./-](\d{1,2})[./-]"
 
 @dataclass(frozen=True)
 class CsvFormat:
-    """What the first bytes of a file tell: its delimiter and header."""
+    """What the first bytes of a file tell: its delimiter and header.
+
+    ``counted`` is False for rows that come from no file to count lines in
+    (standard input, frames given to a ``StreamScorer``): their lines are
+    then ``row + 2``.
+    """
 
     path: Path
     delimiter: str
     header: list[str]
+    counted: bool = True
 
 
 @dataclass(frozen=True)
@@ -358,6 +364,8 @@ def file_line(fmt: CsvFormat, row: int) -> int:
     ``row + 2`` unless a quoted cell before it spans lines: the records
     before it are counted with the csv module, so this is for error messages only.
     """
+    if not fmt.counted:
+        return row + 2
     with open(fmt.path, encoding="utf-8-sig", errors="replace", newline="") as fh:
         reader = csv.reader(fh, delimiter=fmt.delimiter, skipinitialspace=True)
         try:
@@ -384,7 +392,7 @@ def _check_field_count(fmt: CsvFormat, line: int) -> None:
     pandas fills the missing fields of a short row with NaN; this tells a
     broken row from a blank cell, on the error path only.
     """
-    text = _line_text(fmt.path, line)
+    text = _line_text(fmt.path, line) if fmt.counted else None
     if text is None:
         return
     fields = next(csv.reader([text], delimiter=fmt.delimiter), [])
