@@ -252,11 +252,9 @@ def open_csv(
     options = options or ReadingOptions()
     options.check()
     fmt = sniff(path)
-    columns = _model_columns(fmt, record, time, label)
-    base = Reading.from_record(record.get("reading"))
-    sample = text_sample(fmt, columns)
-    reading = decimal_reading(sample, fmt, columns, options, base)
-    reading = time_reading(sample, fmt, columns, reading, options, base, lambda: (frame[columns.time] for frame in read_frames(fmt, columns, chunk_rows, reading)))
+    _model_columns(fmt, record, time, label)  # a file without the run's columns is refused before any row is read
+    sample = text_sample(fmt, Columns(features=fmt.header))
+    columns, reading = settle_reading(fmt, record, options, sample, lambda columns, reading: (frame[columns.time] for frame in read_frames(fmt, columns, chunk_rows, reading)), time, label)
     return fmt, columns, reading, read_frames(fmt, columns, chunk_rows, reading)
 
 
@@ -267,6 +265,27 @@ def _model_columns(fmt: CsvFormat, record: dict[str, Any], time: str | None, lab
             raise RareEventError(f"{fmt.path}: {role} names unknown column {name!r}", hint=f"columns are {', '.join(fmt.header)}")
     trained = Columns(features=record["features"], time=time or record["time_column"], label=label or record["label_column"])
     return columns_for_model(fmt, trained)
+
+
+def settle_reading(
+    fmt: CsvFormat,
+    record: dict[str, Any],
+    options: ReadingOptions,
+    sample: pd.DataFrame | None,
+    column_values: Callable[[Columns, Reading], Iterable[pd.Series]],
+    time: str | None = None,
+    label: str | None = None,
+) -> tuple[Columns, Reading]:
+    """The run's columns in ``fmt``, and how to read its cells: the options, else the run's reading where it fits, else inferred.
+
+    ``sample`` (text) is what the decimal mark is inferred from;
+    ``column_values`` gives the time column's text, read only when the
+    day/month order must be inferred.
+    """
+    columns = _model_columns(fmt, record, time, label)
+    base = Reading.from_record(record.get("reading"))
+    reading = decimal_reading(sample, fmt, columns, options, base)
+    return columns, time_reading(sample, fmt, columns, reading, options, base, lambda: column_values(columns, reading))
 
 
 def window_blocks(
@@ -356,6 +375,11 @@ def score_csv(
     fmt, _, reading, frames = open_csv(path, record, chunk_rows, fill, options, time, label)
     scorer = StreamScorer(record, detector, str(path), fill, options, time, label, batch=PREDICT_BATCH)
     scorer.begin(fmt, reading)
+    return score_frames(scorer, frames, sink, on_progress)
+
+
+def score_frames(scorer: StreamScorer, frames: Iterable[pd.DataFrame], sink: WindowSink | None = None, on_progress: ProgressCallback | None = None) -> ScoreResult:
+    """Feed ``frames`` to ``scorer`` to their end; ``sink`` gets the windows, ``on_progress`` the count of new rows."""
     done = 0
     for out in _to_the_end(scorer, frames):
         if sink is not None and len(out.columns):
@@ -411,6 +435,11 @@ class AlarmEpisodes:
             if end < len(flagged) - 1:
                 closed.append(self._close())
         return opened, closed
+
+    @property
+    def open_episode(self) -> dict[str, Any] | None:
+        """Where the episode still open began (``None``: none is open)."""
+        return None if self._open is None else {key: self._open[key] for key in ("start_row", "start_time") if key in self._open}
 
     def end(self) -> list[dict[str, Any]]:
         """Close the open episode at the end of the data (the episodes closed: none or one)."""
@@ -537,17 +566,16 @@ class StreamScorer:
             if fmt is None:
                 assert frame is not None
                 fmt = CsvFormat(path=Path(self.source), delimiter=",", header=[str(name) for name in frame.columns], counted=False)
-            columns = _model_columns(fmt, self.record, self.time, self.label)
-            reading = self._reading or self._reading_from(fmt, columns, frame)
+            if self._reading is None:
+                columns, reading = self.settle(fmt, None if frame is None else frame.where(frame.isna(), frame.astype(str)))
+            else:
+                columns, reading = _model_columns(fmt, self.record, self.time, self.label), self._reading
             self.stream = WindowStream(fmt, columns, reading, self.record, self.fill, self.batch)
         return self.stream
 
-    def _reading_from(self, fmt: CsvFormat, columns: Columns, frame: pd.DataFrame | None) -> Reading:
-        """How to read cells, settled from the options, the run's reading and ``frame`` as a sample."""
-        sample = None if frame is None else frame.where(frame.isna(), frame.astype(str))
-        base = Reading.from_record(self.record.get("reading"))
-        reading = decimal_reading(sample, fmt, columns, self.options, base)
-        return time_reading(sample, fmt, columns, reading, self.options, base, lambda: [] if sample is None else [sample[columns.time]])
+    def settle(self, fmt: CsvFormat, sample: pd.DataFrame | None) -> tuple[Columns, Reading]:
+        """The run's columns in ``fmt`` and the reading of its cells, settled from the options, the run and ``sample`` (text: the first rows)."""
+        return settle_reading(fmt, self.record, self.options, sample, lambda columns, _: [] if sample is None else [sample[columns.time]], self.time, self.label)
 
     def _score(self, steps: list[WindowBlock]) -> pd.DataFrame:
         self.opened, self.closed = [], []
