@@ -167,6 +167,12 @@ class WindowStream:
         self._anchor: np.ndarray | None = None
         self._pending: pd.DataFrame | None = None
 
+    def blocks(self, frames: Iterable[pd.DataFrame]) -> Iterator[WindowBlock]:
+        """The windows of ``frames`` to their end, block by block."""
+        for frame in frames:
+            yield from self.feed(frame)
+        yield from self.end()
+
     def feed(self, frame: pd.DataFrame) -> list[WindowBlock]:
         """The windows ``frame`` (raw rows, indexed by data-row number) completes."""
         return self._on_grid(self._validated(frame))
@@ -286,23 +292,6 @@ def settle_reading(
     base = Reading.from_record(record.get("reading"))
     reading = decimal_reading(sample, fmt, columns, options, base)
     return columns, time_reading(sample, fmt, columns, reading, options, base, lambda: column_values(columns, reading))
-
-
-def window_blocks(
-    path: str | Path,
-    record: dict[str, Any],
-    chunk_rows: int,
-    fill: str | None,
-    options: ReadingOptions | None = None,
-    time: str | None = None,
-    label: str | None = None,
-) -> Iterator[WindowBlock]:
-    """Read ``path`` in chunks and release windows in whole blocks of ``PREDICT_BATCH`` (the last may be shorter)."""
-    fmt, columns, reading, frames = open_csv(path, record, chunk_rows, fill, options, time, label)
-    stream = WindowStream(fmt, columns, reading, record, fill, PREDICT_BATCH)
-    for frame in frames:
-        yield from stream.feed(frame)
-    yield from stream.end()
 
 
 def _release(block: SensorData, starts: np.ndarray, buffer: _Buffer, T: int, ready: int, first: int) -> WindowBlock:
@@ -717,7 +706,8 @@ def encode_csv(
     """
     require_bottleneck(detector.arch)
     total = filled = 0
-    for step in window_blocks(path, record, chunk_rows, fill, options):
+    fmt, columns, reading, frames = open_csv(path, record, chunk_rows, fill, options)
+    for step in WindowStream(fmt, columns, reading, record, fill, PREDICT_BATCH).blocks(frames):
         filled += step.rows.n_filled
         if step.n == 0:
             continue
