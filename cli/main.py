@@ -601,7 +601,7 @@ def score(
     data: Annotated[Path, typer.Argument(help="New sensor CSV with the trained feature columns (labels optional); - reads standard input.")],
     run: RunOption = None,
     runs_dir: RunsDir = Path("runs"),
-    output: Annotated[Path | None, typer.Option(help="Write one row per window to this .csv or .json file.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Write one row per window to this .csv or .json file (--follow: .csv or .jsonl, written as it goes).")] = None,
     metrics_out: Annotated[Path | None, typer.Option(help="Write the metrics (needs the label column) to this .json file.")] = None,
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read per chunk; memory stays bounded by it.")] = 100_000,
     fill: FillOption = None,

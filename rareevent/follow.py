@@ -221,7 +221,7 @@ class Follower:
         self._scorer_options = {"fill": fill, "options": options, "time": time, "label": label}
         self.scorer = self._new_scorer()
         self.tail = CsvTail(path, lambda fmt, sample: self.scorer.settle(fmt, sample))
-        self.alarms: list[dict[str, Any]] = []
+        self.n_closed = 0  # alarm episodes closed
         self.restarts = 0
         self._next: Piece | None = None  # rows read with a restart, scored at the next poll
         self._done = {"rows": 0, "windows": 0, "flagged": 0}  # counts of the files read before the current one
@@ -250,7 +250,7 @@ class Follower:
             update = Update(self.scorer.update(piece.frame), self.scorer.opened, self.scorer.closed, rows=len(piece.frame))
         else:
             update = Update(pd.DataFrame(), [], [])
-        self.alarms += update.closed
+        self.n_closed += len(update.closed)
         return update
 
     @property
@@ -278,7 +278,7 @@ class Follower:
             "windows": self._done["windows"] + scorer.n_windows,
             "flagged": self._done["flagged"] + scorer.n_flagged,
             "threshold": float(self.detector.threshold_),
-            "alarm_episodes": len(self.alarms),
+            "alarm_episodes": self.n_closed,
             "open_episode": scorer.episodes.open_episode,
             "restarts": self.restarts,
         }

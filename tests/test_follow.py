@@ -15,7 +15,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -28,23 +30,23 @@ DATA = Path(__file__).parent / "data" / "stream"
 class Lines:
     """The lines a child writes to one of its pipes, collected by a thread."""
 
-    def __init__(self, pipe: object) -> None:
+    def __init__(self, pipe: IO[str]) -> None:
         self.lines: list[str] = []
         self._changed = threading.Condition()
         threading.Thread(target=self._read, args=(pipe,), daemon=True).start()
 
-    def _read(self, pipe: object) -> None:
-        for line in pipe:  # type: ignore[attr-defined]
+    def _read(self, pipe: IO[str]) -> None:
+        for line in pipe:
             with self._changed:
                 self.lines.append(line.rstrip("\n"))
                 self._changed.notify_all()
 
-    def wait_for(self, test: object, timeout: float = 60.0) -> str:
+    def wait_for(self, test: Callable[[str], bool], timeout: float = 60.0) -> str:
         """The first line ``test`` accepts, waiting for it to be written."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                found = next((line for line in self.lines if test(line)), None)  # type: ignore[operator]
+                found = next((line for line in self.lines if test(line)), None)
                 if found is not None:
                     return found
                 left = deadline - time.monotonic()
@@ -69,7 +71,7 @@ def runs_dir(tmp_path: Path) -> Path:
     return tmp_path / "runs"
 
 
-def _window(row: int) -> object:
+def _window(row: int) -> Callable[[str], bool]:
     return lambda line: line.startswith("{\"row\":") and json.loads(line)["row"] == row
 
 
@@ -84,6 +86,7 @@ def test_follow_scores_appended_rows_announces_episodes_survives_truncation_and_
         env={**os.environ, "NO_COLOR": "1", "COLUMNS": "250"},
     )
     try:
+        assert proc.stdout is not None and proc.stderr is not None
         out, err = Lines(proc.stdout), Lines(proc.stderr)
         out.wait_for(_window(89))  # the rows already there are scored first
         appended = _rows(90, 120)
@@ -101,10 +104,10 @@ def test_follow_scores_appended_rows_announces_episodes_survives_truncation_and_
         windows = [r for r in records if "row" in r and "event" not in r]
         assert [w["row"] for w in windows] == list(range(2, 120))  # every window once, in order, as its row arrived
         assert [w["row"] for w in windows if w["flagged"]] == list(range(101, 110))
-        events = [(i, r["event"]) for i, r in enumerate(records) if "event" in r]
+        events = [r["event"] for r in records if "event" in r]
         opened_at = records.index(next(r for r in records if r.get("event") == "alarm_opened"))
         closed_at = records.index(next(r for r in records if r.get("event") == "alarm_closed"))
-        assert [name for _, name in events] == ["alarm_opened", "alarm_closed"]
+        assert events == ["alarm_opened", "alarm_closed"]
         assert records[opened_at - 1]["row"] == 101 and records[opened_at]["start_row"] == 101  # announced right after the window that opened it
         assert records[closed_at - 1]["row"] == 109 and records[closed_at]["end_row"] == 109 and records[closed_at]["windows"] == 9
         assert any(line.startswith("alarm opened at row 101 (2026-01-01T01:41:00)") for line in err.lines)
@@ -139,3 +142,30 @@ def test_score_dash_reads_standard_input_like_the_file(tmp_path: Path, runs_dir:
     assert run.returncode == 2
     assert run.stderr.decode().startswith("error: <stdin>: non-numeric value 'x.")
     assert "at line 2" in run.stderr.decode()
+
+
+def test_tail_waits_for_a_newline_and_reads_a_rotated_or_truncated_file_from_its_start(tmp_path: Path) -> None:
+    from rareevent.follow import CsvTail
+    from rareevent.load import Columns, Reading
+
+    live = tmp_path / "live.csv"
+    tail = CsvTail(live, lambda fmt, sample: (Columns(features=["s1", "s2", "s3"], time="timestamp", label="label"), Reading()))
+    assert tail.read().frame is None  # not there yet: waited for
+    live.write_text(_header() + _rows(0, 2) + _rows(2, 3)[:15])
+    first = tail.read()
+    assert first.frame is not None and first.frame.index.tolist() == [0, 1] and first.restarted is None
+    with open(live, "a") as fh:
+        fh.write(_rows(2, 3)[15:])
+    second = tail.read().frame
+    assert second is not None and second.index.tolist() == [2] and second["timestamp"].iloc[0] == "2026-01-01 00:02:00"
+    rotated = tmp_path / "next.csv"
+    rotated.write_text(_header() + _rows(10, 12))
+    rotated.replace(live)  # a new file under the name
+    piece = tail.read()
+    assert piece.restarted == f"{live} was replaced by a new file: reading it again from its start"
+    assert piece.frame is not None and piece.frame.index.tolist() == [0, 1] and piece.frame["timestamp"].iloc[0] == "2026-01-01 00:10:00"  # the header line skipped
+    live.write_text(_rows(20, 21))  # truncated, and rows go on without a header
+    piece = tail.read()
+    assert piece.restarted == f"{live} was truncated: reading it again from its start"
+    assert piece.frame is not None and piece.frame["timestamp"].tolist() == ["2026-01-01 00:20:00"]
+    tail.close()
