@@ -716,7 +716,7 @@ def _follow(data: Path, record: dict[str, Any], detector: Any, output: Path | No
 
     stopped: list[int] = []
     handlers = {signum: signal.signal(signum, lambda number, frame: stopped.append(number)) for signum in (signal.SIGINT, signal.SIGTERM)}
-    err = Console(stderr=True, highlight=False, color_system=None if os.environ.get("NO_COLOR") else "auto", quiet=_state["quiet"])
+    err = Console(stderr=True, highlight=False, soft_wrap=True, color_system=None if os.environ.get("NO_COLOR") else "auto", quiet=_state["quiet"])
     follower = Follower(data, record, detector, fill, reading, time, label)
     try:
         with open(output, "w", encoding="utf-8", newline="") if output else _stdout() as handle:
