@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import traceback
@@ -55,6 +56,7 @@ NOT_PASSED = {"context", "validation_fraction", "warm_start"}
 Activation = StrEnum("Activation", {"tanh": "tanh", "relu": "relu"})
 ScoreKind = StrEnum("ScoreKind", {"mean": "mean", "last": "last"})
 Fill = StrEnum("Fill", {"ffill": "ffill", "interpolate": "interpolate", "drop": "drop"})
+FollowFormat = StrEnum("FollowFormat", {"csv": "csv", "jsonl": "jsonl"})
 
 
 def _complete_run(ctx: typer.Context, incomplete: str) -> list[str]:
@@ -605,10 +607,10 @@ def _estimate_rows(path: Path) -> int | None:
 
 @app.command()
 def score(
-    data: Annotated[Path, typer.Argument(help="New sensor CSV with the trained feature columns (labels optional).")],
+    data: Annotated[Path, typer.Argument(help="New sensor CSV with the trained feature columns (labels optional); - reads standard input.")],
     run: RunOption = None,
     runs_dir: RunsDir = Path("runs"),
-    output: Annotated[Path | None, typer.Option(help="Write one row per window to this .csv or .json file.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Write one row per window to this .csv or .json file (--follow: .csv or .jsonl, written as it goes).")] = None,
     metrics_out: Annotated[Path | None, typer.Option(help="Write the metrics (needs the label column) to this .json file.")] = None,
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read per chunk; memory stays bounded by it.")] = 100_000,
     fill: FillOption = None,
@@ -619,6 +621,9 @@ def score(
     time_format: TimeFormatOption = None,
     dayfirst: DayfirstOption = False,
     time_unit: TimeUnitOption = None,
+    follow: Annotated[bool, typer.Option("--follow", help="Tail DATA as another program appends to it: score each line as soon as its window is complete, until Ctrl-C.")] = False,
+    output_format: Annotated[FollowFormat | None, typer.Option("--format", help="--follow output: csv or jsonl (JSON Lines, with alarm events) (default: from --output's extension, else csv).")] = None,
+    poll: Annotated[str, typer.Option(help="--follow: how often to look for new lines, like 0.2s or 500ms.")] = "0.2s",
     quiet: QuietOption = False,
 ) -> None:
     """Score DATA with a saved run: flag windows at or above the threshold and explain each alarm."""
@@ -628,6 +633,18 @@ def score(
         from rareevent.scoring import WindowWriter, file_has_labels, score_csv
         from rareevent.storage import atomic_file
 
+        piped = str(data) == "-"
+        if follow:
+            if piped or metrics_out is not None:
+                raise RareEventError("--follow tails a file, and has no end to measure metrics at: leave out " + ("-" if piped else "--metrics-out"))
+            kind = output_format.value if output_format else _output_kind(output, ("csv", "jsonl")) if output else "csv"
+            seconds = _seconds(poll, "--poll")
+            reading = _reading_options(decimal, time_format, dayfirst, time_unit)
+            _check_outputs(data, {"--output": output})
+            record, detector = load_run(resolve_run(run, runs_dir))
+            _follow(data, record, detector, output, kind, seconds, fill, reading, time, label)
+        if output_format is not None:
+            raise RareEventError("--format is for --follow; without it the output's kind follows --output's extension (.csv or .json)")
         kind = _output_kind(output, ("csv", "json")) if output else None
         reading = _reading_options(decimal, time_format, dayfirst, time_unit)
         if metrics_out is not None:
@@ -638,9 +655,9 @@ def score(
         label_column = label or record["label_column"]
         if metrics_out is not None and label_column is None:
             raise RareEventError(f"--metrics-out needs labels, and run {record['name']!r} was trained without a label column", hint="name the file's label column with --label")
-        if metrics_out is not None and not file_has_labels(data, label_column):
+        if metrics_out is not None and not piped and not file_has_labels(data, label_column):
             raise RareEventError(f"{data}: --metrics-out needs the label column {label_column!r}, which the file does not have")
-        total = _estimate_rows(Path(data)) if Path(data).is_file() and Path(data).stat().st_size > 4 * chunk_rows else None
+        total = _estimate_rows(Path(data)) if not piped and Path(data).is_file() and Path(data).stat().st_size > 4 * chunk_rows else None
         progress = _rows_progress(Path(data))
         task = progress.add_task("score", total=total)
         with ExitStack() as stack:  # both outputs are renamed into place only when both are complete
@@ -648,18 +665,25 @@ def score(
             metrics_temp = stack.enter_context(atomic_file(metrics_out)) if metrics_out else None
             writer = stack.enter_context(WindowWriter(temp, kind)) if temp else None
             with progress:
-                result = score_csv(
-                    data,
-                    record,
-                    detector,
-                    chunk_rows=chunk_rows,
-                    fill=fill,
-                    sink=writer,
-                    on_progress=lambda n: progress.advance(task, n),
-                    options=reading,
-                    time=time,
-                    label=label,
-                )
+                if piped:
+                    from rareevent.follow import score_pipe
+
+                    result = score_pipe(sys.stdin.buffer, record, detector, fill=fill, sink=writer, options=reading, time=time, label=label)
+                    if metrics_out is not None and result.metrics is None:
+                        raise RareEventError(f"<stdin>: --metrics-out needs the label column {label_column!r}, which the data does not have")
+                else:
+                    result = score_csv(
+                        data,
+                        record,
+                        detector,
+                        chunk_rows=chunk_rows,
+                        fill=fill,
+                        sink=writer,
+                        on_progress=lambda n: progress.advance(task, n),
+                        options=reading,
+                        time=time,
+                        label=label,
+                    )
             summary = {"run": record["name"], "file": str(data), "rows": result.n_rows, "windows": result.n_windows, "flagged": int(result.flagged.sum()), "threshold": result.threshold, "segments": result.n_segments}
             if writer:
                 writer.finish({"alarms": result.alarms, "metrics": result.metrics, "summary": summary})
@@ -677,6 +701,109 @@ def score(
                 _note(order_note)
         _print_score_summary(summary, result, show, output)
         _print_paths(quiet, output, metrics_out)
+
+
+def _seconds(text: str, option: str) -> float:
+    """A short duration (``0.2s``, ``500ms``, ``1``: seconds) as seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)?\s*", text)
+    if match is None or float(match.group(1)) <= 0:
+        raise RareEventError(f"{option} {text!r}: give a duration above 0 like 0.2s or 500ms")
+    return float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
+
+
+def _follow(data: Path, record: dict[str, Any], detector: Any, output: Path | None, kind: str, poll: float, fill: str | None, reading: Any, time: str | None, label: str | None) -> NoReturn:
+    """``score --follow``: score lines as they are written until Ctrl-C or SIGTERM, then print a summary; exit 130.
+
+    The windows go to ``output`` (else stdout) line by line as they are
+    scored, so that file grows as it goes instead of appearing whole;
+    alarm episodes are announced on stderr as they open and close (and as
+    events in JSON Lines).
+    """
+    import time as clock
+
+    from rareevent.follow import Follower
+
+    stopped: list[int] = []
+    handlers = {signum: signal.signal(signum, lambda number, frame: stopped.append(number)) for signum in (signal.SIGINT, signal.SIGTERM)}
+    err = Console(stderr=True, highlight=False, soft_wrap=True, color_system=None if os.environ.get("NO_COLOR") else "auto", quiet=_state["quiet"])
+    follower = Follower(data, record, detector, fill, reading, time, label)
+    try:
+        with open(output, "w", encoding="utf-8", newline="") if output else _stdout() as handle:
+            lines = _FollowLines(handle, kind, err)
+            if not data.exists():
+                _note(f"{data}: waiting for the file to appear")
+            while not stopped:
+                update = follower.poll()
+                if update.restarted:
+                    _warn(f"{update.restarted} (a new segment: no window spans the two)")
+                lines.write(update)
+                if not update.rows and not update.restarted and not follower.pending:
+                    clock.sleep(poll)
+            summary = follower.summary()
+            lines.event("summary", summary)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        follower.close()
+    opened = summary["open_episode"]
+    err.print(
+        f"stopped following [bold]{data}[/]: {summary['rows']:,} rows, {summary['windows']:,} windows, {summary['flagged']:,} flagged "
+        f"(threshold {summary['threshold']:.6g}), {summary['alarm_episodes']} alarm episode(s) closed"
+        + (f", one open since row {opened['start_row']}" if opened else "")
+        + (f", {summary['restarts']} restart(s) of the file" if summary["restarts"] else "")
+    )
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@contextmanager
+def _stdout() -> Iterator[Any]:
+    """Standard output as a context manager that leaves it open."""
+    yield sys.stdout
+
+
+class _FollowLines:
+    """The windows of ``score --follow`` as CSV or JSON Lines, with each alarm event right after the window it belongs to."""
+
+    def __init__(self, handle: Any, kind: str, err: Console) -> None:
+        self.handle, self.kind, self.err = handle, kind, err
+        self.header = kind == "csv"
+
+    def write(self, update: Any) -> None:
+        frame = update.windows
+        rows = frame["row"].tolist() if len(frame) else []
+        if self.kind == "csv":
+            text = frame.to_csv(header=self.header, index=False, lineterminator="\n") if len(frame) else ""
+            lines = text.splitlines(keepends=True)
+            if self.header and lines:
+                self.handle.write(lines.pop(0))
+                self.header = False
+        else:
+            text = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="s", double_precision=15) if len(frame) else ""
+            lines = [line + "\n" for line in text.splitlines()]
+        items = [(row, 0, line) for row, line in zip(rows, lines)]
+        items += [(alarm["end_row"], 1, ("alarm_closed", alarm)) for alarm in update.closed]
+        items += [(alarm["start_row"], 2, ("alarm_opened", alarm)) for alarm in update.opened]
+        items.sort(key=lambda item: (item[0], item[1]))
+        for _, _, item in items:
+            if isinstance(item, str):
+                self.handle.write(item)
+            else:
+                self.event(*item)
+        self.handle.flush()
+
+    def event(self, name: str, fields: dict[str, Any]) -> None:
+        """An alarm event or the summary: a JSON Lines record, and a line on stderr."""
+        if self.kind == "jsonl":
+            self.handle.write(json.dumps({"event": name, **fields}, allow_nan=False) + "\n")
+            self.handle.flush()
+        when = lambda key: f" ({fields[key]})" if key in fields else ""  # noqa: E731
+        if name == "alarm_opened":
+            self.err.print(f"[bold red]alarm opened[/] at row {fields['start_row']}{when('start_time')}: error {fields['error']:.4g}")
+        elif name == "alarm_closed":
+            self.err.print(
+                f"[bold]alarm closed[/]: rows {fields['start_row']}-{fields['end_row']}{when('end_time')}, {fields['windows']} window(s), "
+                f"peak {fields['peak_error']:.4g}, top sensors {fields['top_features'].replace(';', ' ')}"
+            )
 
 
 def _print_paths(quiet: bool, *paths: Path | None) -> None:
