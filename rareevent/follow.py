@@ -173,7 +173,7 @@ def score_pipe(
     (a file's from its first rows and, for the day/month order, its whole
     time column); errors name ``<stdin>`` and the line.
     """
-    scorer = StreamScorer(record, detector, "<stdin>", fill, options, time, label, batch=PREDICT_BATCH)
+    scorer = StreamScorer(detector, record, "<stdin>", fill, options, time, label, batch=PREDICT_BATCH)
     tail = CsvTail(None, scorer.settle, stream)
 
     def frames() -> Iterator[pd.DataFrame]:
@@ -227,7 +227,7 @@ class Follower:
         self._done = {"rows": 0, "windows": 0, "flagged": 0}  # counts of the files read before the current one
 
     def _new_scorer(self) -> StreamScorer:
-        return StreamScorer(self.record, self.detector, str(self.path), keep_windows=False, **self._scorer_options)
+        return StreamScorer(self.detector, self.record, str(self.path), keep_windows=False, **self._scorer_options)
 
     def poll(self) -> Update:
         """Score what was written since the last poll.

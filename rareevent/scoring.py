@@ -362,7 +362,7 @@ def score_csv(
     measured on a labelled incident file.
     """
     fmt, _, reading, frames = open_csv(path, record, chunk_rows, fill, options, time, label)
-    scorer = StreamScorer(record, detector, str(path), fill, options, time, label, batch=PREDICT_BATCH)
+    scorer = StreamScorer(detector, record, str(path), fill, options, time, label, batch=PREDICT_BATCH)
     scorer.begin(fmt, reading)
     return score_frames(scorer, frames, sink, on_progress)
 
@@ -463,6 +463,10 @@ class StreamScorer:
     blank under ``--fill interpolate``, the last ``--resample`` cell).
     ``close()`` returns the :class:`ScoreResult`.
 
+    ``record`` is a run's view (``load_run``; ``from_run`` reads one): its
+    time and label columns, reading, gap and resampling rules. Without it,
+    a detector fitted in a notebook reads frames of its sensor columns.
+
     ``batch`` releases windows in whole multiples of it (``score_csv`` uses
     ``PREDICT_BATCH``); with ``keep_windows=False`` no per-window history is
     kept, so memory stays flat on an endless stream: the result then holds
@@ -471,8 +475,8 @@ class StreamScorer:
 
     def __init__(
         self,
-        record: dict[str, Any],
         detector: RareEventDetector,
+        record: dict[str, Any] | None = None,
         source: str = "<data>",
         fill: str | None = None,
         options: ReadingOptions | None = None,
@@ -483,6 +487,10 @@ class StreamScorer:
         keep_windows: bool = True,
     ) -> None:
         check_fill(fill)
+        if record is None:  # a detector fitted in a notebook: its sensor columns only, no time or label column
+            from rareevent.runs import run_view
+
+            record = run_view({"name": "detector", "time_column": None, "label_column": None}, detector)
         self.options = options or ReadingOptions()
         self.options.check()
         self.record, self.detector, self.source, self.fill = record, detector, source, fill
@@ -509,7 +517,7 @@ class StreamScorer:
         from rareevent.runs import load_run
 
         record, detector = load_run(folder)
-        return cls(record, detector, **kwargs)
+        return cls(detector, record, **kwargs)
 
     def begin(self, fmt: CsvFormat, reading: Reading | None = None) -> None:
         """Name the source's format (its path, delimiter, header) and, when settled, its reading.
