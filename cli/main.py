@@ -49,8 +49,8 @@ EXIT_INTERRUPTED = 130
 Arch = StrEnum("Arch", {name: name for name in ARCHITECTURES})
 LstmArch = StrEnum("LstmArch", {name: name for name in LSTM_ARCHS})
 ARCH_HELP = ", ".join(f"{name} ({spec.help})" for name, spec in ARCHITECTURES.items())
-# the one mapping from estimator parameters to train's options: the option's name where it differs (others: the same name, --with-dashes)
-OPTION_OF_PARAM = {"score_kind": "score"}
+# the one mapping from library parameters to options: the option's name where it differs (others: the same name, --with-dashes)
+OPTION_OF_PARAM = {"score_kind": "score", "validation_fraction": "valid-frac"}
 # parameters train does not pass as given: context names are resolved against the file's columns; the rest are not options
 NOT_PASSED = {"context", "validation_fraction", "warm_start"}
 Activation = StrEnum("Activation", {"tanh": "tanh", "relu": "relu"})
@@ -112,11 +112,42 @@ def _errors() -> Iterator[None]:
         _fail(f"unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)", EXIT_UNEXPECTED)
 
 
+# a parameter the library marks inside a message, hint or note: `max_gap`, or `fill=drop` with the value to pass
+_MARKED_PARAM = re.compile(r"`([a-z][a-z_]*)(?:=([^`]*))?`")
+
+
+def _option(param: str) -> str:
+    """The option that sets a library parameter (``max_gap`` -> ``--max-gap``)."""
+    return "--" + OPTION_OF_PARAM.get(param, param).replace("_", "-")
+
+
+def _cli_options() -> set[str]:
+    """Every option of every command (``--max-gap``)."""
+    group = typer.main.get_command(app)
+    return {name for command in group.commands.values() for param in command.params for name in param.opts}
+
+
+def _cli_terms(text: str) -> str:
+    """Library text with every marked parameter as its option: `` `max_gap` `` -> ``--max-gap``, `` `fill=drop` `` -> ``--fill drop``.
+
+    A marked name that is no option (a column named in backticks, say) stays as it is.
+    """
+    options = _cli_options()
+
+    def as_option(found: re.Match[str]) -> str:
+        option = _option(found[1])
+        if option not in options:
+            return found[0]
+        return option if found[2] is None else f"{option} {found[2]}"
+
+    return _MARKED_PARAM.sub(as_option, text)
+
+
 def _in_cli_terms(exc: RareEventError) -> str:
-    """The error's one line, naming the option where the library names an estimator parameter (``margin`` -> ``--margin``)."""
-    text = str(exc)
+    """The error's one line in CLI terms: the parameter it begins with (``margin must be ...``) and every marked one as options."""
+    text = _cli_terms(str(exc))
     if exc.param and text.startswith(f"{exc.param} "):
-        return "--" + OPTION_OF_PARAM.get(exc.param, exc.param).replace("_", "-") + text[len(exc.param) :]
+        return _option(exc.param) + text[len(exc.param) :]
     return text
 
 
@@ -430,7 +461,7 @@ def _save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, o
         _warn(beaten)
     order_note = result.data.reading.order_note(record["time_column"])
     if order_note:
-        _note(order_note)
+        _note(_cli_terms(order_note))
     path = save(result, runs_dir, overwrite=overwrite)
     if as_json:
         typer.echo(json.dumps(_train_summary(record, path), indent=2, allow_nan=False))
@@ -698,7 +729,7 @@ def score(
         if result.reading.time_format != (record.get("reading") or {}).get("time_format"):  # not the run's reading: inferred from this file
             order_note = result.reading.order_note(result.columns.time)
             if order_note:
-                _note(order_note)
+                _note(_cli_terms(order_note))
         _print_score_summary(summary, result, show, output)
         _print_paths(quiet, output, metrics_out)
 

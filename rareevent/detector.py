@@ -185,13 +185,13 @@ class RareEventDetector(BaseEstimator):
         self.check_params()
         strategy = parse_strategy(self.threshold or ("f1" if y_valid is not None else "pot"))
         if strategy.needs_labels and y_valid is None:
-            raise RareEventError(f"threshold {strategy} needs a label column", hint="use --threshold pot (or quantile) for data without labels", param="threshold")
+            raise RareEventError(f"threshold {strategy} needs a label column", hint="use `threshold=pot` (or quantile) for data without labels", param="threshold")
         T = self.lookback
         for part, X in (("train", X_train), ("validation", X_valid)):
             if len(X) < T:
                 raise RareEventError(
                     f"the {part} part has {len(X)} rows, fewer than one window of lookback {T}",
-                    hint="use a longer file, a smaller --lookback or other --valid-frac/--test-frac",
+                    hint="use a longer file, a smaller `lookback` or other `validation_fraction`/`test_frac`",
                 )
         n_features = X_train.shape[1]
         self.feature_names_in_ = [f"x{j}" for j in range(n_features)] if feature_names is None else [str(name) for name in feature_names]
@@ -215,7 +215,7 @@ class RareEventDetector(BaseEstimator):
         if not train_clean.any():
             raise RareEventError("the train part has no window free of events to learn normal behaviour from")
         if not valid_clean.any():
-            raise RareEventError("the validation part has no window free of events", hint="raise --valid-frac")
+            raise RareEventError("the validation part has no window free of events", hint="raise `validation_fraction`")
         labels = None if y_valid is None else windows.window_labels(valid_rows, T, self.lead)[: len(valid_keep)][valid_keep]
         check_labels(strategy, labels)  # before training, not after it
         train_windows = windows.sliding_windows(scaling.transform(self.scaler_, X_train), T)[train_clean]
@@ -231,7 +231,7 @@ class RareEventDetector(BaseEstimator):
         self.threshold_strategy_ = str(strategy)
         self.threshold_ = self.margin * choose_threshold(strategy, scores, labels, valid_clean)
         if not math.isfinite(self.threshold_):
-            raise RareEventError("training diverged: the validation errors are not finite", hint="use --activation tanh or fewer --units")
+            raise RareEventError("training diverged: the validation errors are not finite", hint="use `activation=tanh` or fewer `units`")
         self.decision_scores_ = scores
         self.labels_ = (scores >= self.threshold_).astype(np.int8)
         return self
@@ -300,7 +300,7 @@ class RareEventDetector(BaseEstimator):
         self.train_seconds_ = time.perf_counter() - started
         self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
         if not np.all(np.isfinite(self.history_["loss"])):
-            raise RareEventError("training diverged: the loss became NaN or infinite", hint="use --activation tanh or fewer --units")
+            raise RareEventError("training diverged: the loss became NaN or infinite", hint="use `activation=tanh` or fewer `units`")
         self.epochs_run_ = len(self.history_["loss"])
         self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
         return model
@@ -568,7 +568,7 @@ def require_bottleneck(arch: str) -> None:
     if not ARCHITECTURES[arch].has_bottleneck:
         have = [name for name, spec in ARCHITECTURES.items() if spec.has_bottleneck]
         raise RareEventError(
-            f"a {arch!r} run has no encoded vector: only {', '.join(repr(a) for a in have)} runs have a bottleneck", hint=f"train with --arch {have[0]}"
+            f"a {arch!r} run has no encoded vector: only {', '.join(repr(a) for a in have)} runs have a bottleneck", hint=f"train with `arch={have[0]}`"
         )
 
 

@@ -8,8 +8,12 @@ class RareEventError(ValueError):
 
     The CLI turns it into ``error: <message>`` on stderr and exit code 2.
     ``hint`` is an optional suggestion appended after the message.
-    ``param`` names the estimator parameter the message begins with (as in
-    ``margin must be ...``), so that the CLI can name its option instead.
+    Messages and hints speak library terms: ``param`` names the parameter
+    the message is about; when the message begins with it (as in
+    ``margin must be ...``) the CLI names its option instead. A parameter
+    named anywhere else is marked in backticks, alone or with the value to
+    pass (``name it with `time` ``, ``use `fill=drop` ``), and the CLI
+    rewrites it as ``--time``, ``--fill drop``.
     A ``ValueError``, as scikit-learn raises for bad parameters.
     """
 

@@ -53,7 +53,7 @@ def steps(time: np.ndarray, previous: Any = None) -> np.ndarray:
 
 def _positive(text: str, value: float) -> float:
     if not (math.isfinite(value) and value > 0):
-        raise RareEventError(f"--max-gap {text!r} must be above 0")
+        raise RareEventError(f"max_gap {text!r} must be above 0", param="max_gap")
     return value
 
 
@@ -75,7 +75,7 @@ def check_max_gap(text: str | None) -> None:
     try:
         seconds = pd.Timedelta(text.strip()).total_seconds()
     except ValueError:
-        raise RareEventError(f"--max-gap {text!r}: give a duration like 10min or 6h, a number in the unit of a numeric time column, a multiple of the median step like 5x, or none") from None
+        raise RareEventError(f"max_gap {text!r}: give a duration like 10min or 6h, a number in the unit of a numeric time column, a multiple of the median step like 5x, or none", param="max_gap") from None
     _positive(text, seconds)
 
 
@@ -91,7 +91,7 @@ def resolve_max_gap(text: str | None, time: np.ndarray | None, column: str | Non
         return None
     if time is None:
         if explicit:
-            raise RareEventError(f"{path}: --max-gap needs a time column", hint="name it with --time, or leave --max-gap out")
+            raise RareEventError(f"{path}: `max_gap` needs a time column", hint="name it with `time`, or leave `max_gap` out", param="max_gap")
         return None
     multiple = _MULTIPLE.fullmatch(text)
     if multiple:
@@ -104,16 +104,17 @@ def resolve_max_gap(text: str | None, time: np.ndarray | None, column: str | Non
         number = None
     if is_dated(time):
         if number is not None:
-            raise RareEventError(f"{path}: --max-gap {text!r}: time column {column!r} holds dates: give a duration like 10min or a multiple of the median step like 5x")
+            raise RareEventError(f"{path}: `max_gap` {text!r}: time column {column!r} holds dates: give a duration like 10min or a multiple of the median step like 5x", param="max_gap")
         try:
             seconds = pd.Timedelta(text).total_seconds()
         except ValueError:
-            raise RareEventError(f"--max-gap {text!r}: give a duration like 10min or 6h, or a multiple of the median step like 5x") from None
+            raise RareEventError(f"max_gap {text!r}: give a duration like 10min or 6h, or a multiple of the median step like 5x", param="max_gap") from None
         return _positive(text, seconds)
     if number is None:
         raise RareEventError(
-            f"{path}: --max-gap {text!r}: time column {column!r} holds plain numbers: give the step in its own unit (like 50) or a multiple like 5x",
-            hint="--time-unit s|ms reads epoch numbers as dates, for durations like 10min",
+            f"{path}: `max_gap` {text!r}: time column {column!r} holds plain numbers: give the step in its own unit (like 50) or a multiple like 5x",
+            hint="`time_unit=s|ms` reads epoch numbers as dates, for durations like 10min",
+            param="max_gap",
         )
     return _positive(text, number)
 
@@ -135,7 +136,7 @@ def check_time_kind(gap_rule: dict[str, Any] | None, time: np.ndarray | None, co
         return None
     if is_dated(time) != (gap_rule["unit"] == "s"):
         run_kind, file_kind = ("dates", "plain numbers") if gap_rule["unit"] == "s" else ("plain numbers", "dates")
-        raise RareEventError(f"{path}: time column {column!r} holds {file_kind}, but the run measured gaps between {run_kind}", hint="read the time column as the run did (--time, --time-unit)")
+        raise RareEventError(f"{path}: time column {column!r} holds {file_kind}, but the run measured gaps between {run_kind}", hint="read the time column as the run did (`time`, `time_unit`)")
     return float(gap_rule["max_gap_value"])
 
 
@@ -187,7 +188,7 @@ class Resampling:
 
     def check(self) -> None:
         if self.agg not in AGGREGATIONS:
-            raise RareEventError(f"--agg {self.agg!r}: use one of {', '.join(AGGREGATIONS)}")
+            raise RareEventError(f"agg {self.agg!r}: use one of {', '.join(AGGREGATIONS)}", param="agg")
 
     @classmethod
     def from_record(cls, value: dict[str, Any] | None) -> Resampling | None:
@@ -200,9 +201,9 @@ class Resampling:
             value = pd.Timedelta(self.every).total_seconds() if is_dated(time) else float(self.every)
         except ValueError:
             kind = "a duration like 1min" if is_dated(time) else f"a step in the unit of the numeric time column {column!r}, like 10"
-            raise RareEventError(f"--resample {self.every!r}: give {kind}") from None
+            raise RareEventError(f"resample {self.every!r}: give {kind}", param="resample") from None
         if not (math.isfinite(value) and value > 0):
-            raise RareEventError(f"--resample {self.every!r} must be above 0")
+            raise RareEventError(f"resample {self.every!r} must be above 0", param="resample")
         return value
 
 
@@ -232,7 +233,7 @@ def resample(data: SensorData, how: Resampling, fill: str | None, after: int | N
     """
     columns = data.columns
     if data.time is None:
-        raise RareEventError(f"{data.path}: --resample needs a time column", hint="name it with --time")
+        raise RareEventError(f"{data.path}: `resample` needs a time column", hint="name it with `time`", param="resample")
     step = how.step(data.time, columns.time)
     cells = _cells(data.time, step)
     first = cells[0] if after is None else after + 1
@@ -247,8 +248,8 @@ def resample(data: SensorData, how: Resampling, fill: str | None, after: int | N
         if fill is None:
             when = _cell_times(grid[empty][:1], step, is_dated(data.time))[0]
             raise RareEventError(
-                f"{data.path}: no rows in the --resample {how.every} grid cell at {_time_text(when)}",
-                hint="repair empty cells with --fill ffill, --fill interpolate or --fill drop (drop keeps the hole, and a long one is a gap)",
+                f"{data.path}: no rows in the `resample` {how.every} grid cell at {_time_text(when)}",
+                hint="repair empty cells with `fill=ffill`, `fill=interpolate` or `fill=drop` (drop keeps the hole, and a long one is a gap)",
             )
         if fill == "drop":
             values, grid, first_rows = values[~empty], grid[~empty], first_rows[~empty]

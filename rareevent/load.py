@@ -87,12 +87,12 @@ class ReadingOptions:
     def check(self) -> None:
         """Refuse unknown values and contradictory options before any file is read."""
         if self.decimal is not None and self.decimal not in DECIMAL_MARKS:
-            raise RareEventError(f"--decimal {self.decimal!r}: use ',' or '.'")
+            raise RareEventError(f"decimal {self.decimal!r}: use ',' or '.'", param="decimal")
         if self.time_unit is not None and self.time_unit not in TIME_UNITS:
-            raise RareEventError(f"--time-unit {self.time_unit!r}: use one of {', '.join(TIME_UNITS)}")
-        given = [name for name, on in (("--time-format", self.time_format is not None), ("--dayfirst", self.dayfirst), ("--time-unit", self.time_unit is not None)) if on]
+            raise RareEventError(f"time_unit {self.time_unit!r}: use one of {', '.join(TIME_UNITS)}", param="time_unit")
+        given = [name for name, on in (("time_format", self.time_format is not None), ("dayfirst", self.dayfirst), ("time_unit", self.time_unit is not None)) if on]
         if len(given) > 1:
-            raise RareEventError(f"{given[0]} and {given[1]} contradict each other: give one of them")
+            raise RareEventError(f"`{given[0]}` and `{given[1]}` contradict each other: give one of them")
         if self.time_format is not None:
             _check_time_format(self.time_format)
 
@@ -100,11 +100,11 @@ class ReadingOptions:
 def _check_time_format(time_format: str) -> None:
     """A ``--time-format`` must write and read back a time: catches typos like ``%Q`` or a format without ``%``."""
     if "%" not in time_format:
-        raise RareEventError(f"--time-format {time_format!r} has no % code", hint="use codes like %d.%m.%Y %H:%M")
+        raise RareEventError(f"time_format {time_format!r} has no % code", hint="use codes like %d.%m.%Y %H:%M", param="time_format")
     try:
         pd.to_datetime(pd.Series([pd.Timestamp("2026-01-31 13:45:56").strftime(time_format)]), format=time_format)
     except (ValueError, TypeError):
-        raise RareEventError(f"--time-format {time_format!r} is not a strftime format pandas can read", hint="use codes like %d.%m.%Y %H:%M") from None
+        raise RareEventError(f"time_format {time_format!r} is not a strftime format pandas can read", hint="use codes like %d.%m.%Y %H:%M", param="time_format") from None
 
 
 @dataclass(frozen=True)
@@ -139,9 +139,9 @@ class Reading:
             return None
         if self.date_order == "day-first":
             other = self.time_format.replace("%d", "%D").replace("%m", "%d").replace("%D", "%m")
-            how = f"--time-format '{other}'"
+            how = f"`time_format='{other}'`"
         else:
-            how = "--dayfirst"
+            how = "`dayfirst`"
         return f"no date in column {column!r} has a day above 12, so day and month could be either way: read {self.date_order} ({self.time_format}); pass {how} for the other order"
 
     def describe(self) -> str | None:
@@ -276,12 +276,13 @@ def resolve_columns(
     """Assign roles for training: named columns, else the conventional names."""
     header = fmt.header
     lower = {name.lower(): name for name in header}
-    for option, names in (("--time", [time] if time else []), ("--label", [label] if label else []), ("--drop", drop)):
+    for param, names in (("time", [time] if time else []), ("label", [label] if label else []), ("drop", drop)):
         unknown = [n for n in names if n not in header]
         if unknown:
             raise RareEventError(
-                f"{fmt.path}: {option} names unknown column {unknown[0]!r}",
+                f"{fmt.path}: `{param}` names unknown column {unknown[0]!r}",
                 hint=f"columns are {', '.join(header)}",
+                param=param,
             )
     if time is None:
         time = next((lower[n] for n in TIME_NAMES if n in lower and lower[n] not in drop), None)
@@ -293,7 +294,7 @@ def resolve_columns(
     features = [name for name in header if name not in taken]
     if not features:
         raise RareEventError(
-            f"{fmt.path}: no feature columns left after time, label and --drop",
+            f"{fmt.path}: no feature columns left after time, label and `drop`",
             hint="every column other than time and label must be a numeric sensor",
         )
     return Columns(features=features, time=time, label=label, dropped=list(drop))
@@ -483,7 +484,7 @@ def validate_frame(
             row, col = np.argwhere(missing)[0]
             raise RareEventError(
                 f"{path}: blank or NaN value in column {columns.features[col]!r} at line {file_line(fmt, int(rows[row]))}",
-                hint="repair with --fill ffill, --fill interpolate or --fill drop",
+                hint="repair with `fill=ffill`, `fill=interpolate` or `fill=drop`",
             )
         n_filled = int(missing.sum())
         if fill == "drop":
@@ -497,7 +498,7 @@ def validate_frame(
                 X = X.iloc[1:]
             empty = X.columns[X.isna().all().to_numpy()]
             if len(empty):
-                raise RareEventError(f"{path}: column {empty[0]!r} has no value to fill from", hint="--drop the column")
+                raise RareEventError(f"{path}: column {empty[0]!r} has no value to fill from", hint="`drop` the column")
     values = X.to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values) | (np.abs(values) > np.finfo(np.float32).max)
     if bad.any():
@@ -522,7 +523,7 @@ def _numeric_column(series: pd.Series, path: Path, name: str, lines: _Lines, rea
             mark = _OTHER_MARK[reading.decimal]
             raise RareEventError(
                 f"{path}: ambiguous number {value[:30]!r} in column {name!r} at line {line}: {mark!r} may be a thousands separator or the decimal mark",
-                hint=f"pass --decimal {reading.decimal} to read {mark!r} as a thousands separator, or --decimal {mark} to read it as the decimal mark",
+                hint=f"pass `decimal={reading.decimal}` to read {mark!r} as a thousands separator, or `decimal={mark}` to read it as the decimal mark",
             )
         raise RareEventError(
             f"{path}: non-numeric value {value[:30]!r} in column {name!r} at line {line}",
@@ -559,8 +560,8 @@ def _non_numeric_hint(value: str, reading: Reading, mostly_text: bool) -> str | 
     """Suggest ``--decimal`` when the value is a number with the other decimal mark, ``--drop`` for a text column."""
     other = _OTHER_MARK[reading.decimal]
     if pd.notna(_to_numbers(pd.Series([value]), Reading(decimal=other, decimal_settled=True))[0].iloc[0]):
-        return f"the file is read with decimal mark {reading.decimal!r}; pass --decimal {other} if {other!r} is its decimal mark"
-    return "use --drop to exclude text columns" if mostly_text else None
+        return f"the file is read with decimal mark {reading.decimal!r}; pass `decimal={other}` if {other!r} is its decimal mark"
+    return "use `drop` to exclude text columns" if mostly_text else None
 
 
 def _labels(series: pd.Series, path: Path, name: str, lines: _Lines) -> np.ndarray:
@@ -570,7 +571,7 @@ def _labels(series: pd.Series, path: Path, name: str, lines: _Lines) -> np.ndarr
         row = int(np.flatnonzero(bad)[0])
         raise RareEventError(
             f"{path}: label column {name!r} must be 0 or 1, found {str(series.iloc[row])[:30]!r} at line {lines[row]}",
-            hint="pass --label NAME for the 0/1 event column, or --drop it",
+            hint="pass `label=NAME` for the 0/1 event column, or `drop` it",
         )
     return values.astype(np.int8)
 
@@ -596,8 +597,8 @@ def _times(series: pd.Series, path: Path, name: str, lines: _Lines, previous: ob
             row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
             where = f"{path}: cannot parse time {str(series.iloc[row])[:30]!r} in column {name!r} at line {lines[row]}"
             if expected is None:
-                raise RareEventError(where, hint="use ISO times like 2024-01-31 13:45:00 or plain numbers, or --time NAME")
-            raise RareEventError(f"{where}: it does not match {expected}", hint="a time column holds one format; --time-format FORMAT sets it")
+                raise RareEventError(where, hint="use ISO times like 2024-01-31 13:45:00 or plain numbers, or `time=NAME`")
+            raise RareEventError(f"{where}: it does not match {expected}", hint="a time column holds one format; `time_format=FORMAT` sets it")
         values = parsed.to_numpy(dtype="datetime64[ns]")
     order = values if previous is None else np.concatenate([np.asarray([previous], dtype=values.dtype), values])
     try:
@@ -619,7 +620,7 @@ def _times(series: pd.Series, path: Path, name: str, lines: _Lines, previous: ob
 def check_fill(fill: str | None) -> None:
     """Refuse an unknown ``--fill`` method."""
     if fill is not None and fill not in FILL_METHODS:
-        raise RareEventError(f"--fill {fill!r}: use one of {', '.join(FILL_METHODS)}")
+        raise RareEventError(f"fill {fill!r}: use one of {', '.join(FILL_METHODS)}", param="fill")
 
 
 def _epoch_times(values: np.ndarray, series: pd.Series, path: Path, name: str, lines: _Lines, unit: str) -> np.ndarray:
@@ -631,7 +632,7 @@ def _epoch_times(values: np.ndarray, series: pd.Series, path: Path, name: str, l
         other = "ms" if unit == "s" else "s"
         raise RareEventError(
             f"{path}: time {str(series.iloc[row])[:30]!r} in column {name!r} at line {lines[row]} is out of range as {unit} since 1970",
-            hint=f"is it --time-unit {other}?",
+            hint=f"is it `time_unit={other}`?",
         )
     return pd.to_datetime(pd.Series(values), unit=unit).to_numpy(dtype="datetime64[ns]")
 
@@ -721,7 +722,7 @@ def time_reading(
     if shape is None:
         if options.dayfirst:
             shown = f" (line {first.index[0] + 2}: {first.iloc[0][:30]!r})" if first is not None and len(first) else ""
-            raise RareEventError(f"{fmt.path}: --dayfirst: the times in column {columns.time!r} are not dates like 31.01.2026{shown}", hint="--time-format FORMAT reads other shapes")
+            raise RareEventError(f"{fmt.path}: `dayfirst`: the times in column {columns.time!r} are not dates like 31.01.2026{shown}", hint="`time_format=FORMAT` reads other shapes", param="dayfirst")
         return reading
     if options.dayfirst:
         return _with_time(reading, _day_month_format(shape, True), None, "day-first", False)

@@ -56,16 +56,16 @@ def save_run(
 def check_run_name(name: str) -> None:
     """Refuse a run name that is not a plain, visible folder name of a length every file system takes."""
     if not name or name.startswith(".") or "/" in name or "\\" in name or name in ("..", "."):
-        raise RareEventError(f"--name {name!r} is not a valid folder name")
+        raise RareEventError(f"name {name!r} is not a valid folder name", param="name")
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise RareEventError(f"--name {name[:20]!r}... is {len(name.encode('utf-8'))} bytes long; a run name may have at most {MAX_NAME_BYTES}")
+        raise RareEventError(f"name {name[:20]!r}... is {len(name.encode('utf-8'))} bytes long; a run name may have at most {MAX_NAME_BYTES}", param="name")
 
 
 def check_runs_dir(runs_dir: str | Path) -> Path:
     """``runs_dir`` as a Path; refused when it names a file."""
     runs_dir = Path(runs_dir)
     if runs_dir.exists() and not runs_dir.is_dir():
-        raise RareEventError(f"{runs_dir}: --runs-dir is a file, not a folder")
+        raise RareEventError(f"{runs_dir}: `runs_dir` is a file, not a folder", param="runs_dir")
     return runs_dir
 
 
@@ -110,7 +110,7 @@ def resolve_run(run: str | None, runs_dir: str | Path) -> Path:
     if run is None:
         runs = list_runs(runs_dir)
         if not runs:
-            raise RareEventError(f"{runs_dir}: no runs found", hint="train one with `rareevent train DATA.csv` or pass --run")
+            raise RareEventError(f"{runs_dir}: no runs found", hint="train one with `rareevent train DATA.csv` or pass `run`")
         return runs[-1]
     for candidate in (Path(run), runs_dir / run):
         if candidate.is_dir():

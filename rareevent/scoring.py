@@ -188,7 +188,7 @@ class WindowStream:
             raise RareEventError(
                 f"{self.fmt.path}: {self.n_rows} data rows give no window of lookback {T}: at least {T} rows are needed"
                 if self.n_rows
-                else f"{self.fmt.path}: has no data rows" + (" left after --fill drop" if self.fill == "drop" else "")
+                else f"{self.fmt.path}: has no data rows" + (" left after `fill=drop`" if self.fill == "drop" else "")
             )
         assert self._buffer is not None
         buffer = self._buffer
@@ -253,7 +253,7 @@ def open_csv(
     say otherwise; what the run leaves open is inferred from this file.
     """
     if chunk_rows < 1:
-        raise RareEventError(f"--chunk-rows must be at least 1, got {chunk_rows}")
+        raise RareEventError(f"chunk_rows must be at least 1, got {chunk_rows}", param="chunk_rows")
     check_fill(fill)
     options = options or ReadingOptions()
     options.check()
@@ -666,7 +666,7 @@ class WindowWriter:
 
     def __init__(self, path: Path, kind: str) -> None:
         if kind not in ("csv", "json"):
-            raise RareEventError(f"{path}: --output must end in .csv or .json")
+            raise RareEventError(f"{path}: `output` must end in .csv or .json", param="output")
         self.kind = kind
         self.handle = open(path, "w", encoding="utf-8", newline="")
         self.first = True

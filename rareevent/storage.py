@@ -78,7 +78,7 @@ def check_free(target: str | Path, overwrite: bool = False) -> Path:
     """``target`` as a Path; refused when it exists and ``overwrite`` is off."""
     target = Path(target)
     if target.exists() and not overwrite:
-        raise RareEventError(f"{target}: a run with this name already exists", hint="choose another --name or pass --overwrite")
+        raise RareEventError(f"{target}: a run with this name already exists", hint="choose another `name` or pass `overwrite`")
     return target
 
 
@@ -213,7 +213,7 @@ def hold_name(target: str | Path) -> Iterator[None]:
     try:
         fd = _writable(target, lambda: _try_lock(lock))
         if fd is None:
-            raise RareEventError(f"{target}: another rareevent process is writing this run now", hint="wait for it to finish, or choose another --name")
+            raise RareEventError(f"{target}: another rareevent process is writing this run now", hint="wait for it to finish, or choose another `name`")
         try:
             yield
         finally:

@@ -93,7 +93,7 @@ def check_labels(strategy: Strategy, labels: np.ndarray | None) -> None:
     if strategy.needs_labels and (labels is None or not np.any(labels)):
         raise RareEventError(
             f"threshold {strategy} needs at least one positive window in the validation part, and it has none",
-            hint="use --threshold pot (or quantile), which needs no labels, or raise --valid-frac so that the validation part holds an event",
+            hint="use `threshold=pot` (or quantile), which needs no labels, or raise `validation_fraction` so that the validation part holds an event",
             param="threshold",
         )
 
@@ -108,7 +108,7 @@ def choose_threshold(strategy: Strategy, scores: np.ndarray, labels: np.ndarray 
     if STRATEGIES[strategy.name].needs_labels:
         check_labels(strategy, labels)
     elif not normal.any():
-        raise RareEventError(f"the validation part has no normal window for threshold {strategy}", hint="raise --valid-frac")
+        raise RareEventError(f"the validation part has no normal window for threshold {strategy}", hint="raise `validation_fraction`")
     return STRATEGIES[strategy.name].choose(strategy, scores, labels, normal)
 
 

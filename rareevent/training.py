@@ -105,13 +105,13 @@ def _train_on(
         raise RareEventError(
             f"{data.path}: {len(data)} data rows are too few for lookback {detector.lookback}: "
             f"the {short[0]} part would hold less than one window; at least {needed} rows are needed",
-            hint="use a longer file or a smaller --lookback",
+            hint="use a longer file or a smaller `lookback`",
         )
     for part in ("train", "valid"):
         if not windows.inside_segments(windows.part_starts(starts, *splits[part]), detector.lookback).any():
             raise RareEventError(
                 f"{data.path}: the {part} part has no window of {detector.lookback} rows between two time gaps",
-                hint="use a larger --max-gap, --resample with --fill, or a smaller --lookback",
+                hint="use a larger `max_gap`, `resample` with `fill`, or a smaller `lookback`",
             )
     parts, metrics = _fit_and_measure(detector, data, splits, on_epoch, starts)
     baseline = None
@@ -219,7 +219,7 @@ def update(
     if strategy.needs_labels and data.y is None:
         raise RareEventError(
             f"{data.path}: threshold {strategy} needs the label column {parent['label_column']!r}, which the file does not have",
-            hint="pass --threshold pot (or quantile) for a stretch of normal data without labels",
+            hint="pass `threshold=pot` (or quantile) for a stretch of normal data without labels",
         )
     result = _train_on(detector, data, name, valid_frac, 0.0, fill, on_epoch, starts)
     result.record.update(
@@ -237,7 +237,7 @@ def check_update_slot(parent_folder: str | Path, runs_dir: str | Path, name: str
     """The folder an updated run ``name`` goes to; never the run it was updated from."""
     target = check_run_slot(runs_dir, name, overwrite)
     if target.resolve() == Path(parent_folder).resolve():
-        raise RareEventError(f"{target}: is the run being updated; an update saves a new run and leaves it as it is", hint="choose another --name")
+        raise RareEventError(f"{target}: is the run being updated; an update saves a new run and leaves it as it is", hint="choose another `name`")
     return target
 
 

@@ -126,13 +126,13 @@ def segments(mask: np.ndarray, breaks: np.ndarray | None = None) -> np.ndarray:
 
 def check_fractions(valid_frac: float, test_frac: float) -> None:
     """Refuse split fractions that leave no validation part or too little to train on."""
-    for name, frac in (("--valid-frac", valid_frac), ("--test-frac", test_frac)):
+    for name, frac in (("valid_frac", valid_frac), ("test_frac", test_frac)):
         if not 0.0 <= frac < 1.0:
-            raise RareEventError(f"{name} must be in [0, 1), got {frac}")
+            raise RareEventError(f"{name} must be in [0, 1), got {frac}", param=name)
     if valid_frac <= 0.0:
-        raise RareEventError("--valid-frac must be above 0: the threshold and early stopping need a validation part")
+        raise RareEventError("valid_frac must be above 0: the threshold and early stopping need a validation part", param="valid_frac")
     if valid_frac + test_frac >= 0.9 - 1e-9:
-        raise RareEventError(f"--valid-frac + --test-frac = {valid_frac + test_frac:g} leaves too little to train on")
+        raise RareEventError(f"`valid_frac` + `test_frac` = {valid_frac + test_frac:g} leaves too little to train on")
 
 
 def chronological_split(n_rows: int, valid_frac: float, test_frac: float) -> dict[str, tuple[int, int]]:

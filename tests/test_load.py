@@ -87,10 +87,10 @@ def test_semicolon_file_with_decimal_commas_is_not_split_on_commas(tmp_path: Pat
     path = write(tmp_path, "a;b\n1,5;2\n")
     assert sniff(path).delimiter == ";"
     np.testing.assert_array_equal(load_csv(path).X, [[1.5, 2.0]])
-    # with the decimal point forced it is the cell it was before, and the hint names --decimal
+    # with the decimal point forced it is the cell it was before, and the hint names `decimal`
     message = load_error(path, options=ReadingOptions(decimal="."))
     assert "non-numeric value '1,5' in column 'a' at line 2" in message
-    assert "pass --decimal ," in message
+    assert "pass `decimal=,`" in message
 
 
 def test_quoted_cells_and_spaces_after_delimiter(tmp_path: Path) -> None:
@@ -131,7 +131,7 @@ def test_drop_excludes_text_columns_and_conventional_names(tmp_path: Path) -> No
     path = write(tmp_path, "timestamp,site,a,b,anomaly\n2026-01-01,x,1,2,0\n2026-01-02,y,3,4,1\n")
     message = load_error(path)
     assert "non-numeric value 'x' in column 'site' at line 2" in message
-    assert "--drop" in message
+    assert "use `drop` to exclude text columns" in message
     data = load_csv(path, drop=["site"])
     assert data.columns.features == ["a", "b"]
     assert data.columns.dropped == ["site"]
@@ -148,7 +148,7 @@ def test_unknown_column_option(tmp_path: Path, option: str) -> None:
     path = write(tmp_path, "a,b\n1,2\n")
     value = ["nope"] if option == "drop" else "nope"
     message = load_error(path, **{option: value})
-    assert f"--{option} names unknown column 'nope'" in message
+    assert f"`{option}` names unknown column 'nope'" in message
     assert "columns are a, b" in message
 
 
@@ -167,8 +167,8 @@ def test_same_column_as_time_and_label(tmp_path: Path) -> None:
 def test_non_numeric_cell_names_column_and_line(tmp_path: Path) -> None:
     message = load_error(write(tmp_path, "a,b\n1,2\n3,4\n5,x\n"))
     assert "non-numeric value 'x' in column 'b' at line 4" in message
-    # a mostly-text column gets the --drop hint, a single bad cell does not
-    assert "--drop" not in message
+    # a mostly-text column gets the `drop` hint, a single bad cell does not
+    assert "drop" not in message
     message = load_error(write(tmp_path, "a,b\n1,2\n3,4\n5,6\n7,1.2.3\n", "d.csv"))
     assert "'1.2.3' in column 'b' at line 5" in message
 
@@ -176,7 +176,7 @@ def test_non_numeric_cell_names_column_and_line(tmp_path: Path) -> None:
 def test_blank_cell_without_fill(tmp_path: Path) -> None:
     message = load_error(write(tmp_path, "a,b\n1,2\n,4\n5,6\n"))
     assert "blank or NaN value in column 'a' at line 3" in message
-    assert "--fill" in message
+    assert "`fill=ffill`" in message
     assert "column 'b' at line 2" in load_error(write(tmp_path, "a,b\n1,nan\n", "n.csv"))
 
 
@@ -478,7 +478,7 @@ def test_comma_file_keeps_the_decimal_point(tmp_path: Path) -> None:
     data = load_csv(write(tmp_path, 'a,b\n"1,5",2\n'), options=ReadingOptions(decimal=","))
     np.testing.assert_array_equal(data.X, [[1.5, 2.0]])
     message = load_error(write(tmp_path, 'a,b\n"1,5",2\n', "c.csv"))
-    assert "non-numeric value '1,5' in column 'a' at line 2" in message and "--decimal ," in message
+    assert "non-numeric value '1,5' in column 'a' at line 2" in message and "`decimal=,`" in message
 
 
 @pytest.mark.parametrize(
@@ -498,7 +498,7 @@ def test_ambiguous_thousands_separator_is_refused_until_the_mark_is_forced(tmp_p
     path = write(tmp_path, "a;b\n2;1\n1,234;2\n")
     message = load_error(path)
     assert "ambiguous number '1,234' in column 'a' at line 3" in message
-    assert "--decimal . " in message and "--decimal ," in message
+    assert "`decimal=.` " in message and "`decimal=,`" in message
     np.testing.assert_array_equal(load_csv(path, options=ReadingOptions(decimal=".")).X, [[2, 1], [1234, 2]])
     np.testing.assert_array_equal(load_csv(path, options=ReadingOptions(decimal=",")).X, [[2, 1], [1.234, 2]])
 
@@ -511,13 +511,13 @@ def test_broken_groups_are_not_numbers(tmp_path: Path, cell: str) -> None:
 def test_a_dot_decimal_in_a_comma_file_gets_the_decimal_hint(tmp_path: Path) -> None:
     message = load_error(write(tmp_path, "a;b\n0,5;1\n0,25;1\n0.5;2\n"))
     assert "non-numeric value '0.5' in column 'a' at line 4" in message
-    assert "read with decimal mark ','; pass --decimal ." in message
-    assert "--decimal" not in load_error(write(tmp_path, "a;b\n0,5;1\n0,25;1\nabc;2\n", "t.csv"))
+    assert "read with decimal mark ','; pass `decimal=.`" in message
+    assert "decimal=" not in load_error(write(tmp_path, "a;b\n0,5;1\n0,25;1\nabc;2\n", "t.csv"))
 
 
 @pytest.mark.parametrize("value", ["x", ";"])
 def test_bad_decimal_option(tmp_path: Path, value: str) -> None:
-    with pytest.raises(RareEventError, match=r"--decimal .*use ',' or '\.'"):
+    with pytest.raises(RareEventError, match=r"^decimal .*use ',' or '\.'"):
         load_csv(write(tmp_path, "a\n1\n"), options=ReadingOptions(decimal=value))
 
 
@@ -548,9 +548,9 @@ def test_month_first_dates_are_read_from_the_whole_column(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("time_format", "order", "last", "other"),
     [
-        ("%d.%m.%Y %H:%M", "day-first", "2026-01-12T00:00", "--time-format '%m.%d.%Y %H:%M'"),
-        ("%d-%m-%y", "day-first", "2026-01-12T00:00", "--time-format '%m-%d-%y'"),
-        ("%d/%m/%Y", "month-first", "2026-12-01T00:00", "--dayfirst"),  # '/' dates follow pandas' month-first default
+        ("%d.%m.%Y %H:%M", "day-first", "2026-01-12T00:00", "`time_format='%m.%d.%Y %H:%M'`"),
+        ("%d-%m-%y", "day-first", "2026-01-12T00:00", "`time_format='%m-%d-%y'`"),
+        ("%d/%m/%Y", "month-first", "2026-12-01T00:00", "`dayfirst`"),  # '/' dates follow pandas' month-first default
     ],
 )
 def test_ambiguous_dates_say_which_order_was_assumed(tmp_path: Path, time_format: str, order: str, last: str, other: str) -> None:
@@ -575,17 +575,17 @@ def test_dayfirst_and_time_format_force_the_reading(tmp_path: Path) -> None:
 
 def test_dayfirst_on_iso_times_is_refused(tmp_path: Path) -> None:
     message = load_error(write(tmp_path, "time,a\n2026-01-01,1\n2026-01-02,2\n"), options=ReadingOptions(dayfirst=True))
-    assert "--dayfirst: the times in column 'time' are not dates like 31.01.2026 (line 2: '2026-01-01')" in message
+    assert "`dayfirst`: the times in column 'time' are not dates like 31.01.2026 (line 2: '2026-01-01')" in message
 
 
 @pytest.mark.parametrize(
     ("options", "fragment"),
     [
-        (ReadingOptions(time_format="%d.%m.%Y", dayfirst=True), "--time-format and --dayfirst contradict each other"),
-        (ReadingOptions(dayfirst=True, time_unit="s"), "--dayfirst and --time-unit contradict each other"),
-        (ReadingOptions(time_format="%Q"), "--time-format '%Q' is not a strftime format"),
-        (ReadingOptions(time_format="d.m.Y"), "--time-format 'd.m.Y' has no % code"),
-        (ReadingOptions(time_unit="us"), "--time-unit 'us': use one of s, ms"),
+        (ReadingOptions(time_format="%d.%m.%Y", dayfirst=True), "`time_format` and `dayfirst` contradict each other"),
+        (ReadingOptions(dayfirst=True, time_unit="s"), "`dayfirst` and `time_unit` contradict each other"),
+        (ReadingOptions(time_format="%Q"), "time_format '%Q' is not a strftime format"),
+        (ReadingOptions(time_format="d.m.Y"), "time_format 'd.m.Y' has no % code"),
+        (ReadingOptions(time_unit="us"), "time_unit 'us': use one of s, ms"),
     ],
 )
 def test_bad_time_options(tmp_path: Path, options: ReadingOptions, fragment: str) -> None:
@@ -622,7 +622,7 @@ def test_time_unit_reads_epoch_numbers_as_datetimes(tmp_path: Path, unit: str, v
 def test_time_unit_errors(tmp_path: Path) -> None:
     message = load_error(write(tmp_path, "time,a\n1767225600000,1\n"), options=ReadingOptions(time_unit="s"))
     assert "time '1767225600000' in column 'time' at line 2 is out of range as s since 1970" in message
-    assert "--time-unit ms" in message
+    assert "`time_unit=ms`" in message
     message = load_error(write(tmp_path, "time,a\n1767225600,1\n2026-01-01,2\n", "d.csv"), options=ReadingOptions(time_unit="s"))
     assert "cannot read time '2026-01-01' in column 'time' at line 3 as a number of s since 1970" in message
 

@@ -100,7 +100,7 @@ def test_atomic_folder_refuses_existing_without_overwrite(tmp_path: Path) -> Non
     with pytest.raises(RareEventError, match="already exists") as info:
         with atomic_folder(target) as temp:
             (temp / "run.json").write_text("new")
-    assert "--overwrite" in str(info.value)
+    assert "`overwrite`" in str(info.value)
     assert (target / "run.json").read_text() == "old"
     assert temporaries(tmp_path) == []
 

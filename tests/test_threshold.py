@@ -87,7 +87,7 @@ def test_label_strategy_without_positive_window_suggests_a_label_free_strategy(t
     assert strategy.needs_labels
     with pytest.raises(RareEventError, match="needs at least one positive window") as info:
         choose_threshold(strategy, SCORES, labels, ALL_NORMAL)
-    assert "--threshold pot (or quantile)" in str(info.value)
+    assert "`threshold=pot` (or quantile)" in str(info.value)
 
 
 @pytest.mark.parametrize(

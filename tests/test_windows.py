@@ -119,7 +119,7 @@ def test_chronological_split_without_test_part() -> None:
 
 
 def test_chronological_split_refuses_no_validation() -> None:
-    with pytest.raises(RareEventError, match="--valid-frac must be above 0"):
+    with pytest.raises(RareEventError, match="^valid_frac must be above 0"):
         chronological_split(100, 0.0, 0.1)
 
 
@@ -134,9 +134,9 @@ def test_chronological_split_refuses_sum_of_exactly_point_nine_in_any_order() ->
         chronological_split(100, 0.6, 0.3)
 
 
-@pytest.mark.parametrize(("valid", "test", "name"), [(1.0, 0.0, "--valid-frac"), (-0.1, 0.1, "--valid-frac"), (0.2, -0.1, "--test-frac"), (0.2, 1.0, "--test-frac")])
+@pytest.mark.parametrize(("valid", "test", "name"), [(1.0, 0.0, "valid_frac"), (-0.1, 0.1, "valid_frac"), (0.2, -0.1, "test_frac"), (0.2, 1.0, "test_frac")])
 def test_chronological_split_fraction_range(valid: float, test: float, name: str) -> None:
-    with pytest.raises(RareEventError, match=rf"{name} must be in \[0, 1\)"):
+    with pytest.raises(RareEventError, match=rf"^{name} must be in \[0, 1\)"):
         chronological_split(100, valid, test)
 
 
