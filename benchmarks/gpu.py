@@ -138,7 +138,9 @@ def _cli(args: list[str], cpu: bool, timeout: float) -> float:
 
 
 def _run_facts(runs: Path, name: str) -> dict:
-    record = json.loads((runs / name / "run.json").read_text())
+    from rareevent.runs import read_run
+
+    record = read_run(runs / name)  # run.json's metadata with the detector's values, read without Keras
     test = (record.get("metrics") or {}).get("test") or {}
     return {
         "threshold": record.get("threshold"), "epochs_run": record.get("epochs_run"), "train_seconds": record.get("train_seconds"),
