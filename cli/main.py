@@ -77,6 +77,7 @@ MaxGapOption = Annotated[
 ]
 ResampleOption = Annotated[str | None, typer.Option("--resample", help="Put the rows on a regular grid of this step (like 1min) before windowing; empty cells follow --fill.")]
 AggOption = Annotated[str, typer.Option("--agg", help="How --resample combines the rows of a grid cell: mean, last or max.")]
+GroupOption = Annotated[str | None, typer.Option("--group", help="Column naming the series of a long table (an asset id): one series per value, no window crosses two.")]
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -252,7 +253,7 @@ def _read_config(ctx: typer.Context, value: Path | None) -> Path | None:
 @app.command()
 def train(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Argument(help="Sensor CSV (',', ';' or tab separated); may come from the recipe.")],
+    data: Annotated[list[Path], typer.Argument(help="Sensor CSV (',', ';' or tab separated) or Parquet file(s), or a quoted glob like 'exports/*.csv'; may come from the recipe.")],
     config: Annotated[Path | None, typer.Option("--config", help="TOML recipe: options from its \\[train] table; the command line overrides them.", is_eager=True, callback=_read_config)] = None,
     arch: Annotated[Arch, typer.Option(help="ae (LSTM autoencoder), plain (LSTM, no bottleneck) or pca (the PCA reconstruction baseline).")] = Arch.ae,
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
@@ -285,6 +286,8 @@ def train(
     max_gap: MaxGapOption = None,
     resample: ResampleOption = None,
     agg: AggOption = "mean",
+    group: GroupOption = None,
+    per_group: Annotated[bool, typer.Option("--per-group", help="With --group: train one run per group value, saved as runs/NAME/<group>/ with a summary.")] = False,
     runs_dir: RunsDir = Path("runs"),
     name: Annotated[str | None, typer.Option(help="Run name (default: time stamp and arch).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")] = False,
@@ -321,27 +324,62 @@ def train(
         if resample is None and agg != "mean":
             raise RareEventError(f"--agg {agg} needs --resample: it says how the rows of a grid cell are combined")
         name = name or default_run_name(arch)
+        if per_group and group is None:
+            raise RareEventError("--per-group needs --group COLUMN: the column whose values each get a run")
         stack.enter_context(reserve_run(runs_dir, name, overwrite))  # before minutes of training, not after
+        options = dict(
+            time=time,
+            label=label,
+            drop=_parse_drop(drop),
+            fill=fill,
+            context=context,
+            reading=reading,
+            valid_frac=valid_frac,
+            test_frac=test_frac,
+            max_gap=max_gap,
+            resample=None if resample is None else Resampling(resample, agg),
+        )
+        if per_group:
+            from rareevent.fleet import train_per_group
+
+            announce = None if quiet or as_json else lambda value: out.print(f"training group {value}")
+            folder, summary = train_per_group(data, detector, group=group, runs_dir=runs_dir, name=name, overwrite=overwrite, on_group=announce, **options)
+            _print_per_group(folder, summary, as_json, quiet)
+            return
         bar_console = Console(stderr=True) if as_json else out
         with _epoch_progress(f"training {arch}", epochs, bar_console, disable=quiet or not _bars(bar_console)) as on_epoch:
-            result = run_training(
-                data,
-                detector,
-                time=time,
-                label=label,
-                drop=_parse_drop(drop),
-                fill=fill,
-                context=context,
-                reading=reading,
-                valid_frac=valid_frac,
-                test_frac=test_frac,
-                name=name,
-                on_epoch=on_epoch,
-                max_gap=max_gap,
-                resample=None if resample is None else Resampling(resample, agg),
-            )
+            if _one_csv(data) and group is None:
+                result = run_training(data[0], detector, name=name, on_epoch=on_epoch, **options)
+            else:
+                from rareevent.fleet import train_fleet
+
+                result = train_fleet(data, detector, group=group, name=name, on_epoch=on_epoch, **options)
         result.record["settings"] = recipe.settings(ctx, leave_out=_NOT_SETTINGS)
         _save_and_summarize(result, fill, runs_dir, overwrite, as_json=as_json, quiet=quiet)
+
+
+def _one_csv(data: list[Path]) -> bool:
+    """Whether DATA is one CSV file named as it is (no pattern, no Parquet): trained as always."""
+    from rareevent.series import expand, is_table
+
+    return len(data) == 1 and expand(data) == data and not is_table(data[0])
+
+
+def _print_per_group(folder: Path, summary: dict[str, Any], as_json: bool, quiet: bool) -> None:
+    """The summary of a ``--per-group`` training: one line per group."""
+    if as_json:
+        typer.echo(json.dumps({**summary, "path": str(folder)}, indent=2, allow_nan=False))
+        return
+    if quiet:
+        typer.echo(str(folder))
+        return
+    table = Table(title=f"per-group run {summary['name']}: {len(summary['runs'])} group(s) in {folder}")
+    for column in (summary["group_column"], "rows", "threshold", "test F1", "test PR-AUC", "events caught"):
+        table.add_column(column, justify="left" if column == summary["group_column"] else "right")
+    for value, run in summary["runs"].items():
+        part = run["metrics"].get("test") or run["metrics"].get("valid")
+        table.add_row(value, f"{run['rows']:,}", f"{run['threshold']:.4g}", *((_fmt(part["f1"]), _fmt(part["pr_auc"]), _events(part)) if part else ("-", "-", "-")))
+    out.print(table)
 
 
 def _train_summary(record: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -473,6 +511,22 @@ def _print_train_summary(record: dict[str, Any], path: Path, reading: str | None
             out.print(f"{part}: {lead}")
     if record["metrics"].get("test") is None:
         out.print("no test metrics (no label column, or --test-frac 0)")
+    if len(record.get("series") or []) > 1:
+        out.print(_series_table(record))
+
+
+def _series_table(record: dict[str, Any]) -> Table:
+    """One row per series of a fleet run: its rows and its own test (else validation) metrics."""
+    table = Table(title=f"run {record['name']}: per series (pooled metrics above)")
+    table.add_column(record.get("group_column") or "file", overflow="fold", min_width=8)
+    for column in ("rows", "part", "precision", "recall", "F1", "PR-AUC", "events caught", "false alarms"):
+        table.add_column(column, justify="left" if column == "part" else "right")
+    for series in record["series"]:
+        part = "test" if series["metrics"].get("test") else "valid"
+        m = series["metrics"].get(part)
+        cells = (_fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]), _fmt(m["pr_auc"]), _events(m), str(m["false_alarms"])) if m else ("-",) * 6
+        table.add_row(series["name"], f"{series['rows']:,}", part if m else "-", *cells)
+    return table
 
 
 def _gap_text(gap_info: dict[str, Any]) -> str:
@@ -780,6 +834,9 @@ def report(
         for message in skipped:
             _warn(f"skipped: {message}")
         _print_runs_table(summaries)
+        for row in summaries:
+            if len(row["series"] or []) > 1:
+                out.print(_series_table(row))
         for pair in pairs:
             _print_comparison(pair)
 

@@ -51,11 +51,16 @@ _DAY_MONTH_FIELDS = r"^\s*(\d{1,2})[./-](\d{1,2})[./-]"
 
 @dataclass(frozen=True)
 class CsvFormat:
-    """What the first bytes of a file tell: its delimiter and header."""
+    """What the first bytes of a file tell: its delimiter and header.
+
+    ``table`` marks a typed table (a Parquet file, a Spark group) read
+    whole: its rows are counted from 1, it has no text lines.
+    """
 
     path: Path
     delimiter: str
     header: list[str]
+    table: bool = False
 
 
 @dataclass(frozen=True)
@@ -357,7 +362,10 @@ def file_line(fmt: CsvFormat, row: int) -> int:
 
     ``row + 2`` unless a quoted cell before it spans lines: the records
     before it are counted with the csv module, so this is for error messages only.
+    A table's row ``row`` is its row ``row + 1``.
     """
+    if fmt.table:
+        return row + 1
     with open(fmt.path, encoding="utf-8-sig", errors="replace", newline="") as fh:
         reader = csv.reader(fh, delimiter=fmt.delimiter, skipinitialspace=True)
         try:
@@ -384,6 +392,8 @@ def _check_field_count(fmt: CsvFormat, line: int) -> None:
     pandas fills the missing fields of a short row with NaN; this tells a
     broken row from a blank cell, on the error path only.
     """
+    if fmt.table:  # a table has no ragged rows
+        return
     text = _line_text(fmt.path, line)
     if text is None:
         return
@@ -556,6 +566,12 @@ def _labels(series: pd.Series, path: Path, name: str, lines: _Lines) -> np.ndarr
 
 
 def _times(series: pd.Series, path: Path, name: str, lines: _Lines, previous: object | None, reading: Reading) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(series):  # a typed table's timestamps: nothing to parse
+        parsed = series.dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(series.dtype, pd.DatetimeTZDtype) else series
+        values = parsed.to_numpy(dtype="datetime64[ns]")
+        if np.isnat(values).any():
+            raise RareEventError(f"{path}: blank time in column {name!r} at line {lines[int(np.flatnonzero(np.isnat(values))[0])]}")
+        return _check_order(values, path, name, lines, previous)
     if reading.time_format is not None:
         numeric = None
     else:  # the default reading costs what it did before readings existed
@@ -579,6 +595,11 @@ def _times(series: pd.Series, path: Path, name: str, lines: _Lines, previous: ob
                 raise RareEventError(where, hint="use ISO times like 2024-01-31 13:45:00 or plain numbers, or --time NAME")
             raise RareEventError(f"{where}: it does not match {expected}", hint="a time column holds one format; --time-format FORMAT sets it")
         values = parsed.to_numpy(dtype="datetime64[ns]")
+    return _check_order(values, path, name, lines, previous)
+
+
+def _check_order(values: np.ndarray, path: Path, name: str, lines: _Lines, previous: object | None) -> np.ndarray:
+    """``values`` when they increase strictly (from ``previous`` on); else the error naming the first line out of order."""
     order = values if previous is None else np.concatenate([np.asarray([previous], dtype=values.dtype), values])
     try:
         steps = np.diff(order)
@@ -759,6 +780,30 @@ def load_csv(
     as for scoring, instead of taking roles from ``time``/``label``/``drop``;
     ``base`` is then the run's reading, which settles what the file leaves open.
     """
+    raw = read_csv_whole(path, time=time, label=label, drop=drop, options=options, trained=trained, base=base)
+    return validate_frame(raw.frame, raw.fmt, raw.columns, fill=fill, reading=raw.reading)
+
+
+@dataclass
+class RawTable:
+    """A whole file read but not yet checked: its format, column roles, raw cells and reading."""
+
+    fmt: CsvFormat
+    columns: Columns
+    frame: pd.DataFrame
+    reading: Reading
+
+
+def read_csv_whole(
+    path: str | Path,
+    time: str | None = None,
+    label: str | None = None,
+    drop: Sequence[str] = (),
+    options: ReadingOptions | None = None,
+    trained: Columns | None = None,
+    base: Reading | None = None,
+) -> RawTable:
+    """The whole of a CSV as one raw frame, with its column roles and settled reading (see :func:`load_csv`)."""
     base = base or Reading()
     options = options or ReadingOptions()
     options.check()
@@ -770,4 +815,4 @@ def load_csv(
     if frame is None or len(frame) == 0:
         raise RareEventError(f"{fmt.path}: has a header but no data rows")
     reading = time_reading(sample, fmt, columns, reading, options, base, lambda: [frame[columns.time]])
-    return validate_frame(frame, fmt, columns, fill=fill, reading=reading)
+    return RawTable(fmt, columns, frame, reading)
