@@ -49,6 +49,7 @@ LstmArch = StrEnum("LstmArch", {"ae": "ae", "plain": "plain"})
 Activation = StrEnum("Activation", {"tanh": "tanh", "relu": "relu"})
 ScoreKind = StrEnum("ScoreKind", {"mean": "mean", "last": "last"})
 Fill = StrEnum("Fill", {"ffill": "ffill", "interpolate": "interpolate", "drop": "drop"})
+Engine = StrEnum("Engine", {"local": "local", "spark": "spark"})
 
 
 def _complete_run(ctx: typer.Context, incomplete: str) -> list[str]:
@@ -650,7 +651,7 @@ def _estimate_rows(path: Path) -> int | None:
 
 @app.command()
 def score(
-    data: Annotated[Path, typer.Argument(help="New sensor CSV with the trained feature columns (labels optional).")],
+    data: Annotated[list[Path], typer.Argument(help="New sensor CSV(s) or Parquet file(s) with the trained feature columns (labels optional), or a quoted glob.")],
     run: RunOption = None,
     runs_dir: RunsDir = Path("runs"),
     output: Annotated[Path | None, typer.Option(help="Write one row per window to this .csv or .json file.")] = None,
@@ -664,11 +665,24 @@ def score(
     time_format: TimeFormatOption = None,
     dayfirst: DayfirstOption = False,
     time_unit: TimeUnitOption = None,
+    group: GroupOption = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Worker processes for many series (default: the cores).")] = None,
+    engine: Annotated[Engine, typer.Option("--engine", help="local (processes on this machine) or spark (one task per group; writes a Parquet folder).")] = Engine.local,
+    master: Annotated[str, typer.Option("--master", help="Spark master with --engine spark: local[*], local[2], spark://HOST:7077, yarn.")] = "local[*]",
     quiet: QuietOption = False,
 ) -> None:
-    """Score DATA with a saved run: flag windows at or above the threshold and explain each alarm."""
+    """Score DATA with a saved run: flag windows at or above the threshold and explain each alarm.
+
+    Several files, a glob or --group score every series alone (never a window across two), in a stable order.
+    """
     _set_output(quiet)
     with _errors():
+        from rareevent.runs import resolve_run
+
+        if engine == Engine.spark or group is not None or not _one_csv(data) or _per_group_run(run, runs_dir):
+            _score_fleet(data, resolve_run(run, runs_dir), group=group, jobs=jobs, engine=engine, master=master, output=output, metrics_out=metrics_out, chunk_rows=chunk_rows, fill=fill, time=time, label=label, reading=_reading_options(decimal, time_format, dayfirst, time_unit), quiet=quiet)
+            return
+        data = data[0]
         from rareevent.runs import load_run, resolve_run
         from rareevent.scoring import WindowWriter, file_has_labels, score_csv
         from rareevent.storage import atomic_file
@@ -722,6 +736,96 @@ def score(
                 _note(order_note)
         _print_score_summary(summary, result, show, output)
         _print_paths(quiet, output, metrics_out)
+
+
+def _per_group_run(run: str | None, runs_dir: Path) -> bool:
+    """Whether ``--run`` names a ``--per-group`` folder (the newest run never is one)."""
+    from rareevent.fleet import read_fleet
+    from rareevent.runs import resolve_run
+
+    if run is None:
+        return False
+    try:
+        return read_fleet(resolve_run(run, runs_dir)) is not None
+    except RareEventError:
+        return False  # reported where the run is loaded
+
+
+def _score_fleet(
+    data: list[Path],
+    folder: Path,
+    *,
+    group: str | None,
+    jobs: int | None,
+    engine: str,
+    master: str,
+    output: Path | None,
+    metrics_out: Path | None,
+    chunk_rows: int,
+    fill: str | None,
+    time: str | None,
+    label: str | None,
+    reading: Any,
+    quiet: bool,
+) -> None:
+    """``score`` over many series: on local processes (CSV out) or on Spark (a Parquet folder out)."""
+    from rareevent.storage import atomic_file
+
+    if output is not None:
+        _output_kind(output, ("parquet",) if engine == Engine.spark else ("csv",))
+    if metrics_out is not None:
+        _output_kind(metrics_out, ("json",))
+    for path in data:
+        _check_outputs(path, {"--output": output, "--metrics-out": metrics_out})
+    if engine == Engine.spark:
+        _score_on_spark(data, folder, group=group, master=master, output=output, fill=fill, time=time, label=label, reading=reading)
+        _print_paths(quiet, output)
+        return
+    from rareevent.fleet_score import default_jobs, plan, score_fleet
+
+    planned = plan(data, folder, group=group, chunk_rows=chunk_rows, fill=fill, options=reading, time=time, label=label)
+    with ExitStack() as stack:
+        temp = stack.enter_context(atomic_file(output)) if output else None
+        metrics_temp = stack.enter_context(atomic_file(metrics_out)) if metrics_out else None
+        scores = score_fleet(planned, jobs or default_jobs(), temp)
+        if metrics_temp is not None:
+            metrics_temp.write_text(json.dumps({"run": str(folder), "series": [s.summary() for s in scores]}, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    ignored = sorted({c for s in scores for c in s.ignored})
+    if ignored:
+        _note(f"ignored column(s) not used by the model: {', '.join(ignored)}")
+    filled = sum(s.n_filled for s in scores)
+    if filled:
+        _note(f"repaired {filled} blank/NaN cell(s) with --fill {fill}")
+    table = Table(title=f"scored {len(scores)} series with {folder.name}: {sum(s.n_rows for s in scores):,} rows, {sum(s.n_flagged for s in scores):,} windows flagged")
+    table.add_column(group or "file", overflow="fold", min_width=8)
+    for column in ("rows", "windows", "flagged", "alarms", "F1", "events caught"):
+        table.add_column(column, justify="right")
+    for s in scores:
+        table.add_row(s.series.name, f"{s.n_rows:,}", f"{s.n_windows:,}", f"{s.n_flagged:,}", str(s.n_alarms), *((_fmt(s.metrics["f1"]), _events(s.metrics)) if s.metrics else ("-", "-")))
+    out.print(table)
+    if output:
+        out.print(f"windows written to {output}")
+    _print_paths(quiet, output, metrics_out)
+
+
+def _score_on_spark(data: list[Path], folder: Path, *, group: str | None, master: str, output: Path | None, fill: str | None, time: str | None, label: str | None, reading: Any) -> None:
+    """``score --engine spark``: read DATA into Spark, score each group as a task, write Parquet."""
+    from rareevent import spark
+    from rareevent.series import expand, is_table
+
+    if group is None:
+        raise RareEventError("--engine spark needs --group COLUMN: each group is scored as one task")
+    if output is None:
+        raise RareEventError("--engine spark writes its windows to a Parquet folder: give --output NAME.parquet")
+    files = [str(path) for path in expand(data)]
+    if len({is_table(path) for path in files}) > 1:
+        raise RareEventError("--engine spark reads either CSV or Parquet files, not both at once")
+    session = spark.session(master)
+    reader = session.read if is_table(files[0]) else session.read.option("header", True)
+    frame = reader.parquet(*files) if is_table(files[0]) else reader.csv(files)
+    windows = spark.score(frame, folder, group=group, time=time, label=label, fill=fill, options=reading)
+    spark.write_parquet(windows, output)
+    out.print(f"scored {frame.select(group).distinct().count()} group(s) of {len(files)} file(s) on Spark ({master}); windows written to {output}")
 
 
 def _print_paths(quiet: bool, *paths: Path | None) -> None:

@@ -15,6 +15,10 @@ class RareEventError(Exception):
         self.message = message
         self.hint = hint
 
+    def __reduce__(self) -> tuple[type, tuple[str, str | None]]:
+        """Keep the hint when the error crosses from a worker process (``score --jobs``)."""
+        return (type(self), (self.message, self.hint))
+
     def __str__(self) -> str:
         if self.hint:
             return f"{self.message} (hint: {self.hint})"

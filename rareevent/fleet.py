@@ -23,7 +23,7 @@ from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import ReadingOptions, SensorData
 from rareevent.runs import RUN_FILE, check_run_name, save_run
-from rareevent.series import Series, expand, fleet_sha256, load_series
+from rareevent.series import Series, expand, fleet_sha256, load_series, naming
 from rareevent.storage import atomic_file, atomic_folder, check_free
 from rareevent.training import TrainResult, _metrics, _train_on, check_parts, default_run_name, resolve_context
 
@@ -53,7 +53,7 @@ def train_fleet(
 
     Options are as for :func:`rareevent.training.train`; every one is checked before a file is read.
     """
-    name = _check_options(detector, valid_frac, test_frac, max_gap, resample, name)
+    name = check_options(detector, valid_frac, test_frac, max_gap, resample, name)
     loaded = load_series(inputs, group=group, time=time, label=label, drop=drop, fill=fill, options=reading)
     result = train_series(loaded, detector, fill=fill, context=context, valid_frac=valid_frac, test_frac=test_frac, name=name, on_epoch=on_epoch, max_gap=max_gap, resample=resample)
     files = list(dict.fromkeys(series.path for series, _ in loaded))
@@ -61,7 +61,7 @@ def train_fleet(
     return result
 
 
-def _check_options(detector: RareEventDetector, valid_frac: float, test_frac: float, max_gap: str | None, resample: gaps.Resampling | None, name: str | None) -> str:
+def check_options(detector: RareEventDetector, valid_frac: float, test_frac: float, max_gap: str | None, resample: gaps.Resampling | None, name: str | None) -> str:
     """Check what can be checked before any file is read; the run's name."""
     detector.check_params()
     windows.check_fractions(valid_frac, test_frac)
@@ -216,7 +216,7 @@ def train_per_group(
     The folder appears whole or not at all. Each run is trained with a fresh
     copy of ``detector``'s parameters; ``on_group`` hears each group as it starts.
     """
-    name = _check_options(detector, valid_frac, test_frac, max_gap, resample, name)
+    name = check_options(detector, valid_frac, test_frac, max_gap, resample, name)
     loaded = load_series(inputs, group=group, time=time, label=label, drop=drop, fill=fill, options=reading)
     for series, _ in loaded:
         try:
@@ -230,7 +230,8 @@ def train_per_group(
             if on_group is not None:
                 on_group(series.name)
             one = RareEventDetector(**detector.get_params())
-            result = train_series([(series, data)], one, fill=fill, context=context, valid_frac=valid_frac, test_frac=test_frac, name=series.name, max_gap=max_gap, resample=resample)
+            with naming(series):
+                result = train_series([(series, data)], one, fill=fill, context=context, valid_frac=valid_frac, test_frac=test_frac, name=series.name, max_gap=max_gap, resample=resample)
             summary["runs"][series.name] = save_group_run(folder, result, group)
         write_fleet_summary(folder, summary)
     return target, summary

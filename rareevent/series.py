@@ -203,15 +203,19 @@ def read_whole(
     return read_csv_whole(path, time=time, label=label, drop=drop, options=options, trained=trained, base=base)
 
 
-def groups_of(raw: RawTable, group: str) -> Iterator[tuple[str, pd.DataFrame]]:
-    """The rows of each value of the ``group`` column, in sorted order of the values as text; a blank value is an error."""
-    values = raw.frame[group]
+def group_values(values: pd.Series, fmt: CsvFormat, group: str) -> list[str]:
+    """The values of the ``group`` column as text, sorted; a blank value is an error naming its line."""
     blank = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
     if blank.any():
-        row = int(raw.frame.index[int(np.flatnonzero(blank)[0])])
-        raise RareEventError(_in_table(raw.fmt, f"{raw.fmt.path}: blank value in the --group column {group!r} at line {file_line(raw.fmt, row)}"))
-    text = values.astype(str)
-    for value in sorted(text.unique()):
+        row = int(values.index[int(np.flatnonzero(blank)[0])])
+        raise RareEventError(_in_table(fmt, f"{fmt.path}: blank value in the --group column {group!r} at line {file_line(fmt, row)}"))
+    return sorted(values.astype(str).unique())
+
+
+def groups_of(raw: RawTable, group: str) -> Iterator[tuple[str, pd.DataFrame]]:
+    """The rows of each value of the ``group`` column, in sorted order of the values as text."""
+    text = raw.frame[group].astype(str)
+    for value in group_values(raw.frame[group], raw.fmt, group):
         yield value, raw.frame[(text == value).to_numpy()]
 
 
@@ -222,14 +226,14 @@ def _in_table(fmt: CsvFormat, message: str) -> str:
 
 @contextmanager
 def naming(series: Series, fmt: CsvFormat | None = None) -> Iterator[None]:
-    """Errors raised inside name ``series`` (its group after the file) and, for a table, its row."""
+    """Errors raised inside name ``series`` (the file, then its group) and, for a table, its row."""
     try:
         yield
     except RareEventError as exc:
         message = exc.message
         prefix = f"{series.path}: "
-        if series.group is not None and message.startswith(prefix) and not message.startswith(f"{series.where}: "):
-            message = f"{series.where}: {message[len(prefix):]}"
+        if not message.startswith(f"{series.where}: "):
+            message = f"{series.where}: {message[len(prefix):] if message.startswith(prefix) else message}"
         raise RareEventError(_in_table(fmt, message) if fmt is not None else message, exc.hint) from None
 
 
