@@ -25,11 +25,12 @@ import pandas as pd
 
 from rareevent.errors import RareEventError
 from rareevent.fleet import group_run, read_fleet
-from rareevent.load import ReadingOptions, check_fill, sniff
+from rareevent.load import Columns, Reading, ReadingOptions, check_fill, sniff
 from rareevent.runs import load_run
-from rareevent.scoring import DEFAULT_CHUNK_ROWS, ScoreResult, WindowWriter, score_csv
+from rareevent.detector import PREDICT_BATCH
+from rareevent.scoring import DEFAULT_CHUNK_ROWS, ScoreResult, StreamScorer, WindowWriter, score_csv
 from rareevent.storage import TEMP_PREFIX
-from rareevent.series import Series, expand, group_values, is_table, read_table, table_format, table_header
+from rareevent.series import Series, expand, group_values, groups_of, is_table, naming, read_table, read_whole, table_format, table_header
 
 _LOADED: dict[str, tuple[dict[str, Any], Any]] = {}  # run folder -> (record, detector), once per process
 
@@ -166,23 +167,25 @@ def score_job(job: ScoreJob) -> list[SeriesScore]:
                 result = score_csv(job.path, record, detector, chunk_rows=job.chunk_rows, fill=job.fill, sink=sink, options=job.options, time=job.time, label=job.label)
             scores.append(_score(series, record, result, job.group))
         else:
-            for series, folder, frame in _group_frames(job):
+            for series, folder, frame, reading in _group_frames(job):
                 sink = None if writer is None else _series_sink(writer, job.column, series.name)
-                result = score_frame(frame, series, folder, group=job.group, sink=sink, fill=job.fill, options=job.options, time=job.time, label=job.label)[1]
+                result = score_frame(frame, series, folder, group=job.group, sink=sink, fill=job.fill, options=job.options, time=job.time, label=job.label, reading=reading)[1]
                 scores.append(_score(series, loaded_run(folder)[0], result, job.group))
     return scores
 
 
-def _group_frames(job: ScoreJob) -> Iterator[tuple[Series, Path, pd.DataFrame]]:
-    """The raw rows of each group of a job: a Parquet group read alone, or a CSV read once and split."""
+def _group_frames(job: ScoreJob) -> Iterator[tuple[Series, Path, pd.DataFrame, Reading | None]]:
+    """The raw rows of each group of a job, and how to read them: a Parquet group read alone, or a CSV read once and split."""
     if is_table(job.path):
         series, folder = job.series[0], job.runs[0]
-        yield series, folder, read_table(job.path, group=job.group, value=series.group)
+        yield series, folder, read_table(job.path, group=job.group, value=series.group), None
         return
-    text = pd.read_csv(job.path, sep=sniff(job.path).delimiter, dtype=str, encoding="utf-8-sig", skipinitialspace=True, keep_default_na=False)
-    values = text[job.group].astype(str)
+    record = loaded_run(job.runs[0])[0]
+    trained = Columns(features=record["features"], time=job.time or record["time_column"], label=job.label or record["label_column"])
+    raw = read_whole(job.path, group=job.group, options=job.options, trained=trained, base=Reading.from_record(record.get("reading")))
+    frames = dict(groups_of(raw, job.group))
     for series, folder in zip(job.series, job.runs):
-        yield series, folder, text[(values == series.group).to_numpy()]
+        yield series, folder, frames[series.group], raw.reading
 
 
 def _score(series: Series, record: dict[str, Any], result: ScoreResult, group: str | None) -> SeriesScore:
@@ -268,5 +271,44 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def score_frame(*args: Any, **kwargs: Any) -> Any:  # TEMP until StreamScorer
-    raise NotImplementedError
+def score_frame(
+    frame: pd.DataFrame,
+    series: Series,
+    folder: Path,
+    *,
+    group: str | None = None,
+    sink: Callable[[pd.DataFrame], None] | None = None,
+    fill: str | None = None,
+    options: ReadingOptions | None = None,
+    time: str | None = None,
+    label: str | None = None,
+    reading: Reading | None = None,
+) -> tuple[pd.DataFrame | None, ScoreResult]:
+    """Score the raw rows of one series (a group, a Parquet table, a Spark group) as one file of its own.
+
+    The rows are numbered 0, 1, ... in the order given (the rows of the
+    asset's own file); errors name the series and that row. The model sees
+    the same blocks of windows as :func:`score_csv`, so the windows equal
+    those of the series written to a file and scored alone. Without
+    ``sink`` the windows are returned. ``reading`` says how the cells are
+    read when the file they come from settled it (default: from the rows).
+    """
+    record, detector = loaded_run(folder)
+    frame = frame.drop(columns=[group]) if group is not None else frame
+    frame = frame.reset_index(drop=True)
+    fmt = table_format(series.where, frame.columns)
+    scorer = StreamScorer(record, detector, source=series.where, fill=fill, options=options, time=time, label=label, batch=PREDICT_BATCH)
+    scorer.begin(fmt, reading)
+    kept: list[pd.DataFrame] = []
+    emit = sink or kept.append
+    with naming(series, fmt):
+        for start in range(0, max(len(frame), 1), DEFAULT_CHUNK_ROWS):
+            _emit(scorer.update(frame.iloc[start : start + DEFAULT_CHUNK_ROWS]), emit)
+        _emit(scorer.flush(), emit)
+        result = scorer.close()
+    return (None if sink is not None else pd.concat(kept, ignore_index=True) if kept else pd.DataFrame()), result
+
+
+def _emit(windows: pd.DataFrame, emit: Callable[[pd.DataFrame], None]) -> None:
+    if len(windows):
+        emit(windows)

@@ -16,6 +16,8 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +57,7 @@ def session(master: str = "local[*]", app_name: str = "rareevent") -> SparkSessi
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
             .getOrCreate()
         )
     except Exception as exc:  # no Java, a bad master URL: py4j and pyspark raise many types
@@ -122,7 +125,13 @@ def score(
         windows.insert(0, group, value)
         return windows
 
-    return df.groupBy(group).applyInPandas(score_group, schema)
+    return _by_group(df, group).applyInPandas(score_group, schema)
+
+
+def _by_group(df: DataFrame, group: str) -> Any:
+    """``df`` grouped by ``group``, its groups spread over several tasks (adaptive execution would put a few small groups in one)."""
+    tasks = 4 * df.sparkSession.sparkContext.defaultParallelism
+    return df.repartition(tasks, group).groupBy(group)
 
 
 def _in_time_order(frame: pd.DataFrame, time: str | None) -> pd.DataFrame:
@@ -183,16 +192,19 @@ def train(
             result = train_series([(series, data)], RareEventDetector(**params), fill=fill, context=context, valid_frac=valid_frac, test_frac=test_frac, name=value, max_gap=max_gap)
             return pd.DataFrame({"group": [value], "summary": [json.dumps(save_group_run(Path(shared), result, group), allow_nan=False)]})
 
-        rows = _collect(df.groupBy(group).applyInPandas(fit_group, "group string, summary string"))
+        rows = _collect(_by_group(df, group).applyInPandas(fit_group, "group string, summary string"))
         summary = {"format_version": 1, "name": name, "group_column": group, "runs": {row["group"]: json.loads(row["summary"]) for row in sorted(rows, key=lambda r: r["group"])}}
         write_fleet_summary(folder, summary)
     return target
 
 
-def _collect(df: DataFrame) -> list[Any]:
-    """Run a job; a RareEventError raised on an executor comes back as itself (one line), not as a Java stack."""
+@contextmanager
+def _executor_errors() -> Iterator[None]:
+    """A RareEventError raised on an executor comes back as itself (one line), not as a Java stack."""
     try:
-        return df.collect()
+        yield
+    except RareEventError:
+        raise
     except Exception as exc:  # pyspark wraps executor errors in PythonException / Py4JJavaError
         match = re.search(r"RareEventError: (.+)", str(exc))
         if match:
@@ -200,15 +212,14 @@ def _collect(df: DataFrame) -> list[Any]:
         raise
 
 
+def _collect(df: DataFrame) -> list[Any]:
+    with _executor_errors():
+        return df.collect()
+
+
 def write_parquet(windows: DataFrame, output: str | Path) -> None:
     """Write the window scores to ``output`` as a Parquet folder, whole or not at all."""
     from rareevent.storage import atomic_folder
 
-    with atomic_folder(output, overwrite=True) as folder:
-        try:
-            windows.write.mode("overwrite").parquet(str(folder.resolve()))
-        except Exception as exc:  # as in _collect
-            match = re.search(r"RareEventError: (.+)", str(exc))
-            if match:
-                raise RareEventError(match.group(1).strip()) from None
-            raise
+    with atomic_folder(output, overwrite=True) as folder, _executor_errors():
+        windows.write.mode("overwrite").parquet(str(folder.resolve()))
