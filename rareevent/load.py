@@ -53,13 +53,16 @@ _DAY_MONTH_FIELDS = r"^\s*(\d{1,2})[./-](\d{1,2})[./-]"
 class CsvFormat:
     """What the first bytes of a file tell: its delimiter and header.
 
-    ``table`` marks a typed table (a Parquet file, a Spark group) read
-    whole: its rows are counted from 1, it has no text lines.
+    ``counted`` is False for rows that come from no file to count lines in
+    (standard input, frames given to a ``StreamScorer``): their lines are
+    then ``row + 2``. ``table`` marks a typed table (a Parquet file, a
+    group of a fleet, a Spark group): it has rows, counted from 1, not lines.
     """
 
     path: Path
     delimiter: str
     header: list[str]
+    counted: bool = True
     table: bool = False
 
 
@@ -366,6 +369,8 @@ def file_line(fmt: CsvFormat, row: int) -> int:
     """
     if fmt.table:
         return row + 1
+    if not fmt.counted:
+        return row + 2
     with open(fmt.path, encoding="utf-8-sig", errors="replace", newline="") as fh:
         reader = csv.reader(fh, delimiter=fmt.delimiter, skipinitialspace=True)
         try:
@@ -392,9 +397,7 @@ def _check_field_count(fmt: CsvFormat, line: int) -> None:
     pandas fills the missing fields of a short row with NaN; this tells a
     broken row from a blank cell, on the error path only.
     """
-    if fmt.table:  # a table has no ragged rows
-        return
-    text = _line_text(fmt.path, line)
+    text = _line_text(fmt.path, line) if fmt.counted else None
     if text is None:
         return
     fields = next(csv.reader([text], delimiter=fmt.delimiter), [])

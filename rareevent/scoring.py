@@ -1,21 +1,26 @@
-"""Stage 6: score a new CSV with a saved run, in bounded memory.
+"""Stage 6: score new rows with a saved run, in bounded memory, as a file or as a stream.
 
-The file is read ``chunk_rows`` rows at a time. Rows wait in a small buffer
-until a whole block of ``PREDICT_BATCH`` windows can be formed, so the model
-always sees the same blocks whatever the chunk size, and the output is
-identical for any ``chunk_rows``. The buffer keeps the last ``T-1`` rows
-across chunk borders. Rows after a time gap (the run's ``--max-gap``) start
-a new segment: the windows that would join rows across it are dropped (they
-are still part of the blocks the model sees, so the blocks stay the same)
-and the smoothing starts afresh, wherever the chunk borders fall. What is
-kept for the whole file is compact: one error, flag and label per window,
-and the per-sensor errors of flagged windows only.
+A :class:`StreamScorer` holds every piece of state carried from one frame
+of rows to the next (its :class:`WindowStream`: validation, grid and gap
+carries, the row buffer; then the smoothing carry, open alarm episodes and
+the running counts), so a file read in chunks and rows arriving one by
+one are scored alike; ``score_csv`` is a loop that feeds it a file's
+chunks. The buffer keeps the last ``T-1`` rows across frame borders. For a
+file, windows are released in whole blocks of ``PREDICT_BATCH``, so the
+model always sees the same blocks whatever the chunk size, and the output
+is identical for any ``chunk_rows``. Rows after a time gap (the run's
+``--max-gap``) start a new segment: the windows that would join rows
+across it are dropped (they are still part of the blocks the model sees,
+so the blocks stay the same) and the smoothing starts afresh, wherever the
+chunk borders fall. What is kept for the whole file is compact: one error,
+flag and label per window (nothing per window with ``keep_windows=False``),
+and the per-sensor errors of the open alarm episode only.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,6 +136,139 @@ class WindowBlock:
         return (self.first + lookback - 1 + np.arange(self.n))[self.keep]
 
 
+class WindowStream:
+    """Raw frames in, complete windows out: every piece of state carried from one frame to the next.
+
+    Validation carries the time-order check and the fill anchor across
+    frames, and with ``--fill interpolate`` holds a frame's trailing rows
+    with blanks back until a complete row follows, so they are interpolated
+    towards it exactly as in one piece. A run trained with ``--resample``
+    holds the last grid cell back (its rows may go on in the next frame).
+    The run's gap rule marks the rows that start a segment, and the buffer
+    keeps the rows not yet at the end of a released window (``T-1`` or
+    more). Windows are released in whole multiples of ``batch``: with
+    ``PREDICT_BATCH`` the model sees the same blocks however a file is cut.
+    """
+
+    def __init__(self, fmt: CsvFormat, columns: Columns, reading: Reading, record: dict[str, Any], fill: str | None, batch: int = 1) -> None:
+        self.fmt, self.columns, self.reading, self.fill = fmt, columns, reading, fill
+        self.lookback: int = record["lookback"]
+        self.batch = batch
+        self.gap_rule = record.get("gaps")
+        grid = gaps.Resampling.from_record(record.get("resample"))
+        self.grid = None if grid is None else gaps.GridChain(grid, fill)
+        self.n_rows = 0  # rows pushed into windows (on the run's grid), for the few-rows check
+        self.released = 0
+        self.ended = False
+        self._buffer: _Buffer | None = None
+        self._max_gap: float | None = None
+        self._gap_previous: Any = None  # last time on the grid: where the next gap check starts
+        self._order_previous: Any = None  # last time read: where the next order check starts
+        self._anchor: np.ndarray | None = None
+        self._pending: pd.DataFrame | None = None
+
+    def feed(self, frame: pd.DataFrame) -> list[WindowBlock]:
+        """The windows ``frame`` (raw rows, indexed by data-row number) completes."""
+        return self._on_grid(self._validated(frame))
+
+    def end(self) -> list[WindowBlock]:
+        """The end of the data: release every row held back, and the windows left in the buffer."""
+        self.ended = True
+        pending, self._pending = self._pending, None
+        steps = [] if pending is None else self._on_grid(self._validated(pending, final=True))
+        steps += self._on_grid(None, end=True)
+        T = self.lookback
+        if self.n_rows < T:
+            raise RareEventError(
+                f"{self.fmt.path}: {self.n_rows} data rows give no window of lookback {T}: at least {T} rows are needed"
+                if self.n_rows
+                else f"{self.fmt.path}: has no data rows" + (" left after --fill drop" if self.fill == "drop" else "")
+            )
+        assert self._buffer is not None
+        buffer = self._buffer
+        empty = SensorData(self.fmt.path, self.columns, buffer.X[:0], None, None, buffer.rows[:0])
+        steps.append(_release(empty, buffer.starts[:0], buffer, T, windows.n_windows(len(buffer.X), T), self.released))
+        return steps
+
+    def _validated(self, frame: pd.DataFrame, final: bool = False) -> SensorData | None:
+        """Validate a frame, carrying the order check and the fill across frames (``None``: nothing left of it yet)."""
+        if self._pending is not None:
+            frame = pd.concat([self._pending, frame])
+            self._pending = None
+        if self.fill == "interpolate" and not final:
+            complete = np.flatnonzero(~frame[self.columns.features].isna().any(axis=1).to_numpy())
+            cut = int(complete[-1]) + 1 if complete.size else 0
+            if cut < len(frame):
+                self._pending, frame = frame.iloc[cut:], frame.iloc[:cut]
+        if len(frame) == 0:
+            return None
+        block = validate_frame(frame, self.fmt, self.columns, fill=self.fill, previous_time=self._order_previous, anchor=self._anchor, reading=self.reading)
+        if len(block) == 0:
+            return None
+        self._order_previous = None if block.time is None else block.time[-1]
+        self._anchor = block.X[-1:]
+        return block
+
+    def _on_grid(self, block: SensorData | None, end: bool = False) -> list[WindowBlock]:
+        """Validated rows (``None``: none) through the run's grid, if any, into the buffer; ``end`` releases the last cell."""
+        if self.grid is not None and (block is not None or end):
+            block = self.grid.feed(block)
+        return [] if block is None or len(block) == 0 else [self._push(block)]
+
+    def _push(self, block: SensorData) -> WindowBlock:
+        """Add rows (on the grid) to the buffer, mark where segments start, release the windows now ready."""
+        if self._buffer is None:
+            self._max_gap = gaps.check_time_kind(self.gap_rule, block.time, self.columns.time, self.fmt.path)
+        starts = gaps.gap_starts(block.time, len(block), self._max_gap, self._gap_previous)
+        self.n_rows += len(block)
+        self._gap_previous = None if block.time is None else block.time[-1]
+        if self._buffer is None:
+            self._buffer = _Buffer(block.X, block.y, block.time, block.rows, starts)
+        else:
+            self._buffer.extend(block, starts)
+        ready = windows.n_windows(len(self._buffer.X), self.lookback) // self.batch * self.batch
+        step = _release(block, starts, self._buffer, self.lookback, ready, self.released)
+        self.released += step.n
+        return step
+
+
+def open_csv(
+    path: str | Path,
+    record: dict[str, Any],
+    chunk_rows: int,
+    fill: str | None,
+    options: ReadingOptions | None = None,
+    time: str | None = None,
+    label: str | None = None,
+) -> tuple[CsvFormat, Columns, Reading, Iterator[pd.DataFrame]]:
+    """Sniff a file, match it to the run's columns, settle its reading, and return its raw frames.
+
+    The file is read as the run read its training file, unless ``options``
+    say otherwise; what the run leaves open is inferred from this file.
+    """
+    if chunk_rows < 1:
+        raise RareEventError(f"--chunk-rows must be at least 1, got {chunk_rows}")
+    check_fill(fill)
+    options = options or ReadingOptions()
+    options.check()
+    fmt = sniff(path)
+    columns = _model_columns(fmt, record, time, label)
+    base = Reading.from_record(record.get("reading"))
+    sample = text_sample(fmt, columns)
+    reading = decimal_reading(sample, fmt, columns, options, base)
+    reading = time_reading(sample, fmt, columns, reading, options, base, lambda: (frame[columns.time] for frame in read_frames(fmt, columns, chunk_rows, reading)))
+    return fmt, columns, reading, read_frames(fmt, columns, chunk_rows, reading)
+
+
+def _model_columns(fmt: CsvFormat, record: dict[str, Any], time: str | None, label: str | None) -> Columns:
+    """The run's columns found in a file's header; ``time``/``label`` name the file's own when they differ."""
+    for role, name in (("time", time), ("label", label)):
+        if name is not None and name not in fmt.header:
+            raise RareEventError(f"{fmt.path}: {role} names unknown column {name!r}", hint=f"columns are {', '.join(fmt.header)}")
+    trained = Columns(features=record["features"], time=time or record["time_column"], label=label or record["label_column"])
+    return columns_for_model(fmt, trained)
+
+
 def window_blocks(
     path: str | Path,
     record: dict[str, Any],
@@ -140,107 +278,12 @@ def window_blocks(
     time: str | None = None,
     label: str | None = None,
 ) -> Iterator[WindowBlock]:
-    """Read ``path`` in chunks and release windows in whole blocks of ``PREDICT_BATCH``.
-
-    Only the last block of the file may be shorter, so the model sees the
-    same blocks whatever ``chunk_rows`` is. With ``--fill interpolate``,
-    trailing rows of a chunk that hold a blank wait for the next chunk, so
-    they are interpolated towards the next value exactly as in one piece.
-    The file is read as the run read its training file, unless ``options``
-    say otherwise; what the run leaves open is inferred from this file. A
-    run trained with ``--resample`` resamples the file to its grid, and its
-    gap rule splits the rows into segments.
-    """
-    if chunk_rows < 1:
-        raise RareEventError(f"--chunk-rows must be at least 1, got {chunk_rows}")
-    check_fill(fill)
-    options = options or ReadingOptions()
-    options.check()
-    T = record["lookback"]
-    fmt = sniff(path)
-    for role, name in (("time", time), ("label", label)):
-        if name is not None and name not in fmt.header:
-            raise RareEventError(f"{fmt.path}: {role} names unknown column {name!r}", hint=f"columns are {', '.join(fmt.header)}")
-    trained = Columns(features=record["features"], time=time or record["time_column"], label=label or record["label_column"])
-    columns = columns_for_model(fmt, trained)
-    base = Reading.from_record(record.get("reading"))
-    sample = text_sample(fmt, columns)
-    reading = decimal_reading(sample, fmt, columns, options, base)
-    reading = time_reading(sample, fmt, columns, reading, options, base, lambda: (frame[columns.time] for frame in read_frames(fmt, columns, chunk_rows, reading)))
-    blocks = _validated(read_frames(fmt, columns, chunk_rows, reading), fmt, columns, fill, reading)
-    grid = gaps.Resampling.from_record(record.get("resample"))
-    if grid is not None:
-        blocks = _on_grid(blocks, gaps.GridChain(grid, fill))
-    buffer: _Buffer | None = None
-    max_gap: float | None = None
-    previous_time = None
-    n_kept = released = 0
-    for block in blocks:
-        if buffer is None:
-            max_gap = gaps.check_time_kind(record.get("gaps"), block.time, columns.time, fmt.path)
-        starts = gaps.gap_starts(block.time, len(block), max_gap, previous_time)
-        n_kept += len(block)
-        previous_time = None if block.time is None else block.time[-1]
-        if buffer is None:
-            buffer = _Buffer(block.X, block.y, block.time, block.rows, starts)
-        else:
-            buffer.extend(block, starts)
-        step = _release(block, starts, buffer, T, windows.n_windows(len(buffer.X), T) // PREDICT_BATCH * PREDICT_BATCH, released)
-        released += step.n
-        yield step
-    if n_kept < T:
-        raise RareEventError(
-            f"{fmt.path}: {n_kept} data rows give no window of lookback {T}: at least {T} rows are needed"
-            if n_kept
-            else f"{fmt.path}: has no data rows" + (" left after --fill drop" if fill == "drop" else "")
-        )
-    assert buffer is not None
-    empty = SensorData(fmt.path, columns, buffer.X[:0], None, None, buffer.rows[:0])
-    yield _release(empty, buffer.starts[:0], buffer, T, windows.n_windows(len(buffer.X), T), released)
-
-
-def _validated(frames: Iterator[pd.DataFrame], fmt: CsvFormat, columns: Columns, fill: str | None, reading: Reading) -> Iterator[SensorData]:
-    """Validate frames one by one, carrying the order check and the fill across their borders; skip empty ones."""
-    previous_time = None
-    anchor: np.ndarray | None = None
-    for frame in _deferring_blanks(frames, columns.features, fill == "interpolate"):
-        block = validate_frame(frame, fmt, columns, fill=fill, previous_time=previous_time, anchor=anchor, reading=reading)
-        if len(block) == 0:
-            continue
-        previous_time = None if block.time is None else block.time[-1]
-        anchor = block.X[-1:]
-        yield block
-
-
-def _on_grid(blocks: Iterator[SensorData], chain: gaps.GridChain) -> Iterator[SensorData]:
-    """The validated blocks resampled to the run's grid, cell by cell as they complete."""
-    for block in _with_end(blocks):
-        ready = chain.feed(block)
-        if ready is not None and len(ready):
-            yield ready
-
-
-def _with_end(blocks: Iterator[SensorData]) -> Iterator[SensorData | None]:
-    """The blocks, then ``None`` for the end of the file."""
-    yield from blocks
-    yield None
-
-
-def _deferring_blanks(frames: Iterator[pd.DataFrame], features: list[str], defer: bool) -> Iterator[pd.DataFrame]:
-    """Pass frames through; with ``defer``, hold a chunk's trailing rows with blanks until the next chunk."""
-    pending: pd.DataFrame | None = None
+    """Read ``path`` in chunks and release windows in whole blocks of ``PREDICT_BATCH`` (the last may be shorter)."""
+    fmt, columns, reading, frames = open_csv(path, record, chunk_rows, fill, options, time, label)
+    stream = WindowStream(fmt, columns, reading, record, fill, PREDICT_BATCH)
     for frame in frames:
-        if pending is not None:
-            frame = pd.concat([pending, frame])
-            pending = None
-        if defer:
-            complete = np.flatnonzero(~frame[features].isna().any(axis=1).to_numpy())
-            cut = int(complete[-1]) + 1 if complete.size else 0
-            pending, frame = (frame.iloc[cut:], frame.iloc[:cut]) if cut < len(frame) else (None, frame)
-        if len(frame):
-            yield frame
-    if pending is not None and len(pending):
-        yield pending
+        yield from stream.feed(frame)
+    yield from stream.end()
 
 
 def _release(block: SensorData, starts: np.ndarray, buffer: _Buffer, T: int, ready: int, first: int) -> WindowBlock:
@@ -301,7 +344,7 @@ def score_csv(
     time: str | None = None,
     label: str | None = None,
 ) -> ScoreResult:
-    """Score every window of ``path`` with a loaded run.
+    """Score every window of ``path`` with a loaded run: its frames through a :class:`StreamScorer`.
 
     ``sink`` receives a DataFrame of per-window output (``row``, ``time``,
     ``error``, ``flagged``, ``top_features``, ``label``: the label of the
@@ -310,85 +353,275 @@ def score_csv(
     the run had none): a run trained on normal data alone can so be
     measured on a labelled incident file.
     """
-    T = detector.lookback
-    names = [record["features"][i] for i in detector.target_features_]  # errors are kept for the scored sensors only
-    errors, flags, ends, positions, labels_rows, times, starts, flagged_features = [], [], [], [], [], [], [], []
-    result: ScoreResult | None = None
-    previous_raw: np.ndarray | None = None
-    n_rows = n_filled = 0
-    for step in window_blocks(path, record, chunk_rows, fill, options, time=time, label=label):
-        block = step.rows
-        if result is None:
-            result = ScoreResult(path=Path(path), columns=block.columns, threshold=detector.threshold_, reading=block.reading)
-        n_rows += len(block)
-        n_filled += block.n_filled
-        starts.append(step.starts)
-        if block.y is not None:
-            labels_rows.append(block.y)
-        if block.time is not None:
-            times.append(block.time)
-        if on_progress is not None and len(block):
-            on_progress(len(block))
+    fmt, _, reading, frames = open_csv(path, record, chunk_rows, fill, options, time, label)
+    scorer = StreamScorer(record, detector, str(path), fill, options, time, label, batch=PREDICT_BATCH)
+    scorer.begin(fmt, reading)
+    done = 0
+    for out in _to_the_end(scorer, frames):
+        if sink is not None and len(out.columns):
+            sink(out)
+        if on_progress is not None and scorer.n_rows > done:
+            on_progress(scorer.n_rows - done)
+            done = scorer.n_rows
+    return scorer.close()
+
+
+def _to_the_end(scorer: StreamScorer, frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """What ``scorer`` releases for each frame, then at the end of the data."""
+    for frame in frames:
+        yield scorer.update(frame)
+    yield scorer.flush()
+
+
+class AlarmEpisodes:
+    """Alarm episodes built as windows arrive: runs of flagged windows, ended by an unflagged window or a gap.
+
+    An open episode keeps the per-sensor errors of its own windows only, so
+    its top sensors are summed exactly as over the whole file at once.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.alarms: list[dict[str, Any]] = []
+        self._open: dict[str, Any] | None = None
+        self._features: list[np.ndarray] = []
+        self._peak = -np.inf
+
+    def add(
+        self, flagged: np.ndarray, breaks: np.ndarray, error: np.ndarray, feature_errors: np.ndarray, rows: np.ndarray, time: np.ndarray | None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Take the next windows in time order; return the episodes they opened and those they closed."""
+        opened: list[dict[str, Any]] = []
+        closed: list[dict[str, Any]] = []
+        if len(flagged) == 0:
+            return opened, closed
+        runs = windows.segments(flagged, breaks)
+        continues = self._open is not None and len(runs) > 0 and runs[0, 0] == 0 and not breaks[0]
+        if self._open is not None and not continues:
+            closed.append(self._close())
+        for i, (start, end) in enumerate(runs):  # one iteration per run of flagged windows
+            if not (i == 0 and continues):
+                self._open = {"start_row": int(rows[start]), "error": float(error[start])} | ({} if time is None else {"start_time": _time_text(time[start])})
+                opened.append(dict(self._open))
+            self._features.append(feature_errors[start : end + 1])
+            self._peak = max(self._peak, float(error[start : end + 1].max()))
+            self._open["end_row"] = int(rows[end])
+            if time is not None:
+                self._open["end_time"] = _time_text(time[end])
+            if end < len(flagged) - 1:
+                closed.append(self._close())
+        return opened, closed
+
+    def end(self) -> list[dict[str, Any]]:
+        """Close the open episode at the end of the data (the episodes closed: none or one)."""
+        return [self._close()] if self._open is not None else []
+
+    def _close(self) -> dict[str, Any]:
+        assert self._open is not None
+        features = np.concatenate(self._features)
+        alarm = {
+            "start_row": self._open["start_row"],
+            "end_row": self._open["end_row"],
+            "windows": len(features),
+            "peak_error": self._peak,
+            "top_features": str(top_features(np.add.reduceat(features, [0], axis=0), self.names)[0]),
+        }
+        if "start_time" in self._open:
+            alarm["start_time"], alarm["end_time"] = self._open["start_time"], self._open["end_time"]
+        self.alarms.append(alarm)
+        self._open, self._features, self._peak = None, [], -np.inf
+        return alarm
+
+
+class StreamScorer:
+    """Score rows as they arrive: every piece of state carried from one frame to the next lives here.
+
+    ``update(frame)`` takes raw rows with the file's columns (strings or
+    numbers, as read from CSV), validates them as ``score`` validates a
+    file (errors name ``source``, the column and the line) and returns the
+    windows they complete, with the columns of ``score``'s output. The
+    episodes an update opened and closed are in ``opened`` and ``closed``.
+    ``flush()`` ends the data: it releases the rows held back (a trailing
+    blank under ``--fill interpolate``, the last ``--resample`` cell).
+    ``close()`` returns the :class:`ScoreResult`.
+
+    ``batch`` releases windows in whole multiples of it (``score_csv`` uses
+    ``PREDICT_BATCH``); with ``keep_windows=False`` no per-window history is
+    kept, so memory stays flat on an endless stream: the result then holds
+    counts and alarms, but no per-window arrays and no metrics.
+    """
+
+    def __init__(
+        self,
+        record: dict[str, Any],
+        detector: RareEventDetector,
+        source: str = "<data>",
+        fill: str | None = None,
+        options: ReadingOptions | None = None,
+        time: str | None = None,
+        label: str | None = None,
+        *,
+        batch: int = 1,
+        keep_windows: bool = True,
+    ) -> None:
+        check_fill(fill)
+        self.options = options or ReadingOptions()
+        self.options.check()
+        self.record, self.detector, self.source, self.fill = record, detector, source, fill
+        self.time, self.label = time, label
+        self.batch, self.keep_windows = batch, keep_windows
+        self.names = [record["features"][i] for i in detector.target_features_]  # errors are kept for the scored sensors only
+        self.episodes = AlarmEpisodes(self.names)
+        self.opened: list[dict[str, Any]] = []
+        self.closed: list[dict[str, Any]] = []
+        self.n_rows = self.n_filled = self.n_windows = self.n_flagged = self.n_segments = 0
+        self.stream: WindowStream | None = None
+        self._fmt: CsvFormat | None = None
+        self._reading: Reading | None = None
+        self._seen = 0  # raw rows taken: the next frame's first data-row number
+        self._previous_raw: np.ndarray | None = None
+        self._segment_starts: list[int] = []  # positions (among the rows on the grid) where a segment begins
+        self._last_begun = 0
+        self._history: dict[str, list[np.ndarray]] = {key: [] for key in ("error", "flagged", "rows", "positions", "labels", "times", "starts")}
+        self._result: ScoreResult | None = None
+
+    @classmethod
+    def from_run(cls, folder: str | Path, **kwargs: Any) -> StreamScorer:
+        """A scorer for a saved run folder; ``kwargs`` as for the constructor."""
+        from rareevent.runs import load_run
+
+        record, detector = load_run(folder)
+        return cls(record, detector, **kwargs)
+
+    def begin(self, fmt: CsvFormat, reading: Reading | None = None) -> None:
+        """Name the source's format (its path, delimiter, header) and, when settled, its reading.
+
+        Without this call the first frame's columns are the header and
+        errors name lines as ``row + 2``; without ``reading`` the first frame
+        settles it, as a sample, with the options and the run's reading.
+        """
+        self._fmt, self._reading = fmt, reading
+
+    @property
+    def lookback(self) -> int:
+        return int(self.detector.lookback)
+
+    def update(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Take new raw rows; return the windows they complete (a frame without columns when none)."""
+        if self.stream is not None and self.stream.ended:
+            raise RareEventError(f"{self.source}: the data has ended (flush or close was called); start a new scorer")
+        index = frame.index
+        if not (isinstance(index, pd.RangeIndex) and index.start == self._seen and index.step == 1):
+            frame = frame.set_axis(pd.RangeIndex(self._seen, self._seen + len(frame)))
+        self._seen += len(frame)
+        return self._score(self._started(frame).feed(frame))
+
+    def flush(self) -> pd.DataFrame:
+        """End the data: the windows of the rows held back; the open episode closes.
+
+        Refused when fewer rows than the lookback came (no window at all).
+        """
+        if self.stream is None and self._fmt is None:
+            raise RareEventError(f"{self.source}: has no data rows")
+        stream = self._started(None)
+        if stream.ended:
+            return pd.DataFrame()
+        out = self._score(stream.end())
+        self.closed += self.episodes.end()
+        return out
+
+    def _started(self, frame: pd.DataFrame | None) -> WindowStream:
+        """The window stream, started on the first frame (its header and reading settled then)."""
+        if self.stream is None:
+            fmt = self._fmt
+            if fmt is None:
+                assert frame is not None
+                fmt = CsvFormat(path=Path(self.source), delimiter=",", header=[str(name) for name in frame.columns], counted=False)
+            columns = _model_columns(fmt, self.record, self.time, self.label)
+            reading = self._reading or self._reading_from(fmt, columns, frame)
+            self.stream = WindowStream(fmt, columns, reading, self.record, self.fill, self.batch)
+        return self.stream
+
+    def _reading_from(self, fmt: CsvFormat, columns: Columns, frame: pd.DataFrame | None) -> Reading:
+        """How to read cells, settled from the options, the run's reading and ``frame`` as a sample."""
+        sample = None if frame is None else frame.where(frame.isna(), frame.astype(str))
+        base = Reading.from_record(self.record.get("reading"))
+        reading = decimal_reading(sample, fmt, columns, self.options, base)
+        return time_reading(sample, fmt, columns, reading, self.options, base, lambda: [] if sample is None else [sample[columns.time]])
+
+    def _score(self, steps: list[WindowBlock]) -> pd.DataFrame:
+        self.opened, self.closed = [], []
+        frames = [frame for frame in map(self._score_step, steps) if frame is not None]
+        if not frames:
+            return pd.DataFrame()
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def _score_step(self, step: WindowBlock) -> pd.DataFrame | None:
+        """Score one released block and record it; its per-window output (``None``: it released no window)."""
+        block, detector = step.rows, self.detector
+        position = self.n_rows  # of the block's first row among the rows on the grid
+        self.n_rows += len(block)
+        self.n_filled += block.n_filled
+        self.n_segments += int(step.starts.sum())
+        self._segment_starts.extend((position + np.flatnonzero(step.starts)).tolist())
+        if self.keep_windows:
+            self._history["starts"].append(step.starts)
+            if block.y is not None:
+                self._history["labels"].append(block.y)
+            if block.time is not None:
+                self._history["times"].append(block.time)
         if step.n == 0:
-            continue
+            return None
         raw, feature_errors = detector.score_windows(step.X)
         raw, feature_errors = raw[step.keep], feature_errors[step.keep]
-        score = detector.smooth_scores(raw, previous_raw, step.resets)
-        previous_raw = detector.carry_scores(previous_raw, raw, step.resets)
+        score = detector.smooth_scores(raw, self._previous_raw, step.resets) if len(raw) else raw  # a step may hold only windows across a gap
+        self._previous_raw = detector.carry_scores(self._previous_raw, raw, step.resets)
         flagged = score >= detector.threshold_
-        errors.append(score)
-        flags.append(flagged)
-        ends.append(step.ends)
-        positions.append(step.positions(T))
-        flagged_features.append(feature_errors[flagged])
-        if sink is not None:
-            out = step.key_columns() | {"error": score, "flagged": flagged.astype(np.int8), "top_features": top_features(feature_errors, names)}
-            if step.end_label is not None:
-                out["label"] = step.end_label
-            sink(pd.DataFrame(out))
-    assert result is not None  # window_blocks always yields at least once or raises
-    result.n_rows, result.n_filled = n_rows, n_filled
-    result.error = np.concatenate(errors) if errors else np.empty(0, np.float32)
-    result.flagged = np.concatenate(flags) if flags else np.empty(0, bool)
-    result.rows = np.concatenate(ends) if ends else np.empty(0, np.int64)
-    all_time = np.concatenate(times) if times else None
-    ends_at = np.concatenate(positions) if positions else np.empty(0, np.int64)
-    result.time = None if all_time is None else all_time[ends_at]
-    features = np.concatenate(flagged_features) if flagged_features else np.empty((0, len(names)), np.float32)
-    row_starts = np.concatenate(starts)
-    result.n_segments = int(row_starts.sum())
-    result.alarms = alarm_episodes(result, features, names, windows.window_breaks(row_starts, ends_at))
-    if labels_rows:
-        y = np.concatenate(labels_rows)
-        labels = windows.window_labels(y, T, detector.lead)[ends_at - (T - 1)]
-        result.metrics = evaluate(y, labels, result.flagged, result.error, ends_at, lead=detector.lead, time=all_time, starts=row_starts)
-    return result
+        positions = step.positions(self.lookback)
+        opened, closed = self.episodes.add(flagged, self._breaks(positions), score, feature_errors, step.ends, step.end_time)
+        self.opened += opened
+        self.closed += closed
+        self.n_windows += len(score)
+        self.n_flagged += int(flagged.sum())
+        if self.keep_windows:
+            for key, value in (("error", score), ("flagged", flagged), ("rows", step.ends), ("positions", positions)):
+                self._history[key].append(value)
+        out = step.key_columns() | {"error": score, "flagged": flagged.astype(np.int8), "top_features": top_features(feature_errors, self.names)}
+        if step.end_label is not None:
+            out["label"] = step.end_label
+        return pd.DataFrame(out)
 
+    def _breaks(self, positions: np.ndarray) -> np.ndarray:
+        """Per window (end positions ``positions``): True where a segment began since the window before it (as :func:`windows.window_breaks`)."""
+        begun = np.searchsorted(np.asarray(self._segment_starts), positions, side="right")
+        breaks = np.diff(np.concatenate([[begun[0] if self.n_windows == 0 and len(begun) else self._last_begun], begun])) > 0
+        if len(begun):
+            self._last_begun = int(begun[-1])
+        return breaks
 
-def alarm_episodes(result: ScoreResult, flagged_features: np.ndarray, names: list[str], breaks: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """Group consecutive flagged windows into alarm episodes with their top sensors; an episode ends at a ``breaks`` window (a gap)."""
-    episodes = windows.segments(result.flagged, breaks)
-    if len(episodes) == 0:
-        return []
-    lengths = episodes[:, 1] - episodes[:, 0] + 1
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    totals = np.add.reduceat(flagged_features, offsets, axis=0)
-    peaks = np.maximum.reduceat(result.error[result.flagged], offsets)
-    tops = top_features(totals, names)
-    alarms = []
-    for i, (start, end) in enumerate(episodes):  # one iteration per alarm episode
-        alarm = {
-            "start_row": int(result.rows[start]),
-            "end_row": int(result.rows[end]),
-            "windows": int(lengths[i]),
-            "peak_error": float(peaks[i]),
-            "top_features": str(tops[i]),
-        }
-        if result.time is not None:
-            alarm["start_time"] = _time_text(result.time[start])
-            alarm["end_time"] = _time_text(result.time[end])
-        alarms.append(alarm)
-    return alarms
+    def close(self) -> ScoreResult:
+        """The result of the whole stream (flushed first when that was not done)."""
+        if self._result is not None:
+            return self._result
+        self.flush()
+        assert self.stream is not None
+        result = ScoreResult(path=Path(self.source), columns=self.stream.columns, threshold=self.detector.threshold_, reading=self.stream.reading)
+        result.n_rows, result.n_filled, result.n_segments = self.n_rows, self.n_filled, self.n_segments
+        result.alarms = self.episodes.alarms
+        if self.keep_windows:
+            joined = {key: np.concatenate(parts) if parts else None for key, parts in self._history.items()}
+            ends_at = joined["positions"] if joined["positions"] is not None else np.empty(0, np.int64)
+            result.error = joined["error"] if joined["error"] is not None else np.empty(0, np.float32)
+            result.flagged = joined["flagged"] if joined["flagged"] is not None else np.empty(0, bool)
+            result.rows = joined["rows"] if joined["rows"] is not None else np.empty(0, np.int64)
+            all_time, y = joined["times"], joined["labels"]
+            result.time = None if all_time is None else all_time[ends_at]
+            if y is not None:
+                T = self.lookback
+                labels = windows.window_labels(y, T, self.detector.lead)[ends_at - (T - 1)]
+                result.metrics = evaluate(y, labels, result.flagged, result.error, ends_at, lead=self.detector.lead, time=all_time, starts=joined["starts"])
+        self._result = result
+        return result
 
 
 def _time_text(value: Any) -> str | float:

@@ -134,7 +134,7 @@ def read_table(path: Path, columns: Sequence[str] | None = None, group: str | No
 
 def table_format(path: str | Path, header: Sequence[str]) -> CsvFormat:
     """The format of a typed table (Parquet, a Spark group): no delimiter, rows counted from 1."""
-    return CsvFormat(path=Path(path), delimiter="", header=list(header), table=True)
+    return CsvFormat(path=Path(path), delimiter="", header=list(header), counted=False, table=True)
 
 
 def table_reading(frame: pd.DataFrame, fmt: CsvFormat, columns: Columns, options: ReadingOptions, base: Reading) -> Reading:

@@ -10,9 +10,8 @@ import pandas as pd
 import pytest
 
 import rareevent.scoring as scoring
-from rareevent.load import Columns
 from rareevent.runs import load_run
-from rareevent.scoring import ScoreResult, WindowWriter, alarm_episodes, score_csv, top_features
+from rareevent.scoring import AlarmEpisodes, WindowWriter, score_csv, top_features
 
 
 def test_top_features_names_the_largest_shares_in_order() -> None:
@@ -33,25 +32,44 @@ def test_top_features_match_a_stable_sort_of_the_shares() -> None:
         assert text == ";".join(f"{names[i]}:{shares[i]:.2f}" for i in order)
 
 
-def test_alarm_episodes_group_consecutive_flags() -> None:
+@pytest.mark.parametrize("cuts", [[10], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [2, 6, 10], [8, 10]])
+def test_alarm_episodes_group_consecutive_flags_however_the_windows_arrive(cuts: list[int]) -> None:
     flags = np.array([0, 1, 1, 0, 0, 1, 0, 1, 1, 1], dtype=bool)
     error = np.array([0, 5, 7, 0, 0, 9, 0, 2, 8, 3], dtype=np.float32)
-    result = ScoreResult(path=Path("x.csv"), columns=Columns(features=["a", "b"]), threshold=1.0)
-    result.flagged, result.error, result.rows = flags, error, np.arange(10, 20)
-    result.time = np.arange(10, 20) * 60.0
-    per_window = np.array([[1, 0], [1, 1], [0, 1], [3, 1], [0, 4], [0, 4]], dtype=np.float32)  # flagged windows only
-    alarms = alarm_episodes(result, per_window, ["a", "b"])
+    rows, time = np.arange(10, 20), np.arange(10, 20) * 60.0
+    features = np.zeros((10, 2), np.float32)
+    features[flags] = [[1, 0], [1, 1], [0, 1], [3, 1], [0, 4], [0, 4]]
+    episodes = AlarmEpisodes(["a", "b"])
+    opened, closed, start = [], [], 0
+    for stop in cuts:  # the windows in pieces, as updates bring them
+        part = slice(start, stop)
+        new, ended = episodes.add(flags[part], np.zeros(stop - start, bool), error[part], features[part], rows[part], time[part])
+        opened += new
+        closed += ended
+        start = stop
+    closed += episodes.end()
+    alarms = episodes.alarms
+    assert closed == alarms
     assert [(a["start_row"], a["end_row"], a["windows"], a["peak_error"]) for a in alarms] == [(11, 12, 2, 7.0), (15, 15, 1, 9.0), (17, 19, 3, 8.0)]
+    assert [(o["start_row"], o["error"]) for o in opened] == [(11, 5.0), (15, 9.0), (17, 2.0)]
     assert alarms[0]["top_features"] == "a:0.67;b:0.33"
     assert alarms[1]["top_features"] == "b:1.00;a:0.00"
     assert alarms[2]["top_features"] == "b:0.75;a:0.25"
     assert alarms[0]["start_time"] == 660.0 and alarms[2]["end_time"] == 1140.0
 
 
+def test_a_gap_splits_an_alarm_episode() -> None:
+    episodes = AlarmEpisodes(["a"])
+    flags, breaks = np.ones(4, bool), np.array([0, 0, 1, 0], bool)
+    episodes.add(flags, breaks, np.arange(4, dtype=np.float32), np.ones((4, 1), np.float32), np.arange(4), None)
+    assert [a["start_row"] for a in episodes.end()] == [2]
+    assert [(a["start_row"], a["end_row"]) for a in episodes.alarms] == [(0, 1), (2, 3)]
+
+
 def test_no_flags_no_alarms() -> None:
-    result = ScoreResult(path=Path("x.csv"), columns=Columns(features=["a"]), threshold=1.0)
-    result.flagged, result.error, result.rows = np.zeros(5, bool), np.zeros(5, np.float32), np.arange(5)
-    assert alarm_episodes(result, np.empty((0, 1), np.float32), ["a"]) == []
+    episodes = AlarmEpisodes(["a"])
+    assert episodes.add(np.zeros(5, bool), np.zeros(5, bool), np.zeros(5, np.float32), np.zeros((5, 1), np.float32), np.arange(5), None) == ([], [])
+    assert episodes.end() == [] and episodes.alarms == []
 
 
 def test_window_writer_json_is_one_valid_document(tmp_path: Path) -> None:
