@@ -28,7 +28,7 @@ from rareevent.fleet import group_run, read_fleet
 from rareevent.load import Columns, Reading, ReadingOptions, check_fill, sniff
 from rareevent.runs import load_run
 from rareevent.detector import PREDICT_BATCH
-from rareevent.scoring import DEFAULT_CHUNK_ROWS, ScoreResult, StreamScorer, WindowWriter, score_csv
+from rareevent.scoring import DEFAULT_CHUNK_ROWS, ScoreResult, StreamScorer, WindowWriter, _to_the_end, score_csv
 from rareevent.storage import TEMP_PREFIX
 from rareevent.series import Series, expand, group_values, groups_of, is_table, naming, read_table, read_whole, table_format, table_header
 
@@ -301,14 +301,10 @@ def score_frame(
     scorer.begin(fmt, reading)
     kept: list[pd.DataFrame] = []
     emit = sink or kept.append
+    chunks = (frame.iloc[start : start + DEFAULT_CHUNK_ROWS] for start in range(0, len(frame), DEFAULT_CHUNK_ROWS))
     with naming(series, fmt):
-        for start in range(0, max(len(frame), 1), DEFAULT_CHUNK_ROWS):
-            _emit(scorer.update(frame.iloc[start : start + DEFAULT_CHUNK_ROWS]), emit)
-        _emit(scorer.flush(), emit)
+        for windows in _to_the_end(scorer, chunks):
+            if len(windows):
+                emit(windows)
         result = scorer.close()
     return (None if sink is not None else pd.concat(kept, ignore_index=True) if kept else pd.DataFrame()), result
-
-
-def _emit(windows: pd.DataFrame, emit: Callable[[pd.DataFrame], None]) -> None:
-    if len(windows):
-        emit(windows)

@@ -60,8 +60,8 @@ def write_fleet(out: Path, n_assets: int, n_rows: int, parquet: bool = True) -> 
         path = exports / f"{asset_name(index)}.csv"
         frame.to_csv(path, index=False, lineterminator="\n")
         paths.append(path)
-        if parquet:
-            frames.append(frame.assign(asset=asset_name(index)))
+        if parquet:  # the numbers as read back from the CSV, so both forms hold the same values to the last bit
+            frames.append(pd.read_csv(path).assign(asset=asset_name(index)))
     if parquet:
         long = pd.concat(frames, ignore_index=True).sort_values(["timestamp", "asset"], kind="stable")
         long["timestamp"] = pd.to_datetime(long["timestamp"])
