@@ -145,3 +145,48 @@ def test_per_group_trains_one_run_per_group_and_scores_each_with_its_own(tmp_pat
     two = tmp_path / "two.csv"
     pd.concat([pd.read_csv(fleet_dir / "exports" / f"{g}.csv").assign(asset=a) for g, a in (("pump_001", "pump_001"), ("pump_002", "pump_009"))]).to_csv(two, index=False)
     one_line_error(invoke("score", two, "--group", "asset", "--run", tmp_path / "pg"), "two.csv: group 'pump_009'", "per-group run 'pg' has no run for this group")
+
+
+# ---------------------------------------------------------------- scoring over series
+
+
+def own_files(fleet_dir: Path, run: Path, tmp_path: Path, column: str, name: object) -> pd.DataFrame:
+    """``score`` of each asset's own file, the series column in front as ``name(path)`` gives it."""
+    frames = []
+    for path in sorted((fleet_dir / "exports").glob("*.csv")):
+        result = invoke("score", path, "--run", run, "--output", tmp_path / f"own-{path.stem}.csv", "--quiet")
+        assert result.exit_code == 0, result.output
+        frame = pd.read_csv(tmp_path / f"own-{path.stem}.csv", dtype=str)
+        frame.insert(0, column, name(path))
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_score_jobs_2_over_files_and_groups_equals_scoring_each_series_alone(tmp_path: Path, fleet_dir: Path, long_csv: Path, fleet_run: Path) -> None:
+    by_file = own_files(fleet_dir, fleet_run, tmp_path, "file", str)
+    result = invoke("score", fleet_dir / "exports" / "*.csv", "--run", fleet_run, "--jobs", "2", "--output", tmp_path / "files.csv", "--metrics-out", tmp_path / "m.json")
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "files.csv", dtype=str).equals(by_file)
+    by_group = by_file.rename(columns={"file": "asset"}).assign(asset=lambda f: f["asset"].map(lambda p: Path(p).stem))
+    for data, jobs in ((fleet_dir / "fleet.parquet", "2"), (long_csv, "1")):
+        out = tmp_path / f"{data.stem}-{data.suffix[1:]}.csv"
+        result = invoke("score", data, "--group", "asset", "--run", fleet_run, "--jobs", jobs, "--output", out)
+        assert result.exit_code == 0, result.output
+        assert pd.read_csv(out, dtype=str).equals(by_group), data
+    metrics = json.loads((tmp_path / "m.json").read_text())["series"]
+    assert [m["rows"] for m in metrics] == [1200] * 3 and all(m["metrics"]["events"] >= 2 for m in metrics)
+
+
+def test_the_installed_command_trains_on_a_glob_and_scores_a_parquet_fleet(tmp_path: Path, fleet_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    exe = str(Path(sys.executable).with_name("rareevent"))
+    done = subprocess.run([exe, "train", "exports/*.csv", *TINY, "--runs-dir", tmp_path / "runs", "--name", "fleet", "--quiet"], cwd=fleet_dir, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == str(tmp_path / "runs" / "fleet"), done.stderr
+    done = subprocess.run([exe, "score", "fleet.parquet", "--group", "asset", "--run", tmp_path / "runs" / "fleet", "--output", tmp_path / "w.csv", "--quiet"], cwd=fleet_dir, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    windows = pd.read_csv(tmp_path / "w.csv")
+    assert windows["asset"].unique().tolist() == ["pump_001", "pump_002", "pump_003"] and len(windows) == 3 * 1198
+    done = subprocess.run([exe, "score", "none/*.parquet", "--group", "asset", "--run", tmp_path / "runs" / "fleet"], cwd=fleet_dir, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr == "error: none/*.parquet: no file matches this pattern\n" and done.stdout == ""
