@@ -123,7 +123,7 @@ def score(
         series = Series(Path(f"{group}={value}"), str(value))
         windows, _ = score_frame(_in_time_order(frame, time), series, folder, group=group, time=time, label=label, fill=fill, options=options)
         windows.insert(0, group, value)
-        return windows
+        return _for_arrow(windows)
 
     return _by_group(df, group).applyInPandas(score_group, schema)
 
@@ -132,6 +132,11 @@ def _by_group(df: DataFrame, group: str) -> Any:
     """``df`` grouped by ``group``, its groups spread over several tasks (adaptive execution would put a few small groups in one)."""
     tasks = 4 * df.sparkSession.sparkContext.defaultParallelism
     return df.repartition(tasks, group).groupBy(group)
+
+
+def _for_arrow(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as plain objects: pyspark cannot send pandas' Arrow-backed strings once they span several chunks."""
+    return frame.astype({name: object for name in frame.columns if pd.api.types.is_string_dtype(frame[name])})
 
 
 def _in_time_order(frame: pd.DataFrame, time: str | None) -> pd.DataFrame:
@@ -190,7 +195,7 @@ def train(
             check_run_name(value)
             data = validate_series(series, raw, raw.frame, fill)
             result = train_series([(series, data)], RareEventDetector(**params), fill=fill, context=context, valid_frac=valid_frac, test_frac=test_frac, name=value, max_gap=max_gap)
-            return pd.DataFrame({"group": [value], "summary": [json.dumps(save_group_run(Path(shared), result, group), allow_nan=False)]})
+            return _for_arrow(pd.DataFrame({"group": [value], "summary": [json.dumps(save_group_run(Path(shared), result, group), allow_nan=False)]}))
 
         rows = _collect(_by_group(df, group).applyInPandas(fit_group, "group string, summary string"))
         summary = {"format_version": 1, "name": name, "group_column": group, "runs": {row["group"]: json.loads(row["summary"]) for row in sorted(rows, key=lambda r: r["group"])}}
