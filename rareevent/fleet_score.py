@@ -23,14 +23,14 @@ from typing import Any
 
 import pandas as pd
 
+from rareevent.detector import PREDICT_BATCH
 from rareevent.errors import RareEventError
 from rareevent.fleet import group_run, read_fleet
 from rareevent.load import Columns, Reading, ReadingOptions, check_fill, sniff
 from rareevent.runs import load_run
-from rareevent.detector import PREDICT_BATCH
 from rareevent.scoring import DEFAULT_CHUNK_ROWS, ScoreResult, StreamScorer, WindowWriter, _to_the_end, score_csv
-from rareevent.storage import TEMP_PREFIX
 from rareevent.series import Series, expand, group_values, groups_of, is_table, naming, read_table, read_whole, table_format, table_header
+from rareevent.storage import TEMP_PREFIX
 
 _LOADED: dict[str, tuple[dict[str, Any], Any]] = {}  # run folder -> (record, detector), once per process
 

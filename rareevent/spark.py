@@ -32,8 +32,6 @@ from rareevent.series import Series, frame_table, validate_series
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-WINDOW_COLUMNS = ("row", "time", "error", "flagged", "top_features", "label")
-
 
 def _pyspark() -> Any:
     try:
