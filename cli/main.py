@@ -518,15 +518,15 @@ def _print_train_summary(record: dict[str, Any], path: Path, reading: str | None
 
 def _series_table(record: dict[str, Any]) -> Table:
     """One row per series of a fleet run: its rows and its own test (else validation) metrics."""
-    table = Table(title=f"run {record['name']}: per series (pooled metrics above)")
-    table.add_column(record.get("group_column") or "file", overflow="fold", min_width=8)
-    for column in ("rows", "part", "precision", "recall", "F1", "PR-AUC", "events caught", "false alarms"):
-        table.add_column(column, justify="left" if column == "part" else "right")
+    table = Table(title=f"run {record['name']}: per series, test metrics (* validation: no test part)")
+    table.add_column(record.get("group_column") or "file", overflow="fold", min_width=12)
+    for column in ("rows", "precision", "recall", "F1", "PR-AUC", "events", "false alarms"):
+        table.add_column(column, justify="right")
     for series in record["series"]:
         part = "test" if series["metrics"].get("test") else "valid"
         m = series["metrics"].get(part)
         cells = (_fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]), _fmt(m["pr_auc"]), _events(m), str(m["false_alarms"])) if m else ("-",) * 6
-        table.add_row(series["name"], f"{series['rows']:,}", part if m else "-", *cells)
+        table.add_row(series["name"] + ("*" if m and part == "valid" else ""), f"{series['rows']:,}", *cells)
     return table
 
 

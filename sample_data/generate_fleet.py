@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import COLUMNS, START, STEP, inject, latent_drivers, place_events, sensors  # noqa: E402
 
 SEED = 20260112
-ROWS_PER_EVENT = 1500
+ROWS_PER_EVENT = 500
 NOISE = {"motor_current": 0.6, "vibration_rms": 0.15, "bearing_temp": 0.3, "discharge_pressure": 0.08, "flow_rate": 1.5, "suction_pressure": 0.02, "motor_speed": 4.0, "oil_temp": 0.25}
 
 
