@@ -26,10 +26,10 @@ import pandas as pd
 from rareevent.detector import PREDICT_BATCH
 from rareevent.errors import RareEventError
 from rareevent.fleet import group_run, read_fleet
-from rareevent.load import Columns, Reading, ReadingOptions, check_fill, sniff
+from rareevent.load import Columns, Reading, ReadingOptions, check_fill, columns_for_model, sniff
 from rareevent.runs import load_run
 from rareevent.scoring import DEFAULT_CHUNK_ROWS, ScoreResult, StreamScorer, WindowWriter, _to_the_end, score_csv
-from rareevent.series import Series, expand, group_values, groups_of, is_table, naming, read_table, read_whole, table_format, table_header
+from rareevent.series import Series, expand, group_values, groups_of, is_table, naming, read_table, read_whole, table_format, table_header, table_reading
 from rareevent.storage import TEMP_PREFIX
 
 _LOADED: dict[str, tuple[dict[str, Any], Any]] = {}  # run folder -> (record, detector), once per process
@@ -291,12 +291,15 @@ def score_frame(
     the same blocks of windows as :func:`score_csv`, so the windows equal
     those of the series written to a file and scored alone. Without
     ``sink`` the windows are returned. ``reading`` says how the cells are
-    read when the file they come from settled it (default: from the rows).
+    read when the file they come from settled it (default: as a typed table's).
     """
     record, detector = loaded_run(folder)
     frame = frame.drop(columns=[group]) if group is not None else frame
     frame = frame.reset_index(drop=True)
     fmt = table_format(series.where, frame.columns)
+    if reading is None:  # a typed table: numbers need no decimal mark, times only a format when they are text
+        trained = Columns(features=record["features"], time=time or record["time_column"], label=label or record["label_column"])
+        reading = table_reading(frame, fmt, columns_for_model(fmt, trained), options or ReadingOptions(), Reading.from_record(record.get("reading")))
     scorer = StreamScorer(record, detector, source=series.where, fill=fill, options=options, time=time, label=label, batch=PREDICT_BATCH)
     scorer.begin(fmt, reading)
     kept: list[pd.DataFrame] = []

@@ -127,8 +127,13 @@ def score(
 
 
 def _by_group(df: DataFrame, group: str) -> Any:
-    """``df`` grouped by ``group``, its groups spread over several tasks (adaptive execution would put a few small groups in one)."""
-    tasks = 4 * df.sparkSession.sparkContext.defaultParallelism
+    """``df`` grouped by ``group`` over ``spark.sql.shuffle.partitions`` tasks.
+
+    Adaptive execution would coalesce a fleet's partitions into a few tasks
+    (three small groups into one): a fixed count keeps the groups apart, so
+    the cores share them out as they finish.
+    """
+    tasks = max(int(df.sparkSession.conf.get("spark.sql.shuffle.partitions")), df.sparkSession.sparkContext.defaultParallelism)
     return df.repartition(tasks, group).groupBy(group)
 
 
