@@ -64,7 +64,7 @@ def evaluate(arch: str, data: Path, channel: str, train_args: list[str], work: P
     out = work / "metrics.json"
     rareevent(["score", str(data / f"{channel}_test.csv"), "--run", str(runs / "r"), "--label", LABEL, "--metrics-out", str(out)], use_cli)
     metrics = json.loads(out.read_text())["metrics"]
-    lookback = json.loads((runs / "r" / "run.json").read_text())["lookback"]
+    lookback = json.loads((runs / "r" / "detector.json").read_text())["params"]["lookback"]
     return {**{k: metrics[k] for k in ("pr_auc", "roc_auc", "events", "events_detected", "false_alarms")}, "lookback": lookback}
 
 

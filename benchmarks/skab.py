@@ -90,7 +90,7 @@ def evaluate(arch: str, data: Path, use_cli: bool, train_args: list[str]) -> tup
             with open(csv, encoding="utf-8") as src, open(head, "w", encoding="utf-8") as dst:
                 dst.writelines(line for _, line in zip(range(TRAIN_ROWS + 1), src))
             flags = row_flags(csv, head, arch, train_args, work, use_cli)
-            with_context += bool(json.loads((work / "runs" / "r" / "run.json").read_text()).get("context_features"))
+            with_context += bool(json.loads((work / "runs" / "r" / "detector.json").read_text())["fitted"]["context_features_"])
             y = pd.read_csv(csv, sep=";", usecols=["anomaly"])["anomaly"].to_numpy() == 1
             for key, start in (("rest", TRAIN_ROWS), ("all", 0)):
                 yy, ff = y[start:], flags[start:]

@@ -125,8 +125,8 @@ def _phase_score(csv: Path, who: str, run: Path) -> dict:
 
         record, detector = load_run(run)
         frame = pd.read_csv(csv)
-        X = frame[record["features"]].to_numpy()
-        X = (X - np.asarray(record["scaler_mean"])) / np.asarray(record["scaler_scale"])
+        X = frame[detector.feature_names_in_].to_numpy()
+        X = (X - detector.scaler_.mean_) / detector.scaler_.scale_
         W = seed_temporalize(X, LOOKBACK)
         reconstruction = detector.model_.predict(W, verbose=0)
         mse = np.mean(np.power(W - reconstruction, 2), axis=(1, 2))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import traceback
@@ -24,6 +25,7 @@ from rich.table import Table
 
 from rareevent.cli import recipe
 from rareevent.errors import RareEventError
+from rareevent.model import ARCHITECTURES, LSTM_ARCHS
 
 if TYPE_CHECKING:
     from rareevent.detector import EpochCallback
@@ -44,12 +46,18 @@ EXIT_UNEXPECTED = 1
 EXIT_INTERRUPTED = 130
 
 # the fixed value sets of options, as the parser's choices (tests/test_cli_conventions.py checks them against the library's)
-Arch = StrEnum("Arch", {"ae": "ae", "plain": "plain", "pca": "pca"})
-LstmArch = StrEnum("LstmArch", {"ae": "ae", "plain": "plain"})
+Arch = StrEnum("Arch", {name: name for name in ARCHITECTURES})
+LstmArch = StrEnum("LstmArch", {name: name for name in LSTM_ARCHS})
+ARCH_HELP = ", ".join(f"{name} ({spec.help})" for name, spec in ARCHITECTURES.items())
+# the one mapping from estimator parameters to train's options: the option's name where it differs (others: the same name, --with-dashes)
+OPTION_OF_PARAM = {"score_kind": "score"}
+# parameters train does not pass as given: context names are resolved against the file's columns; the rest are not options
+NOT_PASSED = {"context", "validation_fraction", "warm_start"}
 Activation = StrEnum("Activation", {"tanh": "tanh", "relu": "relu"})
 ScoreKind = StrEnum("ScoreKind", {"mean": "mean", "last": "last"})
 Fill = StrEnum("Fill", {"ffill": "ffill", "interpolate": "interpolate", "drop": "drop"})
 Engine = StrEnum("Engine", {"local": "local", "spark": "spark"})
+FollowFormat = StrEnum("FollowFormat", {"csv": "csv", "jsonl": "jsonl"})
 
 
 def _complete_run(ctx: typer.Context, incomplete: str) -> list[str]:
@@ -94,7 +102,7 @@ def _errors() -> Iterator[None]:
     except RareEventError as exc:
         if _state["debug"]:
             traceback.print_exc()
-        _fail(str(exc), EXIT_DATA)
+        _fail(_in_cli_terms(exc), EXIT_DATA)
     except KeyboardInterrupt:
         _fail("interrupted; nothing was written", EXIT_INTERRUPTED)
     except (typer.Exit, typer.TyperException):
@@ -104,6 +112,14 @@ def _errors() -> Iterator[None]:
             traceback.print_exc()
         text = " ".join(str(exc).split())[:200]
         _fail(f"unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)", EXIT_UNEXPECTED)
+
+
+def _in_cli_terms(exc: RareEventError) -> str:
+    """The error's one line, naming the option where the library names an estimator parameter (``margin`` -> ``--margin``)."""
+    text = str(exc)
+    if exc.param and text.startswith(f"{exc.param} "):
+        return "--" + OPTION_OF_PARAM.get(exc.param, exc.param).replace("_", "-") + text[len(exc.param) :]
+    return text
 
 
 def _warn(message: str) -> None:
@@ -143,7 +159,7 @@ def _print_version(value: bool) -> None:
         from rareevent.model import versions
 
         v = versions()
-        typer.echo(f"rareevent {v['rareevent']}, keras {v['keras']}, backend {v['backend']} {v['backend_version'] or '(version unknown)'}")
+        typer.echo(f"rareevent {v['rareevent']}, keras {v['keras']}, backend {v['backend']} {v['backend_version'] or '(version unknown)'}, device {v['device']}")
         raise typer.Exit()
 
 
@@ -178,7 +194,7 @@ def _reading_options(decimal: str | None, time_format: str | None, dayfirst: boo
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the versions of rareevent, Keras and its backend, and exit.", is_eager=True, callback=_print_version)] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the versions of rareevent, Keras and its backend, the device models run on, and exit.", is_eager=True, callback=_print_version)] = False,
 ) -> None:
     _state["debug"] = debug
     _set_output()
@@ -256,7 +272,7 @@ def train(
     ctx: typer.Context,
     data: Annotated[list[Path], typer.Argument(help="Sensor CSV (',', ';' or tab separated) or Parquet file(s), or a quoted glob like 'exports/*.csv'; may come from the recipe.")],
     config: Annotated[Path | None, typer.Option("--config", help="TOML recipe: options from its \\[train] table; the command line overrides them.", is_eager=True, callback=_read_config)] = None,
-    arch: Annotated[Arch, typer.Option(help="ae (LSTM autoencoder), plain (LSTM, no bottleneck) or pca (the PCA reconstruction baseline).")] = Arch.ae,
+    arch: Annotated[Arch, typer.Option(help=f"{ARCH_HELP}.")] = Arch.ae,
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
     lead: Annotated[int, typer.Option(help="Early warning: a window is positive when an event starts within this many rows after it.")] = 0,
     units: Annotated[str, typer.Option(help="LSTM units u1,u2.")] = "32,16",
@@ -266,7 +282,7 @@ def train(
     threshold: Annotated[str | None, typer.Option(help="f1, fbeta:B, pr-cross, precision:P or quantile[:Q]; default f1 with labels, quantile without.")] = None,
     margin: Annotated[float, typer.Option(help="Multiply the chosen threshold by this (above 1: fewer false alarms on data that drifts after validation).")] = 1.0,
     epochs: Annotated[int, typer.Option(help="Most training epochs (early stopping usually ends sooner).")] = 40,
-    batch_size: Annotated[int | None, typer.Option(help="Windows per training batch (default: about 100 steps per epoch, 16..128).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Windows per training batch (default: about 100 steps per epoch, 16..128 on a CPU, 16..2048 on a GPU).")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Adam learning rate (default: 1e-3 x sqrt(batch/16)).")] = None,
     patience: Annotated[int, typer.Option(help="Epochs without validation improvement before stopping.")] = 5,
     valid_frac: Annotated[float, typer.Option(help="Fraction of rows (after train) for validation and the threshold.")] = 0.2,
@@ -304,23 +320,9 @@ def train(
         from rareevent.training import default_run_name
         from rareevent.training import train as run_training
 
-        detector = RareEventDetector(
-            arch=arch,
-            lookback=lookback,
-            units=_parse_units(units),
-            activation=activation,
-            lead=lead,
-            score_kind=score,
-            smooth=smooth,
-            threshold=threshold,
-            margin=margin,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            patience=patience,
-            seed=seed,
-            normalize=normalize,
-        )
+        options = {**ctx.params, "units": _parse_units(units)}
+        params = [key for key in RareEventDetector().get_params() if key not in NOT_PASSED]
+        detector = RareEventDetector(**{key: options[OPTION_OF_PARAM.get(key, key)] for key in params})
         reading = _reading_options(decimal, time_format, dayfirst, time_unit)
         if resample is None and agg != "mean":
             raise RareEventError(f"--agg {agg} needs --resample: it says how the rows of a grid cell are combined")
@@ -384,14 +386,21 @@ def _print_per_group(folder: Path, summary: dict[str, Any], as_json: bool, quiet
 
 
 def _train_summary(record: dict[str, Any], path: Path) -> dict[str, Any]:
-    """What ``train --json`` prints: where the run went, its threshold and metrics (run.json holds the rest)."""
-    from rareevent.runs import MODEL_FILE, PCA_FILE, RUN_FILE, SCORES_FILE
+    """What ``train --json`` prints: where the run went, its threshold and metrics (run.json and detector.json hold the rest)."""
+    from rareevent.detector import DETECTOR_FILE, PCA_FILE, WEIGHTS_FILE
+    from rareevent.model import ARCHITECTURES
+    from rareevent.runs import RUN_FILE, SCORES_FILE
 
     keys = ("name", "arch", "threshold", "threshold_strategy", "margin", "score_kind", "smooth", "metrics", "baseline", "windows", "epochs_run", "best_epoch", "train_seconds")
     return {
         **{key: record[key] for key in keys},
         "path": str(path),
-        "files": {"run": str(path / RUN_FILE), "model": str(path / (PCA_FILE if record["arch"] == "pca" else MODEL_FILE)), "scores": str(path / SCORES_FILE)},
+        "files": {
+            "run": str(path / RUN_FILE),
+            "detector": str(path / DETECTOR_FILE),
+            "model": str(path / (WEIGHTS_FILE if ARCHITECTURES[record["arch"]].build else PCA_FILE)),
+            "scores": str(path / SCORES_FILE),
+        },
         "warnings": {"constant_features": record["constant_features"], "trending_features": record["trending_features"]},
         "context_features": record["context_features"],
         "filled_cells": record["filled_cells"],
@@ -436,9 +445,10 @@ def _save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, o
 
     The summary is rich tables, the JSON of ``--json``, or with ``--quiet`` the run folder's path alone.
     """
+    from rareevent.runs import run_view
     from rareevent.training import save
 
-    record = result.record
+    record = run_view(result.record, result.detector)
     if record["constant_features"]:
         _warn(f"constant column(s) in the normal training rows: {', '.join(record['constant_features'])}; kept neutral (scaled to 0)")
     if record["trending_features"]:
@@ -488,6 +498,7 @@ def _print_train_summary(record: dict[str, Any], path: Path, reading: str | None
     n = record["windows"]
     table.add_row("windows", f"train {n['train_normal']} normal, valid {n.get('valid', 0)}, test {n.get('test', 0)}")
     table.add_row("epochs", f"{record['epochs_run']} run, best {record['best_epoch']} ({record['train_seconds']:.1f} s)")
+    table.add_row("ran on", f"{record['versions']['backend']}, {record['versions'].get('device', 'cpu')}, batch {record['batch_size'] or '-'}")
     margin = f" x {record['margin']:g}" if record["margin"] != 1 else ""
     table.add_row("threshold", f"{record['threshold']:.6g} ({record['threshold_strategy']}{margin}, score {record['score_kind']}, smooth {record['smooth']})")
     table.add_row("model", f"{record['arch']}, lookback {record['lookback']}, units {record['units']}, {record['parameters']:,} parameters")
@@ -555,12 +566,12 @@ def update(
 ) -> None:
     """Refit a run's scaler and threshold on newer data, continue training its model, and save a new run."""
     with _errors(), ExitStack() as stack:
-        from rareevent.runs import read_record, reserve_run, resolve_run
+        from rareevent.runs import read_run, reserve_run, resolve_run
         from rareevent.training import check_update_slot, default_run_name
         from rareevent.training import update as run_update
 
         folder = resolve_run(run, runs_dir)
-        name = name or default_run_name(read_record(folder)["arch"])
+        name = name or default_run_name(read_run(folder)["arch"])
         check_update_slot(folder, runs_dir, name, overwrite)  # before training, not after
         stack.enter_context(reserve_run(runs_dir, name, overwrite))
         with _epoch_progress(f"updating {folder.name}", epochs) as on_epoch:
@@ -651,10 +662,10 @@ def _estimate_rows(path: Path) -> int | None:
 
 @app.command()
 def score(
-    data: Annotated[list[Path], typer.Argument(help="New sensor CSV(s) or Parquet file(s) with the trained feature columns (labels optional), or a quoted glob.")],
+    data: Annotated[list[Path], typer.Argument(help="New sensor CSV(s) or Parquet file(s) with the trained feature columns (labels optional), or a quoted glob; - reads standard input.")],
     run: RunOption = None,
     runs_dir: RunsDir = Path("runs"),
-    output: Annotated[Path | None, typer.Option(help="Write one row per window to this .csv or .json file.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Write one row per window to this .csv or .json file (--follow: .csv or .jsonl, written as it goes).")] = None,
     metrics_out: Annotated[Path | None, typer.Option(help="Write the metrics (needs the label column) to this .json file.")] = None,
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read per chunk; memory stays bounded by it.")] = 100_000,
     fill: FillOption = None,
@@ -669,6 +680,9 @@ def score(
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Worker processes for many series (default: the cores).")] = None,
     engine: Annotated[Engine, typer.Option("--engine", help="local (processes on this machine) or spark (one task per group; writes a Parquet folder).")] = Engine.local,
     master: Annotated[str, typer.Option("--master", help="Spark master with --engine spark: local[*], local[2], spark://HOST:7077, yarn.")] = "local[*]",
+    follow: Annotated[bool, typer.Option("--follow", help="Tail DATA as another program appends to it: score each line as soon as its window is complete, until Ctrl-C.")] = False,
+    output_format: Annotated[FollowFormat | None, typer.Option("--format", help="--follow output: csv or jsonl (JSON Lines, with alarm events) (default: from --output's extension, else csv).")] = None,
+    poll: Annotated[str, typer.Option(help="--follow: how often to look for new lines, like 0.2s or 500ms.")] = "0.2s",
     quiet: QuietOption = False,
 ) -> None:
     """Score DATA with a saved run: flag windows at or above the threshold and explain each alarm.
@@ -687,6 +701,18 @@ def score(
         from rareevent.scoring import WindowWriter, file_has_labels, score_csv
         from rareevent.storage import atomic_file
 
+        piped = str(data) == "-"
+        if follow:
+            if piped or metrics_out is not None:
+                raise RareEventError("--follow tails a file, and has no end to measure metrics at: leave out " + ("-" if piped else "--metrics-out"))
+            kind = output_format.value if output_format else _output_kind(output, ("csv", "jsonl")) if output else "csv"
+            seconds = _seconds(poll, "--poll")
+            reading = _reading_options(decimal, time_format, dayfirst, time_unit)
+            _check_outputs(data, {"--output": output})
+            record, detector = load_run(resolve_run(run, runs_dir))
+            _follow(data, record, detector, output, kind, seconds, fill, reading, time, label)
+        if output_format is not None:
+            raise RareEventError("--format is for --follow; without it the output's kind follows --output's extension (.csv or .json)")
         kind = _output_kind(output, ("csv", "json")) if output else None
         reading = _reading_options(decimal, time_format, dayfirst, time_unit)
         if metrics_out is not None:
@@ -697,9 +723,9 @@ def score(
         label_column = label or record["label_column"]
         if metrics_out is not None and label_column is None:
             raise RareEventError(f"--metrics-out needs labels, and run {record['name']!r} was trained without a label column", hint="name the file's label column with --label")
-        if metrics_out is not None and not file_has_labels(data, label_column):
+        if metrics_out is not None and not piped and not file_has_labels(data, label_column):
             raise RareEventError(f"{data}: --metrics-out needs the label column {label_column!r}, which the file does not have")
-        total = _estimate_rows(Path(data)) if Path(data).is_file() and Path(data).stat().st_size > 4 * chunk_rows else None
+        total = _estimate_rows(Path(data)) if not piped and Path(data).is_file() and Path(data).stat().st_size > 4 * chunk_rows else None
         progress = _rows_progress(Path(data))
         task = progress.add_task("score", total=total)
         with ExitStack() as stack:  # both outputs are renamed into place only when both are complete
@@ -707,18 +733,25 @@ def score(
             metrics_temp = stack.enter_context(atomic_file(metrics_out)) if metrics_out else None
             writer = stack.enter_context(WindowWriter(temp, kind)) if temp else None
             with progress:
-                result = score_csv(
-                    data,
-                    record,
-                    detector,
-                    chunk_rows=chunk_rows,
-                    fill=fill,
-                    sink=writer,
-                    on_progress=lambda n: progress.advance(task, n),
-                    options=reading,
-                    time=time,
-                    label=label,
-                )
+                if piped:
+                    from rareevent.follow import score_pipe
+
+                    result = score_pipe(sys.stdin.buffer, record, detector, fill=fill, sink=writer, options=reading, time=time, label=label)
+                    if metrics_out is not None and result.metrics is None:
+                        raise RareEventError(f"<stdin>: --metrics-out needs the label column {label_column!r}, which the data does not have")
+                else:
+                    result = score_csv(
+                        data,
+                        record,
+                        detector,
+                        chunk_rows=chunk_rows,
+                        fill=fill,
+                        sink=writer,
+                        on_progress=lambda n: progress.advance(task, n),
+                        options=reading,
+                        time=time,
+                        label=label,
+                    )
             summary = {"run": record["name"], "file": str(data), "rows": result.n_rows, "windows": result.n_windows, "flagged": int(result.flagged.sum()), "threshold": result.threshold, "segments": result.n_segments}
             if writer:
                 writer.finish({"alarms": result.alarms, "metrics": result.metrics, "summary": summary})
@@ -828,6 +861,109 @@ def _score_on_spark(data: list[Path], folder: Path, *, group: str | None, master
     out.print(f"scored {frame.select(group).distinct().count()} group(s) of {len(files)} file(s) on Spark ({master}); windows written to {output}")
 
 
+def _seconds(text: str, option: str) -> float:
+    """A short duration (``0.2s``, ``500ms``, ``1``: seconds) as seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)?\s*", text)
+    if match is None or float(match.group(1)) <= 0:
+        raise RareEventError(f"{option} {text!r}: give a duration above 0 like 0.2s or 500ms")
+    return float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
+
+
+def _follow(data: Path, record: dict[str, Any], detector: Any, output: Path | None, kind: str, poll: float, fill: str | None, reading: Any, time: str | None, label: str | None) -> NoReturn:
+    """``score --follow``: score lines as they are written until Ctrl-C or SIGTERM, then print a summary; exit 130.
+
+    The windows go to ``output`` (else stdout) line by line as they are
+    scored, so that file grows as it goes instead of appearing whole;
+    alarm episodes are announced on stderr as they open and close (and as
+    events in JSON Lines).
+    """
+    import time as clock
+
+    from rareevent.follow import Follower
+
+    stopped: list[int] = []
+    handlers = {signum: signal.signal(signum, lambda number, frame: stopped.append(number)) for signum in (signal.SIGINT, signal.SIGTERM)}
+    err = Console(stderr=True, highlight=False, soft_wrap=True, color_system=None if os.environ.get("NO_COLOR") else "auto", quiet=_state["quiet"])
+    follower = Follower(data, record, detector, fill, reading, time, label)
+    try:
+        with open(output, "w", encoding="utf-8", newline="") if output else _stdout() as handle:
+            lines = _FollowLines(handle, kind, err)
+            if not data.exists():
+                _note(f"{data}: waiting for the file to appear")
+            while not stopped:
+                update = follower.poll()
+                if update.restarted:
+                    _warn(f"{update.restarted} (a new segment: no window spans the two)")
+                lines.write(update)
+                if not update.rows and not update.restarted and not follower.pending:
+                    clock.sleep(poll)
+            summary = follower.summary()
+            lines.event("summary", summary)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        follower.close()
+    opened = summary["open_episode"]
+    err.print(
+        f"stopped following [bold]{data}[/]: {summary['rows']:,} rows, {summary['windows']:,} windows, {summary['flagged']:,} flagged "
+        f"(threshold {summary['threshold']:.6g}), {summary['alarm_episodes']} alarm episode(s) closed"
+        + (f", one open since row {opened['start_row']}" if opened else "")
+        + (f", {summary['restarts']} restart(s) of the file" if summary["restarts"] else "")
+    )
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@contextmanager
+def _stdout() -> Iterator[Any]:
+    """Standard output as a context manager that leaves it open."""
+    yield sys.stdout
+
+
+class _FollowLines:
+    """The windows of ``score --follow`` as CSV or JSON Lines, with each alarm event right after the window it belongs to."""
+
+    def __init__(self, handle: Any, kind: str, err: Console) -> None:
+        self.handle, self.kind, self.err = handle, kind, err
+        self.header = kind == "csv"
+
+    def write(self, update: Any) -> None:
+        frame = update.windows
+        rows = frame["row"].tolist() if len(frame) else []
+        if self.kind == "csv":
+            text = frame.to_csv(header=self.header, index=False, lineterminator="\n") if len(frame) else ""
+            lines = text.splitlines(keepends=True)
+            if self.header and lines:
+                self.handle.write(lines.pop(0))
+                self.header = False
+        else:
+            text = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="s", double_precision=15) if len(frame) else ""
+            lines = [line + "\n" for line in text.splitlines()]
+        items = [(row, 0, line) for row, line in zip(rows, lines)]
+        items += [(alarm["end_row"], 1, ("alarm_closed", alarm)) for alarm in update.closed]
+        items += [(alarm["start_row"], 2, ("alarm_opened", alarm)) for alarm in update.opened]
+        items.sort(key=lambda item: (item[0], item[1]))
+        for _, _, item in items:
+            if isinstance(item, str):
+                self.handle.write(item)
+            else:
+                self.event(*item)
+        self.handle.flush()
+
+    def event(self, name: str, fields: dict[str, Any]) -> None:
+        """An alarm event or the summary: a JSON Lines record, and a line on stderr."""
+        if self.kind == "jsonl":
+            self.handle.write(json.dumps({"event": name, **fields}, allow_nan=False) + "\n")
+            self.handle.flush()
+        when = lambda key: f" ({fields[key]})" if key in fields else ""  # noqa: E731
+        if name == "alarm_opened":
+            self.err.print(f"[bold red]alarm opened[/] at row {fields['start_row']}{when('start_time')}: error {fields['error']:.4g}")
+        elif name == "alarm_closed":
+            self.err.print(
+                f"[bold]alarm closed[/]: rows {fields['start_row']}-{fields['end_row']}{when('end_time')}, {fields['windows']} window(s), "
+                f"peak {fields['peak_error']:.4g}, top sensors {fields['top_features'].replace(';', ' ')}"
+            )
+
+
 def _print_paths(quiet: bool, *paths: Path | None) -> None:
     """With ``--quiet``, the files a command wrote: its only output besides errors."""
     for path in paths:
@@ -883,7 +1019,7 @@ def encode(
     _set_output(quiet)
     with _errors():
         from rareevent.detector import require_bottleneck
-        from rareevent.runs import load_run, read_record, resolve_run
+        from rareevent.runs import load_run, read_run, resolve_run
         from rareevent.scoring import WindowWriter, encode_csv
         from rareevent.storage import atomic_file
 
@@ -891,7 +1027,7 @@ def encode(
         reading = _reading_options(decimal, time_format, dayfirst, time_unit)
         _check_outputs(data, {"--output": output})
         folder = resolve_run(run, runs_dir)
-        require_bottleneck(read_record(folder)["arch"])
+        require_bottleneck(read_run(folder)["arch"])  # before Keras is imported
         record, detector = load_run(folder)
         with atomic_file(output) as temp, WindowWriter(temp, kind) as writer:
             n, filled = encode_csv(data, record, detector, writer, chunk_rows=chunk_rows, fill=fill, options=reading)
@@ -910,16 +1046,16 @@ def report(
     plot: Annotated[Path | None, typer.Option(help="Draw the error over time and the PR curve of one run to this .png (needs rareevent[plot]).")] = None,
     show_recipe: Annotated[bool, typer.Option("--recipe", help="Print the TOML recipe that trains one run again (rareevent train --config).")] = False,
 ) -> None:
-    """Compare saved runs: test metrics, events caught, false alarms, and ae against plain."""
+    """Compare saved runs: test metrics, events caught, false alarms, and each two architectures trained on the same file."""
     with _errors():
         from rareevent.report import collect, comparisons
-        from rareevent.runs import RUN_FILE, read_record, resolve_run
+        from rareevent.runs import RUN_FILE, read_run, resolve_run
 
         if show_recipe:
             if (runs and len(runs) > 1) or plot is not None or as_json:
                 raise RareEventError("--recipe prints the recipe of one run; name a single RUN, without --plot or --json")
             folder = resolve_run(runs[0] if runs else None, runs_dir)
-            typer.echo(recipe.recipe_text(read_record(folder), folder / RUN_FILE), nl=False)
+            typer.echo(recipe.recipe_text(read_run(folder), folder / RUN_FILE), nl=False)
             return
         if plot is not None:
             from rareevent.plot import plot_run
@@ -927,7 +1063,7 @@ def report(
             if runs and len(runs) > 1:
                 raise RareEventError("--plot draws one run; name a single RUN")
             folder = resolve_run(runs[0] if runs else None, runs_dir)
-            plot_run(folder, read_record(folder), plot)
+            plot_run(folder, read_run(folder), plot)
             out.print(f"plot of {folder.name} written to {plot}")
             return
         summaries, skipped = collect(runs or [], runs_dir)
@@ -972,12 +1108,14 @@ def _print_runs_table(summaries: list[dict[str, Any]]) -> None:
 
 
 def _print_comparison(pair: dict[str, Any]) -> None:
-    table = Table(title=f"ae vs plain on {Path(pair['input_file']).name}: does the bottleneck help?")
+    first, second = pair["archs"]
+    question = ": does the bottleneck help?" if (first, second) == ("ae", "plain") else ""
+    table = Table(title=f"{first} vs {second} on {Path(pair['input_file']).name}{question}")
     table.add_column("metric", style="bold")
-    table.add_column(f"ae ({pair['ae']})", justify="right")
-    table.add_column(f"plain ({pair['plain']})", justify="right")
+    table.add_column(f"{first} ({pair[first]})", justify="right")
+    table.add_column(f"{second} ({pair[second]})", justify="right")
     for key, values in pair["metrics"].items():
-        table.add_row(key, _fmt(values["ae"]), _fmt(values["plain"]))
+        table.add_row(key, _fmt(values[first]), _fmt(values[second]))
     out.print(table)
     if pair["better_f1"]:
         out.print(f"higher F1: [bold]{pair['better_f1']}[/]")

@@ -1,35 +1,52 @@
-"""The estimator: scaler + LSTM reconstruction model + threshold, fit together.
+"""The estimator: scaler + reconstruction model + threshold, fit together, and its one saved artifact.
 
-``RareEventDetector`` follows scikit-learn's habits: parameters in
-``__init__``, everything learned in attributes ending in ``_``
-(``scaler_``, ``model_``, ``threshold_``, ``decision_scores_`` and
-``labels_`` of the validation windows, ``history_``), and ``fit`` /
-``score_windows`` / ``predict``. It works on arrays that ``load`` has already
-checked; reading files and writing run folders live elsewhere.
+``RareEventDetector`` follows scikit-learn's estimator protocol: parameters
+in ``__init__`` (``get_params``, ``set_params``, ``clone``), everything
+learned in attributes ending in ``_`` (``feature_names_in_``, ``scaler_``,
+``model_``, ``threshold_``, ``decision_scores_`` and ``labels_`` of the
+validation windows, ``history_``, ...), ``fit`` / ``decision_function`` /
+``predict``. ``save(folder)`` writes ``detector.json`` (the parameters and
+every learned value but the weights) and the weights alone;
+``RareEventDetector.load(folder)`` rebuilds the model through the
+architecture registry and sets its weights, so a folder cannot make it run
+code. Reading CSV files and writing run folders live elsewhere.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from types import ModuleType
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
+import rareevent
 from rareevent import scaling, windows
 from rareevent.errors import RareEventError
-from rareevent.model import PCAModel, build_model, check_model_options, encoder, import_keras
+from rareevent.model import ARCHITECTURES, PCAModel, build_model, check_model_options, encoder, import_keras, on_accelerator
+from rareevent.storage import atomic_folder
 from rareevent.threshold import check_labels, choose_threshold, parse_strategy
 
 SCORE_KINDS = ("mean", "last")
 CONTEXT_RULES = ("auto", "none")
 PREDICT_BATCH = 4096
-MAX_SPAN = 100_000  # the most rows --lookback, --lead and --smooth may span; run.json is checked against the same bounds
+GPU_MAX_BATCH = 2048  # the largest auto batch on a GPU: it reached batch 128's validation loss (benchmarks/gpu.py)
+MAX_SPAN = 100_000  # the most rows lookback, lead and smooth may span; a saved detector is checked against the same bounds
 MAX_MARGIN = 1000.0
 MAX_SEED = 2**32 - 1  # numpy's seeds
+MAX_VALIDATION_FRACTION = 0.9
+DETECTOR_FILE = "detector.json"
+DETECTOR_FORMAT = 1
+WEIGHTS_FILE = "model.weights.h5"  # Keras models: the weights alone (no model description)
+PCA_FILE = "model.npz"  # the pca baseline: three arrays, read without pickle
 
 if TYPE_CHECKING:
     import keras
@@ -40,8 +57,10 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 class RareEventDetector(BaseEstimator):
     """Detect rare events as windows a model of normal behaviour cannot reconstruct.
 
-    Parameters are plain values so that a detector can be rebuilt from
-    ``run.json``; see the README for how each default was chosen.
+    Parameters are plain JSON values, so that a detector can be saved and
+    rebuilt; see the README for how each default was chosen.
+    ``validation_fraction`` is the share of the rows, at the end, that
+    ``fit`` keeps to choose the threshold and stop training early.
     ``warm_start`` (scikit-learn's sense) makes ``fit`` continue training the
     weights of ``model_`` instead of building a fresh model (``rareevent update``).
     """
@@ -64,6 +83,7 @@ class RareEventDetector(BaseEstimator):
         seed: int = 0,
         context: str | Sequence[int] = "auto",
         normalize: bool = False,
+        validation_fraction: float = 0.2,
         warm_start: bool = False,
     ) -> None:
         self.arch = arch
@@ -82,32 +102,65 @@ class RareEventDetector(BaseEstimator):
         self.seed = seed
         self.context = context
         self.normalize = normalize
+        self.validation_fraction = validation_fraction
         self.warm_start = warm_start
 
     def check_params(self) -> None:
-        """Refuse bad parameters before any data is read or any model built."""
+        """Refuse bad parameters (types included) before any data is read or any model built."""
         check_model_options(self.arch, self.activation, self.units, self.lookback)
         checks = [
-            (self.score_kind in SCORE_KINDS, f"--score must be one of {', '.join(SCORE_KINDS)}, got {self.score_kind!r}"),
-            (self.lookback <= MAX_SPAN, f"--lookback must be at most {MAX_SPAN}, got {self.lookback}"),
-            (1 <= self.smooth <= MAX_SPAN, f"--smooth must be between 1 and {MAX_SPAN}, got {self.smooth}"),
-            (0 < self.margin <= MAX_MARGIN, f"--margin must be above 0 and at most {MAX_MARGIN:g}, got {self.margin:g}"),
-            (0 <= self.lead <= MAX_SPAN, f"--lead must be between 0 and {MAX_SPAN}, got {self.lead}"),
-            (0 <= self.seed <= MAX_SEED, f"--seed must be between 0 and {MAX_SEED}, got {self.seed}"),
-            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
-            (self.patience >= 0, f"--patience must be 0 or more, got {self.patience}"),
-            (self.batch_size is None or self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-            (self.learning_rate is None or 0 < self.learning_rate < 1, f"--learning-rate must be in (0, 1), got {self.learning_rate}"),
+            ("score_kind", self.score_kind in SCORE_KINDS, f"must be one of {', '.join(SCORE_KINDS)}, got {self.score_kind!r}"),
+            ("lookback", self.lookback <= MAX_SPAN, f"must be at most {MAX_SPAN}, got {self.lookback}"),
+            ("smooth", _is_int(self.smooth) and 1 <= self.smooth <= MAX_SPAN, f"must be between 1 and {MAX_SPAN}, got {self.smooth}"),
+            ("margin", _is_number(self.margin) and 0 < self.margin <= MAX_MARGIN, f"must be above 0 and at most {MAX_MARGIN:g}, got {self.margin}"),
+            ("lead", _is_int(self.lead) and 0 <= self.lead <= MAX_SPAN, f"must be between 0 and {MAX_SPAN}, got {self.lead}"),
+            ("seed", _is_int(self.seed) and 0 <= self.seed <= MAX_SEED, f"must be between 0 and {MAX_SEED}, got {self.seed}"),
+            ("epochs", _is_int(self.epochs) and self.epochs >= 1, f"must be at least 1, got {self.epochs}"),
+            ("patience", _is_int(self.patience) and self.patience >= 0, f"must be 0 or more, got {self.patience}"),
+            ("batch_size", self.batch_size is None or (_is_int(self.batch_size) and self.batch_size >= 1), f"must be at least 1, got {self.batch_size}"),
+            ("learning_rate", self.learning_rate is None or (_is_number(self.learning_rate) and 0 < self.learning_rate < 1), f"must be in (0, 1), got {self.learning_rate}"),
+            ("threshold", self.threshold is None or isinstance(self.threshold, str), f"must be a strategy like f1 or pot, got {self.threshold!r}"),
+            ("normalize", isinstance(self.normalize, bool), f"must be true or false, got {self.normalize!r}"),
+            ("warm_start", isinstance(self.warm_start, bool), f"must be true or false, got {self.warm_start!r}"),
+            (
+                "validation_fraction",
+                _is_number(self.validation_fraction) and 0 < self.validation_fraction < MAX_VALIDATION_FRACTION,
+                f"must be above 0 and below {MAX_VALIDATION_FRACTION:g}, got {self.validation_fraction}",
+            ),
         ]
-        for ok, message in checks:
+        for param, ok, rule in checks:
             if not ok:
-                raise RareEventError(message)
+                raise RareEventError(f"{param} {rule}", param=param)
         if self.threshold is not None:
             parse_strategy(self.threshold)
-        if isinstance(self.context, str) and self.context not in CONTEXT_RULES:
-            raise RareEventError(f"context must be one of {', '.join(CONTEXT_RULES)} or a list of column indices, got {self.context!r}")
+        if isinstance(self.context, str):
+            context_ok = self.context in CONTEXT_RULES
+        else:
+            context_ok = isinstance(self.context, (list, tuple)) and all(_is_int(j) for j in self.context)
+        if not context_ok:
+            raise RareEventError(f"context must be one of {', '.join(CONTEXT_RULES)} or a list of column indices, got {self.context!r}", param="context")
 
-    def fit(
+    def fit(self, X: pd.DataFrame | np.ndarray, y: np.ndarray | pd.Series | None = None, *, on_epoch: EpochCallback | None = None) -> RareEventDetector:
+        """Fit on the rows of ``X`` (a DataFrame or an ``(n, F)`` array), oldest first.
+
+        The last ``validation_fraction`` of the rows choose the threshold and
+        stop training early; the model learns from the normal windows of the
+        rows before them. ``y`` (optional) holds a 0/1 label per row. A
+        DataFrame's column names become ``feature_names_in_``; an array's
+        columns are named ``x0``, ``x1``, ...
+        """
+        self.check_params()
+        names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
+        rows = _as_rows(X, "X")
+        labels = None if y is None else _as_labels(y, len(rows))
+        splits = windows.chronological_split(len(rows), self.validation_fraction, 0.0)
+        train, valid = slice(*splits["train"]), slice(*splits["valid"])
+        ahead = slice(splits["train"][0], splits["train"][1] + self.lead)  # train labels reach lead rows on
+        return self.fit_parts(
+            rows[train], None if labels is None else labels[ahead], rows[valid], None if labels is None else labels[valid], on_epoch=on_epoch, feature_names=names
+        )
+
+    def fit_parts(
         self,
         X_train: np.ndarray,
         y_train: np.ndarray | None,
@@ -116,8 +169,9 @@ class RareEventDetector(BaseEstimator):
         on_epoch: EpochCallback | None = None,
         starts_train: np.ndarray | None = None,
         starts_valid: np.ndarray | None = None,
+        feature_names: Sequence[str] | None = None,
     ) -> RareEventDetector:
-        """Fit on the normal windows of the train rows; pick the threshold on the valid rows.
+        """Fit on the normal windows of the train rows; pick the threshold on the valid rows (split by the caller).
 
         ``y_*`` are per-row 0/1 labels or ``None``; each may run up to
         ``lead`` rows past the end of its ``X_*`` (the labels of the rows
@@ -131,7 +185,7 @@ class RareEventDetector(BaseEstimator):
         self.check_params()
         strategy = parse_strategy(self.threshold or ("f1" if y_valid is not None else "pot"))
         if strategy.needs_labels and y_valid is None:
-            raise RareEventError(f"--threshold {strategy} needs a label column", hint="use --threshold pot (or quantile) for data without labels")
+            raise RareEventError(f"threshold {strategy} needs a label column", hint="use --threshold pot (or quantile) for data without labels", param="threshold")
         T = self.lookback
         for part, X in (("train", X_train), ("validation", X_valid)):
             if len(X) < T:
@@ -139,6 +193,9 @@ class RareEventDetector(BaseEstimator):
                     f"the {part} part has {len(X)} rows, fewer than one window of lookback {T}",
                     hint="use a longer file, a smaller --lookback or other --valid-frac/--test-frac",
                 )
+        n_features = X_train.shape[1]
+        self.feature_names_in_ = [f"x{j}" for j in range(n_features)] if feature_names is None else [str(name) for name in feature_names]
+        self.n_features_in_ = n_features
         y_train = np.zeros(len(X_train), np.int8) if y_train is None else np.asarray(y_train, np.int8)
         normal_rows = np.flatnonzero(y_train[: len(X_train)] == 0)
         normal = X_train[normal_rows] if normal_rows.size else X_train
@@ -192,7 +249,7 @@ class RareEventDetector(BaseEstimator):
             return [] if len(found) == n else found
         chosen = sorted({int(j) for j in self.context})
         if any(not 0 <= j < n for j in chosen):
-            raise RareEventError(f"context column indices must be in 0..{n - 1}, got {chosen}")
+            raise RareEventError(f"context column indices must be in 0..{n - 1}, got {chosen}", param="context")
         if len(chosen) == n:
             raise RareEventError("every column is context: at least one column must be left to score")
         return chosen
@@ -200,7 +257,7 @@ class RareEventDetector(BaseEstimator):
     def _train(self, train: np.ndarray, valid: np.ndarray, on_epoch: EpochCallback | None) -> keras.Model | PCAModel:
         targets = self.target_features_
         started = time.perf_counter()
-        if self.arch == "pca":
+        if ARCHITECTURES[self.arch].build is None:  # the closed-form pca baseline
             model = PCAModel.fit(train.reshape(-1, train.shape[2]), targets)
             self.train_seconds_ = time.perf_counter() - started
             self.batch_size_, self.learning_rate_, self.epochs_run_, self.best_epoch_ = None, None, 0, 0
@@ -213,13 +270,16 @@ class RareEventDetector(BaseEstimator):
             import tensorflow as tf
 
             tf.config.experimental.enable_op_determinism()
-        self.batch_size_ = self.batch_size or auto_batch_size(len(train))
+        accelerator = on_accelerator()
+        self.batch_size_ = self.batch_size or auto_batch_size(len(train), accelerator)
         self.learning_rate_ = self.learning_rate or auto_learning_rate(self.batch_size_)
+        if accelerator:
+            train = whole_batches(train, self.batch_size_, self.seed)
         if self.warm_start and hasattr(self, "model_"):
             model = self.model_
         else:
             model = build_model(self.arch, self.lookback, train.shape[2], tuple(self.units), self.activation, n_outputs=len(targets))
-        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate_), loss="mse")
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(keras, self.learning_rate_, self.batch_size_, len(train))), loss="mse")
         callbacks = [
             keras.callbacks.TerminateOnNaN(),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True),
@@ -275,7 +335,7 @@ class RareEventDetector(BaseEstimator):
         partial batch of a file) costs about 0.2 s of tracing, more than
         predicting the padding.
         """
-        if self.arch == "pca":
+        if isinstance(self.model_, PCAModel):
             return self.model_.predict_on_batch(batch)
         padded = np.zeros((PREDICT_BATCH, *batch.shape[1:]), np.float32)
         padded[: len(batch)] = batch
@@ -322,27 +382,127 @@ class RareEventDetector(BaseEstimator):
         raw = self._reconstruction_errors(windows.kept(windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback), keep))[0]
         return self.smooth_scores(raw, resets=windows.window_resets(starts, self.lookback)[keep]), keep
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """0/1 flag of every window of ``X``: smoothed score at or above ``threshold_``."""
-        return (self.smooth_scores(self.score_windows(X)[0]) >= self.threshold_).astype(np.int8)
+    def decision_function(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The smoothed score of every window of the rows ``X`` (one per row from row ``lookback - 1`` on).
+
+        A DataFrame's feature columns are taken by name (``feature_names_in_``);
+        an array must hold them in that order.
+        """
+        return self.smooth_scores(self.score_windows(self._rows_of(X))[0])
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """0/1 flag of every window of ``X``: ``decision_function`` at or above ``threshold_``."""
+        return (self.decision_function(X) >= self.threshold_).astype(np.int8)
+
+    def _rows_of(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "threshold_")
+        if isinstance(X, pd.DataFrame):
+            missing = [name for name in self.feature_names_in_ if name not in X.columns]
+            if missing:
+                raise RareEventError(f"X lacks the feature column(s) {', '.join(missing)} the detector was fitted on")
+            X = X[self.feature_names_in_]
+        rows = _as_rows(X, "X")
+        if rows.shape[1] != self.n_features_in_:
+            raise RareEventError(f"X has {rows.shape[1]} columns; the detector was fitted on {self.n_features_in_}")
+        if len(rows) < self.lookback:
+            raise RareEventError(f"X has {len(rows)} rows, fewer than one window of lookback {self.lookback}")
+        return rows
 
     def encode(self, X: np.ndarray) -> np.ndarray:
-        """The encoded vector (length ``units[1]``) of every window; ``ae`` only."""
+        """The encoded vector (length ``units[1]``) of every window; architectures with a bottleneck only."""
+        check_is_fitted(self, "threshold_")
         require_bottleneck(self.arch)
         scaled = windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback)
-        if getattr(self, "encoder_", None) is None:
-            self.encoder_ = encoder(self.model_)
-        return self.encoder_.predict(np.ascontiguousarray(scaled), batch_size=PREDICT_BATCH, verbose=0)
+        if getattr(self, "_encoder", None) is None:  # a cache, not a learned attribute
+            self._encoder = encoder(self.model_, self.arch)
+        return self._encoder.predict(np.ascontiguousarray(scaled), batch_size=PREDICT_BATCH, verbose=0)
+
+    def save(self, folder: str | Path, overwrite: bool = False) -> Path:
+        """Write ``detector.json`` and the weights into the new folder ``folder``, atomically."""
+        check_is_fitted(self, "threshold_")
+        if Path(folder).exists() and not overwrite:
+            raise RareEventError(f"{folder}: already exists", hint="pass overwrite=True to replace it")
+        with atomic_folder(folder, overwrite=overwrite) as temp:
+            self.write_files(temp)
+        return Path(folder)
+
+    def write_files(self, folder: Path) -> None:
+        """Write ``detector.json`` and the weights file into ``folder`` (a temporary folder being filled)."""
+        if isinstance(self.model_, PCAModel):
+            self.model_.save(folder / PCA_FILE)
+        else:
+            self.model_.save_weights(folder / WEIGHTS_FILE)
+        config = {
+            "format_version": DETECTOR_FORMAT,
+            "rareevent_version": rareevent.__version__,
+            "params": {key: list(value) if isinstance(value, tuple) else value for key, value in self.get_params().items()},
+            "fitted": {name: field.encode(getattr(self, name)) for name, field in FITTED.items()},
+        }
+        (folder / DETECTOR_FILE).write_text(json.dumps(config, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> RareEventDetector:
+        """The detector saved in ``folder``: ``detector.json`` checked field by field, then the model rebuilt and given its weights."""
+        detector = cls.read_config(folder)
+        detector.model_ = detector._load_model(Path(folder))
+        return detector
+
+    @classmethod
+    def read_config(cls, folder: str | Path) -> RareEventDetector:
+        """The detector of ``folder`` without its model (``model_`` unset): for showing a run without importing Keras."""
+        path = Path(folder) / DETECTOR_FILE
+        if not path.is_file():
+            raise RareEventError(f"{folder}: not a saved detector ({DETECTOR_FILE} missing)")
+        config = read_json(path)
+        if not isinstance(config, dict) or not _is_int(config.get("format_version")):
+            raise RareEventError(f"{path}: must hold a JSON object with an integer 'format_version'")
+        if config["format_version"] > DETECTOR_FORMAT:
+            raise RareEventError(f"{path}: format version {config['format_version']} is newer than this rareevent understands ({DETECTOR_FORMAT})", hint="upgrade rareevent")
+        params, fitted = config.get("params"), config.get("fitted")
+        expected = set(cls().get_params())
+        if not isinstance(params, dict) or set(params) != expected:
+            raise RareEventError(f"{path}: 'params' must hold exactly the parameters {', '.join(sorted(expected))}")
+        detector = cls(**{key: tuple(value) if key == "units" and isinstance(value, list) else value for key, value in params.items()})
+        try:
+            detector.check_params()
+        except RareEventError as exc:
+            raise RareEventError(f"{path}: {exc.message}", hint=exc.hint) from None
+        if not isinstance(fitted, dict):
+            raise RareEventError(f"{path}: field 'fitted' is missing or not an object")
+        for name, field in FITTED.items():
+            if name not in fitted:
+                raise RareEventError(f"{path}: required field 'fitted.{name}' is missing")
+            if not field.valid(fitted[name], fitted):
+                raise RareEventError(f"{path}: field 'fitted.{name}' has an invalid value {json.dumps(fitted[name])[:60]}")
+            setattr(detector, name, field.decode(fitted[name]))
+        return detector
+
+    def _load_model(self, folder: Path) -> keras.Model | PCAModel:
+        """The model rebuilt from the parameters, with the saved weights: numbers only are read from the folder."""
+        if ARCHITECTURES[self.arch].build is None:
+            return PCAModel.load(folder / PCA_FILE, n_features=self.n_features_in_, targets=self.target_features_)
+        path = folder / WEIGHTS_FILE
+        if not path.is_file():
+            raise RareEventError(f"{path}: model weights file missing", hint="retrain the run")
+        model = build_model(self.arch, self.lookback, self.n_features_in_, tuple(self.units), self.activation, n_outputs=len(self.target_features_))
+        try:
+            model.load_weights(path)
+        except Exception as exc:  # h5py and Keras raise many types for a damaged file or weights of other shapes
+            raise RareEventError(f"{path}: not the weights of this {self.arch!r} model ({type(exc).__name__})", hint="retrain the run") from None
+        return model
 
 
-def auto_batch_size(n_windows: int) -> int:
-    """About 100 training steps per epoch: ``n/100`` rounded to a power of two, within 16..128.
+def auto_batch_size(n_windows: int, accelerator: bool = False) -> int:
+    """About 100 training steps per epoch: ``n/100`` rounded to a power of two, within 16..128 (CPU) or 16..GPU_MAX_BATCH.
 
     Large data trains faster per window with bigger batches; a few hundred
     windows (a short file) would get only one or two steps per epoch with a
-    fixed large batch and stop undertrained.
+    fixed large batch and stop undertrained. On the CPU a batch beyond 128
+    gains little speed; a GPU only fills up with thousands of windows per
+    step (``benchmarks/gpu.py``), so there the cap is higher. Below 12,800
+    windows both rules give the same batch.
     """
-    return int(np.clip(2 ** round(np.log2(max(n_windows, 1) / 100)), 16, 128))
+    return int(np.clip(2 ** round(np.log2(max(n_windows, 1) / 100)), 16, GPU_MAX_BATCH if accelerator else 128))
 
 
 def auto_learning_rate(batch_size: int) -> float:
@@ -353,6 +513,35 @@ def auto_learning_rate(batch_size: int) -> float:
     (measured in ``benchmarks/speed.py``).
     """
     return 1e-3 * float(np.sqrt(max(batch_size, 16) / 16))
+
+
+def learning_rate_schedule(keras: ModuleType, rate: float, batch_size: int, n_windows: int) -> float | Any:
+    """``rate``, reached by a linear warm-up over the first epoch when the batch is beyond the CPU's 128.
+
+    Adam's first steps at the large rate a large batch allows can throw the
+    LSTMs' weights far off; ramping up over one epoch avoids that. Small
+    batches keep the constant rate they always had.
+    """
+    if batch_size <= 128:
+        return rate
+    steps = max(1, n_windows // batch_size)
+    # a cosine decay with alpha=1 never decays: after the warm-up the rate stays at warmup_target
+    return keras.optimizers.schedules.CosineDecay(rate / 10, decay_steps=1, alpha=1.0, warmup_target=rate, warmup_steps=steps)
+
+
+def whole_batches(train: np.ndarray, batch_size: int, seed: int) -> np.ndarray:
+    """``train`` plus randomly drawn repeats of its windows, up to a whole number of batches.
+
+    On a GPU each new input shape is a new XLA compilation: the last,
+    partial batch of an epoch costs as much compile time as all the others.
+    Repeating a few windows (fewer than one batch) gives every step the
+    same shape.
+    """
+    short = -len(train) % batch_size
+    if short == 0:
+        return train
+    extra = np.random.default_rng(seed).choice(len(train), size=short, replace=len(train) < short)
+    return np.concatenate([train, train[extra]])
 
 
 def _combined(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -376,5 +565,111 @@ def error_scales(feature_errors: np.ndarray) -> np.ndarray:
 
 def require_bottleneck(arch: str) -> None:
     """Refuse to encode with a model that has no encoded vector."""
-    if arch != "ae":
-        raise RareEventError(f"a {arch!r} run has no encoded vector: only 'ae' runs have a bottleneck", hint="train with --arch ae")
+    if not ARCHITECTURES[arch].has_bottleneck:
+        have = [name for name, spec in ARCHITECTURES.items() if spec.has_bottleneck]
+        raise RareEventError(
+            f"a {arch!r} run has no encoded vector: only {', '.join(repr(a) for a in have)} runs have a bottleneck", hint=f"train with --arch {have[0]}"
+        )
+
+
+def read_json(path: Path) -> Any:
+    """The JSON value in ``path``; an unreadable or invalid file is an error naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RareEventError(f"{path}: cannot read ({exc.strerror})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RareEventError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _as_rows(X: Any, what: str) -> np.ndarray:
+    """``X`` as a finite ``(n, F)`` float array."""
+    try:
+        rows = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise RareEventError(f"{what} must hold numbers only") from None
+    if rows.ndim != 2 or rows.shape[1] < 1:
+        raise RareEventError(f"{what} must be 2-dimensional (rows x features), got shape {rows.shape}")
+    if not np.all(np.isfinite(rows)):
+        raise RareEventError(f"{what} holds NaN or infinite values; fill or drop them first")
+    return rows
+
+
+def _as_labels(y: Any, n: int) -> np.ndarray:
+    labels = np.asarray(y)
+    if labels.shape != (n,) or not np.isin(labels, (0, 1)).all():
+        raise RareEventError(f"y must hold one 0/1 label per row of X ({n}), got shape {labels.shape}")
+    return labels.astype(np.int8)
+
+
+class _Field:
+    """How one learned attribute is written to ``detector.json``, checked and read back."""
+
+    def __init__(self, valid: Callable[[Any, dict[str, Any]], bool], encode: Callable[[Any], Any] = lambda v: v, decode: Callable[[Any], Any] = lambda v: v) -> None:
+        self.valid, self.encode, self.decode = valid, encode, decode
+
+
+def _n(fitted: dict[str, Any]) -> int:
+    names = fitted.get("feature_names_in_")
+    return len(names) if isinstance(names, list) else -1
+
+
+def _indices(value: Any, fitted: dict[str, Any]) -> bool:
+    return isinstance(value, list) and all(_is_int(j) and 0 <= j < _n(fitted) for j in value) and len(set(value)) == len(value)
+
+
+def _numbers(value: Any, length: int, positive: bool = False) -> bool:
+    return isinstance(value, list) and len(value) == length and all(_is_number(x) and (x > 0 or not positive) for x in value)
+
+
+def _strategy_ok(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and parse_strategy(value) is not None
+    except RareEventError:
+        return False
+
+
+def _float32s(value: Any) -> list[float]:
+    return np.asarray(value, np.float32).tolist()
+
+
+# every learned attribute but model_ (the weights file): writing, checking and reading it back
+FITTED: dict[str, _Field] = {
+    "feature_names_in_": _Field(lambda v, f: isinstance(v, list) and len(v) >= 1 and all(isinstance(x, str) and x for x in v) and len(set(v)) == len(v)),
+    "n_features_in_": _Field(lambda v, f: v == _n(f)),
+    "context_features_": _Field(_indices),
+    "target_features_": _Field(lambda v, f: _indices(v, f) and len(v) >= 1 and not set(v) & set(f.get("context_features_") or [])),
+    "constant_features_": _Field(_indices),
+    "trending_features_": _Field(_indices),
+    "scaler_": _Field(
+        lambda v, f: isinstance(v, dict) and set(v) == {"mean", "scale"} and _numbers(v["mean"], _n(f)) and _numbers(v["scale"], _n(f), positive=True),
+        encode=lambda scaler: {"mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()},
+        decode=lambda v: scaling.scaler_from_arrays(v["mean"], v["scale"]),
+    ),
+    "error_scale_": _Field(
+        lambda v, f: _numbers(v, len(f.get("target_features_") or []), positive=True), encode=_float32s, decode=lambda v: np.asarray(v, np.float32)
+    ),
+    "threshold_": _Field(lambda v, f: _is_number(v), encode=float),
+    "threshold_strategy_": _Field(lambda v, f: _strategy_ok(v)),
+    "decision_scores_": _Field(lambda v, f: isinstance(v, list) and _numbers(v, len(v)), encode=_float32s, decode=lambda v: np.asarray(v, np.float32)),
+    "labels_": _Field(
+        lambda v, f: isinstance(v, list) and len(v) == len(f.get("decision_scores_") or []) and all(x in (0, 1) and _is_int(x) for x in v),
+        encode=lambda v: v.tolist(),
+        decode=lambda v: np.asarray(v, np.int8),
+    ),
+    "n_train_windows_": _Field(lambda v, f: _is_int(v) and v >= 1),
+    "batch_size_": _Field(lambda v, f: v is None or (_is_int(v) and v >= 1)),
+    "learning_rate_": _Field(lambda v, f: v is None or (_is_number(v) and 0 < v < 1)),
+    "epochs_run_": _Field(lambda v, f: _is_int(v) and v >= 0),
+    "best_epoch_": _Field(lambda v, f: _is_int(v) and v >= 0),
+    "history_": _Field(lambda v, f: isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, list) and _numbers(x, len(x)) for k, x in v.items())),
+    "train_seconds_": _Field(lambda v, f: _is_number(v) and v >= 0, encode=float),
+}

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 
-class RareEventError(Exception):
+class RareEventError(ValueError):
     """A data or usage problem, reported to the user as one line.
 
     The CLI turns it into ``error: <message>`` on stderr and exit code 2.
     ``hint`` is an optional suggestion appended after the message.
+    ``param`` names the estimator parameter the message begins with (as in
+    ``margin must be ...``), so that the CLI can name its option instead.
+    A ``ValueError``, as scikit-learn raises for bad parameters.
     """
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.param = param
 
     def __reduce__(self) -> tuple[type, tuple[str, str | None]]:
         """Keep the hint when the error crosses from a worker process (``score --jobs``)."""

@@ -242,7 +242,7 @@ def save_group_run(folder: Path, result: TrainResult, group: str) -> dict[str, A
     record = result.record
     record["group_column"] = group
     save_run(folder, record["name"], result.detector, record, result.scores)
-    return {"rows": record["input_rows"], "threshold": record["threshold"], "metrics": record["metrics"]}
+    return {"rows": record["input_rows"], "threshold": float(result.detector.threshold_), "metrics": record["metrics"]}
 
 
 def write_fleet_summary(folder: Path, summary: dict[str, Any]) -> None:

@@ -300,7 +300,7 @@ def score_frame(
     if reading is None:  # a typed table: numbers need no decimal mark, times only a format when they are text
         trained = Columns(features=record["features"], time=time or record["time_column"], label=label or record["label_column"])
         reading = table_reading(frame, fmt, columns_for_model(fmt, trained), options or ReadingOptions(), Reading.from_record(record.get("reading")))
-    scorer = StreamScorer(record, detector, source=series.where, fill=fill, options=options, time=time, label=label, batch=PREDICT_BATCH)
+    scorer = StreamScorer(detector, record, source=series.where, fill=fill, options=options, time=time, label=label, batch=PREDICT_BATCH)
     scorer.begin(fmt, reading)
     kept: list[pd.DataFrame] = []
     emit = sink or kept.append

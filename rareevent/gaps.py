@@ -66,14 +66,17 @@ def check_max_gap(text: str | None) -> None:
         _positive(text, float(multiple.group(1)))
         return
     try:
-        _positive(text, float(text))
-        return
+        number = float(text)
     except ValueError:
-        pass
+        number = None
+    if number is not None:
+        _positive(text, number)
+        return
     try:
-        _positive(text, pd.Timedelta(text.strip()).total_seconds())
+        seconds = pd.Timedelta(text.strip()).total_seconds()
     except ValueError:
         raise RareEventError(f"--max-gap {text!r}: give a duration like 10min or 6h, a number in the unit of a numeric time column, a multiple of the median step like 5x, or none") from None
+    _positive(text, seconds)
 
 
 def resolve_max_gap(text: str | None, time: np.ndarray | None, column: str | None, path: Any) -> float | None:

@@ -222,11 +222,16 @@ def sniff(path: str | Path) -> CsvFormat:
             head = fh.read(_SNIFF_BYTES)
     except OSError as exc:
         raise RareEventError(f"{path}: cannot read ({exc.strerror})") from None
+    return format_of(path, head, complete=len(head) < _SNIFF_BYTES)
+
+
+def format_of(path: Path, head: bytes, complete: bool, counted: bool = True) -> CsvFormat:
+    """The delimiter and header of a CSV from its first bytes ``head`` (``complete``: the whole file), checked."""
     if not head.strip():
         raise RareEventError(f"{path}: file is empty")
     if b"\x00" in head:
         raise RareEventError(f"{path}: looks like a binary file, not CSV text")
-    text = _decode(path, head, complete=len(head) < _SNIFF_BYTES).lstrip("\ufeff")
+    text = _decode(path, head, complete).lstrip("\ufeff")
     first_line = text.split("\n", 1)[0].rstrip("\r")
     if not first_line.strip():
         raise RareEventError(f"{path}: line 1 is blank; the first line must be the header")
@@ -247,7 +252,7 @@ def sniff(path: str | Path) -> CsvFormat:
         if name in seen:
             raise RareEventError(f"{path}: duplicate column name {name!r} in the header (line 1)")
         seen.add(name)
-    return CsvFormat(path=path, delimiter=delimiter, header=header)
+    return CsvFormat(path=path, delimiter=delimiter, header=header, counted=counted)
 
 
 def _decode(path: Path, data: bytes, complete: bool) -> str:
@@ -317,21 +322,24 @@ def read_frames(
     chunk_rows: int | None = None,
     reading: Reading | None = None,
     text: bool = False,
+    data: str | None = None,
+    first_row: int = 0,
 ) -> Iterator[pd.DataFrame]:
     """Yield the file as raw frames, ``chunk_rows`` rows at a time, indexed by data-row number.
 
     All columns are parsed (``usecols`` would let pandas drop surplus fields
     of a ragged row silently); numbers with the reading's decimal mark, the
-    time column (every column with ``text``) kept as text.
+    time column (every column with ``text``) kept as text. With ``data``,
+    those lines (no header; data row ``first_row`` first) are read instead of the file.
     """
     dtypes: Any = str if text else {name: str for name in (columns.time,) if name is not None}
     try:
         reader = pd.read_csv(
-            fmt.path,
+            fmt.path if data is None else io.StringIO(data),
             sep=fmt.delimiter,
             decimal=(reading or Reading()).decimal,
             encoding="utf-8-sig",
-            header=0,
+            header=0 if data is None else None,
             names=fmt.header,
             index_col=False,
             dtype=dtypes,
@@ -343,13 +351,17 @@ def read_frames(
         with reader, warnings.catch_warnings():
             # short rows are reported by validate_frame with their line number
             warnings.simplefilter("ignore", pd.errors.ParserWarning)
-            yield from reader
+            for frame in reader:
+                if first_row:
+                    frame.index += first_row
+                yield frame
     except pd.errors.ParserError as exc:
         match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
         if match:
             expected, record, saw = match.groups()
+            row = int(record) - (2 if data is None else 1) + first_row  # pandas counts the lines it read, the header among them
             raise RareEventError(
-                f"{fmt.path}: line {file_line(fmt, int(record) - 2)} has {saw} fields, the header has {expected}",
+                f"{fmt.path}: line {file_line(fmt, row)} has {saw} fields, the header has {expected}",
                 hint="every row needs one value per column",
             ) from None
         raise RareEventError(f"{fmt.path}: cannot parse as CSV: {str(exc).strip()}") from None

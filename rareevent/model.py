@@ -14,18 +14,29 @@
 no ``RepeatVector``: each step keeps its own state, there is no bottleneck
 vector, and the parameter count is identical.
 
+``ARCHITECTURES`` is the one registry of them (with the ``pca`` baseline):
+adding an architecture means adding a builder and an entry here, and nothing
+else. A saved detector is rebuilt through it and then given its weights, so a
+run folder holds numbers only, never a model description to deserialize.
+
 This is the only module (with ``detector``) that imports Keras, and it does
 so on first use, so the CLI starts fast.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import json
 import logging
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,15 +46,67 @@ from rareevent.errors import RareEventError
 if TYPE_CHECKING:
     import keras
 
-ARCHS = ("ae", "plain", "pca")
-LSTM_ARCHS = ("ae", "plain")
 PCA_VARIANCE = 0.99
 ACTIVATIONS = ("tanh", "relu")
 UNROLL_MAX_LOOKBACK = 10
 
 
+def configured_backend() -> str | None:
+    """The Keras backend the user chose: ``KERAS_BACKEND``, else ``keras.json``'s, else None.
+
+    Keras writes ``keras.json`` itself on first import, with its default
+    ``tensorflow``: that value says nothing about the user, so it counts as
+    no choice. Any other backend in the file was put there by someone.
+    """
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    config = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "keras.json"
+    try:
+        backend = json.loads(config.read_text(encoding="utf-8")).get("backend")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return backend if isinstance(backend, str) and backend != "tensorflow" else None
+
+
+def pick_backend(configured: str | None, tensorflow_installed: bool, jax_installed: bool, jax_has_gpu: Callable[[], bool]) -> str | None:
+    """The Keras backend rareevent sets before Keras loads, or None to leave Keras' own choice.
+
+    A backend the user configured always wins. Otherwise JAX is chosen when
+    it can see a GPU, or when TensorFlow is not installed at all: a GPU
+    machine often has JAX with CUDA and no CUDA build of TensorFlow, and the
+    ``gpu`` extra installs exactly that. ``jax_has_gpu`` is only called when
+    the answer depends on it, since importing JAX takes about a second.
+    """
+    if configured or not jax_installed:
+        return None
+    if not tensorflow_installed or jax_has_gpu():
+        return "jax"
+    return None
+
+
+def deterministic_xla() -> None:
+    """Ask XLA for deterministic GPU kernels (before JAX starts), unless ``XLA_FLAGS`` already says otherwise.
+
+    Without it, two trainings with the same seed on the same GPU gave
+    thresholds 1.42068 and 1.41947 on the sample data; with it, identical
+    ones. On the CPU the flag changes nothing.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_gpu_deterministic_ops" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
+
+
+def _jax_has_gpu() -> bool:
+    import jax
+
+    try:
+        return any(device.platform == "gpu" for device in jax.devices())
+    except RuntimeError:  # no backend could start
+        return False
+
+
 def import_keras() -> ModuleType:
-    """Import Keras quietly.
+    """Import Keras quietly, on the backend ``pick_backend`` chooses.
 
     TensorFlow's C++ start-up lines (absl, oneDNN notices) ignore
     ``TF_CPP_MIN_LOG_LEVEL``, so stderr is pointed at /dev/null while the
@@ -51,6 +114,12 @@ def import_keras() -> ModuleType:
     """
     if "keras" in sys.modules:
         return sys.modules["keras"]
+    installed = importlib.util.find_spec
+    if installed("jax") is not None:
+        deterministic_xla()
+    backend = pick_backend(configured_backend(), installed("tensorflow") is not None, installed("jax") is not None, _jax_has_gpu)
+    if backend is not None:
+        os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
     saved = os.dup(2)
@@ -63,11 +132,59 @@ def import_keras() -> ModuleType:
         os.close(saved)
         os.close(devnull)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    if keras.backend.backend() == "jax":
+        cache_compilations()
     return keras
 
 
+def cache_compilations() -> None:
+    """Keep JAX's compiled programs on disk, so that a later process with the same shapes skips XLA.
+
+    Each ``train`` and ``score`` is a fresh process that compiles the same
+    few programs. With the cache, the first training step on JAX's CPU
+    backend took 4 to 6 s instead of 20 to 30 s here, and the first
+    prediction 0.5 s instead of 4 s; what is left is tracing. The folder is
+    ``$XDG_CACHE_HOME/rareevent/xla`` (``~/.cache/...``); JAX's own
+    ``JAX_COMPILATION_CACHE_DIR`` moves it and ``JAX_ENABLE_COMPILATION_CACHE=false``
+    turns it off.
+    """
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    import jax
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    jax.config.update("jax_compilation_cache_dir", str(base / "rareevent" / "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+@functools.cache
+def compute_device() -> str:
+    """Where Keras runs models: ``cpu``, or ``gpu: <name>`` for the first accelerator the backend sees."""
+    backend = import_keras().backend.backend()
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        return "cpu" if device.platform == "cpu" else f"{device.platform}: {device.device_kind}"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return f"gpu: {tf.config.experimental.get_device_details(gpus[0]).get('device_name', gpus[0].name)}" if gpus else "cpu"
+    if backend == "torch":
+        import torch
+
+        return f"gpu: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu"
+    return "cpu"
+
+
+def on_accelerator() -> bool:
+    """Whether models run on a GPU (or another accelerator) rather than the CPU."""
+    return compute_device() != "cpu"
+
+
 def versions() -> dict[str, str | None]:
-    """rareevent's, Keras's and the Keras backend's versions (``tensorflow``: None under another backend)."""
+    """rareevent's, Keras's and the Keras backend's versions, and the device (``tensorflow``: None under another backend)."""
     keras = import_keras()
     backend = keras.backend.backend()
     backend_version = getattr(sys.modules.get(backend), "__version__", None)
@@ -77,19 +194,25 @@ def versions() -> dict[str, str | None]:
         "backend": backend,
         "backend_version": backend_version,
         "tensorflow": backend_version if backend == "tensorflow" else None,
+        "device": compute_device(),
     }
 
 
 def check_model_options(arch: str, activation: str, units: tuple[int, ...], lookback: int) -> None:
     """Refuse an unknown architecture or activation, or non-positive sizes."""
-    if arch not in ARCHS:
-        raise RareEventError(f"--arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    if arch not in ARCHITECTURES:
+        raise RareEventError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}", param="arch")
     if activation not in ACTIVATIONS:
-        raise RareEventError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
-    if len(units) != 2 or min(units) < 1:
-        raise RareEventError(f"--units must be two positive integers like 32,16, got {','.join(map(str, units))}")
-    if lookback < 1:
-        raise RareEventError(f"--lookback must be at least 1, got {lookback}")
+        raise RareEventError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}", param="activation")
+    if not (isinstance(units, (tuple, list)) and len(units) == 2 and all(_is_count(u) and u >= 1 for u in units)):
+        shown = ",".join(map(str, units)) if isinstance(units, (tuple, list)) else repr(units)
+        raise RareEventError(f"units must be two positive integers like 32,16, got {shown}", param="units")
+    if not (_is_count(lookback) and lookback >= 1):
+        raise RareEventError(f"lookback must be at least 1, got {lookback}", param="lookback")
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def build_model(
@@ -101,7 +224,7 @@ def build_model(
     unroll: bool | None = None,
     n_outputs: int | None = None,
 ) -> keras.Model:
-    """Build the ``ae`` or ``plain`` LSTM reconstruction model (not compiled).
+    """Build the Keras reconstruction model of a registered architecture (not compiled).
 
     The model reads all ``n_features`` columns and reconstructs ``n_outputs``
     values per step (default: all columns): the target sensors, whichever
@@ -112,19 +235,33 @@ def build_model(
     T steps out instead of looping over them: the same weights and outputs,
     about 1.4x more training windows per second on CPU for short windows.
     The unrolled graph grows with T and so does its compile time (about 5 s
-    more at T=20, which a 400-row file never earns back), hence the limit.
+    more at T=20, which a 400-row file never earns back), hence the limit. The same holds on a GPU (0.26 s per epoch of
+    240,000 windows unrolled, 0.97 s looped, on an H200).
+
+    Keras' cuDNN LSTM is never used (``use_cudnn=False``): under JAX on an
+    H200 it predicts what the graph does (outputs within 3e-5), but training
+    through it went wrong: the sample data stopped at a validation loss of
+    0.42 (JAX's CPU backend: 0.009), synthetic sensors at 0.26 where the
+    unrolled graph on the same GPU reached 0.014, and it ran 2.7 to 3.8x
+    slower per epoch (``benchmarks/gpu.py``).
     """
     if arch not in LSTM_ARCHS:
         raise ValueError(f"arch must be one of {LSTM_ARCHS}, got {arch!r}")
+    if unroll is None:
+        unroll = lookback <= UNROLL_MAX_LOOKBACK
+    build = ARCHITECTURES[arch].build
+    assert build is not None
+    return build(lookback, n_features, tuple(units), activation, unroll, n_features if n_outputs is None else n_outputs, name=f"rareevent_{arch}")
+
+
+def _lstm_stack(lookback: int, n_features: int, units: tuple[int, int], activation: str, unroll: bool, n_outputs: int, name: str, bottleneck: bool) -> keras.Model:
+    """The four-LSTM stack of ``ae`` (``bottleneck``: one encoded vector, repeated) and ``plain``."""
     keras = import_keras()
     layers = keras.layers
     u1, u2 = units
-    bottleneck = arch == "ae"
-    if unroll is None:
-        unroll = lookback <= UNROLL_MAX_LOOKBACK
 
-    def lstm(n: int, name: str, sequences: bool = True) -> keras.layers.LSTM:
-        return layers.LSTM(n, activation=activation, return_sequences=sequences, unroll=unroll, name=name)
+    def lstm(n: int, layer_name: str, sequences: bool = True) -> keras.layers.LSTM:
+        return layers.LSTM(n, activation=activation, return_sequences=sequences, unroll=unroll, use_cudnn=False, name=layer_name)
 
     inputs = keras.Input(shape=(lookback, n_features), name="window")
     x = lstm(u1, "encoder_1")(inputs)
@@ -133,8 +270,36 @@ def build_model(
         x = layers.RepeatVector(lookback, name="repeat")(x)
     x = lstm(u2, "decoder_1")(x)
     x = lstm(u1, "decoder_2")(x)
-    outputs = layers.TimeDistributed(layers.Dense(n_features if n_outputs is None else n_outputs), name="output")(x)
-    return keras.Model(inputs, outputs, name=f"rareevent_{arch}")
+    outputs = layers.TimeDistributed(layers.Dense(n_outputs), name="output")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One entry of ``ARCHITECTURES``.
+
+    ``build(lookback, n_features, units, activation, unroll, n_outputs, name=...)``
+    returns the uncompiled Keras model; ``None`` for the closed-form ``pca``
+    baseline (``PCAModel``). ``encoded_layer`` names the layer whose output
+    is the encoded vector (``rareevent encode``); ``None``: no bottleneck.
+    """
+
+    help: str
+    build: Callable[..., Any] | None
+    encoded_layer: str | None = None
+
+    @property
+    def has_bottleneck(self) -> bool:
+        return self.encoded_layer is not None
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "ae": Architecture("LSTM autoencoder", partial(_lstm_stack, bottleneck=True), encoded_layer="encoder_2"),
+    "plain": Architecture("LSTM, no bottleneck", partial(_lstm_stack, bottleneck=False)),
+    "pca": Architecture("the PCA reconstruction baseline", None),
+}
+ARCHS = tuple(ARCHITECTURES)
+LSTM_ARCHS = tuple(name for name, spec in ARCHITECTURES.items() if spec.build is not None)
 
 
 def layer_table(model: keras.Model) -> list[tuple[str, str, str, int]]:
@@ -145,10 +310,12 @@ def layer_table(model: keras.Model) -> list[tuple[str, str, str, int]]:
     ]
 
 
-def encoder(model: keras.Model) -> keras.Model:
-    """The sub-model from the input to the encoded vector (``ae`` only)."""
+def encoder(model: keras.Model, arch: str) -> keras.Model:
+    """The sub-model from the input to the encoded vector (architectures with a bottleneck only)."""
     keras = import_keras()
-    return keras.Model(model.inputs, model.get_layer("encoder_2").output, name="encoder")
+    layer = ARCHITECTURES[arch].encoded_layer
+    assert layer is not None
+    return keras.Model(model.inputs, model.get_layer(layer).output, name="encoder")
 
 
 class PCAModel:
@@ -190,16 +357,16 @@ class PCAModel:
 
     @classmethod
     def load(cls, path: Path, n_features: int, targets: list[int]) -> PCAModel:
-        """Read a saved model, refusing anything but the three arrays of the right shapes and run.json's ``targets``."""
+        """Read a saved model, refusing anything but the three arrays of the right shapes and detector.json's ``targets``."""
         try:
             with np.load(path, allow_pickle=False) as data:
                 mean, components, targets_saved = data["mean"], data["components"], data["targets"]
         except Exception as exc:  # numpy raises many types for a damaged archive
             raise RareEventError(f"{path}: not a readable PCA model ({type(exc).__name__})", hint="retrain the run") from None
         if mean.shape != (n_features,) or components.ndim != 2 or components.shape[1] != n_features or targets_saved.ndim != 1:
-            raise RareEventError(f"{path}: PCA model shape does not match run.json ({n_features} features)")
+            raise RareEventError(f"{path}: PCA model shape does not match detector.json ({n_features} features)")
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(components))):
             raise RareEventError(f"{path}: PCA model holds invalid values")
         if targets_saved.tolist() != list(targets):
-            raise RareEventError(f"{path}: PCA model reconstructs other columns than run.json's target_features")
+            raise RareEventError(f"{path}: PCA model reconstructs other columns than detector.json's target_features_")
         return cls(mean, components, list(targets))

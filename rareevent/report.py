@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 from rareevent.errors import RareEventError
-from rareevent.runs import list_runs, read_record, resolve_run
+from rareevent.model import ARCHITECTURES
+from rareevent.runs import list_runs, read_run, resolve_run
 
 METRIC_KEYS = ("precision", "recall", "f1", "pr_auc", "roc_auc")
 
@@ -57,11 +59,11 @@ def collect(runs: Sequence[str], runs_dir: str | Path) -> tuple[list[dict[str, A
     """
     if runs:
         folders = [folder for run in runs for folder in _run_folders(resolve_run(run, runs_dir))]
-        return [summarize(folder, read_record(folder)) for folder in folders], []
+        return [summarize(folder, read_run(folder)) for folder in folders], []
     summaries, skipped = [], []
     for folder in list_runs(runs_dir):
         try:
-            summaries.append(summarize(folder, read_record(folder)))
+            summaries.append(summarize(folder, read_run(folder)))
         except RareEventError as exc:
             skipped.append(str(exc))
     if not summaries and not skipped:
@@ -78,33 +80,38 @@ def _run_folders(folder: Path) -> list[Path]:
 
 
 def comparisons(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``ae`` against ``plain``: the newest run of each trained on the same input file."""
+    """Every two architectures trained on the same input file: the newest run of each, in the registry's order.
+
+    A pair names its runs under their architectures (``pair["ae"]``,
+    ``pair["plain"]``, in ``pair["archs"]`` order) and holds each metric for both.
+    """
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for row in sorted(summaries, key=lambda r: r.get("created") or ""):
         latest[(row["input_sha256"], row["arch"])] = row
+    digests = list(dict.fromkeys(digest for digest, _ in latest))
     pairs = []
-    for (digest, arch), ae in latest.items():
-        plain = latest.get((digest, "plain"))
-        if arch != "ae" or plain is None:
-            continue
-        pairs.append(
-            {
-                "input_file": ae["input_file"],
-                "ae": ae["name"],
-                "plain": plain["name"],
-                "metrics": {
-                    key: {"ae": ae[key], "plain": plain[key]}
-                    for key in (*METRIC_KEYS, "events_detected", "false_alarms", "parameters", "train_seconds")
-                },
-                "better_f1": _better(ae["f1"], plain["f1"]),
-            }
-        )
+    for digest in digests:
+        for first, second in combinations([arch for arch in ARCHITECTURES if (digest, arch) in latest], 2):
+            a, b = latest[(digest, first)], latest[(digest, second)]
+            pairs.append(
+                {
+                    "input_file": a["input_file"],
+                    "archs": [first, second],
+                    first: a["name"],
+                    second: b["name"],
+                    "metrics": {
+                        key: {first: a[key], second: b[key]}
+                        for key in (*METRIC_KEYS, "events_detected", "false_alarms", "parameters", "train_seconds")
+                    },
+                    "better_f1": _better(first, a["f1"], second, b["f1"]),
+                }
+            )
     return pairs
 
 
-def _better(ae: float | None, plain: float | None) -> str | None:
-    if ae is None or plain is None:
+def _better(first: str, a: float | None, second: str, b: float | None) -> str | None:
+    if a is None or b is None:
         return None
-    if abs(ae - plain) < 1e-9:
+    if abs(a - b) < 1e-9:
         return "tie"
-    return "ae" if ae > plain else "plain"
+    return first if a > b else second

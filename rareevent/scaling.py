@@ -38,7 +38,7 @@ def constant_columns(scaler: StandardScaler) -> np.ndarray:
 
 
 def scaler_from_arrays(mean: list[float], scale: list[float]) -> StandardScaler:
-    """Rebuild a fitted scaler from the ``mean`` and ``scale`` saved in ``run.json``."""
+    """Rebuild a fitted scaler from the ``mean`` and ``scale`` saved in ``detector.json``."""
     scaler = StandardScaler()
     scaler.mean_ = np.asarray(mean, dtype=np.float64)
     scaler.scale_ = np.asarray(scale, dtype=np.float64)

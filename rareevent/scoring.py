@@ -167,6 +167,12 @@ class WindowStream:
         self._anchor: np.ndarray | None = None
         self._pending: pd.DataFrame | None = None
 
+    def blocks(self, frames: Iterable[pd.DataFrame]) -> Iterator[WindowBlock]:
+        """The windows of ``frames`` to their end, block by block."""
+        for frame in frames:
+            yield from self.feed(frame)
+        yield from self.end()
+
     def feed(self, frame: pd.DataFrame) -> list[WindowBlock]:
         """The windows ``frame`` (raw rows, indexed by data-row number) completes."""
         return self._on_grid(self._validated(frame))
@@ -252,11 +258,9 @@ def open_csv(
     options = options or ReadingOptions()
     options.check()
     fmt = sniff(path)
-    columns = _model_columns(fmt, record, time, label)
-    base = Reading.from_record(record.get("reading"))
-    sample = text_sample(fmt, columns)
-    reading = decimal_reading(sample, fmt, columns, options, base)
-    reading = time_reading(sample, fmt, columns, reading, options, base, lambda: (frame[columns.time] for frame in read_frames(fmt, columns, chunk_rows, reading)))
+    _model_columns(fmt, record, time, label)  # a file without the run's columns is refused before any row is read
+    sample = text_sample(fmt, Columns(features=fmt.header))
+    columns, reading = settle_reading(fmt, record, options, sample, lambda columns, reading: (frame[columns.time] for frame in read_frames(fmt, columns, chunk_rows, reading)), time, label)
     return fmt, columns, reading, read_frames(fmt, columns, chunk_rows, reading)
 
 
@@ -269,21 +273,25 @@ def _model_columns(fmt: CsvFormat, record: dict[str, Any], time: str | None, lab
     return columns_for_model(fmt, trained)
 
 
-def window_blocks(
-    path: str | Path,
+def settle_reading(
+    fmt: CsvFormat,
     record: dict[str, Any],
-    chunk_rows: int,
-    fill: str | None,
-    options: ReadingOptions | None = None,
+    options: ReadingOptions,
+    sample: pd.DataFrame | None,
+    column_values: Callable[[Columns, Reading], Iterable[pd.Series]],
     time: str | None = None,
     label: str | None = None,
-) -> Iterator[WindowBlock]:
-    """Read ``path`` in chunks and release windows in whole blocks of ``PREDICT_BATCH`` (the last may be shorter)."""
-    fmt, columns, reading, frames = open_csv(path, record, chunk_rows, fill, options, time, label)
-    stream = WindowStream(fmt, columns, reading, record, fill, PREDICT_BATCH)
-    for frame in frames:
-        yield from stream.feed(frame)
-    yield from stream.end()
+) -> tuple[Columns, Reading]:
+    """The run's columns in ``fmt``, and how to read its cells: the options, else the run's reading where it fits, else inferred.
+
+    ``sample`` (text) is what the decimal mark is inferred from;
+    ``column_values`` gives the time column's text, read only when the
+    day/month order must be inferred.
+    """
+    columns = _model_columns(fmt, record, time, label)
+    base = Reading.from_record(record.get("reading"))
+    reading = decimal_reading(sample, fmt, columns, options, base)
+    return columns, time_reading(sample, fmt, columns, reading, options, base, lambda: column_values(columns, reading))
 
 
 def _release(block: SensorData, starts: np.ndarray, buffer: _Buffer, T: int, ready: int, first: int) -> WindowBlock:
@@ -354,8 +362,13 @@ def score_csv(
     measured on a labelled incident file.
     """
     fmt, _, reading, frames = open_csv(path, record, chunk_rows, fill, options, time, label)
-    scorer = StreamScorer(record, detector, str(path), fill, options, time, label, batch=PREDICT_BATCH)
+    scorer = StreamScorer(detector, record, str(path), fill, options, time, label, batch=PREDICT_BATCH)
     scorer.begin(fmt, reading)
+    return score_frames(scorer, frames, sink, on_progress)
+
+
+def score_frames(scorer: StreamScorer, frames: Iterable[pd.DataFrame], sink: WindowSink | None = None, on_progress: ProgressCallback | None = None) -> ScoreResult:
+    """Feed ``frames`` to ``scorer`` to their end; ``sink`` gets the windows, ``on_progress`` the count of new rows."""
     done = 0
     for out in _to_the_end(scorer, frames):
         if sink is not None and len(out.columns):
@@ -412,6 +425,11 @@ class AlarmEpisodes:
                 closed.append(self._close())
         return opened, closed
 
+    @property
+    def open_episode(self) -> dict[str, Any] | None:
+        """Where the episode still open began (``None``: none is open)."""
+        return None if self._open is None else {key: self._open[key] for key in ("start_row", "start_time") if key in self._open}
+
     def end(self) -> list[dict[str, Any]]:
         """Close the open episode at the end of the data (the episodes closed: none or one)."""
         return [self._close()] if self._open is not None else []
@@ -445,6 +463,10 @@ class StreamScorer:
     blank under ``--fill interpolate``, the last ``--resample`` cell).
     ``close()`` returns the :class:`ScoreResult`.
 
+    ``record`` is a run's view (``load_run``; ``from_run`` reads one): its
+    time and label columns, reading, gap and resampling rules. Without it,
+    a detector fitted in a notebook reads frames of its sensor columns.
+
     ``batch`` releases windows in whole multiples of it (``score_csv`` uses
     ``PREDICT_BATCH``); with ``keep_windows=False`` no per-window history is
     kept, so memory stays flat on an endless stream: the result then holds
@@ -453,8 +475,8 @@ class StreamScorer:
 
     def __init__(
         self,
-        record: dict[str, Any],
         detector: RareEventDetector,
+        record: dict[str, Any] | None = None,
         source: str = "<data>",
         fill: str | None = None,
         options: ReadingOptions | None = None,
@@ -465,6 +487,10 @@ class StreamScorer:
         keep_windows: bool = True,
     ) -> None:
         check_fill(fill)
+        if record is None:  # a detector fitted in a notebook: its sensor columns only, no time or label column
+            from rareevent.runs import run_view
+
+            record = run_view({"name": "detector", "time_column": None, "label_column": None}, detector)
         self.options = options or ReadingOptions()
         self.options.check()
         self.record, self.detector, self.source, self.fill = record, detector, source, fill
@@ -491,7 +517,7 @@ class StreamScorer:
         from rareevent.runs import load_run
 
         record, detector = load_run(folder)
-        return cls(record, detector, **kwargs)
+        return cls(detector, record, **kwargs)
 
     def begin(self, fmt: CsvFormat, reading: Reading | None = None) -> None:
         """Name the source's format (its path, delimiter, header) and, when settled, its reading.
@@ -537,17 +563,16 @@ class StreamScorer:
             if fmt is None:
                 assert frame is not None
                 fmt = CsvFormat(path=Path(self.source), delimiter=",", header=[str(name) for name in frame.columns], counted=False)
-            columns = _model_columns(fmt, self.record, self.time, self.label)
-            reading = self._reading or self._reading_from(fmt, columns, frame)
+            if self._reading is None:
+                columns, reading = self.settle(fmt, None if frame is None else frame.where(frame.isna(), frame.astype(str)))
+            else:
+                columns, reading = _model_columns(fmt, self.record, self.time, self.label), self._reading
             self.stream = WindowStream(fmt, columns, reading, self.record, self.fill, self.batch)
         return self.stream
 
-    def _reading_from(self, fmt: CsvFormat, columns: Columns, frame: pd.DataFrame | None) -> Reading:
-        """How to read cells, settled from the options, the run's reading and ``frame`` as a sample."""
-        sample = None if frame is None else frame.where(frame.isna(), frame.astype(str))
-        base = Reading.from_record(self.record.get("reading"))
-        reading = decimal_reading(sample, fmt, columns, self.options, base)
-        return time_reading(sample, fmt, columns, reading, self.options, base, lambda: [] if sample is None else [sample[columns.time]])
+    def settle(self, fmt: CsvFormat, sample: pd.DataFrame | None) -> tuple[Columns, Reading]:
+        """The run's columns in ``fmt`` and the reading of its cells, settled from the options, the run and ``sample`` (text: the first rows)."""
+        return settle_reading(fmt, self.record, self.options, sample, lambda columns, _: [] if sample is None else [sample[columns.time]], self.time, self.label)
 
     def _score(self, steps: list[WindowBlock]) -> pd.DataFrame:
         self.opened, self.closed = [], []
@@ -689,7 +714,8 @@ def encode_csv(
     """
     require_bottleneck(detector.arch)
     total = filled = 0
-    for step in window_blocks(path, record, chunk_rows, fill, options):
+    fmt, columns, reading, frames = open_csv(path, record, chunk_rows, fill, options)
+    for step in WindowStream(fmt, columns, reading, record, fill, PREDICT_BATCH).blocks(frames):
         filled += step.rows.n_filled
         if step.n == 0:
             continue

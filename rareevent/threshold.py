@@ -16,6 +16,7 @@ The label-based strategies need at least one positive validation window.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,49 +27,64 @@ from rareevent.errors import RareEventError
 DEFAULT_QUANTILE = 0.995
 DEFAULT_RISK = 1e-3
 POT_TAIL = 0.2  # the share of the highest normal scores whose excesses the tail is fitted to
-LABEL_STRATEGIES = ("f1", "fbeta", "pr-cross", "precision")
 MAX_BETA = 100.0  # beyond it F-beta is recall alone: the threshold flags every validation window
+USAGE = "use f1, fbeta:B, pr-cross, precision:P, quantile[:Q] or pot[:R]"
 
 
 @dataclass(frozen=True)
 class Strategy:
-    """A parsed ``--threshold`` value: ``name`` and its numeric parameter."""
+    """A parsed ``threshold`` value: ``name`` and its numeric parameter."""
 
     name: str
     param: float | None = None
 
     @property
     def needs_labels(self) -> bool:
-        return self.name in LABEL_STRATEGIES
+        return STRATEGIES[self.name].needs_labels
 
     def __str__(self) -> str:
         return self.name if self.param is None else f"{self.name}:{self.param:g}"
 
 
+@dataclass(frozen=True)
+class StrategySpec:
+    """One entry of ``STRATEGIES``.
+
+    ``choose(strategy, scores, labels, normal)`` picks the threshold (labels
+    are checked before it is called when ``needs_labels``). ``param``: whether
+    the strategy takes a number (``none``, ``required``, ``optional`` with
+    ``default``), ``valid`` the check of that number and ``rule`` its wording.
+    """
+
+    choose: Callable[[Strategy, np.ndarray, np.ndarray | None, np.ndarray], float]
+    needs_labels: bool
+    param: str = "none"
+    default: float | None = None
+    valid: Callable[[float], bool] = lambda value: True
+    rule: str = ""
+    example: str = ""
+
+
 def parse_strategy(text: str) -> Strategy:
     """Parse ``f1``, ``fbeta:B``, ``pr-cross``, ``precision:P``, ``quantile[:Q]`` or ``pot[:R]``."""
     name, _, arg = text.strip().lower().partition(":")
-    usage = "use f1, fbeta:B, pr-cross, precision:P, quantile[:Q] or pot[:R]"
-    if name in ("f1", "pr-cross"):
+    spec = STRATEGIES.get(name)
+    if spec is None:
+        raise RareEventError(f"threshold {text!r}: unknown strategy", hint=USAGE, param="threshold")
+    if spec.param == "none":
         if arg:
-            raise RareEventError(f"--threshold {text!r}: {name} takes no parameter", hint=usage)
+            raise RareEventError(f"threshold {text!r}: {name} takes no parameter", hint=USAGE, param="threshold")
         return Strategy(name)
-    if name not in ("fbeta", "precision", "quantile", "pot"):
-        raise RareEventError(f"--threshold {text!r}: unknown strategy", hint=usage)
     if not arg:
-        if name in ("quantile", "pot"):
-            return Strategy(name, DEFAULT_QUANTILE if name == "quantile" else DEFAULT_RISK)
-        raise RareEventError(f"--threshold {text!r}: {name} needs a number, e.g. {name}:{'2' if name == 'fbeta' else '0.9'}")
+        if spec.param == "optional":
+            return Strategy(name, spec.default)
+        raise RareEventError(f"threshold {text!r}: {name} needs a number, e.g. {name}:{spec.example}", param="threshold")
     try:
         value = float(arg)
     except ValueError:
-        raise RareEventError(f"--threshold {text!r}: {arg!r} is not a number", hint=usage) from None
-    if name == "fbeta" and not 0 < value <= MAX_BETA:
-        raise RareEventError(f"--threshold {text!r}: beta must be above 0 and at most {MAX_BETA:g}")
-    if name in ("precision", "quantile") and not 0 < value <= 1:
-        raise RareEventError(f"--threshold {text!r}: {name} must be in (0, 1]")
-    if name == "pot" and not 0 < value < 0.5:
-        raise RareEventError(f"--threshold {text!r}: the risk R must be in (0, 0.5), e.g. pot:0.001")
+        raise RareEventError(f"threshold {text!r}: {arg!r} is not a number", hint=USAGE, param="threshold") from None
+    if not spec.valid(value):
+        raise RareEventError(f"threshold {text!r}: {spec.rule}", param="threshold")
     return Strategy(name, value)
 
 
@@ -76,8 +92,9 @@ def check_labels(strategy: Strategy, labels: np.ndarray | None) -> None:
     """Refuse a label-based ``strategy`` when the validation windows' ``labels`` hold no positive."""
     if strategy.needs_labels and (labels is None or not np.any(labels)):
         raise RareEventError(
-            f"--threshold {strategy} needs at least one positive window in the validation part, and it has none",
+            f"threshold {strategy} needs at least one positive window in the validation part, and it has none",
             hint="use --threshold pot (or quantile), which needs no labels, or raise --valid-frac so that the validation part holds an event",
+            param="threshold",
         )
 
 
@@ -85,32 +102,68 @@ def choose_threshold(strategy: Strategy, scores: np.ndarray, labels: np.ndarray 
     """Pick the threshold from validation ``scores`` (and their 0/1 ``labels``).
 
     ``normal`` marks the validation windows that are clean normal data: the
-    quantile strategy uses only those.
+    label-free strategies use only those.
     """
     scores = np.asarray(scores, dtype=np.float64)
-    if strategy.name in ("quantile", "pot"):
-        if not normal.any():
-            raise RareEventError(f"the validation part has no normal window for --threshold {strategy}", hint="raise --valid-frac")
-        if strategy.name == "pot":
-            return peaks_over_threshold(scores[normal], strategy.param)
-        return float(np.quantile(scores[normal], strategy.param))
-    check_labels(strategy, labels)
+    if STRATEGIES[strategy.name].needs_labels:
+        check_labels(strategy, labels)
+    elif not normal.any():
+        raise RareEventError(f"the validation part has no normal window for threshold {strategy}", hint="raise --valid-frac")
+    return STRATEGIES[strategy.name].choose(strategy, scores, labels, normal)
+
+
+def _curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and threshold of every point of the precision-recall curve that has a threshold."""
     precision, recall, thresholds = precision_recall_curve(labels, scores)
-    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
-    if strategy.name == "pr-cross":
-        return float(thresholds[np.argmin(np.abs(precision - recall))])
-    if strategy.name == "precision":
-        ok = np.flatnonzero(precision >= strategy.param)
-        if ok.size == 0:
-            raise RareEventError(
-                f"--threshold {strategy}: no threshold reaches precision {strategy.param:g} on the validation part",
-                hint=f"the best is {precision.max():.3f}; lower P",
-            )
-        return float(thresholds[ok[np.argmax(recall[ok])]])
-    beta2 = 1.0 if strategy.name == "f1" else strategy.param**2
+    return precision[:-1], recall[:-1], thresholds  # the last point has no threshold
+
+
+def _best_fbeta(strategy: Strategy, scores: np.ndarray, labels: np.ndarray | None, normal: np.ndarray) -> float:
+    precision, recall, thresholds = _curve(labels, scores)
+    beta2 = 1.0 if strategy.param is None else strategy.param**2
     with np.errstate(divide="ignore", invalid="ignore"):
         fbeta = np.nan_to_num((1 + beta2) * precision * recall / (beta2 * precision + recall))
     return float(thresholds[np.argmax(fbeta)])
+
+
+def _pr_cross(strategy: Strategy, scores: np.ndarray, labels: np.ndarray | None, normal: np.ndarray) -> float:
+    precision, recall, thresholds = _curve(labels, scores)
+    return float(thresholds[np.argmin(np.abs(precision - recall))])
+
+
+def _precision_at_least(strategy: Strategy, scores: np.ndarray, labels: np.ndarray | None, normal: np.ndarray) -> float:
+    precision, recall, thresholds = _curve(labels, scores)
+    ok = np.flatnonzero(precision >= strategy.param)
+    if ok.size == 0:
+        raise RareEventError(
+            f"threshold {strategy}: no threshold reaches precision {strategy.param:g} on the validation part",
+            hint=f"the best is {precision.max():.3f}; lower P",
+            param="threshold",
+        )
+    return float(thresholds[ok[np.argmax(recall[ok])]])
+
+
+def _quantile(strategy: Strategy, scores: np.ndarray, labels: np.ndarray | None, normal: np.ndarray) -> float:
+    return float(np.quantile(scores[normal], strategy.param))
+
+
+def _pot(strategy: Strategy, scores: np.ndarray, labels: np.ndarray | None, normal: np.ndarray) -> float:
+    return peaks_over_threshold(scores[normal], strategy.param)
+
+
+def _fraction(value: float) -> bool:
+    return 0 < value <= 1
+
+
+STRATEGIES: dict[str, StrategySpec] = {
+    "f1": StrategySpec(_best_fbeta, needs_labels=True),
+    "fbeta": StrategySpec(_best_fbeta, True, "required", valid=lambda v: 0 < v <= MAX_BETA, rule=f"beta must be above 0 and at most {MAX_BETA:g}", example="2"),
+    "pr-cross": StrategySpec(_pr_cross, needs_labels=True),
+    "precision": StrategySpec(_precision_at_least, True, "required", valid=_fraction, rule="precision must be in (0, 1]", example="0.9"),
+    "quantile": StrategySpec(_quantile, False, "optional", DEFAULT_QUANTILE, _fraction, "quantile must be in (0, 1]", "0.995"),
+    "pot": StrategySpec(_pot, False, "optional", DEFAULT_RISK, lambda v: 0 < v < 0.5, "the risk R must be in (0, 0.5), e.g. pot:0.001", "0.001"),
+}
+LABEL_STRATEGIES = tuple(name for name, spec in STRATEGIES.items() if spec.needs_labels)
 
 
 def peaks_over_threshold(normal_scores: np.ndarray, risk: float) -> float:

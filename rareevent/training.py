@@ -18,7 +18,7 @@ from rareevent.errors import RareEventError
 from rareevent.load import Columns, Reading, ReadingOptions, SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
 from rareevent.model import versions
-from rareevent.runs import FORMAT_VERSION, RUN_FILE, check_run_name, check_run_slot, load_run, save_run, scores_frame, training_settings
+from rareevent.runs import FORMAT_VERSION, check_run_name, check_run_slot, load_run, save_run, scores_frame
 from rareevent.threshold import parse_strategy
 
 
@@ -142,7 +142,7 @@ def _fit_and_measure(
     part_starts = {key: windows.part_starts(starts, *bounds) for key, bounds in splits.items()}
     y = data.y
     ahead = {key: slice(start, stop + detector.lead) for key, (start, stop) in splits.items()}  # labels reach lead rows on
-    detector.fit(
+    detector.fit_parts(
         data.X[part["train"]],
         None if y is None else y[ahead["train"]],
         data.X[part["valid"]],
@@ -150,6 +150,7 @@ def _fit_and_measure(
         on_epoch=on_epoch,
         starts_train=part_starts["train"],
         starts_valid=part_starts["valid"],
+        feature_names=data.columns.features,
     )
     valid_keep = windows.inside_segments(part_starts["valid"], detector.lookback)
     parts = {"valid": _scored_part(detector, data, splits["valid"], detector.decision_scores_, valid_keep)}
@@ -206,17 +207,20 @@ def update(
     """
     folder = Path(run_folder)
     parent, detector = load_run(folder)
-    for key, value in training_settings(parent, folder / RUN_FILE).items():
-        setattr(detector, key, value)
-    detector.warm_start = True
-    detector.epochs = epochs
-    detector.threshold = detector.threshold if threshold is None else threshold
-    detector.margin = detector.margin if margin is None else margin
+    detector.set_params(
+        warm_start=True,
+        epochs=epochs,
+        batch_size=detector.batch_size_,  # Adam as the run trained: its batch size and learning rate, automatic ones included
+        learning_rate=detector.learning_rate_,
+        threshold=detector.threshold_strategy_ if threshold is None else threshold,
+        margin=detector.margin if margin is None else margin,
+        context=list(detector.context_features_),  # the model reads and reconstructs the same columns
+    )
     detector.check_params()
     windows.check_fractions(valid_frac, 0.0)
     name = name or default_run_name(detector.arch)
     check_run_name(name)
-    trained = Columns(features=parent["features"], time=parent["time_column"], label=parent["label_column"])
+    trained = Columns(features=detector.feature_names_in_, time=parent["time_column"], label=parent["label_column"])
     data = load_csv(csv_path, fill=fill, trained=trained, base=Reading.from_record(parent.get("reading")))
     data, resampled = gaps.regrid(data, gaps.Resampling.from_record(parent.get("resample")), fill)
     max_gap_value = gaps.check_time_kind(parent.get("gaps"), data.time, data.columns.time, data.path)
@@ -304,32 +308,13 @@ def _record(
         "format_version": FORMAT_VERSION,
         "name": name,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "arch": detector.arch,
-        "lookback": detector.lookback,
-        "lead": detector.lead,
-        "units": list(detector.units),
-        "activation": detector.activation,
-        "score_kind": detector.score_kind,
-        "smooth": detector.smooth,
         "parameters": int(detector.model_.count_params()),
-        "features": list(columns.features),
         "time_column": columns.time,
         "label_column": columns.label,
         "dropped_columns": list(columns.dropped),
-        "context_features": [columns.features[i] for i in detector.context_features_],
-        "target_features": [columns.features[i] for i in detector.target_features_],
-        "error_scale": detector.error_scale_.tolist(),
-        "normalize": detector.normalize,
-        "constant_features": [columns.features[i] for i in detector.constant_features_],
-        "trending_features": [columns.features[i] for i in detector.trending_features_],
         "fill": fill,
         "filled_cells": data.n_filled,
         "reading": data.reading.to_record(),
-        "scaler_mean": detector.scaler_.mean_.tolist(),
-        "scaler_scale": detector.scaler_.scale_.tolist(),
-        "threshold": float(detector.threshold_),
-        "threshold_strategy": detector.threshold_strategy_,
-        "margin": detector.margin,
         "valid_frac": valid_frac,
         "test_frac": test_frac,
         "splits": {key: list(bounds) for key, bounds in splits.items()},
@@ -338,15 +323,6 @@ def _record(
             **{key: int(len(part["row"])) for key, part in parts.items()},
         },
         "metrics": metrics,
-        "seed": detector.seed,
-        "epochs": detector.epochs,
-        "batch_size": detector.batch_size_,
-        "patience": detector.patience,
-        "learning_rate": detector.learning_rate_,
-        "epochs_run": detector.epochs_run_,
-        "best_epoch": detector.best_epoch_,
-        "history": detector.history_,
-        "train_seconds": round(detector.train_seconds_, 3),
         "input_file": str(Path(data.path).resolve()),
         "input_sha256": file_sha256(data.path) if Path(data.path).is_file() else None,  # a Spark group has no file
         "input_rows": len(data),

@@ -13,6 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rareevent.cli.main import app
+from rareevent.detector import RareEventDetector
+from rareevent.runs import read_record
 from tests.conftest import TINY
 
 runner = CliRunner()
@@ -45,14 +47,15 @@ def test_train_writes_a_complete_run_and_summary(tmp_path: Path, sensor_csv: Pat
     result = invoke("train", sensor_csv, *TINY, "--runs-dir", tmp_path, "--name", "r1")
     assert result.exit_code == 0, result.output
     folder = tmp_path / "r1"
-    assert sorted(p.name for p in folder.iterdir()) == ["model.keras", "run.json", "scores.csv"]
-    record = json.loads((folder / "run.json").read_text())
-    assert record["arch"] == "ae" and record["lookback"] == 3 and record["units"] == [4, 2]
-    assert record["features"] == ["s1", "s2", "s3"]
+    assert sorted(p.name for p in folder.iterdir()) == ["detector.json", "model.weights.h5", "run.json", "scores.csv"]
+    detector = RareEventDetector.load(folder)
+    assert detector.arch == "ae" and detector.lookback == 3 and detector.units == (4, 2)
+    assert detector.feature_names_in_ == ["s1", "s2", "s3"]
+    record = read_record(folder)
     assert record["time_column"] == "timestamp" and record["label_column"] == "label"
     assert record["splits"] == {"train": [0, 360], "valid": [360, 480], "test": [480, 600]}
     assert record["windows"] == {"train_normal": 350, "valid": 118, "test": 118}
-    assert record["threshold_strategy"] == "f1" and record["threshold"] > 0
+    assert detector.threshold_strategy_ == "f1" and detector.threshold_ > 0
     for part in ("valid", "test"):
         metrics = record["metrics"][part]
         assert {"precision", "recall", "f1", "pr_auc", "roc_auc", "tp", "fp", "fn", "tn", "events", "events_detected"} <= set(metrics)
@@ -67,15 +70,15 @@ def test_same_seed_gives_the_same_threshold(tmp_path: Path, sensor_csv: Path) ->
     thresholds = []
     for name in ("a", "b"):
         assert invoke("train", sensor_csv, *TINY, "--runs-dir", tmp_path, "--name", name, "--seed", "7").exit_code == 0
-        thresholds.append(json.loads((tmp_path / name / "run.json").read_text())["threshold"])
+        thresholds.append(RareEventDetector.read_config(tmp_path / name).threshold_)
     assert thresholds[0] == thresholds[1]
 
 
 def test_train_without_labels_uses_pot_and_reports_no_metrics(tmp_path: Path, sensor_csv: Path) -> None:
     result = invoke("train", sensor_csv, *TINY, "--drop", "label", "--runs-dir", tmp_path, "--name", "u", "--test-frac", "0")
     assert result.exit_code == 0, result.output
-    record = json.loads((tmp_path / "u" / "run.json").read_text())
-    assert record["threshold_strategy"] == "pot:0.001"
+    record = read_record(tmp_path / "u")
+    assert RareEventDetector.read_config(tmp_path / "u").threshold_strategy_ == "pot:0.001"
     assert record["label_column"] is None and record["metrics"] == {"valid": None, "test": None}
     assert record["splits"]["test"] == [600, 600]
 
@@ -93,7 +96,7 @@ def test_score_csv_columns_flags_events_and_is_chunk_invariant(tmp_path: Path, s
     assert set(frame["flagged"]) <= {0, 1}
     top = frame["top_features"].iloc[0].split(";")
     assert len(top) == 3 and {t.split(":")[0] for t in top} == {"s1", "s2", "s3"}
-    threshold = json.loads((trained_runs["ae"] / "run.json").read_text())["threshold"]
+    threshold = RareEventDetector.read_config(trained_runs["ae"]).threshold_
     assert ((frame["error"] >= threshold) == (frame["flagged"] == 1)).all()
     # every labelled event gets at least one alarm, and errors are far higher on event rows
     for start in (150, 400, 530):
@@ -156,7 +159,7 @@ def test_installed_entry_point_trains_and_scores(tmp_path: Path, sensor_csv: Pat
     runs = tmp_path / "runs"
     done = subprocess.run([RAREEVENT, "train", str(sensor_csv), *TINY, "--arch", "plain", "--runs-dir", str(runs), "--name", "sp"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert (runs / "sp" / "model.keras").is_file()
+    assert (runs / "sp" / "model.weights.h5").is_file()
     done = subprocess.run([RAREEVENT, "score", str(sensor_csv), "--runs-dir", str(runs), "--output", str(tmp_path / "s.csv")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert len(pd.read_csv(tmp_path / "s.csv")) == 598

@@ -41,7 +41,10 @@ def run_cli(*args: object, cwd: Path, **kwargs: object) -> subprocess.CompletedP
 
 
 def record(folder: Path) -> dict:
-    return json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    """The run as ``report`` shows it: run.json's metadata with the detector's settings and learned values."""
+    from rareevent.runs import read_run
+
+    return read_run(folder)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +74,7 @@ def test_version_names_rareevent_keras_and_the_backend() -> None:
     result = invoke("--version")
     assert result.exit_code == 0, result.output
     backend_version = sys.modules[backend].__version__
-    assert result.stdout == f"rareevent {rareevent.__version__}, keras {keras.__version__}, backend {backend} {backend_version}\n"
+    assert result.stdout == f"rareevent {rareevent.__version__}, keras {keras.__version__}, backend {backend} {backend_version}, device cpu\n"
 
 
 def test_choices_are_the_library_values_and_show_in_help() -> None:
@@ -191,7 +194,7 @@ def test_report_recipe_needs_stored_settings(tmp_path: Path, trained_runs: dict[
     assert_one_error_line(result.stdout, result.stderr, ("run.json", "no training settings", "hint:"))
     damaged = tmp_path / "damaged"
     shutil.copytree(trained_runs["ae"], damaged)
-    (damaged / "run.json").write_text(json.dumps({**record(damaged), "settings": {"lookback": {"nested": 1}}}), encoding="utf-8")
+    (damaged / "run.json").write_text(json.dumps({**json.loads((damaged / "run.json").read_text(encoding="utf-8")), "settings": {"lookback": {"nested": 1}}}), encoding="utf-8")
     result = invoke("report", damaged, "--recipe")
     assert result.exit_code == 2
     assert_one_error_line(result.stdout, result.stderr, ("run.json", "field 'settings' has an invalid value"))

@@ -30,6 +30,8 @@ from typer.testing import CliRunner
 
 from tests.conftest import TINY, snapshot, synthetic_frame
 from rareevent.cli.main import app
+from rareevent.detector import RareEventDetector
+from rareevent.runs import read_record
 
 RAREEVENT = Path(sys.executable).parent / "rareevent"
 GOOD_TEXT = synthetic_frame().to_csv(index=False, float_format="%.5f")
@@ -137,8 +139,17 @@ def set_record(**fields: object) -> Callable[[Path], None]:
 
 
 def truncate_model(folder: Path) -> None:
-    blob = (folder / "model.keras").read_bytes()
-    (folder / "model.keras").write_bytes(blob[: len(blob) // 2])
+    blob = (folder / "model.weights.h5").read_bytes()
+    (folder / "model.weights.h5").write_bytes(blob[: len(blob) // 2])
+
+
+def set_param(**fields: object) -> Callable[[Path], None]:
+    def change(folder: Path) -> None:
+        config = json.loads((folder / "detector.json").read_text(encoding="utf-8"))
+        config["params"].update(fields)
+        (folder / "detector.json").write_text(json.dumps(config), encoding="utf-8")
+
+    return change
 
 
 def multiline_note(line: int, column: str, value: str) -> str:
@@ -257,18 +268,19 @@ CASES = [
     Case("score-run-json-not-json", corrupt_run(lambda f: (f / "run.json").write_text("{not json", encoding="utf-8")), ("run.json", "not valid JSON")),
     Case("score-run-json-missing", corrupt_run(lambda f: (f / "run.json").unlink()), ("tiny-ae", "run.json")),
     Case("score-format-version-newer", corrupt_run(set_record(format_version=99)), ("run.json", "99", "newer", "hint: upgrade")),
-    Case("score-run-json-bad-field", corrupt_run(set_record(lookback="three")), ("run.json", "'lookback'")),
+    Case("score-run-json-bad-field", corrupt_run(set_record(metrics=[])), ("run.json", "'metrics'")),
+    Case("score-detector-json-bad-param", corrupt_run(set_param(lookback="three")), ("detector.json", "lookback must be at least 1")),
     Case("score-run-json-bad-reading", corrupt_run(set_record(reading={"decimal": ";"})), ("run.json", "'reading'")),
-    Case("score-model-garbage", corrupt_run(lambda f: (f / "model.keras").write_bytes(b"not a zip archive" * 64)), ("model.keras", "not a readable Keras model")),
-    Case("score-model-truncated", corrupt_run(truncate_model), ("model.keras", "not a readable Keras model")),
-    Case("score-model-missing", corrupt_run(lambda f: (f / "model.keras").unlink()), ("model.keras", "missing")),
+    Case("score-model-garbage", corrupt_run(lambda f: (f / "model.weights.h5").write_bytes(b"not an hdf5 file" * 64)), ("model.weights.h5", "not the weights of this 'ae' model")),
+    Case("score-model-truncated", corrupt_run(truncate_model), ("model.weights.h5", "not the weights of this 'ae' model")),
+    Case("score-model-missing", corrupt_run(lambda f: (f / "model.weights.h5").unlink()), ("model.weights.h5", "missing")),
     # ------------------------------------------------------------ encode
     Case("encode-missing-trained-columns", lambda t: encode_cmd(data(t, "two.csv", synthetic_frame().drop(columns=["s1"]).to_csv(index=False))), ("two.csv", "s1")),
     Case("encode-nan-cell", lambda t: encode_cmd(data(t, "nan.csv", edit(40, "s3", "nan"))), ("nan.csv", "'s3'", "line 40")),
     Case("encode-non-numeric", lambda t: encode_cmd(data(t, "text.csv", edit(41, "s1", "1;5"))), ("text.csv", "'s1'", "line 41")),
     Case("encode-bad-decimal-option", lambda t: encode_cmd(good(t), "--decimal", "x"), ("--decimal", "'x'")),
     Case("encode-plain-run", lambda t: encode_cmd(good(t), run="runs/tiny-plain"), ("'plain'", "hint:")),
-    Case("encode-model-garbage", corrupt_run(lambda f: (f / "model.keras").write_bytes(b"PK\x03\x04garbage"), encode_cmd), ("model.keras", "not a readable Keras model")),
+    Case("encode-model-garbage", corrupt_run(lambda f: (f / "model.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\ngarbage"), encode_cmd), ("model.weights.h5", "not the weights")),
     Case("encode-run-not-found", lambda t: encode_cmd(good(t), run="runs/nope"), ("nope", "not found")),
     # ------------------------------------------------------------ issue 9: the second hostile test
     # 1. encode --output overwrote its input
@@ -341,8 +353,8 @@ def test_bom_and_crlf_train_and_score(workdir: Path) -> None:
     path = data(workdir, "windows-export.csv", raw)
     result = CliRunner().invoke(app, train_cmd(path, "--name", "exported"))
     assert result.exit_code == 0, result.stderr
-    record = json.loads((workdir / "runs" / "exported" / "run.json").read_text(encoding="utf-8"))
-    assert record["features"] == ["s1", "s2", "s3"]
+    record = read_record(workdir / "runs" / "exported")
+    assert RareEventDetector.read_config(workdir / "runs" / "exported").feature_names_in_ == ["s1", "s2", "s3"]
     assert record["time_column"] == "timestamp"  # the BOM is not glued to the first name
     assert record["label_column"] == "label"
     assert record["metrics"]["test"] is not None
@@ -526,6 +538,6 @@ def test_quoted_header_name_with_separators_keeps_the_comma(workdir: Path) -> No
     path = data(workdir, "quoted.csv", "\n".join(['time,"a;b;c;d;e",s2,y', *rows]) + "\n")
     result = CliRunner().invoke(app, train_cmd(path, "--name", "quoted"))
     assert result.exit_code == 0, result.stderr
-    record = json.loads((workdir / "runs" / "quoted" / "run.json").read_text(encoding="utf-8"))
-    assert record["features"] == ["a;b;c;d;e", "s2"]
+    record = read_record(workdir / "runs" / "quoted")
+    assert RareEventDetector.read_config(workdir / "runs" / "quoted").feature_names_in_ == ["a;b;c;d;e", "s2"]
     assert (record["time_column"], record["label_column"]) == ("time", "y")

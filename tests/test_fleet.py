@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from rareevent.cli.main import app
 from rareevent.errors import RareEventError
+from rareevent.runs import read_run
 from rareevent.series import expand, load_series
 from tests.conftest import TINY
 
@@ -119,11 +120,11 @@ def test_the_fleet_model_splits_each_series_and_no_window_crosses_two(fleet_run:
 
 
 def test_train_on_a_glob_a_long_csv_and_parquet_gives_one_model(tmp_path: Path, fleet_dir: Path, long_csv: Path, fleet_run: Path) -> None:
-    expected = json.loads((fleet_run / "run.json").read_text())
+    expected = read_run(fleet_run)
     for name, args in (("glob", [fleet_dir / "exports" / "*.csv"]), ("long", [long_csv, "--group", "asset"])):
         result = invoke("train", *args, *TINY, "--seed", "0", "--runs-dir", tmp_path, "--name", name)
         assert result.exit_code == 0, result.output
-        record = json.loads((tmp_path / name / "run.json").read_text())
+        record = read_run(tmp_path / name)
         assert record["threshold"] == expected["threshold"] and record["metrics"] == expected["metrics"]
     assert "per series" in result.output and "pump_003" in result.output
     assert [s["group"] for s in record["series"]] == ["pump_001", "pump_002", "pump_003"] and record["group_column"] == "asset"
@@ -133,14 +134,14 @@ def test_train_on_a_glob_a_long_csv_and_parquet_gives_one_model(tmp_path: Path, 
 
 def test_per_group_trains_one_run_per_group_and_scores_each_with_its_own(tmp_path: Path, fleet_dir: Path) -> None:
     failed = invoke("train", fleet_dir / "fleet.parquet", "--group", "asset", "--per-group", *TINY, "--runs-dir", tmp_path, "--name", "pg")
-    one_line_error(failed, "fleet.parquet: group 'pump_001': --threshold f1 needs at least one positive window")  # its validation part holds no event
+    one_line_error(failed, "fleet.parquet: group 'pump_001': threshold f1 needs at least one positive window")  # its validation part holds no event
     assert not (tmp_path / "pg").exists()
     result = invoke("train", fleet_dir / "fleet.parquet", "--group", "asset", "--per-group", "--threshold", "pot", *TINY, "--runs-dir", tmp_path, "--name", "pg")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "pg").iterdir()) == ["fleet.json", "pump_001", "pump_002", "pump_003"]
     summary = json.loads((tmp_path / "pg" / "fleet.json").read_text())
     assert summary["group_column"] == "asset" and list(summary["runs"]) == ["pump_001", "pump_002", "pump_003"]
-    records = [json.loads((tmp_path / "pg" / g / "run.json").read_text()) for g in summary["runs"]]
+    records = [read_run(tmp_path / "pg" / g) for g in summary["runs"]]
     assert [r["input_rows"] for r in records] == [1200] * 3 and len({r["threshold"] for r in records}) == 3
     two = tmp_path / "two.csv"
     pd.concat([pd.read_csv(fleet_dir / "exports" / f"{g}.csv").assign(asset=a) for g, a in (("pump_001", "pump_001"), ("pump_002", "pump_009"))]).to_csv(two, index=False)

@@ -18,7 +18,7 @@ from rareevent.cli.main import app
 from rareevent.detector import RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.metrics import event_metrics
-from rareevent.runs import load_run
+from rareevent.runs import load_run, run_view
 from rareevent.scoring import score_csv
 from rareevent.training import train
 from tests.conftest import TINY, snapshot, synthetic_frame
@@ -167,7 +167,7 @@ def test_score_of_a_holed_file_drops_windows_across_the_hole_for_any_chunk_size(
         pd.testing.assert_frame_equal(other, whole)
         assert result.alarms == first.alarms and result.metrics == first.metrics
     # the smoothing starts afresh at the first window after the hole: it is that window's raw score
-    raw, _ = detector.score_windows(frame[record["features"]].to_numpy()[300 : 300 + T])
+    raw, _ = detector.score_windows(frame[detector.feature_names_in_].to_numpy()[300 : 300 + T])
     assert whole.loc[whole["row"] == 300 + T - 1, "error"].item() == pytest.approx(float(raw[0]), rel=1e-6)
 
 
@@ -243,7 +243,7 @@ def test_chunked_scoring_of_a_resampled_run_equals_one_piece(monkeypatch: pytest
     outputs = []
     for chunk_rows in (1_000_000, 101, 102, 7, 1):
         frames: list[pd.DataFrame] = []
-        scored = score_csv(path, result.record, result.detector, chunk_rows=chunk_rows, fill=fill, sink=frames.append)
+        scored = score_csv(path, run_view(result.record, result.detector), result.detector, chunk_rows=chunk_rows, fill=fill, sink=frames.append)
         outputs.append((pd.concat(frames, ignore_index=True), scored))
     (whole, first), *rest = outputs
     assert first.n_rows == len(result.data)

@@ -15,6 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rareevent.cli.main import app
+from rareevent.detector import RareEventDetector
+from rareevent.runs import read_record, read_run
 from tests.conftest import TINY, synthetic_frame
 
 NAMES = {"timestamp": "Zeitstempel", "s1": "Druck", "s2": "Temp", "s3": "Fluss"}
@@ -49,14 +51,15 @@ def invoke(*args: object) -> object:
 
 def train(data: Path, runs: Path, name: str) -> dict:
     invoke("train", data, *TINY, "--time", "Zeitstempel", "--runs-dir", runs, "--name", name)
-    return json.loads((runs / name / "run.json").read_text(encoding="utf-8"))
+    scaler = RareEventDetector.read_config(runs / name).scaler_
+    return {**read_run(runs / name), "scaler": [scaler.mean_.tolist(), scaler.scale_.tolist()]}
 
 
 def score(data: Path, runs: Path, name: str, output: Path, *extra: object) -> object:
     return invoke("score", data, "--run", runs / name, "--output", output, *extra)
 
 
-LEARNED = ("threshold", "scaler_mean", "scaler_scale", "metrics", "splits", "windows", "features", "time_column", "label_column")
+LEARNED = ("threshold", "scaler", "metrics", "splits", "windows", "features", "time_column", "label_column")
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +130,7 @@ def test_epoch_time_column_gives_real_units(tmp_path: Path) -> None:
     frame.to_csv(data, index=False)
     runs = tmp_path / "runs"
     result = invoke("train", data, *TINY, "--time-unit", "ms", "--runs-dir", runs, "--name", "epoch")
-    record = json.loads((runs / "epoch" / "run.json").read_text(encoding="utf-8"))
+    record = read_record(runs / "epoch")
     assert record["reading"]["time_unit"] == "ms"
     assert record["metrics"]["test"]["false_alarms_per_day"] is not None  # real days, not per 1,000 windows
     assert "/day" in result.stdout

@@ -1,4 +1,4 @@
-"""run.json schema checks and loading run folders as untrusted input."""
+"""run.json and detector.json schema checks, and loading run folders as untrusted input."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from rareevent.detector import DETECTOR_FILE, PCA_FILE, WEIGHTS_FILE, RareEventDetector
 from rareevent.errors import RareEventError
-from rareevent.runs import FORMAT_VERSION, MODEL_FILE, RUN_FILE, load_run, read_record, validate_record
+from rareevent.runs import FORMAT_VERSION, RUN_FILE, load_run, read_record, read_run, validate_record
 
 PATH = Path("runs/x/run.json")
 
@@ -45,14 +46,32 @@ def invalid(record: Any) -> str:
     return message
 
 
-# ---------------------------------------------------------------- validate_record
+def edit_detector(folder: Path, part: str, field: str, value: Any) -> None:
+    """Set ``part`` (params or fitted) ``field`` of ``folder``'s detector.json; ``...`` deletes it."""
+    path = folder / DETECTOR_FILE
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if value is ...:
+        del config[part][field]
+    else:
+        config[part][field] = value
+    path.write_text(json.dumps(config), encoding="utf-8")
 
 
-def test_written_record_is_valid(record: dict[str, Any]) -> None:
+def refused(folder: Path) -> str:
+    with pytest.raises(RareEventError) as info:
+        load_run(folder)
+    return str(info.value)
+
+
+# ---------------------------------------------------------------- run.json: run metadata only
+
+
+def test_written_record_is_valid_and_holds_no_detector_setting(record: dict[str, Any]) -> None:
     validate_record(record, PATH)
-    assert record["format_version"] == FORMAT_VERSION
-    assert record["arch"] == "ae"
-    assert record["features"] == ["s1", "s2", "s3"]
+    assert record["format_version"] == FORMAT_VERSION == 3
+    assert record["time_column"] == "timestamp"
+    assert record["label_column"] == "label"
+    assert not {"arch", "lookback", "units", "threshold", "features", "scaler_mean", "margin", "history"} & set(record)
 
 
 @pytest.mark.parametrize("value", [[], "run", None, 3, [{"format_version": 1}]])
@@ -60,11 +79,7 @@ def test_not_an_object(value: Any) -> None:
     assert "must hold a JSON object" in invalid(value)
 
 
-@pytest.mark.parametrize(
-    "field",
-    ["name", "arch", "lookback", "lead", "units", "activation", "score_kind", "threshold", "threshold_strategy",
-     "features", "time_column", "label_column", "scaler_mean", "scaler_scale", "metrics"],
-)
+@pytest.mark.parametrize("field", ["name", "time_column", "label_column", "metrics"])
 def test_missing_field(record: dict[str, Any], field: str) -> None:
     del record[field]
     assert f"required field '{field}' is missing" in invalid(record)
@@ -85,70 +100,35 @@ def test_format_version_newer(record: dict[str, Any]) -> None:
     assert "upgrade rareevent" in message
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_runs_of_0_1_and_0_2_are_refused_with_one_clear_line(run_copy: Path, version: int) -> None:
+    """The 0.1.0/0.2.0 layout (the whole Keras model in model.keras) is refused before any file but run.json is read."""
+    (run_copy / "model.keras").write_bytes(b"never looked at")
+    record = json.loads((run_copy / RUN_FILE).read_text())
+    record["format_version"] = version
+    (run_copy / RUN_FILE).write_text(json.dumps(record))
+    message = refused(run_copy)
+    assert message == (
+        f"{run_copy / RUN_FILE}: format version {version} (rareevent 0.1/0.2) saved the whole Keras model, which this rareevent no longer loads "
+        "(hint: train the run again; `rareevent report RUN --recipe` with rareevent 0.2 prints its options)"
+    )
+    assert "\n" not in message
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
         ("name", ""),
         ("name", 7),
-        ("arch", "cnn"),
-        ("lookback", "3"),
-        ("lookback", 3.0),
-        ("lookback", True),
-        ("lookback", 0),
-        ("lookback", 100_001),
-        ("lead", -1),
-        ("lead", None),
-        ("smooth", 0),
-        ("activation", "sigmoid"),
-        ("score_kind", "max"),
-        ("threshold", "0.5"),
-        ("threshold", True),
-        ("threshold", None),
-        ("threshold", math.inf),
-        ("threshold", math.nan),
-        ("threshold_strategy", 1),
         ("time_column", 3),
         ("label_column", ["label"]),
         ("metrics", []),
-        ("features", "s1"),
-        ("features", []),
-        ("features", ["s1", "s1", "s3"]),
-        ("features", ["s1", "", "s3"]),
-        ("features", ["s1", 2, "s3"]),
+        ("dropped_columns", "x"),
     ],
 )
 def test_wrong_type_or_value(record: dict[str, Any], field: str, value: Any) -> None:
     record[field] = value
-    message = invalid(record)
-    assert f"field {field!r} has an invalid value" in message
-
-
-@pytest.mark.parametrize("units", [[4], [4, 2, 1], [], [4, 0], [4, 2.0], [4, True], "4,2", None])
-def test_units(record: dict[str, Any], units: Any) -> None:
-    record["units"] = units
-    assert "field 'units' has an invalid value" in invalid(record)
-
-
-@pytest.mark.parametrize("field", ["scaler_mean", "scaler_scale"])
-def test_scaler_length_must_match_features(record: dict[str, Any], field: str) -> None:
-    assert len(record["features"]) == 3
-    record[field] = record[field][:2]
     assert f"field {field!r} has an invalid value" in invalid(record)
-    record[field] = [1.0, 1.0, 1.0, 1.0]
-    assert f"field {field!r} has an invalid value" in invalid(record)
-
-
-@pytest.mark.parametrize("bad", [0.0, -1.0, "1", None, math.nan])
-def test_scaler_scale_values(record: dict[str, Any], bad: Any) -> None:
-    record["scaler_scale"] = [1.0, bad, 1.0]
-    assert "field 'scaler_scale' has an invalid value" in invalid(record)
-
-
-def test_scaler_mean_may_be_negative_or_zero_but_finite(record: dict[str, Any]) -> None:
-    record["scaler_mean"] = [-1.0, 0, 2]
-    validate_record(record, PATH)
-    record["scaler_mean"] = [-1.0, math.inf, 2]
-    assert "field 'scaler_mean' has an invalid value" in invalid(record)
 
 
 def test_optional_columns_may_be_null(record: dict[str, Any]) -> None:
@@ -157,7 +137,7 @@ def test_optional_columns_may_be_null(record: dict[str, Any]) -> None:
     validate_record(record, PATH)
 
 
-def test_reading_is_optional_for_runs_saved_before_it(record: dict[str, Any]) -> None:
+def test_reading_is_optional(record: dict[str, Any]) -> None:
     assert record["reading"]["decimal"] == "."
     del record["reading"]
     validate_record(record, PATH)
@@ -174,6 +154,23 @@ def test_reading_values(record: dict[str, Any], key: str, value: Any) -> None:
     assert "field 'reading' has an invalid value" in invalid(record)
     record["reading"] = "day-first"
     assert "field 'reading' has an invalid value" in invalid(record)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("parameters", "abc"), ("parameters", -1), ("created", 5), ("input_sha256", 3)],
+)
+def test_optional_fields_are_checked_when_present(record: dict[str, Any], field: str, value: Any) -> None:
+    record[field] = value
+    assert f"field {field!r} has an invalid value" in invalid(record)
+    record[field] = None
+    validate_record(record, PATH)
+
+
+@pytest.mark.parametrize("part", [{"f1": math.nan}, {"f1": "0.5"}, {"lead_rows": [1, math.inf]}, "valid", [1]])
+def test_metrics_values_must_be_finite_numbers_or_null(record: dict[str, Any], part: Any) -> None:
+    record["metrics"] = {"valid": part, "test": None}
+    assert "field 'metrics' has an invalid value" in invalid(record)
 
 
 # ---------------------------------------------------------------- read_record
@@ -198,100 +195,178 @@ def test_read_record_validates(tmp_path: Path, record: dict[str, Any]) -> None:
         read_record(tmp_path)
 
 
-# ---------------------------------------------------------------- load_run
+# ---------------------------------------------------------------- detector.json: checked field by field
 
 
-def test_load_run_on_a_copy(run_copy: Path, trained_runs: dict[str, Path]) -> None:
-    record, detector = load_run(run_copy)
-    saved = json.loads((trained_runs["ae"] / RUN_FILE).read_text())
-    assert record == saved
-    assert detector.threshold_ == saved["threshold"]
-    assert detector.lookback == 3
-    assert detector.arch == "ae"
-    np.testing.assert_array_equal(detector.scaler_.mean_, saved["scaler_mean"])
-    np.testing.assert_array_equal(detector.scaler_.scale_, saved["scaler_scale"])
-    assert tuple(detector.model_.input_shape) == (None, 3, 3)
-    # the original run loads to the very same threshold
-    assert load_run(trained_runs["ae"])[1].threshold_ == detector.threshold_
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("lookback", "3", "lookback must be at least 1"),
+        ("lookback", 0, "lookback must be at least 1"),
+        ("lookback", 100_001, "lookback must be at most 100000"),
+        ("lead", -1, "lead must be between 0 and 100000"),
+        ("lead", None, "lead must be between"),
+        ("smooth", 0, "smooth must be between 1 and 100000"),
+        ("smooth", 2.0, "smooth must be between"),
+        ("units", [4], "units must be two positive integers"),
+        ("units", [4, 2.0], "units must be two positive integers"),
+        ("units", [4, True], "units must be two positive integers"),
+        ("units", "4,2", "units must be two positive integers"),
+        ("arch", "cnn", "arch must be one of ae, plain, pca"),
+        ("activation", "sigmoid", "activation must be one of tanh, relu"),
+        ("score_kind", "max", "score_kind must be one of mean, last"),
+        ("margin", 1e308, "margin must be above 0 and at most 1000"),
+        ("margin", "1", "margin must be above 0"),
+        ("seed", -1, "seed must be between 0"),
+        ("threshold", 3, "threshold must be a strategy"),
+        ("threshold", "best", "threshold 'best': unknown strategy"),
+        ("normalize", "yes", "normalize must be true or false"),
+        ("context", {"a": 1}, "context must be one of auto, none or a list of column indices"),
+    ],
+)
+def test_bad_parameter_is_refused_before_the_model_is_read(run_copy: Path, field: str, value: Any, message: str) -> None:
+    (run_copy / WEIGHTS_FILE).write_bytes(b"never looked at")
+    edit_detector(run_copy, "params", field, value)
+    text = refused(run_copy)
+    assert text.startswith(f"{run_copy / DETECTOR_FILE}: {message}"), text
 
 
-def test_run_without_reading_scores_as_before(run_copy: Path, trained_runs: dict[str, Path], sensor_csv: Path) -> None:
-    from rareevent.scoring import score_csv
-
-    record = json.loads((run_copy / RUN_FILE).read_text())
-    del record["reading"]
-    (run_copy / RUN_FILE).write_text(json.dumps(record))
-    old = score_csv(sensor_csv, *load_run(run_copy))
-    new = score_csv(sensor_csv, *load_run(trained_runs["ae"]))
-    np.testing.assert_array_equal(old.error, new.error)
-    np.testing.assert_array_equal(old.time, new.time)
-
-
-def test_load_plain_run(trained_runs: dict[str, Path]) -> None:
-    record, detector = load_run(trained_runs["plain"])
-    assert record["arch"] == "plain"
-    assert detector.threshold_ == record["threshold"]
-
-
-def test_corrupt_model_file(run_copy: Path) -> None:
-    (run_copy / MODEL_FILE).write_bytes(os.urandom(2048))
-    with pytest.raises(RareEventError, match="not a readable Keras model") as info:
-        load_run(run_copy)
-    assert "model.keras" in str(info.value)
-
-
-def test_missing_model_file(run_copy: Path) -> None:
-    (run_copy / MODEL_FILE).unlink()
-    with pytest.raises(RareEventError, match="model file missing"):
-        load_run(run_copy)
-
-
-def test_model_shape_must_match_record(run_copy: Path) -> None:
-    record = json.loads((run_copy / RUN_FILE).read_text())
-    record["lookback"] = 5
-    (run_copy / RUN_FILE).write_text(json.dumps(record))
-    with pytest.raises(RareEventError, match=r"does not match run.json \(lookback 5, 3 features\)"):
-        load_run(run_copy)
-
-
-def test_invalid_record_is_refused_before_the_model_is_read(run_copy: Path) -> None:
-    (run_copy / MODEL_FILE).write_bytes(b"never looked at")
-    record = json.loads((run_copy / RUN_FILE).read_text())
-    record["units"] = [4]
-    (run_copy / RUN_FILE).write_text(json.dumps(record))
-    with pytest.raises(RareEventError, match="field 'units' has an invalid value"):
-        load_run(run_copy)
-
-
-@pytest.mark.parametrize("field", ["lookback", "lead", "smooth"])
-def test_option_bounds_are_the_loading_bounds(record: dict[str, Any], field: str) -> None:
-    """Issue 9, case 3: a value train accepts is one run.json loads with, and one beyond is refused by both."""
-    from rareevent.detector import MAX_SPAN, RareEventDetector
-
-    for value, ok in ((MAX_SPAN, True), (MAX_SPAN + 1, False)):
-        record[field] = value
-        detector = RareEventDetector(**{field: value})
-        if ok:
-            validate_record(record, PATH)
-            detector.check_params()
-        else:
-            assert f"field {field!r} has an invalid value" in invalid(record)
-            with pytest.raises(RareEventError, match=f"--{field}"):
-                detector.check_params()
+def test_params_must_be_exactly_the_estimators(run_copy: Path) -> None:
+    edit_detector(run_copy, "params", "__class__", "os.system")
+    assert "'params' must hold exactly the parameters" in refused(run_copy)
+    shutil.copy(run_copy / DETECTOR_FILE, run_copy / "x")
+    edit_detector(run_copy, "params", "__class__", ...)
+    edit_detector(run_copy, "params", "margin", ...)
+    assert "'params' must hold exactly the parameters" in refused(run_copy)
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("parameters", "abc"), ("parameters", -1), ("created", 5), ("margin", 1e308), ("seed", -1), ("train_seconds", math.nan), ("input_sha256", 3)],
+    [
+        ("feature_names_in_", ["s1", "s1", "s3"]),
+        ("feature_names_in_", ["s1", "", "s3"]),
+        ("feature_names_in_", "s1"),
+        ("n_features_in_", 4),
+        ("target_features_", []),
+        ("target_features_", [0, 3]),
+        ("context_features_", [5]),
+        ("scaler_", {"mean": [0, 0], "scale": [1, 1]}),
+        ("scaler_", {"mean": [0, 0, 0], "scale": [1, 0, 1]}),
+        ("scaler_", {"mean": [0, math.inf, 0], "scale": [1, 1, 1]}),
+        ("error_scale_", [1.0, 1.0]),
+        ("error_scale_", [1.0, -1.0, 1.0]),
+        ("threshold_", "0.5"),
+        ("threshold_", None),
+        ("threshold_", True),
+        ("threshold_strategy_", "best"),
+        ("labels_", [2]),
+        ("history_", {"loss": ["x"]}),
+        ("train_seconds_", -1),
+    ],
 )
-def test_optional_fields_are_checked_when_present(record: dict[str, Any], field: str, value: Any) -> None:
-    record[field] = value
-    assert f"field {field!r} has an invalid value" in invalid(record)
-    record[field] = None
-    validate_record(record, PATH)
+def test_bad_learned_value_is_refused(run_copy: Path, field: str, value: Any) -> None:
+    edit_detector(run_copy, "fitted", field, value)
+    assert f"{run_copy / DETECTOR_FILE}: field 'fitted.{field}' has an invalid value" in refused(run_copy)
 
 
-@pytest.mark.parametrize("part", [{"f1": math.nan}, {"f1": "0.5"}, {"lead_rows": [1, math.inf]}, "valid", [1]])
-def test_metrics_values_must_be_finite_numbers_or_null(record: dict[str, Any], part: Any) -> None:
-    record["metrics"] = {"valid": part, "test": None}
-    assert "field 'metrics' has an invalid value" in invalid(record)
+def test_missing_learned_value(run_copy: Path) -> None:
+    edit_detector(run_copy, "fitted", "threshold_", ...)
+    assert "required field 'fitted.threshold_' is missing" in refused(run_copy)
+
+
+def test_detector_format_newer(run_copy: Path) -> None:
+    path = run_copy / DETECTOR_FILE
+    config = json.loads(path.read_text())
+    config["format_version"] = 99
+    path.write_text(json.dumps(config))
+    assert "format version 99 is newer than this rareevent understands" in refused(run_copy)
+
+
+def test_missing_detector_file(run_copy: Path) -> None:
+    (run_copy / DETECTOR_FILE).unlink()
+    assert f"{run_copy}: not a saved detector (detector.json missing)" in refused(run_copy)
+
+
+# ---------------------------------------------------------------- load_run
+
+
+def test_load_run_on_a_copy_gives_the_trained_detector(run_copy: Path, trained_runs: dict[str, Path]) -> None:
+    view, detector = load_run(run_copy)
+    original = load_run(trained_runs["ae"])[1]
+    assert detector.get_params() == original.get_params()
+    assert detector.threshold_ == original.threshold_
+    assert (detector.lookback, detector.arch, detector.units, detector.margin, detector.epochs, detector.patience) == (3, "ae", (4, 2), 1.0, 3, 5)
+    assert detector.batch_size == 64
+    assert detector.feature_names_in_ == ["s1", "s2", "s3"]
+    assert tuple(detector.model_.input_shape) == (None, 3, 3)
+    assert view["name"] == "tiny-ae" and view["threshold"] == detector.threshold_  # the run view shows the detector's values
+    assert read_run(run_copy) == view
+
+
+def test_load_plain_run(trained_runs: dict[str, Path]) -> None:
+    view, detector = load_run(trained_runs["plain"])
+    assert detector.arch == view["arch"] == "plain"
+    assert not any(type(layer).__name__ == "RepeatVector" for layer in detector.model_.layers)
+
+
+def test_corrupt_weights_file(run_copy: Path) -> None:
+    (run_copy / WEIGHTS_FILE).write_bytes(os.urandom(2048))
+    message = refused(run_copy)
+    assert message.startswith(f"{run_copy / WEIGHTS_FILE}: not the weights of this 'ae' model")
+    assert "retrain the run" in message
+
+
+def test_missing_weights_file(run_copy: Path) -> None:
+    (run_copy / WEIGHTS_FILE).unlink()
+    assert "model weights file missing" in refused(run_copy)
+
+
+def test_weights_of_another_shape_are_refused(run_copy: Path, tmp_path: Path, sensor_csv: Path) -> None:
+    """Weights of a model with other units cannot be put into the model detector.json describes."""
+    import pandas as pd
+
+    frame = pd.read_csv(sensor_csv)[["s1", "s2", "s3"]]
+    other = RareEventDetector(lookback=3, units=(6, 2), epochs=1, batch_size=64).fit(frame)
+    other.save(tmp_path / "other")
+    shutil.copy(tmp_path / "other" / WEIGHTS_FILE, run_copy / WEIGHTS_FILE)
+    assert "not the weights of this 'ae' model" in refused(run_copy)
+
+
+def test_a_different_lookback_loads_the_same_weights(run_copy: Path, trained_runs: dict[str, Path]) -> None:
+    """LSTM weights do not depend on the window length: an edited lookback is a valid detector, not a crash."""
+    edit_detector(run_copy, "params", "lookback", 5)
+    detector = load_run(run_copy)[1]
+    assert tuple(detector.model_.input_shape) == (None, 5, 3)
+    for ours, theirs in zip(detector.model_.get_weights(), load_run(trained_runs["ae"])[1].model_.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_pca_model_file_must_match_the_detector(tmp_path: Path, sensor_csv: Path) -> None:
+    import pandas as pd
+
+    frame = pd.read_csv(sensor_csv)[["s1", "s2", "s3"]]
+    folder = RareEventDetector(arch="pca", lookback=3).fit(frame).save(tmp_path / "pca")
+    assert RareEventDetector.load(folder).model_.components.shape[1] == 3
+    edit_detector(folder, "fitted", "target_features_", [0, 1])
+    edit_detector(folder, "fitted", "error_scale_", [1.0, 1.0])
+    with pytest.raises(RareEventError, match="PCA model reconstructs other columns"):
+        RareEventDetector.load(folder)
+    (folder / PCA_FILE).write_bytes(b"junk")
+    with pytest.raises(RareEventError, match="not a readable PCA model"):
+        RareEventDetector.load(folder)
+
+
+@pytest.mark.parametrize("field", ["lookback", "lead", "smooth"])
+def test_option_bounds_are_the_loading_bounds(run_copy: Path, field: str) -> None:
+    """Issue 9, case 3: a value train accepts is one a saved detector loads with, and one beyond is refused by both."""
+    from rareevent.detector import MAX_SPAN
+
+    edit_detector(run_copy, "params", field, MAX_SPAN)
+    assert getattr(RareEventDetector.read_config(run_copy), field) == MAX_SPAN
+    RareEventDetector(**{field: MAX_SPAN}).check_params()
+    edit_detector(run_copy, "params", field, MAX_SPAN + 1)
+    with pytest.raises(RareEventError, match=f"{DETECTOR_FILE}: {field} must be"):
+        RareEventDetector.read_config(run_copy)
+    with pytest.raises(RareEventError, match=f"^{field} must be") as info:
+        RareEventDetector(**{field: MAX_SPAN + 1}).check_params()
+    assert info.value.param == field

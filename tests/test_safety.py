@@ -41,76 +41,66 @@ def workdir(tmp_path: Path, trained_runs: dict[str, Path], monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
-def replace_model(workdir: Path, model, name: str) -> Path:  # noqa: ANN001 - a keras.Model
-    """A copy of the trained run whose ``model.keras`` is ``model``."""
+def replace_weights(workdir: Path, model, name: str) -> Path:  # noqa: ANN001 - a keras.Model
+    """A copy of the trained run whose ``model.weights.h5`` holds the weights of ``model``."""
     folder = workdir / "runs" / name
     shutil.copytree(workdir / "runs" / "tiny-ae", folder)
-    (folder / "model.keras").unlink()
-    model.save(folder / "model.keras")
+    (folder / "model.weights.h5").unlink()
+    model.save_weights(folder / "model.weights.h5")
     return folder
 
 # ---------------------------------------------------------------- untrusted model files
 
 @pytest.mark.parametrize("command", ["score", "encode"])
-def test_lambda_layer_is_refused_and_never_runs(command: str, workdir: Path) -> None:
-    """Keras safe mode: a pickled Python lambda in model.keras is refused, not executed."""
+def test_a_keras_archive_with_a_lambda_is_never_read(command: str, workdir: Path) -> None:
+    """A run folder is numbers only: a pickled Python lambda in a model.keras beside them is not deserialized.
+
+    As a 0.2.0 run (format 2, whose model.keras was the whole model) it is refused by run.json's
+    format; as a current run the archive is ignored and the run scores with its own weights.
+    """
     import keras
 
     marker = workdir / "lambda-ran"
     payload = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).touch(), x * 2)[1]")  # noqa: S307 - the test's own payload
     inputs = keras.Input((3, 3))
     outputs = keras.layers.TimeDistributed(keras.layers.Dense(3))(keras.layers.Lambda(payload)(inputs))
-    folder = replace_model(workdir, keras.Model(inputs, outputs), "lambda")
+    folder = workdir / "runs" / "lambda"
+    shutil.copytree(workdir / "runs" / "tiny-ae", folder)
+    keras.Model(inputs, outputs).save(folder / "model.keras")
     assert marker.exists()  # building the model ran the payload: it is live code
     marker.unlink()
 
+    record = json.loads((folder / "run.json").read_text())
+    (folder / "run.json").write_text(json.dumps({**record, "format_version": 2}))
     before = snapshot(workdir)
     result = invoke(command, "good.csv", "--run", str(folder), "--output", "out/result.csv")
     assert result.exit_code == 2, (result.exit_code, result.stderr)
-    assert_one_error_line(result, "model.keras", "Lambda", "refused")
+    assert_one_error_line(result, "run.json", "format version 2", "no longer loads", "train the run again")
+    assert snapshot(workdir) == before
+
+    (folder / "run.json").write_text(json.dumps(record))
+    result = invoke(command, "good.csv", "--run", str(folder), "--output", "out/result.csv")
+    assert result.exit_code == 0, (result.exit_code, result.stderr)
     assert not marker.exists(), "loading the run executed the Lambda's code"
-    assert snapshot(workdir) == before
 
-def test_tfsm_layer_is_refused_by_name(workdir: Path) -> None:
-    """Issue 9, case 11: a TFSMLayer (an external SavedModel) is named as such, not called a Lambda layer."""
-    import keras
-    import tensorflow as tf
-
-    class Doubler(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, 3, 3], tf.float32)])
-        def serve(self, x):  # noqa: ANN001, ANN202
-            return x * 2
-
-    module = Doubler()
-    saved = workdir / "saved-model"
-    tf.saved_model.save(module, str(saved), signatures={"serving_default": module.serve})
-    inputs = keras.Input((3, 3))
-    outputs = keras.layers.TFSMLayer(str(saved), call_endpoint="serving_default")(inputs)
-    folder = replace_model(workdir, keras.Model(inputs, list(outputs.values())[0]), "tfsm")
-    before = snapshot(workdir)
-    result = invoke("score", "good.csv", "--run", str(folder), "--output", "out/windows.csv")
-    assert result.exit_code == 2, (result.exit_code, result.stderr)
-    line = assert_one_error_line(result, "model.keras", "refused", "TFSMLayer")
-    assert "Lambda" not in line
-    assert snapshot(workdir) == before
 
 def _conv1d(keras):  # noqa: ANN001, ANN202
     inputs = keras.Input((3, 3))
-    return keras.Model(inputs, keras.layers.Conv1D(3, 2, padding="same")(inputs)), "Conv1D"
+    return keras.Model(inputs, keras.layers.Conv1D(3, 2, padding="same")(inputs))
 
 def _gru(keras):  # noqa: ANN001, ANN202
     inputs = keras.Input((3, 3))
     x = keras.layers.GRU(4, return_sequences=True)(inputs)
-    return keras.Model(inputs, keras.layers.TimeDistributed(keras.layers.Dense(3))(x)), "GRU"
+    return keras.Model(inputs, keras.layers.TimeDistributed(keras.layers.Dense(3))(x))
 
 def _dense_only(keras):  # noqa: ANN001, ANN202
     inputs = keras.Input((3, 3))
-    return keras.Model(inputs, keras.layers.Dense(3)(inputs)), "refused"
+    return keras.Model(inputs, keras.layers.Dense(3)(inputs))
 
 def _wrong_shape(keras):  # noqa: ANN001, ANN202
     from rareevent.model import build_model
 
-    return build_model("ae", 3, 4, (4, 2)), "does not match"
+    return build_model("ae", 3, 4, (4, 2))
 
 @pytest.mark.parametrize(
     "build",
@@ -121,35 +111,15 @@ def _wrong_shape(keras):  # noqa: ANN001, ANN202
         pytest.param(_wrong_shape, id="right-layers-wrong-shape"),
     ],
 )
-def test_unexpected_model_is_refused(build, workdir: Path) -> None:  # noqa: ANN001
+def test_weights_of_another_model_are_refused(build, workdir: Path) -> None:  # noqa: ANN001
+    """The model is rebuilt from detector.json; weights that do not fit it are refused, whatever model they came from."""
     import keras
 
-    model, fragment = build(keras)
-    folder = replace_model(workdir, model, "odd")
+    folder = replace_weights(workdir, build(keras), "odd")
     before = snapshot(workdir)
     result = invoke("score", "good.csv", "--run", str(folder), "--output", "out/windows.csv")
     assert result.exit_code == 2, (result.exit_code, result.stdout[-500:], result.stderr)
-    assert_one_error_line(result, "model.keras", fragment)
-    assert snapshot(workdir) == before
-
-def test_unknown_custom_layer_is_refused(workdir: Path) -> None:
-    """A layer class that rareevent does not know (here: registered only while saving) is refused."""
-    import keras
-
-    @keras.saving.register_keras_serializable(package="untrusted_pkg")
-    class Doubler(keras.layers.Layer):
-        def call(self, x):  # noqa: ANN001, ANN202
-            return x * 2
-
-    try:
-        inputs = keras.Input((3, 3))
-        folder = replace_model(workdir, keras.Model(inputs, Doubler()(inputs)), "custom")
-    finally:
-        keras.saving.get_custom_objects().pop("untrusted_pkg>Doubler", None)
-    before = snapshot(workdir)
-    result = invoke("score", "good.csv", "--run", str(folder))
-    assert result.exit_code == 2, (result.exit_code, result.stderr)
-    assert_one_error_line(result, "model.keras")
+    assert_one_error_line(result, "model.weights.h5", "not the weights of this 'ae' model", "retrain the run")
     assert snapshot(workdir) == before
 
 # ---------------------------------------------------------------- outputs that cannot be written
@@ -298,13 +268,14 @@ def test_overwrite_keeps_old_run_when_final_rename_fails(workdir: Path, monkeypa
     assert not [p for p in os.listdir(workdir / "runs") if p.startswith(".tmp-")]
 
 def test_overwrite_replaces_run_when_training_succeeds(workdir: Path) -> None:
-    old_record = json.loads((workdir / "runs" / "tiny-ae" / "run.json").read_text(encoding="utf-8"))
+    from rareevent.detector import RareEventDetector
+
+    old_seed = RareEventDetector.read_config(workdir / "runs" / "tiny-ae").seed
     result = CliRunner().invoke(app, train_args("good.csv", "--seed", "7"))
     assert result.exit_code == 0, result.stderr
-    record = json.loads((workdir / "runs" / "tiny-ae" / "run.json").read_text(encoding="utf-8"))
-    assert record["seed"] == 7 and old_record["seed"] == 0
+    assert RareEventDetector.read_config(workdir / "runs" / "tiny-ae").seed == 7 and old_seed == 0
     assert sorted(os.listdir(workdir / "runs")) == ["tiny-ae"]  # no temporary, no renamed-aside old run
-    assert sorted(os.listdir(workdir / "runs" / "tiny-ae")) == ["model.keras", "run.json", "scores.csv"]
+    assert sorted(os.listdir(workdir / "runs" / "tiny-ae")) == ["detector.json", "model.weights.h5", "run.json", "scores.csv"]
 
 def test_leftover_of_a_run_named_old_foo_is_not_restored_as_foo(workdir: Path) -> None:
     """Issue 9, case 5: ``.tmp-<dead pid>-old-foo``, what a run named ``old-foo`` left when killed while saving, is cleared, not renamed to ``runs/foo``."""

@@ -105,7 +105,7 @@ def test_chunked_scoring_equals_whole_file_across_predict_blocks(monkeypatch: py
 
 def test_detector_predict_matches_the_threshold_and_validation_labels(sensor_csv: Path, trained_runs: dict[str, Path]) -> None:
     record, detector = load_run(trained_runs["ae"])
-    X = pd.read_csv(sensor_csv)[record["features"]].to_numpy()
+    X = pd.read_csv(sensor_csv)[detector.feature_names_in_].to_numpy()
     raw, per_feature = detector.score_windows(X)
     assert per_feature.shape == (598, 3)
     np.testing.assert_allclose(per_feature.mean(axis=1), raw, rtol=1e-5)  # the score is the mean over sensors

@@ -166,8 +166,27 @@ def test_pot_falls_back_to_the_empirical_quantile_when_the_tail_is_flat() -> Non
 
 @pytest.mark.parametrize("text", ["pot:0", "pot:0.5", "pot:x"])
 def test_pot_risk_out_of_range_is_refused(text: str) -> None:
-    with pytest.raises(RareEventError, match="--threshold"):
+    with pytest.raises(RareEventError, match=f"^threshold '{text}': ") as info:
         parse_strategy(text)
+    assert info.value.param == "threshold"  # the CLI names it --threshold
+
+
+def test_one_table_holds_every_strategy() -> None:
+    """Parsing, the default parameter and whether labels are needed all come from ``STRATEGIES``."""
+    from rareevent.threshold import LABEL_STRATEGIES, STRATEGIES
+
+    assert list(STRATEGIES) == ["f1", "fbeta", "pr-cross", "precision", "quantile", "pot"]
+    assert LABEL_STRATEGIES == ("f1", "fbeta", "pr-cross", "precision")
+    for name, spec in STRATEGIES.items():
+        example = f"{name}:{spec.example}" if spec.param == "required" else name
+        strategy = parse_strategy(example)
+        assert strategy.needs_labels is spec.needs_labels
+        assert strategy.param == (spec.default if spec.param == "optional" else None if spec.param == "none" else float(spec.example))
+    labels = (SCORES > np.quantile(SCORES, 0.7)).astype(int)
+    # the label strategies pick a threshold that flags exactly the positives of separable scores
+    for text in ("f1", "fbeta:2", "pr-cross", "precision:0.9"):
+        threshold = choose_threshold(parse_strategy(text), SCORES, labels, ALL_NORMAL)
+        np.testing.assert_array_equal(SCORES >= threshold, labels == 1)
 
 
 def test_pot_is_the_default_without_labels_and_parses_its_risk() -> None:

@@ -16,6 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rareevent.cli.main import app
+from rareevent.detector import RareEventDetector
+from rareevent.runs import read_record
 from tests.conftest import snapshot, synthetic_frame
 
 RAREEVENT = str(Path(sys.executable).with_name("rareevent"))
@@ -74,7 +76,11 @@ def workdir(tmp_path: Path, trained_runs: dict[str, Path], monkeypatch: pytest.M
 
 
 def read(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    return read_record(folder)
+
+
+def read_detector(folder: Path) -> RareEventDetector:
+    return RareEventDetector.read_config(folder)
 
 
 # ---------------------------------------------------------------- the new run and its parent
@@ -84,7 +90,7 @@ def test_parent_stays_byte_identical_and_the_new_run_is_complete(updated: dict[s
     runs_dir = updated["runs_dir"]
     assert snapshot(runs_dir / "tiny-ae") == updated["parent_before"]
     assert sorted(p.name for p in runs_dir.iterdir()) == ["tiny-ae", "tiny-ae-2"]  # no temporary left
-    assert sorted(p.name for p in (runs_dir / "tiny-ae-2").iterdir()) == ["model.keras", "run.json", "scores.csv"]
+    assert sorted(p.name for p in (runs_dir / "tiny-ae-2").iterdir()) == ["detector.json", "model.weights.h5", "run.json", "scores.csv"]
     assert "updated from" in updated["result"].stdout and "tiny-ae" in updated["result"].stdout
 
 
@@ -99,19 +105,22 @@ def test_new_run_records_its_parent_and_every_field_train_writes(updated: dict[s
     assert record["splits"] == {"train": [0, 480], "valid": [480, 600], "test": [600, 600]}
     assert record["metrics"]["test"] is None and record["metrics"]["valid"]["events"] == 1
     # the run's model, column roles and training settings carry over; the epochs are the update's
-    for key in ("arch", "lookback", "units", "activation", "lead", "score_kind", "smooth", "features", "time_column", "label_column",
-                "threshold_strategy", "margin", "batch_size", "learning_rate", "patience", "seed", "parameters"):
+    for key in ("time_column", "label_column", "parameters"):
         assert record[key] == parent[key], key
-    assert record["epochs"] == 2 and record["epochs_run"] == 2
+    old, new = read_detector(runs_dir / "tiny-ae"), read_detector(runs_dir / "tiny-ae-2")
+    for key in ("arch", "lookback", "units", "activation", "lead", "score_kind", "smooth", "margin", "patience", "seed", "normalize",
+                "feature_names_in_", "context_features_", "target_features_", "threshold_strategy_", "batch_size_", "learning_rate_"):
+        assert getattr(new, key) == getattr(old, key), key
+    assert (new.batch_size, new.learning_rate) == (old.batch_size_, old.learning_rate_)  # Adam as the run trained
+    assert new.epochs == 2 and new.epochs_run_ == 2 and new.warm_start
     # the scaler is refit on the newer normal rows: it follows the shift of s2
-    assert record["scaler_mean"][1] - parent["scaler_mean"][1] == pytest.approx(SHIFT, abs=0.3)
+    assert new.scaler_.mean_[1] - old.scaler_.mean_[1] == pytest.approx(SHIFT, abs=0.3)
 
 
 def test_shifted_data_gets_a_new_threshold_and_the_updated_run_scores_it(updated: dict[str, Any], newer_csv: Path, tmp_path: Path) -> None:
     """The parent raises alarms on nearly every window of the shifted file; the updated run only around events."""
     runs_dir = updated["runs_dir"]
-    parent, record = read(runs_dir / "tiny-ae"), read(runs_dir / "tiny-ae-2")
-    assert record["threshold"] != parent["threshold"]
+    assert read_detector(runs_dir / "tiny-ae-2").threshold_ != read_detector(runs_dir / "tiny-ae").threshold_
     flagged = {}
     for name in ("tiny-ae", "tiny-ae-2"):
         output = tmp_path / f"{name}.csv"
@@ -119,7 +128,7 @@ def test_shifted_data_gets_a_new_threshold_and_the_updated_run_scores_it(updated
         assert result.exit_code == 0, result.stderr
         frame = pd.read_csv(output)
         assert len(frame) == 598
-        threshold = np.float32(read(runs_dir / name)["threshold"])  # an f1 threshold is a window's float32 score
+        threshold = np.float32(read_detector(runs_dir / name).threshold_)  # an f1 threshold is a window's float32 score
         assert ((frame["error"].astype(np.float32) >= threshold) == (frame["flagged"] == 1)).all()
         flagged[name] = frame.loc[frame["label"] == 0, "flagged"].mean()
     assert flagged["tiny-ae"] > 0.9
@@ -139,12 +148,17 @@ def test_report_shows_the_parent(updated: dict[str, Any]) -> None:
 def test_update_continues_the_saved_weights_instead_of_building_a_model(trained_runs: dict[str, Path], newer_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from rareevent import detector, training
 
-    def no_new_model(*args: object, **kwargs: object) -> None:
-        raise AssertionError("update built a fresh model")
+    built = []
+    build_model = detector.build_model
 
-    monkeypatch.setattr(detector, "build_model", no_new_model)
+    def counted(*args: object, **kwargs: object) -> object:
+        built.append(args)
+        return build_model(*args, **kwargs)
+
+    monkeypatch.setattr(detector, "build_model", counted)
     result = training.update(trained_runs["ae"], newer_csv, epochs=1, name="warm")
-    assert result.record["epochs_run"] == 1 and result.record["parent"]["name"] == "tiny-ae"
+    assert len(built) == 1  # the saved model, rebuilt to receive its weights; training continues from it
+    assert result.detector.epochs_run_ == 1 and result.record["parent"]["name"] == "tiny-ae"
     assert result.detector.model_.count_params() == read(trained_runs["ae"])["parameters"]
 
 
@@ -159,7 +173,8 @@ def test_normal_data_without_labels_updates_with_a_quantile_threshold(workdir: P
     result = invoke("update", "tiny-ae", "unlabelled.csv", "--name", "u", "--epochs", "1", "--threshold", "quantile", "--margin", "1.5")
     assert result.exit_code == 0, result.stderr
     record = read(workdir / "runs" / "u")
-    assert record["threshold_strategy"] == "quantile:0.995" and record["margin"] == 1.5
+    detector = read_detector(workdir / "runs" / "u")
+    assert detector.threshold_strategy_ == "quantile:0.995" and detector.margin == 1.5
     assert record["label_column"] == "label"  # the run's column roles stay, so scoring a labelled file still gives metrics
     assert record["metrics"] == {"valid": None, "test": None}
 
@@ -267,7 +282,10 @@ def test_damaged_parent_field_is_refused(tmp_path: Path, trained_runs: dict[str,
     (folder / "run.json").write_text(json.dumps({**record, "parent": "tiny-ae"}), encoding="utf-8")
     with pytest.raises(RareEventError, match="field 'parent' has an invalid value"):
         read_record(folder)
-    (folder / "run.json").write_text(json.dumps({**record, "learning_rate": "fast"}), encoding="utf-8")
+    (folder / "run.json").write_text(json.dumps(record), encoding="utf-8")
+    config = json.loads((folder / "detector.json").read_text(encoding="utf-8"))
+    config["params"]["learning_rate"] = "fast"
+    (folder / "detector.json").write_text(json.dumps(config), encoding="utf-8")
     result = invoke("update", folder, tmp_path / "any.csv")
     assert result.exit_code == 2
-    assert_one_error_line(result, "run.json", "'learning_rate'")
+    assert_one_error_line(result, "detector.json", "learning_rate must be in (0, 1), got fast")
