@@ -50,12 +50,13 @@ Arch = StrEnum("Arch", {name: name for name in ARCHITECTURES})
 LstmArch = StrEnum("LstmArch", {name: name for name in LSTM_ARCHS})
 ARCH_HELP = ", ".join(f"{name} ({spec.help})" for name, spec in ARCHITECTURES.items())
 # the one mapping from library parameters to options: the option's name where it differs (others: the same name, --with-dashes)
-OPTION_OF_PARAM = {"score_kind": "score", "validation_fraction": "valid-frac"}
+OPTION_OF_PARAM = {"score_kind": "score", "validation_fraction": "valid-frac", "workers": "jobs"}
 # parameters train does not pass as given: context names are resolved against the file's columns; the rest are not options
 NOT_PASSED = {"context", "validation_fraction", "warm_start"}
 Activation = StrEnum("Activation", {"tanh": "tanh", "relu": "relu"})
 ScoreKind = StrEnum("ScoreKind", {"mean": "mean", "last": "last"})
 Fill = StrEnum("Fill", {"ffill": "ffill", "interpolate": "interpolate", "drop": "drop"})
+Engine = StrEnum("Engine", {"local": "local", "spark": "spark"})
 FollowFormat = StrEnum("FollowFormat", {"csv": "csv", "jsonl": "jsonl"})
 
 
@@ -85,6 +86,7 @@ MaxGapOption = Annotated[
 ]
 ResampleOption = Annotated[str | None, typer.Option("--resample", help="Put the rows on a regular grid of this step (like 1min) before windowing; empty cells follow --fill.")]
 AggOption = Annotated[str, typer.Option("--agg", help="How --resample combines the rows of a grid cell: mean, last or max.")]
+GroupOption = Annotated[str | None, typer.Option("--group", help="Column naming the series of a long table (an asset id): one series per value, no window crosses two.")]
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -299,7 +301,7 @@ def _read_config(ctx: typer.Context, value: Path | None) -> Path | None:
 @app.command()
 def train(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Argument(help="Sensor CSV (',', ';' or tab separated); may come from the recipe.")],
+    data: Annotated[list[Path], typer.Argument(help="Sensor CSV (',', ';' or tab separated) or Parquet file(s), or a quoted glob like 'exports/*.csv'; may come from the recipe.")],
     config: Annotated[Path | None, typer.Option("--config", help="TOML recipe: options from its \\[train] table; the command line overrides them.", is_eager=True, callback=_read_config)] = None,
     arch: Annotated[Arch, typer.Option(help=f"{ARCH_HELP}.")] = Arch.ae,
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
@@ -332,6 +334,8 @@ def train(
     max_gap: MaxGapOption = None,
     resample: ResampleOption = None,
     agg: AggOption = "mean",
+    group: GroupOption = None,
+    per_group: Annotated[bool, typer.Option("--per-group", help="With --group: train one run per group value, saved as runs/NAME/<group>/ with a summary.")] = False,
     runs_dir: RunsDir = Path("runs"),
     name: Annotated[str | None, typer.Option(help="Run name (default: time stamp and arch).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")] = False,
@@ -354,27 +358,62 @@ def train(
         if resample is None and agg != "mean":
             raise RareEventError(f"--agg {agg} needs --resample: it says how the rows of a grid cell are combined")
         name = name or default_run_name(arch)
+        if per_group and group is None:
+            raise RareEventError("--per-group needs --group COLUMN: the column whose values each get a run")
         stack.enter_context(reserve_run(runs_dir, name, overwrite))  # before minutes of training, not after
+        options = dict(
+            time=time,
+            label=label,
+            drop=_parse_drop(drop),
+            fill=fill,
+            context=context,
+            reading=reading,
+            valid_frac=valid_frac,
+            test_frac=test_frac,
+            max_gap=max_gap,
+            resample=None if resample is None else Resampling(resample, agg),
+        )
+        if per_group:
+            from rareevent.fleet import train_per_group
+
+            announce = None if quiet or as_json else lambda value: out.print(f"training group {value}")
+            folder, summary = train_per_group(data, detector, group=group, runs_dir=runs_dir, name=name, overwrite=overwrite, on_group=announce, **options)
+            _print_per_group(folder, summary, as_json, quiet)
+            return
         bar_console = Console(stderr=True) if as_json else out
         with _epoch_progress(f"training {arch}", epochs, bar_console, disable=quiet or not _bars(bar_console)) as on_epoch:
-            result = run_training(
-                data,
-                detector,
-                time=time,
-                label=label,
-                drop=_parse_drop(drop),
-                fill=fill,
-                context=context,
-                reading=reading,
-                valid_frac=valid_frac,
-                test_frac=test_frac,
-                name=name,
-                on_epoch=on_epoch,
-                max_gap=max_gap,
-                resample=None if resample is None else Resampling(resample, agg),
-            )
+            if _one_csv(data) and group is None:
+                result = run_training(data[0], detector, name=name, on_epoch=on_epoch, **options)
+            else:
+                from rareevent.fleet import train_fleet
+
+                result = train_fleet(data, detector, group=group, name=name, on_epoch=on_epoch, **options)
         result.record["settings"] = recipe.settings(ctx, leave_out=_NOT_SETTINGS)
         _save_and_summarize(result, fill, runs_dir, overwrite, as_json=as_json, quiet=quiet)
+
+
+def _one_csv(data: list[Path]) -> bool:
+    """Whether DATA is one CSV file named as it is (no pattern, no Parquet): trained as always."""
+    from rareevent.series import expand, is_table
+
+    return len(data) == 1 and expand(data) == data and not is_table(data[0])
+
+
+def _print_per_group(folder: Path, summary: dict[str, Any], as_json: bool, quiet: bool) -> None:
+    """The summary of a ``--per-group`` training: one line per group."""
+    if as_json:
+        typer.echo(json.dumps({**summary, "path": str(folder)}, indent=2, allow_nan=False))
+        return
+    if quiet:
+        typer.echo(str(folder))
+        return
+    table = Table(title=f"per-group run {summary['name']}: {len(summary['runs'])} group(s) in {folder}")
+    for column in (summary["group_column"], "rows", "threshold", "test F1", "test PR-AUC", "events caught"):
+        table.add_column(column, justify="left" if column == summary["group_column"] else "right")
+    for value, run in summary["runs"].items():
+        part = run["metrics"].get("test") or run["metrics"].get("valid")
+        table.add_row(value, f"{run['rows']:,}", f"{run['threshold']:.4g}", *((_fmt(part["f1"]), _fmt(part["pr_auc"]), _events(part)) if part else ("-", "-", "-")))
+    out.print(table)
 
 
 def _train_summary(record: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -515,6 +554,22 @@ def _print_train_summary(record: dict[str, Any], path: Path, reading: str | None
             out.print(f"{part}: {lead}")
     if record["metrics"].get("test") is None:
         out.print("no test metrics (no label column, or --test-frac 0)")
+    if len(record.get("series") or []) > 1:
+        out.print(_series_table(record))
+
+
+def _series_table(record: dict[str, Any]) -> Table:
+    """One row per series of a fleet run: its rows and its own test (else validation) metrics."""
+    table = Table(title=f"run {record['name']}: per series, test metrics (* validation: no test part)")
+    table.add_column(record.get("group_column") or "file", overflow="fold", min_width=12)
+    for column in ("rows", "precision", "recall", "F1", "PR-AUC", "events", "false alarms"):
+        table.add_column(column, justify="right")
+    for series in record["series"]:
+        part = "test" if series["metrics"].get("test") else "valid"
+        m = series["metrics"].get(part)
+        cells = (_fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]), _fmt(m["pr_auc"]), _events(m), str(m["false_alarms"])) if m else ("-",) * 6
+        table.add_row(series["name"] + ("*" if m and part == "valid" else ""), f"{series['rows']:,}", *cells)
+    return table
 
 
 def _gap_text(gap_info: dict[str, Any]) -> str:
@@ -638,7 +693,7 @@ def _estimate_rows(path: Path) -> int | None:
 
 @app.command()
 def score(
-    data: Annotated[Path, typer.Argument(help="New sensor CSV with the trained feature columns (labels optional); - reads standard input.")],
+    data: Annotated[list[Path], typer.Argument(help="New sensor CSV(s) or Parquet file(s) with the trained feature columns (labels optional), or a quoted glob; - reads standard input.")],
     run: RunOption = None,
     runs_dir: RunsDir = Path("runs"),
     output: Annotated[Path | None, typer.Option(help="Write one row per window to this .csv or .json file (--follow: .csv or .jsonl, written as it goes).")] = None,
@@ -652,14 +707,27 @@ def score(
     time_format: TimeFormatOption = None,
     dayfirst: DayfirstOption = False,
     time_unit: TimeUnitOption = None,
+    group: GroupOption = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Worker processes for many series (default: the cores).")] = None,
+    engine: Annotated[Engine, typer.Option("--engine", help="local (processes on this machine) or spark (one task per group; writes a Parquet folder).")] = Engine.local,
+    master: Annotated[str, typer.Option("--master", help="Spark master with --engine spark: local[*], local[2], spark://HOST:7077, yarn.")] = "local[*]",
     follow: Annotated[bool, typer.Option("--follow", help="Tail DATA as another program appends to it: score each line as soon as its window is complete, until Ctrl-C.")] = False,
     output_format: Annotated[FollowFormat | None, typer.Option("--format", help="--follow output: csv or jsonl (JSON Lines, with alarm events) (default: from --output's extension, else csv).")] = None,
     poll: Annotated[str, typer.Option(help="--follow: how often to look for new lines, like 0.2s or 500ms.")] = "0.2s",
     quiet: QuietOption = False,
 ) -> None:
-    """Score DATA with a saved run: flag windows at or above the threshold and explain each alarm."""
+    """Score DATA with a saved run: flag windows at or above the threshold and explain each alarm.
+
+    Several files, a glob or --group score every series alone (never a window across two), in a stable order.
+    """
     _set_output(quiet)
     with _errors():
+        from rareevent.runs import resolve_run
+
+        if engine == Engine.spark or group is not None or not _one_csv(data) or _per_group_run(run, runs_dir):
+            _score_fleet(data, resolve_run(run, runs_dir), group=group, jobs=jobs, engine=engine, master=master, output=output, metrics_out=metrics_out, chunk_rows=chunk_rows, fill=fill, time=time, label=label, reading=_reading_options(decimal, time_format, dayfirst, time_unit), quiet=quiet)
+            return
+        data = data[0]
         from rareevent.runs import load_run, resolve_run
         from rareevent.scoring import WindowWriter, file_has_labels, score_csv
         from rareevent.storage import atomic_file
@@ -732,6 +800,96 @@ def score(
                 _note(_cli_terms(order_note))
         _print_score_summary(summary, result, show, output)
         _print_paths(quiet, output, metrics_out)
+
+
+def _per_group_run(run: str | None, runs_dir: Path) -> bool:
+    """Whether ``--run`` names a ``--per-group`` folder (the newest run never is one)."""
+    from rareevent.fleet import read_fleet
+    from rareevent.runs import resolve_run
+
+    if run is None:
+        return False
+    try:
+        return read_fleet(resolve_run(run, runs_dir)) is not None
+    except RareEventError:
+        return False  # reported where the run is loaded
+
+
+def _score_fleet(
+    data: list[Path],
+    folder: Path,
+    *,
+    group: str | None,
+    jobs: int | None,
+    engine: str,
+    master: str,
+    output: Path | None,
+    metrics_out: Path | None,
+    chunk_rows: int,
+    fill: str | None,
+    time: str | None,
+    label: str | None,
+    reading: Any,
+    quiet: bool,
+) -> None:
+    """``score`` over many series: on local processes (CSV out) or on Spark (a Parquet folder out)."""
+    from rareevent.storage import atomic_file
+
+    if output is not None:
+        _output_kind(output, ("parquet",) if engine == Engine.spark else ("csv",))
+    if metrics_out is not None:
+        _output_kind(metrics_out, ("json",))
+    for path in data:
+        _check_outputs(path, {"--output": output, "--metrics-out": metrics_out})
+    if engine == Engine.spark:
+        _score_on_spark(data, folder, group=group, master=master, output=output, fill=fill, time=time, label=label, reading=reading)
+        _print_paths(quiet, output)
+        return
+    from rareevent.fleet_score import default_jobs, plan, score_fleet
+
+    planned = plan(data, folder, group=group, chunk_rows=chunk_rows, fill=fill, options=reading, time=time, label=label)
+    with ExitStack() as stack:
+        temp = stack.enter_context(atomic_file(output)) if output else None
+        metrics_temp = stack.enter_context(atomic_file(metrics_out)) if metrics_out else None
+        scores = score_fleet(planned, jobs or default_jobs(), temp)
+        if metrics_temp is not None:
+            metrics_temp.write_text(json.dumps({"run": str(folder), "series": [s.summary() for s in scores]}, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    ignored = sorted({c for s in scores for c in s.ignored})
+    if ignored:
+        _note(f"ignored column(s) not used by the model: {', '.join(ignored)}")
+    filled = sum(s.n_filled for s in scores)
+    if filled:
+        _note(f"repaired {filled} blank/NaN cell(s) with --fill {fill}")
+    table = Table(title=f"scored {len(scores)} series with {folder.name}: {sum(s.n_rows for s in scores):,} rows, {sum(s.n_flagged for s in scores):,} windows flagged")
+    table.add_column(group or "file", overflow="fold", min_width=8)
+    for column in ("rows", "windows", "flagged", "alarms", "F1", "events caught"):
+        table.add_column(column, justify="right")
+    for s in scores:
+        table.add_row(s.series.name, f"{s.n_rows:,}", f"{s.n_windows:,}", f"{s.n_flagged:,}", str(s.n_alarms), *((_fmt(s.metrics["f1"]), _events(s.metrics)) if s.metrics else ("-", "-")))
+    out.print(table)
+    if output:
+        out.print(f"windows written to {output}")
+    _print_paths(quiet, output, metrics_out)
+
+
+def _score_on_spark(data: list[Path], folder: Path, *, group: str | None, master: str, output: Path | None, fill: str | None, time: str | None, label: str | None, reading: Any) -> None:
+    """``score --engine spark``: read DATA into Spark, score each group as a task, write Parquet."""
+    from rareevent import spark
+    from rareevent.series import expand, is_table
+
+    if group is None:
+        raise RareEventError("--engine spark needs --group COLUMN: each group is scored as one task")
+    if output is None:
+        raise RareEventError("--engine spark writes its windows to a Parquet folder: give --output NAME.parquet")
+    files = [str(path) for path in expand(data)]
+    if len({is_table(path) for path in files}) > 1:
+        raise RareEventError("--engine spark reads either CSV or Parquet files, not both at once")
+    session = spark.session(master)
+    reader = session.read if is_table(files[0]) else session.read.option("header", True)
+    frame = reader.parquet(*files) if is_table(files[0]) else reader.csv(files)
+    windows = spark.score(frame, folder, group=group, time=time, label=label, fill=fill, options=reading)
+    spark.write_parquet(windows, output)
+    out.print(f"scored {frame.select(group).distinct().count()} group(s) of {len(files)} file(s) on Spark ({master}); windows written to {output}")
 
 
 def _seconds(text: str, option: str) -> float:
@@ -947,6 +1105,9 @@ def report(
         for message in skipped:
             _warn(f"skipped: {message}")
         _print_runs_table(summaries)
+        for row in summaries:
+            if len(row["series"] or []) > 1:
+                out.print(_series_table(row))
         for pair in pairs:
             _print_comparison(pair)
 

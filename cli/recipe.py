@@ -86,13 +86,14 @@ def _line(text: str, key: str) -> str:
 def _checked(ctx: typer.Context, param: Any, value: Any, where: str) -> Any:
     """``value`` as the command line would give it, once the option's type accepts it."""
     flag = bool(getattr(param, "is_flag", False))
+    many = param.multiple or param.nargs == -1  # a repeatable option, or DATA (one or more files)
     if isinstance(value, dict):
         raise typer.BadParameter(f"{where}: must be a single value, not a table")
-    if isinstance(value, list) and not param.multiple:
+    if isinstance(value, list) and not many:
         raise typer.BadParameter(f"{where}: must be a single value, not a list")
     if isinstance(value, bool) != flag:
         raise typer.BadParameter(f"{where}: must be {'true or false' if flag else 'a number or a string, not true/false'}")
-    given = value if flag else [str(v) for v in value] if isinstance(value, list) else str(value)
+    given = value if flag else [str(v) for v in value] if isinstance(value, list) else [str(value)] if many else str(value)
     try:
         param.process_value(ctx, given)
     except typer.BadParameter as exc:

@@ -23,6 +23,10 @@ class RareEventError(ValueError):
         self.hint = hint
         self.param = param
 
+    def __reduce__(self) -> tuple[type, tuple[str, str | None]]:
+        """Keep the hint when the error crosses from a worker process (``score --jobs``)."""
+        return (type(self), (self.message, self.hint))
+
     def __str__(self) -> str:
         if self.hint:
             return f"{self.message} (hint: {self.hint})"

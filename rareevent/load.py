@@ -55,13 +55,15 @@ class CsvFormat:
 
     ``counted`` is False for rows that come from no file to count lines in
     (standard input, frames given to a ``StreamScorer``): their lines are
-    then ``row + 2``.
+    then ``row + 2``. ``table`` marks a typed table (a Parquet file, a
+    group of a fleet, a Spark group): it has rows, counted from 1, not lines.
     """
 
     path: Path
     delimiter: str
     header: list[str]
     counted: bool = True
+    table: bool = False
 
 
 @dataclass(frozen=True)
@@ -376,7 +378,10 @@ def file_line(fmt: CsvFormat, row: int) -> int:
 
     ``row + 2`` unless a quoted cell before it spans lines: the records
     before it are counted with the csv module, so this is for error messages only.
+    A table's row ``row`` is its row ``row + 1``.
     """
+    if fmt.table:
+        return row + 1
     if not fmt.counted:
         return row + 2
     with open(fmt.path, encoding="utf-8-sig", errors="replace", newline="") as fh:
@@ -577,6 +582,12 @@ def _labels(series: pd.Series, path: Path, name: str, lines: _Lines) -> np.ndarr
 
 
 def _times(series: pd.Series, path: Path, name: str, lines: _Lines, previous: object | None, reading: Reading) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(series):  # a typed table's timestamps: nothing to parse
+        parsed = series.dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(series.dtype, pd.DatetimeTZDtype) else series
+        values = parsed.to_numpy(dtype="datetime64[ns]")
+        if np.isnat(values).any():
+            raise RareEventError(f"{path}: blank time in column {name!r} at line {lines[int(np.flatnonzero(np.isnat(values))[0])]}")
+        return _check_order(values, path, name, lines, previous)
     if reading.time_format is not None:
         numeric = None
     else:  # the default reading costs what it did before readings existed
@@ -600,6 +611,11 @@ def _times(series: pd.Series, path: Path, name: str, lines: _Lines, previous: ob
                 raise RareEventError(where, hint="use ISO times like 2024-01-31 13:45:00 or plain numbers, or `time=NAME`")
             raise RareEventError(f"{where}: it does not match {expected}", hint="a time column holds one format; `time_format=FORMAT` sets it")
         values = parsed.to_numpy(dtype="datetime64[ns]")
+    return _check_order(values, path, name, lines, previous)
+
+
+def _check_order(values: np.ndarray, path: Path, name: str, lines: _Lines, previous: object | None) -> np.ndarray:
+    """``values`` when they increase strictly (from ``previous`` on); else the error naming the first line out of order."""
     order = values if previous is None else np.concatenate([np.asarray([previous], dtype=values.dtype), values])
     try:
         steps = np.diff(order)
@@ -780,6 +796,30 @@ def load_csv(
     as for scoring, instead of taking roles from ``time``/``label``/``drop``;
     ``base`` is then the run's reading, which settles what the file leaves open.
     """
+    raw = read_csv_whole(path, time=time, label=label, drop=drop, options=options, trained=trained, base=base)
+    return validate_frame(raw.frame, raw.fmt, raw.columns, fill=fill, reading=raw.reading)
+
+
+@dataclass
+class RawTable:
+    """A whole file read but not yet checked: its format, column roles, raw cells and reading."""
+
+    fmt: CsvFormat
+    columns: Columns
+    frame: pd.DataFrame
+    reading: Reading
+
+
+def read_csv_whole(
+    path: str | Path,
+    time: str | None = None,
+    label: str | None = None,
+    drop: Sequence[str] = (),
+    options: ReadingOptions | None = None,
+    trained: Columns | None = None,
+    base: Reading | None = None,
+) -> RawTable:
+    """The whole of a CSV as one raw frame, with its column roles and settled reading (see :func:`load_csv`)."""
     base = base or Reading()
     options = options or ReadingOptions()
     options.check()
@@ -791,4 +831,4 @@ def load_csv(
     if frame is None or len(frame) == 0:
         raise RareEventError(f"{fmt.path}: has a header but no data rows")
     reading = time_reading(sample, fmt, columns, reading, options, base, lambda: [frame[columns.time]])
-    return validate_frame(frame, fmt, columns, fill=fill, reading=reading)
+    return RawTable(fmt, columns, frame, reading)

@@ -46,6 +46,8 @@ def summarize(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
         "baseline": {key: baseline_scored.get(key) for key in (*METRIC_KEYS, "events_detected", "false_alarms")} if baseline else None,
         "input_file": record.get("input_file"),
         "input_sha256": record.get("input_sha256"),
+        "group_column": record.get("group_column"),
+        "series": record.get("series"),  # a fleet run: every series' rows and metrics
     }
 
 
@@ -56,7 +58,7 @@ def collect(runs: Sequence[str], runs_dir: str | Path) -> tuple[list[dict[str, A
     listing ``runs_dir`` are skipped and reported in the second return value.
     """
     if runs:
-        folders = [resolve_run(run, runs_dir) for run in runs]
+        folders = [folder for run in runs for folder in _run_folders(resolve_run(run, runs_dir))]
         return [summarize(folder, read_run(folder)) for folder in folders], []
     summaries, skipped = [], []
     for folder in list_runs(runs_dir):
@@ -67,6 +69,14 @@ def collect(runs: Sequence[str], runs_dir: str | Path) -> tuple[list[dict[str, A
     if not summaries and not skipped:
         raise RareEventError(f"{runs_dir}: no runs found", hint="train one with `rareevent train DATA.csv`")
     return summaries, skipped
+
+
+def _run_folders(folder: Path) -> list[Path]:
+    """A run folder, or the group runs of a ``--per-group`` folder."""
+    from rareevent.fleet import read_fleet
+
+    summary = read_fleet(folder)
+    return [folder] if summary is None else [folder / group for group in summary["runs"]]
 
 
 def comparisons(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

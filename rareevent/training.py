@@ -31,6 +31,7 @@ class TrainResult:
     record: dict[str, Any]
     scores: pd.DataFrame
     path: Path | None = None
+    parts: dict[str, dict[str, np.ndarray]] | None = None  # the scored valid/test windows, by column
 
 
 def default_run_name(arch: str) -> str:
@@ -92,27 +93,18 @@ def _train_on(
     fill: str | None,
     on_epoch: EpochCallback | None,
     starts: np.ndarray,
+    splits: dict[str, tuple[int, int]] | None = None,
 ) -> TrainResult:
     """Split ``data`` in time order, fit ``detector`` and its PCA baseline, score the parts and build the run record.
 
     ``starts`` marks the rows that begin a segment (after a time gap of more
-    than the ``max_gap`` rule); every part also begins one.
+    than the ``max_gap`` rule); every part also begins one. ``splits`` gives
+    the parts' row ranges when they are not the fractions of one series
+    (a fleet: the train parts of every series, then the valid parts, then the test parts).
     """
-    splits = windows.chronological_split(len(data), valid_frac, test_frac)
-    short = [part for part in ("train", "valid") if splits[part][1] - splits[part][0] < detector.lookback]
-    if short:
-        needed = windows.rows_needed(detector.lookback, valid_frac, test_frac)
-        raise RareEventError(
-            f"{data.path}: {len(data)} data rows are too few for lookback {detector.lookback}: "
-            f"the {short[0]} part would hold less than one window; at least {needed} rows are needed",
-            hint="use a longer file or a smaller `lookback`",
-        )
-    for part in ("train", "valid"):
-        if not windows.inside_segments(windows.part_starts(starts, *splits[part]), detector.lookback).any():
-            raise RareEventError(
-                f"{data.path}: the {part} part has no window of {detector.lookback} rows between two time gaps",
-                hint="use a larger `max_gap`, `resample` with `fill`, or a smaller `lookback`",
-            )
+    if splits is None:
+        splits = windows.chronological_split(len(data), valid_frac, test_frac)
+        check_parts(data.path, len(data), splits, starts, detector.lookback, valid_frac, test_frac)
     parts, metrics = _fit_and_measure(detector, data, splits, on_epoch, starts)
     baseline = None
     if detector.arch != "pca":
@@ -121,7 +113,25 @@ def _train_on(
         baseline = {"arch": "pca", "parameters": pca.model_.count_params(), "threshold": float(pca.threshold_), "metrics": baseline_metrics}
     record = _record(name, detector, data, splits, metrics, valid_frac, test_frac, fill, parts)
     record["baseline"] = baseline
-    return TrainResult(detector=detector, data=data, record=record, scores=scores_frame(parts))
+    return TrainResult(detector=detector, data=data, record=record, scores=scores_frame(parts), parts=parts)
+
+
+def check_parts(where: object, n_rows: int, splits: dict[str, tuple[int, int]], starts: np.ndarray, lookback: int, valid_frac: float, test_frac: float) -> None:
+    """Refuse a split whose train or valid part holds no window inside one segment; ``where`` names the series."""
+    short = [part for part in ("train", "valid") if splits[part][1] - splits[part][0] < lookback]
+    if short:
+        needed = windows.rows_needed(lookback, valid_frac, test_frac)
+        raise RareEventError(
+            f"{where}: {n_rows} data rows are too few for lookback {lookback}: "
+            f"the {short[0]} part would hold less than one window; at least {needed} rows are needed",
+            hint="use a longer file or a smaller `lookback`",
+        )
+    for part in ("train", "valid"):
+        if not windows.inside_segments(windows.part_starts(starts, *splits[part]), lookback).any():
+            raise RareEventError(
+                f"{where}: the {part} part has no window of {lookback} rows between two time gaps",
+                hint="use a larger `max_gap`, `resample` with `fill`, or a smaller `lookback`",
+            )
 
 
 def _fit_and_measure(
@@ -314,7 +324,7 @@ def _record(
         },
         "metrics": metrics,
         "input_file": str(Path(data.path).resolve()),
-        "input_sha256": file_sha256(data.path),
+        "input_sha256": file_sha256(data.path) if Path(data.path).is_file() else None,  # a Spark group has no file
         "input_rows": len(data),
         "versions": versions(),
     }

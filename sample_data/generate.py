@@ -102,11 +102,11 @@ def sensors(rng: np.random.Generator, load: np.ndarray, ambient: np.ndarray,
             "motor_speed": speed, "oil_temp": oil}
 
 
-def place_events(rng: np.random.Generator, n: int) -> list[tuple[int, int, int]]:
+def place_events(rng: np.random.Generator, n: int, n_events: int = N_EVENTS) -> list[tuple[int, int, int]]:
     """One event per equal slot: (precursor_start, event_start, event_length)."""
-    slot = n // N_EVENTS
+    slot = n // n_events
     events = []
-    for k in range(N_EVENTS):
+    for k in range(n_events):
         pre_len, ev_len = int(rng.integers(20, 41)), int(rng.integers(6, 15))
         start = k * slot + int(rng.integers(pre_len + 60, slot - ev_len - 60))
         events.append((start - pre_len, start, ev_len))

@@ -73,3 +73,28 @@ def trained_runs(tmp_path_factory: pytest.TempPathFactory, sensor_csv: Path) -> 
         result = train(sensor_csv, detector, name=f"tiny-{arch}")
         folders[arch] = save(result, runs_dir)
     return folders
+
+
+@pytest.fixture(scope="session")
+def fleet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped fleet generator at test size: ``exports/pump_00{1,2,3}.csv`` and ``fleet.parquet`` (1,200 rows per asset)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generate_fleet", Path(__file__).resolve().parents[1] / "sample_data" / "generate_fleet.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    folder = tmp_path_factory.mktemp("fleet")
+    module.write_fleet(folder, n_assets=3, n_rows=1200)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def fleet_run(tmp_path_factory: pytest.TempPathFactory, fleet_dir: Path) -> Path:
+    """A tiny fleet model trained through the library on the three asset files."""
+    from rareevent.detector import RareEventDetector
+    from rareevent.fleet import train_fleet
+    from rareevent.training import save
+
+    detector = RareEventDetector(lookback=3, units=(4, 2), epochs=2, batch_size=64, seed=0)
+    result = train_fleet([fleet_dir / "exports" / "*.csv"], detector, name="fleet")
+    return save(result, tmp_path_factory.mktemp("fleet-runs"))

@@ -1,0 +1,274 @@
+"""Training over a fleet: one model over many series, or one run per group.
+
+The series of a fleet (see :mod:`rareevent.series`) are split in time order
+each on its own; the train parts of all series are then fitted together,
+the valid parts choose one threshold, and the test parts measure it. The
+rows are laid out part by part (every series' train rows, then every valid
+part, then every test part) with a segment starting at each series, so no
+window crosses from one series into another. Metrics are kept per series
+and pooled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rareevent import gaps, windows
+from rareevent.detector import EpochCallback, RareEventDetector
+from rareevent.errors import RareEventError
+from rareevent.load import ReadingOptions, SensorData
+from rareevent.runs import RUN_FILE, check_run_name, save_run
+from rareevent.series import Series, expand, fleet_sha256, load_series, naming
+from rareevent.storage import atomic_file, atomic_folder, check_free
+from rareevent.training import TrainResult, _metrics, _train_on, check_parts, default_run_name, resolve_context
+
+PARTS = ("train", "valid", "test")
+FLEET_FILE = "fleet.json"  # the summary of a --per-group run folder, beside one run folder per group
+
+
+def train_fleet(
+    inputs: Sequence[str | Path],
+    detector: RareEventDetector,
+    *,
+    group: str | None = None,
+    time: str | None = None,
+    label: str | None = None,
+    drop: Sequence[str] = (),
+    fill: str | None = None,
+    context: str | Sequence[str] | None = None,
+    reading: ReadingOptions | None = None,
+    valid_frac: float = 0.2,
+    test_frac: float = 0.2,
+    name: str | None = None,
+    on_epoch: EpochCallback | None = None,
+    max_gap: str | None = None,
+    resample: gaps.Resampling | None = None,
+) -> TrainResult:
+    """One model over every series of ``inputs`` (files, globs, Parquet; per ``group`` value): the fleet model.
+
+    Options are as for :func:`rareevent.training.train`; every one is checked before a file is read.
+    """
+    name = check_options(detector, valid_frac, test_frac, max_gap, resample, name)
+    loaded = load_series(inputs, group=group, time=time, label=label, drop=drop, fill=fill, options=reading)
+    result = train_series(loaded, detector, fill=fill, context=context, valid_frac=valid_frac, test_frac=test_frac, name=name, on_epoch=on_epoch, max_gap=max_gap, resample=resample)
+    files = list(dict.fromkeys(series.path for series, _ in loaded))
+    result.record.update(input_file=", ".join(map(str, expand(inputs))), input_sha256=fleet_sha256(files), group_column=group)
+    return result
+
+
+def check_options(detector: RareEventDetector, valid_frac: float, test_frac: float, max_gap: str | None, resample: gaps.Resampling | None, name: str | None) -> str:
+    """Check what can be checked before any file is read; the run's name."""
+    detector.check_params()
+    windows.check_fractions(valid_frac, test_frac)
+    gaps.check_max_gap(max_gap)
+    if resample is not None:
+        resample.check()
+    name = name or default_run_name(detector.arch)
+    check_run_name(name)
+    return name
+
+
+def train_series(
+    loaded: Sequence[tuple[Series, SensorData]],
+    detector: RareEventDetector,
+    *,
+    fill: str | None = None,
+    context: str | Sequence[str] | None = None,
+    valid_frac: float = 0.2,
+    test_frac: float = 0.2,
+    name: str,
+    on_epoch: EpochCallback | None = None,
+    max_gap: str | None = None,
+    resample: gaps.Resampling | None = None,
+) -> TrainResult:
+    """Fit ``detector`` on checked series: each split in time order, windows never across two of them."""
+    regridded = []
+    resampled = []
+    for series, data in loaded:
+        data, record = gaps.regrid(data, resample, fill)
+        regridded.append((series, data))
+        resampled.append(record)
+    first = regridded[0][1]
+    times = [data.time for _, data in regridded]
+    if first.time is not None and len({gaps.is_dated(t) for t in times}) > 1:
+        raise RareEventError(f"{regridded[0][0].where}: the time columns of the fleet mix dates and plain numbers")
+    pooled_time = None if first.time is None else np.concatenate(times)
+    max_gap_value = gaps.resolve_max_gap(max_gap, pooled_time, first.columns.time, regridded[0][0].where)
+    if context is not None:
+        detector.context = resolve_context(context, first.columns.features)
+    layout = _Layout(regridded, max_gap_value, detector.lookback, valid_frac, test_frac)
+    result = _train_on(detector, layout.data, name, valid_frac, test_frac, fill, on_epoch, layout.starts, splits=layout.splits)
+    assert result.parts is not None
+    result.record["gaps"] = _gap_summary(regridded, layout.series_starts, detector.lookback, max_gap, max_gap_value)
+    result.record["resample"] = None if resample is None else {
+        "every": resample.every,
+        "agg": resample.agg,
+        "rows": sum(r["rows"] for r in resampled),
+        "empty_cells": sum(r["empty_cells"] for r in resampled),
+    }
+    result.record["series"] = [
+        {
+            "name": series.name,
+            "file": str(series.path),
+            "group": series.group,
+            "rows": len(data),
+            "metrics": {part: layout.metrics(detector, result.parts, i, part) for part in ("valid", "test")},
+        }
+        for i, (series, data) in enumerate(regridded)
+    ]
+    names = np.asarray([series.name for series, _ in regridded], dtype=object)
+    scored = [columns for columns in result.parts.values() if len(columns["row"])]
+    if scored:
+        result.scores.insert(1, "series", names[layout.series_of[np.concatenate([columns["position"] for columns in scored])]])
+    return result
+
+
+class _Layout:
+    """The rows of all series laid out part by part, and where each series' part lies in it."""
+
+    def __init__(self, loaded: Sequence[tuple[Series, SensorData]], max_gap: float | None, lookback: int, valid_frac: float, test_frac: float) -> None:
+        pieces: dict[str, list[tuple[int, SensorData, np.ndarray]]] = {part: [] for part in PARTS}
+        self.series_starts: list[np.ndarray] = []
+        for i, (series, data) in enumerate(loaded):
+            starts = gaps.gap_starts(data.time, len(data), max_gap)
+            self.series_starts.append(starts)
+            splits = windows.chronological_split(len(data), valid_frac, test_frac)
+            check_parts(series.where, len(data), splits, starts, lookback, valid_frac, test_frac)
+            for part in PARTS:
+                lo, hi = splits[part]
+                if hi > lo:
+                    pieces[part].append((i, gaps._take(data, slice(lo, hi)), windows.part_starts(starts, lo, hi)))
+        ordered = [piece for part in PARTS for piece in pieces[part]]
+        sizes = np.array([len(piece[1]) for piece in ordered])
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        self.splits: dict[str, tuple[int, int]] = {}
+        self.bounds: dict[tuple[int, str], tuple[int, int]] = {}  # (series, part) -> rows of the layout
+        k = 0
+        for part in PARTS:
+            start = int(offsets[k])
+            for i, _, _ in pieces[part]:
+                self.bounds[(i, part)] = (int(offsets[k]), int(offsets[k + 1]))
+                k += 1
+            self.splits[part] = (start, int(offsets[k]))
+        blocks = [piece[1] for piece in ordered]
+        join = lambda get: None if get(blocks[0]) is None else np.concatenate([get(b) for b in blocks])  # noqa: E731
+        first = blocks[0]
+        self.data = SensorData(
+            path=first.path,
+            columns=first.columns,
+            X=np.concatenate([b.X for b in blocks]),
+            y=join(lambda b: b.y),
+            time=join(lambda b: b.time),
+            rows=np.concatenate([b.rows for b in blocks]),
+            n_filled=sum(data.n_filled for _, data in loaded),
+            reading=first.reading,
+        )
+        self.starts = np.concatenate([piece[2] for piece in ordered])
+        self.series_of = np.repeat([piece[0] for piece in ordered], sizes)
+
+    def metrics(self, detector: RareEventDetector, parts: dict[str, dict[str, np.ndarray]], series: int, part: str) -> dict[str, Any] | None:
+        """The metrics of one series' part (``None`` without labels or without such a part)."""
+        bounds = self.bounds.get((series, part))
+        columns = parts.get(part)
+        if bounds is None or columns is None:
+            return None
+        inside = (columns["position"] >= bounds[0]) & (columns["position"] < bounds[1])
+        return _metrics(detector, self.data, bounds, {key: value[inside] for key, value in columns.items()}, windows.part_starts(self.starts, *bounds))
+
+
+def _gap_summary(loaded: Sequence[tuple[Series, SensorData]], starts: Sequence[np.ndarray], lookback: int, rule: str | None, max_gap: float | None) -> dict[str, Any] | None:
+    """The gap rule's findings over all series (gaps within a series; a series border is no gap)."""
+    found = [gaps.summary(data.time, s, lookback, rule, max_gap) for (_, data), s in zip(loaded, starts)]
+    if found[0] is None:
+        return None
+    longest = [f["longest_gap"] for f in found if f["longest_gap"] is not None]
+    total = {key: sum(f[key] for f in found) for key in ("segments", "gaps", "skipped_segments", "skipped_rows")}
+    return {**found[0], **total, "longest_gap": max(longest) if longest else None}
+
+
+def train_per_group(
+    inputs: Sequence[str | Path],
+    detector: RareEventDetector,
+    *,
+    group: str,
+    runs_dir: str | Path,
+    name: str | None = None,
+    overwrite: bool = False,
+    time: str | None = None,
+    label: str | None = None,
+    drop: Sequence[str] = (),
+    fill: str | None = None,
+    context: str | Sequence[str] | None = None,
+    reading: ReadingOptions | None = None,
+    valid_frac: float = 0.2,
+    test_frac: float = 0.2,
+    max_gap: str | None = None,
+    resample: gaps.Resampling | None = None,
+    on_group: Callable[[str], None] | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """One run per value of ``group``: ``runs_dir/NAME/<group>/``, plus ``fleet.json`` with every group's metrics.
+
+    The folder appears whole or not at all. Each run is trained with a fresh
+    copy of ``detector``'s parameters; ``on_group`` hears each group as it starts.
+    """
+    name = check_options(detector, valid_frac, test_frac, max_gap, resample, name)
+    loaded = load_series(inputs, group=group, time=time, label=label, drop=drop, fill=fill, options=reading)
+    for series, _ in loaded:
+        try:
+            check_run_name(series.name)
+        except RareEventError:
+            raise RareEventError(f"{series.where}: the group value cannot be a run folder name", hint="a group value is a folder of the `per_group` run: no '/', no leading '.'") from None
+    target = check_free(Path(runs_dir) / name, overwrite)
+    summary: dict[str, Any] = {"format_version": 1, "name": name, "group_column": group, "runs": {}}
+    with atomic_folder(target, overwrite=overwrite) as folder:
+        for series, data in loaded:
+            if on_group is not None:
+                on_group(series.name)
+            one = RareEventDetector(**detector.get_params())
+            with naming(series):
+                result = train_series([(series, data)], one, fill=fill, context=context, valid_frac=valid_frac, test_frac=test_frac, name=series.name, max_gap=max_gap, resample=resample)
+            summary["runs"][series.name] = save_group_run(folder, result, group)
+        write_fleet_summary(folder, summary)
+    return target, summary
+
+
+def save_group_run(folder: Path, result: TrainResult, group: str) -> dict[str, Any]:
+    """Save one group's run into the ``--per-group`` folder; its line of ``fleet.json``."""
+    record = result.record
+    record["group_column"] = group
+    save_run(folder, record["name"], result.detector, record, result.scores)
+    return {"rows": record["input_rows"], "threshold": float(result.detector.threshold_), "metrics": record["metrics"]}
+
+
+def write_fleet_summary(folder: Path, summary: dict[str, Any]) -> None:
+    """Write ``fleet.json`` (atomically) into a ``--per-group`` folder."""
+    with atomic_file(folder / FLEET_FILE) as temp:
+        temp.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def read_fleet(folder: str | Path) -> dict[str, Any] | None:
+    """The ``fleet.json`` of a ``--per-group`` folder, checked; ``None`` when ``folder`` is an ordinary run."""
+    path = Path(folder) / FLEET_FILE
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise RareEventError(f"{path}: cannot read ({type(exc).__name__})") from None
+    ok = isinstance(summary, dict) and isinstance(summary.get("group_column"), str) and isinstance(summary.get("runs"), dict)
+    if not ok or not all(isinstance(k, str) and (Path(folder) / k / RUN_FILE).is_file() for k in summary["runs"]):
+        raise RareEventError(f"{path}: not a per-group summary rareevent wrote (a group's run folder is missing or a field is wrong)")
+    return summary
+
+
+def group_run(folder: str | Path, summary: dict[str, Any], series: Series) -> Path:
+    """The run folder of ``series``' group in a ``--per-group`` run; a group the run has no model for is an error."""
+    if series.group not in summary["runs"]:
+        known = ", ".join(sorted(summary["runs"])[:5]) + (", ..." if len(summary["runs"]) > 5 else "")
+        raise RareEventError(f"{series.where}: the per-group run {Path(folder).name!r} has no run for this group", hint=f"its groups are {known}; train one for it")
+    return Path(folder) / series.group

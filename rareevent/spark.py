@@ -1,0 +1,233 @@
+"""rareevent on Apache Spark: one series per group, the same code and results as the CLI.
+
+:func:`score` runs a saved run (or a ``--per-group`` run) over a Spark
+DataFrame with ``groupBy(group).applyInPandas``: each group is sorted by
+time and scored alone by the stream scorer the CLI uses, so its windows are
+the CLI's for that asset's own file, row for row. Memory per task is one
+group's rows and one model. :func:`train` fits one run per group on the
+executors into a shared runs folder (``--per-group``).
+
+Needs the extra ``rareevent[spark]`` (pyspark, pyarrow) and Java 17.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from rareevent.errors import RareEventError
+from rareevent.fleet import read_fleet, save_group_run, train_series, write_fleet_summary
+from rareevent.load import ReadingOptions
+from rareevent.runs import check_run_name, check_runs_dir, read_record
+from rareevent.series import Series, frame_table, validate_series
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+def _pyspark() -> Any:
+    try:
+        import pyspark
+    except ImportError:
+        raise RareEventError("`engine=spark` needs pyspark", hint="pip install 'rareevent[spark]'") from None
+    return pyspark
+
+
+def session(master: str = "local[*]", app_name: str = "rareevent") -> SparkSession:
+    """A Spark session for rareevent: UTC session time, Arrow transfers, workers on this Python."""
+    _pyspark()
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    try:
+        return (
+            SparkSession.builder.master(master)
+            .appName(app_name)
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .getOrCreate()
+        )
+    except Exception as exc:  # no Java, a bad master URL: py4j and pyspark raise many types
+        raise RareEventError(f"cannot start Spark with `master={master}` ({' '.join(str(exc).split())[:120]})", hint="Spark needs Java 17 on PATH or JAVA_HOME") from None
+
+
+def _schema(df: DataFrame, record: dict[str, Any], group: str, time: str | None, label: str | None) -> Any:
+    """The output schema: the group column as in ``df``, then the CLI's window columns."""
+    from pyspark.sql import types as T
+
+    fields = [T.StructField(group, df.schema[group].dataType, False), T.StructField("row", T.LongType(), False)]
+    if time is not None:
+        numeric = isinstance(df.schema[time].dataType, T.NumericType) and not (record.get("reading") or {}).get("time_unit")
+        fields.append(T.StructField("time", T.DoubleType() if numeric else T.TimestampNTZType(), False))
+    fields += [T.StructField("error", T.FloatType(), False), T.StructField("flagged", T.ByteType(), False), T.StructField("top_features", T.StringType(), False)]
+    if label is not None:
+        fields.append(T.StructField("label", T.ByteType(), False))
+    return T.StructType(fields)
+
+
+def _column(df: DataFrame, given: str | None, trained: str | None, what: str) -> str | None:
+    """The time or label column of ``df``: the one given (it must exist), else the run's when ``df`` has it."""
+    if given is not None and given not in df.columns:
+        raise RareEventError(f"{what} names unknown column {given!r}", hint=f"columns are {', '.join(df.columns)}")
+    name = given or trained
+    return name if name in df.columns else None
+
+
+def score(
+    df: DataFrame,
+    run: str | Path,
+    *,
+    group: str,
+    time: str | None = None,
+    label: str | None = None,
+    fill: str | None = None,
+    options: ReadingOptions | None = None,
+) -> DataFrame:
+    """Window scores of every group of ``df``: ``group``, ``row``, ``time``, ``error``, ``flagged``, ``top_features``, ``label``.
+
+    ``run`` is a run folder (one model for every group) or a ``--per-group``
+    folder (each group its own run; a group without one fails the job). It
+    must be readable at the same path on every executor. Within a group the
+    rows are sorted by ``time`` (default: the run's time column) and scored
+    as the CLI scores that asset's own file: ``row`` counts the group's rows
+    in time order from 0.
+    """
+    from rareevent.fleet_score import score_frame
+
+    folder = Path(run).resolve()
+    fleet = read_fleet(folder)
+    record = read_record(folder / next(iter(fleet["runs"]))) if fleet is not None else read_record(folder)
+    if group not in df.columns:
+        raise RareEventError(f"group names unknown column {group!r}", hint=f"columns are {', '.join(df.columns)}")
+    time = _column(df, time, record["time_column"], "time")
+    label = _column(df, label, record["label_column"], "label")
+    options = options or ReadingOptions()
+    options.check()
+    schema = _schema(df, record, group, time, label)
+
+    def score_group(frame: pd.DataFrame) -> pd.DataFrame:
+        value = frame[group].iloc[0]
+        series = Series(Path(f"{group}={value}"), str(value))
+        windows, _ = score_frame(_in_time_order(frame, time), series, folder, group=group, time=time, label=label, fill=fill, options=options)
+        windows.insert(0, group, value)
+        return _for_arrow(windows)
+
+    return _by_group(df, group).applyInPandas(score_group, schema)
+
+
+def _by_group(df: DataFrame, group: str) -> Any:
+    """``df`` grouped by ``group`` over ``spark.sql.shuffle.partitions`` tasks.
+
+    Adaptive execution would coalesce a fleet's partitions into a few tasks
+    (three small groups into one): a fixed count keeps the groups apart, so
+    the cores share them out as they finish.
+    """
+    tasks = max(int(df.sparkSession.conf.get("spark.sql.shuffle.partitions")), df.sparkSession.sparkContext.defaultParallelism)
+    return df.repartition(tasks, group).groupBy(group)
+
+
+def _for_arrow(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as plain objects: pyspark cannot send pandas' Arrow-backed strings once they span several chunks."""
+    return frame.astype({name: object for name in frame.columns if pd.api.types.is_string_dtype(frame[name])})
+
+
+def _in_time_order(frame: pd.DataFrame, time: str | None) -> pd.DataFrame:
+    """A group's rows sorted by ``time`` (stable), numbered 0, 1, ... in that order."""
+    return (frame if time is None else frame.sort_values(time, kind="stable")).reset_index(drop=True)
+
+
+def train(
+    df: DataFrame,
+    *,
+    group: str,
+    runs_dir: str | Path,
+    per_group: bool = True,
+    name: str | None = None,
+    detector: Any = None,
+    overwrite: bool = False,
+    time: str | None = None,
+    label: str | None = None,
+    drop: tuple[str, ...] = (),
+    fill: str | None = None,
+    context: str | None = None,
+    options: ReadingOptions | None = None,
+    valid_frac: float = 0.2,
+    test_frac: float = 0.2,
+    max_gap: str | None = None,
+) -> Path:
+    """One run per group of ``df``, each trained on an executor, into ``runs_dir/NAME/<group>/`` with ``fleet.json``.
+
+    ``runs_dir`` must be a path every executor can write (a shared or
+    mounted folder on a cluster). The folder appears complete or not at
+    all. ``detector`` (a :class:`RareEventDetector`) gives the parameters;
+    each group gets a fresh copy. The fleet model (one run over all groups)
+    trains on one machine: ``rareevent train DATA --group COLUMN``.
+    """
+    from rareevent.detector import RareEventDetector
+    from rareevent.fleet import check_options
+    from rareevent.storage import atomic_folder, check_free
+
+    if not per_group:
+        raise RareEventError("rareevent.spark.train fits one run per group (per_group=True)", hint="train the fleet model on one machine: rareevent train DATA --group COLUMN")
+    if group not in df.columns:
+        raise RareEventError(f"group names unknown column {group!r}", hint=f"columns are {', '.join(df.columns)}")
+    detector = detector or RareEventDetector()
+    name = check_options(detector, valid_frac, test_frac, max_gap, None, name)
+    target = check_free(check_runs_dir(runs_dir) / name, overwrite)
+    params = detector.get_params()
+    options = options or ReadingOptions()
+    with atomic_folder(target, overwrite=overwrite) as folder:
+        shared = str(folder.resolve())
+
+        def fit_group(frame: pd.DataFrame) -> pd.DataFrame:
+            value = str(frame[group].iloc[0])
+            series = Series(Path(f"{group}={value}"), value)
+            raw = frame_table(frame, series.path, group=group, time=time, label=label, drop=drop, options=options)
+            raw.frame = _in_time_order(raw.frame, raw.columns.time)
+            check_run_name(value)
+            data = validate_series(series, raw, raw.frame, fill)
+            result = train_series([(series, data)], RareEventDetector(**params), fill=fill, context=context, valid_frac=valid_frac, test_frac=test_frac, name=value, max_gap=max_gap)
+            return _for_arrow(pd.DataFrame({"group": [value], "summary": [json.dumps(save_group_run(Path(shared), result, group), allow_nan=False)]}))
+
+        rows = _collect(_by_group(df, group).applyInPandas(fit_group, "group string, summary string"))
+        summary = {"format_version": 1, "name": name, "group_column": group, "runs": {row["group"]: json.loads(row["summary"]) for row in sorted(rows, key=lambda r: r["group"])}}
+        write_fleet_summary(folder, summary)
+    return target
+
+
+@contextmanager
+def _executor_errors() -> Iterator[None]:
+    """A RareEventError raised on an executor comes back as itself (one line), not as a Java stack."""
+    try:
+        yield
+    except RareEventError:
+        raise
+    except Exception as exc:  # pyspark wraps executor errors in PythonException / Py4JJavaError
+        match = re.search(r"RareEventError: (.+)", str(exc))
+        if match:
+            raise RareEventError(match.group(1).strip()) from None
+        raise
+
+
+def _collect(df: DataFrame) -> list[Any]:
+    with _executor_errors():
+        return df.collect()
+
+
+def write_parquet(windows: DataFrame, output: str | Path) -> None:
+    """Write the window scores to ``output`` as a Parquet folder, whole or not at all."""
+    from rareevent.storage import atomic_folder
+
+    with atomic_folder(output, overwrite=True) as folder, _executor_errors():
+        windows.write.mode("overwrite").parquet(str(folder.resolve()))
