@@ -181,6 +181,9 @@ class RareEventDetector(BaseEstimator):
         row: True where a segment begins, see ``windows``) keep every window
         inside one segment: windows across a gap are neither trained on nor
         scored, and ``decision_scores_`` holds the kept validation windows only.
+        Like ``y_*``, each may run past the end of its ``X_*``: a window's
+        label looks ahead no further than the next segment start (rows past
+        the end of ``starts_*`` continue its last segment).
         """
         self.check_params()
         strategy = parse_strategy(self.threshold or ("f1" if y_valid is not None else "pot"))
@@ -206,17 +209,18 @@ class RareEventDetector(BaseEstimator):
         self.constant_features_ = scaling.constant_columns(self.scaler_).tolist()
         trending = scaling.trending_columns(normal, positions=normal_rows if normal_rows.size else None)
         self.trending_features_ = [int(i) for i in trending if i in self.target_features_ and i not in self.constant_features_]
-        starts_train = windows.one_segment(len(X_train)) if starts_train is None else starts_train
-        starts_valid = windows.one_segment(len(X_valid)) if starts_valid is None else starts_valid
-        train_clean = windows.clean_windows(y_train, T, self.lead)[: windows.n_windows(len(X_train), T)] & windows.inside_segments(starts_train, T)
         valid_rows = np.zeros(len(X_valid), np.int8) if y_valid is None else np.asarray(y_valid, np.int8)
+        train_ahead = _row_starts(starts_train, len(y_train))  # as long as the labels
+        valid_ahead = _row_starts(starts_valid, len(valid_rows))
+        starts_train, starts_valid = train_ahead[: len(X_train)], valid_ahead[: len(X_valid)]
+        train_clean = windows.clean_windows(y_train, T, self.lead, train_ahead)[: windows.n_windows(len(X_train), T)] & windows.inside_segments(starts_train, T)
         valid_keep = windows.inside_segments(starts_valid, T)
-        valid_clean = windows.clean_windows(valid_rows, T, self.lead)[: windows.n_windows(len(X_valid), T)][valid_keep]
+        valid_clean = windows.clean_windows(valid_rows, T, self.lead, valid_ahead)[: windows.n_windows(len(X_valid), T)][valid_keep]
         if not train_clean.any():
             raise RareEventError("the train part has no window free of events to learn normal behaviour from")
         if not valid_clean.any():
             raise RareEventError("the validation part has no window free of events", hint="raise `validation_fraction`")
-        labels = None if y_valid is None else windows.window_labels(valid_rows, T, self.lead)[: len(valid_keep)][valid_keep]
+        labels = None if y_valid is None else windows.window_labels(valid_rows, T, self.lead, valid_ahead)[: len(valid_keep)][valid_keep]
         check_labels(strategy, labels)  # before training, not after it
         train_windows = windows.sliding_windows(scaling.transform(self.scaler_, X_train), T)[train_clean]
         valid_all = windows.kept(windows.sliding_windows(scaling.transform(self.scaler_, X_valid), T), valid_keep)
@@ -601,6 +605,14 @@ def _as_rows(X: Any, what: str) -> np.ndarray:
     if not np.all(np.isfinite(rows)):
         raise RareEventError(f"{what} holds NaN or infinite values; fill or drop them first")
     return rows
+
+
+def _row_starts(starts: np.ndarray | None, n: int) -> np.ndarray:
+    """The ``starts`` mask of ``n`` rows: one segment when ``None``; rows past its end continue its last segment."""
+    if starts is None:
+        return windows.one_segment(n)
+    given = np.asarray(starts, dtype=bool)[:n]
+    return np.concatenate([given, np.zeros(n - len(given), bool)])
 
 
 def _as_labels(y: Any, n: int) -> np.ndarray:

@@ -3,8 +3,9 @@
 Everything here works on per-window vectors in time order: ``labels``
 (0/1), ``flags`` (0/1), ``scores`` and ``ends`` (the row each window ends
 at). Events are runs of consecutive positive *rows*; an event counts as
-detected when an alarm fires between ``lead`` rows before its first row and
-its last row, and the lead time is how many rows (and seconds, with a
+detected when an alarm fires between ``lead`` rows before its first row (but
+not before the segment it begins in: no alarm across a time gap or from
+another series) and its last row, and the lead time is how many rows (and seconds, with a
 datetime column; units of the column, with a numeric one) the first such
 alarm came before the event's first row (negative: after it had started).
 False alarms are counted per day with a datetime column, else per 1,000
@@ -67,11 +68,12 @@ def event_metrics(
     flags = np.asarray(flags, dtype=bool)
     ends = np.asarray(ends, dtype=np.int64)
     events = segments(np.asarray(row_labels, dtype=bool)) + first_row
+    reach = _earliest_alarm_rows(events, lead, first_row, starts)
     alarm_rows = ends[flags]
-    lo = np.searchsorted(alarm_rows, events[:, 0] - lead)
+    lo = np.searchsorted(alarm_rows, reach)
     hi = np.searchsorted(alarm_rows, events[:, 1] + 1)
     detected = hi > lo
-    seen = np.searchsorted(ends, events[:, 1] + 1) > np.searchsorted(ends, events[:, 0] - lead)  # some window could alarm for it
+    seen = np.searchsorted(ends, events[:, 1] + 1) > np.searchsorted(ends, reach)  # some window could alarm for it
     first_alarm = alarm_rows[lo[detected]]
     onset = events[detected, 0]
     lead_rows = (onset - first_alarm).tolist()
@@ -84,7 +86,7 @@ def event_metrics(
         else:
             lead_time = np.asarray(deltas, dtype=float).tolist()  # in the time column's own unit
     episodes = segments(flags, None if starts is None else window_breaks(starts, ends - first_row))
-    false_alarms = int(np.sum(~_overlaps(ends[episodes], events, lead)))
+    false_alarms = int(np.sum(~_overlaps(ends[episodes], events, reach)))
     days = _covered_seconds(time, starts) / SECONDS_PER_DAY if dated and len(time) > 1 else 0.0
     if days > 0:
         rate = {"false_alarms_per_day": false_alarms / days}
@@ -112,19 +114,27 @@ def _covered_seconds(time: np.ndarray, starts: np.ndarray | None) -> float:
     return float(step.sum())
 
 
-def _overlaps(episodes: np.ndarray, events: np.ndarray, lead: int) -> np.ndarray:
-    """For each ``[start, end]`` episode: does it touch any event's ``[start-lead, end]``?"""
+def _earliest_alarm_rows(events: np.ndarray, lead: int, first_row: int, starts: np.ndarray | None) -> np.ndarray:
+    """Per event: the first row an alarm may end at to count for it, ``lead`` rows before its onset but not before its segment's first row."""
+    reach = events[:, 0] - lead
+    if starts is None:
+        return reach
+    begun = np.concatenate([[first_row], np.flatnonzero(np.asarray(starts, dtype=bool)[1:]) + 1 + first_row])
+    return np.maximum(reach, begun[np.searchsorted(begun, events[:, 0], side="right") - 1])
+
+
+def _overlaps(episodes: np.ndarray, events: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """For each ``[start, end]`` episode: does it touch any event's ``[reach, end]`` (``reach``: its earliest alarm row)?"""
     if len(episodes) == 0:
         return np.zeros(0, dtype=bool)
     if len(events) == 0:
         return np.zeros(len(episodes), dtype=bool)
-    lo = events[:, 0] - lead
     hi = events[:, 1]
     # first event whose end is at or after the episode start; it overlaps when its start is before the episode end
     idx = np.searchsorted(hi, episodes[:, 0])
     idx_ok = idx < len(events)
     result = np.zeros(len(episodes), dtype=bool)
-    result[idx_ok] = lo[idx[idx_ok]] <= episodes[idx_ok, 1]
+    result[idx_ok] = reach[idx[idx_ok]] <= episodes[idx_ok, 1]
     return result
 
 

@@ -643,7 +643,7 @@ class StreamScorer:
             result.time = None if all_time is None else all_time[ends_at]
             if y is not None:
                 T = self.lookback
-                labels = windows.window_labels(y, T, self.detector.lead)[ends_at - (T - 1)]
+                labels = windows.window_labels(y, T, self.detector.lead, joined["starts"])[ends_at - (T - 1)]
                 result.metrics = evaluate(y, labels, result.flagged, result.error, ends_at, lead=self.detector.lead, time=all_time, starts=joined["starts"])
         self._result = result
         return result

@@ -141,23 +141,23 @@ def _fit_and_measure(
     part = {key: slice(*bounds) for key, bounds in splits.items()}
     part_starts = {key: windows.part_starts(starts, *bounds) for key, bounds in splits.items()}
     y = data.y
-    ahead = {key: slice(start, stop + detector.lead) for key, (start, stop) in splits.items()}  # labels reach lead rows on
+    ahead = {key: slice(start, stop + detector.lead) for key, (start, stop) in splits.items()}  # labels reach lead rows on, up to a segment start
     detector.fit_parts(
         data.X[part["train"]],
         None if y is None else y[ahead["train"]],
         data.X[part["valid"]],
         None if y is None else y[ahead["valid"]],
         on_epoch=on_epoch,
-        starts_train=part_starts["train"],
-        starts_valid=part_starts["valid"],
+        starts_train=windows.part_starts(starts, ahead["train"].start, ahead["train"].stop),
+        starts_valid=windows.part_starts(starts, ahead["valid"].start, ahead["valid"].stop),
         feature_names=data.columns.features,
     )
     valid_keep = windows.inside_segments(part_starts["valid"], detector.lookback)
-    parts = {"valid": _scored_part(detector, data, splits["valid"], detector.decision_scores_, valid_keep)}
+    parts = {"valid": _scored_part(detector, data, splits["valid"], detector.decision_scores_, valid_keep, starts)}
     test_start, test_stop = splits["test"]
     if test_stop - test_start >= detector.lookback:
         test_scores, test_keep = detector.score_segments(data.X[part["test"]], part_starts["test"])
-        parts["test"] = _scored_part(detector, data, splits["test"], test_scores, test_keep)
+        parts["test"] = _scored_part(detector, data, splits["test"], test_scores, test_keep, starts)
     metrics = {key: _metrics(detector, data, splits[key], columns, part_starts[key]) for key, columns in parts.items()}
     metrics.setdefault("test", None)
     return parts, metrics
@@ -260,8 +260,10 @@ def save(result: TrainResult, runs_dir: str | Path, overwrite: bool = False) -> 
     return result.path
 
 
-def _scored_part(detector: RareEventDetector, data: SensorData, bounds: tuple[int, int], scores: np.ndarray, keep: np.ndarray) -> dict[str, np.ndarray]:
-    """The columns of a part's scored windows: those inside one segment (``keep``), by end row."""
+def _scored_part(
+    detector: RareEventDetector, data: SensorData, bounds: tuple[int, int], scores: np.ndarray, keep: np.ndarray, starts: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The columns of a part's scored windows: those inside one segment (``keep``), by end row; labels look ahead up to the next segment start in ``starts`` (all rows)."""
     start, stop = bounds
     T = detector.lookback
     ends = np.arange(start + T - 1, stop)[keep]
@@ -271,7 +273,8 @@ def _scored_part(detector: RareEventDetector, data: SensorData, bounds: tuple[in
     columns["error"] = scores
     columns["flagged"] = (scores >= detector.threshold_).astype(np.int8)
     if data.y is not None:
-        columns["label"] = windows.window_labels(data.y[start : stop + detector.lead], T, detector.lead)[: len(keep)][keep]
+        ahead = slice(start, stop + detector.lead)
+        columns["label"] = windows.window_labels(data.y[ahead], T, detector.lead, starts[ahead])[: len(keep)][keep]
     return columns
 
 

@@ -37,7 +37,7 @@ def sliding_windows(X: np.ndarray, lookback: int) -> np.ndarray:
     return sliding_window_view(X, (lookback, X.shape[1]))[:, 0]
 
 
-def window_labels(y: np.ndarray, lookback: int, lead: int = 0) -> np.ndarray:
+def window_labels(y: np.ndarray, lookback: int, lead: int = 0, starts: np.ndarray | None = None) -> np.ndarray:
     """Label of every window: 1 when an event row lies in ``[end, end+lead]``.
 
     With ``lead=0`` a window takes the label of its last row. With ``lead=L``
@@ -45,21 +45,29 @@ def window_labels(y: np.ndarray, lookback: int, lead: int = 0) -> np.ndarray:
     ``L`` rows after its last row. Event rows themselves stay positive: an
     alarm during the event is late but still correct, and the time axis is
     not shifted (the rare-event article drops those rows instead).
+    ``starts`` (per row, as ``y``) stops the look-ahead at the next segment
+    start: an event after a time gap, or in the next series, does not label
+    the windows before it. ``None`` is one segment.
     """
     y = np.asarray(y, dtype=np.int8)
-    ahead = sliding_window_view(np.concatenate([y, np.zeros(lead, np.int8)]), lead + 1).max(axis=1)
-    return ahead[lookback - 1 :]
+    rows = np.arange(len(y))
+    events = np.flatnonzero(y)
+    next_event = np.append(events, len(y))[np.searchsorted(events, rows)]  # first event row at or after each row
+    later = np.zeros(0, np.int64) if starts is None else np.flatnonzero(np.asarray(starts, dtype=bool)[1:]) + 1
+    segment_last = np.append(later, len(y))[np.searchsorted(later, rows, side="right")] - 1  # last row of each row's segment
+    return (next_event <= np.minimum(rows + lead, segment_last)).astype(np.int8)[lookback - 1 :]
 
 
-def clean_windows(y: np.ndarray, lookback: int, lead: int = 0) -> np.ndarray:
+def clean_windows(y: np.ndarray, lookback: int, lead: int = 0, starts: np.ndarray | None = None) -> np.ndarray:
     """Boolean mask of windows fit to train on: no event row in ``[start, end+lead]``.
 
     Stricter than ``window_labels == 0``: a window whose last row is normal
     but which still holds rows of an event that just ended is not normal.
+    The look-ahead past ``end`` stops at the next segment start (``starts``,
+    as in :func:`window_labels`).
     """
     y = np.asarray(y, dtype=np.int8)
-    padded = np.concatenate([y, np.zeros(lead, np.int8)])
-    return sliding_window_view(padded, lookback + lead).max(axis=1) == 0
+    return (sliding_window_view(y, lookback).max(axis=1) == 0) & (window_labels(y, lookback, lead, starts) == 0)
 
 
 def one_segment(n_rows: int) -> np.ndarray:

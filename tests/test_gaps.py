@@ -126,6 +126,38 @@ def test_event_in_a_gap_is_unseen_and_false_alarms_per_day_count_covered_time() 
     assert event_metrics(labels, flags, ends, time=hours)["false_alarms_per_day"] == pytest.approx(1 / (71 / 24))
 
 
+def test_an_alarm_before_a_gap_does_not_warn_of_an_event_after_it() -> None:
+    starts = np.zeros(40, bool)
+    starts[[0, 20]] = True  # a gap before row 20
+    labels = np.zeros(40, int)
+    labels[22:25] = 1  # an event just after the gap
+    labels[34:36] = 1  # and one inside the second segment
+    ends = (np.arange(windows.n_windows(40, T)) + T - 1)[windows.inside_segments(starts, T)]
+    flags = np.isin(ends, [18, 31])  # 4 rows before the first event (across the gap), 3 before the second
+    found = event_metrics(labels, flags, ends, lead=5, starts=starts)
+    assert (found["events_detected"], found["lead_rows"], found["false_alarms"]) == (1, [3], 1)
+    across = event_metrics(labels, flags, ends, lead=5)  # without segments the alarm at 18 warned of the event at 22
+    assert (across["events_detected"], across["lead_rows"], across["false_alarms"]) == (2, [4, 3], 0)
+    # an event on the first T-1 rows after a gap is unseen: the windows before the gap could not warn of it
+    first_rows = np.isin(np.arange(40), [20, 21]).astype(int)
+    assert event_metrics(first_rows, np.zeros(len(ends), bool), ends, lead=5, starts=starts)["events_unseen"] == 1
+    assert event_metrics(first_rows, np.zeros(len(ends), bool), ends, lead=5)["events_unseen"] == 0
+
+
+def test_fit_parts_validation_labels_look_ahead_up_to_a_segment_start() -> None:
+    rng = np.random.default_rng(0)
+    X_train, X_valid = rng.standard_normal((60, 2)), rng.standard_normal((30, 2))
+    y_valid = np.zeros(33, np.int8)  # the valid labels run lead = 3 rows past X_valid: an event begins at row 31
+    y_valid[31] = 1
+    detector = RareEventDetector(arch="pca", lookback=T, lead=3, threshold="f1")
+    detector.fit_parts(X_train, None, X_valid, y_valid, starts_valid=windows.one_segment(30))  # rows 30-32 continue the segment
+    assert np.isfinite(detector.threshold_)
+    ahead = windows.one_segment(33)
+    ahead[30] = True  # the rows after X_valid begin a new segment (a gap, or the next series)
+    with pytest.raises(RareEventError, match="needs at least one positive window in the validation part"):
+        detector.fit_parts(X_train, None, X_valid, y_valid, starts_valid=ahead)
+
+
 # ---------------------------------------------------------------- training and scoring
 
 
@@ -281,6 +313,38 @@ def test_cli_train_and_score_report_gaps(tmp_path: Path, holed_csv: Path) -> Non
     assert scored.exit_code == 0, scored.output
     assert "1 time gap(s) above the run's --max-gap 30min split the file into 2 segments" in flat(scored.stderr)
     assert len(pd.read_csv(out)) == 2 * windows.n_windows(300, T)
+
+
+def lead_labels(y: np.ndarray, gap_rows: list[int], ends: np.ndarray, lead: int) -> np.ndarray:
+    """Reference window labels, one window at a time: an event row in ``[end, end+lead]`` before the next gap."""
+    borders = np.array([*gap_rows, len(y)])
+    return np.array([y[end : min(end + lead, borders[borders > end][0] - 1) + 1].max() for end in ends])
+
+
+def test_cli_lead_never_looks_across_a_gap(tmp_path: Path) -> None:
+    # events at 390 (valid, no gap), 420 (valid, right after a gap), 480 (first test row, no gap), 540 (test, right after a gap)
+    frame = synthetic_frame(events=(150, 390, 420, 480, 540))
+    minutes = np.arange(len(frame)) + 6 * 60 * ((np.arange(len(frame)) >= 420).astype(int) + (np.arange(len(frame)) >= 540))
+    frame["timestamp"] = (pd.Timestamp("2026-01-01") + pd.to_timedelta(minutes, unit="min")).strftime("%Y-%m-%d %H:%M:%S")
+    path = write(frame, tmp_path / "lead.csv")
+    y = frame["label"].to_numpy()
+    runs = str(tmp_path / "runs")
+    trained = CliRunner().invoke(app, ["train", str(path), *TINY, "--arch", "pca", "--lead", "5", "--max-gap", "30min", "--runs-dir", runs, "--name", "lead"])
+    assert trained.exit_code == 0, trained.output
+    scores = pd.read_csv(Path(runs) / "lead" / "scores.csv")
+    label = scores.set_index("row")["label"]
+    assert label.loc[415:419].tolist() == [0] * 5  # the event after the gap at 420 labels no window before it
+    assert label.loc[535:539].tolist() == [0] * 5  # nor does the one after the gap at 540
+    assert label.loc[385:389].tolist() == [1] * 5  # within a segment the look-ahead works as before
+    assert label.loc[475:479].tolist() == [1] * 5  # and from the valid part into the test part
+    np.testing.assert_array_equal(label.to_numpy(), lead_labels(y, [420, 540], label.index.to_numpy(), 5))
+    metrics_out = tmp_path / "metrics.json"
+    scored = CliRunner().invoke(app, ["score", str(path), "--runs-dir", runs, "--run", "lead", "--output", str(tmp_path / "w.csv"), "--metrics-out", str(metrics_out)])
+    assert scored.exit_code == 0, scored.output
+    metrics = json.loads(metrics_out.read_text())["metrics"]
+    ends = pd.read_csv(tmp_path / "w.csv")["row"].to_numpy()
+    positives = int(lead_labels(y, [420, 540], ends, 5).sum())
+    assert metrics["tp"] + metrics["fn"] == positives == 3 * (6 + 5) + 2 * (6 - (T - 1))  # warned before 150, 390, 480; after a gap no window ends on the first T-1 rows
 
 
 @pytest.mark.parametrize(

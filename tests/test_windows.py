@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rareevent.errors import RareEventError
-from rareevent.windows import chronological_split, clean_windows, n_windows, segments, sliding_windows, window_labels
+from rareevent.windows import chronological_split, clean_windows, n_windows, one_segment, segments, sliding_windows, window_labels
 
 
 @pytest.fixture
@@ -78,6 +80,46 @@ def test_window_labels_lead_one_and_event_at_the_end() -> None:
     y = np.array([0, 0, 0, 0, 0, 1])
     np.testing.assert_array_equal(window_labels(y, 2, lead=1), [0, 0, 0, 1, 1])
     np.testing.assert_array_equal(window_labels(y, 2, lead=0), [0, 0, 0, 0, 1])
+
+
+def old_window_labels(y: np.ndarray, lookback: int, lead: int) -> np.ndarray:
+    """The labels before segments: any event row in ``[end, end+lead]``, one window at a time."""
+    return np.array([y[end : end + lead + 1].max() for end in range(lookback - 1, len(y))], dtype=np.int8)
+
+
+def old_clean_windows(y: np.ndarray, lookback: int, lead: int) -> np.ndarray:
+    """The clean mask before segments: no event row in ``[start, end+lead]``."""
+    return np.array([y[k : k + lookback + lead].max() == 0 for k in range(len(y) - lookback + 1)])
+
+
+@settings(max_examples=300, deadline=None, database=None, derandomize=True)
+@given(y=st.lists(st.integers(0, 1), min_size=1, max_size=40), lookback=st.integers(1, 6), lead=st.integers(0, 8))
+def test_window_labels_of_one_segment_are_as_before(y: list[int], lookback: int, lead: int) -> None:
+    rows = np.array(y, dtype=np.int8)
+    expected = old_window_labels(rows, lookback, lead)
+    for starts in (None, one_segment(len(rows)), np.zeros(len(rows), bool)):  # the first row's flag does not matter
+        labels = window_labels(rows, lookback, lead, starts)
+        assert labels.dtype == np.int8
+        np.testing.assert_array_equal(labels, expected)
+        if len(rows) >= lookback:
+            np.testing.assert_array_equal(clean_windows(rows, lookback, lead, starts), old_clean_windows(rows, lookback, lead))
+
+
+def test_window_labels_look_ahead_stops_at_a_segment_start() -> None:
+    # rows:        0  1  2  3  4  5  6  7  8  9 10 11
+    y = np.array([0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1])
+    starts = np.zeros(12, bool)
+    starts[[0, 6]] = True  # a gap before row 6: its event is in the next segment
+    # lookback 2: windows end at rows 1..11; lead 3 reaches rows end..end+3
+    np.testing.assert_array_equal(window_labels(y, 2, lead=3), [0, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1])
+    np.testing.assert_array_equal(window_labels(y, 2, lead=3, starts=starts), [0, 0, 0, 0, 0, 1, 0, 1, 1, 1, 1])
+    # within the second segment the event at row 11 still labels the windows ending at rows 8..10
+    assert window_labels(y, 2, lead=3, starts=starts)[7:10].tolist() == [1, 1, 1]
+    # lead 0 ignores segments: every window takes its last row's label
+    np.testing.assert_array_equal(window_labels(y, 2, starts=starts), y[1:])
+    # the clean mask looks ahead as far: windows ending at rows 3..5 are normal now
+    np.testing.assert_array_equal(clean_windows(y, 2, lead=3), [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(clean_windows(y, 2, lead=3, starts=starts), [1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
 
 
 def test_clean_windows_excludes_windows_holding_event_rows() -> None:
