@@ -17,6 +17,7 @@ from rareevent import gaps, windows
 from rareevent.cli.main import app
 from rareevent.detector import RareEventDetector
 from rareevent.errors import RareEventError
+from rareevent.fleet import train_fleet
 from rareevent.metrics import event_metrics
 from rareevent.runs import load_run, run_view
 from rareevent.scoring import score_csv
@@ -345,6 +346,18 @@ def test_cli_lead_never_looks_across_a_gap(tmp_path: Path) -> None:
     ends = pd.read_csv(tmp_path / "w.csv")["row"].to_numpy()
     positives = int(lead_labels(y, [420, 540], ends, 5).sum())
     assert metrics["tp"] + metrics["fn"] == positives == 3 * (6 + 5) + 2 * (6 - (T - 1))  # warned before 150, 390, 480; after a gap no window ends on the first T-1 rows
+
+
+def test_fleet_lead_never_looks_into_the_next_series(tmp_path: Path) -> None:
+    # the valid parts (rows 360-479 of each file) lie side by side in the fleet; b's begins with an event
+    write(synthetic_frame(events=(150, 400)), tmp_path / "a.csv")
+    write(synthetic_frame(events=(150, 360)), tmp_path / "b.csv")
+    result = train_fleet([tmp_path / "*.csv"], RareEventDetector(arch="pca", lookback=T, lead=5, seed=0), name="fleet")
+    valid = result.scores[result.scores["split"] == "valid"].set_index(["series", "row"])["label"]
+    a, b = (valid.loc[str(tmp_path / name)] for name in ("a.csv", "b.csv"))  # a series is named by its file
+    assert a.loc[475:479].tolist() == [0] * 5  # a's last windows see no event of b
+    assert a.loc[395:399].tolist() == [1] * 5  # within a's part the look-ahead works as before
+    assert b.loc[362:365].tolist() == [1] * 4
 
 
 @pytest.mark.parametrize(
