@@ -25,7 +25,7 @@ from rareevent.load import ReadingOptions, SensorData
 from rareevent.runs import RUN_FILE, check_run_name, save_run
 from rareevent.series import Series, expand, fleet_sha256, load_series, naming
 from rareevent.storage import atomic_file, atomic_folder, check_free
-from rareevent.training import TrainResult, _metrics, _train_on, check_parts, default_run_name, resolve_context
+from rareevent.training import TrainResult, _metrics, _train_on, check_options, check_parts, resolve_context
 
 PARTS = ("train", "valid", "test")
 FLEET_FILE = "fleet.json"  # the summary of a --per-group run folder, beside one run folder per group
@@ -59,18 +59,6 @@ def train_fleet(
     files = list(dict.fromkeys(series.path for series, _ in loaded))
     result.record.update(input_file=", ".join(map(str, expand(inputs))), input_sha256=fleet_sha256(files), group_column=group)
     return result
-
-
-def check_options(detector: RareEventDetector, valid_frac: float, test_frac: float, max_gap: str | None, resample: gaps.Resampling | None, name: str | None) -> str:
-    """Check what can be checked before any file is read; the run's name."""
-    detector.check_params()
-    windows.check_fractions(valid_frac, test_frac)
-    gaps.check_max_gap(max_gap)
-    if resample is not None:
-        resample.check()
-    name = name or default_run_name(detector.arch)
-    check_run_name(name)
-    return name
 
 
 def train_series(

@@ -175,7 +175,7 @@ def train(
     trains on one machine: ``rareevent train DATA --group COLUMN``.
     """
     from rareevent.detector import RareEventDetector
-    from rareevent.fleet import check_options
+    from rareevent.training import check_options
     from rareevent.storage import atomic_folder, check_free
 
     if not per_group:

@@ -65,13 +65,7 @@ def train(
     ``max_gap`` (default ``5x``) splits them into segments at time gaps,
     and no window crosses one.
     """
-    detector.check_params()
-    windows.check_fractions(valid_frac, test_frac)
-    gaps.check_max_gap(max_gap)
-    if resample is not None:
-        resample.check()
-    name = name or default_run_name(detector.arch)
-    check_run_name(name)
+    name = check_options(detector, valid_frac, test_frac, max_gap, resample, name)
     data = load_csv(csv_path, time=time, label=label, drop=drop, fill=fill, options=reading)
     data, resampled = gaps.regrid(data, resample, fill)
     max_gap_value = gaps.resolve_max_gap(max_gap, data.time, data.columns.time, data.path)
@@ -82,6 +76,18 @@ def train(
     result.record["gaps"] = gaps.summary(data.time, starts, detector.lookback, max_gap, max_gap_value)
     result.record["resample"] = resampled
     return result
+
+
+def check_options(detector: RareEventDetector, valid_frac: float, test_frac: float, max_gap: str | None, resample: gaps.Resampling | None, name: str | None) -> str:
+    """Check what can be checked before any file is read (``train``, ``update``, a fleet, Spark); the run's name."""
+    detector.check_params()
+    windows.check_fractions(valid_frac, test_frac)
+    gaps.check_max_gap(max_gap)
+    if resample is not None:
+        resample.check()
+    name = name or default_run_name(detector.arch)
+    check_run_name(name)
+    return name
 
 
 def _train_on(
@@ -216,10 +222,7 @@ def update(
         margin=detector.margin if margin is None else margin,
         context=list(detector.context_features_),  # the model reads and reconstructs the same columns
     )
-    detector.check_params()
-    windows.check_fractions(valid_frac, 0.0)
-    name = name or default_run_name(detector.arch)
-    check_run_name(name)
+    name = check_options(detector, valid_frac, 0.0, None, None, name)
     trained = Columns(features=detector.feature_names_in_, time=parent["time_column"], label=parent["label_column"])
     data = load_csv(csv_path, fill=fill, trained=trained, base=Reading.from_record(parent.get("reading")))
     data, resampled = gaps.regrid(data, gaps.Resampling.from_record(parent.get("resample")), fill)
