@@ -377,11 +377,12 @@ def train(
             from rareevent.fleet import train_per_group
 
             announce = None if quiet or as_json else lambda value: out.print(f"training group {value}")
-            folder, summary = train_per_group(data, detector, group=group, runs_dir=runs_dir, name=name, overwrite=overwrite, on_group=announce, **options)
+            with _interrupt_at_batch_end():
+                folder, summary = train_per_group(data, detector, group=group, runs_dir=runs_dir, name=name, overwrite=overwrite, on_group=announce, **options)
             _print_per_group(folder, summary, as_json, quiet)
             return
         bar_console = Console(stderr=True) if as_json else out
-        with _epoch_progress(f"training {arch}", epochs, bar_console, disable=quiet or not _bars(bar_console)) as on_epoch:
+        with _interrupt_at_batch_end(), _epoch_progress(f"training {arch}", epochs, bar_console, disable=quiet or not _bars(bar_console)) as on_epoch:
             if _one_csv(data) and group is None:
                 result = run_training(data[0], detector, name=name, on_epoch=on_epoch, **options)
             else:
@@ -469,6 +470,51 @@ def _epoch_progress(what: str, epochs: int, console: Console | None = None, disa
     finally:
         if progress.live.is_started:
             progress.stop()
+
+
+# How long a Ctrl-C waits for the end of a training batch before it is raised where it landed.
+INTERRUPT_GRACE_S = 2.0
+
+
+@contextmanager
+def _interrupt_at_batch_end() -> Iterator[None]:
+    """Ctrl-C or SIGTERM during training stops it at the end of the current batch (exit 130 as before).
+
+    A KeyboardInterrupt raised wherever the signal lands can strike inside
+    TensorFlow or rich while they hold a lock, and then the process hangs
+    instead of stopping: once in CI, train ignored a Ctrl-C for 30 s. So the
+    first signal is only noted, and training raises at the next batch
+    boundary (``stop_between_batches``). Outside a batch loop (reading the
+    file, the threshold, the PCA baseline) nobody asks: after
+    ``INTERRUPT_GRACE_S`` the interrupt is raised where it lands, as before.
+    A second signal is raised at once.
+    """
+    from rareevent.detector import stop_between_batches
+
+    requested: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        if requested:
+            raise KeyboardInterrupt
+        requested.append(signum)
+        signal.setitimer(signal.ITIMER_REAL, INTERRUPT_GRACE_S)
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    def taken() -> bool:
+        if requested:
+            signal.setitimer(signal.ITIMER_REAL, 0)  # raised at this batch end: no second raise during the clean-up
+        return bool(requested)
+
+    previous = {signum: signal.signal(signum, handler) for signum, handler in ((signal.SIGINT, on_signal), (signal.SIGTERM, on_signal), (signal.SIGALRM, on_alarm))}
+    try:
+        with stop_between_batches(taken):
+            yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, overwrite: bool, as_json: bool = False, quiet: bool = False) -> None:
@@ -605,7 +651,7 @@ def update(
         name = name or default_run_name(read_run(folder)["arch"])
         check_update_slot(folder, runs_dir, name, overwrite)  # before training, not after
         stack.enter_context(reserve_run(runs_dir, name, overwrite))
-        with _epoch_progress(f"updating {folder.name}", epochs) as on_epoch:
+        with _interrupt_at_batch_end(), _epoch_progress(f"updating {folder.name}", epochs) as on_epoch:
             result = run_update(folder, data, epochs=epochs, valid_frac=valid_frac, threshold=threshold, margin=margin, fill=fill, name=name, on_epoch=on_epoch)
         _save_and_summarize(result, fill, runs_dir, overwrite)
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from types import ModuleType
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +54,25 @@ if TYPE_CHECKING:
     import keras
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+
+_stop_check: ContextVar[Callable[[], bool] | None] = ContextVar("rareevent_stop_check", default=None)
+
+
+@contextmanager
+def stop_between_batches(requested: Callable[[], bool]) -> Iterator[None]:
+    """Within the block, training asks ``requested()`` after every batch and raises ``KeyboardInterrupt`` there when it is True.
+
+    This lets a Ctrl-C handler defer the interrupt to a batch boundary: a
+    ``KeyboardInterrupt`` raised wherever the signal happens to land can
+    strike inside TensorFlow or a progress display while they hold a lock,
+    and the process may then hang instead of stopping. Scoped like
+    scikit-learn's ``config_context``: nothing outside the block sees it.
+    """
+    token = _stop_check.set(requested)
+    try:
+        yield
+    finally:
+        _stop_check.reset(token)
 
 
 class RareEventDetector(BaseEstimator):
@@ -290,6 +311,9 @@ class RareEventDetector(BaseEstimator):
         ]
         if on_epoch is not None:
             callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch, dict(logs or {}))))
+        requested = _stop_check.get()
+        if requested is not None:
+            callbacks.append(keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: _stop_if(requested), on_test_batch_end=lambda batch, logs: _stop_if(requested)))
         history = model.fit(
             train,
             self._targets_of(train),
@@ -592,6 +616,11 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _stop_if(requested: Callable[[], bool]) -> None:
+    if requested():
+        raise KeyboardInterrupt
 
 
 def _as_rows(X: Any, what: str) -> np.ndarray:

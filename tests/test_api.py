@@ -17,7 +17,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 import rareevent
-from rareevent.detector import DETECTOR_FILE, FITTED, RareEventDetector
+from rareevent.detector import DETECTOR_FILE, FITTED, RareEventDetector, stop_between_batches
 from rareevent.errors import RareEventError
 from tests.conftest import synthetic_frame
 
@@ -106,6 +106,18 @@ def test_decision_function_and_predict_agree(frame: pd.DataFrame, fitted: RareEv
     # and the validation scores fit stored are those decision_function gives on the validation rows
     n_valid = round(len(frame) * 0.2)
     np.testing.assert_allclose(detector.decision_function(frame[FEATURES].iloc[-n_valid:]), detector.decision_scores_, rtol=1e-5)
+
+
+def test_a_stop_request_is_raised_at_the_batch_end_that_sees_it(frame: pd.DataFrame) -> None:
+    """The hook the CLI's Ctrl-C handler uses: asked after every batch, raised at the third; outside the block nobody asks."""
+    asked: list[int] = []
+    epochs: list[int] = []
+    detector = RareEventDetector(**TINY)
+    with stop_between_batches(lambda: asked.append(1) or len(asked) == 3), pytest.raises(KeyboardInterrupt):
+        detector.fit(frame[FEATURES], on_epoch=lambda epoch, logs: epochs.append(epoch))
+    assert len(asked) == 3 and epochs == []  # stopped inside the first epoch, at the third batch
+    detector.fit(frame[FEATURES])
+    assert len(asked) == 3 and np.isfinite(detector.threshold_)
 
 
 def test_not_fitted_and_clone(fitted: RareEventDetector, frame: pd.DataFrame, tmp_path: Path) -> None:

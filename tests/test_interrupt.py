@@ -58,7 +58,7 @@ class Training:
             stdout=slave,
             stderr=subprocess.PIPE,
             cwd=runs_dir.parent,
-            env={**os.environ, "COLUMNS": "120"},
+            env={**os.environ, "COLUMNS": "120", "PYTHONFAULTHANDLER": "1"},
             # Python installs its Ctrl-C handler only when SIGINT is not ignored: undo any inherited SIG_IGN
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             start_new_session=True,
@@ -88,15 +88,19 @@ class Training:
                 pytest.fail(f"no finished epoch after {timeout:.0f} s; stdout so far: {bytes(self.stdout)[-500:]!r}")
             time.sleep(0.1)
 
-    def stop(self, sig: int, timeout: float = 30.0) -> tuple[int, str]:
+    def stop(self, sig: int, timeout: float = 60.0) -> tuple[int, str]:
         """Send ``sig``; return the exit status and stderr."""
         self.proc.send_signal(sig)
         try:
             _, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _, err = self.proc.communicate()
-            pytest.fail(f"train did not stop within {timeout:.0f} s of signal {sig}")
+            self.proc.send_signal(signal.SIGABRT)  # faulthandler (PYTHONFAULTHANDLER) prints every thread's stack
+            try:
+                _, err = self.proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                _, err = self.proc.communicate()
+            pytest.fail(f"train did not stop within {timeout:.0f} s of signal {sig}; its stderr ends:\n{err.decode('utf-8', 'replace')[-6000:]}")
         self.reader.join(timeout=5)
         return self.proc.returncode, err.decode("utf-8", "replace")
 
@@ -208,3 +212,24 @@ def test_sigkill_while_scoring_leaves_a_partial_output_the_next_score_clears(big
     result = CliRunner().invoke(app, ["score", str(big_csv), "--run", str(runs_dir / "tiny-ae"), "--output", str(out / "out.csv")])
     assert result.exit_code == 0, result.stderr
     assert os.listdir(out) == ["out.csv"]
+
+
+def test_a_signal_no_batch_end_takes_is_raised_after_the_grace_and_a_second_at_once() -> None:
+    """Outside a batch loop (reading a file, saving) Ctrl-C still stops ``train``: after ``INTERRUPT_GRACE_S``, or at once when pressed twice."""
+    from rareevent.cli.main import INTERRUPT_GRACE_S, _interrupt_at_batch_end
+
+    before = signal.getsignal(signal.SIGINT)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), _interrupt_at_batch_end():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(INTERRUPT_GRACE_S + 10)
+    assert INTERRUPT_GRACE_S - 0.1 <= time.monotonic() - started < INTERRUPT_GRACE_S + 5
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), _interrupt_at_batch_end():
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(INTERRUPT_GRACE_S + 10)
+    assert time.monotonic() - started < INTERRUPT_GRACE_S
+    assert signal.getsignal(signal.SIGINT) is before  # the handlers are put back
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
