@@ -29,7 +29,7 @@ from rareevent.fleet import group_run, read_fleet
 from rareevent.load import Columns, Reading, ReadingOptions, check_fill, columns_for_model, sniff
 from rareevent.runs import load_run
 from rareevent.scoring import DEFAULT_CHUNK_ROWS, ScoreResult, StreamScorer, WindowWriter, _to_the_end, score_csv
-from rareevent.series import Series, expand, group_values, groups_of, is_table, naming, read_table, read_whole, table_format, table_header, table_reading
+from rareevent.series import Series, expand, group_values, groups_of, in_time_order, is_table, naming, read_table, read_whole, table_format, table_header, table_reading
 from rareevent.storage import TEMP_PREFIX
 
 _LOADED: dict[str, tuple[dict[str, Any], Any]] = {}  # run folder -> (record, detector), once per process
@@ -283,23 +283,30 @@ def score_frame(
     time: str | None = None,
     label: str | None = None,
     reading: Reading | None = None,
+    sort_by_time: bool = False,
 ) -> tuple[pd.DataFrame | None, ScoreResult]:
     """Score the raw rows of one series (a group, a Parquet table, a Spark group) as one file of its own.
 
     The rows are numbered 0, 1, ... in the order given (the rows of the
-    asset's own file); errors name the series and that row. The model sees
-    the same blocks of windows as :func:`score_csv`, so the windows equal
-    those of the series written to a file and scored alone. Without
-    ``sink`` the windows are returned. ``reading`` says how the cells are
-    read when the file they come from settled it (default: as a typed table's).
+    asset's own file), or with ``sort_by_time`` in the order of their
+    times, read as the time column is read (day-first text dates included)
+    and stable among equal times; errors name the series and that row. The
+    model sees the same blocks of windows as :func:`score_csv`, so the
+    windows equal those of the series written to a file and scored alone.
+    Without ``sink`` the windows are returned. ``reading`` says how the
+    cells are read when the file they come from settled it (default: as a
+    typed table's).
     """
     record, detector = loaded_run(folder)
     frame = frame.drop(columns=[group]) if group is not None else frame
     frame = frame.reset_index(drop=True)
     fmt = table_format(series.where, frame.columns)
+    columns = columns_for_model(fmt, Columns(features=record["features"], time=time or record["time_column"], label=label or record["label_column"]))
     if reading is None:  # a typed table: numbers need no decimal mark, times only a format when they are text
-        trained = Columns(features=record["features"], time=time or record["time_column"], label=label or record["label_column"])
-        reading = table_reading(frame, fmt, columns_for_model(fmt, trained), options or ReadingOptions(), Reading.from_record(record.get("reading")))
+        reading = table_reading(frame, fmt, columns, options or ReadingOptions(), Reading.from_record(record.get("reading")))
+    if sort_by_time:
+        with naming(series, fmt):
+            frame = in_time_order(frame, fmt, columns.time, reading)
     scorer = StreamScorer(detector, record, source=series.where, fill=fill, options=options, time=time, label=label, batch=PREDICT_BATCH)
     scorer.begin(fmt, reading)
     kept: list[pd.DataFrame] = []

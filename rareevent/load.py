@@ -582,12 +582,21 @@ def _labels(series: pd.Series, path: Path, name: str, lines: _Lines) -> np.ndarr
 
 
 def _times(series: pd.Series, path: Path, name: str, lines: _Lines, previous: object | None, reading: Reading) -> np.ndarray:
+    return _check_order(_time_values(series, path, name, lines, reading), path, name, lines, previous)
+
+
+def time_values(frame: pd.DataFrame, fmt: CsvFormat, name: str, reading: Reading) -> np.ndarray:
+    """The times of column ``name`` of a frame read from ``fmt`` (dates, or numbers), in row order and not checked for order."""
+    return _time_values(frame[name], fmt.path, name, _Lines(fmt, np.arange(len(frame))), reading)
+
+
+def _time_values(series: pd.Series, path: Path, name: str, lines: _Lines, reading: Reading) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(series):  # a typed table's timestamps: nothing to parse
         parsed = series.dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(series.dtype, pd.DatetimeTZDtype) else series
         values = parsed.to_numpy(dtype="datetime64[ns]")
         if np.isnat(values).any():
             raise RareEventError(f"{path}: blank time in column {name!r} at line {lines[int(np.flatnonzero(np.isnat(values))[0])]}")
-        return _check_order(values, path, name, lines, previous)
+        return values
     if reading.time_format is not None:
         numeric = None
     else:  # the default reading costs what it did before readings existed
@@ -610,8 +619,8 @@ def _times(series: pd.Series, path: Path, name: str, lines: _Lines, previous: ob
             if expected is None:
                 raise RareEventError(where, hint="use ISO times like 2024-01-31 13:45:00 or plain numbers, or `time=NAME`")
             raise RareEventError(f"{where}: it does not match {expected}", hint="a time column holds one format; `time_format=FORMAT` sets it")
-        values = parsed.to_numpy(dtype="datetime64[ns]")
-    return _check_order(values, path, name, lines, previous)
+        return parsed.to_numpy(dtype="datetime64[ns]")
+    return values
 
 
 def _check_order(values: np.ndarray, path: Path, name: str, lines: _Lines, previous: object | None) -> np.ndarray:

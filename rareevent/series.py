@@ -38,6 +38,7 @@ from rareevent.load import (
     read_csv_whole,
     resolve_columns,
     time_reading,
+    time_values,
     validate_frame,
 )
 
@@ -169,6 +170,13 @@ def frame_table(
         raise RareEventError(f"{fmt.path}: has no data rows")
     columns = _columns(fmt, group, time, label, drop, trained)
     return RawTable(fmt, columns, frame, table_reading(frame, fmt, columns, options, base or Reading()))
+
+
+def in_time_order(frame: pd.DataFrame, fmt: CsvFormat, time: str | None, reading: Reading) -> pd.DataFrame:
+    """``frame``'s rows sorted by their times as ``reading`` reads them (text dates too, day-first or not), stable, numbered from 0."""
+    if time is None:
+        return frame
+    return frame.iloc[np.argsort(time_values(frame, fmt, time, reading), kind="stable")].reset_index(drop=True)
 
 
 def _columns(fmt: CsvFormat, group: str | None, time: str | None, label: str | None, drop: Sequence[str], trained: Columns | None) -> Columns:

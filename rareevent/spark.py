@@ -27,7 +27,7 @@ from rareevent.errors import RareEventError
 from rareevent.fleet import read_fleet, save_group_run, train_series, write_fleet_summary
 from rareevent.load import ReadingOptions
 from rareevent.runs import check_run_name, check_runs_dir, read_record
-from rareevent.series import Series, frame_table, validate_series
+from rareevent.series import Series, frame_table, in_time_order, naming, validate_series
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -119,7 +119,7 @@ def score(
     def score_group(frame: pd.DataFrame) -> pd.DataFrame:
         value = frame[group].iloc[0]
         series = Series(Path(f"{group}={value}"), str(value))
-        windows, _ = score_frame(_in_time_order(frame, time), series, folder, group=group, time=time, label=label, fill=fill, options=options)
+        windows, _ = score_frame(frame, series, folder, group=group, time=time, label=label, fill=fill, options=options, sort_by_time=True)
         windows.insert(0, group, value)
         return _for_arrow(windows)
 
@@ -140,11 +140,6 @@ def _by_group(df: DataFrame, group: str) -> Any:
 def _for_arrow(frame: pd.DataFrame) -> pd.DataFrame:
     """Text columns as plain objects: pyspark cannot send pandas' Arrow-backed strings once they span several chunks."""
     return frame.astype({name: object for name in frame.columns if pd.api.types.is_string_dtype(frame[name])})
-
-
-def _in_time_order(frame: pd.DataFrame, time: str | None) -> pd.DataFrame:
-    """A group's rows sorted by ``time`` (stable), numbered 0, 1, ... in that order."""
-    return (frame if time is None else frame.sort_values(time, kind="stable")).reset_index(drop=True)
 
 
 def train(
@@ -194,7 +189,8 @@ def train(
             value = str(frame[group].iloc[0])
             series = Series(Path(f"{group}={value}"), value)
             raw = frame_table(frame, series.path, group=group, time=time, label=label, drop=drop, options=options)
-            raw.frame = _in_time_order(raw.frame, raw.columns.time)
+            with naming(series, raw.fmt):
+                raw.frame = in_time_order(raw.frame, raw.fmt, raw.columns.time, raw.reading)
             check_run_name(value)
             data = validate_series(series, raw, raw.frame, fill)
             result = train_series([(series, data)], RareEventDetector(**params), fill=fill, context=context, valid_frac=valid_frac, test_frac=test_frac, name=value, max_gap=max_gap)

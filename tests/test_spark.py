@@ -84,3 +84,20 @@ def test_spark_trains_one_run_per_group_into_a_shared_folder(spark_session, flee
     assert [json.loads((folder / g / "run.json").read_text())["input_rows"] for g in summary["runs"]] == [1200] * 3
     result = cli("score", fleet_dir / "fleet.parquet", "--group", "asset", "--run", folder, "--jobs", "1")
     assert result.output.count("pump_00") >= 3
+
+
+def test_spark_sorts_day_first_text_times_as_times_not_as_text(spark_session, fleet_dir: Path, fleet_run: Path) -> None:
+    """Exported text dates across a month end (31.01 then 01.02) come back in time order, as the typed table's windows."""
+    from rareevent import spark
+
+    typed = pd.read_parquet(fleet_dir / "fleet.parquet")
+    shift = pd.Timestamp("2026-01-31 00:00") - typed["timestamp"].min()  # the 40 hours of each asset now cross into February
+    text = typed.assign(timestamp=(typed["timestamp"] + shift).dt.strftime("%d.%m.%Y %H:%M:%S")).sample(frac=1.0, random_state=0)
+    assert (text["timestamp"].sort_values().str[:5] == "01.02").iloc[0]  # as text, February's first hour sorts before January's last days
+    windows = spark.score(spark_session.createDataFrame(text), fleet_run, group="asset").toPandas()
+    expected = spark.score(spark_session.createDataFrame(typed), fleet_run, group="asset").toPandas()
+    windows, expected = (frame.sort_values(["asset", "row"], kind="stable").reset_index(drop=True) for frame in (windows, expected))
+    assert len(windows) == len(expected) == 3 * (1200 - 2)
+    assert (pd.to_datetime(windows["time"]) == pd.to_datetime(expected["time"]) + shift).all()
+    for column in ("row", "error", "flagged", "top_features", "label"):
+        assert (windows[column].to_numpy() == expected[column].to_numpy()).all(), column
