@@ -306,7 +306,7 @@ def train(
     arch: Annotated[Arch, typer.Option(help=f"{ARCH_HELP}.")] = Arch.ae,
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
     lead: Annotated[int, typer.Option(help="Early warning: a window is positive when an event starts within this many rows after it.")] = 0,
-    units: Annotated[str, typer.Option(help="LSTM units u1,u2.")] = "32,16",
+    units: Annotated[str, typer.Option(help="LSTM units u1,u2 (1 to 4096 each).")] = "32,16",
     activation: Annotated[Activation, typer.Option(help="LSTM activation.")] = Activation.tanh,
     score: Annotated[ScoreKind, typer.Option("--score", help="Window score: mean (squared error over the window) or last (last step only).")] = ScoreKind.mean,
     smooth: Annotated[int, typer.Option(help="Alarm on the mean score of the last K windows (1: no smoothing).")] = 1,
@@ -661,7 +661,7 @@ def architecture(
     arch: Annotated[LstmArch, typer.Option(help="LSTM autoencoder or plain LSTM stack.")] = LstmArch.ae,
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
     features: Annotated[int, typer.Option(help="Number of sensors (F).")] = 8,
-    units: Annotated[str, typer.Option(help="LSTM units u1,u2.")] = "32,16",
+    units: Annotated[str, typer.Option(help="LSTM units u1,u2 (1 to 4096 each).")] = "32,16",
     activation: Annotated[Activation, typer.Option(help="LSTM activation.")] = Activation.tanh,
     context: Annotated[int, typer.Option(help="How many of the features are context (read, not reconstructed).")] = 0,
 ) -> None:

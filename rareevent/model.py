@@ -198,6 +198,9 @@ def versions() -> dict[str, str | None]:
     }
 
 
+MAX_UNITS = 4096  # an LSTM of 4096 units already holds 4 x 4096^2 = 67M weights per layer; more is a typo, not a model
+
+
 def check_model_options(arch: str, activation: str, units: tuple[int, ...], lookback: int) -> None:
     """Refuse an unknown architecture or activation, or non-positive sizes."""
     if arch not in ARCHITECTURES:
@@ -207,6 +210,8 @@ def check_model_options(arch: str, activation: str, units: tuple[int, ...], look
     if not (isinstance(units, (tuple, list)) and len(units) == 2 and all(_is_count(u) and u >= 1 for u in units)):
         shown = ",".join(map(str, units)) if isinstance(units, (tuple, list)) else repr(units)
         raise RareEventError(f"units must be two positive integers like 32,16, got {shown}", param="units")
+    if max(units) > MAX_UNITS:
+        raise RareEventError(f"units must be at most {MAX_UNITS} each, got {','.join(map(str, units))}", param="units")
     if not (_is_count(lookback) and lookback >= 1):
         raise RareEventError(f"lookback must be at least 1, got {lookback}", param="lookback")
 

@@ -22,12 +22,12 @@ def plot_run(folder: Path, record: dict[str, Any], output: str | Path) -> Path:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise RareEventError("--plot needs matplotlib", hint="pip install 'rareevent[plot]'") from None
+        raise RareEventError("drawing a run needs matplotlib", hint="pip install 'rareevent[plot]'") from None
     from sklearn.metrics import precision_recall_curve
 
     output = Path(output)
     if output.suffix.lower() != ".png":
-        raise RareEventError(f"{output}: --plot writes a PNG; give a file name ending in .png")
+        raise RareEventError(f"{output}: a run is drawn as a PNG; give a file name ending in .png")
     try:
         scores = pd.read_csv(folder / SCORES_FILE)
     except (OSError, ValueError) as exc:

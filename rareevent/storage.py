@@ -99,25 +99,30 @@ def atomic_folder(target: str | Path, overwrite: bool = False) -> Iterator[Path]
     _writable(target, temp.mkdir)
     try:
         yield temp
-        for item in temp.iterdir():
-            _fsync(item)
-        if not target.exists():
-            os.rename(temp, target)
-        elif not _exchange(temp, target):
-            old = _temp_name(target, OLD_MARK)
-            mark = target / SET_ASIDE_FILE
-            mark.write_text(target.name, encoding="utf-8")  # recovery restores only folders marked so
-            os.rename(target, old)
-            try:
-                os.rename(temp, target)
-            except BaseException:
-                os.rename(old, target)
-                mark.unlink()
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        _fsync(target.parent)
+        _writable(target, lambda: _move_into_place(temp, target))  # a full disk or a lost permission: a user error, the old folder kept
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _move_into_place(temp: Path, target: Path) -> None:
+    """Make the finished ``temp`` folder ``target``, replacing an existing one (see :func:`atomic_folder`)."""
+    for item in temp.iterdir():
+        _fsync(item)
+    if not target.exists():
+        os.rename(temp, target)
+    elif not _exchange(temp, target):
+        old = _temp_name(target, OLD_MARK)
+        mark = target / SET_ASIDE_FILE
+        mark.write_text(target.name, encoding="utf-8")  # recovery restores only folders marked so
+        os.rename(target, old)
+        try:
+            os.rename(temp, target)
+        except BaseException:
+            os.rename(old, target)
+            mark.unlink()
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync(target.parent)
 
 
 def _exchange(a: Path, b: Path) -> bool:

@@ -140,6 +140,7 @@ def test_parameters_are_checked_in_library_terms() -> None:
         ({"batch_size": 0}, "batch_size must be at least 1"),
         ({"validation_fraction": 0.95}, "validation_fraction must be above 0 and below 0.9"),
         ({"units": (4,)}, "units must be two positive integers"),
+        ({"units": (100_000, 8)}, "units must be at most 4096 each, got 100000,8"),
         ({"threshold": "fbeta:0"}, "threshold 'fbeta:0': beta must be above 0"),
     ):
         with pytest.raises(RareEventError, match=f"^{re.escape(message)}"):

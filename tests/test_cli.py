@@ -141,6 +141,9 @@ def test_report_table_comparison_json_and_plot(tmp_path: Path, trained_runs: dic
     result = invoke("report", str(trained_runs["ae"]), "--plot", png)
     assert result.exit_code == 0, result.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    result = invoke("report", str(trained_runs["ae"]), "--plot", tmp_path / "run.jpg")
+    assert result.exit_code == 2 and result.stderr.strip() == f"error: {tmp_path / 'run.jpg'}: a run is drawn as a PNG; give a file name ending in .png"
+    assert not (tmp_path / "run.jpg").exists()
 
 
 def test_encode_ae_gives_u2_numbers_per_window_and_refuses_plain(tmp_path: Path, sensor_csv: Path, trained_runs: dict[str, Path]) -> None:

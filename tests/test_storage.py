@@ -136,6 +136,27 @@ def test_atomic_folder_body_raising_keeps_old_and_leaves_no_temp(tmp_path: Path,
         assert not target.exists()
 
 
+def test_a_failed_final_move_is_a_user_error_that_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last rename failing (a full disk, a permission lost meanwhile) names the folder and leaves neither it nor a temporary."""
+    import errno
+
+    import rareevent.storage as storage
+
+    target = tmp_path / "r1"
+    real_rename = os.rename
+
+    def failing_rename(source: object, destination: object) -> None:
+        if Path(str(destination)) == target:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_rename(source, destination)
+
+    monkeypatch.setattr(storage.os, "rename", failing_rename)
+    with pytest.raises(RareEventError, match=r"r1: cannot write here \(No space left on device\)"):
+        with atomic_folder(target) as temp:
+            (temp / "run.json").write_text("new")
+    assert temporaries(tmp_path) == [] and not target.exists()
+
+
 def test_atomic_folder_clears_own_leftover_temp(tmp_path: Path) -> None:
     target = tmp_path / "r1"
     leftover = tmp_path / f"{TEMP_PREFIX}{os.getpid()}-new-r1"
@@ -234,7 +255,7 @@ def test_overwrite_marks_the_old_run_it_sets_aside(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(rareevent.storage, "_exchange", lambda a, b: False)
     monkeypatch.setattr(rareevent.storage.os, "rename", rename)
-    with pytest.raises(OSError):
+    with pytest.raises(RareEventError, match=r"run: cannot write here \(Input/output error\)"):  # one error line, not a traceback
         with atomic_folder(target, overwrite=True) as folder:
             (folder / "f").write_text("new")
     assert marks == ["run"]
