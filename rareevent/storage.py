@@ -60,10 +60,14 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
     try:
         _writable(target, temp.touch)
         yield temp
-        _fsync(temp)
-        _writable(target, lambda: os.replace(temp, target))
+        _writable(target, lambda: _replace_durably(temp, target))
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _replace_durably(temp: Path, target: Path) -> None:
+    _fsync(temp)
+    os.replace(temp, target)
 
 
 def _writable(target: Path, action: Callable[[], T]) -> T:

@@ -242,8 +242,8 @@ def test_overwrite_keeps_old_run_when_writing_fails(workdir: Path, monkeypatch: 
     monkeypatch.setattr(rareevent.storage, "_fsync", failing_fsync)
     before = snapshot(workdir)
     result = CliRunner().invoke(app, train_args("good.csv"))
-    assert result.exit_code == 1  # not a data error: something unexpected
-    assert_one_error_line(result, "No space left")
+    assert result.exit_code == 2  # the folder cannot take the run: named, like a folder without write permission
+    assert_one_error_line(result, "cannot write here (No space left on device)")
     assert snapshot(workdir) == before
 
 

@@ -210,7 +210,7 @@ def disk_full_while_saving(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("crash", "code", "fragment"),
-    [(interrupt_after_first_epoch, 130, "interrupted"), (disk_full_while_saving, 1, "No space left")],
+    [(interrupt_after_first_epoch, 130, "interrupted"), (disk_full_while_saving, 2, "runs/crashed: cannot write here (No space left on device)")],
     ids=["ctrl-c-mid-training", "write-error-mid-save"],
 )
 def test_crash_halfway_leaves_no_run_and_no_temporary(workdir: Path, monkeypatch: pytest.MonkeyPatch, crash: Any, code: int, fragment: str) -> None:  # noqa: ANN401
