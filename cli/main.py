@@ -489,8 +489,13 @@ def _interrupt_at_batch_end() -> Iterator[None]:
     ``INTERRUPT_GRACE_S`` the interrupt is raised where it lands, as before.
     A second signal is raised at once.
     """
+    import threading
+
     from rareevent.detector import stop_between_batches
 
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers: the app run from a thread
+        yield
+        return
     requested: list[int] = []
 
     def on_signal(signum: int, frame: object) -> None:

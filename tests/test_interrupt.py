@@ -233,3 +233,13 @@ def test_a_signal_no_batch_end_takes_is_raised_after_the_grace_and_a_second_at_o
     assert time.monotonic() - started < INTERRUPT_GRACE_S
     assert signal.getsignal(signal.SIGINT) is before  # the handlers are put back
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_the_app_run_from_a_thread_trains_without_touching_signals(sensor_csv: Path, tmp_path: Path) -> None:
+    """Only the main thread may set signal handlers: from another thread (a notebook's worker, say) training runs as before."""
+    results: list[object] = []
+    worker = threading.Thread(target=lambda: results.append(CliRunner().invoke(app, ["train", str(sensor_csv), *TINY, "--runs-dir", str(tmp_path / "runs"), "--name", "threaded"])))
+    worker.start()
+    worker.join(timeout=300)
+    assert results and results[0].exit_code == 0, getattr(results[0], "output", results)
+    assert (tmp_path / "runs" / "threaded" / "run.json").exists()
