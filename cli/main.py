@@ -377,8 +377,7 @@ def train(
             from rareevent.fleet import train_per_group
 
             announce = None if quiet or as_json else lambda value: out.print(f"training group {value}")
-            with _interrupt_at_batch_end():
-                folder, summary = train_per_group(data, detector, group=group, runs_dir=runs_dir, name=name, overwrite=overwrite, on_group=announce, **options)
+            folder, summary = train_per_group(data, detector, group=group, runs_dir=runs_dir, name=name, overwrite=overwrite, on_group=announce, **options)
             _print_per_group(folder, summary, as_json, quiet)
             return
         bar_console = Console(stderr=True) if as_json else out
@@ -478,7 +477,7 @@ INTERRUPT_GRACE_S = 2.0
 
 @contextmanager
 def _interrupt_at_batch_end() -> Iterator[None]:
-    """Ctrl-C or SIGTERM during training stops it at the end of the current batch (exit 130 as before).
+    """Ctrl-C or SIGTERM while a model trains stops it at the end of the current batch (exit 130 as before).
 
     A KeyboardInterrupt raised wherever the signal lands can strike inside
     TensorFlow or rich while they hold a lock, and then the process hangs
@@ -486,17 +485,21 @@ def _interrupt_at_batch_end() -> Iterator[None]:
     first signal is only noted, and training raises at the next batch
     boundary (``stop_between_batches``). Outside a batch loop (reading the
     file, the threshold, the PCA baseline) nobody asks: after
-    ``INTERRUPT_GRACE_S`` the interrupt is raised where it lands, as before.
-    A second signal is raised at once.
+    ``INTERRUPT_GRACE_S`` the interrupt is raised where it lands, as before,
+    and a block that ends first raises it on leaving, so that nothing after
+    it (saving the run) runs. A second signal is raised at once. Where the
+    real-time timer is taken (by a program that embeds the app) or outside
+    the main thread, signals are left as they are.
     """
     import threading
 
     from rareevent.detector import stop_between_batches
 
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers: the app run from a thread
+    if threading.current_thread() is not threading.main_thread() or signal.getitimer(signal.ITIMER_REAL) != (0.0, 0.0):
         yield
         return
     requested: list[int] = []
+    raised: list[bool] = []
 
     def on_signal(signum: int, frame: object) -> None:
         if requested:
@@ -504,22 +507,28 @@ def _interrupt_at_batch_end() -> Iterator[None]:
         requested.append(signum)
         signal.setitimer(signal.ITIMER_REAL, INTERRUPT_GRACE_S)
 
-    def on_alarm(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    def raise_once() -> bool:
+        """Whether the noted request is raised now; never twice (an alarm already due must not strike the clean-up)."""
+        if not requested or raised:
+            return False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        raised.append(True)
+        return True
 
-    def taken() -> bool:
-        if requested:
-            signal.setitimer(signal.ITIMER_REAL, 0)  # raised at this batch end: no second raise during the clean-up
-        return bool(requested)
+    def on_alarm(signum: int, frame: object) -> None:
+        if raise_once():
+            raise KeyboardInterrupt
 
     previous = {signum: signal.signal(signum, handler) for signum, handler in ((signal.SIGINT, on_signal), (signal.SIGTERM, on_signal), (signal.SIGALRM, on_alarm))}
     try:
-        with stop_between_batches(taken):
+        with stop_between_batches(raise_once):
             yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_REAL, 0)  # the timer was free on entry: only this block armed it
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    if requested:
+        raise KeyboardInterrupt  # the block ended before a batch end or the alarm took the signal
 
 
 def _save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, overwrite: bool, as_json: bool = False, quiet: bool = False) -> None:

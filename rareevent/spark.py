@@ -174,7 +174,7 @@ def train(
     from rareevent.storage import atomic_folder, check_free
 
     if not per_group:
-        raise RareEventError("rareevent.spark.train fits one run per group (per_group=True)", hint="train the fleet model on one machine: rareevent train DATA --group COLUMN")
+        raise RareEventError("rareevent.spark.train fits one run per group (per_group=True)", hint="the fleet model (one run over all groups) trains on one machine: rareevent.fleet.train_fleet")
     if group not in df.columns:
         raise RareEventError(f"group names unknown column {group!r}", hint=f"columns are {', '.join(df.columns)}")
     detector = detector or RareEventDetector()

@@ -104,6 +104,7 @@ def atomic_folder(target: str | Path, overwrite: bool = False) -> Iterator[Path]
     try:
         yield temp
         _writable(target, lambda: _move_into_place(temp, target))  # a full disk or a lost permission: a user error, the old folder kept
+        _fsync(target.parent)  # the new folder is in place: a failure here is not "cannot write here"
     finally:
         shutil.rmtree(temp, ignore_errors=True)
 
@@ -126,7 +127,6 @@ def _move_into_place(temp: Path, target: Path) -> None:
             mark.unlink()
             raise
         shutil.rmtree(old, ignore_errors=True)
-    _fsync(target.parent)
 
 
 def _exchange(a: Path, b: Path) -> bool:

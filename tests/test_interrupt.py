@@ -231,8 +231,31 @@ def test_a_signal_no_batch_end_takes_is_raised_after_the_grace_and_a_second_at_o
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(INTERRUPT_GRACE_S + 10)
     assert time.monotonic() - started < INTERRUPT_GRACE_S
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), _interrupt_at_batch_end():  # the block ends before the grace is over:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+    assert time.monotonic() - started < INTERRUPT_GRACE_S  # raised on leaving it, so that nothing after it runs
     assert signal.getsignal(signal.SIGINT) is before  # the handlers are put back
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_the_deferral_leaves_a_timer_it_did_not_set_and_its_signals_alone() -> None:
+    """A program that embeds the app and holds the real-time timer keeps it; Ctrl-C then raises at once, as Python does."""
+    from rareevent.cli.main import _interrupt_at_batch_end
+
+    fired: list[int] = []
+    before = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30)
+        with _interrupt_at_batch_end():
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert 25 < signal.getitimer(signal.ITIMER_REAL)[0] <= 30
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+    assert fired == []
 
 
 def test_the_app_run_from_a_thread_trains_without_touching_signals(sensor_csv: Path, tmp_path: Path) -> None:
