@@ -26,9 +26,9 @@ import pandas as pd
 from rareevent.detector import PREDICT_BATCH
 from rareevent.errors import RareEventError
 from rareevent.fleet import group_run, read_fleet
-from rareevent.load import Columns, Reading, ReadingOptions, check_fill, columns_for_model, sniff
+from rareevent.load import Reading, ReadingOptions, check_fill, columns_for_model, sniff
 from rareevent.runs import load_run
-from rareevent.scoring import DEFAULT_CHUNK_ROWS, ScoreResult, StreamScorer, WindowWriter, _to_the_end, score_csv
+from rareevent.scoring import DEFAULT_CHUNK_ROWS, ScoreResult, StreamScorer, WindowWriter, _to_the_end, score_csv, trained_columns
 from rareevent.series import Series, expand, group_values, groups_of, in_time_order, is_table, naming, read_table, read_whole, table_format, table_header, table_reading
 from rareevent.storage import TEMP_PREFIX
 
@@ -181,8 +181,7 @@ def _group_frames(job: ScoreJob) -> Iterator[tuple[Series, Path, pd.DataFrame, R
         yield series, folder, read_table(job.path, group=job.group, value=series.group), None
         return
     record = loaded_run(job.runs[0])[0]
-    trained = Columns(features=record["features"], time=job.time or record["time_column"], label=job.label or record["label_column"])
-    raw = read_whole(job.path, group=job.group, options=job.options, trained=trained, base=Reading.from_record(record.get("reading")))
+    raw = read_whole(job.path, group=job.group, options=job.options, trained=trained_columns(record, job.time, job.label), base=Reading.from_record(record.get("reading")))
     frames = dict(groups_of(raw, job.group))
     for series, folder in zip(job.series, job.runs):
         yield series, folder, frames[series.group], raw.reading
@@ -301,7 +300,7 @@ def score_frame(
     frame = frame.drop(columns=[group]) if group is not None else frame
     frame = frame.reset_index(drop=True)
     fmt = table_format(series.where, frame.columns)
-    columns = columns_for_model(fmt, Columns(features=record["features"], time=time or record["time_column"], label=label or record["label_column"]))
+    columns = columns_for_model(fmt, trained_columns(record, time, label))
     if reading is None:  # a typed table: numbers need no decimal mark, times only a format when they are text
         reading = table_reading(frame, fmt, columns, options or ReadingOptions(), Reading.from_record(record.get("reading")))
     if sort_by_time:

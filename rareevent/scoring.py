@@ -269,8 +269,12 @@ def _model_columns(fmt: CsvFormat, record: dict[str, Any], time: str | None, lab
     for role, name in (("time", time), ("label", label)):
         if name is not None and name not in fmt.header:
             raise RareEventError(f"{fmt.path}: {role} names unknown column {name!r}", hint=f"columns are {', '.join(fmt.header)}")
-    trained = Columns(features=record["features"], time=time or record["time_column"], label=label or record["label_column"])
-    return columns_for_model(fmt, trained)
+    return columns_for_model(fmt, trained_columns(record, time, label))
+
+
+def trained_columns(record: dict[str, Any], time: str | None = None, label: str | None = None) -> Columns:
+    """The run's columns: its features, and its time and label columns unless ``time``/``label`` name a file's own."""
+    return Columns(features=record["features"], time=time or record["time_column"], label=label or record["label_column"])
 
 
 def settle_reading(
