@@ -123,7 +123,8 @@ def open_to_write(target: str | Path) -> IO[str]:
 
 
 def _cannot_write(target: Path, exc: OSError) -> RareEventError:
-    return RareEventError(f"{target}: cannot write here ({exc.strerror or os.strerror(exc.errno or 0)})", hint="choose a folder you can write to, or free space")
+    reason = os.strerror(exc.errno) if exc.errno else " ".join(str(exc.strerror or exc).split())  # the system's words: a library's strerror can run over many lines
+    return RareEventError(f"{target}: cannot write here ({reason})", hint="choose a folder you can write to, or free space")
 
 
 def check_not_in_run(target: str | Path) -> None:
