@@ -45,6 +45,17 @@ def invoke(*args: object):  # noqa: ANN201 - a typer Result
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+def invoke_follow(*args: object, seconds: float = 30):  # noqa: ANN201 - a typer Result
+    """``invoke`` for a ``score --follow`` that should end by itself: after ``seconds`` a SIGINT stops it (exit 130) instead of a test that hangs."""
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: os.kill(os.getpid(), signal.SIGINT))
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return invoke(*args)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def one_error_line(stderr: str, *fragments: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected one stderr line, got {lines!r}"
@@ -282,7 +293,7 @@ def test_report_recipe_leaves_out_where_to_write_and_escapes_its_header(work: Pa
 def test_no_output_lands_inside_a_run(args: tuple[str, ...], work: Path) -> None:
     """The reproduction: ``score --output RUN/run.json`` replaced the run's own run.json with scores."""
     before = snapshot(work)
-    result = invoke(*args)
+    result = invoke_follow(*args)
     assert result.exit_code == 2, result.stderr
     one_error_line(result.stderr, "runs/base", "inside the run folder")
     assert snapshot(work) == before
@@ -296,7 +307,7 @@ def test_follow_keeps_an_existing_output_when_the_followed_file_is_bad(work: Pat
     synthetic_frame(50).drop(columns=["s2"]).to_csv(work / "bad.csv", index=False)
     (work / "out.csv").write_text("row,error\n0,0.5\n")
     before = snapshot(work)
-    result = invoke("score", "bad.csv", "--run", "runs/base", "--follow", "--output", "out.csv")
+    result = invoke_follow("score", "bad.csv", "--run", "runs/base", "--follow", "--output", "out.csv")
     assert result.exit_code == 2, result.stderr
     one_error_line(result.stderr, "bad.csv", "s2")
     assert snapshot(work) == before
@@ -313,7 +324,7 @@ def test_follow_refuses_an_output_that_is_the_input(link: str, work: Path) -> No
     else:
         output = work / "base.csv"
     before = snapshot(work)
-    result = invoke("score", "base.csv", "--run", "runs/base", "--follow", "--output", output.name)
+    result = invoke_follow("score", "base.csv", "--run", "runs/base", "--follow", "--output", output.name)
     assert result.exit_code == 2, result.stderr
     one_error_line(result.stderr, output.name, "is the input file")
     assert snapshot(work) == before
@@ -385,6 +396,7 @@ WRITE_CASES = {
     "fleet-score": ("score {base} {base2} --run {run} --output {dir}/out.csv --jobs 1", "out.csv"),
     "follow": ("score {base} --run {run} --follow --output {dir}/out.csv -q", "out.csv"),
     "train-pca": ("train {base} --arch pca --lookback 3 --runs-dir {dir} --name out --overwrite -q", "out"),
+    "report-plot": ("report {run} --plot {dir}/out.png", "out.png"),
 }
 
 
@@ -418,7 +430,7 @@ def test_a_full_disk_is_cannot_write_here_and_keeps_the_old_output(case: str, wo
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["score-csv", "score-json", "fleet-score", "follow", "train-pca"])
+@pytest.mark.parametrize("case", ["score-csv", "score-json", "fleet-score", "follow", "train-pca", "report-plot"])
 def test_a_read_only_folder_is_cannot_write_here_and_keeps_the_old_output(case: str, work: Path) -> None:
     folder = work / "small"
     command, output = write_case(case, work, folder)
@@ -430,7 +442,7 @@ def test_a_read_only_folder_is_cannot_write_here_and_keeps_the_old_output(case: 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["score-csv", "score-json", "fleet-score", "follow", "train-pca"])
+@pytest.mark.parametrize("case", ["score-csv", "score-json", "fleet-score", "follow", "train-pca", "report-plot"])
 def test_a_file_size_limit_is_cannot_write_here_and_keeps_the_old_output(case: str, work: Path) -> None:
     """``ulimit -f 4``: a write past 4 KiB fails with EFBIG (Python ignores SIGXFSZ)."""
     folder = work / "limited"
