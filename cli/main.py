@@ -294,7 +294,7 @@ _NOT_SETTINGS = ("config", "runs_dir", "name", "overwrite", "as_json", "quiet")
 def _read_config(ctx: typer.Context, value: Path | None) -> Path | None:
     """``--config``: the recipe's values become the defaults of the other options (read first: it is eager)."""
     if value is not None:
-        ctx.default_map = {**(ctx.default_map or {}), **recipe.read_defaults(value, ctx, "config")}
+        ctx.default_map = {**(ctx.default_map or {}), **recipe.read_defaults(value, ctx, leave_out=_NOT_SETTINGS)}
     return value
 
 
@@ -710,14 +710,17 @@ def _output_kind(output: Path, allowed: tuple[str, ...]) -> str:
 
 
 def _check_outputs(data: Path, outputs: dict[str, Path | None]) -> None:
-    """Refuse an output that is the input file, or two outputs naming one file (one would replace the other)."""
+    """Refuse an output that is the input file (by its path, a symbolic or a hard link), lies inside a run folder, or two outputs naming one file (one would replace the other)."""
+    from rareevent.storage import check_not_in_run
+
     seen: dict[Path, str] = {}
     for option, target in outputs.items():
         if target is None:
             continue
         resolved = Path(target).resolve()
-        if resolved == Path(data).resolve():
+        if resolved == Path(data).resolve() or (os.path.exists(target) and os.path.exists(data) and os.path.samefile(target, data)):
             raise RareEventError(f"{target}: is the input file; choose another output name")
+        check_not_in_run(target)
         if resolved in seen:
             raise RareEventError(f"{target}: {seen[resolved]} and {option} name the same file; choose two names")
         seen[resolved] = option
@@ -976,24 +979,25 @@ def _follow(data: Path, record: dict[str, Any], detector: Any, output: Path | No
     handlers = {signum: signal.signal(signum, lambda number, frame: stopped.append(number)) for signum in (signal.SIGINT, signal.SIGTERM)}
     err = Console(stderr=True, highlight=False, soft_wrap=True, color_system=None if os.environ.get("NO_COLOR") else "auto", quiet=_state["quiet"])
     follower = Follower(data, record, detector, fill, reading, time, label)
+    lines = _FollowLines(output, kind, err)
     try:
-        with open(output, "w", encoding="utf-8", newline="") if output else _stdout() as handle:
-            lines = _FollowLines(handle, kind, err)
-            if not data.exists():
-                _note(f"{data}: waiting for the file to appear")
-            while not stopped:
-                update = follower.poll()
-                if update.restarted:
-                    _warn(f"{update.restarted} (a new segment: no window spans the two)")
-                lines.write(update)
-                if not update.rows and not update.restarted and not follower.pending:
-                    clock.sleep(poll)
-            summary = follower.summary()
-            lines.event("summary", summary)
+        if not data.exists():
+            _note(f"{data}: waiting for the file to appear")
+        while not stopped:
+            update = follower.poll()
+            if update.restarted:
+                _warn(f"{update.restarted} (a new segment: no window spans the two)")
+            lines.write(update)
+            if not update.rows and not update.restarted and not follower.pending:
+                clock.sleep(poll)
+        summary = follower.summary()
+        lines.event("summary", summary)
+        lines.finish()
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
         follower.close()
+        lines.close()
     opened = summary["open_episode"]
     err.print(
         f"stopped following [bold]{data}[/]: {summary['rows']:,} rows, {summary['windows']:,} windows, {summary['flagged']:,} flagged "
@@ -1004,20 +1008,52 @@ def _follow(data: Path, record: dict[str, Any], detector: Any, output: Path | No
     raise typer.Exit(EXIT_INTERRUPTED)
 
 
-@contextmanager
-def _stdout() -> Iterator[Any]:
-    """Standard output as a context manager that leaves it open."""
-    yield sys.stdout
-
-
 class _FollowLines:
-    """The windows of ``score --follow`` as CSV or JSON Lines, with each alarm event right after the window it belongs to."""
+    """The windows of ``score --follow`` as CSV or JSON Lines, with each alarm event right after the window it belongs to.
 
-    def __init__(self, handle: Any, kind: str, err: Console) -> None:
-        self.handle, self.kind, self.err = handle, kind, err
+    ``output`` (else stdout) is opened, and so emptied, only when there is
+    something to write or at a clean stop: a followed file refused at its
+    first lines leaves an existing output as it was. A full disk or a
+    file-size limit while writing is "cannot write here", exit 2.
+    """
+
+    def __init__(self, output: Path | None, kind: str, err: Console) -> None:
+        self.output, self.kind, self.err = output, kind, err
         self.header = kind == "csv"
+        self._handle: Any = None if output else sys.stdout
+
+    @property
+    def handle(self) -> Any:
+        if self._handle is None:
+            from rareevent.storage import open_to_write
+
+            self._handle = open_to_write(self.output)
+        return self._handle
+
+    def finish(self) -> None:
+        """At a clean stop: ``output`` is this run's (empty when nothing was written to it), complete on disk."""
+        if self.output is not None:
+            from rareevent.storage import write_errors
+
+            with write_errors(self.output):
+                self.handle.close()
+
+    def close(self) -> None:
+        """Close ``output`` if it was opened; stdout stays open."""
+        if self.output is not None and self._handle is not None:
+            try:
+                self._handle.close()
+            except OSError:
+                pass  # a write error is being reported already
 
     def write(self, update: Any) -> None:
+        if len(update.windows) or update.closed or update.opened:
+            from rareevent.storage import write_errors
+
+            with write_errors(self.output or "<stdout>"):
+                self._write(update)
+
+    def _write(self, update: Any) -> None:
         frame = update.windows
         rows = frame["row"].tolist() if len(frame) else []
         if self.kind == "csv":
@@ -1043,8 +1079,11 @@ class _FollowLines:
     def event(self, name: str, fields: dict[str, Any]) -> None:
         """An alarm event or the summary: a JSON Lines record, and a line on stderr."""
         if self.kind == "jsonl":
-            self.handle.write(json.dumps({"event": name, **fields}, allow_nan=False) + "\n")
-            self.handle.flush()
+            from rareevent.storage import write_errors
+
+            with write_errors(self.output or "<stdout>"):
+                self.handle.write(json.dumps({"event": name, **fields}, allow_nan=False) + "\n")
+                self.handle.flush()
         when = lambda key: f" ({fields[key]})" if key in fields else ""  # noqa: E731
         if name == "alarm_opened":
             self.err.print(f"[bold red]alarm opened[/] at row {fields['start_row']}{when('start_time')}: error {fields['error']:.4g}")
@@ -1146,7 +1185,8 @@ def report(
             if (runs and len(runs) > 1) or plot is not None or as_json:
                 raise RareEventError("--recipe prints the recipe of one run; name a single RUN, without --plot or --json")
             folder = resolve_run(runs[0] if runs else None, runs_dir)
-            typer.echo(recipe.recipe_text(read_run(folder), folder / RUN_FILE), nl=False)
+            train_params = typer.main.get_command(app).commands["train"].params
+            typer.echo(recipe.recipe_text(read_run(folder), folder / RUN_FILE, leave_out={recipe.recipe_key(p) for p in train_params if p.name in _NOT_SETTINGS}), nl=False)
             return
         if plot is not None:
             from rareevent.plot import plot_run

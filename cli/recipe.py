@@ -32,11 +32,13 @@ def recipe_key(param: Any) -> str:
     return long[0] if long else param.name
 
 
-def read_defaults(path: Path, ctx: typer.Context, config_param: str) -> dict[str, Any]:
+def read_defaults(path: Path, ctx: typer.Context, leave_out: Container[str]) -> dict[str, Any]:
     """The ``[train]`` table of ``path`` as a ``default_map`` for ``ctx``'s command (parameter name -> value).
 
     Raises ``typer.BadParameter`` (a usage error, exit code 2) for an unreadable
-    file, bad TOML, an unknown table or key, or a value the option refuses.
+    file, bad TOML, an unknown table or key, a key of a parameter in
+    ``leave_out`` (where and whether to write, how to print: the command
+    line's decision, never a file's), or a value the option refuses.
     """
     text = _read_text(path)
     try:
@@ -49,9 +51,12 @@ def read_defaults(path: Path, ctx: typer.Context, config_param: str) -> dict[str
     table = document.get(TABLE)
     if not isinstance(table, dict):
         raise typer.BadParameter(f"{path}: no [{TABLE}] table")
-    params = {recipe_key(p): p for p in _options(ctx) if p.name != config_param}
+    params = {recipe_key(p): p for p in _options(ctx) if p.name not in leave_out}
+    command_line_only = {recipe_key(p) for p in _options(ctx) if p.name in leave_out}
     defaults = {}
     for key, value in table.items():
+        if key in command_line_only:
+            raise typer.BadParameter(f"{path}: key {key!r}{_line(text, key)} is not read from a recipe: where and whether to write, and how to print, are the command line's decision (give --{key})")
         param = params.get(key)
         if param is None:
             close = difflib.get_close_matches(key, params, n=1)
@@ -125,8 +130,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def recipe_text(record: dict[str, Any], run_file: Path) -> str:
-    """The TOML recipe that trains ``record``'s run again (``report RUN --recipe``)."""
+def recipe_text(record: dict[str, Any], run_file: Path, leave_out: Container[str] = ()) -> str:
+    """The TOML recipe that trains ``record``'s run again (``report RUN --recipe``), without the keys in ``leave_out``."""
     values = record.get("settings")
     if values is None:
         raise RareEventError(
@@ -139,7 +144,7 @@ def recipe_text(record: dict[str, Any], run_file: Path) -> str:
         f"rareevent recipe of run {record['name']!r} (created {record.get('created')}, data sha256 {record.get('input_sha256')})",
         "train again with: rareevent train --config THIS_FILE.toml --name NEW_NAME",
     ]
-    return to_toml(TABLE, values, header)
+    return to_toml(TABLE, {key: value for key, value in values.items() if key not in leave_out}, header)
 
 
 def _tomlable(value: Any) -> bool:
@@ -150,13 +155,18 @@ def _tomlable(value: Any) -> bool:
 
 def to_toml(table: str, values: dict[str, Any], comments: Iterable[str] = ()) -> str:
     """One TOML table: ``comments`` as ``#`` lines, then ``key = value`` lines; ``None`` values are listed in a comment."""
-    lines = [f"# {comment}" for comment in comments]
+    lines = [f"# {_visible(comment)}" for comment in comments]
     lines.append(f"[{table}]")
     lines += [f"{_toml_key(key)} = {_toml_value(value)}" for key, value in values.items() if value is not None]
     unset = [key for key, value in values.items() if value is None]
     if unset:
         lines.append(f"# not set (the option's default applies): {', '.join(unset)}")
     return "\n".join(lines) + "\n"
+
+
+def _visible(text: str) -> str:
+    """``text`` with every control character (a newline would end a comment) written as an escape."""
+    return "".join(f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text)
 
 
 def _toml_key(key: str) -> str:
@@ -178,4 +188,4 @@ _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 def _toml_string(text: str) -> str:
     """A TOML basic string: quotes, backslashes and control characters escaped."""
-    return '"' + "".join(_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c) for c in text) + '"'
+    return '"' + _visible("".join(_ESCAPES.get(c, c) for c in text)) + '"'

@@ -14,6 +14,7 @@ code. Reading CSV files and writing run folders live elsewhere.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import time
@@ -459,7 +460,7 @@ class RareEventDetector(BaseEstimator):
         if isinstance(self.model_, PCAModel):
             self.model_.save(folder / PCA_FILE)
         else:
-            self.model_.save_weights(folder / WEIGHTS_FILE)
+            (folder / WEIGHTS_FILE).write_bytes(_weights_h5(self.model_))
         config = {
             "format_version": DETECTOR_FORMAT,
             "rareevent_version": rareevent.__version__,
@@ -714,3 +715,24 @@ FITTED: dict[str, _Field] = {
     "history_": _Field(lambda v, f: isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, list) and _numbers(x, len(x)) for k, x in v.items())),
     "train_seconds_": _Field(lambda v, f: _is_number(v) and v >= 0, encode=float),
 }
+
+
+class _WeightsBuffer(io.BytesIO):
+    """An in-memory file that Keras's ``save_weights`` takes for ``model.weights.h5`` (it checks the name's ending)."""
+
+    def __str__(self) -> str:
+        return WEIGHTS_FILE
+
+
+def _weights_h5(model: Any) -> bytes:
+    """The ``.weights.h5`` bytes of a Keras model, built in memory.
+
+    h5py writing straight to a full disk (or past a file-size limit) fails
+    at close, prints tracebacks while its objects are freed and can end the
+    process with a segmentation fault; written by Python from memory the
+    file meets a plain ``OSError`` (ENOSPC, EFBIG) that is reported as
+    "cannot write here".
+    """
+    buffer = _WeightsBuffer()
+    model.save_weights(buffer)
+    return buffer.getvalue()

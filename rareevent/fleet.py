@@ -24,7 +24,7 @@ from rareevent.errors import RareEventError
 from rareevent.load import ReadingOptions, SensorData
 from rareevent.runs import RUN_FILE, check_run_name, save_run
 from rareevent.series import Series, expand, fleet_sha256, load_series, naming
-from rareevent.storage import atomic_file, atomic_folder, check_free
+from rareevent.storage import atomic_file, atomic_folder, check_free, remove_stale_temporaries
 from rareevent.training import TrainResult, _metrics, _train_on, check_options, check_parts, resolve_context
 
 PARTS = ("train", "valid", "test")
@@ -211,6 +211,7 @@ def train_per_group(
             check_run_name(series.name)
         except RareEventError:
             raise RareEventError(f"{series.where}: the group value cannot be a run folder name", hint="a group value is a folder of the `per_group` run: no '/', no leading '.'") from None
+    remove_stale_temporaries(runs_dir)  # what a killed training left, as save_run clears it for a plain run
     target = check_free(Path(runs_dir) / name, overwrite)
     summary: dict[str, Any] = {"format_version": 1, "name": name, "group_column": group, "runs": {}}
     with atomic_folder(target, overwrite=overwrite) as folder:

@@ -30,7 +30,7 @@ from rareevent.load import Reading, ReadingOptions, check_fill, columns_for_mode
 from rareevent.runs import load_run
 from rareevent.scoring import DEFAULT_CHUNK_ROWS, ScoreResult, StreamScorer, WindowWriter, _to_the_end, score_csv, trained_columns
 from rareevent.series import Series, expand, group_values, groups_of, in_time_order, is_table, naming, read_table, read_whole, table_format, table_header, table_reading
-from rareevent.storage import TEMP_PREFIX
+from rareevent.storage import temp_beside
 
 _LOADED: dict[str, tuple[dict[str, Any], Any]] = {}  # run folder -> (record, detector), once per process
 
@@ -233,7 +233,7 @@ def score_fleet(jobs: Sequence[ScoreJob], workers: int, output: Path | None = No
         raise RareEventError(f"workers must be at least 1, got {workers}", param="workers")
     parts = None
     if output is not None:
-        parts = output.parent / f"{TEMP_PREFIX}{os.getpid()}-new-{output.name}.parts"
+        parts = temp_beside(output, ".parts")
         parts.mkdir()
         jobs = [replace(job, part=parts / f"{i:06d}.csv") for i, job in enumerate(jobs)]
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +110,7 @@ class CsvTail:
             return data if data else (b"\n" if self._partial else b"")  # a closed pipe's last line needs no newline
         if self._handle is None:
             return b""
-        data = self._handle.read(READ_BYTES)
+        data = self._handle.read(READ_BYTES) or b""  # None: a FIFO with a writer but nothing written yet
         self._offset += len(data)
         return data
 
@@ -126,8 +127,10 @@ class CsvTail:
             self._open(status.st_ino)
             return None
         if status.st_ino != self._inode:
+            if os.fstat(self._handle.fileno()).st_size > self._offset:
+                return None  # lines written to the old file before it was renamed: read them to its end first
             reason = "was replaced by a new file"
-        elif status.st_size < self._offset:
+        elif status.st_size < self._offset and not stat.S_ISFIFO(status.st_mode):
             reason = "was truncated"
         else:
             return None
@@ -138,7 +141,8 @@ class CsvTail:
 
     def _open(self, inode: int) -> None:
         try:
-            self._handle = open(self.path, "rb")  # noqa: SIM115 - held open between reads, closed on restart or close()
+            # without blocking: a FIFO with no writer yet would otherwise hold open() forever, deaf to Ctrl-C and SIGTERM
+            self._handle = open(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK), "rb", buffering=0)  # noqa: SIM115 - held open between reads, closed on restart or close()
         except OSError as exc:
             raise RareEventError(f"{self.path}: cannot read ({exc.strerror})") from None
         self._inode, self._offset = inode, 0

@@ -171,7 +171,7 @@ def train(
     """
     from rareevent.detector import RareEventDetector
     from rareevent.training import check_options
-    from rareevent.storage import atomic_folder, check_free
+    from rareevent.storage import atomic_folder, check_free, remove_stale_temporaries
 
     if not per_group:
         raise RareEventError("rareevent.spark.train fits one run per group (per_group=True)", hint="the fleet model (one run over all groups) trains on one machine: rareevent.fleet.train_fleet")
@@ -179,6 +179,7 @@ def train(
         raise RareEventError(f"group names unknown column {group!r}", hint=f"columns are {', '.join(df.columns)}")
     detector = detector or RareEventDetector()
     name = check_options(detector, valid_frac, test_frac, max_gap, None, name)
+    remove_stale_temporaries(check_runs_dir(runs_dir))  # what a killed training left, as save_run clears it for a plain run
     target = check_free(check_runs_dir(runs_dir) / name, overwrite)
     params = detector.get_params()
     options = options or ReadingOptions()

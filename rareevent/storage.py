@@ -15,13 +15,15 @@ read as the other kind (``.tmp-<pid>-new-old-foo`` is new content for
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 from rareevent.errors import RareEventError
 
@@ -32,11 +34,29 @@ NEW_MARK = "new-"
 OLD_MARK = "old-"
 LOCK_MARK = "lock-"
 SET_ASIDE_FILE = ".rareevent-set-aside"  # inside a folder set aside by an overwrite: the name to restore it to
+# the files that make a folder something rareevent wrote, and so something `overwrite` may replace:
+# a run (run.json), a per-group run (fleet.json), a detector saved through the library (detector.json)
+MARK_FILES = ("run.json", "fleet.json", "detector.json")
+PARQUET_DONE = "_SUCCESS"  # a Parquet folder written by Spark (`score --engine spark --output`)
+# errors only a write gives: reported as "cannot write here" wherever they surface inside an atomic block
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
 def _temp_name(target: Path, kind: str = NEW_MARK) -> Path:
     """``.tmp-<pid>-new-NAME`` (new content) or, with ``kind=OLD_MARK``, ``.tmp-<pid>-old-NAME`` (an old run set aside)."""
     return target.with_name(f"{TEMP_PREFIX}{os.getpid()}-{kind}{target.name}")
+
+
+def temp_beside(path: Path, suffix: str) -> Path:
+    """A temporary entry next to ``path`` for work on its new content, ``.tmp-<pid>-new-NAME<suffix>``.
+
+    ``path`` may itself be this process's temporary of ``NAME`` (what
+    :func:`atomic_file` yields): the name is that of the final entry, so that
+    :func:`remove_stale_temporaries` for ``NAME`` clears it after a ``kill -9``.
+    """
+    own = f"{TEMP_PREFIX}{os.getpid()}-{NEW_MARK}"
+    name = path.name[len(own) :] if path.name.startswith(own) else path.name
+    return _temp_name(path.with_name(name + suffix))
 
 
 def _fsync(path: Path) -> None:
@@ -49,20 +69,71 @@ def _fsync(path: Path) -> None:
 
 @contextmanager
 def atomic_file(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces ``target``."""
+    """Yield a temporary path to write; on success it replaces ``target``.
+
+    A ``target`` inside a folder rareevent wrote (a run) is refused: an
+    output must never replace a run's own files. A full disk, a read-only
+    file system or a file-size limit met while the block writes is
+    "cannot write here"; ``target`` is then left as it was.
+    """
     target = Path(target)
     if target.is_dir():
         raise RareEventError(f"{target}: is a folder, cannot write a file there")
     if not target.parent.is_dir():
         raise RareEventError(f"{target.parent}: folder not found for output {target.name}")
+    check_not_in_run(target)
     remove_stale_temporaries(target.parent, target.name)
     temp = _temp_name(target)
     try:
         _writable(target, temp.touch)
-        yield temp
+        with write_errors(target):
+            yield temp
         _writable(target, lambda: _replace_durably(temp, target))
     finally:
-        temp.unlink(missing_ok=True)
+        _remove_quietly(temp)
+
+
+def _remove_quietly(path: Path) -> None:
+    """Remove a temporary file, folder or link; a failure here (a read-only file system) must not hide the error being raised."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+@contextmanager
+def write_errors(target: str | Path) -> Iterator[None]:
+    """Report an error only a write gives (a full disk, a read-only file system, a file-size limit) as "cannot write here" for ``target``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        raise _cannot_write(Path(target), exc) from None
+
+
+def open_to_write(target: str | Path) -> IO[str]:
+    """``target`` opened for writing text in place (what grows as it goes, like ``score --follow``'s output); a refusal is "cannot write here"."""
+    target = Path(target)
+    check_not_in_run(target)
+    return _writable(target, lambda: open(target, "w", encoding="utf-8", newline=""))  # noqa: SIM115 - the caller closes it
+
+
+def _cannot_write(target: Path, exc: OSError) -> RareEventError:
+    reason = os.strerror(exc.errno) if exc.errno else " ".join(str(exc.strerror or exc).split())  # the system's words: a library's strerror can run over many lines
+    return RareEventError(f"{target}: cannot write here ({reason})", hint="choose a folder you can write to, or free space")
+
+
+def check_not_in_run(target: str | Path) -> None:
+    """Refuse an output file ``target`` that would land inside a run folder (or any folder rareevent wrote)."""
+    target = Path(target)
+    for folder in Path(os.path.abspath(target)).parents:
+        found = _mark_of(folder)
+        if found is not None:
+            raise RareEventError(f"{target}: is inside the run folder {folder} (it holds {found}); an output never goes into a run", hint="choose an output outside the run folders")
 
 
 def _replace_durably(temp: Path, target: Path) -> None:
@@ -75,15 +146,51 @@ def _writable(target: Path, action: Callable[[], T]) -> T:
     try:
         return action()
     except OSError as exc:
-        raise RareEventError(f"{target}: cannot write here ({exc.strerror})", hint="choose a folder you can write to") from None
+        raise _cannot_write(target, exc) from None
 
 
 def check_free(target: str | Path, overwrite: bool = False) -> Path:
-    """``target`` as a Path; refused when it exists and ``overwrite`` is off."""
+    """``target`` as a Path; refused when it exists and ``overwrite`` is off, or is not a folder rareevent wrote.
+
+    ``overwrite`` replaces only a real folder that :func:`is_replaceable`
+    says rareevent wrote: never a data folder, the runs folder, a folder
+    holding some other file, a file or a symbolic link.
+    """
     target = Path(target)
-    if target.exists() and not overwrite:
+    if not os.path.lexists(target):
+        return target
+    if not overwrite:
         raise RareEventError(f"{target}: a run with this name already exists", hint="choose another `name` or pass `overwrite`")
+    if not is_replaceable(target):
+        what = "a symbolic link" if target.is_symlink() else "a file" if not target.is_dir() else "a folder that is not a rareevent run"
+        raise RareEventError(f"{target}: is {what}; `overwrite` replaces only a run folder", hint="choose another `name`, or move that folder away yourself")
     return target
+
+
+def _mark_of(folder: Path) -> str | None:
+    """The mark file that makes ``folder`` one rareevent wrote: a regular file of :data:`MARK_FILES` holding a JSON object with a ``format_version``."""
+    for mark in MARK_FILES:
+        path = folder / mark
+        if not path.is_file() or path.is_symlink():
+            continue
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            continue
+        if isinstance(content, dict) and "format_version" in content:
+            return mark
+    return None
+
+
+def is_replaceable(folder: str | Path) -> bool:
+    """Whether ``folder`` is a real folder rareevent wrote: a run, a per-group run or a saved detector (its mark file holds a JSON object), or a Spark Parquet output."""
+    folder = Path(folder)
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    if _mark_of(folder) is not None:
+        return True
+    names = [entry.name for entry in folder.iterdir()]
+    return PARQUET_DONE in names and all(name == PARQUET_DONE or name.startswith(("part-", "._SUCCESS.", ".part-")) for name in names)
 
 
 @contextmanager
@@ -99,20 +206,22 @@ def atomic_folder(target: str | Path, overwrite: bool = False) -> Iterator[Path]
     target = check_free(target, overwrite)
     _writable(target, lambda: target.parent.mkdir(parents=True, exist_ok=True))
     temp = _temp_name(target)
-    shutil.rmtree(temp, ignore_errors=True)
+    _remove_quietly(temp)
     _writable(target, temp.mkdir)
     try:
-        yield temp
+        with write_errors(target):
+            yield temp
         _writable(target, lambda: _move_into_place(temp, target))  # a full disk or a lost permission: a user error, the old folder kept
         _fsync(target.parent)  # the new folder is in place: a failure here is not "cannot write here"
     finally:
-        shutil.rmtree(temp, ignore_errors=True)
+        _remove_quietly(temp)
 
 
 def _move_into_place(temp: Path, target: Path) -> None:
     """Make the finished ``temp`` folder ``target``, replacing an existing one (see :func:`atomic_folder`)."""
     for item in temp.iterdir():
         _fsync(item)
+    check_free(target, overwrite=True)  # again at the moment of replacing: the folder may have changed while the block ran
     if not target.exists():
         os.rename(temp, target)
     elif not _exchange(temp, target):
@@ -157,7 +266,7 @@ def remove_stale_temporaries(folder: str | Path, name: str | None = None) -> Non
             if name is None:
                 _remove_unheld_lock(entry)
             continue
-        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)) or (name is not None and rest != NEW_MARK + name):
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)) or (name is not None and not _belongs(rest, name)):
             continue
         original = folder / rest[len(OLD_MARK) :] if rest.startswith(OLD_MARK) else None
         if original is not None and not original.exists() and _set_aside_from(entry) == original.name:
@@ -167,6 +276,11 @@ def remove_stale_temporaries(folder: str | Path, name: str | None = None) -> Non
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
+
+
+def _belongs(rest: str, name: str) -> bool:
+    """Whether a temporary named ``.tmp-<pid>-REST`` holds new content for the entry ``name`` (itself or work beside it)."""
+    return rest == NEW_MARK + name or rest.startswith(f"{NEW_MARK}{name}.")
 
 
 def _set_aside_from(entry: Path) -> str | None:

@@ -249,7 +249,7 @@ def update(
 def check_update_slot(parent_folder: str | Path, runs_dir: str | Path, name: str, overwrite: bool) -> Path:
     """The folder an updated run ``name`` goes to; never the run it was updated from."""
     target = check_run_slot(runs_dir, name, overwrite)
-    if target.resolve() == Path(parent_folder).resolve():
+    if Path(parent_folder).resolve().is_relative_to(target.resolve()):  # the run itself, or the per-group run that holds it
         raise RareEventError(f"{target}: is the run being updated; an update saves a new run and leaves it as it is", hint="choose another `name`")
     return target
 

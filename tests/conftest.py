@@ -41,13 +41,16 @@ def synthetic_frame(n: int = 600, seed: int = 0, events: tuple[int, ...] = (150,
 
 
 def snapshot(root: Path) -> dict[str, str | None]:
-    """Every entry under ``root`` (hidden ones included) with a hash of its bytes: to show nothing changed."""
+    """Every entry under ``root`` (hidden ones included) with a hash of its bytes, or a link's target: to show nothing changed."""
     found: dict[str, str | None] = {}
     for folder, dirs, files in os.walk(root):
         for name in dirs:
             found[os.path.relpath(os.path.join(folder, name), root)] = None
         for name in files:
             path = os.path.join(folder, name)
+            if os.path.islink(path):  # a link is its target (it may dangle)
+                found[os.path.relpath(path, root)] = "-> " + os.readlink(path)
+                continue
             with open(path, "rb") as fh:
                 found[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
     return found

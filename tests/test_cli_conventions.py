@@ -161,7 +161,7 @@ def test_report_recipe_round_trips_to_an_identical_run(tmp_path: Path, flag_run:
 
 def _read_demo_config(ctx: typer.Context, value: Path | None) -> Path | None:
     if value is not None:
-        ctx.default_map = recipe.read_defaults(value, ctx, "config")
+        ctx.default_map = recipe.read_defaults(value, ctx, leave_out=("config",))
     return value
 
 
@@ -212,7 +212,7 @@ def test_report_recipe_needs_stored_settings(tmp_path: Path, trained_runs: dict[
         ("[train]\nlookback = 3.5\n", ("recipe.toml", "lookback at line 2", "integer")),
         ('[train]\narch = "cnn"\n', ("recipe.toml", "arch at line 2", "'cnn'", "'plain'")),
         ("[train]\nepochs = true\n", ("recipe.toml", "epochs at line 2", "not true/false")),
-        ('[train]\noverwrite = "yes"\n', ("recipe.toml", "overwrite at line 2", "true or false")),
+        ('[train]\nnormalize = "yes"\n', ("recipe.toml", "normalize at line 2", "true or false")),
         ("[train]\nunits = [4, 2]\n", ("recipe.toml", "units at line 2", "not a list")),
         ("[train]\nlookback = \n", ("recipe.toml", "not valid TOML", "line 2")),
     ],

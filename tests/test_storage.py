@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -80,8 +81,13 @@ def test_atomic_file_refuses_folder_and_missing_parent(tmp_path: Path) -> None:
 
 
 def make_run(folder: Path, text: str) -> None:
+    """A folder that counts as a run (``overwrite`` may replace it), whose ``run.json`` holds ``text``."""
     folder.mkdir()
-    (folder / "run.json").write_text(text)
+    (folder / "run.json").write_text(run_json(text))
+
+
+def run_json(text: str) -> str:
+    return json.dumps({"format_version": 3, "text": text})
 
 
 def test_atomic_folder_creates_target(tmp_path: Path) -> None:
@@ -101,7 +107,7 @@ def test_atomic_folder_refuses_existing_without_overwrite(tmp_path: Path) -> Non
         with atomic_folder(target) as temp:
             (temp / "run.json").write_text("new")
     assert "`overwrite`" in str(info.value)
-    assert (target / "run.json").read_text() == "old"
+    assert (target / "run.json").read_text() == run_json("old")
     assert temporaries(tmp_path) == []
 
 
@@ -111,7 +117,7 @@ def test_atomic_folder_overwrite_replaces(tmp_path: Path) -> None:
     (target / "stale.csv").write_text("gone after overwrite")
     with atomic_folder(target, overwrite=True) as temp:
         (temp / "run.json").write_text("new")
-        assert (target / "run.json").read_text() == "old"  # old one stays until the end
+        assert (target / "run.json").read_text() == run_json("old")  # old one stays until the end
     assert sorted(p.name for p in target.iterdir()) == ["run.json"]
     assert (target / "run.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r1"]
@@ -131,7 +137,7 @@ def test_atomic_folder_body_raising_keeps_old_and_leaves_no_temp(tmp_path: Path,
     assert temporaries(tmp_path) == []
     if overwrite:
         assert sorted(p.name for p in target.iterdir()) == ["run.json"]
-        assert (target / "run.json").read_text() == "old"
+        assert (target / "run.json").read_text() == run_json("old")
     else:
         assert not target.exists()
 
@@ -242,7 +248,7 @@ def test_overwrite_marks_the_old_run_it_sets_aside(tmp_path: Path, monkeypatch: 
     import rareevent.storage
 
     target = tmp_path / "run"
-    target.mkdir()
+    make_run(target, "old")
     (target / "f").write_text("old")
     real_rename = os.rename
     marks: list[str] = []
@@ -260,7 +266,7 @@ def test_overwrite_marks_the_old_run_it_sets_aside(tmp_path: Path, monkeypatch: 
             (folder / "f").write_text("new")
     assert marks == ["run"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
-    assert sorted(p.name for p in target.iterdir()) == ["f"] and (target / "f").read_text() == "old"
+    assert sorted(p.name for p in target.iterdir()) == ["f", "run.json"] and (target / "f").read_text() == "old"
 
 
 def test_stale_output_temporaries_are_cleared_next_to_the_output(tmp_path: Path) -> None:
@@ -292,7 +298,7 @@ def test_atomic_folder_overwrite_exchanges_without_a_gap(tmp_path: Path, monkeyp
     import rareevent.storage
 
     target = tmp_path / "run"
-    target.mkdir()
+    make_run(target, "old")
     (target / "f").write_text("old")
     renames: list[tuple[str, str]] = []
     monkeypatch.setattr(rareevent.storage.os, "rename", lambda a, b: renames.append((a, b)))
