@@ -44,11 +44,13 @@ GPU_MAX_BATCH = 2048  # the largest auto batch on a GPU: it reached batch 128's 
 MAX_SPAN = 100_000  # the most rows lookback, lead and smooth may span; a saved detector is checked against the same bounds
 MAX_MARGIN = 1000.0
 MAX_SEED = 2**32 - 1  # numpy's seeds
+MAX_BATCH_SIZE = 2**20  # 512x GPU_MAX_BATCH: a larger batch is a typo or a damaged file (2**63 overflows numpy and Keras)
 MAX_VALIDATION_FRACTION = 0.9
 DETECTOR_FILE = "detector.json"
 DETECTOR_FORMAT = 1
 WEIGHTS_FILE = "model.weights.h5"  # Keras models: the weights alone (no model description)
 PCA_FILE = "model.npz"  # the pca baseline: three arrays, read without pickle
+FLOAT32_MAX, FLOAT32_TINY = float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny)  # as Python floats: a comparison with a float32 would cast 1e39 to it
 
 if TYPE_CHECKING:
     import keras
@@ -138,7 +140,7 @@ class RareEventDetector(BaseEstimator):
             ("seed", _is_int(self.seed) and 0 <= self.seed <= MAX_SEED, f"must be between 0 and {MAX_SEED}, got {self.seed}"),
             ("epochs", _is_int(self.epochs) and self.epochs >= 1, f"must be at least 1, got {self.epochs}"),
             ("patience", _is_int(self.patience) and self.patience >= 0, f"must be 0 or more, got {self.patience}"),
-            ("batch_size", self.batch_size is None or (_is_int(self.batch_size) and self.batch_size >= 1), f"must be at least 1, got {self.batch_size}"),
+            ("batch_size", self.batch_size is None or _is_batch_size(self.batch_size), f"must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}"),
             ("learning_rate", self.learning_rate is None or (_is_number(self.learning_rate) and 0 < self.learning_rate < 1), f"must be in (0, 1), got {self.learning_rate}"),
             ("threshold", self.threshold is None or isinstance(self.threshold, str), f"must be a strategy like f1 or pot, got {self.threshold!r}"),
             ("normalize", isinstance(self.normalize, bool), f"must be true or false, got {self.normalize!r}"),
@@ -517,6 +519,8 @@ class RareEventDetector(BaseEstimator):
             model.load_weights(path)
         except Exception as exc:  # h5py and Keras raise many types for a damaged file or weights of other shapes
             raise RareEventError(f"{path}: not the weights of this {self.arch!r} model ({type(exc).__name__})", hint="retrain the run") from None
+        if not all(np.isfinite(weights).all() for weights in model.get_weights()):  # NaN weights would flag every window
+            raise RareEventError(f"{path}: the model weights hold NaN or infinite values", hint="retrain the run")
         return model
 
 
@@ -608,6 +612,8 @@ def read_json(path: Path) -> Any:
         raise RareEventError(f"{path}: cannot read ({exc.strerror})") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise RareEventError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:  # json's decoder recurses once per level: '[' * 100000 exhausts the stack
+        raise RareEventError(f"{path}: not valid JSON (nested too deeply)") from None
 
 
 def _is_int(value: Any) -> bool:
@@ -616,6 +622,15 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_batch_size(value: Any) -> bool:
+    return _is_int(value) and 1 <= value <= MAX_BATCH_SIZE
+
+
+def _is_float32(value: Any, positive: bool = False) -> bool:
+    """A number that stays finite (and above 0 when ``positive``) as the float32 it is used as: 1e39 would be inf, 1e-50 zero."""
+    return _is_number(value) and abs(value) <= FLOAT32_MAX and (value >= FLOAT32_TINY or not positive)
 
 
 def _stop_if(requested: Callable[[], bool]) -> None:
@@ -671,6 +686,11 @@ def _numbers(value: Any, length: int, positive: bool = False) -> bool:
     return isinstance(value, list) and len(value) == length and all(_is_number(x) and (x > 0 or not positive) for x in value)
 
 
+def _float32s_ok(value: Any, length: int, positive: bool = False) -> bool:
+    """``_numbers`` for the values kept as float32 (``error_scale_``, ``decision_scores_``)."""
+    return isinstance(value, list) and len(value) == length and all(_is_float32(x, positive) for x in value)
+
+
 def _strategy_ok(value: Any) -> bool:
     try:
         return isinstance(value, str) and parse_strategy(value) is not None
@@ -685,7 +705,7 @@ def _float32s(value: Any) -> list[float]:
 # every learned attribute but model_ (the weights file): writing, checking and reading it back
 FITTED: dict[str, _Field] = {
     "feature_names_in_": _Field(lambda v, f: isinstance(v, list) and len(v) >= 1 and all(isinstance(x, str) and x for x in v) and len(set(v)) == len(v)),
-    "n_features_in_": _Field(lambda v, f: v == _n(f)),
+    "n_features_in_": _Field(lambda v, f: _is_int(v) and v == _n(f)),
     "context_features_": _Field(_indices),
     "target_features_": _Field(lambda v, f: _indices(v, f) and len(v) >= 1 and not set(v) & set(f.get("context_features_") or [])),
     "constant_features_": _Field(_indices),
@@ -696,18 +716,18 @@ FITTED: dict[str, _Field] = {
         decode=lambda v: scaling.scaler_from_arrays(v["mean"], v["scale"]),
     ),
     "error_scale_": _Field(
-        lambda v, f: _numbers(v, len(f.get("target_features_") or []), positive=True), encode=_float32s, decode=lambda v: np.asarray(v, np.float32)
+        lambda v, f: _float32s_ok(v, len(f.get("target_features_") or []), positive=True), encode=_float32s, decode=lambda v: np.asarray(v, np.float32)
     ),
     "threshold_": _Field(lambda v, f: _is_number(v), encode=float),
     "threshold_strategy_": _Field(lambda v, f: _strategy_ok(v)),
-    "decision_scores_": _Field(lambda v, f: isinstance(v, list) and _numbers(v, len(v)), encode=_float32s, decode=lambda v: np.asarray(v, np.float32)),
+    "decision_scores_": _Field(lambda v, f: isinstance(v, list) and _float32s_ok(v, len(v)), encode=_float32s, decode=lambda v: np.asarray(v, np.float32)),
     "labels_": _Field(
         lambda v, f: isinstance(v, list) and len(v) == len(f.get("decision_scores_") or []) and all(x in (0, 1) and _is_int(x) for x in v),
         encode=lambda v: v.tolist(),
         decode=lambda v: np.asarray(v, np.int8),
     ),
     "n_train_windows_": _Field(lambda v, f: _is_int(v) and v >= 1),
-    "batch_size_": _Field(lambda v, f: v is None or (_is_int(v) and v >= 1)),
+    "batch_size_": _Field(lambda v, f: v is None or _is_batch_size(v)),
     "learning_rate_": _Field(lambda v, f: v is None or (_is_number(v) and 0 < v < 1)),
     "epochs_run_": _Field(lambda v, f: _is_int(v) and v >= 0),
     "best_epoch_": _Field(lambda v, f: _is_int(v) and v >= 0),

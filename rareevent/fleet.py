@@ -246,7 +246,7 @@ def read_fleet(folder: str | Path) -> dict[str, Any] | None:
         return None
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise RareEventError(f"{path}: cannot read ({type(exc).__name__})") from None
     ok = isinstance(summary, dict) and isinstance(summary.get("group_column"), str) and isinstance(summary.get("runs"), dict)
     if not ok or not all(isinstance(k, str) and (Path(folder) / k / RUN_FILE).is_file() for k in summary["runs"]):
