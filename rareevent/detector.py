@@ -173,7 +173,7 @@ class RareEventDetector(BaseEstimator):
         columns are named ``x0``, ``x1``, ...
         """
         self.check_params()
-        names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
+        names = _column_names(X) if isinstance(X, pd.DataFrame) else None
         rows = _as_rows(X, "X")
         labels = None if y is None else _as_labels(y, len(rows))
         splits = windows.chronological_split(len(rows), self.validation_fraction, 0.0)
@@ -427,10 +427,11 @@ class RareEventDetector(BaseEstimator):
     def _rows_of(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         check_is_fitted(self, "threshold_")
         if isinstance(X, pd.DataFrame):
-            missing = [name for name in self.feature_names_in_ if name not in X.columns]
+            by_name = {str(column): column for column in X.columns}  # fit named them as text: column 0 is '0'
+            missing = [name for name in self.feature_names_in_ if name not in by_name]
             if missing:
                 raise RareEventError(f"X lacks the feature column(s) {', '.join(missing)} the detector was fitted on")
-            X = X[self.feature_names_in_]
+            X = X[[by_name[name] for name in self.feature_names_in_]]
         rows = _as_rows(X, "X")
         if rows.shape[1] != self.n_features_in_:
             raise RareEventError(f"X has {rows.shape[1]} columns; the detector was fitted on {self.n_features_in_}")
@@ -651,6 +652,17 @@ def _as_rows(X: Any, what: str) -> np.ndarray:
     return rows
 
 
+def _column_names(X: pd.DataFrame) -> list[str]:
+    """The column names of ``X`` as text (``feature_names_in_``); empty or repeated ones are refused, as ``load`` would refuse them."""
+    names = [str(column) for column in X.columns]
+    if "" in names:
+        raise RareEventError(f"X has an empty column name (column {names.index('')}): name every column")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise RareEventError(f"X has repeated column names {', '.join(map(repr, repeated))[:80]}: name every column once")
+    return names
+
+
 def _row_starts(starts: np.ndarray | None, n: int) -> np.ndarray:
     """The ``starts`` mask of ``n`` rows: one segment when ``None``; rows past its end continue its last segment."""
     if starts is None:
@@ -661,8 +673,11 @@ def _row_starts(starts: np.ndarray | None, n: int) -> np.ndarray:
 
 def _as_labels(y: Any, n: int) -> np.ndarray:
     labels = np.asarray(y)
-    if labels.shape != (n,) or not np.isin(labels, (0, 1)).all():
+    if labels.shape != (n,):
         raise RareEventError(f"y must hold one 0/1 label per row of X ({n}), got shape {labels.shape}")
+    wrong = ~np.isin(labels, (0, 1))
+    if wrong.any():
+        raise RareEventError(f"y: labels must be 0 or 1, got {labels[wrong][0].item()!r} at row {int(np.flatnonzero(wrong)[0])}")
     return labels.astype(np.int8)
 
 

@@ -212,7 +212,9 @@ def check_model_options(arch: str, activation: str, units: tuple[int, ...], look
         raise RareEventError(f"units must be two positive integers like 32,16, got {shown}", param="units")
     if max(units) > MAX_UNITS:
         raise RareEventError(f"units must be at most {MAX_UNITS} each, got {','.join(map(str, units))}", param="units")
-    if not (_is_count(lookback) and lookback >= 1):
+    if not _is_count(lookback):
+        raise RareEventError(f"lookback must be an integer, got {lookback!r}", param="lookback")
+    if lookback < 1:
         raise RareEventError(f"lookback must be at least 1, got {lookback}", param="lookback")
 
 

@@ -56,7 +56,7 @@ def save_run(
 
 def check_run_name(name: str) -> None:
     """Refuse a run name that is not a plain, visible folder name of a length every file system takes."""
-    if not name or name.startswith(".") or "/" in name or "\\" in name or name in ("..", "."):
+    if not name or name.startswith(".") or "/" in name or "\\" in name or "\0" in name or name in ("..", "."):
         raise RareEventError(f"name {name!r} is not a valid folder name", param="name")
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
         raise RareEventError(f"name {name[:20]!r}... is {len(name.encode('utf-8'))} bytes long; a run name may have at most {MAX_NAME_BYTES}", param="name")
