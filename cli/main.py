@@ -797,8 +797,10 @@ def score(
 
         piped = str(data) == "-"
         if follow:
-            if piped or metrics_out is not None:
-                raise RareEventError("--follow tails a file, and has no end to measure metrics at: leave out " + ("-" if piped else "--metrics-out"))
+            if piped:
+                raise RareEventError("--follow needs a file to tail, not stdin (-): pipe into `rareevent score -` without --follow, or name the file")
+            if metrics_out is not None:
+                raise RareEventError("--follow tails a file, and has no end to measure metrics at: leave out --metrics-out")
             kind = output_format.value if output_format else _output_kind(output, ("csv", "jsonl")) if output else "csv"
             seconds = _seconds(poll, "--poll")
             reading = _reading_options(decimal, time_format, dayfirst, time_unit)
@@ -955,12 +957,18 @@ def _score_on_spark(data: list[Path], folder: Path, *, group: str | None, master
     out.print(f"scored {frame.select(group).distinct().count()} group(s) of {len(files)} file(s) on Spark ({master}); windows written to {output}")
 
 
+MAX_POLL_SECONDS = 3600.0  # an hour between looks at a followed file is already no longer following it; 1e20 s overflows sleep()
+
+
 def _seconds(text: str, option: str) -> float:
-    """A short duration (``0.2s``, ``500ms``, ``1``: seconds) as seconds."""
+    """A short duration (``0.2s``, ``500ms``, ``1``: seconds) as seconds, at most ``MAX_POLL_SECONDS``."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)?\s*", text)
     if match is None or float(match.group(1)) <= 0:
         raise RareEventError(f"{option} {text!r}: give a duration above 0 like 0.2s or 500ms")
-    return float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
+    seconds = float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
+    if seconds > MAX_POLL_SECONDS:
+        raise RareEventError(f"{option} {text!r} is too long: give at most {MAX_POLL_SECONDS:g}s")
+    return seconds
 
 
 def _follow(data: Path, record: dict[str, Any], detector: Any, output: Path | None, kind: str, poll: float, fill: str | None, reading: Any, time: str | None, label: str | None) -> NoReturn:

@@ -45,11 +45,13 @@ GPU_MAX_BATCH = 2048  # the largest auto batch on a GPU: it reached batch 128's 
 MAX_SPAN = 100_000  # the most rows lookback, lead and smooth may span; a saved detector is checked against the same bounds
 MAX_MARGIN = 1000.0
 MAX_SEED = 2**32 - 1  # numpy's seeds
+MAX_BATCH_SIZE = 2**20  # 512x GPU_MAX_BATCH: a larger batch is a typo or a damaged file (2**63 overflows numpy and Keras)
 MAX_VALIDATION_FRACTION = 0.9
 DETECTOR_FILE = "detector.json"
 DETECTOR_FORMAT = 1
 WEIGHTS_FILE = "model.weights.h5"  # Keras models: the weights alone (no model description)
 PCA_FILE = "model.npz"  # the pca baseline: three arrays, read without pickle
+FLOAT32_MAX, FLOAT32_TINY = float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny)  # as Python floats: a comparison with a float32 would cast 1e39 to it
 
 if TYPE_CHECKING:
     import keras
@@ -139,7 +141,7 @@ class RareEventDetector(BaseEstimator):
             ("seed", _is_int(self.seed) and 0 <= self.seed <= MAX_SEED, f"must be between 0 and {MAX_SEED}, got {self.seed}"),
             ("epochs", _is_int(self.epochs) and self.epochs >= 1, f"must be at least 1, got {self.epochs}"),
             ("patience", _is_int(self.patience) and self.patience >= 0, f"must be 0 or more, got {self.patience}"),
-            ("batch_size", self.batch_size is None or (_is_int(self.batch_size) and self.batch_size >= 1), f"must be at least 1, got {self.batch_size}"),
+            ("batch_size", self.batch_size is None or _is_batch_size(self.batch_size), f"must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}"),
             ("learning_rate", self.learning_rate is None or (_is_number(self.learning_rate) and 0 < self.learning_rate < 1), f"must be in (0, 1), got {self.learning_rate}"),
             ("threshold", self.threshold is None or isinstance(self.threshold, str), f"must be a strategy like f1 or pot, got {self.threshold!r}"),
             ("normalize", isinstance(self.normalize, bool), f"must be true or false, got {self.normalize!r}"),
@@ -172,7 +174,7 @@ class RareEventDetector(BaseEstimator):
         columns are named ``x0``, ``x1``, ...
         """
         self.check_params()
-        names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
+        names = _column_names(X) if isinstance(X, pd.DataFrame) else None
         rows = _as_rows(X, "X")
         labels = None if y is None else _as_labels(y, len(rows))
         splits = windows.chronological_split(len(rows), self.validation_fraction, 0.0)
@@ -426,10 +428,11 @@ class RareEventDetector(BaseEstimator):
     def _rows_of(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         check_is_fitted(self, "threshold_")
         if isinstance(X, pd.DataFrame):
-            missing = [name for name in self.feature_names_in_ if name not in X.columns]
+            by_name = {str(column): column for column in X.columns}  # fit named them as text: column 0 is '0'
+            missing = [name for name in self.feature_names_in_ if name not in by_name]
             if missing:
                 raise RareEventError(f"X lacks the feature column(s) {', '.join(missing)} the detector was fitted on")
-            X = X[self.feature_names_in_]
+            X = X[[by_name[name] for name in self.feature_names_in_]]
         rows = _as_rows(X, "X")
         if rows.shape[1] != self.n_features_in_:
             raise RareEventError(f"X has {rows.shape[1]} columns; the detector was fitted on {self.n_features_in_}")
@@ -518,6 +521,8 @@ class RareEventDetector(BaseEstimator):
             model.load_weights(path)
         except Exception as exc:  # h5py and Keras raise many types for a damaged file or weights of other shapes
             raise RareEventError(f"{path}: not the weights of this {self.arch!r} model ({type(exc).__name__})", hint="retrain the run") from None
+        if not all(np.isfinite(weights).all() for weights in model.get_weights()):  # NaN weights would flag every window
+            raise RareEventError(f"{path}: the model weights hold NaN or infinite values", hint="retrain the run")
         return model
 
 
@@ -609,6 +614,8 @@ def read_json(path: Path) -> Any:
         raise RareEventError(f"{path}: cannot read ({exc.strerror})") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise RareEventError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:  # json's decoder recurses once per level: '[' * 100000 exhausts the stack
+        raise RareEventError(f"{path}: not valid JSON (nested too deeply)") from None
 
 
 def _is_int(value: Any) -> bool:
@@ -617,6 +624,15 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_batch_size(value: Any) -> bool:
+    return _is_int(value) and 1 <= value <= MAX_BATCH_SIZE
+
+
+def _is_float32(value: Any, positive: bool = False) -> bool:
+    """A number that stays finite (and above 0 when ``positive``) as the float32 it is used as: 1e39 would be inf, 1e-50 zero."""
+    return _is_number(value) and abs(value) <= FLOAT32_MAX and (value >= FLOAT32_TINY or not positive)
 
 
 def _stop_if(requested: Callable[[], bool]) -> None:
@@ -637,6 +653,17 @@ def _as_rows(X: Any, what: str) -> np.ndarray:
     return rows
 
 
+def _column_names(X: pd.DataFrame) -> list[str]:
+    """The column names of ``X`` as text (``feature_names_in_``); empty or repeated ones are refused, as ``load`` would refuse them."""
+    names = [str(column) for column in X.columns]
+    if "" in names:
+        raise RareEventError(f"X has an empty column name (column {names.index('')}): name every column")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise RareEventError(f"X has repeated column names {', '.join(map(repr, repeated))[:80]}: name every column once")
+    return names
+
+
 def _row_starts(starts: np.ndarray | None, n: int) -> np.ndarray:
     """The ``starts`` mask of ``n`` rows: one segment when ``None``; rows past its end continue its last segment."""
     if starts is None:
@@ -647,8 +674,11 @@ def _row_starts(starts: np.ndarray | None, n: int) -> np.ndarray:
 
 def _as_labels(y: Any, n: int) -> np.ndarray:
     labels = np.asarray(y)
-    if labels.shape != (n,) or not np.isin(labels, (0, 1)).all():
+    if labels.shape != (n,):
         raise RareEventError(f"y must hold one 0/1 label per row of X ({n}), got shape {labels.shape}")
+    wrong = ~np.isin(labels, (0, 1))
+    if wrong.any():
+        raise RareEventError(f"y: labels must be 0 or 1, got {labels[wrong][0].item()!r} at row {int(np.flatnonzero(wrong)[0])}")
     return labels.astype(np.int8)
 
 
@@ -672,6 +702,11 @@ def _numbers(value: Any, length: int, positive: bool = False) -> bool:
     return isinstance(value, list) and len(value) == length and all(_is_number(x) and (x > 0 or not positive) for x in value)
 
 
+def _float32s_ok(value: Any, length: int, positive: bool = False) -> bool:
+    """``_numbers`` for the values kept as float32 (``error_scale_``, ``decision_scores_``)."""
+    return isinstance(value, list) and len(value) == length and all(_is_float32(x, positive) for x in value)
+
+
 def _strategy_ok(value: Any) -> bool:
     try:
         return isinstance(value, str) and parse_strategy(value) is not None
@@ -686,7 +721,7 @@ def _float32s(value: Any) -> list[float]:
 # every learned attribute but model_ (the weights file): writing, checking and reading it back
 FITTED: dict[str, _Field] = {
     "feature_names_in_": _Field(lambda v, f: isinstance(v, list) and len(v) >= 1 and all(isinstance(x, str) and x for x in v) and len(set(v)) == len(v)),
-    "n_features_in_": _Field(lambda v, f: v == _n(f)),
+    "n_features_in_": _Field(lambda v, f: _is_int(v) and v == _n(f)),
     "context_features_": _Field(_indices),
     "target_features_": _Field(lambda v, f: _indices(v, f) and len(v) >= 1 and not set(v) & set(f.get("context_features_") or [])),
     "constant_features_": _Field(_indices),
@@ -697,18 +732,18 @@ FITTED: dict[str, _Field] = {
         decode=lambda v: scaling.scaler_from_arrays(v["mean"], v["scale"]),
     ),
     "error_scale_": _Field(
-        lambda v, f: _numbers(v, len(f.get("target_features_") or []), positive=True), encode=_float32s, decode=lambda v: np.asarray(v, np.float32)
+        lambda v, f: _float32s_ok(v, len(f.get("target_features_") or []), positive=True), encode=_float32s, decode=lambda v: np.asarray(v, np.float32)
     ),
     "threshold_": _Field(lambda v, f: _is_number(v), encode=float),
     "threshold_strategy_": _Field(lambda v, f: _strategy_ok(v)),
-    "decision_scores_": _Field(lambda v, f: isinstance(v, list) and _numbers(v, len(v)), encode=_float32s, decode=lambda v: np.asarray(v, np.float32)),
+    "decision_scores_": _Field(lambda v, f: isinstance(v, list) and _float32s_ok(v, len(v)), encode=_float32s, decode=lambda v: np.asarray(v, np.float32)),
     "labels_": _Field(
         lambda v, f: isinstance(v, list) and len(v) == len(f.get("decision_scores_") or []) and all(x in (0, 1) and _is_int(x) for x in v),
         encode=lambda v: v.tolist(),
         decode=lambda v: np.asarray(v, np.int8),
     ),
     "n_train_windows_": _Field(lambda v, f: _is_int(v) and v >= 1),
-    "batch_size_": _Field(lambda v, f: v is None or (_is_int(v) and v >= 1)),
+    "batch_size_": _Field(lambda v, f: v is None or _is_batch_size(v)),
     "learning_rate_": _Field(lambda v, f: v is None or (_is_number(v) and 0 < v < 1)),
     "epochs_run_": _Field(lambda v, f: _is_int(v) and v >= 0),
     "best_epoch_": _Field(lambda v, f: _is_int(v) and v >= 0),

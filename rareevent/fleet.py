@@ -22,7 +22,7 @@ from rareevent import gaps, windows
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import ReadingOptions, SensorData
-from rareevent.runs import RUN_FILE, check_run_name, save_run
+from rareevent.runs import MAX_NAME_BYTES, RUN_FILE, check_run_name, save_run
 from rareevent.series import Series, expand, fleet_sha256, load_series, naming
 from rareevent.storage import atomic_file, atomic_folder, check_free, remove_stale_temporaries
 from rareevent.training import TrainResult, _metrics, _train_on, check_options, check_parts, resolve_context
@@ -207,10 +207,7 @@ def train_per_group(
     name = check_options(detector, valid_frac, test_frac, max_gap, resample, name)
     loaded = load_series(inputs, group=group, time=time, label=label, drop=drop, fill=fill, options=reading)
     for series, _ in loaded:
-        try:
-            check_run_name(series.name)
-        except RareEventError:
-            raise RareEventError(f"{series.where}: the group value cannot be a run folder name", hint="a group value is a folder of the `per_group` run: no '/', no leading '.'") from None
+        check_group_folder(series)
     remove_stale_temporaries(runs_dir)  # what a killed training left, as save_run clears it for a plain run
     target = check_free(Path(runs_dir) / name, overwrite)
     summary: dict[str, Any] = {"format_version": 1, "name": name, "group_column": group, "runs": {}}
@@ -224,6 +221,20 @@ def train_per_group(
             summary["runs"][series.name] = save_group_run(folder, result, group)
         write_fleet_summary(folder, summary)
     return target, summary
+
+
+def check_group_folder(series: Series) -> None:
+    """Refuse a group value that cannot name its run's folder in a ``--per-group`` run: the error names the input and the group."""
+    value = series.name
+    size = len(value.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise RareEventError(f"{series.path}: group {value[:20]!r}... is {size} bytes long; a group value names a folder of the `per_group` run and may have at most {MAX_NAME_BYTES} bytes")
+    if value == FLEET_FILE:
+        raise RareEventError(f"{series.where}: the group value is the name of the `per_group` run's summary file {FLEET_FILE}", hint="rename the group in the data")
+    try:
+        check_run_name(value)
+    except RareEventError:
+        raise RareEventError(f"{series.where}: the group value cannot be a run folder name", hint="a group value is a folder of the `per_group` run: no '/', no leading '.'") from None
 
 
 def save_group_run(folder: Path, result: TrainResult, group: str) -> dict[str, Any]:
@@ -247,7 +258,7 @@ def read_fleet(folder: str | Path) -> dict[str, Any] | None:
         return None
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise RareEventError(f"{path}: cannot read ({type(exc).__name__})") from None
     ok = isinstance(summary, dict) and isinstance(summary.get("group_column"), str) and isinstance(summary.get("runs"), dict)
     if not ok or not all(isinstance(k, str) and (Path(folder) / k / RUN_FILE).is_file() for k in summary["runs"]):

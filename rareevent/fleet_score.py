@@ -142,7 +142,7 @@ def _series_of(path: Path, group: str | None) -> list[Series]:
     if group is None:
         return [Series(path)]
     if is_table(path):
-        fmt = table_format(path, table_header(path))
+        fmt = table_format(path, table_header(path, group))
         read = lambda: read_table(path, [group])  # noqa: E731
     else:
         fmt = sniff(path)

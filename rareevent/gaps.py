@@ -52,7 +52,9 @@ def steps(time: np.ndarray, previous: Any = None) -> np.ndarray:
 
 
 def _positive(text: str, value: float) -> float:
-    if not (math.isfinite(value) and value > 0):
+    if not math.isfinite(value):
+        raise RareEventError(f"max_gap {text!r} is not a finite number: give a duration like 10min, a number or a multiple like 5x", param="max_gap")
+    if value <= 0:
         raise RareEventError(f"max_gap {text!r} must be above 0", param="max_gap")
     return value
 

@@ -77,6 +77,9 @@ class Columns:
     ignored: list[str] = field(default_factory=list)
 
 
+_UTC_OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"  # an ISO time's offset: 2026-01-31T13:45:00+01:00, ...Z
+
+
 @dataclass(frozen=True)
 class ReadingOptions:
     """What the user forced about reading cells (``--decimal``, ``--time-format``, ``--dayfirst``, ``--time-unit``)."""
@@ -334,6 +337,7 @@ def read_frames(
     those lines (no header; data row ``first_row`` first) are read instead of the file.
     """
     dtypes: Any = str if text else {name: str for name in (columns.time,) if name is not None}
+    done = 0  # rows yielded: where a row with surplus fields is
     try:
         reader = pd.read_csv(
             fmt.path if data is None else io.StringIO(data),
@@ -352,10 +356,15 @@ def read_frames(
         with reader, warnings.catch_warnings():
             # short rows are reported by validate_frame with their line number
             warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            # a first row longer than the header only warns, and pandas drops its surplus fields: refuse it like any other long row
+            warnings.filterwarnings("error", "Length of header or names does not match", pd.errors.ParserWarning)
             for frame in reader:
                 if first_row:
                     frame.index += first_row
+                done += len(frame)
                 yield frame
+    except pd.errors.ParserWarning:
+        raise _long_row(fmt, data, first_row + done, first_row) from None
     except pd.errors.ParserError as exc:
         match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
         if match:
@@ -371,6 +380,17 @@ def read_frames(
     except UnicodeDecodeError:
         line = _first_bad_utf8_line(fmt.path)
         raise RareEventError(f"{fmt.path}: line {line} is not UTF-8 text", hint="re-export the file as UTF-8") from None
+
+
+def _long_row(fmt: CsvFormat, data: str | None, row: int, first_row: int) -> RareEventError:
+    """The ragged-row error for data row ``row``, which has more fields than the header."""
+    line = file_line(fmt, row)
+    if data is None:
+        _check_field_count(fmt, line)  # raises with the number of fields where the file can be read by line
+        saw = "more"
+    else:
+        saw = str(len(next(itertools.islice(csv.reader(io.StringIO(data), delimiter=fmt.delimiter), row - first_row, None), [])))
+    return RareEventError(f"{fmt.path}: line {line} has {saw} fields, the header has {len(fmt.header)}", hint="every row needs one value per column")
 
 
 def file_line(fmt: CsvFormat, row: int) -> int:
@@ -612,6 +632,8 @@ def _time_values(series: pd.Series, path: Path, name: str, lines: _Lines, readin
         row = int(np.flatnonzero(numeric.isna().to_numpy())[0])
         raise RareEventError(f"{path}: cannot read time {str(series.iloc[row])[:30]!r} in column {name!r} at line {lines[row]} as a number of {reading.time_unit} since 1970")
     else:
+        if reading.time_format is None:
+            _check_offsets(series, path, name, lines)
         parsed, expected = _parse_datetimes(series, path, name, reading.time_format)
         if parsed.isna().any():
             row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
@@ -662,6 +684,23 @@ def _epoch_times(values: np.ndarray, series: pd.Series, path: Path, name: str, l
     return pd.to_datetime(pd.Series(values), unit=unit).to_numpy(dtype="datetime64[ns]")
 
 
+def _check_offsets(series: pd.Series, path: Path, name: str, lines: _Lines) -> None:
+    """Refuse ISO times of which some carry a UTC offset and others do not: the naive ones would be read as UTC without a word."""
+    aware = series.str.contains(_UTC_OFFSET, na=False).to_numpy()
+    if not aware.any():
+        return
+    present = series.notna().to_numpy()
+    first = int(present.argmax())
+    differs = present & (aware != aware[first])
+    if differs.any():
+        row = int(differs.argmax())
+        has = "has no UTC offset, unlike" if aware[first] else "has a UTC offset, unlike"
+        raise RareEventError(
+            f"{path}: time {str(series.iloc[row])[:30]!r} in column {name!r} at line {lines[row]} {has} the first time {str(series.iloc[first])[:30]!r}",
+            hint="give every time the same form",
+        )
+
+
 def _parse_datetimes(series: pd.Series, path: Path, name: str, time_format: str | None = None) -> tuple[pd.Series, str | None]:
     """Parse text times, and say what a failed value should have looked like.
 
@@ -672,7 +711,7 @@ def _parse_datetimes(series: pd.Series, path: Path, name: str, time_format: str 
     try:
         if time_format is not None:
             return pd.to_datetime(series, errors="coerce", format=time_format), f"the time format {time_format!r}"
-        parsed = pd.to_datetime(series, errors="coerce", format="ISO8601", utc=series.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", na=False).any())
+        parsed = pd.to_datetime(series, errors="coerce", format="ISO8601", utc=series.str.contains(_UTC_OFFSET, na=False).any())
         expected = "ISO 8601 like the first time" if len(parsed) and pd.notna(parsed.iloc[0]) else None
         if parsed.isna().any() and expected is None:
             parsed = pd.to_datetime(series, errors="coerce", format="mixed", utc=True)

@@ -212,7 +212,9 @@ def check_model_options(arch: str, activation: str, units: tuple[int, ...], look
         raise RareEventError(f"units must be two positive integers like 32,16, got {shown}", param="units")
     if max(units) > MAX_UNITS:
         raise RareEventError(f"units must be at most {MAX_UNITS} each, got {','.join(map(str, units))}", param="units")
-    if not (_is_count(lookback) and lookback >= 1):
+    if not _is_count(lookback):
+        raise RareEventError(f"lookback must be an integer, got {lookback!r}", param="lookback")
+    if lookback < 1:
         raise RareEventError(f"lookback must be at least 1, got {lookback}", param="lookback")
 
 
@@ -362,16 +364,46 @@ class PCAModel:
 
     @classmethod
     def load(cls, path: Path, n_features: int, targets: list[int]) -> PCAModel:
-        """Read a saved model, refusing anything but the three arrays of the right shapes and detector.json's ``targets``."""
+        """Read a saved model, refusing anything but the three arrays of the right shapes and kinds and detector.json's ``targets``.
+
+        Shapes and kinds are read from the array headers before any array
+        is: an archive of millions of rows is refused without reading it.
+        """
+        needed = {"mean": f"({n_features},)", "components": f"(k, {n_features}) with k at most {n_features}", "targets": f"(k,) with k at most {n_features}"}
         try:
             with np.load(path, allow_pickle=False) as data:
+                if sorted(data.files) != sorted(needed):
+                    raise RareEventError(f"{path}: a PCA model holds exactly the arrays components, mean and targets, not {', '.join(sorted(data.files))[:80]}")
+                headers = {key: _npy_header(data, key) for key in needed}
+                shape = {key: found for key, (found, _) in headers.items()}
+                shape_ok = {
+                    "mean": shape["mean"] == (n_features,),
+                    "components": len(shape["components"]) == 2 and shape["components"][0] <= n_features and shape["components"][1] == n_features,
+                    "targets": len(shape["targets"]) == 1 and shape["targets"][0] <= n_features,  # its values are compared below
+                }
+                for key, (found, dtype) in headers.items():
+                    if not shape_ok[key]:
+                        raise RareEventError(f"{path}: array {key!r} has shape {found}; detector.json's {n_features} features need {needed[key]}")
+                    if dtype.kind != ("i" if key == "targets" else "f"):
+                        raise RareEventError(f"{path}: array {key!r} holds {dtype} values; it must hold {'integers' if key == 'targets' else 'real numbers'}")
                 mean, components, targets_saved = data["mean"], data["components"], data["targets"]
+        except RareEventError:
+            raise
         except Exception as exc:  # numpy raises many types for a damaged archive
             raise RareEventError(f"{path}: not a readable PCA model ({type(exc).__name__})", hint="retrain the run") from None
-        if mean.shape != (n_features,) or components.ndim != 2 or components.shape[1] != n_features or targets_saved.ndim != 1:
-            raise RareEventError(f"{path}: PCA model shape does not match detector.json ({n_features} features)")
-        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(components))):
-            raise RareEventError(f"{path}: PCA model holds invalid values")
+        with np.errstate(over="ignore"):  # the overflow is refused just below
+            model = cls(mean, components, list(targets))
+        if not (np.all(np.isfinite(model.mean)) and np.all(np.isfinite(model.components))):  # as the float32 it computes in: 1e39 is inf
+            raise RareEventError(f"{path}: PCA model holds values that are not finite as 32-bit floats")
         if targets_saved.tolist() != list(targets):
             raise RareEventError(f"{path}: PCA model reconstructs other columns than detector.json's target_features_")
-        return cls(mean, components, list(targets))
+        return model
+
+
+def _npy_header(data: Any, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype of array ``key`` of an open ``.npz``, from its header alone."""
+    with data.zip.open(f"{key}.npy") as fh:
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(fh)
+    return shape, dtype

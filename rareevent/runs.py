@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,7 +56,7 @@ def save_run(
 
 def check_run_name(name: str) -> None:
     """Refuse a run name that is not a plain, visible folder name of a length every file system takes."""
-    if not name or name.startswith(".") or "/" in name or "\\" in name or name in ("..", "."):
+    if not name or name.startswith(".") or "/" in name or "\\" in name or "\0" in name or name in ("..", "."):
         raise RareEventError(f"name {name!r} is not a valid folder name", param="name")
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
         raise RareEventError(f"name {name[:20]!r}... is {len(name.encode('utf-8'))} bytes long; a run name may have at most {MAX_NAME_BYTES}", param="name")
@@ -98,7 +99,7 @@ def list_runs(runs_dir: str | Path) -> list[Path]:
     def created(path: Path) -> str:
         try:
             return str(json.loads((path / RUN_FILE).read_text(encoding="utf-8")).get("created", ""))
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):  # a damaged run.json sorts first; reading it fails later, naming it
             return ""
 
     return sorted(found, key=lambda p: (created(p), p.name))
@@ -111,7 +112,14 @@ def resolve_run(run: str | None, runs_dir: str | Path) -> Path:
         runs = list_runs(runs_dir)
         if not runs:
             raise RareEventError(f"{runs_dir}: no runs found", hint="train one with `rareevent train DATA.csv` or pass `run`")
-        return runs[-1]
+        for folder in reversed(runs):  # a damaged run is skipped with a warning, as `report` does
+            try:
+                read_run(folder)
+            except RareEventError as exc:
+                warnings.warn(f"skipped: {exc}", stacklevel=2)
+                continue
+            return folder
+        raise RareEventError(f"{runs_dir}: no readable run found (every run above was skipped)", hint="pass `run` to see why one fails")
     for candidate in (Path(run), runs_dir / run):
         if candidate.is_dir():
             return candidate
@@ -143,6 +151,24 @@ def _is_metrics_part(value: Any) -> bool:
     )
 
 
+def _is_metrics(value: Any) -> bool:
+    """The ``metrics`` of a run, its baseline or one series: a dict of the ``valid`` and ``test`` parts."""
+    return isinstance(value, dict) and all(_is_metrics_part(value.get(k)) for k in ("valid", "test"))
+
+
+def _is_series(value: Any) -> bool:
+    """One series of a fleet run's ``series``, as ``fleet.train_fleet`` writes it."""
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("name"), str)
+        and isinstance(value.get("file"), str)
+        and (value.get("group") is None or isinstance(value.get("group"), str))
+        and _is_int(value.get("rows"))
+        and value["rows"] >= 0
+        and _is_metrics(value.get("metrics"))
+    )
+
+
 def validate_record(record: Any, path: Path) -> None:
     """Raise ``RareEventError`` naming the first field of ``record`` that is wrong."""
     if not isinstance(record, dict):
@@ -164,7 +190,7 @@ def validate_record(record: Any, path: Path) -> None:
         "name": lambda v: isinstance(v, str) and v != "",
         "time_column": lambda v: v is None or isinstance(v, str),
         "label_column": lambda v: v is None or isinstance(v, str),
-        "metrics": lambda v: isinstance(v, dict) and all(_is_metrics_part(v.get(k)) for k in ("valid", "test")),
+        "metrics": _is_metrics,
     }
     optional: dict[str, Any] = {  # may be missing or null; commands that show them read them too
         "created": lambda v: isinstance(v, str),
@@ -177,10 +203,9 @@ def validate_record(record: Any, path: Path) -> None:
         "reading": reading_record_ok,
         "gaps": gap_rule_ok,
         "resample": resample_record_ok,
-        "baseline": lambda v: isinstance(v, dict)
-        and v.get("arch") == "pca"
-        and isinstance(v.get("metrics"), dict)
-        and all(_is_metrics_part(v["metrics"].get(k)) for k in ("valid", "test")),
+        "baseline": lambda v: isinstance(v, dict) and v.get("arch") == "pca" and _is_metrics(v.get("metrics")),
+        "group_column": lambda v: isinstance(v, str) and v != "",  # a fleet or per-group run
+        "series": lambda v: isinstance(v, list) and all(_is_series(s) for s in v),  # a fleet run: one entry per series
     }
     _check_fields(record, checks, optional, path)
 

@@ -111,15 +111,22 @@ def _pyarrow() -> Any:
     return pq
 
 
-def table_header(path: Path) -> list[str]:
-    """The column names of a Parquet file, read from its footer only."""
+def table_header(path: Path, group: str | None = None) -> list[str]:
+    """The column names of a Parquet file, read from its footer only; refused where a name repeats or the ``group`` column is nested."""
     pq = _pyarrow()
     if not path.is_file():
         raise RareEventError(f"{path}: file not found" if not path.exists() else f"{path}: is a folder, not a Parquet file")
     try:
-        return list(pq.read_schema(path).names)
+        schema = pq.read_schema(path)
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and others for a file that is not Parquet
         raise RareEventError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())[:80]})") from None
+    names = list(schema.names)
+    repeated = next((name for name in names if names.count(name) > 1), None)
+    if repeated is not None:
+        raise RareEventError(f"{path}: column {repeated!r} appears {names.count(repeated)} times: a column is read by its name", hint="rename or remove the copies")
+    if group in names and schema.field(group).type.num_fields:  # struct, list, map: no value to name a series by
+        raise RareEventError(f"{path}: the `group` column {group!r} holds {schema.field(group).type} values, not plain values like text or numbers")
+    return names
 
 
 def read_table(path: Path, columns: Sequence[str] | None = None, group: str | None = None, value: Any = None) -> pd.DataFrame:
@@ -203,7 +210,7 @@ def read_whole(
 ) -> RawTable:
     """A whole CSV or Parquet file as a raw table with column roles."""
     if is_table(path):
-        table_header(path)  # a missing or broken file, named before pyarrow's own words
+        table_header(path, group)  # a missing or broken file, named before pyarrow's own words
         return frame_table(read_table(path), path, group=group, time=time, label=label, drop=drop, options=options, trained=trained, base=base)
     if group is not None:
         raw = read_csv_whole(path, options=options, trained=trained, base=base, time=time, label=label, drop=[*drop, group] if trained is None else ())
@@ -212,11 +219,15 @@ def read_whole(
 
 
 def group_values(values: pd.Series, fmt: CsvFormat, group: str) -> list[str]:
-    """The values of the ``group`` column as text, sorted; a blank value is an error naming its line."""
+    """The values of the ``group`` column as text, sorted; a blank value or one with a NUL byte is an error naming its line."""
     blank = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
     if blank.any():
         row = int(values.index[int(np.flatnonzero(blank)[0])])
         raise RareEventError(_in_table(fmt, f"{fmt.path}: blank value in the `group` column {group!r} at line {file_line(fmt, row)}"))
+    nul = values.astype(str).str.contains("\0", regex=False).to_numpy()
+    if nul.any():  # no file or folder name, and few programs reading an output, can hold one
+        row = int(values.index[int(np.flatnonzero(nul)[0])])
+        raise RareEventError(_in_table(fmt, f"{fmt.path}: value {str(values.iloc[int(np.flatnonzero(nul)[0])])[:30]!r} in the `group` column {group!r} at line {file_line(fmt, row)} holds a NUL byte"))
     return sorted(values.astype(str).unique())
 
 

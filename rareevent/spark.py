@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from rareevent.errors import RareEventError
-from rareevent.fleet import read_fleet, save_group_run, train_series, write_fleet_summary
+from rareevent.fleet import check_group_folder, read_fleet, save_group_run, train_series, write_fleet_summary
 from rareevent.load import ReadingOptions
-from rareevent.runs import check_run_name, check_runs_dir, read_record
+from rareevent.runs import check_runs_dir, read_record
 from rareevent.series import Series, frame_table, in_time_order, naming, validate_series
 
 if TYPE_CHECKING:
@@ -41,8 +42,19 @@ def _pyspark() -> Any:
     return pyspark
 
 
+# the master URLs Spark 4 takes (https://spark.apache.org/docs/latest/submitting-applications.html#master-urls)
+MASTER_URL = re.compile(r"local(\[(\*|[1-9]\d*)(,\s*[1-9]\d*)?\])?|local-cluster\[\s*[1-9]\d*\s*,\s*[1-9]\d*\s*,\s*[1-9]\d*\s*\]|(spark|k8s)://\S+|yarn")
+
+
+def check_master(master: str) -> None:
+    """Refuse a master that is no Spark master URL before the JVM starts: Spark would print its stack trace and exit."""
+    if not MASTER_URL.fullmatch(master):
+        raise RareEventError(f"master {master!r} is not a Spark master URL: use local[*], local[N], spark://HOST:PORT, k8s://HOST:PORT or yarn", param="master")
+
+
 def session(master: str = "local[*]", app_name: str = "rareevent") -> SparkSession:
     """A Spark session for rareevent: UTC session time, Arrow transfers, workers on this Python."""
+    check_master(master)
     _pyspark()
     from pyspark.sql import SparkSession
 
@@ -59,7 +71,8 @@ def session(master: str = "local[*]", app_name: str = "rareevent") -> SparkSessi
             .getOrCreate()
         )
     except Exception as exc:  # no Java, a bad master URL: py4j and pyspark raise many types
-        raise RareEventError(f"cannot start Spark with `master={master}` ({' '.join(str(exc).split())[:120]})", hint="Spark needs Java 17 on PATH or JAVA_HOME") from None
+        java = os.environ.get("JAVA_HOME") or shutil.which("java")  # the hint only where Java is missing: it misleads where it is there
+        raise RareEventError(f"cannot start Spark with `master={master}` ({' '.join(str(exc).split())[:120]})", hint=None if java else "Spark needs Java 17 on PATH or JAVA_HOME") from None
 
 
 def _schema(df: DataFrame, record: dict[str, Any], group: str, time: str | None, label: str | None) -> Any:
@@ -192,7 +205,7 @@ def train(
             raw = frame_table(frame, series.path, group=group, time=time, label=label, drop=drop, options=options)
             with naming(series, raw.fmt):
                 raw.frame = in_time_order(raw.frame, raw.fmt, raw.columns.time, raw.reading)
-            check_run_name(value)
+            check_group_folder(series)
             data = validate_series(series, raw, raw.frame, fill)
             result = train_series([(series, data)], RareEventDetector(**params), fill=fill, context=context, valid_frac=valid_frac, test_frac=test_frac, name=value, max_gap=max_gap)
             return _for_arrow(pd.DataFrame({"group": [value], "summary": [json.dumps(save_group_run(Path(shared), result, group), allow_nan=False)]}))

@@ -140,7 +140,8 @@ def check_fractions(valid_frac: float, test_frac: float) -> None:
     if valid_frac <= 0.0:
         raise RareEventError("valid_frac must be above 0: the threshold and early stopping need a validation part", param="valid_frac")
     if valid_frac + test_frac >= 0.9 - 1e-9:
-        raise RareEventError(f"`valid_frac` + `test_frac` = {valid_frac + test_frac:g} leaves too little to train on")
+        parts = "`valid_frac`" if test_frac == 0 else "`valid_frac` + `test_frac`"  # `update` has no test part, and no --test-frac
+        raise RareEventError(f"{parts} = {valid_frac + test_frac:g} leaves too little to train on: keep it below 0.9")
 
 
 def chronological_split(n_rows: int, valid_frac: float, test_frac: float) -> dict[str, tuple[int, int]]:

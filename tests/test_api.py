@@ -137,7 +137,7 @@ def test_parameters_are_checked_in_library_terms() -> None:
         RareEventDetector(margin=0).check_params()
     assert isinstance(info.value, RareEventError) and info.value.param == "margin"
     for params, message in (
-        ({"batch_size": 0}, "batch_size must be at least 1"),
+        ({"batch_size": 0}, "batch_size must be between 1 and 1048576, got 0"),
         ({"validation_fraction": 0.95}, "validation_fraction must be above 0 and below 0.9"),
         ({"units": (4,)}, "units must be two positive integers"),
         ({"units": (100_000, 8)}, "units must be at most 4096 each, got 100000,8"),
@@ -155,7 +155,7 @@ def test_the_cli_names_its_options_for_the_same_errors(sensor_csv: Path, tmp_pat
     runner = CliRunner()
     for args, line in (
         (["--margin", "0"], "error: --margin must be above 0 and at most 1000, got 0.0"),
-        (["--batch-size", "0"], "error: --batch-size must be at least 1, got 0"),
+        (["--batch-size", "0"], "error: --batch-size must be between 1 and 1048576, got 0"),
         (["--score", "last", "--smooth", "0"], "error: --smooth must be between 1 and 100000, got 0"),
         (["--threshold", "fbeta:0"], "error: --threshold 'fbeta:0': beta must be above 0 and at most 100"),
     ):

@@ -269,7 +269,7 @@ CASES = [
     Case("score-run-json-missing", corrupt_run(lambda f: (f / "run.json").unlink()), ("tiny-ae", "run.json")),
     Case("score-format-version-newer", corrupt_run(set_record(format_version=99)), ("run.json", "99", "newer", "hint: upgrade")),
     Case("score-run-json-bad-field", corrupt_run(set_record(metrics=[])), ("run.json", "'metrics'")),
-    Case("score-detector-json-bad-param", corrupt_run(set_param(lookback="three")), ("detector.json", "lookback must be at least 1")),
+    Case("score-detector-json-bad-param", corrupt_run(set_param(lookback="three")), ("detector.json", "lookback must be an integer, got 'three'")),
     Case("score-run-json-bad-reading", corrupt_run(set_record(reading={"decimal": ";"})), ("run.json", "'reading'")),
     Case("score-model-garbage", corrupt_run(lambda f: (f / "model.weights.h5").write_bytes(b"not an hdf5 file" * 64)), ("model.weights.h5", "not the weights of this 'ae' model")),
     Case("score-model-truncated", corrupt_run(truncate_model), ("model.weights.h5", "not the weights of this 'ae' model")),

@@ -201,7 +201,7 @@ def test_read_record_validates(tmp_path: Path, record: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("lookback", "3", "lookback must be at least 1"),
+        ("lookback", "3", "lookback must be an integer, got '3'"),
         ("lookback", 0, "lookback must be at least 1"),
         ("lookback", 100_001, "lookback must be at most 100000"),
         ("lead", -1, "lead must be between 0 and 100000"),
