@@ -135,3 +135,13 @@ def test_stream_scorer_numpy_batches_are_checked() -> None:
     scorer.update(pd.read_csv(DATA / "sensors.csv", nrows=5))
     with pytest.raises(RareEventError, match="^feed: the frames so far carried time or label columns"):
         scorer.update(np.zeros((4, 3)))
+
+
+def test_a_file_without_time_column_scored_in_chunks_is_one_segment(tmp_path: Path) -> None:
+    """The same root as the StreamScorer bug: 0.3.0's `score` began a segment at every chunk of such a file (662 windows in 19 segments at 37 rows)."""
+    path = tmp_path / "no-time.csv"
+    pd.read_csv(DATA / "sensors.csv").drop(columns=["timestamp"]).to_csv(path, index=False)
+    record, detector = load_run(DATA / "run")
+    results = [score_csv(path, record, detector, chunk_rows=chunk_rows) for chunk_rows in (1_000_000, 37)]
+    assert [(r.n_windows, r.n_segments) for r in results] == [(698, 1), (698, 1)]
+    np.testing.assert_array_equal(results[1].error, results[0].error)
