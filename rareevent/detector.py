@@ -1,12 +1,14 @@
 """The estimator: scaler + reconstruction model + threshold, fit together, and its one saved artifact.
 
-``RareEventDetector`` follows scikit-learn's estimator protocol: parameters
-in ``__init__`` (``get_params``, ``set_params``, ``clone``), everything
+``RareEventDetector`` is a scikit-learn outlier detector: parameters in
+``__init__`` (``get_params``, ``set_params``, ``clone``), everything
 learned in attributes ending in ``_`` (``feature_names_in_``, ``scaler_``,
-``model_``, ``threshold_``, ``decision_scores_`` and ``labels_`` of the
-validation windows, ``history_``, ...), ``fit`` / ``decision_function`` /
-``predict``. ``save(folder)`` writes ``detector.json`` (the parameters and
-every learned value but the weights) and the weights alone;
+``model_``, ``threshold_``, ``validation_scores_``, ``history_``, ...),
+``fit`` / ``score_samples`` / ``decision_function`` / ``predict`` /
+``fit_predict`` with one value per row (``window_scores`` and
+``window_flags`` give one per window). ``save(folder)`` writes
+``detector.json`` (the parameters and every learned value but the weights
+and the per-row results of ``fit``) and the weights alone;
 ``RareEventDetector.load(folder)`` rebuilds the model through the
 architecture registry and sets its weights, so a folder cannot make it run
 code. Reading CSV files and writing run folders live elsewhere.
@@ -18,6 +20,7 @@ import io
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,7 +31,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
-from sklearn.base import BaseEstimator
+from scipy import sparse
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils import ClassifierTags, Tags
 from sklearn.utils.validation import check_is_fitted
 
 import rareevent
@@ -48,7 +53,9 @@ MAX_SEED = 2**32 - 1  # numpy's seeds
 MAX_BATCH_SIZE = 2**20  # 512x GPU_MAX_BATCH: a larger batch is a typo or a damaged file (2**63 overflows numpy and Keras)
 MAX_VALIDATION_FRACTION = 0.9
 DETECTOR_FILE = "detector.json"
-DETECTOR_FORMAT = 1
+DETECTOR_FORMAT = 2
+RENAMED_IN_FORMAT_2 = {"decision_scores_": "validation_scores_", "labels_": "validation_labels_"}  # format 1 names, read still
+ROW_RESULTS = ("decision_scores_", "labels_")  # set by fit for the rows it was given (PyOD's meaning): they describe data, not the detector, and are not saved
 WEIGHTS_FILE = "model.weights.h5"  # Keras models: the weights alone (no model description)
 PCA_FILE = "model.npz"  # the pca baseline: three arrays, read without pickle
 FLOAT32_MAX, FLOAT32_TINY = float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny)  # as Python floats: a comparison with a float32 would cast 1e39 to it
@@ -78,8 +85,25 @@ def stop_between_batches(requested: Callable[[], bool]) -> Iterator[None]:
         _stop_check.reset(token)
 
 
-class RareEventDetector(BaseEstimator):
+class RareEventDetector(OutlierMixin, BaseEstimator):
     """Detect rare events as windows a model of normal behaviour cannot reconstruct.
+
+    A scikit-learn outlier detector whose samples are rows in time order:
+    row ``i`` is judged by the window of ``lookback`` rows ending at it, so
+    ``score_samples``, ``decision_function``, ``predict`` and
+    ``fit_predict`` return one value per row, and the first
+    ``lookback - 1`` rows (no full window yet) get a NaN score and the
+    prediction 0. The signs are chosen on purpose, as PyOD does for the
+    method PyOD defines: ``decision_function`` is the (smoothed)
+    reconstruction error, higher = more abnormal, the value the CLI
+    writes as ``error`` and compares with ``threshold_``; ``predict`` is a
+    0/1 label, 1 = event, like the ``label`` column a run is trained with
+    and the CLI's ``flagged``. ``score_samples`` keeps scikit-learn's
+    meaning (higher = more normal): it is ``-decision_function``.
+    ``decision_scores_`` and ``labels_`` hold the same per row of the data
+    passed to ``fit`` (PyOD's meaning); ``validation_scores_`` and
+    ``validation_labels_`` those of the validation windows that chose the
+    threshold.
 
     Parameters are plain JSON values, so that a detector can be saved and
     rebuilt; see the README for how each default was chosen.
@@ -129,6 +153,17 @@ class RareEventDetector(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.warm_start = warm_start
 
+    def __sklearn_tags__(self) -> Tags:
+        """An outlier detector (``OutlierMixin``) whose ``y``, when given, is binary: a 0/1 event label per row.
+
+        Declaring ``y`` binary (``multi_class=False``) makes scikit-learn's
+        own checks pass 0/1 labels rather than classes 0, 1, 2, which
+        ``fit`` refuses.
+        """
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags = ClassifierTags(multi_class=False)
+        return tags
+
     def check_params(self) -> None:
         """Refuse bad parameters (types included) before any data is read or any model built."""
         check_model_options(self.arch, self.activation, self.units, self.lookback)
@@ -171,18 +206,28 @@ class RareEventDetector(BaseEstimator):
         stop training early; the model learns from the normal windows of the
         rows before them. ``y`` (optional) holds a 0/1 label per row. A
         DataFrame's column names become ``feature_names_in_``; an array's
-        columns are named ``x0``, ``x1``, ...
+        columns are named ``x0``, ``x1``, ... Then every row of ``X`` is
+        scored: ``decision_scores_`` and ``labels_`` (as ``decision_function``
+        and ``predict`` would give).
         """
         self.check_params()
         names = _column_names(X) if isinstance(X, pd.DataFrame) else None
         rows = _as_rows(X, "X")
+        if len(rows) < 2 * self.lookback:
+            raise RareEventError(f"X has {len(rows)} sample(s): fewer than the train and validation parts need ({self.lookback} rows each, one window of lookback {self.lookback})")
         labels = None if y is None else _as_labels(y, len(rows))
         splits = windows.chronological_split(len(rows), self.validation_fraction, 0.0)
         train, valid = slice(*splits["train"]), slice(*splits["valid"])
         ahead = slice(splits["train"][0], splits["train"][1] + self.lead)  # train labels reach lead rows on
-        return self.fit_parts(
+        self.fit_parts(
             rows[train], None if labels is None else labels[ahead], rows[valid], None if labels is None else labels[valid], on_epoch=on_epoch, feature_names=names
         )
+        self.decision_scores_, self.labels_ = self._row_results(rows)
+        return self
+
+    def fit_predict(self, X: pd.DataFrame | np.ndarray, y: np.ndarray | pd.Series | None = None) -> np.ndarray:
+        """``fit`` on ``X`` (with the labels ``y``, if given), then its 0/1 label per row: ``labels_``."""
+        return self.fit(X, y).labels_
 
     def fit_parts(
         self,
@@ -204,12 +249,16 @@ class RareEventDetector(BaseEstimator):
         validation windows and restores the best weights. ``starts_*`` (per
         row: True where a segment begins, see ``windows``) keep every window
         inside one segment: windows across a gap are neither trained on nor
-        scored, and ``decision_scores_`` holds the kept validation windows only.
+        scored, and ``validation_scores_`` holds the kept validation windows only.
+        ``decision_scores_`` and ``labels_`` are left unset: ``fit`` sets them
+        for the rows it was given.
         Like ``y_*``, each may run past the end of its ``X_*``: a window's
         label looks ahead no further than the next segment start (rows past
         the end of ``starts_*`` continue its last segment).
         """
         self.check_params()
+        for name in ROW_RESULTS:  # of the data an earlier fit was given
+            self.__dict__.pop(name, None)
         strategy = parse_strategy(self.threshold or ("f1" if y_valid is not None else "pot"))
         if strategy.needs_labels and y_valid is None:
             raise RareEventError(f"threshold {strategy} needs a label column", hint="use `threshold=pot` (or quantile) for data without labels", param="threshold")
@@ -221,7 +270,7 @@ class RareEventDetector(BaseEstimator):
                     hint="use a longer file, a smaller `lookback` or other `validation_fraction`/`test_frac`",
                 )
         n_features = X_train.shape[1]
-        self.feature_names_in_ = [f"x{j}" for j in range(n_features)] if feature_names is None else [str(name) for name in feature_names]
+        self.feature_names_in_ = np.asarray([f"x{j}" for j in range(n_features)] if feature_names is None else [str(name) for name in feature_names], dtype=object)
         self.n_features_in_ = n_features
         y_train = np.zeros(len(X_train), np.int8) if y_train is None else np.asarray(y_train, np.int8)
         normal_rows = np.flatnonzero(y_train[: len(X_train)] == 0)
@@ -260,8 +309,8 @@ class RareEventDetector(BaseEstimator):
         self.threshold_ = self.margin * choose_threshold(strategy, scores, labels, valid_clean)
         if not math.isfinite(self.threshold_):
             raise RareEventError("training diverged: the validation errors are not finite", hint="use `activation=tanh` or fewer `units`")
-        self.decision_scores_ = scores
-        self.labels_ = (scores >= self.threshold_).astype(np.int8)
+        self.validation_scores_ = scores
+        self.validation_labels_ = (scores >= self.threshold_).astype(np.int8)
         return self
 
     def _context_columns(self, normal: np.ndarray, discrete: np.ndarray) -> list[int]:
@@ -413,17 +462,42 @@ class RareEventDetector(BaseEstimator):
         raw = self._reconstruction_errors(windows.kept(windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback), keep))[0]
         return self.smooth_scores(raw, resets=windows.window_resets(starts, self.lookback)[keep]), keep
 
-    def decision_function(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """The smoothed score of every window of the rows ``X`` (one per row from row ``lookback - 1`` on).
+    def window_scores(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The smoothed score (float32, higher = more abnormal) of every window of the rows ``X``: ``len(X) - lookback + 1`` values.
 
-        A DataFrame's feature columns are taken by name (``feature_names_in_``);
-        an array must hold them in that order.
+        The first window ends at row ``lookback - 1``. A DataFrame's feature
+        columns are taken by name (``feature_names_in_``); an array must hold
+        them in that order.
         """
         return self.smooth_scores(self.score_windows(self._rows_of(X))[0])
 
+    def window_flags(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """0/1 flag of every window of ``X``: ``window_scores`` at or above ``threshold_``."""
+        return (self.window_scores(X) >= self.threshold_).astype(np.int8)
+
+    def decision_function(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Per row of ``X``: the score of the window ending there, higher = more abnormal (PyOD's sign); NaN for the first ``lookback - 1`` rows."""
+        return self._row_results(X)[0]
+
+    def score_samples(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Per row of ``X``: ``-decision_function``, scikit-learn's sign (higher = more normal); NaN for the first ``lookback - 1`` rows."""
+        return -self.decision_function(X)
+
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """0/1 flag of every window of ``X``: ``decision_function`` at or above ``threshold_``."""
-        return (self.decision_function(X) >= self.threshold_).astype(np.int8)
+        """Per row of ``X``: 1 where the window ending there is flagged (score at or above ``threshold_``), else 0; 0 for the first ``lookback - 1`` rows."""
+        return self._row_results(X)[1]
+
+    def _row_results(self, X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: the score of the window ending there (float64, NaN before the first) and its 0/1 flag.
+
+        The flags compare the float32 window scores with ``threshold_``, as
+        ``window_flags`` and the CLI do, so that all agree at the boundary.
+        """
+        scores = self.window_scores(X)
+        pad = self.lookback - 1
+        per_row = np.concatenate([np.full(pad, np.nan), scores.astype(np.float64)])
+        flags = np.concatenate([np.zeros(pad, np.int8), (scores >= self.threshold_).astype(np.int8)])
+        return per_row, flags
 
     def _rows_of(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         check_is_fitted(self, "threshold_")
@@ -435,7 +509,7 @@ class RareEventDetector(BaseEstimator):
             X = X[[by_name[name] for name in self.feature_names_in_]]
         rows = _as_rows(X, "X")
         if rows.shape[1] != self.n_features_in_:
-            raise RareEventError(f"X has {rows.shape[1]} columns; the detector was fitted on {self.n_features_in_}")
+            raise RareEventError(f"X has {rows.shape[1]} features, but RareEventDetector is expecting {self.n_features_in_} features as input")  # scikit-learn's words
         if len(rows) < self.lookback:
             raise RareEventError(f"X has {len(rows)} rows, fewer than one window of lookback {self.lookback}")
         return rows
@@ -491,6 +565,8 @@ class RareEventDetector(BaseEstimator):
         if config["format_version"] > DETECTOR_FORMAT:
             raise RareEventError(f"{path}: format version {config['format_version']} is newer than this rareevent understands ({DETECTOR_FORMAT})", hint="upgrade rareevent")
         params, fitted = config.get("params"), config.get("fitted")
+        if config["format_version"] < 2 and isinstance(fitted, dict):
+            fitted = {RENAMED_IN_FORMAT_2.get(key, key): value for key, value in fitted.items()}
         expected = set(cls().get_params())
         if not isinstance(params, dict) or set(params) != expected:
             raise RareEventError(f"{path}: 'params' must hold exactly the parameters {', '.join(sorted(expected))}")
@@ -642,12 +718,21 @@ def _stop_if(requested: Callable[[], bool]) -> None:
 
 def _as_rows(X: Any, what: str) -> np.ndarray:
     """``X`` as a finite ``(n, F)`` float array."""
+    if sparse.issparse(X):
+        raise RareEventError(f"{what} is a sparse matrix: sparse input is not supported", hint="pass a dense array (`X.toarray()`)")
     try:
-        rows = np.asarray(X, dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", np.exceptions.ComplexWarning)  # numpy would drop the imaginary part
+            rows = np.asarray(X, dtype=np.float64)
+    except np.exceptions.ComplexWarning:
+        raise RareEventError(f"{what} holds complex numbers (Complex data not supported)") from None
     except (TypeError, ValueError):
         raise RareEventError(f"{what} must hold numbers only") from None
-    if rows.ndim != 2 or rows.shape[1] < 1:
-        raise RareEventError(f"{what} must be 2-dimensional (rows x features), got shape {rows.shape}")
+    # the shape errors use scikit-learn's words
+    if rows.ndim != 2:
+        raise RareEventError(f"{what} must be 2-dimensional (rows x features), got shape {rows.shape}", hint="Reshape your data: `X.reshape(-1, 1)` for one feature")
+    if rows.shape[1] < 1:
+        raise RareEventError(f"{what} has 0 feature(s) (shape={rows.shape}) while a minimum of 1 is required.")
     if not np.all(np.isfinite(rows)):
         raise RareEventError(f"{what} holds NaN or infinite values; fill or drop them first")
     return rows
@@ -703,7 +788,7 @@ def _numbers(value: Any, length: int, positive: bool = False) -> bool:
 
 
 def _float32s_ok(value: Any, length: int, positive: bool = False) -> bool:
-    """``_numbers`` for the values kept as float32 (``error_scale_``, ``decision_scores_``)."""
+    """``_numbers`` for the values kept as float32 (``error_scale_``, ``validation_scores_``)."""
     return isinstance(value, list) and len(value) == length and all(_is_float32(x, positive) for x in value)
 
 
@@ -720,7 +805,11 @@ def _float32s(value: Any) -> list[float]:
 
 # every learned attribute but model_ (the weights file): writing, checking and reading it back
 FITTED: dict[str, _Field] = {
-    "feature_names_in_": _Field(lambda v, f: isinstance(v, list) and len(v) >= 1 and all(isinstance(x, str) and x for x in v) and len(set(v)) == len(v)),
+    "feature_names_in_": _Field(
+        lambda v, f: isinstance(v, list) and len(v) >= 1 and all(isinstance(x, str) and x for x in v) and len(set(v)) == len(v),
+        encode=lambda names: [str(name) for name in names],
+        decode=lambda v: np.asarray(v, dtype=object),  # as scikit-learn holds it
+    ),
     "n_features_in_": _Field(lambda v, f: _is_int(v) and v == _n(f)),
     "context_features_": _Field(_indices),
     "target_features_": _Field(lambda v, f: _indices(v, f) and len(v) >= 1 and not set(v) & set(f.get("context_features_") or [])),
@@ -736,9 +825,9 @@ FITTED: dict[str, _Field] = {
     ),
     "threshold_": _Field(lambda v, f: _is_number(v), encode=float),
     "threshold_strategy_": _Field(lambda v, f: _strategy_ok(v)),
-    "decision_scores_": _Field(lambda v, f: isinstance(v, list) and _float32s_ok(v, len(v)), encode=_float32s, decode=lambda v: np.asarray(v, np.float32)),
-    "labels_": _Field(
-        lambda v, f: isinstance(v, list) and len(v) == len(f.get("decision_scores_") or []) and all(x in (0, 1) and _is_int(x) for x in v),
+    "validation_scores_": _Field(lambda v, f: isinstance(v, list) and _float32s_ok(v, len(v)), encode=_float32s, decode=lambda v: np.asarray(v, np.float32)),
+    "validation_labels_": _Field(
+        lambda v, f: isinstance(v, list) and len(v) == len(f.get("validation_scores_") or []) and all(x in (0, 1) and _is_int(x) for x in v),
         encode=lambda v: v.tolist(),
         decode=lambda v: np.asarray(v, np.int8),
     ),

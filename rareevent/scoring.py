@@ -56,9 +56,12 @@ WindowSink = Callable[[pd.DataFrame], None]
 ProgressCallback = Callable[[int], None]
 
 
-@dataclass
+@dataclass(repr=False)
 class ScoreResult:
-    """Everything learned about a scored file; per-window arrays are in time order."""
+    """Everything learned about a scored file; per-window arrays are in time order.
+
+    Its ``repr`` is the summary (counts), not the per-window arrays.
+    """
 
     path: Path
     columns: Columns
@@ -77,6 +80,10 @@ class ScoreResult:
     @property
     def n_windows(self) -> int:
         return len(self.error)
+
+    def __repr__(self) -> str:
+        flagged = int(self.flagged.sum()) if len(self.flagged) else None  # None: the windows were not kept
+        return f"ScoreResult(path={str(self.path)!r}, rows={self.n_rows}, windows={self.n_windows}, flagged={flagged}, segments={self.n_segments}, alarms={len(self.alarms)})"
 
 
 @dataclass
@@ -226,6 +233,8 @@ class WindowStream:
         if self._buffer is None:
             self._max_gap = gaps.check_time_kind(self.gap_rule, block.time, self.columns.time, self.fmt.path)
         starts = gaps.gap_starts(block.time, len(block), self._max_gap, self._gap_previous)
+        if self.n_rows:  # a frame border is no gap: without a time column (nothing carried) the segment goes on
+            starts[0] &= self._gap_previous is not None
         self.n_rows += len(block)
         self._gap_previous = None if block.time is None else block.time[-1]
         if self._buffer is None:
@@ -536,15 +545,34 @@ class StreamScorer:
     def lookback(self) -> int:
         return int(self.detector.lookback)
 
-    def update(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Take new raw rows; return the windows they complete (a frame without columns when none)."""
+    def update(self, frame: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+        """Take new raw rows; return the windows they complete (a frame without columns when none).
+
+        ``frame`` is a DataFrame with the file's columns (matched by name), or
+        a 2-D numpy array of the trained sensor columns in the detector's
+        order (``feature_names_in_``), without time or label column.
+        """
         if self.stream is not None and self.stream.ended:
             raise RareEventError(f"{self.source}: the data has ended (flush or close was called); start a new scorer")
+        if not isinstance(frame, pd.DataFrame):
+            frame = self._sensor_frame(frame)
         index = frame.index
         if not (isinstance(index, pd.RangeIndex) and index.start == self._seen and index.step == 1):
             frame = frame.set_axis(pd.RangeIndex(self._seen, self._seen + len(frame)))
         self._seen += len(frame)
         return self._score(self._started(frame).feed(frame))
+
+    def _sensor_frame(self, rows: Any) -> pd.DataFrame:
+        """A numpy batch as a frame of the trained sensor columns; refused where the stream reads more columns."""
+        features = list(self.record["features"])
+        array = np.asarray(rows)
+        if array.ndim != 2 or array.shape[1] != len(features):
+            raise RareEventError(
+                f"{self.source}: a numpy batch must have shape (rows, {len(features)}), the sensor columns {', '.join(features)} in this order; got shape {array.shape}"
+            )
+        if self.stream is not None and (self.stream.columns.time or self.stream.columns.label):
+            raise RareEventError(f"{self.source}: the frames so far carried time or label columns, a numpy batch holds sensors only", hint="pass DataFrames with the same columns")
+        return pd.DataFrame(array, columns=features)
 
     def flush(self) -> pd.DataFrame:
         """End the data: the windows of the rows held back; the open episode closes.

@@ -159,7 +159,7 @@ def _fit_and_measure(
         feature_names=data.columns.features,
     )
     valid_keep = windows.inside_segments(part_starts["valid"], detector.lookback)
-    parts = {"valid": _scored_part(detector, data, splits["valid"], detector.decision_scores_, valid_keep, starts)}
+    parts = {"valid": _scored_part(detector, data, splits["valid"], detector.validation_scores_, valid_keep, starts)}
     test_start, test_stop = splits["test"]
     if test_stop - test_start >= detector.lookback:
         test_scores, test_keep = detector.score_segments(data.X[part["test"]], part_starts["test"])
@@ -223,7 +223,7 @@ def update(
         context=list(detector.context_features_),  # the model reads and reconstructs the same columns
     )
     name = check_options(detector, valid_frac, 0.0, None, None, name)
-    trained = Columns(features=detector.feature_names_in_, time=parent["time_column"], label=parent["label_column"])
+    trained = Columns(features=list(detector.feature_names_in_), time=parent["time_column"], label=parent["label_column"])
     data = load_csv(csv_path, fill=fill, trained=trained, base=Reading.from_record(parent.get("reading")))
     data, resampled = gaps.regrid(data, gaps.Resampling.from_record(parent.get("resample")), fill)
     max_gap_value = gaps.check_time_kind(parent.get("gaps"), data.time, data.columns.time, data.path)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import os
 import re
 import subprocess
 import sys
@@ -17,7 +15,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 import rareevent
-from rareevent.detector import DETECTOR_FILE, FITTED, RareEventDetector, stop_between_batches
+from rareevent.detector import DETECTOR_FILE, FITTED, ROW_RESULTS, RareEventDetector, stop_between_batches
 from rareevent.errors import RareEventError
 from tests.conftest import synthetic_frame
 
@@ -63,20 +61,22 @@ def test_every_parameter_and_learned_attribute_survives_save_and_load(frame: pd.
     loaded = RareEventDetector.load(folder)
     assert loaded.get_params() == detector.get_params()
     learned = sorted(k for k in vars(detector) if k.endswith("_") and not k.startswith("_"))
-    assert learned == sorted([*FITTED, "model_"])  # a new learned attribute must be saved too
-    assert sorted(k for k in vars(loaded) if k.endswith("_") and not k.startswith("_")) == learned
-    for name in learned:
+    assert learned == sorted([*FITTED, "model_", *ROW_RESULTS])  # a new learned attribute must be saved too
+    saved = sorted([*FITTED, "model_"])  # not the per-row results of the data fit was given
+    assert sorted(k for k in vars(loaded) if k.endswith("_") and not k.startswith("_")) == saved
+    for name in saved:
         assert_same_value(name, getattr(loaded, name), getattr(detector, name))
     assert detector.context_features_ == [0] and detector.target_features_ == [1, 2]
     np.testing.assert_array_equal(loaded.decision_function(frame[FEATURES]), detector.decision_function(frame[FEATURES]))
 
 
 def test_fit_records_feature_names_and_splits_in_time_order(fitted: RareEventDetector, frame: pd.DataFrame) -> None:
-    assert fitted.feature_names_in_ == FEATURES
+    assert isinstance(fitted.feature_names_in_, np.ndarray) and fitted.feature_names_in_.dtype == object  # as scikit-learn holds it
+    assert fitted.feature_names_in_.tolist() == FEATURES
     assert fitted.n_features_in_ == 3
     n_valid = round(len(frame) * 0.2)
-    assert len(fitted.decision_scores_) == n_valid - 3 + 1  # every window of the last 20% of rows
-    assert fitted.labels_.tolist() == (fitted.decision_scores_ >= fitted.threshold_).astype(int).tolist()
+    assert len(fitted.validation_scores_) == n_valid - 3 + 1  # every window of the last 20% of rows
+    assert fitted.validation_labels_.tolist() == (fitted.validation_scores_ >= fitted.threshold_).astype(int).tolist()
     # the columns of a DataFrame are taken by name, in any order
     shuffled = frame[["s3", "timestamp", "s1", "s2"]]
     np.testing.assert_array_equal(fitted.decision_function(shuffled), fitted.decision_function(frame[FEATURES].to_numpy()))
@@ -86,10 +86,10 @@ def test_fit_records_feature_names_and_splits_in_time_order(fitted: RareEventDet
 
 def test_an_array_fit_names_its_columns(frame: pd.DataFrame) -> None:
     detector = RareEventDetector(**TINY, validation_fraction=0.3).fit(frame[FEATURES].to_numpy())
-    assert detector.feature_names_in_ == ["x0", "x1", "x2"]
-    assert len(detector.decision_scores_) == round(len(frame) * 0.3) - 2
+    assert detector.feature_names_in_.tolist() == ["x0", "x1", "x2"]
+    assert len(detector.validation_scores_) == round(len(frame) * 0.3) - 2
     assert detector.threshold_strategy_ == "pot:0.001"  # without labels
-    with pytest.raises(RareEventError, match="X has 2 columns; the detector was fitted on 3"):
+    with pytest.raises(RareEventError, match="^X has 2 features, but RareEventDetector is expecting 3 features as input$"):
         detector.predict(frame[["s1", "s2"]].to_numpy())
 
 
@@ -97,15 +97,25 @@ def test_an_array_fit_names_its_columns(frame: pd.DataFrame) -> None:
 def test_decision_function_and_predict_agree(frame: pd.DataFrame, fitted: RareEventDetector, smooth: int) -> None:
     detector = clone(fitted).set_params(smooth=smooth)
     detector.fit(frame[FEATURES], frame["label"])
-    scores = detector.decision_function(frame[FEATURES])
-    flags = detector.predict(frame[FEATURES])
-    assert len(scores) == len(flags) == len(frame) - 2
+    scores = detector.window_scores(frame[FEATURES])
+    flags = detector.window_flags(frame[FEATURES])
+    assert len(scores) == len(flags) == len(frame) - 2  # one per window
     assert flags.dtype == np.int8
     np.testing.assert_array_equal(flags, (scores >= detector.threshold_).astype(np.int8))
     assert 0 < flags.sum() < len(flags)
-    # and the validation scores fit stored are those decision_function gives on the validation rows
+    # one per row: row i gets the window ending at row i; the first lookback - 1 = 2 rows have no window
+    per_row, labels = detector.decision_function(frame[FEATURES]), detector.predict(frame[FEATURES])
+    assert per_row.shape == labels.shape == (len(frame),) and per_row.dtype == np.float64 and labels.dtype == np.int8
+    assert np.isnan(per_row[:2]).all() and labels[:2].tolist() == [0, 0]
+    np.testing.assert_array_equal(per_row[2:], scores)
+    np.testing.assert_array_equal(labels[2:], flags)
+    np.testing.assert_array_equal(detector.score_samples(frame[FEATURES]), -per_row)  # scikit-learn's sign: higher = more normal
+    # fit scored every row it was given (PyOD's decision_scores_ and labels_), as decision_function and predict do
+    np.testing.assert_array_equal(detector.decision_scores_, per_row)
+    np.testing.assert_array_equal(detector.labels_, labels)
+    # and the validation scores fit stored are those window_scores gives on the validation rows
     n_valid = round(len(frame) * 0.2)
-    np.testing.assert_allclose(detector.decision_function(frame[FEATURES].iloc[-n_valid:]), detector.decision_scores_, rtol=1e-5)
+    np.testing.assert_allclose(detector.window_scores(frame[FEATURES].iloc[-n_valid:]), detector.validation_scores_, rtol=1e-5)
 
 
 def test_a_stop_request_is_raised_at_the_batch_end_that_sees_it(frame: pd.DataFrame) -> None:
@@ -184,48 +194,6 @@ def test_every_architecture_comes_from_the_one_registry() -> None:
     require_bottleneck("ae")
     with pytest.raises(RareEventError, match="a 'plain' run has no encoded vector: only 'ae' runs have a bottleneck"):
         require_bottleneck("plain")
-
-
-# ---------------------------------------------------------------- the README's example, as written
-
-
-def readme_blocks() -> list[str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("\n## Python API\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
-
-
-def missing_names(code: str) -> list[str]:
-    """Names a block imports from ``rareevent`` that this checkout does not have (yet)."""
-    found = []
-    for node in ast.walk(ast.parse(code)):
-        if isinstance(node, ast.ImportFrom) and node.module == "rareevent":
-            found += [alias.name for alias in node.names if not hasattr(rareevent, alias.name)]
-    return found
-
-
-def test_the_readme_has_the_examples() -> None:
-    blocks = readme_blocks()
-    assert len(blocks) == 2
-    assert "detector.fit(sensors" in blocks[0] and "RareEventDetector.load(" in blocks[0] and "decision_function" in blocks[0]
-    assert "StreamScorer(loaded)" in blocks[1] and "scorer.update(" in blocks[1] and "scorer.close()" in blocks[1]
-
-
-@pytest.mark.parametrize("index", [0, 1])
-def test_readme_example_runs_as_written(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """Each ``python`` block runs after the ones before it, in a folder holding ``sample_data``, exactly as written."""
-    blocks = readme_blocks()[: index + 1]
-    missing = missing_names("".join(blocks))
-    if missing:
-        pytest.skip(f"rareevent has no {', '.join(missing)} yet (the streaming scorer of issue 10 is a separate branch)")
-    os.symlink(ROOT / "sample_data", tmp_path / "sample_data")
-    monkeypatch.chdir(tmp_path)
-    namespace: dict[str, Any] = {"__name__": "__readme__"}
-    for block in blocks:
-        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own README
-    assert (tmp_path / "pump-detector" / DETECTOR_FILE).is_file()
-    assert namespace["loaded"].feature_names_in_[0] == "motor_current"
-    assert "motor_current" in capsys.readouterr().out
 
 
 def test_report_compares_any_two_architectures() -> None:

@@ -50,7 +50,7 @@ def test_train_writes_a_complete_run_and_summary(tmp_path: Path, sensor_csv: Pat
     assert sorted(p.name for p in folder.iterdir()) == ["detector.json", "model.weights.h5", "run.json", "scores.csv"]
     detector = RareEventDetector.load(folder)
     assert detector.arch == "ae" and detector.lookback == 3 and detector.units == (4, 2)
-    assert detector.feature_names_in_ == ["s1", "s2", "s3"]
+    assert detector.feature_names_in_.tolist() == ["s1", "s2", "s3"]
     record = read_record(folder)
     assert record["time_column"] == "timestamp" and record["label_column"] == "label"
     assert record["splits"] == {"train": [0, 360], "valid": [360, 480], "test": [480, 600]}

@@ -354,7 +354,7 @@ def test_bom_and_crlf_train_and_score(workdir: Path) -> None:
     result = CliRunner().invoke(app, train_cmd(path, "--name", "exported"))
     assert result.exit_code == 0, result.stderr
     record = read_record(workdir / "runs" / "exported")
-    assert RareEventDetector.read_config(workdir / "runs" / "exported").feature_names_in_ == ["s1", "s2", "s3"]
+    assert RareEventDetector.read_config(workdir / "runs" / "exported").feature_names_in_.tolist() == ["s1", "s2", "s3"]
     assert record["time_column"] == "timestamp"  # the BOM is not glued to the first name
     assert record["label_column"] == "label"
     assert record["metrics"]["test"] is not None
@@ -539,5 +539,5 @@ def test_quoted_header_name_with_separators_keeps_the_comma(workdir: Path) -> No
     result = CliRunner().invoke(app, train_cmd(path, "--name", "quoted"))
     assert result.exit_code == 0, result.stderr
     record = read_record(workdir / "runs" / "quoted")
-    assert RareEventDetector.read_config(workdir / "runs" / "quoted").feature_names_in_ == ["a;b;c;d;e", "s2"]
+    assert RareEventDetector.read_config(workdir / "runs" / "quoted").feature_names_in_.tolist() == ["a;b;c;d;e", "s2"]
     assert (record["time_column"], record["label_column"]) == ("time", "y")

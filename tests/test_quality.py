@@ -265,4 +265,4 @@ def test_normalised_validation_scores_are_the_scores_score_gives(sensor_csv: Pat
     detector, (start, stop) = result.detector, result.record["splits"]["valid"]
     assert not np.allclose(detector.error_scale_, 1.0)
     rescored = detector.smooth_scores(detector.score_windows(result.data.X[start:stop])[0])
-    np.testing.assert_allclose(detector.decision_scores_, rescored, rtol=1e-6)
+    np.testing.assert_allclose(detector.validation_scores_, rescored, rtol=1e-6)

@@ -105,7 +105,7 @@ def test_deeply_nested_json_is_skipped_by_report_and_score_and_refused_by_name(t
         ("n_features_in_", 3.0),
         ("error_scale_", [1e39, 1e39, 1e39]),  # inf as float32: every score 0
         ("error_scale_", [1e-50, 1e-50, 1e-50]),  # 0 as float32: every score 3.4e38
-        ("decision_scores_", "1e39"),
+        ("validation_scores_", "1e39"),
     ],
 )
 def test_detector_values_that_break_as_float32_or_int_are_refused_at_load(tmp_path: Path, pca_run: Path, sensor_csv: Path, field: str, value: Any) -> None:
@@ -312,11 +312,11 @@ def test_integer_column_names_fit_then_predict_on_the_same_frame(sensor_csv: Pat
 
     rows = pd.read_csv(sensor_csv)[["s1", "s2", "s3"]].to_numpy()
     detector = RareEventDetector(arch="pca", lookback=3).fit(pd.DataFrame(rows))
-    assert detector.feature_names_in_ == ["0", "1", "2"]
-    scores = detector.decision_function(pd.DataFrame(rows))
+    assert detector.feature_names_in_.tolist() == ["0", "1", "2"]
+    scores = detector.window_scores(pd.DataFrame(rows))
     assert scores.shape == (len(rows) - 2,) and np.isfinite(scores).all() and scores.std() > 0
-    np.testing.assert_array_equal(scores, detector.decision_function(rows))
-    assert detector.predict(pd.DataFrame(rows)).shape == scores.shape
+    np.testing.assert_array_equal(scores, detector.window_scores(rows))
+    assert detector.predict(pd.DataFrame(rows)).shape == (len(rows),)
 
 
 @pytest.mark.parametrize(

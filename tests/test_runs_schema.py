@@ -259,7 +259,7 @@ def test_params_must_be_exactly_the_estimators(run_copy: Path) -> None:
         ("threshold_", None),
         ("threshold_", True),
         ("threshold_strategy_", "best"),
-        ("labels_", [2]),
+        ("validation_labels_", [2]),
         ("history_", {"loss": ["x"]}),
         ("train_seconds_", -1),
     ],
@@ -297,7 +297,7 @@ def test_load_run_on_a_copy_gives_the_trained_detector(run_copy: Path, trained_r
     assert detector.threshold_ == original.threshold_
     assert (detector.lookback, detector.arch, detector.units, detector.margin, detector.epochs, detector.patience) == (3, "ae", (4, 2), 1.0, 3, 5)
     assert detector.batch_size == 64
-    assert detector.feature_names_in_ == ["s1", "s2", "s3"]
+    assert detector.feature_names_in_.tolist() == ["s1", "s2", "s3"]
     assert tuple(detector.model_.input_shape) == (None, 3, 3)
     assert view["name"] == "tiny-ae" and view["threshold"] == detector.threshold_  # the run view shows the detector's values
     assert read_run(run_copy) == view

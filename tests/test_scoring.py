@@ -109,4 +109,5 @@ def test_detector_predict_matches_the_threshold_and_validation_labels(sensor_csv
     raw, per_feature = detector.score_windows(X)
     assert per_feature.shape == (598, 3)
     np.testing.assert_allclose(per_feature.mean(axis=1), raw, rtol=1e-5)  # the score is the mean over sensors
-    np.testing.assert_array_equal(detector.predict(X), (raw >= detector.threshold_).astype(np.int8))
+    np.testing.assert_array_equal(detector.window_flags(X), (raw >= detector.threshold_).astype(np.int8))
+    np.testing.assert_array_equal(detector.predict(X), np.r_[0, 0, (raw >= detector.threshold_).astype(np.int8)])  # one per row

@@ -105,3 +105,43 @@ def test_stream_scorer_with_too_few_rows_says_so_at_flush() -> None:
     assert len(scorer.update(_frames(2, True, False)[0])) == 0
     with pytest.raises(RareEventError, match="^feed: 2 data rows give no window of lookback 3"):
         scorer.close()
+
+
+def _stream(batches: list[pd.DataFrame] | list[np.ndarray]) -> tuple[pd.DataFrame, scoring.ScoreResult]:
+    scorer = StreamScorer.from_run(DATA / "run", source="feed")
+    outputs = [scorer.update(batch) for batch in batches] + [scorer.flush()]
+    return pd.concat([out for out in outputs if len(out.columns)], ignore_index=True), scorer.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("given", "n_windows", "n_segments"), [("with time", 696, 2), ("sensors only", 698, 1), ("numpy", 698, 1)])
+def test_stream_scorer_in_batches_gives_the_windows_of_one_piece(given: str, n_windows: int, n_segments: int) -> None:
+    """Issue 22: frames without the time column began a new segment at every batch (and lost T-1 windows each); numpy batches raised AttributeError."""
+    whole = pd.read_csv(DATA / "sensors.csv")
+    data = {"with time": whole, "sensors only": whole[["s1", "s2", "s3"]], "numpy": whole[["s1", "s2", "s3"]].to_numpy()}[given]
+    one_piece, whole_result = _stream([data])
+    assert (len(one_piece), whole_result.n_windows, whole_result.n_segments) == (n_windows, n_windows, n_segments)
+    assert one_piece["row"].tolist()[:2] == [2, 3]  # the window ending at row 2 is the first
+    for size in (500, 37, 1):
+        batched, result = _stream([data[i : i + size] for i in range(0, len(data), size)])
+        pd.testing.assert_frame_equal(batched, one_piece, check_dtype=False, check_exact=True)
+        assert (result.n_windows, result.n_segments, len(result.alarms)) == (n_windows, n_segments, len(whole_result.alarms))
+
+
+def test_stream_scorer_numpy_batches_are_checked() -> None:
+    scorer = StreamScorer.from_run(DATA / "run", source="feed")
+    with pytest.raises(RareEventError, match=r"^feed: a numpy batch must have shape \(rows, 3\), the sensor columns s1, s2, s3 in this order; got shape \(4, 2\)$"):
+        scorer.update(np.zeros((4, 2)))
+    scorer.update(pd.read_csv(DATA / "sensors.csv", nrows=5))
+    with pytest.raises(RareEventError, match="^feed: the frames so far carried time or label columns"):
+        scorer.update(np.zeros((4, 3)))
+
+
+def test_a_file_without_time_column_scored_in_chunks_is_one_segment(tmp_path: Path) -> None:
+    """The same root as the StreamScorer bug: 0.3.0's `score` began a segment at every chunk of such a file (662 windows in 19 segments at 37 rows)."""
+    path = tmp_path / "no-time.csv"
+    pd.read_csv(DATA / "sensors.csv").drop(columns=["timestamp"]).to_csv(path, index=False)
+    record, detector = load_run(DATA / "run")
+    results = [score_csv(path, record, detector, chunk_rows=chunk_rows) for chunk_rows in (1_000_000, 37)]
+    assert [(r.n_windows, r.n_segments) for r in results] == [(698, 1), (698, 1)]
+    np.testing.assert_array_equal(results[1].error, results[0].error)

@@ -110,7 +110,7 @@ def test_new_run_records_its_parent_and_every_field_train_writes(updated: dict[s
     old, new = read_detector(runs_dir / "tiny-ae"), read_detector(runs_dir / "tiny-ae-2")
     for key in ("arch", "lookback", "units", "activation", "lead", "score_kind", "smooth", "margin", "patience", "seed", "normalize",
                 "feature_names_in_", "context_features_", "target_features_", "threshold_strategy_", "batch_size_", "learning_rate_"):
-        assert getattr(new, key) == getattr(old, key), key
+        np.testing.assert_equal(getattr(new, key), getattr(old, key), err_msg=key)
     assert (new.batch_size, new.learning_rate) == (old.batch_size_, old.learning_rate_)  # Adam as the run trained
     assert new.epochs == 2 and new.epochs_run_ == 2 and new.warm_start
     # the scaler is refit on the newer normal rows: it follows the shift of s2
