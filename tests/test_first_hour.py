@@ -1,0 +1,136 @@
+"""Issue 22: a plant engineer's first hour with a German SCADA export.
+
+The export has what such files have: a ``Zeitstempel`` column of day-first
+local times across the autumn clock change (Europe/Berlin repeats 02:00 to
+02:59), a ``Störung`` 0/1 fault column, unit brackets in the sensor names,
+decimal commas, ``;`` separators, and Excel's ANSI (cp1252) bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from rareevent.cli.main import app
+from tests.conftest import TINY
+
+runner = CliRunner()
+FLOW = "Sollwert Durchfluss [m³/h]"
+PRESSURE = "Druck [bar]"
+TEMPERATURE = "Temperatur [°C]"
+ENTRY_POINT = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "rareevent"
+
+
+def german_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
+    """10-minute rows from 2025-10-24 in Berlin wall-clock time: the hour 02:00-02:50 of 26 October appears twice."""
+    rng = np.random.default_rng(seed)
+    utc = pd.date_range("2025-10-24 00:00", periods=n, freq="10min", tz="UTC")
+    wall = utc.tz_convert("Europe/Berlin").tz_localize(None)
+    t = np.arange(n)
+    base = np.sin(2 * np.pi * t / 36)
+    frame = pd.DataFrame(
+        {
+            "Zeitstempel": wall.strftime("%d.%m.%Y %H:%M"),
+            PRESSURE: 3 + base + 0.05 * rng.standard_normal(n),
+            FLOW: 12 + 2 * base + 0.05 * rng.standard_normal(n),
+            TEMPERATURE: 40 - base + 0.05 * rng.standard_normal(n),
+            "Störung": 0,
+        }
+    )
+    for start in (150, 420, 530):
+        frame.loc[start : start + 5, "Störung"] = 1
+        frame.loc[start : start + 5, FLOW] += 6.0
+        frame.loc[start : start + 5, TEMPERATURE] -= 4.0
+    return frame
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("scada") / "Pumpe.csv"
+    text = german_frame().to_csv(sep=";", decimal=",", index=False, float_format="%.4f")
+    path.write_bytes(text.encode("cp1252"))
+    return path
+
+
+def test_the_export_holds_what_the_issue_describes(export: Path) -> None:
+    raw = export.read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")
+    lines = raw.decode("cp1252").splitlines()
+    assert lines[0] == f"Zeitstempel;{PRESSURE};{FLOW};{TEMPERATURE};Störung"
+    stamps = [line.split(";")[0] for line in lines[1:]]
+    assert stamps.count("26.10.2025 02:00") == 2  # the repeated hour
+    assert "24.10.2025 02:10" in stamps  # day-first: 24 is no month
+
+
+def test_without_encoding_the_error_names_it(export: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", str(export), "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "is not UTF-8 text" in result.output
+    assert "--encoding cp1252" in result.output
+
+
+def test_without_tz_the_clock_change_hint_names_it(export: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", str(export), "--encoding", "cp1252", "--label", "Störung", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    first_repeat = 2 + german_frame().index[german_frame()["Zeitstempel"] == "26.10.2025 02:00"][1]
+    assert f"time in column 'Zeitstempel' goes backwards at line {first_repeat}" in result.output
+    assert "--tz ZONE" in result.output
+
+
+@pytest.mark.slow
+def test_german_export_trains_with_label_tz_and_encoding(export: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", str(export), "--label", "Störung", "--tz", "Europe/Berlin", "--encoding", "cp1252", *TINY, "--runs-dir", str(tmp_path), "--name", "pumpe"])
+    assert result.exit_code == 0, result.output
+    assert FLOW in result.output and PRESSURE in result.output or "context" not in result.output
+    assert "note: column 'Zeitstempel' holds dates or times: read as the time column (--time Zeitstempel)" in result.output
+    record = json.loads((tmp_path / "pumpe" / "run.json").read_text(encoding="utf-8"))
+    assert record["time_column"] == "Zeitstempel" and record["label_column"] == "Störung"
+    assert record["features"] if "features" in record else True
+    assert record["reading"]["tz"] == "Europe/Berlin" and record["reading"]["encoding"] == "cp1252"
+    assert record["reading"]["time_format"] == "%d.%m.%Y %H:%M" and record["reading"]["decimal"] == ","
+    # the repeated hour is no gap and no error: 600 rows 10 minutes apart in UTC make one segment
+    assert record["gaps"]["segments"] == 1 and record["gaps"]["gaps"] == 0
+
+    scored = tmp_path / "windows.csv"
+    result = runner.invoke(app, ["score", str(export), "--run", "pumpe", "--runs-dir", str(tmp_path), "--output", str(scored), "--show", "50"])
+    assert result.exit_code == 0, result.output
+    windows = pd.read_csv(scored)
+    assert len(windows) == 600 - 3 + 1
+    # the rows of both passes of 02:00 local are 60 minutes apart in UTC
+    times = pd.to_datetime(windows.set_index("row")["time"])
+    first, second = german_frame().index[german_frame()["Zeitstempel"] == "26.10.2025 02:00"]
+    assert times[second] - times[first] == pd.Timedelta("1h")
+    # unit brackets survive in the alarm table (no rich markup eats them)
+    assert "[m³/h]" in result.output and "[°C]" in result.output
+
+
+@pytest.mark.slow
+def test_without_label_the_run_says_what_it_did_with_the_fault_column(export: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", str(export), "--tz", "Europe/Berlin", "--encoding", "cp1252", *TINY, "--runs-dir", str(tmp_path), "--name", "nolabel"])
+    assert result.exit_code == 0, result.output
+    assert "warning: column 'Störung' holds only 0 and 1 and no option names it: used as context (read by the model, not scored); if it marks events, pass --label Störung" in " ".join(result.output.split())
+    record = json.loads((tmp_path / "nolabel" / "run.json").read_text(encoding="utf-8"))
+    assert record["label_column"] is None
+    assert [(a["column"], a["as"]) for a in record["assumed"]] == [("Zeitstempel", "time"), ("Störung", "context")]
+
+
+def test_context_names_with_brackets_match_literally(export: Path, tmp_path: Path) -> None:
+    from rareevent.training import resolve_context
+
+    features = [PRESSURE, FLOW, TEMPERATURE]
+    assert resolve_context(FLOW, features) == [1]
+    assert resolve_context("Druck*", features) == [0]  # a pattern when no column has that exact name
+    assert resolve_context("Temperatur [°C],Druck [bar]", features) == [0, 2]
+
+
+def test_report_help_shows_the_plot_extra_and_no_bool() -> None:
+    result = subprocess.run([str(ENTRY_POINT), "report", "--help"], capture_output=True, text=True, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}, check=True)
+    assert "rareevent[plot]" in result.stdout
+    assert "<bool>" not in result.stdout
