@@ -243,7 +243,7 @@ def _main(
 
 
 def _score_cell(key: str) -> Callable[[dict[str, Any]], str]:
-    return lambda metrics: _fmt(metrics[key])
+    return lambda metrics: _fmt(metrics.get(key))
 
 
 # rows shared by the metrics of one run and the table of saved runs (same keys in both)
@@ -251,7 +251,7 @@ _SCORE_ROWS = [(label, _score_cell(key)) for label, key in (("precision", "preci
 
 
 def _events(metrics: dict[str, Any]) -> str:
-    if metrics["events"] is None:
+    if metrics.get("events") is None:
         return "-"
     unseen = metrics.get("events_unseen") or 0  # in a gap or a segment too short for a window: not missed
     return f"{metrics['events_detected']} of {metrics['events'] - unseen}" + (f" ({unseen} unseen)" if unseen else "")
@@ -448,7 +448,7 @@ def _train_summary(record: dict[str, Any], path: Path) -> dict[str, Any]:
         "context_features": record["context_features"],
         "assumed": record.get("assumed") or [],
         "filled_cells": record["filled_cells"],
-        "settings": record["settings"],
+        "settings": record.get("settings"),  # update has none: its options are the parent run's
     }
 
 
@@ -603,11 +603,16 @@ def _print_train_summary(record: dict[str, Any], path: Path, reading: str | None
         table.add_row("updated from", f"{record['parent']['name']} ({record['parent']['folder']})")
     n = record["windows"]
     table.add_row("windows", f"train {n['train_normal']} normal, valid {n.get('valid', 0)}, test {n.get('test', 0)}")
-    table.add_row("epochs", f"{record['epochs_run']} run, best {record['best_epoch']} ({record['train_seconds']:.1f} s)")
-    table.add_row("ran on", f"{record['versions']['backend']}, {record['versions'].get('device', 'cpu')}, batch {record['batch_size'] or '-'}")
+    if ARCHITECTURES[record["arch"]].build is None:  # pca: fitted in closed form with numpy; no epochs, batches, units or backend
+        table.add_row("fitted", f"in closed form (numpy), {record['train_seconds']:.1f} s")
+        model = f"{record['arch']}, lookback {record['lookback']}, {record['parameters']:,} parameters (components and mean)"
+    else:
+        table.add_row("epochs", f"{record['epochs_run']} run, best {record['best_epoch']} ({record['train_seconds']:.1f} s)")
+        table.add_row("ran on", f"{record['versions']['backend']}, {record['versions'].get('device', 'cpu')}, batch {record['batch_size'] or '-'}")
+        model = f"{record['arch']}, lookback {record['lookback']}, units {record['units']}, {record['parameters']:,} parameters"
     margin = f" x {record['margin']:g}" if record["margin"] != 1 else ""
     table.add_row("threshold", f"{record['threshold']:.6g} ({record['threshold_strategy']}{margin}, score {record['score_kind']}, smooth {record['smooth']})")
-    table.add_row("model", f"{record['arch']}, lookback {record['lookback']}, units {record['units']}, {record['parameters']:,} parameters")
+    table.add_row("model", model)
     if record["context_features"]:
         table.add_row("context", f"{', '.join(record['context_features'])} (read, not scored; --context none scores them)")
     if reading:
@@ -628,9 +633,20 @@ def _print_train_summary(record: dict[str, Any], path: Path, reading: str | None
         if lead:
             out.print(f"{part}: {lead}")
     if record["metrics"].get("test") is None:
-        out.print("no test metrics (no label column, or --test-frac 0)")
+        out.print(f"no test metrics: {_why_no_test(record)}")
     if len(record.get("series") or []) > 1:
         out.print(_series_table(record))
+
+
+def _why_no_test(record: dict[str, Any]) -> str:
+    """The real reason a run has no test metrics."""
+    if record.get("parent"):
+        return "update keeps no test part (its newest rows validate the threshold); score a later file with labels to measure it"
+    if record["label_column"] is None:
+        return "no label column (name one with --label COL)"
+    if not record["test_frac"]:
+        return "--test-frac 0"
+    return "the test part holds no labelled window"
 
 
 def _series_table(record: dict[str, Any]) -> Table:
@@ -1022,7 +1038,7 @@ def _follow(data: Path, record: dict[str, Any], detector: Any, output: Path | No
     err.print(
         f"stopped following [bold]{escape(str(data))}[/]: {summary['rows']:,} rows, {summary['windows']:,} windows, {summary['flagged']:,} flagged "
         f"(threshold {summary['threshold']:.6g}), {summary['alarm_episodes']} alarm episode(s) closed"
-        + (f", one open since row {opened['start_row']}" if opened else "")
+        + (f", one open since line {_line(opened['start_row'])}" if opened else "")
         + (f", {summary['restarts']} restart(s) of the file" if summary["restarts"] else ""),
         markup=True,
     )
@@ -1072,13 +1088,18 @@ class _FollowLines:
             self.handle.flush()
         when = lambda key: f" ({fields[key]})" if key in fields else ""  # noqa: E731
         if name == "alarm_opened":
-            self.err.print(f"[bold red]alarm opened[/] at row {fields['start_row']}{when('start_time')}: error {fields['error']:.4g}", markup=True)
+            self.err.print(f"[bold red]alarm opened[/] at line {_line(fields['start_row'])}{when('start_time')}: error {fields['error']:.4g}", markup=True)
         elif name == "alarm_closed":
             self.err.print(
-                f"[bold]alarm closed[/]: rows {fields['start_row']}-{fields['end_row']}{when('end_time')}, {fields['windows']} window(s), "
+                f"[bold]alarm closed[/]: lines {_line(fields['start_row'])}-{_line(fields['end_row'])}{when('end_time')}, {fields['windows']} window(s), "
                 f"peak {fields['peak_error']:.4g}, top sensors {escape(fields['top_features'].replace(';', ' '))}",
                 markup=True,
             )
+
+
+def _line(row: int) -> int:
+    """The file line of 0-based data row ``row`` (line 1 is the header), as errors count lines; outputs keep ``row``."""
+    return row + 2
 
 
 def _print_paths(quiet: bool, *paths: Path | None) -> None:
@@ -1098,13 +1119,13 @@ def _print_score_summary(summary: dict[str, Any], result: Any, show: int, output
     if result.alarms:
         table = Table(title=f"alarms (top {min(show, len(result.alarms))} by peak error, in time order)")
         has_time = "start_time" in result.alarms[0]
-        for column in ("start", "rows", "windows", "peak", "top sensors (share of error)"):
+        for column in ("start", "lines", "windows", "peak", "top sensors (share of error)"):
             table.add_column(column, justify="right" if column in ("windows", "peak") else "left")
         shown = sorted(sorted(result.alarms, key=lambda a: -a["peak_error"])[:show], key=lambda a: a["start_row"])
         for alarm in shown:
             table.add_row(
-                str(alarm["start_time"]) if has_time else str(alarm["start_row"]),
-                f"{alarm['start_row']}-{alarm['end_row']}",
+                str(alarm["start_time"]) if has_time else f"line {_line(alarm['start_row'])}",
+                f"{_line(alarm['start_row'])}-{_line(alarm['end_row'])}",
                 str(alarm["windows"]),
                 f"{alarm['peak_error']:.3g}",
                 alarm["top_features"].replace(";", " "),
@@ -1203,6 +1224,8 @@ def report(
 
 def _print_runs_table(summaries: list[dict[str, Any]]) -> None:
     """One column per run, so a few runs fit an 80-column terminal."""
+    from rareevent.report import shown_metrics
+
     table = Table(title="runs: test metrics (* validation: no test part)")
     table.add_column("", style="bold")
     for row in summaries:
@@ -1215,11 +1238,9 @@ def _print_runs_table(summaries: list[dict[str, Any]]) -> None:
         ("parameters", lambda r: f"{r['parameters']:,}" if r["parameters"] else "-"),
         *([("parent", lambda r: r["parent"] or "-")] if any(r["parent"] for r in summaries) else []),
         ("threshold", lambda r: f"{r['threshold_strategy']} = {r['threshold']:.4g}"),
-        *_SCORE_ROWS,
-        ("events caught", _events),
-        ("false alarm rate", _rate),
-        ("baseline: pca F1", lambda r: _fmt(r["baseline"]["f1"]) if r["baseline"] else "-"),
-        ("baseline: pca PR-AUC", lambda r: _fmt(r["baseline"]["pr_auc"]) if r["baseline"] else "-"),
+        *((label, lambda r, cell=cell: cell(shown_metrics(r))) for label, cell in (*_SCORE_ROWS, ("events caught", _events), ("false alarm rate", _rate))),
+        ("baseline: pca F1", lambda r: _fmt(shown_metrics(r, baseline=True).get("f1"))),
+        ("baseline: pca PR-AUC", lambda r: _fmt(shown_metrics(r, baseline=True).get("pr_auc"))),
         ("training s", lambda r: _fmt(r["train_seconds"], 1)),
     ]
     for label, cell in fields:

@@ -134,3 +134,55 @@ def test_report_help_shows_the_plot_extra_and_no_bool() -> None:
     result = subprocess.run([str(ENTRY_POINT), "report", "--help"], capture_output=True, text=True, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}, check=True)
     assert "rareevent[plot]" in result.stdout
     assert "<bool>" not in result.stdout
+
+
+@pytest.fixture(scope="module")
+def pca_run(tmp_path_factory: pytest.TempPathFactory, sensor_csv: Path) -> dict:
+    """A pca run trained through the CLI with --json (closed form: fast)."""
+    runs = tmp_path_factory.mktemp("pca-runs")
+    result = runner.invoke(app, ["train", str(sensor_csv), "--arch", "pca", "--lookback", "3", "--runs-dir", str(runs), "--name", "p", "--json"])
+    assert result.exit_code == 0, result.output
+    return {"runs": runs, "summary": json.loads(result.stdout)}
+
+
+def test_pca_summary_shows_what_applies_to_pca(sensor_csv: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", str(sensor_csv), "--arch", "pca", "--lookback", "3", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "in closed form (numpy)" in result.output and "(components and mean)" in result.output
+    assert "ran on" not in result.output and "units" not in result.output and "epochs" not in result.output
+
+
+def test_report_json_nests_metrics_as_train_json_does(pca_run: dict) -> None:
+    result = runner.invoke(app, ["report", "p", "--runs-dir", str(pca_run["runs"]), "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)["runs"]
+    trained = pca_run["summary"]
+    assert row["metrics"] == trained["metrics"] and row["metrics_part"] == "test"
+    assert row["metrics"]["test"]["f1"] == trained["metrics"]["test"]["f1"] > 0.5
+    assert "f1" not in row and "events_detected" not in row  # no flat copies
+
+
+def test_update_has_quiet_and_json_and_says_why_it_has_no_test_metrics(pca_run: dict, sensor_csv: Path) -> None:
+    runs = pca_run["runs"]
+    quiet = runner.invoke(app, ["update", "p", str(sensor_csv), "--runs-dir", str(runs), "--name", "q", "-q"])
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.stdout == f"{runs / 'q'}\n"
+    as_json = runner.invoke(app, ["update", "p", str(sensor_csv), "--runs-dir", str(runs), "--name", "j", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    document = json.loads(as_json.stdout)
+    assert document["path"] == str(runs / "j") and document["metrics"]["test"] is None and document["metrics"]["valid"]["f1"] > 0.5
+    plain = runner.invoke(app, ["update", "p", str(sensor_csv), "--runs-dir", str(runs), "--name", "t"])
+    assert plain.exit_code == 0, plain.output
+    text = " ".join(plain.stdout.split())
+    assert "no test metrics: update keeps no test part" in text and "no label column" not in text
+
+
+def test_alarm_lines_count_as_errors_count_lines(pca_run: dict, sensor_csv: Path, tmp_path: Path) -> None:
+    output = tmp_path / "w.json"
+    result = runner.invoke(app, ["score", str(sensor_csv), "--run", "p", "--runs-dir", str(pca_run["runs"]), "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    alarms = json.loads(output.read_text())["alarms"]
+    first = alarms[0]
+    assert first["start_row"] >= 148  # the first event starts at data row 150: line 152 of the file
+    assert f"{first['start_row'] + 2}-{first['end_row'] + 2}" in result.stdout
+    assert "lines" in result.stdout
