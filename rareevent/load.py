@@ -767,18 +767,27 @@ def _localized(parsed: pd.Series, series: pd.Series, path: Path, name: str, line
 
 
 def _first_pass(wall: pd.DatetimeIndex, ambiguous: np.ndarray, tz: str, previous: object | None) -> np.ndarray:
-    """For each position in ``ambiguous`` (wall times of a repeated hour, in file order): whether it is the first, summer-time pass."""
+    """For each position in ``ambiguous`` (wall times of a repeated hour, in file order): whether it is the first, summer-time pass.
+
+    Within one repeated hour, the first step that does not increase is the
+    clock going back. ``previous`` (the UTC time before ``wall``, from the
+    chunk before) continues an hour that chunk began.
+    """
     ticks = wall.asi8[ambiguous]
     summer = np.ones(len(ticks), bool)
     blocks = np.split(np.arange(len(ticks)), np.flatnonzero(np.diff(ambiguous) > 1) + 1)  # one per repeated hour
-    for block in blocks:
-        turned = np.flatnonzero(np.diff(ticks[block]) <= 0)  # the clock went back
+    before = pd.Timestamp(previous).tz_localize("UTC").tz_convert(tz) if isinstance(previous, np.datetime64) else None
+    carried = before is not None and ambiguous[0] == 0 and before.tz_localize(None).floor("h") == wall[0].floor("h")
+    for k, block in enumerate(blocks):
+        values, lead = ticks[block], 0
+        if k == 0 and carried:
+            if not before.dst():  # the chunk before is already past the clock change
+                summer[block] = False
+                continue
+            values, lead = np.r_[before.tz_localize(None).value, values], 1
+        turned = np.flatnonzero(np.diff(values) <= 0)
         if turned.size:
-            summer[block[turned[0] + 1 :]] = False
-    if isinstance(previous, np.datetime64) and ambiguous[0] == 0:
-        before = pd.Timestamp(previous).tz_localize("UTC").tz_convert(tz)
-        if not before.dst() and before.tz_localize(None).floor("h") == wall[0].floor("h"):  # the chunk before already went back
-            summer[blocks[0]] = False
+            summer[block[turned[0] + 1 - lead :]] = False
     return summer
 
 

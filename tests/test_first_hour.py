@@ -186,3 +186,92 @@ def test_alarm_lines_count_as_errors_count_lines(pca_run: dict, sensor_csv: Path
     assert first["start_row"] >= 148  # the first event starts at data row 150: line 152 of the file
     assert f"{first['start_row'] + 2}-{first['end_row'] + 2}" in result.stdout
     assert "lines" in result.stdout
+
+
+def local_export(tmp_path: Path, stamps: pd.DatetimeIndex, name: str = "local.csv") -> Path:
+    """An ISO CSV of naive wall-clock times and one sensor."""
+    path = tmp_path / name
+    pd.DataFrame({"time": stamps.strftime("%Y-%m-%d %H:%M:%S"), "a": np.arange(len(stamps), dtype=float)}).to_csv(path, index=False)
+    return path
+
+
+def chunked_times(path: Path, tz: str, chunk_rows: int) -> np.ndarray:
+    """The time column read in chunks, each checked against the last time of the chunk before, as scoring reads."""
+    from rareevent.load import ReadingOptions, read_csv_whole, read_frames, validate_frame
+
+    raw = read_csv_whole(path, options=ReadingOptions(tz=tz))
+    times, previous = [], None
+    for frame in read_frames(raw.fmt, raw.columns, chunk_rows, raw.reading):
+        block = validate_frame(frame, raw.fmt, raw.columns, previous_time=previous, reading=raw.reading)
+        times.append(block.time)
+        previous = block.time[-1]
+    return np.concatenate(times)
+
+
+def test_tz_resolves_the_repeated_autumn_hour_by_file_order_in_any_chunking(tmp_path: Path) -> None:
+    utc = pd.date_range("2025-10-25 23:00", "2025-10-26 03:00", freq="10min", tz="UTC")
+    path = local_export(tmp_path, utc.tz_convert("Europe/Berlin").tz_localize(None))
+    expected = utc.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    for chunk_rows in (1, 2, 5, 6, 7, 13, 1000):
+        np.testing.assert_array_equal(chunked_times(path, "Europe/Berlin", chunk_rows), expected, err_msg=f"chunk_rows={chunk_rows}")
+
+
+def test_tz_hourly_export_repeats_02_00_and_reads_as_consecutive_hours(tmp_path: Path) -> None:
+    utc = pd.date_range("2025-10-25 22:00", periods=6, freq="h", tz="UTC")
+    wall = utc.tz_convert("Europe/Berlin").tz_localize(None)
+    assert list(wall.strftime("%H")) == ["00", "01", "02", "02", "03", "04"]
+    path = local_export(tmp_path, wall)
+    for chunk_rows in (1, 3, 1000):
+        assert np.all(np.diff(chunked_times(path, "Europe/Berlin", chunk_rows)) == np.timedelta64(1, "h"))
+
+
+def test_tz_spring_step_is_an_ordinary_step_and_a_skipped_time_is_refused(tmp_path: Path) -> None:
+    from rareevent.errors import RareEventError
+    from rareevent.load import ReadingOptions, load_csv
+
+    utc = pd.date_range("2026-03-29 00:00", "2026-03-29 02:00", freq="10min", tz="UTC")
+    data = load_csv(local_export(tmp_path, utc.tz_convert("Europe/Berlin").tz_localize(None)), options=ReadingOptions(tz="Europe/Berlin"))
+    assert np.all(np.diff(data.time) == np.timedelta64(10, "m"))  # 01:50 -> 03:00 local is 10 minutes
+    skipped = local_export(tmp_path, pd.DatetimeIndex(["2026-03-29 01:50", "2026-03-29 02:30", "2026-03-29 03:10"]), "skipped.csv")
+    with pytest.raises(RareEventError, match=r"time '2026-03-29 02:30:00' in column 'time' at line 3 does not exist in Europe/Berlin"):
+        load_csv(skipped, options=ReadingOptions(tz="Europe/Berlin"))
+
+
+def test_tz_honours_offsets_in_the_data(tmp_path: Path) -> None:
+    from rareevent.load import ReadingOptions, load_csv
+
+    path = tmp_path / "offsets.csv"
+    path.write_text("time,a\n2025-10-26T02:30:00+02:00,1\n2025-10-26T02:10:00+01:00,2\n2025-10-26 03:30:00,3\n")
+    data = load_csv(path, options=ReadingOptions(tz="Europe/Berlin"))
+    assert [str(t) for t in data.time] == ["2025-10-26T00:30:00.000000000", "2025-10-26T01:10:00.000000000", "2025-10-26T02:30:00.000000000"]
+
+
+def test_unknown_tz_and_encoding_are_refused_by_name() -> None:
+    from rareevent.errors import RareEventError
+    from rareevent.load import ReadingOptions
+
+    with pytest.raises(RareEventError, match="tz 'Europe/Berlinn' is not a time zone name"):
+        ReadingOptions(tz="Europe/Berlinn").check()
+    with pytest.raises(RareEventError, match="encoding 'cp1252x' is not a text encoding"):
+        ReadingOptions(encoding="cp1252x").check()
+
+
+def test_a_run_from_before_tz_and_encoding_reads_as_before() -> None:
+    from rareevent.load import Reading, reading_record_ok
+
+    old = {"decimal": ".", "decimal_settled": False, "time_format": None, "time_unit": None, "date_order": None, "date_order_assumed": False}
+    assert reading_record_ok(old) and Reading.from_record(old) == Reading()
+    assert reading_record_ok(Reading(tz="Europe/Berlin", encoding="cp1252").to_record())
+    assert not reading_record_ok({**Reading().to_record(), "tz": "Mars/Olympus"})
+
+
+def test_a_second_date_column_gets_the_time_hint_not_drop(tmp_path: Path) -> None:
+    from rareevent.errors import RareEventError
+    from rareevent.load import load_csv
+
+    path = tmp_path / "two-dates.csv"
+    path.write_text("Zeitstempel;Wartung;a\n02.03.2026 00:00;01.03.2026;1\n02.03.2026 00:01;01.03.2026;2\n")
+    with pytest.raises(RareEventError) as caught:
+        load_csv(path)
+    assert "non-numeric value '01.03.2026' in column 'Wartung' at line 2" in str(caught.value)
+    assert "`time=Wartung`" in str(caught.value) and "drop" not in str(caught.value)
