@@ -131,10 +131,11 @@ def _unnamed_flags(detector: RareEventDetector, data: SensorData) -> list[dict[s
         values = data.X[:, j]
         if j in named or not np.isin(values, (0.0, 1.0)).all() or len(np.unique(values)) != 2:
             continue
-        role = "context (read by the model, not scored)" if j in detector.context_features_ else "a sensor (read and scored)"
+        context = j in detector.context_features_
+        role = "context (read by the model, not scored)" if context else "a sensor (read and scored)"
         found.append({
             "column": column,
-            "as": "context" if j in detector.context_features_ else "sensor",
+            "as": "context" if context else "sensor",
             "message": f"column {column!r} holds only 0 and 1 and no option names it: used as {role}; if it marks events, pass `label={column}` "
             f"(as an input it leaks them to the model); if it is a state, pass `context={column}` to say so",
         })
