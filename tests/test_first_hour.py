@@ -120,6 +120,7 @@ def test_without_label_the_run_says_what_it_did_with_the_fault_column(export: Pa
     assert [(a["column"], a["as"]) for a in record["assumed"]] == [("Zeitstempel", "time"), ("Störung", "context")]
 
 
+@pytest.mark.slow
 def test_context_option_takes_a_name_with_brackets_and_prints_it_whole(export: Path, tmp_path: Path) -> None:
     args = ["train", str(export), "--arch", "pca", "--lookback", "3", "--label", "Störung", "--tz", "Europe/Berlin", "--encoding", "cp1252", "--runs-dir", str(tmp_path)]
     result = runner.invoke(app, [*args, "--context", FLOW], env={"COLUMNS": "200"})
@@ -151,6 +152,7 @@ def pca_run(tmp_path_factory: pytest.TempPathFactory, sensor_csv: Path) -> dict:
     return {"runs": runs, "summary": json.loads(result.stdout)}
 
 
+@pytest.mark.slow
 def test_pca_summary_shows_what_applies_to_pca(sensor_csv: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", str(sensor_csv), "--arch", "pca", "--lookback", "3", "--runs-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
@@ -158,6 +160,7 @@ def test_pca_summary_shows_what_applies_to_pca(sensor_csv: Path, tmp_path: Path)
     assert "ran on" not in result.output and "units" not in result.output and "epochs" not in result.output
 
 
+@pytest.mark.slow
 def test_report_json_nests_metrics_as_train_json_does(pca_run: dict) -> None:
     result = runner.invoke(app, ["report", "p", "--runs-dir", str(pca_run["runs"]), "--json"])
     assert result.exit_code == 0, result.output
@@ -168,6 +171,7 @@ def test_report_json_nests_metrics_as_train_json_does(pca_run: dict) -> None:
     assert "f1" not in row and "events_detected" not in row  # no flat copies
 
 
+@pytest.mark.slow
 def test_update_has_quiet_and_json_and_says_why_it_has_no_test_metrics(pca_run: dict, sensor_csv: Path) -> None:
     runs = pca_run["runs"]
     quiet = runner.invoke(app, ["update", "p", str(sensor_csv), "--runs-dir", str(runs), "--name", "q", "-q"])
@@ -183,6 +187,7 @@ def test_update_has_quiet_and_json_and_says_why_it_has_no_test_metrics(pca_run: 
     assert "no test metrics: update keeps no test part" in text and "no label column" not in text
 
 
+@pytest.mark.slow
 def test_alarm_lines_count_as_errors_count_lines(pca_run: dict, sensor_csv: Path, tmp_path: Path) -> None:
     output = tmp_path / "w.json"
     result = runner.invoke(app, ["score", str(sensor_csv), "--run", "p", "--runs-dir", str(pca_run["runs"]), "--output", str(output)])

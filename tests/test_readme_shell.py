@@ -74,6 +74,7 @@ def run(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), "NO_COLOR": "1"}, timeout=600)
 
 
+@pytest.mark.slow
 def test_version_and_help_run_from_the_venv_entry_point(workdir: Path) -> None:
     version = run(".venv/bin/rareevent --version", workdir)
     assert version.returncode == 0 and version.stdout.startswith("rareevent "), version.stderr
