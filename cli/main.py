@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rareevent.cli import recipe
@@ -38,7 +39,11 @@ app = typer.Typer(
     add_completion=True,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False)
+_typed = typer.core.TyperOption.display_type_rich
+# an on/off flag takes no value: its help line shows no `<bool>` type (the one place Typer's help is changed)
+typer.core.TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _typed(self, ctx)  # type: ignore[method-assign]
+# markup off: column, file and run names print as they are (`Flow [m³/h]`); the few styled lines of our own pass markup=True and escape what they quote
+out = Console(highlight=False, markup=False)
 _state = {"debug": False, "quiet": False}
 
 EXIT_DATA = 2
@@ -80,6 +85,11 @@ DecimalOption = Annotated[str | None, typer.Option("--decimal", help="Decimal ma
 TimeFormatOption = Annotated[str | None, typer.Option("--time-format", help="strftime format of the time column, e.g. '%d.%m.%Y %H:%M' (default: ISO 8601, or dates whose day/month order is inferred from the whole column).")]
 DayfirstOption = Annotated[bool, typer.Option("--dayfirst", help="Read dates like 01.02.2026 day first.")]
 TimeUnitOption = Annotated[str | None, typer.Option("--time-unit", help="Read a numeric time column as s or ms since 1970.")]
+TzOption = Annotated[
+    str | None,
+    typer.Option("--tz", help="Time zone of times without an offset, like Europe/Berlin: they become UTC, the repeated autumn hour in file order (default: the run's; else times are taken as they are)."),
+]
+EncodingOption = Annotated[str | None, typer.Option("--encoding", help="Text encoding of the file, like cp1252 or latin-1 (default: UTF-8; score: also the run's).")]
 MaxGapOption = Annotated[
     str | None,
     typer.Option("--max-gap", help="A time step above this is a gap that no window crosses: a duration like 10min, a number in a numeric time column's unit, a multiple of the median step like 5x, or none (default: 5x)."),
@@ -176,7 +186,7 @@ def _plain() -> bool:
 def _set_output(quiet: bool = False) -> None:
     """Set up ``out`` (stdout) for this command: rich on a terminal, plain text otherwise; silent with ``--quiet``."""
     global out
-    out = Console(highlight=False, color_system=None if _plain() else "auto", quiet=quiet)
+    out = Console(highlight=False, markup=False, color_system=None if _plain() else "auto", quiet=quiet)
     _state["quiet"] = quiet
 
 
@@ -214,10 +224,10 @@ def _parse_drop(text: str | None) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()] if text else []
 
 
-def _reading_options(decimal: str | None, time_format: str | None, dayfirst: bool, time_unit: str | None):  # noqa: ANN202 - a ReadingOptions (pandas is imported lazily)
+def _reading_options(decimal: str | None, time_format: str | None, dayfirst: bool, time_unit: str | None, tz: str | None = None, encoding: str | None = None):  # noqa: ANN202 - a ReadingOptions (pandas is imported lazily)
     from rareevent.load import ReadingOptions
 
-    options = ReadingOptions(decimal=decimal, time_format=time_format, dayfirst=dayfirst, time_unit=time_unit)
+    options = ReadingOptions(decimal=decimal, time_format=time_format, dayfirst=dayfirst, time_unit=time_unit, tz=tz, encoding=encoding)
     options.check()
     return options
 
@@ -233,7 +243,7 @@ def _main(
 
 
 def _score_cell(key: str) -> Callable[[dict[str, Any]], str]:
-    return lambda metrics: _fmt(metrics[key])
+    return lambda metrics: _fmt(metrics.get(key))
 
 
 # rows shared by the metrics of one run and the table of saved runs (same keys in both)
@@ -241,7 +251,7 @@ _SCORE_ROWS = [(label, _score_cell(key)) for label, key in (("precision", "preci
 
 
 def _events(metrics: dict[str, Any]) -> str:
-    if metrics["events"] is None:
+    if metrics.get("events") is None:
         return "-"
     unseen = metrics.get("events_unseen") or 0  # in a gap or a segment too short for a window: not missed
     return f"{metrics['events_detected']} of {metrics['events'] - unseen}" + (f" ({unseen} unseen)" if unseen else "")
@@ -331,6 +341,8 @@ def train(
     time_format: TimeFormatOption = None,
     dayfirst: DayfirstOption = False,
     time_unit: TimeUnitOption = None,
+    tz: TzOption = None,
+    encoding: EncodingOption = None,
     max_gap: MaxGapOption = None,
     resample: ResampleOption = None,
     agg: AggOption = "mean",
@@ -354,7 +366,7 @@ def train(
         options = {**ctx.params, "units": _parse_units(units)}
         params = [key for key in RareEventDetector().get_params() if key not in NOT_PASSED]
         detector = RareEventDetector(**{key: options[OPTION_OF_PARAM.get(key, key)] for key in params})
-        reading = _reading_options(decimal, time_format, dayfirst, time_unit)
+        reading = _reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding)
         if resample is None and agg != "mean":
             raise RareEventError(f"--agg {agg} needs --resample: it says how the rows of a grid cell are combined")
         name = name or default_run_name(arch)
@@ -434,8 +446,9 @@ def _train_summary(record: dict[str, Any], path: Path) -> dict[str, Any]:
         },
         "warnings": {"constant_features": record["constant_features"], "trending_features": record["trending_features"]},
         "context_features": record["context_features"],
+        "assumed": record.get("assumed") or [],
         "filled_cells": record["filled_cells"],
-        "settings": record["settings"],
+        "settings": record.get("settings"),  # update has none: its options are the parent run's
     }
 
 
@@ -457,7 +470,7 @@ def _epoch_progress(what: str, epochs: int, console: Console | None = None, disa
         console=console,
         disable=not _bars(console) if disable is None else disable,
     )
-    task = progress.add_task("train", total=epochs, what=what, loss="-", val_loss="-")
+    task = progress.add_task("train", total=epochs, what=escape(what), loss="-", val_loss="-")
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:
         if not progress.live.is_started:  # shown from the first epoch on: a data error prints no empty bar
@@ -561,6 +574,8 @@ def _save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, o
     order_note = result.data.reading.order_note(record["time_column"])
     if order_note:
         _note(_cli_terms(order_note))
+    for assumed in record.get("assumed") or []:
+        (_note if assumed["as"] == "time" else _warn)(_cli_terms(assumed["message"]))
     path = save(result, runs_dir, overwrite=overwrite)
     if as_json:
         typer.echo(json.dumps(_train_summary(record, path), indent=2, allow_nan=False))
@@ -588,11 +603,16 @@ def _print_train_summary(record: dict[str, Any], path: Path, reading: str | None
         table.add_row("updated from", f"{record['parent']['name']} ({record['parent']['folder']})")
     n = record["windows"]
     table.add_row("windows", f"train {n['train_normal']} normal, valid {n.get('valid', 0)}, test {n.get('test', 0)}")
-    table.add_row("epochs", f"{record['epochs_run']} run, best {record['best_epoch']} ({record['train_seconds']:.1f} s)")
-    table.add_row("ran on", f"{record['versions']['backend']}, {record['versions'].get('device', 'cpu')}, batch {record['batch_size'] or '-'}")
+    if ARCHITECTURES[record["arch"]].build is None:  # pca: fitted in closed form with numpy; no epochs, batches, units or backend
+        table.add_row("fitted", f"in closed form (numpy), {record['train_seconds']:.1f} s")
+        model = f"{record['arch']}, lookback {record['lookback']}, {record['parameters']:,} parameters (components and mean)"
+    else:
+        table.add_row("epochs", f"{record['epochs_run']} run, best {record['best_epoch']} ({record['train_seconds']:.1f} s)")
+        table.add_row("ran on", f"{record['versions']['backend']}, {record['versions'].get('device', 'cpu')}, batch {record['batch_size'] or '-'}")
+        model = f"{record['arch']}, lookback {record['lookback']}, units {record['units']}, {record['parameters']:,} parameters"
     margin = f" x {record['margin']:g}" if record["margin"] != 1 else ""
     table.add_row("threshold", f"{record['threshold']:.6g} ({record['threshold_strategy']}{margin}, score {record['score_kind']}, smooth {record['smooth']})")
-    table.add_row("model", f"{record['arch']}, lookback {record['lookback']}, units {record['units']}, {record['parameters']:,} parameters")
+    table.add_row("model", model)
     if record["context_features"]:
         table.add_row("context", f"{', '.join(record['context_features'])} (read, not scored; --context none scores them)")
     if reading:
@@ -613,9 +633,20 @@ def _print_train_summary(record: dict[str, Any], path: Path, reading: str | None
         if lead:
             out.print(f"{part}: {lead}")
     if record["metrics"].get("test") is None:
-        out.print("no test metrics (no label column, or --test-frac 0)")
+        out.print(f"no test metrics: {_why_no_test(record)}")
     if len(record.get("series") or []) > 1:
         out.print(_series_table(record))
+
+
+def _why_no_test(record: dict[str, Any]) -> str:
+    """The real reason a run has no test metrics."""
+    if record.get("parent"):
+        return "update keeps no test part (its newest rows validate the threshold); score a later file with labels to measure it"
+    if record["label_column"] is None:
+        return "no label column (name one with --label COL)"
+    if not record["test_frac"]:
+        return "--test-frac 0"
+    return "the test part holds no labelled window"
 
 
 def _series_table(record: dict[str, Any]) -> Table:
@@ -654,8 +685,13 @@ def update(
     runs_dir: RunsDir = Path("runs"),
     name: Annotated[str | None, typer.Option(help="Name of the new run (default: time stamp and arch).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name (never the run being updated).")] = False,
+    tz: TzOption = None,
+    encoding: EncodingOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the new run's summary (metrics, threshold, paths) as JSON on stdout, as train --json does.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Refit a run's scaler and threshold on newer data, continue training its model, and save a new run."""
+    _set_output(quiet)
     with _errors(), ExitStack() as stack:
         from rareevent.runs import read_run, reserve_run, resolve_run
         from rareevent.training import check_update_slot, default_run_name
@@ -665,9 +701,11 @@ def update(
         name = name or default_run_name(read_run(folder)["arch"])
         check_update_slot(folder, runs_dir, name, overwrite)  # before training, not after
         stack.enter_context(reserve_run(runs_dir, name, overwrite))
-        with _interrupt_at_batch_end(), _epoch_progress(f"updating {folder.name}", epochs) as on_epoch:
-            result = run_update(folder, data, epochs=epochs, valid_frac=valid_frac, threshold=threshold, margin=margin, fill=fill, name=name, on_epoch=on_epoch)
-        _save_and_summarize(result, fill, runs_dir, overwrite)
+        reading = _reading_options(None, None, False, None, tz, encoding)
+        bar_console = Console(stderr=True) if as_json else out
+        with _interrupt_at_batch_end(), _epoch_progress(f"updating {folder.name}", epochs, bar_console, disable=quiet or not _bars(bar_console)) as on_epoch:
+            result = run_update(folder, data, epochs=epochs, valid_frac=valid_frac, threshold=threshold, margin=margin, fill=fill, name=name, on_epoch=on_epoch, reading=reading)
+        _save_and_summarize(result, fill, runs_dir, overwrite, as_json=as_json, quiet=quiet)
 
 
 @app.command()
@@ -731,7 +769,7 @@ def _rows_progress(path: Path):  # noqa: ANN202 - a rich Progress
 
     console = Console(stderr=True)
     return Progress(
-        TextColumn(f"[bold]scoring {path.name}"),
+        TextColumn(f"[bold]scoring {escape(path.name)}"),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
         TimeRemainingColumn(),
@@ -770,6 +808,8 @@ def score(
     time_format: TimeFormatOption = None,
     dayfirst: DayfirstOption = False,
     time_unit: TimeUnitOption = None,
+    tz: TzOption = None,
+    encoding: EncodingOption = None,
     group: GroupOption = None,
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Worker processes for many series (default: the cores).")] = None,
     engine: Annotated[Engine, typer.Option("--engine", help="local (processes on this machine) or spark (one task per group; writes a Parquet folder).")] = Engine.local,
@@ -788,7 +828,7 @@ def score(
         from rareevent.runs import resolve_run
 
         if engine == Engine.spark or group is not None or not _one_csv(data) or _per_group_run(run, runs_dir):
-            _score_fleet(data, resolve_run(run, runs_dir), group=group, jobs=jobs, engine=engine, master=master, output=output, metrics_out=metrics_out, chunk_rows=chunk_rows, fill=fill, time=time, label=label, reading=_reading_options(decimal, time_format, dayfirst, time_unit), quiet=quiet)
+            _score_fleet(data, resolve_run(run, runs_dir), group=group, jobs=jobs, engine=engine, master=master, output=output, metrics_out=metrics_out, chunk_rows=chunk_rows, fill=fill, time=time, label=label, reading=_reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding), quiet=quiet)
             return
         data = data[0]
         from rareevent.runs import load_run, resolve_run
@@ -803,14 +843,14 @@ def score(
                 raise RareEventError("--follow tails a file, and has no end to measure metrics at: leave out --metrics-out")
             kind = output_format.value if output_format else _output_kind(output, ("csv", "jsonl")) if output else "csv"
             seconds = _seconds(poll, "--poll")
-            reading = _reading_options(decimal, time_format, dayfirst, time_unit)
+            reading = _reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding)
             _check_outputs(data, {"--output": output})
             record, detector = load_run(resolve_run(run, runs_dir))
             _follow(data, record, detector, output, kind, seconds, fill, reading, time, label)
         if output_format is not None:
             raise RareEventError("--format is for --follow; without it the output's kind follows --output's extension (.csv or .json)")
         kind = _output_kind(output, ("csv", "json")) if output else None
-        reading = _reading_options(decimal, time_format, dayfirst, time_unit)
+        reading = _reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding)
         if metrics_out is not None:
             _output_kind(metrics_out, ("json",))
         _check_outputs(data, {"--output": output, "--metrics-out": metrics_out})
@@ -985,7 +1025,7 @@ def _follow(data: Path, record: dict[str, Any], detector: Any, output: Path | No
 
     stopped: list[int] = []
     handlers = {signum: signal.signal(signum, lambda number, frame: stopped.append(number)) for signum in (signal.SIGINT, signal.SIGTERM)}
-    err = Console(stderr=True, highlight=False, soft_wrap=True, color_system=None if os.environ.get("NO_COLOR") else "auto", quiet=_state["quiet"])
+    err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True, color_system=None if os.environ.get("NO_COLOR") else "auto", quiet=_state["quiet"])
     follower = Follower(data, record, detector, fill, reading, time, label)
     lines = _FollowLines(output, kind, err)
     try:
@@ -1008,10 +1048,11 @@ def _follow(data: Path, record: dict[str, Any], detector: Any, output: Path | No
         lines.close()
     opened = summary["open_episode"]
     err.print(
-        f"stopped following [bold]{data}[/]: {summary['rows']:,} rows, {summary['windows']:,} windows, {summary['flagged']:,} flagged "
+        f"stopped following [bold]{escape(str(data))}[/]: {summary['rows']:,} rows, {summary['windows']:,} windows, {summary['flagged']:,} flagged "
         f"(threshold {summary['threshold']:.6g}), {summary['alarm_episodes']} alarm episode(s) closed"
-        + (f", one open since row {opened['start_row']}" if opened else "")
-        + (f", {summary['restarts']} restart(s) of the file" if summary["restarts"] else "")
+        + (f", one open since line {_line(opened['start_row'])}" if opened else "")
+        + (f", {summary['restarts']} restart(s) of the file" if summary["restarts"] else ""),
+        markup=True,
     )
     raise typer.Exit(EXIT_INTERRUPTED)
 
@@ -1094,12 +1135,18 @@ class _FollowLines:
                 self.handle.flush()
         when = lambda key: f" ({fields[key]})" if key in fields else ""  # noqa: E731
         if name == "alarm_opened":
-            self.err.print(f"[bold red]alarm opened[/] at row {fields['start_row']}{when('start_time')}: error {fields['error']:.4g}")
+            self.err.print(f"[bold red]alarm opened[/] at line {_line(fields['start_row'])}{when('start_time')}: error {fields['error']:.4g}", markup=True)
         elif name == "alarm_closed":
             self.err.print(
-                f"[bold]alarm closed[/]: rows {fields['start_row']}-{fields['end_row']}{when('end_time')}, {fields['windows']} window(s), "
-                f"peak {fields['peak_error']:.4g}, top sensors {fields['top_features'].replace(';', ' ')}"
+                f"[bold]alarm closed[/]: lines {_line(fields['start_row'])}-{_line(fields['end_row'])}{when('end_time')}, {fields['windows']} window(s), "
+                f"peak {fields['peak_error']:.4g}, top sensors {escape(fields['top_features'].replace(';', ' '))}",
+                markup=True,
             )
+
+
+def _line(row: int) -> int:
+    """The file line of 0-based data row ``row`` (line 1 is the header), as errors count lines; outputs keep ``row``."""
+    return row + 2
 
 
 def _print_paths(quiet: bool, *paths: Path | None) -> None:
@@ -1111,20 +1158,21 @@ def _print_paths(quiet: bool, *paths: Path | None) -> None:
 
 def _print_score_summary(summary: dict[str, Any], result: Any, show: int, output: Path | None) -> None:
     out.print(
-        f"scored [bold]{summary['file']}[/] with run [bold]{summary['run']}[/]: {summary['rows']:,} rows, "
+        f"scored [bold]{escape(summary['file'])}[/] with run [bold]{escape(summary['run'])}[/]: {summary['rows']:,} rows, "
         f"{summary['windows']:,} windows, {summary['flagged']:,} flagged (threshold {summary['threshold']:.6g}), "
-        f"{len(result.alarms)} alarm episode(s)"
+        f"{len(result.alarms)} alarm episode(s)",
+        markup=True,
     )
     if result.alarms:
         table = Table(title=f"alarms (top {min(show, len(result.alarms))} by peak error, in time order)")
         has_time = "start_time" in result.alarms[0]
-        for column in ("start", "rows", "windows", "peak", "top sensors (share of error)"):
+        for column in ("start", "lines", "windows", "peak", "top sensors (share of error)"):
             table.add_column(column, justify="right" if column in ("windows", "peak") else "left")
         shown = sorted(sorted(result.alarms, key=lambda a: -a["peak_error"])[:show], key=lambda a: a["start_row"])
         for alarm in shown:
             table.add_row(
-                str(alarm["start_time"]) if has_time else str(alarm["start_row"]),
-                f"{alarm['start_row']}-{alarm['end_row']}",
+                str(alarm["start_time"]) if has_time else f"line {_line(alarm['start_row'])}",
+                f"{_line(alarm['start_row'])}-{_line(alarm['end_row'])}",
                 str(alarm["windows"]),
                 f"{alarm['peak_error']:.3g}",
                 alarm["top_features"].replace(";", " "),
@@ -1151,6 +1199,8 @@ def encode(
     time_format: TimeFormatOption = None,
     dayfirst: DayfirstOption = False,
     time_unit: TimeUnitOption = None,
+    tz: TzOption = None,
+    encoding: EncodingOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Write the encoded vector (length u2) of every window of DATA, for use in other models (ae runs only)."""
@@ -1162,7 +1212,7 @@ def encode(
         from rareevent.storage import atomic_file
 
         kind = _output_kind(output, ("csv", "json"))
-        reading = _reading_options(decimal, time_format, dayfirst, time_unit)
+        reading = _reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding)
         _check_outputs(data, {"--output": output})
         folder = resolve_run(run, runs_dir)
         require_bottleneck(read_run(folder)["arch"])  # before Keras is imported
@@ -1181,7 +1231,7 @@ def report(
     runs: Annotated[list[str] | None, typer.Argument(help="Run folders or names (default: every run in --runs-dir).", autocompletion=_complete_run)] = None,
     runs_dir: RunsDir = Path("runs"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    plot: Annotated[Path | None, typer.Option(help="Draw the error over time and the PR curve of one run to this .png (needs rareevent[plot]).")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Draw the error over time and the PR curve of one run to this .png (needs rareevent\\[plot]).")] = None,
     show_recipe: Annotated[bool, typer.Option("--recipe", help="Print the TOML recipe that trains one run again (rareevent train --config).")] = False,
 ) -> None:
     """Compare saved runs: test metrics, events caught, false alarms, and each two architectures trained on the same file."""
@@ -1222,6 +1272,8 @@ def report(
 
 def _print_runs_table(summaries: list[dict[str, Any]]) -> None:
     """One column per run, so a few runs fit an 80-column terminal."""
+    from rareevent.report import shown_metrics
+
     table = Table(title="runs: test metrics (* validation: no test part)")
     table.add_column("", style="bold")
     for row in summaries:
@@ -1234,11 +1286,9 @@ def _print_runs_table(summaries: list[dict[str, Any]]) -> None:
         ("parameters", lambda r: f"{r['parameters']:,}" if r["parameters"] else "-"),
         *([("parent", lambda r: r["parent"] or "-")] if any(r["parent"] for r in summaries) else []),
         ("threshold", lambda r: f"{r['threshold_strategy']} = {r['threshold']:.4g}"),
-        *_SCORE_ROWS,
-        ("events caught", _events),
-        ("false alarm rate", _rate),
-        ("baseline: pca F1", lambda r: _fmt(r["baseline"]["f1"]) if r["baseline"] else "-"),
-        ("baseline: pca PR-AUC", lambda r: _fmt(r["baseline"]["pr_auc"]) if r["baseline"] else "-"),
+        *((label, lambda r, cell=cell: cell(shown_metrics(r))) for label, cell in (*_SCORE_ROWS, ("events caught", _events), ("false alarm rate", _rate))),
+        ("baseline: pca F1", lambda r: _fmt(shown_metrics(r, baseline=True).get("f1"))),
+        ("baseline: pca PR-AUC", lambda r: _fmt(shown_metrics(r, baseline=True).get("pr_auc"))),
         ("training s", lambda r: _fmt(r["train_seconds"], 1)),
     ]
     for label, cell in fields:
@@ -1257,7 +1307,7 @@ def _print_comparison(pair: dict[str, Any]) -> None:
         table.add_row(key, _fmt(values[first]), _fmt(values[second]))
     out.print(table)
     if pair["better_f1"]:
-        out.print(f"higher F1: [bold]{pair['better_f1']}[/]")
+        out.print(f"higher F1: [bold]{pair['better_f1']}[/]", markup=True)
 
 
 def main() -> None:

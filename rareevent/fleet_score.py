@@ -123,7 +123,7 @@ def plan(
     jobs: list[ScoreJob] = []
     names: set[str] = set()
     for path in expand(inputs):
-        found = _series_of(path, group)
+        found = _series_of(path, group, options.encoding)
         for series in found:
             if series.name in names:
                 raise RareEventError(f"{series.where}: this group appears in another file too", hint="a series must come from one file")
@@ -137,7 +137,7 @@ def plan(
     return jobs
 
 
-def _series_of(path: Path, group: str | None) -> list[Series]:
+def _series_of(path: Path, group: str | None, encoding: str | None = None) -> list[Series]:
     """The series of one file: the file itself, or one per value of ``group`` (read from that column alone)."""
     if group is None:
         return [Series(path)]
@@ -145,8 +145,8 @@ def _series_of(path: Path, group: str | None) -> list[Series]:
         fmt = table_format(path, table_header(path, group))
         read = lambda: read_table(path, [group])  # noqa: E731
     else:
-        fmt = sniff(path)
-        read = lambda: pd.read_csv(path, sep=fmt.delimiter, usecols=[group], dtype=str, encoding="utf-8-sig", skipinitialspace=True)  # noqa: E731
+        fmt = sniff(path, encoding)
+        read = lambda: pd.read_csv(path, sep=fmt.delimiter, usecols=[group], dtype=str, encoding=fmt.codec, skipinitialspace=True)  # noqa: E731
     if group not in fmt.header:
         raise RareEventError(f"{path}: `group` names unknown column {group!r}", hint=f"columns are {', '.join(fmt.header)}")
     return [Series(path, value) for value in group_values(read()[group], fmt, group)]

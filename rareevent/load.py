@@ -25,8 +25,9 @@ import io
 import itertools
 import re
 import warnings
+import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,12 @@ class CsvFormat:
     header: list[str]
     counted: bool = True
     table: bool = False
+    encoding: str = "utf-8"
+
+    @property
+    def codec(self) -> str:
+        """The codec the file is opened with: a UTF-8 byte order mark is skipped."""
+        return _codec(self.encoding)
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,7 @@ class Columns:
     label: str | None = None
     dropped: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    assumed: list[dict[str, str]] = field(default_factory=list)  # roles no option gave: {"column", "as", "message"}
 
 
 _UTC_OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"  # an ISO time's offset: 2026-01-31T13:45:00+01:00, ...Z
@@ -82,12 +90,14 @@ _UTC_OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"  # an ISO time's offset: 2026-01-31T13:45
 
 @dataclass(frozen=True)
 class ReadingOptions:
-    """What the user forced about reading cells (``--decimal``, ``--time-format``, ``--dayfirst``, ``--time-unit``)."""
+    """What the user forced about reading cells (``--decimal``, ``--time-format``, ``--dayfirst``, ``--time-unit``, ``--tz``, ``--encoding``)."""
 
     decimal: str | None = None
     time_format: str | None = None
     dayfirst: bool = False
     time_unit: str | None = None
+    tz: str | None = None
+    encoding: str | None = None
 
     def check(self) -> None:
         """Refuse unknown values and contradictory options before any file is read."""
@@ -100,6 +110,31 @@ class ReadingOptions:
             raise RareEventError(f"`{given[0]}` and `{given[1]}` contradict each other: give one of them")
         if self.time_format is not None:
             _check_time_format(self.time_format)
+        if self.tz is not None:
+            check_tz(self.tz)
+        if self.encoding is not None:
+            check_encoding(self.encoding)
+
+
+def check_tz(tz: str) -> str:
+    """An IANA time zone name (``Europe/Berlin``), or the error naming ``tz``."""
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise RareEventError(f"tz {tz!r} is not a time zone name", hint="use an IANA name like Europe/Berlin or UTC", param="tz") from None
+    return tz
+
+
+def check_encoding(encoding: str) -> str:
+    """The canonical name of a text encoding (``cp1252``), or the error naming ``encoding``."""
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise RareEventError(f"encoding {encoding!r} is not a text encoding Python knows", hint="use utf-8, cp1252 or latin-1", param="encoding") from None
+
+
+def _codec(encoding: str) -> str:
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
 
 
 def _check_time_format(time_format: str) -> None:
@@ -121,6 +156,8 @@ class Reading:
     ``time_format`` is a strftime format (``None``: ISO 8601 or numbers);
     ``date_order`` names the day/month order it holds, ``date_order_assumed``
     says that no value settled it (every first field was at most 12).
+    ``tz`` is the zone naive local times are in (they become UTC);
+    ``encoding`` the text encoding the file was read in.
     """
 
     decimal: str = "."
@@ -129,6 +166,8 @@ class Reading:
     time_unit: str | None = None
     date_order: str | None = None
     date_order_assumed: bool = False
+    tz: str | None = None
+    encoding: str = "utf-8"
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,6 +198,10 @@ class Reading:
         if self.time_format:
             order = f", {self.date_order}" + (" (assumed: no day above 12)" if self.date_order_assumed else "") if self.date_order else ""
             parts.append(f"time format {self.time_format}{order}")
+        if self.tz:
+            parts.append(f"local time in {self.tz}, kept as UTC")
+        if self.encoding != "utf-8":
+            parts.append(f"encoding {self.encoding}")
         return "; ".join(parts) or None
 
 
@@ -166,7 +209,8 @@ def reading_record_ok(value: Any) -> bool:
     """Whether a run.json ``reading`` field is well formed (``None``: a run from before readings were saved)."""
     if value is None:
         return True
-    if not isinstance(value, dict) or set(value) != set(Reading.__dataclass_fields__):
+    fields = set(Reading.__dataclass_fields__)
+    if not isinstance(value, dict) or set(value) not in (fields, fields - {"tz", "encoding"}):  # a run from 0.3.0 has neither
         return False
     return bool(
         value["decimal"] in DECIMAL_MARKS
@@ -175,7 +219,24 @@ def reading_record_ok(value: Any) -> bool:
         and (value["time_unit"] is None or value["time_unit"] in TIME_UNITS)
         and value["date_order"] in (None, "day-first", "month-first")
         and isinstance(value["date_order_assumed"], bool)
+        and (value.get("tz") is None or _is_tz(value["tz"]))
+        and isinstance(value.get("encoding", "utf-8"), str)
+        and _is_encoding(value.get("encoding", "utf-8"))
     )
+
+
+def _is_tz(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and check_tz(value) == value
+    except RareEventError:
+        return False
+
+
+def _is_encoding(value: str) -> bool:
+    try:
+        return check_encoding(value) == value
+    except RareEventError:
+        return False
 
 
 @dataclass
@@ -213,8 +274,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def sniff(path: str | Path) -> CsvFormat:
-    """Check that ``path`` is a readable UTF-8 CSV and find its delimiter and header."""
+def sniff(path: str | Path, encoding: str | None = None, fallback: str | None = None) -> CsvFormat:
+    """Check that ``path`` is a readable CSV and find its delimiter, header and encoding.
+
+    The text is ``encoding`` when one is given (``--encoding``); otherwise
+    UTF-8, or ``fallback`` (the encoding a run's training file had) when the
+    bytes are not UTF-8.
+    """
     path = Path(path)
     if not path.exists():
         raise RareEventError(f"{path}: file not found")
@@ -225,16 +291,19 @@ def sniff(path: str | Path) -> CsvFormat:
             head = fh.read(_SNIFF_BYTES)
     except OSError as exc:
         raise RareEventError(f"{path}: cannot read ({exc.strerror})") from None
-    return format_of(path, head, complete=len(head) < _SNIFF_BYTES)
+    return format_of(path, head, complete=len(head) < _SNIFF_BYTES, encoding=encoding, fallback=fallback)
 
 
-def format_of(path: Path, head: bytes, complete: bool, counted: bool = True) -> CsvFormat:
+def format_of(path: Path, head: bytes, complete: bool, counted: bool = True, encoding: str | None = None, fallback: str | None = None) -> CsvFormat:
     """The delimiter and header of a CSV from its first bytes ``head`` (``complete``: the whole file), checked."""
     if not head.strip():
         raise RareEventError(f"{path}: file is empty")
     if b"\x00" in head:
         raise RareEventError(f"{path}: looks like a binary file, not CSV text")
-    text = _decode(path, head, complete).lstrip("\ufeff")
+    encoding = check_encoding(encoding) if encoding else None
+    if encoding is None and fallback and check_encoding(fallback) != "utf-8" and not _is_utf8(head, complete):
+        encoding = check_encoding(fallback)
+    text = (_decode(path, head, complete) if encoding is None else head.decode(_codec(encoding), errors="replace")).lstrip("\ufeff")
     first_line = text.split("\n", 1)[0].rstrip("\r")
     if not first_line.strip():
         raise RareEventError(f"{path}: line 1 is blank; the first line must be the header")
@@ -255,7 +324,26 @@ def format_of(path: Path, head: bytes, complete: bool, counted: bool = True) -> 
         if name in seen:
             raise RareEventError(f"{path}: duplicate column name {name!r} in the header (line 1)")
         seen.add(name)
-    return CsvFormat(path=path, delimiter=delimiter, header=header, counted=counted)
+    return CsvFormat(path=path, delimiter=delimiter, header=header, counted=counted, encoding=encoding or "utf-8")
+
+
+def _is_utf8(data: bytes, complete: bool) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return not complete and exc.start >= len(data) - 4
+    return True
+
+
+def _encoding_hint(data: bytes) -> str:
+    """What to do about bytes that are not UTF-8: name the Windows or Latin-1 encoding they read as."""
+    for encoding in ("cp1252", "latin-1"):
+        try:
+            data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return f"it reads as {encoding} (Excel's ANSI export on Windows): pass `encoding={encoding}`, or re-export the file as UTF-8"
+    return "re-export the file as UTF-8, or pass `encoding=NAME`"
 
 
 def _decode(path: Path, data: bytes, complete: bool) -> str:
@@ -268,7 +356,7 @@ def _decode(path: Path, data: bytes, complete: bool) -> str:
         line = data[: exc.start].count(b"\n") + 1
         raise RareEventError(
             f"{path}: line {line} is not UTF-8 text (byte {exc.start})",
-            hint="re-export the file as UTF-8",
+            hint=_encoding_hint(data),
         ) from None
 
 
@@ -277,8 +365,15 @@ def resolve_columns(
     time: str | None = None,
     label: str | None = None,
     drop: Sequence[str] = (),
+    sample: pd.DataFrame | None = None,
 ) -> Columns:
-    """Assign roles for training: named columns, else the conventional names."""
+    """Assign roles for training: named columns, else the conventional names, else (time) the content.
+
+    Without ``time`` and a column of a conventional name, the first column
+    whose cells in ``sample`` (the first rows, as text) are all dates or
+    times is the time column, whatever its name (``Zeitstempel``); the
+    columns say so in ``assumed``.
+    """
     header = fmt.header
     lower = {name.lower(): name for name in header}
     for param, names in (("time", [time] if time else []), ("label", [label] if label else []), ("drop", drop)):
@@ -289,8 +384,13 @@ def resolve_columns(
                 hint=f"columns are {', '.join(header)}",
                 param=param,
             )
+    assumed = []
     if time is None:
         time = next((lower[n] for n in TIME_NAMES if n in lower and lower[n] not in drop), None)
+    if time is None and sample is not None:
+        time = next((name for name in header if name not in drop and name != label and looks_like_times(sample[name])), None)
+        if time is not None:
+            assumed.append({"column": time, "as": "time", "message": f"column {time!r} holds dates or times: read as the time column (`time={time}`)"})
     if label is None:
         label = next((lower[n] for n in LABEL_NAMES if n in lower and lower[n] not in drop and lower[n] != time), None)
     if time is not None and time == label:
@@ -302,7 +402,18 @@ def resolve_columns(
             f"{fmt.path}: no feature columns left after time, label and `drop`",
             hint="every column other than time and label must be a numeric sensor",
         )
-    return Columns(features=features, time=time, label=label, dropped=list(drop))
+    return Columns(features=features, time=time, label=label, dropped=list(drop), assumed=assumed)
+
+
+_ISO_TIME = re.compile(r"\s*\d{4}-\d{2}-\d{2}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d\d:?\d\d)?\s*")
+
+
+def looks_like_times(cells: pd.Series) -> bool:
+    """Whether every non-blank cell of a text column is a date or time the reader knows (ISO 8601, ``31.01.2026 13:45``, ``01/31/26``)."""
+    text = cells.dropna().astype(str)
+    if not len(text):
+        return False
+    return bool(text.str.fullmatch(_DAY_MONTH.pattern).all() or text.str.fullmatch(_ISO_TIME.pattern).all())
 
 
 def columns_for_model(fmt: CsvFormat, trained: Columns) -> Columns:
@@ -343,7 +454,7 @@ def read_frames(
             fmt.path if data is None else io.StringIO(data),
             sep=fmt.delimiter,
             decimal=(reading or Reading()).decimal,
-            encoding="utf-8-sig",
+            encoding=fmt.codec,
             header=0 if data is None else None,
             names=fmt.header,
             index_col=False,
@@ -378,8 +489,8 @@ def read_frames(
     except OSError as exc:
         raise RareEventError(f"{fmt.path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:
-        line = _first_bad_utf8_line(fmt.path)
-        raise RareEventError(f"{fmt.path}: line {line} is not UTF-8 text", hint="re-export the file as UTF-8") from None
+        line, block = _first_bad_utf8_line(fmt.path)
+        raise RareEventError(f"{fmt.path}: line {line} is not UTF-8 text", hint=_encoding_hint(block)) from None
 
 
 def _long_row(fmt: CsvFormat, data: str | None, row: int, first_row: int) -> RareEventError:
@@ -404,7 +515,7 @@ def file_line(fmt: CsvFormat, row: int) -> int:
         return row + 1
     if not fmt.counted:
         return row + 2
-    with open(fmt.path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+    with open(fmt.path, encoding=fmt.codec, errors="replace", newline="") as fh:
         reader = csv.reader(fh, delimiter=fmt.delimiter, skipinitialspace=True)
         try:
             for _ in itertools.islice(reader, row + 1):  # the header and the rows before
@@ -430,7 +541,7 @@ def _check_field_count(fmt: CsvFormat, line: int) -> None:
     pandas fills the missing fields of a short row with NaN; this tells a
     broken row from a blank cell, on the error path only.
     """
-    text = _line_text(fmt.path, line) if fmt.counted else None
+    text = _line_text(fmt.path, line, fmt.encoding) if fmt.counted else None
     if text is None:
         return
     fields = next(csv.reader([text], delimiter=fmt.delimiter), [])
@@ -441,7 +552,7 @@ def _check_field_count(fmt: CsvFormat, line: int) -> None:
         )
 
 
-def _line_text(path: Path, line: int) -> str | None:
+def _line_text(path: Path, line: int, encoding: str = "utf-8") -> str | None:
     """The text of one line of a file, found by counting newlines block by block."""
     seen = 0  # newlines before ``buffer``
     buffer = b""
@@ -455,11 +566,11 @@ def _line_text(path: Path, line: int) -> str | None:
             break
     parts = buffer.split(b"\n")
     index = line - 1 - seen
-    return parts[index].decode("utf-8", "replace").rstrip("\r") if buffer and index < len(parts) else None
+    return parts[index].decode(encoding, "replace").rstrip("\r") if buffer and index < len(parts) else None
 
 
-def _first_bad_utf8_line(path: Path) -> int:
-    """Line number of the first byte that is not valid UTF-8, read block by block."""
+def _first_bad_utf8_line(path: Path) -> tuple[int, bytes]:
+    """Line number of the first byte that is not valid UTF-8, and the block holding it, read block by block."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     line = 1
     for block in _blocks(path):
@@ -467,9 +578,9 @@ def _first_bad_utf8_line(path: Path) -> int:
         try:
             decoder.decode(block)
         except UnicodeDecodeError as exc:
-            return line + (block[: max(exc.start - pending, 0)]).count(b"\n")
+            return line + (block[: max(exc.start - pending, 0)]).count(b"\n"), block
         line += block.count(b"\n")
-    return line
+    return line, b""
 
 
 def validate_frame(
@@ -552,7 +663,7 @@ def _numeric_column(series: pd.Series, path: Path, name: str, lines: _Lines, rea
             )
         raise RareEventError(
             f"{path}: non-numeric value {value[:30]!r} in column {name!r} at line {line}",
-            hint=_non_numeric_hint(value, reading, bad.mean() > 0.5),
+            hint=_non_numeric_hint(value, reading, bad.mean() > 0.5, name),
         )
     return coerced.astype(np.float64)
 
@@ -581,8 +692,10 @@ def _to_numbers(series: pd.Series, reading: Reading) -> tuple[pd.Series, np.ndar
     return pd.to_numeric(text, errors="coerce"), ambiguous
 
 
-def _non_numeric_hint(value: str, reading: Reading, mostly_text: bool) -> str | None:
-    """Suggest ``--decimal`` when the value is a number with the other decimal mark, ``--drop`` for a text column."""
+def _non_numeric_hint(value: str, reading: Reading, mostly_text: bool, name: str) -> str | None:
+    """Suggest ``--decimal`` for a number with the other decimal mark, ``--time`` for a date, ``--drop`` for a text column."""
+    if looks_like_times(pd.Series([value])):
+        return f"column {name!r} holds dates: pass `time={name}` to make it the time column"
     other = _OTHER_MARK[reading.decimal]
     if pd.notna(_to_numbers(pd.Series([value]), Reading(decimal=other, decimal_settled=True))[0].iloc[0]):
         return f"the file is read with decimal mark {reading.decimal!r}; pass `decimal={other}` if {other!r} is its decimal mark"
@@ -602,7 +715,7 @@ def _labels(series: pd.Series, path: Path, name: str, lines: _Lines) -> np.ndarr
 
 
 def _times(series: pd.Series, path: Path, name: str, lines: _Lines, previous: object | None, reading: Reading) -> np.ndarray:
-    return _check_order(_time_values(series, path, name, lines, reading), path, name, lines, previous)
+    return _check_order(_time_values(series, path, name, lines, reading, previous), path, name, lines, previous)
 
 
 def time_values(frame: pd.DataFrame, fmt: CsvFormat, name: str, reading: Reading) -> np.ndarray:
@@ -610,7 +723,7 @@ def time_values(frame: pd.DataFrame, fmt: CsvFormat, name: str, reading: Reading
     return _time_values(frame[name], fmt.path, name, _Lines(fmt, np.arange(len(frame))), reading)
 
 
-def _time_values(series: pd.Series, path: Path, name: str, lines: _Lines, reading: Reading) -> np.ndarray:
+def _time_values(series: pd.Series, path: Path, name: str, lines: _Lines, reading: Reading, previous: object | None = None) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(series):  # a typed table's timestamps: nothing to parse
         parsed = series.dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(series.dtype, pd.DatetimeTZDtype) else series
         values = parsed.to_numpy(dtype="datetime64[ns]")
@@ -632,17 +745,72 @@ def _time_values(series: pd.Series, path: Path, name: str, lines: _Lines, readin
         row = int(np.flatnonzero(numeric.isna().to_numpy())[0])
         raise RareEventError(f"{path}: cannot read time {str(series.iloc[row])[:30]!r} in column {name!r} at line {lines[row]} as a number of {reading.time_unit} since 1970")
     else:
-        if reading.time_format is None:
+        if reading.time_format is None and reading.tz is None:  # with --tz a time without offset is in that zone: mixing is fine
             _check_offsets(series, path, name, lines)
-        parsed, expected = _parse_datetimes(series, path, name, reading.time_format)
+        parsed, expected = _parse_datetimes(series, path, name, reading.time_format, local=reading.tz is not None)
         if parsed.isna().any():
             row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
             where = f"{path}: cannot parse time {str(series.iloc[row])[:30]!r} in column {name!r} at line {lines[row]}"
             if expected is None:
                 raise RareEventError(where, hint="use ISO times like 2024-01-31 13:45:00 or plain numbers, or `time=NAME`")
             raise RareEventError(f"{where}: it does not match {expected}", hint="a time column holds one format; `time_format=FORMAT` sets it")
+        if reading.tz is not None:
+            return _localized(parsed, series, path, name, lines, reading.tz, previous)
         return parsed.to_numpy(dtype="datetime64[ns]")
     return values
+
+
+def _localized(parsed: pd.Series, series: pd.Series, path: Path, name: str, lines: _Lines, tz: str, previous: object | None) -> np.ndarray:
+    """Times as UTC: ``parsed`` holds UTC for cells with an offset and wall-clock times of ``tz`` for the rest.
+
+    A wall-clock time of the repeated autumn hour is resolved by file order:
+    until the clock goes back (the first step in that hour that does not
+    increase) it is summer time, after it standard time. ``previous`` (the
+    last UTC time of the chunk before) carries that across chunk borders.
+    A time in the skipped spring hour does not exist and is refused.
+    """
+    values = parsed.to_numpy(dtype="datetime64[ns]")
+    local = ~series.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", na=False).to_numpy()
+    if not local.any():
+        return values
+    wall = pd.DatetimeIndex(values[local])
+    probe = wall.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+    missing = np.flatnonzero(probe.isna())
+    summer = np.zeros(len(wall), bool)
+    if missing.size:
+        exists = wall[missing].tz_localize(tz, ambiguous=True, nonexistent="NaT").notna()
+        if not exists.all():
+            row = int(np.flatnonzero(local)[missing[np.argmin(exists)]])
+            raise RareEventError(f"{path}: time {str(series.iloc[row])[:30]!r} in column {name!r} at line {lines[row]} does not exist in {tz}: the clock skips that hour in spring")
+        summer[missing] = _first_pass(wall, missing, tz, previous)
+    aware = wall.tz_localize(tz, ambiguous=summer | ~probe.isna(), nonexistent="raise")
+    values[local] = aware.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    return values
+
+
+def _first_pass(wall: pd.DatetimeIndex, ambiguous: np.ndarray, tz: str, previous: object | None) -> np.ndarray:
+    """For each position in ``ambiguous`` (wall times of a repeated hour, in file order): whether it is the first, summer-time pass.
+
+    Within one repeated hour, the first step that does not increase is the
+    clock going back. ``previous`` (the UTC time before ``wall``, from the
+    chunk before) continues an hour that chunk began.
+    """
+    ticks = wall.asi8[ambiguous]
+    summer = np.ones(len(ticks), bool)
+    blocks = np.split(np.arange(len(ticks)), np.flatnonzero(np.diff(ambiguous) > 1) + 1)  # one per repeated hour
+    before = pd.Timestamp(previous).tz_localize("UTC").tz_convert(tz) if isinstance(previous, np.datetime64) else None
+    carried = before is not None and ambiguous[0] == 0 and before.tz_localize(None).floor("h") == wall[0].floor("h")
+    for k, block in enumerate(blocks):
+        values, lead = ticks[block], 0
+        if k == 0 and carried:
+            if not before.dst():  # the chunk before is already past the clock change
+                summer[block] = False
+                continue
+            values, lead = np.r_[before.tz_localize(None).value, values], 1
+        turned = np.flatnonzero(np.diff(values) <= 0)
+        if turned.size:
+            summer[block[turned[0] + 1 - lead :]] = False
+    return summer
 
 
 def _check_order(values: np.ndarray, path: Path, name: str, lines: _Lines, previous: object | None) -> np.ndarray:
@@ -657,10 +825,10 @@ def _check_order(values: np.ndarray, path: Path, name: str, lines: _Lines, previ
         step = int(np.flatnonzero(not_increasing)[0])
         row = step if previous is not None else step + 1
         word = "repeats" if steps[step] == steps.dtype.type(0) else "goes backwards"
-        raise RareEventError(
-            f"{path}: time in column {name!r} {word} at line {lines[row]}",
-            hint="rows must be in strictly increasing time order",
-        )
+        hint = "rows must be in strictly increasing time order"
+        if np.issubdtype(steps.dtype, np.timedelta64) and -np.timedelta64(1, "h") <= steps[step] <= np.timedelta64(0, "h"):
+            hint = "if the times are local, this may be the autumn clock change repeating an hour: pass `tz=ZONE` (like Europe/Berlin); else " + hint
+        raise RareEventError(f"{path}: time in column {name!r} {word} at line {lines[row]}", hint=hint)
     return values
 
 
@@ -701,13 +869,21 @@ def _check_offsets(series: pd.Series, path: Path, name: str, lines: _Lines) -> N
         )
 
 
-def _parse_datetimes(series: pd.Series, path: Path, name: str, time_format: str | None = None) -> tuple[pd.Series, str | None]:
+def _parse_datetimes(series: pd.Series, path: Path, name: str, time_format: str | None = None, local: bool = False) -> tuple[pd.Series, str | None]:
     """Parse text times, and say what a failed value should have looked like.
 
     With ``time_format``, exactly that format. Otherwise ISO 8601 (offsets
     become UTC): when the first time is ISO, every time must be; else
     pandas' per-value inference, as a last resort for other shapes.
+    With ``local`` (``--tz``) cells without an offset keep their wall-clock
+    time, for :func:`_localized`; cells with one become UTC.
     """
+    if local:
+        offset = series.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", na=False)
+        if offset.any():
+            wall, expected = _parse_datetimes(series.where(~offset), path, name, time_format)
+            utc, _ = _parse_datetimes(series.where(offset), path, name, None)
+            return wall.where(~offset, utc), expected
     try:
         if time_format is not None:
             return pd.to_datetime(series, errors="coerce", format=time_format), f"the time format {time_format!r}"
@@ -737,14 +913,16 @@ def decimal_reading(sample: pd.DataFrame | None, fmt: CsvFormat, columns: Column
     Only ``;`` and tab files can hold decimal commas unquoted, so only they
     are looked at; ``,`` files keep the decimal point. A cell votes for a
     mark when it can only be read with it (``0,5``, ``1.234,5`` for ',';
-    ``0.5`` for '.'); ``1,234`` votes for neither.
+    ``0.5`` for '.'); ``1,234`` votes for neither. The zone (``--tz``,
+    else the run's) and the file's encoding travel with the reading.
     """
+    carried = {"tz": options.tz or base.tz, "encoding": fmt.encoding}
     if options.decimal is not None:
-        return Reading(decimal=options.decimal, decimal_settled=True)
+        return Reading(decimal=options.decimal, decimal_settled=True, **carried)
     if fmt.delimiter == ",":
-        return Reading(decimal=".", decimal_settled=base.decimal_settled and base.decimal == ".")
+        return Reading(decimal=".", decimal_settled=base.decimal_settled and base.decimal == ".", **carried)
     if sample is None:
-        return Reading(decimal=base.decimal, decimal_settled=base.decimal_settled)
+        return Reading(decimal=base.decimal, decimal_settled=base.decimal_settled, **carried)
     cells = pd.concat([sample[name] for name in columns.features], ignore_index=True).dropna().str.strip()
     votes = {}
     for mark, other in _OTHER_MARK.items():
@@ -754,8 +932,8 @@ def decimal_reading(sample: pd.DataFrame | None, fmt: CsvFormat, columns: Column
         groups_of_other = cells.str.fullmatch(rf"[+-]?\d{{1,3}}(?:{sep}\d{{3}}){{2,}}")
         votes[mark] = int(((decimal_part & ~lone_group) | groups_of_other).sum())
     if votes[","] == votes["."]:
-        return Reading(decimal=base.decimal, decimal_settled=base.decimal_settled or votes["."] > 0)
-    return Reading(decimal="," if votes[","] > votes["."] else ".", decimal_settled=True)
+        return Reading(decimal=base.decimal, decimal_settled=base.decimal_settled or votes["."] > 0, **carried)
+    return Reading(decimal="," if votes[","] > votes["."] else ".", decimal_settled=True, **carried)
 
 
 def time_reading(
@@ -815,7 +993,7 @@ def _first_index(mask: pd.Series, earlier: int | None) -> int | None:
 
 
 def _with_time(reading: Reading, time_format: str | None, time_unit: str | None, date_order: str | None = None, assumed: bool = False) -> Reading:
-    return Reading(reading.decimal, reading.decimal_settled, time_format, time_unit, date_order, assumed)
+    return replace(reading, time_format=time_format, time_unit=time_unit, date_order=date_order, date_order_assumed=assumed)
 
 
 def _day_month_format(shape: re.Match[str], dayfirst: bool) -> str:
@@ -871,9 +1049,9 @@ def read_csv_whole(
     base = base or Reading()
     options = options or ReadingOptions()
     options.check()
-    fmt = sniff(path)
-    columns = resolve_columns(fmt, time=time, label=label, drop=drop) if trained is None else columns_for_model(fmt, trained)
-    sample = text_sample(fmt, columns)
+    fmt = sniff(path, options.encoding, base.encoding)
+    sample = text_sample(fmt, Columns(features=fmt.header))
+    columns = resolve_columns(fmt, time=time, label=label, drop=drop, sample=sample) if trained is None else columns_for_model(fmt, trained)
     reading = decimal_reading(sample, fmt, columns, options, base)
     frame = next(read_frames(fmt, columns, reading=reading), None)
     if frame is None or len(frame) == 0:

@@ -15,12 +15,16 @@ METRIC_KEYS = ("precision", "recall", "f1", "pr_auc", "roc_auc")
 
 
 def summarize(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
-    """One flat row of a run: settings, test metrics (valid when no test part), timing."""
+    """One row of a run: settings, metrics, timing.
+
+    Metrics are nested as ``train --json`` nests them, ``metrics.<part>.<name>``
+    (and ``baseline.metrics.<part>.<name>``); ``metrics_part`` names the part
+    a table shows (test, else valid).
+    """
     metrics = record["metrics"]
     part = "test" if metrics.get("test") else "valid"
     scored = metrics.get(part) or {}
     baseline = record.get("baseline") if isinstance(record.get("baseline"), dict) else None
-    baseline_scored = ((baseline or {}).get("metrics") or {}).get(part) or {}
     return {
         "name": record["name"],
         "folder": str(folder),
@@ -34,21 +38,20 @@ def summarize(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
         "threshold_strategy": record["threshold_strategy"],
         "threshold": record["threshold"],
         "metrics_part": part if scored else None,
-        **{key: scored.get(key) for key in METRIC_KEYS},
-        "events": scored.get("events"),
-        "events_detected": scored.get("events_detected"),
-        "events_unseen": scored.get("events_unseen"),
-        "mean_lead_rows": scored.get("mean_lead_rows"),
-        "false_alarms": scored.get("false_alarms"),
-        "false_alarms_per_day": scored.get("false_alarms_per_day"),
-        "false_alarms_per_1000_windows": scored.get("false_alarms_per_1000_windows"),
+        "metrics": metrics,
         "train_seconds": record.get("train_seconds"),
-        "baseline": {key: baseline_scored.get(key) for key in (*METRIC_KEYS, "events_detected", "false_alarms")} if baseline else None,
+        "baseline": baseline,
         "input_file": record.get("input_file"),
         "input_sha256": record.get("input_sha256"),
         "group_column": record.get("group_column"),
         "series": record.get("series"),  # a fleet run: every series' rows and metrics
     }
+
+
+def shown_metrics(row: dict[str, Any], baseline: bool = False) -> dict[str, Any]:
+    """The metrics of ``row`` (a :func:`summarize` row) that tables show: its ``metrics_part``; of its PCA baseline with ``baseline``."""
+    source = (row["baseline"] or {}) if baseline else row
+    return ((source.get("metrics") or {}).get(row["metrics_part"]) or {}) if row["metrics_part"] else {}
 
 
 def collect(runs: Sequence[str], runs_dir: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -100,10 +103,10 @@ def comparisons(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     first: a["name"],
                     second: b["name"],
                     "metrics": {
-                        key: {first: a[key], second: b[key]}
-                        for key in (*METRIC_KEYS, "events_detected", "false_alarms", "parameters", "train_seconds")
+                        **{key: {first: shown_metrics(a).get(key), second: shown_metrics(b).get(key)} for key in (*METRIC_KEYS, "events_detected", "false_alarms")},
+                        **{key: {first: a[key], second: b[key]} for key in ("parameters", "train_seconds")},
                     },
-                    "better_f1": _better(first, a["f1"], second, b["f1"]),
+                    "better_f1": _better(first, shown_metrics(a).get("f1"), second, shown_metrics(b).get("f1")),
                 }
             )
     return pairs

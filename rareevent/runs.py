@@ -201,6 +201,7 @@ def validate_record(record: Any, path: Path) -> None:
         "input_sha256": lambda v: isinstance(v, str),
         "parent": lambda v: isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ("name", "folder")),  # written by `update`
         "reading": reading_record_ok,
+        "assumed": lambda v: isinstance(v, list) and all(isinstance(a, dict) and all(isinstance(a.get(k), str) for k in ("column", "as", "message")) for a in v),
         "gaps": gap_rule_ok,
         "resample": resample_record_ok,
         "baseline": lambda v: isinstance(v, dict) and v.get("arch") == "pca" and _is_metrics(v.get("metrics")),

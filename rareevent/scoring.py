@@ -266,7 +266,7 @@ def open_csv(
     check_fill(fill)
     options = options or ReadingOptions()
     options.check()
-    fmt = sniff(path)
+    fmt = sniff(path, options.encoding, Reading.from_record(record.get("reading")).encoding)
     _model_columns(fmt, record, time, label)  # a file without the run's columns is refused before any row is read
     sample = text_sample(fmt, Columns(features=fmt.header))
     columns, reading = settle_reading(fmt, record, options, sample, lambda columns, reading: (frame[columns.time] for frame in read_frames(fmt, columns, chunk_rows, reading)), time, label)

@@ -119,7 +119,27 @@ def _train_on(
         baseline = {"arch": "pca", "parameters": pca.model_.count_params(), "threshold": float(pca.threshold_), "metrics": baseline_metrics}
     record = _record(name, detector, data, splits, metrics, valid_frac, test_frac, fill, parts)
     record["baseline"] = baseline
+    record["assumed"] = [*data.columns.assumed, *_unnamed_flags(detector, data)]
     return TrainResult(detector=detector, data=data, record=record, scores=scores_frame(parts), parts=parts)
+
+
+def _unnamed_flags(detector: RareEventDetector, data: SensorData) -> list[dict[str, str]]:
+    """What was done with each 0/1 column that no option names: a fault column read as an input would leak the events it marks."""
+    named = set() if isinstance(detector.context, str) else set(detector.context)
+    found = []
+    for j, column in enumerate(data.columns.features):
+        values = data.X[:, j]
+        if j in named or not np.isin(values, (0.0, 1.0)).all() or len(np.unique(values)) != 2:
+            continue
+        context = j in detector.context_features_
+        role = "context (read by the model, not scored)" if context else "a sensor (read and scored)"
+        found.append({
+            "column": column,
+            "as": "context" if context else "sensor",
+            "message": f"column {column!r} holds only 0 and 1 and no option names it: used as {role}; if it marks events, pass `label={column}` "
+            f"(as an input it leaks them to the model); if it is a state, pass `context={column}` to say so",
+        })
+    return found
 
 
 def check_parts(where: object, n_rows: int, splits: dict[str, tuple[int, int]], starts: np.ndarray, lookback: int, valid_frac: float, test_frac: float) -> None:
@@ -172,6 +192,8 @@ def _fit_and_measure(
 def resolve_context(context: str | Sequence[str], features: Sequence[str]) -> str | list[int]:
     """``auto``, ``none``, or the indices of the features matching comma-separated names or glob patterns.
 
+    A name is matched literally first: it is a pattern only when no feature
+    has exactly that name (``Flow [m3/h]`` is a name, not a character class).
     A pattern that matches no feature is an error naming it, so a typo is
     not silently scored as a target.
     """
@@ -180,7 +202,7 @@ def resolve_context(context: str | Sequence[str], features: Sequence[str]) -> st
     patterns = [p.strip() for p in (context.split(",") if isinstance(context, str) else context) if p.strip()]
     chosen: set[int] = set()
     for pattern in patterns:
-        matches = {i for i, name in enumerate(features) if fnmatch.fnmatchcase(name, pattern)}
+        matches = {i for i, name in enumerate(features) if name == pattern} or {i for i, name in enumerate(features) if fnmatch.fnmatchcase(name, pattern)}
         if not matches:
             raise RareEventError(f"context {pattern!r} matches no feature column", hint=f"the features are {', '.join(features)}")
         chosen |= matches
@@ -198,6 +220,7 @@ def update(
     fill: str | None = None,
     name: str | None = None,
     on_epoch: EpochCallback | None = None,
+    reading: ReadingOptions | None = None,
 ) -> TrainResult:
     """A new run from a saved one and a newer stretch of data: ``rareevent update``.
 
@@ -224,7 +247,7 @@ def update(
     )
     name = check_options(detector, valid_frac, 0.0, None, None, name)
     trained = Columns(features=list(detector.feature_names_in_), time=parent["time_column"], label=parent["label_column"])
-    data = load_csv(csv_path, fill=fill, trained=trained, base=Reading.from_record(parent.get("reading")))
+    data = load_csv(csv_path, fill=fill, options=reading, trained=trained, base=Reading.from_record(parent.get("reading")))
     data, resampled = gaps.regrid(data, gaps.Resampling.from_record(parent.get("resample")), fill)
     max_gap_value = gaps.check_time_kind(parent.get("gaps"), data.time, data.columns.time, data.path)
     starts = gaps.gap_starts(data.time, len(data), max_gap_value)

@@ -201,8 +201,8 @@ def test_report_compares_any_two_architectures() -> None:
     from rareevent.report import comparisons
 
     def row(name: str, arch: str, created: str, f1: float, digest: str = "d1") -> dict[str, Any]:
-        metrics = dict.fromkeys(("precision", "recall", "pr_auc", "roc_auc", "events_detected", "false_alarms", "parameters", "train_seconds"), 1)
-        return {"name": name, "arch": arch, "created": created, "input_sha256": digest, "input_file": f"/data/{digest}.csv", "f1": f1, **metrics}
+        metrics = {**dict.fromkeys(("precision", "recall", "pr_auc", "roc_auc", "events_detected", "false_alarms"), 1), "f1": f1}
+        return {"name": name, "arch": arch, "created": created, "input_sha256": digest, "input_file": f"/data/{digest}.csv", "metrics_part": "test", "metrics": {"valid": None, "test": metrics}, "parameters": 1, "train_seconds": 1}
 
     summaries = [
         row("pca-1", "pca", "2026-01-01", 0.9),

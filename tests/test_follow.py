@@ -99,7 +99,7 @@ def test_follow_scores_appended_rows_announces_episodes_survives_truncation_and_
             assert not any(_window(105)(line) for line in out.lines)  # a partly written line waits for its newline
             fh.write(appended[cut:])
         out.wait_for(_window(119))
-        err.wait_for(lambda line: line.startswith("alarm closed: rows 101-109"))
+        err.wait_for(lambda line: line.startswith("alarm closed: lines 103-111"))
         records = [json.loads(line) for line in out.lines]
         windows = [r for r in records if "row" in r and "event" not in r]
         assert [w["row"] for w in windows] == list(range(2, 120))  # every window once, in order, as its row arrived
@@ -110,7 +110,7 @@ def test_follow_scores_appended_rows_announces_episodes_survives_truncation_and_
         assert events == ["alarm_opened", "alarm_closed"]
         assert records[opened_at - 1]["row"] == 101 and records[opened_at]["start_row"] == 101  # announced right after the window that opened it
         assert records[closed_at - 1]["row"] == 109 and records[closed_at]["end_row"] == 109 and records[closed_at]["windows"] == 9
-        assert any(line.startswith("alarm opened at row 101 (2026-01-01T01:41:00)") for line in err.lines)
+        assert any(line.startswith("alarm opened at line 103 (2026-01-01T01:41:00)") for line in err.lines)
 
         live.write_text(_header() + _rows(400, 420))  # truncated and written again: fewer bytes than were read
         restarted = out.wait_for(lambda line: line.startswith("{\"row\":") and json.loads(line)["time"] == "2026-01-01T08:59:00")

@@ -203,7 +203,7 @@ def test_every_lstm_run_carries_the_pca_baseline_and_report_shows_it(trained_run
     assert result.exit_code == 0, result.output
     assert "baseline: pca PR-AUC" in result.output
     as_json = json.loads(runner.invoke(app, ["report", str(trained_runs["ae"]), "--json"]).output)
-    assert as_json["runs"][0]["baseline"]["pr_auc"] == pytest.approx(baseline["metrics"]["test"]["pr_auc"])
+    assert as_json["runs"][0]["baseline"]["metrics"]["test"]["pr_auc"] == pytest.approx(baseline["metrics"]["test"]["pr_auc"])
 
 
 def test_a_run_trained_without_labels_is_measured_with_score_label(tmp_path: Path) -> None:
