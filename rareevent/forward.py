@@ -181,10 +181,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _lstm(layer: Layer, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
-    kernel, recurrent, bias = weights if layer.options.get("use_bias", True) else (*weights, 0)
+    units = layer.options["units"]
+    _fits(layer, weights, [(x.shape[-1], 4 * units), (units, 4 * units), (4 * units,)])
+    kernel, recurrent, bias = weights if len(weights) == 3 else (*weights, 0)
     act = _activation(layer.options.get("activation", "tanh"))
     gate = _activation(layer.options.get("recurrent_activation", "sigmoid"))
-    units = recurrent.shape[0]
     n, steps = x.shape[0], x.shape[1]
     z_in = (x.reshape(n * steps, -1) @ kernel).reshape(n, steps, -1) + bias  # the input part of every step at once
     h = np.zeros((n, units), x.dtype)
@@ -200,7 +201,14 @@ def _lstm(layer: Layer, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
     return h if outputs is None else outputs
 
 
+def _fits(layer: Layer, weights: list[np.ndarray], shapes: list[tuple[int, ...]]) -> None:
+    """Refuse weights of other shapes than the layer's (numpy would broadcast some of them silently); no bias: one shape less."""
+    if [w.shape for w in weights] != shapes[: len(weights)]:
+        raise ValueError(f"{layer.kind} weights of shapes {[w.shape for w in weights]}, expected {shapes}")
+
+
 def _dense(layer: Layer, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
+    _fits(layer, weights, [(x.shape[-1], layer.options["units"]), (layer.options["units"],)])
     y = x @ weights[0]
     if layer.options.get("use_bias", True):
         y = y + weights[1]
