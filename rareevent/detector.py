@@ -517,12 +517,16 @@ class RareEventDetector(BaseEstimator):
         path = folder / WEIGHTS_FILE
         if not path.is_file():
             raise RareEventError(f"{path}: model weights file missing", hint="retrain the run")
+
+        def build() -> Any:  # Keras' model, or under forward.load the numpy forward's recording of it
+            return build_model(self.arch, self.lookback, self.n_features_in_, tuple(self.units), self.activation, n_outputs=len(self.target_features_))
+
         if forward.use_numpy():
             try:
-                return forward.load(path, self.arch, self.lookback, self.n_features_in_, tuple(self.units), self.activation, n_outputs=len(self.target_features_))
+                return forward.load(path, self.arch, build)
             except forward.Unsupported:  # a layer the numpy forward does not run: Keras does
                 pass
-        model = build_model(self.arch, self.lookback, self.n_features_in_, tuple(self.units), self.activation, n_outputs=len(self.target_features_))
+        model = build()
         try:
             model.load_weights(path)
         except Exception as exc:  # h5py and Keras raise many types for a damaged file or weights of other shapes

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from rareevent.errors import RareEventError
-from rareevent.model import build_model, building_with, configured_backend
+from rareevent.model import building_with, configured_backend
 
 FORWARD_ENV = "RAREEVENT_FORWARD"
 FORWARDS = ("auto", "numpy", "keras")
@@ -386,15 +386,15 @@ def _check_shapes(graph: Graph, weights: dict[int, list[np.ndarray]]) -> None:
     NumpyModel(graph, weights).predict_on_batch(probe)
 
 
-def load(path: Path, arch: str, lookback: int, n_features: int, units: tuple[int, int], activation: str, n_outputs: int) -> NumpyModel:
-    """The numpy model of a saved Keras model: the architecture recorded from its builder, the weights read from ``path``.
+def load(path: Path, arch: str, build: Callable[[], Any]) -> NumpyModel:
+    """The numpy model of a saved Keras model: ``build`` (the call of ``build_model`` Keras would get) recorded, the weights read from ``path``.
 
     Raises ``Unsupported`` when the builder uses what this module cannot
     run (the caller then uses Keras), and ``RareEventError`` when the file
     is not the weights of this model.
     """
     with building_with(RECORDER):
-        graph = build_model(arch, lookback, n_features, units, activation, n_outputs=n_outputs)
+        graph = build()
     if not isinstance(graph, Graph):
         raise Unsupported(f"the {arch!r} builder did not return a model")
     for layer in graph.layers:

@@ -21,7 +21,7 @@ import pytest
 from rareevent import forward
 from rareevent.detector import WEIGHTS_FILE, RareEventDetector
 from rareevent.errors import RareEventError
-from rareevent.model import ARCHITECTURES, LSTM_ARCHS
+from rareevent.model import ARCHITECTURES, LSTM_ARCHS, build_model
 from tests.conftest import synthetic_frame
 
 RTOL = 1e-5
@@ -135,7 +135,7 @@ def test_a_builder_the_numpy_forward_cannot_run_falls_back_to_keras(saved: dict,
 
     monkeypatch.setitem(ARCHITECTURES, "ae", model.Architecture("GRU", gru_builder))
     with pytest.raises(forward.Unsupported, match="GRU"):
-        forward.load(saved["ae"][0] / WEIGHTS_FILE, "ae", 3, 3, (4, 2), "tanh", 3)
+        forward.load(saved["ae"][0] / WEIGHTS_FILE, "ae", lambda: model.build_model("ae", 3, 3, (4, 2)))
 
 
 @pytest.mark.parametrize("damage", ["truncated", "other shapes"])
@@ -145,7 +145,7 @@ def test_weights_that_do_not_fit_are_one_error_naming_the_file(damage: str, save
     path.write_bytes(source.read_bytes()[: len(source.read_bytes()) // 2] if damage == "truncated" else source.read_bytes())
     units = (4, 2) if damage == "truncated" else (5, 2)
     with pytest.raises(RareEventError, match=r"model.weights.h5: not the weights of this 'ae' model"):
-        forward.load(path, "ae", 3, 3, units, "tanh", 3)
+        forward.load(path, "ae", lambda: build_model("ae", 3, 3, units))
 
 
 def test_a_bad_forward_setting_is_an_error() -> None:
@@ -195,3 +195,32 @@ def test_completion_imports_no_framework(trained_runs: dict[str, Path], tmp_path
     result = subprocess.run([sys.executable, "-c", WRAPPER], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["tiny-ae", "tiny-plain"], result.stderr
     assert "ML modules: []" in result.stderr
+
+
+def test_every_layer_type_the_recorder_offers_runs_like_keras(tmp_path: Path) -> None:
+    """A builder made of each supported layer (as a future registry entry could be), run by Keras and by numpy from the same weights."""
+    from rareevent import model
+
+    def builder() -> object:
+        keras = model.import_keras()
+        layers = keras.layers
+        inputs = keras.Input(shape=(4, 3), name="window")
+        seq = layers.LSTM(5, activation="relu", return_sequences=True, name="a")(inputs)
+        last = layers.LSTM(2, return_sequences=False, use_bias=False, name="b")(layers.Dropout(0.1)(seq))
+        wide = layers.Dense(8, activation="tanh")(last)
+        repeated = layers.RepeatVector(4)(layers.Activation("sigmoid")(last))
+        both = layers.Concatenate()([layers.Reshape((4, 2))(wide), repeated])
+        steps = layers.TimeDistributed(layers.Dense(3, use_bias=False))(layers.Add()([both, both]))
+        flat = layers.Dense(12, activation="relu")(layers.Flatten()(steps))
+        return keras.Model(inputs, layers.Reshape((4, 3), name="output")(flat))
+
+    keras_model = builder()
+    rng = np.random.default_rng(0)
+    keras_model.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in keras_model.get_weights()])
+    keras_model.save_weights(tmp_path / WEIGHTS_FILE)
+    numpy_model = forward.load(tmp_path / WEIGHTS_FILE, "test", builder)
+    windows = rng.normal(size=(50, 4, 3)).astype(np.float32)
+    expected = np.asarray(keras_model.predict_on_batch(windows))
+    assert np.abs(expected).max() > 0.1
+    np.testing.assert_allclose(numpy_model.predict_on_batch(windows), expected, rtol=1e-5, atol=1e-6)
+    assert numpy_model.count_params() == keras_model.count_params()
