@@ -37,13 +37,13 @@ WRAPPER = (
 ) % (FRAMEWORKS, RAREEVENT, RAREEVENT)
 
 
-def run_rareevent(*args: object, cwd: Path, forward_env: str | None = None) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+def run_rareevent(*args: object, cwd: Path, forward_env: str | None = None, stdin: str | None = None) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     """The installed CLI in a fresh process with no backend chosen: its result and the ML frameworks it imported."""
     env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", forward.FORWARD_ENV)}
     env["KERAS_HOME"] = str(cwd / ".keras")  # no keras.json of the user's
     if forward_env is not None:
         env[forward.FORWARD_ENV] = forward_env
-    result = subprocess.run([sys.executable, "-c", WRAPPER, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", WRAPPER, *map(str, args)], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=300)
     line = [text for text in result.stderr.splitlines() if text.startswith("ML modules: ")]
     assert line, result.stderr
     return result, json.loads(line[-1].removeprefix("ML modules: "))
@@ -176,6 +176,21 @@ def test_score_imports_no_framework_and_matches_the_tensorflow_path(tmp_path: Pa
     assert_close(fast["error"].to_numpy(), slow["error"].to_numpy())
     pd.testing.assert_frame_equal(fast.drop(columns=["error", "top_features"]), slow.drop(columns=["error", "top_features"]))
     assert (fast["top_features"].str.replace(r":[0-9.]+", "", regex=True) == slow["top_features"].str.replace(r":[0-9.]+", "", regex=True)).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["encode", "score -"])
+def test_encode_and_scoring_stdin_import_no_framework(command: str, trained_runs: dict[str, Path], sensor_csv: Path, tmp_path: Path) -> None:
+    run = trained_runs["ae"]
+    if command == "encode":
+        result, imported = run_rareevent("encode", sensor_csv, "--run", run, "--output", tmp_path / "codes.csv", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert len(pd.read_csv(tmp_path / "codes.csv")) == 598
+    else:
+        result, imported = run_rareevent("score", "-", "--run", run, cwd=tmp_path, stdin=sensor_csv.read_text())
+        assert result.returncode == 0, result.stderr
+        assert "598 windows" in result.stdout
+    assert imported == []
 
 
 @pytest.mark.parametrize("args", [("--help",), ("--version",), ("report", "--runs-dir", "RUNS"), ("score", "--help")], ids=["help", "version", "report", "score-help"])
