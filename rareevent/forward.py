@@ -66,6 +66,8 @@ class Layer:
     inputs: list[Symbol] = field(default_factory=list)
 
     def __call__(self, x: Symbol | Sequence[Symbol]) -> Symbol:
+        if self.inputs:
+            raise Unsupported(f"a {self.kind} layer called twice (shared weights)")
         self.inputs = [x] if isinstance(x, Symbol) else list(x)
         return Symbol(self)
 
