@@ -197,10 +197,10 @@ def _bars(console: Console) -> bool:
 
 def _print_version(value: bool) -> None:
     if value:
-        from rareevent.model import versions
+        from rareevent.model import planned_versions
 
-        v = versions()
-        typer.echo(f"rareevent {v['rareevent']}, keras {v['keras']}, backend {v['backend']} {v['backend_version'] or '(version unknown)'}, device {v['device']}")
+        with _errors():
+            typer.echo(planned_versions())
         raise typer.Exit()
 
 

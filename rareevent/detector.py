@@ -37,7 +37,7 @@ from sklearn.utils import ClassifierTags, Tags
 from sklearn.utils.validation import check_is_fitted
 
 import rareevent
-from rareevent import scaling, windows
+from rareevent import forward, scaling, windows
 from rareevent.errors import RareEventError
 from rareevent.model import ARCHITECTURES, PCAModel, build_model, check_model_options, encoder, import_keras, on_accelerator
 from rareevent.storage import atomic_folder
@@ -352,10 +352,13 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         self.learning_rate_ = self.learning_rate or auto_learning_rate(self.batch_size_)
         if accelerator:
             train = whole_batches(train, self.batch_size_, self.seed)
-        if self.warm_start and hasattr(self, "model_"):
-            model = self.model_
+        loaded = getattr(self, "model_", None) if self.warm_start else None
+        if loaded is not None and not isinstance(loaded, forward.NumpyModel):
+            model = loaded
         else:
             model = build_model(self.arch, self.lookback, train.shape[2], tuple(self.units), self.activation, n_outputs=len(targets))
+            if loaded is not None:  # loaded for scoring, in numpy: Keras trains on from its weights
+                model.set_weights(loaded.get_weights())
         model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(keras, self.learning_rate_, self.batch_size_, len(train))), loss="mse")
         callbacks = [
             keras.callbacks.TerminateOnNaN(),
@@ -415,7 +418,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         partial batch of a file) costs about 0.2 s of tracing, more than
         predicting the padding.
         """
-        if isinstance(self.model_, PCAModel):
+        if isinstance(self.model_, (PCAModel, forward.NumpyModel)):  # no graph to trace
             return self.model_.predict_on_batch(batch)
         padded = np.zeros((PREDICT_BATCH, *batch.shape[1:]), np.float32)
         padded[: len(batch)] = batch
@@ -519,6 +522,8 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         check_is_fitted(self, "threshold_")
         require_bottleneck(self.arch)
         scaled = windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback)
+        if isinstance(self.model_, forward.NumpyModel):
+            return self.model_.predict(np.ascontiguousarray(scaled), batch_size=PREDICT_BATCH, output=ARCHITECTURES[self.arch].encoded_layer)
         if getattr(self, "_encoder", None) is None:  # a cache, not a learned attribute
             self._encoder = encoder(self.model_, self.arch)
         return self._encoder.predict(np.ascontiguousarray(scaled), batch_size=PREDICT_BATCH, verbose=0)
@@ -592,7 +597,16 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         path = folder / WEIGHTS_FILE
         if not path.is_file():
             raise RareEventError(f"{path}: model weights file missing", hint="retrain the run")
-        model = build_model(self.arch, self.lookback, self.n_features_in_, tuple(self.units), self.activation, n_outputs=len(self.target_features_))
+
+        def build() -> Any:  # Keras' model, or under forward.load the numpy forward's recording of it
+            return build_model(self.arch, self.lookback, self.n_features_in_, tuple(self.units), self.activation, n_outputs=len(self.target_features_))
+
+        if forward.use_numpy():
+            try:
+                return forward.load(path, self.arch, build)
+            except forward.Unsupported:  # a layer the numpy forward does not run: Keras does
+                pass
+        model = build()
         try:
             model.load_weights(path)
         except Exception as exc:  # h5py and Keras raise many types for a damaged file or weights of other shapes

@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from contextlib import contextmanager
+from contextvars import ContextVar
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -105,13 +107,33 @@ def _jax_has_gpu() -> bool:
         return False
 
 
+_building_with: ContextVar[Any] = ContextVar("rareevent_building_with", default=None)
+
+
+@contextmanager
+def building_with(api: Any) -> Iterator[None]:
+    """Within the block, ``import_keras()`` returns ``api`` instead of Keras.
+
+    The numpy forward (``rareevent.forward``) runs the registry's builders on
+    a recorder of the ``keras.Input``/``keras.layers``/``keras.Model`` calls
+    they make: one description of each architecture serves both.
+    """
+    token = _building_with.set(api)
+    try:
+        yield
+    finally:
+        _building_with.reset(token)
+
+
 def import_keras() -> ModuleType:
-    """Import Keras quietly, on the backend ``pick_backend`` chooses.
+    """Import Keras quietly, on the backend ``pick_backend`` chooses (or ``building_with``'s stand-in).
 
     TensorFlow's C++ start-up lines (absl, oneDNN notices) ignore
     ``TF_CPP_MIN_LOG_LEVEL``, so stderr is pointed at /dev/null while the
     backend loads; Python errors are still raised normally.
     """
+    if _building_with.get() is not None:
+        return _building_with.get()
     if "keras" in sys.modules:
         return sys.modules["keras"]
     installed = importlib.util.find_spec
@@ -196,6 +218,32 @@ def versions() -> dict[str, str | None]:
         "tensorflow": backend_version if backend == "tensorflow" else None,
         "device": compute_device(),
     }
+
+
+def planned_versions() -> str:
+    """What ``versions()`` would say, found without importing Keras or a backend (``rareevent --version``).
+
+    The backend is ``pick_backend``'s choice; when it depends on whether JAX
+    sees a GPU, which only importing JAX tells, both answers are named.
+    Saved models are scored in numpy unless ``RAREEVENT_FORWARD`` or a
+    chosen backend says otherwise (``rareevent.forward``).
+    """
+    from importlib import metadata
+
+    from rareevent.forward import use_numpy
+
+    def version(module: str) -> str:
+        for dist in metadata.packages_distributions().get(module, []):
+            return metadata.version(dist)
+        return "(not installed)"
+
+    def found(module: str) -> bool:
+        return importlib.util.find_spec(module) is not None
+
+    configured = configured_backend()
+    choice = [pick_backend(configured, found("tensorflow"), found("jax"), lambda gpu=gpu: gpu) or configured or "tensorflow" for gpu in (False, True)]
+    backend = f"{choice[0]} {version(choice[0])}" + (f" ({choice[1]} on a GPU)" if choice[1] != choice[0] else "")
+    return f"rareevent {rareevent.__version__}, keras {version('keras')}, backend {backend}, scoring {'numpy' if use_numpy() else 'keras'}"
 
 
 MAX_UNITS = 4096  # an LSTM of 4096 units already holds 4 x 4096^2 = 67M weights per layer; more is a typo, not a model

@@ -67,14 +67,15 @@ def flag_run(tmp_path_factory: pytest.TempPathFactory, constant_csv: Path) -> tu
 # ---------------------------------------------------------------- --version, choices, completion
 
 
-def test_version_names_rareevent_keras_and_the_backend() -> None:
+def test_version_names_rareevent_keras_the_backend_and_the_forward() -> None:
     import keras
 
     backend = keras.backend.backend()
     result = invoke("--version")
     assert result.exit_code == 0, result.output
     backend_version = sys.modules[backend].__version__
-    assert result.stdout == f"rareevent {rareevent.__version__}, keras {keras.__version__}, backend {backend} {backend_version}, device cpu\n"
+    # conftest sets KERAS_BACKEND: a chosen backend also scores
+    assert result.stdout == f"rareevent {rareevent.__version__}, keras {keras.__version__}, backend {backend} {backend_version}, scoring keras\n"
 
 
 def test_choices_are_the_library_values_and_show_in_help() -> None:
