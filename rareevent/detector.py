@@ -33,7 +33,20 @@ from sklearn.utils.validation import check_is_fitted
 import rareevent
 from rareevent import scaling, windows
 from rareevent.errors import RareEventError
-from rareevent.model import ARCHITECTURES, PCAModel, build_model, check_model_options, encoder, import_keras, on_accelerator
+from rareevent.model import (
+    AUTO_UNITS,
+    ARCHITECTURES,
+    MAX_UNITS,
+    PCAModel,
+    auto_units,
+    build_model,
+    check_model_options,
+    encoder,
+    hide_forecast_rows,
+    import_keras,
+    on_accelerator,
+    output_steps,
+)
 from rareevent.storage import atomic_folder
 from rareevent.threshold import check_labels, choose_threshold, parse_strategy
 
@@ -47,6 +60,7 @@ MAX_SEED = 2**32 - 1  # numpy's seeds
 MAX_VALIDATION_FRACTION = 0.9
 DETECTOR_FILE = "detector.json"
 DETECTOR_FORMAT = 1
+ADDED_PARAMS = ("horizon",)  # parameters newer than DETECTOR_FORMAT 1: a detector.json without them gets their defaults
 WEIGHTS_FILE = "model.weights.h5"  # Keras models: the weights alone (no model description)
 PCA_FILE = "model.npz"  # the pca baseline: three arrays, read without pickle
 
@@ -84,13 +98,18 @@ class RareEventDetector(BaseEstimator):
     ``fit`` keeps to choose the threshold and stop training early.
     ``warm_start`` (scikit-learn's sense) makes ``fit`` continue training the
     weights of ``model_`` instead of building a fresh model (``rareevent update``).
+    ``horizon`` is how many rows ``arch="forecast"`` predicts (the window's
+    last ones); the other architectures ignore it. ``units="auto"`` sizes
+    the LSTMs from the training rows (``model.auto_units``); ``units_`` holds
+    the sizes used.
     """
 
     def __init__(
         self,
         arch: str = "ae",
         lookback: int = 5,
-        units: tuple[int, int] = (32, 16),
+        horizon: int = 1,
+        units: tuple[int, int] | str = (32, 16),
         activation: str = "tanh",
         lead: int = 0,
         score_kind: str = "mean",
@@ -109,6 +128,7 @@ class RareEventDetector(BaseEstimator):
     ) -> None:
         self.arch = arch
         self.lookback = lookback
+        self.horizon = horizon
         self.units = units
         self.activation = activation
         self.lead = lead
@@ -128,10 +148,11 @@ class RareEventDetector(BaseEstimator):
 
     def check_params(self) -> None:
         """Refuse bad parameters (types included) before any data is read or any model built."""
-        check_model_options(self.arch, self.activation, self.units, self.lookback)
+        check_model_options(self.arch, self.activation, self.units, self.lookback, self.horizon)
         checks = [
             ("score_kind", self.score_kind in SCORE_KINDS, f"must be one of {', '.join(SCORE_KINDS)}, got {self.score_kind!r}"),
             ("lookback", self.lookback <= MAX_SPAN, f"must be at most {MAX_SPAN}, got {self.lookback}"),
+            ("horizon", self.horizon <= MAX_SPAN, f"must be at most {MAX_SPAN}, got {self.horizon}"),
             ("smooth", _is_int(self.smooth) and 1 <= self.smooth <= MAX_SPAN, f"must be between 1 and {MAX_SPAN}, got {self.smooth}"),
             ("margin", _is_number(self.margin) and 0 < self.margin <= MAX_MARGIN, f"must be above 0 and at most {MAX_MARGIN:g}, got {self.margin}"),
             ("lead", _is_int(self.lead) and 0 <= self.lead <= MAX_SPAN, f"must be between 0 and {MAX_SPAN}, got {self.lead}"),
@@ -243,6 +264,8 @@ class RareEventDetector(BaseEstimator):
             raise RareEventError("the validation part has no window free of events", hint="raise `validation_fraction`")
         labels = None if y_valid is None else windows.window_labels(valid_rows, T, self.lead, valid_ahead)[: len(valid_keep)][valid_keep]
         check_labels(strategy, labels)  # before training, not after it
+        if not (self.warm_start and hasattr(self, "model_")):
+            self.units_ = auto_units(scaling.transform(self.scaler_, normal)[:, self.target_features_]) if self.units == AUTO_UNITS else tuple(self.units)
         train_windows = windows.sliding_windows(scaling.transform(self.scaler_, X_train), T)[train_clean]
         valid_all = windows.kept(windows.sliding_windows(scaling.transform(self.scaler_, X_valid), T), valid_keep)
         self.model_ = self._train(np.ascontiguousarray(train_windows), np.ascontiguousarray(valid_all[valid_clean]), on_epoch)
@@ -303,7 +326,7 @@ class RareEventDetector(BaseEstimator):
         if self.warm_start and hasattr(self, "model_"):
             model = self.model_
         else:
-            model = build_model(self.arch, self.lookback, train.shape[2], tuple(self.units), self.activation, n_outputs=len(targets))
+            model = build_model(self.arch, self.lookback, train.shape[2], self.units_, self.activation, n_outputs=len(targets), horizon=self.horizon)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(keras, self.learning_rate_, self.batch_size_, len(train))), loss="mse")
         callbacks = [
             keras.callbacks.TerminateOnNaN(),
@@ -315,9 +338,9 @@ class RareEventDetector(BaseEstimator):
         if requested is not None:
             callbacks.append(keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: _stop_if(requested), on_test_batch_end=lambda batch, logs: _stop_if(requested)))
         history = model.fit(
-            train,
+            self._model_input(train),
             self._targets_of(train),
-            validation_data=(valid, self._targets_of(valid)),
+            validation_data=(self._model_input(valid), self._targets_of(valid)),
             epochs=self.epochs,
             batch_size=self.batch_size_,
             validation_batch_size=PREDICT_BATCH,  # no gradients: big batches are just faster
@@ -351,10 +374,22 @@ class RareEventDetector(BaseEstimator):
         return _combined(errors)
 
     def _targets_of(self, scaled_windows: np.ndarray) -> np.ndarray:
-        """The target columns of windows (the windows themselves, uncopied, when nothing is context)."""
+        """What the model's output is compared with: the target columns of the rows it stands for (all, or a forecast's last ``horizon``).
+
+        The windows themselves, uncopied, when nothing is context and every row counts.
+        """
+        steps = output_steps(self.arch, self.lookback, self.horizon)
+        if steps < scaled_windows.shape[1]:
+            scaled_windows = scaled_windows[:, -steps:]
         if len(self.target_features_) == scaled_windows.shape[2]:
             return scaled_windows
         return np.ascontiguousarray(scaled_windows[..., self.target_features_])
+
+    def _model_input(self, scaled_windows: np.ndarray) -> np.ndarray:
+        """What the model reads: the windows, with a forecast's predicted targets hidden (a copy; the windows themselves otherwise)."""
+        if not ARCHITECTURES[self.arch].forecasts:
+            return scaled_windows
+        return hide_forecast_rows(np.array(scaled_windows, np.float32), self.target_features_, self.horizon)
 
     def _predict(self, batch: np.ndarray) -> np.ndarray:
         """Reconstruct one batch, padded to ``PREDICT_BATCH`` windows.
@@ -367,6 +402,8 @@ class RareEventDetector(BaseEstimator):
             return self.model_.predict_on_batch(batch)
         padded = np.zeros((PREDICT_BATCH, *batch.shape[1:]), np.float32)
         padded[: len(batch)] = batch
+        if ARCHITECTURES[self.arch].forecasts:
+            hide_forecast_rows(padded, self.target_features_, self.horizon)
         return np.asarray(self.model_.predict_on_batch(padded))[: len(batch)]
 
     def score_windows(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -487,6 +524,8 @@ class RareEventDetector(BaseEstimator):
         if config["format_version"] > DETECTOR_FORMAT:
             raise RareEventError(f"{path}: format version {config['format_version']} is newer than this rareevent understands ({DETECTOR_FORMAT})", hint="upgrade rareevent")
         params, fitted = config.get("params"), config.get("fitted")
+        if isinstance(params, dict):  # saved before these parameters existed: they had today's defaults
+            params = {**{key: value for key, value in cls().get_params().items() if key in ADDED_PARAMS}, **params}
         expected = set(cls().get_params())
         if not isinstance(params, dict) or set(params) != expected:
             raise RareEventError(f"{path}: 'params' must hold exactly the parameters {', '.join(sorted(expected))}")
@@ -497,6 +536,8 @@ class RareEventDetector(BaseEstimator):
             raise RareEventError(f"{path}: {exc.message}", hint=exc.hint) from None
         if not isinstance(fitted, dict):
             raise RareEventError(f"{path}: field 'fitted' is missing or not an object")
+        if "units_" not in fitted and isinstance(detector.units, tuple):  # saved before units_ existed: the units given were used
+            fitted = {**fitted, "units_": list(detector.units)}
         for name, field in FITTED.items():
             if name not in fitted:
                 raise RareEventError(f"{path}: required field 'fitted.{name}' is missing")
@@ -512,7 +553,7 @@ class RareEventDetector(BaseEstimator):
         path = folder / WEIGHTS_FILE
         if not path.is_file():
             raise RareEventError(f"{path}: model weights file missing", hint="retrain the run")
-        model = build_model(self.arch, self.lookback, self.n_features_in_, tuple(self.units), self.activation, n_outputs=len(self.target_features_))
+        model = build_model(self.arch, self.lookback, self.n_features_in_, self.units_, self.activation, n_outputs=len(self.target_features_), horizon=self.horizon)
         try:
             model.load_weights(path)
         except Exception as exc:  # h5py and Keras raise many types for a damaged file or weights of other shapes
@@ -707,6 +748,7 @@ FITTED: dict[str, _Field] = {
         decode=lambda v: np.asarray(v, np.int8),
     ),
     "n_train_windows_": _Field(lambda v, f: _is_int(v) and v >= 1),
+    "units_": _Field(lambda v, f: isinstance(v, list) and len(v) == 2 and all(_is_int(u) and 1 <= u <= MAX_UNITS for u in v), encode=list, decode=tuple),
     "batch_size_": _Field(lambda v, f: v is None or (_is_int(v) and v >= 1)),
     "learning_rate_": _Field(lambda v, f: v is None or (_is_number(v) and 0 < v < 1)),
     "epochs_run_": _Field(lambda v, f: _is_int(v) and v >= 0),
