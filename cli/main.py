@@ -330,6 +330,7 @@ def train(
         str, typer.Option(help="Context columns (read by the model, never scored): auto (0/1 flags and modes), none, or names/glob patterns like 'cmd*,setpoint'.")
     ] = "auto",
     normalize: Annotated[bool, typer.Option(help="Divide each sensor's error by its typical (median) error on normal validation windows.")] = False,
+    mask_rate: Annotated[float, typer.Option(help="ae and plain: hide each target sensor of a training window with this probability (0: never); the model rebuilds it from the others, and each sensor is scored hidden.")] = 0.0,
     fill: FillOption = None,
     decimal: DecimalOption = None,
     time_format: TimeFormatOption = None,

@@ -44,6 +44,7 @@ from rareevent.model import (
     encoder,
     hide_forecast_rows,
     import_keras,
+    mask_sensors,
     on_accelerator,
     output_steps,
 )
@@ -60,7 +61,7 @@ MAX_SEED = 2**32 - 1  # numpy's seeds
 MAX_VALIDATION_FRACTION = 0.9
 DETECTOR_FILE = "detector.json"
 DETECTOR_FORMAT = 1
-ADDED_PARAMS = ("horizon",)  # parameters newer than DETECTOR_FORMAT 1: a detector.json without them gets their defaults
+ADDED_PARAMS = ("horizon", "mask_rate")  # parameters newer than DETECTOR_FORMAT 1: a detector.json without them gets their defaults
 WEIGHTS_FILE = "model.weights.h5"  # Keras models: the weights alone (no model description)
 PCA_FILE = "model.npz"  # the pca baseline: three arrays, read without pickle
 
@@ -101,7 +102,10 @@ class RareEventDetector(BaseEstimator):
     ``horizon`` is how many rows ``arch="forecast"`` predicts (the window's
     last ones); the other architectures ignore it. ``units="auto"`` sizes
     the LSTMs from the training rows (``model.auto_units``); ``units_`` holds
-    the sizes used.
+    the sizes used. ``mask_rate`` (``ae`` and ``plain``) hides each target
+    sensor of a training window with that probability; the model reads a
+    mask channel per target and must rebuild the hidden sensors from the
+    others, and each sensor is scored with itself hidden.
     """
 
     def __init__(
@@ -125,6 +129,7 @@ class RareEventDetector(BaseEstimator):
         normalize: bool = False,
         validation_fraction: float = 0.2,
         warm_start: bool = False,
+        mask_rate: float = 0.0,
     ) -> None:
         self.arch = arch
         self.lookback = lookback
@@ -145,6 +150,7 @@ class RareEventDetector(BaseEstimator):
         self.normalize = normalize
         self.validation_fraction = validation_fraction
         self.warm_start = warm_start
+        self.mask_rate = mask_rate
 
     def check_params(self) -> None:
         """Refuse bad parameters (types included) before any data is read or any model built."""
@@ -154,6 +160,7 @@ class RareEventDetector(BaseEstimator):
             ("lookback", self.lookback <= MAX_SPAN, f"must be at most {MAX_SPAN}, got {self.lookback}"),
             ("horizon", self.horizon <= MAX_SPAN, f"must be at most {MAX_SPAN}, got {self.horizon}"),
             ("smooth", _is_int(self.smooth) and 1 <= self.smooth <= MAX_SPAN, f"must be between 1 and {MAX_SPAN}, got {self.smooth}"),
+            ("mask_rate", _is_number(self.mask_rate) and 0 <= self.mask_rate < 1, f"must be in [0, 1), got {self.mask_rate}"),
             ("margin", _is_number(self.margin) and 0 < self.margin <= MAX_MARGIN, f"must be above 0 and at most {MAX_MARGIN:g}, got {self.margin}"),
             ("lead", _is_int(self.lead) and 0 <= self.lead <= MAX_SPAN, f"must be between 0 and {MAX_SPAN}, got {self.lead}"),
             ("seed", _is_int(self.seed) and 0 <= self.seed <= MAX_SEED, f"must be between 0 and {MAX_SEED}, got {self.seed}"),
@@ -326,7 +333,7 @@ class RareEventDetector(BaseEstimator):
         if self.warm_start and hasattr(self, "model_"):
             model = self.model_
         else:
-            model = build_model(self.arch, self.lookback, train.shape[2], self.units_, self.activation, n_outputs=len(targets), horizon=self.horizon)
+            model = build_model(self.arch, self.lookback, self._n_inputs(train.shape[2]), self.units_, self.activation, n_outputs=len(targets), horizon=self.horizon)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(keras, self.learning_rate_, self.batch_size_, len(train))), loss="mse")
         callbacks = [
             keras.callbacks.TerminateOnNaN(),
@@ -338,9 +345,9 @@ class RareEventDetector(BaseEstimator):
         if requested is not None:
             callbacks.append(keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: _stop_if(requested), on_test_batch_end=lambda batch, logs: _stop_if(requested)))
         history = model.fit(
-            self._model_input(train),
+            self._model_input(train, self._drawn_masks(len(train), self.seed)),
             self._targets_of(train),
-            validation_data=(self._model_input(valid), self._targets_of(valid)),
+            validation_data=(self._model_input(valid, self._drawn_masks(len(valid), self.seed + 1)), self._targets_of(valid)),
             epochs=self.epochs,
             batch_size=self.batch_size_,
             validation_batch_size=PREDICT_BATCH,  # no gradients: big batches are just faster
@@ -385,11 +392,30 @@ class RareEventDetector(BaseEstimator):
             return scaled_windows
         return np.ascontiguousarray(scaled_windows[..., self.target_features_])
 
-    def _model_input(self, scaled_windows: np.ndarray) -> np.ndarray:
-        """What the model reads: the windows, with a forecast's predicted targets hidden (a copy; the windows themselves otherwise)."""
-        if not ARCHITECTURES[self.arch].forecasts:
-            return scaled_windows
-        return hide_forecast_rows(np.array(scaled_windows, np.float32), self.target_features_, self.horizon)
+    @property
+    def _masks(self) -> bool:
+        """Whether the model reads mask channels (``mask_rate`` above 0, on ``ae`` or ``plain``)."""
+        spec = ARCHITECTURES[self.arch]
+        return self.mask_rate > 0 and spec.build is not None and not spec.forecasts
+
+    def _n_inputs(self, n_features: int) -> int:
+        return n_features + len(self.target_features_) if self._masks else n_features
+
+    def _drawn_masks(self, n: int, seed: int) -> np.ndarray | None:
+        """Which target sensors of ``n`` training windows are hidden: each with probability ``mask_rate``, drawn from ``seed``."""
+        return np.random.default_rng(seed).random((n, len(self.target_features_))) < self.mask_rate if self._masks else None
+
+    def _model_input(self, scaled_windows: np.ndarray, masked: np.ndarray | None = None) -> np.ndarray:
+        """What the model reads: the windows, with a forecast's predicted targets hidden, or with mask channels (copies; the windows themselves otherwise).
+
+        ``masked`` (``(n, targets)`` booleans; None: none) says which
+        sensors a masked model gets hidden.
+        """
+        if ARCHITECTURES[self.arch].forecasts:
+            return hide_forecast_rows(np.array(scaled_windows, np.float32), self.target_features_, self.horizon)
+        if self._masks:
+            return mask_sensors(scaled_windows, self.target_features_, np.zeros((len(scaled_windows), len(self.target_features_)), bool) if masked is None else masked)
+        return scaled_windows
 
     def _predict(self, batch: np.ndarray) -> np.ndarray:
         """Reconstruct one batch, padded to ``PREDICT_BATCH`` windows.
@@ -402,9 +428,16 @@ class RareEventDetector(BaseEstimator):
             return self.model_.predict_on_batch(batch)
         padded = np.zeros((PREDICT_BATCH, *batch.shape[1:]), np.float32)
         padded[: len(batch)] = batch
-        if ARCHITECTURES[self.arch].forecasts:
-            hide_forecast_rows(padded, self.target_features_, self.horizon)
-        return np.asarray(self.model_.predict_on_batch(padded))[: len(batch)]
+        if not self._masks:
+            return np.asarray(self.model_.predict_on_batch(self._model_input(padded)))[: len(batch)]
+        # a masked model: each target is rebuilt by the pass that hides it (one pass per target)
+        n_targets = len(self.target_features_)
+        predicted = np.empty((len(batch), batch.shape[1], n_targets), np.float32)
+        for j in range(n_targets):
+            masked = np.zeros((PREDICT_BATCH, n_targets), bool)
+            masked[:, j] = True
+            predicted[..., j] = np.asarray(self.model_.predict_on_batch(self._model_input(padded, masked)))[: len(batch), :, j]
+        return predicted
 
     def score_windows(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scores of all windows of the ``(n, F)`` rows ``X``, and per-feature errors."""
@@ -480,7 +513,7 @@ class RareEventDetector(BaseEstimator):
         scaled = windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback)
         if getattr(self, "_encoder", None) is None:  # a cache, not a learned attribute
             self._encoder = encoder(self.model_, self.arch)
-        return self._encoder.predict(np.ascontiguousarray(scaled), batch_size=PREDICT_BATCH, verbose=0)
+        return self._encoder.predict(np.ascontiguousarray(self._model_input(scaled)), batch_size=PREDICT_BATCH, verbose=0)
 
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Write ``detector.json`` and the weights into the new folder ``folder``, atomically."""
@@ -553,7 +586,7 @@ class RareEventDetector(BaseEstimator):
         path = folder / WEIGHTS_FILE
         if not path.is_file():
             raise RareEventError(f"{path}: model weights file missing", hint="retrain the run")
-        model = build_model(self.arch, self.lookback, self.n_features_in_, self.units_, self.activation, n_outputs=len(self.target_features_), horizon=self.horizon)
+        model = build_model(self.arch, self.lookback, self._n_inputs(self.n_features_in_), self.units_, self.activation, n_outputs=len(self.target_features_), horizon=self.horizon)
         try:
             model.load_weights(path)
         except Exception as exc:  # h5py and Keras raise many types for a damaged file or weights of other shapes

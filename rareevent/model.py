@@ -310,6 +310,21 @@ def hide_forecast_rows(windows: np.ndarray, targets: list[int], horizon: int) ->
     return windows
 
 
+def mask_sensors(windows: np.ndarray, targets: list[int], masked: np.ndarray) -> np.ndarray:
+    """``(n, T, F)`` windows as a masked model reads them: ``(n, T, F + len(targets))``, the ``masked`` targets hidden.
+
+    ``masked`` (``(n, len(targets))`` booleans) says which target sensors of
+    each window are hidden: their values set to 0 (the scaled mean) on every
+    row, and their mask channel (one per target, appended) set to 1.
+    """
+    masked = np.asarray(masked, bool)
+    out = np.concatenate([windows, np.broadcast_to(masked[:, None, :], (len(windows), windows.shape[1], len(targets)))], axis=2).astype(np.float32)
+    hidden = out[..., targets]
+    hidden[np.broadcast_to(masked[:, None, :], hidden.shape)] = 0.0
+    out[..., targets] = hidden
+    return out
+
+
 def auto_units(rows: np.ndarray, variance: float = PCA_VARIANCE) -> tuple[int, int]:
     """``--units auto``: a bottleneck of as many units as principal components hold ``variance`` of the (scaled) target rows, and a first layer twice that.
 
