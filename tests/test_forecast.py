@@ -35,16 +35,14 @@ def invoke(*args: object) -> Any:  # noqa: ANN401 - a typer Result
 def relation_frame(n: int = 3000, seed: int = 0, fault: int | None = 2750, stuck: int | None = None) -> pd.DataFrame:
     """The issue's relation fault: ``target = 2 x setpoint + noise``, the setpoint stepping between 1, 2 and 3 every 100 rows.
 
-    ``fault``: the target gets +1.5 for 10 rows from there, a value still
-    inside its normal range. ``stuck``: the target freezes for 60 rows from
-    there while the setpoint steps at the next multiple of 100.
+    The steps cycle through all six moves (1-2-3-1-3-2-1...), so the train
+    part holds each kind of step the test part has. ``fault``: the target
+    gets +1.5 for 10 rows from there, a value still inside its normal range.
+    ``stuck``: the target freezes for 60 rows from there, while the setpoint
+    steps at the next multiple of 100.
     """
     rng = np.random.default_rng(seed)
-    levels, level = [], 2.0
-    for _ in range(n // 100 + 1):
-        level = float(rng.choice([value for value in (1.0, 2.0, 3.0) if value != level]))
-        levels += [level] * 100
-    setpoint = np.array(levels[:n])
+    setpoint = np.resize(np.repeat([1.0, 2.0, 3.0, 1.0, 3.0, 2.0], 100), n)
     target = 2 * setpoint + 0.1 * rng.standard_normal(n)
     if fault is not None:
         target[fault : fault + 10] += 1.5
