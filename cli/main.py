@@ -212,11 +212,14 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _parse_units(text: str) -> tuple[int, int]:
+def _parse_units(text: str, auto: bool = True) -> tuple[int, int] | str:
+    """``--units u1,u2``, or ``auto`` (sized from the training rows) where ``auto`` is allowed."""
+    if auto and text.strip() == "auto":
+        return "auto"
     try:
         u1, u2 = (int(part) for part in text.split(","))
     except ValueError:
-        raise RareEventError(f"--units {text!r}: give two positive integers like 32,16") from None
+        raise RareEventError(f"--units {text!r}: give two positive integers like 32,16" + (" or auto" if auto else "")) from None
     return u1, u2
 
 
@@ -315,8 +318,9 @@ def train(
     config: Annotated[Path | None, typer.Option("--config", help="TOML recipe: options from its \\[train] table; the command line overrides them.", is_eager=True, callback=_read_config)] = None,
     arch: Annotated[Arch, typer.Option(help=f"{ARCH_HELP}.")] = Arch.ae,
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
+    horizon: Annotated[int, typer.Option(help="--arch forecast: predict the window's last H rows from the lookback - H rows before them.")] = 1,
     lead: Annotated[int, typer.Option(help="Early warning: a window is positive when an event starts within this many rows after it.")] = 0,
-    units: Annotated[str, typer.Option(help="LSTM units u1,u2 (1 to 4096 each).")] = "32,16",
+    units: Annotated[str, typer.Option(help="LSTM units u1,u2 (1 to 4096 each), or auto: the bottleneck as wide as the principal components holding 99% of the targets' variance, the first layer twice that.")] = "32,16",
     activation: Annotated[Activation, typer.Option(help="LSTM activation.")] = Activation.tanh,
     score: Annotated[ScoreKind, typer.Option("--score", help="Window score: mean (squared error over the window) or last (last step only).")] = ScoreKind.mean,
     smooth: Annotated[int, typer.Option(help="Alarm on the mean score of the last K windows (1: no smoothing).")] = 1,
@@ -336,6 +340,7 @@ def train(
         str, typer.Option(help="Context columns (read by the model, never scored): auto (0/1 flags and modes), none, or names/glob patterns like 'cmd*,setpoint'.")
     ] = "auto",
     normalize: Annotated[bool, typer.Option(help="Divide each sensor's error by its typical (median) error on normal validation windows.")] = False,
+    mask_rate: Annotated[float, typer.Option(help="ae and plain: hide each target sensor of a training window with this probability (0: never); the model rebuilds it from the others, and each sensor is scored hidden.")] = 0.0,
     fill: FillOption = None,
     decimal: DecimalOption = None,
     time_format: TimeFormatOption = None,
@@ -710,8 +715,9 @@ def update(
 
 @app.command()
 def architecture(
-    arch: Annotated[LstmArch, typer.Option(help="LSTM autoencoder or plain LSTM stack.")] = LstmArch.ae,
+    arch: Annotated[LstmArch, typer.Option(help="LSTM autoencoder, plain LSTM stack or forecasting LSTM.")] = LstmArch.ae,
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
+    horizon: Annotated[int, typer.Option(help="--arch forecast: rows predicted at the window's end.")] = 1,
     features: Annotated[int, typer.Option(help="Number of sensors (F).")] = 8,
     units: Annotated[str, typer.Option(help="LSTM units u1,u2 (1 to 4096 each).")] = "32,16",
     activation: Annotated[Activation, typer.Option(help="LSTM activation.")] = Activation.tanh,
@@ -721,13 +727,13 @@ def architecture(
     with _errors():
         from rareevent.model import build_model, check_model_options, layer_table
 
-        u = _parse_units(units)
-        check_model_options(arch, activation, u, lookback)
+        u = _parse_units(units, auto=False)
+        check_model_options(arch, activation, u, lookback, horizon)
         if features < 1:
             raise RareEventError(f"--features must be at least 1, got {features}")
         if not 0 <= context < features:
             raise RareEventError(f"--context must be in 0..{features - 1} (at least one feature is reconstructed), got {context}")
-        model = build_model(arch, lookback, features, u, activation, n_outputs=features - context)
+        model = build_model(arch, lookback, features, u, activation, n_outputs=features - context, horizon=horizon)
         title = f"{arch}: lookback {lookback}, {features} features" + (f" ({context} context)" if context else "")
         table = Table(title=f"{title}, units {u[0]},{u[1]}")
         for column, justify in (("layer", "left"), ("type", "left"), ("output shape", "left"), ("parameters", "right")):

@@ -39,7 +39,21 @@ from sklearn.utils.validation import check_is_fitted
 import rareevent
 from rareevent import forward, scaling, windows
 from rareevent.errors import RareEventError
-from rareevent.model import ARCHITECTURES, PCAModel, build_model, check_model_options, encoder, import_keras, on_accelerator
+from rareevent.model import (
+    AUTO_UNITS,
+    ARCHITECTURES,
+    MAX_UNITS,
+    PCAModel,
+    auto_units,
+    build_model,
+    check_model_options,
+    encoder,
+    hide_forecast_rows,
+    import_keras,
+    mask_sensors,
+    on_accelerator,
+    output_steps,
+)
 from rareevent.storage import atomic_folder
 from rareevent.threshold import check_labels, choose_threshold, parse_strategy
 
@@ -56,6 +70,7 @@ DETECTOR_FILE = "detector.json"
 DETECTOR_FORMAT = 2
 RENAMED_IN_FORMAT_2 = {"decision_scores_": "validation_scores_", "labels_": "validation_labels_"}  # format 1 names, read still
 ROW_RESULTS = ("decision_scores_", "labels_")  # set by fit for the rows it was given (PyOD's meaning): they describe data, not the detector, and are not saved
+ADDED_PARAMS = ("horizon", "mask_rate")  # parameters newer than format 1 (0.3.0): a format 1 detector.json gets their defaults
 WEIGHTS_FILE = "model.weights.h5"  # Keras models: the weights alone (no model description)
 PCA_FILE = "model.npz"  # the pca baseline: three arrays, read without pickle
 FLOAT32_MAX, FLOAT32_TINY = float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny)  # as Python floats: a comparison with a float32 would cast 1e39 to it
@@ -111,13 +126,21 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
     ``fit`` keeps to choose the threshold and stop training early.
     ``warm_start`` (scikit-learn's sense) makes ``fit`` continue training the
     weights of ``model_`` instead of building a fresh model (``rareevent update``).
+    ``horizon`` is how many rows ``arch="forecast"`` predicts (the window's
+    last ones); the other architectures ignore it. ``units="auto"`` sizes
+    the LSTMs from the training rows (``model.auto_units``); ``units_`` holds
+    the sizes used. ``mask_rate`` (``ae`` and ``plain``) hides each target
+    sensor of a training window with that probability; the model reads a
+    mask channel per target and must rebuild the hidden sensors from the
+    others, and each sensor is scored with itself hidden.
     """
 
     def __init__(
         self,
         arch: str = "ae",
         lookback: int = 5,
-        units: tuple[int, int] = (32, 16),
+        horizon: int = 1,
+        units: tuple[int, int] | str = (32, 16),
         activation: str = "tanh",
         lead: int = 0,
         score_kind: str = "mean",
@@ -133,9 +156,11 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         normalize: bool = False,
         validation_fraction: float = 0.2,
         warm_start: bool = False,
+        mask_rate: float = 0.0,
     ) -> None:
         self.arch = arch
         self.lookback = lookback
+        self.horizon = horizon
         self.units = units
         self.activation = activation
         self.lead = lead
@@ -152,6 +177,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         self.normalize = normalize
         self.validation_fraction = validation_fraction
         self.warm_start = warm_start
+        self.mask_rate = mask_rate
 
     def __sklearn_tags__(self) -> Tags:
         """An outlier detector (``OutlierMixin``) whose ``y``, when given, is binary: a 0/1 event label per row.
@@ -166,11 +192,13 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
 
     def check_params(self) -> None:
         """Refuse bad parameters (types included) before any data is read or any model built."""
-        check_model_options(self.arch, self.activation, self.units, self.lookback)
+        check_model_options(self.arch, self.activation, self.units, self.lookback, self.horizon)
         checks = [
             ("score_kind", self.score_kind in SCORE_KINDS, f"must be one of {', '.join(SCORE_KINDS)}, got {self.score_kind!r}"),
             ("lookback", self.lookback <= MAX_SPAN, f"must be at most {MAX_SPAN}, got {self.lookback}"),
+            ("horizon", self.horizon <= MAX_SPAN, f"must be at most {MAX_SPAN}, got {self.horizon}"),
             ("smooth", _is_int(self.smooth) and 1 <= self.smooth <= MAX_SPAN, f"must be between 1 and {MAX_SPAN}, got {self.smooth}"),
+            ("mask_rate", _is_number(self.mask_rate) and 0 <= self.mask_rate < 1, f"must be in [0, 1), got {self.mask_rate}"),
             ("margin", _is_number(self.margin) and 0 < self.margin <= MAX_MARGIN, f"must be above 0 and at most {MAX_MARGIN:g}, got {self.margin}"),
             ("lead", _is_int(self.lead) and 0 <= self.lead <= MAX_SPAN, f"must be between 0 and {MAX_SPAN}, got {self.lead}"),
             ("seed", _is_int(self.seed) and 0 <= self.seed <= MAX_SEED, f"must be between 0 and {MAX_SEED}, got {self.seed}"),
@@ -295,6 +323,8 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
             raise RareEventError("the validation part has no window free of events", hint="raise `validation_fraction`")
         labels = None if y_valid is None else windows.window_labels(valid_rows, T, self.lead, valid_ahead)[: len(valid_keep)][valid_keep]
         check_labels(strategy, labels)  # before training, not after it
+        if not (self.warm_start and hasattr(self, "model_")):
+            self.units_ = auto_units(scaling.transform(self.scaler_, normal)[:, self.target_features_]) if self.units == AUTO_UNITS else tuple(self.units)
         train_windows = windows.sliding_windows(scaling.transform(self.scaler_, X_train), T)[train_clean]
         valid_all = windows.kept(windows.sliding_windows(scaling.transform(self.scaler_, X_valid), T), valid_keep)
         self.model_ = self._train(np.ascontiguousarray(train_windows), np.ascontiguousarray(valid_all[valid_clean]), on_epoch)
@@ -356,7 +386,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         if loaded is not None and not isinstance(loaded, forward.NumpyModel):
             model = loaded
         else:
-            model = build_model(self.arch, self.lookback, train.shape[2], tuple(self.units), self.activation, n_outputs=len(targets))
+            model = build_model(self.arch, self.lookback, self._n_inputs(train.shape[2]), self.units_, self.activation, n_outputs=len(targets), horizon=self.horizon)
             if loaded is not None:  # loaded for scoring, in numpy: Keras trains on from its weights
                 model.set_weights(loaded.get_weights())
         model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(keras, self.learning_rate_, self.batch_size_, len(train))), loss="mse")
@@ -370,9 +400,9 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         if requested is not None:
             callbacks.append(keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: _stop_if(requested), on_test_batch_end=lambda batch, logs: _stop_if(requested)))
         history = model.fit(
-            train,
+            self._model_input(train, self._drawn_masks(len(train), self.seed)),
             self._targets_of(train),
-            validation_data=(valid, self._targets_of(valid)),
+            validation_data=(self._model_input(valid, self._drawn_masks(len(valid), self.seed + 1)), self._targets_of(valid)),
             epochs=self.epochs,
             batch_size=self.batch_size_,
             validation_batch_size=PREDICT_BATCH,  # no gradients: big batches are just faster
@@ -406,10 +436,41 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         return _combined(errors)
 
     def _targets_of(self, scaled_windows: np.ndarray) -> np.ndarray:
-        """The target columns of windows (the windows themselves, uncopied, when nothing is context)."""
+        """What the model's output is compared with: the target columns of the rows it stands for (all, or a forecast's last ``horizon``).
+
+        The windows themselves, uncopied, when nothing is context and every row counts.
+        """
+        steps = output_steps(self.arch, self.lookback, self.horizon)
+        if steps < scaled_windows.shape[1]:
+            scaled_windows = scaled_windows[:, -steps:]
         if len(self.target_features_) == scaled_windows.shape[2]:
             return scaled_windows
         return np.ascontiguousarray(scaled_windows[..., self.target_features_])
+
+    @property
+    def _masks(self) -> bool:
+        """Whether the model reads mask channels (``mask_rate`` above 0, on ``ae`` or ``plain``)."""
+        spec = ARCHITECTURES[self.arch]
+        return self.mask_rate > 0 and spec.build is not None and not spec.forecasts
+
+    def _n_inputs(self, n_features: int) -> int:
+        return n_features + len(self.target_features_) if self._masks else n_features
+
+    def _drawn_masks(self, n: int, seed: int) -> np.ndarray | None:
+        """Which target sensors of ``n`` training windows are hidden: each with probability ``mask_rate``, drawn from ``seed``."""
+        return np.random.default_rng(seed).random((n, len(self.target_features_))) < self.mask_rate if self._masks else None
+
+    def _model_input(self, scaled_windows: np.ndarray, masked: np.ndarray | None = None) -> np.ndarray:
+        """What the model reads: the windows, with a forecast's predicted targets hidden, or with mask channels (copies; the windows themselves otherwise).
+
+        ``masked`` (``(n, targets)`` booleans; None: none) says which
+        sensors a masked model gets hidden.
+        """
+        if ARCHITECTURES[self.arch].forecasts:
+            return hide_forecast_rows(np.array(scaled_windows, np.float32), self.target_features_, self.horizon)
+        if self._masks:
+            return mask_sensors(scaled_windows, self.target_features_, np.zeros((len(scaled_windows), len(self.target_features_)), bool) if masked is None else masked)
+        return scaled_windows
 
     def _predict(self, batch: np.ndarray) -> np.ndarray:
         """Reconstruct one batch, padded to ``PREDICT_BATCH`` windows.
@@ -418,11 +479,22 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         partial batch of a file) costs about 0.2 s of tracing, more than
         predicting the padding.
         """
-        if isinstance(self.model_, (PCAModel, forward.NumpyModel)):  # no graph to trace
+        if isinstance(self.model_, PCAModel):
             return self.model_.predict_on_batch(batch)
-        padded = np.zeros((PREDICT_BATCH, *batch.shape[1:]), np.float32)
-        padded[: len(batch)] = batch
-        return np.asarray(self.model_.predict_on_batch(padded))[: len(batch)]
+        padded = batch
+        if not isinstance(self.model_, forward.NumpyModel):  # numpy has no graph to trace
+            padded = np.zeros((PREDICT_BATCH, *batch.shape[1:]), np.float32)
+            padded[: len(batch)] = batch
+        if not self._masks:
+            return np.asarray(self.model_.predict_on_batch(self._model_input(padded)))[: len(batch)]
+        # a masked model: each target is rebuilt by the pass that hides it (one pass per target)
+        n_targets = len(self.target_features_)
+        predicted = np.empty((len(batch), batch.shape[1], n_targets), np.float32)
+        for j in range(n_targets):
+            masked = np.zeros((len(padded), n_targets), bool)
+            masked[:, j] = True
+            predicted[..., j] = np.asarray(self.model_.predict_on_batch(self._model_input(padded, masked)))[: len(batch), :, j]
+        return predicted
 
     def score_windows(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scores of all windows of the ``(n, F)`` rows ``X``, and per-feature errors."""
@@ -523,10 +595,10 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         require_bottleneck(self.arch)
         scaled = windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback)
         if isinstance(self.model_, forward.NumpyModel):
-            return self.model_.predict(np.ascontiguousarray(scaled), batch_size=PREDICT_BATCH, output=ARCHITECTURES[self.arch].encoded_layer)
+            return self.model_.predict(np.ascontiguousarray(self._model_input(scaled)), batch_size=PREDICT_BATCH, output=ARCHITECTURES[self.arch].encoded_layer)
         if getattr(self, "_encoder", None) is None:  # a cache, not a learned attribute
             self._encoder = encoder(self.model_, self.arch)
-        return self._encoder.predict(np.ascontiguousarray(scaled), batch_size=PREDICT_BATCH, verbose=0)
+        return self._encoder.predict(np.ascontiguousarray(self._model_input(scaled)), batch_size=PREDICT_BATCH, verbose=0)
 
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Write ``detector.json`` and the weights into the new folder ``folder``, atomically."""
@@ -570,8 +642,11 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         if config["format_version"] > DETECTOR_FORMAT:
             raise RareEventError(f"{path}: format version {config['format_version']} is newer than this rareevent understands ({DETECTOR_FORMAT})", hint="upgrade rareevent")
         params, fitted = config.get("params"), config.get("fitted")
-        if config["format_version"] < 2 and isinstance(fitted, dict):
+        old = config["format_version"] < 2  # 0.3.0's: results renamed since, parameters and units_ added since
+        if old and isinstance(fitted, dict):
             fitted = {RENAMED_IN_FORMAT_2.get(key, key): value for key, value in fitted.items()}
+        if old and isinstance(params, dict):  # saved before these parameters existed: they had today's defaults
+            params = {**{key: value for key, value in cls().get_params().items() if key in ADDED_PARAMS}, **params}
         expected = set(cls().get_params())
         if not isinstance(params, dict) or set(params) != expected:
             raise RareEventError(f"{path}: 'params' must hold exactly the parameters {', '.join(sorted(expected))}")
@@ -582,6 +657,8 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
             raise RareEventError(f"{path}: {exc.message}", hint=exc.hint) from None
         if not isinstance(fitted, dict):
             raise RareEventError(f"{path}: field 'fitted' is missing or not an object")
+        if old and "units_" not in fitted and isinstance(detector.units, tuple):  # saved before units_ existed: the units given were used
+            fitted = {**fitted, "units_": list(detector.units)}
         for name, field in FITTED.items():
             if name not in fitted:
                 raise RareEventError(f"{path}: required field 'fitted.{name}' is missing")
@@ -599,7 +676,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
             raise RareEventError(f"{path}: model weights file missing", hint="retrain the run")
 
         def build() -> Any:  # Keras' model, or under forward.load the numpy forward's recording of it
-            return build_model(self.arch, self.lookback, self.n_features_in_, tuple(self.units), self.activation, n_outputs=len(self.target_features_))
+            return build_model(self.arch, self.lookback, self._n_inputs(self.n_features_in_), self.units_, self.activation, n_outputs=len(self.target_features_), horizon=self.horizon)
 
         if forward.use_numpy():
             try:
@@ -846,6 +923,7 @@ FITTED: dict[str, _Field] = {
         decode=lambda v: np.asarray(v, np.int8),
     ),
     "n_train_windows_": _Field(lambda v, f: _is_int(v) and v >= 1),
+    "units_": _Field(lambda v, f: isinstance(v, list) and len(v) == 2 and all(_is_int(u) and 1 <= u <= MAX_UNITS for u in v), encode=list, decode=tuple),
     "batch_size_": _Field(lambda v, f: v is None or _is_batch_size(v)),
     "learning_rate_": _Field(lambda v, f: v is None or (_is_number(v) and 0 < v < 1)),
     "epochs_run_": _Field(lambda v, f: _is_int(v) and v >= 0),

@@ -14,6 +14,25 @@
 no ``RepeatVector``: each step keeps its own state, there is no bottleneck
 vector, and the parameter count is identical.
 
+``forecast`` predicts instead of reconstructing (the telemanom idea, for
+many sensors). Its input is the same ``lookback``-row window, with the
+target sensors of its last ``H`` rows (``H`` = horizon) hidden: set to 0,
+the scaled mean (``hide_forecast_rows``). Context columns (setpoints) stay
+visible on every row, so a setpoint step is known to the model on the row
+it happens::
+
+    input (T, F)
+    encoder_1  LSTM(u1, return_sequences=True)   -> (T, u1)
+    encoder_2  LSTM(u2, return_sequences=False)  -> (u2,)
+    forecast   Dense(H * targets)                -> (H * targets,)
+    output     Reshape((H, targets))             -> (H, targets)  the targets of the window's last H rows
+
+So the window that ends at row ``i`` is scored by how well the targets of
+rows ``i-H+1 .. i`` were predicted from the rows before them (and the
+context up to row ``i``): never from a row after ``i``, and from the
+window's own rows only, so chunked and streamed scoring stay identical to
+whole-file scoring.
+
 ``ARCHITECTURES`` is the one registry of them (with the ``pca`` baseline):
 adding an architecture means adding a builder and an entry here, and nothing
 else. A saved detector is rebuilt through it and then given its weights, so a
@@ -246,15 +265,29 @@ def planned_versions() -> str:
     return f"rareevent {rareevent.__version__}, keras {version('keras')}, backend {backend}, scoring {'numpy' if use_numpy() else 'keras'}"
 
 
+AUTO_UNITS = "auto"
 MAX_UNITS = 4096  # an LSTM of 4096 units already holds 4 x 4096^2 = 67M weights per layer; more is a typo, not a model
 
 
-def check_model_options(arch: str, activation: str, units: tuple[int, ...], lookback: int) -> None:
-    """Refuse an unknown architecture or activation, or non-positive sizes."""
+def check_model_options(arch: str, activation: str, units: tuple[int, ...] | str, lookback: int, horizon: int = 1) -> None:
+    """Refuse an unknown architecture or activation, non-positive sizes, or a horizon the window cannot hold.
+
+    ``units`` may be ``"auto"`` (sized from the training rows, see ``auto_units``).
+    """
     if arch not in ARCHITECTURES:
         raise RareEventError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}", param="arch")
     if activation not in ACTIVATIONS:
         raise RareEventError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}", param="activation")
+    if not (_is_count(horizon) and horizon >= 1):
+        raise RareEventError(f"horizon must be at least 1, got {horizon}", param="horizon")
+    if ARCHITECTURES[arch].forecasts and _is_count(lookback) and lookback <= horizon:
+        raise RareEventError(
+            f"lookback {lookback} leaves no row to forecast from with horizon {horizon}: a forecast window reads lookback - horizon rows",
+            hint=f"use `lookback={horizon + 1}` or more",
+            param="lookback",
+        )
+    if units == AUTO_UNITS:
+        units = (1, 1)
     if not (isinstance(units, (tuple, list)) and len(units) == 2 and all(_is_count(u) and u >= 1 for u in units)):
         shown = ",".join(map(str, units)) if isinstance(units, (tuple, list)) else repr(units)
         raise RareEventError(f"units must be two positive integers like 32,16, got {shown}", param="units")
@@ -278,13 +311,16 @@ def build_model(
     activation: str = "tanh",
     unroll: bool | None = None,
     n_outputs: int | None = None,
+    horizon: int = 1,
 ) -> keras.Model:
     """Build the Keras reconstruction model of a registered architecture (not compiled).
 
     The model reads all ``n_features`` columns and reconstructs ``n_outputs``
     values per step (default: all columns): the target sensors, whichever
     columns the detector chose (``target_features_``). The rest are context:
-    setpoints and commands the model sees but is not judged on.
+    setpoints and commands the model sees but is not judged on. A
+    forecasting architecture predicts the last ``horizon`` rows of the
+    window (``output_steps``); the others reconstruct all ``lookback`` rows.
 
     ``unroll`` (default: lookbacks up to ``UNROLL_MAX_LOOKBACK``) writes the
     T steps out instead of looping over them: the same weights and outputs,
@@ -304,9 +340,61 @@ def build_model(
         raise ValueError(f"arch must be one of {LSTM_ARCHS}, got {arch!r}")
     if unroll is None:
         unroll = lookback <= UNROLL_MAX_LOOKBACK
-    build = ARCHITECTURES[arch].build
-    assert build is not None
-    return build(lookback, n_features, tuple(units), activation, unroll, n_features if n_outputs is None else n_outputs, name=f"rareevent_{arch}")
+    spec = ARCHITECTURES[arch]
+    assert spec.build is not None
+    extra = {"horizon": horizon} if spec.forecasts else {}
+    return spec.build(lookback, n_features, tuple(units), activation, unroll, n_features if n_outputs is None else n_outputs, name=f"rareevent_{arch}", **extra)
+
+
+def output_steps(arch: str, lookback: int, horizon: int) -> int:
+    """How many of a window's last rows the model's output stands for: ``horizon`` for a forecast, else all ``lookback``."""
+    return horizon if ARCHITECTURES[arch].forecasts else lookback
+
+
+def hide_forecast_rows(windows: np.ndarray, targets: list[int], horizon: int) -> np.ndarray:
+    """``windows`` (``(n, T, F)``, scaled) with the ``targets`` columns of the last ``horizon`` rows set to 0: what a forecast model reads.
+
+    Changed in place: pass a copy when the windows are a view of the rows.
+    """
+    windows[:, -horizon:, targets] = 0.0
+    return windows
+
+
+def mask_sensors(windows: np.ndarray, targets: list[int], masked: np.ndarray) -> np.ndarray:
+    """``(n, T, F)`` windows as a masked model reads them: ``(n, T, F + len(targets))``, the ``masked`` targets hidden.
+
+    ``masked`` (``(n, len(targets))`` booleans) says which target sensors of
+    each window are hidden: their values set to 0 (the scaled mean) on every
+    row, and their mask channel (one per target, appended) set to 1.
+    """
+    masked = np.asarray(masked, bool)
+    out = np.concatenate([windows, np.broadcast_to(masked[:, None, :], (len(windows), windows.shape[1], len(targets)))], axis=2).astype(np.float32)
+    hidden = out[..., targets]
+    hidden[np.broadcast_to(masked[:, None, :], hidden.shape)] = 0.0
+    out[..., targets] = hidden
+    return out
+
+
+def auto_units(rows: np.ndarray, variance: float = PCA_VARIANCE) -> tuple[int, int]:
+    """``--units auto``: a bottleneck of as many units as principal components hold ``variance`` of the (scaled) target rows, and a first layer twice that.
+
+    An autoencoder at least as wide as the data's own dimension can learn to
+    copy its input; one sized to that dimension has to learn how the
+    sensors move together. Both sizes stay within 1 .. ``MAX_UNITS``.
+    """
+    rows = np.asarray(rows, np.float64)
+    if len(rows) < 2 or not np.any(rows.std(axis=0) > 0):
+        k = 1
+    else:
+        from sklearn.decomposition import PCA
+
+        k = int(PCA(n_components=variance, svd_solver="full").fit(rows).n_components_)
+    k = int(np.clip(k, 1, MAX_UNITS))
+    return min(2 * k, MAX_UNITS), k
+
+
+def _lstm(keras: ModuleType, n: int, name: str, sequences: bool = True, *, activation: str, unroll: bool) -> keras.layers.LSTM:
+    return keras.layers.LSTM(n, activation=activation, return_sequences=sequences, unroll=unroll, use_cudnn=False, name=name)
 
 
 def _lstm_stack(lookback: int, n_features: int, units: tuple[int, int], activation: str, unroll: bool, n_outputs: int, name: str, bottleneck: bool) -> keras.Model:
@@ -314,10 +402,7 @@ def _lstm_stack(lookback: int, n_features: int, units: tuple[int, int], activati
     keras = import_keras()
     layers = keras.layers
     u1, u2 = units
-
-    def lstm(n: int, layer_name: str, sequences: bool = True) -> keras.layers.LSTM:
-        return layers.LSTM(n, activation=activation, return_sequences=sequences, unroll=unroll, use_cudnn=False, name=layer_name)
-
+    lstm = partial(_lstm, keras, activation=activation, unroll=unroll)
     inputs = keras.Input(shape=(lookback, n_features), name="window")
     x = lstm(u1, "encoder_1")(inputs)
     x = lstm(u2, "encoder_2", sequences=not bottleneck)(x)
@@ -329,6 +414,20 @@ def _lstm_stack(lookback: int, n_features: int, units: tuple[int, int], activati
     return keras.Model(inputs, outputs, name=name)
 
 
+def _forecaster(lookback: int, n_features: int, units: tuple[int, int], activation: str, unroll: bool, n_outputs: int, name: str, horizon: int) -> keras.Model:
+    """``forecast``: two LSTMs read the window (its last ``horizon`` rows' targets hidden); a Dense layer predicts those targets."""
+    keras = import_keras()
+    layers = keras.layers
+    u1, u2 = units
+    lstm = partial(_lstm, keras, activation=activation, unroll=unroll)
+    inputs = keras.Input(shape=(lookback, n_features), name="window")
+    x = lstm(u1, "encoder_1")(inputs)
+    x = lstm(u2, "encoder_2", sequences=False)(x)
+    x = layers.Dense(horizon * n_outputs, name="forecast")(x)
+    outputs = layers.Reshape((horizon, n_outputs), name="output")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
 @dataclass(frozen=True)
 class Architecture:
     """One entry of ``ARCHITECTURES``.
@@ -337,11 +436,14 @@ class Architecture:
     returns the uncompiled Keras model; ``None`` for the closed-form ``pca``
     baseline (``PCAModel``). ``encoded_layer`` names the layer whose output
     is the encoded vector (``rareevent encode``); ``None``: no bottleneck.
+    ``forecasts``: the model predicts the window's last ``horizon`` rows
+    from the rows before them (``build`` then takes ``horizon=``).
     """
 
     help: str
     build: Callable[..., Any] | None
     encoded_layer: str | None = None
+    forecasts: bool = False
 
     @property
     def has_bottleneck(self) -> bool:
@@ -351,6 +453,7 @@ class Architecture:
 ARCHITECTURES: dict[str, Architecture] = {
     "ae": Architecture("LSTM autoencoder", partial(_lstm_stack, bottleneck=True), encoded_layer="encoder_2"),
     "plain": Architecture("LSTM, no bottleneck", partial(_lstm_stack, bottleneck=False)),
+    "forecast": Architecture("LSTM forecasting the targets' next rows", _forecaster, forecasts=True),
     "pca": Architecture("the PCA reconstruction baseline", None),
 }
 ARCHS = tuple(ARCHITECTURES)

@@ -232,6 +232,7 @@ def run_view(record: dict[str, Any], detector: RareEventDetector) -> dict[str, A
     return {
         **record,
         **params,
+        "units": list(detector.units_),  # the sizes trained: --units auto's choice
         "batch_size": detector.batch_size_,  # what training used: the parameter, or the automatic choice
         "learning_rate": detector.learning_rate_,
         "threshold": float(detector.threshold_),

@@ -28,6 +28,7 @@ RTOL = 1e-5
 ROOT = Path(__file__).resolve().parents[1]
 RAREEVENT = str(Path(sys.executable).with_name("rareevent"))
 FRAMEWORKS = ("tensorflow", "keras", "jax")
+VARIANTS = (*LSTM_ARCHS, "ae-masked")  # every architecture, and a model that reads mask channels
 # runs the installed entry point, then prints which ML frameworks the process had imported
 WRAPPER = (
     "import atexit, json, runpy, sys\n"
@@ -59,9 +60,10 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, pd.
     frame = synthetic_frame(n=700, seed=1, events=(150, 480, 620))
     frame.to_csv(csv, index=False, float_format="%.5f")
     runs = {}
-    for arch in LSTM_ARCHS:
-        detector = RareEventDetector(arch=arch, lookback=3, units=(4, 2), epochs=2, batch_size=64, smooth=2, seed=0)
-        runs[arch] = (save(train(csv, detector, name=arch), root / "runs"), pd.read_csv(csv)[["s1", "s2", "s3"]], csv)
+    for variant in VARIANTS:
+        arch, _, masked = variant.partition("-")
+        detector = RareEventDetector(arch=arch, lookback=3, units=(4, 2), epochs=2, batch_size=64, smooth=2, seed=0, mask_rate=0.5 if masked else 0.0)
+        runs[variant] = (save(train(csv, detector, name=variant), root / "runs"), pd.read_csv(csv)[["s1", "s2", "s3"]], csv)
     return runs
 
 
@@ -76,14 +78,15 @@ def assert_close(numpy_scores: np.ndarray, keras_scores: np.ndarray) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", LSTM_ARCHS)
-def test_numpy_forward_scores_like_keras_for_every_architecture(arch: str, saved: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    folder, X, _ = saved[arch]
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_numpy_forward_scores_like_keras_for_every_architecture(variant: str, saved: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, X, _ = saved[variant]
+    arch = variant.partition("-")[0]
     fast, slow = loaded(folder, "numpy", monkeypatch), loaded(folder, "keras", monkeypatch)
     assert isinstance(fast.model_, forward.NumpyModel) and not isinstance(slow.model_, forward.NumpyModel)
     assert fast.model_.count_params() == slow.model_.count_params()
-    scores = slow.decision_function(X)
-    assert_close(fast.decision_function(X), scores)
+    scores = slow.window_scores(X)
+    assert_close(fast.window_scores(X), scores)
     np.testing.assert_array_equal(fast.predict(X), slow.predict(X))
     assert 0 < slow.predict(X).sum() < len(scores)  # some windows flagged, not all: the comparison means something
     if ARCHITECTURES[arch].has_bottleneck:

@@ -212,7 +212,7 @@ def test_read_record_validates(tmp_path: Path, record: dict[str, Any]) -> None:
         ("units", [4, 2.0], "units must be two positive integers"),
         ("units", [4, True], "units must be two positive integers"),
         ("units", "4,2", "units must be two positive integers"),
-        ("arch", "cnn", "arch must be one of ae, plain, pca"),
+        ("arch", "cnn", "arch must be one of ae, plain, forecast, pca"),
         ("activation", "sigmoid", "activation must be one of tanh, relu"),
         ("score_kind", "max", "score_kind must be one of mean, last"),
         ("margin", 1e308, "margin must be above 0 and at most 1000"),
