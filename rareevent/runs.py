@@ -24,6 +24,7 @@ from rareevent.detector import RareEventDetector, read_json
 from rareevent.errors import RareEventError
 from rareevent.gaps import gap_rule_ok, resample_record_ok
 from rareevent.load import reading_record_ok
+from rareevent.selection import candidates_ok
 from rareevent.storage import TEMP_PREFIX, atomic_folder, check_free, hold_name, remove_stale_temporaries
 
 FORMAT_VERSION = 3
@@ -177,6 +178,7 @@ def validate_record(record: Any, path: Path) -> None:
         "reading": reading_record_ok,
         "gaps": gap_rule_ok,
         "resample": resample_record_ok,
+        "candidates": candidates_ok,  # written by --arch auto
         "baseline": lambda v: isinstance(v, dict)
         and v.get("arch") == "pca"
         and isinstance(v.get("metrics"), dict)
