@@ -70,6 +70,13 @@ def test_arch_auto_keeps_the_candidate_with_the_best_validation_f1(tmp_path: Pat
     assert "--arch auto" in shown.stdout and f"{best}*" in shown.stdout
     for arch in CANDIDATES:
         assert f"{auto['candidates'][arch]['f1']:.3f}" in shown.stdout
+    run_json = tmp_path / "auto" / "run.json"  # a hand-edited run.json is refused with one line naming the field
+    edited = json.loads(run_json.read_text())
+    edited["candidates"] = {"ae": {"f1": "high"}}
+    run_json.write_text(json.dumps(edited))
+    broken = runner.invoke(app, ["report", "auto", "--runs-dir", str(tmp_path)])
+    assert broken.exit_code == 2
+    assert "field 'candidates' has an invalid value" in broken.output
 
 
 @pytest.mark.slow
