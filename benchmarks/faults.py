@@ -40,10 +40,12 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +79,8 @@ class Fault:
 
 @dataclass
 class Plant:
+    """The plant's two files, the test file without its faults (to check where they are), and the faults."""
+
     train: pd.DataFrame
     test: pd.DataFrame
     clean: pd.DataFrame  # the test file as it would be without its faults (same noise)
@@ -95,7 +99,7 @@ LAYOUT = {
 }
 
 
-def _steps(rng: np.random.Generator, n: int, levels: tuple[float, ...], hold: int, forced: list[int] = ()) -> np.ndarray:
+def _steps(rng: np.random.Generator, n: int, levels: tuple[float, ...], hold: int, forced: Sequence[int] = ()) -> np.ndarray:
     """A setpoint that holds a level for ``hold`` rows (give or take half) and then steps to another, also at each row in ``forced``."""
     at = set(forced)
     row = int(rng.integers(hold // 2, hold))
@@ -208,8 +212,6 @@ def judge(flagged_rows: np.ndarray, scored_rows: np.ndarray, faults: list[Fault]
 
 def run_arch(arch: str, data: Plant, folder: Path, train_args: list[str], use_cli: bool) -> tuple[dict[str, bool], float, float]:
     """Train ``arch`` on the plant's training file and score its test file through the CLI; kinds caught, false-window rate, seconds."""
-    import json
-
     started = time.perf_counter()
     train_csv, test_csv = folder / "plant_train.csv", folder / "plant_test.csv"
     runs = folder / "runs"
