@@ -27,6 +27,7 @@ from rich.table import Table
 from rareevent.cli import recipe
 from rareevent.errors import RareEventError
 from rareevent.model import ARCHITECTURES, LSTM_ARCHS
+from rareevent.selection import AUTO, CANDIDATES
 
 if TYPE_CHECKING:
     from rareevent.detector import EpochCallback
@@ -51,9 +52,10 @@ EXIT_UNEXPECTED = 1
 EXIT_INTERRUPTED = 130
 
 # the fixed value sets of options, as the parser's choices (tests/test_cli_conventions.py checks them against the library's)
-Arch = StrEnum("Arch", {name: name for name in ARCHITECTURES})
+Arch = StrEnum("Arch", {**{name: name for name in ARCHITECTURES}, AUTO: AUTO})  # auto: chosen by train, never a run's arch
 LstmArch = StrEnum("LstmArch", {name: name for name in LSTM_ARCHS})
 ARCH_HELP = ", ".join(f"{name} ({spec.help})" for name, spec in ARCHITECTURES.items())
+AUTO_HELP = f"{AUTO} (with labels: the one of {', '.join(CANDIDATES)} with the best validation F1; without: the default)"
 # the one mapping from library parameters to options: the option's name where it differs (others: the same name, --with-dashes)
 OPTION_OF_PARAM = {"score_kind": "score", "validation_fraction": "valid-frac", "workers": "jobs"}
 # parameters train does not pass as given: context names are resolved against the file's columns; the rest are not options
@@ -316,7 +318,7 @@ def train(
     ctx: typer.Context,
     data: Annotated[list[Path], typer.Argument(help="Sensor CSV (',', ';' or tab separated) or Parquet file(s), or a quoted glob like 'exports/*.csv'; may come from the recipe.")],
     config: Annotated[Path | None, typer.Option("--config", help="TOML recipe: options from its \\[train] table; the command line overrides them.", is_eager=True, callback=_read_config)] = None,
-    arch: Annotated[Arch, typer.Option(help=f"{ARCH_HELP}.")] = Arch.ae,
+    arch: Annotated[Arch, typer.Option(help=f"{ARCH_HELP}, {AUTO_HELP}.")] = Arch.ae,
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
     horizon: Annotated[int, typer.Option(help="--arch forecast: predict the window's last H rows from the lookback - H rows before them.")] = 1,
     lead: Annotated[int, typer.Option(help="Early warning: a window is positive when an event starts within this many rows after it.")] = 0,
@@ -369,6 +371,8 @@ def train(
         from rareevent.training import train as run_training
 
         options = {**ctx.params, "units": _parse_units(units)}
+        if arch == AUTO:  # the default architecture trains when there are no labels to choose by
+            options["arch"] = RareEventDetector().arch
         params = [key for key in RareEventDetector().get_params() if key not in NOT_PASSED]
         detector = RareEventDetector(**{key: options[OPTION_OF_PARAM.get(key, key)] for key in params})
         reading = _reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding)
@@ -377,6 +381,8 @@ def train(
         name = name or default_run_name(arch)
         if per_group and group is None:
             raise RareEventError("--per-group needs --group COLUMN: the column whose values each get a run")
+        if arch == AUTO and not (_one_csv(data) and group is None):
+            raise RareEventError("--arch auto trains one CSV file; for several series, --group or --per-group name an architecture")
         stack.enter_context(reserve_run(runs_dir, name, overwrite))  # before minutes of training, not after
         options = dict(
             time=time,
@@ -400,7 +406,7 @@ def train(
         bar_console = Console(stderr=True) if as_json else out
         with _interrupt_at_batch_end(), _epoch_progress(f"training {arch}", epochs, bar_console, disable=quiet or not _bars(bar_console)) as on_epoch:
             if _one_csv(data) and group is None:
-                result = run_training(data[0], detector, name=name, on_epoch=on_epoch, **options)
+                result = run_training(data[0], detector, name=name, on_epoch=on_epoch, candidates=CANDIDATES if arch == AUTO else (), **options)
             else:
                 from rareevent.fleet import train_fleet
 
@@ -442,6 +448,7 @@ def _train_summary(record: dict[str, Any], path: Path) -> dict[str, Any]:
     keys = ("name", "arch", "threshold", "threshold_strategy", "margin", "score_kind", "smooth", "metrics", "baseline", "windows", "epochs_run", "best_epoch", "train_seconds")
     return {
         **{key: record[key] for key in keys},
+        "candidates": record.get("candidates"),
         "path": str(path),
         "files": {
             "run": str(path / RUN_FILE),
@@ -591,13 +598,21 @@ def _save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, o
 
 
 def _baseline_wins(record: dict[str, Any]) -> str | None:
-    """A warning when the PCA baseline beats the trained model on validation PR-AUC."""
-    baseline = record.get("baseline")
-    ours = (record["metrics"].get("valid") or {}).get("pr_auc")
-    theirs = ((baseline or {}).get("metrics", {}).get("valid") or {}).get("pr_auc")
-    if ours is None or theirs is None or theirs <= ours:
-        return None
-    return f"the PCA baseline beats {record['arch']} on validation PR-AUC ({theirs:.3f} against {ours:.3f}); consider --arch pca"
+    """A warning when the PCA baseline's alarms beat the trained model's on validation (F1 and false-alarm episodes, each at its own threshold)."""
+    from rareevent.selection import baseline_advice
+
+    return baseline_advice(record)
+
+
+def _candidates_table(name: str, candidates: dict[str, dict[str, Any] | None], chosen: str) -> Table:
+    """``--arch auto``: every candidate's validation alarms at its own threshold, the kept one marked."""
+    table = Table(title=f"run {name}: --arch auto, validation at each candidate's own threshold (* kept)")
+    for column in ("arch", "F1", "PR-AUC", "events caught", "false alarms"):
+        table.add_column(column, justify="left" if column == "arch" else "right")
+    for arch, m in candidates.items():
+        cells = (_fmt(m["f1"]), _fmt(m["pr_auc"]), _events(m), str(m["false_alarms"])) if m else ("-",) * 4
+        table.add_row(arch + ("*" if arch == chosen else ""), *cells)
+    return table
 
 
 def _print_train_summary(record: dict[str, Any], path: Path, reading: str | None) -> None:
@@ -633,6 +648,8 @@ def _print_train_summary(record: dict[str, Any], path: Path, reading: str | None
     parts |= {f"{part} (pca baseline)": m for part, m in baseline.items() if m}
     if parts:
         out.print(_metrics_table(parts))
+    if record.get("candidates"):
+        out.print(_candidates_table(record["name"], record["candidates"], record["arch"]))
     for part, metrics in record["metrics"].items():
         lead = _lead_line(metrics) if metrics else None
         if lead:
@@ -1272,6 +1289,8 @@ def report(
         for row in summaries:
             if len(row["series"] or []) > 1:
                 out.print(_series_table(row))
+            if row["candidates"]:
+                out.print(_candidates_table(row["name"], row["candidates"], row["arch"]))
         for pair in pairs:
             _print_comparison(pair)
 

@@ -45,6 +45,7 @@ def summarize(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
         "input_sha256": record.get("input_sha256"),
         "group_column": record.get("group_column"),
         "series": record.get("series"),  # a fleet run: every series' rows and metrics
+        "candidates": record.get("candidates"),  # --arch auto: every candidate's validation F1, PR-AUC, false alarms
     }
 
 

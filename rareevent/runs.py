@@ -25,6 +25,7 @@ from rareevent.detector import RareEventDetector, read_json
 from rareevent.errors import RareEventError
 from rareevent.gaps import gap_rule_ok, resample_record_ok
 from rareevent.load import reading_record_ok
+from rareevent.selection import candidates_ok
 from rareevent.storage import TEMP_PREFIX, atomic_folder, check_free, hold_name, remove_stale_temporaries
 
 FORMAT_VERSION = 3
@@ -204,6 +205,7 @@ def validate_record(record: Any, path: Path) -> None:
         "assumed": lambda v: isinstance(v, list) and all(isinstance(a, dict) and all(isinstance(a.get(k), str) for k in ("column", "as", "message")) for a in v),
         "gaps": gap_rule_ok,
         "resample": resample_record_ok,
+        "candidates": candidates_ok,  # written by --arch auto
         "baseline": lambda v: isinstance(v, dict) and v.get("arch") == "pca" and _is_metrics(v.get("metrics")),
         "group_column": lambda v: isinstance(v, str) and v != "",  # a fleet or per-group run
         "series": lambda v: isinstance(v, list) and all(_is_series(s) for s in v),  # a fleet run: one entry per series

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rareevent import gaps, windows
+from rareevent import gaps, selection, windows
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, Reading, ReadingOptions, SensorData, file_sha256, load_csv
@@ -55,6 +55,7 @@ def train(
     on_epoch: EpochCallback | None = None,
     max_gap: str | None = None,
     resample: gaps.Resampling | None = None,
+    candidates: Sequence[str] = (),
 ) -> TrainResult:
     """Load ``csv_path``, split it in time order, fit ``detector`` and measure it.
 
@@ -63,7 +64,9 @@ def train(
     smoothed (``--smooth``) from the start of the test part, as a fresh file
     would be. ``resample`` puts the rows on a regular grid first;
     ``max_gap`` (default ``5x``) splits them into segments at time gaps,
-    and no window crosses one.
+    and no window crosses one. With labels, ``candidates`` (``--arch auto``)
+    are trained on the same split and the one with the best validation F1
+    is kept (see :mod:`rareevent.selection`); without labels ``detector`` is.
     """
     name = check_options(detector, valid_frac, test_frac, max_gap, resample, name)
     data = load_csv(csv_path, time=time, label=label, drop=drop, fill=fill, options=reading)
@@ -72,7 +75,7 @@ def train(
     if context is not None:
         detector.context = resolve_context(context, data.columns.features)
     starts = gaps.gap_starts(data.time, len(data), max_gap_value)
-    result = _train_on(detector, data, name, valid_frac, test_frac, fill, on_epoch, starts)
+    result = _train_on(detector, data, name, valid_frac, test_frac, fill, on_epoch, starts, candidates=candidates)
     result.record["gaps"] = gaps.summary(data.time, starts, detector.lookback, max_gap, max_gap_value)
     result.record["resample"] = resampled
     return result
@@ -100,6 +103,7 @@ def _train_on(
     on_epoch: EpochCallback | None,
     starts: np.ndarray,
     splits: dict[str, tuple[int, int]] | None = None,
+    candidates: Sequence[str] = (),
 ) -> TrainResult:
     """Split ``data`` in time order, fit ``detector`` and its PCA baseline, score the parts and build the run record.
 
@@ -107,19 +111,33 @@ def _train_on(
     than the ``max_gap`` rule); every part also begins one. ``splits`` gives
     the parts' row ranges when they are not the fractions of one series
     (a fleet: the train parts of every series, then the valid parts, then the test parts).
+    With labels, every architecture in ``candidates`` is fitted on the same
+    split and the best by :func:`rareevent.selection.choose` becomes the run.
     """
     if splits is None:
         splits = windows.chronological_split(len(data), valid_frac, test_frac)
         check_parts(data.path, len(data), splits, starts, detector.lookback, valid_frac, test_frac)
-    parts, metrics = _fit_and_measure(detector, data, splits, on_epoch, starts)
+    fitted = {}
+    for arch in candidates if data.y is not None else ():
+        candidate = detector if arch == detector.arch else _as_arch(detector, arch)
+        fitted[arch] = (candidate, *_fit_and_measure(candidate, data, splits, on_epoch, starts))
+    if fitted:
+        detector, parts, metrics = fitted[selection.choose({arch: f[2]["valid"] for arch, f in fitted.items()})]
+    else:
+        parts, metrics = _fit_and_measure(detector, data, splits, on_epoch, starts)
     baseline = None
     if detector.arch != "pca":
-        pca = RareEventDetector(**{**detector.get_params(), "arch": "pca", "warm_start": False})
-        _, baseline_metrics = _fit_and_measure(pca, data, splits, None, starts)
+        if "pca" in fitted:
+            pca, _, baseline_metrics = fitted["pca"]
+        else:
+            pca = _as_arch(detector, "pca")
+            _, baseline_metrics = _fit_and_measure(pca, data, splits, None, starts)
         baseline = {"arch": "pca", "parameters": pca.model_.count_params(), "threshold": float(pca.threshold_), "metrics": baseline_metrics}
     record = _record(name, detector, data, splits, metrics, valid_frac, test_frac, fill, parts)
     record["baseline"] = baseline
     record["assumed"] = [*data.columns.assumed, *_unnamed_flags(detector, data)]
+    if fitted:
+        record["candidates"] = {arch: selection.alarm_summary(f[2]["valid"]) for arch, f in fitted.items()}
     return TrainResult(detector=detector, data=data, record=record, scores=scores_frame(parts), parts=parts)
 
 
@@ -140,6 +158,11 @@ def _unnamed_flags(detector: RareEventDetector, data: SensorData) -> list[dict[s
             f"(as an input it leaks them to the model); if it is a state, pass `context={column}` to say so",
         })
     return found
+
+
+def _as_arch(detector: RareEventDetector, arch: str) -> RareEventDetector:
+    """An unfitted detector with ``detector``'s parameters and another architecture (the baseline, a candidate)."""
+    return RareEventDetector(**{**detector.get_params(), "arch": arch, "warm_start": False})
 
 
 def check_parts(where: object, n_rows: int, splits: dict[str, tuple[int, int]], starts: np.ndarray, lookback: int, valid_frac: float, test_frac: float) -> None:

@@ -83,7 +83,7 @@ def test_choices_are_the_library_values_and_show_in_help() -> None:
     from rareevent.load import FILL_METHODS
     from rareevent.model import ACTIVATIONS, ARCHS, LSTM_ARCHS
 
-    for choices, values in ((Arch, ARCHS), (LstmArch, LSTM_ARCHS), (Activation, ACTIVATIONS), (ScoreKind, SCORE_KINDS), (Fill, FILL_METHODS)):
+    for choices, values in ((Arch, (*ARCHS, "auto")), (LstmArch, LSTM_ARCHS), (Activation, ACTIVATIONS), (ScoreKind, SCORE_KINDS), (Fill, FILL_METHODS)):
         assert tuple(choices) == values
     shown = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).stdout
     for values in (ARCHS, ACTIVATIONS, SCORE_KINDS, FILL_METHODS):
