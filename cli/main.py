@@ -774,6 +774,8 @@ def score(
     follow: Annotated[bool, typer.Option("--follow", help="Tail DATA as another program appends to it: score each line as soon as its window is complete, until Ctrl-C.")] = False,
     output_format: Annotated[FollowFormat | None, typer.Option("--format", help="--follow output: csv or jsonl (JSON Lines, with alarm events) (default: from --output's extension, else csv).")] = None,
     poll: Annotated[str, typer.Option(help="--follow: how often to look for new lines, like 0.2s or 500ms.")] = "0.2s",
+    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report (score timeline, every alarm episode with its sensors' raw traces) to this .html file (needs rareevent[plot]).")] = None,
+    episodes: Annotated[Path | None, typer.Option("--episodes", help="Write one row per alarm episode (series, start, end, duration, peak score and ÷ threshold, top sensors) to this .csv file.")] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Score DATA with a saved run: flag windows at or above the threshold and explain each alarm.
@@ -793,6 +795,10 @@ def score(
         from rareevent.storage import atomic_file
 
         piped = str(data) == "-"
+        if html is not None and (follow or piped):
+            raise RareEventError("--html reads the scored file a second time for the sensor traces: give a file, without --follow")
+        if follow and episodes is not None:
+            raise RareEventError("--episodes is written when the data ends; --follow announces episodes as they close instead")
         if follow:
             if piped or metrics_out is not None:
                 raise RareEventError("--follow tails a file, and has no end to measure metrics at: leave out " + ("-" if piped else "--metrics-out"))
@@ -808,7 +814,13 @@ def score(
         reading = _reading_options(decimal, time_format, dayfirst, time_unit)
         if metrics_out is not None:
             _output_kind(metrics_out, ("json",))
-        _check_outputs(data, {"--output": output, "--metrics-out": metrics_out})
+        if episodes is not None:
+            _output_kind(episodes, ("csv",))
+        if html is not None:
+            from rareevent.html_report import check_output
+
+            check_output(html)
+        _check_outputs(data, {"--output": output, "--metrics-out": metrics_out, "--episodes": episodes, "--html": html})
         folder = resolve_run(run, runs_dir)
         record, detector = load_run(folder)
         label_column = label or record["label_column"]
@@ -822,12 +834,16 @@ def score(
         with ExitStack() as stack:  # both outputs are renamed into place only when both are complete
             temp = stack.enter_context(atomic_file(output)) if output else None
             metrics_temp = stack.enter_context(atomic_file(metrics_out)) if metrics_out else None
+            episodes_temp = stack.enter_context(atomic_file(episodes)) if episodes else None
+            html_temp = stack.enter_context(atomic_file(html)) if html else None
             writer = stack.enter_context(WindowWriter(temp, kind)) if temp else None
+            collector = _html_collector(html)
+            sink = writer if collector is None else collector if writer is None else lambda frame: (writer(frame), collector(frame))
             with progress:
                 if piped:
                     from rareevent.follow import score_pipe
 
-                    result = score_pipe(sys.stdin.buffer, record, detector, fill=fill, sink=writer, options=reading, time=time, label=label)
+                    result = score_pipe(sys.stdin.buffer, record, detector, fill=fill, sink=sink, options=reading, time=time, label=label)
                     if metrics_out is not None and result.metrics is None:
                         raise RareEventError(f"<stdin>: --metrics-out needs the label column {label_column!r}, which the data does not have")
                 else:
@@ -837,7 +853,7 @@ def score(
                         detector,
                         chunk_rows=chunk_rows,
                         fill=fill,
-                        sink=writer,
+                        sink=sink,
                         on_progress=lambda n: progress.advance(task, n),
                         options=reading,
                         time=time,
@@ -848,6 +864,15 @@ def score(
                 writer.finish({"alarms": result.alarms, "metrics": result.metrics, "summary": summary})
             if metrics_temp:
                 metrics_temp.write_text(json.dumps({**summary, "metrics": result.metrics}, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            if episodes_temp:
+                from rareevent.episodes import episode_rows, write_episodes
+
+                write_episodes(episodes_temp, episode_rows(result.alarms, result.threshold))
+            if html_temp:
+                from rareevent.html_report import render, scored_file_report
+
+                page = render(scored_file_report(data, record, detector, result, collector, fill=fill, options=reading, time=time, label=label))
+                html_temp.write_text(page, encoding="utf-8")
         if result.columns.ignored:
             _note(f"ignored column(s) not used by the model: {', '.join(result.columns.ignored)}")
         if result.n_filled:
@@ -859,7 +884,16 @@ def score(
             if order_note:
                 _note(_cli_terms(order_note))
         _print_score_summary(summary, result, show, output)
-        _print_paths(quiet, output, metrics_out)
+        _print_paths(quiet, output, metrics_out, episodes, html)
+
+
+def _html_collector(html: Path | None) -> Any:
+    """The sink that keeps the windows an HTML report draws (None without ``--html``)."""
+    if html is None:
+        return None
+    from rareevent.html_report import WindowCollector
+
+    return WindowCollector()
 
 
 def _per_group_run(run: str | None, runs_dir: Path) -> bool:

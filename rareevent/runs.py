@@ -175,6 +175,9 @@ def validate_record(record: Any, path: Path) -> None:
         "input_sha256": lambda v: isinstance(v, str),
         "parent": lambda v: isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ("name", "folder")),  # written by `update`
         "reading": reading_record_ok,
+        "train_range": lambda v: isinstance(v, dict)
+        and all(isinstance(v.get(k), list) and all(_is_number(x) for x in v[k]) for k in ("percentiles", "low", "high"))
+        and len(v["low"]) == len(v["high"]),
         "gaps": gap_rule_ok,
         "resample": resample_record_ok,
         "baseline": lambda v: isinstance(v, dict)
