@@ -44,6 +44,7 @@ _state = {"debug": False, "quiet": False}
 EXIT_DATA = 2
 EXIT_UNEXPECTED = 1
 EXIT_INTERRUPTED = 130
+UNLIMITED_WIDTH = 100_000  # the console width off a terminal: a table is as wide as its cells
 
 # the fixed value sets of options, as the parser's choices (tests/test_cli_conventions.py checks them against the library's)
 Arch = StrEnum("Arch", {name: name for name in ARCHITECTURES})
@@ -174,9 +175,12 @@ def _plain() -> bool:
 
 
 def _set_output(quiet: bool = False) -> None:
-    """Set up ``out`` (stdout) for this command: rich on a terminal, plain text otherwise; silent with ``--quiet``."""
+    """Set up ``out`` (stdout) for this command: rich on a terminal, plain text otherwise; silent with ``--quiet``.
+
+    Off a terminal (a pipe, a log) nothing limits the line length, so tables print at their full width instead of cropping cells at 80 columns.
+    """
     global out
-    out = Console(highlight=False, color_system=None if _plain() else "auto", quiet=quiet)
+    out = Console(highlight=False, color_system=None if _plain() else "auto", quiet=quiet, width=None if sys.stdout.isatty() else UNLIMITED_WIDTH)
     _state["quiet"] = quiet
 
 
@@ -1103,14 +1107,18 @@ def _print_score_summary(summary: dict[str, Any], result: Any, show: int, output
         f"{len(result.alarms)} alarm episode(s)"
     )
     if result.alarms:
+        from rareevent.episodes import duration_text
+
         table = Table(title=f"alarms (top {min(show, len(result.alarms))} by peak error, in time order)")
         has_time = "start_time" in result.alarms[0]
-        for column in ("start", "rows", "windows", "peak", "top sensors (share of error)"):
-            table.add_column(column, justify="right" if column in ("windows", "peak") else "left")
+        for column in ("start", "end", "duration", "rows", "windows", "peak", "top sensors (share of error)"):
+            table.add_column(column, justify="right" if column in ("duration", "windows", "peak") else "left")
         shown = sorted(sorted(result.alarms, key=lambda a: -a["peak_error"])[:show], key=lambda a: a["start_row"])
         for alarm in shown:
             table.add_row(
                 str(alarm["start_time"]) if has_time else str(alarm["start_row"]),
+                str(alarm["end_time"]) if has_time else str(alarm["end_row"]),
+                duration_text(alarm),
                 f"{alarm['start_row']}-{alarm['end_row']}",
                 str(alarm["windows"]),
                 f"{alarm['peak_error']:.3g}",
@@ -1170,6 +1178,7 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Draw the error over time and the PR curve of one run to this .png (needs rareevent[plot]).")] = None,
     show_recipe: Annotated[bool, typer.Option("--recipe", help="Print the TOML recipe that trains one run again (rareevent train --config).")] = False,
+    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report of one run on its own input file (timeline with the splits, every alarm episode with its sensors' raw traces, metrics, PR curve) to this .html file (needs rareevent[plot]).")] = None,
 ) -> None:
     """Compare saved runs: test metrics, events caught, false alarms, and each two architectures trained on the same file."""
     with _errors():
@@ -1181,6 +1190,17 @@ def report(
                 raise RareEventError("--recipe prints the recipe of one run; name a single RUN, without --plot or --json")
             folder = resolve_run(runs[0] if runs else None, runs_dir)
             typer.echo(recipe.recipe_text(read_run(folder), folder / RUN_FILE), nl=False)
+            return
+        if html is not None:
+            from rareevent.html_report import check_output, run_report, write
+            from rareevent.runs import load_run
+
+            if (runs and len(runs) > 1) or plot is not None or as_json:
+                raise RareEventError("--html reports one run; name a single RUN, without --plot or --json")
+            check_output(html)
+            folder = resolve_run(runs[0] if runs else None, runs_dir)
+            write(run_report(folder, *load_run(folder)), html)
+            out.print(f"report of {folder.name} written to {html}")
             return
         if plot is not None:
             from rareevent.plot import plot_run
