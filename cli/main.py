@@ -791,7 +791,7 @@ def score(
         from rareevent.runs import resolve_run
 
         if engine == Engine.spark or group is not None or not _one_csv(data) or _per_group_run(run, runs_dir):
-            _score_fleet(data, resolve_run(run, runs_dir), group=group, jobs=jobs, engine=engine, master=master, output=output, metrics_out=metrics_out, chunk_rows=chunk_rows, fill=fill, time=time, label=label, reading=_reading_options(decimal, time_format, dayfirst, time_unit), quiet=quiet)
+            _score_fleet(data, resolve_run(run, runs_dir), group=group, jobs=jobs, engine=engine, master=master, output=output, metrics_out=metrics_out, chunk_rows=chunk_rows, fill=fill, time=time, label=label, reading=_reading_options(decimal, time_format, dayfirst, time_unit), quiet=quiet, html=html, episodes=episodes)
             return
         data = data[0]
         from rareevent.runs import load_run, resolve_run
@@ -929,6 +929,8 @@ def _score_fleet(
     label: str | None,
     reading: Any,
     quiet: bool,
+    html: Path | None = None,
+    episodes: Path | None = None,
 ) -> None:
     """``score`` over many series: on local processes (CSV out) or on Spark (a Parquet folder out)."""
     from rareevent.storage import atomic_file
@@ -937,8 +939,16 @@ def _score_fleet(
         _output_kind(output, ("parquet",) if engine == Engine.spark else ("csv",))
     if metrics_out is not None:
         _output_kind(metrics_out, ("json",))
+    if engine == Engine.spark and (html is not None or episodes is not None):
+        raise RareEventError("--html and --episodes need the alarm episodes, which --engine spark does not collect; score with --engine local")
+    if episodes is not None:
+        _output_kind(episodes, ("csv",))
+    if html is not None:
+        from rareevent.html_report import check_output
+
+        check_output(html)
     for path in data:
-        _check_outputs(path, {"--output": output, "--metrics-out": metrics_out})
+        _check_outputs(path, {"--output": output, "--metrics-out": metrics_out, "--episodes": episodes, "--html": html})
     if engine == Engine.spark:
         _score_on_spark(data, folder, group=group, master=master, output=output, fill=fill, time=time, label=label, reading=reading)
         _print_paths(quiet, output)
@@ -949,9 +959,20 @@ def _score_fleet(
     with ExitStack() as stack:
         temp = stack.enter_context(atomic_file(output)) if output else None
         metrics_temp = stack.enter_context(atomic_file(metrics_out)) if metrics_out else None
+        episodes_temp = stack.enter_context(atomic_file(episodes)) if episodes else None
+        html_temp = stack.enter_context(atomic_file(html)) if html else None
         scores = score_fleet(planned, jobs or default_jobs(), temp)
         if metrics_temp is not None:
             metrics_temp.write_text(json.dumps({"run": str(folder), "series": [s.summary() for s in scores]}, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        if episodes_temp is not None:
+            from rareevent.episodes import episode_rows, write_episodes
+
+            write_episodes(episodes_temp, [row for s in scores for row in episode_rows(s.alarms, s.threshold, s.series.name)])
+        if html_temp is not None:
+            from rareevent.html_report import render_fleet
+            from rareevent.model import compute_device
+
+            html_temp.write_text(render_fleet(folder.name, scores, group or "file", compute_device()), encoding="utf-8")
     ignored = sorted({c for s in scores for c in s.ignored})
     if ignored:
         _note(f"ignored column(s) not used by the model: {', '.join(ignored)}")
@@ -967,7 +988,7 @@ def _score_fleet(
     out.print(table)
     if output:
         out.print(f"windows written to {output}")
-    _print_paths(quiet, output, metrics_out)
+    _print_paths(quiet, output, metrics_out, episodes, html)
 
 
 def _score_on_spark(data: list[Path], folder: Path, *, group: str | None, master: str, output: Path | None, fill: str | None, time: str | None, label: str | None, reading: Any) -> None:

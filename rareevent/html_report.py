@@ -331,7 +331,7 @@ def _episode_html(index: int, row: dict[str, Any], alarm: dict[str, Any], episod
         ("top sensors (share of the error)", ", ".join(f"{name} {share:.0%}" for name, share in top_sensors(alarm))),
     ]
     plots = "".join(
-        f'<div class="trace{" context" if trace["context"] else ""}" data-sensor="{html.escape(trace["name"])}"></div>' for trace in episode["traces"]
+        f'<div class="sensor-plot{" context" if trace["context"] else ""}" data-sensor="{html.escape(trace["name"])}"></div>' for trace in episode["traces"]
     )
     return (
         f'<section class="episode" id="{episode["id"]}" data-index="{index}">'
@@ -356,6 +356,7 @@ def render(report: ReportInput, extra_sections: str = "") -> str:
     data_json = json.dumps(model, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     page = _PAGE.format(
         title=html.escape(report.title),
+        style=_STYLE,
         header=_table(None, _header(report), "header"),
         extra=extra_sections,
         metrics=_metrics_html(report.metrics),
@@ -389,6 +390,42 @@ def check_output(output: str | Path) -> None:
         raise RareEventError("an HTML report needs plotly", hint="pip install 'rareevent[plot]'") from None
 
 
+def render_fleet(run: str, scores: Sequence[Any], column: str, device: str) -> str:
+    """The page of a fleet's ``score``: the per-series table, then a section per series with alarms, listing its episodes."""
+    rows = [
+        [s.series.name, f"{s.n_rows:,}", f"{s.n_windows:,}", f"{s.n_flagged:,}", len(s.alarms), _fmt((s.metrics or {}).get("f1")),
+         f"{s.metrics['events_detected']} of {s.metrics['events']}" if s.metrics and s.metrics.get("events") is not None else "-"]
+        for s in scores
+    ]  # fmt: skip
+    sections = []
+    for s in scores:
+        if not s.alarms:
+            continue
+        by_start = {alarm["start_row"]: alarm for alarm in s.alarms}
+        episodes = [
+            [row["start"], row["end"], duration_text(by_start[row["start_row"]]), f"{row['start_row']}-{row['end_row']}", _fmt(row["peak_over_threshold"]), row["top_sensors"].replace(";", " ")]
+            for row in episode_rows(s.alarms, s.threshold, s.series.name)
+        ]
+        sections.append(
+            f'<section class="series" data-series="{html.escape(s.series.name)}"><h3>{html.escape(column)} {html.escape(s.series.name)}: {len(s.alarms)} alarm episode(s)</h3>'
+            f"<p class=\"note\">{html.escape(str(s.series.path))}, threshold {s.threshold:.6g}</p>"
+            + _table(["start", "end", "duration", "rows", "peak ÷ threshold", "top sensors"], episodes, "episodes")
+            + "</section>"
+        )
+    header = [("run", run), ("series", f"{len(scores)} ({sum(1 for s in scores if s.alarms)} with alarms)"), ("rows", f"{sum(s.n_rows for s in scores):,}"), ("device", f"scored on {device}")]
+    title = f"{len(scores)} series scored with run {run}"
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">'
+        f"<title>{html.escape(title)}</title>{_STYLE}</head><body><h1>{html.escape(title)}</h1>"
+        + _table(None, header, "header")
+        + "<h2>Series</h2>"
+        + _table([column, "rows", "windows", "flagged", "alarms", "F1", "events caught"], rows, "series")
+        + "<h2>Series with alarms</h2>"
+        + ("".join(sections) or "<p>No alarm episodes.</p>")
+        + "</body></html>\n"
+    )
+
+
 class WindowCollector:
     """A ``score`` sink that keeps what a report draws of every window: row, time, error, flagged, label."""
 
@@ -402,19 +439,21 @@ class WindowCollector:
         return pd.concat(self.parts, ignore_index=True) if self.parts else pd.DataFrame(columns=["row", "error", "flagged"])
 
 
+_STYLE = """<style>
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:1.5em auto;max-width:1200px;padding:0 1em;color:#222}
+h1{font-size:1.5em} h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd} h3{font-size:1.05em}
+table{border-collapse:collapse;margin:.5em 0;font-size:.9em} td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#f4f4f4} table.header td:first-child,table.facts td:first-child{font-weight:600;background:#fafafa}
+.plot{width:100%;height:380px} .plot.small{max-width:520px;height:360px}
+.traces{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:.5em} .sensor-plot{height:230px;border:1px solid #eee}
+.sensor-plot.context{border-style:dashed} .note{color:#666;font-size:.85em} section.episode{margin-bottom:1.5em}
+</style>"""
+
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:; font-src data:">
 <title>{title}</title>
-<style>
-body{{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:1.5em auto;max-width:1200px;padding:0 1em;color:#222}}
-h1{{font-size:1.5em}} h2{{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}} h3{{font-size:1.05em}}
-table{{border-collapse:collapse;margin:.5em 0;font-size:.9em}} td,th{{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}}
-th{{background:#f4f4f4}} table.header td:first-child,table.facts td:first-child{{font-weight:600;background:#fafafa}}
-.plot{{width:100%;height:380px}} .plot.small{{max-width:520px;height:360px}}
-.traces{{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:.5em}} .trace{{height:230px;border:1px solid #eee}}
-.trace.context{{border-style:dashed}} .note{{color:#666;font-size:.85em}} section.episode{{margin-bottom:1.5em}}
-</style></head><body>
+{style}</head><body>
 <h1>{title}</h1>
 {header}
 <h2>Score timeline</h2>
@@ -492,7 +531,7 @@ function draw() {
     if (window.rareevent.rendered[index]) return;
     window.rareevent.rendered[index] = 'drawing';
     var e = R.episodes[index];
-    var divs = section.querySelectorAll('.trace');
+    var divs = section.querySelectorAll('.sensor-plot');
     var drawn = e.traces.map(function (t, i) {
       var title = t.context ? t.name + ' (context)' : t.name + ' (' + Math.round(t.share * 100) + '% of the error)';
       var shapes = [rect(e.span[0], e.span[1], '#d62728', 0.15),
