@@ -94,7 +94,8 @@ class Axis:
 
     kind: str  # "date", "number" or "row"
     name: str
-    base: float = 0.0  # x values are offsets from it (milliseconds for dates): shorter numbers in the page
+    base: float = 0.0  # x values are offsets from it, in units of ``unit`` milliseconds for dates: shorter numbers in the page
+    unit: float = 1.0
 
     @classmethod
     def of(cls, time: np.ndarray | None, column: str | None) -> Axis:
@@ -102,7 +103,8 @@ class Axis:
             return cls("row", "row")
         if gaps.is_dated(time):
             values = cls.values_of(time)
-            return cls("date", column or "time", float(values[0]) if len(values) else 0.0)
+            whole_seconds = bool(np.all(values % 1000 == 0))
+            return cls("date", column or "time", float(values[0]) if len(values) else 0.0, 1000.0 if whole_seconds else 1.0)
         return cls("number", column or "time")
 
     @staticmethod
@@ -113,7 +115,7 @@ class Axis:
 
     def x(self, time: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
         """Offsets from ``base`` of rows at ``time`` (or ``rows`` when the axis is the row number)."""
-        return np.asarray(rows, np.float64) if self.kind == "row" or time is None else self.values_of(time) - self.base
+        return np.asarray(rows, np.float64) if self.kind == "row" or time is None else (self.values_of(time) - self.base) / self.unit
 
 
 @dataclass
@@ -153,7 +155,7 @@ def train_band(record: dict[str, Any], detector: Any) -> tuple[dict[str, tuple[f
     saved = record.get("train_range")
     if saved:
         low_p, high_p = saved["percentiles"]
-        return {name: (lo, hi) for name, lo, hi in zip(names, saved["low"], saved["high"])}, f"training rows, {low_p:g}th-{high_p:g}th percentile"
+        return {name: (lo, hi) for name, lo, hi in zip(names, saved["low"], saved["high"])}, f"percentiles {low_p:g} to {high_p:g} of the normal training rows"
     mean, scale = detector.scaler_.mean_, np.sqrt(detector.scaler_.var_)
     return {name: (m - 2.326 * s, m + 2.326 * s) for name, m, s in zip(names, mean, scale)}, "training mean ± 2.33 sd (this run saved no percentiles)"
 
@@ -178,7 +180,7 @@ def _timeline(report: ReportInput, axis: Axis) -> dict[str, Any]:
     breaks = np.zeros(len(x), bool)
     rule = report.record.get("gaps")
     if time is not None and rule and len(x) > 1:
-        steps = np.diff(Axis.values_of(time)) / (1000.0 if axis.kind == "date" else 1.0)
+        steps = np.diff(Axis.values_of(time)) / (1000.0 if axis.kind == "date" else 1.0)  # seconds for dates, as the gap rule
         breaks[1:] = steps > float(rule["max_gap_value"])  # consecutive windows end on consecutive rows, except across a gap
     keep = _with_breaks(minmax_indices(error, TIMELINE_BUCKETS), breaks)
     flagged = scored["flagged"].to_numpy() == 1
@@ -207,23 +209,23 @@ def _episode(report: ReportInput, axis: Axis, index: int, alarm: dict[str, Any],
     names = record["features"]
     context = set(record.get("context_features") or [])
     shown = [(name, share) for name, share in top_sensors(alarm)] + [(name, None) for name in names if name in context]
-    traces = []
-    for name, share in shown:
-        values = data.X[lo:hi, names.index(name)]
-        keep = _with_breaks(minmax_indices(values, TRACE_BUCKETS), part_breaks)
-        traces.append(
-            {
-                "name": name,
-                "share": share,
-                "context": share is None,
-                "x": [None if i is None else _number(x[i], 12) for i in keep],
-                "y": [None if i is None else float(values[i]) for i in keep],
-                "band": [_number(band[name][0]), _number(band[name][1])],
-            }
-        )
+    columns = [names.index(name) for name, _ in shown]
+    values = data.X[lo:hi, columns]
+    picked = np.unique(np.concatenate([minmax_indices(values[:, j], TRACE_BUCKETS) for j in range(len(columns))]))  # one x for all: each sensor's extremes kept
+    keep = _with_breaks(picked, part_breaks)
+    traces = [
+        {
+            "name": name,
+            "share": share,
+            "context": share is None,
+            "y": [None if i is None else float(values[i, j]) for i in keep],
+            "band": [_number(band[name][0]), _number(band[name][1])],
+        }
+        for j, (name, share) in enumerate(shown)
+    ]
     start_x = axis.x(None if data.time is None else data.time[max(first, 0) : max(first, 0) + 1], data.rows[max(first, 0) : max(first, 0) + 1])
     end_x = axis.x(None if data.time is None else data.time[last : last + 1], data.rows[last : last + 1])
-    return {"id": f"episode-{index + 1}", "span": [float(start_x[0]), float(end_x[0])], "traces": traces, "ratio": row["peak_over_threshold"]}
+    return {"id": f"episode-{index + 1}", "span": [float(start_x[0]), float(end_x[0])], "x": [None if i is None else _number(x[i], 12) for i in keep], "traces": traces}
 
 
 def _pr_curve(report: ReportInput) -> dict[str, Any] | None:
@@ -255,7 +257,7 @@ def build_model(report: ReportInput) -> dict[str, Any]:
     by_start = {alarm["start_row"]: alarm for alarm in report.alarms}
     raw_x = axis.x(data.time, data.rows)
     model: dict[str, Any] = {
-        "axis": {"kind": axis.kind, "name": axis.name, "base": axis.base},
+        "axis": {"kind": axis.kind, "name": axis.name, "base": axis.base, "unit": axis.unit},
         "threshold": report.threshold,
         "timeline": _timeline(report, axis),
         "events": _spans(data.y == 1, raw_x) if data.y is not None else [],
@@ -481,6 +483,7 @@ _SCRIPT = r"""
     var script = document.createElement('script');
     script.textContent = code;
     document.head.appendChild(script);
+    window.rareeventPlotlyMs = performance.now();
     draw();
   });
 })();
@@ -488,10 +491,11 @@ function draw() {
   var R = JSON.parse(document.getElementById('report-data').textContent);
   var config = {displaylogo: false, responsive: true, modeBarButtonsToRemove: ['sendDataToCloud']};
   var dated = R.axis.kind === 'date';
-  var base = R.axis.base;
-  function xs(values) { return values.map(function (v) { return v === null ? null : v + base; }); }
+  var base = R.axis.base, unit = R.axis.unit;
+  function X(v) { return v === null ? null : v * unit + base; }
+  function xs(values) { return values.map(X); }
   function rect(x0, x1, colour, opacity, layer) {
-    return {type: 'rect', xref: 'x', yref: 'paper', x0: x0 + base, x1: x1 + base, y0: 0, y1: 1, fillcolor: colour,
+    return {type: 'rect', xref: 'x', yref: 'paper', x0: X(x0), x1: X(x1), y0: 0, y1: 1, fillcolor: colour,
             opacity: opacity, line: {width: 1, color: colour}, layer: layer || 'below'};
   }
   function xaxis(extra) {
@@ -499,15 +503,15 @@ function draw() {
     for (var k in extra) axis[k] = extra[k];
     return axis;
   }
-  window.rareevent = {plots: 0, episodes: R.episodes.length, rendered: {}};
+  window.rareevent = {plots: 0, episodes: R.episodes.length, rendered: {}, plotlyMs: window.rareeventPlotlyMs};
   function done() { window.rareevent.plots += 1; }
   function timeline() {
     var t = R.timeline;
     var shapes = R.episodes.map(function (e) { return rect(e.span[0], e.span[1], '#d62728', 0.25); })
       .concat(R.events.map(function (e) { return rect(e[0], e[1], '#2ca02c', 0.18); }));
-    R.splits.forEach(function (s) { shapes.push({type: 'line', xref: 'x', yref: 'paper', x0: s[1] + base, x1: s[1] + base, y0: 0, y1: 1, line: {color: '#888', width: 1, dash: 'dot'}}); });
+    R.splits.forEach(function (s) { shapes.push({type: 'line', xref: 'x', yref: 'paper', x0: X(s[1]), x1: X(s[1]), y0: 0, y1: 1, line: {color: '#888', width: 1, dash: 'dot'}}); });
     shapes.push({type: 'line', xref: 'paper', yref: 'y', x0: 0, x1: 1, y0: R.threshold, y1: R.threshold, line: {color: '#ff7f0e', width: 1.5, dash: 'dash'}});
-    var annotations = R.splits.map(function (s) { return {x: s[1] + base, y: 1, xref: 'x', yref: 'paper', text: s[0], showarrow: false, xanchor: 'left', yanchor: 'top', font: {size: 11, color: '#666'}}; });
+    var annotations = R.splits.map(function (s) { return {x: X(s[1]), y: 1, xref: 'x', yref: 'paper', text: s[0], showarrow: false, xanchor: 'left', yanchor: 'top', font: {size: 11, color: '#666'}}; });
     annotations.push({x: 1, y: R.threshold, xref: 'paper', yref: 'y', text: 'threshold ' + R.threshold.toPrecision(4), showarrow: false, xanchor: 'right', yanchor: 'bottom', font: {size: 11, color: '#ff7f0e'}});
     var traces = [
       {type: 'scatter', mode: 'lines', name: 'window score', x: xs(t.x), y: t.y, line: {width: 1, color: '#1f77b4'}, connectgaps: false},
@@ -532,11 +536,12 @@ function draw() {
     window.rareevent.rendered[index] = 'drawing';
     var e = R.episodes[index];
     var divs = section.querySelectorAll('.sensor-plot');
+    var x = xs(e.x);
     var drawn = e.traces.map(function (t, i) {
       var title = t.context ? t.name + ' (context)' : t.name + ' (' + Math.round(t.share * 100) + '% of the error)';
       var shapes = [rect(e.span[0], e.span[1], '#d62728', 0.15),
                     {type: 'rect', xref: 'paper', yref: 'y', x0: 0, x1: 1, y0: t.band[0], y1: t.band[1], fillcolor: '#999', opacity: 0.2, line: {width: 0}, layer: 'below'}];
-      return Plotly.newPlot(divs[i], [{type: 'scatter', mode: 'lines', name: t.name, x: xs(t.x), y: t.y, connectgaps: false,
+      return Plotly.newPlot(divs[i], [{type: 'scatter', mode: 'lines', name: t.name, x: x, y: t.y, connectgaps: false,
                                        line: {width: 1.2, color: t.context ? '#7f7f7f' : '#1f77b4', dash: t.context ? 'dot' : 'solid'}}],
         {title: {text: title, font: {size: 12}}, margin: {l: 50, r: 10, t: 30, b: 30}, showlegend: false, xaxis: xaxis({}), shapes: shapes},
         {displaylogo: false, responsive: true, displayModeBar: false}).then(done);

@@ -60,8 +60,7 @@ def test_episodes_csv_is_the_alarm_lines_of_score(scored: dict[str, object]) -> 
     threshold = scored["json"]["summary"]["threshold"]
     for line, (_, row), alarm in zip(lines, episodes.iterrows(), scored["json"]["alarms"]):
         start, end, duration, rows, windows, peak, top = line
-        assert (row["start"], row["end"]) == (start.replace(" ", "T") if "T" in row["start"] else start, end.replace(" ", "T") if "T" in row["end"] else end)
-        assert (row["start"], row["end"]) == (alarm["start_time"], alarm["end_time"])
+        assert (row["start"], row["end"]) == (start, end) == (alarm["start_time"], alarm["end_time"])
         assert rows == f"{row['start_row']}-{row['end_row']}" and int(windows) == row["windows"] == alarm["windows"]
         assert f"{row['peak_score']:.3g}" == peak and row["peak_score"] == pytest.approx(alarm["peak_error"])
         assert row["peak_over_threshold"] == pytest.approx(alarm["peak_error"] / threshold)
@@ -229,3 +228,30 @@ def test_fleet_episodes_and_report(tmp_path: Path, fleet_dir: Path, fleet_run: P
     page = (tmp_path / "f.html").read_text()
     assert page.count('<section class="series"') == sum(1 for n in table.values() if n)
     assert "<script" not in page  # no plot: tables only
+
+
+def test_html_refuses_standard_input(tmp_path: Path, trained_runs: dict[str, Path], sensor_csv: Path) -> None:
+    result = runner.invoke(app, ["score", "-", "--run", str(trained_runs["ae"]), "--html", str(tmp_path / "r.html")], input=sensor_csv.read_text())
+    assert result.exit_code == 2 and "--html" in result.stderr and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_context_columns_are_drawn_and_marked(tmp_path: Path, sensor_csv: Path) -> None:
+    """A run with a context column: every episode shows it after the top sensors, marked as context, over its training band."""
+    from tests.conftest import TINY
+
+    trained = runner.invoke(app, ["train", str(sensor_csv), *TINY, "--context", "s1", "--runs-dir", str(tmp_path / "runs"), "--name", "ctx"])
+    assert trained.exit_code == 0, trained.output
+    result = runner.invoke(app, ["score", str(sensor_csv), "--run", str(tmp_path / "runs" / "ctx"), "--html", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r.html").read_text()
+    model = json.loads(re.search(r'<script id="report-data" type="application/json">(.*?)</script>', page, re.S).group(1))
+    record = json.loads((tmp_path / "runs" / "ctx" / "run.json").read_text())
+    assert model["episodes"] and model["band_source"] == "percentiles 1 to 99 of the normal training rows"
+    for episode in model["episodes"]:
+        *top, context = episode["traces"]
+        assert context["name"] == "s1" and context["context"] and context["share"] is None
+        assert context["band"] == pytest.approx([record["train_range"]["low"][0], record["train_range"]["high"][0]], rel=1e-5)
+        assert all(not trace["context"] and trace["name"] in ("s2", "s3") for trace in top)
+    assert page.count('class="sensor-plot context" data-sensor="s1"') == len(model["episodes"])
