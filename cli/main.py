@@ -835,14 +835,14 @@ def score(
         total = _estimate_rows(Path(data)) if not piped and Path(data).is_file() and Path(data).stat().st_size > 4 * chunk_rows else None
         progress = _rows_progress(Path(data))
         task = progress.add_task("score", total=total)
-        with ExitStack() as stack:  # both outputs are renamed into place only when both are complete
+        with ExitStack() as stack:  # the outputs are renamed into place only when all are complete
             temp = stack.enter_context(atomic_file(output)) if output else None
             metrics_temp = stack.enter_context(atomic_file(metrics_out)) if metrics_out else None
             episodes_temp = stack.enter_context(atomic_file(episodes)) if episodes else None
             html_temp = stack.enter_context(atomic_file(html)) if html else None
             writer = stack.enter_context(WindowWriter(temp, kind)) if temp else None
-            collector = _html_collector(html)
-            sink = writer if collector is None else collector if writer is None else lambda frame: (writer(frame), collector(frame))
+            collector = _html_collector(html, writer)
+            sink = collector or writer
             with progress:
                 if piped:
                     from rareevent.follow import score_pipe
@@ -891,13 +891,13 @@ def score(
         _print_paths(quiet, output, metrics_out, episodes, html)
 
 
-def _html_collector(html: Path | None) -> Any:
-    """The sink that keeps the windows an HTML report draws (None without ``--html``)."""
+def _html_collector(html: Path | None, then: Any) -> Any:
+    """The sink that keeps the windows an HTML report draws and passes them on to ``then`` (None without ``--html``)."""
     if html is None:
         return None
     from rareevent.html_report import WindowCollector
 
-    return WindowCollector()
+    return WindowCollector(then)
 
 
 def _per_group_run(run: str | None, runs_dir: Path) -> bool:

@@ -16,7 +16,7 @@ import base64
 import gzip
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,7 +195,7 @@ def _timeline(report: ReportInput, axis: Axis) -> dict[str, Any]:
     }
 
 
-def _episode(report: ReportInput, axis: Axis, index: int, alarm: dict[str, Any], row: dict[str, Any], band: dict[str, tuple[float, float]], breaks: np.ndarray) -> dict[str, Any]:
+def _episode(report: ReportInput, axis: Axis, index: int, alarm: dict[str, Any], band: dict[str, tuple[float, float]], breaks: np.ndarray) -> dict[str, Any]:
     data, record = report.data, report.record
     T = int(report.detector.lookback)
     first = int(np.searchsorted(data.rows, alarm["start_row"])) - (T - 1)  # the first row of the first flagged window
@@ -223,9 +223,8 @@ def _episode(report: ReportInput, axis: Axis, index: int, alarm: dict[str, Any],
         }
         for j, (name, share) in enumerate(shown)
     ]
-    start_x = axis.x(None if data.time is None else data.time[max(first, 0) : max(first, 0) + 1], data.rows[max(first, 0) : max(first, 0) + 1])
-    end_x = axis.x(None if data.time is None else data.time[last : last + 1], data.rows[last : last + 1])
-    return {"id": f"episode-{index + 1}", "span": [float(start_x[0]), float(end_x[0])], "x": [None if i is None else _number(x[i], 12) for i in keep], "traces": traces}
+    span = [float(x[max(first, 0) - lo]), float(x[last - lo])]  # from the first row of the first flagged window to the last row of the last
+    return {"id": f"episode-{index + 1}", "span": span, "x": [None if i is None else _number(x[i], 12) for i in keep], "traces": traces}
 
 
 def _pr_curve(report: ReportInput) -> dict[str, Any] | None:
@@ -261,7 +260,7 @@ def build_model(report: ReportInput) -> dict[str, Any]:
         "threshold": report.threshold,
         "timeline": _timeline(report, axis),
         "events": _spans(data.y == 1, raw_x) if data.y is not None else [],
-        "episodes": [_episode(report, axis, i, by_start[row["start_row"]], row, band, breaks) for i, row in enumerate(rows)],
+        "episodes": [_episode(report, axis, i, by_start[row["start_row"]], band, breaks) for i, row in enumerate(rows)],
         "pr": _pr_curve(report),
         "band_source": band_source,
         "splits": [],
@@ -429,13 +428,16 @@ def render_fleet(run: str, scores: Sequence[Any], column: str, device: str) -> s
 
 
 class WindowCollector:
-    """A ``score`` sink that keeps what a report draws of every window: row, time, error, flagged, label."""
+    """A ``score`` sink that keeps what a report draws of every window (row, time, error, flagged, label), then hands the windows to ``then``."""
 
-    def __init__(self) -> None:
+    def __init__(self, then: Callable[[pd.DataFrame], None] | None = None) -> None:
         self.parts: list[pd.DataFrame] = []
+        self.then = then
 
     def __call__(self, frame: pd.DataFrame) -> None:
         self.parts.append(frame[[c for c in ("row", "time", "error", "flagged", "label") if c in frame]])
+        if self.then is not None:
+            self.then(frame)
 
     def frame(self) -> pd.DataFrame:
         return pd.concat(self.parts, ignore_index=True) if self.parts else pd.DataFrame(columns=["row", "error", "flagged"])
@@ -466,7 +468,7 @@ _PAGE = """<!DOCTYPE html>
 {pr}
 <h2>Alarm episodes</h2>
 {summary}
-<p class="note">Each episode shows the raw (unscaled) readings of its top sensors, and of the context columns (dashed frame: read by the model, not scored), around the episode (red), over their normal range (grey band: {band}).</p>
+<p class="note">Each episode shows the raw (unscaled) readings of its top sensors, and of the context columns (dashed frame: read by the model, not scored), around the episode (red: the rows its flagged windows cover), over their normal range (grey band: {band}).</p>
 {episodes}
 <script id="plotly-js" type="application/octet-stream">/*PLOTLY*/</script>
 <script id="report-data" type="application/json">/*DATA*/</script>
@@ -559,7 +561,7 @@ function draw() {
   } else {
     sections.forEach(episode);
   }
-  window.rareevent.drawAll = function () { sections.forEach(episode); };
+  window.rareevent.drawAll = function (limit) { Array.prototype.slice.call(sections, 0, limit || sections.length).forEach(episode); };
 }
 """
 
