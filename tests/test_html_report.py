@@ -255,3 +255,22 @@ def test_context_columns_are_drawn_and_marked(tmp_path: Path, sensor_csv: Path) 
         assert context["band"] == pytest.approx([record["train_range"]["low"][0], record["train_range"]["high"][0]], rel=1e-5)
         assert all(not trace["context"] and trace["name"] in ("s2", "s3") for trace in top)
     assert page.count('class="sensor-plot context" data-sensor="s1"') == len(model["episodes"])
+
+
+def test_report_plot_draws_against_the_time_column(tmp_path: Path, trained_runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib.figure
+
+    seen: dict[str, object] = {}
+    save = matplotlib.figure.Figure.savefig
+
+    def spy(figure: matplotlib.figure.Figure, *args: object, **kwargs: object) -> None:
+        seen["label"], seen["x"] = figure.axes[0].get_xlabel(), figure.axes[0].lines[0].get_xdata()
+        save(figure, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", spy)
+    result = runner.invoke(app, ["report", str(trained_runs["ae"]), "--plot", str(tmp_path / "p.png")])
+    assert result.exit_code == 0, result.output
+    valid = pd.read_csv(trained_runs["ae"] / "scores.csv").query("split == 'valid'")
+    assert seen["label"] == "time (window end)"
+    assert list(pd.to_datetime(seen["x"])) == list(pd.to_datetime(valid["time"]))
+    assert (tmp_path / "p.png").stat().st_size > 10_000
