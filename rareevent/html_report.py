@@ -507,19 +507,27 @@ function draw() {
   }
   window.rareevent = {plots: 0, episodes: R.episodes.length, rendered: {}, plotlyMs: window.rareeventPlotlyMs};
   function done() { window.rareevent.plots += 1; }
+  function spans(name, list, colour) {  // many spans as one filled trace (hundreds of layout shapes would slow every redraw)
+    var x = [], y = [];
+    list.forEach(function (span) { x.push(X(span[0]), X(span[0]), X(span[1]), X(span[1]), X(span[0]), null); y.push(0, 1, 1, 0, 0, null); });
+    return {type: 'scatter', mode: 'lines', name: name, x: x, y: y, yaxis: 'y2', fill: 'toself', fillcolor: colour, line: {width: 1, color: colour},
+            hoverinfo: 'skip', visible: list.length ? true : 'legendonly', showlegend: list.length > 0};
+  }
   function timeline() {
     var t = R.timeline;
-    var shapes = R.episodes.map(function (e) { return rect(e.span[0], e.span[1], '#d62728', 0.25); })
-      .concat(R.events.map(function (e) { return rect(e[0], e[1], '#2ca02c', 0.18); }));
+    var shapes = [];
     R.splits.forEach(function (s) { shapes.push({type: 'line', xref: 'x', yref: 'paper', x0: X(s[1]), x1: X(s[1]), y0: 0, y1: 1, line: {color: '#888', width: 1, dash: 'dot'}}); });
     shapes.push({type: 'line', xref: 'paper', yref: 'y', x0: 0, x1: 1, y0: R.threshold, y1: R.threshold, line: {color: '#ff7f0e', width: 1.5, dash: 'dash'}});
     var annotations = R.splits.map(function (s) { return {x: X(s[1]), y: 1, xref: 'x', yref: 'paper', text: s[0], showarrow: false, xanchor: 'left', yanchor: 'top', font: {size: 11, color: '#666'}}; });
     annotations.push({x: 1, y: R.threshold, xref: 'paper', yref: 'y', text: 'threshold ' + R.threshold.toPrecision(4), showarrow: false, xanchor: 'right', yanchor: 'bottom', font: {size: 11, color: '#ff7f0e'}});
     var traces = [
+      spans('alarm episodes', R.episodes.map(function (e) { return e.span; }), 'rgba(214,39,40,0.3)'),
+      spans('labelled events', R.events, 'rgba(44,160,44,0.25)'),
       {type: 'scatter', mode: 'lines', name: 'window score', x: xs(t.x), y: t.y, line: {width: 1, color: '#1f77b4'}, connectgaps: false},
       {type: 'scatter', mode: 'markers', name: 'alarm windows', x: xs(t.alarm_x), y: t.alarm_y, marker: {size: 4, color: '#d62728'}}
     ];
     var layout = {margin: {l: 60, r: 20, t: 10, b: 40}, xaxis: xaxis({rangeslider: {visible: false}}), yaxis: {type: 'log', title: {text: 'score'}},
+                  yaxis2: {overlaying: 'y', range: [0, 1], visible: false, fixedrange: true},
                   shapes: shapes, annotations: annotations, legend: {orientation: 'h', y: 1.08}, hovermode: 'closest'};
     Plotly.newPlot('timeline', traces, layout, config).then(function () { window.rareevent.timelineMs = performance.now(); done(); });
   }
@@ -532,6 +540,11 @@ function draw() {
     ], {title: {text: 'precision-recall (' + p.part + ')', font: {size: 13}}, margin: {l: 50, r: 20, t: 40, b: 40},
         xaxis: {title: {text: 'recall'}, range: [0, 1.02]}, yaxis: {title: {text: 'precision'}, range: [0, 1.02]}, legend: {x: 0.02, y: 0.05}}, config).then(done);
   }
+  function yrange(t) {  // the readings and the whole normal band in view, so a reader sees how far outside it they go
+    var values = t.y.filter(function (v) { return v !== null; }).concat(t.band);
+    var low = Math.min.apply(null, values), high = Math.max.apply(null, values), pad = 0.06 * (high - low || 1);
+    return [low - pad, high + pad];
+  }
   function episode(section) {
     var index = +section.getAttribute('data-index');
     if (window.rareevent.rendered[index]) return;
@@ -542,10 +555,10 @@ function draw() {
     var drawn = e.traces.map(function (t, i) {
       var title = t.context ? t.name + ' (context)' : t.name + ' (' + Math.round(t.share * 100) + '% of the error)';
       var shapes = [rect(e.span[0], e.span[1], '#d62728', 0.15),
-                    {type: 'rect', xref: 'paper', yref: 'y', x0: 0, x1: 1, y0: t.band[0], y1: t.band[1], fillcolor: '#999', opacity: 0.2, line: {width: 0}, layer: 'below'}];
+                    {type: 'rect', xref: 'paper', yref: 'y', x0: 0, x1: 1, y0: t.band[0], y1: t.band[1], fillcolor: '#888', opacity: 0.22, line: {width: 1, color: '#555', dash: 'dot'}, layer: 'below'}];
       return Plotly.newPlot(divs[i], [{type: 'scatter', mode: 'lines', name: t.name, x: x, y: t.y, connectgaps: false,
                                        line: {width: 1.2, color: t.context ? '#7f7f7f' : '#1f77b4', dash: t.context ? 'dot' : 'solid'}}],
-        {title: {text: title, font: {size: 12}}, margin: {l: 50, r: 10, t: 30, b: 30}, showlegend: false, xaxis: xaxis({}), shapes: shapes},
+        {title: {text: title, font: {size: 12}}, margin: {l: 50, r: 10, t: 30, b: 30}, showlegend: false, xaxis: xaxis({gridcolor: '#eee'}), yaxis: {range: yrange(t), gridcolor: '#eee'}, plot_bgcolor: '#fff', shapes: shapes},
         {displaylogo: false, responsive: true, displayModeBar: false}).then(done);
     });
     Promise.all(drawn).then(function () { window.rareevent.rendered[index] = true; section.setAttribute('data-rendered', '1'); });
