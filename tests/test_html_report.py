@@ -147,10 +147,10 @@ class Opened:
 
 
 def _drawn(page, selector: str) -> list[int]:  # noqa: ANN001
-    """Per plot under ``selector``: the number of points of its first trace that the SVG line was drawn through."""
+    """Per plot under ``selector``: the points of its score trace (else its first) once the SVG line is drawn; 0 before."""
     return page.eval_on_selector_all(
         selector,
-        "divs => divs.map(d => (d.data && d.querySelector('.scatterlayer path.js-line') && d.querySelector('.scatterlayer path.js-line').getAttribute('d')) ? d.data[0].y.filter(v => v !== null).length : 0)",
+        "divs => divs.map(d => (d.data && d.querySelector('.scatterlayer path.js-line') && d.querySelector('.scatterlayer path.js-line').getAttribute('d')) ? (d.data.find(t => t.name === 'window score') || d.data[0]).y.filter(v => v !== null).length : 0)",
     )
 
 
