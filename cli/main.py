@@ -50,6 +50,7 @@ _state = {"debug": False, "quiet": False}
 EXIT_DATA = 2
 EXIT_UNEXPECTED = 1
 EXIT_INTERRUPTED = 130
+UNLIMITED_WIDTH = 100_000  # the console width off a terminal: a table is as wide as its cells
 
 # the fixed value sets of options, as the parser's choices (tests/test_cli_conventions.py checks them against the library's)
 Arch = StrEnum("Arch", {**{name: name for name in ARCHITECTURES}, AUTO: AUTO})  # auto: chosen by train, never a run's arch
@@ -186,9 +187,12 @@ def _plain() -> bool:
 
 
 def _set_output(quiet: bool = False) -> None:
-    """Set up ``out`` (stdout) for this command: rich on a terminal, plain text otherwise; silent with ``--quiet``."""
+    """Set up ``out`` (stdout) for this command: rich on a terminal, plain text otherwise; silent with ``--quiet``.
+
+    Off a terminal (a pipe, a log) nothing limits the line length, so tables print at their full width instead of cropping cells at 80 columns.
+    """
     global out
-    out = Console(highlight=False, markup=False, color_system=None if _plain() else "auto", quiet=quiet)
+    out = Console(highlight=False, markup=False, color_system=None if _plain() else "auto", quiet=quiet, width=None if sys.stdout.isatty() else UNLIMITED_WIDTH)
     _state["quiet"] = quiet
 
 
@@ -840,6 +844,8 @@ def score(
     follow: Annotated[bool, typer.Option("--follow", help="Tail DATA as another program appends to it: score each line as soon as its window is complete, until Ctrl-C.")] = False,
     output_format: Annotated[FollowFormat | None, typer.Option("--format", help="--follow output: csv or jsonl (JSON Lines, with alarm events) (default: from --output's extension, else csv).")] = None,
     poll: Annotated[str, typer.Option(help="--follow: how often to look for new lines, like 0.2s or 500ms.")] = "0.2s",
+    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report (score timeline, every alarm episode with its sensors' raw traces) to this .html file (needs rareevent\\[plot]).")] = None,
+    episodes: Annotated[Path | None, typer.Option("--episodes", help="Write one row per alarm episode (series, start, end, duration, peak score and ÷ threshold, top sensors) to this .csv file.")] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Score DATA with a saved run: flag windows at or above the threshold and explain each alarm.
@@ -851,7 +857,7 @@ def score(
         from rareevent.runs import resolve_run
 
         if engine == Engine.spark or group is not None or not _one_csv(data) or _per_group_run(run, runs_dir):
-            _score_fleet(data, resolve_run(run, runs_dir), group=group, jobs=jobs, engine=engine, master=master, output=output, metrics_out=metrics_out, chunk_rows=chunk_rows, fill=fill, time=time, label=label, reading=_reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding), quiet=quiet)
+            _score_fleet(data, resolve_run(run, runs_dir), group=group, jobs=jobs, engine=engine, master=master, output=output, metrics_out=metrics_out, chunk_rows=chunk_rows, fill=fill, time=time, label=label, reading=_reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding), quiet=quiet, html=html, episodes=episodes)
             return
         data = data[0]
         from rareevent.runs import load_run, resolve_run
@@ -859,6 +865,10 @@ def score(
         from rareevent.storage import atomic_file
 
         piped = str(data) == "-"
+        if html is not None and (follow or piped):
+            raise RareEventError("--html reads the scored file a second time for the sensor traces: give a file, without --follow")
+        if follow and episodes is not None:
+            raise RareEventError("--episodes is written when the data ends; --follow announces episodes as they close instead")
         if follow:
             if piped:
                 raise RareEventError("--follow needs a file to tail, not stdin (-): pipe into `rareevent score -` without --follow, or name the file")
@@ -876,7 +886,13 @@ def score(
         reading = _reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding)
         if metrics_out is not None:
             _output_kind(metrics_out, ("json",))
-        _check_outputs(data, {"--output": output, "--metrics-out": metrics_out})
+        if episodes is not None:
+            _output_kind(episodes, ("csv",))
+        if html is not None:
+            from rareevent.html_report import check_output
+
+            check_output(html)
+        _check_outputs(data, {"--output": output, "--metrics-out": metrics_out, "--episodes": episodes, "--html": html})
         folder = resolve_run(run, runs_dir)
         record, detector = load_run(folder)
         label_column = label or record["label_column"]
@@ -887,15 +903,19 @@ def score(
         total = _estimate_rows(Path(data)) if not piped and Path(data).is_file() and Path(data).stat().st_size > 4 * chunk_rows else None
         progress = _rows_progress(Path(data))
         task = progress.add_task("score", total=total)
-        with ExitStack() as stack:  # both outputs are renamed into place only when both are complete
+        with ExitStack() as stack:  # the outputs are renamed into place only when all are complete
             temp = stack.enter_context(atomic_file(output)) if output else None
             metrics_temp = stack.enter_context(atomic_file(metrics_out)) if metrics_out else None
+            episodes_temp = stack.enter_context(atomic_file(episodes)) if episodes else None
+            html_temp = stack.enter_context(atomic_file(html)) if html else None
             writer = stack.enter_context(WindowWriter(temp, kind)) if temp else None
+            collector = _html_collector(html, writer)
+            sink = collector or writer
             with progress:
                 if piped:
                     from rareevent.follow import score_pipe
 
-                    result = score_pipe(sys.stdin.buffer, record, detector, fill=fill, sink=writer, options=reading, time=time, label=label)
+                    result = score_pipe(sys.stdin.buffer, record, detector, fill=fill, sink=sink, options=reading, time=time, label=label)
                     if metrics_out is not None and result.metrics is None:
                         raise RareEventError(f"<stdin>: --metrics-out needs the label column {label_column!r}, which the data does not have")
                 else:
@@ -905,7 +925,7 @@ def score(
                         detector,
                         chunk_rows=chunk_rows,
                         fill=fill,
-                        sink=writer,
+                        sink=sink,
                         on_progress=lambda n: progress.advance(task, n),
                         options=reading,
                         time=time,
@@ -916,6 +936,15 @@ def score(
                 writer.finish({"alarms": result.alarms, "metrics": result.metrics, "summary": summary})
             if metrics_temp:
                 metrics_temp.write_text(json.dumps({**summary, "metrics": result.metrics}, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            if episodes_temp:
+                from rareevent.episodes import episode_rows, write_episodes
+
+                write_episodes(episodes_temp, episode_rows(result.alarms, result.threshold))
+            if html_temp:
+                from rareevent.html_report import render, scored_file_report
+
+                page = render(scored_file_report(data, record, detector, result, collector, fill=fill, options=reading, time=time, label=label))
+                html_temp.write_text(page, encoding="utf-8")
         if result.columns.ignored:
             _note(f"ignored column(s) not used by the model: {', '.join(result.columns.ignored)}")
         if result.n_filled:
@@ -927,7 +956,16 @@ def score(
             if order_note:
                 _note(_cli_terms(order_note))
         _print_score_summary(summary, result, show, output)
-        _print_paths(quiet, output, metrics_out)
+        _print_paths(quiet, output, metrics_out, episodes, html)
+
+
+def _html_collector(html: Path | None, then: Any) -> Any:
+    """The sink that keeps the windows an HTML report draws and passes them on to ``then`` (None without ``--html``)."""
+    if html is None:
+        return None
+    from rareevent.html_report import WindowCollector
+
+    return WindowCollector(then)
 
 
 def _per_group_run(run: str | None, runs_dir: Path) -> bool:
@@ -959,6 +997,8 @@ def _score_fleet(
     label: str | None,
     reading: Any,
     quiet: bool,
+    html: Path | None = None,
+    episodes: Path | None = None,
 ) -> None:
     """``score`` over many series: on local processes (CSV out) or on Spark (a Parquet folder out)."""
     from rareevent.storage import atomic_file
@@ -967,8 +1007,16 @@ def _score_fleet(
         _output_kind(output, ("parquet",) if engine == Engine.spark else ("csv",))
     if metrics_out is not None:
         _output_kind(metrics_out, ("json",))
+    if engine == Engine.spark and (html is not None or episodes is not None):
+        raise RareEventError("--html and --episodes need the alarm episodes, which --engine spark does not collect; score with --engine local")
+    if episodes is not None:
+        _output_kind(episodes, ("csv",))
+    if html is not None:
+        from rareevent.html_report import check_output
+
+        check_output(html)
     for path in data:
-        _check_outputs(path, {"--output": output, "--metrics-out": metrics_out})
+        _check_outputs(path, {"--output": output, "--metrics-out": metrics_out, "--episodes": episodes, "--html": html})
     if engine == Engine.spark:
         _score_on_spark(data, folder, group=group, master=master, output=output, fill=fill, time=time, label=label, reading=reading)
         _print_paths(quiet, output)
@@ -979,9 +1027,20 @@ def _score_fleet(
     with ExitStack() as stack:
         temp = stack.enter_context(atomic_file(output)) if output else None
         metrics_temp = stack.enter_context(atomic_file(metrics_out)) if metrics_out else None
+        episodes_temp = stack.enter_context(atomic_file(episodes)) if episodes else None
+        html_temp = stack.enter_context(atomic_file(html)) if html else None
         scores = score_fleet(planned, jobs or default_jobs(), temp)
         if metrics_temp is not None:
             metrics_temp.write_text(json.dumps({"run": str(folder), "series": [s.summary() for s in scores]}, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        if episodes_temp is not None:
+            from rareevent.episodes import episode_rows, write_episodes
+
+            write_episodes(episodes_temp, [row for s in scores for row in episode_rows(s.alarms, s.threshold, s.series.name)])
+        if html_temp is not None:
+            from rareevent.html_report import render_fleet
+            from rareevent.model import compute_device
+
+            html_temp.write_text(render_fleet(folder.name, scores, group or "file", compute_device()), encoding="utf-8")
     ignored = sorted({c for s in scores for c in s.ignored})
     if ignored:
         _note(f"ignored column(s) not used by the model: {', '.join(ignored)}")
@@ -997,7 +1056,7 @@ def _score_fleet(
     out.print(table)
     if output:
         out.print(f"windows written to {output}")
-    _print_paths(quiet, output, metrics_out)
+    _print_paths(quiet, output, metrics_out, episodes, html)
 
 
 def _score_on_spark(data: list[Path], folder: Path, *, group: str | None, master: str, output: Path | None, fill: str | None, time: str | None, label: str | None, reading: Any) -> None:
@@ -1187,14 +1246,18 @@ def _print_score_summary(summary: dict[str, Any], result: Any, show: int, output
         markup=True,
     )
     if result.alarms:
+        from rareevent.episodes import duration_text
+
         table = Table(title=f"alarms (top {min(show, len(result.alarms))} by peak error, in time order)")
         has_time = "start_time" in result.alarms[0]
-        for column in ("start", "lines", "windows", "peak", "top sensors (share of error)"):
-            table.add_column(column, justify="right" if column in ("windows", "peak") else "left")
+        for column in ("start", "end", "duration", "lines", "windows", "peak", "top sensors (share of error)"):
+            table.add_column(column, justify="right" if column in ("duration", "windows", "peak") else "left")
         shown = sorted(sorted(result.alarms, key=lambda a: -a["peak_error"])[:show], key=lambda a: a["start_row"])
         for alarm in shown:
             table.add_row(
                 str(alarm["start_time"]) if has_time else f"line {_line(alarm['start_row'])}",
+                str(alarm["end_time"]) if has_time else f"line {_line(alarm['end_row'])}",
+                duration_text(alarm),
                 f"{_line(alarm['start_row'])}-{_line(alarm['end_row'])}",
                 str(alarm["windows"]),
                 f"{alarm['peak_error']:.3g}",
@@ -1256,6 +1319,7 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Draw the error over time and the PR curve of one run to this .png (needs rareevent\\[plot]).")] = None,
     show_recipe: Annotated[bool, typer.Option("--recipe", help="Print the TOML recipe that trains one run again (rareevent train --config).")] = False,
+    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report of one run on its own input file (timeline with the splits, every alarm episode with its sensors' raw traces, metrics, PR curve) to this .html file (needs rareevent\\[plot]).")] = None,
 ) -> None:
     """Compare saved runs: test metrics, events caught, false alarms, and each two architectures trained on the same file."""
     with _errors():
@@ -1268,6 +1332,17 @@ def report(
             folder = resolve_run(runs[0] if runs else None, runs_dir)
             train_params = typer.main.get_command(app).commands["train"].params
             typer.echo(recipe.recipe_text(read_run(folder), folder / RUN_FILE, leave_out={recipe.recipe_key(p) for p in train_params if p.name in _NOT_SETTINGS}), nl=False)
+            return
+        if html is not None:
+            from rareevent.html_report import check_output, run_report, write
+            from rareevent.runs import load_run
+
+            if (runs and len(runs) > 1) or plot is not None or as_json:
+                raise RareEventError("--html reports one run; name a single RUN, without --plot or --json")
+            check_output(html)
+            folder = resolve_run(runs[0] if runs else None, runs_dir)
+            write(run_report(folder, *load_run(folder)), html)
+            out.print(f"report of {folder.name} written to {html}")
             return
         if plot is not None:
             from rareevent.plot import plot_run

@@ -71,6 +71,7 @@ class SeriesScore:
     n_alarms: int
     metrics: dict[str, Any] | None
     ignored: list[str]
+    alarms: list[dict[str, Any]] = field(default_factory=list)  # the episodes, as ScoreResult.alarms
 
     def summary(self) -> dict[str, Any]:
         """The line of this series in ``--metrics-out`` and the printed table."""
@@ -200,6 +201,7 @@ def _score(series: Series, record: dict[str, Any], result: ScoreResult, group: s
         n_alarms=len(result.alarms),
         metrics=result.metrics,
         ignored=[c for c in result.columns.ignored if c != group],
+        alarms=result.alarms,
     )
 
 

@@ -203,6 +203,9 @@ def validate_record(record: Any, path: Path) -> None:
         "parent": lambda v: isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ("name", "folder")),  # written by `update`
         "reading": reading_record_ok,
         "assumed": lambda v: isinstance(v, list) and all(isinstance(a, dict) and all(isinstance(a.get(k), str) for k in ("column", "as", "message")) for a in v),
+        "train_range": lambda v: isinstance(v, dict)
+        and all(isinstance(v.get(k), list) and all(_is_number(x) for x in v[k]) for k in ("percentiles", "low", "high"))
+        and len(v["low"]) == len(v["high"]),
         "gaps": gap_rule_ok,
         "resample": resample_record_ok,
         "candidates": candidates_ok,  # written by --arch auto

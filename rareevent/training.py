@@ -378,5 +378,19 @@ def _record(
         "input_file": str(Path(data.path).resolve()),
         "input_sha256": file_sha256(data.path) if Path(data.path).is_file() else None,  # a Spark group has no file
         "input_rows": len(data),
+        "train_range": train_range(data, splits["train"]),
         "versions": versions(),
     }
+
+
+TRAIN_RANGE_PERCENTILES = (1.0, 99.0)
+
+
+def train_range(data: SensorData, bounds: tuple[int, int]) -> dict[str, Any]:
+    """Each feature's 1st and 99th percentile over the normal training rows, in raw units: the band reports draw traces over."""
+    part = slice(*bounds)
+    X = data.X[part]
+    if data.y is not None and (data.y[part] == 0).any():
+        X = X[data.y[part] == 0]
+    low, high = np.percentile(X, TRAIN_RANGE_PERCENTILES, axis=0)
+    return {"percentiles": list(TRAIN_RANGE_PERCENTILES), "low": low.tolist(), "high": high.tolist()}

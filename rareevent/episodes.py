@@ -1,0 +1,73 @@
+"""Alarm episodes as intervals: start, end, duration and peak over threshold, for tables, ``--episodes`` and reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+EPISODE_COLUMNS = ("series", "start", "end", "start_row", "end_row", "duration_s", "windows", "peak_score", "peak_over_threshold", "top_sensors")
+
+
+def duration_seconds(alarm: dict[str, Any]) -> float | None:
+    """Seconds from an episode's first flagged window to its last (by window end); None without a datetime time column."""
+    start, end = alarm.get("start_time"), alarm.get("end_time")
+    if not isinstance(start, str) or not isinstance(end, str):
+        return None
+    return (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds()
+
+
+def duration_text(alarm: dict[str, Any]) -> str:
+    """``2h 04min``, ``6min``, ``40s``; rows when the file has no datetime time column."""
+    seconds = duration_seconds(alarm)
+    if seconds is None:
+        return f"{alarm['end_row'] - alarm['start_row']} rows"
+    whole = int(round(seconds))
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}min"
+    if minutes:
+        return f"{minutes}min" + (f" {secs}s" if secs else "")
+    return f"{secs}s" if whole or seconds == 0 else f"{seconds:.3g}s"
+
+
+def top_sensors(alarm: dict[str, Any]) -> list[tuple[str, float]]:
+    """``[(sensor, share of the error), ...]`` from an episode's ``top_features`` text (``name:0.52;...``)."""
+    pairs = []
+    for item in alarm["top_features"].split(";"):
+        name, _, share = item.rpartition(":")
+        pairs.append((name, float(share)))
+    return pairs
+
+
+def episode_rows(alarms: Sequence[dict[str, Any]], threshold: float, series: str | None = None) -> list[dict[str, Any]]:
+    """One flat row per episode, in time order, with the columns of :data:`EPISODE_COLUMNS`."""
+    rows = []
+    for alarm in sorted(alarms, key=lambda a: a["start_row"]):
+        rows.append(
+            {
+                "series": series,
+                "start": alarm.get("start_time", alarm["start_row"]),
+                "end": alarm.get("end_time", alarm["end_row"]),
+                "start_row": alarm["start_row"],
+                "end_row": alarm["end_row"],
+                "duration_s": duration_seconds(alarm),
+                "windows": alarm["windows"],
+                "peak_score": alarm["peak_error"],
+                "peak_over_threshold": alarm["peak_error"] / threshold if threshold > 0 else None,
+                "top_sensors": alarm["top_features"],
+            }
+        )
+    return rows
+
+
+def write_episodes(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Write episode rows as CSV to ``path`` (a header only when there are none); callers pass an ``atomic_file`` temporary."""
+    pd.DataFrame(list(rows), columns=list(EPISODE_COLUMNS)).to_csv(path, index=False)
