@@ -24,8 +24,8 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from types import ModuleType
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,8 +40,8 @@ import rareevent
 from rareevent import forward, scaling, windows
 from rareevent.errors import RareEventError
 from rareevent.model import (
-    AUTO_UNITS,
     ARCHITECTURES,
+    AUTO_UNITS,
     MAX_UNITS,
     PCAModel,
     auto_units,
@@ -328,7 +328,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         train_windows = windows.sliding_windows(scaling.transform(self.scaler_, X_train), T)[train_clean]
         valid_all = windows.kept(windows.sliding_windows(scaling.transform(self.scaler_, X_valid), T), valid_keep)
         self.model_ = self._train(np.ascontiguousarray(train_windows), np.ascontiguousarray(valid_all[valid_clean]), on_epoch)
-        self.n_train_windows_ = int(len(train_windows))
+        self.n_train_windows_ = len(train_windows)
         self.error_scale_ = np.ones(len(self.target_features_), np.float32)
         raw, errors = self._reconstruction_errors(valid_all)
         if self.normalize:  # the scales come from the same predictions: the validation windows are reconstructed once

@@ -171,7 +171,7 @@ class _Layout:
 
 def _gap_summary(loaded: Sequence[tuple[Series, SensorData]], starts: Sequence[np.ndarray], lookback: int, rule: str | None, max_gap: float | None) -> dict[str, Any] | None:
     """The gap rule's findings over all series (gaps within a series; a series border is no gap)."""
-    found = [gaps.summary(data.time, s, lookback, rule, max_gap) for (_, data), s in zip(loaded, starts)]
+    found = [gaps.summary(data.time, s, lookback, rule, max_gap) for (_, data), s in zip(loaded, starts, strict=True)]
     if found[0] is None:
         return None
     longest = [f["longest_gap"] for f in found if f["longest_gap"] is not None]

@@ -15,8 +15,8 @@ import multiprocessing
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -132,7 +132,7 @@ def plan(
         runs = tuple(run if fleet is None else group_run(run, fleet, series) for series in found)
         common = dict(column=group or "file", chunk_rows=chunk_rows, fill=fill, options=options, time=time, label=label, group=group)
         if group is not None and is_table(path):
-            jobs += [ScoreJob(path, (series,), (folder,), **common) for series, folder in zip(found, runs)]
+            jobs += [ScoreJob(path, (series,), (folder,), **common) for series, folder in zip(found, runs, strict=True)]
         else:
             jobs.append(ScoreJob(path, tuple(found), runs, **common))
     return jobs
@@ -184,7 +184,7 @@ def _group_frames(job: ScoreJob) -> Iterator[tuple[Series, Path, pd.DataFrame, R
     record = loaded_run(job.runs[0])[0]
     raw = read_whole(job.path, group=job.group, options=job.options, trained=trained_columns(record, job.time, job.label), base=Reading.from_record(record.get("reading")))
     frames = dict(groups_of(raw, job.group))
-    for series, folder in zip(job.series, job.runs):
+    for series, folder in zip(job.series, job.runs, strict=True):
         yield series, folder, frames[series.group], raw.reading
 
 

@@ -18,8 +18,8 @@ cells, the day/month order from the whole time column).
 
 from __future__ import annotations
 
-import csv
 import codecs
+import csv
 import hashlib
 import io
 import itertools

@@ -93,14 +93,14 @@ def event_metrics(
     else:
         rate = {"false_alarms_per_1000_windows": 1000.0 * false_alarms / max(len(flags), 1)}
     return {
-        "events": int(len(events)),
+        "events": len(events),
         "events_detected": int(detected.sum()),
         "events_unseen": int((~seen).sum()),
         "lead_rows": lead_rows,
         "lead_seconds": lead_seconds,
         "lead_time": lead_time,
         "mean_lead_rows": float(np.mean(lead_rows)) if lead_rows else None,
-        "alarm_episodes": int(len(episodes)),
+        "alarm_episodes": len(episodes),
         "false_alarms": false_alarms,
         **rate,
     }

@@ -46,13 +46,13 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-from contextlib import contextmanager
-from contextvars import ContextVar
 import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path

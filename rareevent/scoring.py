@@ -700,7 +700,7 @@ class WindowWriter:
         if kind not in ("csv", "json"):
             raise RareEventError(f"{path}: `output` must end in .csv or .json", param="output")
         self.kind = kind
-        self.handle = open(path, "w", encoding="utf-8", newline="")
+        self.handle = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - held open between batches, closed by finish() or on leaving the with-block
         self.first = True
         if kind == "json":
             self.handle.write('{"windows": [')

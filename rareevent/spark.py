@@ -183,8 +183,8 @@ def train(
     trains on one machine: ``rareevent train DATA --group COLUMN``.
     """
     from rareevent.detector import RareEventDetector
-    from rareevent.training import check_options
     from rareevent.storage import atomic_folder, check_free, remove_stale_temporaries
+    from rareevent.training import check_options
 
     if not per_group:
         raise RareEventError("rareevent.spark.train fits one run per group (per_group=True)", hint="the fleet model (one run over all groups) trains on one machine: rareevent.fleet.train_fleet")

@@ -359,7 +359,7 @@ def _record(
     return {
         "format_version": FORMAT_VERSION,
         "name": name,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "parameters": int(detector.model_.count_params()),
         "time_column": columns.time,
         "label_column": columns.label,
@@ -372,7 +372,7 @@ def _record(
         "splits": {key: list(bounds) for key, bounds in splits.items()},
         "windows": {
             "train_normal": detector.n_train_windows_,
-            **{key: int(len(part["row"])) for key, part in parts.items()},
+            **{key: len(part["row"]) for key, part in parts.items()},
         },
         "metrics": metrics,
         "input_file": str(Path(data.path).resolve()),
