@@ -295,6 +295,7 @@ class GridChain:
         data = self.pending if block is None else block if self.pending is None else _concat(self.pending, block)
         if data is None or len(data) == 0:
             return None
+        assert data.time is not None, "a run that resampled has a time column, and so do the files it reads"
         cells = _cells(data.time, self.how.step(data.time, data.columns.time))
         cut = len(data) if block is None else int(np.searchsorted(cells, cells[-1]))
         self.pending = None if cut == len(data) else _take(data, slice(cut, None))

@@ -87,7 +87,7 @@ def event_metrics(
             lead_time = np.asarray(deltas, dtype=float).tolist()  # in the time column's own unit
     episodes = segments(flags, None if starts is None else window_breaks(starts, ends - first_row))
     false_alarms = int(np.sum(~_overlaps(ends[episodes], events, reach)))
-    days = _covered_seconds(time, starts) / SECONDS_PER_DAY if dated and len(time) > 1 else 0.0
+    days = _covered_seconds(time, starts) / SECONDS_PER_DAY if time is not None and dated and len(time) > 1 else 0.0
     if days > 0:
         rate = {"false_alarms_per_day": false_alarms / days}
     else:

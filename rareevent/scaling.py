@@ -11,7 +11,7 @@ Z_LIMIT = 10.0
 DISCRETE_MAX_VALUES = 10
 
 
-def fit_scaler(X: np.ndarray, discrete: Sequence[int] = ()) -> StandardScaler:
+def fit_scaler(X: np.ndarray, discrete: Sequence[int] | np.ndarray = ()) -> StandardScaler:
     """Fit a ``StandardScaler`` on ``X`` (the normal training rows).
 
     Constant columns (see :func:`constant_columns`, which the CLI warns
