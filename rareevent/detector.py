@@ -24,8 +24,8 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from types import ModuleType
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,7 +40,6 @@ import rareevent
 from rareevent import forward, scaling, windows
 from rareevent.errors import RareEventError
 from rareevent.model import (
-    AUTO_UNITS,
     ARCHITECTURES,
     MAX_UNITS,
     PCAModel,
@@ -324,11 +323,11 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         labels = None if y_valid is None else windows.window_labels(valid_rows, T, self.lead, valid_ahead)[: len(valid_keep)][valid_keep]
         check_labels(strategy, labels)  # before training, not after it
         if not (self.warm_start and hasattr(self, "model_")):
-            self.units_ = auto_units(scaling.transform(self.scaler_, normal)[:, self.target_features_]) if self.units == AUTO_UNITS else tuple(self.units)
+            self.units_ = auto_units(scaling.transform(self.scaler_, normal)[:, self.target_features_]) if isinstance(self.units, str) else (self.units[0], self.units[1])  # the one string check_params admits is auto
         train_windows = windows.sliding_windows(scaling.transform(self.scaler_, X_train), T)[train_clean]
         valid_all = windows.kept(windows.sliding_windows(scaling.transform(self.scaler_, X_valid), T), valid_keep)
         self.model_ = self._train(np.ascontiguousarray(train_windows), np.ascontiguousarray(valid_all[valid_clean]), on_epoch)
-        self.n_train_windows_ = int(len(train_windows))
+        self.n_train_windows_ = len(train_windows)
         self.error_scale_ = np.ones(len(self.target_features_), np.float32)
         raw, errors = self._reconstruction_errors(valid_all)
         if self.normalize:  # the scales come from the same predictions: the validation windows are reconstructed once
@@ -650,7 +649,8 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         expected = set(cls().get_params())
         if not isinstance(params, dict) or set(params) != expected:
             raise RareEventError(f"{path}: 'params' must hold exactly the parameters {', '.join(sorted(expected))}")
-        detector = cls(**{key: tuple(value) if key == "units" and isinstance(value, list) else value for key, value in params.items()})
+        settings: dict[str, Any] = {key: tuple(value) if key == "units" and isinstance(value, list) else value for key, value in params.items()}
+        detector = cls(**settings)
         try:
             detector.check_params()
         except RareEventError as exc:
@@ -748,7 +748,8 @@ def whole_batches(train: np.ndarray, batch_size: int, seed: int) -> np.ndarray:
 def _combined(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Window scores (the mean over targets) of per-target ``errors``, kept finite in place."""
     # a reading far outside the training range can overflow: keep scores finite (and JSON-safe)
-    np.nan_to_num(errors, copy=False, nan=np.finfo(np.float32).max, posinf=np.finfo(np.float32).max)
+    top = float(np.finfo(np.float32).max)
+    np.nan_to_num(errors, copy=False, nan=top, posinf=top)
     return errors.mean(axis=1, dtype=np.float64).astype(np.float32), errors
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import pandas as pd
 
-
 EPISODE_COLUMNS = ("series", "start", "end", "start_row", "end_row", "duration_s", "windows", "peak_score", "peak_over_threshold", "top_sensors")
 
 

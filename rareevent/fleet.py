@@ -76,13 +76,14 @@ def train_series(
 ) -> TrainResult:
     """Fit ``detector`` on checked series: each split in time order, windows never across two of them."""
     regridded = []
-    resampled = []
+    resampled: list[dict[str, Any]] = []
     for series, data in loaded:
         data, record = gaps.regrid(data, resample, fill)
         regridded.append((series, data))
-        resampled.append(record)
+        if record is not None:
+            resampled.append(record)
     first = regridded[0][1]
-    times = [data.time for _, data in regridded]
+    times = [data.time for _, data in regridded if data.time is not None]
     if first.time is not None and len({gaps.is_dated(t) for t in times}) > 1:
         raise RareEventError(f"{regridded[0][0].where}: the time columns of the fleet mix dates and plain numbers")
     pooled_time = None if first.time is None else np.concatenate(times)
@@ -171,8 +172,8 @@ class _Layout:
 
 def _gap_summary(loaded: Sequence[tuple[Series, SensorData]], starts: Sequence[np.ndarray], lookback: int, rule: str | None, max_gap: float | None) -> dict[str, Any] | None:
     """The gap rule's findings over all series (gaps within a series; a series border is no gap)."""
-    found = [gaps.summary(data.time, s, lookback, rule, max_gap) for (_, data), s in zip(loaded, starts)]
-    if found[0] is None:
+    found = [f for (_, data), s in zip(loaded, starts, strict=True) if (f := gaps.summary(data.time, s, lookback, rule, max_gap)) is not None]
+    if not found:  # no gap rule: no series has a summary
         return None
     longest = [f["longest_gap"] for f in found if f["longest_gap"] is not None]
     total = {key: sum(f[key] for f in found) for key in ("segments", "gaps", "skipped_segments", "skipped_rows")}
@@ -268,7 +269,7 @@ def read_fleet(folder: str | Path) -> dict[str, Any] | None:
 
 def group_run(folder: str | Path, summary: dict[str, Any], series: Series) -> Path:
     """The run folder of ``series``' group in a ``--per-group`` run; a group the run has no model for is an error."""
-    if series.group not in summary["runs"]:
+    if series.group is None or series.group not in summary["runs"]:
         known = ", ".join(sorted(summary["runs"])[:5]) + (", ..." if len(summary["runs"]) > 5 else "")
         raise RareEventError(f"{series.where}: the per-group run {Path(folder).name!r} has no run for this group", hint=f"its groups are {known}; train one for it")
     return Path(folder) / series.group

@@ -15,8 +15,8 @@ import multiprocessing
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -130,11 +130,11 @@ def plan(
                 raise RareEventError(f"{series.where}: this group appears in another file too", hint="a series must come from one file")
             names.add(series.name)
         runs = tuple(run if fleet is None else group_run(run, fleet, series) for series in found)
-        common = dict(column=group or "file", chunk_rows=chunk_rows, fill=fill, options=options, time=time, label=label, group=group)
+        job = ScoreJob(path, tuple(found), runs, column=group or "file", chunk_rows=chunk_rows, fill=fill, options=options, time=time, label=label, group=group)
         if group is not None and is_table(path):
-            jobs += [ScoreJob(path, (series,), (folder,), **common) for series, folder in zip(found, runs)]
+            jobs += [replace(job, series=(series,), runs=(folder,)) for series, folder in zip(found, runs, strict=True)]
         else:
-            jobs.append(ScoreJob(path, tuple(found), runs, **common))
+            jobs.append(job)
     return jobs
 
 
@@ -168,23 +168,24 @@ def score_job(job: ScoreJob) -> list[SeriesScore]:
                 result = score_csv(job.path, record, detector, chunk_rows=job.chunk_rows, fill=job.fill, sink=sink, options=job.options, time=job.time, label=job.label)
             scores.append(_score(series, record, result, job.group))
         else:
-            for series, folder, frame, reading in _group_frames(job):
+            for series, folder, frame, reading in _group_frames(job, job.group):
                 sink = None if writer is None else _series_sink(writer, job.column, series.name)
                 result = score_frame(frame, series, folder, group=job.group, sink=sink, fill=job.fill, options=job.options, time=job.time, label=job.label, reading=reading)[1]
                 scores.append(_score(series, loaded_run(folder)[0], result, job.group))
     return scores
 
 
-def _group_frames(job: ScoreJob) -> Iterator[tuple[Series, Path, pd.DataFrame, Reading | None]]:
-    """The raw rows of each group of a job, and how to read them: a Parquet group read alone, or a CSV read once and split."""
+def _group_frames(job: ScoreJob, group: str) -> Iterator[tuple[Series, Path, pd.DataFrame, Reading | None]]:
+    """The raw rows of each ``group`` of a job, and how to read them: a Parquet group read alone, or a CSV read once and split."""
     if is_table(job.path):
         series, folder = job.series[0], job.runs[0]
-        yield series, folder, read_table(job.path, group=job.group, value=series.group), None
+        yield series, folder, read_table(job.path, group=group, value=series.group), None
         return
     record = loaded_run(job.runs[0])[0]
-    raw = read_whole(job.path, group=job.group, options=job.options, trained=trained_columns(record, job.time, job.label), base=Reading.from_record(record.get("reading")))
-    frames = dict(groups_of(raw, job.group))
-    for series, folder in zip(job.series, job.runs):
+    raw = read_whole(job.path, group=group, options=job.options, trained=trained_columns(record, job.time, job.label), base=Reading.from_record(record.get("reading")))
+    frames = dict(groups_of(raw, group))
+    for series, folder in zip(job.series, job.runs, strict=True):
+        assert series.group is not None, "a job with a group column holds one series per group value"
         yield series, folder, frames[series.group], raw.reading
 
 

@@ -79,7 +79,7 @@ class CsvTail:
         self._skip_header = False
         if not text:
             return Piece(restarted=restarted)
-        if self.reading is None:
+        if self.columns is None or self.reading is None:  # both are settled together, from the first rows
             sample = next(read_frames(self.fmt, self._columns_to_read(), text=True, data=text), None)
             self.columns, self.reading = self.settle(self.fmt, sample)
         frame = next(read_frames(self.fmt, self.columns, reading=self.reading, data=text, first_row=self.rows), None)
@@ -140,6 +140,7 @@ class CsvTail:
         return f"{self.path} {reason}: reading it again from its start"
 
     def _open(self, inode: int) -> None:
+        assert self.path is not None
         try:
             # without blocking: a FIFO with no writer yet would otherwise hold open() forever, deaf to Ctrl-C and SIGTERM
             self._handle = open(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK), "rb", buffering=0)  # noqa: SIM115 - held open between reads, closed on restart or close()
@@ -222,7 +223,7 @@ class Follower:
         label: str | None = None,
     ) -> None:
         self.path, self.record, self.detector = path, record, detector
-        self._scorer_options = {"fill": fill, "options": options, "time": time, "label": label}
+        self._scorer_options: dict[str, Any] = {"fill": fill, "options": options, "time": time, "label": label}
         self.scorer = self._new_scorer()
         self.tail = CsvTail(path, lambda fmt, sample: self.scorer.settle(fmt, sample))
         self.n_closed = 0  # alarm episodes closed

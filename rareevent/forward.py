@@ -105,7 +105,7 @@ class _Layers:
             names = LAYERS[kind].positional
             if len(args) > len(names):
                 raise Unsupported(f"{kind} with {len(args)} positional arguments")
-            return Layer(kind, {**dict(zip(names, args)), **options})
+            return Layer(kind, {**dict(zip(names, args, strict=False)), **options})
 
         return make
 
@@ -116,13 +116,13 @@ class _Recorder:
     layers = _Layers()
 
     @staticmethod
-    def Input(shape: Sequence[int], name: str | None = None, **options: Any) -> Symbol:  # noqa: N802 (Keras' name)
+    def Input(shape: Sequence[int], name: str | None = None, **options: Any) -> Symbol:
         if options:
             raise Unsupported(f"Input options {sorted(options)}")
         return Symbol(None, tuple(shape))
 
     @staticmethod
-    def Model(inputs: Symbol, outputs: Symbol, name: str | None = None) -> Graph:  # noqa: N802 (Keras' name)
+    def Model(inputs: Symbol, outputs: Symbol, name: str | None = None) -> Graph:
         if not isinstance(inputs, Symbol) or not isinstance(outputs, Symbol):
             raise Unsupported("a model of several inputs or outputs")
         return Graph(inputs, outputs)
@@ -374,7 +374,7 @@ def _arrays(group: Any) -> list[np.ndarray]:
     """The arrays under ``group`` in Keras' order: its own ``vars`` by number, then its sub-groups by name."""
     import h5py
 
-    own = group["vars"] if "vars" in group else {}
+    own = group.get("vars", {})
     arrays = [np.asarray(own[k]) for k in sorted(own, key=int)]
     for key in sorted(group):
         if key != "vars" and isinstance(group[key], h5py.Group):

@@ -154,8 +154,8 @@ def summary(time: np.ndarray | None, starts: np.ndarray, lookback: int, rule: st
         "max_gap": rule or DEFAULT_MAX_GAP,
         "max_gap_value": float(max_gap),
         "unit": "s" if is_dated(time) else "column",
-        "segments": int(len(lengths)),
-        "gaps": int(len(gap_steps)),
+        "segments": len(lengths),
+        "gaps": len(gap_steps),
         "longest_gap": float(gap_steps.max()) if gap_steps.size else None,
         "skipped_segments": int(short.sum()),
         "skipped_rows": int(lengths[short].sum()),
@@ -295,6 +295,7 @@ class GridChain:
         data = self.pending if block is None else block if self.pending is None else _concat(self.pending, block)
         if data is None or len(data) == 0:
             return None
+        assert data.time is not None, "a run that resampled has a time column, and so do the files it reads"
         cells = _cells(data.time, self.how.step(data.time, data.columns.time))
         cut = len(data) if block is None else int(np.searchsorted(cells, cells[-1]))
         self.pending = None if cut == len(data) else _take(data, slice(cut, None))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import gzip
 import html
+import itertools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ def minmax_indices(values: np.ndarray, buckets: int) -> np.ndarray:
     edges = np.linspace(0, n, buckets + 1).astype(np.int64)
     filled = np.where(np.isfinite(values), values, np.nan)
     keep = []
-    for start, stop in zip(edges[:-1], edges[1:]):
+    for start, stop in itertools.pairwise(edges):
         part = filled[start:stop]
         if np.isnan(part).all():
             keep.append(start)
@@ -155,9 +156,9 @@ def train_band(record: dict[str, Any], detector: Any) -> tuple[dict[str, tuple[f
     saved = record.get("train_range")
     if saved:
         low_p, high_p = saved["percentiles"]
-        return {name: (lo, hi) for name, lo, hi in zip(names, saved["low"], saved["high"])}, f"percentiles {low_p:g} to {high_p:g} of the normal training rows"
+        return {name: (lo, hi) for name, lo, hi in zip(names, saved["low"], saved["high"], strict=True)}, f"percentiles {low_p:g} to {high_p:g} of the normal training rows"
     mean, scale = detector.scaler_.mean_, np.sqrt(detector.scaler_.var_)
-    return {name: (m - 2.326 * s, m + 2.326 * s) for name, m, s in zip(names, mean, scale)}, "training mean ± 2.33 sd (this run saved no percentiles)"
+    return {name: (m - 2.326 * s, m + 2.326 * s) for name, m, s in zip(names, mean, scale, strict=True)}, "training mean ± 2.33 sd (this run saved no percentiles)"
 
 
 def _row_breaks(data: SensorData, record: dict[str, Any]) -> np.ndarray:
@@ -353,7 +354,7 @@ def render(report: ReportInput, extra_sections: str = "") -> str:
         [[f"{i + 1}", row["start"], row["end"], duration_text(by_start[row["start_row"]]), _fmt(row["peak_over_threshold"]), row["top_sensors"].replace(";", " ")] for i, row in enumerate(rows)],
         "episodes",
     )
-    sections = "".join(_episode_html(i, row, by_start[row["start_row"]], episode) for i, (row, episode) in enumerate(zip(rows, model["episodes"])))
+    sections = "".join(_episode_html(i, row, by_start[row["start_row"]], episode) for i, (row, episode) in enumerate(zip(rows, model["episodes"], strict=True)))
     data_json = json.dumps(model, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     page = _PAGE.format(
         title=html.escape(report.title),

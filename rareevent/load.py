@@ -18,15 +18,15 @@ cells, the day/month order from the whole time column).
 
 from __future__ import annotations
 
-import csv
 import codecs
+import csv
 import hashlib
 import io
 import itertools
 import re
 import warnings
 import zoneinfo
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -439,7 +439,7 @@ def read_frames(
     text: bool = False,
     data: str | None = None,
     first_row: int = 0,
-) -> Iterator[pd.DataFrame]:
+) -> Generator[pd.DataFrame, None, None]:
     """Yield the file as raw frames, ``chunk_rows`` rows at a time, indexed by data-row number.
 
     All columns are parsed (``usecols`` would let pandas drop surplus fields
@@ -802,7 +802,7 @@ def _first_pass(wall: pd.DatetimeIndex, ambiguous: np.ndarray, tz: str, previous
     carried = before is not None and ambiguous[0] == 0 and before.tz_localize(None).floor("h") == wall[0].floor("h")
     for k, block in enumerate(blocks):
         values, lead = ticks[block], 0
-        if k == 0 and carried:
+        if k == 0 and carried and before is not None:
             if not before.dst():  # the chunk before is already past the clock change
                 summer[block] = False
                 continue
@@ -916,13 +916,13 @@ def decimal_reading(sample: pd.DataFrame | None, fmt: CsvFormat, columns: Column
     ``0.5`` for '.'); ``1,234`` votes for neither. The zone (``--tz``,
     else the run's) and the file's encoding travel with the reading.
     """
-    carried = {"tz": options.tz or base.tz, "encoding": fmt.encoding}
+    carried = Reading(tz=options.tz or base.tz, encoding=fmt.encoding)
     if options.decimal is not None:
-        return Reading(decimal=options.decimal, decimal_settled=True, **carried)
+        return replace(carried, decimal=options.decimal, decimal_settled=True)
     if fmt.delimiter == ",":
-        return Reading(decimal=".", decimal_settled=base.decimal_settled and base.decimal == ".", **carried)
+        return replace(carried, decimal=".", decimal_settled=base.decimal_settled and base.decimal == ".")
     if sample is None:
-        return Reading(decimal=base.decimal, decimal_settled=base.decimal_settled, **carried)
+        return replace(carried, decimal=base.decimal, decimal_settled=base.decimal_settled)
     cells = pd.concat([sample[name] for name in columns.features], ignore_index=True).dropna().str.strip()
     votes = {}
     for mark, other in _OTHER_MARK.items():
@@ -932,8 +932,8 @@ def decimal_reading(sample: pd.DataFrame | None, fmt: CsvFormat, columns: Column
         groups_of_other = cells.str.fullmatch(rf"[+-]?\d{{1,3}}(?:{sep}\d{{3}}){{2,}}")
         votes[mark] = int(((decimal_part & ~lone_group) | groups_of_other).sum())
     if votes[","] == votes["."]:
-        return Reading(decimal=base.decimal, decimal_settled=base.decimal_settled or votes["."] > 0, **carried)
-    return Reading(decimal="," if votes[","] > votes["."] else ".", decimal_settled=True, **carried)
+        return replace(carried, decimal=base.decimal, decimal_settled=base.decimal_settled or votes["."] > 0)
+    return replace(carried, decimal="," if votes[","] > votes["."] else ".", decimal_settled=True)
 
 
 def time_reading(

@@ -87,20 +87,20 @@ def event_metrics(
             lead_time = np.asarray(deltas, dtype=float).tolist()  # in the time column's own unit
     episodes = segments(flags, None if starts is None else window_breaks(starts, ends - first_row))
     false_alarms = int(np.sum(~_overlaps(ends[episodes], events, reach)))
-    days = _covered_seconds(time, starts) / SECONDS_PER_DAY if dated and len(time) > 1 else 0.0
+    days = _covered_seconds(time, starts) / SECONDS_PER_DAY if time is not None and dated and len(time) > 1 else 0.0
     if days > 0:
         rate = {"false_alarms_per_day": false_alarms / days}
     else:
         rate = {"false_alarms_per_1000_windows": 1000.0 * false_alarms / max(len(flags), 1)}
     return {
-        "events": int(len(events)),
+        "events": len(events),
         "events_detected": int(detected.sum()),
         "events_unseen": int((~seen).sum()),
         "lead_rows": lead_rows,
         "lead_seconds": lead_seconds,
         "lead_time": lead_time,
         "mean_lead_rows": float(np.mean(lead_rows)) if lead_rows else None,
-        "alarm_episodes": int(len(episodes)),
+        "alarm_episodes": len(episodes),
         "false_alarms": false_alarms,
         **rate,
     }

@@ -46,13 +46,13 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-from contextlib import contextmanager
-from contextvars import ContextVar
 import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -260,7 +260,7 @@ def planned_versions() -> str:
         return importlib.util.find_spec(module) is not None
 
     configured = configured_backend()
-    choice = [pick_backend(configured, found("tensorflow"), found("jax"), lambda gpu=gpu: gpu) or configured or "tensorflow" for gpu in (False, True)]
+    choice = [pick_backend(configured, found("tensorflow"), found("jax"), partial(bool, gpu)) or configured or "tensorflow" for gpu in (False, True)]
     backend = f"{choice[0]} {version(choice[0])}" + (f" ({choice[1]} on a GPU)" if choice[1] != choice[0] else "")
     return f"rareevent {rareevent.__version__}, keras {version('keras')}, backend {backend}, scoring {'numpy' if use_numpy() else 'keras'}"
 

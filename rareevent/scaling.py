@@ -11,7 +11,7 @@ Z_LIMIT = 10.0
 DISCRETE_MAX_VALUES = 10
 
 
-def fit_scaler(X: np.ndarray, discrete: Sequence[int] = ()) -> StandardScaler:
+def fit_scaler(X: np.ndarray, discrete: Sequence[int] | np.ndarray = ()) -> StandardScaler:
     """Fit a ``StandardScaler`` on ``X`` (the normal training rows).
 
     Constant columns (see :func:`constant_columns`, which the CLI warns
@@ -68,7 +68,7 @@ def discrete_columns(X: np.ndarray, max_values: int = DISCRETE_MAX_VALUES) -> np
     measurement that did not move.
     """
     X = np.asarray(X, dtype=np.float64)
-    whole = np.all(X == np.round(X), axis=0)
+    whole = np.all(np.round(X) == X, axis=0)
     flags = whole & np.all((X == 0) | (X == 1), axis=0)
     counts = np.array([len(np.unique(X[:, j])) if whole[j] else max_values + 1 for j in range(X.shape[1])])
     modes = whole & (counts >= 3) & (counts <= max_values)

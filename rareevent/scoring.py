@@ -426,7 +426,7 @@ class AlarmEpisodes:
         if self._open is not None and not continues:
             closed.append(self._close())
         for i, (start, end) in enumerate(runs):  # one iteration per run of flagged windows
-            if not (i == 0 and continues):
+            if self._open is None or not (i == 0 and continues):  # (continues implies an open episode; said again for the type checker)
                 self._open = {"start_row": int(rows[start]), "error": float(error[start])} | ({} if time is None else {"start_time": _time_text(time[start])})
                 opened.append(dict(self._open))
             self._features.append(feature_errors[start : end + 1])
@@ -629,6 +629,7 @@ class StreamScorer:
                 self._history["times"].append(block.time)
         if step.n == 0:
             return None
+        assert step.X is not None and step.ends is not None, "_release fills every field of a step with windows"
         raw, feature_errors = detector.score_windows(step.X)
         raw, feature_errors = raw[step.keep], feature_errors[step.keep]
         score = detector.smooth_scores(raw, self._previous_raw, step.resets) if len(raw) else raw  # a step may hold only windows across a gap
@@ -700,7 +701,7 @@ class WindowWriter:
         if kind not in ("csv", "json"):
             raise RareEventError(f"{path}: `output` must end in .csv or .json", param="output")
         self.kind = kind
-        self.handle = open(path, "w", encoding="utf-8", newline="")
+        self.handle = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - held open between batches, closed by finish() or on leaving the with-block
         self.first = True
         if kind == "json":
             self.handle.write('{"windows": [')
@@ -751,6 +752,7 @@ def encode_csv(
         filled += step.rows.n_filled
         if step.n == 0:
             continue
+        assert step.X is not None, "_release fills every field of a step with windows"
         codes = detector.encode(step.X)[step.keep]
         sink(pd.DataFrame(step.key_columns() | {f"e{i}": codes[:, i] for i in range(codes.shape[1])}))
         total += len(codes)

@@ -44,7 +44,7 @@ def baseline_advice(record: dict[str, Any]) -> str | None:
     """A warning when the PCA baseline's alarms beat the trained model's on validation, each at its own threshold."""
     ours = (record.get("metrics") or {}).get("valid")
     theirs = ((record.get("baseline") or {}).get("metrics") or {}).get("valid")
-    if not better_alarms(theirs, ours):
+    if not theirs or not ours or not better_alarms(theirs, ours):
         return None
     return (
         f"the PCA baseline raises better alarms than {record['arch']} on validation, each at its own threshold "

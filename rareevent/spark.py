@@ -133,6 +133,7 @@ def score(
         value = frame[group].iloc[0]
         series = Series(Path(f"{group}={value}"), str(value))
         windows, _ = score_frame(frame, series, folder, group=group, time=time, label=label, fill=fill, options=options, sort_by_time=True)
+        assert windows is not None, "score_frame returns the windows when given no sink"
         windows.insert(0, group, value)
         return _for_arrow(windows)
 
@@ -146,7 +147,9 @@ def _by_group(df: DataFrame, group: str) -> Any:
     (three small groups into one): a fixed count keeps the groups apart, so
     the cores share them out as they finish.
     """
-    tasks = max(int(df.sparkSession.conf.get("spark.sql.shuffle.partitions")), df.sparkSession.sparkContext.defaultParallelism)
+    partitions = df.sparkSession.conf.get("spark.sql.shuffle.partitions")
+    assert partitions is not None, "Spark sets a default for it (200)"
+    tasks = max(int(partitions), df.sparkSession.sparkContext.defaultParallelism)
     return df.repartition(tasks, group).groupBy(group)
 
 
@@ -183,8 +186,8 @@ def train(
     trains on one machine: ``rareevent train DATA --group COLUMN``.
     """
     from rareevent.detector import RareEventDetector
-    from rareevent.training import check_options
     from rareevent.storage import atomic_folder, check_free, remove_stale_temporaries
+    from rareevent.training import check_options
 
     if not per_group:
         raise RareEventError("rareevent.spark.train fits one run per group (per_group=True)", hint="the fleet model (one run over all groups) trains on one machine: rareevent.fleet.train_fleet")

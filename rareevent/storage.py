@@ -119,7 +119,7 @@ def open_to_write(target: str | Path) -> IO[str]:
     """``target`` opened for writing text in place (what grows as it goes, like ``score --follow``'s output); a refusal is "cannot write here"."""
     target = Path(target)
     check_not_in_run(target)
-    return _writable(target, lambda: open(target, "w", encoding="utf-8", newline=""))  # noqa: SIM115 - the caller closes it
+    return _writable(target, lambda: open(target, "w", encoding="utf-8", newline=""))
 
 
 def _cannot_write(target: Path, exc: OSError) -> RareEventError:

@@ -112,8 +112,9 @@ def choose_threshold(strategy: Strategy, scores: np.ndarray, labels: np.ndarray 
     return STRATEGIES[strategy.name].choose(strategy, scores, labels, normal)
 
 
-def _curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _curve(labels: np.ndarray | None, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Precision, recall and threshold of every point of the precision-recall curve that has a threshold."""
+    assert labels is not None, "choose_threshold checks the labels of a label-based strategy"
     precision, recall, thresholds = precision_recall_curve(labels, scores)
     return precision[:-1], recall[:-1], thresholds  # the last point has no threshold
 
@@ -133,7 +134,7 @@ def _pr_cross(strategy: Strategy, scores: np.ndarray, labels: np.ndarray | None,
 
 def _precision_at_least(strategy: Strategy, scores: np.ndarray, labels: np.ndarray | None, normal: np.ndarray) -> float:
     precision, recall, thresholds = _curve(labels, scores)
-    ok = np.flatnonzero(precision >= strategy.param)
+    ok = np.flatnonzero(precision >= _number(strategy))
     if ok.size == 0:
         raise RareEventError(
             f"threshold {strategy}: no threshold reaches precision {strategy.param:g} on the validation part",
@@ -143,12 +144,18 @@ def _precision_at_least(strategy: Strategy, scores: np.ndarray, labels: np.ndarr
     return float(thresholds[ok[np.argmax(recall[ok])]])
 
 
+def _number(strategy: Strategy) -> float:
+    """The parameter of a strategy that takes one (``parse_strategy`` fills in an optional one's default)."""
+    assert strategy.param is not None, f"threshold {strategy} has no parameter"
+    return strategy.param
+
+
 def _quantile(strategy: Strategy, scores: np.ndarray, labels: np.ndarray | None, normal: np.ndarray) -> float:
-    return float(np.quantile(scores[normal], strategy.param))
+    return float(np.quantile(scores[normal], _number(strategy)))
 
 
 def _pot(strategy: Strategy, scores: np.ndarray, labels: np.ndarray | None, normal: np.ndarray) -> float:
-    return peaks_over_threshold(scores[normal], strategy.param)
+    return peaks_over_threshold(scores[normal], _number(strategy))
 
 
 def _fraction(value: float) -> bool:

@@ -259,12 +259,13 @@ def update(
     """
     folder = Path(run_folder)
     parent, detector = load_run(folder)
+    strategy_text = detector.threshold_strategy_ if threshold is None else threshold
     detector.set_params(
         warm_start=True,
         epochs=epochs,
         batch_size=detector.batch_size_,  # Adam as the run trained: its batch size and learning rate, automatic ones included
         learning_rate=detector.learning_rate_,
-        threshold=detector.threshold_strategy_ if threshold is None else threshold,
+        threshold=strategy_text,
         margin=detector.margin if margin is None else margin,
         context=list(detector.context_features_),  # the model reads and reconstructs the same columns
     )
@@ -274,7 +275,7 @@ def update(
     data, resampled = gaps.regrid(data, gaps.Resampling.from_record(parent.get("resample")), fill)
     max_gap_value = gaps.check_time_kind(parent.get("gaps"), data.time, data.columns.time, data.path)
     starts = gaps.gap_starts(data.time, len(data), max_gap_value)
-    strategy = parse_strategy(detector.threshold)
+    strategy = parse_strategy(strategy_text)
     if strategy.needs_labels and data.y is None:
         raise RareEventError(
             f"{data.path}: threshold {strategy} needs the label column {parent['label_column']!r}, which the file does not have",
@@ -359,7 +360,7 @@ def _record(
     return {
         "format_version": FORMAT_VERSION,
         "name": name,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "parameters": int(detector.model_.count_params()),
         "time_column": columns.time,
         "label_column": columns.label,
@@ -372,7 +373,7 @@ def _record(
         "splits": {key: list(bounds) for key, bounds in splits.items()},
         "windows": {
             "train_normal": detector.n_train_windows_,
-            **{key: int(len(part["row"])) for key, part in parts.items()},
+            **{key: len(part["row"]) for key, part in parts.items()},
         },
         "metrics": metrics,
         "input_file": str(Path(data.path).resolve()),

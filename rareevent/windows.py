@@ -16,6 +16,8 @@ border at all.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -89,7 +91,7 @@ def inside_segments(starts: np.ndarray, lookback: int) -> np.ndarray:
     n = n_windows(len(starts), lookback)
     if lookback == 1 or n == 0:
         return np.ones(n, bool)
-    return ~sliding_window_view(starts[1:], lookback - 1).any(axis=1)
+    return cast(np.ndarray, ~sliding_window_view(starts[1:], lookback - 1).any(axis=1))  # numpy types any(axis=...) as maybe a scalar
 
 
 def kept(view: np.ndarray, keep: np.ndarray) -> np.ndarray:
