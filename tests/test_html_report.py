@@ -61,7 +61,7 @@ def test_episodes_csv_is_the_alarm_lines_of_score(scored: dict[str, object]) -> 
     for line, (_, row), alarm in zip(lines, episodes.iterrows(), scored["json"]["alarms"]):
         start, end, duration, rows, windows, peak, top = line
         assert (row["start"], row["end"]) == (start, end) == (alarm["start_time"], alarm["end_time"])
-        assert rows == f"{row['start_row']}-{row['end_row']}" and int(windows) == row["windows"] == alarm["windows"]
+        assert rows == f"{row['start_row'] + 2}-{row['end_row'] + 2}" and int(windows)  # the table counts file lines (header: line 1), the CSV 0-based data rows == row["windows"] == alarm["windows"]
         assert f"{row['peak_score']:.3g}" == peak and row["peak_score"] == pytest.approx(alarm["peak_error"])
         assert row["peak_over_threshold"] == pytest.approx(alarm["peak_error"] / threshold)
         assert top == row["top_sensors"].replace(";", " ")
