@@ -185,7 +185,7 @@ def test_importing_the_api_does_not_import_tensorflow() -> None:
 
 
 def test_every_architecture_comes_from_the_one_registry() -> None:
-    from rareevent.cli.main import Arch, LstmArch
+    from rareevent.cli.options import Arch, LstmArch
     from rareevent.detector import require_bottleneck
     from rareevent.model import ARCHITECTURES, LSTM_ARCHS
 

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import rareevent
-from rareevent.cli.main import Activation, Arch, LstmArch, Fill, ScoreKind, app
+from rareevent.cli.main import app
+from rareevent.cli.options import Activation, Arch, LstmArch, Fill, ScoreKind
 from rareevent.cli import recipe
 from tests.conftest import TINY, synthetic_frame
 from tests.test_errors import assert_one_error_line

@@ -16,7 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rareevent import gaps, windows
-from rareevent.cli.main import _cli_options, _in_cli_terms, _option, app
+from rareevent.cli.console import option_of, terms
+from rareevent.cli.main import app
 from rareevent.detector import RareEventDetector, require_bottleneck
 from rareevent.errors import RareEventError
 from rareevent.load import ReadingOptions, check_fill, load_csv
@@ -71,16 +72,16 @@ def bad_inputs(tmp_path: Path) -> dict[str, Callable[[], object]]:
 
 def test_library_errors_name_parameters_not_options(tmp_path: Path) -> None:
     """No message or hint the library raises names an option (``--x``); every marked parameter is an option of the CLI."""
-    options = _cli_options()
+    options = terms.options()
     for case, call in bad_inputs(tmp_path).items():
         error = raised(call)
         for text in (error.message, error.hint or ""):
             assert "--" not in text, f"{case}: {text!r}"
-        cli_line = _in_cli_terms(error)
+        cli_line = terms.error_line(error)
         assert "`" not in cli_line, f"{case}: a marked name the CLI has no option for: {cli_line!r}"
         if error.param:
             assert error.message.startswith(error.param) or f"`{error.param}`" in error.message, case
-            assert _option(error.param) in options, case
+            assert option_of(error.param) in options, case
 
 
 @pytest.mark.parametrize(
@@ -130,7 +131,7 @@ def test_file_errors_mark_parameters_in_hints(tmp_path: Path) -> None:
     ],
 )
 def test_cli_names_options(error: RareEventError, line: str) -> None:
-    assert _in_cli_terms(error) == line
+    assert terms.error_line(error) == line
 
 
 def test_cli_output_names_options(tmp_path: Path) -> None:

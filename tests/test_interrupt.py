@@ -216,24 +216,24 @@ def test_sigkill_while_scoring_leaves_a_partial_output_the_next_score_clears(big
 
 def test_a_signal_no_batch_end_takes_is_raised_after_the_grace_and_a_second_at_once() -> None:
     """Outside a batch loop (reading a file, saving) Ctrl-C still stops ``train``: after ``INTERRUPT_GRACE_S``, or at once when pressed twice."""
-    from rareevent.cli.main import INTERRUPT_GRACE_S, _interrupt_at_batch_end
+    from rareevent.cli.signals import INTERRUPT_GRACE_S, interrupt_at_batch_end
 
     before = signal.getsignal(signal.SIGINT)
     started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt), _interrupt_at_batch_end():
+    with pytest.raises(KeyboardInterrupt), interrupt_at_batch_end():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(INTERRUPT_GRACE_S + 10)
     assert INTERRUPT_GRACE_S - 0.1 <= time.monotonic() - started < INTERRUPT_GRACE_S + 5
 
     started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt), _interrupt_at_batch_end():
+    with pytest.raises(KeyboardInterrupt), interrupt_at_batch_end():
         os.kill(os.getpid(), signal.SIGTERM)
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(INTERRUPT_GRACE_S + 10)
     assert time.monotonic() - started < INTERRUPT_GRACE_S
 
     started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt), _interrupt_at_batch_end():  # the block ends before the grace is over:
+    with pytest.raises(KeyboardInterrupt), interrupt_at_batch_end():  # the block ends before the grace is over:
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.2)
     assert time.monotonic() - started < INTERRUPT_GRACE_S  # raised on leaving it, so that nothing after it runs
@@ -243,13 +243,13 @@ def test_a_signal_no_batch_end_takes_is_raised_after_the_grace_and_a_second_at_o
 
 def test_the_deferral_leaves_a_timer_it_did_not_set_and_its_signals_alone() -> None:
     """A program that embeds the app and holds the real-time timer keeps it; Ctrl-C then raises at once, as Python does."""
-    from rareevent.cli.main import _interrupt_at_batch_end
+    from rareevent.cli.signals import interrupt_at_batch_end
 
     fired: list[int] = []
     before = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
     try:
         signal.setitimer(signal.ITIMER_REAL, 30)
-        with _interrupt_at_batch_end():
+        with interrupt_at_batch_end():
             assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         assert 25 < signal.getitimer(signal.ITIMER_REAL)[0] <= 30
     finally:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rareevent.cli.main import _baseline_wins, app
-from rareevent.selection import CANDIDATES, better_alarms, choose
+from rareevent.cli.main import app
+from rareevent.selection import CANDIDATES, baseline_advice, better_alarms, choose
 from tests.conftest import TINY, synthetic_frame
 
 runner = CliRunner()
@@ -33,16 +33,16 @@ def test_choose_keeps_the_best_f1_and_pr_auc_only_breaks_ties():
 
 def test_the_warning_never_advises_a_model_whose_alarms_are_worse():
     # the case of issue 24: PCA's PR-AUC is higher, its F1 at its own threshold far lower; the old warning advised it
-    assert _baseline_wins(record(valid(0.769, 0.840, 0), valid(0.425, 0.885, 20))) is None
+    assert baseline_advice(record(valid(0.769, 0.840, 0), valid(0.425, 0.885, 20))) is None
     # a higher F1 bought with more false-alarm episodes is not advised either
-    assert _baseline_wins(record(valid(0.60, 0.70, 1), valid(0.65, 0.75, 4))) is None
+    assert baseline_advice(record(valid(0.60, 0.70, 1), valid(0.65, 0.75, 4))) is None
     assert not better_alarms(valid(0.65, 0.75, 4), valid(0.60, 0.70, 1))
-    advice = _baseline_wins(record(valid(0.60, 0.70, 3), valid(0.80, 0.65, 1)))
+    advice = baseline_advice(record(valid(0.60, 0.70, 3), valid(0.80, 0.65, 1)))
     assert advice == (
         "the PCA baseline raises better alarms than ae on validation, each at its own threshold "
         "(F1 0.800 with 1 false-alarm episode(s), against 0.600 with 3); consider --arch pca"
     )
-    assert _baseline_wins({"arch": "ae", "metrics": {"valid": None, "test": None}, "baseline": None}) is None  # no labels
+    assert baseline_advice({"arch": "ae", "metrics": {"valid": None, "test": None}, "baseline": None}) is None  # no labels
 
 
 def _train_json(args: list[str]) -> dict:

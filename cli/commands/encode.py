@@ -1,0 +1,64 @@
+"""``rareevent encode``: the bottleneck vector of every window, for use in other models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rareevent.cli.console import consoles, errors, note
+from rareevent.cli.options import (
+    DayfirstOption,
+    DecimalOption,
+    EncodingOption,
+    FillOption,
+    QuietOption,
+    RunOption,
+    RunsDir,
+    TimeFormatOption,
+    TimeUnitOption,
+    TzOption,
+    check_outputs,
+    output_kind,
+    reading_options,
+)
+from rareevent.cli.render import print_paths
+
+
+def encode(
+    data: Annotated[Path, typer.Argument(help="Sensor CSV with the trained feature columns.")],
+    run: RunOption = None,
+    output: Annotated[Path, typer.Option(help="Write row, time and the encoded vector of every window to this .csv or .json file.")] = ...,
+    runs_dir: RunsDir = Path("runs"),
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read per chunk.")] = 100_000,
+    fill: FillOption = None,
+    decimal: DecimalOption = None,
+    time_format: TimeFormatOption = None,
+    dayfirst: DayfirstOption = False,
+    time_unit: TimeUnitOption = None,
+    tz: TzOption = None,
+    encoding: EncodingOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Write the encoded vector (length u2) of every window of DATA, for use in other models (ae runs only)."""
+    consoles.set_output(quiet)
+    with errors():
+        from rareevent.detector import require_bottleneck
+        from rareevent.runs import load_run, read_run, resolve_run
+        from rareevent.scoring import WindowWriter, encode_csv
+        from rareevent.storage import atomic_file
+
+        kind = output_kind(output, ("csv", "json"))
+        reading = reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding)
+        check_outputs(data, {"--output": output})
+        folder = resolve_run(run, runs_dir)
+        require_bottleneck(read_run(folder)["arch"])  # before Keras is imported
+        record, detector = load_run(folder)
+        with atomic_file(output) as temp, WindowWriter(temp, kind) as writer:
+            n, filled = encode_csv(data, record, detector, writer, chunk_rows=chunk_rows, fill=fill, options=reading)
+            writer.finish({"run": record["name"], "units": record["units"][1]})
+        if filled:
+            note(f"repaired {filled} blank/NaN cell(s) with --fill {fill}")
+        consoles.out.print(f"wrote {n:,} encoded windows x {record['units'][1]} values to {output}")
+        print_paths(quiet, output)

@@ -1,0 +1,190 @@
+"""``rareevent train``: one CSV, a fleet of series, or one run per group."""
+
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from rareevent.cli import recipe
+from rareevent.cli.console import OPTION_OF_PARAM, bars, consoles, errors, note, terms, warn
+from rareevent.cli.options import (
+    AUTO_HELP,
+    ARCH_HELP,
+    NOT_PASSED,
+    NOT_SETTINGS,
+    Activation,
+    AggOption,
+    Arch,
+    DayfirstOption,
+    DecimalOption,
+    EncodingOption,
+    FillOption,
+    GroupOption,
+    MaxGapOption,
+    QuietOption,
+    ResampleOption,
+    RunsDir,
+    ScoreKind,
+    TimeFormatOption,
+    TimeUnitOption,
+    TzOption,
+    one_csv,
+    parse_drop,
+    parse_units,
+    read_config,
+    reading_options,
+)
+from rareevent.cli.render import epoch_progress, print_per_group, print_train_summary, train_summary
+from rareevent.cli.signals import interrupt_at_batch_end
+from rareevent.errors import RareEventError
+from rareevent.selection import AUTO, CANDIDATES, baseline_advice
+
+if TYPE_CHECKING:
+    from rareevent.training import TrainResult
+
+
+def train(
+    ctx: typer.Context,
+    data: Annotated[list[Path], typer.Argument(help="Sensor CSV (',', ';' or tab separated) or Parquet file(s), or a quoted glob like 'exports/*.csv'; may come from the recipe.")],
+    config: Annotated[Path | None, typer.Option("--config", help="TOML recipe: options from its \\[train] table; the command line overrides them.", is_eager=True, callback=read_config)] = None,
+    arch: Annotated[Arch, typer.Option(help=f"{ARCH_HELP}, {AUTO_HELP}.")] = Arch.ae,
+    lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
+    horizon: Annotated[int, typer.Option(help="--arch forecast: predict the window's last H rows from the lookback - H rows before them.")] = 1,
+    lead: Annotated[int, typer.Option(help="Early warning: a window is positive when an event starts within this many rows after it.")] = 0,
+    units: Annotated[str, typer.Option(help="LSTM units u1,u2 (1 to 4096 each), or auto: the bottleneck as wide as the principal components holding 99% of the targets' variance, the first layer twice that.")] = "32,16",
+    activation: Annotated[Activation, typer.Option(help="LSTM activation.")] = Activation.tanh,
+    score: Annotated[ScoreKind, typer.Option("--score", help="Window score: mean (squared error over the window) or last (last step only).")] = ScoreKind.mean,
+    smooth: Annotated[int, typer.Option(help="Alarm on the mean score of the last K windows (1: no smoothing).")] = 1,
+    threshold: Annotated[str | None, typer.Option(help="f1, fbeta:B, pr-cross, precision:P or quantile[:Q]; default f1 with labels, quantile without.")] = None,
+    margin: Annotated[float, typer.Option(help="Multiply the chosen threshold by this (above 1: fewer false alarms on data that drifts after validation).")] = 1.0,
+    epochs: Annotated[int, typer.Option(help="Most training epochs (early stopping usually ends sooner).")] = 40,
+    batch_size: Annotated[int | None, typer.Option(help="Windows per training batch (default: about 100 steps per epoch, 16..128 on a CPU, 16..2048 on a GPU).")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Adam learning rate (default: 1e-3 x sqrt(batch/16)).")] = None,
+    patience: Annotated[int, typer.Option(help="Epochs without validation improvement before stopping.")] = 5,
+    valid_frac: Annotated[float, typer.Option(help="Fraction of rows (after train) for validation and the threshold.")] = 0.2,
+    test_frac: Annotated[float, typer.Option(help="Fraction of rows at the end held out for testing (0 allowed).")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Random seed (same data and seed give the same threshold on CPU).")] = 0,
+    time: Annotated[str | None, typer.Option("--time", help="Time column (default: time/timestamp/datetime/date if present).")] = None,
+    label: Annotated[str | None, typer.Option(help="0/1 event column (default: y/label/anomaly if present).")] = None,
+    drop: Annotated[str | None, typer.Option(help="Comma-separated columns to ignore.")] = None,
+    context: Annotated[
+        str, typer.Option(help="Context columns (read by the model, never scored): auto (0/1 flags and modes), none, or names/glob patterns like 'cmd*,setpoint'.")
+    ] = "auto",
+    normalize: Annotated[bool, typer.Option(help="Divide each sensor's error by its typical (median) error on normal validation windows.")] = False,
+    mask_rate: Annotated[float, typer.Option(help="ae and plain: hide each target sensor of a training window with this probability (0: never); the model rebuilds it from the others, and each sensor is scored hidden.")] = 0.0,
+    fill: FillOption = None,
+    decimal: DecimalOption = None,
+    time_format: TimeFormatOption = None,
+    dayfirst: DayfirstOption = False,
+    time_unit: TimeUnitOption = None,
+    tz: TzOption = None,
+    encoding: EncodingOption = None,
+    max_gap: MaxGapOption = None,
+    resample: ResampleOption = None,
+    agg: AggOption = "mean",
+    group: GroupOption = None,
+    per_group: Annotated[bool, typer.Option("--per-group", help="With --group: train one run per group value, saved as runs/NAME/<group>/ with a summary.")] = False,
+    runs_dir: RunsDir = Path("runs"),
+    name: Annotated[str | None, typer.Option(help="Run name (default: time stamp and arch).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary (metrics, threshold, paths) as JSON on stdout; progress goes to stderr.")] = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Train a detector on the normal windows of DATA and save it as a run."""
+    consoles.set_output(quiet)
+    with errors(), ExitStack() as stack:
+        from rareevent.detector import RareEventDetector
+        from rareevent.gaps import Resampling
+        from rareevent.runs import reserve_run
+        from rareevent.training import default_run_name
+        from rareevent.training import train as run_training
+
+        options = {**ctx.params, "units": parse_units(units)}
+        if arch == AUTO:  # the default architecture trains when there are no labels to choose by
+            options["arch"] = RareEventDetector().arch
+        params = [key for key in RareEventDetector().get_params() if key not in NOT_PASSED]
+        detector = RareEventDetector(**{key: options[OPTION_OF_PARAM.get(key, key)] for key in params})
+        reading = reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding)
+        if resample is None and agg != "mean":
+            raise RareEventError(f"--agg {agg} needs --resample: it says how the rows of a grid cell are combined")
+        name = name or default_run_name(arch)
+        if per_group and group is None:
+            raise RareEventError("--per-group needs --group COLUMN: the column whose values each get a run")
+        if arch == AUTO and not (one_csv(data) and group is None):
+            raise RareEventError("--arch auto trains one CSV file; for several series, --group or --per-group name an architecture")
+        stack.enter_context(reserve_run(runs_dir, name, overwrite))  # before minutes of training, not after
+        options = dict(
+            time=time,
+            label=label,
+            drop=parse_drop(drop),
+            fill=fill,
+            context=context,
+            reading=reading,
+            valid_frac=valid_frac,
+            test_frac=test_frac,
+            max_gap=max_gap,
+            resample=None if resample is None else Resampling(resample, agg),
+        )
+        if per_group:
+            from rareevent.fleet import train_per_group
+
+            announce = None if quiet or as_json else lambda value: consoles.out.print(f"training group {value}")
+            folder, summary = train_per_group(data, detector, group=group, runs_dir=runs_dir, name=name, overwrite=overwrite, on_group=announce, **options)
+            print_per_group(folder, summary, as_json, quiet)
+            return
+        bar_console = Console(stderr=True) if as_json else consoles.out
+        with interrupt_at_batch_end(), epoch_progress(f"training {arch}", epochs, bar_console, disable=quiet or not bars(bar_console)) as on_epoch:
+            if one_csv(data) and group is None:
+                result = run_training(data[0], detector, name=name, on_epoch=on_epoch, candidates=CANDIDATES if arch == AUTO else (), **options)
+            else:
+                from rareevent.fleet import train_fleet
+
+                result = train_fleet(data, detector, group=group, name=name, on_epoch=on_epoch, **options)
+        result.record["settings"] = recipe.settings(ctx, leave_out=NOT_SETTINGS)
+        save_and_summarize(result, fill, runs_dir, overwrite, as_json=as_json, quiet=quiet)
+
+
+def save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, overwrite: bool, as_json: bool = False, quiet: bool = False) -> None:
+    """Warn about what training noticed, save the run folder and print its summary (train and update).
+
+    The summary is rich tables, the JSON of ``--json``, or with ``--quiet`` the run folder's path alone.
+    """
+    from rareevent.runs import run_view
+    from rareevent.training import save
+
+    record = run_view(result.record, result.detector)
+    if record["constant_features"]:
+        warn(f"constant column(s) in the normal training rows: {', '.join(record['constant_features'])}; kept neutral (scaled to 0)")
+    if record["trending_features"]:
+        warn(
+            f"sensor(s) {', '.join(record['trending_features'])} trend steadily over the training rows; they may leave their "
+            "training range later and raise false alarms (consider a longer training period, --margin, or --drop)"
+        )
+    if record["filled_cells"]:
+        note(f"repaired {record['filled_cells']} blank/NaN cell(s) with --fill {fill}")
+    resampled = record.get("resample")
+    if resampled and resampled["empty_cells"]:
+        note(f"--resample {resampled['every']}: {resampled['empty_cells']} empty grid cell(s) handled with --fill {fill}")
+    gap_info = record.get("gaps")
+    if gap_info and gap_info["skipped_segments"]:
+        note(f"skipped {gap_info['skipped_segments']} segment(s) shorter than the lookback ({gap_info['skipped_rows']} rows between time gaps give no window)")
+    beaten = baseline_advice(record)
+    if beaten:
+        warn(beaten)
+    order_note = result.data.reading.order_note(record["time_column"])
+    if order_note:
+        note(terms.text(order_note))
+    for assumed in record.get("assumed") or []:
+        (note if assumed["as"] == "time" else warn)(terms.text(assumed["message"]))
+    path = save(result, runs_dir, overwrite=overwrite)
+    if as_json:
+        typer.echo(json.dumps(train_summary(record, path), indent=2, allow_nan=False))
+    elif quiet:
+        typer.echo(str(path))
+    else:
+        print_train_summary(record, path, result.data.reading.describe())

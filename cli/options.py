@@ -1,0 +1,147 @@
+"""Every option declared once, the choices the parser checks, and the builders from option values to library values.
+
+Library imports happen inside the builders so that ``rareevent --help``
+never loads TensorFlow, pandas or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rareevent.cli import recipe
+from rareevent.errors import RareEventError
+from rareevent.model import ARCHITECTURES, LSTM_ARCHS
+from rareevent.selection import AUTO, CANDIDATES
+
+
+# the fixed value sets of options, as the parser's choices (tests/test_cli_conventions.py checks them against the library's)
+Arch = StrEnum("Arch", {**{name: name for name in ARCHITECTURES}, AUTO: AUTO})  # auto: chosen by train, never a run's arch
+LstmArch = StrEnum("LstmArch", {name: name for name in LSTM_ARCHS})
+ARCH_HELP = ", ".join(f"{name} ({spec.help})" for name, spec in ARCHITECTURES.items())
+AUTO_HELP = f"{AUTO} (with labels: the one of {', '.join(CANDIDATES)} with the best validation F1; without: the default)"
+# parameters train does not pass as given: context names are resolved against the file's columns; the rest are not options
+NOT_PASSED = {"context", "validation_fraction", "warm_start"}
+Activation = StrEnum("Activation", {"tanh": "tanh", "relu": "relu"})
+ScoreKind = StrEnum("ScoreKind", {"mean": "mean", "last": "last"})
+Fill = StrEnum("Fill", {"ffill": "ffill", "interpolate": "interpolate", "drop": "drop"})
+Engine = StrEnum("Engine", {"local": "local", "spark": "spark"})
+FollowFormat = StrEnum("FollowFormat", {"csv": "csv", "jsonl": "jsonl"})
+
+
+def complete_run(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Run names in ``--runs-dir`` (as typed so far, else ``runs``) that start with ``incomplete``.
+
+    A folder holding a ``run.json`` is a run; found with a glob rather than
+    ``rareevent.runs.list_runs``, whose imports (pandas, scikit-learn) would
+    cost seconds on every Tab.
+    """
+    runs_dir = Path(ctx.params.get("runs_dir") or "runs")
+    names = (found.parent.name for found in runs_dir.glob("*/run.json"))
+    return sorted(name for name in names if name.startswith(incomplete) and not name.startswith("."))
+
+
+RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Folder holding the run folders.")]
+RunOption = Annotated[str | None, typer.Option(help="Run folder or run name (default: the newest run).", autocompletion=complete_run)]
+FillOption = Annotated[Fill | None, typer.Option("--fill", help="Repair blank/NaN sensor cells (default: refuse them).")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the path of what was written.")]
+DecimalOption = Annotated[str | None, typer.Option("--decimal", help="Decimal mark of the numbers, ',' or '.' (default: detected in ';' and tab files; score and encode: the run's).")]
+TimeFormatOption = Annotated[str | None, typer.Option("--time-format", help="strftime format of the time column, e.g. '%d.%m.%Y %H:%M' (default: ISO 8601, or dates whose day/month order is inferred from the whole column).")]
+DayfirstOption = Annotated[bool, typer.Option("--dayfirst", help="Read dates like 01.02.2026 day first.")]
+TimeUnitOption = Annotated[str | None, typer.Option("--time-unit", help="Read a numeric time column as s or ms since 1970.")]
+TzOption = Annotated[
+    str | None,
+    typer.Option("--tz", help="Time zone of times without an offset, like Europe/Berlin: they become UTC, the repeated autumn hour in file order (default: the run's; else times are taken as they are)."),
+]
+EncodingOption = Annotated[str | None, typer.Option("--encoding", help="Text encoding of the file, like cp1252 or latin-1 (default: UTF-8; score: also the run's).")]
+MaxGapOption = Annotated[
+    str | None,
+    typer.Option("--max-gap", help="A time step above this is a gap that no window crosses: a duration like 10min, a number in a numeric time column's unit, a multiple of the median step like 5x, or none (default: 5x)."),
+]
+ResampleOption = Annotated[str | None, typer.Option("--resample", help="Put the rows on a regular grid of this step (like 1min) before windowing; empty cells follow --fill.")]
+AggOption = Annotated[str, typer.Option("--agg", help="How --resample combines the rows of a grid cell: mean, last or max.")]
+GroupOption = Annotated[str | None, typer.Option("--group", help="Column naming the series of a long table (an asset id): one series per value, no window crosses two.")]
+
+
+def parse_units(text: str, auto: bool = True) -> tuple[int, int] | str:
+    """``--units u1,u2``, or ``auto`` (sized from the training rows) where ``auto`` is allowed."""
+    if auto and text.strip() == "auto":
+        return "auto"
+    try:
+        u1, u2 = (int(part) for part in text.split(","))
+    except ValueError:
+        raise RareEventError(f"--units {text!r}: give two positive integers like 32,16" + (" or auto" if auto else "")) from None
+    return u1, u2
+
+
+def parse_drop(text: str | None) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()] if text else []
+
+
+def reading_options(decimal: str | None, time_format: str | None, dayfirst: bool, time_unit: str | None, tz: str | None = None, encoding: str | None = None):  # noqa: ANN202 - a ReadingOptions (pandas is imported lazily)
+    from rareevent.load import ReadingOptions
+
+    options = ReadingOptions(decimal=decimal, time_format=time_format, dayfirst=dayfirst, time_unit=time_unit, tz=tz, encoding=encoding)
+    options.check()
+    return options
+
+
+# train parameters that say where and how to write, not what to train: kept out of the stored settings and the recipe
+NOT_SETTINGS = ("config", "runs_dir", "name", "overwrite", "as_json", "quiet")
+
+
+def read_config(ctx: typer.Context, value: Path | None) -> Path | None:
+    """``--config``: the recipe's values become the defaults of the other options (read first: it is eager)."""
+    if value is not None:
+        ctx.default_map = {**(ctx.default_map or {}), **recipe.read_defaults(value, ctx, leave_out=NOT_SETTINGS)}
+    return value
+
+
+def one_csv(data: list[Path]) -> bool:
+    """Whether DATA is one CSV file named as it is (no pattern, no Parquet): trained as always."""
+    from rareevent.series import expand, is_table
+
+    return len(data) == 1 and expand(data) == data and not is_table(data[0])
+
+
+def output_kind(output: Path, allowed: tuple[str, ...]) -> str:
+    kind = output.suffix.lower().lstrip(".")
+    if kind not in allowed:
+        raise RareEventError(f"{output}: output must end in {' or '.join('.' + a for a in allowed)}")
+    return kind
+
+
+def check_outputs(data: Path, outputs: dict[str, Path | None]) -> None:
+    """Refuse an output that is the input file (by its path, a symbolic or a hard link), lies inside a run folder, or two outputs naming one file (one would replace the other)."""
+    from rareevent.storage import check_not_in_run
+
+    seen: dict[Path, str] = {}
+    for option, target in outputs.items():
+        if target is None:
+            continue
+        resolved = Path(target).resolve()
+        if resolved == Path(data).resolve() or (os.path.exists(target) and os.path.exists(data) and os.path.samefile(target, data)):
+            raise RareEventError(f"{target}: is the input file; choose another output name")
+        check_not_in_run(target)
+        if resolved in seen:
+            raise RareEventError(f"{target}: {seen[resolved]} and {option} name the same file; choose two names")
+        seen[resolved] = option
+
+
+MAX_POLL_SECONDS = 3600.0  # an hour between looks at a followed file is already no longer following it; 1e20 s overflows sleep()
+
+
+def duration_seconds(text: str, option: str) -> float:
+    """A short duration (``0.2s``, ``500ms``, ``1``: seconds) as seconds, at most ``MAX_POLL_SECONDS``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)?\s*", text)
+    if match is None or float(match.group(1)) <= 0:
+        raise RareEventError(f"{option} {text!r}: give a duration above 0 like 0.2s or 500ms")
+    seconds = float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
+    if seconds > MAX_POLL_SECONDS:
+        raise RareEventError(f"{option} {text!r} is too long: give at most {MAX_POLL_SECONDS:g}s")
+    return seconds
