@@ -247,6 +247,8 @@ def test_the_deferral_leaves_a_timer_it_did_not_set_and_its_signals_alone() -> N
 
     fired: list[int] = []
     before = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    # Python's own Ctrl-C handler, whatever the test process inherited (started in the background, SIGINT is ignored)
+    sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         signal.setitimer(signal.ITIMER_REAL, 30)
         with interrupt_at_batch_end():
@@ -255,6 +257,7 @@ def test_the_deferral_leaves_a_timer_it_did_not_set_and_its_signals_alone() -> N
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, before)
+        signal.signal(signal.SIGINT, sigint)
     assert fired == []
 
 

@@ -192,7 +192,7 @@ def test_damaged_pca_model_is_refused(sensor_csv: Path, tmp_path: Path) -> None:
     np.savez(tmp_path / "p" / "model.npz", mean=np.array([object()], dtype=object), components=np.zeros((1, 3)), targets=np.arange(3))
     result = runner.invoke(app, ["score", str(sensor_csv), "--run", str(tmp_path / "p")])
     assert result.exit_code == 2
-    assert "not a readable PCA model" in result.output
+    assert "model.npz: array 'mean' has shape (1,); detector.json's 3 features need (3,)" in result.output
 
 
 def test_every_lstm_run_carries_the_pca_baseline_and_report_shows_it(trained_runs: dict[str, Path]) -> None:

@@ -102,7 +102,11 @@ def test_a_format_1_detector_is_read_with_the_new_names(tmp_path: Path) -> None:
     assert RareEventDetector.load(tmp_path / "again").validation_scores_.tolist() == detector.validation_scores_.tolist()
     copy = tmp_path / "newer"
     shutil.copytree(STREAM_RUN, copy)
-    saved["format_version"] = 2  # the old names in the new format are missing fields
+    saved["format_version"] = 2  # format 2 gets no defaults for what 0.3.0 lacked: the parameters added since ...
+    (copy / DETECTOR_FILE).write_text(json.dumps(saved))
+    with pytest.raises(RareEventError, match="'params' must hold exactly the parameters .*horizon.*mask_rate"):
+        RareEventDetector.load(copy)
+    saved["params"].update(horizon=1, mask_rate=0.0)  # ... and the old names are missing fields
     (copy / DETECTOR_FILE).write_text(json.dumps(saved))
     with pytest.raises(RareEventError, match="required field 'fitted.validation_scores_' is missing"):
         RareEventDetector.load(copy)
