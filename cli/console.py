@@ -19,7 +19,6 @@ from rich.console import Console
 
 from rareevent.errors import RareEventError
 
-
 EXIT_DATA = 2
 EXIT_UNEXPECTED = 1
 EXIT_INTERRUPTED = 130

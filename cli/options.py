@@ -14,11 +14,11 @@ from typing import Annotated
 
 import typer
 
-from rareevent.cli import recipe
 from rareevent.errors import RareEventError
 from rareevent.model import ARCHITECTURES, LSTM_ARCHS
 from rareevent.selection import AUTO, CANDIDATES
 
+from . import recipe
 
 # the fixed value sets of options, as the parser's choices (tests/test_cli_conventions.py checks them against the library's)
 Arch = StrEnum("Arch", {**{name: name for name in ARCHITECTURES}, AUTO: AUTO})  # auto: chosen by train, never a run's arch
@@ -83,7 +83,7 @@ def parse_drop(text: str | None) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()] if text else []
 
 
-def reading_options(decimal: str | None, time_format: str | None, dayfirst: bool, time_unit: str | None, tz: str | None = None, encoding: str | None = None):  # noqa: ANN202 - a ReadingOptions (pandas is imported lazily)
+def reading_options(decimal: str | None, time_format: str | None, dayfirst: bool, time_unit: str | None, tz: str | None = None, encoding: str | None = None):
     from rareevent.load import ReadingOptions
 
     options = ReadingOptions(decimal=decimal, time_format=time_format, dayfirst=dayfirst, time_unit=time_unit, tz=tz, encoding=encoding)

@@ -7,9 +7,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from rareevent.cli.console import consoles, errors
-from rareevent.cli.options import Activation, LstmArch, parse_units
 from rareevent.errors import RareEventError
+
+from ..console import consoles, errors
+from ..options import Activation, LstmArch, parse_units
 
 
 def architecture(

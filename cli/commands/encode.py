@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from rareevent.cli.console import consoles, errors, note
-from rareevent.cli.options import (
+from ..console import consoles, errors, note
+from ..options import (
     DayfirstOption,
     DecimalOption,
     EncodingOption,
@@ -23,7 +23,7 @@ from rareevent.cli.options import (
     output_kind,
     reading_options,
 )
-from rareevent.cli.render import print_paths
+from ..render import print_paths
 
 
 def encode(

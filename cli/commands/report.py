@@ -8,11 +8,12 @@ from typing import Annotated
 
 import typer
 
-from rareevent.cli import recipe
-from rareevent.cli.console import consoles, errors, warn
-from rareevent.cli.options import NOT_SETTINGS, RunsDir, complete_run
-from rareevent.cli.render import candidates_table, print_comparison, print_runs_table, series_table
 from rareevent.errors import RareEventError
+
+from .. import recipe
+from ..console import consoles, errors, warn
+from ..options import NOT_SETTINGS, RunsDir, complete_run
+from ..render import candidates_table, print_comparison, print_runs_table, series_table
 
 
 def report(

@@ -10,10 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
-from rareevent.cli.commands.score_fleet import score_many
-from rareevent.cli.commands.score_follow import follow_file
-from rareevent.cli.console import consoles, errors, note, terms
-from rareevent.cli.options import (
+from rareevent.errors import RareEventError
+
+from ..console import consoles, errors, note, terms
+from ..options import (
     DayfirstOption,
     DecimalOption,
     EncodingOption,
@@ -33,8 +33,9 @@ from rareevent.cli.options import (
     output_kind,
     reading_options,
 )
-from rareevent.cli.render import estimate_rows, print_paths, print_score_summary, rows_progress
-from rareevent.errors import RareEventError
+from ..render import estimate_rows, print_paths, print_score_summary, rows_progress
+from .score_fleet import score_many
+from .score_follow import follow_file
 
 
 def score(

@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from rareevent.cli import recipe
-from rareevent.cli.console import OPTION_OF_PARAM, bars, consoles, errors, note, terms, warn
-from rareevent.cli.options import (
-    AUTO_HELP,
+from rareevent.errors import RareEventError
+from rareevent.selection import AUTO, CANDIDATES, baseline_advice
+
+from .. import recipe
+from ..console import OPTION_OF_PARAM, bars, consoles, errors, note, terms, warn
+from ..options import (
     ARCH_HELP,
+    AUTO_HELP,
     NOT_PASSED,
     NOT_SETTINGS,
     Activation,
@@ -39,10 +42,8 @@ from rareevent.cli.options import (
     read_config,
     reading_options,
 )
-from rareevent.cli.render import epoch_progress, print_per_group, print_train_summary, train_summary
-from rareevent.cli.signals import interrupt_at_batch_end
-from rareevent.errors import RareEventError
-from rareevent.selection import AUTO, CANDIDATES, baseline_advice
+from ..render import epoch_progress, print_per_group, print_train_summary, train_summary
+from ..signals import interrupt_at_batch_end
 
 if TYPE_CHECKING:
     from rareevent.training import TrainResult
