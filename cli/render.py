@@ -18,6 +18,8 @@ from rareevent.model import ARCHITECTURES
 from .console import bars, consoles
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from rareevent.detector import EpochCallback
 
 
@@ -249,7 +251,7 @@ def epoch_progress(what: str, epochs: int, console: Console | None = None, disab
             progress.stop()
 
 
-def rows_progress(path: Path):
+def rows_progress(path: Path) -> Progress:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True)

@@ -29,7 +29,8 @@ from ..render import print_paths
 def encode(
     data: Annotated[Path, typer.Argument(help="Sensor CSV with the trained feature columns.")],
     run: RunOption = None,
-    output: Annotated[Path, typer.Option(help="Write row, time and the encoded vector of every window to this .csv or .json file.")] = ...,
+    *,  # keyword-only from here, so that the required --output needs no default (Typer calls a command with keywords)
+    output: Annotated[Path, typer.Option(help="Write row, time and the encoded vector of every window to this .csv or .json file.")],
     runs_dir: RunsDir = Path("runs"),
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read per chunk.")] = 100_000,
     fill: FillOption = None,

@@ -83,6 +83,7 @@ class FollowLines:
         if self._handle is None:
             from rareevent.storage import open_to_write
 
+            assert self.output is not None  # without one, the handle is stdout from the start
             self._handle = open_to_write(self.output)
         return self._handle
 

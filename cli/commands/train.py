@@ -53,7 +53,7 @@ def train(
     ctx: typer.Context,
     data: Annotated[list[Path], typer.Argument(help="Sensor CSV (',', ';' or tab separated) or Parquet file(s), or a quoted glob like 'exports/*.csv'; may come from the recipe.")],
     config: Annotated[Path | None, typer.Option("--config", help="TOML recipe: options from its \\[train] table; the command line overrides them.", is_eager=True, callback=read_config)] = None,
-    arch: Annotated[Arch, typer.Option(help=f"{ARCH_HELP}, {AUTO_HELP}.")] = Arch.ae,
+    arch: Annotated[Arch, typer.Option(help=f"{ARCH_HELP}, {AUTO_HELP}.")] = Arch["ae"],
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
     horizon: Annotated[int, typer.Option(help="--arch forecast: predict the window's last H rows from the lookback - H rows before them.")] = 1,
     lead: Annotated[int, typer.Option(help="Early warning: a window is positive when an event starts within this many rows after it.")] = 0,
@@ -134,6 +134,7 @@ def train(
         if per_group:
             from rareevent.fleet import train_per_group
 
+            assert group is not None  # --per-group without --group was refused above
             announce = None if quiet or as_json else lambda value: consoles.out.print(f"training group {value}")
             folder, summary = train_per_group(data, detector, group=group, runs_dir=runs_dir, name=name, overwrite=overwrite, on_group=announce, **options)
             print_per_group(folder, summary, as_json, quiet)
