@@ -16,9 +16,9 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from rareevent.errors import RareEventError
-
 
 EXIT_DATA = 2
 EXIT_UNEXPECTED = 1
@@ -108,7 +108,9 @@ class OptionTerms:
 
     def options(self) -> set[str]:
         """Every option of every command (``--max-gap``)."""
+        assert self.app is not None, "main sets the app once it has registered the commands"
         group = typer.main.get_command(self.app)
+        assert isinstance(group, TyperGroup)  # an app of several commands is a group
         return {name for command in group.commands.values() for param in command.params for name in param.opts}
 
     def text(self, text: str) -> str:

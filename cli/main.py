@@ -15,13 +15,13 @@ from typing import Annotated
 
 import typer
 
-from rareevent.cli.commands.architecture import architecture
-from rareevent.cli.commands.encode import encode
-from rareevent.cli.commands.report import report
-from rareevent.cli.commands.score import score
-from rareevent.cli.commands.train import train
-from rareevent.cli.commands.update import update
-from rareevent.cli.console import EXIT_DATA, EXIT_INTERRUPTED, consoles, errors, show_warning, terms
+from .commands.architecture import architecture
+from .commands.encode import encode
+from .commands.report import report
+from .commands.score import score
+from .commands.train import train
+from .commands.update import update
+from .console import EXIT_DATA, EXIT_INTERRUPTED, consoles, errors, show_warning, terms
 
 app = typer.Typer(
     name="rareevent",

@@ -10,19 +10,22 @@ import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal, overload
 
 import typer
 
-from rareevent.cli import recipe
 from rareevent.errors import RareEventError
 from rareevent.model import ARCHITECTURES, LSTM_ARCHS
 from rareevent.selection import AUTO, CANDIDATES
 
+from . import recipe
+
+if TYPE_CHECKING:
+    from rareevent.load import ReadingOptions
 
 # the fixed value sets of options, as the parser's choices (tests/test_cli_conventions.py checks them against the library's)
-Arch = StrEnum("Arch", {**{name: name for name in ARCHITECTURES}, AUTO: AUTO})  # auto: chosen by train, never a run's arch
-LstmArch = StrEnum("LstmArch", {name: name for name in LSTM_ARCHS})
+Arch = StrEnum("Arch", {**{name: name for name in ARCHITECTURES}, AUTO: AUTO})  # type: ignore[misc]  # members from the registry, which mypy cannot read; auto: chosen by train, never a run's arch
+LstmArch = StrEnum("LstmArch", {name: name for name in LSTM_ARCHS})  # type: ignore[misc]  # members from the registry, which mypy cannot read
 ARCH_HELP = ", ".join(f"{name} ({spec.help})" for name, spec in ARCHITECTURES.items())
 AUTO_HELP = f"{AUTO} (with labels: the one of {', '.join(CANDIDATES)} with the best validation F1; without: the default)"
 # parameters train does not pass as given: context names are resolved against the file's columns; the rest are not options
@@ -68,6 +71,10 @@ AggOption = Annotated[str, typer.Option("--agg", help="How --resample combines t
 GroupOption = Annotated[str | None, typer.Option("--group", help="Column naming the series of a long table (an asset id): one series per value, no window crosses two.")]
 
 
+@overload
+def parse_units(text: str, auto: Literal[False]) -> tuple[int, int]: ...
+@overload
+def parse_units(text: str, auto: bool = True) -> tuple[int, int] | str: ...
 def parse_units(text: str, auto: bool = True) -> tuple[int, int] | str:
     """``--units u1,u2``, or ``auto`` (sized from the training rows) where ``auto`` is allowed."""
     if auto and text.strip() == "auto":
@@ -83,7 +90,7 @@ def parse_drop(text: str | None) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()] if text else []
 
 
-def reading_options(decimal: str | None, time_format: str | None, dayfirst: bool, time_unit: str | None, tz: str | None = None, encoding: str | None = None):  # noqa: ANN202 - a ReadingOptions (pandas is imported lazily)
+def reading_options(decimal: str | None, time_format: str | None, dayfirst: bool, time_unit: str | None, tz: str | None = None, encoding: str | None = None) -> ReadingOptions:
     from rareevent.load import ReadingOptions
 
     options = ReadingOptions(decimal=decimal, time_format=time_format, dayfirst=dayfirst, time_unit=time_unit, tz=tz, encoding=encoding)

@@ -13,10 +13,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rareevent.cli.console import bars, consoles
 from rareevent.model import ARCHITECTURES
 
+from .console import bars, consoles
+
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from rareevent.detector import EpochCallback
 
 
@@ -248,7 +251,7 @@ def epoch_progress(what: str, epochs: int, console: Console | None = None, disab
             progress.stop()
 
 
-def rows_progress(path: Path):  # noqa: ANN202 - a rich Progress
+def rows_progress(path: Path) -> Progress:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True)

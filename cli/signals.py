@@ -6,7 +6,6 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-
 # How long a Ctrl-C waits for the end of a training batch before it is raised where it landed.
 INTERRUPT_GRACE_S = 2.0
 

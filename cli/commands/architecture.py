@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.console import JustifyMethod
 from rich.table import Table
 
-from rareevent.cli.console import consoles, errors
-from rareevent.cli.options import Activation, LstmArch, parse_units
 from rareevent.errors import RareEventError
+
+from ..console import consoles, errors
+from ..options import Activation, LstmArch, parse_units
 
 
 def architecture(
-    arch: Annotated[LstmArch, typer.Option(help="LSTM autoencoder, plain LSTM stack or forecasting LSTM.")] = LstmArch.ae,
+    arch: Annotated[LstmArch, typer.Option(help="LSTM autoencoder, plain LSTM stack or forecasting LSTM.")] = LstmArch["ae"],
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
     horizon: Annotated[int, typer.Option(help="--arch forecast: rows predicted at the window's end.")] = 1,
     features: Annotated[int, typer.Option(help="Number of sensors (F).")] = 8,
@@ -34,7 +36,8 @@ def architecture(
         model = build_model(arch, lookback, features, u, activation, n_outputs=features - context, horizon=horizon)
         title = f"{arch}: lookback {lookback}, {features} features" + (f" ({context} context)" if context else "")
         table = Table(title=f"{title}, units {u[0]},{u[1]}")
-        for column, justify in (("layer", "left"), ("type", "left"), ("output shape", "left"), ("parameters", "right")):
+        columns: tuple[tuple[str, JustifyMethod], ...] = (("layer", "left"), ("type", "left"), ("output shape", "left"), ("parameters", "right"))
+        for column, justify in columns:
             table.add_column(column, justify=justify)
         table.add_row("window", "Input", str((lookback, features)), "0")
         for layer_name, kind, shape, params in layer_table(model):

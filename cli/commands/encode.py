@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from rareevent.cli.console import consoles, errors, note
-from rareevent.cli.options import (
+from ..console import consoles, errors, note
+from ..options import (
     DayfirstOption,
     DecimalOption,
     EncodingOption,
@@ -23,13 +23,14 @@ from rareevent.cli.options import (
     output_kind,
     reading_options,
 )
-from rareevent.cli.render import print_paths
+from ..render import print_paths
 
 
 def encode(
     data: Annotated[Path, typer.Argument(help="Sensor CSV with the trained feature columns.")],
     run: RunOption = None,
-    output: Annotated[Path, typer.Option(help="Write row, time and the encoded vector of every window to this .csv or .json file.")] = ...,
+    *,  # keyword-only from here, so that the required --output needs no default (Typer calls a command with keywords)
+    output: Annotated[Path, typer.Option(help="Write row, time and the encoded vector of every window to this .csv or .json file.")],
     runs_dir: RunsDir = Path("runs"),
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read per chunk.")] = 100_000,
     fill: FillOption = None,

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
-from rareevent.cli import recipe
-from rareevent.cli.console import consoles, errors, warn
-from rareevent.cli.options import NOT_SETTINGS, RunsDir, complete_run
-from rareevent.cli.render import candidates_table, print_comparison, print_runs_table, series_table
 from rareevent.errors import RareEventError
+
+from .. import recipe
+from ..console import consoles, errors, warn
+from ..options import NOT_SETTINGS, RunsDir, complete_run
+from ..render import candidates_table, print_comparison, print_runs_table, series_table
 
 
 def report(
@@ -33,7 +35,9 @@ def report(
             if (runs and len(runs) > 1) or plot is not None or as_json:
                 raise RareEventError("--recipe prints the recipe of one run; name a single RUN, without --plot or --json")
             folder = resolve_run(runs[0] if runs else None, runs_dir)
-            train_params = ctx.find_root().command.commands["train"].params  # the app's, as main registered it
+            app = ctx.find_root().command
+            assert isinstance(app, TyperGroup)  # an app of several commands is a group
+            train_params = app.commands["train"].params  # the app's, as main registered it
             typer.echo(recipe.recipe_text(read_run(folder), folder / RUN_FILE, leave_out={recipe.recipe_key(p) for p in train_params if p.name in NOT_SETTINGS}), nl=False)
             return
         if html is not None:

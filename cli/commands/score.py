@@ -10,10 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
-from rareevent.cli.commands.score_fleet import score_many
-from rareevent.cli.commands.score_follow import follow_file
-from rareevent.cli.console import consoles, errors, note, terms
-from rareevent.cli.options import (
+from rareevent.errors import RareEventError
+
+from ..console import consoles, errors, note, terms
+from ..options import (
     DayfirstOption,
     DecimalOption,
     EncodingOption,
@@ -33,8 +33,9 @@ from rareevent.cli.options import (
     output_kind,
     reading_options,
 )
-from rareevent.cli.render import estimate_rows, print_paths, print_score_summary, rows_progress
-from rareevent.errors import RareEventError
+from ..render import estimate_rows, print_paths, print_score_summary, rows_progress
+from .score_fleet import score_many
+from .score_follow import follow_file
 
 
 def score(
@@ -76,12 +77,12 @@ def score(
         if engine == Engine.spark or group is not None or not one_csv(data) or _per_group_run(run, runs_dir):
             score_many(data, resolve_run(run, runs_dir), group=group, jobs=jobs, engine=engine, master=master, output=output, metrics_out=metrics_out, chunk_rows=chunk_rows, fill=fill, time=time, label=label, reading=reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding), quiet=quiet, html=html, episodes=episodes)
             return
-        data = data[0]
+        path = data[0]
         from rareevent.runs import load_run, resolve_run
         from rareevent.scoring import WindowWriter, file_has_labels, score_csv
         from rareevent.storage import atomic_file
 
-        piped = str(data) == "-"
+        piped = str(path) == "-"
         if html is not None and (follow or piped):
             raise RareEventError("--html reads the scored file a second time for the sensor traces: give a file, without --follow")
         if follow and episodes is not None:
@@ -91,12 +92,12 @@ def score(
                 raise RareEventError("--follow needs a file to tail, not stdin (-): pipe into `rareevent score -` without --follow, or name the file")
             if metrics_out is not None:
                 raise RareEventError("--follow tails a file, and has no end to measure metrics at: leave out --metrics-out")
-            kind = output_format.value if output_format else output_kind(output, ("csv", "jsonl")) if output else "csv"
+            follow_kind = output_format.value if output_format else output_kind(output, ("csv", "jsonl")) if output else "csv"
             seconds = duration_seconds(poll, "--poll")
             reading = reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding)
-            check_outputs(data, {"--output": output})
+            check_outputs(path, {"--output": output})
             record, detector = load_run(resolve_run(run, runs_dir))
-            follow_file(data, record, detector, output, kind, seconds, fill, reading, time, label)
+            follow_file(path, record, detector, output, follow_kind, seconds, fill, reading, time, label)
         if output_format is not None:
             raise RareEventError("--format is for --follow; without it the output's kind follows --output's extension (.csv or .json)")
         kind = output_kind(output, ("csv", "json")) if output else None
@@ -109,23 +110,23 @@ def score(
             from rareevent.html_report import check_output
 
             check_output(html)
-        check_outputs(data, {"--output": output, "--metrics-out": metrics_out, "--episodes": episodes, "--html": html})
+        check_outputs(path, {"--output": output, "--metrics-out": metrics_out, "--episodes": episodes, "--html": html})
         folder = resolve_run(run, runs_dir)
         record, detector = load_run(folder)
         label_column = label or record["label_column"]
         if metrics_out is not None and label_column is None:
             raise RareEventError(f"--metrics-out needs labels, and run {record['name']!r} was trained without a label column", hint="name the file's label column with --label")
-        if metrics_out is not None and not piped and not file_has_labels(data, label_column):
-            raise RareEventError(f"{data}: --metrics-out needs the label column {label_column!r}, which the file does not have")
-        total = estimate_rows(Path(data)) if not piped and Path(data).is_file() and Path(data).stat().st_size > 4 * chunk_rows else None
-        progress = rows_progress(Path(data))
+        if metrics_out is not None and not piped and not file_has_labels(path, label_column):
+            raise RareEventError(f"{path}: --metrics-out needs the label column {label_column!r}, which the file does not have")
+        total = estimate_rows(path) if not piped and path.is_file() and path.stat().st_size > 4 * chunk_rows else None
+        progress = rows_progress(path)
         task = progress.add_task("score", total=total)
         with ExitStack() as stack:  # the outputs are renamed into place only when all are complete
             temp = stack.enter_context(atomic_file(output)) if output else None
             metrics_temp = stack.enter_context(atomic_file(metrics_out)) if metrics_out else None
             episodes_temp = stack.enter_context(atomic_file(episodes)) if episodes else None
             html_temp = stack.enter_context(atomic_file(html)) if html else None
-            writer = stack.enter_context(WindowWriter(temp, kind)) if temp else None
+            writer = stack.enter_context(WindowWriter(temp, kind)) if temp and kind else None
             collector = _html_collector(html, writer)
             sink = collector or writer
             with progress:
@@ -137,7 +138,7 @@ def score(
                         raise RareEventError(f"<stdin>: --metrics-out needs the label column {label_column!r}, which the data does not have")
                 else:
                     result = score_csv(
-                        data,
+                        path,
                         record,
                         detector,
                         chunk_rows=chunk_rows,
@@ -148,7 +149,7 @@ def score(
                         time=time,
                         label=label,
                     )
-            summary = {"run": record["name"], "file": str(data), "rows": result.n_rows, "windows": result.n_windows, "flagged": int(result.flagged.sum()), "threshold": result.threshold, "segments": result.n_segments}
+            summary = {"run": record["name"], "file": str(path), "rows": result.n_rows, "windows": result.n_windows, "flagged": int(result.flagged.sum()), "threshold": result.threshold, "segments": result.n_segments}
             if writer:
                 writer.finish({"alarms": result.alarms, "metrics": result.metrics, "summary": summary})
             if metrics_temp:
@@ -160,7 +161,7 @@ def score(
             if html_temp:
                 from rareevent.html_report import render, scored_file_report
 
-                page = render(scored_file_report(data, record, detector, result, collector, fill=fill, options=reading, time=time, label=label))
+                page = render(scored_file_report(path, record, detector, result, collector, fill=fill, options=reading, time=time, label=label))
                 html_temp.write_text(page, encoding="utf-8")
         if result.columns.ignored:
             note(f"ignored column(s) not used by the model: {', '.join(result.columns.ignored)}")

@@ -7,10 +7,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from rareevent.cli.console import consoles, note
-from rareevent.cli.options import Engine, check_outputs, output_kind
-from rareevent.cli.render import fleet_table, print_paths
 from rareevent.errors import RareEventError
+
+from ..console import consoles, note
+from ..options import Engine, check_outputs, output_kind
+from ..render import fleet_table, print_paths
 
 
 def score_many(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,8 +14,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from rareevent.cli.console import EXIT_INTERRUPTED, consoles, note, warn
-from rareevent.cli.render import file_line
+from ..console import EXIT_INTERRUPTED, consoles, note, warn
+from ..render import file_line
 
 
 def follow_file(data: Path, record: dict[str, Any], detector: Any, output: Path | None, kind: str, poll: float, fill: str | None, reading: Any, time: str | None, label: str | None) -> NoReturn:
@@ -82,6 +83,7 @@ class FollowLines:
         if self._handle is None:
             from rareevent.storage import open_to_write
 
+            assert self.output is not None  # without one, the handle is stdout from the start
             self._handle = open_to_write(self.output)
         return self._handle
 
@@ -96,10 +98,8 @@ class FollowLines:
     def close(self) -> None:
         """Close ``output`` if it was opened; stdout stays open."""
         if self.output is not None and self._handle is not None:
-            try:
+            with contextlib.suppress(OSError):  # a write error is being reported already
                 self._handle.close()
-            except OSError:
-                pass  # a write error is being reported already
 
     def write(self, update: Any) -> None:
         if len(update.windows) or update.closed or update.opened:
@@ -120,7 +120,7 @@ class FollowLines:
         else:
             text = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="s", double_precision=15) if len(frame) else ""
             lines = [line + "\n" for line in text.splitlines()]
-        items = [(row, 0, line) for row, line in zip(rows, lines)]
+        items = [(row, 0, line) for row, line in zip(rows, lines, strict=False)]
         items += [(alarm["end_row"], 1, ("alarm_closed", alarm)) for alarm in update.closed]
         items += [(alarm["start_row"], 2, ("alarm_opened", alarm)) for alarm in update.opened]
         items.sort(key=lambda item: (item[0], item[1]))

@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from rareevent.cli import recipe
-from rareevent.cli.console import OPTION_OF_PARAM, bars, consoles, errors, note, terms, warn
-from rareevent.cli.options import (
-    AUTO_HELP,
+from rareevent.errors import RareEventError
+from rareevent.selection import AUTO, CANDIDATES, baseline_advice
+
+from .. import recipe
+from ..console import OPTION_OF_PARAM, bars, consoles, errors, note, terms, warn
+from ..options import (
     ARCH_HELP,
+    AUTO_HELP,
     NOT_PASSED,
     NOT_SETTINGS,
     Activation,
@@ -39,10 +42,8 @@ from rareevent.cli.options import (
     read_config,
     reading_options,
 )
-from rareevent.cli.render import epoch_progress, print_per_group, print_train_summary, train_summary
-from rareevent.cli.signals import interrupt_at_batch_end
-from rareevent.errors import RareEventError
-from rareevent.selection import AUTO, CANDIDATES, baseline_advice
+from ..render import epoch_progress, print_per_group, print_train_summary, train_summary
+from ..signals import interrupt_at_batch_end
 
 if TYPE_CHECKING:
     from rareevent.training import TrainResult
@@ -52,7 +53,7 @@ def train(
     ctx: typer.Context,
     data: Annotated[list[Path], typer.Argument(help="Sensor CSV (',', ';' or tab separated) or Parquet file(s), or a quoted glob like 'exports/*.csv'; may come from the recipe.")],
     config: Annotated[Path | None, typer.Option("--config", help="TOML recipe: options from its \\[train] table; the command line overrides them.", is_eager=True, callback=read_config)] = None,
-    arch: Annotated[Arch, typer.Option(help=f"{ARCH_HELP}, {AUTO_HELP}.")] = Arch.ae,
+    arch: Annotated[Arch, typer.Option(help=f"{ARCH_HELP}, {AUTO_HELP}.")] = Arch["ae"],
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
     horizon: Annotated[int, typer.Option(help="--arch forecast: predict the window's last H rows from the lookback - H rows before them.")] = 1,
     lead: Annotated[int, typer.Option(help="Early warning: a window is positive when an event starts within this many rows after it.")] = 0,
@@ -133,6 +134,7 @@ def train(
         if per_group:
             from rareevent.fleet import train_per_group
 
+            assert group is not None  # --per-group without --group was refused above
             announce = None if quiet or as_json else lambda value: consoles.out.print(f"training group {value}")
             folder, summary = train_per_group(data, detector, group=group, runs_dir=runs_dir, name=name, overwrite=overwrite, on_group=announce, **options)
             print_per_group(folder, summary, as_json, quiet)

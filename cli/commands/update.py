@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from rareevent.cli.commands.train import save_and_summarize
-from rareevent.cli.console import bars, consoles, errors
-from rareevent.cli.options import EncodingOption, FillOption, QuietOption, RunsDir, TzOption, reading_options
-from rareevent.cli.render import epoch_progress
-from rareevent.cli.signals import interrupt_at_batch_end
+from ..console import bars, consoles, errors
+from ..options import EncodingOption, FillOption, QuietOption, RunsDir, TzOption, reading_options
+from ..render import epoch_progress
+from ..signals import interrupt_at_batch_end
+from .train import save_and_summarize
 
 
 def update(
