@@ -50,7 +50,9 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the versions of rareevent, Keras and its backend, the device models run on, and exit.", is_eager=True, callback=_print_version)] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the versions of rareevent, Keras and its backend, the device models run on, and exit.", is_eager=True, callback=_print_version)
+    ] = False,
 ) -> None:
     consoles.debug = debug
     consoles.set_output()

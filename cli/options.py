@@ -54,17 +54,24 @@ RunOption = Annotated[str | None, typer.Option(help="Run folder or run name (def
 FillOption = Annotated[Fill | None, typer.Option("--fill", help="Repair blank/NaN sensor cells (default: refuse them).")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the path of what was written.")]
 DecimalOption = Annotated[str | None, typer.Option("--decimal", help="Decimal mark of the numbers, ',' or '.' (default: detected in ';' and tab files; score and encode: the run's).")]
-TimeFormatOption = Annotated[str | None, typer.Option("--time-format", help="strftime format of the time column, e.g. '%d.%m.%Y %H:%M' (default: ISO 8601, or dates whose day/month order is inferred from the whole column).")]
+TimeFormatOption = Annotated[
+    str | None, typer.Option("--time-format", help="strftime format of the time column, e.g. '%d.%m.%Y %H:%M' (default: ISO 8601, or dates whose day/month order is inferred from the whole column).")
+]
 DayfirstOption = Annotated[bool, typer.Option("--dayfirst", help="Read dates like 01.02.2026 day first.")]
 TimeUnitOption = Annotated[str | None, typer.Option("--time-unit", help="Read a numeric time column as s or ms since 1970.")]
 TzOption = Annotated[
     str | None,
-    typer.Option("--tz", help="Time zone of times without an offset, like Europe/Berlin: they become UTC, the repeated autumn hour in file order (default: the run's; else times are taken as they are)."),
+    typer.Option(
+        "--tz", help="Time zone of times without an offset, like Europe/Berlin: they become UTC, the repeated autumn hour in file order (default: the run's; else times are taken as they are)."
+    ),
 ]
 EncodingOption = Annotated[str | None, typer.Option("--encoding", help="Text encoding of the file, like cp1252 or latin-1 (default: UTF-8; score: also the run's).")]
 MaxGapOption = Annotated[
     str | None,
-    typer.Option("--max-gap", help="A time step above this is a gap that no window crosses: a duration like 10min, a number in a numeric time column's unit, a multiple of the median step like 5x, or none (default: 5x)."),
+    typer.Option(
+        "--max-gap",
+        help="A time step above this is a gap that no window crosses: a duration like 10min, a number in a numeric time column's unit, a multiple of the median step like 5x, or none (default: 5x).",
+    ),
 ]
 ResampleOption = Annotated[str | None, typer.Option("--resample", help="Put the rows on a regular grid of this step (like 1min) before windowing; empty cells follow --fill.")]
 AggOption = Annotated[str, typer.Option("--agg", help="How --resample combines the rows of a grid cell: mean, last or max.")]

@@ -246,9 +246,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         splits = windows.chronological_split(len(rows), self.validation_fraction, 0.0)
         train, valid = slice(*splits["train"]), slice(*splits["valid"])
         ahead = slice(splits["train"][0], splits["train"][1] + self.lead)  # train labels reach lead rows on
-        self.fit_parts(
-            rows[train], None if labels is None else labels[ahead], rows[valid], None if labels is None else labels[valid], on_epoch=on_epoch, feature_names=names
-        )
+        self.fit_parts(rows[train], None if labels is None else labels[ahead], rows[valid], None if labels is None else labels[valid], on_epoch=on_epoch, feature_names=names)
         self.decision_scores_, self.labels_ = self._row_results(rows)
         return self
 
@@ -323,7 +321,9 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         labels = None if y_valid is None else windows.window_labels(valid_rows, T, self.lead, valid_ahead)[: len(valid_keep)][valid_keep]
         check_labels(strategy, labels)  # before training, not after it
         if not (self.warm_start and hasattr(self, "model_")):
-            self.units_ = auto_units(scaling.transform(self.scaler_, normal)[:, self.target_features_]) if isinstance(self.units, str) else (self.units[0], self.units[1])  # the one string check_params admits is auto
+            self.units_ = (
+                auto_units(scaling.transform(self.scaler_, normal)[:, self.target_features_]) if isinstance(self.units, str) else (self.units[0], self.units[1])
+            )  # the one string check_params admits is auto
         train_windows = windows.sliding_windows(scaling.transform(self.scaler_, X_train), T)[train_clean]
         valid_all = windows.kept(windows.sliding_windows(scaling.transform(self.scaler_, X_valid), T), valid_keep)
         self.model_ = self._train(np.ascontiguousarray(train_windows), np.ascontiguousarray(valid_all[valid_clean]), on_epoch)
@@ -769,9 +769,7 @@ def require_bottleneck(arch: str) -> None:
     """Refuse to encode with a model that has no encoded vector."""
     if not ARCHITECTURES[arch].has_bottleneck:
         have = [name for name, spec in ARCHITECTURES.items() if spec.has_bottleneck]
-        raise RareEventError(
-            f"a {arch!r} run has no encoded vector: only {', '.join(repr(a) for a in have)} runs have a bottleneck", hint=f"train with `arch={have[0]}`"
-        )
+        raise RareEventError(f"a {arch!r} run has no encoded vector: only {', '.join(repr(a) for a in have)} runs have a bottleneck", hint=f"train with `arch={have[0]}`")
 
 
 def read_json(path: Path) -> Any:
@@ -912,9 +910,7 @@ FITTED: dict[str, _Field] = {
         encode=lambda scaler: {"mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()},
         decode=lambda v: scaling.scaler_from_arrays(v["mean"], v["scale"]),
     ),
-    "error_scale_": _Field(
-        lambda v, f: _float32s_ok(v, len(f.get("target_features_") or []), positive=True), encode=_float32s, decode=lambda v: np.asarray(v, np.float32)
-    ),
+    "error_scale_": _Field(lambda v, f: _float32s_ok(v, len(f.get("target_features_") or []), positive=True), encode=_float32s, decode=lambda v: np.asarray(v, np.float32)),
     "threshold_": _Field(lambda v, f: _is_number(v), encode=float),
     "threshold_strategy_": _Field(lambda v, f: _strategy_ok(v)),
     "validation_scores_": _Field(lambda v, f: isinstance(v, list) and _float32s_ok(v, len(v)), encode=_float32s, decode=lambda v: np.asarray(v, np.float32)),

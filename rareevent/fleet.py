@@ -94,12 +94,16 @@ def train_series(
     result = _train_on(detector, layout.data, name, valid_frac, test_frac, fill, on_epoch, layout.starts, splits=layout.splits)
     assert result.parts is not None
     result.record["gaps"] = _gap_summary(regridded, layout.series_starts, detector.lookback, max_gap, max_gap_value)
-    result.record["resample"] = None if resample is None else {
-        "every": resample.every,
-        "agg": resample.agg,
-        "rows": sum(r["rows"] for r in resampled),
-        "empty_cells": sum(r["empty_cells"] for r in resampled),
-    }
+    result.record["resample"] = (
+        None
+        if resample is None
+        else {
+            "every": resample.every,
+            "agg": resample.agg,
+            "rows": sum(r["rows"] for r in resampled),
+            "empty_cells": sum(r["empty_cells"] for r in resampled),
+        }
+    )
     result.record["series"] = [
         {
             "name": series.name,

@@ -77,7 +77,9 @@ def check_max_gap(text: str | None) -> None:
     try:
         seconds = pd.Timedelta(text.strip()).total_seconds()
     except ValueError:
-        raise RareEventError(f"max_gap {text!r}: give a duration like 10min or 6h, a number in the unit of a numeric time column, a multiple of the median step like 5x, or none", param="max_gap") from None
+        raise RareEventError(
+            f"max_gap {text!r}: give a duration like 10min or 6h, a number in the unit of a numeric time column, a multiple of the median step like 5x, or none", param="max_gap"
+        ) from None
     _positive(text, seconds)
 
 
@@ -167,13 +169,7 @@ def gap_rule_ok(value: Any) -> bool:
     if value is None:
         return True
     number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)  # noqa: E731
-    return (
-        isinstance(value, dict)
-        and isinstance(value.get("max_gap"), str)
-        and number(value.get("max_gap_value"))
-        and value["max_gap_value"] > 0
-        and value.get("unit") in ("s", "column")
-    )
+    return isinstance(value, dict) and isinstance(value.get("max_gap"), str) and number(value.get("max_gap_value")) and value["max_gap_value"] > 0 and value.get("unit") in ("s", "column")
 
 
 def resample_record_ok(value: Any) -> bool:

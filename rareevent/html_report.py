@@ -312,7 +312,16 @@ def _header(report: ReportInput) -> list[tuple[str, str]]:
     ]
 
 
-METRIC_ROWS = (("precision", "precision"), ("recall", "recall"), ("f1", "F1"), ("pr_auc", "PR-AUC"), ("roc_auc", "ROC-AUC"), ("events", "events"), ("events_detected", "events caught"), ("false_alarms", "false alarm episodes"))
+METRIC_ROWS = (
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("f1", "F1"),
+    ("pr_auc", "PR-AUC"),
+    ("roc_auc", "ROC-AUC"),
+    ("events", "events"),
+    ("events_detected", "events caught"),
+    ("false_alarms", "false alarm episodes"),
+)
 
 
 def _metrics_html(metrics: dict[str, dict[str, Any] | None]) -> str:
@@ -332,14 +341,10 @@ def _episode_html(index: int, row: dict[str, Any], alarm: dict[str, Any], episod
         ("peak score", f"{row['peak_score']:.4g} = {row['peak_over_threshold']:.2f} × threshold" if row["peak_over_threshold"] is not None else f"{row['peak_score']:.4g}"),
         ("top sensors (share of the error)", ", ".join(f"{name} {share:.0%}" for name, share in top_sensors(alarm))),
     ]
-    plots = "".join(
-        f'<div class="sensor-plot{" context" if trace["context"] else ""}" data-sensor="{html.escape(trace["name"])}"></div>' for trace in episode["traces"]
-    )
+    plots = "".join(f'<div class="sensor-plot{" context" if trace["context"] else ""}" data-sensor="{html.escape(trace["name"])}"></div>' for trace in episode["traces"])
     return (
         f'<section class="episode" id="{episode["id"]}" data-index="{index}">'
-        f"<h3>Episode {index + 1}: {html.escape(str(row['start']))}</h3>"
-        + _table(None, facts, "facts")
-        + f'<div class="traces">{plots}</div></section>'
+        f"<h3>Episode {index + 1}: {html.escape(str(row['start']))}</h3>" + _table(None, facts, "facts") + f'<div class="traces">{plots}</div></section>'
     )
 
 
@@ -410,7 +415,7 @@ def render_fleet(run: str, scores: Sequence[Any], column: str, device: str) -> s
         ]
         sections.append(
             f'<section class="series" data-series="{html.escape(s.series.name)}"><h3>{html.escape(column)} {html.escape(s.series.name)}: {len(s.alarms)} alarm episode(s)</h3>'
-            f"<p class=\"note\">{html.escape(str(s.series.path))}, threshold {s.threshold:.6g}</p>"
+            f'<p class="note">{html.escape(str(s.series.path))}, threshold {s.threshold:.6g}</p>'
             + _table(["start", "end", "duration", "rows", "peak ÷ threshold", "top sensors"], episodes, "episodes")
             + "</section>"
         )
@@ -580,7 +585,9 @@ function draw() {
 """
 
 
-def scored_file_report(path: str | Path, record: dict[str, Any], detector: Any, result: Any, collector: WindowCollector, *, fill: str | None, options: ReadingOptions | None, time: str | None, label: str | None) -> ReportInput:
+def scored_file_report(
+    path: str | Path, record: dict[str, Any], detector: Any, result: Any, collector: WindowCollector, *, fill: str | None, options: ReadingOptions | None, time: str | None, label: str | None
+) -> ReportInput:
     """The report of ``score``: the file just scored (``result``, windows from ``collector``) and its raw rows."""
     from rareevent.model import compute_device
 

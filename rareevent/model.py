@@ -462,10 +462,7 @@ LSTM_ARCHS = tuple(name for name, spec in ARCHITECTURES.items() if spec.build is
 
 def layer_table(model: keras.Model) -> list[tuple[str, str, str, int]]:
     """``(name, layer type, output shape, parameters)`` for every layer after the input."""
-    return [
-        (layer.name, type(layer).__name__, str(tuple(layer.output.shape[1:])), layer.count_params())
-        for layer in model.layers[1:]
-    ]
+    return [(layer.name, type(layer).__name__, str(tuple(layer.output.shape[1:])), layer.count_params()) for layer in model.layers[1:]]
 
 
 def encoder(model: keras.Model, arch: str) -> keras.Model:

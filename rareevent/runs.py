@@ -147,9 +147,7 @@ def _is_number(value: Any) -> bool:
 
 def _is_metrics_part(value: Any) -> bool:
     """None, or a dict of metric values: null, finite numbers or lists of them (a NaN would break ``report --json``)."""
-    return value is None or (
-        isinstance(value, dict) and all(v is None or _is_number(v) or (isinstance(v, list) and all(_is_number(x) for x in v)) for v in value.values())
-    )
+    return value is None or (isinstance(value, dict) and all(v is None or _is_number(v) or (isinstance(v, list) and all(_is_number(x) for x in v)) for v in value.values()))
 
 
 def _is_metrics(value: Any) -> bool:
@@ -203,9 +201,9 @@ def validate_record(record: Any, path: Path) -> None:
         "parent": lambda v: isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ("name", "folder")),  # written by `update`
         "reading": reading_record_ok,
         "assumed": lambda v: isinstance(v, list) and all(isinstance(a, dict) and all(isinstance(a.get(k), str) for k in ("column", "as", "message")) for a in v),
-        "train_range": lambda v: isinstance(v, dict)
-        and all(isinstance(v.get(k), list) and all(_is_number(x) for x in v[k]) for k in ("percentiles", "low", "high"))
-        and len(v["low"]) == len(v["high"]),
+        "train_range": lambda v: (
+            isinstance(v, dict) and all(isinstance(v.get(k), list) and all(_is_number(x) for x in v[k]) for k in ("percentiles", "low", "high")) and len(v["low"]) == len(v["high"])
+        ),
         "gaps": gap_rule_ok,
         "resample": resample_record_ok,
         "candidates": candidates_ok,  # written by --arch auto
@@ -267,9 +265,5 @@ def load_run(folder: str | Path) -> tuple[dict[str, Any], RareEventDetector]:
 
 def scores_frame(parts: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
     """The validation/test window scores saved in ``scores.csv`` for reports and plots."""
-    frames = [
-        pd.DataFrame({"split": name, **{k: v for k, v in columns.items() if k != "position"}})
-        for name, columns in parts.items()
-        if len(columns["row"])
-    ]
+    frames = [pd.DataFrame({"split": name, **{k: v for k, v in columns.items() if k != "position"}}) for name, columns in parts.items() if len(columns["row"])]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["split", "row", "error", "flagged"])

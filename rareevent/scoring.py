@@ -567,9 +567,7 @@ class StreamScorer:
         features = list(self.record["features"])
         array = np.asarray(rows)
         if array.ndim != 2 or array.shape[1] != len(features):
-            raise RareEventError(
-                f"{self.source}: a numpy batch must have shape (rows, {len(features)}), the sensor columns {', '.join(features)} in this order; got shape {array.shape}"
-            )
+            raise RareEventError(f"{self.source}: a numpy batch must have shape (rows, {len(features)}), the sensor columns {', '.join(features)} in this order; got shape {array.shape}")
         if self.stream is not None and (self.stream.columns.time or self.stream.columns.label):
             raise RareEventError(f"{self.source}: the frames so far carried time or label columns, a numpy batch holds sensors only", hint="pass DataFrames with the same columns")
         return pd.DataFrame(array, columns=features)

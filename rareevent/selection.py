@@ -58,9 +58,5 @@ def candidates_ok(value: Any) -> bool:
     return (
         isinstance(value, dict)
         and all(isinstance(arch, str) and (summary is None or isinstance(summary, dict)) for arch, summary in value.items())
-        and all(
-            all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in summary.values())
-            for summary in value.values()
-            if summary is not None
-        )
+        and all(all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in summary.values()) for summary in value.values() if summary is not None)
     )

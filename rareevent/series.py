@@ -252,7 +252,7 @@ def naming(series: Series, fmt: CsvFormat | None = None) -> Iterator[None]:
         message = exc.message
         prefix = f"{series.path}: "
         if not message.startswith(f"{series.where}: "):
-            message = f"{series.where}: {message[len(prefix):] if message.startswith(prefix) else message}"
+            message = f"{series.where}: {message[len(prefix) :] if message.startswith(prefix) else message}"
         raise RareEventError(_in_table(fmt, message) if fmt is not None else message, exc.hint) from None
 
 

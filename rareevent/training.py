@@ -151,12 +151,14 @@ def _unnamed_flags(detector: RareEventDetector, data: SensorData) -> list[dict[s
             continue
         context = j in detector.context_features_
         role = "context (read by the model, not scored)" if context else "a sensor (read and scored)"
-        found.append({
-            "column": column,
-            "as": "context" if context else "sensor",
-            "message": f"column {column!r} holds only 0 and 1 and no option names it: used as {role}; if it marks events, pass `label={column}` "
-            f"(as an input it leaks them to the model); if it is a state, pass `context={column}` to say so",
-        })
+        found.append(
+            {
+                "column": column,
+                "as": "context" if context else "sensor",
+                "message": f"column {column!r} holds only 0 and 1 and no option names it: used as {role}; if it marks events, pass `label={column}` "
+                f"(as an input it leaks them to the model); if it is a state, pass `context={column}` to say so",
+            }
+        )
     return found
 
 
@@ -171,8 +173,7 @@ def check_parts(where: object, n_rows: int, splits: dict[str, tuple[int, int]], 
     if short:
         needed = windows.rows_needed(lookback, valid_frac, test_frac)
         raise RareEventError(
-            f"{where}: {n_rows} data rows are too few for lookback {lookback}: "
-            f"the {short[0]} part would hold less than one window; at least {needed} rows are needed",
+            f"{where}: {n_rows} data rows are too few for lookback {lookback}: the {short[0]} part would hold less than one window; at least {needed} rows are needed",
             hint="use a longer file or a smaller `lookback`",
         )
     for part in ("train", "valid"):
@@ -310,9 +311,7 @@ def save(result: TrainResult, runs_dir: str | Path, overwrite: bool = False) -> 
     return result.path
 
 
-def _scored_part(
-    detector: RareEventDetector, data: SensorData, bounds: tuple[int, int], scores: np.ndarray, keep: np.ndarray, starts: np.ndarray
-) -> dict[str, np.ndarray]:
+def _scored_part(detector: RareEventDetector, data: SensorData, bounds: tuple[int, int], scores: np.ndarray, keep: np.ndarray, starts: np.ndarray) -> dict[str, np.ndarray]:
     """The columns of a part's scored windows: those inside one segment (``keep``), by end row; labels look ahead up to the next segment start in ``starts`` (all rows)."""
     start, stop = bounds
     T = detector.lookback

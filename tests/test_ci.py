@@ -23,7 +23,9 @@ def test_ci_runs_the_readme_test_command_with_the_checks_before_the_tests() -> N
     assert command in ci_lines, f".ci/run does not run the README's test command {command!r}"
     steps = [step.strip() for step in command.split("&&")]
     assert steps[1] == ".venv/bin/pip install -q -e '.[test,check]'"
-    assert steps.index(".venv/bin/ruff check rareevent cli") < steps.index(".venv/bin/mypy") < steps.index(".venv/bin/python -m pytest -q")
+    checks = [".venv/bin/ruff check rareevent cli", ".venv/bin/ruff format --check rareevent cli", ".venv/bin/mypy"]
+    order = [steps.index(check) for check in [*checks, ".venv/bin/python -m pytest -q"]]
+    assert order == sorted(order), steps
 
 
 def test_contributing_quotes_the_same_commands() -> None:

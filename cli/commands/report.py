@@ -24,7 +24,13 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Draw the error over time and the PR curve of one run to this .png (needs rareevent\\[plot]).")] = None,
     show_recipe: Annotated[bool, typer.Option("--recipe", help="Print the TOML recipe that trains one run again (rareevent train --config).")] = False,
-    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report of one run on its own input file (timeline with the splits, every alarm episode with its sensors' raw traces, metrics, PR curve) to this .html file (needs rareevent\\[plot]).")] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Write a self-contained HTML report of one run on its own input file (timeline with the splits, every alarm episode with its sensors' raw traces, metrics, PR curve) to this .html file (needs rareevent\\[plot]).",
+        ),
+    ] = None,
 ) -> None:
     """Compare saved runs: test metrics, events caught, false alarms, and each two architectures trained on the same file."""
     with errors():

@@ -60,10 +60,16 @@ def score(
     engine: Annotated[Engine, typer.Option("--engine", help="local (processes on this machine) or spark (one task per group; writes a Parquet folder).")] = Engine.local,
     master: Annotated[str, typer.Option("--master", help="Spark master with --engine spark: local[*], local[2], spark://HOST:7077, yarn.")] = "local[*]",
     follow: Annotated[bool, typer.Option("--follow", help="Tail DATA as another program appends to it: score each line as soon as its window is complete, until Ctrl-C.")] = False,
-    output_format: Annotated[FollowFormat | None, typer.Option("--format", help="--follow output: csv or jsonl (JSON Lines, with alarm events) (default: from --output's extension, else csv).")] = None,
+    output_format: Annotated[
+        FollowFormat | None, typer.Option("--format", help="--follow output: csv or jsonl (JSON Lines, with alarm events) (default: from --output's extension, else csv).")
+    ] = None,
     poll: Annotated[str, typer.Option(help="--follow: how often to look for new lines, like 0.2s or 500ms.")] = "0.2s",
-    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report (score timeline, every alarm episode with its sensors' raw traces) to this .html file (needs rareevent\\[plot]).")] = None,
-    episodes: Annotated[Path | None, typer.Option("--episodes", help="Write one row per alarm episode (series, start, end, duration, peak score and ÷ threshold, top sensors) to this .csv file.")] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report (score timeline, every alarm episode with its sensors' raw traces) to this .html file (needs rareevent\\[plot]).")
+    ] = None,
+    episodes: Annotated[
+        Path | None, typer.Option("--episodes", help="Write one row per alarm episode (series, start, end, duration, peak score and ÷ threshold, top sensors) to this .csv file.")
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Score DATA with a saved run: flag windows at or above the threshold and explain each alarm.
@@ -75,7 +81,24 @@ def score(
         from rareevent.runs import resolve_run
 
         if engine == Engine.spark or group is not None or not one_csv(data) or _per_group_run(run, runs_dir):
-            score_many(data, resolve_run(run, runs_dir), group=group, jobs=jobs, engine=engine, master=master, output=output, metrics_out=metrics_out, chunk_rows=chunk_rows, fill=fill, time=time, label=label, reading=reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding), quiet=quiet, html=html, episodes=episodes)
+            score_many(
+                data,
+                resolve_run(run, runs_dir),
+                group=group,
+                jobs=jobs,
+                engine=engine,
+                master=master,
+                output=output,
+                metrics_out=metrics_out,
+                chunk_rows=chunk_rows,
+                fill=fill,
+                time=time,
+                label=label,
+                reading=reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding),
+                quiet=quiet,
+                html=html,
+                episodes=episodes,
+            )
             return
         path = data[0]
         from rareevent.runs import load_run, resolve_run
@@ -149,7 +172,15 @@ def score(
                         time=time,
                         label=label,
                     )
-            summary = {"run": record["name"], "file": str(path), "rows": result.n_rows, "windows": result.n_windows, "flagged": int(result.flagged.sum()), "threshold": result.threshold, "segments": result.n_segments}
+            summary = {
+                "run": record["name"],
+                "file": str(path),
+                "rows": result.n_rows,
+                "windows": result.n_windows,
+                "flagged": int(result.flagged.sum()),
+                "threshold": result.threshold,
+                "segments": result.n_segments,
+            }
             if writer:
                 writer.finish({"alarms": result.alarms, "metrics": result.metrics, "summary": summary})
             if metrics_temp:

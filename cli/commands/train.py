@@ -57,7 +57,9 @@ def train(
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
     horizon: Annotated[int, typer.Option(help="--arch forecast: predict the window's last H rows from the lookback - H rows before them.")] = 1,
     lead: Annotated[int, typer.Option(help="Early warning: a window is positive when an event starts within this many rows after it.")] = 0,
-    units: Annotated[str, typer.Option(help="LSTM units u1,u2 (1 to 4096 each), or auto: the bottleneck as wide as the principal components holding 99% of the targets' variance, the first layer twice that.")] = "32,16",
+    units: Annotated[
+        str, typer.Option(help="LSTM units u1,u2 (1 to 4096 each), or auto: the bottleneck as wide as the principal components holding 99% of the targets' variance, the first layer twice that.")
+    ] = "32,16",
     activation: Annotated[Activation, typer.Option(help="LSTM activation.")] = Activation.tanh,
     score: Annotated[ScoreKind, typer.Option("--score", help="Window score: mean (squared error over the window) or last (last step only).")] = ScoreKind.mean,
     smooth: Annotated[int, typer.Option(help="Alarm on the mean score of the last K windows (1: no smoothing).")] = 1,
@@ -73,11 +75,12 @@ def train(
     time: Annotated[str | None, typer.Option("--time", help="Time column (default: time/timestamp/datetime/date if present).")] = None,
     label: Annotated[str | None, typer.Option(help="0/1 event column (default: y/label/anomaly if present).")] = None,
     drop: Annotated[str | None, typer.Option(help="Comma-separated columns to ignore.")] = None,
-    context: Annotated[
-        str, typer.Option(help="Context columns (read by the model, never scored): auto (0/1 flags and modes), none, or names/glob patterns like 'cmd*,setpoint'.")
-    ] = "auto",
+    context: Annotated[str, typer.Option(help="Context columns (read by the model, never scored): auto (0/1 flags and modes), none, or names/glob patterns like 'cmd*,setpoint'.")] = "auto",
     normalize: Annotated[bool, typer.Option(help="Divide each sensor's error by its typical (median) error on normal validation windows.")] = False,
-    mask_rate: Annotated[float, typer.Option(help="ae and plain: hide each target sensor of a training window with this probability (0: never); the model rebuilds it from the others, and each sensor is scored hidden.")] = 0.0,
+    mask_rate: Annotated[
+        float,
+        typer.Option(help="ae and plain: hide each target sensor of a training window with this probability (0: never); the model rebuilds it from the others, and each sensor is scored hidden."),
+    ] = 0.0,
     fill: FillOption = None,
     decimal: DecimalOption = None,
     time_format: TimeFormatOption = None,
