@@ -6,11 +6,14 @@ never loads TensorFlow, pandas or scikit-learn.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import re
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, overload
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, overload
 
 import typer
 
@@ -19,6 +22,7 @@ from rareevent.model import ARCHITECTURES, LSTM_ARCHS
 from rareevent.selection import AUTO, CANDIDATES
 
 from . import recipe
+from .console import errors
 
 if TYPE_CHECKING:
     from rareevent.load import ReadingOptions
@@ -103,6 +107,47 @@ def reading_options(decimal: str | None, time_format: str | None, dayfirst: bool
     options = ReadingOptions(decimal=decimal, time_format=time_format, dayfirst=dayfirst, time_unit=time_unit, tz=tz, encoding=encoding)
     options.check()
     return options
+
+
+# the options that say how to read a file's cells, declared once; a command taking `reading: ReadingOptions` gets them all
+READING_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "decimal": (DecimalOption, None),
+    "time_format": (TimeFormatOption, None),
+    "dayfirst": (DayfirstOption, False),
+    "time_unit": (TimeUnitOption, None),
+    "tz": (TzOption, None),
+    "encoding": (EncodingOption, None),
+}
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def reads_files(command: Command) -> Command:
+    """Give ``command`` the reading options in place of its ``reading`` parameter, and pass them whole as one checked ``ReadingOptions``.
+
+    Typer builds a command's options from its signature, so the wrapper shows
+    the six options where ``reading`` stood (``--help`` keeps its order) and
+    builds the value from them before the command runs; a bad value is one
+    ``error:`` line, exit 2.
+    """
+    signature = inspect.signature(command)  # as written: `ReadingOptions` is imported for type checking only (no pandas on --help)
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        if parameter.name != "reading":  # evaluated, as Typer's own reading of a signature does (eval_str)
+            annotation = parameter.annotation
+            parameters.append(parameter.replace(annotation=eval(annotation, command.__globals__) if isinstance(annotation, str) else annotation))
+            continue
+        parameters += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation) for name, (annotation, default) in READING_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def with_reading(**values: Any) -> None:
+        given = {name: values.pop(name) for name in READING_OPTIONS}
+        with errors():
+            reading = reading_options(**given)
+        command(**values, reading=reading)
+
+    with_reading.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]  # read by inspect.signature, as Typer does
+    with_reading.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
+    return with_reading  # type: ignore[return-value]  # the same call, with the reading options as keywords
 
 
 # train parameters that say where and how to write, not what to train: kept out of the stored settings and the recipe

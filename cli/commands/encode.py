@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..console import consoles, errors, note
 from ..options import (
-    DayfirstOption,
-    DecimalOption,
-    EncodingOption,
     FillOption,
     QuietOption,
     RunOption,
     RunsDir,
-    TimeFormatOption,
-    TimeUnitOption,
-    TzOption,
     check_outputs,
     output_kind,
-    reading_options,
+    reads_files,
 )
 from ..render import print_paths
 
+if TYPE_CHECKING:
+    from rareevent.load import ReadingOptions
 
+
+@reads_files
 def encode(
     data: Annotated[Path, typer.Argument(help="Sensor CSV with the trained feature columns.")],
     run: RunOption = None,
@@ -34,12 +32,7 @@ def encode(
     runs_dir: RunsDir = Path("runs"),
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read per chunk.")] = 100_000,
     fill: FillOption = None,
-    decimal: DecimalOption = None,
-    time_format: TimeFormatOption = None,
-    dayfirst: DayfirstOption = False,
-    time_unit: TimeUnitOption = None,
-    tz: TzOption = None,
-    encoding: EncodingOption = None,
+    reading: ReadingOptions,  # the reading options (--decimal ... --encoding), built by reads_files
     quiet: QuietOption = False,
 ) -> None:
     """Write the encoded vector (length u2) of every window of DATA, for use in other models (ae runs only)."""
@@ -51,7 +44,6 @@ def encode(
         from rareevent.storage import atomic_file
 
         kind = output_kind(output, ("csv", "json"))
-        reading = reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding)
         check_outputs(data, {"--output": output})
         folder = resolve_run(run, runs_dir)
         require_bottleneck(read_run(folder)["arch"])  # before Keras is imported

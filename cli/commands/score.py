@@ -6,7 +6,7 @@ import json
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,9 +14,6 @@ from rareevent.errors import RareEventError
 
 from ..console import consoles, errors, note, terms
 from ..options import (
-    DayfirstOption,
-    DecimalOption,
-    EncodingOption,
     Engine,
     FillOption,
     FollowFormat,
@@ -24,22 +21,24 @@ from ..options import (
     QuietOption,
     RunOption,
     RunsDir,
-    TimeFormatOption,
-    TimeUnitOption,
-    TzOption,
     check_outputs,
     duration_seconds,
     one_csv,
     output_kind,
-    reading_options,
+    reads_files,
 )
 from ..render import estimate_rows, print_paths, print_score_summary, rows_progress
 from .score_fleet import score_many
 from .score_follow import follow_file
 
+if TYPE_CHECKING:
+    from rareevent.load import ReadingOptions
 
+
+@reads_files
 def score(
     data: Annotated[list[Path], typer.Argument(help="New sensor CSV(s) or Parquet file(s) with the trained feature columns (labels optional), or a quoted glob; - reads standard input.")],
+    *,  # keyword-only from here (Typer calls a command with keywords), so that `reading` needs no default
     run: RunOption = None,
     runs_dir: RunsDir = Path("runs"),
     output: Annotated[Path | None, typer.Option(help="Write one row per window to this .csv or .json file (--follow: .csv or .jsonl, written as it goes).")] = None,
@@ -49,12 +48,7 @@ def score(
     show: Annotated[int, typer.Option(min=0, help="Alarm episodes to list (largest peak first).")] = 20,
     time: Annotated[str | None, typer.Option("--time", help="Time column of DATA (default: the run's).")] = None,
     label: Annotated[str | None, typer.Option(help="0/1 event column of DATA, for metrics (default: the run's label column).")] = None,
-    decimal: DecimalOption = None,
-    time_format: TimeFormatOption = None,
-    dayfirst: DayfirstOption = False,
-    time_unit: TimeUnitOption = None,
-    tz: TzOption = None,
-    encoding: EncodingOption = None,
+    reading: ReadingOptions,  # the reading options (--decimal ... --encoding), built by reads_files
     group: GroupOption = None,
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Worker processes for many series (default: the cores).")] = None,
     engine: Annotated[Engine, typer.Option("--engine", help="local (processes on this machine) or spark (one task per group; writes a Parquet folder).")] = Engine.local,
@@ -94,7 +88,7 @@ def score(
                 fill=fill,
                 time=time,
                 label=label,
-                reading=reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding),
+                reading=reading,
                 quiet=quiet,
                 html=html,
                 episodes=episodes,
@@ -117,14 +111,12 @@ def score(
                 raise RareEventError("--follow tails a file, and has no end to measure metrics at: leave out --metrics-out")
             follow_kind = output_format.value if output_format else output_kind(output, ("csv", "jsonl")) if output else "csv"
             seconds = duration_seconds(poll, "--poll")
-            reading = reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding)
             check_outputs(path, {"--output": output})
             record, detector = load_run(resolve_run(run, runs_dir))
             follow_file(path, record, detector, output, follow_kind, seconds, fill, reading, time, label)
         if output_format is not None:
             raise RareEventError("--format is for --follow; without it the output's kind follows --output's extension (.csv or .json)")
         kind = output_kind(output, ("csv", "json")) if output else None
-        reading = reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding)
         if metrics_out is not None:
             output_kind(metrics_out, ("json",))
         if episodes is not None:

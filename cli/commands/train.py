@@ -23,9 +23,6 @@ from ..options import (
     Activation,
     AggOption,
     Arch,
-    DayfirstOption,
-    DecimalOption,
-    EncodingOption,
     FillOption,
     GroupOption,
     MaxGapOption,
@@ -33,25 +30,25 @@ from ..options import (
     ResampleOption,
     RunsDir,
     ScoreKind,
-    TimeFormatOption,
-    TimeUnitOption,
-    TzOption,
     one_csv,
     parse_drop,
     parse_units,
     read_config,
-    reading_options,
+    reads_files,
 )
 from ..render import epoch_progress, print_per_group, print_train_summary, train_summary
 from ..signals import interrupt_at_batch_end
 
 if TYPE_CHECKING:
+    from rareevent.load import ReadingOptions
     from rareevent.training import TrainResult
 
 
+@reads_files
 def train(
     ctx: typer.Context,
     data: Annotated[list[Path], typer.Argument(help="Sensor CSV (',', ';' or tab separated) or Parquet file(s), or a quoted glob like 'exports/*.csv'; may come from the recipe.")],
+    *,  # keyword-only from here (Typer calls a command with keywords), so that `reading` needs no default
     config: Annotated[Path | None, typer.Option("--config", help="TOML recipe: options from its \\[train] table; the command line overrides them.", is_eager=True, callback=read_config)] = None,
     arch: Annotated[Arch, typer.Option(help=f"{ARCH_HELP}, {AUTO_HELP}.")] = Arch["ae"],
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
@@ -82,12 +79,7 @@ def train(
         typer.Option(help="ae and plain: hide each target sensor of a training window with this probability (0: never); the model rebuilds it from the others, and each sensor is scored hidden."),
     ] = 0.0,
     fill: FillOption = None,
-    decimal: DecimalOption = None,
-    time_format: TimeFormatOption = None,
-    dayfirst: DayfirstOption = False,
-    time_unit: TimeUnitOption = None,
-    tz: TzOption = None,
-    encoding: EncodingOption = None,
+    reading: ReadingOptions,  # the reading options (--decimal ... --encoding), built by reads_files
     max_gap: MaxGapOption = None,
     resample: ResampleOption = None,
     agg: AggOption = "mean",
@@ -113,7 +105,6 @@ def train(
             options["arch"] = RareEventDetector().arch
         params = [key for key in RareEventDetector().get_params() if key not in NOT_PASSED]
         detector = RareEventDetector(**{key: options[OPTION_OF_PARAM.get(key, key)] for key in params})
-        reading = reading_options(decimal, time_format, dayfirst, time_unit, tz, encoding)
         if resample is None and agg != "mean":
             raise RareEventError(f"--agg {agg} needs --resample: it says how the rows of a grid cell are combined")
         name = name or default_run_name(arch)
