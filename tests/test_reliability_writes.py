@@ -65,6 +65,16 @@ def one_error_line(stderr: str, *fragments: str) -> str:
     return lines[0]
 
 
+def refused(work: Path, args: list[object], *fragments: str) -> str:
+    """``rareevent ARGS`` in ``work`` exits 2 with one error line holding ``fragments``, and changes nothing under ``work``."""
+    before = snapshot(work)
+    result = invoke(*args)
+    assert result.exit_code == 2, result.stderr
+    line = one_error_line(result.stderr, *fragments)
+    assert snapshot(work) == before
+    return line
+
+
 @pytest.fixture(scope="module")
 def pca_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A pca run ``runs/base`` trained by the CLI on ``base.csv`` (400 rows, three events), both in one folder."""
@@ -92,21 +102,13 @@ def test_overwrite_refuses_a_data_folder(work: Path) -> None:
     (work / "data").mkdir()
     shutil.copy(work / "base.csv", work / "data" / "in.csv")
     (work / "data" / "other.csv").write_text("keep\n")
-    before = snapshot(work)
-    result = invoke("train", "data/in.csv", "--runs-dir", ".", "--name", "data", "--overwrite", *PCA, "-q")
-    assert result.exit_code == 2, result.stderr
-    one_error_line(result.stderr, "data", "not a rareevent run", "--overwrite replaces only a run folder")
-    assert snapshot(work) == before
+    refused(work, ["train", "data/in.csv", "--runs-dir", ".", "--name", "data", "--overwrite", *PCA, "-q"], "data", "not a rareevent run", "--overwrite replaces only a run folder")
 
 
 def test_update_overwrite_refuses_the_runs_folder(work: Path) -> None:
     """The reproduction: ``update runs/base ... --runs-dir . --name runs --overwrite`` replaced the whole runs folder."""
     (work / "runs" / "notes.txt").write_text("mine\n")
-    before = snapshot(work)
-    result = invoke("update", "runs/base", "base.csv", "--runs-dir", ".", "--name", "runs", "--overwrite")
-    assert result.exit_code == 2, result.stderr
-    one_error_line(result.stderr, "runs", "not a rareevent run")
-    assert snapshot(work) == before
+    refused(work, ["update", "runs/base", "base.csv", "--runs-dir", ".", "--name", "runs", "--overwrite"], "runs", "not a rareevent run")
 
 
 def test_update_overwrite_refuses_the_per_group_run_holding_its_parent(work: Path) -> None:
@@ -115,21 +117,13 @@ def test_update_overwrite_refuses_the_per_group_run_holding_its_parent(work: Pat
     both = pd.concat([frame.assign(asset="a"), frame.assign(asset="b")], ignore_index=True)
     both.to_csv(work / "fleet.csv", index=False, float_format="%.5f")
     assert invoke("train", "fleet.csv", *PCA, "--group", "asset", "--per-group", "--runs-dir", "runs", "--name", "fleet", "-q").exit_code == 0
-    before = snapshot(work)
-    result = invoke("update", "runs/fleet/a", "base.csv", "--runs-dir", "runs", "--name", "fleet", "--overwrite")
-    assert result.exit_code == 2, result.stderr
-    one_error_line(result.stderr, "runs/fleet", "run being updated")
-    assert snapshot(work) == before
+    refused(work, ["update", "runs/fleet/a", "base.csv", "--runs-dir", "runs", "--name", "fleet", "--overwrite"], "runs/fleet", "run being updated")
 
 
 def test_overwrite_refuses_a_symlink_and_leaves_no_temporary(work: Path) -> None:
     """``--name link --overwrite`` where ``runs/link`` is a symbolic link to a run: refused, and no ``.tmp-PID-new-link`` left."""
     (work / "runs" / "link").symlink_to("base")
-    before = snapshot(work)
-    result = invoke("train", "base.csv", *PCA, "--runs-dir", "runs", "--name", "link", "--overwrite", "-q")
-    assert result.exit_code == 2, result.stderr
-    one_error_line(result.stderr, "runs/link", "symbolic link")
-    assert snapshot(work) == before
+    refused(work, ["train", "base.csv", *PCA, "--runs-dir", "runs", "--name", "link", "--overwrite", "-q"], "runs/link", "symbolic link")
     assert sorted(os.listdir(work / "runs")) == ["base", "link"]
 
 
