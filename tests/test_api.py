@@ -52,6 +52,7 @@ def assert_same_value(name: str, ours: Any, theirs: Any) -> None:
         assert ours == theirs, name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["ae", "pca"])
 def test_every_parameter_and_learned_attribute_survives_save_and_load(frame: pd.DataFrame, tmp_path: Path, arch: str) -> None:
     detector = RareEventDetector(**TINY, arch=arch, smooth=3, normalize=True, margin=1.5, seed=3, patience=2, learning_rate=0.002, context=[0])
@@ -70,6 +71,7 @@ def test_every_parameter_and_learned_attribute_survives_save_and_load(frame: pd.
     np.testing.assert_array_equal(loaded.decision_function(frame[FEATURES]), detector.decision_function(frame[FEATURES]))
 
 
+@pytest.mark.slow
 def test_fit_records_feature_names_and_splits_in_time_order(fitted: RareEventDetector, frame: pd.DataFrame) -> None:
     assert isinstance(fitted.feature_names_in_, np.ndarray) and fitted.feature_names_in_.dtype == object  # as scikit-learn holds it
     assert fitted.feature_names_in_.tolist() == FEATURES
@@ -84,6 +86,7 @@ def test_fit_records_feature_names_and_splits_in_time_order(fitted: RareEventDet
         fitted.decision_function(frame[["s1", "s2"]])
 
 
+@pytest.mark.slow
 def test_an_array_fit_names_its_columns(frame: pd.DataFrame) -> None:
     detector = RareEventDetector(**TINY, validation_fraction=0.3).fit(frame[FEATURES].to_numpy())
     assert detector.feature_names_in_.tolist() == ["x0", "x1", "x2"]
@@ -93,6 +96,7 @@ def test_an_array_fit_names_its_columns(frame: pd.DataFrame) -> None:
         detector.predict(frame[["s1", "s2"]].to_numpy())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("smooth", [1, 2, 5])
 def test_decision_function_and_predict_agree(frame: pd.DataFrame, fitted: RareEventDetector, smooth: int) -> None:
     detector = clone(fitted).set_params(smooth=smooth)
@@ -118,6 +122,7 @@ def test_decision_function_and_predict_agree(frame: pd.DataFrame, fitted: RareEv
     np.testing.assert_allclose(detector.window_scores(frame[FEATURES].iloc[-n_valid:]), detector.validation_scores_, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_stop_request_is_raised_at_the_batch_end_that_sees_it(frame: pd.DataFrame) -> None:
     """The hook the CLI's Ctrl-C handler uses: asked after every batch, raised at the third; outside the block nobody asks."""
     asked: list[int] = []
@@ -157,6 +162,7 @@ def test_parameters_are_checked_in_library_terms() -> None:
             RareEventDetector(**params).check_params()
 
 
+@pytest.mark.slow
 def test_the_cli_names_its_options_for_the_same_errors(sensor_csv: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
@@ -174,6 +180,7 @@ def test_the_cli_names_its_options_for_the_same_errors(sensor_csv: Path, tmp_pat
         assert result.stderr.strip() == line
 
 
+@pytest.mark.slow
 def test_importing_the_api_does_not_import_tensorflow() -> None:
     code = "import sys, rareevent; print(rareevent.RareEventDetector, rareevent.RareEventError, rareevent.load_run); print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

@@ -43,6 +43,7 @@ def test_help_does_not_import_tensorflow() -> None:
     assert done.stdout.split() == ["False", "False"]
 
 
+@pytest.mark.slow
 def test_train_writes_a_complete_run_and_summary(tmp_path: Path, sensor_csv: Path) -> None:
     result = invoke("train", sensor_csv, *TINY, "--runs-dir", tmp_path, "--name", "r1")
     assert result.exit_code == 0, result.output
@@ -66,6 +67,7 @@ def test_train_writes_a_complete_run_and_summary(tmp_path: Path, sensor_csv: Pat
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_threshold(tmp_path: Path, sensor_csv: Path) -> None:
     thresholds = []
     for name in ("a", "b"):
@@ -74,6 +76,7 @@ def test_same_seed_gives_the_same_threshold(tmp_path: Path, sensor_csv: Path) ->
     assert thresholds[0] == thresholds[1]
 
 
+@pytest.mark.slow
 def test_train_without_labels_uses_pot_and_reports_no_metrics(tmp_path: Path, sensor_csv: Path) -> None:
     result = invoke("train", sensor_csv, *TINY, "--drop", "label", "--runs-dir", tmp_path, "--name", "u", "--test-frac", "0")
     assert result.exit_code == 0, result.output
@@ -83,6 +86,7 @@ def test_train_without_labels_uses_pot_and_reports_no_metrics(tmp_path: Path, se
     assert record["splits"]["test"] == [600, 600]
 
 
+@pytest.mark.slow
 def test_score_csv_columns_flags_events_and_is_chunk_invariant(tmp_path: Path, sensor_csv: Path, trained_runs: dict[str, Path]) -> None:
     whole, chunked = tmp_path / "whole.csv", tmp_path / "chunked.csv"
     result = invoke("score", sensor_csv, "--run", trained_runs["ae"], "--output", whole)
@@ -127,6 +131,7 @@ def test_score_newest_run_by_default_and_ignores_extra_columns(tmp_path: Path, s
     assert "events caught" not in result.output  # no labels, no metrics
 
 
+@pytest.mark.slow
 def test_report_table_comparison_json_and_plot(tmp_path: Path, trained_runs: dict[str, Path]) -> None:
     runs_dir = trained_runs["ae"].parent
     result = invoke("report", "--runs-dir", runs_dir)
@@ -158,6 +163,7 @@ def test_encode_ae_gives_u2_numbers_per_window_and_refuses_plain(tmp_path: Path,
     assert not (tmp_path / "p.csv").exists()
 
 
+@pytest.mark.slow
 def test_installed_entry_point_trains_and_scores(tmp_path: Path, sensor_csv: Path) -> None:
     runs = tmp_path / "runs"
     done = subprocess.run([RAREEVENT, "train", str(sensor_csv), *TINY, "--arch", "plain", "--runs-dir", str(runs), "--name", "sp"], capture_output=True, text=True, timeout=300)

@@ -91,6 +91,7 @@ def test_choices_are_the_library_values_and_show_in_help() -> None:
         assert "|".join(values) in shown
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
@@ -111,6 +112,7 @@ def test_a_bad_choice_is_a_parser_error(args: tuple[str, ...], fragments: tuple[
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_completion_script_and_run_names_from_runs_dir(tmp_path: Path, trained_runs: dict[str, Path]) -> None:
     # with shellingham, --show-completion detects the shell from the parent processes, which a test run may not have;
     # typer's own switch makes it take the shell named on the command line instead
@@ -132,6 +134,7 @@ def test_completion_script_and_run_names_from_runs_dir(tmp_path: Path, trained_r
 # ---------------------------------------------------------------- recipes
 
 
+@pytest.mark.slow
 def test_a_recipe_file_trains_the_same_run_as_the_flags(tmp_path: Path, constant_csv: Path, flag_run: tuple[Path, dict]) -> None:
     folder, _ = flag_run
     (tmp_path / "recipe.toml").write_text(RECIPE, encoding="utf-8")
@@ -145,6 +148,7 @@ def test_a_recipe_file_trains_the_same_run_as_the_flags(tmp_path: Path, constant
     assert from_file["threshold"] == flags["threshold"]
 
 
+@pytest.mark.slow
 def test_report_recipe_round_trips_to_an_identical_run(tmp_path: Path, flag_run: tuple[Path, dict]) -> None:
     folder, _ = flag_run
     shown = invoke("report", folder, "--recipe")
@@ -182,6 +186,7 @@ def _demo(
     typer.echo(json.dumps(recipe.settings(ctx, leave_out=("config",))))
 
 
+@pytest.mark.slow
 def test_a_new_option_is_a_recipe_key_without_recipe_code(tmp_path: Path) -> None:
     (tmp_path / "r.toml").write_text('[train]\ntime-format = "%d.%m.%Y"\ndayfirst = true\ndecimal = 2\n', encoding="utf-8")
     result = runner.invoke(demo, ["--config", str(tmp_path / "r.toml"), "--decimal", "3"])
@@ -202,6 +207,7 @@ def test_report_recipe_needs_stored_settings(tmp_path: Path, trained_runs: dict[
     assert_one_error_line(result.stdout, result.stderr, ("run.json", "field 'settings' has an invalid value"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("text", "fragments"),
     [
@@ -228,6 +234,7 @@ def test_a_bad_recipe_is_a_usage_error_naming_the_key(text: str, fragments: tupl
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recipe.toml"]
 
 
+@pytest.mark.slow
 def test_a_missing_recipe_file_is_named(tmp_path: Path) -> None:
     result = run_cli("train", "--config", "gone.toml", cwd=tmp_path)
     assert result.returncode == 2
@@ -256,6 +263,7 @@ def test_train_json_is_the_run_summary(flag_run: tuple[Path, dict]) -> None:
     assert summary["warnings"]["constant_features"] == ["c"]
 
 
+@pytest.mark.slow
 def test_train_piped_is_plain_text_and_warnings_go_to_stderr(tmp_path: Path, constant_csv: Path) -> None:
     result = run_cli("train", constant_csv, *TINY, "--runs-dir", "runs", "--name", "piped", cwd=tmp_path)  # stdout and stderr are pipes
     assert result.returncode == 0, result.stderr
@@ -267,6 +275,7 @@ def test_train_piped_is_plain_text_and_warnings_go_to_stderr(tmp_path: Path, con
     assert "warning" not in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pty")
 def test_no_color_on_a_terminal_is_plain_text(tmp_path: Path, sensor_csv: Path) -> None:
     master, slave = os.openpty()
@@ -293,6 +302,7 @@ def _read(fd: int) -> bytes:
         return b""
 
 
+@pytest.mark.slow
 def test_python_warnings_get_the_warning_prefix(tmp_path: Path, sensor_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import warnings
 

@@ -347,6 +347,7 @@ def test_bad_input(case: Case, workdir: Path) -> None:
 # ---------------------------------------------------------------- things that must simply work
 
 
+@pytest.mark.slow
 def test_bom_and_crlf_train_and_score(workdir: Path) -> None:
     """A UTF-8 BOM and Windows line endings (an Excel export) simply work."""
     raw = b"\xef\xbb\xbf" + GOOD_TEXT.replace("\n", "\r\n").encode("utf-8")
@@ -375,6 +376,7 @@ def blanks_text() -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["ffill", "interpolate", "drop"])
 @pytest.mark.parametrize(
     "command",
@@ -437,6 +439,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(RAREEVENT), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
@@ -456,6 +459,7 @@ def test_usage_errors_via_entry_point(args: tuple[str, ...], fragment: str, tmp_
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_bare_command_prints_help_without_empty_error(tmp_path: Path) -> None:
     result = run_cli(cwd=tmp_path)
     assert "Usage" in result.stdout
@@ -463,6 +467,7 @@ def test_bare_command_prints_help_without_empty_error(tmp_path: Path) -> None:
     assert all(re.sub(r"\(see --help\)", "", line[len("error:") :]).strip() for line in errors), errors
 
 
+@pytest.mark.slow
 def test_data_error_via_entry_point(tmp_path: Path) -> None:
     (tmp_path / "dup.csv").write_text(with_line(1, "timestamp,s1,s2,s2,label"), encoding="utf-8")
     result = run_cli("train", "dup.csv", *TINY, "--runs-dir", "runs", cwd=tmp_path)
@@ -532,6 +537,7 @@ def test_errors_before_training(extra: tuple[str, ...], fragments: tuple[str, ..
     assert snapshot(workdir) == before
 
 
+@pytest.mark.slow
 def test_quoted_header_name_with_separators_keeps_the_comma(workdir: Path) -> None:
     """Case 11: the header ``time,"a;b;c;d;e",s2,y`` is comma-separated; the semicolons are inside one name."""
     rows = synthetic_frame().drop(columns=["s3"]).to_csv(index=False, float_format="%.5f").splitlines()[1:]

@@ -22,6 +22,7 @@ def plant():
     return faults.plant(seed=0, scale=SCALE)
 
 
+@pytest.mark.slow
 def test_the_plant_is_deterministic(plant):
     again = faults.plant(seed=0, scale=SCALE)
     pd.testing.assert_frame_equal(plant.train, again.train)

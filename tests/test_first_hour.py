@@ -137,6 +137,7 @@ def test_context_names_with_brackets_match_literally(export: Path, tmp_path: Pat
     assert resolve_context("Temperatur [°C],Druck [bar]", features) == [0, 2]
 
 
+@pytest.mark.slow
 def test_report_help_shows_the_plot_extra_and_no_bool() -> None:
     result = subprocess.run([str(ENTRY_POINT), "report", "--help"], capture_output=True, text=True, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}, check=True)
     assert "rareevent[plot]" in result.stdout

@@ -46,12 +46,14 @@ def long_csv(tmp_path_factory: pytest.TempPathFactory, fleet_dir: Path) -> Path:
 # ---------------------------------------------------------------- the input layer
 
 
+@pytest.mark.slow
 def test_a_glob_expands_sorted_and_a_glob_matching_nothing_is_an_error(fleet_dir: Path) -> None:
     assert [p.name for p in expand([fleet_dir / "exports" / "*.csv"])] == ["pump_001.csv", "pump_002.csv", "pump_003.csv"]
     with pytest.raises(RareEventError, match=r"no file matches this pattern"):
         expand([fleet_dir / "exports" / "*.txt"])
 
 
+@pytest.mark.slow
 def test_group_series_are_checked_alone_and_numbered_within_their_group(fleet_dir: Path, long_csv: Path) -> None:
     by_group = load_series([long_csv], group="asset")
     by_file = load_series([fleet_dir / "exports" / "*.csv"])
@@ -102,6 +104,7 @@ def test_bad_fleet_input_is_one_line_with_exit_2(tmp_path: Path, fleet_dir: Path
 # ---------------------------------------------------------------- training over series
 
 
+@pytest.mark.slow
 def test_the_fleet_model_splits_each_series_and_no_window_crosses_two(fleet_run: Path) -> None:
     record = json.loads((fleet_run / "run.json").read_text())
     # 3 series x 1200 rows, split 720/240/240 each: a window per 3 rows inside each part of each series, none across
@@ -119,6 +122,7 @@ def test_the_fleet_model_splits_each_series_and_no_window_crosses_two(fleet_run:
     assert scores.groupby(["split", "series"])["row"].min().tolist() == [962] * 3 + [722] * 3  # each part's first window ends T-1 rows into it
 
 
+@pytest.mark.slow
 def test_train_on_a_glob_a_long_csv_and_parquet_gives_one_model(tmp_path: Path, fleet_dir: Path, long_csv: Path, fleet_run: Path) -> None:
     expected = read_run(fleet_run)
     for name, args in (("glob", [fleet_dir / "exports" / "*.csv"]), ("long", [long_csv, "--group", "asset"])):
@@ -132,6 +136,7 @@ def test_train_on_a_glob_a_long_csv_and_parquet_gives_one_model(tmp_path: Path, 
     assert shown.exit_code == 0 and "run long: per series" in shown.output and shown.output.count("pump_00") == 3
 
 
+@pytest.mark.slow
 def test_per_group_trains_one_run_per_group_and_scores_each_with_its_own(tmp_path: Path, fleet_dir: Path) -> None:
     failed = invoke("train", fleet_dir / "fleet.parquet", "--group", "asset", "--per-group", *TINY, "--runs-dir", tmp_path, "--name", "pg")
     one_line_error(failed, "fleet.parquet: group 'pump_001': threshold f1 needs at least one positive window")  # its validation part holds no event
@@ -163,6 +168,7 @@ def own_files(fleet_dir: Path, run: Path, tmp_path: Path, column: str, name: obj
     return pd.concat(frames, ignore_index=True)
 
 
+@pytest.mark.slow
 def test_score_jobs_2_over_files_and_groups_equals_scoring_each_series_alone(tmp_path: Path, fleet_dir: Path, long_csv: Path, fleet_run: Path) -> None:
     by_file = own_files(fleet_dir, fleet_run, tmp_path, "file", str)
     result = invoke("score", fleet_dir / "exports" / "*.csv", "--run", fleet_run, "--jobs", "2", "--output", tmp_path / "files.csv", "--metrics-out", tmp_path / "m.json")
@@ -178,6 +184,7 @@ def test_score_jobs_2_over_files_and_groups_equals_scoring_each_series_alone(tmp
     assert [m["rows"] for m in metrics] == [1200] * 3 and all(m["metrics"]["events"] >= 2 for m in metrics)
 
 
+@pytest.mark.slow
 def test_the_installed_command_trains_on_a_glob_and_scores_a_parquet_fleet(tmp_path: Path, fleet_dir: Path) -> None:
     import subprocess
     import sys

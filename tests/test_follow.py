@@ -75,6 +75,7 @@ def _window(row: int) -> Callable[[str], bool]:
     return lambda line: line.startswith("{\"row\":") and json.loads(line)["row"] == row
 
 
+@pytest.mark.slow
 def test_follow_scores_appended_rows_announces_episodes_survives_truncation_and_stops_on_sigint(tmp_path: Path, runs_dir: Path) -> None:
     live = tmp_path / "live.csv"
     live.write_text(_header() + _rows(0, 90))
@@ -128,6 +129,7 @@ def test_follow_scores_appended_rows_announces_episodes_survives_truncation_and_
             proc.wait()
 
 
+@pytest.mark.slow
 def test_score_dash_reads_standard_input_like_the_file(tmp_path: Path, runs_dir: Path) -> None:
     output = tmp_path / "piped.csv"
     data = (DATA / "sensors.csv").read_bytes()

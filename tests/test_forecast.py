@@ -70,6 +70,7 @@ def test_architecture_table_of_forecast_reads_the_window_and_predicts_horizon_ro
     assert refused.exit_code == 2 and "lookback 2 leaves no row to forecast from with horizon 2" in refused.output
 
 
+@pytest.mark.slow
 def test_forecast_window_is_scored_by_its_last_rows_prediction_never_by_later_rows(forecast_run: Path, sensor_csv: Path) -> None:
     detector = RareEventDetector.load(forecast_run)
     rows = pd.read_csv(sensor_csv)[detector.feature_names_in_].to_numpy()
@@ -90,6 +91,7 @@ def test_forecast_window_is_scored_by_its_last_rows_prediction_never_by_later_ro
     assert not np.allclose(detector._predict(windows), detector._predict(earlier))
 
 
+@pytest.mark.slow
 def test_forecast_run_scores_byte_identically_at_any_chunk_size_with_top_sensors(tmp_path: Path, forecast_run: Path, sensor_csv: Path) -> None:
     outputs = []
     for chunk in ("1000000", "1000", "7"):
@@ -104,6 +106,7 @@ def test_forecast_run_scores_byte_identically_at_any_chunk_size_with_top_sensors
     assert frame.loc[frame["label"] == 1, "flagged"].sum() > 0
 
 
+@pytest.mark.slow
 def test_stream_scorer_gives_the_file_scores_of_a_forecast_run(forecast_run: Path, sensor_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "whole.csv"
     assert invoke("score", sensor_csv, "--run", forecast_run, "--output", out).exit_code == 0
@@ -186,6 +189,7 @@ def test_auto_units_count_the_components_that_hold_99_percent_of_the_variance() 
     assert auto_units(np.ones((50, 4))) == (2, 1)  # nothing varies: the smallest model
 
 
+@pytest.mark.slow
 def test_units_auto_is_sized_from_the_targets_and_recorded_as_used(tmp_path: Path, sensor_csv: Path) -> None:
     result = invoke("train", sensor_csv, "--lookback", "3", "--units", "auto", "--epochs", "1", "--runs-dir", tmp_path, "--name", "auto", "--quiet")
     assert result.exit_code == 0, result.output

@@ -117,6 +117,7 @@ def test_chunked_scoring_gives_the_same_windows_episodes_and_sensors_at_any_chun
         assert [{k: v for k, v in a.items() if not isinstance(v, float)} for a in alarms] == [{k: v for k, v in a.items() if not isinstance(v, float)} for a in episodes]
 
 
+@pytest.mark.slow
 def test_update_from_a_numpy_loaded_run_trains_on_from_the_same_weights(saved: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """``update`` loads a run for scoring, then trains: Keras gets the weights the numpy model holds."""
     folder, X, _ = saved["ae"]
@@ -151,6 +152,7 @@ def test_weights_that_do_not_fit_are_one_error_naming_the_file(damage: str, save
         forward.load(path, "ae", lambda: build_model("ae", 3, 3, units))
 
 
+@pytest.mark.slow
 def test_a_bad_forward_setting_is_an_error() -> None:
     result = subprocess.run([RAREEVENT, "--version"], env={**os.environ, forward.FORWARD_ENV: "tf"}, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stderr.startswith("error: RAREEVENT_FORWARD must be one of auto, numpy, keras, got 'tf'"), result.stderr
@@ -196,6 +198,7 @@ def test_encode_and_scoring_stdin_import_no_framework(command: str, trained_runs
     assert imported == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [("--help",), ("--version",), ("report", "--runs-dir", "RUNS"), ("score", "--help")], ids=["help", "version", "report", "score-help"])
 def test_commands_that_run_no_model_import_no_framework(args: tuple[str, ...], trained_runs: dict[str, Path], tmp_path: Path) -> None:
     runs_dir = trained_runs["ae"].parent
@@ -206,6 +209,7 @@ def test_commands_that_run_no_model_import_no_framework(args: tuple[str, ...], t
         assert "tiny-ae" in result.stdout
 
 
+@pytest.mark.slow
 def test_completion_imports_no_framework(trained_runs: dict[str, Path], tmp_path: Path) -> None:
     words = f"rareevent score d.csv --runs-dir {trained_runs['ae'].parent} --run tiny-"
     env = {**os.environ, "_RAREEVENT_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
@@ -215,6 +219,7 @@ def test_completion_imports_no_framework(trained_runs: dict[str, Path], tmp_path
     assert "ML modules: []" in result.stderr
 
 
+@pytest.mark.slow
 def test_every_layer_type_the_recorder_offers_runs_like_keras(tmp_path: Path) -> None:
     """A builder made of each supported layer (as a future registry entry could be), run by Keras and by numpy from the same weights."""
     from rareevent import model

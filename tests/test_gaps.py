@@ -180,6 +180,7 @@ def test_training_on_a_six_hour_hole_keeps_every_window_inside_a_segment(holed_c
     assert result.record["windows"]["train_normal"] == windows.n_windows(300, T) + windows.n_windows(60, T) - event_windows
 
 
+@pytest.mark.slow
 def test_score_of_a_holed_file_drops_windows_across_the_hole_for_any_chunk_size(
     monkeypatch: pytest.MonkeyPatch, holed_csv: Path, trained_runs: dict[str, Path]
 ) -> None:
@@ -204,6 +205,7 @@ def test_score_of_a_holed_file_drops_windows_across_the_hole_for_any_chunk_size(
     assert whole.loc[whole["row"] == 300 + T - 1, "error"].item() == pytest.approx(float(raw[0]), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_a_run_saved_before_gaps_scores_as_before(tmp_path: Path, holed_csv: Path, trained_runs: dict[str, Path]) -> None:
     folder = tmp_path / "old"
     shutil.copytree(trained_runs["ae"], folder)
@@ -266,6 +268,7 @@ def test_resample_refuses_empty_cells_unless_fill_says_how(tmp_path: Path) -> No
     assert len(dropped.data) == 448 and dropped.record["gaps"]["gaps"] == 0  # a 3-minute step is no gap at 5x
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fill", ["interpolate", "drop"])
 def test_chunked_scoring_of_a_resampled_run_equals_one_piece(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fill: str) -> None:
     monkeypatch.setattr(scoring, "PREDICT_BATCH", 16)
@@ -288,6 +291,7 @@ def test_chunked_scoring_of_a_resampled_run_equals_one_piece(monkeypatch: pytest
 # ---------------------------------------------------------------- the command line
 
 
+@pytest.mark.slow
 def test_acceptance_sample_data_with_500_rows_removed_reports_two_segments(tmp_path: Path) -> None:
     sample = pd.read_csv(Path(__file__).parents[1] / "sample_data" / "pump_sensors.csv")
     middle = len(sample) // 2
@@ -304,6 +308,7 @@ def test_acceptance_sample_data_with_500_rows_removed_reports_two_segments(tmp_p
     assert set(spans) == {2 * (T - 1.0)}  # 2-minute steps: no window's rows cross the hole
 
 
+@pytest.mark.slow
 def test_cli_train_and_score_report_gaps(tmp_path: Path, holed_csv: Path) -> None:
     runs = str(tmp_path / "runs")
     trained = CliRunner().invoke(app, ["train", str(holed_csv), *TINY, "--runs-dir", runs, "--name", "g", "--max-gap", "30min"])
@@ -386,6 +391,7 @@ def test_gap_and_resample_errors_are_one_line_and_write_nothing(tmp_path: Path, 
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_update_splits_newer_rows_by_the_runs_gap_rule(tmp_path: Path, sensor_csv: Path, holed_csv: Path) -> None:
     from rareevent.training import save, update
 
@@ -407,6 +413,7 @@ def test_a_damaged_gap_record_is_refused(tmp_path: Path, trained_runs: dict[str,
         load_run(folder)
 
 
+@pytest.mark.slow
 def test_encode_drops_windows_across_the_hole(tmp_path: Path, holed_csv: Path, trained_runs: dict[str, Path]) -> None:
     out = tmp_path / "codes.csv"
     result = CliRunner().invoke(app, ["encode", str(holed_csv), "--run", str(trained_runs["ae"]), "--output", str(out), "--chunk-rows", "100"])

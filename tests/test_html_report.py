@@ -257,6 +257,7 @@ def test_context_columns_are_drawn_and_marked(tmp_path: Path, sensor_csv: Path) 
     assert page.count('class="sensor-plot context" data-sensor="s1"') == len(model["episodes"])
 
 
+@pytest.mark.slow
 def test_report_plot_draws_against_the_time_column(tmp_path: Path, trained_runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     import matplotlib.figure
 

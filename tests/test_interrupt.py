@@ -118,6 +118,7 @@ def assert_interrupted(code: int, stderr: str) -> None:
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("signum", "extra"),
     [
@@ -138,6 +139,7 @@ def test_signal_stops_training_and_leaves_the_runs_dir_as_it_was(big_csv: Path, 
     assert snapshot(runs_dir) == before
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_no_visible_run_and_next_train_cleans_up(big_csv: Path, sensor_csv: Path, runs_dir: Path) -> None:
     old_run = snapshot(runs_dir / "tiny-ae")
     training = Training(big_csv, runs_dir, "--name", "killed")
@@ -165,6 +167,7 @@ def test_sigkill_leaves_no_visible_run_and_next_train_cleans_up(big_csv: Path, s
     assert snapshot(runs_dir / "tiny-ae") == old_run
 
 
+@pytest.mark.slow
 def test_loser_of_two_trains_with_one_name_stops_before_training(big_csv: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 9, case 10: the first ``train --name same`` takes the name when it starts; the second is refused before fitting anything."""
     from rareevent.detector import RareEventDetector
@@ -190,6 +193,7 @@ def test_loser_of_two_trains_with_one_name_stops_before_training(big_csv: Path, 
     assert snapshot(runs_dir) == before  # neither left a run, a temporary or a lock file
 
 
+@pytest.mark.slow
 def test_sigkill_while_scoring_leaves_a_partial_output_the_next_score_clears(big_csv: Path, runs_dir: Path) -> None:
     """Issue 9, case 6: the temporary of an output killed mid-write goes with the next score to the same path."""
     out = runs_dir.parent / "out"
@@ -214,6 +218,7 @@ def test_sigkill_while_scoring_leaves_a_partial_output_the_next_score_clears(big
     assert os.listdir(out) == ["out.csv"]
 
 
+@pytest.mark.slow
 def test_a_signal_no_batch_end_takes_is_raised_after_the_grace_and_a_second_at_once() -> None:
     """Outside a batch loop (reading a file, saving) Ctrl-C still stops ``train``: after ``INTERRUPT_GRACE_S``, or at once when pressed twice."""
     from rareevent.cli.signals import INTERRUPT_GRACE_S, interrupt_at_batch_end
@@ -261,6 +266,7 @@ def test_the_deferral_leaves_a_timer_it_did_not_set_and_its_signals_alone() -> N
     assert fired == []
 
 
+@pytest.mark.slow
 def test_the_app_run_from_a_thread_trains_without_touching_signals(sensor_csv: Path, tmp_path: Path) -> None:
     """Only the main thread may set signal handlers: from another thread (a notebook's worker, say) training runs as before."""
     results: list[object] = []

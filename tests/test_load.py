@@ -446,6 +446,7 @@ def load_or_refuse(path: Path, data: bytes, **kwargs) -> None:
     assert len(result.rows) == len(result.X)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=csv_like(CLEAN_HEADER), fill=st.sampled_from([None, "ffill", "interpolate", "drop"]))
 def test_fuzz_rows_under_a_clean_header(tmp_path: Path, data: bytes, fill: str | None) -> None:

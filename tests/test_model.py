@@ -8,6 +8,7 @@ import pytest
 from rareevent.model import UNROLL_MAX_LOOKBACK, build_model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["ae", "plain"])
 def test_unrolled_model_matches_the_looped_one(arch: str) -> None:
     looped = build_model(arch, 6, 3, (4, 2), unroll=False)

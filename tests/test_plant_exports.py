@@ -75,6 +75,7 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     return trained
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("export", EXPORTS)
 def test_exports_train_and_score_like_the_iso_file_without_options(export: str, exports: dict[str, dict], tmp_path: Path) -> None:
     reference, trained = exports["iso"], exports[export]
@@ -90,6 +91,7 @@ def test_exports_train_and_score_like_the_iso_file_without_options(export: str, 
         assert "note:" not in result.stderr
 
 
+@pytest.mark.slow
 def test_scoring_an_ambiguous_day_first_file_uses_the_runs_reading(exports: dict[str, dict], tmp_path: Path) -> None:
     runs = exports["excel-de"]["runs"]
     # 01.02 to 12.02: every first field is at most 12, so the file alone cannot tell day from month
@@ -101,6 +103,7 @@ def test_scoring_an_ambiguous_day_first_file_uses_the_runs_reading(exports: dict
     assert pd.read_csv(tmp_path / "de.csv")["time"].iloc[-1] == "2026-02-12 23:00:00"
 
 
+@pytest.mark.slow
 def test_train_and_score_say_which_order_they_assumed(exports: dict[str, dict], tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     data = write(plant_frame(n=288), tmp_path / "short.csv", EXPORTS["excel-de"])  # 01.01 to 12.01
@@ -122,6 +125,7 @@ def test_train_and_score_say_which_order_they_assumed(exports: dict[str, dict], 
     assert pd.read_csv(tmp_path / "m.csv")["time"].iloc[-1] == "2026-12-01 23:00:00"
 
 
+@pytest.mark.slow
 def test_epoch_time_column_gives_real_units(tmp_path: Path) -> None:
     frame = synthetic_frame()
     stamps = pd.to_datetime(frame["timestamp"])

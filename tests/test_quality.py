@@ -95,6 +95,7 @@ def _after(scored: pd.DataFrame, step: int) -> pd.DataFrame:
     return scored[scored["row"].between(step, step + 40)]
 
 
+@pytest.mark.slow
 def test_setpoint_steps_alarm_only_when_the_setpoint_is_scored(setpoint_runs: dict[str, Path]) -> None:
     """The flow follows the setpoint, and steps between trained levels are normal history.
 

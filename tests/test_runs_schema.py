@@ -321,6 +321,7 @@ def test_missing_weights_file(run_copy: Path) -> None:
     assert "model weights file missing" in refused(run_copy)
 
 
+@pytest.mark.slow
 def test_weights_of_another_shape_are_refused(run_copy: Path, tmp_path: Path, sensor_csv: Path) -> None:
     """Weights of a model with other units cannot be put into the model detector.json describes."""
     import pandas as pd

@@ -212,6 +212,7 @@ def test_overwrite_keeps_old_run_when_file_is_bad(workdir: Path) -> None:
     assert snapshot(workdir) == before
 
 
+@pytest.mark.slow
 def test_overwrite_keeps_old_run_when_training_fails(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The failure comes after the model was fitted (no threshold reaches the asked precision)."""
     import rareevent.detector
@@ -232,6 +233,7 @@ def test_overwrite_keeps_old_run_when_training_fails(workdir: Path, monkeypatch:
     assert snapshot(workdir) == before
 
 
+@pytest.mark.slow
 def test_overwrite_keeps_old_run_when_writing_fails(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A write error while the new folder is filled (disk full, say) leaves the old run and no temporary."""
     import rareevent.storage
@@ -247,6 +249,7 @@ def test_overwrite_keeps_old_run_when_writing_fails(workdir: Path, monkeypatch: 
     assert snapshot(workdir) == before
 
 
+@pytest.mark.slow
 def test_overwrite_keeps_old_run_when_final_rename_fails(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import rareevent.storage
 
@@ -267,6 +270,7 @@ def test_overwrite_keeps_old_run_when_final_rename_fails(workdir: Path, monkeypa
     assert snapshot(workdir / "runs" / "tiny-ae") == old
     assert not [p for p in os.listdir(workdir / "runs") if p.startswith(".tmp-")]
 
+@pytest.mark.slow
 def test_overwrite_replaces_run_when_training_succeeds(workdir: Path) -> None:
     from rareevent.detector import RareEventDetector
 
@@ -277,6 +281,7 @@ def test_overwrite_replaces_run_when_training_succeeds(workdir: Path) -> None:
     assert sorted(os.listdir(workdir / "runs")) == ["tiny-ae"]  # no temporary, no renamed-aside old run
     assert sorted(os.listdir(workdir / "runs" / "tiny-ae")) == ["detector.json", "model.weights.h5", "run.json", "scores.csv"]
 
+@pytest.mark.slow
 def test_leftover_of_a_run_named_old_foo_is_not_restored_as_foo(workdir: Path) -> None:
     """Issue 9, case 5: ``.tmp-<dead pid>-old-foo``, what a run named ``old-foo`` left when killed while saving, is cleared, not renamed to ``runs/foo``."""
     proc = subprocess.Popen([sys.executable, "-c", "pass"])

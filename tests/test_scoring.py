@@ -82,6 +82,7 @@ def test_window_writer_json_is_one_valid_document(tmp_path: Path) -> None:
     assert document == {"windows": [{"row": 2, "error": 0.5}, {"row": 3, "error": 0.25}, {"row": 4, "error": 1.0}], "alarms": [{"start_row": 4}], "metrics": None}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("smooth", [1, 5])
 def test_chunked_scoring_equals_whole_file_across_predict_blocks(monkeypatch: pytest.MonkeyPatch, sensor_csv: Path, trained_runs: dict[str, Path], smooth: int) -> None:
     monkeypatch.setattr(scoring, "PREDICT_BATCH", 16)  # many blocks, so carries across blocks are exercised

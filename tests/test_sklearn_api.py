@@ -59,6 +59,7 @@ def test_the_readme_lists_the_skipped_checks() -> None:
         assert f"`{name}`" in readme, name
 
 
+@pytest.mark.slow
 def test_f1_score_of_predict_on_a_dataframe() -> None:
     """Issue 22: predict gave one value per window (n - lookback + 1), so f1_score(y, predict(X)) raised."""
     frame = synthetic_frame()

@@ -60,6 +60,7 @@ def assert_same_windows(got: pd.DataFrame, expected: pd.DataFrame) -> None:
     assert expected["flagged"].sum() > 0  # the comparison covers alarms, not only quiet windows
 
 
+@pytest.mark.slow
 def test_spark_scores_each_asset_of_a_long_table_as_the_cli_scores_its_own_file(spark_session, fleet_dir: Path, fleet_run: Path, tmp_path: Path) -> None:
     from rareevent import spark
 
@@ -72,6 +73,7 @@ def test_spark_scores_each_asset_of_a_long_table_as_the_cli_scores_its_own_file(
     assert_same_windows(pd.read_parquet(tmp_path / "spark.parquet"), expected)
 
 
+@pytest.mark.slow
 def test_spark_trains_one_run_per_group_into_a_shared_folder(spark_session, fleet_dir: Path, tmp_path: Path) -> None:
     from rareevent import spark
     from rareevent.detector import RareEventDetector
@@ -86,6 +88,7 @@ def test_spark_trains_one_run_per_group_into_a_shared_folder(spark_session, flee
     assert result.output.count("pump_00") >= 3
 
 
+@pytest.mark.slow
 def test_spark_sorts_day_first_text_times_as_times_not_as_text(spark_session, fleet_dir: Path, fleet_run: Path) -> None:
     """Exported text dates across a month end (31.01 then 01.02) come back in time order, as the typed table's windows."""
     from rareevent import spark

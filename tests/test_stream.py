@@ -32,6 +32,7 @@ def _score_to(path: Path, kind: str, chunk_rows: int) -> bytes:
     return path.read_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", [None, 16])
 @pytest.mark.parametrize("kind", ["csv", "json"])
 def test_score_output_is_byte_identical_to_0_2_0_for_any_chunk_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, block: int | None) -> None:
@@ -52,6 +53,7 @@ def _frames(rows_per_frame: int, text: bool, fresh_index: bool) -> list[pd.DataF
     return [piece.reset_index(drop=True) if fresh_index else piece for piece in pieces]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("rows_per_frame", "text", "fresh_index"), [(1, True, True), (7, False, False), (700, True, False)])
 def test_stream_scorer_updates_give_the_file_s_windows_and_episodes(rows_per_frame: int, text: bool, fresh_index: bool) -> None:
     golden = pd.read_csv(DATA / "golden_windows.csv")
@@ -137,6 +139,7 @@ def test_stream_scorer_numpy_batches_are_checked() -> None:
         scorer.update(np.zeros((4, 3)))
 
 
+@pytest.mark.slow
 def test_a_file_without_time_column_scored_in_chunks_is_one_segment(tmp_path: Path) -> None:
     """The same root as the StreamScorer bug: 0.3.0's `score` began a segment at every chunk of such a file (662 windows in 19 segments at 37 rows)."""
     path = tmp_path / "no-time.csv"

@@ -86,6 +86,7 @@ def read_detector(folder: Path) -> RareEventDetector:
 # ---------------------------------------------------------------- the new run and its parent
 
 
+@pytest.mark.slow
 def test_parent_stays_byte_identical_and_the_new_run_is_complete(updated: dict[str, Any]) -> None:
     runs_dir = updated["runs_dir"]
     assert snapshot(runs_dir / "tiny-ae") == updated["parent_before"]
@@ -117,6 +118,7 @@ def test_new_run_records_its_parent_and_every_field_train_writes(updated: dict[s
     assert new.scaler_.mean_[1] - old.scaler_.mean_[1] == pytest.approx(SHIFT, abs=0.3)
 
 
+@pytest.mark.slow
 def test_shifted_data_gets_a_new_threshold_and_the_updated_run_scores_it(updated: dict[str, Any], newer_csv: Path, tmp_path: Path) -> None:
     """The parent raises alarms on nearly every window of the shifted file; the updated run only around events."""
     runs_dir = updated["runs_dir"]
@@ -145,6 +147,7 @@ def test_report_shows_the_parent(updated: dict[str, Any]) -> None:
     assert {row["name"]: row["parent"] for row in document["runs"]} == {"tiny-ae": None, "tiny-ae-2": "tiny-ae"}
 
 
+@pytest.mark.slow
 def test_update_continues_the_saved_weights_instead_of_building_a_model(trained_runs: dict[str, Path], newer_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from rareevent import detector, training
 
@@ -162,6 +165,7 @@ def test_update_continues_the_saved_weights_instead_of_building_a_model(trained_
     assert result.detector.model_.count_params() == read(trained_runs["ae"])["parameters"]
 
 
+@pytest.mark.slow
 def test_normal_data_without_labels_updates_with_a_quantile_threshold(workdir: Path) -> None:
     """The run picked its threshold by F1; a newer stretch without labels needs a label-free threshold, and says so."""
     write(shifted_frame().drop(columns="label"), workdir / "unlabelled.csv")
@@ -208,6 +212,7 @@ def disk_full_while_saving(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rareevent.storage, "_fsync", failing_fsync)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("crash", "code", "fragment"),
     [(interrupt_after_first_epoch, 130, "interrupted"), (disk_full_while_saving, 2, "runs/crashed: cannot write here (No space left on device)")],
@@ -245,6 +250,7 @@ def test_bad_option_value_is_one_error_line_and_writes_nothing(workdir: Path, op
     assert snapshot(workdir) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("option", "value", "fragment"), [("--epochs", "many", "valid integer"), ("--fill", "zero", "'zero'")])
 def test_option_the_parser_refuses_via_entry_point(tmp_path: Path, option: str, value: str, fragment: str) -> None:
     done = subprocess.run([RAREEVENT, "update", "tiny-ae", "newer.csv", option, value], cwd=tmp_path, capture_output=True, text=True, timeout=120)
