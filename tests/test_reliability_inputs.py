@@ -163,13 +163,13 @@ def test_pca_arrays_of_wrong_kind_or_shape_are_refused_at_load(tmp_path: Path, p
 
 def test_pca_shapes_are_read_from_the_headers_before_the_arrays(tmp_path: Path, pca_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A huge ``components`` is refused without reading it: no array of the archive is loaded."""
-    from rareevent.model import PCAModel
+    from rareevent.model import ModelConfig, PCAModel
 
     run = copy_run(pca_run, tmp_path)
     rewrite_npz(run, components=np.zeros((100_000, 3), np.float32))
     monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", lambda self, key: pytest.fail(f"array {key} was read"))
     with pytest.raises(ValueError, match=r"array 'components' has shape \(100000, 3\)"):
-        PCAModel.load(run / PCA_FILE, n_features=3, targets=[0, 1, 2])
+        PCAModel.load(run, ModelConfig("pca", 3, 3, (0, 1, 2)))
 
 
 @pytest.mark.parametrize("fill", [np.nan, np.inf])
