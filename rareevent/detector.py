@@ -39,12 +39,7 @@ from rareevent.model import (
     ARCHITECTURES,
     MAX_UNITS,
     PREDICT_BATCH,
-    FitOptions,
     KerasModel,
-    ModelConfig,
-    PCAModel,
-    ReconstructionModel,
-    TrainingData,
     auto_units,
     check_model_options,
     hide_forecast_rows,
@@ -52,6 +47,8 @@ from rareevent.model import (
     output_steps,
 )
 from rareevent.model import stop_between_batches as stop_between_batches  # re-exported: the CLI defers Ctrl-C through it
+from rareevent.pca import PCAModel
+from rareevent.protocol import FitOptions, ModelConfig, ReconstructionModel, TrainingData
 from rareevent.storage import atomic_folder
 from rareevent.threshold import check_labels, choose_threshold, parse_strategy
 

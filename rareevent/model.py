@@ -54,24 +54,25 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 import rareevent
 from rareevent.errors import RareEventError
+from rareevent.pca import PCA_VARIANCE, PCAModel
+from rareevent.protocol import FitOptions, FitReport, ModelConfig, ReconstructionModel, TrainingData
 
 if TYPE_CHECKING:
     import keras
 
-PCA_VARIANCE = 0.99
 ACTIVATIONS = ("tanh", "relu")
 UNROLL_MAX_LOOKBACK = 10
 PREDICT_BATCH = 4096
@@ -435,109 +436,6 @@ def _forecaster(lookback: int, n_features: int, units: tuple[int, int], activati
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """What a model is made from: the detector's parameters and the columns ``fit`` settled.
-
-    ``targets`` are the columns the model reconstructs (or forecasts) out of
-    ``n_features``; ``masks``: it also reads one mask channel per target
-    (``n_inputs``).
-    """
-
-    arch: str
-    lookback: int
-    n_features: int
-    targets: tuple[int, ...]
-    units: tuple[int, int] = (32, 16)
-    activation: str = "tanh"
-    horizon: int = 1
-    masks: bool = False
-
-    @property
-    def n_inputs(self) -> int:
-        return self.n_features + len(self.targets) if self.masks else self.n_features
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    """The scaled ``(n, T, F)`` windows a model is fitted on, and how the detector turns them into what the model reads and is compared with.
-
-    ``inputs(windows, seed)`` hides a forecast's rows or adds mask channels
-    (drawn from ``seed``); ``targets(windows)`` takes the target columns of
-    the rows the output stands for. A model uses what it needs.
-    """
-
-    train: np.ndarray
-    valid: np.ndarray
-    inputs: Callable[[np.ndarray, int], np.ndarray]
-    targets: Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class FitOptions:
-    """The detector's training parameters (``None``: the model's own rule); a closed-form model ignores them."""
-
-    epochs: int
-    batch_size: int | None
-    learning_rate: float | None
-    patience: int
-    seed: int
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None
-
-
-@dataclass(frozen=True)
-class FitReport:
-    """What a fit leaves for the detector to keep: the loss per epoch (``loss`` empty: fitted in closed form) and the batch and rate it used."""
-
-    history: dict[str, list[float]]
-    batch_size: int | None = None
-    learning_rate: float | None = None
-
-
-class ReconstructionModel(Protocol):
-    """What the detector asks of a model; each entry of ``ARCHITECTURES`` names a class that does it.
-
-    The detector prepares the windows (scaling, a forecast's hidden rows,
-    mask channels) and computes the per-sensor errors from what
-    ``predict_on_batch`` returns, so a model only maps windows to the
-    target columns of the rows its output stands for. ``file`` is the one
-    file it keeps in a run folder: numbers only, read back without running
-    code. ``trained_by_epochs``: fitted by gradient steps (batches,
-    learning rate, epochs) rather than in closed form; ``reads_masks``: it
-    can be given mask channels (``mask_rate``).
-    """
-
-    file: ClassVar[str]
-    trained_by_epochs: ClassVar[bool]
-    reads_masks: ClassVar[bool]
-
-    @classmethod
-    def create(cls, config: ModelConfig) -> ReconstructionModel: ...
-
-    @classmethod
-    def load(cls, folder: Path, config: ModelConfig) -> ReconstructionModel:
-        """The model saved in ``folder``, checked against ``config``: a damaged or mismatched file is a ``RareEventError`` naming it."""
-        ...
-
-    def fit(self, data: TrainingData, options: FitOptions) -> FitReport:
-        """Fit in place (on from the current weights, where the model has any to keep)."""
-        ...
-
-    def predict_on_batch(self, inputs: np.ndarray) -> np.ndarray:
-        """The output for a batch of model inputs (``TrainingData.inputs``): ``(n, steps, targets)``."""
-        ...
-
-    def encode(self, inputs: np.ndarray) -> np.ndarray:
-        """The encoded vector of each window (architectures with ``encoded_layer`` only)."""
-        ...
-
-    def count_params(self) -> int: ...
-
-    def save(self, folder: Path) -> None:
-        """Write ``file`` into ``folder`` (a temporary folder being filled)."""
-        ...
-
-
-@dataclass(frozen=True)
 class Architecture:
     """One entry of ``ARCHITECTURES``.
 
@@ -803,97 +701,6 @@ def _weights_h5(model: Any) -> bytes:
     return buffer.getvalue()
 
 
-class PCAModel:
-    """The PCA reconstruction baseline: each row projected on the principal components of normal rows and back.
-
-    Fitted in closed form (the training options are ignored). Its state is
-    three arrays, saved with ``numpy.savez`` and loaded with
-    ``allow_pickle=False``: a run folder cannot run code through it.
-    """
-
-    file: ClassVar[str] = "model.npz"
-    trained_by_epochs: ClassVar[bool] = False
-    reads_masks: ClassVar[bool] = False
-
-    def __init__(self, mean: np.ndarray, components: np.ndarray, targets: Sequence[int], variance: float = PCA_VARIANCE) -> None:
-        self.mean = np.asarray(mean, np.float32)
-        self.components = np.asarray(components, np.float32)
-        self.targets = list(targets)
-        self.variance = variance
-
-    @classmethod
-    def create(cls, config: ModelConfig) -> PCAModel:
-        """An unfitted model: it reconstructs every row as 0, the scaled mean."""
-        return cls(np.zeros(config.n_features), np.zeros((0, config.n_features)), config.targets)
-
-    def fit(self, data: TrainingData, options: FitOptions) -> FitReport:
-        """Keep the fewest components that explain ``variance`` of the rows of the (scaled) normal training windows."""
-        from sklearn.decomposition import PCA
-
-        rows = np.asarray(data.train.reshape(-1, data.train.shape[2]), np.float64)
-        if len(rows) < 2 or not np.any(rows.std(axis=0) > 0):  # nothing varies: reconstruct the mean
-            mean, components = rows.mean(axis=0), np.zeros((0, rows.shape[1]))
-        else:
-            pca = PCA(n_components=self.variance, svd_solver="full").fit(rows)
-            mean, components = pca.mean_, pca.components_
-        self.mean, self.components = np.asarray(mean, np.float32), np.asarray(components, np.float32)
-        loss = float(np.square(data.targets(data.valid) - self.predict_on_batch(data.inputs(data.valid, options.seed + 1))).mean())
-        return FitReport({"loss": [], "val_loss": [loss]})
-
-    def predict_on_batch(self, inputs: np.ndarray) -> np.ndarray:
-        """Reconstruct the target columns of every row of ``(n, T, F)`` windows."""
-        centred = inputs - self.mean
-        return ((centred @ self.components.T) @ self.components[:, self.targets] + self.mean[self.targets]).astype(np.float32)
-
-    def encode(self, inputs: np.ndarray) -> np.ndarray:
-        raise RareEventError("the pca baseline has no encoded vector")
-
-    def count_params(self) -> int:
-        return int(self.components.size + self.mean.size)
-
-    def save(self, folder: Path) -> None:
-        with open(folder / self.file, "wb") as fh:
-            np.savez(fh, mean=self.mean, components=self.components, targets=np.asarray(self.targets, np.int64))
-
-    @classmethod
-    def load(cls, folder: Path, config: ModelConfig) -> PCAModel:
-        """Read a saved model, refusing anything but the three arrays of the right shapes and kinds and ``config.targets``.
-
-        Shapes and kinds are read from the array headers before any array
-        is: an archive of millions of rows is refused without reading it.
-        """
-        path, n_features = folder / cls.file, config.n_features
-        needed = {"mean": f"({n_features},)", "components": f"(k, {n_features}) with k at most {n_features}", "targets": f"(k,) with k at most {n_features}"}
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if sorted(data.files) != sorted(needed):
-                    raise RareEventError(f"{path}: a PCA model holds exactly the arrays components, mean and targets, not {', '.join(sorted(data.files))[:80]}")
-                headers = {key: _npy_header(data, key) for key in needed}
-                shape = {key: found for key, (found, _) in headers.items()}
-                shape_ok = {
-                    "mean": shape["mean"] == (n_features,),
-                    "components": len(shape["components"]) == 2 and shape["components"][0] <= n_features and shape["components"][1] == n_features,
-                    "targets": len(shape["targets"]) == 1 and shape["targets"][0] <= n_features,  # its values are compared below
-                }
-                for key, (found, dtype) in headers.items():
-                    if not shape_ok[key]:
-                        raise RareEventError(f"{path}: array {key!r} has shape {found}; detector.json's {n_features} features need {needed[key]}")
-                    if dtype.kind != ("i" if key == "targets" else "f"):
-                        raise RareEventError(f"{path}: array {key!r} holds {dtype} values; it must hold {'integers' if key == 'targets' else 'real numbers'}")
-                mean, components, targets_saved = data["mean"], data["components"], data["targets"]
-        except RareEventError:
-            raise
-        except Exception as exc:  # numpy raises many types for a damaged archive
-            raise RareEventError(f"{path}: not a readable PCA model ({type(exc).__name__})", hint="retrain the run") from None
-        with np.errstate(over="ignore"):  # the overflow is refused just below
-            model = cls(mean, components, config.targets)
-        if not (np.all(np.isfinite(model.mean)) and np.all(np.isfinite(model.components))):  # as the float32 it computes in: 1e39 is inf
-            raise RareEventError(f"{path}: PCA model holds values that are not finite as 32-bit floats")
-        if targets_saved.tolist() != list(config.targets):
-            raise RareEventError(f"{path}: PCA model reconstructs other columns than detector.json's target_features_")
-        return model
-
-
 ARCHITECTURES: dict[str, Architecture] = {
     "ae": Architecture("LSTM autoencoder", KerasModel, partial(_lstm_stack, bottleneck=True), encoded_layer="encoder_2"),
     "plain": Architecture("LSTM, no bottleneck", KerasModel, partial(_lstm_stack, bottleneck=False)),
@@ -902,12 +709,3 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 ARCHS = tuple(ARCHITECTURES)
 LSTM_ARCHS = tuple(name for name, spec in ARCHITECTURES.items() if spec.build is not None)
-
-
-def _npy_header(data: Any, key: str) -> tuple[tuple[int, ...], np.dtype]:
-    """The shape and dtype of array ``key`` of an open ``.npz``, from its header alone."""
-    with data.zip.open(f"{key}.npy") as fh:
-        version = np.lib.format.read_magic(fh)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, dtype = read(fh)
-    return shape, dtype

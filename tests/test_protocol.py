@@ -11,7 +11,8 @@ import pytest
 from rareevent import scaling, windows
 from rareevent.detector import RareEventDetector
 from rareevent.errors import RareEventError
-from rareevent.model import ARCHITECTURES, Architecture, FitOptions, FitReport, ModelConfig, TrainingData
+from rareevent.model import ARCHITECTURES, Architecture
+from rareevent.protocol import FitOptions, FitReport, ModelConfig, TrainingData
 
 from .conftest import synthetic_frame
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from rareevent.cli.main import app
 from typer.testing import CliRunner
 
-from rareevent.cli.main import app
 from rareevent.detector import DETECTOR_FILE, PCA_FILE, WEIGHTS_FILE
 from rareevent.runs import RUN_FILE
 
@@ -163,7 +163,8 @@ def test_pca_arrays_of_wrong_kind_or_shape_are_refused_at_load(tmp_path: Path, p
 
 def test_pca_shapes_are_read_from_the_headers_before_the_arrays(tmp_path: Path, pca_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A huge ``components`` is refused without reading it: no array of the archive is loaded."""
-    from rareevent.model import ModelConfig, PCAModel
+    from rareevent.pca import PCAModel
+    from rareevent.protocol import ModelConfig
 
     run = copy_run(pca_run, tmp_path)
     rewrite_npz(run, components=np.zeros((100_000, 3), np.float32))
