@@ -77,7 +77,7 @@ def _timed(call) -> float:
 
 def phase_times(train: np.ndarray, valid: np.ndarray, unroll: bool, batch: int) -> dict:
     """Compile times of the train, validation and predict steps, and steady windows/s over two epochs."""
-    from rareevent.detector import PREDICT_BATCH, auto_learning_rate, learning_rate_schedule, whole_batches
+    from rareevent.model import PREDICT_BATCH, auto_learning_rate, learning_rate_schedule, whole_batches
     from rareevent.model import build_model, import_keras
 
     keras = import_keras()
@@ -108,7 +108,7 @@ def phase_times(train: np.ndarray, valid: np.ndarray, unroll: bool, batch: int) 
 
 def batch_convergence(train: np.ndarray, valid: np.ndarray, batch: int) -> dict:
     """Best validation loss, epochs and seconds when training to early stopping at ``batch``."""
-    from rareevent.detector import PREDICT_BATCH, auto_learning_rate, learning_rate_schedule, whole_batches
+    from rareevent.model import PREDICT_BATCH, auto_learning_rate, learning_rate_schedule, whole_batches
     from rareevent.model import build_model, import_keras
 
     keras = import_keras()
@@ -228,7 +228,7 @@ def main() -> None:
         train, valid = _windows(args.rows, args.sensors)
         record("windows", {"train": len(train), "valid": len(valid)})
         if "phases" in parts:
-            from rareevent.detector import GPU_MAX_BATCH, auto_batch_size
+            from rareevent.model import GPU_MAX_BATCH, auto_batch_size
 
             auto = auto_batch_size(len(train), compute_device() != "cpu")
             configs = [(True, 128), (True, GPU_MAX_BATCH), (False, 128), (False, auto)]

@@ -85,7 +85,7 @@ def _training_data(csv: Path, dtype: type, seed_windows: bool) -> tuple[np.ndarr
 
 def _phase_train(csv: Path, who: str, epochs: int, target: float | None) -> dict:
     """Train epoch by epoch: the seed with Keras' defaults and batch 64, ours with rareevent's auto batch and rate."""
-    from rareevent.detector import PREDICT_BATCH, auto_batch_size, auto_learning_rate
+    from rareevent.model import PREDICT_BATCH, auto_batch_size, auto_learning_rate
     from rareevent.model import build_model, import_keras
 
     keras = import_keras()
@@ -128,7 +128,7 @@ def _phase_score(csv: Path, who: str, run: Path) -> dict:
         X = frame[detector.feature_names_in_].to_numpy()
         X = (X - detector.scaler_.mean_) / detector.scaler_.scale_
         W = seed_temporalize(X, LOOKBACK)
-        reconstruction = detector.model_.predict(W, verbose=0)
+        reconstruction = detector.model_.net.predict(W, verbose=0)
         mse = np.mean(np.power(W - reconstruction, 2), axis=(1, 2))
         pd.DataFrame({"error": mse}).to_csv(csv.parent / "scores_seed.csv", index=False)
         n = len(frame)

@@ -140,7 +140,7 @@ def print_train_summary(record: dict[str, Any], path: Path, reading: str | None)
         table.add_row("updated from", f"{record['parent']['name']} ({record['parent']['folder']})")
     n = record["windows"]
     table.add_row("windows", f"train {n['train_normal']} normal, valid {n.get('valid', 0)}, test {n.get('test', 0)}")
-    if ARCHITECTURES[record["arch"]].build is None:  # pca: fitted in closed form with numpy; no epochs, batches, units or backend
+    if not ARCHITECTURES[record["arch"]].trained_by_epochs:  # pca: fitted in closed form with numpy; no epochs, batches, units or backend
         table.add_row("fitted", f"in closed form (numpy), {record['train_seconds']:.1f} s")
         model = f"{record['arch']}, lookback {record['lookback']}, {record['parameters']:,} parameters (components and mean)"
     else:

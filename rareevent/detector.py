@@ -16,17 +16,13 @@ code. Reading CSV files and writing run folders live elsewhere.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,29 +33,27 @@ from sklearn.utils import ClassifierTags, Tags
 from sklearn.utils.validation import check_is_fitted
 
 import rareevent
-from rareevent import forward, scaling, windows
+from rareevent import scaling, windows
 from rareevent.errors import RareEventError
 from rareevent.model import (
     ARCHITECTURES,
     MAX_UNITS,
-    PCAModel,
+    PREDICT_BATCH,
+    KerasModel,
     auto_units,
-    build_model,
     check_model_options,
-    encoder,
     hide_forecast_rows,
-    import_keras,
     mask_sensors,
-    on_accelerator,
     output_steps,
 )
+from rareevent.model import stop_between_batches as stop_between_batches  # re-exported: the CLI defers Ctrl-C through it
+from rareevent.pca import PCAModel
+from rareevent.protocol import FitOptions, ModelConfig, ReconstructionModel, TrainingData
 from rareevent.storage import atomic_folder
 from rareevent.threshold import check_labels, choose_threshold, parse_strategy
 
 SCORE_KINDS = ("mean", "last")
 CONTEXT_RULES = ("auto", "none")
-PREDICT_BATCH = 4096
-GPU_MAX_BATCH = 2048  # the largest auto batch on a GPU: it reached batch 128's validation loss (benchmarks/gpu.py)
 MAX_SPAN = 100_000  # the most rows lookback, lead and smooth may span; a saved detector is checked against the same bounds
 MAX_MARGIN = 1000.0
 MAX_SEED = 2**32 - 1  # numpy's seeds
@@ -70,33 +64,11 @@ DETECTOR_FORMAT = 2
 RENAMED_IN_FORMAT_2 = {"decision_scores_": "validation_scores_", "labels_": "validation_labels_"}  # format 1 names, read still
 ROW_RESULTS = ("decision_scores_", "labels_")  # set by fit for the rows it was given (PyOD's meaning): they describe data, not the detector, and are not saved
 ADDED_PARAMS = ("horizon", "mask_rate")  # parameters newer than format 1 (0.3.0): a format 1 detector.json gets their defaults
-WEIGHTS_FILE = "model.weights.h5"  # Keras models: the weights alone (no model description)
-PCA_FILE = "model.npz"  # the pca baseline: three arrays, read without pickle
+WEIGHTS_FILE = KerasModel.file  # Keras models: the weights alone (no model description)
+PCA_FILE = PCAModel.file  # the pca baseline: three arrays, read without pickle
 FLOAT32_MAX, FLOAT32_TINY = float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny)  # as Python floats: a comparison with a float32 would cast 1e39 to it
 
-if TYPE_CHECKING:
-    import keras
-
 EpochCallback = Callable[[int, dict[str, float]], None]
-
-_stop_check: ContextVar[Callable[[], bool] | None] = ContextVar("rareevent_stop_check", default=None)
-
-
-@contextmanager
-def stop_between_batches(requested: Callable[[], bool]) -> Iterator[None]:
-    """Within the block, training asks ``requested()`` after every batch and raises ``KeyboardInterrupt`` there when it is True.
-
-    This lets a Ctrl-C handler defer the interrupt to a batch boundary: a
-    ``KeyboardInterrupt`` raised wherever the signal happens to land can
-    strike inside TensorFlow or a progress display while they hold a lock,
-    and the process may then hang instead of stopping. Scoped like
-    scikit-learn's ``config_context``: nothing outside the block sees it.
-    """
-    token = _stop_check.set(requested)
-    try:
-        yield
-    finally:
-        _stop_check.reset(token)
 
 
 class RareEventDetector(OutlierMixin, BaseEstimator):
@@ -360,61 +332,16 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
             raise RareEventError("every column is context: at least one column must be left to score")
         return chosen
 
-    def _train(self, train: np.ndarray, valid: np.ndarray, on_epoch: EpochCallback | None) -> keras.Model | PCAModel:
-        targets = self.target_features_
+    def _train(self, train: np.ndarray, valid: np.ndarray, on_epoch: EpochCallback | None) -> ReconstructionModel:
+        """Fit the model (``model_`` itself under ``warm_start``) on the clean windows and keep what the fit reports."""
         started = time.perf_counter()
-        if ARCHITECTURES[self.arch].build is None:  # the closed-form pca baseline
-            model = PCAModel.fit(train.reshape(-1, train.shape[2]), targets)
-            self.train_seconds_ = time.perf_counter() - started
-            self.batch_size_, self.learning_rate_, self.epochs_run_, self.best_epoch_ = None, None, 0, 0
-            loss = float(np.square(self._targets_of(valid) - model.predict_on_batch(valid)).mean())
-            self.history_ = {"loss": [], "val_loss": [loss]}
-            return model
-        keras = import_keras()
-        keras.utils.set_random_seed(self.seed)
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            tf.config.experimental.enable_op_determinism()
-        accelerator = on_accelerator()
-        self.batch_size_ = self.batch_size or auto_batch_size(len(train), accelerator)
-        self.learning_rate_ = self.learning_rate or auto_learning_rate(self.batch_size_)
-        if accelerator:
-            train = whole_batches(train, self.batch_size_, self.seed)
-        loaded = getattr(self, "model_", None) if self.warm_start else None
-        if loaded is not None and not isinstance(loaded, forward.NumpyModel):
-            model = loaded
-        else:
-            model = build_model(self.arch, self.lookback, self._n_inputs(train.shape[2]), self.units_, self.activation, n_outputs=len(targets), horizon=self.horizon)
-            if loaded is not None:  # loaded for scoring, in numpy: Keras trains on from its weights
-                model.set_weights(loaded.get_weights())
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(keras, self.learning_rate_, self.batch_size_, len(train))), loss="mse")
-        callbacks = [
-            keras.callbacks.TerminateOnNaN(),
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True),
-        ]
-        if on_epoch is not None:
-            callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch, dict(logs or {}))))
-        requested = _stop_check.get()
-        if requested is not None:
-            callbacks.append(keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: _stop_if(requested), on_test_batch_end=lambda batch, logs: _stop_if(requested)))
-        history = model.fit(
-            self._model_input(train, self._drawn_masks(len(train), self.seed)),
-            self._targets_of(train),
-            validation_data=(self._model_input(valid, self._drawn_masks(len(valid), self.seed + 1)), self._targets_of(valid)),
-            epochs=self.epochs,
-            batch_size=self.batch_size_,
-            validation_batch_size=PREDICT_BATCH,  # no gradients: big batches are just faster
-            shuffle=True,
-            callbacks=callbacks,
-            verbose=0,
-        )
+        model = self.model_ if self.warm_start and hasattr(self, "model_") else ARCHITECTURES[self.arch].model.create(self._model_config())
+        data = TrainingData(train, valid, inputs=lambda scaled, seed: self._model_input(scaled, self._drawn_masks(len(scaled), seed)), targets=self._targets_of)
+        report = model.fit(data, FitOptions(self.epochs, self.batch_size, self.learning_rate, self.patience, self.seed, on_epoch))
         self.train_seconds_ = time.perf_counter() - started
-        self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
-        if not np.all(np.isfinite(self.history_["loss"])):
-            raise RareEventError("training diverged: the loss became NaN or infinite", hint="use `activation=tanh` or fewer `units`")
+        self.history_, self.batch_size_, self.learning_rate_ = report.history, report.batch_size, report.learning_rate
         self.epochs_run_ = len(self.history_["loss"])
-        self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
+        self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1 if self.epochs_run_ else 0  # fitted in closed form: no epoch
         return model
 
     def _reconstruction_errors(self, scaled_windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -449,11 +376,10 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
     @property
     def _masks(self) -> bool:
         """Whether the model reads mask channels (``mask_rate`` above 0, on ``ae`` or ``plain``)."""
-        spec = ARCHITECTURES[self.arch]
-        return self.mask_rate > 0 and spec.build is not None and not spec.forecasts
+        return self.mask_rate > 0 and ARCHITECTURES[self.arch].reads_masks
 
-    def _n_inputs(self, n_features: int) -> int:
-        return n_features + len(self.target_features_) if self._masks else n_features
+    def _model_config(self) -> ModelConfig:
+        return ModelConfig(self.arch, self.lookback, self.n_features_in_, tuple(self.target_features_), self.units_, self.activation, self.horizon, self._masks)
 
     def _drawn_masks(self, n: int, seed: int) -> np.ndarray | None:
         """Which target sensors of ``n`` training windows are hidden: each with probability ``mask_rate``, drawn from ``seed``."""
@@ -472,27 +398,15 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         return scaled_windows
 
     def _predict(self, batch: np.ndarray) -> np.ndarray:
-        """Reconstruct one batch, padded to ``PREDICT_BATCH`` windows.
-
-        One input shape means one traced graph: a second shape (the last,
-        partial batch of a file) costs about 0.2 s of tracing, more than
-        predicting the padding.
-        """
-        if isinstance(self.model_, PCAModel):
-            return self.model_.predict_on_batch(batch)
-        padded = batch
-        if not isinstance(self.model_, forward.NumpyModel):  # numpy has no graph to trace
-            padded = np.zeros((PREDICT_BATCH, *batch.shape[1:]), np.float32)
-            padded[: len(batch)] = batch
+        """Reconstruct one batch of scaled windows: a masked model rebuilds each target by the pass that hides it (one pass per target)."""
         if not self._masks:
-            return np.asarray(self.model_.predict_on_batch(self._model_input(padded)))[: len(batch)]
-        # a masked model: each target is rebuilt by the pass that hides it (one pass per target)
+            return self.model_.predict_on_batch(self._model_input(batch))
         n_targets = len(self.target_features_)
         predicted = np.empty((len(batch), batch.shape[1], n_targets), np.float32)
         for j in range(n_targets):
-            masked = np.zeros((len(padded), n_targets), bool)
+            masked = np.zeros((len(batch), n_targets), bool)
             masked[:, j] = True
-            predicted[..., j] = np.asarray(self.model_.predict_on_batch(self._model_input(padded, masked)))[: len(batch), :, j]
+            predicted[..., j] = self.model_.predict_on_batch(self._model_input(batch, masked))[..., j]
         return predicted
 
     def score_windows(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -593,11 +507,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         check_is_fitted(self, "threshold_")
         require_bottleneck(self.arch)
         scaled = windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback)
-        if isinstance(self.model_, forward.NumpyModel):
-            return self.model_.predict(np.ascontiguousarray(self._model_input(scaled)), batch_size=PREDICT_BATCH, output=ARCHITECTURES[self.arch].encoded_layer)
-        if getattr(self, "_encoder", None) is None:  # a cache, not a learned attribute
-            self._encoder = encoder(self.model_, self.arch)
-        return self._encoder.predict(np.ascontiguousarray(self._model_input(scaled)), batch_size=PREDICT_BATCH, verbose=0)
+        return self.model_.encode(np.ascontiguousarray(self._model_input(scaled)))
 
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Write ``detector.json`` and the weights into the new folder ``folder``, atomically."""
@@ -610,10 +520,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
 
     def write_files(self, folder: Path) -> None:
         """Write ``detector.json`` and the weights file into ``folder`` (a temporary folder being filled)."""
-        if isinstance(self.model_, PCAModel):
-            self.model_.save(folder / PCA_FILE)
-        else:
-            (folder / WEIGHTS_FILE).write_bytes(_weights_h5(self.model_))
+        self.model_.save(folder)
         config = {
             "format_version": DETECTOR_FORMAT,
             "rareevent_version": rareevent.__version__,
@@ -667,82 +574,9 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
             setattr(detector, name, field.decode(fitted[name]))
         return detector
 
-    def _load_model(self, folder: Path) -> keras.Model | PCAModel:
+    def _load_model(self, folder: Path) -> ReconstructionModel:
         """The model rebuilt from the parameters, with the saved weights: numbers only are read from the folder."""
-        if ARCHITECTURES[self.arch].build is None:
-            return PCAModel.load(folder / PCA_FILE, n_features=self.n_features_in_, targets=self.target_features_)
-        path = folder / WEIGHTS_FILE
-        if not path.is_file():
-            raise RareEventError(f"{path}: model weights file missing", hint="retrain the run")
-
-        def build() -> Any:  # Keras' model, or under forward.load the numpy forward's recording of it
-            return build_model(self.arch, self.lookback, self._n_inputs(self.n_features_in_), self.units_, self.activation, n_outputs=len(self.target_features_), horizon=self.horizon)
-
-        if forward.use_numpy():
-            try:
-                return forward.load(path, self.arch, build)
-            except forward.Unsupported:  # a layer the numpy forward does not run: Keras does
-                pass
-        model = build()
-        try:
-            model.load_weights(path)
-        except Exception as exc:  # h5py and Keras raise many types for a damaged file or weights of other shapes
-            raise RareEventError(f"{path}: not the weights of this {self.arch!r} model ({type(exc).__name__})", hint="retrain the run") from None
-        if not all(np.isfinite(weights).all() for weights in model.get_weights()):  # NaN weights would flag every window
-            raise RareEventError(f"{path}: the model weights hold NaN or infinite values", hint="retrain the run")
-        return model
-
-
-def auto_batch_size(n_windows: int, accelerator: bool = False) -> int:
-    """About 100 training steps per epoch: ``n/100`` rounded to a power of two, within 16..128 (CPU) or 16..GPU_MAX_BATCH.
-
-    Large data trains faster per window with bigger batches; a few hundred
-    windows (a short file) would get only one or two steps per epoch with a
-    fixed large batch and stop undertrained. On the CPU a batch beyond 128
-    gains little speed; a GPU only fills up with thousands of windows per
-    step (``benchmarks/gpu.py``), so there the cap is higher. Below 12,800
-    windows both rules give the same batch.
-    """
-    return int(np.clip(2 ** round(np.log2(max(n_windows, 1) / 100)), 16, GPU_MAX_BATCH if accelerator else 128))
-
-
-def auto_learning_rate(batch_size: int) -> float:
-    """Adam's step grown with the square root of the batch: 1e-3 at 16, about 2.8e-3 at 128.
-
-    Bigger batches average more windows per step, so a larger step is safe;
-    with a fixed 1e-3 they need more epochs to reach the same loss
-    (measured in ``benchmarks/speed.py``).
-    """
-    return 1e-3 * float(np.sqrt(max(batch_size, 16) / 16))
-
-
-def learning_rate_schedule(keras: ModuleType, rate: float, batch_size: int, n_windows: int) -> float | Any:
-    """``rate``, reached by a linear warm-up over the first epoch when the batch is beyond the CPU's 128.
-
-    Adam's first steps at the large rate a large batch allows can throw the
-    LSTMs' weights far off; ramping up over one epoch avoids that. Small
-    batches keep the constant rate they always had.
-    """
-    if batch_size <= 128:
-        return rate
-    steps = max(1, n_windows // batch_size)
-    # a cosine decay with alpha=1 never decays: after the warm-up the rate stays at warmup_target
-    return keras.optimizers.schedules.CosineDecay(rate / 10, decay_steps=1, alpha=1.0, warmup_target=rate, warmup_steps=steps)
-
-
-def whole_batches(train: np.ndarray, batch_size: int, seed: int) -> np.ndarray:
-    """``train`` plus randomly drawn repeats of its windows, up to a whole number of batches.
-
-    On a GPU each new input shape is a new XLA compilation: the last,
-    partial batch of an epoch costs as much compile time as all the others.
-    Repeating a few windows (fewer than one batch) gives every step the
-    same shape.
-    """
-    short = -len(train) % batch_size
-    if short == 0:
-        return train
-    extra = np.random.default_rng(seed).choice(len(train), size=short, replace=len(train) < short)
-    return np.concatenate([train, train[extra]])
+        return ARCHITECTURES[self.arch].model.load(folder, self._model_config())
 
 
 def _combined(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -799,11 +633,6 @@ def _is_batch_size(value: Any) -> bool:
 def _is_float32(value: Any, positive: bool = False) -> bool:
     """A number that stays finite (and above 0 when ``positive``) as the float32 it is used as: 1e39 would be inf, 1e-50 zero."""
     return _is_number(value) and abs(value) <= FLOAT32_MAX and (value >= FLOAT32_TINY or not positive)
-
-
-def _stop_if(requested: Callable[[], bool]) -> None:
-    if requested():
-        raise KeyboardInterrupt
 
 
 def _as_rows(X: Any, what: str) -> np.ndarray:
@@ -928,24 +757,3 @@ FITTED: dict[str, _Field] = {
     "history_": _Field(lambda v, f: isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, list) and _numbers(x, len(x)) for k, x in v.items())),
     "train_seconds_": _Field(lambda v, f: _is_number(v) and v >= 0, encode=float),
 }
-
-
-class _WeightsBuffer(io.BytesIO):
-    """An in-memory file that Keras's ``save_weights`` takes for ``model.weights.h5`` (it checks the name's ending)."""
-
-    def __str__(self) -> str:
-        return WEIGHTS_FILE
-
-
-def _weights_h5(model: Any) -> bytes:
-    """The ``.weights.h5`` bytes of a Keras model, built in memory.
-
-    h5py writing straight to a full disk (or past a file-size limit) fails
-    at close, prints tracebacks while its objects are freed and can end the
-    process with a segmentation fault; written by Python from memory the
-    file meets a plain ``OSError`` (ENOSPC, EFBIG) that is reported as
-    "cannot write here".
-    """
-    buffer = _WeightsBuffer()
-    model.save_weights(buffer)
-    return buffer.getvalue()

@@ -34,18 +34,22 @@ window's own rows only, so chunked and streamed scoring stay identical to
 whole-file scoring.
 
 ``ARCHITECTURES`` is the one registry of them (with the ``pca`` baseline):
-adding an architecture means adding a builder and an entry here, and nothing
-else. A saved detector is rebuilt through it and then given its weights, so a
-run folder holds numbers only, never a model description to deserialize.
+each entry names the class that implements ``ReconstructionModel`` for it
+(``KerasModel`` around a builder, or ``PCAModel``), so the detector asks every
+model the same things. Adding a Keras architecture means adding a builder and
+an entry here; a model that is not Keras, a class and an entry. A saved
+detector is rebuilt through it and then given its weights, so a run folder
+holds numbers only, never a model description to deserialize.
 
-This is the only module (with ``detector``) that imports Keras, and it does
-so on first use, so the CLI starts fast.
+This is the only module that imports Keras, and it does so on first use, so
+the CLI starts fast.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -57,19 +61,22 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 import rareevent
 from rareevent.errors import RareEventError
+from rareevent.pca import PCA_VARIANCE, PCAModel
+from rareevent.protocol import FitOptions, FitReport, ModelConfig, ReconstructionModel, TrainingData
 
 if TYPE_CHECKING:
     import keras
 
-PCA_VARIANCE = 0.99
 ACTIVATIONS = ("tanh", "relu")
 UNROLL_MAX_LOOKBACK = 10
+PREDICT_BATCH = 4096
+GPU_MAX_BATCH = 2048  # the largest auto batch on a GPU: it reached batch 128's validation loss (benchmarks/gpu.py)
 
 
 def configured_backend() -> str | None:
@@ -432,16 +439,18 @@ def _forecaster(lookback: int, n_features: int, units: tuple[int, int], activati
 class Architecture:
     """One entry of ``ARCHITECTURES``.
 
+    ``model`` is the class that makes, fits, saves and loads it.
     ``build(lookback, n_features, units, activation, unroll, n_outputs, name=...)``
-    returns the uncompiled Keras model; ``None`` for the closed-form ``pca``
-    baseline (``PCAModel``). ``encoded_layer`` names the layer whose output
+    returns the uncompiled Keras model of a ``KerasModel`` architecture
+    (``None`` for the others). ``encoded_layer`` names the layer whose output
     is the encoded vector (``rareevent encode``); ``None``: no bottleneck.
     ``forecasts``: the model predicts the window's last ``horizon`` rows
     from the rows before them (``build`` then takes ``horizon=``).
     """
 
     help: str
-    build: Callable[..., Any] | None
+    model: type[ReconstructionModel]
+    build: Callable[..., Any] | None = None
     encoded_layer: str | None = None
     forecasts: bool = False
 
@@ -449,15 +458,14 @@ class Architecture:
     def has_bottleneck(self) -> bool:
         return self.encoded_layer is not None
 
+    @property
+    def trained_by_epochs(self) -> bool:
+        return self.model.trained_by_epochs
 
-ARCHITECTURES: dict[str, Architecture] = {
-    "ae": Architecture("LSTM autoencoder", partial(_lstm_stack, bottleneck=True), encoded_layer="encoder_2"),
-    "plain": Architecture("LSTM, no bottleneck", partial(_lstm_stack, bottleneck=False)),
-    "forecast": Architecture("LSTM forecasting the targets' next rows", _forecaster, forecasts=True),
-    "pca": Architecture("the PCA reconstruction baseline", None),
-}
-ARCHS = tuple(ARCHITECTURES)
-LSTM_ARCHS = tuple(name for name, spec in ARCHITECTURES.items() if spec.build is not None)
+    @property
+    def reads_masks(self) -> bool:
+        """Whether a ``mask_rate`` above 0 gives the model mask channels (a forecast hides its own rows instead)."""
+        return self.model.reads_masks and not self.forecasts
 
 
 def layer_table(model: keras.Model) -> list[tuple[str, str, str, int]]:
@@ -473,85 +481,231 @@ def encoder(model: keras.Model, arch: str) -> keras.Model:
     return keras.Model(model.inputs, model.get_layer(layer).output, name="encoder")
 
 
-class PCAModel:
-    """The PCA reconstruction baseline: each row projected on the principal components of normal rows and back.
+_stop_check: ContextVar[Callable[[], bool] | None] = ContextVar("rareevent_stop_check", default=None)
 
-    It stands where the Keras model stands (``predict_on_batch``,
-    ``count_params``), so ``--arch pca`` is scored by the same code. Its
-    state is three arrays, saved with ``numpy.savez`` and loaded with
-    ``allow_pickle=False``: a run folder cannot run code through it.
+
+@contextmanager
+def stop_between_batches(requested: Callable[[], bool]) -> Iterator[None]:
+    """Within the block, training asks ``requested()`` after every batch and raises ``KeyboardInterrupt`` there when it is True.
+
+    This lets a Ctrl-C handler defer the interrupt to a batch boundary: a
+    ``KeyboardInterrupt`` raised wherever the signal happens to land can
+    strike inside TensorFlow or a progress display while they hold a lock,
+    and the process may then hang instead of stopping. Scoped like
+    scikit-learn's ``config_context``: nothing outside the block sees it.
+    """
+    token = _stop_check.set(requested)
+    try:
+        yield
+    finally:
+        _stop_check.reset(token)
+
+
+def auto_batch_size(n_windows: int, accelerator: bool = False) -> int:
+    """About 100 training steps per epoch: ``n/100`` rounded to a power of two, within 16..128 (CPU) or 16..GPU_MAX_BATCH.
+
+    Large data trains faster per window with bigger batches; a few hundred
+    windows (a short file) would get only one or two steps per epoch with a
+    fixed large batch and stop undertrained. On the CPU a batch beyond 128
+    gains little speed; a GPU only fills up with thousands of windows per
+    step (``benchmarks/gpu.py``), so there the cap is higher. Below 12,800
+    windows both rules give the same batch.
+    """
+    return int(np.clip(2 ** round(np.log2(max(n_windows, 1) / 100)), 16, GPU_MAX_BATCH if accelerator else 128))
+
+
+def auto_learning_rate(batch_size: int) -> float:
+    """Adam's step grown with the square root of the batch: 1e-3 at 16, about 2.8e-3 at 128.
+
+    Bigger batches average more windows per step, so a larger step is safe;
+    with a fixed 1e-3 they need more epochs to reach the same loss
+    (measured in ``benchmarks/speed.py``).
+    """
+    return 1e-3 * float(np.sqrt(max(batch_size, 16) / 16))
+
+
+def learning_rate_schedule(keras: ModuleType, rate: float, batch_size: int, n_windows: int) -> float | Any:
+    """``rate``, reached by a linear warm-up over the first epoch when the batch is beyond the CPU's 128.
+
+    Adam's first steps at the large rate a large batch allows can throw the
+    LSTMs' weights far off; ramping up over one epoch avoids that. Small
+    batches keep the constant rate they always had.
+    """
+    if batch_size <= 128:
+        return rate
+    steps = max(1, n_windows // batch_size)
+    # a cosine decay with alpha=1 never decays: after the warm-up the rate stays at warmup_target
+    return keras.optimizers.schedules.CosineDecay(rate / 10, decay_steps=1, alpha=1.0, warmup_target=rate, warmup_steps=steps)
+
+
+def whole_batches(train: np.ndarray, batch_size: int, seed: int) -> np.ndarray:
+    """``train`` plus randomly drawn repeats of its windows, up to a whole number of batches.
+
+    On a GPU each new input shape is a new XLA compilation: the last,
+    partial batch of an epoch costs as much compile time as all the others.
+    Repeating a few windows (fewer than one batch) gives every step the
+    same shape.
+    """
+    short = -len(train) % batch_size
+    if short == 0:
+        return train
+    extra = np.random.default_rng(seed).choice(len(train), size=short, replace=len(train) < short)
+    return np.concatenate([train, train[extra]])
+
+
+def _stop_if(requested: Callable[[], bool]) -> None:
+    if requested():
+        raise KeyboardInterrupt
+
+
+class KerasModel:
+    """A Keras model of a registered architecture (its ``build``), or the numpy forward of a saved one (``rareevent.forward``).
+
+    ``net`` is the ``keras.Model``, or the ``forward.NumpyModel`` standing
+    for it when a saved model is scored without TensorFlow (``numpy``).
+    Fitting a numpy forward builds the Keras model and trains on from its
+    weights (``rareevent update``).
     """
 
-    def __init__(self, mean: np.ndarray, components: np.ndarray, targets: list[int]) -> None:
-        self.mean = np.asarray(mean, np.float32)
-        self.components = np.asarray(components, np.float32)
-        self.targets = list(targets)
+    file: ClassVar[str] = "model.weights.h5"  # the weights alone (no model description)
+    trained_by_epochs: ClassVar[bool] = True
+    reads_masks: ClassVar[bool] = True
+
+    def __init__(self, config: ModelConfig, net: Any = None, numpy: bool = False) -> None:
+        self.config, self.net, self.numpy = config, net, numpy
+        self._encoder: Any = None  # a cache of the encoder sub-model
 
     @classmethod
-    def fit(cls, rows: np.ndarray, targets: list[int], variance: float = PCA_VARIANCE) -> PCAModel:
-        """Keep the fewest components that explain ``variance`` of the (scaled) normal rows."""
-        from sklearn.decomposition import PCA
+    def create(cls, config: ModelConfig) -> KerasModel:
+        """A model without a network yet: ``fit`` builds it once the random seed is set, so that its initial weights follow the seed."""
+        return cls(config)
 
-        rows = np.asarray(rows, np.float64)
-        if len(rows) < 2 or not np.any(rows.std(axis=0) > 0):  # nothing varies: reconstruct the mean
-            return cls(rows.mean(axis=0), np.zeros((0, rows.shape[1])), targets)
-        pca = PCA(n_components=variance, svd_solver="full").fit(rows)
-        return cls(pca.mean_, pca.components_, targets)
+    @staticmethod
+    def _build(config: ModelConfig) -> Any:
+        """Keras' model, or under ``forward.load`` the numpy forward's recording of it."""
+        return build_model(config.arch, config.lookback, config.n_inputs, config.units, config.activation, n_outputs=len(config.targets), horizon=config.horizon)
 
-    def predict_on_batch(self, windows: np.ndarray) -> np.ndarray:
-        """Reconstruct the target columns of every row of ``(n, T, F)`` windows."""
-        centred = windows - self.mean
-        return ((centred @ self.components.T) @ self.components[:, self.targets] + self.mean[self.targets]).astype(np.float32)
+    @classmethod
+    def load(cls, folder: Path, config: ModelConfig) -> KerasModel:
+        """The model rebuilt from ``config``, with the saved weights: in numpy unless ``forward.use_numpy()`` says otherwise or a layer needs Keras."""
+        from rareevent import forward
+
+        path = folder / cls.file
+        if not path.is_file():
+            raise RareEventError(f"{path}: model weights file missing", hint="retrain the run")
+        if forward.use_numpy():
+            try:
+                return cls(config, forward.load(path, config.arch, partial(cls._build, config)), numpy=True)
+            except forward.Unsupported:  # a layer the numpy forward does not run: Keras does
+                pass
+        net = cls._build(config)
+        try:
+            net.load_weights(path)
+        except Exception as exc:  # h5py and Keras raise many types for a damaged file or weights of other shapes
+            raise RareEventError(f"{path}: not the weights of this {config.arch!r} model ({type(exc).__name__})", hint="retrain the run") from None
+        if not all(np.isfinite(weights).all() for weights in net.get_weights()):  # NaN weights would flag every window
+            raise RareEventError(f"{path}: the model weights hold NaN or infinite values", hint="retrain the run")
+        return cls(config, net)
+
+    def fit(self, data: TrainingData, options: FitOptions) -> FitReport:
+        """Train with Adam on the MSE, stopping early on the validation loss and keeping the best weights."""
+        keras = import_keras()
+        keras.utils.set_random_seed(options.seed)
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.experimental.enable_op_determinism()
+        accelerator = on_accelerator()
+        batch_size = options.batch_size or auto_batch_size(len(data.train), accelerator)
+        learning_rate = options.learning_rate or auto_learning_rate(batch_size)
+        train = whole_batches(data.train, batch_size, options.seed) if accelerator else data.train
+        if self.net is None or self.numpy:
+            net = self._build(self.config)
+            if self.numpy:  # loaded for scoring, in numpy: Keras trains on from its weights
+                net.set_weights(self.net.get_weights())
+            self.net, self.numpy = net, False
+        self.net.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(keras, learning_rate, batch_size, len(train))), loss="mse")
+        callbacks = [
+            keras.callbacks.TerminateOnNaN(),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=options.patience, restore_best_weights=True),
+        ]
+        on_epoch = options.on_epoch
+        if on_epoch is not None:
+            callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch, dict(logs or {}))))
+        requested = _stop_check.get()
+        if requested is not None:
+            callbacks.append(keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: _stop_if(requested), on_test_batch_end=lambda batch, logs: _stop_if(requested)))
+        history = self.net.fit(
+            data.inputs(train, options.seed),
+            data.targets(train),
+            validation_data=(data.inputs(data.valid, options.seed + 1), data.targets(data.valid)),
+            epochs=options.epochs,
+            batch_size=batch_size,
+            validation_batch_size=PREDICT_BATCH,  # no gradients: big batches are just faster
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=0,
+        )
+        self._encoder = None
+        losses = {key: [float(v) for v in values] for key, values in history.history.items()}
+        if not np.all(np.isfinite(losses["loss"])):
+            raise RareEventError("training diverged: the loss became NaN or infinite", hint="use `activation=tanh` or fewer `units`")
+        return FitReport(losses, batch_size, learning_rate)
+
+    def predict_on_batch(self, inputs: np.ndarray) -> np.ndarray:
+        """The output for ``inputs``; in Keras padded to ``PREDICT_BATCH`` windows.
+
+        One input shape means one traced graph: a second shape (the last,
+        partial batch of a file) costs about 0.2 s of tracing, more than
+        predicting the padding. The numpy forward has no graph to trace.
+        """
+        padded = inputs
+        if not self.numpy and len(inputs) < PREDICT_BATCH:
+            padded = np.zeros((PREDICT_BATCH, *inputs.shape[1:]), np.float32)
+            padded[: len(inputs)] = inputs
+        return np.asarray(self.net.predict_on_batch(padded))[: len(inputs)]
+
+    def encode(self, inputs: np.ndarray) -> np.ndarray:
+        layer = ARCHITECTURES[self.config.arch].encoded_layer
+        if self.numpy:
+            return np.asarray(self.net.predict(inputs, batch_size=PREDICT_BATCH, output=layer))
+        if self._encoder is None:
+            self._encoder = encoder(self.net, self.config.arch)
+        return np.asarray(self._encoder.predict(inputs, batch_size=PREDICT_BATCH, verbose=0))
 
     def count_params(self) -> int:
-        return int(self.components.size + self.mean.size)
+        return int(self.net.count_params())
 
-    def save(self, path: Path) -> None:
-        with open(path, "wb") as fh:
-            np.savez(fh, mean=self.mean, components=self.components, targets=np.asarray(self.targets, np.int64))
-
-    @classmethod
-    def load(cls, path: Path, n_features: int, targets: list[int]) -> PCAModel:
-        """Read a saved model, refusing anything but the three arrays of the right shapes and kinds and detector.json's ``targets``.
-
-        Shapes and kinds are read from the array headers before any array
-        is: an archive of millions of rows is refused without reading it.
-        """
-        needed = {"mean": f"({n_features},)", "components": f"(k, {n_features}) with k at most {n_features}", "targets": f"(k,) with k at most {n_features}"}
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if sorted(data.files) != sorted(needed):
-                    raise RareEventError(f"{path}: a PCA model holds exactly the arrays components, mean and targets, not {', '.join(sorted(data.files))[:80]}")
-                headers = {key: _npy_header(data, key) for key in needed}
-                shape = {key: found for key, (found, _) in headers.items()}
-                shape_ok = {
-                    "mean": shape["mean"] == (n_features,),
-                    "components": len(shape["components"]) == 2 and shape["components"][0] <= n_features and shape["components"][1] == n_features,
-                    "targets": len(shape["targets"]) == 1 and shape["targets"][0] <= n_features,  # its values are compared below
-                }
-                for key, (found, dtype) in headers.items():
-                    if not shape_ok[key]:
-                        raise RareEventError(f"{path}: array {key!r} has shape {found}; detector.json's {n_features} features need {needed[key]}")
-                    if dtype.kind != ("i" if key == "targets" else "f"):
-                        raise RareEventError(f"{path}: array {key!r} holds {dtype} values; it must hold {'integers' if key == 'targets' else 'real numbers'}")
-                mean, components, targets_saved = data["mean"], data["components"], data["targets"]
-        except RareEventError:
-            raise
-        except Exception as exc:  # numpy raises many types for a damaged archive
-            raise RareEventError(f"{path}: not a readable PCA model ({type(exc).__name__})", hint="retrain the run") from None
-        with np.errstate(over="ignore"):  # the overflow is refused just below
-            model = cls(mean, components, list(targets))
-        if not (np.all(np.isfinite(model.mean)) and np.all(np.isfinite(model.components))):  # as the float32 it computes in: 1e39 is inf
-            raise RareEventError(f"{path}: PCA model holds values that are not finite as 32-bit floats")
-        if targets_saved.tolist() != list(targets):
-            raise RareEventError(f"{path}: PCA model reconstructs other columns than detector.json's target_features_")
-        return model
+    def save(self, folder: Path) -> None:
+        (folder / self.file).write_bytes(_weights_h5(self.net))
 
 
-def _npy_header(data: Any, key: str) -> tuple[tuple[int, ...], np.dtype]:
-    """The shape and dtype of array ``key`` of an open ``.npz``, from its header alone."""
-    with data.zip.open(f"{key}.npy") as fh:
-        version = np.lib.format.read_magic(fh)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, dtype = read(fh)
-    return shape, dtype
+class _WeightsBuffer(io.BytesIO):
+    """An in-memory file that Keras's ``save_weights`` takes for ``model.weights.h5`` (it checks the name's ending)."""
+
+    def __str__(self) -> str:
+        return KerasModel.file
+
+
+def _weights_h5(model: Any) -> bytes:
+    """The ``.weights.h5`` bytes of a Keras model, built in memory.
+
+    h5py writing straight to a full disk (or past a file-size limit) fails
+    at close, prints tracebacks while its objects are freed and can end the
+    process with a segmentation fault; written by Python from memory the
+    file meets a plain ``OSError`` (ENOSPC, EFBIG) that is reported as
+    "cannot write here".
+    """
+    buffer = _WeightsBuffer()
+    model.save_weights(buffer)
+    return buffer.getvalue()
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "ae": Architecture("LSTM autoencoder", KerasModel, partial(_lstm_stack, bottleneck=True), encoded_layer="encoder_2"),
+    "plain": Architecture("LSTM, no bottleneck", KerasModel, partial(_lstm_stack, bottleneck=False)),
+    "forecast": Architecture("LSTM forecasting the targets' next rows", KerasModel, _forecaster, forecasts=True),
+    "pca": Architecture("the PCA reconstruction baseline", PCAModel),
+}
+ARCHS = tuple(ARCHITECTURES)
+LSTM_ARCHS = tuple(name for name, spec in ARCHITECTURES.items() if spec.build is not None)

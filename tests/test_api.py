@@ -40,8 +40,8 @@ def assert_same_value(name: str, ours: Any, theirs: Any) -> None:
         np.testing.assert_array_equal(ours.scale_, theirs.scale_)
     elif name == "model_":
         assert type(ours) is type(theirs)
-        ours_w = ours.get_weights() if hasattr(ours, "get_weights") else [ours.mean, ours.components, np.asarray(ours.targets)]
-        theirs_w = theirs.get_weights() if hasattr(theirs, "get_weights") else [theirs.mean, theirs.components, np.asarray(theirs.targets)]
+        ours_w = ours.net.get_weights() if hasattr(ours, "net") else [ours.mean, ours.components, np.asarray(ours.targets)]
+        theirs_w = theirs.net.get_weights() if hasattr(theirs, "net") else [theirs.mean, theirs.components, np.asarray(theirs.targets)]
         assert len(ours_w) == len(theirs_w) > 0
         for a, b in zip(ours_w, theirs_w, strict=True):
             np.testing.assert_array_equal(a, b)

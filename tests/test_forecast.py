@@ -164,7 +164,7 @@ def test_update_continues_a_forecast_run_and_keeps_its_sizes(forecast_run: Path,
     assert result.exit_code == 0, result.output
     parent, child = RareEventDetector.load(forecast_run), RareEventDetector.load(runs / "fc-updated")
     assert (child.arch, child.horizon, child.units_) == ("forecast", 1, parent.units_)
-    assert not np.array_equal(child.model_.get_weights()[0], parent.model_.get_weights()[0])  # trained on, not rebuilt alike
+    assert not np.array_equal(child.model_.net.get_weights()[0], parent.model_.net.get_weights()[0])  # trained on, not rebuilt alike
 
 
 @pytest.mark.slow

@@ -83,7 +83,7 @@ def test_numpy_forward_scores_like_keras_for_every_architecture(variant: str, sa
     folder, X, _ = saved[variant]
     arch = variant.partition("-")[0]
     fast, slow = loaded(folder, "numpy", monkeypatch), loaded(folder, "keras", monkeypatch)
-    assert isinstance(fast.model_, forward.NumpyModel) and not isinstance(slow.model_, forward.NumpyModel)
+    assert isinstance(fast.model_.net, forward.NumpyModel) and not isinstance(slow.model_.net, forward.NumpyModel)
     assert fast.model_.count_params() == slow.model_.count_params()
     scores = slow.window_scores(X)
     assert_close(fast.window_scores(X), scores)
@@ -125,7 +125,7 @@ def test_update_from_a_numpy_loaded_run_trains_on_from_the_same_weights(saved: d
     for detector in (fast, slow):
         detector.set_params(warm_start=True, epochs=1)
         detector.fit(X)
-    assert not isinstance(fast.model_, forward.NumpyModel)
+    assert not isinstance(fast.model_.net, forward.NumpyModel)
     np.testing.assert_array_equal(fast.decision_scores_, slow.decision_scores_)
 
 
@@ -137,7 +137,7 @@ def test_a_builder_the_numpy_forward_cannot_run_falls_back_to_keras(saved: dict,
         inputs = keras.Input(shape=(lookback, n_features))
         return keras.Model(inputs, keras.layers.GRU(n_outputs, return_sequences=True)(inputs), name=name)
 
-    monkeypatch.setitem(ARCHITECTURES, "ae", model.Architecture("GRU", gru_builder))
+    monkeypatch.setitem(ARCHITECTURES, "ae", model.Architecture("GRU", model.KerasModel, gru_builder))
     with pytest.raises(forward.Unsupported, match="GRU"):
         forward.load(saved["ae"][0] / WEIGHTS_FILE, "ae", lambda: model.build_model("ae", 3, 3, (4, 2)))
 

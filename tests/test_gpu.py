@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from rareevent.detector import GPU_MAX_BATCH, auto_batch_size, learning_rate_schedule, whole_batches
+from rareevent.model import GPU_MAX_BATCH, auto_batch_size, learning_rate_schedule, whole_batches
 from rareevent.model import configured_backend, deterministic_xla, import_keras, on_accelerator, pick_backend, versions
 
 

@@ -48,7 +48,7 @@ def test_masked_run_scores_each_sensor_hidden_and_identically_at_any_chunk_size(
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1] == outputs[2]
     detector = RareEventDetector.load(tmp_path / "m")
-    assert detector.model_.input_shape == (None, 3, 6)  # three sensors and their three mask channels
+    assert detector.model_.net.input_shape == (None, 3, 6)  # three sensors and their three mask channels
     rows = pd.read_csv(sensor_csv)[detector.feature_names_in_].to_numpy()
     scaled = ((rows - detector.scaler_.mean_) / detector.scaler_.scale_).astype(np.float32)
     windows = np.lib.stride_tricks.sliding_window_view(scaled, (3, 3))[:, 0][:100]

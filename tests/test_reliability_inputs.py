@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from rareevent.cli.main import app
 from typer.testing import CliRunner
 
-from rareevent.cli.main import app
 from rareevent.detector import DETECTOR_FILE, PCA_FILE, WEIGHTS_FILE
 from rareevent.runs import RUN_FILE
 
@@ -163,13 +163,14 @@ def test_pca_arrays_of_wrong_kind_or_shape_are_refused_at_load(tmp_path: Path, p
 
 def test_pca_shapes_are_read_from_the_headers_before_the_arrays(tmp_path: Path, pca_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A huge ``components`` is refused without reading it: no array of the archive is loaded."""
-    from rareevent.model import PCAModel
+    from rareevent.pca import PCAModel
+    from rareevent.protocol import ModelConfig
 
     run = copy_run(pca_run, tmp_path)
     rewrite_npz(run, components=np.zeros((100_000, 3), np.float32))
     monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", lambda self, key: pytest.fail(f"array {key} was read"))
     with pytest.raises(ValueError, match=r"array 'components' has shape \(100000, 3\)"):
-        PCAModel.load(run / PCA_FILE, n_features=3, targets=[0, 1, 2])
+        PCAModel.load(run, ModelConfig("pca", 3, 3, (0, 1, 2)))
 
 
 @pytest.mark.parametrize("fill", [np.nan, np.inf])

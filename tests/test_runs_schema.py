@@ -298,7 +298,7 @@ def test_load_run_on_a_copy_gives_the_trained_detector(run_copy: Path, trained_r
     assert (detector.lookback, detector.arch, detector.units, detector.margin, detector.epochs, detector.patience) == (3, "ae", (4, 2), 1.0, 3, 5)
     assert detector.batch_size == 64
     assert detector.feature_names_in_.tolist() == ["s1", "s2", "s3"]
-    assert tuple(detector.model_.input_shape) == (None, 3, 3)
+    assert tuple(detector.model_.net.input_shape) == (None, 3, 3)
     assert view["name"] == "tiny-ae" and view["threshold"] == detector.threshold_  # the run view shows the detector's values
     assert read_run(run_copy) == view
 
@@ -306,7 +306,7 @@ def test_load_run_on_a_copy_gives_the_trained_detector(run_copy: Path, trained_r
 def test_load_plain_run(trained_runs: dict[str, Path]) -> None:
     view, detector = load_run(trained_runs["plain"])
     assert detector.arch == view["arch"] == "plain"
-    assert not any(type(layer).__name__ == "RepeatVector" for layer in detector.model_.layers)
+    assert not any(type(layer).__name__ == "RepeatVector" for layer in detector.model_.net.layers)
 
 
 def test_corrupt_weights_file(run_copy: Path) -> None:
@@ -337,8 +337,8 @@ def test_a_different_lookback_loads_the_same_weights(run_copy: Path, trained_run
     """LSTM weights do not depend on the window length: an edited lookback is a valid detector, not a crash."""
     edit_detector(run_copy, "params", "lookback", 5)
     detector = load_run(run_copy)[1]
-    assert tuple(detector.model_.input_shape) == (None, 5, 3)
-    for ours, theirs in zip(detector.model_.get_weights(), load_run(trained_runs["ae"])[1].model_.get_weights(), strict=True):
+    assert tuple(detector.model_.net.input_shape) == (None, 5, 3)
+    for ours, theirs in zip(detector.model_.net.get_weights(), load_run(trained_runs["ae"])[1].model_.net.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, theirs)
 
 

@@ -149,16 +149,16 @@ def test_report_shows_the_parent(updated: dict[str, Any]) -> None:
 
 @pytest.mark.slow
 def test_update_continues_the_saved_weights_instead_of_building_a_model(trained_runs: dict[str, Path], newer_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rareevent import detector, training
+    from rareevent import model, training
 
     built = []
-    build_model = detector.build_model
+    build_model = model.build_model
 
     def counted(*args: object, **kwargs: object) -> object:
         built.append(args)
         return build_model(*args, **kwargs)
 
-    monkeypatch.setattr(detector, "build_model", counted)
+    monkeypatch.setattr(model, "build_model", counted)
     result = training.update(trained_runs["ae"], newer_csv, epochs=1, name="warm")
     assert len(built) == 1  # the saved model, rebuilt to receive its weights; training continues from it
     assert result.detector.epochs_run_ == 1 and result.record["parent"]["name"] == "tiny-ae"
