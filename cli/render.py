@@ -179,7 +179,7 @@ def print_train_summary(record: dict[str, Any], path: Path, reading: str | None)
 
 def train_summary(record: dict[str, Any], path: Path) -> dict[str, Any]:
     """What ``train --json`` prints: where the run went, its threshold and metrics (run.json and detector.json hold the rest)."""
-    from rareevent.detector import DETECTOR_FILE, PCA_FILE, WEIGHTS_FILE
+    from rareevent.detector import DETECTOR_FILE
     from rareevent.model import ARCHITECTURES
     from rareevent.runs import RUN_FILE, SCORES_FILE
 
@@ -191,7 +191,7 @@ def train_summary(record: dict[str, Any], path: Path) -> dict[str, Any]:
         "files": {
             "run": str(path / RUN_FILE),
             "detector": str(path / DETECTOR_FILE),
-            "model": str(path / (WEIGHTS_FILE if ARCHITECTURES[record["arch"]].build else PCA_FILE)),
+            "model": str(path / ARCHITECTURES[record["arch"]].model.file),
             "scores": str(path / SCORES_FILE),
         },
         "warnings": {"constant_features": record["constant_features"], "trending_features": record["trending_features"]},
