@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from rareevent.backend import building_with, configured_backend
 from rareevent.errors import RareEventError
-from rareevent.model import building_with, configured_backend
 
 FORWARD_ENV = "RAREEVENT_FORWARD"
 FORWARDS = ("auto", "numpy", "keras")

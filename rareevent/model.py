@@ -50,7 +50,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import io
-import json
 import logging
 import os
 import sys
@@ -66,6 +65,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 import rareevent
+from rareevent.backend import configured_backend, stand_in
 from rareevent.errors import RareEventError
 from rareevent.pca import PCA_VARIANCE, PCAModel
 from rareevent.protocol import FitOptions, FitReport, ModelConfig, ReconstructionModel, TrainingData
@@ -77,23 +77,6 @@ ACTIVATIONS = ("tanh", "relu")
 UNROLL_MAX_LOOKBACK = 10
 PREDICT_BATCH = 4096
 GPU_MAX_BATCH = 2048  # the largest auto batch on a GPU: it reached batch 128's validation loss (benchmarks/gpu.py)
-
-
-def configured_backend() -> str | None:
-    """The Keras backend the user chose: ``KERAS_BACKEND``, else ``keras.json``'s, else None.
-
-    Keras writes ``keras.json`` itself on first import, with its default
-    ``tensorflow``: that value says nothing about the user, so it counts as
-    no choice. Any other backend in the file was put there by someone.
-    """
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
-    config = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "keras.json"
-    try:
-        backend = json.loads(config.read_text(encoding="utf-8")).get("backend")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return backend if isinstance(backend, str) and backend != "tensorflow" else None
 
 
 def pick_backend(configured: str | None, tensorflow_installed: bool, jax_installed: bool, jax_has_gpu: Callable[[], bool]) -> str | None:
@@ -133,24 +116,6 @@ def _jax_has_gpu() -> bool:
         return False
 
 
-_building_with: ContextVar[Any] = ContextVar("rareevent_building_with", default=None)
-
-
-@contextmanager
-def building_with(api: Any) -> Iterator[None]:
-    """Within the block, ``import_keras()`` returns ``api`` instead of Keras.
-
-    The numpy forward (``rareevent.forward``) runs the registry's builders on
-    a recorder of the ``keras.Input``/``keras.layers``/``keras.Model`` calls
-    they make: one description of each architecture serves both.
-    """
-    token = _building_with.set(api)
-    try:
-        yield
-    finally:
-        _building_with.reset(token)
-
-
 def import_keras() -> ModuleType:
     """Import Keras quietly, on the backend ``pick_backend`` chooses (or ``building_with``'s stand-in).
 
@@ -158,8 +123,8 @@ def import_keras() -> ModuleType:
     ``TF_CPP_MIN_LOG_LEVEL``, so stderr is pointed at /dev/null while the
     backend loads; Python errors are still raised normally.
     """
-    if _building_with.get() is not None:
-        return _building_with.get()
+    if stand_in() is not None:
+        return stand_in()
     if "keras" in sys.modules:
         return sys.modules["keras"]
     installed = importlib.util.find_spec
