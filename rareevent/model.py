@@ -369,15 +369,20 @@ def _lstm(keras: ModuleType, n: int, name: str, sequences: bool = True, *, activ
     return keras.layers.LSTM(n, activation=activation, return_sequences=sequences, unroll=unroll, use_cudnn=False, name=name)
 
 
+def _encoder(keras: ModuleType, lookback: int, n_features: int, units: tuple[int, int], lstm: Callable[..., Any], sequences: bool) -> tuple[Any, Any]:
+    """The window input and the two encoding LSTMs that every LSTM architecture begins with: (input, encoded); ``sequences``: the second LSTM keeps every step."""
+    inputs = keras.Input(shape=(lookback, n_features), name="window")
+    x = lstm(units[0], "encoder_1")(inputs)
+    return inputs, lstm(units[1], "encoder_2", sequences=sequences)(x)
+
+
 def _lstm_stack(lookback: int, n_features: int, units: tuple[int, int], activation: str, unroll: bool, n_outputs: int, name: str, bottleneck: bool) -> keras.Model:
     """The four-LSTM stack of ``ae`` (``bottleneck``: one encoded vector, repeated) and ``plain``."""
     keras = import_keras()
     layers = keras.layers
     u1, u2 = units
     lstm = partial(_lstm, keras, activation=activation, unroll=unroll)
-    inputs = keras.Input(shape=(lookback, n_features), name="window")
-    x = lstm(u1, "encoder_1")(inputs)
-    x = lstm(u2, "encoder_2", sequences=not bottleneck)(x)
+    inputs, x = _encoder(keras, lookback, n_features, units, lstm, sequences=not bottleneck)
     if bottleneck:
         x = layers.RepeatVector(lookback, name="repeat")(x)
     x = lstm(u2, "decoder_1")(x)
@@ -390,11 +395,7 @@ def _forecaster(lookback: int, n_features: int, units: tuple[int, int], activati
     """``forecast``: two LSTMs read the window (its last ``horizon`` rows' targets hidden); a Dense layer predicts those targets."""
     keras = import_keras()
     layers = keras.layers
-    u1, u2 = units
-    lstm = partial(_lstm, keras, activation=activation, unroll=unroll)
-    inputs = keras.Input(shape=(lookback, n_features), name="window")
-    x = lstm(u1, "encoder_1")(inputs)
-    x = lstm(u2, "encoder_2", sequences=False)(x)
+    inputs, x = _encoder(keras, lookback, n_features, units, partial(_lstm, keras, activation=activation, unroll=unroll), sequences=False)
     x = layers.Dense(horizon * n_outputs, name="forecast")(x)
     outputs = layers.Reshape((horizon, n_outputs), name="output")(x)
     return keras.Model(inputs, outputs, name=name)
