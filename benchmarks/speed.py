@@ -1,3 +1,4 @@
+from rareevent.options import SplitSpec, TrainSpec
 """Speed and memory: rareevent against the seed article's pipeline, in one run.
 
     python benchmarks/speed.py [--rows 200000] [--sensors 61] [--seed-epochs 2]
@@ -140,7 +141,7 @@ def _make_run(csv: Path, folder: Path) -> Path:
     from rareevent.detector import RareEventDetector
     from rareevent.training import save, train
 
-    result = train(csv, RareEventDetector(lookback=LOOKBACK, units=UNITS, epochs=1, threshold="quantile"), name="bench", test_frac=0.0)
+    result = train(csv, RareEventDetector(lookback=LOOKBACK, units=UNITS, epochs=1, threshold="quantile"), TrainSpec(split=SplitSpec(test_frac=0.0)), name="bench")
     return save(result, folder, overwrite=True)
 
 

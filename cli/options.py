@@ -25,7 +25,7 @@ from . import recipe
 from .console import errors
 
 if TYPE_CHECKING:
-    from rareevent.load import ReadingOptions
+    from rareevent.options import InputSpec, ScoreSpec, TrainSpec
 
 # the fixed value sets of options, as the parser's choices (tests/test_cli_conventions.py checks them against the library's)
 Arch = StrEnum("Arch", {**{name: name for name in ARCHITECTURES}, AUTO: AUTO})  # type: ignore[misc]  # members from the registry, which mypy cannot read; auto: chosen by train, never a run's arch
@@ -101,16 +101,12 @@ def parse_drop(text: str | None) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()] if text else []
 
 
-def reading_options(decimal: str | None, time_format: str | None, dayfirst: bool, time_unit: str | None, tz: str | None = None, encoding: str | None = None) -> ReadingOptions:
-    from rareevent.load import ReadingOptions
+ValidFracOption = Annotated[float, typer.Option(help="Fraction of rows (after train) for validation and the threshold.")]
+TestFracOption = Annotated[float, typer.Option(help="Fraction of rows at the end held out for testing (0 allowed).")]
+ChunkRowsOption = Annotated[int, typer.Option(min=1, help="Rows read per chunk; memory stays bounded by it.")]
 
-    options = ReadingOptions(decimal=decimal, time_format=time_format, dayfirst=dayfirst, time_unit=time_unit, tz=tz, encoding=encoding)
-    options.check()
-    return options
-
-
-# the options that say how to read a file's cells, declared once; a command taking `reading: ReadingOptions` gets them all
-READING_OPTIONS: dict[str, tuple[Any, Any]] = {
+# option groups: each declared once, in the order --help shows them, as {parameter: (annotation, default)}; `takes` hands a command one value built from a group
+READ_OPTIONS: dict[str, tuple[Any, Any]] = {  # how to read a file's cells: a ReadOptions
     "decimal": (DecimalOption, None),
     "time_format": (TimeFormatOption, None),
     "dayfirst": (DayfirstOption, False),
@@ -118,36 +114,99 @@ READING_OPTIONS: dict[str, tuple[Any, Any]] = {
     "tz": (TzOption, None),
     "encoding": (EncodingOption, None),
 }
+TRAIN_OPTIONS: dict[str, tuple[Any, Any]] = {  # what train reads and how it splits it: a TrainSpec
+    "valid_frac": (ValidFracOption, 0.2),
+    "test_frac": (TestFracOption, 0.2),
+    "time": (Annotated[str | None, typer.Option("--time", help="Time column (default: time/timestamp/datetime/date if present).")], None),
+    "label": (Annotated[str | None, typer.Option(help="0/1 event column (default: y/label/anomaly if present).")], None),
+    "drop": (Annotated[str | None, typer.Option(help="Comma-separated columns to ignore.")], None),
+    "context": (
+        Annotated[str, typer.Option(help="Context columns (read by the model, never scored): auto (0/1 flags and modes), none, or names/glob patterns like 'cmd*,setpoint'.")],
+        "auto",
+    ),
+    "fill": (FillOption, None),
+    **READ_OPTIONS,
+    "max_gap": (MaxGapOption, None),
+    "resample": (ResampleOption, None),
+    "agg": (AggOption, "mean"),
+    "group": (GroupOption, None),
+}
+SPLIT_FIELDS = ("valid_frac", "test_frac", "max_gap")  # the TrainSpec options that are SplitSpec fields as given (resample and agg make its Resampling)
+SCORE_OPTIONS: dict[str, tuple[Any, Any]] = {  # what score reads and how: a ScoreSpec
+    "chunk_rows": (ChunkRowsOption, 100_000),
+    "fill": (FillOption, None),
+    "time": (Annotated[str | None, typer.Option("--time", help="Time column of DATA (default: the run's).")], None),
+    "label": (Annotated[str | None, typer.Option(help="0/1 event column of DATA, for metrics (default: the run's label column).")], None),
+    **READ_OPTIONS,
+    "group": (GroupOption, None),
+}
+ENCODE_OPTIONS = {name: SCORE_OPTIONS[name] for name in ("chunk_rows", "fill", *READ_OPTIONS)}  # encode reads a file as score does: its columns are the run's
+UPDATE_OPTIONS = {"fill": (FillOption, None), "tz": READ_OPTIONS["tz"], "encoding": READ_OPTIONS["encoding"]}  # the rest of the reading is the run's
+
+
+def input_spec(**values: Any) -> InputSpec:
+    """The input spec of a command's option values: the column roles, ``--fill`` and the reading options."""
+    from rareevent.options import InputSpec, ReadOptions
+
+    read = ReadOptions(**{name: values.pop(name) for name in READ_OPTIONS if name in values})
+    if "drop" in values:
+        values["drop"] = parse_drop(values["drop"])
+    return InputSpec(**values, read=read)
+
+
+def train_spec(**values: Any) -> TrainSpec:
+    """``train``'s TrainSpec: the input, the split (``--resample`` with ``--agg``) and the context columns."""
+    from rareevent.options import Resampling, SplitSpec, TrainSpec
+
+    resample, agg, context = values.pop("resample"), values.pop("agg"), values.pop("context")
+    if resample is None and agg != "mean":
+        raise RareEventError(f"--agg {agg} needs --resample: it says how the rows of a grid cell are combined")
+    split = SplitSpec(**{name: values.pop(name) for name in SPLIT_FIELDS}, resample=None if resample is None else Resampling(resample, agg))
+    return TrainSpec(input=input_spec(**values), split=split, context=context)
+
+
+def score_spec(**values: Any) -> ScoreSpec:
+    """``score``'s and ``encode``'s ScoreSpec: the input and how it is read in chunks."""
+    from rareevent.options import ScoreSpec
+
+    return ScoreSpec(chunk_rows=values.pop("chunk_rows"), input=input_spec(**values))
+
+
 Command = TypeVar("Command", bound=Callable[..., None])
 
 
-def reads_files(command: Command) -> Command:
-    """Give ``command`` the reading options in place of its ``reading`` parameter, and pass them whole as one checked ``ReadingOptions``.
+def takes(param: str, declared: dict[str, tuple[Any, Any]], build: Callable[..., Any]) -> Callable[[Command], Command]:
+    """Give a command the ``declared`` options in place of its parameter ``param``, and pass ``build(**their values)`` whole as ``param``.
 
-    Typer builds a command's options from its signature, so the wrapper shows
-    the six options where ``reading`` stood (``--help`` keeps its order) and
-    builds the value from them before the command runs; a bad value is one
-    ``error:`` line, exit 2.
+    Typer builds a command's options from its signature, so the wrapper
+    shows the declared options where ``param`` stood and builds the value
+    (a spec, checked when it is made) before the command runs; a bad value
+    is one ``error:`` line, exit 2. ``ctx.params`` keeps the options one
+    by one, as the recipe stores them.
     """
-    signature = inspect.signature(command)  # as written: `ReadingOptions` is imported for type checking only (no pandas on --help)
-    parameters: list[inspect.Parameter] = []
-    for parameter in signature.parameters.values():
-        if parameter.name != "reading":  # evaluated, as Typer's own reading of a signature does (eval_str)
-            annotation = parameter.annotation
-            parameters.append(parameter.replace(annotation=eval(annotation, command.__globals__) if isinstance(annotation, str) else annotation))
-            continue
-        parameters += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation) for name, (annotation, default) in READING_OPTIONS.items()]
 
-    @functools.wraps(command)
-    def with_reading(**values: Any) -> None:
-        given = {name: values.pop(name) for name in READING_OPTIONS}
-        with errors():
-            reading = reading_options(**given)
-        command(**values, reading=reading)
+    def decorate(command: Command) -> Command:
+        signature = inspect.signature(command)  # as written: the specs are imported for type checking only (no pandas on --help)
+        parameters: list[inspect.Parameter] = []
+        for parameter in signature.parameters.values():
+            if parameter.name != param:  # evaluated, as Typer's own reading of a signature does (eval_str)
+                annotation = parameter.annotation
+                parameters.append(parameter.replace(annotation=eval(annotation, command.__globals__) if isinstance(annotation, str) else annotation))
+                continue
+            parameters += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation) for name, (annotation, default) in declared.items()]
 
-    with_reading.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]  # read by inspect.signature, as Typer does
-    with_reading.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
-    return with_reading  # type: ignore[return-value]  # the same call, with the reading options as keywords
+        @functools.wraps(command)
+        def with_value(**values: Any) -> None:
+            given = {name: values.pop(name) for name in declared}
+            with errors():
+                value = build(**given)
+            command(**values, **{param: value})
+
+        with_value.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]  # read by inspect.signature, as Typer does
+        with_value.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
+        return with_value  # type: ignore[return-value]  # the same call, with the options as keywords
+
+    return decorate
 
 
 # train parameters that say where and how to write, not what to train: kept out of the stored settings and the recipe

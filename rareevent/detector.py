@@ -47,6 +47,7 @@ from rareevent.model import (
     output_steps,
 )
 from rareevent.model import stop_between_batches as stop_between_batches  # re-exported: the CLI defers Ctrl-C through it
+from rareevent.options import SplitSpec
 from rareevent.pca import PCAModel
 from rareevent.protocol import FitOptions, ModelConfig, ReconstructionModel, TrainingData
 from rareevent.storage import atomic_folder
@@ -215,7 +216,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         if len(rows) < 2 * self.lookback:
             raise RareEventError(f"X has {len(rows)} sample(s): fewer than the train and validation parts need ({self.lookback} rows each, one window of lookback {self.lookback})")
         labels = None if y is None else _as_labels(y, len(rows))
-        splits = windows.chronological_split(len(rows), self.validation_fraction, 0.0)
+        splits = windows.chronological_split(len(rows), SplitSpec(self.validation_fraction, 0.0))
         train, valid = slice(*splits["train"]), slice(*splits["valid"])
         ahead = slice(splits["train"][0], splits["train"][1] + self.lead)  # train labels reach lead rows on
         self.fit_parts(rows[train], None if labels is None else labels[ahead], rows[valid], None if labels is None else labels[valid], on_epoch=on_epoch, feature_names=names)

@@ -21,7 +21,8 @@ import numpy as np
 from rareevent import gaps, windows
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
-from rareevent.load import ReadingOptions, SensorData
+from rareevent.load import SensorData
+from rareevent.options import SplitSpec, TrainSpec
 from rareevent.runs import MAX_NAME_BYTES, RUN_FILE, check_run_name, save_run
 from rareevent.series import Series, expand, fleet_sha256, load_series, naming
 from rareevent.storage import atomic_file, atomic_folder, check_free, remove_stale_temporaries
@@ -31,54 +32,27 @@ PARTS = ("train", "valid", "test")
 FLEET_FILE = "fleet.json"  # the summary of a --per-group run folder, beside one run folder per group
 
 
-def train_fleet(
-    inputs: Sequence[str | Path],
-    detector: RareEventDetector,
-    *,
-    group: str | None = None,
-    time: str | None = None,
-    label: str | None = None,
-    drop: Sequence[str] = (),
-    fill: str | None = None,
-    context: str | Sequence[str] | None = None,
-    reading: ReadingOptions | None = None,
-    valid_frac: float = 0.2,
-    test_frac: float = 0.2,
-    name: str | None = None,
-    on_epoch: EpochCallback | None = None,
-    max_gap: str | None = None,
-    resample: gaps.Resampling | None = None,
-) -> TrainResult:
-    """One model over every series of ``inputs`` (files, globs, Parquet; per ``group`` value): the fleet model.
+def train_fleet(inputs: Sequence[str | Path], detector: RareEventDetector, spec: TrainSpec | None = None, *, name: str | None = None, on_epoch: EpochCallback | None = None) -> TrainResult:
+    """One model over every series of ``inputs`` (files, globs, Parquet; per ``spec.input.group`` value): the fleet model.
 
-    Options are as for :func:`rareevent.training.train`; every one is checked before a file is read.
+    ``spec`` is as for :func:`rareevent.training.train`, checked when it was made.
     """
-    name = check_options(detector, valid_frac, test_frac, max_gap, resample, name)
-    loaded = load_series(inputs, group=group, time=time, label=label, drop=drop, fill=fill, options=reading)
-    result = train_series(loaded, detector, fill=fill, context=context, valid_frac=valid_frac, test_frac=test_frac, name=name, on_epoch=on_epoch, max_gap=max_gap, resample=resample)
+    spec = spec or TrainSpec()
+    name = check_options(detector, name)
+    loaded = load_series(inputs, spec.input)
+    result = train_series(loaded, detector, spec, name=name, on_epoch=on_epoch)
     files = list(dict.fromkeys(series.path for series, _ in loaded))
-    result.record.update(input_file=", ".join(map(str, expand(inputs))), input_sha256=fleet_sha256(files), group_column=group)
+    result.record.update(input_file=", ".join(map(str, expand(inputs))), input_sha256=fleet_sha256(files), group_column=spec.input.group)
     return result
 
 
-def train_series(
-    loaded: Sequence[tuple[Series, SensorData]],
-    detector: RareEventDetector,
-    *,
-    fill: str | None = None,
-    context: str | Sequence[str] | None = None,
-    valid_frac: float = 0.2,
-    test_frac: float = 0.2,
-    name: str,
-    on_epoch: EpochCallback | None = None,
-    max_gap: str | None = None,
-    resample: gaps.Resampling | None = None,
-) -> TrainResult:
+def train_series(loaded: Sequence[tuple[Series, SensorData]], detector: RareEventDetector, spec: TrainSpec, *, name: str, on_epoch: EpochCallback | None = None) -> TrainResult:
     """Fit ``detector`` on checked series: each split in time order, windows never across two of them."""
+    split, fill = spec.split, spec.input.fill
     regridded = []
     resampled: list[dict[str, Any]] = []
     for series, data in loaded:
-        data, record = gaps.regrid(data, resample, fill)
+        data, record = gaps.regrid(data, split.resample, fill)
         regridded.append((series, data))
         if record is not None:
             resampled.append(record)
@@ -87,19 +61,19 @@ def train_series(
     if first.time is not None and len({gaps.is_dated(t) for t in times}) > 1:
         raise RareEventError(f"{regridded[0][0].where}: the time columns of the fleet mix dates and plain numbers")
     pooled_time = None if first.time is None else np.concatenate(times)
-    max_gap_value = gaps.resolve_max_gap(max_gap, pooled_time, first.columns.time, regridded[0][0].where)
-    if context is not None:
-        detector.context = resolve_context(context, first.columns.features)
-    layout = _Layout(regridded, max_gap_value, detector.lookback, valid_frac, test_frac)
-    result = _train_on(detector, layout.data, name, valid_frac, test_frac, fill, on_epoch, layout.starts, splits=layout.splits)
+    max_gap_value = gaps.resolve_max_gap(split.max_gap, pooled_time, first.columns.time, regridded[0][0].where)
+    if spec.context is not None:
+        detector.context = resolve_context(spec.context, first.columns.features)
+    layout = _Layout(regridded, max_gap_value, detector.lookback, split)
+    result = _train_on(detector, layout.data, name, spec, on_epoch, layout.starts, splits=layout.splits)
     assert result.parts is not None
-    result.record["gaps"] = _gap_summary(regridded, layout.series_starts, detector.lookback, max_gap, max_gap_value)
+    result.record["gaps"] = _gap_summary(regridded, layout.series_starts, detector.lookback, split.max_gap, max_gap_value)
     result.record["resample"] = (
         None
-        if resample is None
+        if split.resample is None
         else {
-            "every": resample.every,
-            "agg": resample.agg,
+            "every": split.resample.every,
+            "agg": split.resample.agg,
             "rows": sum(r["rows"] for r in resampled),
             "empty_cells": sum(r["empty_cells"] for r in resampled),
         }
@@ -124,14 +98,14 @@ def train_series(
 class _Layout:
     """The rows of all series laid out part by part, and where each series' part lies in it."""
 
-    def __init__(self, loaded: Sequence[tuple[Series, SensorData]], max_gap: float | None, lookback: int, valid_frac: float, test_frac: float) -> None:
+    def __init__(self, loaded: Sequence[tuple[Series, SensorData]], max_gap: float | None, lookback: int, split: SplitSpec) -> None:
         pieces: dict[str, list[tuple[int, SensorData, np.ndarray]]] = {part: [] for part in PARTS}
         self.series_starts: list[np.ndarray] = []
         for i, (series, data) in enumerate(loaded):
             starts = gaps.gap_starts(data.time, len(data), max_gap)
             self.series_starts.append(starts)
-            splits = windows.chronological_split(len(data), valid_frac, test_frac)
-            check_parts(series.where, len(data), splits, starts, lookback, valid_frac, test_frac)
+            splits = windows.chronological_split(len(data), split)
+            check_parts(series.where, len(data), splits, starts, lookback, split)
             for part in PARTS:
                 lo, hi = splits[part]
                 if hi > lo:
@@ -187,30 +161,23 @@ def _gap_summary(loaded: Sequence[tuple[Series, SensorData]], starts: Sequence[n
 def train_per_group(
     inputs: Sequence[str | Path],
     detector: RareEventDetector,
+    spec: TrainSpec,
     *,
-    group: str,
     runs_dir: str | Path,
     name: str | None = None,
     overwrite: bool = False,
-    time: str | None = None,
-    label: str | None = None,
-    drop: Sequence[str] = (),
-    fill: str | None = None,
-    context: str | Sequence[str] | None = None,
-    reading: ReadingOptions | None = None,
-    valid_frac: float = 0.2,
-    test_frac: float = 0.2,
-    max_gap: str | None = None,
-    resample: gaps.Resampling | None = None,
     on_group: Callable[[str], None] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """One run per value of ``group``: ``runs_dir/NAME/<group>/``, plus ``fleet.json`` with every group's metrics.
+    """One run per value of ``spec.input.group``: ``runs_dir/NAME/<group>/``, plus ``fleet.json`` with every group's metrics.
 
     The folder appears whole or not at all. Each run is trained with a fresh
     copy of ``detector``'s parameters; ``on_group`` hears each group as it starts.
     """
-    name = check_options(detector, valid_frac, test_frac, max_gap, resample, name)
-    loaded = load_series(inputs, group=group, time=time, label=label, drop=drop, fill=fill, options=reading)
+    group = spec.input.group
+    if group is None:
+        raise RareEventError("a run per group needs the group column: give `group` in the input spec", param="group")
+    name = check_options(detector, name)
+    loaded = load_series(inputs, spec.input)
     for series, _ in loaded:
         check_group_folder(series)
     remove_stale_temporaries(runs_dir)  # what a killed training left, as save_run clears it for a plain run
@@ -222,7 +189,7 @@ def train_per_group(
                 on_group(series.name)
             one = RareEventDetector(**detector.get_params())
             with naming(series):
-                result = train_series([(series, data)], one, fill=fill, context=context, valid_frac=valid_frac, test_frac=test_frac, name=series.name, max_gap=max_gap, resample=resample)
+                result = train_series([(series, data)], one, spec, name=series.name)
             summary["runs"][series.name] = save_group_run(folder, result, group)
         write_fleet_summary(folder, summary)
     return target, summary

@@ -26,9 +26,10 @@ import pandas as pd
 from rareevent.detector import PREDICT_BATCH
 from rareevent.errors import RareEventError
 from rareevent.fleet import group_run, read_fleet
-from rareevent.load import Reading, ReadingOptions, check_fill, columns_for_model, sniff
+from rareevent.load import Reading, columns_for_model, sniff
+from rareevent.options import ScoreSpec
 from rareevent.runs import load_run
-from rareevent.scoring import DEFAULT_CHUNK_ROWS, ScoreResult, StreamScorer, WindowWriter, _to_the_end, score_csv, trained_columns
+from rareevent.scoring import ScoreResult, StreamScorer, WindowWriter, _to_the_end, score_csv, trained_columns
 from rareevent.series import Series, expand, group_values, groups_of, in_time_order, is_table, naming, read_table, read_whole, table_format, table_header, table_reading
 from rareevent.storage import temp_beside
 
@@ -47,12 +48,7 @@ class ScoreJob:
     series: tuple[Series, ...]
     runs: tuple[Path, ...]
     column: str  # the name of the series column the windows open with
-    chunk_rows: int = DEFAULT_CHUNK_ROWS
-    fill: str | None = None
-    options: ReadingOptions = field(default_factory=ReadingOptions)
-    time: str | None = None
-    label: str | None = None
-    group: str | None = None
+    spec: ScoreSpec = field(default_factory=ScoreSpec)  # its input's group: the group column
     part: Path | None = None  # where the windows go (CSV); None: not written
 
 
@@ -97,40 +93,26 @@ def loaded_run(folder: Path) -> tuple[dict[str, Any], Any]:
     return _LOADED[key]
 
 
-def plan(
-    inputs: Sequence[str | Path],
-    run: Path,
-    *,
-    group: str | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    fill: str | None = None,
-    options: ReadingOptions | None = None,
-    time: str | None = None,
-    label: str | None = None,
-) -> list[ScoreJob]:
+def plan(inputs: Sequence[str | Path], run: Path, spec: ScoreSpec) -> list[ScoreJob]:
     """The jobs that score every series of ``inputs``, in a stable order (files as listed or globbed; groups sorted).
 
     A ``--per-group`` run gives each group its own run; a group it has no
     run for is an error before anything is scored.
     """
-    check_fill(fill)
-    if chunk_rows < 1:
-        raise RareEventError(f"chunk_rows must be at least 1, got {chunk_rows}", param="chunk_rows")
+    group = spec.input.group
     fleet = read_fleet(run)
     if fleet is not None and group is None:
         raise RareEventError(f"{run}: is a per-group run: name the group column with `group={fleet['group_column']}`")
-    options = options or ReadingOptions()
-    options.check()
     jobs: list[ScoreJob] = []
     names: set[str] = set()
     for path in expand(inputs):
-        found = _series_of(path, group, options.encoding)
+        found = _series_of(path, group, spec.input.read.encoding)
         for series in found:
             if series.name in names:
                 raise RareEventError(f"{series.where}: this group appears in another file too", hint="a series must come from one file")
             names.add(series.name)
         runs = tuple(run if fleet is None else group_run(run, fleet, series) for series in found)
-        job = ScoreJob(path, tuple(found), runs, column=group or "file", chunk_rows=chunk_rows, fill=fill, options=options, time=time, label=label, group=group)
+        job = ScoreJob(path, tuple(found), runs, column=group or "file", spec=spec)
         if group is not None and is_table(path):
             jobs += [replace(job, series=(series,), runs=(folder,)) for series, folder in zip(found, runs, strict=True)]
         else:
@@ -157,32 +139,34 @@ def score_job(job: ScoreJob) -> list[SeriesScore]:
     """Score the series of one job, each alone; their windows (opening with the series column) go to ``job.part``."""
     scores = []
     with _part_writer(job.part) as writer:
-        if job.group is None:
+        if job.spec.input.group is None:
             series, folder = job.series[0], job.runs[0]
             record, detector = loaded_run(folder)
             sink = None if writer is None else _series_sink(writer, job.column, series.name)
             if is_table(job.path):
                 frame = read_table(job.path)
-                result = score_frame(frame, series, folder, sink=sink, fill=job.fill, options=job.options, time=job.time, label=job.label)[1]
+                result = score_frame(frame, series, folder, job.spec, sink=sink)[1]
             else:
-                result = score_csv(job.path, record, detector, chunk_rows=job.chunk_rows, fill=job.fill, sink=sink, options=job.options, time=job.time, label=job.label)
-            scores.append(_score(series, record, result, job.group))
+                result = score_csv(job.path, record, detector, job.spec, sink=sink)
+            scores.append(_score(series, record, result, None))
         else:
-            for series, folder, frame, reading in _group_frames(job, job.group):
+            for series, folder, frame, reading in _group_frames(job):
                 sink = None if writer is None else _series_sink(writer, job.column, series.name)
-                result = score_frame(frame, series, folder, group=job.group, sink=sink, fill=job.fill, options=job.options, time=job.time, label=job.label, reading=reading)[1]
-                scores.append(_score(series, loaded_run(folder)[0], result, job.group))
+                result = score_frame(frame, series, folder, job.spec, sink=sink, reading=reading)[1]
+                scores.append(_score(series, loaded_run(folder)[0], result, job.spec.input.group))
     return scores
 
 
-def _group_frames(job: ScoreJob, group: str) -> Iterator[tuple[Series, Path, pd.DataFrame, Reading | None]]:
-    """The raw rows of each ``group`` of a job, and how to read them: a Parquet group read alone, or a CSV read once and split."""
+def _group_frames(job: ScoreJob) -> Iterator[tuple[Series, Path, pd.DataFrame, Reading | None]]:
+    """The raw rows of each group of a job, and how to read them: a Parquet group read alone, or a CSV read once and split."""
+    group = job.spec.input.group
+    assert group is not None, "a job with a group column"
     if is_table(job.path):
         series, folder = job.series[0], job.runs[0]
         yield series, folder, read_table(job.path, group=group, value=series.group), None
         return
     record = loaded_run(job.runs[0])[0]
-    raw = read_whole(job.path, group=group, options=job.options, trained=trained_columns(record, job.time, job.label), base=Reading.from_record(record.get("reading")))
+    raw = read_whole(job.path, job.spec.input, trained=trained_columns(record, job.spec.input), base=Reading.from_record(record.get("reading")))
     frames = dict(groups_of(raw, group))
     for series, folder in zip(job.series, job.runs, strict=True):
         assert series.group is not None, "a job with a group column holds one series per group value"
@@ -277,13 +261,9 @@ def score_frame(
     frame: pd.DataFrame,
     series: Series,
     folder: Path,
+    spec: ScoreSpec,
     *,
-    group: str | None = None,
     sink: Callable[[pd.DataFrame], None] | None = None,
-    fill: str | None = None,
-    options: ReadingOptions | None = None,
-    time: str | None = None,
-    label: str | None = None,
     reading: Reading | None = None,
     sort_by_time: bool = False,
 ) -> tuple[pd.DataFrame | None, ScoreResult]:
@@ -300,20 +280,21 @@ def score_frame(
     typed table's).
     """
     record, detector = loaded_run(folder)
+    group = spec.input.group
     frame = frame.drop(columns=[group]) if group is not None else frame
     frame = frame.reset_index(drop=True)
     fmt = table_format(series.where, frame.columns)
-    columns = columns_for_model(fmt, trained_columns(record, time, label))
+    columns = columns_for_model(fmt, trained_columns(record, spec.input))
     if reading is None:  # a typed table: numbers need no decimal mark, times only a format when they are text
-        reading = table_reading(frame, fmt, columns, options or ReadingOptions(), Reading.from_record(record.get("reading")))
+        reading = table_reading(frame, fmt, columns, spec.input.read, Reading.from_record(record.get("reading")))
     if sort_by_time:
         with naming(series, fmt):
             frame = in_time_order(frame, fmt, columns.time, reading)
-    scorer = StreamScorer(detector, record, source=series.where, fill=fill, options=options, time=time, label=label, batch=PREDICT_BATCH)
+    scorer = StreamScorer(detector, record, series.where, spec, batch=PREDICT_BATCH)
     scorer.begin(fmt, reading)
     kept: list[pd.DataFrame] = []
     emit = sink or kept.append
-    chunks = (frame.iloc[start : start + DEFAULT_CHUNK_ROWS] for start in range(0, len(frame), DEFAULT_CHUNK_ROWS))
+    chunks = (frame.iloc[start : start + spec.chunk_rows] for start in range(0, len(frame), spec.chunk_rows))
     with naming(series, fmt):
         for windows in _to_the_end(scorer, chunks):
             if len(windows):

@@ -23,7 +23,8 @@ import pandas as pd
 
 from rareevent.detector import PREDICT_BATCH, RareEventDetector
 from rareevent.errors import RareEventError
-from rareevent.load import Columns, CsvFormat, Reading, ReadingOptions, format_of, read_frames
+from rareevent.load import Columns, CsvFormat, Reading, format_of, read_frames
+from rareevent.options import ScoreSpec
 from rareevent.scoring import ScoreResult, StreamScorer, WindowSink, score_frames
 
 READ_BYTES = 1 << 20  # bytes read at most per call: a big existing file is scored in pieces of this size
@@ -166,11 +167,8 @@ def score_pipe(
     stream: IO[bytes],
     record: dict[str, Any],
     detector: RareEventDetector,
-    fill: str | None = None,
+    spec: ScoreSpec | None = None,
     sink: WindowSink | None = None,
-    options: ReadingOptions | None = None,
-    time: str | None = None,
-    label: str | None = None,
 ) -> ScoreResult:
     """Score a CSV read from a pipe (``score -``) as ``score_csv`` scores a file.
 
@@ -178,7 +176,7 @@ def score_pipe(
     (a file's from its first rows and, for the day/month order, its whole
     time column); errors name ``<stdin>`` and the line.
     """
-    scorer = StreamScorer(detector, record, "<stdin>", fill, options, time, label, batch=PREDICT_BATCH)
+    scorer = StreamScorer(detector, record, "<stdin>", spec, batch=PREDICT_BATCH)
     tail = CsvTail(None, scorer.settle, stream)
 
     def frames() -> Iterator[pd.DataFrame]:
@@ -212,18 +210,8 @@ class Follower:
     No per-window history is kept, so memory stays flat however long it runs.
     """
 
-    def __init__(
-        self,
-        path: Path,
-        record: dict[str, Any],
-        detector: RareEventDetector,
-        fill: str | None = None,
-        options: ReadingOptions | None = None,
-        time: str | None = None,
-        label: str | None = None,
-    ) -> None:
-        self.path, self.record, self.detector = path, record, detector
-        self._scorer_options: dict[str, Any] = {"fill": fill, "options": options, "time": time, "label": label}
+    def __init__(self, path: Path, record: dict[str, Any], detector: RareEventDetector, spec: ScoreSpec | None = None) -> None:
+        self.path, self.record, self.detector, self.spec = path, record, detector, spec
         self.scorer = self._new_scorer()
         self.tail = CsvTail(path, lambda fmt, sample: self.scorer.settle(fmt, sample))
         self.n_closed = 0  # alarm episodes closed
@@ -232,7 +220,7 @@ class Follower:
         self._done = {"rows": 0, "windows": 0, "flagged": 0}  # counts of the files read before the current one
 
     def _new_scorer(self) -> StreamScorer:
-        return StreamScorer(self.detector, self.record, str(self.path), keep_windows=False, **self._scorer_options)
+        return StreamScorer(self.detector, self.record, str(self.path), self.spec, keep_windows=False)
 
     def poll(self) -> Update:
         """Score what was written since the last poll.

@@ -16,8 +16,7 @@ that the same rows fall into the same cells however a file is chunked.
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -25,11 +24,7 @@ import pandas as pd
 
 from rareevent.errors import RareEventError
 from rareevent.load import SensorData
-
-DEFAULT_MAX_GAP = "5x"
-AGGREGATIONS = ("mean", "last", "max")
-_MULTIPLE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*x\s*", re.IGNORECASE)
-_NO_GAPS = ("none", "off")
+from rareevent.options import AGGREGATIONS, DEFAULT_MAX_GAP, MULTIPLE, NO_GAPS, Resampling, positive_gap
 
 
 def is_dated(time: np.ndarray | None) -> bool:
@@ -51,38 +46,6 @@ def steps(time: np.ndarray, previous: Any = None) -> np.ndarray:
     return np.diff(np.concatenate([[before], values]))
 
 
-def _positive(text: str, value: float) -> float:
-    if not math.isfinite(value):
-        raise RareEventError(f"max_gap {text!r} is not a finite number: give a duration like 10min, a number or a multiple like 5x", param="max_gap")
-    if value <= 0:
-        raise RareEventError(f"max_gap {text!r} must be above 0", param="max_gap")
-    return value
-
-
-def check_max_gap(text: str | None) -> None:
-    """Refuse a ``--max-gap`` that is none of its forms, before any file is read (its unit is checked against the time column later)."""
-    if text is None or text.strip().lower() in _NO_GAPS:
-        return
-    multiple = _MULTIPLE.fullmatch(text)
-    if multiple:
-        _positive(text, float(multiple.group(1)))
-        return
-    try:
-        number = float(text)
-    except ValueError:
-        number = None
-    if number is not None:
-        _positive(text, number)
-        return
-    try:
-        seconds = pd.Timedelta(text.strip()).total_seconds()
-    except ValueError:
-        raise RareEventError(
-            f"max_gap {text!r}: give a duration like 10min or 6h, a number in the unit of a numeric time column, a multiple of the median step like 5x, or none", param="max_gap"
-        ) from None
-    _positive(text, seconds)
-
-
 def resolve_max_gap(text: str | None, time: np.ndarray | None, column: str | None, path: Any) -> float | None:
     """The largest step that is not a gap, as a number (seconds for dates); ``None``: no gap rule.
 
@@ -91,15 +54,15 @@ def resolve_max_gap(text: str | None, time: np.ndarray | None, column: str | Non
     """
     explicit = text is not None
     text = DEFAULT_MAX_GAP if text is None else text.strip()
-    if text.lower() in _NO_GAPS:
+    if text.lower() in NO_GAPS:
         return None
     if time is None:
         if explicit:
             raise RareEventError(f"{path}: `max_gap` needs a time column", hint="name it with `time`, or leave `max_gap` out", param="max_gap")
         return None
-    multiple = _MULTIPLE.fullmatch(text)
+    multiple = MULTIPLE.fullmatch(text)
     if multiple:
-        factor = _positive(text, float(multiple.group(1)))
+        factor = positive_gap(text, float(multiple.group(1)))
         step = steps(time)[1:]
         return factor * float(np.median(step)) if step.size else None
     try:
@@ -113,14 +76,14 @@ def resolve_max_gap(text: str | None, time: np.ndarray | None, column: str | Non
             seconds = pd.Timedelta(text).total_seconds()
         except ValueError:
             raise RareEventError(f"max_gap {text!r}: give a duration like 10min or 6h, or a multiple of the median step like 5x", param="max_gap") from None
-        return _positive(text, seconds)
+        return positive_gap(text, seconds)
     if number is None:
         raise RareEventError(
             f"{path}: `max_gap` {text!r}: time column {column!r} holds plain numbers: give the step in its own unit (like 50) or a multiple like 5x",
             hint="`time_unit=s|ms` reads epoch numbers as dates, for durations like 10min",
             param="max_gap",
         )
-    return _positive(text, number)
+    return positive_gap(text, number)
 
 
 def gap_starts(time: np.ndarray | None, n_rows: int, max_gap: float | None, previous: Any = None) -> np.ndarray:
@@ -177,32 +140,16 @@ def resample_record_ok(value: Any) -> bool:
     return value is None or (isinstance(value, dict) and isinstance(value.get("every"), str) and value.get("agg") in AGGREGATIONS)
 
 
-@dataclass(frozen=True)
-class Resampling:
-    """``--resample EVERY --agg HOW``: the grid step (seconds for dates, column units for numbers) and the aggregation."""
-
-    every: str
-    agg: str = "mean"
-
-    def check(self) -> None:
-        if self.agg not in AGGREGATIONS:
-            raise RareEventError(f"agg {self.agg!r}: use one of {', '.join(AGGREGATIONS)}", param="agg")
-
-    @classmethod
-    def from_record(cls, value: dict[str, Any] | None) -> Resampling | None:
-        """The resampling saved in a run (``None``: the run did not resample)."""
-        return None if not value else cls(every=value["every"], agg=value["agg"])
-
-    def step(self, time: np.ndarray, column: str | None) -> float:
-        """The grid step in the axis' unit (seconds for dates)."""
-        try:
-            value = pd.Timedelta(self.every).total_seconds() if is_dated(time) else float(self.every)
-        except ValueError:
-            kind = "a duration like 1min" if is_dated(time) else f"a step in the unit of the numeric time column {column!r}, like 10"
-            raise RareEventError(f"resample {self.every!r}: give {kind}", param="resample") from None
-        if not (math.isfinite(value) and value > 0):
-            raise RareEventError(f"resample {self.every!r} must be above 0", param="resample")
-        return value
+def grid_step(how: Resampling, time: np.ndarray, column: str | None) -> float:
+    """The grid step of ``how`` in the axis' unit (seconds for dates): a duration for dates, a number for a numeric column."""
+    try:
+        value = pd.Timedelta(how.every).total_seconds() if is_dated(time) else float(how.every)
+    except ValueError:
+        kind = "a duration like 1min" if is_dated(time) else f"a step in the unit of the numeric time column {column!r}, like 10"
+        raise RareEventError(f"resample {how.every!r}: give {kind}", param="resample") from None
+    if not (math.isfinite(value) and value > 0):
+        raise RareEventError(f"resample {how.every!r} must be above 0", param="resample")
+    return value
 
 
 def _cells(time: np.ndarray, step: float) -> np.ndarray:
@@ -232,7 +179,7 @@ def resample(data: SensorData, how: Resampling, fill: str | None, after: int | N
     columns = data.columns
     if data.time is None:
         raise RareEventError(f"{data.path}: `resample` needs a time column", hint="name it with `time`", param="resample")
-    step = how.step(data.time, columns.time)
+    step = grid_step(how, data.time, columns.time)
     cells = _cells(data.time, step)
     first = cells[0] if after is None else after + 1
     grid = np.arange(first, cells[-1] + 1)
@@ -292,7 +239,7 @@ class GridChain:
         if data is None or len(data) == 0:
             return None
         assert data.time is not None, "a run that resampled has a time column, and so do the files it reads"
-        cells = _cells(data.time, self.how.step(data.time, data.columns.time))
+        cells = _cells(data.time, grid_step(self.how, data.time, data.columns.time))
         cut = len(data) if block is None else int(np.searchsorted(cells, cells[-1]))
         self.pending = None if cut == len(data) else _take(data, slice(cut, None))
         if cut == 0:

@@ -28,7 +28,8 @@ import pandas as pd
 from rareevent import gaps, windows
 from rareevent.episodes import duration_text, episode_rows, top_sensors
 from rareevent.errors import RareEventError
-from rareevent.load import Reading, ReadingOptions, SensorData, load_csv
+from rareevent.load import Reading, SensorData, load_csv
+from rareevent.options import InputSpec, Resampling, ScoreSpec
 from rareevent.storage import atomic_file
 
 TIMELINE_BUCKETS = 1500  # min and max of each: at most 3,000 points, whatever the file's length
@@ -137,11 +138,11 @@ class ReportInput:
     splits: dict[str, tuple[int, int]] | None = None  # a run's own file: row bounds of train/valid/test
 
 
-def read_raw(path: str | Path, record: dict[str, Any], fill: str | None, options: ReadingOptions | None, time: str | None, label: str | None) -> SensorData:
+def read_raw(path: str | Path, record: dict[str, Any], spec: InputSpec) -> SensorData:
     """The file's rows read and validated as ``score`` reads them, unscaled: what the episode traces show."""
     from rareevent.scoring import trained_columns
 
-    return load_csv(path, fill=fill, options=options, trained=trained_columns(record, time, label), base=Reading.from_record(record.get("reading")))
+    return load_csv(path, spec, trained=trained_columns(record, spec), base=Reading.from_record(record.get("reading")))
 
 
 def train_band(record: dict[str, Any], detector: Any) -> tuple[dict[str, tuple[float, float]], str]:
@@ -585,14 +586,12 @@ function draw() {
 """
 
 
-def scored_file_report(
-    path: str | Path, record: dict[str, Any], detector: Any, result: Any, collector: WindowCollector, *, fill: str | None, options: ReadingOptions | None, time: str | None, label: str | None
-) -> ReportInput:
+def scored_file_report(path: str | Path, record: dict[str, Any], detector: Any, result: Any, collector: WindowCollector, spec: ScoreSpec) -> ReportInput:
     """The report of ``score``: the file just scored (``result``, windows from ``collector``) and its raw rows."""
     from rareevent.model import compute_device
 
     path = Path(path)
-    data = _on_grid(read_raw(path, record, fill, options, time, label), record, fill)
+    data = _on_grid(read_raw(path, record, spec.input), record, spec.input.fill)
     scored = collector.frame()
     pr = (scored["label"].to_numpy(), scored["error"].to_numpy()) if "label" in scored else None
     return ReportInput(
@@ -616,8 +615,9 @@ def run_report(folder: Path, record: dict[str, Any], detector: Any) -> ReportInp
     if record.get("input_sha256") and file_sha256(source) != record["input_sha256"]:
         raise RareEventError(f"{source}: changed since run {record['name']!r} was trained on it", hint="score it with `rareevent score DATA --run RUN --html FILE.html`")
     collector = WindowCollector()
-    result = score_csv(source, record, detector, fill=record.get("fill"), sink=collector)
-    data = _on_grid(read_raw(source, record, record.get("fill"), None, None, None), record, record.get("fill"))
+    spec = ScoreSpec(InputSpec(fill=record.get("fill")))  # the run's own file, read as the run read it
+    result = score_csv(source, record, detector, spec, sink=collector)
+    data = _on_grid(read_raw(source, record, spec.input), record, spec.input.fill)
     try:
         scores = pd.read_csv(folder / SCORES_FILE)
     except (OSError, ValueError) as exc:
@@ -635,4 +635,4 @@ def run_report(folder: Path, record: dict[str, Any], detector: Any) -> ReportInp
 
 def _on_grid(data: SensorData, record: dict[str, Any], fill: str | None) -> SensorData:
     """The rows on the run's ``--resample`` grid, as the model read them (unchanged without one)."""
-    return gaps.regrid(data, gaps.Resampling.from_record(record.get("resample")), fill)[0]
+    return gaps.regrid(data, Resampling.from_record(record.get("resample")), fill)[0]

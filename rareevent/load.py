@@ -25,7 +25,6 @@ import io
 import itertools
 import re
 import warnings
-import zoneinfo
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -35,13 +34,11 @@ import numpy as np
 import pandas as pd
 
 from rareevent.errors import RareEventError
+from rareevent.options import DECIMAL_MARKS, TIME_UNITS, InputSpec, ReadOptions, check_encoding, check_tz
 
 DELIMITERS = (",", ";", "\t")
 TIME_NAMES = ("time", "timestamp", "datetime", "date")
 LABEL_NAMES = ("y", "label", "anomaly")
-FILL_METHODS = ("ffill", "interpolate", "drop")
-DECIMAL_MARKS = (".", ",")
-TIME_UNITS = {"s": 1, "ms": 1000}  # unit -> units per second
 SAMPLE_ROWS = 10_000  # rows of text the decimal mark is inferred from
 _SNIFF_BYTES = 64 * 1024
 _OTHER_MARK = {".": ",", ",": "."}
@@ -88,63 +85,8 @@ class Columns:
 _UTC_OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"  # an ISO time's offset: 2026-01-31T13:45:00+01:00, ...Z
 
 
-@dataclass(frozen=True)
-class ReadingOptions:
-    """What the user forced about reading cells (``--decimal``, ``--time-format``, ``--dayfirst``, ``--time-unit``, ``--tz``, ``--encoding``)."""
-
-    decimal: str | None = None
-    time_format: str | None = None
-    dayfirst: bool = False
-    time_unit: str | None = None
-    tz: str | None = None
-    encoding: str | None = None
-
-    def check(self) -> None:
-        """Refuse unknown values and contradictory options before any file is read."""
-        if self.decimal is not None and self.decimal not in DECIMAL_MARKS:
-            raise RareEventError(f"decimal {self.decimal!r}: use ',' or '.'", param="decimal")
-        if self.time_unit is not None and self.time_unit not in TIME_UNITS:
-            raise RareEventError(f"time_unit {self.time_unit!r}: use one of {', '.join(TIME_UNITS)}", param="time_unit")
-        given = [name for name, on in (("time_format", self.time_format is not None), ("dayfirst", self.dayfirst), ("time_unit", self.time_unit is not None)) if on]
-        if len(given) > 1:
-            raise RareEventError(f"`{given[0]}` and `{given[1]}` contradict each other: give one of them")
-        if self.time_format is not None:
-            _check_time_format(self.time_format)
-        if self.tz is not None:
-            check_tz(self.tz)
-        if self.encoding is not None:
-            check_encoding(self.encoding)
-
-
-def check_tz(tz: str) -> str:
-    """An IANA time zone name (``Europe/Berlin``), or the error naming ``tz``."""
-    try:
-        zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise RareEventError(f"tz {tz!r} is not a time zone name", hint="use an IANA name like Europe/Berlin or UTC", param="tz") from None
-    return tz
-
-
-def check_encoding(encoding: str) -> str:
-    """The canonical name of a text encoding (``cp1252``), or the error naming ``encoding``."""
-    try:
-        return codecs.lookup(encoding).name
-    except LookupError:
-        raise RareEventError(f"encoding {encoding!r} is not a text encoding Python knows", hint="use utf-8, cp1252 or latin-1", param="encoding") from None
-
-
 def _codec(encoding: str) -> str:
     return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
-
-
-def _check_time_format(time_format: str) -> None:
-    """A ``--time-format`` must write and read back a time: catches typos like ``%Q`` or a format without ``%``."""
-    if "%" not in time_format:
-        raise RareEventError(f"time_format {time_format!r} has no % code", hint="use codes like %d.%m.%Y %H:%M", param="time_format")
-    try:
-        pd.to_datetime(pd.Series([pd.Timestamp("2026-01-31 13:45:56").strftime(time_format)]), format=time_format)
-    except (ValueError, TypeError):
-        raise RareEventError(f"time_format {time_format!r} is not a strftime format pandas can read", hint="use codes like %d.%m.%Y %H:%M", param="time_format") from None
 
 
 @dataclass(frozen=True)
@@ -604,7 +546,6 @@ def validate_frame(
     """
     path = fmt.path
     reading = reading or Reading()
-    check_fill(fill)
     blank = frame.isna().all(axis=1).to_numpy()
     if blank.any():  # blank lines carry no reading; the index keeps line numbers exact
         frame = frame[~blank]
@@ -832,12 +773,6 @@ def _check_order(values: np.ndarray, path: Path, name: str, lines: _Lines, previ
     return values
 
 
-def check_fill(fill: str | None) -> None:
-    """Refuse an unknown ``--fill`` method."""
-    if fill is not None and fill not in FILL_METHODS:
-        raise RareEventError(f"fill {fill!r}: use one of {', '.join(FILL_METHODS)}", param="fill")
-
-
 def _epoch_times(values: np.ndarray, series: pd.Series, path: Path, name: str, lines: _Lines, unit: str) -> np.ndarray:
     """Numbers of ``unit`` since 1970 as datetimes; refused outside the years 1678-2261."""
     seconds = values / TIME_UNITS[unit]
@@ -907,7 +842,7 @@ def text_sample(fmt: CsvFormat, columns: Columns) -> pd.DataFrame | None:
         frames.close()
 
 
-def decimal_reading(sample: pd.DataFrame | None, fmt: CsvFormat, columns: Columns, options: ReadingOptions, base: Reading) -> Reading:
+def decimal_reading(sample: pd.DataFrame | None, fmt: CsvFormat, columns: Columns, options: ReadOptions, base: Reading) -> Reading:
     """Settle the decimal mark: ``--decimal``, else the sample's cells, else ``base`` (the run's mark, or the default).
 
     Only ``;`` and tab files can hold decimal commas unquoted, so only they
@@ -941,7 +876,7 @@ def time_reading(
     fmt: CsvFormat,
     columns: Columns,
     reading: Reading,
-    options: ReadingOptions,
+    options: ReadOptions,
     base: Reading,
     column_values: Callable[[], Iterable[pd.Series]],
 ) -> Reading:
@@ -1006,24 +941,16 @@ def _day_month_format(shape: re.Match[str], dayfirst: bool) -> str:
     return text
 
 
-def load_csv(
-    path: str | Path,
-    time: str | None = None,
-    label: str | None = None,
-    drop: Sequence[str] = (),
-    fill: str | None = None,
-    options: ReadingOptions | None = None,
-    trained: Columns | None = None,
-    base: Reading | None = None,
-) -> SensorData:
-    """Read and validate a whole training CSV, inferring its reading where ``options`` leave it open.
+def load_csv(path: str | Path, spec: InputSpec | None = None, trained: Columns | None = None, base: Reading | None = None) -> SensorData:
+    """Read and validate a whole training CSV, inferring its reading where ``spec.read`` leaves it open.
 
     With ``trained`` (a run's columns) the file is matched to them by name,
-    as for scoring, instead of taking roles from ``time``/``label``/``drop``;
+    as for scoring, instead of taking roles from ``spec``'s time, label and drop;
     ``base`` is then the run's reading, which settles what the file leaves open.
     """
-    raw = read_csv_whole(path, time=time, label=label, drop=drop, options=options, trained=trained, base=base)
-    return validate_frame(raw.frame, raw.fmt, raw.columns, fill=fill, reading=raw.reading)
+    spec = spec or InputSpec()
+    raw = read_csv_whole(path, spec, trained=trained, base=base)
+    return validate_frame(raw.frame, raw.fmt, raw.columns, fill=spec.fill, reading=raw.reading)
 
 
 @dataclass
@@ -1036,22 +963,13 @@ class RawTable:
     reading: Reading
 
 
-def read_csv_whole(
-    path: str | Path,
-    time: str | None = None,
-    label: str | None = None,
-    drop: Sequence[str] = (),
-    options: ReadingOptions | None = None,
-    trained: Columns | None = None,
-    base: Reading | None = None,
-) -> RawTable:
+def read_csv_whole(path: str | Path, spec: InputSpec, trained: Columns | None = None, base: Reading | None = None) -> RawTable:
     """The whole of a CSV as one raw frame, with its column roles and settled reading (see :func:`load_csv`)."""
     base = base or Reading()
-    options = options or ReadingOptions()
-    options.check()
+    options = spec.read
     fmt = sniff(path, options.encoding, base.encoding)
     sample = text_sample(fmt, Columns(features=fmt.header))
-    columns = resolve_columns(fmt, time=time, label=label, drop=drop, sample=sample) if trained is None else columns_for_model(fmt, trained)
+    columns = resolve_columns(fmt, time=spec.time, label=spec.label, drop=spec.drop, sample=sample) if trained is None else columns_for_model(fmt, trained)
     reading = decimal_reading(sample, fmt, columns, options, base)
     frame = next(read_frames(fmt, columns, reading=reading), None)
     if frame is None or len(frame) == 0:

@@ -35,9 +35,7 @@ from rareevent.load import (
     Columns,
     CsvFormat,
     Reading,
-    ReadingOptions,
     SensorData,
-    check_fill,
     columns_for_model,
     decimal_reading,
     read_frames,
@@ -47,8 +45,8 @@ from rareevent.load import (
     validate_frame,
 )
 from rareevent.metrics import evaluate
+from rareevent.options import InputSpec, ScoreSpec
 
-DEFAULT_CHUNK_ROWS = 100_000
 TOP_FEATURES = 3
 _SHARE_TEXT = np.array([f"{i / 100:.2f}" for i in range(101)], dtype=object)
 
@@ -247,64 +245,44 @@ class WindowStream:
         return step
 
 
-def open_csv(
-    path: str | Path,
-    record: dict[str, Any],
-    chunk_rows: int,
-    fill: str | None,
-    options: ReadingOptions | None = None,
-    time: str | None = None,
-    label: str | None = None,
-) -> tuple[CsvFormat, Columns, Reading, Iterator[pd.DataFrame]]:
+def open_csv(path: str | Path, record: dict[str, Any], spec: ScoreSpec) -> tuple[CsvFormat, Columns, Reading, Iterator[pd.DataFrame]]:
     """Sniff a file, match it to the run's columns, settle its reading, and return its raw frames.
 
-    The file is read as the run read its training file, unless ``options``
-    say otherwise; what the run leaves open is inferred from this file.
+    The file is read as the run read its training file, unless ``spec.input.read``
+    says otherwise; what the run leaves open is inferred from this file.
     """
-    if chunk_rows < 1:
-        raise RareEventError(f"chunk_rows must be at least 1, got {chunk_rows}", param="chunk_rows")
-    check_fill(fill)
-    options = options or ReadingOptions()
-    options.check()
-    fmt = sniff(path, options.encoding, Reading.from_record(record.get("reading")).encoding)
-    _model_columns(fmt, record, time, label)  # a file without the run's columns is refused before any row is read
+    fmt = sniff(path, spec.input.read.encoding, Reading.from_record(record.get("reading")).encoding)
+    _model_columns(fmt, record, spec.input)  # a file without the run's columns is refused before any row is read
     sample = text_sample(fmt, Columns(features=fmt.header))
-    columns, reading = settle_reading(fmt, record, options, sample, lambda columns, reading: (frame[columns.time] for frame in read_frames(fmt, columns, chunk_rows, reading)), time, label)
-    return fmt, columns, reading, read_frames(fmt, columns, chunk_rows, reading)
+    columns, reading = settle_reading(fmt, record, spec.input, sample, lambda columns, reading: (frame[columns.time] for frame in read_frames(fmt, columns, spec.chunk_rows, reading)))
+    return fmt, columns, reading, read_frames(fmt, columns, spec.chunk_rows, reading)
 
 
-def _model_columns(fmt: CsvFormat, record: dict[str, Any], time: str | None, label: str | None) -> Columns:
-    """The run's columns found in a file's header; ``time``/``label`` name the file's own when they differ."""
-    for role, name in (("time", time), ("label", label)):
+def _model_columns(fmt: CsvFormat, record: dict[str, Any], spec: InputSpec) -> Columns:
+    """The run's columns found in a file's header; ``spec.time``/``spec.label`` name the file's own when they differ."""
+    for role, name in (("time", spec.time), ("label", spec.label)):
         if name is not None and name not in fmt.header:
             raise RareEventError(f"{fmt.path}: {role} names unknown column {name!r}", hint=f"columns are {', '.join(fmt.header)}")
-    return columns_for_model(fmt, trained_columns(record, time, label))
+    return columns_for_model(fmt, trained_columns(record, spec))
 
 
-def trained_columns(record: dict[str, Any], time: str | None = None, label: str | None = None) -> Columns:
-    """The run's columns: its features, and its time and label columns unless ``time``/``label`` name a file's own."""
-    return Columns(features=record["features"], time=time or record["time_column"], label=label or record["label_column"])
+def trained_columns(record: dict[str, Any], spec: InputSpec | None = None) -> Columns:
+    """The run's columns: its features, and its time and label columns unless ``spec`` names a file's own."""
+    spec = spec or InputSpec()
+    return Columns(features=record["features"], time=spec.time or record["time_column"], label=spec.label or record["label_column"])
 
 
-def settle_reading(
-    fmt: CsvFormat,
-    record: dict[str, Any],
-    options: ReadingOptions,
-    sample: pd.DataFrame | None,
-    column_values: Callable[[Columns, Reading], Iterable[pd.Series]],
-    time: str | None = None,
-    label: str | None = None,
-) -> tuple[Columns, Reading]:
+def settle_reading(fmt: CsvFormat, record: dict[str, Any], spec: InputSpec, sample: pd.DataFrame | None, column_values: Callable[[Columns, Reading], Iterable[pd.Series]]) -> tuple[Columns, Reading]:
     """The run's columns in ``fmt``, and how to read its cells: the options, else the run's reading where it fits, else inferred.
 
     ``sample`` (text) is what the decimal mark is inferred from;
     ``column_values`` gives the time column's text, read only when the
     day/month order must be inferred.
     """
-    columns = _model_columns(fmt, record, time, label)
+    columns = _model_columns(fmt, record, spec)
     base = Reading.from_record(record.get("reading"))
-    reading = decimal_reading(sample, fmt, columns, options, base)
-    return columns, time_reading(sample, fmt, columns, reading, options, base, lambda: column_values(columns, reading))
+    reading = decimal_reading(sample, fmt, columns, spec.read, base)
+    return columns, time_reading(sample, fmt, columns, reading, spec.read, base, lambda: column_values(columns, reading))
 
 
 def _release(block: SensorData, starts: np.ndarray, buffer: _Buffer, T: int, ready: int, first: int) -> WindowBlock:
@@ -357,25 +335,23 @@ def score_csv(
     path: str | Path,
     record: dict[str, Any],
     detector: RareEventDetector,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    fill: str | None = None,
+    spec: ScoreSpec | None = None,
+    *,
     sink: WindowSink | None = None,
     on_progress: ProgressCallback | None = None,
-    options: ReadingOptions | None = None,
-    time: str | None = None,
-    label: str | None = None,
 ) -> ScoreResult:
     """Score every window of ``path`` with a loaded run: its frames through a :class:`StreamScorer`.
 
     ``sink`` receives a DataFrame of per-window output (``row``, ``time``,
     ``error``, ``flagged``, ``top_features``, ``label``: the label of the
-    window's last row) block by block. ``time`` and ``label`` name the
-    file's time and 0/1 event columns when they differ from the run's (or
-    the run had none): a run trained on normal data alone can so be
-    measured on a labelled incident file.
+    window's last row) block by block. ``spec.input.time`` and ``spec.input.label``
+    name the file's time and 0/1 event columns when they differ from the
+    run's (or the run had none): a run trained on normal data alone can so
+    be measured on a labelled incident file.
     """
-    fmt, _, reading, frames = open_csv(path, record, chunk_rows, fill, options, time, label)
-    scorer = StreamScorer(detector, record, str(path), fill, options, time, label, batch=PREDICT_BATCH)
+    spec = spec or ScoreSpec()
+    fmt, _, reading, frames = open_csv(path, record, spec)
+    scorer = StreamScorer(detector, record, str(path), spec, batch=PREDICT_BATCH)
     scorer.begin(fmt, reading)
     return score_frames(scorer, frames, sink, on_progress)
 
@@ -479,6 +455,8 @@ class StreamScorer:
     ``record`` is a run's view (``load_run``; ``from_run`` reads one): its
     time and label columns, reading, gap and resampling rules. Without it,
     a detector fitted in a notebook reads frames of its sensor columns.
+    ``spec`` names the frames' time and label columns where they differ
+    from the run's, the repair of blank cells and the reading options.
 
     ``batch`` releases windows in whole multiples of it (``score_csv`` uses
     ``PREDICT_BATCH``); with ``keep_windows=False`` no per-window history is
@@ -491,23 +469,17 @@ class StreamScorer:
         detector: RareEventDetector,
         record: dict[str, Any] | None = None,
         source: str = "<data>",
-        fill: str | None = None,
-        options: ReadingOptions | None = None,
-        time: str | None = None,
-        label: str | None = None,
+        spec: ScoreSpec | None = None,
         *,
         batch: int = 1,
         keep_windows: bool = True,
     ) -> None:
-        check_fill(fill)
         if record is None:  # a detector fitted in a notebook: its sensor columns only, no time or label column
             from rareevent.runs import run_view
 
             record = run_view({"name": "detector", "time_column": None, "label_column": None}, detector)
-        self.options = options or ReadingOptions()
-        self.options.check()
-        self.record, self.detector, self.source, self.fill = record, detector, source, fill
-        self.time, self.label = time, label
+        self.spec = spec or ScoreSpec()
+        self.record, self.detector, self.source = record, detector, source
         self.batch, self.keep_windows = batch, keep_windows
         self.names = [record["features"][i] for i in detector.target_features_]  # errors are kept for the scored sensors only
         self.episodes = AlarmEpisodes(self.names)
@@ -596,13 +568,13 @@ class StreamScorer:
             if self._reading is None:
                 columns, reading = self.settle(fmt, None if frame is None else frame.where(frame.isna(), frame.astype(str)))
             else:
-                columns, reading = _model_columns(fmt, self.record, self.time, self.label), self._reading
-            self.stream = WindowStream(fmt, columns, reading, self.record, self.fill, self.batch)
+                columns, reading = _model_columns(fmt, self.record, self.spec.input), self._reading
+            self.stream = WindowStream(fmt, columns, reading, self.record, self.spec.input.fill, self.batch)
         return self.stream
 
     def settle(self, fmt: CsvFormat, sample: pd.DataFrame | None) -> tuple[Columns, Reading]:
         """The run's columns in ``fmt`` and the reading of its cells, settled from the options, the run and ``sample`` (text: the first rows)."""
-        return settle_reading(fmt, self.record, self.options, sample, lambda columns, _: [] if sample is None else [sample[columns.time]], self.time, self.label)
+        return settle_reading(fmt, self.record, self.spec.input, sample, lambda columns, _: [] if sample is None else [sample[columns.time]])
 
     def _score(self, steps: list[WindowBlock]) -> pd.DataFrame:
         self.opened, self.closed = [], []
@@ -730,23 +702,16 @@ class WindowWriter:
         self.handle.close()
 
 
-def encode_csv(
-    path: str | Path,
-    record: dict[str, Any],
-    detector: RareEventDetector,
-    sink: WindowSink,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    fill: str | None = None,
-    options: ReadingOptions | None = None,
-) -> tuple[int, int]:
+def encode_csv(path: str | Path, record: dict[str, Any], detector: RareEventDetector, sink: WindowSink, spec: ScoreSpec | None = None) -> tuple[int, int]:
     """Send the encoded vector of every window of ``path`` to ``sink``.
 
     Returns the number of windows and of repaired (filled) cells.
     """
     require_bottleneck(detector.arch)
     total = filled = 0
-    fmt, columns, reading, frames = open_csv(path, record, chunk_rows, fill, options)
-    for step in WindowStream(fmt, columns, reading, record, fill, PREDICT_BATCH).blocks(frames):
+    spec = spec or ScoreSpec()
+    fmt, columns, reading, frames = open_csv(path, record, spec)
+    for step in WindowStream(fmt, columns, reading, record, spec.input.fill, PREDICT_BATCH).blocks(frames):
         filled += step.rows.n_filled
         if step.n == 0:
             continue

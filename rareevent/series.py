@@ -30,7 +30,6 @@ from rareevent.load import (
     CsvFormat,
     RawTable,
     Reading,
-    ReadingOptions,
     SensorData,
     columns_for_model,
     file_line,
@@ -41,6 +40,7 @@ from rareevent.load import (
     time_values,
     validate_frame,
 )
+from rareevent.options import InputSpec, ReadOptions
 
 TABLE_SUFFIXES = (".parquet", ".pq")
 _GLOB_CHARS = "*?["
@@ -145,7 +145,7 @@ def table_format(path: str | Path, header: Sequence[str]) -> CsvFormat:
     return CsvFormat(path=Path(path), delimiter="", header=list(header), counted=False, table=True)
 
 
-def table_reading(frame: pd.DataFrame, fmt: CsvFormat, columns: Columns, options: ReadingOptions, base: Reading) -> Reading:
+def table_reading(frame: pd.DataFrame, fmt: CsvFormat, columns: Columns, options: ReadOptions, base: Reading) -> Reading:
     """How a table's cells are read: numbers are typed (decimal point); typed times as they are; text times as a CSV's."""
     reading = Reading(decimal=options.decimal or ".", decimal_settled=True)
     if columns.time is None or pd.api.types.is_datetime64_any_dtype(frame[columns.time]):
@@ -156,27 +156,14 @@ def table_reading(frame: pd.DataFrame, fmt: CsvFormat, columns: Columns, options
     return time_reading(text.iloc[:SAMPLE_ROWS].to_frame(), fmt, columns, reading, options, base, lambda: [text])
 
 
-def frame_table(
-    frame: pd.DataFrame,
-    source: str | Path,
-    *,
-    group: str | None = None,
-    time: str | None = None,
-    label: str | None = None,
-    drop: Sequence[str] = (),
-    options: ReadingOptions | None = None,
-    trained: Columns | None = None,
-    base: Reading | None = None,
-) -> RawTable:
+def frame_table(frame: pd.DataFrame, source: str | Path, spec: InputSpec, trained: Columns | None = None, base: Reading | None = None) -> RawTable:
     """An in-memory table (a Parquet file, a Spark group) as a raw table with column roles, like a CSV read whole."""
-    options = options or ReadingOptions()
-    options.check()
     fmt = table_format(source, [str(c) for c in frame.columns])
     frame = frame.set_axis(fmt.header, axis=1)
     if len(frame) == 0:
         raise RareEventError(f"{fmt.path}: has no data rows")
-    columns = _columns(fmt, group, time, label, drop, trained)
-    return RawTable(fmt, columns, frame, table_reading(frame, fmt, columns, options, base or Reading()))
+    columns = _columns(fmt, spec, trained)
+    return RawTable(fmt, columns, frame, table_reading(frame, fmt, columns, spec.read, base or Reading()))
 
 
 def in_time_order(frame: pd.DataFrame, fmt: CsvFormat, time: str | None, reading: Reading) -> pd.DataFrame:
@@ -186,36 +173,27 @@ def in_time_order(frame: pd.DataFrame, fmt: CsvFormat, time: str | None, reading
     return frame.iloc[np.argsort(time_values(frame, fmt, time, reading), kind="stable")].reset_index(drop=True)
 
 
-def _columns(fmt: CsvFormat, group: str | None, time: str | None, label: str | None, drop: Sequence[str], trained: Columns | None) -> Columns:
+def _columns(fmt: CsvFormat, spec: InputSpec, trained: Columns | None) -> Columns:
     """Column roles of a file of the fleet; the group column is neither a feature nor dropped."""
+    group = spec.group
     if group is not None and group not in fmt.header:
         raise RareEventError(f"{fmt.path}: `group` names unknown column {group!r}", hint=f"columns are {', '.join(fmt.header)}")
     if trained is not None:
         columns = columns_for_model(fmt, trained)
         return replace(columns, ignored=[c for c in columns.ignored if c != group])
-    columns = resolve_columns(fmt, time=time, label=label, drop=[*drop, *([group] if group else [])])
-    return replace(columns, dropped=list(drop))
+    columns = resolve_columns(fmt, time=spec.time, label=spec.label, drop=[*spec.drop, *([group] if group else [])])
+    return replace(columns, dropped=list(spec.drop))
 
 
-def read_whole(
-    path: Path,
-    *,
-    group: str | None = None,
-    time: str | None = None,
-    label: str | None = None,
-    drop: Sequence[str] = (),
-    options: ReadingOptions | None = None,
-    trained: Columns | None = None,
-    base: Reading | None = None,
-) -> RawTable:
-    """A whole CSV or Parquet file as a raw table with column roles."""
+def read_whole(path: Path, spec: InputSpec, trained: Columns | None = None, base: Reading | None = None) -> RawTable:
+    """A whole CSV or Parquet file as a raw table with column roles (``spec.group``: the group column, neither a feature nor dropped)."""
     if is_table(path):
-        table_header(path, group)  # a missing or broken file, named before pyarrow's own words
-        return frame_table(read_table(path), path, group=group, time=time, label=label, drop=drop, options=options, trained=trained, base=base)
-    if group is not None:
-        raw = read_csv_whole(path, options=options, trained=trained, base=base, time=time, label=label, drop=[*drop, group] if trained is None else ())
-        return replace(raw, columns=_columns(raw.fmt, group, time, label, drop, trained))
-    return read_csv_whole(path, time=time, label=label, drop=drop, options=options, trained=trained, base=base)
+        table_header(path, spec.group)  # a missing or broken file, named before pyarrow's own words
+        return frame_table(read_table(path), path, spec, trained=trained, base=base)
+    if spec.group is not None:
+        raw = read_csv_whole(path, replace(spec, drop=(*spec.drop, spec.group) if trained is None else ()), trained=trained, base=base)
+        return replace(raw, columns=_columns(raw.fmt, spec, trained))
+    return read_csv_whole(path, spec, trained=trained, base=base)
 
 
 def group_values(values: pd.Series, fmt: CsvFormat, group: str) -> list[str]:
@@ -278,32 +256,23 @@ def validate_series(series: Series, raw: RawTable, frame: pd.DataFrame, fill: st
     return data
 
 
-def load_series(
-    inputs: Sequence[str | Path],
-    *,
-    group: str | None = None,
-    time: str | None = None,
-    label: str | None = None,
-    drop: Sequence[str] = (),
-    fill: str | None = None,
-    options: ReadingOptions | None = None,
-) -> list[tuple[Series, SensorData]]:
-    """Read and check every series of ``inputs`` for training: one per file, or per group value of each file."""
+def load_series(inputs: Sequence[str | Path], spec: InputSpec) -> list[tuple[Series, SensorData]]:
+    """Read and check every series of ``inputs`` for training: one per file, or per value of ``spec.group`` in each file."""
     found: list[tuple[Series, SensorData]] = []
     first: tuple[Path, Columns] | None = None
     for path in expand(inputs):
-        raw = read_whole(path, group=group, time=time, label=label, drop=drop, options=options)
+        raw = read_whole(path, spec)
         if first is None:
             first = (path, raw.columns)
         else:
             check_same_columns(first, (path, raw.columns))
-        if group is None:
+        if spec.group is None:
             series = Series(path)
-            found.append((series, validate_series(series, raw, raw.frame, fill)))
+            found.append((series, validate_series(series, raw, raw.frame, spec.fill)))
             continue
-        for value, frame in groups_of(raw, group):
+        for value, frame in groups_of(raw, spec.group):
             series = Series(path, value)
-            found.append((series, validate_series(series, raw, frame, fill)))
+            found.append((series, validate_series(series, raw, frame, spec.fill)))
     names = [series.name for series, _ in found]
     repeated = next((name for name in names if names.count(name) > 1), None)
     if repeated is not None:

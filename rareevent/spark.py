@@ -19,6 +19,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ import pandas as pd
 
 from rareevent.errors import RareEventError
 from rareevent.fleet import check_group_folder, read_fleet, save_group_run, train_series, write_fleet_summary
-from rareevent.load import ReadingOptions
+from rareevent.options import InputSpec, ScoreSpec, TrainSpec
 from rareevent.runs import check_runs_dir, read_record
 from rareevent.series import Series, frame_table, in_time_order, naming, validate_series
 
@@ -89,6 +90,15 @@ def _schema(df: DataFrame, record: dict[str, Any], group: str, time: str | None,
     return T.StructType(fields)
 
 
+def _group(df: DataFrame, spec: InputSpec) -> str:
+    """The group column ``spec`` names, which ``df`` must hold: every group is one series."""
+    if spec.group is None:
+        raise RareEventError("Spark works one group at a time: give `group` in the input spec", param="group")
+    if spec.group not in df.columns:
+        raise RareEventError(f"group names unknown column {spec.group!r}", hint=f"columns are {', '.join(df.columns)}")
+    return spec.group
+
+
 def _column(df: DataFrame, given: str | None, trained: str | None, what: str) -> str | None:
     """The time or label column of ``df``: the one given (it must exist), else the run's when ``df`` has it."""
     if given is not None and given not in df.columns:
@@ -97,17 +107,8 @@ def _column(df: DataFrame, given: str | None, trained: str | None, what: str) ->
     return name if name in df.columns else None
 
 
-def score(
-    df: DataFrame,
-    run: str | Path,
-    *,
-    group: str,
-    time: str | None = None,
-    label: str | None = None,
-    fill: str | None = None,
-    options: ReadingOptions | None = None,
-) -> DataFrame:
-    """Window scores of every group of ``df``: ``group``, ``row``, ``time``, ``error``, ``flagged``, ``top_features``, ``label``.
+def score(df: DataFrame, run: str | Path, spec: ScoreSpec) -> DataFrame:
+    """Window scores of every group of ``df`` (the column ``spec.input.group``): ``group``, ``row``, ``time``, ``error``, ``flagged``, ``top_features``, ``label``.
 
     ``run`` is a run folder (one model for every group) or a ``--per-group``
     folder (each group its own run; a group without one fails the job). It
@@ -121,18 +122,16 @@ def score(
     folder = Path(run).resolve()
     fleet = read_fleet(folder)
     record = read_record(folder / next(iter(fleet["runs"]))) if fleet is not None else read_record(folder)
-    if group not in df.columns:
-        raise RareEventError(f"group names unknown column {group!r}", hint=f"columns are {', '.join(df.columns)}")
-    time = _column(df, time, record["time_column"], "time")
-    label = _column(df, label, record["label_column"], "label")
-    options = options or ReadingOptions()
-    options.check()
+    group = _group(df, spec.input)
+    time = _column(df, spec.input.time, record["time_column"], "time")
+    label = _column(df, spec.input.label, record["label_column"], "label")
+    spec = replace(spec, input=replace(spec.input, time=time, label=label))
     schema = _schema(df, record, group, time, label)
 
     def score_group(frame: pd.DataFrame) -> pd.DataFrame:
         value = frame[group].iloc[0]
         series = Series(Path(f"{group}={value}"), str(value))
-        windows, _ = score_frame(frame, series, folder, group=group, time=time, label=label, fill=fill, options=options, sort_by_time=True)
+        windows, _ = score_frame(frame, series, folder, spec, sort_by_time=True)
         assert windows is not None, "score_frame returns the windows when given no sink"
         windows.insert(0, group, value)
         return _for_arrow(windows)
@@ -160,22 +159,13 @@ def _for_arrow(frame: pd.DataFrame) -> pd.DataFrame:
 
 def train(
     df: DataFrame,
+    spec: TrainSpec,
     *,
-    group: str,
     runs_dir: str | Path,
     per_group: bool = True,
     name: str | None = None,
     detector: Any = None,
     overwrite: bool = False,
-    time: str | None = None,
-    label: str | None = None,
-    drop: tuple[str, ...] = (),
-    fill: str | None = None,
-    context: str | None = None,
-    options: ReadingOptions | None = None,
-    valid_frac: float = 0.2,
-    test_frac: float = 0.2,
-    max_gap: str | None = None,
 ) -> Path:
     """One run per group of ``df``, each trained on an executor, into ``runs_dir/NAME/<group>/`` with ``fleet.json``.
 
@@ -191,26 +181,24 @@ def train(
 
     if not per_group:
         raise RareEventError("rareevent.spark.train fits one run per group (per_group=True)", hint="the fleet model (one run over all groups) trains on one machine: rareevent.fleet.train_fleet")
-    if group not in df.columns:
-        raise RareEventError(f"group names unknown column {group!r}", hint=f"columns are {', '.join(df.columns)}")
+    group = _group(df, spec.input)
     detector = detector or RareEventDetector()
-    name = check_options(detector, valid_frac, test_frac, max_gap, None, name)
+    name = check_options(detector, name)
     remove_stale_temporaries(check_runs_dir(runs_dir))  # what a killed training left, as save_run clears it for a plain run
     target = check_free(check_runs_dir(runs_dir) / name, overwrite)
     params = detector.get_params()
-    options = options or ReadingOptions()
     with atomic_folder(target, overwrite=overwrite) as folder:
         shared = str(folder.resolve())
 
         def fit_group(frame: pd.DataFrame) -> pd.DataFrame:
             value = str(frame[group].iloc[0])
             series = Series(Path(f"{group}={value}"), value)
-            raw = frame_table(frame, series.path, group=group, time=time, label=label, drop=drop, options=options)
+            raw = frame_table(frame, series.path, spec.input)
             with naming(series, raw.fmt):
                 raw.frame = in_time_order(raw.frame, raw.fmt, raw.columns.time, raw.reading)
             check_group_folder(series)
-            data = validate_series(series, raw, raw.frame, fill)
-            result = train_series([(series, data)], RareEventDetector(**params), fill=fill, context=context, valid_frac=valid_frac, test_frac=test_frac, name=value, max_gap=max_gap)
+            data = validate_series(series, raw, raw.frame, spec.input.fill)
+            result = train_series([(series, data)], RareEventDetector(**params), spec, name=value)
             return _for_arrow(pd.DataFrame({"group": [value], "summary": [json.dumps(save_group_run(Path(shared), result, group), allow_nan=False)]}))
 
         rows = _collect(_by_group(df, group).applyInPandas(fit_group, "group string, summary string"))

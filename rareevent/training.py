@@ -15,9 +15,10 @@ import pandas as pd
 from rareevent import gaps, selection, windows
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
-from rareevent.load import Columns, Reading, ReadingOptions, SensorData, file_sha256, load_csv
+from rareevent.load import Columns, Reading, SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
 from rareevent.model import versions
+from rareevent.options import InputSpec, Resampling, SplitSpec, TrainSpec
 from rareevent.runs import FORMAT_VERSION, check_run_name, check_run_slot, load_run, save_run, scores_frame
 from rareevent.threshold import parse_strategy
 
@@ -42,52 +43,41 @@ def default_run_name(arch: str) -> str:
 def train(
     csv_path: str | Path,
     detector: RareEventDetector,
+    spec: TrainSpec | None = None,
     *,
-    time: str | None = None,
-    label: str | None = None,
-    drop: Sequence[str] = (),
-    fill: str | None = None,
-    context: str | Sequence[str] | None = None,
-    reading: ReadingOptions | None = None,
-    valid_frac: float = 0.2,
-    test_frac: float = 0.2,
     name: str | None = None,
     on_epoch: EpochCallback | None = None,
-    max_gap: str | None = None,
-    resample: gaps.Resampling | None = None,
     candidates: Sequence[str] = (),
 ) -> TrainResult:
     """Load ``csv_path``, split it in time order, fit ``detector`` and measure it.
 
-    Every option is checked before the file is read; ``reading`` forces
-    how cells are read (the rest is inferred and saved in the record). Test scores are
-    smoothed (``--smooth``) from the start of the test part, as a fresh file
-    would be. ``resample`` puts the rows on a regular grid first;
-    ``max_gap`` (default ``5x``) splits them into segments at time gaps,
+    ``spec`` (checked when it was made) says how to read the file and split
+    it: ``spec.input.read`` forces how cells are read (the rest is inferred
+    and saved in the record). Test scores are smoothed (``--smooth``) from
+    the start of the test part, as a fresh file would be.
+    ``spec.split.resample`` puts the rows on a regular grid first;
+    ``spec.split.max_gap`` (default ``5x``) splits them into segments at time gaps,
     and no window crosses one. With labels, ``candidates`` (``--arch auto``)
     are trained on the same split and the one with the best validation F1
     is kept (see :mod:`rareevent.selection`); without labels ``detector`` is.
     """
-    name = check_options(detector, valid_frac, test_frac, max_gap, resample, name)
-    data = load_csv(csv_path, time=time, label=label, drop=drop, fill=fill, options=reading)
-    data, resampled = gaps.regrid(data, resample, fill)
-    max_gap_value = gaps.resolve_max_gap(max_gap, data.time, data.columns.time, data.path)
-    if context is not None:
-        detector.context = resolve_context(context, data.columns.features)
+    spec = spec or TrainSpec()
+    name = check_options(detector, name)
+    data = load_csv(csv_path, spec.input)
+    data, resampled = gaps.regrid(data, spec.split.resample, spec.input.fill)
+    max_gap_value = gaps.resolve_max_gap(spec.split.max_gap, data.time, data.columns.time, data.path)
+    if spec.context is not None:
+        detector.context = resolve_context(spec.context, data.columns.features)
     starts = gaps.gap_starts(data.time, len(data), max_gap_value)
-    result = _train_on(detector, data, name, valid_frac, test_frac, fill, on_epoch, starts, candidates=candidates)
-    result.record["gaps"] = gaps.summary(data.time, starts, detector.lookback, max_gap, max_gap_value)
+    result = _train_on(detector, data, name, spec, on_epoch, starts, candidates=candidates)
+    result.record["gaps"] = gaps.summary(data.time, starts, detector.lookback, spec.split.max_gap, max_gap_value)
     result.record["resample"] = resampled
     return result
 
 
-def check_options(detector: RareEventDetector, valid_frac: float, test_frac: float, max_gap: str | None, resample: gaps.Resampling | None, name: str | None) -> str:
-    """Check what can be checked before any file is read (``train``, ``update``, a fleet, Spark); the run's name."""
+def check_options(detector: RareEventDetector, name: str | None) -> str:
+    """Check the detector's parameters and the run's name before any file is read (``train``, ``update``, a fleet, Spark); the name."""
     detector.check_params()
-    windows.check_fractions(valid_frac, test_frac)
-    gaps.check_max_gap(max_gap)
-    if resample is not None:
-        resample.check()
     name = name or default_run_name(detector.arch)
     check_run_name(name)
     return name
@@ -97,9 +87,7 @@ def _train_on(
     detector: RareEventDetector,
     data: SensorData,
     name: str,
-    valid_frac: float,
-    test_frac: float,
-    fill: str | None,
+    spec: TrainSpec,
     on_epoch: EpochCallback | None,
     starts: np.ndarray,
     splits: dict[str, tuple[int, int]] | None = None,
@@ -115,8 +103,8 @@ def _train_on(
     split and the best by :func:`rareevent.selection.choose` becomes the run.
     """
     if splits is None:
-        splits = windows.chronological_split(len(data), valid_frac, test_frac)
-        check_parts(data.path, len(data), splits, starts, detector.lookback, valid_frac, test_frac)
+        splits = windows.chronological_split(len(data), spec.split)
+        check_parts(data.path, len(data), splits, starts, detector.lookback, spec.split)
     fitted = {}
     for arch in candidates if data.y is not None else ():
         candidate = detector if arch == detector.arch else _as_arch(detector, arch)
@@ -133,7 +121,7 @@ def _train_on(
             pca = _as_arch(detector, "pca")
             _, baseline_metrics = _fit_and_measure(pca, data, splits, None, starts)
         baseline = {"arch": "pca", "parameters": pca.model_.count_params(), "threshold": float(pca.threshold_), "metrics": baseline_metrics}
-    record = _record(name, detector, data, splits, metrics, valid_frac, test_frac, fill, parts)
+    record = _record(name, detector, data, splits, metrics, spec, parts)
     record["baseline"] = baseline
     record["assumed"] = [*data.columns.assumed, *_unnamed_flags(detector, data)]
     if fitted:
@@ -167,11 +155,11 @@ def _as_arch(detector: RareEventDetector, arch: str) -> RareEventDetector:
     return RareEventDetector(**{**detector.get_params(), "arch": arch, "warm_start": False})
 
 
-def check_parts(where: object, n_rows: int, splits: dict[str, tuple[int, int]], starts: np.ndarray, lookback: int, valid_frac: float, test_frac: float) -> None:
+def check_parts(where: object, n_rows: int, splits: dict[str, tuple[int, int]], starts: np.ndarray, lookback: int, split: SplitSpec) -> None:
     """Refuse a split whose train or valid part holds no window inside one segment; ``where`` names the series."""
     short = [part for part in ("train", "valid") if splits[part][1] - splits[part][0] < lookback]
     if short:
-        needed = windows.rows_needed(lookback, valid_frac, test_frac)
+        needed = windows.rows_needed(lookback, split)
         raise RareEventError(
             f"{where}: {n_rows} data rows are too few for lookback {lookback}: the {short[0]} part would hold less than one window; at least {needed} rows are needed",
             hint="use a longer file or a smaller `lookback`",
@@ -236,15 +224,14 @@ def resolve_context(context: str | Sequence[str], features: Sequence[str]) -> st
 def update(
     run_folder: str | Path,
     csv_path: str | Path,
+    spec: InputSpec | None = None,
     *,
     epochs: int = 10,
     valid_frac: float = 0.2,
     threshold: str | None = None,
     margin: float | None = None,
-    fill: str | None = None,
     name: str | None = None,
     on_epoch: EpochCallback | None = None,
-    reading: ReadingOptions | None = None,
 ) -> TrainResult:
     """A new run from a saved one and a newer stretch of data: ``rareevent update``.
 
@@ -257,7 +244,13 @@ def update(
     validation part with the run's strategy and margin unless ``threshold``
     or ``margin`` replace them. The newer rows are resampled and split at
     gaps by the run's own rules. The run folder itself is only read.
+    ``spec`` says how to read the newer file (its fill and reading options);
+    its columns are the run's.
     """
+    spec = spec or InputSpec()
+    if spec.time or spec.label or spec.drop or spec.group:
+        raise RareEventError("`update` reads the run's own columns: leave time, label, drop and group out of its input spec")
+    whole = TrainSpec(input=spec, split=SplitSpec(valid_frac, 0.0))
     folder = Path(run_folder)
     parent, detector = load_run(folder)
     strategy_text = detector.threshold_strategy_ if threshold is None else threshold
@@ -270,10 +263,10 @@ def update(
         margin=detector.margin if margin is None else margin,
         context=list(detector.context_features_),  # the model reads and reconstructs the same columns
     )
-    name = check_options(detector, valid_frac, 0.0, None, None, name)
+    name = check_options(detector, name)
     trained = Columns(features=list(detector.feature_names_in_), time=parent["time_column"], label=parent["label_column"])
-    data = load_csv(csv_path, fill=fill, options=reading, trained=trained, base=Reading.from_record(parent.get("reading")))
-    data, resampled = gaps.regrid(data, gaps.Resampling.from_record(parent.get("resample")), fill)
+    data = load_csv(csv_path, spec, trained=trained, base=Reading.from_record(parent.get("reading")))
+    data, resampled = gaps.regrid(data, Resampling.from_record(parent.get("resample")), spec.fill)
     max_gap_value = gaps.check_time_kind(parent.get("gaps"), data.time, data.columns.time, data.path)
     starts = gaps.gap_starts(data.time, len(data), max_gap_value)
     strategy = parse_strategy(strategy_text)
@@ -282,7 +275,7 @@ def update(
             f"{data.path}: threshold {strategy} needs the label column {parent['label_column']!r}, which the file does not have",
             hint="pass `threshold=pot` (or quantile) for a stretch of normal data without labels",
         )
-    result = _train_on(detector, data, name, valid_frac, 0.0, fill, on_epoch, starts)
+    result = _train_on(detector, data, name, whole, on_epoch, starts)
     result.record.update(
         gaps=gaps.summary(data.time, starts, detector.lookback, (parent.get("gaps") or {}).get("max_gap"), max_gap_value),
         resample=resampled,
@@ -350,9 +343,7 @@ def _record(
     data: SensorData,
     splits: dict[str, tuple[int, int]],
     metrics: dict[str, Any],
-    valid_frac: float,
-    test_frac: float,
-    fill: str | None,
+    spec: TrainSpec,
     parts: dict[str, dict[str, np.ndarray]],
 ) -> dict[str, Any]:
     columns = data.columns
@@ -364,11 +355,11 @@ def _record(
         "time_column": columns.time,
         "label_column": columns.label,
         "dropped_columns": list(columns.dropped),
-        "fill": fill,
+        "fill": spec.input.fill,
         "filled_cells": data.n_filled,
         "reading": data.reading.to_record(),
-        "valid_frac": valid_frac,
-        "test_frac": test_frac,
+        "valid_frac": spec.split.valid_frac,
+        "test_frac": spec.split.test_frac,
         "splits": {key: list(bounds) for key, bounds in splits.items()},
         "windows": {
             "train_normal": detector.n_train_windows_,

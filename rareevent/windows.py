@@ -22,6 +22,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from rareevent.errors import RareEventError
+from rareevent.options import SplitSpec
 
 
 def n_windows(n_rows: int, lookback: int) -> int:
@@ -134,32 +135,19 @@ def segments(mask: np.ndarray, breaks: np.ndarray | None = None) -> np.ndarray:
     return np.column_stack([np.flatnonzero(mask & ~joined), np.flatnonzero(ends)]).astype(np.int64)
 
 
-def check_fractions(valid_frac: float, test_frac: float) -> None:
-    """Refuse split fractions that leave no validation part or too little to train on."""
-    for name, frac in (("valid_frac", valid_frac), ("test_frac", test_frac)):
-        if not 0.0 <= frac < 1.0:
-            raise RareEventError(f"{name} must be in [0, 1), got {frac}", param=name)
-    if valid_frac <= 0.0:
-        raise RareEventError("valid_frac must be above 0: the threshold and early stopping need a validation part", param="valid_frac")
-    if valid_frac + test_frac >= 0.9 - 1e-9:
-        parts = "`valid_frac`" if test_frac == 0 else "`valid_frac` + `test_frac`"  # `update` has no test part, and no --test-frac
-        raise RareEventError(f"{parts} = {valid_frac + test_frac:g} leaves too little to train on: keep it below 0.9")
-
-
-def chronological_split(n_rows: int, valid_frac: float, test_frac: float) -> dict[str, tuple[int, int]]:
+def chronological_split(n_rows: int, split: SplitSpec) -> dict[str, tuple[int, int]]:
     """Row ranges ``[start, stop)`` of the train, valid and test parts, in time order."""
-    check_fractions(valid_frac, test_frac)
-    test_start = n_rows - int(round(n_rows * test_frac))
-    valid_start = test_start - int(round(n_rows * valid_frac))
+    test_start = n_rows - int(round(n_rows * split.test_frac))
+    valid_start = test_start - int(round(n_rows * split.valid_frac))
     return {"train": (0, valid_start), "valid": (valid_start, test_start), "test": (test_start, n_rows)}
 
 
-def rows_needed(lookback: int, valid_frac: float, test_frac: float) -> int:
+def rows_needed(lookback: int, split: SplitSpec) -> int:
     """The fewest rows whose chronological split gives train and valid one window each."""
-    smallest = min(f for f in (1.0 - valid_frac - test_frac, valid_frac) if f > 0)
+    smallest = min(f for f in (1.0 - split.valid_frac - split.test_frac, split.valid_frac) if f > 0)
     n = max(lookback, int(lookback / smallest) - 2)
     while True:  # a few steps from the estimate: rounding in the split is all that is left
-        splits = chronological_split(n, valid_frac, test_frac)
+        splits = chronological_split(n, split)
         if all(splits[name][1] - splits[name][0] >= lookback for name in ("train", "valid")):
             return n
         n += 1

@@ -81,7 +81,7 @@ def test_version_names_rareevent_keras_the_backend_and_the_forward() -> None:
 
 def test_choices_are_the_library_values_and_show_in_help() -> None:
     from rareevent.detector import SCORE_KINDS
-    from rareevent.load import FILL_METHODS
+    from rareevent.options import FILL_METHODS
     from rareevent.model import ACTIVATIONS, ARCHS, LSTM_ARCHS
 
     for choices, values in ((Arch, (*ARCHS, "auto")), (LstmArch, LSTM_ARCHS), (Activation, ACTIVATIONS), (ScoreKind, SCORE_KINDS), (Fill, FILL_METHODS)):

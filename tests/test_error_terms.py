@@ -20,9 +20,10 @@ from rareevent.cli.console import option_of, terms
 from rareevent.cli.main import app
 from rareevent.detector import RareEventDetector, require_bottleneck
 from rareevent.errors import RareEventError
-from rareevent.load import ReadingOptions, check_fill, load_csv
+from rareevent.load import load_csv
 from rareevent.runs import check_run_name, check_runs_dir
 from rareevent.threshold import check_labels, parse_strategy
+from rareevent.options import InputSpec, ReadOptions, Resampling, check_fill, check_fractions, check_max_gap
 
 
 def raised(call: Callable[[], object]) -> RareEventError:
@@ -43,24 +44,24 @@ TIMED = "time,a,b\n" + "".join(f"2026-01-01 00:{minute:02d}:00,{minute},{minute 
 def bad_inputs(tmp_path: Path) -> dict[str, Callable[[], object]]:
     """Library calls with one bad input each, over the modules that check parameters."""
     return {
-        "max_gap-zero": lambda: gaps.check_max_gap("0x"),
-        "max_gap-word": lambda: gaps.check_max_gap("soon"),
+        "max_gap-zero": lambda: check_max_gap("0x"),
+        "max_gap-word": lambda: check_max_gap("soon"),
         "max_gap-no-time": lambda: gaps.resolve_max_gap("10min", None, None, "f.csv"),
         "max_gap-numbers": lambda: gaps.resolve_max_gap("10min", np.arange(5.0), "t", "f.csv"),
-        "agg": lambda: gaps.Resampling("1min", "sum").check(),
-        "resample": lambda: gaps.Resampling("0min").step(np.arange(5).astype("datetime64[m]").astype("datetime64[ns]"), "t"),
-        "decimal": lambda: ReadingOptions(decimal="x").check(),
-        "time_unit": lambda: ReadingOptions(time_unit="h").check(),
-        "contradict": lambda: ReadingOptions(time_format="%d.%m.%Y", dayfirst=True).check(),
-        "time_format": lambda: ReadingOptions(time_format="dd.mm").check(),
+        "agg": lambda: Resampling("1min", "sum"),
+        "resample": lambda: gaps.grid_step(Resampling("0min"), np.arange(5).astype("datetime64[m]").astype("datetime64[ns]"), "t"),
+        "decimal": lambda: ReadOptions(decimal="x"),
+        "time_unit": lambda: ReadOptions(time_unit="h"),
+        "contradict": lambda: ReadOptions(time_format="%d.%m.%Y", dayfirst=True),
+        "time_format": lambda: ReadOptions(time_format="dd.mm"),
         "fill": lambda: check_fill("mean"),
-        "unknown-drop": lambda: load_csv(write(tmp_path, TIMED), drop=["nope"]),
+        "unknown-drop": lambda: load_csv(write(tmp_path, TIMED), InputSpec(drop=["nope"])),
         "blank-cell": lambda: load_csv(write(tmp_path, "a,b\n1,2\n,3\n", "blank.csv")),
         "other-decimal": lambda: load_csv(write(tmp_path, "a;b\n0,5;1\n0,25;1\n0.5;2\n", "semi.csv")),
         "bad-label": lambda: load_csv(write(tmp_path, "a,label\n1,0\n2,7\n", "label.csv")),
-        "time-format-mismatch": lambda: load_csv(write(tmp_path, TIMED, "fmt.csv"), options=ReadingOptions(time_format="%d.%m.%Y %H:%M")),
-        "valid_frac-zero": lambda: windows.check_fractions(0.0, 0.1),
-        "fractions-sum": lambda: windows.check_fractions(0.5, 0.45),
+        "time-format-mismatch": lambda: load_csv(write(tmp_path, TIMED, "fmt.csv"), InputSpec(read=ReadOptions(time_format="%d.%m.%Y %H:%M"))),
+        "valid_frac-zero": lambda: check_fractions(0.0, 0.1),
+        "fractions-sum": lambda: check_fractions(0.5, 0.45),
         "threshold-no-labels": lambda: RareEventDetector(arch="pca", threshold="f1").fit_parts(np.zeros((20, 2)), None, np.zeros((20, 2)), None),
         "threshold-no-positive": lambda: check_labels(parse_strategy("f1"), np.zeros(5, np.int8)),
         "lookback-short": lambda: RareEventDetector(arch="pca", lookback=30).fit_parts(np.zeros((20, 2)), None, np.zeros((40, 2)), None),
@@ -87,14 +88,14 @@ def test_library_errors_name_parameters_not_options(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("call", "message", "hint", "param"),
     [
-        (lambda: gaps.check_max_gap("0x"), "max_gap '0x' must be above 0", None, "max_gap"),
+        (lambda: check_max_gap("0x"), "max_gap '0x' must be above 0", None, "max_gap"),
         (lambda: gaps.resolve_max_gap("10min", None, None, "f.csv"), "f.csv: `max_gap` needs a time column", "name it with `time`, or leave `max_gap` out", "max_gap"),
-        (lambda: gaps.Resampling("1min", "sum").check(), "agg 'sum': use one of mean, last, max", None, "agg"),
-        (lambda: ReadingOptions(decimal="x").check(), "decimal 'x': use ',' or '.'", None, "decimal"),
-        (lambda: ReadingOptions(time_format="%d.%m.%Y", dayfirst=True).check(), "`time_format` and `dayfirst` contradict each other: give one of them", None, None),
+        (lambda: Resampling("1min", "sum"), "agg 'sum': use one of mean, last, max", None, "agg"),
+        (lambda: ReadOptions(decimal="x"), "decimal 'x': use ',' or '.'", None, "decimal"),
+        (lambda: ReadOptions(time_format="%d.%m.%Y", dayfirst=True), "`time_format` and `dayfirst` contradict each other: give one of them", None, None),
         (lambda: check_fill("mean"), "fill 'mean': use one of ffill, interpolate, drop", None, "fill"),
-        (lambda: windows.check_fractions(0.0, 0.1), "valid_frac must be above 0: the threshold and early stopping need a validation part", None, "valid_frac"),
-        (lambda: windows.check_fractions(1.5, 0.1), "valid_frac must be in [0, 1), got 1.5", None, "valid_frac"),
+        (lambda: check_fractions(0.0, 0.1), "valid_frac must be above 0: the threshold and early stopping need a validation part", None, "valid_frac"),
+        (lambda: check_fractions(1.5, 0.1), "valid_frac must be in [0, 1), got 1.5", None, "valid_frac"),
         (
             lambda: RareEventDetector(arch="pca", threshold="f1").fit_parts(np.zeros((20, 2)), None, np.zeros((20, 2)), None),
             "threshold f1 needs a label column",
@@ -112,7 +113,7 @@ def test_library_wording(call: Callable[[], object], message: str, hint: str | N
 def test_file_errors_mark_parameters_in_hints(tmp_path: Path) -> None:
     blank = raised(lambda: load_csv(write(tmp_path, "a,b\n1,2\n,3\n", "blank.csv")))
     assert blank.hint == "repair with `fill=ffill`, `fill=interpolate` or `fill=drop`"
-    unknown = raised(lambda: load_csv(write(tmp_path, TIMED), drop=["nope"]))
+    unknown = raised(lambda: load_csv(write(tmp_path, TIMED), InputSpec(drop=["nope"])))
     assert (unknown.message, unknown.param) == (f"{tmp_path / 'data.csv'}: `drop` names unknown column 'nope'", "drop")
     decimal = raised(lambda: load_csv(write(tmp_path, "a;b\n0,5;1\n0,25;1\n0.5;2\n", "semi.csv")))
     assert decimal.hint == "the file is read with decimal mark ','; pass `decimal=.` if '.' is its decimal mark"
@@ -153,7 +154,7 @@ def test_library_notes_reach_the_cli_as_options(tmp_path: Path) -> None:
     """The day/month note names `time_format` in the library, ``--time-format`` on the command line."""
     rows = "".join(f"{day:02d}.01.2026 {hour:02d}:00,{(day * 7 + hour) % 5},{hour % 3}\n" for day in range(1, 4) for hour in range(24))
     path = write(tmp_path, "Zeit,a,b\n" + rows)
-    data = load_csv(path, time="Zeit")
+    data = load_csv(path, InputSpec(time="Zeit"))
     assert data.reading.order_note("Zeit").endswith("pass `time_format='%m.%d.%Y %H:%M'` for the other order")
     args = ["train", str(path), "--time", "Zeit", "--arch", "pca", "--lookback", "3", "--threshold", "quantile", "--runs-dir", str(tmp_path / "runs")]
     result = CliRunner().invoke(app, args)

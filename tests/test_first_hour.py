@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rareevent.cli.main import app
+from rareevent.options import InputSpec, ReadOptions
 from tests.conftest import TINY
 
 runner = CliRunner()
@@ -209,9 +210,9 @@ def local_export(tmp_path: Path, stamps: pd.DatetimeIndex, name: str = "local.cs
 
 def chunked_times(path: Path, tz: str, chunk_rows: int) -> np.ndarray:
     """The time column read in chunks, each checked against the last time of the chunk before, as scoring reads."""
-    from rareevent.load import ReadingOptions, read_csv_whole, read_frames, validate_frame
+    from rareevent.load import read_csv_whole, read_frames, validate_frame
 
-    raw = read_csv_whole(path, options=ReadingOptions(tz=tz))
+    raw = read_csv_whole(path, InputSpec(read=ReadOptions(tz=tz)))
     times, previous = [], None
     for frame in read_frames(raw.fmt, raw.columns, chunk_rows, raw.reading):
         block = validate_frame(frame, raw.fmt, raw.columns, previous_time=previous, reading=raw.reading)
@@ -239,33 +240,33 @@ def test_tz_hourly_export_repeats_02_00_and_reads_as_consecutive_hours(tmp_path:
 
 def test_tz_spring_step_is_an_ordinary_step_and_a_skipped_time_is_refused(tmp_path: Path) -> None:
     from rareevent.errors import RareEventError
-    from rareevent.load import ReadingOptions, load_csv
+    from rareevent.load import load_csv
 
     utc = pd.date_range("2026-03-29 00:00", "2026-03-29 02:00", freq="10min", tz="UTC")
-    data = load_csv(local_export(tmp_path, utc.tz_convert("Europe/Berlin").tz_localize(None)), options=ReadingOptions(tz="Europe/Berlin"))
+    data = load_csv(local_export(tmp_path, utc.tz_convert("Europe/Berlin").tz_localize(None)), InputSpec(read=ReadOptions(tz="Europe/Berlin")))
     assert np.all(np.diff(data.time) == np.timedelta64(10, "m"))  # 01:50 -> 03:00 local is 10 minutes
     skipped = local_export(tmp_path, pd.DatetimeIndex(["2026-03-29 01:50", "2026-03-29 02:30", "2026-03-29 03:10"]), "skipped.csv")
     with pytest.raises(RareEventError, match=r"time '2026-03-29 02:30:00' in column 'time' at line 3 does not exist in Europe/Berlin"):
-        load_csv(skipped, options=ReadingOptions(tz="Europe/Berlin"))
+        load_csv(skipped, InputSpec(read=ReadOptions(tz="Europe/Berlin")))
 
 
 def test_tz_honours_offsets_in_the_data(tmp_path: Path) -> None:
-    from rareevent.load import ReadingOptions, load_csv
+    from rareevent.load import load_csv
 
     path = tmp_path / "offsets.csv"
     path.write_text("time,a\n2025-10-26T02:30:00+02:00,1\n2025-10-26T02:10:00+01:00,2\n2025-10-26 03:30:00,3\n")
-    data = load_csv(path, options=ReadingOptions(tz="Europe/Berlin"))
+    data = load_csv(path, InputSpec(read=ReadOptions(tz="Europe/Berlin")))
     assert [str(t) for t in data.time] == ["2025-10-26T00:30:00.000000000", "2025-10-26T01:10:00.000000000", "2025-10-26T02:30:00.000000000"]
 
 
 def test_unknown_tz_and_encoding_are_refused_by_name() -> None:
     from rareevent.errors import RareEventError
-    from rareevent.load import ReadingOptions
+    from rareevent.options import ReadOptions
 
     with pytest.raises(RareEventError, match="tz 'Europe/Berlinn' is not a time zone name"):
-        ReadingOptions(tz="Europe/Berlinn").check()
+        ReadOptions(tz="Europe/Berlinn")
     with pytest.raises(RareEventError, match="encoding 'cp1252x' is not a text encoding"):
-        ReadingOptions(encoding="cp1252x").check()
+        ReadOptions(encoding="cp1252x")
 
 
 def test_a_run_from_before_tz_and_encoding_reads_as_before() -> None:

@@ -13,6 +13,7 @@ from rareevent.cli.main import app
 from rareevent.errors import RareEventError
 from rareevent.runs import read_run
 from rareevent.series import expand, load_series
+from rareevent.options import InputSpec
 from tests.conftest import TINY
 
 runner = CliRunner()
@@ -55,14 +56,14 @@ def test_a_glob_expands_sorted_and_a_glob_matching_nothing_is_an_error(fleet_dir
 
 @pytest.mark.slow
 def test_group_series_are_checked_alone_and_numbered_within_their_group(fleet_dir: Path, long_csv: Path) -> None:
-    by_group = load_series([long_csv], group="asset")
+    by_group = load_series([long_csv], InputSpec(group="asset"))
     by_file = load_series([fleet_dir / "exports" / "*.csv"])
     assert [s.name for s, _ in by_group] == ["pump_001", "pump_002", "pump_003"]
     for (_, grouped), (_, own) in zip(by_group, by_file):
         assert len(grouped) == len(own) == 1200
         assert (grouped.X == own.X).all() and (grouped.time == own.time).all() and (grouped.y == own.y).all()
         assert (grouped.rows == own.rows).all()  # the rows of the asset's own file, not of the long table
-    parquet = load_series([fleet_dir / "fleet.parquet"], group="asset")
+    parquet = load_series([fleet_dir / "fleet.parquet"], InputSpec(group="asset"))
     assert [(s.name, len(d)) for s, d in parquet] == [("pump_001", 1200), ("pump_002", 1200), ("pump_003", 1200)]
     assert (parquet[1][1].X == by_file[1][1].X).all() and (parquet[1][1].time == by_file[1][1].time).all()
 
@@ -77,7 +78,7 @@ def test_an_error_in_one_group_names_the_file_the_group_and_the_line(tmp_path: P
     bad = tmp_path / "fleet.csv"
     bad.write_text("\n".join(lines) + "\n")
     with pytest.raises(RareEventError) as caught:
-        load_series([bad], group="asset")
+        load_series([bad], InputSpec(group="asset"))
     assert str(caught.value).startswith(f"{bad}: group 'pump_002': time in column 'timestamp' goes backwards at line {at + 1}")
 
 
@@ -86,7 +87,7 @@ def test_a_parquet_error_names_the_row(tmp_path: Path, fleet_dir: Path) -> None:
     table.loc[7, "flow_rate"] = float("nan")
     table.to_parquet(tmp_path / "holed.parquet", index=False)
     with pytest.raises(RareEventError, match=r"holed.parquet: group 'pump_\d+': blank or NaN value in column 'flow_rate' at row 8"):
-        load_series([tmp_path / "holed.parquet"], group="asset")
+        load_series([tmp_path / "holed.parquet"], InputSpec(group="asset"))
 
 
 def test_bad_fleet_input_is_one_line_with_exit_2(tmp_path: Path, fleet_dir: Path) -> None:

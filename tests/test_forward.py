@@ -22,6 +22,7 @@ from rareevent import forward
 from rareevent.detector import WEIGHTS_FILE, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.model import ARCHITECTURES, LSTM_ARCHS, build_model
+from rareevent.options import ScoreSpec
 from tests.conftest import synthetic_frame
 
 RTOL = 1e-5
@@ -105,7 +106,7 @@ def test_chunked_scoring_gives_the_same_windows_episodes_and_sensors_at_any_chun
         monkeypatch.setenv(forward.FORWARD_ENV, how)
         record, detector = load_run(folder)
         parts: list[pd.DataFrame] = []
-        result = score_csv(csv, record, detector, chunk_rows=chunk_rows, sink=parts.append)
+        result = score_csv(csv, record, detector, ScoreSpec(chunk_rows=chunk_rows), sink=parts.append)
         return pd.concat(parts, ignore_index=True), result.alarms
 
     expected, episodes = scored("keras", 10_000)

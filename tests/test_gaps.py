@@ -22,6 +22,7 @@ from rareevent.metrics import event_metrics
 from rareevent.runs import load_run, run_view
 from rareevent.scoring import score_csv
 from rareevent.training import train
+from rareevent.options import InputSpec, Resampling, ScoreSpec, SplitSpec, TrainSpec, check_max_gap
 from tests.conftest import TINY, snapshot, synthetic_frame
 from tests.test_errors import assert_one_error_line
 
@@ -86,7 +87,7 @@ def test_gap_rules_datetime_numeric_and_multiples() -> None:
     assert gaps.resolve_max_gap(None, None, None, "f.csv") is None  # the default is silent without a time column
     for bad in ("soon", "0x", "-5min"):
         with pytest.raises(RareEventError, match="^max_gap "):
-            gaps.check_max_gap(bad)
+            check_max_gap(bad)
 
 
 def test_segments_shorter_than_the_lookback_are_skipped_with_a_count() -> None:
@@ -191,7 +192,7 @@ def test_score_of_a_holed_file_drops_windows_across_the_hole_for_any_chunk_size(
     outputs = []
     for chunk_rows in (1_000_000, 299, 300, 301, 37, 5):  # borders just before, at and after the hole
         frames: list[pd.DataFrame] = []
-        result = score_csv(holed_csv, record, detector, chunk_rows=chunk_rows, sink=frames.append)
+        result = score_csv(holed_csv, record, detector, ScoreSpec(chunk_rows=chunk_rows), sink=frames.append)
         outputs.append((pd.concat(frames, ignore_index=True), result))
     (whole, first), *rest = outputs
     assert len(whole) == first.n_windows == windows.n_windows(300, T) + windows.n_windows(300, T)
@@ -222,9 +223,9 @@ def test_numeric_time_column_measures_gaps_in_its_own_unit(tmp_path: Path) -> No
     frame.insert(0, "t", np.where(np.arange(len(frame)) < 250, np.arange(len(frame)) * 10, np.arange(len(frame)) * 10 + 400))
     path = tmp_path / "counter.csv"
     frame.to_csv(path, index=False)
-    found = train(path, RareEventDetector(arch="pca", lookback=T), time="t", name="n").record["gaps"]
+    found = train(path, RareEventDetector(arch="pca", lookback=T), TrainSpec(input=InputSpec(time="t")), name="n").record["gaps"]
     assert (found["segments"], found["gaps"], found["longest_gap"], found["max_gap_value"], found["unit"]) == (2, 1, 410.0, 50.0, "column")
-    assert train(path, RareEventDetector(arch="pca", lookback=T), time="t", max_gap="500", name="n").record["gaps"]["segments"] == 1
+    assert train(path, RareEventDetector(arch="pca", lookback=T), TrainSpec(input=InputSpec(time="t"), split=SplitSpec(max_gap="500")), name="n").record["gaps"]["segments"] == 1
 
 
 # ---------------------------------------------------------------- resampling
@@ -243,7 +244,7 @@ def test_resample_puts_an_irregular_export_on_a_one_minute_grid(tmp_path: Path) 
     frame = irregular_frame()
     path = tmp_path / "irregular.csv"
     frame.to_csv(path, index=False)
-    result = train(path, RareEventDetector(arch="pca", lookback=T), resample=gaps.Resampling("1min", "mean"), name="r")
+    result = train(path, RareEventDetector(arch="pca", lookback=T), TrainSpec(split=SplitSpec(resample=Resampling("1min", "mean"))), name="r")
     grid = result.data
     assert len(grid) == 450 and result.record["resample"] == {"every": "1min", "agg": "mean", "rows": 450, "empty_cells": 0}
     assert set(np.diff(grid.time) / np.timedelta64(1, "s")) == {60.0}
@@ -251,7 +252,7 @@ def test_resample_puts_an_irregular_export_on_a_one_minute_grid(tmp_path: Path) 
     np.testing.assert_allclose(grid.X[:, 0], frame.groupby(minute)["s1"].mean().to_numpy())
     np.testing.assert_array_equal(grid.y, frame.groupby(minute)["label"].max().to_numpy())
     assert grid.rows[:3].tolist() == [0, 2, 4]  # a cell names the data row of its first row
-    last = train(path, RareEventDetector(arch="pca", lookback=T), resample=gaps.Resampling("1min", "max"), name="r").data
+    last = train(path, RareEventDetector(arch="pca", lookback=T), TrainSpec(split=SplitSpec(resample=Resampling("1min", "max"))), name="r").data
     np.testing.assert_allclose(last.X[:, 1], frame.groupby(minute)["s2"].max().to_numpy())
 
 
@@ -260,11 +261,11 @@ def test_resample_refuses_empty_cells_unless_fill_says_how(tmp_path: Path) -> No
     path = tmp_path / "holes.csv"
     frame.to_csv(path, index=False)
     with pytest.raises(RareEventError, match=r"holes\.csv: no rows in the `resample` 1min grid cell at 2026-01-01 00:50:00"):
-        train(path, RareEventDetector(arch="pca", lookback=T), resample=gaps.Resampling("1min"), name="r")
-    filled = train(path, RareEventDetector(arch="pca", lookback=T), resample=gaps.Resampling("1min"), fill="ffill", name="r")
+        train(path, RareEventDetector(arch="pca", lookback=T), TrainSpec(split=SplitSpec(resample=Resampling("1min"))), name="r")
+    filled = train(path, RareEventDetector(arch="pca", lookback=T), TrainSpec(input=InputSpec(fill="ffill"), split=SplitSpec(resample=Resampling("1min"))), name="r")
     assert filled.record["resample"]["empty_cells"] == 2 and len(filled.data) == 450
     np.testing.assert_array_equal(filled.data.X[50], filled.data.X[49])
-    dropped = train(path, RareEventDetector(arch="pca", lookback=T), resample=gaps.Resampling("1min"), fill="drop", name="r")
+    dropped = train(path, RareEventDetector(arch="pca", lookback=T), TrainSpec(input=InputSpec(fill="drop"), split=SplitSpec(resample=Resampling("1min"))), name="r")
     assert len(dropped.data) == 448 and dropped.record["gaps"]["gaps"] == 0  # a 3-minute step is no gap at 5x
 
 
@@ -275,11 +276,11 @@ def test_chunked_scoring_of_a_resampled_run_equals_one_piece(monkeypatch: pytest
     frame = irregular_frame().drop(index=range(100, 104))
     path = tmp_path / "holes.csv"
     frame.to_csv(path, index=False)
-    result = train(path, RareEventDetector(arch="pca", lookback=T, smooth=3), resample=gaps.Resampling("1min", "last"), fill=fill, name="r")
+    result = train(path, RareEventDetector(arch="pca", lookback=T, smooth=3), TrainSpec(input=InputSpec(fill=fill), split=SplitSpec(resample=Resampling("1min", "last"))), name="r")
     outputs = []
     for chunk_rows in (1_000_000, 101, 102, 7, 1):
         frames: list[pd.DataFrame] = []
-        scored = score_csv(path, run_view(result.record, result.detector), result.detector, chunk_rows=chunk_rows, fill=fill, sink=frames.append)
+        scored = score_csv(path, run_view(result.record, result.detector), result.detector, ScoreSpec(InputSpec(fill=fill), chunk_rows=chunk_rows), sink=frames.append)
         outputs.append((pd.concat(frames, ignore_index=True), scored))
     (whole, first), *rest = outputs
     assert first.n_rows == len(result.data)
@@ -396,7 +397,7 @@ def test_update_splits_newer_rows_by_the_runs_gap_rule(tmp_path: Path, sensor_cs
     from rareevent.training import save, update
 
     tiny = RareEventDetector(arch="ae", lookback=T, units=(4, 2), epochs=1, batch_size=64)
-    parent = save(train(sensor_csv, tiny, max_gap="30min", name="p"), tmp_path)
+    parent = save(train(sensor_csv, tiny, TrainSpec(split=SplitSpec(max_gap="30min")), name="p"), tmp_path)
     result = update(parent, holed_csv, epochs=1, name="u")
     assert (result.record["gaps"]["max_gap"], result.record["gaps"]["max_gap_value"], result.record["gaps"]["segments"]) == ("30min", 1800.0, 2)
     assert set(window_spans(pd.read_csv(holed_csv), result.scores["row"].to_numpy())) == {T - 1.0}

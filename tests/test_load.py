@@ -16,7 +16,7 @@ from rareevent.errors import RareEventError
 from rareevent.load import (
     Columns,
     Reading,
-    ReadingOptions,
+    ReadOptions,
     SensorData,
     columns_for_model,
     decimal_reading,
@@ -29,6 +29,7 @@ from rareevent.load import (
     time_reading,
     validate_frame,
 )
+from rareevent.options import InputSpec, ReadOptions
 
 
 def write(folder: Path, data: bytes | str, name: str = "data.csv") -> Path:
@@ -39,7 +40,7 @@ def write(folder: Path, data: bytes | str, name: str = "data.csv") -> Path:
 
 def load_error(path: Path, **kwargs) -> str:
     with pytest.raises(RareEventError) as info:
-        load_csv(path, **kwargs)
+        load_csv(path, InputSpec(**kwargs))
     message = str(info.value)
     assert path.name in message
     return message
@@ -88,7 +89,7 @@ def test_semicolon_file_with_decimal_commas_is_not_split_on_commas(tmp_path: Pat
     assert sniff(path).delimiter == ";"
     np.testing.assert_array_equal(load_csv(path).X, [[1.5, 2.0]])
     # with the decimal point forced it is the cell it was before, and the hint names `decimal`
-    message = load_error(path, options=ReadingOptions(decimal="."))
+    message = load_error(path, read=ReadOptions(decimal="."))
     assert "non-numeric value '1,5' in column 'a' at line 2" in message
     assert "pass `decimal=,`" in message
 
@@ -119,7 +120,7 @@ def test_default_time_and_label_columns(tmp_path: Path, header: str, time: str |
 
 def test_explicit_time_and_label(tmp_path: Path) -> None:
     path = write(tmp_path, "t,s1,event\n1,0.5,0\n2,0.25,1\n")
-    data = load_csv(path, time="t", label="event")
+    data = load_csv(path, InputSpec(time="t", label="event"))
     assert data.columns.features == ["s1"]
     np.testing.assert_array_equal(data.time, [1.0, 2.0])
     np.testing.assert_array_equal(data.y, [0, 1])
@@ -132,13 +133,13 @@ def test_drop_excludes_text_columns_and_conventional_names(tmp_path: Path) -> No
     message = load_error(path)
     assert "non-numeric value 'x' in column 'site' at line 2" in message
     assert "use `drop` to exclude text columns" in message
-    data = load_csv(path, drop=["site"])
+    data = load_csv(path, InputSpec(drop=["site"]))
     assert data.columns.features == ["a", "b"]
     assert data.columns.dropped == ["site"]
     assert data.columns.label == "anomaly"
     np.testing.assert_array_equal(data.X, [[1, 2], [3, 4]])
     # dropping the conventional time column means no time axis
-    data = load_csv(path, drop=["site", "timestamp"])
+    data = load_csv(path, InputSpec(drop=["site", "timestamp"]))
     assert data.columns.time is None
     assert data.time is None
 
@@ -199,7 +200,7 @@ FILL_TEXT = "a,b\n1,10\n,20\n3,\n,40\n"
     ],
 )
 def test_fill_repairs(tmp_path: Path, fill: str, expected: list[list[float]]) -> None:
-    data = load_csv(write(tmp_path, FILL_TEXT), fill=fill)
+    data = load_csv(write(tmp_path, FILL_TEXT), InputSpec(fill=fill))
     np.testing.assert_array_equal(data.X, expected)
     assert data.n_filled == 3
     np.testing.assert_array_equal(data.rows, [0, 1, 2, 3])
@@ -207,19 +208,19 @@ def test_fill_repairs(tmp_path: Path, fill: str, expected: list[list[float]]) ->
 
 @pytest.mark.parametrize("fill", ["ffill", "interpolate"])
 def test_fill_leading_blank_takes_the_next_value(tmp_path: Path, fill: str) -> None:
-    data = load_csv(write(tmp_path, "a,b\n,10\n2,20\n4,\n"), fill=fill)
+    data = load_csv(write(tmp_path, "a,b\n,10\n2,20\n4,\n"), InputSpec(fill=fill))
     np.testing.assert_array_equal(data.X, [[2, 10], [2, 20], [4, 20]])
     assert data.n_filled == 2
 
 
 def test_fill_drop_removes_rows_and_keeps_labels_time_rows_aligned(tmp_path: Path) -> None:
-    data = load_csv(write(tmp_path, "time,a,b,label\n1,1,10,0\n2,,20,1\n3,3,30,0\n4,4,,1\n5,5,50,0\n"), fill="drop")
+    data = load_csv(write(tmp_path, "time,a,b,label\n1,1,10,0\n2,,20,1\n3,3,30,0\n4,4,,1\n5,5,50,0\n"), InputSpec(fill="drop"))
     np.testing.assert_array_equal(data.X, [[1, 10], [3, 30], [5, 50]])
     np.testing.assert_array_equal(data.y, [0, 0, 0])
     np.testing.assert_array_equal(data.time, [1.0, 3.0, 5.0])
     np.testing.assert_array_equal(data.rows, [0, 2, 4])
     assert data.n_filled == 2
-    np.testing.assert_array_equal(load_csv(write(tmp_path, FILL_TEXT, "f.csv"), fill="drop").X, [[1, 10]])
+    np.testing.assert_array_equal(load_csv(write(tmp_path, FILL_TEXT, "f.csv"), InputSpec(fill="drop")).X, [[1, 10]])
 
 
 @pytest.mark.parametrize("cell", ["inf", "-inf", "Infinity"])
@@ -461,7 +462,7 @@ def test_fuzz_any_bytes_load_or_raise_rare_event_error(tmp_path: Path, data: byt
 
 def test_trailing_blank_line_is_not_a_data_row(tmp_path: Path) -> None:
     path = write(tmp_path, "a,b\n1,2\n3,4\n\n")
-    np.testing.assert_array_equal(load_csv(path, fill="ffill").X, [[1, 2], [3, 4]])
+    np.testing.assert_array_equal(load_csv(path, InputSpec(fill="ffill")).X, [[1, 2], [3, 4]])
 
 
 # ---------------------------------------------------------------- reading: decimal marks, date order, epoch times (issue 15)
@@ -470,13 +471,13 @@ def test_trailing_blank_line_is_not_a_data_row(tmp_path: Path) -> None:
 @pytest.mark.parametrize("delimiter", [";", "\t"])
 def test_decimal_commas_are_detected_in_semicolon_and_tab_files(tmp_path: Path, delimiter: str) -> None:
     text = "Zeitstempel;Druck;Temp\n01.01.2026 00:00;0,006286511054669665;21,0\n01.01.2026 01:00;-1,5e-3;22\n".replace(";", delimiter)
-    data = load_csv(write(tmp_path, text), time="Zeitstempel")
+    data = load_csv(write(tmp_path, text), InputSpec(time="Zeitstempel"))
     np.testing.assert_array_equal(data.X, [[0.006286511054669665, 21.0], [-0.0015, 22.0]])
     assert (data.reading.decimal, data.reading.decimal_settled) == (",", True)
 
 
 def test_comma_file_keeps_the_decimal_point(tmp_path: Path) -> None:
-    data = load_csv(write(tmp_path, 'a,b\n"1,5",2\n'), options=ReadingOptions(decimal=","))
+    data = load_csv(write(tmp_path, 'a,b\n"1,5",2\n'), InputSpec(read=ReadOptions(decimal=",")))
     np.testing.assert_array_equal(data.X, [[1.5, 2.0]])
     message = load_error(write(tmp_path, 'a,b\n"1,5",2\n', "c.csv"))
     assert "non-numeric value '1,5' in column 'a' at line 2" in message and "`decimal=,`" in message
@@ -500,8 +501,8 @@ def test_ambiguous_thousands_separator_is_refused_until_the_mark_is_forced(tmp_p
     message = load_error(path)
     assert "ambiguous number '1,234' in column 'a' at line 3" in message
     assert "`decimal=.` " in message and "`decimal=,`" in message
-    np.testing.assert_array_equal(load_csv(path, options=ReadingOptions(decimal=".")).X, [[2, 1], [1234, 2]])
-    np.testing.assert_array_equal(load_csv(path, options=ReadingOptions(decimal=",")).X, [[2, 1], [1.234, 2]])
+    np.testing.assert_array_equal(load_csv(path, InputSpec(read=ReadOptions(decimal="."))).X, [[2, 1], [1234, 2]])
+    np.testing.assert_array_equal(load_csv(path, InputSpec(read=ReadOptions(decimal=","))).X, [[2, 1], [1.234, 2]])
 
 
 @pytest.mark.parametrize("cell", ["1.23.4", "12,34.5", "1.2345,6", "1,5.5"])
@@ -519,7 +520,7 @@ def test_a_dot_decimal_in_a_comma_file_gets_the_decimal_hint(tmp_path: Path) -> 
 @pytest.mark.parametrize("value", ["x", ";"])
 def test_bad_decimal_option(tmp_path: Path, value: str) -> None:
     with pytest.raises(RareEventError, match=r"^decimal .*use ',' or '\.'"):
-        load_csv(write(tmp_path, "a\n1\n"), options=ReadingOptions(decimal=value))
+        load_csv(write(tmp_path, "a\n1\n"), InputSpec(read=ReadOptions(decimal=value)))
 
 
 def dated(tmp_path: Path, start: str, end: str, time_format: str, name: str = "h.csv") -> Path:
@@ -533,7 +534,7 @@ def dated(tmp_path: Path, start: str, end: str, time_format: str, name: str = "h
 
 def test_day_first_dates_are_read_from_the_whole_column(tmp_path: Path) -> None:
     # the first 288 rows (01.01 to 12.01) fit both orders; the day 13 at line 290 settles it
-    data = load_csv(dated(tmp_path, "2026-01-01", "2026-01-25", "%d.%m.%Y %H:%M"), time="Zeitstempel")
+    data = load_csv(dated(tmp_path, "2026-01-01", "2026-01-25", "%d.%m.%Y %H:%M"), InputSpec(time="Zeitstempel"))
     np.testing.assert_array_equal(data.time, pd.date_range("2026-01-01", "2026-01-25", freq="h").to_numpy())
     assert data.reading.time_format == "%d.%m.%Y %H:%M"
     assert (data.reading.date_order, data.reading.date_order_assumed) == ("day-first", False)
@@ -541,7 +542,7 @@ def test_day_first_dates_are_read_from_the_whole_column(tmp_path: Path) -> None:
 
 
 def test_month_first_dates_are_read_from_the_whole_column(tmp_path: Path) -> None:
-    data = load_csv(dated(tmp_path, "2026-01-01", "2026-01-25", "%m/%d/%Y %H:%M:%S"), time="Zeitstempel")
+    data = load_csv(dated(tmp_path, "2026-01-01", "2026-01-25", "%m/%d/%Y %H:%M:%S"), InputSpec(time="Zeitstempel"))
     assert data.time[-1] == np.datetime64("2026-01-25T00:00")
     assert (data.reading.time_format, data.reading.date_order, data.reading.date_order_assumed) == ("%m/%d/%Y %H:%M:%S", "month-first", False)
 
@@ -556,7 +557,7 @@ def test_month_first_dates_are_read_from_the_whole_column(tmp_path: Path) -> Non
 )
 def test_ambiguous_dates_say_which_order_was_assumed(tmp_path: Path, time_format: str, order: str, last: str, other: str) -> None:
     # day-first dates from 01.01 to 12.01: no first field above 12, so no value settles the order
-    data = load_csv(dated(tmp_path, "2026-01-01", "2026-01-12", time_format), time="Zeitstempel")
+    data = load_csv(dated(tmp_path, "2026-01-01", "2026-01-12", time_format), InputSpec(time="Zeitstempel"))
     assert (data.reading.date_order, data.reading.date_order_assumed) == (order, True)
     assert data.time[-1] == np.datetime64(last)
     note = data.reading.order_note("Zeitstempel")
@@ -565,33 +566,33 @@ def test_ambiguous_dates_say_which_order_was_assumed(tmp_path: Path, time_format
 
 def test_dayfirst_and_time_format_force_the_reading(tmp_path: Path) -> None:
     path = dated(tmp_path, "2026-01-01", "2026-01-03", "%m/%d/%Y %H:%M")
-    data = load_csv(path, time="Zeitstempel", options=ReadingOptions(dayfirst=True))
+    data = load_csv(path, InputSpec(time="Zeitstempel", read=ReadOptions(dayfirst=True)))
     assert data.time[-1] == np.datetime64("2026-03-01T00:00")
     assert (data.reading.time_format, data.reading.date_order, data.reading.date_order_assumed) == ("%d/%m/%Y %H:%M", "day-first", False)
-    data = load_csv(path, time="Zeitstempel", options=ReadingOptions(time_format="%m/%d/%Y %H:%M"))
+    data = load_csv(path, InputSpec(time="Zeitstempel", read=ReadOptions(time_format="%m/%d/%Y %H:%M")))
     assert data.time[-1] == np.datetime64("2026-01-03T00:00")
-    message = load_error(path, time="Zeitstempel", options=ReadingOptions(time_format="%Y-%m-%d %H:%M"))
+    message = load_error(path, time="Zeitstempel", read=ReadOptions(time_format="%Y-%m-%d %H:%M"))
     assert "cannot parse time '01/01/2026 00:00' in column 'Zeitstempel' at line 2: it does not match the time format '%Y-%m-%d %H:%M'" in message
 
 
 def test_dayfirst_on_iso_times_is_refused(tmp_path: Path) -> None:
-    message = load_error(write(tmp_path, "time,a\n2026-01-01,1\n2026-01-02,2\n"), options=ReadingOptions(dayfirst=True))
+    message = load_error(write(tmp_path, "time,a\n2026-01-01,1\n2026-01-02,2\n"), read=ReadOptions(dayfirst=True))
     assert "`dayfirst`: the times in column 'time' are not dates like 31.01.2026 (line 2: '2026-01-01')" in message
 
 
 @pytest.mark.parametrize(
     ("options", "fragment"),
     [
-        (ReadingOptions(time_format="%d.%m.%Y", dayfirst=True), "`time_format` and `dayfirst` contradict each other"),
-        (ReadingOptions(dayfirst=True, time_unit="s"), "`dayfirst` and `time_unit` contradict each other"),
-        (ReadingOptions(time_format="%Q"), "time_format '%Q' is not a strftime format"),
-        (ReadingOptions(time_format="d.m.Y"), "time_format 'd.m.Y' has no % code"),
-        (ReadingOptions(time_unit="us"), "time_unit 'us': use one of s, ms"),
+        (dict(time_format="%d.%m.%Y", dayfirst=True), "`time_format` and `dayfirst` contradict each other"),
+        (dict(dayfirst=True, time_unit="s"), "`dayfirst` and `time_unit` contradict each other"),
+        (dict(time_format="%Q"), "time_format '%Q' is not a strftime format"),
+        (dict(time_format="d.m.Y"), "time_format 'd.m.Y' has no % code"),
+        (dict(time_unit="us"), "time_unit 'us': use one of s, ms"),
     ],
 )
-def test_bad_time_options(tmp_path: Path, options: ReadingOptions, fragment: str) -> None:
+def test_bad_time_options(tmp_path: Path, options: dict, fragment: str) -> None:
     with pytest.raises(RareEventError, match=re.escape(fragment)):
-        load_csv(write(tmp_path, "time,a\n1,1\n"), options=options)
+        load_csv(write(tmp_path, "time,a\n1,1\n"), InputSpec(read=ReadOptions(**options)))
 
 
 @pytest.mark.parametrize(
@@ -614,17 +615,17 @@ def test_mixed_time_formats_name_the_first_line_that_differs(tmp_path: Path, tex
 @pytest.mark.parametrize(("unit", "values"), [("s", ["1767225600", "1767225660"]), ("ms", ["1767225600000", "1767225660000"])])
 def test_time_unit_reads_epoch_numbers_as_datetimes(tmp_path: Path, unit: str, values: list[str]) -> None:
     path = write(tmp_path, f"time,a\n{values[0]},1\n{values[1]},2\n")
-    data = load_csv(path, options=ReadingOptions(time_unit=unit))
+    data = load_csv(path, InputSpec(read=ReadOptions(time_unit=unit)))
     np.testing.assert_array_equal(data.time, np.array(["2026-01-01T00:00", "2026-01-01T00:01"], dtype="datetime64[ns]"))
     assert data.reading.time_unit == unit
     assert load_csv(path).time.dtype == np.float64  # without the option: plain numbers, as before
 
 
 def test_time_unit_errors(tmp_path: Path) -> None:
-    message = load_error(write(tmp_path, "time,a\n1767225600000,1\n"), options=ReadingOptions(time_unit="s"))
+    message = load_error(write(tmp_path, "time,a\n1767225600000,1\n"), read=ReadOptions(time_unit="s"))
     assert "time '1767225600000' in column 'time' at line 2 is out of range as s since 1970" in message
     assert "`time_unit=ms`" in message
-    message = load_error(write(tmp_path, "time,a\n1767225600,1\n2026-01-01,2\n", "d.csv"), options=ReadingOptions(time_unit="s"))
+    message = load_error(write(tmp_path, "time,a\n1767225600,1\n2026-01-01,2\n", "d.csv"), read=ReadOptions(time_unit="s"))
     assert "cannot read time '2026-01-01' in column 'time' at line 3 as a number of s since 1970" in message
 
 
@@ -633,11 +634,11 @@ def test_reading_from_a_run_is_applied_and_options_win(tmp_path: Path) -> None:
     fmt = sniff(path)
     columns = resolve_columns(fmt, time="Zeitstempel")
     run = Reading(decimal=",", decimal_settled=True, time_format="%m.%d.%Y %H:%M", date_order="month-first")
-    none = ReadingOptions()
+    none = ReadOptions()
     sample = text_sample(fmt, columns)
     assert decimal_reading(sample, fmt, columns, none, run).decimal == "."  # a ',' file cannot hold decimal commas
     assert time_reading(sample, fmt, columns, run, none, run, list).time_format == "%m.%d.%Y %H:%M"  # fits every sampled time
-    forced = time_reading(sample, fmt, columns, run, ReadingOptions(dayfirst=True), run, list)
+    forced = time_reading(sample, fmt, columns, run, ReadOptions(dayfirst=True), run, list)
     assert (forced.time_format, forced.date_order) == ("%d.%m.%Y %H:%M", "day-first")
     assert Reading.from_record(None) == Reading()  # a run saved before readings existed reads files as before
     assert Reading.from_record(run.to_record()) == run
@@ -648,5 +649,5 @@ def test_the_runs_order_breaks_a_tie_when_its_format_does_not_fit(tmp_path: Path
     fmt = sniff(path)
     columns = resolve_columns(fmt, time="Zeitstempel")
     run = Reading(time_format="%d.%m.%Y %H:%M", date_order="day-first")
-    reading = time_reading(text_sample(fmt, columns), fmt, columns, Reading(), ReadingOptions(), run, lambda: (frame["Zeitstempel"] for frame in read_frames(fmt, columns, 5, text=True)))
+    reading = time_reading(text_sample(fmt, columns), fmt, columns, Reading(), ReadOptions(), run, lambda: (frame["Zeitstempel"] for frame in read_frames(fmt, columns, 5, text=True)))
     assert (reading.time_format, reading.date_order, reading.date_order_assumed) == ("%d/%m/%Y", "day-first", False)

@@ -12,6 +12,7 @@ import pytest
 import rareevent.scoring as scoring
 from rareevent.runs import load_run
 from rareevent.scoring import AlarmEpisodes, WindowWriter, score_csv, top_features
+from rareevent.options import ScoreSpec
 
 
 def test_top_features_names_the_largest_shares_in_order() -> None:
@@ -91,7 +92,7 @@ def test_chunked_scoring_equals_whole_file_across_predict_blocks(monkeypatch: py
     outputs = []
     for chunk_rows in (1_000_000, 37, 5):
         frames: list[pd.DataFrame] = []
-        result = score_csv(sensor_csv, record, detector, chunk_rows=chunk_rows, sink=frames.append)
+        result = score_csv(sensor_csv, record, detector, ScoreSpec(chunk_rows=chunk_rows), sink=frames.append)
         outputs.append((pd.concat(frames, ignore_index=True), result))
     (whole, first), *rest = outputs
     assert len(whole) == 598 and whole["row"].tolist() == list(range(2, 600))

@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rareevent.cli.main import app
+from rareevent.options import InputSpec, ScoreSpec, TrainSpec
 
 pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'rareevent[spark]')")
 pytestmark = pytest.mark.skipif(shutil.which("java") is None and not os.environ.get("JAVA_HOME"), reason="Spark needs Java 17 (java on PATH or JAVA_HOME)")
@@ -66,7 +67,7 @@ def test_spark_scores_each_asset_of_a_long_table_as_the_cli_scores_its_own_file(
 
     expected = cli_windows(fleet_dir, fleet_run, tmp_path)
     table = spark_session.read.parquet(str(fleet_dir / "fleet.parquet"))  # rows interleaved across assets, typed timestamps
-    windows = spark.score(table, fleet_run, group="asset")
+    windows = spark.score(table, fleet_run, ScoreSpec(InputSpec(group="asset")))
     assert windows.columns == ["asset", "row", "time", "error", "flagged", "top_features", "label"]
     assert_same_windows(windows.toPandas(), expected)
     cli("score", fleet_dir / "fleet.parquet", "--group", "asset", "--run", fleet_run, "--engine", "spark", "--master", "local[2]", "--output", tmp_path / "spark.parquet")
@@ -80,7 +81,7 @@ def test_spark_trains_one_run_per_group_into_a_shared_folder(spark_session, flee
 
     table = spark_session.read.parquet(str(fleet_dir / "fleet.parquet"))
     detector = RareEventDetector(lookback=3, units=(4, 2), epochs=2, batch_size=64, threshold="pot")
-    folder = spark.train(table, group="asset", runs_dir=tmp_path, name="per-asset", detector=detector)
+    folder = spark.train(table, TrainSpec(input=InputSpec(group="asset")), runs_dir=tmp_path, name="per-asset", detector=detector)
     summary = json.loads((folder / "fleet.json").read_text())
     assert list(summary["runs"]) == ["pump_001", "pump_002", "pump_003"] and summary["group_column"] == "asset"
     assert [json.loads((folder / g / "run.json").read_text())["input_rows"] for g in summary["runs"]] == [1200] * 3
@@ -97,8 +98,8 @@ def test_spark_sorts_day_first_text_times_as_times_not_as_text(spark_session, fl
     shift = pd.Timestamp("2026-01-31 00:00") - typed["timestamp"].min()  # the 40 hours of each asset now cross into February
     text = typed.assign(timestamp=(typed["timestamp"] + shift).dt.strftime("%d.%m.%Y %H:%M:%S")).sample(frac=1.0, random_state=0)
     assert (text["timestamp"].sort_values().str[:5] == "01.02").iloc[0]  # as text, February's first hour sorts before January's last days
-    windows = spark.score(spark_session.createDataFrame(text), fleet_run, group="asset").toPandas()
-    expected = spark.score(spark_session.createDataFrame(typed), fleet_run, group="asset").toPandas()
+    windows = spark.score(spark_session.createDataFrame(text), fleet_run, ScoreSpec(InputSpec(group="asset"))).toPandas()
+    expected = spark.score(spark_session.createDataFrame(typed), fleet_run, ScoreSpec(InputSpec(group="asset"))).toPandas()
     windows, expected = (frame.sort_values(["asset", "row"], kind="stable").reset_index(drop=True) for frame in (windows, expected))
     assert len(windows) == len(expected) == 3 * (1200 - 2)
     assert (pd.to_datetime(windows["time"]) == pd.to_datetime(expected["time"]) + shift).all()

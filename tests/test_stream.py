@@ -19,6 +19,7 @@ import rareevent.scoring as scoring
 from rareevent.errors import RareEventError
 from rareevent.runs import load_run
 from rareevent.scoring import StreamScorer, WindowWriter, score_csv
+from rareevent.options import ScoreSpec
 
 DATA = Path(__file__).parent / "data" / "stream"
 
@@ -26,7 +27,7 @@ DATA = Path(__file__).parent / "data" / "stream"
 def _score_to(path: Path, kind: str, chunk_rows: int) -> bytes:
     record, detector = load_run(DATA / "run")
     with WindowWriter(path, kind) as writer:
-        result = score_csv(DATA / "sensors.csv", record, detector, chunk_rows=chunk_rows, sink=writer)
+        result = score_csv(DATA / "sensors.csv", record, detector, ScoreSpec(chunk_rows=chunk_rows), sink=writer)
         summary = {"rows": result.n_rows, "windows": result.n_windows, "flagged": int(result.flagged.sum()), "segments": result.n_segments}
         writer.finish({"alarms": result.alarms, "metrics": result.metrics, "summary": summary})
     return path.read_bytes()
@@ -145,6 +146,6 @@ def test_a_file_without_time_column_scored_in_chunks_is_one_segment(tmp_path: Pa
     path = tmp_path / "no-time.csv"
     pd.read_csv(DATA / "sensors.csv").drop(columns=["timestamp"]).to_csv(path, index=False)
     record, detector = load_run(DATA / "run")
-    results = [score_csv(path, record, detector, chunk_rows=chunk_rows) for chunk_rows in (1_000_000, 37)]
+    results = [score_csv(path, record, detector, ScoreSpec(chunk_rows=chunk_rows)) for chunk_rows in (1_000_000, 37)]
     assert [(r.n_windows, r.n_segments) for r in results] == [(698, 1), (698, 1)]
     np.testing.assert_array_equal(results[1].error, results[0].error)

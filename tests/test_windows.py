@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from rareevent.errors import RareEventError
 from rareevent.windows import chronological_split, clean_windows, n_windows, one_segment, segments, sliding_windows, window_labels
+from rareevent.options import SplitSpec
 
 
 @pytest.fixture
@@ -152,35 +153,35 @@ def test_segments() -> None:
 
 
 def test_chronological_split_ranges() -> None:
-    assert chronological_split(100, 0.2, 0.1) == {"train": (0, 70), "valid": (70, 90), "test": (90, 100)}
-    assert chronological_split(600, 0.25, 0.25) == {"train": (0, 300), "valid": (300, 450), "test": (450, 600)}
+    assert chronological_split(100, SplitSpec(0.2, 0.1)) == {"train": (0, 70), "valid": (70, 90), "test": (90, 100)}
+    assert chronological_split(600, SplitSpec(0.25, 0.25)) == {"train": (0, 300), "valid": (300, 450), "test": (450, 600)}
 
 
 def test_chronological_split_without_test_part() -> None:
-    assert chronological_split(100, 0.2, 0.0) == {"train": (0, 80), "valid": (80, 100), "test": (100, 100)}
+    assert chronological_split(100, SplitSpec(0.2, 0.0)) == {"train": (0, 80), "valid": (80, 100), "test": (100, 100)}
 
 
 def test_chronological_split_refuses_no_validation() -> None:
     with pytest.raises(RareEventError, match="^valid_frac must be above 0"):
-        chronological_split(100, 0.0, 0.1)
+        chronological_split(100, SplitSpec(0.0, 0.1))
 
 
 @pytest.mark.parametrize(("valid", "test"), [(0.5, 0.4), (0.45, 0.45), (0.7, 0.25), (0.9, 0.0)])
 def test_chronological_split_refuses_too_little_training(valid: float, test: float) -> None:
     with pytest.raises(RareEventError, match="leaves too little to train on"):
-        chronological_split(100, valid, test)
+        chronological_split(100, SplitSpec(valid, test))
 
 
 def test_chronological_split_refuses_sum_of_exactly_point_nine_in_any_order() -> None:
     with pytest.raises(RareEventError, match="leaves too little to train on"):
-        chronological_split(100, 0.6, 0.3)
+        chronological_split(100, SplitSpec(0.6, 0.3))
 
 
 @pytest.mark.parametrize(("valid", "test", "name"), [(1.0, 0.0, "valid_frac"), (-0.1, 0.1, "valid_frac"), (0.2, -0.1, "test_frac"), (0.2, 1.0, "test_frac")])
 def test_chronological_split_fraction_range(valid: float, test: float, name: str) -> None:
     with pytest.raises(RareEventError, match=rf"^{name} must be in \[0, 1\)"):
-        chronological_split(100, valid, test)
+        chronological_split(100, SplitSpec(valid, test))
 
 
 def test_chronological_split_just_below_limit_is_allowed() -> None:
-    assert chronological_split(100, 0.89, 0.0) == {"train": (0, 11), "valid": (11, 100), "test": (100, 100)}
+    assert chronological_split(100, SplitSpec(0.89, 0.0)) == {"train": (0, 11), "valid": (11, 100), "test": (100, 100)}

@@ -8,31 +8,21 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..console import consoles, errors, note
-from ..options import (
-    FillOption,
-    QuietOption,
-    RunOption,
-    RunsDir,
-    check_outputs,
-    output_kind,
-    reads_files,
-)
+from ..options import ENCODE_OPTIONS, QuietOption, RunOption, RunsDir, check_outputs, output_kind, score_spec, takes
 from ..render import print_paths
 
 if TYPE_CHECKING:
-    from rareevent.load import ReadingOptions
+    from rareevent.options import ScoreSpec
 
 
-@reads_files
+@takes("spec", ENCODE_OPTIONS, score_spec)
 def encode(
     data: Annotated[Path, typer.Argument(help="Sensor CSV with the trained feature columns.")],
     run: RunOption = None,
     *,  # keyword-only from here, so that the required --output needs no default (Typer calls a command with keywords)
     output: Annotated[Path, typer.Option(help="Write row, time and the encoded vector of every window to this .csv or .json file.")],
     runs_dir: RunsDir = Path("runs"),
-    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read per chunk.")] = 100_000,
-    fill: FillOption = None,
-    reading: ReadingOptions,  # the reading options (--decimal ... --encoding), built by reads_files
+    spec: ScoreSpec,  # --chunk-rows, --fill and the reading options (--decimal ... --encoding), built by takes
     quiet: QuietOption = False,
 ) -> None:
     """Write the encoded vector (length u2) of every window of DATA, for use in other models (ae runs only)."""
@@ -49,9 +39,9 @@ def encode(
         require_bottleneck(read_run(folder)["arch"])  # before Keras is imported
         record, detector = load_run(folder)
         with atomic_file(output) as temp, WindowWriter(temp, kind) as writer:
-            n, filled = encode_csv(data, record, detector, writer, chunk_rows=chunk_rows, fill=fill, options=reading)
+            n, filled = encode_csv(data, record, detector, writer, spec)
             writer.finish({"run": record["name"], "units": record["units"][1]})
         if filled:
-            note(f"repaired {filled} blank/NaN cell(s) with --fill {fill}")
+            note(f"repaired {filled} blank/NaN cell(s) with --fill {spec.input.fill}")
         consoles.out.print(f"wrote {n:,} encoded windows x {record['units'][1]} values to {output}")
         print_paths(quiet, output)

@@ -14,10 +14,9 @@ from rareevent.errors import RareEventError
 
 from ..console import consoles, errors, note, terms
 from ..options import (
+    SCORE_OPTIONS,
     Engine,
-    FillOption,
     FollowFormat,
-    GroupOption,
     QuietOption,
     RunOption,
     RunsDir,
@@ -25,31 +24,27 @@ from ..options import (
     duration_seconds,
     one_csv,
     output_kind,
-    reads_files,
+    score_spec,
+    takes,
 )
 from ..render import estimate_rows, print_paths, print_score_summary, rows_progress
 from .score_fleet import score_many
 from .score_follow import follow_file
 
 if TYPE_CHECKING:
-    from rareevent.load import ReadingOptions
+    from rareevent.options import ScoreSpec
 
 
-@reads_files
+@takes("spec", SCORE_OPTIONS, score_spec)
 def score(
     data: Annotated[list[Path], typer.Argument(help="New sensor CSV(s) or Parquet file(s) with the trained feature columns (labels optional), or a quoted glob; - reads standard input.")],
-    *,  # keyword-only from here (Typer calls a command with keywords), so that `reading` needs no default
+    *,  # keyword-only from here (Typer calls a command with keywords), so that `spec` needs no default
     run: RunOption = None,
     runs_dir: RunsDir = Path("runs"),
     output: Annotated[Path | None, typer.Option(help="Write one row per window to this .csv or .json file (--follow: .csv or .jsonl, written as it goes).")] = None,
     metrics_out: Annotated[Path | None, typer.Option(help="Write the metrics (needs the label column) to this .json file.")] = None,
-    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read per chunk; memory stays bounded by it.")] = 100_000,
-    fill: FillOption = None,
+    spec: ScoreSpec,  # what to read and how (--chunk-rows ... --group), built by takes
     show: Annotated[int, typer.Option(min=0, help="Alarm episodes to list (largest peak first).")] = 20,
-    time: Annotated[str | None, typer.Option("--time", help="Time column of DATA (default: the run's).")] = None,
-    label: Annotated[str | None, typer.Option(help="0/1 event column of DATA, for metrics (default: the run's label column).")] = None,
-    reading: ReadingOptions,  # the reading options (--decimal ... --encoding), built by reads_files
-    group: GroupOption = None,
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Worker processes for many series (default: the cores).")] = None,
     engine: Annotated[Engine, typer.Option("--engine", help="local (processes on this machine) or spark (one task per group; writes a Parquet folder).")] = Engine.local,
     master: Annotated[str, typer.Option("--master", help="Spark master with --engine spark: local[*], local[2], spark://HOST:7077, yarn.")] = "local[*]",
@@ -74,25 +69,8 @@ def score(
     with errors():
         from rareevent.runs import resolve_run
 
-        if engine == Engine.spark or group is not None or not one_csv(data) or _per_group_run(run, runs_dir):
-            score_many(
-                data,
-                resolve_run(run, runs_dir),
-                group=group,
-                jobs=jobs,
-                engine=engine,
-                master=master,
-                output=output,
-                metrics_out=metrics_out,
-                chunk_rows=chunk_rows,
-                fill=fill,
-                time=time,
-                label=label,
-                reading=reading,
-                quiet=quiet,
-                html=html,
-                episodes=episodes,
-            )
+        if engine == Engine.spark or spec.input.group is not None or not one_csv(data) or _per_group_run(run, runs_dir):
+            score_many(data, resolve_run(run, runs_dir), spec, jobs=jobs, engine=engine, master=master, output=output, metrics_out=metrics_out, quiet=quiet, html=html, episodes=episodes)
             return
         path = data[0]
         from rareevent.runs import load_run, resolve_run
@@ -113,7 +91,7 @@ def score(
             seconds = duration_seconds(poll, "--poll")
             check_outputs(path, {"--output": output})
             record, detector = load_run(resolve_run(run, runs_dir))
-            follow_file(path, record, detector, output, follow_kind, seconds, fill, reading, time, label)
+            follow_file(path, record, detector, spec, output, follow_kind, seconds)
         if output_format is not None:
             raise RareEventError("--format is for --follow; without it the output's kind follows --output's extension (.csv or .json)")
         kind = output_kind(output, ("csv", "json")) if output else None
@@ -128,12 +106,12 @@ def score(
         check_outputs(path, {"--output": output, "--metrics-out": metrics_out, "--episodes": episodes, "--html": html})
         folder = resolve_run(run, runs_dir)
         record, detector = load_run(folder)
-        label_column = label or record["label_column"]
+        label_column = spec.input.label or record["label_column"]
         if metrics_out is not None and label_column is None:
             raise RareEventError(f"--metrics-out needs labels, and run {record['name']!r} was trained without a label column", hint="name the file's label column with --label")
         if metrics_out is not None and not piped and not file_has_labels(path, label_column):
             raise RareEventError(f"{path}: --metrics-out needs the label column {label_column!r}, which the file does not have")
-        total = estimate_rows(path) if not piped and path.is_file() and path.stat().st_size > 4 * chunk_rows else None
+        total = estimate_rows(path) if not piped and path.is_file() and path.stat().st_size > 4 * spec.chunk_rows else None
         progress = rows_progress(path)
         task = progress.add_task("score", total=total)
         with ExitStack() as stack:  # the outputs are renamed into place only when all are complete
@@ -148,22 +126,11 @@ def score(
                 if piped:
                     from rareevent.follow import score_pipe
 
-                    result = score_pipe(sys.stdin.buffer, record, detector, fill=fill, sink=sink, options=reading, time=time, label=label)
+                    result = score_pipe(sys.stdin.buffer, record, detector, spec, sink=sink)
                     if metrics_out is not None and result.metrics is None:
                         raise RareEventError(f"<stdin>: --metrics-out needs the label column {label_column!r}, which the data does not have")
                 else:
-                    result = score_csv(
-                        path,
-                        record,
-                        detector,
-                        chunk_rows=chunk_rows,
-                        fill=fill,
-                        sink=sink,
-                        on_progress=lambda n: progress.advance(task, n),
-                        options=reading,
-                        time=time,
-                        label=label,
-                    )
+                    result = score_csv(path, record, detector, spec, sink=sink, on_progress=lambda n: progress.advance(task, n))
             summary = {
                 "run": record["name"],
                 "file": str(path),
@@ -184,12 +151,12 @@ def score(
             if html_temp:
                 from rareevent.html_report import render, scored_file_report
 
-                page = render(scored_file_report(path, record, detector, result, collector, fill=fill, options=reading, time=time, label=label))
+                page = render(scored_file_report(path, record, detector, result, collector, spec))
                 html_temp.write_text(page, encoding="utf-8")
         if result.columns.ignored:
             note(f"ignored column(s) not used by the model: {', '.join(result.columns.ignored)}")
         if result.n_filled:
-            note(f"repaired {result.n_filled} blank/NaN cell(s) with --fill {fill}")
+            note(f"repaired {result.n_filled} blank/NaN cell(s) with --fill {spec.input.fill}")
         if result.n_segments > 1:
             note(f"{result.n_segments - 1} time gap(s) above the run's --max-gap {record['gaps']['max_gap']} split the file into {result.n_segments} segments; no window crosses a gap")
         if result.reading.time_format != (record.get("reading") or {}).get("time_format"):  # not the run's reading: inferred from this file

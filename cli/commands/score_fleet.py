@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rareevent.errors import RareEventError
 
@@ -13,22 +13,20 @@ from ..console import consoles, note
 from ..options import Engine, check_outputs, output_kind
 from ..render import fleet_table, print_paths
 
+if TYPE_CHECKING:
+    from rareevent.options import ScoreSpec
+
 
 def score_many(
     data: list[Path],
     folder: Path,
+    spec: ScoreSpec,
     *,
-    group: str | None,
     jobs: int | None,
     engine: str,
     master: str,
     output: Path | None,
     metrics_out: Path | None,
-    chunk_rows: int,
-    fill: str | None,
-    time: str | None,
-    label: str | None,
-    reading: Any,
     quiet: bool,
     html: Path | None = None,
     episodes: Path | None = None,
@@ -36,6 +34,7 @@ def score_many(
     """``score`` over many series: on local processes (CSV out) or on Spark (a Parquet folder out)."""
     from rareevent.storage import atomic_file
 
+    group = spec.input.group
     if output is not None:
         output_kind(output, ("parquet",) if engine == Engine.spark else ("csv",))
     if metrics_out is not None:
@@ -51,12 +50,12 @@ def score_many(
     for path in data:
         check_outputs(path, {"--output": output, "--metrics-out": metrics_out, "--episodes": episodes, "--html": html})
     if engine == Engine.spark:
-        score_on_spark(data, folder, group=group, master=master, output=output, fill=fill, time=time, label=label, reading=reading)
+        score_on_spark(data, folder, spec, master=master, output=output)
         print_paths(quiet, output)
         return
     from rareevent.fleet_score import default_jobs, plan, score_fleet
 
-    planned = plan(data, folder, group=group, chunk_rows=chunk_rows, fill=fill, options=reading, time=time, label=label)
+    planned = plan(data, folder, spec)
     with ExitStack() as stack:
         temp = stack.enter_context(atomic_file(output)) if output else None
         metrics_temp = stack.enter_context(atomic_file(metrics_out)) if metrics_out else None
@@ -79,18 +78,19 @@ def score_many(
         note(f"ignored column(s) not used by the model: {', '.join(ignored)}")
     filled = sum(s.n_filled for s in scores)
     if filled:
-        note(f"repaired {filled} blank/NaN cell(s) with --fill {fill}")
+        note(f"repaired {filled} blank/NaN cell(s) with --fill {spec.input.fill}")
     consoles.out.print(fleet_table(scores, folder.name, group or "file"))
     if output:
         consoles.out.print(f"windows written to {output}")
     print_paths(quiet, output, metrics_out, episodes, html)
 
 
-def score_on_spark(data: list[Path], folder: Path, *, group: str | None, master: str, output: Path | None, fill: str | None, time: str | None, label: str | None, reading: Any) -> None:
+def score_on_spark(data: list[Path], folder: Path, spec: ScoreSpec, *, master: str, output: Path | None) -> None:
     """``score --engine spark``: read DATA into Spark, score each group as a task, write Parquet."""
     from rareevent import spark
     from rareevent.series import expand, is_table
 
+    group = spec.input.group
     if group is None:
         raise RareEventError("--engine spark needs --group COLUMN: each group is scored as one task")
     if output is None:
@@ -101,6 +101,6 @@ def score_on_spark(data: list[Path], folder: Path, *, group: str | None, master:
     session = spark.session(master)
     reader = session.read if is_table(files[0]) else session.read.option("header", True)
     frame = reader.parquet(*files) if is_table(files[0]) else reader.csv(files)
-    windows = spark.score(frame, folder, group=group, time=time, label=label, fill=fill, options=reading)
+    windows = spark.score(frame, folder, spec)
     spark.write_parquet(windows, output)
     consoles.out.print(f"scored {frame.select(group).distinct().count()} group(s) of {len(files)} file(s) on Spark ({master}); windows written to {output}")

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -17,8 +17,11 @@ from rich.markup import escape
 from ..console import EXIT_INTERRUPTED, consoles, note, warn
 from ..render import file_line
 
+if TYPE_CHECKING:
+    from rareevent.options import ScoreSpec
 
-def follow_file(data: Path, record: dict[str, Any], detector: Any, output: Path | None, kind: str, poll: float, fill: str | None, reading: Any, time: str | None, label: str | None) -> NoReturn:
+
+def follow_file(data: Path, record: dict[str, Any], detector: Any, spec: ScoreSpec, output: Path | None, kind: str, poll: float) -> NoReturn:
     """``score --follow``: score lines as they are written until Ctrl-C or SIGTERM, then print a summary; exit 130.
 
     The windows go to ``output`` (else stdout) line by line as they are
@@ -33,7 +36,7 @@ def follow_file(data: Path, record: dict[str, Any], detector: Any, output: Path 
     stopped: list[int] = []
     handlers = {signum: signal.signal(signum, lambda number, frame: stopped.append(number)) for signum in (signal.SIGINT, signal.SIGTERM)}
     err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True, color_system=None if os.environ.get("NO_COLOR") else "auto", quiet=consoles.quiet)
-    follower = Follower(data, record, detector, fill, reading, time, label)
+    follower = Follower(data, record, detector, spec)
     lines = FollowLines(output, kind, err)
     try:
         if not data.exists():

@@ -20,35 +20,31 @@ from ..options import (
     AUTO_HELP,
     NOT_PASSED,
     NOT_SETTINGS,
+    TRAIN_OPTIONS,
     Activation,
-    AggOption,
     Arch,
-    FillOption,
-    GroupOption,
-    MaxGapOption,
     QuietOption,
-    ResampleOption,
     RunsDir,
     ScoreKind,
     one_csv,
-    parse_drop,
     parse_units,
     read_config,
-    reads_files,
+    takes,
+    train_spec,
 )
 from ..render import epoch_progress, print_per_group, print_train_summary, train_summary
 from ..signals import interrupt_at_batch_end
 
 if TYPE_CHECKING:
-    from rareevent.load import ReadingOptions
+    from rareevent.options import TrainSpec
     from rareevent.training import TrainResult
 
 
-@reads_files
+@takes("spec", TRAIN_OPTIONS, train_spec)
 def train(
     ctx: typer.Context,
     data: Annotated[list[Path], typer.Argument(help="Sensor CSV (',', ';' or tab separated) or Parquet file(s), or a quoted glob like 'exports/*.csv'; may come from the recipe.")],
-    *,  # keyword-only from here (Typer calls a command with keywords), so that `reading` needs no default
+    *,  # keyword-only from here (Typer calls a command with keywords), so that `spec` needs no default
     config: Annotated[Path | None, typer.Option("--config", help="TOML recipe: options from its \\[train] table; the command line overrides them.", is_eager=True, callback=read_config)] = None,
     arch: Annotated[Arch, typer.Option(help=f"{ARCH_HELP}, {AUTO_HELP}.")] = Arch["ae"],
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
@@ -66,24 +62,13 @@ def train(
     batch_size: Annotated[int | None, typer.Option(help="Windows per training batch (default: about 100 steps per epoch, 16..128 on a CPU, 16..2048 on a GPU).")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Adam learning rate (default: 1e-3 x sqrt(batch/16)).")] = None,
     patience: Annotated[int, typer.Option(help="Epochs without validation improvement before stopping.")] = 5,
-    valid_frac: Annotated[float, typer.Option(help="Fraction of rows (after train) for validation and the threshold.")] = 0.2,
-    test_frac: Annotated[float, typer.Option(help="Fraction of rows at the end held out for testing (0 allowed).")] = 0.2,
+    spec: TrainSpec,  # the input and split options (--valid-frac ... --group), built by takes
     seed: Annotated[int, typer.Option(help="Random seed (same data and seed give the same threshold on CPU).")] = 0,
-    time: Annotated[str | None, typer.Option("--time", help="Time column (default: time/timestamp/datetime/date if present).")] = None,
-    label: Annotated[str | None, typer.Option(help="0/1 event column (default: y/label/anomaly if present).")] = None,
-    drop: Annotated[str | None, typer.Option(help="Comma-separated columns to ignore.")] = None,
-    context: Annotated[str, typer.Option(help="Context columns (read by the model, never scored): auto (0/1 flags and modes), none, or names/glob patterns like 'cmd*,setpoint'.")] = "auto",
     normalize: Annotated[bool, typer.Option(help="Divide each sensor's error by its typical (median) error on normal validation windows.")] = False,
     mask_rate: Annotated[
         float,
         typer.Option(help="ae and plain: hide each target sensor of a training window with this probability (0: never); the model rebuilds it from the others, and each sensor is scored hidden."),
     ] = 0.0,
-    fill: FillOption = None,
-    reading: ReadingOptions,  # the reading options (--decimal ... --encoding), built by reads_files
-    max_gap: MaxGapOption = None,
-    resample: ResampleOption = None,
-    agg: AggOption = "mean",
-    group: GroupOption = None,
     per_group: Annotated[bool, typer.Option("--per-group", help="With --group: train one run per group value, saved as runs/NAME/<group>/ with a summary.")] = False,
     runs_dir: RunsDir = Path("runs"),
     name: Annotated[str | None, typer.Option(help="Run name (default: time stamp and arch).")] = None,
@@ -95,7 +80,6 @@ def train(
     consoles.set_output(quiet)
     with errors(), ExitStack() as stack:
         from rareevent.detector import RareEventDetector
-        from rareevent.gaps import Resampling
         from rareevent.runs import reserve_run
         from rareevent.training import default_run_name
         from rareevent.training import train as run_training
@@ -105,44 +89,30 @@ def train(
             options["arch"] = RareEventDetector().arch
         params = [key for key in RareEventDetector().get_params() if key not in NOT_PASSED]
         detector = RareEventDetector(**{key: options[OPTION_OF_PARAM.get(key, key)] for key in params})
-        if resample is None and agg != "mean":
-            raise RareEventError(f"--agg {agg} needs --resample: it says how the rows of a grid cell are combined")
+        group = spec.input.group
         name = name or default_run_name(arch)
         if per_group and group is None:
             raise RareEventError("--per-group needs --group COLUMN: the column whose values each get a run")
         if arch == AUTO and not (one_csv(data) and group is None):
             raise RareEventError("--arch auto trains one CSV file; for several series, --group or --per-group name an architecture")
         stack.enter_context(reserve_run(runs_dir, name, overwrite))  # before minutes of training, not after
-        options = dict(
-            time=time,
-            label=label,
-            drop=parse_drop(drop),
-            fill=fill,
-            context=context,
-            reading=reading,
-            valid_frac=valid_frac,
-            test_frac=test_frac,
-            max_gap=max_gap,
-            resample=None if resample is None else Resampling(resample, agg),
-        )
         if per_group:
             from rareevent.fleet import train_per_group
 
-            assert group is not None  # --per-group without --group was refused above
             announce = None if quiet or as_json else lambda value: consoles.out.print(f"training group {value}")
-            folder, summary = train_per_group(data, detector, group=group, runs_dir=runs_dir, name=name, overwrite=overwrite, on_group=announce, **options)
+            folder, summary = train_per_group(data, detector, spec, runs_dir=runs_dir, name=name, overwrite=overwrite, on_group=announce)
             print_per_group(folder, summary, as_json, quiet)
             return
         bar_console = Console(stderr=True) if as_json else consoles.out
         with interrupt_at_batch_end(), epoch_progress(f"training {arch}", epochs, bar_console, disable=quiet or not bars(bar_console)) as on_epoch:
             if one_csv(data) and group is None:
-                result = run_training(data[0], detector, name=name, on_epoch=on_epoch, candidates=CANDIDATES if arch == AUTO else (), **options)
+                result = run_training(data[0], detector, spec, name=name, on_epoch=on_epoch, candidates=CANDIDATES if arch == AUTO else ())
             else:
                 from rareevent.fleet import train_fleet
 
-                result = train_fleet(data, detector, group=group, name=name, on_epoch=on_epoch, **options)
+                result = train_fleet(data, detector, spec, name=name, on_epoch=on_epoch)
         result.record["settings"] = recipe.settings(ctx, leave_out=NOT_SETTINGS)
-        save_and_summarize(result, fill, runs_dir, overwrite, as_json=as_json, quiet=quiet)
+        save_and_summarize(result, spec.input.fill, runs_dir, overwrite, as_json=as_json, quiet=quiet)
 
 
 def save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, overwrite: bool, as_json: bool = False, quiet: bool = False) -> None:

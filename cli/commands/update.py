@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from ..console import bars, consoles, errors
-from ..options import EncodingOption, FillOption, QuietOption, RunsDir, TzOption, reading_options
+from ..options import UPDATE_OPTIONS, QuietOption, RunsDir, input_spec, takes
 from ..render import epoch_progress
 from ..signals import interrupt_at_batch_end
 from .train import save_and_summarize
 
+if TYPE_CHECKING:
+    from rareevent.options import InputSpec
 
+
+@takes("spec", UPDATE_OPTIONS, input_spec)
 def update(
     run: Annotated[str, typer.Argument(help="Run folder or run name to start from (it is only read).")],
     data: Annotated[Path, typer.Argument(help="Newer sensor CSV with the run's feature columns (labels optional).")],
@@ -23,12 +27,11 @@ def update(
     valid_frac: Annotated[float, typer.Option(help="Fraction of the newer rows, at their end, for validation and the threshold.")] = 0.2,
     threshold: Annotated[str | None, typer.Option(help="Threshold strategy (as in train); default: the run's.")] = None,
     margin: Annotated[float | None, typer.Option(help="Multiply the chosen threshold by this; default: the run's margin.")] = None,
-    fill: FillOption = None,
+    *,  # keyword-only from here (Typer calls a command with keywords), so that `spec` needs no default
+    spec: InputSpec,  # --fill, --tz and --encoding, built by takes
     runs_dir: RunsDir = Path("runs"),
     name: Annotated[str | None, typer.Option(help="Name of the new run (default: time stamp and arch).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name (never the run being updated).")] = False,
-    tz: TzOption = None,
-    encoding: EncodingOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the new run's summary (metrics, threshold, paths) as JSON on stdout, as train --json does.")] = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -43,8 +46,7 @@ def update(
         name = name or default_run_name(read_run(folder)["arch"])
         check_update_slot(folder, runs_dir, name, overwrite)  # before training, not after
         stack.enter_context(reserve_run(runs_dir, name, overwrite))
-        reading = reading_options(None, None, False, None, tz, encoding)
         bar_console = Console(stderr=True) if as_json else consoles.out
         with interrupt_at_batch_end(), epoch_progress(f"updating {folder.name}", epochs, bar_console, disable=quiet or not bars(bar_console)) as on_epoch:
-            result = run_update(folder, data, epochs=epochs, valid_frac=valid_frac, threshold=threshold, margin=margin, fill=fill, name=name, on_epoch=on_epoch, reading=reading)
-        save_and_summarize(result, fill, runs_dir, overwrite, as_json=as_json, quiet=quiet)
+            result = run_update(folder, data, spec, epochs=epochs, valid_frac=valid_frac, threshold=threshold, margin=margin, name=name, on_epoch=on_epoch)
+        save_and_summarize(result, spec.fill, runs_dir, overwrite, as_json=as_json, quiet=quiet)

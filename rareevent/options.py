@@ -1,0 +1,270 @@
+"""Options as values: what a user chose about reading, splitting and scoring, each checked once, when it is made.
+
+A spec is a frozen dataclass passed whole from the command line (or a
+notebook) to the library: ``train`` takes a :class:`TrainSpec`, ``score``
+a :class:`ScoreSpec`, and both hold an :class:`InputSpec` (the column
+roles, the repair of blank cells, and the :class:`ReadOptions`). A bad
+value is refused in ``__post_init__``, before any file is read, naming the
+parameter as the library spells it; nothing downstream checks it again.
+Adding an option is a field here, its declaration in ``cli/options.py``
+and the code that uses it.
+
+What was settled about one file (its decimal mark, its time format) is a
+:class:`rareevent.load.Reading`, not an option: options say what the user
+forced, a reading what the file turned out to be.
+
+This module sits below every stage (it imports no other part of
+rareevent but its errors), so each stage can take the spec it needs.
+"""
+
+from __future__ import annotations
+
+import codecs
+import math
+import re
+import zoneinfo
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from rareevent.errors import RareEventError
+
+DECIMAL_MARKS = (".", ",")
+TIME_UNITS = {"s": 1, "ms": 1000}  # unit -> units per second
+FILL_METHODS = ("ffill", "interpolate", "drop")
+AGGREGATIONS = ("mean", "last", "max")
+DEFAULT_MAX_GAP = "5x"
+NO_GAPS = ("none", "off")
+MULTIPLE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*x\s*", re.IGNORECASE)  # a max_gap like 5x: a multiple of the median step
+CHUNK_ROWS = 100_000
+
+
+def check_tz(tz: str) -> str:
+    """An IANA time zone name (``Europe/Berlin``), or the error naming ``tz``."""
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise RareEventError(f"tz {tz!r} is not a time zone name", hint="use an IANA name like Europe/Berlin or UTC", param="tz") from None
+    return tz
+
+
+def check_encoding(encoding: str) -> str:
+    """The canonical name of a text encoding (``cp1252``), or the error naming ``encoding``."""
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise RareEventError(f"encoding {encoding!r} is not a text encoding Python knows", hint="use utf-8, cp1252 or latin-1", param="encoding") from None
+
+
+def check_time_format(time_format: str) -> None:
+    """A ``--time-format`` must write and read back a time: catches typos like ``%Q`` or a format without ``%``."""
+    if "%" not in time_format:
+        raise RareEventError(f"time_format {time_format!r} has no % code", hint="use codes like %d.%m.%Y %H:%M", param="time_format")
+    try:
+        pd.to_datetime(pd.Series([pd.Timestamp("2026-01-31 13:45:56").strftime(time_format)]), format=time_format)
+    except (ValueError, TypeError):
+        raise RareEventError(f"time_format {time_format!r} is not a strftime format pandas can read", hint="use codes like %d.%m.%Y %H:%M", param="time_format") from None
+
+
+def check_fill(fill: str | None) -> None:
+    """Refuse an unknown ``--fill`` method."""
+    if fill is not None and fill not in FILL_METHODS:
+        raise RareEventError(f"fill {fill!r}: use one of {', '.join(FILL_METHODS)}", param="fill")
+
+
+def positive_gap(text: str, value: float) -> float:
+    """``value``, the number a ``max_gap`` of ``text`` stands for, when it is finite and above 0."""
+    if not math.isfinite(value):
+        raise RareEventError(f"max_gap {text!r} is not a finite number: give a duration like 10min, a number or a multiple like 5x", param="max_gap")
+    if value <= 0:
+        raise RareEventError(f"max_gap {text!r} must be above 0", param="max_gap")
+    return value
+
+
+def check_max_gap(text: str | None) -> None:
+    """Refuse a ``--max-gap`` that is none of its forms, before any file is read (its unit is checked against the time column later)."""
+    if text is None or text.strip().lower() in NO_GAPS:
+        return
+    multiple = MULTIPLE.fullmatch(text)
+    if multiple:
+        positive_gap(text, float(multiple.group(1)))
+        return
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None:
+        positive_gap(text, number)
+        return
+    try:
+        seconds = pd.Timedelta(text.strip()).total_seconds()
+    except ValueError:
+        raise RareEventError(
+            f"max_gap {text!r}: give a duration like 10min or 6h, a number in the unit of a numeric time column, a multiple of the median step like 5x, or none", param="max_gap"
+        ) from None
+    positive_gap(text, seconds)
+
+
+def check_fractions(valid_frac: float, test_frac: float) -> None:
+    """Refuse split fractions that leave no validation part or too little to train on."""
+    for name, frac in (("valid_frac", valid_frac), ("test_frac", test_frac)):
+        if not 0.0 <= frac < 1.0:
+            raise RareEventError(f"{name} must be in [0, 1), got {frac}", param=name)
+    if valid_frac <= 0.0:
+        raise RareEventError("valid_frac must be above 0: the threshold and early stopping need a validation part", param="valid_frac")
+    if valid_frac + test_frac >= 0.9 - 1e-9:
+        parts = "`valid_frac`" if test_frac == 0 else "`valid_frac` + `test_frac`"  # `update` has no test part, and no --test-frac
+        raise RareEventError(f"{parts} = {valid_frac + test_frac:g} leaves too little to train on: keep it below 0.9")
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """What the user forced about reading cells (``--decimal``, ``--time-format``, ``--dayfirst``, ``--time-unit``, ``--tz``, ``--encoding``).
+
+    Unknown values and contradictory options are refused when it is made.
+    """
+
+    decimal: str | None = None
+    time_format: str | None = None
+    dayfirst: bool = False
+    time_unit: str | None = None
+    tz: str | None = None
+    encoding: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.decimal is not None and self.decimal not in DECIMAL_MARKS:
+            raise RareEventError(f"decimal {self.decimal!r}: use ',' or '.'", param="decimal")
+        if self.time_unit is not None and self.time_unit not in TIME_UNITS:
+            raise RareEventError(f"time_unit {self.time_unit!r}: use one of {', '.join(TIME_UNITS)}", param="time_unit")
+        given = [name for name, on in (("time_format", self.time_format is not None), ("dayfirst", self.dayfirst), ("time_unit", self.time_unit is not None)) if on]
+        if len(given) > 1:
+            raise RareEventError(f"`{given[0]}` and `{given[1]}` contradict each other: give one of them")
+        if self.time_format is not None:
+            check_time_format(self.time_format)
+        if self.tz is not None:
+            check_tz(self.tz)
+        if self.encoding is not None:
+            check_encoding(self.encoding)
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, value: dict[str, Any] | None) -> ReadOptions:
+        return cls(**(value or {}))
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How to take a file's columns: their roles (time, label, dropped, the group of a fleet), blank-cell repair, and the reading options.
+
+    For scoring, ``time`` and ``label`` name the file's columns where they
+    differ from the run's (``None``: the run's); ``drop`` is for training.
+    """
+
+    time: str | None = None
+    label: str | None = None
+    drop: tuple[str, ...] = ()
+    group: str | None = None
+    fill: str | None = None
+    read: ReadOptions = field(default_factory=ReadOptions)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "drop", tuple(self.drop))  # a list given is kept as a tuple: the spec stays hashable and frozen
+        check_fill(self.fill)
+
+    def to_record(self) -> dict[str, Any]:
+        return {**asdict(self), "drop": list(self.drop), "read": self.read.to_record()}
+
+    @classmethod
+    def from_record(cls, value: dict[str, Any] | None) -> InputSpec:
+        value = dict(value or {})
+        return cls(**{**value, "read": ReadOptions.from_record(value.get("read"))})
+
+
+@dataclass(frozen=True)
+class Resampling:
+    """``--resample EVERY --agg HOW``: the grid step (a duration for dates, column units for numbers) and how a cell's rows combine.
+
+    The step's unit is checked against the time column when the file is read (:func:`rareevent.gaps.grid_step`).
+    """
+
+    every: str
+    agg: str = "mean"
+
+    def __post_init__(self) -> None:
+        if self.agg not in AGGREGATIONS:
+            raise RareEventError(f"agg {self.agg!r}: use one of {', '.join(AGGREGATIONS)}", param="agg")
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, value: dict[str, Any] | None) -> Resampling | None:
+        """The resampling saved in a run (``None``: the run did not resample)."""
+        return None if not value else cls(every=value["every"], agg=value["agg"])
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How training rows are split in time order and cut into segments: the part fractions, the gap rule and the grid."""
+
+    valid_frac: float = 0.2
+    test_frac: float = 0.2
+    max_gap: str | None = None
+    resample: Resampling | None = None
+
+    def __post_init__(self) -> None:
+        check_fractions(self.valid_frac, self.test_frac)
+        check_max_gap(self.max_gap)
+
+    def to_record(self) -> dict[str, Any]:
+        return {**asdict(self), "resample": None if self.resample is None else self.resample.to_record()}
+
+    @classmethod
+    def from_record(cls, value: dict[str, Any] | None) -> SplitSpec:
+        value = dict(value or {})
+        return cls(**{**value, "resample": Resampling.from_record(value.get("resample"))})
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """What ``train`` reads and how it splits it: the input, the split, and the context columns (names or globs, ``auto``, ``none``; ``None``: the detector's)."""
+
+    input: InputSpec = field(default_factory=InputSpec)
+    split: SplitSpec = field(default_factory=SplitSpec)
+    context: str | tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.context is not None and not isinstance(self.context, str):
+            object.__setattr__(self, "context", tuple(self.context))
+
+    def to_record(self) -> dict[str, Any]:
+        context = self.context if self.context is None or isinstance(self.context, str) else list(self.context)
+        return {"input": self.input.to_record(), "split": self.split.to_record(), "context": context}
+
+    @classmethod
+    def from_record(cls, value: dict[str, Any] | None) -> TrainSpec:
+        value = value or {}
+        return cls(input=InputSpec.from_record(value.get("input")), split=SplitSpec.from_record(value.get("split")), context=value.get("context"))
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """What ``score`` reads and how: the input (columns that differ from the run's, blank-cell repair, reading options) and the rows read per chunk."""
+
+    input: InputSpec = field(default_factory=InputSpec)
+    chunk_rows: int = CHUNK_ROWS
+
+    def __post_init__(self) -> None:
+        if isinstance(self.chunk_rows, bool) or not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
+            raise RareEventError(f"chunk_rows must be a whole number of rows above 0, got {self.chunk_rows!r}", param="chunk_rows")
+
+    def to_record(self) -> dict[str, Any]:
+        return {"input": self.input.to_record(), "chunk_rows": self.chunk_rows}
+
+    @classmethod
+    def from_record(cls, value: dict[str, Any] | None) -> ScoreSpec:
+        value = value or {}
+        return cls(input=InputSpec.from_record(value.get("input")), chunk_rows=value.get("chunk_rows", CHUNK_ROWS))
