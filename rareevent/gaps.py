@@ -140,6 +140,11 @@ def resample_record_ok(value: Any) -> bool:
     return value is None or (isinstance(value, dict) and isinstance(value.get("every"), str) and value.get("agg") in AGGREGATIONS)
 
 
+def run_grid(saved: dict[str, Any] | None) -> Resampling | None:
+    """The grid a run put its rows on (its ``resample`` record, which also counts rows), or ``None`` when it did not resample."""
+    return None if not saved else Resampling.from_record(saved)
+
+
 def grid_step(how: Resampling, time: np.ndarray, column: str | None) -> float:
     """The grid step of ``how`` in the axis' unit (seconds for dates): a duration for dates, a number for a numeric column."""
     try:

@@ -29,7 +29,7 @@ from rareevent import gaps, windows
 from rareevent.episodes import duration_text, episode_rows, top_sensors
 from rareevent.errors import RareEventError
 from rareevent.load import Reading, SensorData, load_csv
-from rareevent.options import InputSpec, Resampling, ScoreSpec
+from rareevent.options import InputSpec, ScoreSpec
 from rareevent.storage import atomic_file
 
 TIMELINE_BUCKETS = 1500  # min and max of each: at most 3,000 points, whatever the file's length
@@ -635,4 +635,4 @@ def run_report(folder: Path, record: dict[str, Any], detector: Any) -> ReportInp
 
 def _on_grid(data: SensorData, record: dict[str, Any], fill: str | None) -> SensorData:
     """The rows on the run's ``--resample`` grid, as the model read them (unchanged without one)."""
-    return gaps.regrid(data, Resampling.from_record(record.get("resample")), fill)[0]
+    return gaps.regrid(data, gaps.run_grid(record.get("resample")), fill)[0]

@@ -23,8 +23,8 @@ import codecs
 import math
 import re
 import zoneinfo
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Self
 
 import pandas as pd
 
@@ -118,8 +118,38 @@ def check_fractions(valid_frac: float, test_frac: float) -> None:
         raise RareEventError(f"{parts} = {valid_frac + test_frac:g} leaves too little to train on: keep it below 0.9")
 
 
+class Spec:
+    """What every spec shares: a JSON-ready record for ``run.json`` and back.
+
+    ``NESTED`` names the fields that hold another spec (or ``None``); a
+    record may hold more keys than the spec has fields (a run's ``resample``
+    also counts its rows), and those are left out when it is read back.
+    """
+
+    NESTED: ClassVar[dict[str, type[Spec]]] = {}
+
+    def to_record(self) -> dict[str, Any]:
+        return {f.name: _recorded(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]  # every subclass is a dataclass
+
+    @classmethod
+    def from_record(cls, value: dict[str, Any] | None) -> Self:
+        value = value or {}
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]  # every subclass is a dataclass
+        given = {key: item for key, item in value.items() if key in known}
+        for key, kind in cls.NESTED.items():
+            if key in given:
+                given[key] = None if given[key] is None else kind.from_record(given[key])
+        return cls(**given)
+
+
+def _recorded(value: Any) -> Any:
+    if isinstance(value, Spec):
+        return value.to_record()
+    return list(value) if isinstance(value, tuple) else value
+
+
 @dataclass(frozen=True)
-class ReadOptions:
+class ReadOptions(Spec):
     """What the user forced about reading cells (``--decimal``, ``--time-format``, ``--dayfirst``, ``--time-unit``, ``--tz``, ``--encoding``).
 
     Unknown values and contradictory options are refused when it is made.
@@ -147,16 +177,9 @@ class ReadOptions:
         if self.encoding is not None:
             check_encoding(self.encoding)
 
-    def to_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_record(cls, value: dict[str, Any] | None) -> ReadOptions:
-        return cls(**(value or {}))
-
 
 @dataclass(frozen=True)
-class InputSpec:
+class InputSpec(Spec):
     """How to take a file's columns: their roles (time, label, dropped, the group of a fleet), blank-cell repair, and the reading options.
 
     For scoring, ``time`` and ``label`` name the file's columns where they
@@ -169,22 +192,15 @@ class InputSpec:
     group: str | None = None
     fill: str | None = None
     read: ReadOptions = field(default_factory=ReadOptions)
+    NESTED: ClassVar[dict[str, type[Spec]]] = {"read": ReadOptions}
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "drop", tuple(self.drop))  # a list given is kept as a tuple: the spec stays hashable and frozen
         check_fill(self.fill)
 
-    def to_record(self) -> dict[str, Any]:
-        return {**asdict(self), "drop": list(self.drop), "read": self.read.to_record()}
-
-    @classmethod
-    def from_record(cls, value: dict[str, Any] | None) -> InputSpec:
-        value = dict(value or {})
-        return cls(**{**value, "read": ReadOptions.from_record(value.get("read"))})
-
 
 @dataclass(frozen=True)
-class Resampling:
+class Resampling(Spec):
     """``--resample EVERY --agg HOW``: the grid step (a duration for dates, column units for numbers) and how a cell's rows combine.
 
     The step's unit is checked against the time column when the file is read (:func:`rareevent.gaps.grid_step`).
@@ -197,74 +213,44 @@ class Resampling:
         if self.agg not in AGGREGATIONS:
             raise RareEventError(f"agg {self.agg!r}: use one of {', '.join(AGGREGATIONS)}", param="agg")
 
-    def to_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_record(cls, value: dict[str, Any] | None) -> Resampling | None:
-        """The resampling saved in a run (``None``: the run did not resample)."""
-        return None if not value else cls(every=value["every"], agg=value["agg"])
-
 
 @dataclass(frozen=True)
-class SplitSpec:
+class SplitSpec(Spec):
     """How training rows are split in time order and cut into segments: the part fractions, the gap rule and the grid."""
 
     valid_frac: float = 0.2
     test_frac: float = 0.2
     max_gap: str | None = None
     resample: Resampling | None = None
+    NESTED: ClassVar[dict[str, type[Spec]]] = {"resample": Resampling}
 
     def __post_init__(self) -> None:
         check_fractions(self.valid_frac, self.test_frac)
         check_max_gap(self.max_gap)
 
-    def to_record(self) -> dict[str, Any]:
-        return {**asdict(self), "resample": None if self.resample is None else self.resample.to_record()}
-
-    @classmethod
-    def from_record(cls, value: dict[str, Any] | None) -> SplitSpec:
-        value = dict(value or {})
-        return cls(**{**value, "resample": Resampling.from_record(value.get("resample"))})
-
 
 @dataclass(frozen=True)
-class TrainSpec:
+class TrainSpec(Spec):
     """What ``train`` reads and how it splits it: the input, the split, and the context columns (names or globs, ``auto``, ``none``; ``None``: the detector's)."""
 
     input: InputSpec = field(default_factory=InputSpec)
     split: SplitSpec = field(default_factory=SplitSpec)
     context: str | tuple[str, ...] | None = None
+    NESTED: ClassVar[dict[str, type[Spec]]] = {"input": InputSpec, "split": SplitSpec}
 
     def __post_init__(self) -> None:
         if self.context is not None and not isinstance(self.context, str):
             object.__setattr__(self, "context", tuple(self.context))
 
-    def to_record(self) -> dict[str, Any]:
-        context = self.context if self.context is None or isinstance(self.context, str) else list(self.context)
-        return {"input": self.input.to_record(), "split": self.split.to_record(), "context": context}
-
-    @classmethod
-    def from_record(cls, value: dict[str, Any] | None) -> TrainSpec:
-        value = value or {}
-        return cls(input=InputSpec.from_record(value.get("input")), split=SplitSpec.from_record(value.get("split")), context=value.get("context"))
-
 
 @dataclass(frozen=True)
-class ScoreSpec:
+class ScoreSpec(Spec):
     """What ``score`` reads and how: the input (columns that differ from the run's, blank-cell repair, reading options) and the rows read per chunk."""
 
     input: InputSpec = field(default_factory=InputSpec)
     chunk_rows: int = CHUNK_ROWS
+    NESTED: ClassVar[dict[str, type[Spec]]] = {"input": InputSpec}
 
     def __post_init__(self) -> None:
         if isinstance(self.chunk_rows, bool) or not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
             raise RareEventError(f"chunk_rows must be a whole number of rows above 0, got {self.chunk_rows!r}", param="chunk_rows")
-
-    def to_record(self) -> dict[str, Any]:
-        return {"input": self.input.to_record(), "chunk_rows": self.chunk_rows}
-
-    @classmethod
-    def from_record(cls, value: dict[str, Any] | None) -> ScoreSpec:
-        value = value or {}
-        return cls(input=InputSpec.from_record(value.get("input")), chunk_rows=value.get("chunk_rows", CHUNK_ROWS))

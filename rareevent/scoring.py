@@ -160,7 +160,7 @@ class WindowStream:
         self.lookback: int = record["lookback"]
         self.batch = batch
         self.gap_rule = record.get("gaps")
-        grid = gaps.Resampling.from_record(record.get("resample"))
+        grid = gaps.run_grid(record.get("resample"))
         self.grid = None if grid is None else gaps.GridChain(grid, fill)
         self.n_rows = 0  # rows pushed into windows (on the run's grid), for the few-rows check
         self.released = 0

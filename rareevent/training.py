@@ -18,7 +18,7 @@ from rareevent.errors import RareEventError
 from rareevent.load import Columns, Reading, SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
 from rareevent.model import versions
-from rareevent.options import InputSpec, Resampling, SplitSpec, TrainSpec
+from rareevent.options import InputSpec, SplitSpec, TrainSpec
 from rareevent.runs import FORMAT_VERSION, check_run_name, check_run_slot, load_run, save_run, scores_frame
 from rareevent.threshold import parse_strategy
 
@@ -266,7 +266,7 @@ def update(
     name = check_options(detector, name)
     trained = Columns(features=list(detector.feature_names_in_), time=parent["time_column"], label=parent["label_column"])
     data = load_csv(csv_path, spec, trained=trained, base=Reading.from_record(parent.get("reading")))
-    data, resampled = gaps.regrid(data, Resampling.from_record(parent.get("resample")), spec.fill)
+    data, resampled = gaps.regrid(data, gaps.run_grid(parent.get("resample")), spec.fill)
     max_gap_value = gaps.check_time_kind(parent.get("gaps"), data.time, data.columns.time, data.path)
     starts = gaps.gap_starts(data.time, len(data), max_gap_value)
     strategy = parse_strategy(strategy_text)
