@@ -6,6 +6,7 @@ never loads TensorFlow, pandas or scikit-learn.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import os
@@ -131,7 +132,6 @@ TRAIN_OPTIONS: dict[str, tuple[Any, Any]] = {  # what train reads and how it spl
     "agg": (AggOption, "mean"),
     "group": (GroupOption, None),
 }
-SPLIT_FIELDS = ("valid_frac", "test_frac", "max_gap")  # the TrainSpec options that are SplitSpec fields as given (resample and agg make its Resampling)
 SCORE_OPTIONS: dict[str, tuple[Any, Any]] = {  # what score reads and how: a ScoreSpec
     "chunk_rows": (ChunkRowsOption, 100_000),
     "fill": (FillOption, None),
@@ -154,22 +154,27 @@ def input_spec(**values: Any) -> InputSpec:
     return InputSpec(**values, read=read)
 
 
+def _own(spec: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Take the values of ``spec``'s own fields out of ``values`` (what is left belongs to a spec inside it)."""
+    return {f.name: values.pop(f.name) for f in dataclasses.fields(spec) if f.name in values}
+
+
 def train_spec(**values: Any) -> TrainSpec:
-    """``train``'s TrainSpec: the input, the split (``--resample`` with ``--agg``) and the context columns."""
+    """``train``'s TrainSpec: the split (``--resample`` with ``--agg`` make its grid), the context columns, and the input."""
     from rareevent.options import Resampling, SplitSpec, TrainSpec
 
-    resample, agg, context = values.pop("resample"), values.pop("agg"), values.pop("context")
+    resample, agg = values.pop("resample"), values.pop("agg")
     if resample is None and agg != "mean":
         raise RareEventError(f"--agg {agg} needs --resample: it says how the rows of a grid cell are combined")
-    split = SplitSpec(**{name: values.pop(name) for name in SPLIT_FIELDS}, resample=None if resample is None else Resampling(resample, agg))
-    return TrainSpec(input=input_spec(**values), split=split, context=context)
+    split = SplitSpec(**_own(SplitSpec, values), resample=None if resample is None else Resampling(resample, agg))
+    return TrainSpec(**_own(TrainSpec, values), split=split, input=input_spec(**values))
 
 
 def score_spec(**values: Any) -> ScoreSpec:
-    """``score``'s and ``encode``'s ScoreSpec: the input and how it is read in chunks."""
+    """``score``'s and ``encode``'s ScoreSpec: its own options (rows per chunk, ...) and the input."""
     from rareevent.options import ScoreSpec
 
-    return ScoreSpec(chunk_rows=values.pop("chunk_rows"), input=input_spec(**values))
+    return ScoreSpec(**_own(ScoreSpec, values), input=input_spec(**values))
 
 
 Command = TypeVar("Command", bound=Callable[..., None])
