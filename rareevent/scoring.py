@@ -23,7 +23,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -660,46 +660,68 @@ def _time_text(value: Any) -> str | float:
 
 
 class WindowWriter:
-    """Stream per-window output to ``.csv`` or ``.json`` as blocks arrive.
+    """Stream per-window output as blocks arrive: ``.csv``, ``.json``, or ``.jsonl`` (JSON Lines).
 
     The JSON form is one object: ``{"windows": [...], "alarms": [...],
     "metrics": ..., "summary": ...}``; its tail is written by :meth:`finish`.
-    Used as a context manager, the file is closed however the block ends.
+    JSON Lines (``score --follow``) hold one window per line, and events
+    (an alarm opened or closed, the summary) as lines of their own:
+    ``{"event": "alarm_opened", ...}``. ``target`` is a path (opened here)
+    or an open text handle (stdout, a followed output). Used as a context
+    manager, a file opened here is closed however the block ends.
     """
 
-    def __init__(self, path: Path, kind: str) -> None:
-        if kind not in ("csv", "json"):
-            raise RareEventError(f"{path}: `output` must end in .csv or .json", param="output")
+    KINDS = ("csv", "json", "jsonl")
+
+    def __init__(self, target: Path | IO[str], kind: str) -> None:
+        if kind not in self.KINDS:
+            raise RareEventError(f"{target}: `output` must end in {' or '.join('.' + k for k in self.KINDS)}", param="output")
         self.kind = kind
-        self.handle = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - held open between batches, closed by finish() or on leaving the with-block
+        self.owned = isinstance(target, Path)
+        self.handle = open(target, "w", encoding="utf-8", newline="") if isinstance(target, Path) else target  # noqa: SIM115 - held open between batches, closed by finish() or on leaving the with-block
         self.first = True
         if kind == "json":
             self.handle.write('{"windows": [')
 
-    def __call__(self, frame: pd.DataFrame) -> None:
+    def lines(self, frame: pd.DataFrame) -> list[str]:
+        """The text of ``frame``'s windows, one line each (``.csv``: the header first, once; ``.jsonl``), for a caller that interleaves events."""
         if self.kind == "csv":
-            frame.to_csv(self.handle, header=self.first, index=False)
-        else:
-            body = frame.to_json(orient="records", date_format="iso", date_unit="s", double_precision=15)[1:-1]
-            if body:
-                self.handle.write(("" if self.first else ",") + body)
+            text = frame.to_csv(header=self.first, index=False, lineterminator="\n")
+            self.first = False
+            return text.splitlines(keepends=True)
+        text = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="s", double_precision=15) if len(frame) else ""
+        return [line + "\n" for line in text.splitlines()]
+
+    def __call__(self, frame: pd.DataFrame) -> None:
+        if self.kind != "json":
+            self.handle.write("".join(self.lines(frame)))
+            return
+        body = frame.to_json(orient="records", date_format="iso", date_unit="s", double_precision=15)[1:-1]
+        if body:
+            self.handle.write(("" if self.first else ",") + body)
         self.first = False
 
+    def event(self, name: str, fields: dict[str, Any]) -> None:
+        """An event line of JSON Lines: ``{"event": name, **fields}``."""
+        self.handle.write(json.dumps({"event": name, **fields}, allow_nan=False) + "\n")
+
     def finish(self, tail: dict[str, Any] | None = None) -> None:
-        """Close the file, ending the JSON object with ``tail``'s keys."""
+        """End the output (the JSON object with ``tail``'s keys) and close a file opened here."""
         if self.kind == "json":
             self.handle.write("]")
             for key, value in (tail or {}).items():
                 self.handle.write(f", {json.dumps(key)}: {json.dumps(value, allow_nan=False)}")
             self.handle.write("}\n")
-        self.handle.close()
+        if self.owned:
+            self.handle.close()
 
     def __enter__(self) -> WindowWriter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        """Close the file when ``finish`` was not reached (an error or Ctrl-C on the way)."""
-        self.handle.close()
+        """Close a file opened here when ``finish`` was not reached (an error or Ctrl-C on the way)."""
+        if self.owned:
+            self.handle.close()
 
 
 def encode_csv(path: str | Path, record: dict[str, Any], detector: RareEventDetector, sink: WindowSink, spec: ScoreSpec | None = None) -> tuple[int, int]:

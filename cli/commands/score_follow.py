@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -68,7 +67,7 @@ def follow_file(data: Path, record: dict[str, Any], detector: Any, spec: ScoreSp
 
 
 class FollowLines:
-    """The windows of ``score --follow`` as CSV or JSON Lines, with each alarm event right after the window it belongs to.
+    """The windows of ``score --follow`` through a :class:`~rareevent.scoring.WindowWriter` (CSV or JSON Lines), each alarm event right after the window it belongs to.
 
     ``output`` (else stdout) is opened, and so emptied, only when there is
     something to write or at a clean stop: a followed file refused at its
@@ -78,17 +77,21 @@ class FollowLines:
 
     def __init__(self, output: Path | None, kind: str, err: Console) -> None:
         self.output, self.kind, self.err = output, kind, err
-        self.header = kind == "csv"
-        self._handle: Any = None if output else sys.stdout
+        self._writer: Any = None if output else self._writer_to(sys.stdout)
+
+    def _writer_to(self, handle: Any) -> Any:
+        from rareevent.scoring import WindowWriter
+
+        return WindowWriter(handle, self.kind)
 
     @property
-    def handle(self) -> Any:
-        if self._handle is None:
+    def writer(self) -> Any:
+        if self._writer is None:
             from rareevent.storage import open_to_write
 
-            assert self.output is not None  # without one, the handle is stdout from the start
-            self._handle = open_to_write(self.output)
-        return self._handle
+            assert self.output is not None  # without one, the writer goes to stdout from the start
+            self._writer = self._writer_to(open_to_write(self.output))
+        return self._writer
 
     def finish(self) -> None:
         """At a clean stop: ``output`` is this run's (empty when nothing was written to it), complete on disk."""
@@ -96,13 +99,13 @@ class FollowLines:
             from rareevent.storage import write_errors
 
             with write_errors(self.output):
-                self.handle.close()
+                self.writer.handle.close()
 
     def close(self) -> None:
         """Close ``output`` if it was opened; stdout stays open."""
-        if self.output is not None and self._handle is not None:
+        if self.output is not None and self._writer is not None:
             with contextlib.suppress(OSError):  # a write error is being reported already
-                self._handle.close()
+                self._writer.handle.close()
 
     def write(self, update: Any) -> None:
         if len(update.windows) or update.closed or update.opened:
@@ -114,25 +117,20 @@ class FollowLines:
     def _write(self, update: Any) -> None:
         frame = update.windows
         rows = frame["row"].tolist() if len(frame) else []
-        if self.kind == "csv":
-            text = frame.to_csv(header=self.header, index=False, lineterminator="\n") if len(frame) else ""
-            lines = text.splitlines(keepends=True)
-            if self.header and lines:
-                self.handle.write(lines.pop(0))
-                self.header = False
-        else:
-            text = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="s", double_precision=15) if len(frame) else ""
-            lines = [line + "\n" for line in text.splitlines()]
+        header = self.kind == "csv" and self.writer.first  # written once, before the first window
+        lines = self.writer.lines(frame) if len(frame) else []
+        if header and lines:
+            self.writer.handle.write(lines.pop(0))
         items = [(row, 0, line) for row, line in zip(rows, lines, strict=False)]
         items += [(alarm["end_row"], 1, ("alarm_closed", alarm)) for alarm in update.closed]
         items += [(alarm["start_row"], 2, ("alarm_opened", alarm)) for alarm in update.opened]
         items.sort(key=lambda item: (item[0], item[1]))
         for _, _, item in items:
             if isinstance(item, str):
-                self.handle.write(item)
+                self.writer.handle.write(item)
             else:
                 self.event(*item)
-        self.handle.flush()
+        self.writer.handle.flush()
 
     def event(self, name: str, fields: dict[str, Any]) -> None:
         """An alarm event or the summary: a JSON Lines record, and a line on stderr."""
@@ -140,8 +138,8 @@ class FollowLines:
             from rareevent.storage import write_errors
 
             with write_errors(self.output or "<stdout>"):
-                self.handle.write(json.dumps({"event": name, **fields}, allow_nan=False) + "\n")
-                self.handle.flush()
+                self.writer.event(name, fields)
+                self.writer.handle.flush()
         when = lambda key: f" ({fields[key]})" if key in fields else ""  # noqa: E731
         if name == "alarm_opened":
             self.err.print(f"[bold red]alarm opened[/] at line {file_line(fields['start_row'])}{when('start_time')}: error {fields['error']:.4g}", markup=True)
