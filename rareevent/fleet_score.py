@@ -93,12 +93,13 @@ def loaded_run(folder: Path) -> tuple[dict[str, Any], Any]:
     return _LOADED[key]
 
 
-def plan(inputs: Sequence[str | Path], run: Path, spec: ScoreSpec) -> list[ScoreJob]:
+def plan(inputs: Sequence[str | Path], run: Path, spec: ScoreSpec | None = None) -> list[ScoreJob]:
     """The jobs that score every series of ``inputs``, in a stable order (files as listed or globbed; groups sorted).
 
     A ``--per-group`` run gives each group its own run; a group it has no
     run for is an error before anything is scored.
     """
+    spec = spec or ScoreSpec()
     group = spec.input.group
     fleet = read_fleet(run)
     if fleet is not None and group is None:

@@ -256,8 +256,9 @@ def validate_series(series: Series, raw: RawTable, frame: pd.DataFrame, fill: st
     return data
 
 
-def load_series(inputs: Sequence[str | Path], spec: InputSpec) -> list[tuple[Series, SensorData]]:
+def load_series(inputs: Sequence[str | Path], spec: InputSpec | None = None) -> list[tuple[Series, SensorData]]:
     """Read and check every series of ``inputs`` for training: one per file, or per value of ``spec.group`` in each file."""
+    spec = spec or InputSpec()
     found: list[tuple[Series, SensorData]] = []
     first: tuple[Path, Columns] | None = None
     for path in expand(inputs):

@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -29,7 +29,7 @@ from rareevent.errors import RareEventError
 from rareevent.fleet import check_group_folder, read_fleet, save_group_run, train_series, write_fleet_summary
 from rareevent.options import InputSpec, ScoreSpec, TrainSpec
 from rareevent.runs import check_runs_dir, read_record
-from rareevent.series import Series, frame_table, in_time_order, naming, validate_series
+from rareevent.series import Series, expand, frame_table, in_time_order, is_table, naming, validate_series
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -224,6 +224,16 @@ def _executor_errors() -> Iterator[None]:
 def _collect(df: DataFrame) -> list[Any]:
     with _executor_errors():
         return df.collect()
+
+
+def read_files(session: SparkSession, inputs: Sequence[str | Path]) -> tuple[DataFrame, int]:
+    """The rows of ``inputs`` (files or globs, all CSV with a header or all Parquet) as one DataFrame, and how many files they were."""
+    files = [str(path) for path in expand(inputs)]
+    if len({is_table(path) for path in files}) > 1:
+        raise RareEventError("Spark reads either CSV or Parquet files, not both at once")
+    if is_table(files[0]):
+        return session.read.parquet(*files), len(files)
+    return session.read.option("header", True).csv(files), len(files)
 
 
 def write_parquet(windows: DataFrame, output: str | Path) -> None:

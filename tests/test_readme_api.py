@@ -42,9 +42,10 @@ def missing_names(code: str) -> list[str]:
 
 def test_the_readme_has_the_examples() -> None:
     blocks = readme_blocks()
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     assert "detector.fit(sensors" in blocks[0] and "RareEventDetector.load(" in blocks[0] and "f1_score(" in blocks[0]
     assert "StreamScorer(loaded)" in blocks[1] and "scorer.update(" in blocks[1] and "scorer.close()" in blocks[1]
+    assert "TrainSpec(" in blocks[2] and "ScoreSpec(" in blocks[2] and "score_csv(" in blocks[2]
     assert missing_names("".join(blocks)) == []
 
 
@@ -123,3 +124,16 @@ def test_the_streaming_block_in_other_batches(first_block: tuple[dict[str, Any],
     if batch == 1:  # a model call per row: fewer rows
         edits["nrows=2000"] = "nrows=300"
     _assert_same_as_one_piece(_run_second_block(first_block, monkeypatch, edits))
+
+
+@pytest.mark.slow
+def test_the_spec_block_trains_saves_and_scores_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The third block, alone in a fresh folder: a pca run from a TrainSpec, saved, loaded and used to score the file with a ScoreSpec."""
+    os.symlink(ROOT / "sample_data", tmp_path / "sample_data")
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, Any] = {"__name__": "__readme__"}
+    exec(compile(readme_blocks()[2], "README.md", "exec"), scope)  # noqa: S102 - our own README
+    printed = capsys.readouterr().out.splitlines()[-1]
+    assert re.fullmatch(r"ScoreResult\(path='sample_data/pump_sensors.csv', rows=30000, windows=29991, flagged=\d+, segments=1, alarms=\d+\)", printed), printed
+    assert scope["folder"] == tmp_path / "runs" / "pca-spec" or scope["folder"].resolve() == (tmp_path / "runs" / "pca-spec").resolve()
+    assert scope["record"]["valid_frac"] == 0.2 and scope["record"]["label_column"] == "label"

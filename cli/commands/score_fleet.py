@@ -88,19 +88,12 @@ def score_many(
 def score_on_spark(data: list[Path], folder: Path, spec: ScoreSpec, *, master: str, output: Path | None) -> None:
     """``score --engine spark``: read DATA into Spark, score each group as a task, write Parquet."""
     from rareevent import spark
-    from rareevent.series import expand, is_table
 
     group = spec.input.group
     if group is None:
         raise RareEventError("--engine spark needs --group COLUMN: each group is scored as one task")
     if output is None:
         raise RareEventError("--engine spark writes its windows to a Parquet folder: give --output NAME.parquet")
-    files = [str(path) for path in expand(data)]
-    if len({is_table(path) for path in files}) > 1:
-        raise RareEventError("--engine spark reads either CSV or Parquet files, not both at once")
-    session = spark.session(master)
-    reader = session.read if is_table(files[0]) else session.read.option("header", True)
-    frame = reader.parquet(*files) if is_table(files[0]) else reader.csv(files)
-    windows = spark.score(frame, folder, spec)
-    spark.write_parquet(windows, output)
-    consoles.out.print(f"scored {frame.select(group).distinct().count()} group(s) of {len(files)} file(s) on Spark ({master}); windows written to {output}")
+    frame, files = spark.read_files(spark.session(master), data)
+    spark.write_parquet(spark.score(frame, folder, spec), output)
+    consoles.out.print(f"scored {frame.select(group).distinct().count()} group(s) of {files} file(s) on Spark ({master}); windows written to {output}")
