@@ -17,6 +17,8 @@ segment too short for one) is *unseen*, not missed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -138,19 +140,6 @@ def _overlaps(episodes: np.ndarray, events: np.ndarray, reach: np.ndarray) -> np
     return result
 
 
-def evaluate(
-    row_labels: np.ndarray,
-    window_labels: np.ndarray,
-    flags: np.ndarray,
-    scores: np.ndarray,
-    ends: np.ndarray,
-    lead: int = 0,
-    time: np.ndarray | None = None,
-    first_row: int = 0,
-    starts: np.ndarray | None = None,
-) -> dict[str, object]:
-    """All metrics of one scored span: point-wise on windows, event-level on rows."""
-    return {
-        **point_metrics(window_labels, flags, scores),
-        **event_metrics(row_labels, flags, ends, lead=lead, time=time, first_row=first_row, starts=starts),
-    }
+def evaluate(row_labels: np.ndarray, window_labels: np.ndarray, flags: np.ndarray, scores: np.ndarray, ends: np.ndarray, **where: Any) -> dict[str, object]:
+    """All metrics of one scored span: point-wise on windows, event-level on rows (``where``: ``lead``, ``time``, ``first_row``, ``starts``, as for :func:`event_metrics`)."""
+    return {**point_metrics(window_labels, flags, scores), **event_metrics(row_labels, flags, ends, **where)}

@@ -438,7 +438,7 @@ FUZZ = settings(max_examples=150, deadline=None, database=None, derandomize=True
 def load_or_refuse(path: Path, data: bytes, **kwargs) -> None:
     path.write_bytes(data)
     try:
-        result = load_csv(path, **kwargs)
+        result = load_csv(path, InputSpec(**kwargs))
     except RareEventError:
         return
     assert isinstance(result, SensorData)
