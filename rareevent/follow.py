@@ -24,6 +24,7 @@ import pandas as pd
 from rareevent.detector import PREDICT_BATCH, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, CsvFormat, Reading, ReadingOptions, format_of, read_frames
+from rareevent.record import RunView
 from rareevent.scoring import ScoreResult, StreamScorer, WindowSink, score_frames
 
 READ_BYTES = 1 << 20  # bytes read at most per call: a big existing file is scored in pieces of this size
@@ -164,7 +165,7 @@ class CsvTail:
 
 def score_pipe(
     stream: IO[bytes],
-    record: dict[str, Any],
+    record: RunView,
     detector: RareEventDetector,
     fill: str | None = None,
     sink: WindowSink | None = None,
@@ -215,7 +216,7 @@ class Follower:
     def __init__(
         self,
         path: Path,
-        record: dict[str, Any],
+        record: RunView,
         detector: RareEventDetector,
         fill: str | None = None,
         options: ReadingOptions | None = None,
@@ -278,7 +279,7 @@ class Follower:
         scorer = self.scorer
         return {
             "file": str(self.path),
-            "run": self.record["name"],
+            "run": self.record.name,
             "rows": self._done["rows"] + scorer.n_rows,
             "windows": self._done["windows"] + scorer.n_windows,
             "flagged": self._done["flagged"] + scorer.n_flagged,

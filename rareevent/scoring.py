@@ -47,6 +47,7 @@ from rareevent.load import (
     validate_frame,
 )
 from rareevent.metrics import evaluate
+from rareevent.record import RunRecord, RunView
 
 DEFAULT_CHUNK_ROWS = 100_000
 TOP_FEATURES = 3
@@ -157,12 +158,12 @@ class WindowStream:
     ``PREDICT_BATCH`` the model sees the same blocks however a file is cut.
     """
 
-    def __init__(self, fmt: CsvFormat, columns: Columns, reading: Reading, record: dict[str, Any], fill: str | None, batch: int = 1) -> None:
+    def __init__(self, fmt: CsvFormat, columns: Columns, reading: Reading, record: RunView, fill: str | None, batch: int = 1) -> None:
         self.fmt, self.columns, self.reading, self.fill = fmt, columns, reading, fill
-        self.lookback: int = record["lookback"]
+        self.lookback = record.lookback
         self.batch = batch
-        self.gap_rule = record.get("gaps")
-        grid = gaps.Resampling.from_record(record.get("resample"))
+        self.gap_rule = record.gaps
+        grid = gaps.Resampling.from_record(record.resample)
         self.grid = None if grid is None else gaps.GridChain(grid, fill)
         self.n_rows = 0  # rows pushed into windows (on the run's grid), for the few-rows check
         self.released = 0
@@ -249,7 +250,7 @@ class WindowStream:
 
 def open_csv(
     path: str | Path,
-    record: dict[str, Any],
+    record: RunView,
     chunk_rows: int,
     fill: str | None,
     options: ReadingOptions | None = None,
@@ -266,14 +267,14 @@ def open_csv(
     check_fill(fill)
     options = options or ReadingOptions()
     options.check()
-    fmt = sniff(path, options.encoding, Reading.from_record(record.get("reading")).encoding)
+    fmt = sniff(path, options.encoding, Reading.from_record(record.reading).encoding)
     _model_columns(fmt, record, time, label)  # a file without the run's columns is refused before any row is read
     sample = text_sample(fmt, Columns(features=fmt.header))
     columns, reading = settle_reading(fmt, record, options, sample, lambda columns, reading: (frame[columns.time] for frame in read_frames(fmt, columns, chunk_rows, reading)), time, label)
     return fmt, columns, reading, read_frames(fmt, columns, chunk_rows, reading)
 
 
-def _model_columns(fmt: CsvFormat, record: dict[str, Any], time: str | None, label: str | None) -> Columns:
+def _model_columns(fmt: CsvFormat, record: RunView, time: str | None, label: str | None) -> Columns:
     """The run's columns found in a file's header; ``time``/``label`` name the file's own when they differ."""
     for role, name in (("time", time), ("label", label)):
         if name is not None and name not in fmt.header:
@@ -281,14 +282,14 @@ def _model_columns(fmt: CsvFormat, record: dict[str, Any], time: str | None, lab
     return columns_for_model(fmt, trained_columns(record, time, label))
 
 
-def trained_columns(record: dict[str, Any], time: str | None = None, label: str | None = None) -> Columns:
+def trained_columns(record: RunView, time: str | None = None, label: str | None = None) -> Columns:
     """The run's columns: its features, and its time and label columns unless ``time``/``label`` name a file's own."""
-    return Columns(features=record["features"], time=time or record["time_column"], label=label or record["label_column"])
+    return Columns(features=record.features, time=time or record.time_column, label=label or record.label_column)
 
 
 def settle_reading(
     fmt: CsvFormat,
-    record: dict[str, Any],
+    record: RunView,
     options: ReadingOptions,
     sample: pd.DataFrame | None,
     column_values: Callable[[Columns, Reading], Iterable[pd.Series]],
@@ -302,7 +303,7 @@ def settle_reading(
     day/month order must be inferred.
     """
     columns = _model_columns(fmt, record, time, label)
-    base = Reading.from_record(record.get("reading"))
+    base = Reading.from_record(record.reading)
     reading = decimal_reading(sample, fmt, columns, options, base)
     return columns, time_reading(sample, fmt, columns, reading, options, base, lambda: column_values(columns, reading))
 
@@ -355,7 +356,7 @@ def top_features(feature_errors: np.ndarray, names: list[str], k: int = TOP_FEAT
 
 def score_csv(
     path: str | Path,
-    record: dict[str, Any],
+    record: RunView,
     detector: RareEventDetector,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     fill: str | None = None,
@@ -489,7 +490,7 @@ class StreamScorer:
     def __init__(
         self,
         detector: RareEventDetector,
-        record: dict[str, Any] | None = None,
+        record: RunView | None = None,
         source: str = "<data>",
         fill: str | None = None,
         options: ReadingOptions | None = None,
@@ -503,13 +504,13 @@ class StreamScorer:
         if record is None:  # a detector fitted in a notebook: its sensor columns only, no time or label column
             from rareevent.runs import run_view
 
-            record = run_view({"name": "detector", "time_column": None, "label_column": None}, detector)
+            record = run_view(RunRecord(name="detector"), detector)
         self.options = options or ReadingOptions()
         self.options.check()
         self.record, self.detector, self.source, self.fill = record, detector, source, fill
         self.time, self.label = time, label
         self.batch, self.keep_windows = batch, keep_windows
-        self.names = [record["features"][i] for i in detector.target_features_]  # errors are kept for the scored sensors only
+        self.names = [record.features[i] for i in detector.target_features_]  # errors are kept for the scored sensors only
         self.episodes = AlarmEpisodes(self.names)
         self.opened: list[dict[str, Any]] = []
         self.closed: list[dict[str, Any]] = []
@@ -564,7 +565,7 @@ class StreamScorer:
 
     def _sensor_frame(self, rows: Any) -> pd.DataFrame:
         """A numpy batch as a frame of the trained sensor columns; refused where the stream reads more columns."""
-        features = list(self.record["features"])
+        features = list(self.record.features)
         array = np.asarray(rows)
         if array.ndim != 2 or array.shape[1] != len(features):
             raise RareEventError(f"{self.source}: a numpy batch must have shape (rows, {len(features)}), the sensor columns {', '.join(features)} in this order; got shape {array.shape}")
@@ -732,7 +733,7 @@ class WindowWriter:
 
 def encode_csv(
     path: str | Path,
-    record: dict[str, Any],
+    record: RunView,
     detector: RareEventDetector,
     sink: WindowSink,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -17,8 +17,11 @@ from rich.markup import escape
 from ..console import EXIT_INTERRUPTED, consoles, note, warn
 from ..render import file_line
 
+if TYPE_CHECKING:
+    from rareevent.record import RunView
 
-def follow_file(data: Path, record: dict[str, Any], detector: Any, output: Path | None, kind: str, poll: float, fill: str | None, reading: Any, time: str | None, label: str | None) -> NoReturn:
+
+def follow_file(data: Path, record: RunView, detector: Any, output: Path | None, kind: str, poll: float, fill: str | None, reading: Any, time: str | None, label: str | None) -> NoReturn:
     """``score --follow``: score lines as they are written until Ctrl-C or SIGTERM, then print a summary; exit 130.
 
     The windows go to ``output`` (else stdout) line by line as they are
