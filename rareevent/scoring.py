@@ -477,7 +477,7 @@ class StreamScorer:
     blank under ``--fill interpolate``, the last ``--resample`` cell).
     ``close()`` returns the :class:`ScoreResult`.
 
-    ``record`` is a run's view (``load_run``; ``from_run`` reads one): its
+    ``record`` is a run's :class:`~rareevent.record.RunView` (``load_run``; ``from_run`` reads one): its
     time and label columns, reading, gap and resampling rules. Without it,
     a detector fitted in a notebook reads frames of its sensor columns.
 
