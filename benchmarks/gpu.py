@@ -141,11 +141,11 @@ def _run_facts(runs: Path, name: str) -> dict:
     from rareevent.runs import read_run
 
     record = read_run(runs / name)  # run.json's metadata with the detector's values, read without Keras
-    test = (record.get("metrics") or {}).get("test") or {}
+    test = record.metrics.get("test") or {}
     return {
-        "threshold": record.get("threshold"), "epochs_run": record.get("epochs_run"), "train_seconds": record.get("train_seconds"),
-        "batch_size": record.get("batch_size"), "device": record.get("versions", {}).get("device"), "train_windows": record.get("windows", {}).get("train_normal"),
-        "best_val_loss": min(record.get("history", {}).get("val_loss") or [float("nan")]), "test_f1": test.get("f1"), "test_pr_auc": test.get("pr_auc"),
+        "threshold": record.threshold, "epochs_run": record.epochs_run, "train_seconds": record.train_seconds,
+        "batch_size": record.batch_size, "device": (record.versions or {}).get("device"), "train_windows": (record.windows or {}).get("train_normal"),
+        "best_val_loss": min((record.history or {}).get("val_loss") or [float("nan")]), "test_f1": test.get("f1"), "test_pr_auc": test.get("pr_auc"),
     }
 
 

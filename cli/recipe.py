@@ -17,11 +17,14 @@ import tomllib
 from collections.abc import Container, Iterable
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from rareevent.errors import RareEventError
+
+if TYPE_CHECKING:
+    from rareevent.record import RunRecord
 
 TABLE = "train"
 
@@ -130,9 +133,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def recipe_text(record: dict[str, Any], run_file: Path, leave_out: Container[str] = ()) -> str:
+def recipe_text(record: RunRecord, run_file: Path, leave_out: Container[str] = ()) -> str:
     """The TOML recipe that trains ``record``'s run again (``report RUN --recipe``), without the keys in ``leave_out``."""
-    values = record.get("settings")
+    values = record.settings
     if values is None:
         raise RareEventError(
             f"{run_file}: no training settings stored",
@@ -141,7 +144,7 @@ def recipe_text(record: dict[str, Any], run_file: Path, leave_out: Container[str
     if not isinstance(values, dict) or not all(isinstance(k, str) and _tomlable(v) for k, v in values.items()):
         raise RareEventError(f"{run_file}: field 'settings' has an invalid value", hint="retrain: the run folder was edited or damaged")
     header = [
-        f"rareevent recipe of run {record['name']!r} (created {record.get('created')}, data sha256 {record.get('input_sha256')})",
+        f"rareevent recipe of run {record.name!r} (created {record.created}, data sha256 {record.input_sha256})",
         "train again with: rareevent train --config THIS_FILE.toml --name NEW_NAME",
     ]
     return to_toml(TABLE, {key: value for key, value in values.items() if key not in leave_out}, header)

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from rareevent.detector import EpochCallback
+    from rareevent.gaps import GapSummary
+    from rareevent.record import RunRecord, RunView
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -86,23 +88,23 @@ def lead_line(metrics: dict[str, Any]) -> str | None:
     return text
 
 
-def gap_text(gap_info: dict[str, Any]) -> str:
+def gap_text(gap_info: GapSummary) -> str:
     """``2 segments, 1 gap (longest 6:00:00; --max-gap 5x = 0:10:00)`` for the train summary."""
     from rareevent.gaps import describe_gap
 
-    text = f"{gap_info['segments']} segment(s), {gap_info['gaps']} gap(s)"
-    if gap_info["longest_gap"] is not None:
-        text += f" (longest {describe_gap(gap_info['longest_gap'], gap_info['unit'])})"
-    return text + f"; --max-gap {gap_info['max_gap']} = {describe_gap(gap_info['max_gap_value'], gap_info['unit'])}"
+    text = f"{gap_info.segments} segment(s), {gap_info.gaps} gap(s)"
+    if gap_info.longest_gap is not None:
+        text += f" (longest {describe_gap(gap_info.longest_gap, gap_info.unit)})"
+    return text + f"; --max-gap {gap_info.max_gap} = {describe_gap(gap_info.max_gap_value, gap_info.unit)}"
 
 
-def why_no_test(record: dict[str, Any]) -> str:
+def why_no_test(record: RunRecord) -> str:
     """The real reason a run has no test metrics."""
-    if record.get("parent"):
+    if record.parent:
         return "update keeps no test part (its newest rows validate the threshold); score a later file with labels to measure it"
-    if record["label_column"] is None:
+    if record.label_column is None:
         return "no label column (name one with --label COL)"
-    if not record["test_frac"]:
+    if not record.test_frac:
         return "--test-frac 0"
     return "the test part holds no labelled window"
 
@@ -119,7 +121,7 @@ def candidates_table(name: str, candidates: dict[str, dict[str, Any] | None], ch
 
 
 def series_table(record: dict[str, Any]) -> Table:
-    """One row per series of a fleet run: its rows and its own test (else validation) metrics."""
+    """One row per series of a fleet run (its ``run.json`` or ``report`` row): its rows and its own test (else validation) metrics."""
     table = Table(title=f"run {record['name']}: per series, test metrics (* validation: no test part)")
     table.add_column(record.get("group_column") or "file", overflow="fold", min_width=12)
     for column in ("rows", "precision", "recall", "F1", "PR-AUC", "events", "false alarms"):
@@ -132,73 +134,75 @@ def series_table(record: dict[str, Any]) -> Table:
     return table
 
 
-def print_train_summary(record: dict[str, Any], path: Path, reading: str | None) -> None:
-    table = Table(title=f"run {record['name']}", show_header=False)
+def print_train_summary(record: RunView, path: Path, reading: str | None) -> None:
+    table = Table(title=f"run {record.name}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
-    if record.get("parent"):
-        table.add_row("updated from", f"{record['parent']['name']} ({record['parent']['folder']})")
-    n = record["windows"]
+    if record.parent:
+        table.add_row("updated from", f"{record.parent.name} ({record.parent.folder})")
+    n = record.windows or {}
     table.add_row("windows", f"train {n['train_normal']} normal, valid {n.get('valid', 0)}, test {n.get('test', 0)}")
-    if not ARCHITECTURES[record["arch"]].trained_by_epochs:  # pca: fitted in closed form with numpy; no epochs, batches, units or backend
-        table.add_row("fitted", f"in closed form (numpy), {record['train_seconds']:.1f} s")
-        model = f"{record['arch']}, lookback {record['lookback']}, {record['parameters']:,} parameters (components and mean)"
+    if not ARCHITECTURES[record.arch].trained_by_epochs:  # pca: fitted in closed form with numpy; no epochs, batches, units or backend
+        table.add_row("fitted", f"in closed form (numpy), {record.train_seconds:.1f} s")
+        model = f"{record.arch}, lookback {record.lookback}, {record.parameters:,} parameters (components and mean)"
     else:
-        table.add_row("epochs", f"{record['epochs_run']} run, best {record['best_epoch']} ({record['train_seconds']:.1f} s)")
-        table.add_row("ran on", f"{record['versions']['backend']}, {record['versions'].get('device', 'cpu')}, batch {record['batch_size'] or '-'}")
-        model = f"{record['arch']}, lookback {record['lookback']}, units {record['units']}, {record['parameters']:,} parameters"
-    margin = f" x {record['margin']:g}" if record["margin"] != 1 else ""
-    table.add_row("threshold", f"{record['threshold']:.6g} ({record['threshold_strategy']}{margin}, score {record['score_kind']}, smooth {record['smooth']})")
+        versions = record.versions or {}
+        table.add_row("epochs", f"{record.epochs_run} run, best {record.best_epoch} ({record.train_seconds:.1f} s)")
+        table.add_row("ran on", f"{versions['backend']}, {versions.get('device', 'cpu')}, batch {record.batch_size or '-'}")
+        model = f"{record.arch}, lookback {record.lookback}, units {record.units}, {record.parameters:,} parameters"
+    margin = f" x {record.margin:g}" if record.margin != 1 else ""
+    table.add_row("threshold", f"{record.threshold:.6g} ({record.threshold_strategy}{margin}, score {record.score_kind}, smooth {record.smooth})")
     table.add_row("model", model)
-    if record["context_features"]:
-        table.add_row("context", f"{', '.join(record['context_features'])} (read, not scored; --context none scores them)")
+    if record.context_features:
+        table.add_row("context", f"{', '.join(record.context_features)} (read, not scored; --context none scores them)")
     if reading:
         table.add_row("read as", reading)
-    if record.get("resample"):
-        table.add_row("resampled", f"every {record['resample']['every']} ({record['resample']['agg']}): {record['resample']['rows']:,} rows")
-    if record.get("gaps"):
-        table.add_row("segments", gap_text(record["gaps"]))
+    if record.resample:
+        table.add_row("resampled", f"every {record.resample['every']} ({record.resample['agg']}): {record.resample['rows']:,} rows")
+    if record.gaps:
+        table.add_row("segments", gap_text(record.gaps))
     table.add_row("saved to", str(path))
     consoles.out.print(table)
-    parts = {part: m for part, m in record["metrics"].items() if m}
-    baseline = (record.get("baseline") or {}).get("metrics") or {}
+    parts = {part: m for part, m in record.metrics.items() if m}
+    baseline = {} if record.baseline is None else record.baseline.metrics
     parts |= {f"{part} (pca baseline)": m for part, m in baseline.items() if m}
     if parts:
         consoles.out.print(metrics_table(parts))
-    if record.get("candidates"):
-        consoles.out.print(candidates_table(record["name"], record["candidates"], record["arch"]))
-    for part, metrics in record["metrics"].items():
+    if record.candidates:
+        consoles.out.print(candidates_table(record.name, record.candidates, record.arch))
+    for part, metrics in record.metrics.items():
         lead = lead_line(metrics) if metrics else None
         if lead:
             consoles.out.print(f"{part}: {lead}")
-    if record["metrics"].get("test") is None:
+    if record.metrics.get("test") is None:
         consoles.out.print(f"no test metrics: {why_no_test(record)}")
-    if len(record.get("series") or []) > 1:
-        consoles.out.print(series_table(record))
+    if len(record.series or ()) > 1:
+        consoles.out.print(series_table(record.to_json()))  # as ``report`` shows a run's JSON row
 
 
-def train_summary(record: dict[str, Any], path: Path) -> dict[str, Any]:
+def train_summary(record: RunView, path: Path) -> dict[str, Any]:
     """What ``train --json`` prints: where the run went, its threshold and metrics (run.json and detector.json hold the rest)."""
     from rareevent.detector import DETECTOR_FILE
     from rareevent.model import ARCHITECTURES
     from rareevent.runs import RUN_FILE, SCORES_FILE
 
     keys = ("name", "arch", "threshold", "threshold_strategy", "margin", "score_kind", "smooth", "metrics", "baseline", "windows", "epochs_run", "best_epoch", "train_seconds")
+    saved = record.to_json()  # the baseline as run.json holds it
     return {
-        **{key: record[key] for key in keys},
-        "candidates": record.get("candidates"),
+        **{key: saved[key] if key == "baseline" else getattr(record, key) for key in keys},
+        "candidates": record.candidates,
         "path": str(path),
         "files": {
             "run": str(path / RUN_FILE),
             "detector": str(path / DETECTOR_FILE),
-            "model": str(path / ARCHITECTURES[record["arch"]].model.file),
+            "model": str(path / ARCHITECTURES[record.arch].model.file),
             "scores": str(path / SCORES_FILE),
         },
-        "warnings": {"constant_features": record["constant_features"], "trending_features": record["trending_features"]},
-        "context_features": record["context_features"],
-        "assumed": record.get("assumed") or [],
-        "filled_cells": record["filled_cells"],
-        "settings": record.get("settings"),  # update has none: its options are the parent run's
+        "warnings": {"constant_features": record.constant_features, "trending_features": record.trending_features},
+        "context_features": record.context_features,
+        "assumed": record.assumed or [],
+        "filled_cells": record.filled_cells,
+        "settings": record.settings,  # update has none: its options are the parent run's
     }
 
 

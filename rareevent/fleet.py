@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import SensorData
 from rareevent.options import SplitSpec, TrainSpec
+from rareevent.record import SeriesEntry
 from rareevent.runs import MAX_NAME_BYTES, RUN_FILE, check_run_name, save_run
 from rareevent.series import Series, expand, fleet_sha256, load_series, naming
 from rareevent.storage import atomic_file, atomic_folder, check_free, remove_stale_temporaries
@@ -42,7 +44,7 @@ def train_fleet(inputs: Sequence[str | Path], detector: RareEventDetector, spec:
     loaded = load_series(inputs, spec.input)
     result = train_series(loaded, detector, spec, name=name, on_epoch=on_epoch)
     files = list(dict.fromkeys(series.path for series, _ in loaded))
-    result.record.update(input_file=", ".join(map(str, expand(inputs))), input_sha256=fleet_sha256(files), group_column=spec.input.group)
+    result.record = replace(result.record, input_file=", ".join(map(str, expand(inputs))), input_sha256=fleet_sha256(files), group_column=spec.input.group)
     return result
 
 
@@ -67,27 +69,30 @@ def train_series(loaded: Sequence[tuple[Series, SensorData]], detector: RareEven
     layout = _Layout(regridded, max_gap_value, detector.lookback, split)
     result = _train_on(detector, layout.data, name, spec, on_epoch, layout.starts, splits=layout.splits)
     assert result.parts is not None
-    result.record["gaps"] = _gap_summary(regridded, layout.series_starts, detector.lookback, split.max_gap, max_gap_value)
-    result.record["resample"] = (
-        None
-        if split.resample is None
-        else {
-            "every": split.resample.every,
-            "agg": split.resample.agg,
-            "rows": sum(r["rows"] for r in resampled),
-            "empty_cells": sum(r["empty_cells"] for r in resampled),
-        }
+    result.record = replace(
+        result.record,
+        gaps=_gap_summary(regridded, layout.series_starts, detector.lookback, split.max_gap, max_gap_value),
+        resample=(
+            None
+            if split.resample is None
+            else {
+                "every": split.resample.every,
+                "agg": split.resample.agg,
+                "rows": sum(r["rows"] for r in resampled),
+                "empty_cells": sum(r["empty_cells"] for r in resampled),
+            }
+        ),
+        series=tuple(
+            SeriesEntry(
+                name=series.name,
+                file=str(series.path),
+                group=series.group,
+                rows=len(data),
+                metrics={part: layout.metrics(detector, result.parts, i, part) for part in ("valid", "test")},
+            )
+            for i, (series, data) in enumerate(regridded)
+        ),
     )
-    result.record["series"] = [
-        {
-            "name": series.name,
-            "file": str(series.path),
-            "group": series.group,
-            "rows": len(data),
-            "metrics": {part: layout.metrics(detector, result.parts, i, part) for part in ("valid", "test")},
-        }
-        for i, (series, data) in enumerate(regridded)
-    ]
     names = np.asarray([series.name for series, _ in regridded], dtype=object)
     scored = [columns for columns in result.parts.values() if len(columns["row"])]
     if scored:
@@ -148,14 +153,14 @@ class _Layout:
         return _metrics(detector, self.data, bounds, {key: value[inside] for key, value in columns.items()}, windows.part_starts(self.starts, *bounds))
 
 
-def _gap_summary(loaded: Sequence[tuple[Series, SensorData]], starts: Sequence[np.ndarray], lookback: int, rule: str | None, max_gap: float | None) -> dict[str, Any] | None:
+def _gap_summary(loaded: Sequence[tuple[Series, SensorData]], starts: Sequence[np.ndarray], lookback: int, rule: str | None, max_gap: float | None) -> gaps.GapSummary | None:
     """The gap rule's findings over all series (gaps within a series; a series border is no gap)."""
     found = [f for (_, data), s in zip(loaded, starts, strict=True) if (f := gaps.summary(data.time, s, lookback, rule, max_gap)) is not None]
     if not found:  # no gap rule: no series has a summary
         return None
-    longest = [f["longest_gap"] for f in found if f["longest_gap"] is not None]
-    total = {key: sum(f[key] for f in found) for key in ("segments", "gaps", "skipped_segments", "skipped_rows")}
-    return {**found[0], **total, "longest_gap": max(longest) if longest else None}
+    longest = [f.longest_gap for f in found if f.longest_gap is not None]
+    total = {key: sum(getattr(f, key) for f in found) for key in ("segments", "gaps", "skipped_segments", "skipped_rows")}
+    return replace(found[0], **total, longest_gap=max(longest) if longest else None)
 
 
 def train_per_group(
@@ -211,10 +216,9 @@ def check_group_folder(series: Series) -> None:
 
 def save_group_run(folder: Path, result: TrainResult, group: str) -> dict[str, Any]:
     """Save one group's run into the ``--per-group`` folder; its line of ``fleet.json``."""
-    record = result.record
-    record["group_column"] = group
-    save_run(folder, record["name"], result.detector, record, result.scores)
-    return {"rows": record["input_rows"], "threshold": float(result.detector.threshold_), "metrics": record["metrics"]}
+    record = replace(result.record, group_column=group)
+    save_run(folder, record.name, result.detector, record, result.scores)
+    return {"rows": record.input_rows, "threshold": float(result.detector.threshold_), "metrics": record.metrics}
 
 
 def write_fleet_summary(folder: Path, summary: dict[str, Any]) -> None:

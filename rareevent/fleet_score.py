@@ -28,12 +28,13 @@ from rareevent.errors import RareEventError
 from rareevent.fleet import group_run, read_fleet
 from rareevent.load import Reading, columns_for_model, sniff
 from rareevent.options import ScoreSpec
+from rareevent.record import RunView
 from rareevent.runs import load_run
 from rareevent.scoring import ScoreResult, StreamScorer, WindowWriter, _to_the_end, score_csv, trained_columns
 from rareevent.series import Series, expand, group_values, groups_of, in_time_order, is_table, naming, read_table, read_whole, table_format, table_header, table_reading
 from rareevent.storage import temp_beside
 
-_LOADED: dict[str, tuple[dict[str, Any], Any]] = {}  # run folder -> (record, detector), once per process
+_LOADED: dict[str, tuple[RunView, Any]] = {}  # run folder -> (record, detector), once per process
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class SeriesScore:
         }
 
 
-def loaded_run(folder: Path) -> tuple[dict[str, Any], Any]:
+def loaded_run(folder: Path) -> tuple[RunView, Any]:
     """A run folder's record and detector, loaded once per process."""
     key = str(Path(folder).resolve())
     if key not in _LOADED:
@@ -167,17 +168,17 @@ def _group_frames(job: ScoreJob) -> Iterator[tuple[Series, Path, pd.DataFrame, R
         yield series, folder, read_table(job.path, group=group, value=series.group), None
         return
     record = loaded_run(job.runs[0])[0]
-    raw = read_whole(job.path, job.spec.input, trained=trained_columns(record, job.spec.input), base=Reading.from_record(record.get("reading")))
+    raw = read_whole(job.path, job.spec.input, trained=trained_columns(record, job.spec.input), base=Reading.from_record(record.reading))
     frames = dict(groups_of(raw, group))
     for series, folder in zip(job.series, job.runs, strict=True):
         assert series.group is not None, "a job with a group column holds one series per group value"
         yield series, folder, frames[series.group], raw.reading
 
 
-def _score(series: Series, record: dict[str, Any], result: ScoreResult, group: str | None) -> SeriesScore:
+def _score(series: Series, record: RunView, result: ScoreResult, group: str | None) -> SeriesScore:
     return SeriesScore(
         series=series,
-        run=record["name"],
+        run=record.name,
         n_rows=result.n_rows,
         n_windows=result.n_windows,
         n_flagged=int(result.flagged.sum()),
@@ -287,7 +288,7 @@ def score_frame(
     fmt = table_format(series.where, frame.columns)
     columns = columns_for_model(fmt, trained_columns(record, spec.input))
     if reading is None:  # a typed table: numbers need no decimal mark, times only a format when they are text
-        reading = table_reading(frame, fmt, columns, spec.input.read, Reading.from_record(record.get("reading")))
+        reading = table_reading(frame, fmt, columns, spec.input.read, Reading.from_record(record.reading))
     if sort_by_time:
         with naming(series, fmt):
             frame = in_time_order(frame, fmt, columns.time, reading)

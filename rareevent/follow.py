@@ -25,6 +25,7 @@ from rareevent.detector import PREDICT_BATCH, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, CsvFormat, Reading, format_of, read_frames
 from rareevent.options import ScoreSpec
+from rareevent.record import RunView
 from rareevent.scoring import ScoreResult, StreamScorer, WindowSink, score_frames
 
 READ_BYTES = 1 << 20  # bytes read at most per call: a big existing file is scored in pieces of this size
@@ -165,7 +166,7 @@ class CsvTail:
 
 def score_pipe(
     stream: IO[bytes],
-    record: dict[str, Any],
+    record: RunView,
     detector: RareEventDetector,
     spec: ScoreSpec | None = None,
     sink: WindowSink | None = None,
@@ -210,7 +211,7 @@ class Follower:
     No per-window history is kept, so memory stays flat however long it runs.
     """
 
-    def __init__(self, path: Path, record: dict[str, Any], detector: RareEventDetector, spec: ScoreSpec | None = None) -> None:
+    def __init__(self, path: Path, record: RunView, detector: RareEventDetector, spec: ScoreSpec | None = None) -> None:
         self.path, self.record, self.detector, self.spec = path, record, detector, spec
         self.scorer = self._new_scorer()
         self.tail = CsvTail(path, lambda fmt, sample: self.scorer.settle(fmt, sample))
@@ -266,7 +267,7 @@ class Follower:
         scorer = self.scorer
         return {
             "file": str(self.path),
-            "run": self.record["name"],
+            "run": self.record.name,
             "rows": self._done["rows"] + scorer.n_rows,
             "windows": self._done["windows"] + scorer.n_windows,
             "flagged": self._done["flagged"] + scorer.n_flagged,

@@ -16,7 +16,7 @@ that the same rows fall into the same cells however a file is chunked.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -97,17 +97,31 @@ def gap_starts(time: np.ndarray | None, n_rows: int, max_gap: float | None, prev
     return starts
 
 
-def check_time_kind(gap_rule: dict[str, Any] | None, time: np.ndarray | None, column: str | None, path: Any) -> float | None:
+def check_time_kind(gap_rule: GapSummary | None, time: np.ndarray | None, column: str | None, path: Any) -> float | None:
     """The run's max-gap for a new file, refusing a time column of the other kind (dates against numbers)."""
-    if not gap_rule or time is None:
+    if gap_rule is None or time is None:
         return None
-    if is_dated(time) != (gap_rule["unit"] == "s"):
-        run_kind, file_kind = ("dates", "plain numbers") if gap_rule["unit"] == "s" else ("plain numbers", "dates")
+    if is_dated(time) != (gap_rule.unit == "s"):
+        run_kind, file_kind = ("dates", "plain numbers") if gap_rule.unit == "s" else ("plain numbers", "dates")
         raise RareEventError(f"{path}: time column {column!r} holds {file_kind}, but the run measured gaps between {run_kind}", hint="read the time column as the run did (`time`, `time_unit`)")
-    return float(gap_rule["max_gap_value"])
+    return float(gap_rule.max_gap_value)
 
 
-def summary(time: np.ndarray | None, starts: np.ndarray, lookback: int, rule: str | None, max_gap: float | None) -> dict[str, Any] | None:
+@dataclass(frozen=True, kw_only=True)
+class GapSummary:
+    """A run's ``gaps``: the ``max_gap`` rule and what it found in the training data (older runs may lack the counts)."""
+
+    max_gap: str
+    max_gap_value: float
+    unit: str  # "s" (a dated time column) or "column" (its own numbers)
+    segments: int | None = None
+    gaps: int | None = None
+    longest_gap: float | None = None
+    skipped_segments: int | None = None
+    skipped_rows: int | None = None
+
+
+def summary(time: np.ndarray | None, starts: np.ndarray, lookback: int, rule: str | None, max_gap: float | None) -> GapSummary | None:
     """What the gap rule found in a file, for run.json and the train summary (``None`` without a rule)."""
     if max_gap is None:
         return None
@@ -115,16 +129,16 @@ def summary(time: np.ndarray | None, starts: np.ndarray, lookback: int, rule: st
     gap_steps = steps(time)[starts] if time is not None else np.empty(0)
     gap_steps = gap_steps[np.isfinite(gap_steps)]
     short = lengths < lookback
-    return {
-        "max_gap": rule or DEFAULT_MAX_GAP,
-        "max_gap_value": float(max_gap),
-        "unit": "s" if is_dated(time) else "column",
-        "segments": len(lengths),
-        "gaps": len(gap_steps),
-        "longest_gap": float(gap_steps.max()) if gap_steps.size else None,
-        "skipped_segments": int(short.sum()),
-        "skipped_rows": int(lengths[short].sum()),
-    }
+    return GapSummary(
+        max_gap=rule or DEFAULT_MAX_GAP,
+        max_gap_value=float(max_gap),
+        unit="s" if is_dated(time) else "column",
+        segments=len(lengths),
+        gaps=len(gap_steps),
+        longest_gap=float(gap_steps.max()) if gap_steps.size else None,
+        skipped_segments=int(short.sum()),
+        skipped_rows=int(lengths[short].sum()),
+    )
 
 
 def gap_rule_ok(value: Any) -> bool:

@@ -30,6 +30,7 @@ from rareevent.episodes import duration_text, episode_rows, top_sensors
 from rareevent.errors import RareEventError
 from rareevent.load import Reading, SensorData, load_csv
 from rareevent.options import InputSpec, ScoreSpec
+from rareevent.record import RunView
 from rareevent.storage import atomic_file
 
 TIMELINE_BUCKETS = 1500  # min and max of each: at most 3,000 points, whatever the file's length
@@ -124,7 +125,7 @@ class Axis:
 class ReportInput:
     """What a report is drawn from: the run, the scored windows, the raw rows and what is known about them."""
 
-    record: dict[str, Any]
+    record: RunView
     detector: Any
     data: SensorData  # the file's rows as validated for scoring: raw (unscaled) values
     scored: pd.DataFrame  # one row per window: row, [time], error, flagged, [label] (as ``score --output`` writes)
@@ -138,14 +139,14 @@ class ReportInput:
     splits: dict[str, tuple[int, int]] | None = None  # a run's own file: row bounds of train/valid/test
 
 
-def read_raw(path: str | Path, record: dict[str, Any], spec: InputSpec) -> SensorData:
+def read_raw(path: str | Path, record: RunView, spec: InputSpec) -> SensorData:
     """The file's rows read and validated as ``score`` reads them, unscaled: what the episode traces show."""
     from rareevent.scoring import trained_columns
 
-    return load_csv(path, spec, trained=trained_columns(record, spec), base=Reading.from_record(record.get("reading")))
+    return load_csv(path, spec, trained=trained_columns(record, spec), base=Reading.from_record(record.reading))
 
 
-def train_band(record: dict[str, Any], detector: Any) -> tuple[dict[str, tuple[float, float]], str]:
+def train_band(record: RunView, detector: Any) -> tuple[dict[str, tuple[float, float]], str]:
     """Each feature's training range and how it was measured.
 
     Runs save the 1st-99th percentile of their normal training rows
@@ -153,8 +154,8 @@ def train_band(record: dict[str, Any], detector: Any) -> tuple[dict[str, tuple[f
     and standard deviation, and get mean ± 2.33 sd (the 1st-99th percentile
     of a normal distribution).
     """
-    names = record["features"]
-    saved = record.get("train_range")
+    names = record.features
+    saved = record.train_range
     if saved:
         low_p, high_p = saved["percentiles"]
         return {name: (lo, hi) for name, lo, hi in zip(names, saved["low"], saved["high"], strict=True)}, f"percentiles {low_p:g} to {high_p:g} of the normal training rows"
@@ -162,12 +163,12 @@ def train_band(record: dict[str, Any], detector: Any) -> tuple[dict[str, tuple[f
     return {name: (m - 2.326 * s, m + 2.326 * s) for name, m, s in zip(names, mean, scale, strict=True)}, "training mean ± 2.33 sd (this run saved no percentiles)"
 
 
-def _row_breaks(data: SensorData, record: dict[str, Any]) -> np.ndarray:
+def _row_breaks(data: SensorData, record: RunView) -> np.ndarray:
     """Per raw row: True where a time step above the run's max gap comes just before it."""
-    rule = record.get("gaps")
-    if data.time is None or not rule:
+    rule = record.gaps
+    if data.time is None or rule is None:
         return np.zeros(len(data), bool)
-    starts = gaps.gap_starts(data.time, len(data), float(rule["max_gap_value"]))
+    starts = gaps.gap_starts(data.time, len(data), float(rule.max_gap_value))
     starts[:1] = False
     return starts
 
@@ -180,10 +181,10 @@ def _timeline(report: ReportInput, axis: Axis) -> dict[str, Any]:
     x = axis.x(time, scored["row"].to_numpy())
     error = scored["error"].to_numpy(np.float64)
     breaks = np.zeros(len(x), bool)
-    rule = report.record.get("gaps")
-    if time is not None and rule and len(x) > 1:
+    rule = report.record.gaps
+    if time is not None and rule is not None and len(x) > 1:
         steps = np.diff(Axis.values_of(time)) / (1000.0 if axis.kind == "date" else 1.0)  # seconds for dates, as the gap rule
-        breaks[1:] = steps > float(rule["max_gap_value"])  # consecutive windows end on consecutive rows, except across a gap
+        breaks[1:] = steps > float(rule.max_gap_value)  # consecutive windows end on consecutive rows, except across a gap
     keep = _with_breaks(minmax_indices(error, TIMELINE_BUCKETS), breaks)
     flagged = scored["flagged"].to_numpy() == 1
     kept = [i for i in keep if i is not None]
@@ -208,8 +209,8 @@ def _episode(report: ReportInput, axis: Axis, index: int, alarm: dict[str, Any],
     x = axis.x(None if data.time is None else data.time[lo:hi], rows)
     part_breaks = breaks[lo:hi].copy()
     part_breaks[:1] = False
-    names = record["features"]
-    context = set(record.get("context_features") or [])
+    names = record.features
+    context = set(record.context_features)
     shown = [(name, share) for name, share in top_sensors(alarm)] + [(name, None) for name in names if name in context]
     columns = [names.index(name) for name, _ in shown]
     values = data.X[lo:hi, columns]
@@ -300,14 +301,14 @@ def _time_span(data: SensorData) -> str:
 
 def _header(report: ReportInput) -> list[tuple[str, str]]:
     record = report.record
-    trained_on = (record.get("versions") or {}).get("device")
+    trained_on = (record.versions or {}).get("device")
     return [
-        ("run", record["name"]),
+        ("run", record.name),
         ("data file", str(report.data.path)),
         ("rows", f"{len(report.data):,} ({len(report.scored):,} windows scored)"),
         ("time span", _time_span(report.data)),
-        ("architecture", f"{record['arch']}, lookback {record['lookback']}, units {','.join(map(str, record['units']))}, score {record.get('score_kind', '-')}"),
-        ("threshold", f"{report.threshold:.6g} ({record['threshold_strategy']}" + (f", margin {record['margin']:g}" if record.get("margin", 1) != 1 else "") + ")"),
+        ("architecture", f"{record.arch}, lookback {record.lookback}, units {','.join(map(str, record.units))}, score {record.score_kind}"),
+        ("threshold", f"{report.threshold:.6g} ({record.threshold_strategy}" + (f", margin {record.margin:g}" if record.margin != 1 else "") + ")"),
         ("device", f"scored on {report.device}" + (f", trained on {trained_on}" if trained_on else "")),
         ("alarm episodes", str(len(report.alarms))),
     ]
@@ -586,7 +587,7 @@ function draw() {
 """
 
 
-def scored_file_report(path: str | Path, record: dict[str, Any], detector: Any, result: Any, collector: WindowCollector, spec: ScoreSpec) -> ReportInput:
+def scored_file_report(path: str | Path, record: RunView, detector: Any, result: Any, collector: WindowCollector, spec: ScoreSpec) -> ReportInput:
     """The report of ``score``: the file just scored (``result``, windows from ``collector``) and its raw rows."""
     from rareevent.model import compute_device
 
@@ -596,26 +597,26 @@ def scored_file_report(path: str | Path, record: dict[str, Any], detector: Any, 
     pr = (scored["label"].to_numpy(), scored["error"].to_numpy()) if "label" in scored else None
     return ReportInput(
         record, detector, data, scored, result.alarms, result.threshold, compute_device(),
-        title=f"{path.name} scored with run {record['name']}",
+        title=f"{path.name} scored with run {record.name}",
         metrics={"scored file": result.metrics},
         pr=pr, pr_part="scored file; a window takes its last row's label",
     )  # fmt: skip
 
 
-def run_report(folder: Path, record: dict[str, Any], detector: Any) -> ReportInput:
+def run_report(folder: Path, record: RunView, detector: Any) -> ReportInput:
     """The report of ``report RUN``: the run's own input file scored again, with its splits, metrics and validation PR curve."""
     from rareevent.load import file_sha256
     from rareevent.model import compute_device
     from rareevent.runs import SCORES_FILE
     from rareevent.scoring import score_csv
 
-    source = Path(record.get("input_file") or "")
-    if not record.get("input_file") or not source.is_file():
+    source = Path(record.input_file or "")
+    if not record.input_file or not source.is_file():
         raise RareEventError(f"{folder}: the run's input file {source} is not there any more", hint="score a file with `rareevent score DATA --run RUN --html FILE.html`")
-    if record.get("input_sha256") and file_sha256(source) != record["input_sha256"]:
-        raise RareEventError(f"{source}: changed since run {record['name']!r} was trained on it", hint="score it with `rareevent score DATA --run RUN --html FILE.html`")
+    if record.input_sha256 and file_sha256(source) != record.input_sha256:
+        raise RareEventError(f"{source}: changed since run {record.name!r} was trained on it", hint="score it with `rareevent score DATA --run RUN --html FILE.html`")
     collector = WindowCollector()
-    spec = ScoreSpec(InputSpec(fill=record.get("fill")))  # the run's own file, read as the run read it
+    spec = ScoreSpec(InputSpec(fill=record.fill))  # the run's own file, read as the run read it
     result = score_csv(source, record, detector, spec, sink=collector)
     data = _on_grid(read_raw(source, record, spec.input), record, spec.input.fill)
     try:
@@ -626,13 +627,13 @@ def run_report(folder: Path, record: dict[str, Any], detector: Any) -> ReportInp
     pr = (valid["label"].to_numpy(), valid["error"].to_numpy()) if "label" in valid and "error" in valid else None
     return ReportInput(
         record, detector, data, collector.frame(), result.alarms, result.threshold, compute_device(),
-        title=f"run {record['name']} on its input file {source.name}",
-        metrics={key: record["metrics"].get(key) for key in ("valid", "test")},
+        title=f"run {record.name} on its input file {source.name}",
+        metrics={key: record.metrics.get(key) for key in ("valid", "test")},
         pr=pr, pr_part="validation part",
-        splits={key: tuple(bounds) for key, bounds in record.get("splits", {}).items()},
+        splits={key: (bounds[0], bounds[1]) for key, bounds in (record.splits or {}).items()},
     )  # fmt: skip
 
 
-def _on_grid(data: SensorData, record: dict[str, Any], fill: str | None) -> SensorData:
+def _on_grid(data: SensorData, record: RunView, fill: str | None) -> SensorData:
     """The rows on the run's ``--resample`` grid, as the model read them (unchanged without one)."""
-    return gaps.regrid(data, gaps.run_grid(record.get("resample")), fill)[0]
+    return gaps.regrid(data, gaps.run_grid(record.resample), fill)[0]

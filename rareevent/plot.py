@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from rareevent.errors import RareEventError
+from rareevent.record import RunView
 from rareevent.runs import SCORES_FILE
 from rareevent.storage import atomic_file
 from rareevent.windows import segments
 
 
-def plot_run(folder: Path, record: dict[str, Any], output: str | Path) -> Path:
+def plot_run(folder: Path, record: RunView, output: str | Path) -> Path:
     """Draw the run's validation and test errors and its validation PR curve to a PNG."""
     try:
         import matplotlib
@@ -34,7 +34,7 @@ def plot_run(folder: Path, record: dict[str, Any], output: str | Path) -> Path:
         raise RareEventError(f"{folder / SCORES_FILE}: cannot read the run's scores ({type(exc).__name__})", hint="retrain the run") from None
     if not {"split", "row", "error", "flagged"} <= set(scores.columns):
         raise RareEventError(f"{folder / SCORES_FILE}: missing columns", hint="retrain the run")
-    threshold = record["threshold"]
+    threshold = record.threshold
     has_labels = "label" in scores
     x_name = "time" if "time" in scores else "row"
     scores["x"] = _time_axis(scores[x_name]) if x_name == "time" else scores["row"]
@@ -50,11 +50,11 @@ def plot_run(folder: Path, record: dict[str, Any], output: str | Path) -> Path:
             ax_time.axvspan(xs[start] - pad, xs[end] + pad, color="tab:red", alpha=0.3, lw=0, label="labelled event" if i == 0 else None)
     flagged = scores[scores["flagged"] == 1]
     ax_time.scatter(flagged["x"], flagged["error"], s=6, color="black", zorder=3, label="alarm")
-    ax_time.axhline(threshold, color="tab:orange", ls="--", label=f"threshold {threshold:.3g} ({record['threshold_strategy']})")
+    ax_time.axhline(threshold, color="tab:orange", ls="--", label=f"threshold {threshold:.3g} ({record.threshold_strategy})")
     ax_time.set_yscale("log")
     ax_time.set_xlabel(f"{x_name} (window end)")
     ax_time.set_ylabel("reconstruction error")
-    ax_time.set_title(f"{record['name']}: {record['arch']}, lookback {record['lookback']}")
+    ax_time.set_title(f"{record.name}: {record.arch}, lookback {record.lookback}")
     ax_time.legend(loc="upper left", fontsize=8)
     valid = scores[scores["split"] == "valid"]
     if has_labels and valid["label"].nunique() == 2:

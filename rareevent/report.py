@@ -9,43 +9,44 @@ from typing import Any
 
 from rareevent.errors import RareEventError
 from rareevent.model import ARCHITECTURES
+from rareevent.record import RunView
 from rareevent.runs import list_runs, read_run, resolve_run
 
 METRIC_KEYS = ("precision", "recall", "f1", "pr_auc", "roc_auc")
 
 
-def summarize(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
+def summarize(folder: Path, record: RunView) -> dict[str, Any]:
     """One row of a run: settings, metrics, timing.
 
     Metrics are nested as ``train --json`` nests them, ``metrics.<part>.<name>``
     (and ``baseline.metrics.<part>.<name>``); ``metrics_part`` names the part
     a table shows (test, else valid).
     """
-    metrics = record["metrics"]
+    metrics = record.metrics
     part = "test" if metrics.get("test") else "valid"
     scored = metrics.get(part) or {}
-    baseline = record.get("baseline") if isinstance(record.get("baseline"), dict) else None
+    saved = record.to_json()  # the baseline and series as run.json holds them
     return {
-        "name": record["name"],
+        "name": record.name,
         "folder": str(folder),
-        "parent": record["parent"]["name"] if record.get("parent") else None,
-        "created": record.get("created"),
-        "arch": record["arch"],
-        "lookback": record["lookback"],
-        "lead": record["lead"],
-        "units": record["units"],
-        "parameters": record.get("parameters"),
-        "threshold_strategy": record["threshold_strategy"],
-        "threshold": record["threshold"],
+        "parent": record.parent.name if record.parent else None,
+        "created": record.created,
+        "arch": record.arch,
+        "lookback": record.lookback,
+        "lead": record.lead,
+        "units": record.units,
+        "parameters": record.parameters,
+        "threshold_strategy": record.threshold_strategy,
+        "threshold": record.threshold,
         "metrics_part": part if scored else None,
         "metrics": metrics,
-        "train_seconds": record.get("train_seconds"),
-        "baseline": baseline,
-        "input_file": record.get("input_file"),
-        "input_sha256": record.get("input_sha256"),
-        "group_column": record.get("group_column"),
-        "series": record.get("series"),  # a fleet run: every series' rows and metrics
-        "candidates": record.get("candidates"),  # --arch auto: every candidate's validation F1, PR-AUC, false alarms
+        "train_seconds": record.train_seconds,
+        "baseline": saved["baseline"],
+        "input_file": record.input_file,
+        "input_sha256": record.input_sha256,
+        "group_column": record.group_column,
+        "series": saved.get("series"),  # a fleet run: every series' rows and metrics
+        "candidates": record.candidates,  # --arch auto: every candidate's validation F1, PR-AUC, false alarms
     }
 
 

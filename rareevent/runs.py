@@ -10,26 +10,24 @@ its weights, so a folder cannot run code. Nothing is pickled.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeGuard
 
 import numpy as np
 import pandas as pd
 
 from rareevent.detector import RareEventDetector, read_json
 from rareevent.errors import RareEventError
-from rareevent.gaps import gap_rule_ok, resample_record_ok
-from rareevent.load import reading_record_ok
-from rareevent.selection import candidates_ok
+from rareevent.record import FORMAT_VERSION as FORMAT_VERSION
+from rareevent.record import OLDEST_FORMAT as OLDEST_FORMAT
+from rareevent.record import RunRecord, RunView
+from rareevent.record import validate_record as validate_record
 from rareevent.storage import TEMP_PREFIX, atomic_folder, check_free, hold_name, remove_stale_temporaries
 
-FORMAT_VERSION = 3
-OLDEST_FORMAT = 3  # formats 1 and 2 (rareevent 0.1.0 and 0.2.0) kept the whole Keras model, which is not loaded any more
 RUN_FILE = "run.json"
 SCORES_FILE = "scores.csv"
 MAX_NAME_BYTES = 200  # file names end at 255 bytes, and the temporary and lock names add a prefix
@@ -39,7 +37,7 @@ def save_run(
     runs_dir: str | Path,
     name: str,
     detector: RareEventDetector,
-    record: dict[str, Any],
+    record: RunRecord,
     scores: pd.DataFrame,
     overwrite: bool = False,
 ) -> Path:
@@ -51,7 +49,7 @@ def save_run(
     with atomic_folder(target, overwrite=overwrite) as folder:
         detector.write_files(folder)
         scores.to_csv(folder / SCORES_FILE, index=False)
-        (folder / RUN_FILE).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        (folder / RUN_FILE).write_text(json.dumps(record.to_json(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return target
 
 
@@ -127,135 +125,54 @@ def resolve_run(run: str | None, runs_dir: str | Path) -> Path:
     raise RareEventError(f"run {run!r} not found (neither a folder nor a run in {runs_dir})")
 
 
-def read_record(folder: Path) -> dict[str, Any]:
-    """Read and validate ``run.json`` of a run folder (the run's metadata; the detector is read apart)."""
+def read_record(folder: Path) -> RunRecord:
+    """Read and check ``run.json`` of a run folder (the run's metadata; the detector is read apart)."""
     path = folder / RUN_FILE
     if not path.is_file():
         raise RareEventError(f"{folder}: not a run folder ({RUN_FILE} missing)")
-    record = read_json(path)
-    validate_record(record, path)
-    return record
+    return RunRecord.from_json(read_json(path), path)
 
 
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
+def run_view(record: RunRecord, detector: RareEventDetector) -> RunView:
+    """A run for showing and scoring: ``record`` with the detector's settings and learned values.
 
-
-def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
-
-
-def _is_metrics_part(value: Any) -> bool:
-    """None, or a dict of metric values: null, finite numbers or lists of them (a NaN would break ``report --json``)."""
-    return value is None or (isinstance(value, dict) and all(v is None or _is_number(v) or (isinstance(v, list) and all(_is_number(x) for x in v)) for v in value.values()))
-
-
-def _is_metrics(value: Any) -> bool:
-    """The ``metrics`` of a run, its baseline or one series: a dict of the ``valid`` and ``test`` parts."""
-    return isinstance(value, dict) and all(_is_metrics_part(value.get(k)) for k in ("valid", "test"))
-
-
-def _is_series(value: Any) -> bool:
-    """One series of a fleet run's ``series``, as ``fleet.train_fleet`` writes it."""
-    return (
-        isinstance(value, dict)
-        and isinstance(value.get("name"), str)
-        and isinstance(value.get("file"), str)
-        and (value.get("group") is None or isinstance(value.get("group"), str))
-        and _is_int(value.get("rows"))
-        and value["rows"] >= 0
-        and _is_metrics(value.get("metrics"))
+    The only place that spells the detector's values out for tables,
+    ``train --json``, ``report`` and the scorers; nothing is written from it.
+    """
+    names = list(detector.feature_names_in_)
+    params = {key: list(value) if isinstance(value, tuple) else value for key, value in detector.get_params().items() if key != "threshold"}
+    return RunView(
+        **{f.name: getattr(record, f.name) for f in dataclasses.fields(RunRecord)},
+        params=params,
+        arch=detector.arch,
+        lookback=detector.lookback,
+        lead=detector.lead,
+        units=list(detector.units_),
+        batch_size=detector.batch_size_,
+        learning_rate=detector.learning_rate_,
+        margin=detector.margin,
+        score_kind=detector.score_kind,
+        smooth=detector.smooth,
+        threshold=float(detector.threshold_),
+        threshold_strategy=detector.threshold_strategy_,
+        features=names,
+        context_features=[names[j] for j in detector.context_features_],
+        target_features=[names[j] for j in detector.target_features_],
+        constant_features=[names[j] for j in detector.constant_features_],
+        trending_features=[names[j] for j in detector.trending_features_],
+        epochs_run=detector.epochs_run_,
+        best_epoch=detector.best_epoch_,
+        history=detector.history_,
+        train_seconds=round(detector.train_seconds_, 3),
     )
 
 
-def validate_record(record: Any, path: Path) -> None:
-    """Raise ``RareEventError`` naming the first field of ``record`` that is wrong."""
-    if not isinstance(record, dict):
-        raise RareEventError(f"{path}: must hold a JSON object")
-    version = record.get("format_version")
-    if not _is_int(version):
-        raise RareEventError(f"{path}: field 'format_version' is missing or not an integer")
-    if version > FORMAT_VERSION:
-        raise RareEventError(
-            f"{path}: format version {version} is newer than this rareevent understands ({FORMAT_VERSION})",
-            hint="upgrade rareevent",
-        )
-    if version < OLDEST_FORMAT:
-        raise RareEventError(
-            f"{path}: format version {version} (rareevent 0.1/0.2) saved the whole Keras model, which this rareevent no longer loads",
-            hint="train the run again; `rareevent report RUN --recipe` with rareevent 0.2 prints its options",
-        )
-    checks: dict[str, Any] = {
-        "name": lambda v: isinstance(v, str) and v != "",
-        "time_column": lambda v: v is None or isinstance(v, str),
-        "label_column": lambda v: v is None or isinstance(v, str),
-        "metrics": _is_metrics,
-    }
-    optional: dict[str, Any] = {  # may be missing or null; commands that show them read them too
-        "created": lambda v: isinstance(v, str),
-        "parameters": lambda v: _is_int(v) and v >= 0,
-        "dropped_columns": lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
-        "settings": lambda v: isinstance(v, dict),
-        "input_file": lambda v: isinstance(v, str),
-        "input_sha256": lambda v: isinstance(v, str),
-        "parent": lambda v: isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ("name", "folder")),  # written by `update`
-        "reading": reading_record_ok,
-        "assumed": lambda v: isinstance(v, list) and all(isinstance(a, dict) and all(isinstance(a.get(k), str) for k in ("column", "as", "message")) for a in v),
-        "train_range": lambda v: (
-            isinstance(v, dict) and all(isinstance(v.get(k), list) and all(_is_number(x) for x in v[k]) for k in ("percentiles", "low", "high")) and len(v["low"]) == len(v["high"])
-        ),
-        "gaps": gap_rule_ok,
-        "resample": resample_record_ok,
-        "candidates": candidates_ok,  # written by --arch auto
-        "baseline": lambda v: isinstance(v, dict) and v.get("arch") == "pca" and _is_metrics(v.get("metrics")),
-        "group_column": lambda v: isinstance(v, str) and v != "",  # a fleet or per-group run
-        "series": lambda v: isinstance(v, list) and all(_is_series(s) for s in v),  # a fleet run: one entry per series
-    }
-    _check_fields(record, checks, optional, path)
-
-
-def _check_fields(record: dict[str, Any], required: dict[str, Callable[[Any], bool]], optional: dict[str, Callable[[Any], bool]], path: Path) -> None:
-    """Raise naming the first field that is missing (``required`` only) or holds an invalid value."""
-    for field, ok in {**required, **optional}.items():
-        if field in required and field not in record:
-            raise RareEventError(f"{path}: required field {field!r} is missing")
-        value = record.get(field)
-        if (field in required or value is not None) and not ok(value):
-            raise RareEventError(f"{path}: field {field!r} has an invalid value {json.dumps(value)[:60]}")
-
-
-def run_view(record: dict[str, Any], detector: RareEventDetector) -> dict[str, Any]:
-    """One flat dict for showing a run: ``run.json``'s metadata with the detector's settings and learned values by name.
-
-    The only place that spells the detector's values out for tables,
-    ``train --json`` and ``report``; nothing is written from it.
-    """
-    names = detector.feature_names_in_
-    params = {key: list(value) if isinstance(value, tuple) else value for key, value in detector.get_params().items() if key != "threshold"}
-    return {
-        **record,
-        **params,
-        "units": list(detector.units_),  # the sizes trained: --units auto's choice
-        "batch_size": detector.batch_size_,  # what training used: the parameter, or the automatic choice
-        "learning_rate": detector.learning_rate_,
-        "threshold": float(detector.threshold_),
-        "threshold_strategy": detector.threshold_strategy_,
-        "features": list(names),
-        **{f"{role}_features": [names[j] for j in getattr(detector, f"{role}_features_")] for role in ("context", "target", "constant", "trending")},
-        "epochs_run": detector.epochs_run_,
-        "best_epoch": detector.best_epoch_,
-        "history": detector.history_,
-        "train_seconds": round(detector.train_seconds_, 3),
-    }
-
-
-def read_run(folder: Path) -> dict[str, Any]:
+def read_run(folder: Path) -> RunView:
     """``run_view`` of a run folder, without loading its model (no Keras import)."""
-    record = read_record(folder)
-    return run_view(record, RareEventDetector.read_config(folder))
+    return run_view(read_record(folder), RareEventDetector.read_config(folder))
 
 
-def load_run(folder: str | Path) -> tuple[dict[str, Any], RareEventDetector]:
+def load_run(folder: str | Path) -> tuple[RunView, RareEventDetector]:
     """Load a run folder: its ``run_view`` and the ready-to-score detector, as it was trained."""
     folder = Path(folder)
     record = read_record(folder)

@@ -46,6 +46,7 @@ from rareevent.load import (
 )
 from rareevent.metrics import evaluate
 from rareevent.options import InputSpec, ScoreSpec
+from rareevent.record import RunRecord, RunView
 
 TOP_FEATURES = 3
 _SHARE_TEXT = np.array([f"{i / 100:.2f}" for i in range(101)], dtype=object)
@@ -155,12 +156,12 @@ class WindowStream:
     ``PREDICT_BATCH`` the model sees the same blocks however a file is cut.
     """
 
-    def __init__(self, fmt: CsvFormat, columns: Columns, reading: Reading, record: dict[str, Any], fill: str | None, batch: int = 1) -> None:
+    def __init__(self, fmt: CsvFormat, columns: Columns, reading: Reading, record: RunView, fill: str | None, batch: int = 1) -> None:
         self.fmt, self.columns, self.reading, self.fill = fmt, columns, reading, fill
-        self.lookback: int = record["lookback"]
+        self.lookback = record.lookback
         self.batch = batch
-        self.gap_rule = record.get("gaps")
-        grid = gaps.run_grid(record.get("resample"))
+        self.gap_rule = record.gaps
+        grid = gaps.run_grid(record.resample)
         self.grid = None if grid is None else gaps.GridChain(grid, fill)
         self.n_rows = 0  # rows pushed into windows (on the run's grid), for the few-rows check
         self.released = 0
@@ -245,20 +246,20 @@ class WindowStream:
         return step
 
 
-def open_csv(path: str | Path, record: dict[str, Any], spec: ScoreSpec) -> tuple[CsvFormat, Columns, Reading, Iterator[pd.DataFrame]]:
+def open_csv(path: str | Path, record: RunView, spec: ScoreSpec) -> tuple[CsvFormat, Columns, Reading, Iterator[pd.DataFrame]]:
     """Sniff a file, match it to the run's columns, settle its reading, and return its raw frames.
 
     The file is read as the run read its training file, unless ``spec.input.read``
     says otherwise; what the run leaves open is inferred from this file.
     """
-    fmt = sniff(path, spec.input.read.encoding, Reading.from_record(record.get("reading")).encoding)
+    fmt = sniff(path, spec.input.read.encoding, Reading.from_record(record.reading).encoding)
     _model_columns(fmt, record, spec.input)  # a file without the run's columns is refused before any row is read
     sample = text_sample(fmt, Columns(features=fmt.header))
     columns, reading = settle_reading(fmt, record, spec.input, sample, lambda columns, reading: (frame[columns.time] for frame in read_frames(fmt, columns, spec.chunk_rows, reading)))
     return fmt, columns, reading, read_frames(fmt, columns, spec.chunk_rows, reading)
 
 
-def _model_columns(fmt: CsvFormat, record: dict[str, Any], spec: InputSpec) -> Columns:
+def _model_columns(fmt: CsvFormat, record: RunView, spec: InputSpec) -> Columns:
     """The run's columns found in a file's header; ``spec.time``/``spec.label`` name the file's own when they differ."""
     for role, name in (("time", spec.time), ("label", spec.label)):
         if name is not None and name not in fmt.header:
@@ -266,13 +267,13 @@ def _model_columns(fmt: CsvFormat, record: dict[str, Any], spec: InputSpec) -> C
     return columns_for_model(fmt, trained_columns(record, spec))
 
 
-def trained_columns(record: dict[str, Any], spec: InputSpec | None = None) -> Columns:
+def trained_columns(record: RunView, spec: InputSpec | None = None) -> Columns:
     """The run's columns: its features, and its time and label columns unless ``spec`` names a file's own."""
     spec = spec or InputSpec()
-    return Columns(features=record["features"], time=spec.time or record["time_column"], label=spec.label or record["label_column"])
+    return Columns(features=record.features, time=spec.time or record.time_column, label=spec.label or record.label_column)
 
 
-def settle_reading(fmt: CsvFormat, record: dict[str, Any], spec: InputSpec, sample: pd.DataFrame | None, column_values: Callable[[Columns, Reading], Iterable[pd.Series]]) -> tuple[Columns, Reading]:
+def settle_reading(fmt: CsvFormat, record: RunView, spec: InputSpec, sample: pd.DataFrame | None, column_values: Callable[[Columns, Reading], Iterable[pd.Series]]) -> tuple[Columns, Reading]:
     """The run's columns in ``fmt``, and how to read its cells: the options, else the run's reading where it fits, else inferred.
 
     ``sample`` (text) is what the decimal mark is inferred from;
@@ -280,7 +281,7 @@ def settle_reading(fmt: CsvFormat, record: dict[str, Any], spec: InputSpec, samp
     day/month order must be inferred.
     """
     columns = _model_columns(fmt, record, spec)
-    base = Reading.from_record(record.get("reading"))
+    base = Reading.from_record(record.reading)
     reading = decimal_reading(sample, fmt, columns, spec.read, base)
     return columns, time_reading(sample, fmt, columns, reading, spec.read, base, lambda: column_values(columns, reading))
 
@@ -333,7 +334,7 @@ def top_features(feature_errors: np.ndarray, names: list[str], k: int = TOP_FEAT
 
 def score_csv(
     path: str | Path,
-    record: dict[str, Any],
+    record: RunView,
     detector: RareEventDetector,
     spec: ScoreSpec | None = None,
     *,
@@ -452,7 +453,7 @@ class StreamScorer:
     blank under ``--fill interpolate``, the last ``--resample`` cell).
     ``close()`` returns the :class:`ScoreResult`.
 
-    ``record`` is a run's view (``load_run``; ``from_run`` reads one): its
+    ``record`` is a run's :class:`~rareevent.record.RunView` (``load_run``; ``from_run`` reads one): its
     time and label columns, reading, gap and resampling rules. Without it,
     a detector fitted in a notebook reads frames of its sensor columns.
     ``spec`` names the frames' time and label columns where they differ
@@ -467,7 +468,7 @@ class StreamScorer:
     def __init__(
         self,
         detector: RareEventDetector,
-        record: dict[str, Any] | None = None,
+        record: RunView | None = None,
         source: str = "<data>",
         spec: ScoreSpec | None = None,
         *,
@@ -477,11 +478,11 @@ class StreamScorer:
         if record is None:  # a detector fitted in a notebook: its sensor columns only, no time or label column
             from rareevent.runs import run_view
 
-            record = run_view({"name": "detector", "time_column": None, "label_column": None}, detector)
+            record = run_view(RunRecord(name="detector"), detector)
         self.spec = spec or ScoreSpec()
         self.record, self.detector, self.source = record, detector, source
         self.batch, self.keep_windows = batch, keep_windows
-        self.names = [record["features"][i] for i in detector.target_features_]  # errors are kept for the scored sensors only
+        self.names = [record.features[i] for i in detector.target_features_]  # errors are kept for the scored sensors only
         self.episodes = AlarmEpisodes(self.names)
         self.opened: list[dict[str, Any]] = []
         self.closed: list[dict[str, Any]] = []
@@ -536,7 +537,7 @@ class StreamScorer:
 
     def _sensor_frame(self, rows: Any) -> pd.DataFrame:
         """A numpy batch as a frame of the trained sensor columns; refused where the stream reads more columns."""
-        features = list(self.record["features"])
+        features = list(self.record.features)
         array = np.asarray(rows)
         if array.ndim != 2 or array.shape[1] != len(features):
             raise RareEventError(f"{self.source}: a numpy batch must have shape (rows, {len(features)}), the sensor columns {', '.join(features)} in this order; got shape {array.shape}")
@@ -724,7 +725,7 @@ class WindowWriter:
             self.handle.close()
 
 
-def encode_csv(path: str | Path, record: dict[str, Any], detector: RareEventDetector, sink: WindowSink, spec: ScoreSpec | None = None) -> tuple[int, int]:
+def encode_csv(path: str | Path, record: RunView, detector: RareEventDetector, sink: WindowSink, spec: ScoreSpec | None = None) -> tuple[int, int]:
     """Send the encoded vector of every window of ``path`` to ``sink``.
 
     Returns the number of windows and of repaired (filled) cells.

@@ -8,9 +8,12 @@ tie in F1. A model is never advised over another whose alarms are better.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rareevent.model import ARCHITECTURES
+
+if TYPE_CHECKING:
+    from rareevent.record import RunRecord
 
 AUTO = "auto"
 # what --arch auto trains and compares, in the order that breaks a full tie; an entry missing from the registry is skipped
@@ -40,14 +43,14 @@ def better_alarms(theirs: dict[str, Any] | None, ours: dict[str, Any] | None) ->
     return theirs["f1"] > (ours.get("f1") or 0.0) and theirs["false_alarms"] <= ours["false_alarms"]
 
 
-def baseline_advice(record: dict[str, Any]) -> str | None:
-    """A warning when the PCA baseline's alarms beat the trained model's on validation, each at its own threshold."""
-    ours = (record.get("metrics") or {}).get("valid")
-    theirs = ((record.get("baseline") or {}).get("metrics") or {}).get("valid")
+def baseline_advice(record: RunRecord, arch: str) -> str | None:
+    """A warning when the PCA baseline's alarms beat those of the trained model (``arch``) on validation, each at its own threshold."""
+    ours = record.metrics.get("valid")
+    theirs = None if record.baseline is None else record.baseline.metrics.get("valid")
     if not theirs or not ours or not better_alarms(theirs, ours):
         return None
     return (
-        f"the PCA baseline raises better alarms than {record['arch']} on validation, each at its own threshold "
+        f"the PCA baseline raises better alarms than {arch} on validation, each at its own threshold "
         f"(F1 {theirs['f1']:.3f} with {theirs['false_alarms']} false-alarm episode(s), against {ours.get('f1') or 0:.3f} with {ours['false_alarms']}); "
         "consider --arch pca"
     )

@@ -28,6 +28,7 @@ import pandas as pd
 from rareevent.errors import RareEventError
 from rareevent.fleet import check_group_folder, read_fleet, save_group_run, train_series, write_fleet_summary
 from rareevent.options import InputSpec, ScoreSpec, TrainSpec
+from rareevent.record import RunRecord
 from rareevent.runs import check_runs_dir, read_record
 from rareevent.series import Series, expand, frame_table, in_time_order, is_table, naming, validate_series
 
@@ -76,13 +77,13 @@ def session(master: str = "local[*]", app_name: str = "rareevent") -> SparkSessi
         raise RareEventError(f"cannot start Spark with `master={master}` ({' '.join(str(exc).split())[:120]})", hint=None if java else "Spark needs Java 17 on PATH or JAVA_HOME") from None
 
 
-def _schema(df: DataFrame, record: dict[str, Any], group: str, time: str | None, label: str | None) -> Any:
+def _schema(df: DataFrame, record: RunRecord, group: str, time: str | None, label: str | None) -> Any:
     """The output schema: the group column as in ``df``, then the CLI's window columns."""
     from pyspark.sql import types as T
 
     fields = [T.StructField(group, df.schema[group].dataType, False), T.StructField("row", T.LongType(), False)]
     if time is not None:
-        numeric = isinstance(df.schema[time].dataType, T.NumericType) and not (record.get("reading") or {}).get("time_unit")
+        numeric = isinstance(df.schema[time].dataType, T.NumericType) and not (record.reading or {}).get("time_unit")
         fields.append(T.StructField("time", T.DoubleType() if numeric else T.TimestampNTZType(), False))
     fields += [T.StructField("error", T.FloatType(), False), T.StructField("flagged", T.ByteType(), False), T.StructField("top_features", T.StringType(), False)]
     if label is not None:
@@ -123,8 +124,8 @@ def score(df: DataFrame, run: str | Path, spec: ScoreSpec) -> DataFrame:
     fleet = read_fleet(folder)
     record = read_record(folder / next(iter(fleet["runs"]))) if fleet is not None else read_record(folder)
     group = _group(df, spec.input)
-    time = _column(df, spec.input.time, record["time_column"], "time")
-    label = _column(df, spec.input.label, record["label_column"], "label")
+    time = _column(df, spec.input.time, record.time_column, "time")
+    label = _column(df, spec.input.label, record.label_column, "label")
     spec = replace(spec, input=replace(spec.input, time=time, label=label))
     schema = _schema(df, record, group, time, label)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from rareevent.load import Columns, Reading, SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
 from rareevent.model import versions
 from rareevent.options import InputSpec, SplitSpec, TrainSpec
-from rareevent.runs import FORMAT_VERSION, check_run_name, check_run_slot, load_run, save_run, scores_frame
+from rareevent.record import FORMAT_VERSION, Baseline, Parent, RunRecord
+from rareevent.runs import check_run_name, check_run_slot, load_run, save_run, scores_frame
 from rareevent.threshold import parse_strategy
 
 
@@ -29,7 +30,7 @@ class TrainResult:
 
     detector: RareEventDetector
     data: SensorData
-    record: dict[str, Any]
+    record: RunRecord
     scores: pd.DataFrame
     path: Path | None = None
     parts: dict[str, dict[str, np.ndarray]] | None = None  # the scored valid/test windows, by column
@@ -70,8 +71,7 @@ def train(
         detector.context = resolve_context(spec.context, data.columns.features)
     starts = gaps.gap_starts(data.time, len(data), max_gap_value)
     result = _train_on(detector, data, name, spec, on_epoch, starts, candidates=candidates)
-    result.record["gaps"] = gaps.summary(data.time, starts, detector.lookback, spec.split.max_gap, max_gap_value)
-    result.record["resample"] = resampled
+    result.record = replace(result.record, gaps=gaps.summary(data.time, starts, detector.lookback, spec.split.max_gap, max_gap_value), resample=resampled)
     return result
 
 
@@ -120,12 +120,13 @@ def _train_on(
         else:
             pca = _as_arch(detector, "pca")
             _, baseline_metrics = _fit_and_measure(pca, data, splits, None, starts)
-        baseline = {"arch": "pca", "parameters": pca.model_.count_params(), "threshold": float(pca.threshold_), "metrics": baseline_metrics}
-    record = _record(name, detector, data, splits, metrics, spec, parts)
-    record["baseline"] = baseline
-    record["assumed"] = [*data.columns.assumed, *_unnamed_flags(detector, data)]
-    if fitted:
-        record["candidates"] = {arch: selection.alarm_summary(f[2]["valid"]) for arch, f in fitted.items()}
+        baseline = Baseline(arch="pca", parameters=pca.model_.count_params(), threshold=float(pca.threshold_), metrics=baseline_metrics)
+    record = replace(
+        _record(name, detector, data, splits, metrics, spec, parts),
+        baseline=baseline,
+        assumed=[*data.columns.assumed, *_unnamed_flags(detector, data)],
+        candidates={arch: selection.alarm_summary(f[2]["valid"]) for arch, f in fitted.items()} if fitted else None,
+    )
     return TrainResult(detector=detector, data=data, record=record, scores=scores_frame(parts), parts=parts)
 
 
@@ -264,25 +265,26 @@ def update(
         context=list(detector.context_features_),  # the model reads and reconstructs the same columns
     )
     name = check_options(detector, name)
-    trained = Columns(features=list(detector.feature_names_in_), time=parent["time_column"], label=parent["label_column"])
-    data = load_csv(csv_path, spec, trained=trained, base=Reading.from_record(parent.get("reading")))
-    data, resampled = gaps.regrid(data, gaps.run_grid(parent.get("resample")), spec.fill)
-    max_gap_value = gaps.check_time_kind(parent.get("gaps"), data.time, data.columns.time, data.path)
+    trained = Columns(features=list(detector.feature_names_in_), time=parent.time_column, label=parent.label_column)
+    data = load_csv(csv_path, spec, trained=trained, base=Reading.from_record(parent.reading))
+    data, resampled = gaps.regrid(data, gaps.run_grid(parent.resample), spec.fill)
+    max_gap_value = gaps.check_time_kind(parent.gaps, data.time, data.columns.time, data.path)
     starts = gaps.gap_starts(data.time, len(data), max_gap_value)
     strategy = parse_strategy(strategy_text)
     if strategy.needs_labels and data.y is None:
         raise RareEventError(
-            f"{data.path}: threshold {strategy} needs the label column {parent['label_column']!r}, which the file does not have",
+            f"{data.path}: threshold {strategy} needs the label column {parent.label_column!r}, which the file does not have",
             hint="pass `threshold=pot` (or quantile) for a stretch of normal data without labels",
         )
     result = _train_on(detector, data, name, whole, on_epoch, starts)
-    result.record.update(
-        gaps=gaps.summary(data.time, starts, detector.lookback, (parent.get("gaps") or {}).get("max_gap"), max_gap_value),
+    result.record = replace(
+        result.record,
+        gaps=gaps.summary(data.time, starts, detector.lookback, None if parent.gaps is None else parent.gaps.max_gap, max_gap_value),
         resample=resampled,
-        time_column=parent["time_column"],  # the run's column roles, even where this file lacks a column
-        label_column=parent["label_column"],
-        dropped_columns=parent.get("dropped_columns", []),
-        parent={"name": parent["name"], "folder": str(folder.resolve()), "input_sha256": parent.get("input_sha256")},
+        time_column=parent.time_column,  # the run's column roles, even where this file lacks a column
+        label_column=parent.label_column,
+        dropped_columns=parent.dropped_columns or [],
+        parent=Parent(name=parent.name, folder=str(folder.resolve()), input_sha256=parent.input_sha256),
     )
     return result
 
@@ -297,10 +299,10 @@ def check_update_slot(parent_folder: str | Path, runs_dir: str | Path, name: str
 
 def save(result: TrainResult, runs_dir: str | Path, overwrite: bool = False) -> Path:
     """Write the run folder of a training result atomically (never over the parent of an updated run)."""
-    parent = result.record.get("parent")
+    parent = result.record.parent
     if parent is not None:
-        check_update_slot(parent["folder"], runs_dir, result.record["name"], overwrite)
-    result.path = save_run(runs_dir, result.record["name"], result.detector, result.record, result.scores, overwrite)
+        check_update_slot(parent.folder, runs_dir, result.record.name, overwrite)
+    result.path = save_run(runs_dir, result.record.name, result.detector, result.record, result.scores, overwrite)
     return result.path
 
 
@@ -345,33 +347,33 @@ def _record(
     metrics: dict[str, Any],
     spec: TrainSpec,
     parts: dict[str, dict[str, np.ndarray]],
-) -> dict[str, Any]:
+) -> RunRecord:
     columns = data.columns
-    return {
-        "format_version": FORMAT_VERSION,
-        "name": name,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "parameters": int(detector.model_.count_params()),
-        "time_column": columns.time,
-        "label_column": columns.label,
-        "dropped_columns": list(columns.dropped),
-        "fill": spec.input.fill,
-        "filled_cells": data.n_filled,
-        "reading": data.reading.to_record(),
-        "valid_frac": spec.split.valid_frac,
-        "test_frac": spec.split.test_frac,
-        "splits": {key: list(bounds) for key, bounds in splits.items()},
-        "windows": {
+    return RunRecord(
+        format_version=FORMAT_VERSION,
+        name=name,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        parameters=int(detector.model_.count_params()),
+        time_column=columns.time,
+        label_column=columns.label,
+        dropped_columns=list(columns.dropped),
+        fill=spec.input.fill,
+        filled_cells=data.n_filled,
+        reading=data.reading.to_record(),
+        valid_frac=spec.split.valid_frac,
+        test_frac=spec.split.test_frac,
+        splits={key: list(bounds) for key, bounds in splits.items()},
+        windows={
             "train_normal": detector.n_train_windows_,
             **{key: len(part["row"]) for key, part in parts.items()},
         },
-        "metrics": metrics,
-        "input_file": str(Path(data.path).resolve()),
-        "input_sha256": file_sha256(data.path) if Path(data.path).is_file() else None,  # a Spark group has no file
-        "input_rows": len(data),
-        "train_range": train_range(data, splits["train"]),
-        "versions": versions(),
-    }
+        metrics=metrics,
+        input_file=str(Path(data.path).resolve()),
+        input_sha256=file_sha256(data.path) if Path(data.path).is_file() else None,  # a Spark group has no file
+        input_rows=len(data),
+        train_range=train_range(data, splits["train"]),
+        versions=versions(),
+    )
 
 
 TRAIN_RANGE_PERCENTILES = (1.0, 99.0)

@@ -53,16 +53,16 @@ def test_train_writes_a_complete_run_and_summary(tmp_path: Path, sensor_csv: Pat
     assert detector.arch == "ae" and detector.lookback == 3 and detector.units == (4, 2)
     assert detector.feature_names_in_.tolist() == ["s1", "s2", "s3"]
     record = read_record(folder)
-    assert record["time_column"] == "timestamp" and record["label_column"] == "label"
-    assert record["splits"] == {"train": [0, 360], "valid": [360, 480], "test": [480, 600]}
-    assert record["windows"] == {"train_normal": 350, "valid": 118, "test": 118}
+    assert record.time_column == "timestamp" and record.label_column == "label"
+    assert record.splits == {"train": [0, 360], "valid": [360, 480], "test": [480, 600]}
+    assert record.windows == {"train_normal": 350, "valid": 118, "test": 118}
     assert detector.threshold_strategy_ == "f1" and detector.threshold_ > 0
     for part in ("valid", "test"):
-        metrics = record["metrics"][part]
+        metrics = record.metrics[part]
         assert {"precision", "recall", "f1", "pr_auc", "roc_auc", "tp", "fp", "fn", "tn", "events", "events_detected"} <= set(metrics)
         assert metrics["events"] == 1
         assert metrics["tp"] + metrics["fp"] + metrics["fn"] + metrics["tn"] == 118
-    assert len(record["input_sha256"]) == 64 and record["versions"]["keras"]
+    assert len(record.input_sha256) == 64 and record.versions["keras"]
     assert "test" in result.output and "F1" in result.output and "threshold" in result.output
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
@@ -82,8 +82,8 @@ def test_train_without_labels_uses_pot_and_reports_no_metrics(tmp_path: Path, se
     assert result.exit_code == 0, result.output
     record = read_record(tmp_path / "u")
     assert RareEventDetector.read_config(tmp_path / "u").threshold_strategy_ == "pot:0.001"
-    assert record["label_column"] is None and record["metrics"] == {"valid": None, "test": None}
-    assert record["splits"]["test"] == [600, 600]
+    assert record.label_column is None and record.metrics == {"valid": None, "test": None}
+    assert record.splits["test"] == [600, 600]
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ import rareevent
 from rareevent.cli.main import app
 from rareevent.cli.options import Activation, Arch, LstmArch, Fill, ScoreKind
 from rareevent.cli import recipe
+from rareevent.record import RunView
 from tests.conftest import TINY, synthetic_frame
 from tests.test_errors import assert_one_error_line
 
@@ -41,7 +42,7 @@ def run_cli(*args: object, cwd: Path, **kwargs: object) -> subprocess.CompletedP
     return subprocess.run([RAREEVENT, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300, **kwargs)
 
 
-def record(folder: Path) -> dict:
+def record(folder: Path) -> RunView:
     """The run as ``report`` shows it: run.json's metadata with the detector's settings and learned values."""
     from rareevent.runs import read_run
 
@@ -142,10 +143,10 @@ def test_a_recipe_file_trains_the_same_run_as_the_flags(tmp_path: Path, constant
     assert result.exit_code == 0, result.stderr
     assert result.stdout == f"{tmp_path / 'runs' / 'from-file'}\n" and result.stderr == ""  # --quiet: the path only, no warning
     flags, from_file = record(folder), record(tmp_path / "runs" / "from-file")
-    assert from_file["settings"] == flags["settings"]
-    assert from_file["settings"]["epochs"] == 2 and from_file["epochs"] == 2  # the command line overrides the file
-    assert from_file["score_kind"] == "last" and from_file["smooth"] == 2 and from_file["features"] == ["s1", "s2", "c"]
-    assert from_file["threshold"] == flags["threshold"]
+    assert from_file.settings == flags.settings
+    assert from_file.settings["epochs"] == 2 and from_file.params["epochs"] == 2  # the command line overrides the file
+    assert from_file.score_kind == "last" and from_file.smooth == 2 and from_file.features == ["s1", "s2", "c"]
+    assert from_file.threshold == flags.threshold
 
 
 @pytest.mark.slow
@@ -159,9 +160,9 @@ def test_report_recipe_round_trips_to_an_identical_run(tmp_path: Path, flag_run:
     result = invoke("train", "--config", tmp_path / "again.toml", "--runs-dir", tmp_path, "--name", "again")  # DATA from the recipe
     assert result.exit_code == 0, result.stderr
     original, again = record(folder), record(tmp_path / "again")
-    assert again["settings"] == original["settings"]
-    assert again["threshold"] == original["threshold"]
-    assert again["input_sha256"] == original["input_sha256"]
+    assert again.settings == original.settings
+    assert again.threshold == original.threshold
+    assert again.input_sha256 == original.input_sha256
     assert invoke("report", tmp_path / "again", "--recipe").stdout.split("\n", 1)[1] == shown.stdout.split("\n", 1)[1]
 
 
@@ -258,7 +259,7 @@ def test_train_json_is_the_run_summary(flag_run: tuple[Path, dict]) -> None:
     saved = record(folder)
     assert summary["path"] == str(folder) and Path(summary["files"]["model"]).is_file() and Path(summary["files"]["run"]).is_file()
     for key in ("name", "threshold", "threshold_strategy", "metrics", "windows", "settings"):
-        assert summary[key] == saved[key], key
+        assert summary[key] == getattr(saved, key), key
     assert summary["metrics"]["test"]["events"] == 1
     assert summary["warnings"]["constant_features"] == ["c"]
 

@@ -356,9 +356,9 @@ def test_bom_and_crlf_train_and_score(workdir: Path) -> None:
     assert result.exit_code == 0, result.stderr
     record = read_record(workdir / "runs" / "exported")
     assert RareEventDetector.read_config(workdir / "runs" / "exported").feature_names_in_.tolist() == ["s1", "s2", "s3"]
-    assert record["time_column"] == "timestamp"  # the BOM is not glued to the first name
-    assert record["label_column"] == "label"
-    assert record["metrics"]["test"] is not None
+    assert record.time_column == "timestamp"  # the BOM is not glued to the first name
+    assert record.label_column == "label"
+    assert record.metrics["test"] is not None
     scored = CliRunner().invoke(app, ["score", path, "--run", "runs/exported", "--output", "out/w.csv"])
     assert scored.exit_code == 0, scored.stderr
     assert (workdir / "out" / "w.csv").is_file()
@@ -546,4 +546,4 @@ def test_quoted_header_name_with_separators_keeps_the_comma(workdir: Path) -> No
     assert result.exit_code == 0, result.stderr
     record = read_record(workdir / "runs" / "quoted")
     assert RareEventDetector.read_config(workdir / "runs" / "quoted").feature_names_in_.tolist() == ["a;b;c;d;e", "s2"]
-    assert (record["time_column"], record["label_column"]) == ("time", "y")
+    assert (record.time_column, record.label_column) == ("time", "y")

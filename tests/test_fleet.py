@@ -130,9 +130,9 @@ def test_train_on_a_glob_a_long_csv_and_parquet_gives_one_model(tmp_path: Path, 
         result = invoke("train", *args, *TINY, "--seed", "0", "--runs-dir", tmp_path, "--name", name)
         assert result.exit_code == 0, result.output
         record = read_run(tmp_path / name)
-        assert record["threshold"] == expected["threshold"] and record["metrics"] == expected["metrics"]
+        assert record.threshold == expected.threshold and record.metrics == expected.metrics
     assert "per series" in result.output and "pump_003" in result.output
-    assert [s["group"] for s in record["series"]] == ["pump_001", "pump_002", "pump_003"] and record["group_column"] == "asset"
+    assert [s.group for s in record.series] == ["pump_001", "pump_002", "pump_003"] and record.group_column == "asset"
     shown = invoke("report", "long", "--runs-dir", tmp_path)
     assert shown.exit_code == 0 and "run long: per series" in shown.output and shown.output.count("pump_00") == 3
 
@@ -148,7 +148,7 @@ def test_per_group_trains_one_run_per_group_and_scores_each_with_its_own(tmp_pat
     summary = json.loads((tmp_path / "pg" / "fleet.json").read_text())
     assert summary["group_column"] == "asset" and list(summary["runs"]) == ["pump_001", "pump_002", "pump_003"]
     records = [read_run(tmp_path / "pg" / g) for g in summary["runs"]]
-    assert [r["input_rows"] for r in records] == [1200] * 3 and len({r["threshold"] for r in records}) == 3
+    assert [r.input_rows for r in records] == [1200] * 3 and len({r.threshold for r in records}) == 3
     two = tmp_path / "two.csv"
     pd.concat([pd.read_csv(fleet_dir / "exports" / f"{g}.csv").assign(asset=a) for g, a in (("pump_001", "pump_001"), ("pump_002", "pump_009"))]).to_csv(two, index=False)
     one_line_error(invoke("score", two, "--group", "asset", "--run", tmp_path / "pg"), "two.csv: group 'pump_009'", "per-group run 'pg' has no run for this group")

@@ -197,7 +197,7 @@ def test_units_auto_is_sized_from_the_targets_and_recorded_as_used(tmp_path: Pat
     assert saved["params"]["units"] == "auto"
     # s1, s2 and s3 are one cycle scaled (noise 0.05 against a swing of 0.7): one component holds 99%
     assert saved["fitted"]["units_"] == [2, 1]
-    assert read_run(tmp_path / "auto")["units"] == [2, 1]
+    assert read_run(tmp_path / "auto").units == [2, 1]
     assert build_model("ae", 3, 3, (2, 1)).count_params() == RareEventDetector.load(tmp_path / "auto").model_.count_params()
     refused = invoke("architecture", "--units", "auto")
     assert refused.exit_code == 2 and "--units 'auto': give two positive integers like 32,16" in refused.output

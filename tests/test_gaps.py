@@ -94,7 +94,7 @@ def test_segments_shorter_than_the_lookback_are_skipped_with_a_count() -> None:
     minutes = np.array([0, 1, 2, 3, 100, 101, 200, 201, 202], dtype="int64").astype("datetime64[m]").astype("datetime64[ns]")
     starts = gaps.gap_starts(minutes, len(minutes), 300.0)
     found = gaps.summary(minutes, starts, T, None, 300.0)
-    assert (found["segments"], found["gaps"], found["longest_gap"], found["skipped_segments"], found["skipped_rows"]) == (3, 2, 99 * 60.0, 1, 2)
+    assert (found.segments, found.gaps, found.longest_gap, found.skipped_segments, found.skipped_rows) == (3, 2, 99 * 60.0, 1, 2)
     assert windows.inside_segments(starts, T).sum() == 2 + 0 + 1
 
 
@@ -170,15 +170,15 @@ def test_training_on_a_six_hour_hole_keeps_every_window_inside_a_segment(holed_c
     path = holed_csv.with_name("two_holes.csv")
     frame.to_csv(path, index=False)
     result = train(path, RareEventDetector(arch="pca", lookback=T, seed=0), name="holes")
-    assert result.record["gaps"] == {
-        "max_gap": "5x", "max_gap_value": 300.0, "unit": "s", "segments": 3, "gaps": 2,
-        "longest_gap": 6 * 3600.0 + 60.0, "skipped_segments": 0, "skipped_rows": 0,
-    }  # fmt: skip
+    assert result.record.gaps == gaps.GapSummary(
+        max_gap="5x", max_gap_value=300.0, unit="s", segments=3, gaps=2,
+        longest_gap=6 * 3600.0 + 60.0, skipped_segments=0, skipped_rows=0,
+    )  # fmt: skip
     test = result.scores[result.scores["split"] == "test"]
     assert len(test) == windows.n_windows(60, T) + windows.n_windows(60, T)  # the sum over the two test segments
     assert set(window_spans(frame, result.scores["row"].to_numpy())) == {T - 1.0}
     event_windows = 6 + T - 1  # the windows holding a row of the event at rows 150-155
-    assert result.record["windows"]["train_normal"] == windows.n_windows(300, T) + windows.n_windows(60, T) - event_windows
+    assert result.record.windows["train_normal"] == windows.n_windows(300, T) + windows.n_windows(60, T) - event_windows
 
 
 @pytest.mark.slow
@@ -223,9 +223,9 @@ def test_numeric_time_column_measures_gaps_in_its_own_unit(tmp_path: Path) -> No
     frame.insert(0, "t", np.where(np.arange(len(frame)) < 250, np.arange(len(frame)) * 10, np.arange(len(frame)) * 10 + 400))
     path = tmp_path / "counter.csv"
     frame.to_csv(path, index=False)
-    found = train(path, RareEventDetector(arch="pca", lookback=T), TrainSpec(input=InputSpec(time="t")), name="n").record["gaps"]
-    assert (found["segments"], found["gaps"], found["longest_gap"], found["max_gap_value"], found["unit"]) == (2, 1, 410.0, 50.0, "column")
-    assert train(path, RareEventDetector(arch="pca", lookback=T), TrainSpec(input=InputSpec(time="t"), split=SplitSpec(max_gap="500")), name="n").record["gaps"]["segments"] == 1
+    found = train(path, RareEventDetector(arch="pca", lookback=T), TrainSpec(input=InputSpec(time="t")), name="n").record.gaps
+    assert (found.segments, found.gaps, found.longest_gap, found.max_gap_value, found.unit) == (2, 1, 410.0, 50.0, "column")
+    assert train(path, RareEventDetector(arch="pca", lookback=T), TrainSpec(input=InputSpec(time="t"), split=SplitSpec(max_gap="500")), name="n").record.gaps.segments == 1
 
 
 # ---------------------------------------------------------------- resampling
@@ -246,7 +246,7 @@ def test_resample_puts_an_irregular_export_on_a_one_minute_grid(tmp_path: Path) 
     frame.to_csv(path, index=False)
     result = train(path, RareEventDetector(arch="pca", lookback=T), TrainSpec(split=SplitSpec(resample=Resampling("1min", "mean"))), name="r")
     grid = result.data
-    assert len(grid) == 450 and result.record["resample"] == {"every": "1min", "agg": "mean", "rows": 450, "empty_cells": 0}
+    assert len(grid) == 450 and result.record.resample == {"every": "1min", "agg": "mean", "rows": 450, "empty_cells": 0}
     assert set(np.diff(grid.time) / np.timedelta64(1, "s")) == {60.0}
     minute = pd.to_datetime(frame["timestamp"]).dt.floor("min")
     np.testing.assert_allclose(grid.X[:, 0], frame.groupby(minute)["s1"].mean().to_numpy())
@@ -263,10 +263,10 @@ def test_resample_refuses_empty_cells_unless_fill_says_how(tmp_path: Path) -> No
     with pytest.raises(RareEventError, match=r"holes\.csv: no rows in the `resample` 1min grid cell at 2026-01-01 00:50:00"):
         train(path, RareEventDetector(arch="pca", lookback=T), TrainSpec(split=SplitSpec(resample=Resampling("1min"))), name="r")
     filled = train(path, RareEventDetector(arch="pca", lookback=T), TrainSpec(input=InputSpec(fill="ffill"), split=SplitSpec(resample=Resampling("1min"))), name="r")
-    assert filled.record["resample"]["empty_cells"] == 2 and len(filled.data) == 450
+    assert filled.record.resample["empty_cells"] == 2 and len(filled.data) == 450
     np.testing.assert_array_equal(filled.data.X[50], filled.data.X[49])
     dropped = train(path, RareEventDetector(arch="pca", lookback=T), TrainSpec(input=InputSpec(fill="drop"), split=SplitSpec(resample=Resampling("1min"))), name="r")
-    assert len(dropped.data) == 448 and dropped.record["gaps"]["gaps"] == 0  # a 3-minute step is no gap at 5x
+    assert len(dropped.data) == 448 and dropped.record.gaps.gaps == 0  # a 3-minute step is no gap at 5x
 
 
 @pytest.mark.slow
@@ -399,7 +399,7 @@ def test_update_splits_newer_rows_by_the_runs_gap_rule(tmp_path: Path, sensor_cs
     tiny = RareEventDetector(arch="ae", lookback=T, units=(4, 2), epochs=1, batch_size=64)
     parent = save(train(sensor_csv, tiny, TrainSpec(split=SplitSpec(max_gap="30min")), name="p"), tmp_path)
     result = update(parent, holed_csv, epochs=1, name="u")
-    assert (result.record["gaps"]["max_gap"], result.record["gaps"]["max_gap_value"], result.record["gaps"]["segments"]) == ("30min", 1800.0, 2)
+    assert (result.record.gaps.max_gap, result.record.gaps.max_gap_value, result.record.gaps.segments) == ("30min", 1800.0, 2)
     assert set(window_spans(pd.read_csv(holed_csv), result.scores["row"].to_numpy())) == {T - 1.0}
 
 

@@ -7,6 +7,7 @@ byte for byte in the score output.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def invoke(*args: object) -> object:
 def train(data: Path, runs: Path, name: str) -> dict:
     invoke("train", data, *TINY, "--time", "Zeitstempel", "--runs-dir", runs, "--name", name)
     scaler = RareEventDetector.read_config(runs / name).scaler_
-    return {**read_run(runs / name), "scaler": [scaler.mean_.tolist(), scaler.scale_.tolist()]}
+    return {**dataclasses.asdict(read_run(runs / name)), "scaler": [scaler.mean_.tolist(), scaler.scale_.tolist()]}
 
 
 def score(data: Path, runs: Path, name: str, output: Path, *extra: object) -> object:
@@ -135,8 +136,8 @@ def test_epoch_time_column_gives_real_units(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     result = invoke("train", data, *TINY, "--time-unit", "ms", "--runs-dir", runs, "--name", "epoch")
     record = read_record(runs / "epoch")
-    assert record["reading"]["time_unit"] == "ms"
-    assert record["metrics"]["test"]["false_alarms_per_day"] is not None  # real days, not per 1,000 windows
+    assert record.reading["time_unit"] == "ms"
+    assert record.metrics["test"]["false_alarms_per_day"] is not None  # real days, not per 1,000 windows
     assert "/day" in result.stdout
     invoke("encode", data, "--run", runs / "epoch", "--output", tmp_path / "codes.csv")
     assert pd.read_csv(tmp_path / "codes.csv")["time"].iloc[0] == "2026-01-01 00:02:00"

@@ -131,10 +131,10 @@ def test_auto_context_finds_flags_and_modes_and_none_turns_it_off(tmp_path: Path
     result = runner.invoke(app, ["train", str(path), "--runs-dir", str(tmp_path), "--name", "auto", "--arch", "pca", "--test-frac", "0"])
     assert result.exit_code == 0, result.output
     assert "mode, valve_open (read, not scored" in " ".join(result.stdout.split())
-    assert read_run(tmp_path / "auto")["context_features"] == ["mode", "valve_open"]
+    assert read_run(tmp_path / "auto").context_features == ["mode", "valve_open"]
     result = runner.invoke(app, ["train", str(path), "--runs-dir", str(tmp_path), "--name", "none", "--arch", "pca", "--test-frac", "0", "--context", "none"])
     assert result.exit_code == 0, result.output
-    assert read_run(tmp_path / "none")["context_features"] == []
+    assert read_run(tmp_path / "none").context_features == []
 
 
 def test_context_pattern_that_matches_nothing_is_refused(sensor_csv: Path, tmp_path: Path) -> None:
@@ -180,8 +180,8 @@ def test_pca_run_is_arrays_only_and_scores_through_the_same_path(sensor_csv: Pat
     with np.load(folder / "model.npz", allow_pickle=False) as arrays:
         assert set(arrays.files) == {"mean", "components", "targets"}
     record = read_record(folder)
-    assert RareEventDetector.read_config(folder).arch == "pca" and record["baseline"] is None
-    assert record["metrics"]["test"]["events_detected"] == record["metrics"]["test"]["events"] == 1
+    assert RareEventDetector.read_config(folder).arch == "pca" and record.baseline is None
+    assert record.metrics["test"]["events_detected"] == record.metrics["test"]["events"] == 1
     out = tmp_path / "scores.csv"
     scored = runner.invoke(app, ["score", str(sensor_csv), "--run", str(folder), "--output", str(out)])
     assert scored.exit_code == 0, scored.output
@@ -263,7 +263,7 @@ def test_normalised_validation_scores_are_the_scores_score_gives(sensor_csv: Pat
     from rareevent.training import train
 
     result = train(sensor_csv, RareEventDetector(arch="pca", lookback=3, normalize=True))
-    detector, (start, stop) = result.detector, result.record["splits"]["valid"]
+    detector, (start, stop) = result.detector, result.record.splits["valid"]
     assert not np.allclose(detector.error_scale_, 1.0)
     rescored = detector.smooth_scores(detector.score_windows(result.data.X[start:stop])[0])
     np.testing.assert_allclose(detector.validation_scores_, rescored, rtol=1e-6)

@@ -136,4 +136,4 @@ def test_the_spec_block_trains_saves_and_scores_a_file(tmp_path: Path, monkeypat
     printed = capsys.readouterr().out.splitlines()[-1]
     assert re.fullmatch(r"ScoreResult\(path='sample_data/pump_sensors.csv', rows=30000, windows=29991, flagged=\d+, segments=1, alarms=\d+\)", printed), printed
     assert scope["folder"] == tmp_path / "runs" / "pca-spec" or scope["folder"].resolve() == (tmp_path / "runs" / "pca-spec").resolve()
-    assert scope["record"]["valid_frac"] == 0.2 and scope["record"]["label_column"] == "label"
+    assert scope["record"].valid_frac == 0.2 and scope["record"].label_column == "label"

@@ -299,13 +299,13 @@ def test_load_run_on_a_copy_gives_the_trained_detector(run_copy: Path, trained_r
     assert detector.batch_size == 64
     assert detector.feature_names_in_.tolist() == ["s1", "s2", "s3"]
     assert tuple(detector.model_.net.input_shape) == (None, 3, 3)
-    assert view["name"] == "tiny-ae" and view["threshold"] == detector.threshold_  # the run view shows the detector's values
+    assert view.name == "tiny-ae" and view.threshold == detector.threshold_  # the run view shows the detector's values
     assert read_run(run_copy) == view
 
 
 def test_load_plain_run(trained_runs: dict[str, Path]) -> None:
     view, detector = load_run(trained_runs["plain"])
-    assert detector.arch == view["arch"] == "plain"
+    assert detector.arch == view.arch == "plain"
     assert not any(type(layer).__name__ == "RepeatVector" for layer in detector.model_.net.layers)
 
 

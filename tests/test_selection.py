@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rareevent.cli.main import app
+from rareevent.record import Baseline, RunRecord
 from rareevent.selection import CANDIDATES, baseline_advice, better_alarms, choose
 from tests.conftest import TINY, synthetic_frame
 
@@ -19,8 +20,8 @@ def valid(f1, pr_auc, false_alarms, events=3, detected=2):
     return {"f1": f1, "pr_auc": pr_auc, "false_alarms": false_alarms, "events": events, "events_detected": detected}
 
 
-def record(ours, theirs, arch="ae"):
-    return {"arch": arch, "metrics": {"valid": ours, "test": None}, "baseline": {"arch": "pca", "metrics": {"valid": theirs, "test": None}}}
+def record(ours, theirs):
+    return RunRecord(name="r", metrics={"valid": ours, "test": None}, baseline=Baseline(arch="pca", metrics={"valid": theirs, "test": None}))
 
 
 def test_choose_keeps_the_best_f1_and_pr_auc_only_breaks_ties():
@@ -33,16 +34,16 @@ def test_choose_keeps_the_best_f1_and_pr_auc_only_breaks_ties():
 
 def test_the_warning_never_advises_a_model_whose_alarms_are_worse():
     # the case of issue 24: PCA's PR-AUC is higher, its F1 at its own threshold far lower; the old warning advised it
-    assert baseline_advice(record(valid(0.769, 0.840, 0), valid(0.425, 0.885, 20))) is None
+    assert baseline_advice(record(valid(0.769, 0.840, 0), valid(0.425, 0.885, 20)), "ae") is None
     # a higher F1 bought with more false-alarm episodes is not advised either
-    assert baseline_advice(record(valid(0.60, 0.70, 1), valid(0.65, 0.75, 4))) is None
+    assert baseline_advice(record(valid(0.60, 0.70, 1), valid(0.65, 0.75, 4)), "ae") is None
     assert not better_alarms(valid(0.65, 0.75, 4), valid(0.60, 0.70, 1))
-    advice = baseline_advice(record(valid(0.60, 0.70, 3), valid(0.80, 0.65, 1)))
+    advice = baseline_advice(record(valid(0.60, 0.70, 3), valid(0.80, 0.65, 1)), "ae")
     assert advice == (
         "the PCA baseline raises better alarms than ae on validation, each at its own threshold "
         "(F1 0.800 with 1 false-alarm episode(s), against 0.600 with 3); consider --arch pca"
     )
-    assert baseline_advice({"arch": "ae", "metrics": {"valid": None, "test": None}, "baseline": None}) is None  # no labels
+    assert baseline_advice(RunRecord(name="r"), "ae") is None  # no labels
 
 
 def _train_json(args: list[str]) -> dict:

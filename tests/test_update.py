@@ -76,7 +76,8 @@ def workdir(tmp_path: Path, trained_runs: dict[str, Path], monkeypatch: pytest.M
 
 
 def read(folder: Path) -> dict[str, Any]:
-    return read_record(folder)
+    """The run's ``run.json`` as read and checked (and as it would be written again)."""
+    return read_record(folder).to_json()
 
 
 def read_detector(folder: Path) -> RareEventDetector:
@@ -161,7 +162,7 @@ def test_update_continues_the_saved_weights_instead_of_building_a_model(trained_
     monkeypatch.setattr(model, "build_model", counted)
     result = training.update(trained_runs["ae"], newer_csv, epochs=1, name="warm")
     assert len(built) == 1  # the saved model, rebuilt to receive its weights; training continues from it
-    assert result.detector.epochs_run_ == 1 and result.record["parent"]["name"] == "tiny-ae"
+    assert result.detector.epochs_run_ == 1 and result.record.parent.name == "tiny-ae"
     assert result.detector.model_.count_params() == read(trained_runs["ae"])["parameters"]
 
 

@@ -36,12 +36,12 @@ def encode(
         kind = output_kind(output, ("csv", "json"))
         check_outputs(data, {"--output": output})
         folder = resolve_run(run, runs_dir)
-        require_bottleneck(read_run(folder)["arch"])  # before Keras is imported
+        require_bottleneck(read_run(folder).arch)  # before Keras is imported
         record, detector = load_run(folder)
         with atomic_file(output) as temp, WindowWriter(temp, kind) as writer:
             n, filled = encode_csv(data, record, detector, writer, spec)
-            writer.finish({"run": record["name"], "units": record["units"][1]})
+            writer.finish({"run": record.name, "units": record.units[1]})
         if filled:
             note(f"repaired {filled} blank/NaN cell(s) with --fill {spec.input.fill}")
-        consoles.out.print(f"wrote {n:,} encoded windows x {record['units'][1]} values to {output}")
+        consoles.out.print(f"wrote {n:,} encoded windows x {record.units[1]} values to {output}")
         print_paths(quiet, output)

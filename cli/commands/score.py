@@ -106,9 +106,9 @@ def score(
         check_outputs(path, {"--output": output, "--metrics-out": metrics_out, "--episodes": episodes, "--html": html})
         folder = resolve_run(run, runs_dir)
         record, detector = load_run(folder)
-        label_column = spec.input.label or record["label_column"]
+        label_column = spec.input.label or record.label_column
         if metrics_out is not None and label_column is None:
-            raise RareEventError(f"--metrics-out needs labels, and run {record['name']!r} was trained without a label column", hint="name the file's label column with --label")
+            raise RareEventError(f"--metrics-out needs labels, and run {record.name!r} was trained without a label column", hint="name the file's label column with --label")
         if metrics_out is not None and not piped and not file_has_labels(path, label_column):
             raise RareEventError(f"{path}: --metrics-out needs the label column {label_column!r}, which the file does not have")
         total = estimate_rows(path) if not piped and path.is_file() and path.stat().st_size > 4 * spec.chunk_rows else None
@@ -132,7 +132,7 @@ def score(
                 else:
                     result = score_csv(path, record, detector, spec, sink=sink, on_progress=lambda n: progress.advance(task, n))
             summary = {
-                "run": record["name"],
+                "run": record.name,
                 "file": str(path),
                 "rows": result.n_rows,
                 "windows": result.n_windows,
@@ -157,9 +157,9 @@ def score(
             note(f"ignored column(s) not used by the model: {', '.join(result.columns.ignored)}")
         if result.n_filled:
             note(f"repaired {result.n_filled} blank/NaN cell(s) with --fill {spec.input.fill}")
-        if result.n_segments > 1:
-            note(f"{result.n_segments - 1} time gap(s) above the run's --max-gap {record['gaps']['max_gap']} split the file into {result.n_segments} segments; no window crosses a gap")
-        if result.reading.time_format != (record.get("reading") or {}).get("time_format"):  # not the run's reading: inferred from this file
+        if result.n_segments > 1 and record.gaps:
+            note(f"{result.n_segments - 1} time gap(s) above the run's --max-gap {record.gaps.max_gap} split the file into {result.n_segments} segments; no window crosses a gap")
+        if result.reading.time_format != (record.reading or {}).get("time_format"):  # not the run's reading: inferred from this file
             order_note = result.reading.order_note(result.columns.time)
             if order_note:
                 note(terms.text(order_note))

@@ -18,9 +18,10 @@ from ..render import file_line
 
 if TYPE_CHECKING:
     from rareevent.options import ScoreSpec
+    from rareevent.record import RunView
 
 
-def follow_file(data: Path, record: dict[str, Any], detector: Any, spec: ScoreSpec, output: Path | None, kind: str, poll: float) -> NoReturn:
+def follow_file(data: Path, record: RunView, detector: Any, spec: ScoreSpec, output: Path | None, kind: str, poll: float) -> NoReturn:
     """``score --follow``: score lines as they are written until Ctrl-C or SIGTERM, then print a summary; exit 130.
 
     The windows go to ``output`` (else stdout) line by line as they are

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -111,7 +112,7 @@ def train(
                 from rareevent.fleet import train_fleet
 
                 result = train_fleet(data, detector, spec, name=name, on_epoch=on_epoch)
-        result.record["settings"] = recipe.settings(ctx, leave_out=NOT_SETTINGS)
+        result.record = replace(result.record, settings=recipe.settings(ctx, leave_out=NOT_SETTINGS))
         save_and_summarize(result, spec.input.fill, runs_dir, overwrite, as_json=as_json, quiet=quiet)
 
 
@@ -124,28 +125,28 @@ def save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, ov
     from rareevent.training import save
 
     record = run_view(result.record, result.detector)
-    if record["constant_features"]:
-        warn(f"constant column(s) in the normal training rows: {', '.join(record['constant_features'])}; kept neutral (scaled to 0)")
-    if record["trending_features"]:
+    if record.constant_features:
+        warn(f"constant column(s) in the normal training rows: {', '.join(record.constant_features)}; kept neutral (scaled to 0)")
+    if record.trending_features:
         warn(
-            f"sensor(s) {', '.join(record['trending_features'])} trend steadily over the training rows; they may leave their "
+            f"sensor(s) {', '.join(record.trending_features)} trend steadily over the training rows; they may leave their "
             "training range later and raise false alarms (consider a longer training period, --margin, or --drop)"
         )
-    if record["filled_cells"]:
-        note(f"repaired {record['filled_cells']} blank/NaN cell(s) with --fill {fill}")
-    resampled = record.get("resample")
+    if record.filled_cells:
+        note(f"repaired {record.filled_cells} blank/NaN cell(s) with --fill {fill}")
+    resampled = record.resample
     if resampled and resampled["empty_cells"]:
         note(f"--resample {resampled['every']}: {resampled['empty_cells']} empty grid cell(s) handled with --fill {fill}")
-    gap_info = record.get("gaps")
-    if gap_info and gap_info["skipped_segments"]:
-        note(f"skipped {gap_info['skipped_segments']} segment(s) shorter than the lookback ({gap_info['skipped_rows']} rows between time gaps give no window)")
-    beaten = baseline_advice(record)
+    gap_info = record.gaps
+    if gap_info and gap_info.skipped_segments:
+        note(f"skipped {gap_info.skipped_segments} segment(s) shorter than the lookback ({gap_info.skipped_rows} rows between time gaps give no window)")
+    beaten = baseline_advice(record, record.arch)
     if beaten:
         warn(beaten)
-    order_note = result.data.reading.order_note(record["time_column"])
+    order_note = result.data.reading.order_note(record.time_column)
     if order_note:
         note(terms.text(order_note))
-    for assumed in record.get("assumed") or []:
+    for assumed in record.assumed or []:
         (note if assumed["as"] == "time" else warn)(terms.text(assumed["message"]))
     path = save(result, runs_dir, overwrite=overwrite)
     if as_json:

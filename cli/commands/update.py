@@ -43,7 +43,7 @@ def update(
         from rareevent.training import update as run_update
 
         folder = resolve_run(run, runs_dir)
-        name = name or default_run_name(read_run(folder)["arch"])
+        name = name or default_run_name(read_run(folder).arch)
         check_update_slot(folder, runs_dir, name, overwrite)  # before training, not after
         stack.enter_context(reserve_run(runs_dir, name, overwrite))
         bar_console = Console(stderr=True) if as_json else consoles.out
