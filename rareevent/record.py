@@ -24,6 +24,7 @@ from typing import Any, TypeGuard
 from rareevent.errors import RareEventError
 from rareevent.gaps import GapSummary, gap_rule_ok, resample_record_ok
 from rareevent.load import reading_record_ok
+from rareevent.options import Spec, TrainSpec
 from rareevent.selection import candidates_ok
 
 FORMAT_VERSION = 3
@@ -97,6 +98,15 @@ def _is_counts(value: Any) -> bool:
     return isinstance(value, dict) and all(_is_int(v) and v >= 0 for v in value.values())
 
 
+def _spec_ok(value: Any) -> bool:
+    """Whether a run.json ``spec`` is a ``TrainSpec`` record whose values pass its checks."""
+    try:
+        TrainSpec.from_record(value)
+    except (TypeError, AttributeError, ValueError):  # a RareEventError is a ValueError
+        return False
+    return isinstance(value, dict)
+
+
 def validate_record(record: Any, path: Path) -> None:
     """Raise ``RareEventError`` naming the first field of ``record`` that is wrong."""
     if not isinstance(record, dict):
@@ -133,6 +143,7 @@ def validate_record(record: Any, path: Path) -> None:
         "input_rows": lambda v: _is_int(v) and v >= 0,
         "versions": lambda v: isinstance(v, dict),
         "settings": lambda v: isinstance(v, dict),
+        "spec": _spec_ok,
         "input_file": lambda v: isinstance(v, str),
         "input_sha256": lambda v: isinstance(v, str),
         "parent": lambda v: isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ("name", "folder")),  # written by `update`
@@ -208,6 +219,7 @@ class RunRecord:
     group_column: str | None = None  # a fleet (``None`` with ``series``: a fleet of files) or per-group run
     parent: Parent | None = None  # an ``update``'s run
     settings: dict[str, Any] | None = None  # the options `train` was given, for ``report --recipe``
+    spec: TrainSpec | None = None  # what the library was given: the input, split and context (runs before 0.5 have none)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -221,6 +233,8 @@ class RunRecord:
                 fields[key] = kind(**_known(kind, fields[key]))
         if fields.get("series") is not None:
             fields["series"] = tuple(SeriesEntry(**_known(SeriesEntry, s)) for s in fields["series"])
+        if fields.get("spec") is not None:
+            fields["spec"] = TrainSpec.from_record(fields["spec"])
         return cls(**fields, extra={key: v for key, v in value.items() if key not in known})
 
     def to_json(self) -> dict[str, Any]:
@@ -232,6 +246,8 @@ class RunRecord:
                 continue
             if f.name == "series":
                 value = [dataclasses.asdict(s) for s in value]
+            elif isinstance(value, Spec):
+                value = value.to_record()
             elif dataclasses.is_dataclass(value):
                 value = dataclasses.asdict(value)  # type: ignore[arg-type]
             out[f.name] = value

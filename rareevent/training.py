@@ -373,6 +373,7 @@ def _record(
         input_rows=len(data),
         train_range=train_range(data, splits["train"]),
         versions=versions(),
+        spec=spec,
     )
 
 
