@@ -25,7 +25,6 @@ from rareevent.errors import RareEventError
 from rareevent.gaps import GapSummary, gap_rule_ok, resample_record_ok
 from rareevent.load import reading_record_ok
 from rareevent.options import Spec, TrainSpec
-from rareevent.selection import candidates_ok
 
 FORMAT_VERSION = 3
 OLDEST_FORMAT = 3  # formats 1 and 2 (rareevent 0.1.0 and 0.2.0) kept the whole Keras model, which is not loaded any more
@@ -98,6 +97,15 @@ def _is_counts(value: Any) -> bool:
     return isinstance(value, dict) and all(_is_int(v) and v >= 0 for v in value.values())
 
 
+def _candidates_ok(value: Any) -> bool:
+    """The ``candidates`` field of run.json: each architecture's validation F1, PR-AUC and false-alarm episodes."""
+    return (
+        isinstance(value, dict)
+        and all(isinstance(arch, str) and (summary is None or isinstance(summary, dict)) for arch, summary in value.items())
+        and all(all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in summary.values()) for summary in value.values() if summary is not None)
+    )
+
+
 def _spec_ok(value: Any) -> bool:
     """Whether a run.json ``spec`` is a ``TrainSpec`` record whose values pass its checks."""
     try:
@@ -154,7 +162,7 @@ def validate_record(record: Any, path: Path) -> None:
         ),
         "gaps": gap_rule_ok,
         "resample": resample_record_ok,
-        "candidates": candidates_ok,  # written by --arch auto
+        "candidates": _candidates_ok,  # written by --arch auto
         "baseline": lambda v: isinstance(v, dict) and v.get("arch") == "pca" and _is_metrics(v.get("metrics")),
         "group_column": lambda v: isinstance(v, str) and v != "",  # a fleet or per-group run
         "series": lambda v: isinstance(v, list) and all(_is_series(s) for s in v),  # a fleet run: one entry per series

@@ -54,12 +54,3 @@ def baseline_advice(record: RunRecord, arch: str) -> str | None:
         f"(F1 {theirs['f1']:.3f} with {theirs['false_alarms']} false-alarm episode(s), against {ours.get('f1') or 0:.3f} with {ours['false_alarms']}); "
         "consider --arch pca"
     )
-
-
-def candidates_ok(value: Any) -> bool:
-    """The ``candidates`` field of run.json: each architecture's validation F1, PR-AUC and false-alarm episodes."""
-    return (
-        isinstance(value, dict)
-        and all(isinstance(arch, str) and (summary is None or isinstance(summary, dict)) for arch, summary in value.items())
-        and all(all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in summary.values()) for summary in value.values() if summary is not None)
-    )
