@@ -144,6 +144,24 @@ ENCODE_OPTIONS = {name: SCORE_OPTIONS[name] for name in ("chunk_rows", "fill", *
 UPDATE_OPTIONS = {"fill": (FillOption, None), "tz": READ_OPTIONS["tz"], "encoding": READ_OPTIONS["encoding"]}  # the rest of the reading is the run's
 
 
+SAVE_OPTIONS: dict[str, tuple[Any, Any]] = {  # where train and update save their run and how they report it: a Saving
+    "runs_dir": (RunsDir, Path("runs")),
+    "name": (Annotated[str | None, typer.Option(help="Run name (default: time stamp and arch).")], None),
+    "overwrite": (Annotated[bool, typer.Option(help="Replace an existing run of the same name (never the run an update starts from).")], False),
+    "as_json": (Annotated[bool, typer.Option("--json", help="Print the run summary (metrics, threshold, paths) as JSON on stdout; progress goes to stderr.")], False),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Saving:
+    """Where a command that saves a run (``train``, ``update``) writes it, and whether it reports it as JSON."""
+
+    runs_dir: Path
+    name: str | None
+    overwrite: bool
+    as_json: bool
+
+
 def input_spec(**values: Any) -> InputSpec:
     """The input spec of a command's option values: the column roles, ``--fill`` and the reading options."""
     from rareevent.options import InputSpec, ReadOptions

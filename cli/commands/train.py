@@ -21,11 +21,12 @@ from ..options import (
     AUTO_HELP,
     NOT_PASSED,
     NOT_SETTINGS,
+    SAVE_OPTIONS,
     TRAIN_OPTIONS,
     Activation,
     Arch,
     QuietOption,
-    RunsDir,
+    Saving,
     ScoreKind,
     one_csv,
     parse_units,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from rareevent.training import TrainResult
 
 
+@takes("saving", SAVE_OPTIONS, Saving)
 @takes("spec", TRAIN_OPTIONS, train_spec)
 def train(
     ctx: typer.Context,
@@ -71,10 +73,7 @@ def train(
         typer.Option(help="ae and plain: hide each target sensor of a training window with this probability (0: never); the model rebuilds it from the others, and each sensor is scored hidden."),
     ] = 0.0,
     per_group: Annotated[bool, typer.Option("--per-group", help="With --group: train one run per group value, saved as runs/NAME/<group>/ with a summary.")] = False,
-    runs_dir: RunsDir = Path("runs"),
-    name: Annotated[str | None, typer.Option(help="Run name (default: time stamp and arch).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary (metrics, threshold, paths) as JSON on stdout; progress goes to stderr.")] = False,
+    saving: Saving,  # --runs-dir, --name, --overwrite and --json, built by takes
     quiet: QuietOption = False,
 ) -> None:
     """Train a detector on the normal windows of DATA and save it as a run."""
@@ -91,20 +90,20 @@ def train(
         params = [key for key in RareEventDetector().get_params() if key not in NOT_PASSED]
         detector = RareEventDetector(**{key: options[OPTION_OF_PARAM.get(key, key)] for key in params})
         group = spec.input.group
-        name = name or default_run_name(arch)
+        name = saving.name or default_run_name(arch)
         if per_group and group is None:
             raise RareEventError("--per-group needs --group COLUMN: the column whose values each get a run")
         if arch == AUTO and not (one_csv(data) and group is None):
             raise RareEventError("--arch auto trains one CSV file; for several series, --group or --per-group name an architecture")
-        stack.enter_context(reserve_run(runs_dir, name, overwrite))  # before minutes of training, not after
+        stack.enter_context(reserve_run(saving.runs_dir, name, saving.overwrite))  # before minutes of training, not after
         if per_group:
             from rareevent.fleet import train_per_group
 
-            announce = None if quiet or as_json else lambda value: consoles.out.print(f"training group {value}")
-            folder, summary = train_per_group(data, detector, spec, runs_dir=runs_dir, name=name, overwrite=overwrite, on_group=announce)
-            print_per_group(folder, summary, as_json, quiet)
+            announce = None if quiet or saving.as_json else lambda value: consoles.out.print(f"training group {value}")
+            folder, summary = train_per_group(data, detector, spec, runs_dir=saving.runs_dir, name=name, overwrite=saving.overwrite, on_group=announce)
+            print_per_group(folder, summary, saving.as_json, quiet)
             return
-        bar_console = Console(stderr=True) if as_json else consoles.out
+        bar_console = Console(stderr=True) if saving.as_json else consoles.out
         with interrupt_at_batch_end(), epoch_progress(f"training {arch}", epochs, bar_console, disable=quiet or not bars(bar_console)) as on_epoch:
             if one_csv(data) and group is None:
                 result = run_training(data[0], detector, spec, name=name, on_epoch=on_epoch, candidates=CANDIDATES if arch == AUTO else ())
@@ -113,10 +112,10 @@ def train(
 
                 result = train_fleet(data, detector, spec, name=name, on_epoch=on_epoch)
         result.record = replace(result.record, settings=recipe.settings(ctx, leave_out=NOT_SETTINGS))
-        save_and_summarize(result, spec.input.fill, runs_dir, overwrite, as_json=as_json, quiet=quiet)
+        save_and_summarize(result, spec.input.fill, saving, quiet)
 
 
-def save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, overwrite: bool, as_json: bool = False, quiet: bool = False) -> None:
+def save_and_summarize(result: TrainResult, fill: str | None, saving: Saving, quiet: bool = False) -> None:
     """Warn about what training noticed, save the run folder and print its summary (train and update).
 
     The summary is rich tables, the JSON of ``--json``, or with ``--quiet`` the run folder's path alone.
@@ -148,8 +147,8 @@ def save_and_summarize(result: TrainResult, fill: str | None, runs_dir: Path, ov
         note(terms.text(order_note))
     for assumed in record.assumed or []:
         (note if assumed["as"] == "time" else warn)(terms.text(assumed["message"]))
-    path = save(result, runs_dir, overwrite=overwrite)
-    if as_json:
+    path = save(result, saving.runs_dir, overwrite=saving.overwrite)
+    if saving.as_json:
         typer.echo(json.dumps(train_summary(record, path), indent=2, allow_nan=False))
     elif quiet:
         typer.echo(str(path))

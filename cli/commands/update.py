@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from ..console import bars, consoles, errors
-from ..options import UPDATE_OPTIONS, QuietOption, RunsDir, input_spec, takes
+from ..options import SAVE_OPTIONS, UPDATE_OPTIONS, QuietOption, Saving, input_spec, takes
 from ..render import epoch_progress
 from ..signals import interrupt_at_batch_end
 from .train import save_and_summarize
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rareevent.options import InputSpec
 
 
+@takes("saving", SAVE_OPTIONS, Saving)
 @takes("spec", UPDATE_OPTIONS, input_spec)
 def update(
     run: Annotated[str, typer.Argument(help="Run folder or run name to start from (it is only read).")],
@@ -29,10 +30,7 @@ def update(
     margin: Annotated[float | None, typer.Option(help="Multiply the chosen threshold by this; default: the run's margin.")] = None,
     *,  # keyword-only from here (Typer calls a command with keywords), so that `spec` needs no default
     spec: InputSpec,  # --fill, --tz and --encoding, built by takes
-    runs_dir: RunsDir = Path("runs"),
-    name: Annotated[str | None, typer.Option(help="Name of the new run (default: time stamp and arch).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name (never the run being updated).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the new run's summary (metrics, threshold, paths) as JSON on stdout, as train --json does.")] = False,
+    saving: Saving,  # --runs-dir, --name, --overwrite and --json, built by takes
     quiet: QuietOption = False,
 ) -> None:
     """Refit a run's scaler and threshold on newer data, continue training its model, and save a new run."""
@@ -42,11 +40,11 @@ def update(
         from rareevent.training import check_update_slot, default_run_name
         from rareevent.training import update as run_update
 
-        folder = resolve_run(run, runs_dir)
-        name = name or default_run_name(read_run(folder).arch)
-        check_update_slot(folder, runs_dir, name, overwrite)  # before training, not after
-        stack.enter_context(reserve_run(runs_dir, name, overwrite))
-        bar_console = Console(stderr=True) if as_json else consoles.out
+        folder = resolve_run(run, saving.runs_dir)
+        name = saving.name or default_run_name(read_run(folder).arch)
+        check_update_slot(folder, saving.runs_dir, name, saving.overwrite)  # before training, not after
+        stack.enter_context(reserve_run(saving.runs_dir, name, saving.overwrite))
+        bar_console = Console(stderr=True) if saving.as_json else consoles.out
         with interrupt_at_batch_end(), epoch_progress(f"updating {folder.name}", epochs, bar_console, disable=quiet or not bars(bar_console)) as on_epoch:
             result = run_update(folder, data, spec, epochs=epochs, valid_frac=valid_frac, threshold=threshold, margin=margin, name=name, on_epoch=on_epoch)
-        save_and_summarize(result, spec.fill, runs_dir, overwrite, as_json=as_json, quiet=quiet)
+        save_and_summarize(result, spec.fill, saving, quiet)
