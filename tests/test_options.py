@@ -5,11 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from rareevent.cli.main import app
 from rareevent.errors import RareEventError
 from rareevent.options import InputSpec, ReadOptions, Resampling, ScoreSpec, SplitSpec, TrainSpec
+from rareevent.runs import read_record
+from tests.conftest import synthetic_frame
 
 
 @pytest.mark.parametrize(
@@ -72,3 +77,28 @@ def test_a_record_read_back_is_checked_and_may_hold_more_than_the_spec() -> None
     assert ScoreSpec.from_record(None) == ScoreSpec()
     with pytest.raises(RareEventError, match="agg 'sum'"):
         TrainSpec.from_record({"split": {"resample": {"every": "1min", "agg": "sum"}}})
+
+
+@pytest.mark.slow
+def test_the_cli_hands_train_one_spec_built_from_its_options(tmp_path: Path) -> None:
+    """`train`'s input and split options reach the library as one TrainSpec, which the run keeps (and `run.json` gives back)."""
+    frame = synthetic_frame().assign(site="north")
+    frame.to_csv(tmp_path / "d.csv", index=False, sep=";", decimal=",", float_format="%.5f")
+    args = ["train", str(tmp_path / "d.csv"), "--arch", "pca", "--runs-dir", str(tmp_path / "runs"), "--name", "s"]
+    args += ["--drop", "site", "--decimal", ",", "--valid-frac", "0.25", "--test-frac", "0.1", "--max-gap", "10min", "--context", "none", "--label", "label"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "runs" / "s" / "run.json").read_text(encoding="utf-8"))["spec"]
+    expected = TrainSpec(
+        InputSpec(label="label", drop=["site"], read=ReadOptions(decimal=",")),
+        SplitSpec(valid_frac=0.25, test_frac=0.1, max_gap="10min"),
+        context="none",
+    )
+    assert TrainSpec.from_record(saved) == expected
+    assert read_record(tmp_path / "runs" / "s").spec == expected
+
+
+def test_a_bad_option_value_is_one_error_line_before_any_file_is_read(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "absent.csv"), "--max-gap", "soon", "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: --max-gap 'soon': give a duration like 10min") and "absent.csv" not in result.output
