@@ -20,6 +20,7 @@ import typer
 
 from rareevent.errors import RareEventError
 from rareevent.model import ARCHITECTURES, LSTM_ARCHS
+from rareevent.options import CHUNK_ROWS
 from rareevent.selection import AUTO, CANDIDATES
 
 from . import recipe
@@ -133,7 +134,7 @@ TRAIN_OPTIONS: dict[str, tuple[Any, Any]] = {  # what train reads and how it spl
     "group": (GroupOption, None),
 }
 SCORE_OPTIONS: dict[str, tuple[Any, Any]] = {  # what score reads and how: a ScoreSpec
-    "chunk_rows": (ChunkRowsOption, 100_000),
+    "chunk_rows": (ChunkRowsOption, CHUNK_ROWS),
     "fill": (FillOption, None),
     "time": (Annotated[str | None, typer.Option("--time", help="Time column of DATA (default: the run's).")], None),
     "label": (Annotated[str | None, typer.Option(help="0/1 event column of DATA, for metrics (default: the run's label column).")], None),

@@ -26,8 +26,6 @@ import zoneinfo
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Self
 
-import pandas as pd
-
 from rareevent.errors import RareEventError
 
 DECIMAL_MARKS = (".", ",")
@@ -59,6 +57,8 @@ def check_encoding(encoding: str) -> str:
 
 def check_time_format(time_format: str) -> None:
     """A ``--time-format`` must write and read back a time: catches typos like ``%Q`` or a format without ``%``."""
+    import pandas as pd  # here, not at the top: the CLI reads this module's defaults without loading pandas
+
     if "%" not in time_format:
         raise RareEventError(f"time_format {time_format!r} has no % code", hint="use codes like %d.%m.%Y %H:%M", param="time_format")
     try:
@@ -97,6 +97,8 @@ def check_max_gap(text: str | None) -> None:
     if number is not None:
         positive_gap(text, number)
         return
+    import pandas as pd  # as in check_time_format
+
     try:
         seconds = pd.Timedelta(text.strip()).total_seconds()
     except ValueError:
