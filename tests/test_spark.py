@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rareevent.cli.main import app
-from rareevent.options import InputSpec, ScoreSpec, TrainSpec
+from rareevent.options import InputSpec, Resampling, ScoreSpec, SplitSpec, TrainSpec
 
 pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'rareevent[spark]')")
 pytestmark = pytest.mark.skipif(shutil.which("java") is None and not os.environ.get("JAVA_HOME"), reason="Spark needs Java 17 (java on PATH or JAVA_HOME)")
@@ -76,15 +76,19 @@ def test_spark_scores_each_asset_of_a_long_table_as_the_cli_scores_its_own_file(
 
 @pytest.mark.slow
 def test_spark_trains_one_run_per_group_into_a_shared_folder(spark_session, fleet_dir: Path, tmp_path: Path) -> None:
+    """Each group is put on the spec's grid (2-minute rows on a 4-minute grid: half the rows), as a fleet's series are."""
     from rareevent import spark
     from rareevent.detector import RareEventDetector
 
     table = spark_session.read.parquet(str(fleet_dir / "fleet.parquet"))
     detector = RareEventDetector(lookback=3, units=(4, 2), epochs=2, batch_size=64, threshold="pot")
-    folder = spark.train(table, TrainSpec(input=InputSpec(group="asset")), runs_dir=tmp_path, name="per-asset", detector=detector)
+    spec = TrainSpec(input=InputSpec(group="asset"), split=SplitSpec(resample=Resampling("4min", "max")))
+    folder = spark.train(table, spec, runs_dir=tmp_path, name="per-asset", detector=detector)
     summary = json.loads((folder / "fleet.json").read_text())
     assert list(summary["runs"]) == ["pump_001", "pump_002", "pump_003"] and summary["group_column"] == "asset"
-    assert [json.loads((folder / g / "run.json").read_text())["input_rows"] for g in summary["runs"]] == [1200] * 3
+    records = [json.loads((folder / g / "run.json").read_text()) for g in summary["runs"]]
+    assert [r["input_rows"] for r in records] == [600] * 3
+    assert all(r["resample"]["every"] == "4min" and r["resample"]["agg"] == "max" and TrainSpec.from_record(r["spec"]) == spec for r in records)
     result = cli("score", fleet_dir / "fleet.parquet", "--group", "asset", "--run", folder, "--jobs", "1")
     assert result.output.count("pump_00") >= 3
 
