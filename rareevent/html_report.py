@@ -140,10 +140,11 @@ class ReportInput:
 
 
 def read_raw(path: str | Path, record: RunView, spec: InputSpec) -> SensorData:
-    """The file's rows read and validated as ``score`` reads them, unscaled: what the episode traces show."""
+    """The file's rows read and validated as ``score`` reads them, on the run's ``--resample`` grid as the model read them, unscaled: what the episode traces show."""
     from rareevent.scoring import trained_columns
 
-    return load_csv(path, spec, trained=trained_columns(record, spec), base=Reading.from_record(record.reading))
+    data = load_csv(path, spec, trained=trained_columns(record, spec), base=Reading.from_record(record.reading))
+    return gaps.regrid(data, gaps.run_grid(record.resample), spec.fill)[0]
 
 
 def train_band(record: RunView, detector: Any) -> tuple[dict[str, tuple[float, float]], str]:
@@ -592,7 +593,7 @@ def scored_file_report(path: str | Path, record: RunView, detector: Any, result:
     from rareevent.model import compute_device
 
     path = Path(path)
-    data = _on_grid(read_raw(path, record, spec.input), record, spec.input.fill)
+    data = read_raw(path, record, spec.input)
     scored = collector.frame()
     pr = (scored["label"].to_numpy(), scored["error"].to_numpy()) if "label" in scored else None
     return ReportInput(
@@ -618,7 +619,7 @@ def run_report(folder: Path, record: RunView, detector: Any) -> ReportInput:
     collector = WindowCollector()
     spec = ScoreSpec(InputSpec(fill=record.fill))  # the run's own file, read as the run read it
     result = score_csv(source, record, detector, spec, sink=collector)
-    data = _on_grid(read_raw(source, record, spec.input), record, spec.input.fill)
+    data = read_raw(source, record, spec.input)
     try:
         scores = pd.read_csv(folder / SCORES_FILE)
     except (OSError, ValueError) as exc:
@@ -632,8 +633,3 @@ def run_report(folder: Path, record: RunView, detector: Any) -> ReportInput:
         pr=pr, pr_part="validation part",
         splits={key: (bounds[0], bounds[1]) for key, bounds in (record.splits or {}).items()},
     )  # fmt: skip
-
-
-def _on_grid(data: SensorData, record: RunView, fill: str | None) -> SensorData:
-    """The rows on the run's ``--resample`` grid, as the model read them (unchanged without one)."""
-    return gaps.regrid(data, gaps.run_grid(record.resample), fill)[0]
