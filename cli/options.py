@@ -1,7 +1,8 @@
 """Every option declared once, the choices the parser checks, and the builders from option values to library values.
 
-Library imports happen inside the builders so that ``rareevent --help``
-never loads TensorFlow, pandas or scikit-learn.
+The specs come from ``rareevent.options``, which loads no pandas, and their
+defaults are the options' defaults. Other library imports happen inside the
+builders so that ``rareevent --help`` never loads TensorFlow, pandas or scikit-learn.
 """
 
 from __future__ import annotations
@@ -14,20 +15,17 @@ import re
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, overload
+from typing import Annotated, Any, Literal, TypeVar, overload
 
 import typer
 
 from rareevent.errors import RareEventError
 from rareevent.model import ARCHITECTURES, LSTM_ARCHS
-from rareevent.options import CHUNK_ROWS
+from rareevent.options import CHUNK_ROWS, InputSpec, ReadOptions, Resampling, ScoreSpec, SplitSpec, TrainSpec
 from rareevent.selection import AUTO, CANDIDATES
 
 from . import recipe
 from .console import errors
-
-if TYPE_CHECKING:
-    from rareevent.options import InputSpec, ScoreSpec, TrainSpec
 
 # the fixed value sets of options, as the parser's choices (tests/test_cli_conventions.py checks them against the library's)
 Arch = StrEnum("Arch", {**{name: name for name in ARCHITECTURES}, AUTO: AUTO})  # type: ignore[misc]  # members from the registry, which mypy cannot read; auto: chosen by train, never a run's arch
@@ -117,8 +115,8 @@ READ_OPTIONS: dict[str, tuple[Any, Any]] = {  # how to read a file's cells: a Re
     "encoding": (EncodingOption, None),
 }
 TRAIN_OPTIONS: dict[str, tuple[Any, Any]] = {  # what train reads and how it splits it: a TrainSpec
-    "valid_frac": (ValidFracOption, 0.2),
-    "test_frac": (TestFracOption, 0.2),
+    "valid_frac": (ValidFracOption, SplitSpec.valid_frac),  # the library's defaults: declared once, in the spec
+    "test_frac": (TestFracOption, SplitSpec.test_frac),
     "time": (Annotated[str | None, typer.Option("--time", help="Time column (default: time/timestamp/datetime/date if present).")], None),
     "label": (Annotated[str | None, typer.Option(help="0/1 event column (default: y/label/anomaly if present).")], None),
     "drop": (Annotated[str | None, typer.Option(help="Comma-separated columns to ignore.")], None),
@@ -130,7 +128,7 @@ TRAIN_OPTIONS: dict[str, tuple[Any, Any]] = {  # what train reads and how it spl
     **READ_OPTIONS,
     "max_gap": (MaxGapOption, None),
     "resample": (ResampleOption, None),
-    "agg": (AggOption, "mean"),
+    "agg": (AggOption, Resampling.agg),
     "group": (GroupOption, None),
 }
 SCORE_OPTIONS: dict[str, tuple[Any, Any]] = {  # what score reads and how: a ScoreSpec
@@ -165,9 +163,7 @@ class Saving:
 
 def input_spec(**values: Any) -> InputSpec:
     """The input spec of a command's option values: the column roles, ``--fill`` and the reading options."""
-    from rareevent.options import InputSpec, ReadOptions
-
-    read = ReadOptions(**{name: values.pop(name) for name in READ_OPTIONS if name in values})
+    read = ReadOptions(**_own(ReadOptions, values))
     if "drop" in values:
         values["drop"] = parse_drop(values["drop"])
     return InputSpec(**values, read=read)
@@ -180,10 +176,8 @@ def _own(spec: type, values: dict[str, Any]) -> dict[str, Any]:
 
 def train_spec(**values: Any) -> TrainSpec:
     """``train``'s TrainSpec: the split (``--resample`` with ``--agg`` make its grid), the context columns, and the input."""
-    from rareevent.options import Resampling, SplitSpec, TrainSpec
-
     resample, agg = values.pop("resample"), values.pop("agg")
-    if resample is None and agg != "mean":
+    if resample is None and agg != Resampling.agg:
         raise RareEventError(f"--agg {agg} needs --resample: it says how the rows of a grid cell are combined")
     split = SplitSpec(**_own(SplitSpec, values), resample=None if resample is None else Resampling(resample, agg))
     return TrainSpec(**_own(TrainSpec, values), split=split, input=input_spec(**values))
@@ -191,8 +185,6 @@ def train_spec(**values: Any) -> TrainSpec:
 
 def score_spec(**values: Any) -> ScoreSpec:
     """``score``'s and ``encode``'s ScoreSpec: its own options (rows per chunk, ...) and the input."""
-    from rareevent.options import ScoreSpec
-
     return ScoreSpec(**_own(ScoreSpec, values), input=input_spec(**values))
 
 
