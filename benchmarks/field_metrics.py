@@ -41,9 +41,16 @@ SMOOTH = 5  # their smoothing half-width: row i gets the mean of the raw scores 
 
 def best_f1(labels: np.ndarray, scores: np.ndarray) -> float:
     """Point-wise F1 at the best threshold (a row is predicted when its score is at or above it)."""
-    precision, recall, _ = precision_recall_curve(np.asarray(labels, dtype=bool), scores)
+    precision, recall, _ = precision_recall_curve(
+        np.asarray(labels, dtype=bool), scores
+    )
     denominator = precision + recall
-    f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(denominator), where=denominator > 0)
+    f1 = np.divide(
+        2 * precision * recall,
+        denominator,
+        out=np.zeros_like(denominator),
+        where=denominator > 0,
+    )
     return float(f1.max())
 
 
@@ -54,16 +61,22 @@ def _cardinality(overlaps: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 def _overlap_counts(ranges: np.ndarray, others: np.ndarray) -> np.ndarray:
     """For each ``[start, end]`` (inclusive) of ``ranges``: how many of ``others`` (sorted, disjoint) it touches."""
-    return np.searchsorted(others[:, 0], ranges[:, 1], side="right") - np.searchsorted(others[:, 1], ranges[:, 0], side="left")
+    return np.searchsorted(others[:, 0], ranges[:, 1], side="right") - np.searchsorted(
+        others[:, 1], ranges[:, 0], side="left"
+    )
 
 
 def _share(marks: np.ndarray, ranges: np.ndarray) -> np.ndarray:
     """The flat-bias overlap: the share of each range's rows that ``marks`` sets."""
     total = np.concatenate([[0], np.cumsum(marks, dtype=np.int64)])
-    return (total[ranges[:, 1] + 1] - total[ranges[:, 0]]) / (ranges[:, 1] - ranges[:, 0] + 1)
+    return (total[ranges[:, 1] + 1] - total[ranges[:, 0]]) / (
+        ranges[:, 1] - ranges[:, 0] + 1
+    )
 
 
-def range_precision_recall(labels: np.ndarray, predictions: np.ndarray) -> tuple[float, float]:
+def range_precision_recall(
+    labels: np.ndarray, predictions: np.ndarray
+) -> tuple[float, float]:
     """Tatbul et al.'s range-based precision and recall with QuoVadisTAD's parameters (see the module docstring)."""
     labels = np.asarray(labels, dtype=bool)
     predictions = np.asarray(predictions, dtype=bool)
@@ -75,15 +88,23 @@ def range_precision_recall(labels: np.ndarray, predictions: np.ndarray) -> tuple
     predicted = segments(predictions)
     real_lengths = real[:, 1] - real[:, 0] + 1
     predicted_lengths = predicted[:, 1] - predicted[:, 0] + 1
-    recall = _cardinality(_overlap_counts(real, predicted), real_lengths) * _share(predictions, real)
-    precision = _cardinality(_overlap_counts(predicted, real), predicted_lengths) * _share(labels, predicted)
-    return float(np.sum(precision * predicted_lengths) / predicted_lengths.sum()), float(recall.mean())
+    recall = _cardinality(_overlap_counts(real, predicted), real_lengths) * _share(
+        predictions, real
+    )
+    precision = _cardinality(
+        _overlap_counts(predicted, real), predicted_lengths
+    ) * _share(labels, predicted)
+    return float(
+        np.sum(precision * predicted_lengths) / predicted_lengths.sum()
+    ), float(recall.mean())
 
 
 def f1_t(labels: np.ndarray, predictions: np.ndarray) -> float:
     """The range-based F1 of one set of predictions."""
     precision, recall = range_precision_recall(labels, predictions)
-    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return (
+        2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    )
 
 
 def best_f1_t(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -95,12 +116,16 @@ def best_f1_t(labels: np.ndarray, scores: np.ndarray) -> float:
 def smooth(scores: np.ndarray, half: int = SMOOTH) -> np.ndarray:
     """Their smoothing: row ``i >= half`` gets the mean of rows ``i - half`` to ``i + half - 2`` (fewer at the end); earlier rows 0."""
     scores = np.asarray(scores, dtype=float)
-    total = np.concatenate([np.zeros((1, *scores.shape[1:])), np.cumsum(scores, axis=0)])
+    total = np.concatenate(
+        [np.zeros((1, *scores.shape[1:])), np.cumsum(scores, axis=0)]
+    )
     n = len(scores)
     out = np.zeros_like(scores)
     rows = np.arange(half, n)
     stop = np.minimum(rows + half - 1, n)
-    out[half:] = (total[stop] - total[rows - half]) / (stop - (rows - half)).reshape(-1, *([1] * (scores.ndim - 1)))
+    out[half:] = (total[stop] - total[rows - half]) / (stop - (rows - half)).reshape(
+        -1, *([1] * (scores.ndim - 1))
+    )
     return out
 
 
@@ -114,22 +139,31 @@ def _normalised(errors: np.ndarray, how: str | None) -> np.ndarray:
     return errors
 
 
-def pca_error_scores(train: np.ndarray, test: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def pca_error_scores(
+    train: np.ndarray, test: np.ndarray, labels: np.ndarray
+) -> np.ndarray:
     """The PCA error baseline's row scores, with the per-sensor normalisation that gives the best point-wise F1 on ``labels``."""
     sensors = train.shape[1]
     components = 10 if sensors >= 10 else min(max(2, sensors // 5), sensors)
     pca = PCA(n_components=components, svd_solver="full").fit(train)
     errors = np.abs(test - pca.inverse_transform(pca.transform(test)))
-    candidates = [smooth(_normalised(errors, how)).max(axis=1) for how in ("median-iqr", "mean-std", None)]
+    candidates = [
+        smooth(_normalised(errors, how)).max(axis=1)
+        for how in ("median-iqr", "mean-std", None)
+    ]
     return max(candidates, key=lambda s: best_f1(labels, s))
 
 
-def baseline_scores(train: np.ndarray, test: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+def baseline_scores(
+    train: np.ndarray, test: np.ndarray, labels: np.ndarray
+) -> dict[str, np.ndarray]:
     """Row scores of the four simple baselines on ``test`` (MinMax scaler and models fit on ``train``)."""
     scaler = MinMaxScaler().fit(train)
     train = scaler.transform(train)
     test = scaler.transform(test)
-    nearest = np.concatenate([chunk.min(axis=1) for chunk in pairwise_distances_chunked(test, train)])
+    nearest = np.concatenate(
+        [chunk.min(axis=1) for chunk in pairwise_distances_chunked(test, train)]
+    )
     return {
         "range": ((test < 0) | (test > 1)).any(axis=1).astype(float),
         "L2": np.linalg.norm(test, axis=1),

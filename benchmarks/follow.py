@@ -73,7 +73,9 @@ class Outputs:
             time.sleep(0.01)
 
 
-def append_at_rate(live: Path, lines: list[str], first_row: int, rate: float, seconds: float) -> dict[int, float]:
+def append_at_rate(
+    live: Path, lines: list[str], first_row: int, rate: float, seconds: float
+) -> dict[int, float]:
     """Append ``rate`` rows per second for ``seconds``, every 10 ms; the time each row was written."""
     written: dict[int, float] = {}
     total = int(rate * seconds)
@@ -106,12 +108,45 @@ def main() -> None:
         work = Path(tmp)
         head, source, live = work / "head.csv", work / "source.csv", work / "live.csv"
         make_csv(head, 50_000, options.sensors)
-        make_csv(source, WARM_ROWS + steady + options.burst_rows, options.sensors, seed=1)
-        subprocess.run([exe, "train", str(head), "--epochs", "1", "--threshold", "quantile", "--runs-dir", str(work / "runs"), "--name", "m"], check=True, stdout=subprocess.DEVNULL)
-        batch_seconds, batch_peak = peak_of([exe, "score", str(source), "--run", str(work / "runs" / "m"), "--output", str(work / "batch.csv")])
+        make_csv(
+            source, WARM_ROWS + steady + options.burst_rows, options.sensors, seed=1
+        )
+        subprocess.run(
+            [
+                exe,
+                "train",
+                str(head),
+                "--epochs",
+                "1",
+                "--threshold",
+                "quantile",
+                "--runs-dir",
+                str(work / "runs"),
+                "--name",
+                "m",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        batch_seconds, batch_peak = peak_of(
+            [
+                exe,
+                "score",
+                str(source),
+                "--run",
+                str(work / "runs" / "m"),
+                "--output",
+                str(work / "batch.csv"),
+            ]
+        )
         header, *lines = source.read_text().splitlines(keepends=True)
         live.write_text(header + "".join(lines[:WARM_ROWS]))
-        follower = subprocess.Popen([exe, "score", "--follow", str(live), "--run", str(work / "runs" / "m")], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        follower = subprocess.Popen(
+            [exe, "score", "--follow", str(live), "--run", str(work / "runs" / "m")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         outputs = Outputs(follower.stdout)
         outputs.wait_row(WARM_ROWS - 1, timeout=120)  # started, model loaded and traced
         samples: list[tuple[float, float]] = []
@@ -124,10 +159,18 @@ def main() -> None:
                 time.sleep(1.0)
 
         threading.Thread(target=sample, daemon=True).start()
-        written = append_at_rate(live, lines[WARM_ROWS : WARM_ROWS + steady], WARM_ROWS, options.rate, options.seconds)
+        written = append_at_rate(
+            live,
+            lines[WARM_ROWS : WARM_ROWS + steady],
+            WARM_ROWS,
+            options.rate,
+            options.seconds,
+        )
         outputs.wait_row(WARM_ROWS + steady - 1, timeout=120)
         steady_samples = list(samples)
-        latency = np.array([outputs.arrived[row] - at for row, at in written.items()]) * 1000
+        latency = (
+            np.array([outputs.arrived[row] - at for row, at in written.items()]) * 1000
+        )
         burst = lines[WARM_ROWS + steady :]
         burst_start = time.monotonic()
         with open(live, "a", encoding="utf-8") as fh:
@@ -142,13 +185,23 @@ def main() -> None:
         run = json.loads((work / "runs" / "m" / "run.json").read_text())
     rss = np.array([mib for _, mib in steady_samples])
     every = max(len(rss) // 6, 1)
-    print(f"score --follow, {options.sensors} sensors, lookback {run['lookback']}, units {run['units'][0]},{run['units'][1]}, --poll 0.2s, CSV to a pipe")
-    print(f"appending {options.rate:,.0f} rows/s for {options.seconds:.0f} s ({steady:,} rows): latency append -> window line p50 {np.percentile(latency, 50):.0f} ms, p99 {np.percentile(latency, 99):.0f} ms, max {latency.max():.0f} ms; goal p99 < 1000 ms: {'met' if np.percentile(latency, 99) < 1000 else 'NOT met'}")
-    print(f"memory (VmRSS) every {every} s: {' '.join(f'{m:.0f}' for m in rss[::every])} MiB; last/first {rss[-1] / rss[0]:.3f}x, max-min {rss.max() - rss.min():.1f} MiB; all samples {len(rss)}")
+    print(
+        f"score --follow, {options.sensors} sensors, lookback {run['lookback']}, units {run['units'][0]},{run['units'][1]}, --poll 0.2s, CSV to a pipe"
+    )
+    print(
+        f"appending {options.rate:,.0f} rows/s for {options.seconds:.0f} s ({steady:,} rows): latency append -> window line p50 {np.percentile(latency, 50):.0f} ms, p99 {np.percentile(latency, 99):.0f} ms, max {latency.max():.0f} ms; goal p99 < 1000 ms: {'met' if np.percentile(latency, 99) < 1000 else 'NOT met'}"
+    )
+    print(
+        f"memory (VmRSS) every {every} s: {' '.join(f'{m:.0f}' for m in rss[::every])} MiB; last/first {rss[-1] / rss[0]:.3f}x, max-min {rss.max() - rss.min():.1f} MiB; all samples {len(rss)}"
+    )
     follow_rate = len(burst) / burst_seconds
     batch_rate = len(lines) / batch_seconds
-    print(f"burst of {len(burst):,} rows written at once: {follow_rate:,.0f} rows/s sustained (to the last window line); peak RSS {max(m for _, m in samples):.0f} MiB")
-    print(f"baseline `score` of the same {len(lines):,} rows as one file: {batch_rate:,.0f} rows/s (with start-up), peak {batch_peak:.0f} MiB; follow/batch rows/s {follow_rate / batch_rate:.2f}x")
+    print(
+        f"burst of {len(burst):,} rows written at once: {follow_rate:,.0f} rows/s sustained (to the last window line); peak RSS {max(m for _, m in samples):.0f} MiB"
+    )
+    print(
+        f"baseline `score` of the same {len(lines):,} rows as one file: {batch_rate:,.0f} rows/s (with start-up), peak {batch_peak:.0f} MiB; follow/batch rows/s {follow_rate / batch_rate:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -64,56 +64,141 @@ def pca_reference(data: Path, channel: str, lookback: int) -> float:
     return float(average_precision_score(y[lookback - 1 :], error[lookback - 1 :]))
 
 
-def evaluate(arch: str, data: Path, channel: str, train_args: list[str], work: Path, use_cli: bool) -> dict:
+def evaluate(
+    arch: str,
+    data: Path,
+    channel: str,
+    train_args: list[str],
+    work: Path,
+    use_cli: bool,
+) -> dict:
     runs = work / "runs"
-    rareevent(["train", str(data / f"{channel}_train.csv"), "--arch", arch, "--time", "t", "--test-frac", "0",
-               "--runs-dir", str(runs), "--name", "r", "--overwrite", *train_args], use_cli)
+    rareevent(
+        [
+            "train",
+            str(data / f"{channel}_train.csv"),
+            "--arch",
+            arch,
+            "--time",
+            "t",
+            "--test-frac",
+            "0",
+            "--runs-dir",
+            str(runs),
+            "--name",
+            "r",
+            "--overwrite",
+            *train_args,
+        ],
+        use_cli,
+    )
     out = work / "metrics.json"
     windows = work / "windows.csv"
-    rareevent(["score", str(data / f"{channel}_test.csv"), "--run", str(runs / "r"), "--label", LABEL, "--metrics-out", str(out),
-               "--output", str(windows), "--quiet"], use_cli)
+    rareevent(
+        [
+            "score",
+            str(data / f"{channel}_test.csv"),
+            "--run",
+            str(runs / "r"),
+            "--label",
+            LABEL,
+            "--metrics-out",
+            str(out),
+            "--output",
+            str(windows),
+            "--quiet",
+        ],
+        use_cli,
+    )
     metrics = json.loads(out.read_text())["metrics"]
-    lookback = json.loads((runs / "r" / "detector.json").read_text())["params"]["lookback"]
+    lookback = json.loads((runs / "r" / "detector.json").read_text())["params"][
+        "lookback"
+    ]
     scored = pd.read_csv(windows)
     t = pd.read_csv(data / f"{channel}_test.csv", usecols=["t"])["t"].to_numpy()
     rows = np.searchsorted(t, scored["time"].to_numpy())  # the row each window ends at
-    return {**{k: metrics[k] for k in ("pr_auc", "roc_auc", "events", "events_detected", "false_alarms")}, "lookback": lookback,
-            "rows": rows, "error": scored["error"].to_numpy(), "flagged": scored["flagged"].to_numpy().astype(bool)}
+    return {
+        **{
+            k: metrics[k]
+            for k in ("pr_auc", "roc_auc", "events", "events_detected", "false_alarms")
+        },
+        "lookback": lookback,
+        "rows": rows,
+        "error": scored["error"].to_numpy(),
+        "flagged": scored["flagged"].to_numpy().astype(bool),
+    }
 
 
-def field(labels: np.ndarray, scores: np.ndarray, flags: np.ndarray | None = None) -> dict[str, float]:
+def field(
+    labels: np.ndarray, scores: np.ndarray, flags: np.ndarray | None = None
+) -> dict[str, float]:
     """The field's metrics of one score (and, for a detector, of its flags) on the same rows."""
-    found = {"auprc": float(average_precision_score(labels, scores)), "best_f1": best_f1(labels, scores), "best_f1_t": best_f1_t(labels, scores)}
+    found = {
+        "auprc": float(average_precision_score(labels, scores)),
+        "best_f1": best_f1(labels, scores),
+        "best_f1_t": best_f1_t(labels, scores),
+    }
     if flags is not None:
-        found |= {"flags_f1": float(f1_score(labels, flags, zero_division=0)), "flags_f1_t": f1_t(labels, flags)}
+        found |= {
+            "flags_f1": float(f1_score(labels, flags, zero_division=0)),
+            "flags_f1_t": f1_t(labels, flags),
+        }
     return found
 
 
-def field_table(data: Path, names: list[str], results: dict[str, dict[str, dict]]) -> dict[str, dict[str, float]]:
+def field_table(
+    data: Path, names: list[str], results: dict[str, dict[str, dict]]
+) -> dict[str, dict[str, float]]:
     """Mean field metrics over the channels, per architecture and per simple baseline, on the rows the first architecture scored."""
     per: dict[str, list[dict[str, float]]] = {}
     first = next(iter(results))
     for channel in names:
-        train = pd.read_csv(data / f"{channel}_train.csv").drop(columns=["t"]).to_numpy(float)
+        train = (
+            pd.read_csv(data / f"{channel}_train.csv")
+            .drop(columns=["t"])
+            .to_numpy(float)
+        )
         test = pd.read_csv(data / f"{channel}_test.csv")
         y = test.pop(LABEL).to_numpy().astype(bool)
         rows = results[first][channel]["rows"]
         for arch, by_channel in results.items():
             r = by_channel[channel]
-            per.setdefault(arch, []).append(field(y[r["rows"]], r["error"], r["flagged"]))
-        for name, score in baseline_scores(train, test.drop(columns=["t"]).to_numpy(float), y).items():
+            per.setdefault(arch, []).append(
+                field(y[r["rows"]], r["error"], r["flagged"])
+            )
+        for name, score in baseline_scores(
+            train, test.drop(columns=["t"]).to_numpy(float), y
+        ).items():
             per.setdefault(name, []).append(field(y[rows], score[rows]))
-    means = {name: {key: float(np.mean([m[key] for m in found])) for key in found[0]} for name, found in per.items()}
-    print("\nField metrics (QuoVadisTAD's protocol), mean over channels; best F1 and F1_T at the best threshold of each score")
-    print("| detector | AUPRC | best F1 | best F1_T | flags F1 | flags F1_T | flags F1 / best F1 |")
+    means = {
+        name: {key: float(np.mean([m[key] for m in found])) for key in found[0]}
+        for name, found in per.items()
+    }
+    print(
+        "\nField metrics (QuoVadisTAD's protocol), mean over channels; best F1 and F1_T at the best threshold of each score"
+    )
+    print(
+        "| detector | AUPRC | best F1 | best F1_T | flags F1 | flags F1_T | flags F1 / best F1 |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, m in means.items():
-        flags = f"{m['flags_f1']:.3f} | {m['flags_f1_t']:.3f} | {m['flags_f1'] / m['best_f1']:.2f}" if "flags_f1" in m else "- | - | -"
-        print(f"| {name} | {m['auprc']:.3f} | {m['best_f1']:.3f} | {m['best_f1_t']:.3f} | {flags} |")
+        flags = (
+            f"{m['flags_f1']:.3f} | {m['flags_f1_t']:.3f} | {m['flags_f1'] / m['best_f1']:.2f}"
+            if "flags_f1" in m
+            else "- | - | -"
+        )
+        print(
+            f"| {name} | {m['auprc']:.3f} | {m['best_f1']:.3f} | {m['best_f1_t']:.3f} | {flags} |"
+        )
     return means
 
 
-def goal_table(arch: str, results: dict[str, dict], reference: dict[str, float], means: dict[str, dict[str, float]]) -> None:
+def goal_table(
+    arch: str,
+    results: dict[str, dict],
+    reference: dict[str, float],
+    means: dict[str, dict[str, float]],
+) -> None:
     """Issue 24's MSL goals for ``arch`` (the shipped default when it was run)."""
     r = results[arch].values()
     pr_auc = np.mean([x["pr_auc"] or 0 for x in r])
@@ -122,16 +207,34 @@ def goal_table(arch: str, results: dict[str, dict], reference: dict[str, float],
     episodes = sum(x["false_alarms"] for x in r)
     wins = sum((results[arch][c]["pr_auc"] or 0) > reference[c] for c in results[arch])
     m = means[arch]
-    margin = min(min(m["auprc"] - means[b]["auprc"], m["best_f1_t"] - means[b]["best_f1_t"]) for b in ("L2", "1-NN", "PCA error"))
+    margin = min(
+        min(m["auprc"] - means[b]["auprc"], m["best_f1_t"] - means[b]["best_f1_t"])
+        for b in ("L2", "1-NN", "PCA error")
+    )
     print(f"\nGoals of issue 24, MSL dev ({len(results[arch])} channels), {arch}")
     print("| measure | now | goal | met |")
     print("| --- | --- | --- | --- |")
     rows = [
         ("mean PR-AUC", f"{pr_auc:.3f}", ">= 0.45", pr_auc >= 0.45),
-        ("anomalies caught; FA episodes", f"{caught}/{events}; {episodes}", ">= 15/21 with <= 100", caught >= 15 and episodes <= 100),
+        (
+            "anomalies caught; FA episodes",
+            f"{caught}/{events}; {episodes}",
+            ">= 15/21 with <= 100",
+            caught >= 15 and episodes <= 100,
+        ),
         ("channels won vs the PCA ref", str(wins), ">= 13", wins >= 13),
-        ("AUPRC, F1_T vs L2, 1-NN, PCA error: smallest lead", f"{margin:+.3f}", ">= +0.05", margin >= 0.05),
-        ("flags F1 / best F1", f"{m['flags_f1']:.3f} / {m['best_f1']:.3f} = {m['flags_f1'] / m['best_f1']:.2f}", ">= 0.75", m["flags_f1"] / m["best_f1"] >= 0.75),
+        (
+            "AUPRC, F1_T vs L2, 1-NN, PCA error: smallest lead",
+            f"{margin:+.3f}",
+            ">= +0.05",
+            margin >= 0.05,
+        ),
+        (
+            "flags F1 / best F1",
+            f"{m['flags_f1']:.3f} / {m['best_f1']:.3f} = {m['flags_f1'] / m['best_f1']:.2f}",
+            ">= 0.75",
+            m["flags_f1"] / m["best_f1"] >= 0.75,
+        ),
     ]
     for measure, now, goal, met in rows:
         print(f"| {measure} | {now} | {goal} | {'yes' if met else 'no'} |")
@@ -139,11 +242,25 @@ def goal_table(arch: str, results: dict[str, dict], reference: dict[str, float],
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "msl")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "msl",
+    )
     parser.add_argument("--arch", nargs="+", default=["ae", "plain", "pca"])
-    parser.add_argument("--channels", nargs="*", default=None, help="a subset of channels, e.g. C-1 M-3")
-    parser.add_argument("--cli", action="store_true", help="run the installed rareevent command for every channel")
-    parser.add_argument("--train-args", default="", help="extra rareevent train options, e.g. '--context none'")
+    parser.add_argument(
+        "--channels", nargs="*", default=None, help="a subset of channels, e.g. C-1 M-3"
+    )
+    parser.add_argument(
+        "--cli",
+        action="store_true",
+        help="run the installed rareevent command for every channel",
+    )
+    parser.add_argument(
+        "--train-args",
+        default="",
+        help="extra rareevent train options, e.g. '--context none'",
+    )
     options = parser.parse_args()
     data = options.data.resolve()
     names = options.channels or channels(data)
@@ -154,11 +271,21 @@ def main() -> None:
         for arch in options.arch:
             started = time.perf_counter()
             for channel in names:
-                results[arch][channel] = evaluate(arch, data, channel, train_args, Path(tmp), options.cli)
+                results[arch][channel] = evaluate(
+                    arch, data, channel, train_args, Path(tmp), options.cli
+                )
             seconds[arch] = time.perf_counter() - started
-    reference = {c: pca_reference(data, c, results[options.arch[0]][c]["lookback"]) for c in names}
-    print(f"MSL, {len(names)} channels, train on X_train.csv (no labels), score X_test.csv; options: {' '.join(train_args) or '(defaults)'}")
-    header = f"{'channel':<8}{'PCA ref':>8}" + "".join(f"{arch + ' PR-AUC':>14}{'ROC':>6}{'caught':>8}{'FA ep':>6}" for arch in options.arch)
+    reference = {
+        c: pca_reference(data, c, results[options.arch[0]][c]["lookback"])
+        for c in names
+    }
+    print(
+        f"MSL, {len(names)} channels, train on X_train.csv (no labels), score X_test.csv; options: {' '.join(train_args) or '(defaults)'}"
+    )
+    header = f"{'channel':<8}{'PCA ref':>8}" + "".join(
+        f"{arch + ' PR-AUC':>14}{'ROC':>6}{'caught':>8}{'FA ep':>6}"
+        for arch in options.arch
+    )
     print(header)
     for c in names:
         cells = "".join(
@@ -166,15 +293,20 @@ def main() -> None:
             for r in (results[arch][c] for arch in options.arch)
         )
         print(f"{c:<8}{reference[c]:>8.3f}{cells}")
-    print(f"{'mean':<8}{np.mean(list(reference.values())):>8.3f}" + "".join(
-        f"{np.mean([r['pr_auc'] or 0 for r in results[a].values()]):>14.3f}{np.mean([r['roc_auc'] or 0.5 for r in results[a].values()]):>6.3f}"
-        f"{str(sum(r['events_detected'] for r in results[a].values())) + '/' + str(sum(r['events'] for r in results[a].values())):>8}"
-        f"{sum(r['false_alarms'] for r in results[a].values()):>6}"
-        for a in options.arch
-    ))
+    print(
+        f"{'mean':<8}{np.mean(list(reference.values())):>8.3f}"
+        + "".join(
+            f"{np.mean([r['pr_auc'] or 0 for r in results[a].values()]):>14.3f}{np.mean([r['roc_auc'] or 0.5 for r in results[a].values()]):>6.3f}"
+            f"{str(sum(r['events_detected'] for r in results[a].values())) + '/' + str(sum(r['events'] for r in results[a].values())):>8}"
+            f"{sum(r['false_alarms'] for r in results[a].values()):>6}"
+            for a in options.arch
+        )
+    )
     for arch in options.arch:
         wins = sum((results[arch][c]["pr_auc"] or 0) > reference[c] for c in names)
-        print(f"{arch}: beats the PCA reference on {wins} of {len(names)} channels; {seconds[arch]:.0f} s")
+        print(
+            f"{arch}: beats the PCA reference on {wins} of {len(names)} channels; {seconds[arch]:.0f} s"
+        )
     means = field_table(data, names, results)
     goal_table(options.arch[0], results, reference, means)
 

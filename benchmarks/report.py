@@ -42,17 +42,33 @@ def make_csv(path: Path, rows: int, sensors: int, seed: int = 0) -> None:
         for start in range(0, rows, 100_000):
             n = min(100_000, rows - start)
             t = np.arange(start, start + n)
-            factors = np.column_stack([np.sin(t / 60), np.cos(t / 240), rng.normal(0, 0.3, n)])
+            factors = np.column_stack(
+                [np.sin(t / 60), np.cos(t / 240), rng.normal(0, 0.3, n)]
+            )
             values = factors @ mixing + rng.normal(0, 0.1, (n, sensors))
             label = np.zeros(n, np.int8)
-            for fault in range(-(-start // FAULT_EVERY) * FAULT_EVERY + FAULT_EVERY // 2, start + n, FAULT_EVERY):
+            for fault in range(
+                -(-start // FAULT_EVERY) * FAULT_EVERY + FAULT_EVERY // 2,
+                start + n,
+                FAULT_EVERY,
+            ):
                 length = int(rng.integers(1, 41))
                 rows_hit = slice(fault - start, min(fault - start + length, n))
-                values[rows_hit, rng.choice(sensors, 3, replace=False)] += rng.choice([-1, 1], 3) * rng.uniform(2, 5, 3)
+                values[rows_hit, rng.choice(sensors, 3, replace=False)] += rng.choice(
+                    [-1, 1], 3
+                ) * rng.uniform(2, 5, 3)
                 label[rows_hit] = 1
-            frame = pd.DataFrame(values, columns=[f"sensor_{i}" for i in range(sensors)])
+            frame = pd.DataFrame(
+                values, columns=[f"sensor_{i}" for i in range(sensors)]
+            )
             frame["label"] = label
-            frame.insert(0, "timestamp", (start_time + pd.to_timedelta(t, unit="min")).strftime("%Y-%m-%d %H:%M:%S"))
+            frame.insert(
+                0,
+                "timestamp",
+                (start_time + pd.to_timedelta(t, unit="min")).strftime(
+                    "%Y-%m-%d %H:%M:%S"
+                ),
+            )
             frame.to_csv(fh, header=start == 0, index=False, float_format="%.4f")
 
 
@@ -72,29 +88,51 @@ def render_times(chromium: str, report: Path) -> dict[str, float]:
 
     found: dict[str, list[float]] = {"ready": [], "timeline": [], "cpu": []}
     with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        browser = driver.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox"]
+        )
         for attempt in range(RENDERS + 1):
-            context = browser.new_context(offline=True, viewport={"width": 1280, "height": 900})
+            context = browser.new_context(
+                offline=True, viewport={"width": 1280, "height": 900}
+            )
             page = context.new_page()
             devtools = context.new_cdp_session(page)
             devtools.send("Performance.enable", {"timeDomain": "threadTicks"})
             page.goto(report.as_uri())
-            page.wait_for_function("window.rareevent && window.rareevent.timelineMs", timeout=120_000)
+            page.wait_for_function(
+                "window.rareevent && window.rareevent.timelineMs", timeout=120_000
+            )
             if attempt < RENDERS:
-                metrics = {m["name"]: m["value"] for m in devtools.send("Performance.getMetrics")["metrics"]}
+                metrics = {
+                    m["name"]: m["value"]
+                    for m in devtools.send("Performance.getMetrics")["metrics"]
+                }
                 found["cpu"].append(metrics["ProcessTime"])
-                found["timeline"].append(page.evaluate("window.rareevent.timelineMs") / 1000)
+                found["timeline"].append(
+                    page.evaluate("window.rareevent.timelineMs") / 1000
+                )
                 found["ready"].append(page.evaluate("window.rareevent.plotlyMs") / 1000)
             else:  # once: the first SECTIONS episode sections, as if the reader scrolled through them
                 episodes = page.evaluate("window.rareevent.episodes")
                 drawn = min(episodes, SECTIONS)
                 started = page.evaluate("performance.now()")
                 page.evaluate(f"window.rareevent.drawAll({drawn})")
-                page.wait_for_function(f"document.querySelectorAll('section.episode[data-rendered]').length === {drawn}", timeout=600_000, polling=200)
-                per_episode = (page.evaluate("performance.now()") - started) / 1000 / max(drawn, 1)
+                page.wait_for_function(
+                    f"document.querySelectorAll('section.episode[data-rendered]').length === {drawn}",
+                    timeout=600_000,
+                    polling=200,
+                )
+                per_episode = (
+                    (page.evaluate("performance.now()") - started)
+                    / 1000
+                    / max(drawn, 1)
+                )
             context.close()
         browser.close()
-    return {key: statistics.median(values) for key, values in found.items()} | {"per_episode": per_episode, "episodes": episodes}
+    return {key: statistics.median(values) for key, values in found.items()} | {
+        "per_episode": per_episode,
+        "episodes": episodes,
+    }
 
 
 def main() -> None:
@@ -111,7 +149,25 @@ def main() -> None:
         work = Path(tmp)
         head = work / "head.csv"
         make_csv(head, 20_000, options.sensors, seed=1)
-        subprocess.run([exe, "train", str(head), "--epochs", "8", "--lookback", "5", "--units", "16,8", "--runs-dir", str(work / "runs"), "--name", "m"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                exe,
+                "train",
+                str(head),
+                "--epochs",
+                "8",
+                "--lookback",
+                "5",
+                "--units",
+                "16,8",
+                "--runs-dir",
+                str(work / "runs"),
+                "--name",
+                "m",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         for rows in options.rows:
             data = work / f"rows-{rows}.csv"
             make_csv(data, rows, options.sensors)
@@ -120,19 +176,40 @@ def main() -> None:
             report = work / f"rows-{rows}.html"
             with_html = timed([*score, "--html", str(report)])
             timing = render_times(chromium, report)
-            results.append({"rows": rows, "size": report.stat().st_size, "score": plain, "html": with_html - plain, **timing})
-    print(f"score --html, {options.sensors} sensors, 1-minute steps, a fault every {FAULT_EVERY:,} rows; headless Chromium, median of {RENDERS} loads")
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times grow with it; the renderer CPU time does not)")
-    print(f"{'rows':>10} {'episodes':>8} {'report MB':>9} {'score s':>8} {'+html s':>8} {'plotly.js s':>11} {'timeline s':>10} {'renderer CPU s':>14} {'s/episode':>9}")
+            results.append(
+                {
+                    "rows": rows,
+                    "size": report.stat().st_size,
+                    "score": plain,
+                    "html": with_html - plain,
+                    **timing,
+                }
+            )
+    print(
+        f"score --html, {options.sensors} sensors, 1-minute steps, a fault every {FAULT_EVERY:,} rows; headless Chromium, median of {RENDERS} loads"
+    )
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times grow with it; the renderer CPU time does not)"
+    )
+    print(
+        f"{'rows':>10} {'episodes':>8} {'report MB':>9} {'score s':>8} {'+html s':>8} {'plotly.js s':>11} {'timeline s':>10} {'renderer CPU s':>14} {'s/episode':>9}"
+    )
     for r in results:
-        print(f"{r['rows']:>10,} {r['episodes']:>8} {r['size'] / 1e6:>9.2f} {r['score']:>8.1f} {r['html']:>+8.1f} {r['ready']:>11.2f} {r['timeline']:>10.2f} {r['cpu']:>14.2f} {r['per_episode']:>9.3f}")
+        print(
+            f"{r['rows']:>10,} {r['episodes']:>8} {r['size'] / 1e6:>9.2f} {r['score']:>8.1f} {r['html']:>+8.1f} {r['ready']:>11.2f} {r['timeline']:>10.2f} {r['cpu']:>14.2f} {r['per_episode']:>9.3f}"
+        )
     for r in results:
         if r["rows"] == 100_000:
             met = r["size"] <= 5e6 and r["cpu"] < 2
-            print(f"goal at 100,000 rows (<= 5 MB, drawn in < 2 s): {r['size'] / 1e6:.2f} MB, {r['cpu']:.2f} s of renderer CPU to the drawn timeline ({r['timeline']:.2f} s wall here): {'met' if met else 'NOT met'}")
+            print(
+                f"goal at 100,000 rows (<= 5 MB, drawn in < 2 s): {r['size'] / 1e6:.2f} MB, {r['cpu']:.2f} s of renderer CPU to the drawn timeline ({r['timeline']:.2f} s wall here): {'met' if met else 'NOT met'}"
+            )
     if len(results) > 1:
         a, b = results[0], results[-1]
-        print(f"ratio: {b['rows'] / a['rows']:.0f}x the rows -> {b['size'] / a['size']:.2f}x the report size, {b['cpu'] / a['cpu']:.2f}x the renderer CPU to the drawn timeline, {b['html'] / max(a['html'], 1e-9):.1f}x the report's extra scoring time")
+        print(
+            f"ratio: {b['rows'] / a['rows']:.0f}x the rows -> {b['size'] / a['size']:.2f}x the report size, {b['cpu'] / a['cpu']:.2f}x the renderer CPU to the drawn timeline, {b['html'] / max(a['html'], 1e-9):.1f}x the report's extra scoring time"
+        )
+
 
 if __name__ == "__main__":
     main()

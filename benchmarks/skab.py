@@ -58,12 +58,30 @@ def _train_options(extra: list[str], drop: list[str]) -> list[str]:
     return ["--test-frac", "0", "--drop", ",".join(NOT_SENSORS + drop), *extra]
 
 
-def row_flags(csv: Path, head: Path, arch: str, train_args: list[str], work: Path, use_cli: bool) -> np.ndarray:
+def row_flags(
+    csv: Path, head: Path, arch: str, train_args: list[str], work: Path, use_cli: bool
+) -> np.ndarray:
     """Row alarms of ``csv`` from a run trained on ``head``."""
     runs = work / "runs"
-    rareevent(["train", str(head), "--arch", arch, "--runs-dir", str(runs), "--name", "r", "--overwrite", *train_args], use_cli)
+    rareevent(
+        [
+            "train",
+            str(head),
+            "--arch",
+            arch,
+            "--runs-dir",
+            str(runs),
+            "--name",
+            "r",
+            "--overwrite",
+            *train_args,
+        ],
+        use_cli,
+    )
     out = work / "scores.csv"
-    rareevent(["score", str(csv), "--run", str(runs / "r"), "--output", str(out)], use_cli)
+    rareevent(
+        ["score", str(csv), "--run", str(runs / "r"), "--output", str(out)], use_cli
+    )
     return _row_flags(out, csv)
 
 
@@ -80,7 +98,9 @@ def pooled(counts: np.ndarray) -> tuple[float, float, float]:
     return tp / (tp + (fp + fn) / 2), 100 * fp / (fp + tn), 100 * fn / (fn + tp)
 
 
-def evaluate(arch: str, data: Path, use_cli: bool, train_args: list[str]) -> tuple[dict[str, np.ndarray], int]:
+def evaluate(
+    arch: str, data: Path, use_cli: bool, train_args: list[str]
+) -> tuple[dict[str, np.ndarray], int]:
     """Pooled TP/FP/FN/TN over the files, and how many files' runs had context columns."""
     counts = {"rest": np.zeros(4, np.int64), "all": np.zeros(4, np.int64)}
     with_context = 0
@@ -88,35 +108,85 @@ def evaluate(arch: str, data: Path, use_cli: bool, train_args: list[str]) -> tup
         work = Path(tmp)
         for csv in labelled_files(data):
             head = work / "head.csv"
-            with open(csv, encoding="utf-8") as src, open(head, "w", encoding="utf-8") as dst:
+            with (
+                open(csv, encoding="utf-8") as src,
+                open(head, "w", encoding="utf-8") as dst,
+            ):
                 dst.writelines(line for _, line in zip(range(TRAIN_ROWS + 1), src))
             flags = row_flags(csv, head, arch, train_args, work, use_cli)
-            with_context += bool(json.loads((work / "runs" / "r" / "detector.json").read_text())["fitted"]["context_features_"])
-            y = pd.read_csv(csv, sep=";", usecols=["anomaly"])["anomaly"].to_numpy() == 1
+            with_context += bool(
+                json.loads((work / "runs" / "r" / "detector.json").read_text())[
+                    "fitted"
+                ]["context_features_"]
+            )
+            y = (
+                pd.read_csv(csv, sep=";", usecols=["anomaly"])["anomaly"].to_numpy()
+                == 1
+            )
             for key, start in (("rest", TRAIN_ROWS), ("all", 0)):
                 yy, ff = y[start:], flags[start:]
-                counts[key] += [np.sum(yy & ff), np.sum(~yy & ff), np.sum(yy & ~ff), np.sum(~yy & ~ff)]
+                counts[key] += [
+                    np.sum(yy & ff),
+                    np.sum(~yy & ff),
+                    np.sum(yy & ~ff),
+                    np.sum(~yy & ~ff),
+                ]
     return counts, with_context
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "skab")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "skab",
+    )
     parser.add_argument("--arch", nargs="+", default=["ae", "plain", "pca"])
-    parser.add_argument("--cli", action="store_true", help="run the installed rareevent command for every file")
-    parser.add_argument("--train-args", default="", help="extra rareevent train options, e.g. '--smooth 10'")
-    parser.add_argument("--drop-sensors", default="", help="comma-separated sensors to leave out as well, e.g. Temperature,Thermocouple")
+    parser.add_argument(
+        "--cli",
+        action="store_true",
+        help="run the installed rareevent command for every file",
+    )
+    parser.add_argument(
+        "--train-args",
+        default="",
+        help="extra rareevent train options, e.g. '--smooth 10'",
+    )
+    parser.add_argument(
+        "--drop-sensors",
+        default="",
+        help="comma-separated sensors to leave out as well, e.g. Temperature,Thermocouple",
+    )
     options = parser.parse_args()
-    train_args = _train_options(shlex.split(options.train_args), [s for s in options.drop_sensors.split(",") if s])
+    train_args = _train_options(
+        shlex.split(options.train_args),
+        [s for s in options.drop_sensors.split(",") if s],
+    )
     rows = []
     for arch in options.arch:
         started = time.perf_counter()
-        counts, with_context = evaluate(arch, options.data.resolve(), options.cli, train_args)
-        rows.append((f"rareevent {arch}", pooled(counts["rest"]), pooled(counts["all"]), time.perf_counter() - started, with_context))
-    print(f"SKAB, {len(labelled_files(options.data.resolve()))} files, train on first {TRAIN_ROWS} rows, options: {' '.join(train_args)}")
-    print(f"{'detector':<18}{'F1':>7}{'FAR %':>8}{'MAR %':>8}   {'F1 (all rows)':>14}{'FAR':>7}{'MAR':>7}   seconds   files with context columns")
+        counts, with_context = evaluate(
+            arch, options.data.resolve(), options.cli, train_args
+        )
+        rows.append(
+            (
+                f"rareevent {arch}",
+                pooled(counts["rest"]),
+                pooled(counts["all"]),
+                time.perf_counter() - started,
+                with_context,
+            )
+        )
+    print(
+        f"SKAB, {len(labelled_files(options.data.resolve()))} files, train on first {TRAIN_ROWS} rows, options: {' '.join(train_args)}"
+    )
+    print(
+        f"{'detector':<18}{'F1':>7}{'FAR %':>8}{'MAR %':>8}   {'F1 (all rows)':>14}{'FAR':>7}{'MAR':>7}   seconds   files with context columns"
+    )
     for name, rest, every, seconds, with_context in rows:
-        print(f"{name:<18}{rest[0]:>7.3f}{rest[1]:>8.2f}{rest[2]:>8.2f}   {every[0]:>14.3f}{every[1]:>7.2f}{every[2]:>7.2f}   {seconds:7.0f}   {with_context}")
+        print(
+            f"{name:<18}{rest[0]:>7.3f}{rest[1]:>8.2f}{rest[2]:>8.2f}   {every[0]:>14.3f}{every[1]:>7.2f}{every[2]:>7.2f}   {seconds:7.0f}   {with_context}"
+        )
     print("published (SKAB leaderboard, pooled over all rows):")
     for name, f1, far, mar in PUBLISHED:
         print(f"{name:<18}{f1:>7.3f}{far:>8.2f}{mar:>8.2f}")
@@ -127,7 +197,9 @@ def goal_line(arch: str, every: tuple[float, float, float]) -> None:
     """Issue 24's SKAB goal for ``arch`` (the shipped default when it was run): F1 and FAR over all rows, pooled."""
     f1, far, _ = every
     met = f1 >= GOAL_F1 and far <= GOAL_FAR
-    print(f"\nGoal of issue 24 ({arch}, all rows pooled): F1 >= {GOAL_F1:.2f} with FAR <= {GOAL_FAR}%; now {f1:.3f} / {far:.2f}%: {'met' if met else 'not met'}")
+    print(
+        f"\nGoal of issue 24 ({arch}, all rows pooled): F1 >= {GOAL_F1:.2f} with FAR <= {GOAL_FAR}%; now {f1:.3f} / {far:.2f}%: {'met' if met else 'not met'}"
+    )
 
 
 if __name__ == "__main__":

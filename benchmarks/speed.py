@@ -1,4 +1,5 @@
 from rareevent.options import SplitSpec, TrainSpec
+
 """Speed and memory: rareevent against the seed article's pipeline, in one run.
 
     python benchmarks/speed.py [--rows 200000] [--sensors 61] [--seed-epochs 2]
@@ -40,8 +41,18 @@ def make_csv(path: Path, rows: int, sensors: int, seed: int = 0) -> None:
         for start in range(0, rows, 100_000):
             n = min(100_000, rows - start)
             t = np.arange(start, start + n)
-            factors = np.column_stack([np.sin(t / 50), np.cos(t / 170), np.sin(t / 1000), rng.normal(0, 0.3, n)])
-            frame = pd.DataFrame(factors @ mixing + rng.normal(0, 0.1, (n, sensors)), columns=[f"x{i}" for i in range(sensors)])
+            factors = np.column_stack(
+                [
+                    np.sin(t / 50),
+                    np.cos(t / 170),
+                    np.sin(t / 1000),
+                    rng.normal(0, 0.3, n),
+                ]
+            )
+            frame = pd.DataFrame(
+                factors @ mixing + rng.normal(0, 0.1, (n, sensors)),
+                columns=[f"x{i}" for i in range(sensors)],
+            )
             frame.insert(0, "time", t)
             frame.to_csv(fh, header=start == 0, index=False, float_format="%.5f")
 
@@ -68,18 +79,34 @@ def _phase_window(csv: Path) -> dict:
     view = sliding_windows(X, LOOKBACK)  # what rareevent uses: a strided view, no copy
     view_s = time.perf_counter() - started
     started = time.perf_counter()
-    copy = np.ascontiguousarray(view)  # every window materialised, float64 like the seed's
+    copy = np.ascontiguousarray(
+        view
+    )  # every window materialised, float64 like the seed's
     copy_s = time.perf_counter() - started
-    assert np.array_equal(copy[2 : len(seed) + 2], seed)  # the same windows: the seed never starts one at rows 0 or 1
-    return {"seed_s": seed_s, "view_s": view_s, "copy_s": copy_s, "seed_windows": len(seed), "ours_windows": len(copy)}
+    assert np.array_equal(
+        copy[2 : len(seed) + 2], seed
+    )  # the same windows: the seed never starts one at rows 0 or 1
+    return {
+        "seed_s": seed_s,
+        "view_s": view_s,
+        "copy_s": copy_s,
+        "seed_windows": len(seed),
+        "ours_windows": len(copy),
+    }
 
 
-def _training_data(csv: Path, dtype: type, seed_windows: bool) -> tuple[np.ndarray, np.ndarray]:
+def _training_data(
+    csv: Path, dtype: type, seed_windows: bool
+) -> tuple[np.ndarray, np.ndarray]:
     from rareevent.windows import sliding_windows
 
     X = pd.read_csv(csv).drop(columns="time").to_numpy()
     X = ((X - X.mean(axis=0)) / X.std(axis=0)).astype(dtype)
-    W = seed_temporalize(X, LOOKBACK) if seed_windows else np.ascontiguousarray(sliding_windows(X, LOOKBACK))
+    W = (
+        seed_temporalize(X, LOOKBACK)
+        if seed_windows
+        else np.ascontiguousarray(sliding_windows(X, LOOKBACK))
+    )
     cut = int(len(W) * 0.8)
     return W[:cut], W[cut:]
 
@@ -91,23 +118,46 @@ def _phase_train(csv: Path, who: str, epochs: int, target: float | None) -> dict
 
     keras = import_keras()
     keras.utils.set_random_seed(0)
-    train, valid = _training_data(csv, np.float64 if who == "seed" else np.float32, seed_windows=who == "seed")
-    model = build_model("ae", LOOKBACK, train.shape[2], UNITS, unroll=who == "ours")  # the article's LSTMs loop over the steps
+    train, valid = _training_data(
+        csv, np.float64 if who == "seed" else np.float32, seed_windows=who == "seed"
+    )
+    model = build_model(
+        "ae", LOOKBACK, train.shape[2], UNITS, unroll=who == "ours"
+    )  # the article's LSTMs loop over the steps
     batch = 64 if who == "seed" else auto_batch_size(len(train))
     rate = 1e-3 if who == "seed" else auto_learning_rate(batch)
-    validation_batch = None if who == "seed" else PREDICT_BATCH  # as RareEventDetector fits
+    validation_batch = (
+        None if who == "seed" else PREDICT_BATCH
+    )  # as RareEventDetector fits
     model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse")
     epoch_s, losses = [], []
-    for _ in range(epochs):  # one fit call per epoch, to time each and stop at the target loss
+    for _ in range(
+        epochs
+    ):  # one fit call per epoch, to time each and stop at the target loss
         started = time.perf_counter()
-        history = model.fit(train, train, validation_data=(valid, valid), epochs=1, batch_size=batch, validation_batch_size=validation_batch, verbose=0)
+        history = model.fit(
+            train,
+            train,
+            validation_data=(valid, valid),
+            epochs=1,
+            batch_size=batch,
+            validation_batch_size=validation_batch,
+            verbose=0,
+        )
         epoch_s.append(time.perf_counter() - started)
         losses.append(float(history.history["val_loss"][-1]))
         if target is not None and losses[-1] <= target:
             break
     if who == "ours":
         model.save(csv.parent / "bench.keras")
-    return {"windows": len(train), "epoch_s": epoch_s, "val_loss": losses, "total_s": sum(epoch_s), "batch": batch, "rate": rate}
+    return {
+        "windows": len(train),
+        "epoch_s": epoch_s,
+        "val_loss": losses,
+        "total_s": sum(epoch_s),
+        "batch": batch,
+        "rate": rate,
+    }
 
 
 def _phase_score(csv: Path, who: str, run: Path) -> dict:
@@ -141,13 +191,25 @@ def _make_run(csv: Path, folder: Path) -> Path:
     from rareevent.detector import RareEventDetector
     from rareevent.training import save, train
 
-    result = train(csv, RareEventDetector(lookback=LOOKBACK, units=UNITS, epochs=1, threshold="quantile"), TrainSpec(split=SplitSpec(test_frac=0.0)), name="bench")
+    result = train(
+        csv,
+        RareEventDetector(
+            lookback=LOOKBACK, units=UNITS, epochs=1, threshold="quantile"
+        ),
+        TrainSpec(split=SplitSpec(test_frac=0.0)),
+        name="bench",
+    )
     return save(result, folder, overwrite=True)
 
 
 def _child(args: list[str]) -> dict:
     """Run one phase in a fresh interpreter; return its JSON result plus peak RSS in MiB."""
-    proc = subprocess.run([sys.executable, __file__, "--phase", *args], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--phase", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"phase {args[0]} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -158,7 +220,9 @@ def _run_phase(argv: list[str]) -> None:
     if name == "window":
         result = _phase_window(csv)
     elif name == "train":
-        result = _phase_train(csv, argv[2], int(argv[3]), float(argv[4]) if argv[4] != "none" else None)
+        result = _phase_train(
+            csv, argv[2], int(argv[3]), float(argv[4]) if argv[4] != "none" else None
+        )
     elif name == "score":
         result = _phase_score(csv, argv[2], Path(argv[3]))
     else:
@@ -174,7 +238,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--sensors", type=int, default=61)
-    parser.add_argument("--seed-epochs", type=int, default=2, help="epochs of the seed pipeline; ours trains until it reaches the same validation loss")
+    parser.add_argument(
+        "--seed-epochs",
+        type=int,
+        default=2,
+        help="epochs of the seed pipeline; ours trains until it reaches the same validation loss",
+    )
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -182,12 +251,30 @@ def main() -> None:
         make_csv(csv, options.rows, options.sensors)
         make_csv(big, options.rows * 4, options.sensors)
         window = _child(["window", str(csv)])
-        seed_train = _child(["train", str(csv), "seed", str(options.seed_epochs), "none"])
-        ours_train = _child(["train", str(csv), "ours", str(options.seed_epochs * 4), str(seed_train["val_loss"][-1])])
+        seed_train = _child(
+            ["train", str(csv), "seed", str(options.seed_epochs), "none"]
+        )
+        ours_train = _child(
+            [
+                "train",
+                str(csv),
+                "ours",
+                str(options.seed_epochs * 4),
+                str(seed_train["val_loss"][-1]),
+            ]
+        )
         run = _child(["run", str(csv), str(work / "runs")])["run"]
-        scores = {(who, path.name): _child(["score", str(path), who, run]) for who in ("seed", "ours") for path in (csv, big)}
-    seed_rate = seed_train["windows"] * len(seed_train["epoch_s"]) / seed_train["total_s"]
-    ours_rate = ours_train["windows"] * len(ours_train["epoch_s"]) / ours_train["total_s"]
+        scores = {
+            (who, path.name): _child(["score", str(path), who, run])
+            for who in ("seed", "ours")
+            for path in (csv, big)
+        }
+    seed_rate = (
+        seed_train["windows"] * len(seed_train["epoch_s"]) / seed_train["total_s"]
+    )
+    ours_rate = (
+        ours_train["windows"] * len(ours_train["epoch_s"]) / ours_train["total_s"]
+    )
     lines = [
         f"data: {options.rows:,} rows x {options.sensors} sensors, lookback {LOOKBACK}, units {UNITS}; {os.cpu_count()} CPUs",
         f"windowing         seed {window['seed_s']:.3f} s ({window['seed_windows']:,} windows)   ours {window['ours_windows']:,} windows: "
@@ -204,9 +291,15 @@ def main() -> None:
             f"ours {ours['rows'] / ours['seconds']:,.0f} rows/s, peak {ours['peak_mib']:,.0f} MiB   "
             f"speed ratio {seed['seconds'] / ours['seconds']:.1f}x"
         )
-    growth_seed = scores[("seed", big.name)]["peak_mib"] / scores[("seed", csv.name)]["peak_mib"]
-    growth_ours = scores[("ours", big.name)]["peak_mib"] / scores[("ours", csv.name)]["peak_mib"]
-    lines.append(f"scoring peak memory growth for 4x the rows: seed {growth_seed:.2f}x, ours {growth_ours:.2f}x")
+    growth_seed = (
+        scores[("seed", big.name)]["peak_mib"] / scores[("seed", csv.name)]["peak_mib"]
+    )
+    growth_ours = (
+        scores[("ours", big.name)]["peak_mib"] / scores[("ours", csv.name)]["peak_mib"]
+    )
+    lines.append(
+        f"scoring peak memory growth for 4x the rows: seed {growth_seed:.2f}x, ours {growth_ours:.2f}x"
+    )
     print("\n".join(lines))
 
 

@@ -23,9 +23,15 @@ from rareevent.errors import RareEventError
 EXIT_DATA = 2
 EXIT_UNEXPECTED = 1
 EXIT_INTERRUPTED = 130
-UNLIMITED_WIDTH = 100_000  # the console width off a terminal: a table is as wide as its cells
+UNLIMITED_WIDTH = (
+    100_000  # the console width off a terminal: a table is as wide as its cells
+)
 # the one mapping from library parameters to options: the option's name where it differs (others: the same name, --with-dashes)
-OPTION_OF_PARAM = {"score_kind": "score", "validation_fraction": "valid-frac", "workers": "jobs"}
+OPTION_OF_PARAM = {
+    "score_kind": "score",
+    "validation_fraction": "valid-frac",
+    "workers": "jobs",
+}
 
 
 def plain() -> bool:
@@ -50,7 +56,13 @@ class Consoles:
 
         Off a terminal (a pipe, a log) nothing limits the line length, so tables print at their full width instead of cropping cells at 80 columns.
         """
-        self.out = Console(highlight=False, markup=False, color_system=None if plain() else "auto", quiet=quiet, width=None if sys.stdout.isatty() else UNLIMITED_WIDTH)
+        self.out = Console(
+            highlight=False,
+            markup=False,
+            color_system=None if plain() else "auto",
+            quiet=quiet,
+            width=None if sys.stdout.isatty() else UNLIMITED_WIDTH,
+        )
         self.quiet = quiet
 
 
@@ -84,7 +96,10 @@ def errors() -> Iterator[None]:
         if consoles.debug:
             traceback.print_exc()
         text = " ".join(str(exc).split())[:200]
-        fail(f"unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)", EXIT_UNEXPECTED)
+        fail(
+            f"unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)",
+            EXIT_UNEXPECTED,
+        )
 
 
 # a parameter the library marks inside a message, hint or note: `max_gap`, or `fill=drop` with the value to pass
@@ -108,10 +123,17 @@ class OptionTerms:
 
     def options(self) -> set[str]:
         """Every option of every command (``--max-gap``)."""
-        assert self.app is not None, "main sets the app once it has registered the commands"
+        assert self.app is not None, (
+            "main sets the app once it has registered the commands"
+        )
         group = typer.main.get_command(self.app)
         assert isinstance(group, TyperGroup)  # an app of several commands is a group
-        return {name for command in group.commands.values() for param in command.params for name in param.opts}
+        return {
+            name
+            for command in group.commands.values()
+            for param in command.params
+            for name in param.opts
+        }
 
     def text(self, text: str) -> str:
         """Library text with every marked parameter as its option: `` `max_gap` `` -> ``--max-gap``, `` `fill=drop` `` -> ``--fill drop``.
@@ -149,6 +171,13 @@ def note(message: str) -> None:
         typer.echo(f"note: {message}", err=True)
 
 
-def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: object = None, line: str | None = None) -> None:
+def show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
     """Python warnings (pandas, Keras) as ``warning:`` lines like rareevent's own."""
     warn(" ".join(str(message).split()))

@@ -32,8 +32,21 @@ app = typer.Typer(
 )
 _typed = typer.core.TyperOption.display_type_rich
 # an on/off flag takes no value: its help line shows no `<bool>` type (the one place Typer's help is changed)
-typer.core.TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _typed(self, ctx)  # type: ignore[method-assign]
-for command in (train, update, architecture, score, encode, report):  # the order of `rareevent --help`
+
+
+def _display_type(self: typer.core.TyperOption, ctx: typer.Context) -> object:
+    return None if self.is_flag else _typed(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _display_type  # type: ignore[method-assign,assignment]
+for command in (
+    train,
+    update,
+    architecture,
+    score,
+    encode,
+    report,
+):  # the order of `rareevent --help`
     app.command()(command)
 terms.app = app
 
@@ -49,9 +62,17 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks for errors.")
+    ] = False,
     version: Annotated[
-        bool, typer.Option("--version", help="Print the versions of rareevent, Keras and its backend, the device models run on, and exit.", is_eager=True, callback=_print_version)
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the versions of rareevent, Keras and its backend, the device models run on, and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
     ] = False,
 ) -> None:
     consoles.debug = debug
@@ -72,10 +93,14 @@ def main() -> None:
     except typer.Abort:
         typer.echo("error: interrupted; nothing was written", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing argument
+    except (
+        typer.TyperException
+    ) as exc:  # usage errors: unknown option, bad value, missing argument
         if not exc.format_message().strip():  # bare `rareevent`: the help was printed
             sys.exit(getattr(exc, "exit_code", EXIT_DATA))
-        typer.echo(f"error: {' '.join(exc.format_message().split())} (see --help)", err=True)
+        typer.echo(
+            f"error: {' '.join(exc.format_message().split())} (see --help)", err=True
+        )
         sys.exit(getattr(exc, "exit_code", EXIT_DATA))
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -35,7 +35,9 @@ def recipe_key(param: Any) -> str:
     return long[0] if long else param.name
 
 
-def read_defaults(path: Path, ctx: typer.Context, leave_out: Container[str]) -> dict[str, Any]:
+def read_defaults(
+    path: Path, ctx: typer.Context, leave_out: Container[str]
+) -> dict[str, Any]:
     """The ``[train]`` table of ``path`` as a ``default_map`` for ``ctx``'s command (parameter name -> value).
 
     Raises ``typer.BadParameter`` (a usage error, exit code 2) for an unreadable
@@ -50,7 +52,9 @@ def read_defaults(path: Path, ctx: typer.Context, leave_out: Container[str]) -> 
         raise typer.BadParameter(f"{path}: not valid TOML: {exc}") from None
     for key in document:
         if key != TABLE:
-            raise typer.BadParameter(f"{path}: unknown key {key!r}{_line(text, key)}; options go in the [{TABLE}] table")
+            raise typer.BadParameter(
+                f"{path}: unknown key {key!r}{_line(text, key)}; options go in the [{TABLE}] table"
+            )
     table = document.get(TABLE)
     if not isinstance(table, dict):
         raise typer.BadParameter(f"{path}: no [{TABLE}] table")
@@ -59,13 +63,23 @@ def read_defaults(path: Path, ctx: typer.Context, leave_out: Container[str]) -> 
     defaults = {}
     for key, value in table.items():
         if key in command_line_only:
-            raise typer.BadParameter(f"{path}: key {key!r}{_line(text, key)} is not read from a recipe: where and whether to write, and how to print, are the command line's decision (give --{key})")
+            raise typer.BadParameter(
+                f"{path}: key {key!r}{_line(text, key)} is not read from a recipe: where and whether to write, and how to print, are the command line's decision (give --{key})"
+            )
         param = params.get(key)
         if param is None:
             close = difflib.get_close_matches(key, params, n=1)
-            hint = f" (hint: did you mean {close[0]!r}?)" if close else f" (hint: keys are {', '.join(params)})"
-            raise typer.BadParameter(f"{path}: unknown key {key!r} in [{TABLE}]{_line(text, key)}{hint}")
-        defaults[param.name] = _checked(ctx, param, value, f"{path}: {key}{_line(text, key)}")
+            hint = (
+                f" (hint: did you mean {close[0]!r}?)"
+                if close
+                else f" (hint: keys are {', '.join(params)})"
+            )
+            raise typer.BadParameter(
+                f"{path}: unknown key {key!r} in [{TABLE}]{_line(text, key)}{hint}"
+            )
+        defaults[param.name] = _checked(
+            ctx, param, value, f"{path}: {key}{_line(text, key)}"
+        )
     return defaults
 
 
@@ -94,14 +108,26 @@ def _line(text: str, key: str) -> str:
 def _checked(ctx: typer.Context, param: Any, value: Any, where: str) -> Any:
     """``value`` as the command line would give it, once the option's type accepts it."""
     flag = bool(getattr(param, "is_flag", False))
-    many = param.multiple or param.nargs == -1  # a repeatable option, or DATA (one or more files)
+    many = (
+        param.multiple or param.nargs == -1
+    )  # a repeatable option, or DATA (one or more files)
     if isinstance(value, dict):
         raise typer.BadParameter(f"{where}: must be a single value, not a table")
     if isinstance(value, list) and not many:
         raise typer.BadParameter(f"{where}: must be a single value, not a list")
     if isinstance(value, bool) != flag:
-        raise typer.BadParameter(f"{where}: must be {'true or false' if flag else 'a number or a string, not true/false'}")
-    given = value if flag else [str(v) for v in value] if isinstance(value, list) else [str(value)] if many else str(value)
+        raise typer.BadParameter(
+            f"{where}: must be {'true or false' if flag else 'a number or a string, not true/false'}"
+        )
+    given = (
+        value
+        if flag
+        else [str(v) for v in value]
+        if isinstance(value, list)
+        else [str(value)]
+        if many
+        else str(value)
+    )
     try:
         param.process_value(ctx, given)
     except typer.BadParameter as exc:
@@ -115,7 +141,11 @@ def settings(ctx: typer.Context, leave_out: Container[str]) -> dict[str, Any]:
     Paths are made absolute so that the recipe works from any folder;
     ``None`` stands for an option left to its automatic default.
     """
-    return {recipe_key(p): _plain(ctx.params[p.name]) for p in _options(ctx) if p.name not in leave_out}
+    return {
+        recipe_key(p): _plain(ctx.params[p.name])
+        for p in _options(ctx)
+        if p.name not in leave_out
+    }
 
 
 def _options(ctx: typer.Context) -> list[Any]:
@@ -133,7 +163,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def recipe_text(record: RunRecord, run_file: Path, leave_out: Container[str] = ()) -> str:
+def recipe_text(
+    record: RunRecord, run_file: Path, leave_out: Container[str] = ()
+) -> str:
     """The TOML recipe that trains ``record``'s run again (``report RUN --recipe``), without the keys in ``leave_out``."""
     values = record.settings
     if values is None:
@@ -141,26 +173,43 @@ def recipe_text(record: RunRecord, run_file: Path, leave_out: Container[str] = (
             f"{run_file}: no training settings stored",
             hint="runs made by `rareevent update`, through the library or by an older rareevent have none; retrain with `rareevent train`",
         )
-    if not isinstance(values, dict) or not all(isinstance(k, str) and _tomlable(v) for k, v in values.items()):
-        raise RareEventError(f"{run_file}: field 'settings' has an invalid value", hint="retrain: the run folder was edited or damaged")
+    if not isinstance(values, dict) or not all(
+        isinstance(k, str) and _tomlable(v) for k, v in values.items()
+    ):
+        raise RareEventError(
+            f"{run_file}: field 'settings' has an invalid value",
+            hint="retrain: the run folder was edited or damaged",
+        )
     header = [
         f"rareevent recipe of run {record.name!r} (created {record.created}, data sha256 {record.input_sha256})",
         "train again with: rareevent train --config THIS_FILE.toml --name NEW_NAME",
     ]
-    return to_toml(TABLE, {key: value for key, value in values.items() if key not in leave_out}, header)
+    return to_toml(
+        TABLE,
+        {key: value for key, value in values.items() if key not in leave_out},
+        header,
+    )
 
 
 def _tomlable(value: Any) -> bool:
     if isinstance(value, list):
         return all(_tomlable(v) and v is not None for v in value)
-    return value is None or isinstance(value, (bool, int, str)) or (isinstance(value, float) and math.isfinite(value))
+    return (
+        value is None
+        or isinstance(value, (bool, int, str))
+        or (isinstance(value, float) and math.isfinite(value))
+    )
 
 
 def to_toml(table: str, values: dict[str, Any], comments: Iterable[str] = ()) -> str:
     """One TOML table: ``comments`` as ``#`` lines, then ``key = value`` lines; ``None`` values are listed in a comment."""
     lines = [f"# {_visible(comment)}" for comment in comments]
     lines.append(f"[{table}]")
-    lines += [f"{_toml_key(key)} = {_toml_value(value)}" for key, value in values.items() if value is not None]
+    lines += [
+        f"{_toml_key(key)} = {_toml_value(value)}"
+        for key, value in values.items()
+        if value is not None
+    ]
     unset = [key for key, value in values.items() if value is None]
     if unset:
         lines.append(f"# not set (the option's default applies): {', '.join(unset)}")
@@ -169,7 +218,9 @@ def to_toml(table: str, values: dict[str, Any], comments: Iterable[str] = ()) ->
 
 def _visible(text: str) -> str:
     """``text`` with every control character (a newline would end a comment) written as an escape."""
-    return "".join(f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text)
+    return "".join(
+        f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text
+    )
 
 
 def _toml_key(key: str) -> str:

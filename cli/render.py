@@ -38,14 +38,27 @@ def score_cell(key: str) -> Callable[[dict[str, Any]], str]:
 
 
 # rows shared by the metrics of one run and the table of saved runs (same keys in both)
-SCORE_ROWS = [(label, score_cell(key)) for label, key in (("precision", "precision"), ("recall", "recall"), ("F1", "f1"), ("PR-AUC", "pr_auc"), ("ROC-AUC", "roc_auc"))]
+SCORE_ROWS = [
+    (label, score_cell(key))
+    for label, key in (
+        ("precision", "precision"),
+        ("recall", "recall"),
+        ("F1", "f1"),
+        ("PR-AUC", "pr_auc"),
+        ("ROC-AUC", "roc_auc"),
+    )
+]
 
 
 def events_text(metrics: dict[str, Any]) -> str:
     if metrics.get("events") is None:
         return "-"
-    unseen = metrics.get("events_unseen") or 0  # in a gap or a segment too short for a window: not missed
-    return f"{metrics['events_detected']} of {metrics['events'] - unseen}" + (f" ({unseen} unseen)" if unseen else "")
+    unseen = (
+        metrics.get("events_unseen") or 0
+    )  # in a gap or a segment too short for a window: not missed
+    return f"{metrics['events_detected']} of {metrics['events'] - unseen}" + (
+        f" ({unseen} unseen)" if unseen else ""
+    )
 
 
 def rate_text(metrics: dict[str, Any]) -> str:
@@ -65,7 +78,10 @@ def metrics_table(parts: dict[str, dict[str, Any]], title: str = "metrics") -> T
         table.add_column(name, justify="right")
     rows = [
         *SCORE_ROWS,
-        ("TP / FP / FN / TN", lambda m: f"{m['tp']} / {m['fp']} / {m['fn']} / {m['tn']}"),
+        (
+            "TP / FP / FN / TN",
+            lambda m: f"{m['tp']} / {m['fp']} / {m['fn']} / {m['tn']}",
+        ),
         ("events caught", events_text),
         ("mean lead (rows)", lambda m: fmt(m["mean_lead_rows"], 1)),
         ("false alarm episodes", lambda m: str(m["false_alarms"])),
@@ -95,7 +111,10 @@ def gap_text(gap_info: GapSummary) -> str:
     text = f"{gap_info.segments} segment(s), {gap_info.gaps} gap(s)"
     if gap_info.longest_gap is not None:
         text += f" (longest {describe_gap(gap_info.longest_gap, gap_info.unit)})"
-    return text + f"; --max-gap {gap_info.max_gap} = {describe_gap(gap_info.max_gap_value, gap_info.unit)}"
+    return (
+        text
+        + f"; --max-gap {gap_info.max_gap} = {describe_gap(gap_info.max_gap_value, gap_info.unit)}"
+    )
 
 
 def why_no_test(record: RunRecord) -> str:
@@ -109,28 +128,63 @@ def why_no_test(record: RunRecord) -> str:
     return "the test part holds no labelled window"
 
 
-def candidates_table(name: str, candidates: dict[str, dict[str, Any] | None], chosen: str) -> Table:
+def candidates_table(
+    name: str, candidates: dict[str, dict[str, Any] | None], chosen: str
+) -> Table:
     """``--arch auto``: every candidate's validation alarms at its own threshold, the kept one marked."""
-    table = Table(title=f"run {name}: --arch auto, validation at each candidate's own threshold (* kept)")
+    table = Table(
+        title=f"run {name}: --arch auto, validation at each candidate's own threshold (* kept)"
+    )
     for column in ("arch", "F1", "PR-AUC", "events caught", "false alarms"):
         table.add_column(column, justify="left" if column == "arch" else "right")
     for arch, m in candidates.items():
-        cells = (fmt(m["f1"]), fmt(m["pr_auc"]), events_text(m), str(m["false_alarms"])) if m else ("-",) * 4
+        cells = (
+            (fmt(m["f1"]), fmt(m["pr_auc"]), events_text(m), str(m["false_alarms"]))
+            if m
+            else ("-",) * 4
+        )
         table.add_row(arch + ("*" if arch == chosen else ""), *cells)
     return table
 
 
 def series_table(record: dict[str, Any]) -> Table:
     """One row per series of a fleet run (its ``run.json`` or ``report`` row): its rows and its own test (else validation) metrics."""
-    table = Table(title=f"run {record['name']}: per series, test metrics (* validation: no test part)")
-    table.add_column(record.get("group_column") or "file", overflow="fold", min_width=12)
-    for column in ("rows", "precision", "recall", "F1", "PR-AUC", "events", "false alarms"):
+    table = Table(
+        title=f"run {record['name']}: per series, test metrics (* validation: no test part)"
+    )
+    table.add_column(
+        record.get("group_column") or "file", overflow="fold", min_width=12
+    )
+    for column in (
+        "rows",
+        "precision",
+        "recall",
+        "F1",
+        "PR-AUC",
+        "events",
+        "false alarms",
+    ):
         table.add_column(column, justify="right")
     for series in record["series"]:
         part = "test" if series["metrics"].get("test") else "valid"
         m = series["metrics"].get(part)
-        cells = (fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"]), fmt(m["pr_auc"]), events_text(m), str(m["false_alarms"])) if m else ("-",) * 6
-        table.add_row(series["name"] + ("*" if m and part == "valid" else ""), f"{series['rows']:,}", *cells)
+        cells = (
+            (
+                fmt(m["precision"]),
+                fmt(m["recall"]),
+                fmt(m["f1"]),
+                fmt(m["pr_auc"]),
+                events_text(m),
+                str(m["false_alarms"]),
+            )
+            if m
+            else ("-",) * 6
+        )
+        table.add_row(
+            series["name"] + ("*" if m and part == "valid" else ""),
+            f"{series['rows']:,}",
+            *cells,
+        )
     return table
 
 
@@ -141,24 +195,44 @@ def print_train_summary(record: RunView, path: Path, reading: str | None) -> Non
     if record.parent:
         table.add_row("updated from", f"{record.parent.name} ({record.parent.folder})")
     n = record.windows or {}
-    table.add_row("windows", f"train {n['train_normal']} normal, valid {n.get('valid', 0)}, test {n.get('test', 0)}")
-    if not ARCHITECTURES[record.arch].trained_by_epochs:  # pca: fitted in closed form with numpy; no epochs, batches, units or backend
+    table.add_row(
+        "windows",
+        f"train {n['train_normal']} normal, valid {n.get('valid', 0)}, test {n.get('test', 0)}",
+    )
+    if (
+        not ARCHITECTURES[record.arch].trained_by_epochs
+    ):  # pca: fitted in closed form with numpy; no epochs, batches, units or backend
         table.add_row("fitted", f"in closed form (numpy), {record.train_seconds:.1f} s")
         model = f"{record.arch}, lookback {record.lookback}, {record.parameters:,} parameters (components and mean)"
     else:
         versions = record.versions or {}
-        table.add_row("epochs", f"{record.epochs_run} run, best {record.best_epoch} ({record.train_seconds:.1f} s)")
-        table.add_row("ran on", f"{versions['backend']}, {versions.get('device', 'cpu')}, batch {record.batch_size or '-'}")
+        table.add_row(
+            "epochs",
+            f"{record.epochs_run} run, best {record.best_epoch} ({record.train_seconds:.1f} s)",
+        )
+        table.add_row(
+            "ran on",
+            f"{versions['backend']}, {versions.get('device', 'cpu')}, batch {record.batch_size or '-'}",
+        )
         model = f"{record.arch}, lookback {record.lookback}, units {record.units}, {record.parameters:,} parameters"
     margin = f" x {record.margin:g}" if record.margin != 1 else ""
-    table.add_row("threshold", f"{record.threshold:.6g} ({record.threshold_strategy}{margin}, score {record.score_kind}, smooth {record.smooth})")
+    table.add_row(
+        "threshold",
+        f"{record.threshold:.6g} ({record.threshold_strategy}{margin}, score {record.score_kind}, smooth {record.smooth})",
+    )
     table.add_row("model", model)
     if record.context_features:
-        table.add_row("context", f"{', '.join(record.context_features)} (read, not scored; --context none scores them)")
+        table.add_row(
+            "context",
+            f"{', '.join(record.context_features)} (read, not scored; --context none scores them)",
+        )
     if reading:
         table.add_row("read as", reading)
     if record.resample:
-        table.add_row("resampled", f"every {record.resample['every']} ({record.resample['agg']}): {record.resample['rows']:,} rows")
+        table.add_row(
+            "resampled",
+            f"every {record.resample['every']} ({record.resample['agg']}): {record.resample['rows']:,} rows",
+        )
     if record.gaps:
         table.add_row("segments", gap_text(record.gaps))
     table.add_row("saved to", str(path))
@@ -169,7 +243,9 @@ def print_train_summary(record: RunView, path: Path, reading: str | None) -> Non
     if parts:
         consoles.out.print(metrics_table(parts))
     if record.candidates:
-        consoles.out.print(candidates_table(record.name, record.candidates, record.arch))
+        consoles.out.print(
+            candidates_table(record.name, record.candidates, record.arch)
+        )
     for part, metrics in record.metrics.items():
         lead = lead_line(metrics) if metrics else None
         if lead:
@@ -177,7 +253,9 @@ def print_train_summary(record: RunView, path: Path, reading: str | None) -> Non
     if record.metrics.get("test") is None:
         consoles.out.print(f"no test metrics: {why_no_test(record)}")
     if len(record.series or ()) > 1:
-        consoles.out.print(series_table(record.to_json()))  # as ``report`` shows a run's JSON row
+        consoles.out.print(
+            series_table(record.to_json())
+        )  # as ``report`` shows a run's JSON row
 
 
 def train_summary(record: RunView, path: Path) -> dict[str, Any]:
@@ -186,10 +264,27 @@ def train_summary(record: RunView, path: Path) -> dict[str, Any]:
     from rareevent.model import ARCHITECTURES
     from rareevent.runs import RUN_FILE, SCORES_FILE
 
-    keys = ("name", "arch", "threshold", "threshold_strategy", "margin", "score_kind", "smooth", "metrics", "baseline", "windows", "epochs_run", "best_epoch", "train_seconds")
+    keys = (
+        "name",
+        "arch",
+        "threshold",
+        "threshold_strategy",
+        "margin",
+        "score_kind",
+        "smooth",
+        "metrics",
+        "baseline",
+        "windows",
+        "epochs_run",
+        "best_epoch",
+        "train_seconds",
+    )
     saved = record.to_json()  # the baseline as run.json holds it
     return {
-        **{key: saved[key] if key == "baseline" else getattr(record, key) for key in keys},
+        **{
+            key: saved[key] if key == "baseline" else getattr(record, key)
+            for key in keys
+        },
         "candidates": record.candidates,
         "path": str(path),
         "files": {
@@ -198,7 +293,10 @@ def train_summary(record: RunView, path: Path) -> dict[str, Any]:
             "model": str(path / ARCHITECTURES[record.arch].model.file),
             "scores": str(path / SCORES_FILE),
         },
-        "warnings": {"constant_features": record.constant_features, "trending_features": record.trending_features},
+        "warnings": {
+            "constant_features": record.constant_features,
+            "trending_features": record.trending_features,
+        },
         "context_features": record.context_features,
         "assumed": record.assumed or [],
         "filled_cells": record.filled_cells,
@@ -206,30 +304,62 @@ def train_summary(record: RunView, path: Path) -> dict[str, Any]:
     }
 
 
-def print_per_group(folder: Path, summary: dict[str, Any], as_json: bool, quiet: bool) -> None:
+def print_per_group(
+    folder: Path, summary: dict[str, Any], as_json: bool, quiet: bool
+) -> None:
     """The summary of a ``--per-group`` training: one line per group."""
     if as_json:
-        typer.echo(json.dumps({**summary, "path": str(folder)}, indent=2, allow_nan=False))
+        typer.echo(
+            json.dumps({**summary, "path": str(folder)}, indent=2, allow_nan=False)
+        )
         return
     if quiet:
         typer.echo(str(folder))
         return
-    table = Table(title=f"per-group run {summary['name']}: {len(summary['runs'])} group(s) in {folder}")
-    for column in (summary["group_column"], "rows", "threshold", "test F1", "test PR-AUC", "events caught"):
-        table.add_column(column, justify="left" if column == summary["group_column"] else "right")
+    table = Table(
+        title=f"per-group run {summary['name']}: {len(summary['runs'])} group(s) in {folder}"
+    )
+    for column in (
+        summary["group_column"],
+        "rows",
+        "threshold",
+        "test F1",
+        "test PR-AUC",
+        "events caught",
+    ):
+        table.add_column(
+            column, justify="left" if column == summary["group_column"] else "right"
+        )
     for value, run in summary["runs"].items():
         part = run["metrics"].get("test") or run["metrics"].get("valid")
-        table.add_row(value, f"{run['rows']:,}", f"{run['threshold']:.4g}", *((fmt(part["f1"]), fmt(part["pr_auc"]), events_text(part)) if part else ("-", "-", "-")))
+        table.add_row(
+            value,
+            f"{run['rows']:,}",
+            f"{run['threshold']:.4g}",
+            *(
+                (fmt(part["f1"]), fmt(part["pr_auc"]), events_text(part))
+                if part
+                else ("-", "-", "-")
+            ),
+        )
     consoles.out.print(table)
 
 
 @contextmanager
-def epoch_progress(what: str, epochs: int, console: Console | None = None, disable: bool | None = None) -> Iterator[EpochCallback]:
+def epoch_progress(
+    what: str, epochs: int, console: Console | None = None, disable: bool | None = None
+) -> Iterator[EpochCallback]:
     """A progress bar over the epochs on ``console`` (default: stdout); yields the per-epoch callback that draws it.
 
     ``disable`` defaults to "not a terminal, or ``NO_COLOR`` set": logs and pipes get no bar.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     console = console or consoles.out
     progress = Progress(
@@ -241,12 +371,21 @@ def epoch_progress(what: str, epochs: int, console: Console | None = None, disab
         console=console,
         disable=not bars(console) if disable is None else disable,
     )
-    task = progress.add_task("train", total=epochs, what=escape(what), loss="-", val_loss="-")
+    task = progress.add_task(
+        "train", total=epochs, what=escape(what), loss="-", val_loss="-"
+    )
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:
-        if not progress.live.is_started:  # shown from the first epoch on: a data error prints no empty bar
+        if (
+            not progress.live.is_started
+        ):  # shown from the first epoch on: a data error prints no empty bar
             progress.start()
-        progress.update(task, completed=epoch + 1, loss=f"{logs.get('loss', 0):.4f}", val_loss=f"{logs.get('val_loss', 0):.4f}")
+        progress.update(
+            task,
+            completed=epoch + 1,
+            loss=f"{logs.get('loss', 0):.4f}",
+            val_loss=f"{logs.get('val_loss', 0):.4f}",
+        )
 
     try:
         yield on_epoch
@@ -266,7 +405,9 @@ def rows_progress(path: Path) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
-        disable=not (bars(console) and bars(consoles.out)),  # plain output (a pipe, NO_COLOR) has no bar anywhere
+        disable=not (
+            bars(console) and bars(consoles.out)
+        ),  # plain output (a pipe, NO_COLOR) has no bar anywhere
     )
 
 
@@ -295,7 +436,9 @@ def print_paths(quiet: bool, *paths: Path | None) -> None:
             typer.echo(str(path))
 
 
-def print_score_summary(summary: dict[str, Any], result: Any, show: int, output: Path | None) -> None:
+def print_score_summary(
+    summary: dict[str, Any], result: Any, show: int, output: Path | None
+) -> None:
     consoles.out.print(
         f"scored [bold]{escape(summary['file'])}[/] with run [bold]{escape(summary['run'])}[/]: {summary['rows']:,} rows, "
         f"{summary['windows']:,} windows, {summary['flagged']:,} flagged (threshold {summary['threshold']:.6g}), "
@@ -305,15 +448,37 @@ def print_score_summary(summary: dict[str, Any], result: Any, show: int, output:
     if result.alarms:
         from rareevent.episodes import duration_text
 
-        table = Table(title=f"alarms (top {min(show, len(result.alarms))} by peak error, in time order)")
+        table = Table(
+            title=f"alarms (top {min(show, len(result.alarms))} by peak error, in time order)"
+        )
         has_time = "start_time" in result.alarms[0]
-        for column in ("start", "end", "duration", "lines", "windows", "peak", "top sensors (share of error)"):
-            table.add_column(column, justify="right" if column in ("duration", "windows", "peak") else "left")
-        shown = sorted(sorted(result.alarms, key=lambda a: -a["peak_error"])[:show], key=lambda a: a["start_row"])
+        for column in (
+            "start",
+            "end",
+            "duration",
+            "lines",
+            "windows",
+            "peak",
+            "top sensors (share of error)",
+        ):
+            table.add_column(
+                column,
+                justify="right"
+                if column in ("duration", "windows", "peak")
+                else "left",
+            )
+        shown = sorted(
+            sorted(result.alarms, key=lambda a: -a["peak_error"])[:show],
+            key=lambda a: a["start_row"],
+        )
         for alarm in shown:
             table.add_row(
-                str(alarm["start_time"]) if has_time else f"line {file_line(alarm['start_row'])}",
-                str(alarm["end_time"]) if has_time else f"line {file_line(alarm['end_row'])}",
+                str(alarm["start_time"])
+                if has_time
+                else f"line {file_line(alarm['start_row'])}",
+                str(alarm["end_time"])
+                if has_time
+                else f"line {file_line(alarm['end_row'])}",
                 duration_text(alarm),
                 f"{file_line(alarm['start_row'])}-{file_line(alarm['end_row'])}",
                 str(alarm["windows"]),
@@ -332,12 +497,25 @@ def print_score_summary(summary: dict[str, Any], result: Any, show: int, output:
 
 def fleet_table(scores: list[Any], run_name: str, series_column: str) -> Table:
     """``score`` over many series: one row per series, its windows, alarms and (with labels) F1 and events caught."""
-    table = Table(title=f"scored {len(scores)} series with {run_name}: {sum(s.n_rows for s in scores):,} rows, {sum(s.n_flagged for s in scores):,} windows flagged")
+    table = Table(
+        title=f"scored {len(scores)} series with {run_name}: {sum(s.n_rows for s in scores):,} rows, {sum(s.n_flagged for s in scores):,} windows flagged"
+    )
     table.add_column(series_column, overflow="fold", min_width=8)
     for column in ("rows", "windows", "flagged", "alarms", "F1", "events caught"):
         table.add_column(column, justify="right")
     for s in scores:
-        table.add_row(s.series.name, f"{s.n_rows:,}", f"{s.n_windows:,}", f"{s.n_flagged:,}", str(s.n_alarms), *((fmt(s.metrics["f1"]), events_text(s.metrics)) if s.metrics else ("-", "-")))
+        table.add_row(
+            s.series.name,
+            f"{s.n_rows:,}",
+            f"{s.n_windows:,}",
+            f"{s.n_flagged:,}",
+            str(s.n_alarms),
+            *(
+                (fmt(s.metrics["f1"]), events_text(s.metrics))
+                if s.metrics
+                else ("-", "-")
+            ),
+        )
     return table
 
 
@@ -348,18 +526,35 @@ def print_runs_table(summaries: list[dict[str, Any]]) -> None:
     table = Table(title="runs: test metrics (* validation: no test part)")
     table.add_column("", style="bold")
     for row in summaries:
-        table.add_column(row["name"] + ("*" if row["metrics_part"] == "valid" else ""), justify="right")
+        table.add_column(
+            row["name"] + ("*" if row["metrics_part"] == "valid" else ""),
+            justify="right",
+        )
 
     fields = [
         ("arch", lambda r: r["arch"]),
         ("lookback", lambda r: str(r["lookback"])),
         ("units", lambda r: ",".join(map(str, r["units"]))),
         ("parameters", lambda r: f"{r['parameters']:,}" if r["parameters"] else "-"),
-        *([("parent", lambda r: r["parent"] or "-")] if any(r["parent"] for r in summaries) else []),
+        *(
+            [("parent", lambda r: r["parent"] or "-")]
+            if any(r["parent"] for r in summaries)
+            else []
+        ),
         ("threshold", lambda r: f"{r['threshold_strategy']} = {r['threshold']:.4g}"),
-        *((label, lambda r, cell=cell: cell(shown_metrics(r))) for label, cell in (*SCORE_ROWS, ("events caught", events_text), ("false alarm rate", rate_text))),
+        *(
+            (label, lambda r, cell=cell: cell(shown_metrics(r)))
+            for label, cell in (
+                *SCORE_ROWS,
+                ("events caught", events_text),
+                ("false alarm rate", rate_text),
+            )
+        ),
         ("baseline: pca F1", lambda r: fmt(shown_metrics(r, baseline=True).get("f1"))),
-        ("baseline: pca PR-AUC", lambda r: fmt(shown_metrics(r, baseline=True).get("pr_auc"))),
+        (
+            "baseline: pca PR-AUC",
+            lambda r: fmt(shown_metrics(r, baseline=True).get("pr_auc")),
+        ),
         ("training s", lambda r: fmt(r["train_seconds"], 1)),
     ]
     for label, cell in fields:
@@ -369,8 +564,12 @@ def print_runs_table(summaries: list[dict[str, Any]]) -> None:
 
 def print_comparison(pair: dict[str, Any]) -> None:
     first, second = pair["archs"]
-    question = ": does the bottleneck help?" if (first, second) == ("ae", "plain") else ""
-    table = Table(title=f"{first} vs {second} on {Path(pair['input_file']).name}{question}")
+    question = (
+        ": does the bottleneck help?" if (first, second) == ("ae", "plain") else ""
+    )
+    table = Table(
+        title=f"{first} vs {second} on {Path(pair['input_file']).name}{question}"
+    )
     table.add_column("metric", style="bold")
     table.add_column(f"{first} ({pair[first]})", justify="right")
     table.add_column(f"{second} ({pair[second]})", justify="right")

@@ -30,7 +30,9 @@ def interrupt_at_batch_end() -> Iterator[None]:
 
     from rareevent.detector import stop_between_batches
 
-    if threading.current_thread() is not threading.main_thread() or signal.getitimer(signal.ITIMER_REAL) != (0.0, 0.0):
+    if threading.current_thread() is not threading.main_thread() or signal.getitimer(
+        signal.ITIMER_REAL
+    ) != (0.0, 0.0):
         yield
         return
     requested: list[int] = []
@@ -54,12 +56,21 @@ def interrupt_at_batch_end() -> Iterator[None]:
         if raise_once():
             raise KeyboardInterrupt
 
-    previous = {signum: signal.signal(signum, handler) for signum, handler in ((signal.SIGINT, on_signal), (signal.SIGTERM, on_signal), (signal.SIGALRM, on_alarm))}
+    previous = {
+        signum: signal.signal(signum, handler)
+        for signum, handler in (
+            (signal.SIGINT, on_signal),
+            (signal.SIGTERM, on_signal),
+            (signal.SIGALRM, on_alarm),
+        )
+    }
     try:
         with stop_between_batches(raise_once):
             yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)  # the timer was free on entry: only this block armed it
+        signal.setitimer(
+            signal.ITIMER_REAL, 0
+        )  # the timer was free on entry: only this block armed it
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if requested:

@@ -24,14 +24,23 @@ def main() -> None:
     if chromium is None:
         raise SystemExit("needs the system chromium: apt-get install -y chromium")
     with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = browser.new_context(offline=True, viewport={"width": 1200, "height": 760}).new_page()
+        browser = driver.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox"]
+        )
+        page = browser.new_context(
+            offline=True, viewport={"width": 1200, "height": 760}
+        ).new_page()
         page.goto(report.as_uri())
-        page.wait_for_function("window.rareevent && window.rareevent.plots >= 1", timeout=60_000)
+        page.wait_for_function(
+            "window.rareevent && window.rareevent.plots >= 1", timeout=60_000
+        )
         page.screenshot(path=DOCS / "report.png")
         section = page.locator("section.episode").first
         section.scroll_into_view_if_needed()
-        page.wait_for_function("document.querySelector('section.episode[data-rendered]') !== null", timeout=60_000)
+        page.wait_for_function(
+            "document.querySelector('section.episode[data-rendered]') !== null",
+            timeout=60_000,
+        )
         section.screenshot(path=DOCS / "report-episode.png")
         browser.close()
 

@@ -46,10 +46,17 @@ from rareevent.model import (
     mask_sensors,
     output_steps,
 )
-from rareevent.model import stop_between_batches as stop_between_batches  # re-exported: the CLI defers Ctrl-C through it
+from rareevent.model import (
+    stop_between_batches as stop_between_batches,
+)  # re-exported: the CLI defers Ctrl-C through it
 from rareevent.options import SplitSpec
 from rareevent.pca import PCAModel
-from rareevent.protocol import FitOptions, ModelConfig, ReconstructionModel, TrainingData
+from rareevent.protocol import (
+    FitOptions,
+    ModelConfig,
+    ReconstructionModel,
+    TrainingData,
+)
 from rareevent.storage import atomic_folder
 from rareevent.threshold import check_labels, choose_threshold, parse_strategy
 
@@ -58,16 +65,30 @@ CONTEXT_RULES = ("auto", "none")
 MAX_SPAN = 100_000  # the most rows lookback, lead and smooth may span; a saved detector is checked against the same bounds
 MAX_MARGIN = 1000.0
 MAX_SEED = 2**32 - 1  # numpy's seeds
-MAX_BATCH_SIZE = 2**20  # 512x GPU_MAX_BATCH: a larger batch is a typo or a damaged file (2**63 overflows numpy and Keras)
+MAX_BATCH_SIZE = (
+    2**20
+)  # 512x GPU_MAX_BATCH: a larger batch is a typo or a damaged file (2**63 overflows numpy and Keras)
 MAX_VALIDATION_FRACTION = 0.9
 DETECTOR_FILE = "detector.json"
 DETECTOR_FORMAT = 2
-RENAMED_IN_FORMAT_2 = {"decision_scores_": "validation_scores_", "labels_": "validation_labels_"}  # format 1 names, read still
-ROW_RESULTS = ("decision_scores_", "labels_")  # set by fit for the rows it was given (PyOD's meaning): they describe data, not the detector, and are not saved
-ADDED_PARAMS = ("horizon", "mask_rate")  # parameters newer than format 1 (0.3.0): a format 1 detector.json gets their defaults
+RENAMED_IN_FORMAT_2 = {
+    "decision_scores_": "validation_scores_",
+    "labels_": "validation_labels_",
+}  # format 1 names, read still
+ROW_RESULTS = (
+    "decision_scores_",
+    "labels_",
+)  # set by fit for the rows it was given (PyOD's meaning): they describe data, not the detector, and are not saved
+ADDED_PARAMS = (
+    "horizon",
+    "mask_rate",
+)  # parameters newer than format 1 (0.3.0): a format 1 detector.json gets their defaults
 WEIGHTS_FILE = KerasModel.file  # Keras models: the weights alone (no model description)
 PCA_FILE = PCAModel.file  # the pca baseline: three arrays, read without pickle
-FLOAT32_MAX, FLOAT32_TINY = float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny)  # as Python floats: a comparison with a float32 would cast 1e39 to it
+FLOAT32_MAX, FLOAT32_TINY = (
+    float(np.finfo(np.float32).max),
+    float(np.finfo(np.float32).tiny),
+)  # as Python floats: a comparison with a float32 would cast 1e39 to it
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -164,26 +185,90 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
 
     def check_params(self) -> None:
         """Refuse bad parameters (types included) before any data is read or any model built."""
-        check_model_options(self.arch, self.activation, self.units, self.lookback, self.horizon)
+        check_model_options(
+            self.arch, self.activation, self.units, self.lookback, self.horizon
+        )
         checks = [
-            ("score_kind", self.score_kind in SCORE_KINDS, f"must be one of {', '.join(SCORE_KINDS)}, got {self.score_kind!r}"),
-            ("lookback", self.lookback <= MAX_SPAN, f"must be at most {MAX_SPAN}, got {self.lookback}"),
-            ("horizon", self.horizon <= MAX_SPAN, f"must be at most {MAX_SPAN}, got {self.horizon}"),
-            ("smooth", _is_int(self.smooth) and 1 <= self.smooth <= MAX_SPAN, f"must be between 1 and {MAX_SPAN}, got {self.smooth}"),
-            ("mask_rate", _is_number(self.mask_rate) and 0 <= self.mask_rate < 1, f"must be in [0, 1), got {self.mask_rate}"),
-            ("margin", _is_number(self.margin) and 0 < self.margin <= MAX_MARGIN, f"must be above 0 and at most {MAX_MARGIN:g}, got {self.margin}"),
-            ("lead", _is_int(self.lead) and 0 <= self.lead <= MAX_SPAN, f"must be between 0 and {MAX_SPAN}, got {self.lead}"),
-            ("seed", _is_int(self.seed) and 0 <= self.seed <= MAX_SEED, f"must be between 0 and {MAX_SEED}, got {self.seed}"),
-            ("epochs", _is_int(self.epochs) and self.epochs >= 1, f"must be at least 1, got {self.epochs}"),
-            ("patience", _is_int(self.patience) and self.patience >= 0, f"must be 0 or more, got {self.patience}"),
-            ("batch_size", self.batch_size is None or _is_batch_size(self.batch_size), f"must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}"),
-            ("learning_rate", self.learning_rate is None or (_is_number(self.learning_rate) and 0 < self.learning_rate < 1), f"must be in (0, 1), got {self.learning_rate}"),
-            ("threshold", self.threshold is None or isinstance(self.threshold, str), f"must be a strategy like f1 or pot, got {self.threshold!r}"),
-            ("normalize", isinstance(self.normalize, bool), f"must be true or false, got {self.normalize!r}"),
-            ("warm_start", isinstance(self.warm_start, bool), f"must be true or false, got {self.warm_start!r}"),
+            (
+                "score_kind",
+                self.score_kind in SCORE_KINDS,
+                f"must be one of {', '.join(SCORE_KINDS)}, got {self.score_kind!r}",
+            ),
+            (
+                "lookback",
+                self.lookback <= MAX_SPAN,
+                f"must be at most {MAX_SPAN}, got {self.lookback}",
+            ),
+            (
+                "horizon",
+                self.horizon <= MAX_SPAN,
+                f"must be at most {MAX_SPAN}, got {self.horizon}",
+            ),
+            (
+                "smooth",
+                _is_int(self.smooth) and 1 <= self.smooth <= MAX_SPAN,
+                f"must be between 1 and {MAX_SPAN}, got {self.smooth}",
+            ),
+            (
+                "mask_rate",
+                _is_number(self.mask_rate) and 0 <= self.mask_rate < 1,
+                f"must be in [0, 1), got {self.mask_rate}",
+            ),
+            (
+                "margin",
+                _is_number(self.margin) and 0 < self.margin <= MAX_MARGIN,
+                f"must be above 0 and at most {MAX_MARGIN:g}, got {self.margin}",
+            ),
+            (
+                "lead",
+                _is_int(self.lead) and 0 <= self.lead <= MAX_SPAN,
+                f"must be between 0 and {MAX_SPAN}, got {self.lead}",
+            ),
+            (
+                "seed",
+                _is_int(self.seed) and 0 <= self.seed <= MAX_SEED,
+                f"must be between 0 and {MAX_SEED}, got {self.seed}",
+            ),
+            (
+                "epochs",
+                _is_int(self.epochs) and self.epochs >= 1,
+                f"must be at least 1, got {self.epochs}",
+            ),
+            (
+                "patience",
+                _is_int(self.patience) and self.patience >= 0,
+                f"must be 0 or more, got {self.patience}",
+            ),
+            (
+                "batch_size",
+                self.batch_size is None or _is_batch_size(self.batch_size),
+                f"must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}",
+            ),
+            (
+                "learning_rate",
+                self.learning_rate is None
+                or (_is_number(self.learning_rate) and 0 < self.learning_rate < 1),
+                f"must be in (0, 1), got {self.learning_rate}",
+            ),
+            (
+                "threshold",
+                self.threshold is None or isinstance(self.threshold, str),
+                f"must be a strategy like f1 or pot, got {self.threshold!r}",
+            ),
+            (
+                "normalize",
+                isinstance(self.normalize, bool),
+                f"must be true or false, got {self.normalize!r}",
+            ),
+            (
+                "warm_start",
+                isinstance(self.warm_start, bool),
+                f"must be true or false, got {self.warm_start!r}",
+            ),
             (
                 "validation_fraction",
-                _is_number(self.validation_fraction) and 0 < self.validation_fraction < MAX_VALIDATION_FRACTION,
+                _is_number(self.validation_fraction)
+                and 0 < self.validation_fraction < MAX_VALIDATION_FRACTION,
                 f"must be above 0 and below {MAX_VALIDATION_FRACTION:g}, got {self.validation_fraction}",
             ),
         ]
@@ -195,11 +280,22 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         if isinstance(self.context, str):
             context_ok = self.context in CONTEXT_RULES
         else:
-            context_ok = isinstance(self.context, (list, tuple)) and all(_is_int(j) for j in self.context)
+            context_ok = isinstance(self.context, (list, tuple)) and all(
+                _is_int(j) for j in self.context
+            )
         if not context_ok:
-            raise RareEventError(f"context must be one of {', '.join(CONTEXT_RULES)} or a list of column indices, got {self.context!r}", param="context")
+            raise RareEventError(
+                f"context must be one of {', '.join(CONTEXT_RULES)} or a list of column indices, got {self.context!r}",
+                param="context",
+            )
 
-    def fit(self, X: pd.DataFrame | np.ndarray, y: np.ndarray | pd.Series | None = None, *, on_epoch: EpochCallback | None = None) -> RareEventDetector:
+    def fit(
+        self,
+        X: pd.DataFrame | np.ndarray,
+        y: np.ndarray | pd.Series | None = None,
+        *,
+        on_epoch: EpochCallback | None = None,
+    ) -> RareEventDetector:
         """Fit on the rows of ``X`` (a DataFrame or an ``(n, F)`` array), oldest first.
 
         The last ``validation_fraction`` of the rows choose the threshold and
@@ -214,16 +310,31 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         names = _column_names(X) if isinstance(X, pd.DataFrame) else None
         rows = _as_rows(X, "X")
         if len(rows) < 2 * self.lookback:
-            raise RareEventError(f"X has {len(rows)} sample(s): fewer than the train and validation parts need ({self.lookback} rows each, one window of lookback {self.lookback})")
+            raise RareEventError(
+                f"X has {len(rows)} sample(s): fewer than the train and validation parts need ({self.lookback} rows each, one window of lookback {self.lookback})"
+            )
         labels = None if y is None else _as_labels(y, len(rows))
-        splits = windows.chronological_split(len(rows), SplitSpec(self.validation_fraction, 0.0))
+        splits = windows.chronological_split(
+            len(rows), SplitSpec(self.validation_fraction, 0.0)
+        )
         train, valid = slice(*splits["train"]), slice(*splits["valid"])
-        ahead = slice(splits["train"][0], splits["train"][1] + self.lead)  # train labels reach lead rows on
-        self.fit_parts(rows[train], None if labels is None else labels[ahead], rows[valid], None if labels is None else labels[valid], on_epoch=on_epoch, feature_names=names)
+        ahead = slice(
+            splits["train"][0], splits["train"][1] + self.lead
+        )  # train labels reach lead rows on
+        self.fit_parts(
+            rows[train],
+            None if labels is None else labels[ahead],
+            rows[valid],
+            None if labels is None else labels[valid],
+            on_epoch=on_epoch,
+            feature_names=names,
+        )
         self.decision_scores_, self.labels_ = self._row_results(rows)
         return self
 
-    def fit_predict(self, X: pd.DataFrame | np.ndarray, y: np.ndarray | pd.Series | None = None) -> np.ndarray:
+    def fit_predict(
+        self, X: pd.DataFrame | np.ndarray, y: np.ndarray | pd.Series | None = None
+    ) -> np.ndarray:
         """``fit`` on ``X`` (with the labels ``y``, if given), then its 0/1 label per row: ``labels_``."""
         return self.fit(X, y).labels_
 
@@ -257,9 +368,15 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         self.check_params()
         for name in ROW_RESULTS:  # of the data an earlier fit was given
             self.__dict__.pop(name, None)
-        strategy = parse_strategy(self.threshold or ("f1" if y_valid is not None else "pot"))
+        strategy = parse_strategy(
+            self.threshold or ("f1" if y_valid is not None else "pot")
+        )
         if strategy.needs_labels and y_valid is None:
-            raise RareEventError(f"threshold {strategy} needs a label column", hint="use `threshold=pot` (or quantile) for data without labels", param="threshold")
+            raise RareEventError(
+                f"threshold {strategy} needs a label column",
+                hint="use `threshold=pot` (or quantile) for data without labels",
+                param="threshold",
+            )
         T = self.lookback
         for part, X in (("train", X_train), ("validation", X_valid)):
             if len(X) < T:
@@ -268,49 +385,108 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
                     hint="use a longer file, a smaller `lookback` or other `validation_fraction`/`test_frac`",
                 )
         n_features = X_train.shape[1]
-        self.feature_names_in_ = np.asarray([f"x{j}" for j in range(n_features)] if feature_names is None else [str(name) for name in feature_names], dtype=object)
+        self.feature_names_in_ = np.asarray(
+            [f"x{j}" for j in range(n_features)]
+            if feature_names is None
+            else [str(name) for name in feature_names],
+            dtype=object,
+        )
         self.n_features_in_ = n_features
-        y_train = np.zeros(len(X_train), np.int8) if y_train is None else np.asarray(y_train, np.int8)
+        y_train = (
+            np.zeros(len(X_train), np.int8)
+            if y_train is None
+            else np.asarray(y_train, np.int8)
+        )
         normal_rows = np.flatnonzero(y_train[: len(X_train)] == 0)
         normal = X_train[normal_rows] if normal_rows.size else X_train
         discrete = scaling.discrete_columns(normal)
         self.context_features_ = self._context_columns(normal, discrete)
-        self.target_features_ = [j for j in range(X_train.shape[1]) if j not in set(self.context_features_)]
+        self.target_features_ = [
+            j for j in range(X_train.shape[1]) if j not in set(self.context_features_)
+        ]
         self.scaler_ = scaling.fit_scaler(normal, discrete=discrete)
         self.constant_features_ = scaling.constant_columns(self.scaler_).tolist()
-        trending = scaling.trending_columns(normal, positions=normal_rows if normal_rows.size else None)
-        self.trending_features_ = [int(i) for i in trending if i in self.target_features_ and i not in self.constant_features_]
-        valid_rows = np.zeros(len(X_valid), np.int8) if y_valid is None else np.asarray(y_valid, np.int8)
+        trending = scaling.trending_columns(
+            normal, positions=normal_rows if normal_rows.size else None
+        )
+        self.trending_features_ = [
+            int(i)
+            for i in trending
+            if i in self.target_features_ and i not in self.constant_features_
+        ]
+        valid_rows = (
+            np.zeros(len(X_valid), np.int8)
+            if y_valid is None
+            else np.asarray(y_valid, np.int8)
+        )
         train_ahead = _row_starts(starts_train, len(y_train))  # as long as the labels
         valid_ahead = _row_starts(starts_valid, len(valid_rows))
-        starts_train, starts_valid = train_ahead[: len(X_train)], valid_ahead[: len(X_valid)]
-        train_clean = windows.clean_windows(y_train, T, self.lead, train_ahead)[: windows.n_windows(len(X_train), T)] & windows.inside_segments(starts_train, T)
+        starts_train, starts_valid = (
+            train_ahead[: len(X_train)],
+            valid_ahead[: len(X_valid)],
+        )
+        train_clean = windows.clean_windows(y_train, T, self.lead, train_ahead)[
+            : windows.n_windows(len(X_train), T)
+        ] & windows.inside_segments(starts_train, T)
         valid_keep = windows.inside_segments(starts_valid, T)
-        valid_clean = windows.clean_windows(valid_rows, T, self.lead, valid_ahead)[: windows.n_windows(len(X_valid), T)][valid_keep]
+        valid_clean = windows.clean_windows(valid_rows, T, self.lead, valid_ahead)[
+            : windows.n_windows(len(X_valid), T)
+        ][valid_keep]
         if not train_clean.any():
-            raise RareEventError("the train part has no window free of events to learn normal behaviour from")
+            raise RareEventError(
+                "the train part has no window free of events to learn normal behaviour from"
+            )
         if not valid_clean.any():
-            raise RareEventError("the validation part has no window free of events", hint="raise `validation_fraction`")
-        labels = None if y_valid is None else windows.window_labels(valid_rows, T, self.lead, valid_ahead)[: len(valid_keep)][valid_keep]
+            raise RareEventError(
+                "the validation part has no window free of events",
+                hint="raise `validation_fraction`",
+            )
+        labels = (
+            None
+            if y_valid is None
+            else windows.window_labels(valid_rows, T, self.lead, valid_ahead)[
+                : len(valid_keep)
+            ][valid_keep]
+        )
         check_labels(strategy, labels)  # before training, not after it
         if not (self.warm_start and hasattr(self, "model_")):
             self.units_ = (
-                auto_units(scaling.transform(self.scaler_, normal)[:, self.target_features_]) if isinstance(self.units, str) else (self.units[0], self.units[1])
+                auto_units(
+                    scaling.transform(self.scaler_, normal)[:, self.target_features_]
+                )
+                if isinstance(self.units, str)
+                else (self.units[0], self.units[1])
             )  # the one string check_params admits is auto
-        train_windows = windows.sliding_windows(scaling.transform(self.scaler_, X_train), T)[train_clean]
-        valid_all = windows.kept(windows.sliding_windows(scaling.transform(self.scaler_, X_valid), T), valid_keep)
-        self.model_ = self._train(np.ascontiguousarray(train_windows), np.ascontiguousarray(valid_all[valid_clean]), on_epoch)
+        train_windows = windows.sliding_windows(
+            scaling.transform(self.scaler_, X_train), T
+        )[train_clean]
+        valid_all = windows.kept(
+            windows.sliding_windows(scaling.transform(self.scaler_, X_valid), T),
+            valid_keep,
+        )
+        self.model_ = self._train(
+            np.ascontiguousarray(train_windows),
+            np.ascontiguousarray(valid_all[valid_clean]),
+            on_epoch,
+        )
         self.n_train_windows_ = len(train_windows)
         self.error_scale_ = np.ones(len(self.target_features_), np.float32)
         raw, errors = self._reconstruction_errors(valid_all)
         if self.normalize:  # the scales come from the same predictions: the validation windows are reconstructed once
             self.error_scale_ = error_scales(errors[valid_clean])
             raw, errors = _combined(errors / self.error_scale_)
-        scores = self.smooth_scores(raw, resets=windows.window_resets(starts_valid, T)[valid_keep])
+        scores = self.smooth_scores(
+            raw, resets=windows.window_resets(starts_valid, T)[valid_keep]
+        )
         self.threshold_strategy_ = str(strategy)
-        self.threshold_ = self.margin * choose_threshold(strategy, scores, labels, valid_clean)
+        self.threshold_ = self.margin * choose_threshold(
+            strategy, scores, labels, valid_clean
+        )
         if not math.isfinite(self.threshold_):
-            raise RareEventError("training diverged: the validation errors are not finite", hint="use `activation=tanh` or fewer `units`")
+            raise RareEventError(
+                "training diverged: the validation errors are not finite",
+                hint="use `activation=tanh` or fewer `units`",
+            )
         self.validation_scores_ = scores
         self.validation_labels_ = (scores >= self.threshold_).astype(np.int8)
         return self
@@ -328,24 +504,60 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
             return [] if len(found) == n else found
         chosen = sorted({int(j) for j in self.context})
         if any(not 0 <= j < n for j in chosen):
-            raise RareEventError(f"context column indices must be in 0..{n - 1}, got {chosen}", param="context")
+            raise RareEventError(
+                f"context column indices must be in 0..{n - 1}, got {chosen}",
+                param="context",
+            )
         if len(chosen) == n:
-            raise RareEventError("every column is context: at least one column must be left to score")
+            raise RareEventError(
+                "every column is context: at least one column must be left to score"
+            )
         return chosen
 
-    def _train(self, train: np.ndarray, valid: np.ndarray, on_epoch: EpochCallback | None) -> ReconstructionModel:
+    def _train(
+        self, train: np.ndarray, valid: np.ndarray, on_epoch: EpochCallback | None
+    ) -> ReconstructionModel:
         """Fit the model (``model_`` itself under ``warm_start``) on the clean windows and keep what the fit reports."""
         started = time.perf_counter()
-        model = self.model_ if self.warm_start and hasattr(self, "model_") else ARCHITECTURES[self.arch].model.create(self._model_config())
-        data = TrainingData(train, valid, inputs=lambda scaled, seed: self._model_input(scaled, self._drawn_masks(len(scaled), seed)), targets=self._targets_of)
-        report = model.fit(data, FitOptions(self.epochs, self.batch_size, self.learning_rate, self.patience, self.seed, on_epoch))
+        model = (
+            self.model_
+            if self.warm_start and hasattr(self, "model_")
+            else ARCHITECTURES[self.arch].model.create(self._model_config())
+        )
+        data = TrainingData(
+            train,
+            valid,
+            inputs=lambda scaled, seed: self._model_input(
+                scaled, self._drawn_masks(len(scaled), seed)
+            ),
+            targets=self._targets_of,
+        )
+        report = model.fit(
+            data,
+            FitOptions(
+                self.epochs,
+                self.batch_size,
+                self.learning_rate,
+                self.patience,
+                self.seed,
+                on_epoch,
+            ),
+        )
         self.train_seconds_ = time.perf_counter() - started
-        self.history_, self.batch_size_, self.learning_rate_ = report.history, report.batch_size, report.learning_rate
+        self.history_, self.batch_size_, self.learning_rate_ = (
+            report.history,
+            report.batch_size,
+            report.learning_rate,
+        )
         self.epochs_run_ = len(self.history_["loss"])
-        self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1 if self.epochs_run_ else 0  # fitted in closed form: no epoch
+        self.best_epoch_ = (
+            int(np.argmin(self.history_["val_loss"])) + 1 if self.epochs_run_ else 0
+        )  # fitted in closed form: no epoch
         return model
 
-    def _reconstruction_errors(self, scaled_windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _reconstruction_errors(
+        self, scaled_windows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Window scores and the per-target errors they are the mean of.
 
         Each target sensor's squared error is divided by ``error_scale_``:
@@ -355,10 +567,14 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         """
         targets = self.target_features_
         errors = np.empty((len(scaled_windows), len(targets)), np.float32)
-        for start in range(0, len(scaled_windows), PREDICT_BATCH):  # one step per batch of windows
+        for start in range(
+            0, len(scaled_windows), PREDICT_BATCH
+        ):  # one step per batch of windows
             batch = np.ascontiguousarray(scaled_windows[start : start + PREDICT_BATCH])
             squared = np.square(self._targets_of(batch) - self._predict(batch))
-            errors[start : start + len(batch)] = squared[:, -1, :] if self.score_kind == "last" else squared.mean(axis=1)
+            errors[start : start + len(batch)] = (
+                squared[:, -1, :] if self.score_kind == "last" else squared.mean(axis=1)
+            )
         errors /= self.error_scale_
         return _combined(errors)
 
@@ -380,22 +596,48 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         return self.mask_rate > 0 and ARCHITECTURES[self.arch].reads_masks
 
     def _model_config(self) -> ModelConfig:
-        return ModelConfig(self.arch, self.lookback, self.n_features_in_, tuple(self.target_features_), self.units_, self.activation, self.horizon, self._masks)
+        return ModelConfig(
+            self.arch,
+            self.lookback,
+            self.n_features_in_,
+            tuple(self.target_features_),
+            self.units_,
+            self.activation,
+            self.horizon,
+            self._masks,
+        )
 
     def _drawn_masks(self, n: int, seed: int) -> np.ndarray | None:
         """Which target sensors of ``n`` training windows are hidden: each with probability ``mask_rate``, drawn from ``seed``."""
-        return np.random.default_rng(seed).random((n, len(self.target_features_))) < self.mask_rate if self._masks else None
+        return (
+            np.random.default_rng(seed).random((n, len(self.target_features_)))
+            < self.mask_rate
+            if self._masks
+            else None
+        )
 
-    def _model_input(self, scaled_windows: np.ndarray, masked: np.ndarray | None = None) -> np.ndarray:
+    def _model_input(
+        self, scaled_windows: np.ndarray, masked: np.ndarray | None = None
+    ) -> np.ndarray:
         """What the model reads: the windows, with a forecast's predicted targets hidden, or with mask channels (copies; the windows themselves otherwise).
 
         ``masked`` (``(n, targets)`` booleans; None: none) says which
         sensors a masked model gets hidden.
         """
         if ARCHITECTURES[self.arch].forecasts:
-            return hide_forecast_rows(np.array(scaled_windows, np.float32), self.target_features_, self.horizon)
+            return hide_forecast_rows(
+                np.array(scaled_windows, np.float32),
+                self.target_features_,
+                self.horizon,
+            )
         if self._masks:
-            return mask_sensors(scaled_windows, self.target_features_, np.zeros((len(scaled_windows), len(self.target_features_)), bool) if masked is None else masked)
+            return mask_sensors(
+                scaled_windows,
+                self.target_features_,
+                np.zeros((len(scaled_windows), len(self.target_features_)), bool)
+                if masked is None
+                else masked,
+            )
         return scaled_windows
 
     def _predict(self, batch: np.ndarray) -> np.ndarray:
@@ -407,14 +649,23 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         for j in range(n_targets):
             masked = np.zeros((len(batch), n_targets), bool)
             masked[:, j] = True
-            predicted[..., j] = self.model_.predict_on_batch(self._model_input(batch, masked))[..., j]
+            predicted[..., j] = self.model_.predict_on_batch(
+                self._model_input(batch, masked)
+            )[..., j]
         return predicted
 
     def score_windows(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scores of all windows of the ``(n, F)`` rows ``X``, and per-feature errors."""
-        return self._reconstruction_errors(windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback))
+        return self._reconstruction_errors(
+            windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback)
+        )
 
-    def smooth_scores(self, raw: np.ndarray, previous: np.ndarray | None = None, resets: np.ndarray | None = None) -> np.ndarray:
+    def smooth_scores(
+        self,
+        raw: np.ndarray,
+        previous: np.ndarray | None = None,
+        resets: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Trailing mean of each window's raw score and the ``smooth - 1`` before it in its segment.
 
         ``previous`` holds raw scores of the windows just before ``raw`` (from
@@ -427,29 +678,57 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         k = self.smooth
         if k <= 1:
             return raw
-        before = np.full(k - 1, np.nan) if previous is None else np.concatenate([np.full(k - 1, np.nan), previous])[-(k - 1) :]
+        before = (
+            np.full(k - 1, np.nan)
+            if previous is None
+            else np.concatenate([np.full(k - 1, np.nan), previous])[-(k - 1) :]
+        )
         series = np.concatenate([before, np.asarray(raw, dtype=np.float64)])
         view = sliding_window_view(series, k)
         if resets is not None and np.any(resets):
             index = np.arange(len(raw))
-            since = index - np.maximum.accumulate(np.where(resets, index, -k))  # windows since the segment began (k or more: all)
-            view = np.where(np.arange(k) >= (k - 1 - np.minimum(since, k - 1))[:, None], view, np.nan)
+            since = index - np.maximum.accumulate(
+                np.where(resets, index, -k)
+            )  # windows since the segment began (k or more: all)
+            view = np.where(
+                np.arange(k) >= (k - 1 - np.minimum(since, k - 1))[:, None],
+                view,
+                np.nan,
+            )
         return np.nanmean(view, axis=1).astype(np.float32)
 
-    def carry_scores(self, previous: np.ndarray | None, raw: np.ndarray, resets: np.ndarray | None = None) -> np.ndarray | None:
+    def carry_scores(
+        self,
+        previous: np.ndarray | None,
+        raw: np.ndarray,
+        resets: np.ndarray | None = None,
+    ) -> np.ndarray | None:
         """The raw scores the next chunk's smoothing continues from: the last ``smooth - 1`` of the current segment."""
         if self.smooth <= 1:
             return None
         if resets is not None and np.any(resets):
             previous, raw = None, raw[int(np.flatnonzero(resets)[-1]) :]
-        return np.concatenate([previous, raw] if previous is not None else [raw])[-(self.smooth - 1) :]
+        return np.concatenate([previous, raw] if previous is not None else [raw])[
+            -(self.smooth - 1) :
+        ]
 
-    def score_segments(self, X: np.ndarray, starts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def score_segments(
+        self, X: np.ndarray, starts: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Smoothed scores of the windows of ``X`` that lie inside one segment, and the mask of those windows."""
         starts = windows.one_segment(len(X)) if starts is None else starts
         keep = windows.inside_segments(starts, self.lookback)
-        raw = self._reconstruction_errors(windows.kept(windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback), keep))[0]
-        return self.smooth_scores(raw, resets=windows.window_resets(starts, self.lookback)[keep]), keep
+        raw = self._reconstruction_errors(
+            windows.kept(
+                windows.sliding_windows(
+                    scaling.transform(self.scaler_, X), self.lookback
+                ),
+                keep,
+            )
+        )[0]
+        return self.smooth_scores(
+            raw, resets=windows.window_resets(starts, self.lookback)[keep]
+        ), keep
 
     def window_scores(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """The smoothed score (float32, higher = more abnormal) of every window of the rows ``X``: ``len(X) - lookback + 1`` values.
@@ -476,7 +755,9 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         """Per row of ``X``: 1 where the window ending there is flagged (score at or above ``threshold_``), else 0; 0 for the first ``lookback - 1`` rows."""
         return self._row_results(X)[1]
 
-    def _row_results(self, X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _row_results(
+        self, X: pd.DataFrame | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per row: the score of the window ending there (float64, NaN before the first) and its 0/1 flag.
 
         The flags compare the float32 window scores with ``threshold_``, as
@@ -485,36 +766,50 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         scores = self.window_scores(X)
         pad = self.lookback - 1
         per_row = np.concatenate([np.full(pad, np.nan), scores.astype(np.float64)])
-        flags = np.concatenate([np.zeros(pad, np.int8), (scores >= self.threshold_).astype(np.int8)])
+        flags = np.concatenate(
+            [np.zeros(pad, np.int8), (scores >= self.threshold_).astype(np.int8)]
+        )
         return per_row, flags
 
     def _rows_of(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         check_is_fitted(self, "threshold_")
         if isinstance(X, pd.DataFrame):
-            by_name = {str(column): column for column in X.columns}  # fit named them as text: column 0 is '0'
+            by_name = {
+                str(column): column for column in X.columns
+            }  # fit named them as text: column 0 is '0'
             missing = [name for name in self.feature_names_in_ if name not in by_name]
             if missing:
-                raise RareEventError(f"X lacks the feature column(s) {', '.join(missing)} the detector was fitted on")
+                raise RareEventError(
+                    f"X lacks the feature column(s) {', '.join(missing)} the detector was fitted on"
+                )
             X = X[[by_name[name] for name in self.feature_names_in_]]
         rows = _as_rows(X, "X")
         if rows.shape[1] != self.n_features_in_:
-            raise RareEventError(f"X has {rows.shape[1]} features, but RareEventDetector is expecting {self.n_features_in_} features as input")  # scikit-learn's words
+            raise RareEventError(
+                f"X has {rows.shape[1]} features, but RareEventDetector is expecting {self.n_features_in_} features as input"
+            )  # scikit-learn's words
         if len(rows) < self.lookback:
-            raise RareEventError(f"X has {len(rows)} rows, fewer than one window of lookback {self.lookback}")
+            raise RareEventError(
+                f"X has {len(rows)} rows, fewer than one window of lookback {self.lookback}"
+            )
         return rows
 
     def encode(self, X: np.ndarray) -> np.ndarray:
         """The encoded vector (length ``units[1]``) of every window; architectures with a bottleneck only."""
         check_is_fitted(self, "threshold_")
         require_bottleneck(self.arch)
-        scaled = windows.sliding_windows(scaling.transform(self.scaler_, X), self.lookback)
+        scaled = windows.sliding_windows(
+            scaling.transform(self.scaler_, X), self.lookback
+        )
         return self.model_.encode(np.ascontiguousarray(self._model_input(scaled)))
 
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Write ``detector.json`` and the weights into the new folder ``folder``, atomically."""
         check_is_fitted(self, "threshold_")
         if Path(folder).exists() and not overwrite:
-            raise RareEventError(f"{folder}: already exists", hint="pass overwrite=True to replace it")
+            raise RareEventError(
+                f"{folder}: already exists", hint="pass overwrite=True to replace it"
+            )
         with atomic_folder(folder, overwrite=overwrite) as temp:
             self.write_files(temp)
         return Path(folder)
@@ -525,10 +820,18 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         config = {
             "format_version": DETECTOR_FORMAT,
             "rareevent_version": rareevent.__version__,
-            "params": {key: list(value) if isinstance(value, tuple) else value for key, value in self.get_params().items()},
-            "fitted": {name: field.encode(getattr(self, name)) for name, field in FITTED.items()},
+            "params": {
+                key: list(value) if isinstance(value, tuple) else value
+                for key, value in self.get_params().items()
+            },
+            "fitted": {
+                name: field.encode(getattr(self, name))
+                for name, field in FITTED.items()
+            },
         }
-        (folder / DETECTOR_FILE).write_text(json.dumps(config, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        (folder / DETECTOR_FILE).write_text(
+            json.dumps(config, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        )
 
     @classmethod
     def load(cls, folder: str | Path) -> RareEventDetector:
@@ -542,22 +845,48 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         """The detector of ``folder`` without its model (``model_`` unset): for showing a run without importing Keras."""
         path = Path(folder) / DETECTOR_FILE
         if not path.is_file():
-            raise RareEventError(f"{folder}: not a saved detector ({DETECTOR_FILE} missing)")
+            raise RareEventError(
+                f"{folder}: not a saved detector ({DETECTOR_FILE} missing)"
+            )
         config = read_json(path)
         if not isinstance(config, dict) or not _is_int(config.get("format_version")):
-            raise RareEventError(f"{path}: must hold a JSON object with an integer 'format_version'")
+            raise RareEventError(
+                f"{path}: must hold a JSON object with an integer 'format_version'"
+            )
         if config["format_version"] > DETECTOR_FORMAT:
-            raise RareEventError(f"{path}: format version {config['format_version']} is newer than this rareevent understands ({DETECTOR_FORMAT})", hint="upgrade rareevent")
+            raise RareEventError(
+                f"{path}: format version {config['format_version']} is newer than this rareevent understands ({DETECTOR_FORMAT})",
+                hint="upgrade rareevent",
+            )
         params, fitted = config.get("params"), config.get("fitted")
-        old = config["format_version"] < 2  # 0.3.0's: results renamed since, parameters and units_ added since
+        old = (
+            config["format_version"] < 2
+        )  # 0.3.0's: results renamed since, parameters and units_ added since
         if old and isinstance(fitted, dict):
-            fitted = {RENAMED_IN_FORMAT_2.get(key, key): value for key, value in fitted.items()}
-        if old and isinstance(params, dict):  # saved before these parameters existed: they had today's defaults
-            params = {**{key: value for key, value in cls().get_params().items() if key in ADDED_PARAMS}, **params}
+            fitted = {
+                RENAMED_IN_FORMAT_2.get(key, key): value
+                for key, value in fitted.items()
+            }
+        if old and isinstance(
+            params, dict
+        ):  # saved before these parameters existed: they had today's defaults
+            params = {
+                **{
+                    key: value
+                    for key, value in cls().get_params().items()
+                    if key in ADDED_PARAMS
+                },
+                **params,
+            }
         expected = set(cls().get_params())
         if not isinstance(params, dict) or set(params) != expected:
-            raise RareEventError(f"{path}: 'params' must hold exactly the parameters {', '.join(sorted(expected))}")
-        settings: dict[str, Any] = {key: tuple(value) if key == "units" and isinstance(value, list) else value for key, value in params.items()}
+            raise RareEventError(
+                f"{path}: 'params' must hold exactly the parameters {', '.join(sorted(expected))}"
+            )
+        settings: dict[str, Any] = {
+            key: tuple(value) if key == "units" and isinstance(value, list) else value
+            for key, value in params.items()
+        }
         detector = cls(**settings)
         try:
             detector.check_params()
@@ -565,13 +894,19 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
             raise RareEventError(f"{path}: {exc.message}", hint=exc.hint) from None
         if not isinstance(fitted, dict):
             raise RareEventError(f"{path}: field 'fitted' is missing or not an object")
-        if old and "units_" not in fitted and isinstance(detector.units, tuple):  # saved before units_ existed: the units given were used
+        if (
+            old and "units_" not in fitted and isinstance(detector.units, tuple)
+        ):  # saved before units_ existed: the units given were used
             fitted = {**fitted, "units_": list(detector.units)}
         for name, field in FITTED.items():
             if name not in fitted:
-                raise RareEventError(f"{path}: required field 'fitted.{name}' is missing")
+                raise RareEventError(
+                    f"{path}: required field 'fitted.{name}' is missing"
+                )
             if not field.valid(fitted[name], fitted):
-                raise RareEventError(f"{path}: field 'fitted.{name}' has an invalid value {json.dumps(fitted[name])[:60]}")
+                raise RareEventError(
+                    f"{path}: field 'fitted.{name}' has an invalid value {json.dumps(fitted[name])[:60]}"
+                )
             setattr(detector, name, field.decode(fitted[name]))
         return detector
 
@@ -604,7 +939,10 @@ def require_bottleneck(arch: str) -> None:
     """Refuse to encode with a model that has no encoded vector."""
     if not ARCHITECTURES[arch].has_bottleneck:
         have = [name for name, spec in ARCHITECTURES.items() if spec.has_bottleneck]
-        raise RareEventError(f"a {arch!r} run has no encoded vector: only {', '.join(repr(a) for a in have)} runs have a bottleneck", hint=f"train with `arch={have[0]}`")
+        raise RareEventError(
+            f"a {arch!r} run has no encoded vector: only {', '.join(repr(a) for a in have)} runs have a bottleneck",
+            hint=f"train with `arch={have[0]}`",
+        )
 
 
 def read_json(path: Path) -> Any:
@@ -615,7 +953,9 @@ def read_json(path: Path) -> Any:
         raise RareEventError(f"{path}: cannot read ({exc.strerror})") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise RareEventError(f"{path}: not valid JSON ({exc})") from None
-    except RecursionError:  # json's decoder recurses once per level: '[' * 100000 exhausts the stack
+    except (
+        RecursionError
+    ):  # json's decoder recurses once per level: '[' * 100000 exhausts the stack
         raise RareEventError(f"{path}: not valid JSON (nested too deeply)") from None
 
 
@@ -624,7 +964,11 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 def _is_batch_size(value: Any) -> bool:
@@ -633,28 +977,46 @@ def _is_batch_size(value: Any) -> bool:
 
 def _is_float32(value: Any, positive: bool = False) -> bool:
     """A number that stays finite (and above 0 when ``positive``) as the float32 it is used as: 1e39 would be inf, 1e-50 zero."""
-    return _is_number(value) and abs(value) <= FLOAT32_MAX and (value >= FLOAT32_TINY or not positive)
+    return (
+        _is_number(value)
+        and abs(value) <= FLOAT32_MAX
+        and (value >= FLOAT32_TINY or not positive)
+    )
 
 
 def _as_rows(X: Any, what: str) -> np.ndarray:
     """``X`` as a finite ``(n, F)`` float array."""
     if sparse.issparse(X):
-        raise RareEventError(f"{what} is a sparse matrix: sparse input is not supported", hint="pass a dense array (`X.toarray()`)")
+        raise RareEventError(
+            f"{what} is a sparse matrix: sparse input is not supported",
+            hint="pass a dense array (`X.toarray()`)",
+        )
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", np.exceptions.ComplexWarning)  # numpy would drop the imaginary part
+            warnings.simplefilter(
+                "error", np.exceptions.ComplexWarning
+            )  # numpy would drop the imaginary part
             rows = np.asarray(X, dtype=np.float64)
     except np.exceptions.ComplexWarning:
-        raise RareEventError(f"{what} holds complex numbers (Complex data not supported)") from None
+        raise RareEventError(
+            f"{what} holds complex numbers (Complex data not supported)"
+        ) from None
     except (TypeError, ValueError):
         raise RareEventError(f"{what} must hold numbers only") from None
     # the shape errors use scikit-learn's words
     if rows.ndim != 2:
-        raise RareEventError(f"{what} must be 2-dimensional (rows x features), got shape {rows.shape}", hint="Reshape your data: `X.reshape(-1, 1)` for one feature")
+        raise RareEventError(
+            f"{what} must be 2-dimensional (rows x features), got shape {rows.shape}",
+            hint="Reshape your data: `X.reshape(-1, 1)` for one feature",
+        )
     if rows.shape[1] < 1:
-        raise RareEventError(f"{what} has 0 feature(s) (shape={rows.shape}) while a minimum of 1 is required.")
+        raise RareEventError(
+            f"{what} has 0 feature(s) (shape={rows.shape}) while a minimum of 1 is required."
+        )
     if not np.all(np.isfinite(rows)):
-        raise RareEventError(f"{what} holds NaN or infinite values; fill or drop them first")
+        raise RareEventError(
+            f"{what} holds NaN or infinite values; fill or drop them first"
+        )
     return rows
 
 
@@ -662,10 +1024,14 @@ def _column_names(X: pd.DataFrame) -> list[str]:
     """The column names of ``X`` as text (``feature_names_in_``); empty or repeated ones are refused, as ``load`` would refuse them."""
     names = [str(column) for column in X.columns]
     if "" in names:
-        raise RareEventError(f"X has an empty column name (column {names.index('')}): name every column")
+        raise RareEventError(
+            f"X has an empty column name (column {names.index('')}): name every column"
+        )
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise RareEventError(f"X has repeated column names {', '.join(map(repr, repeated))[:80]}: name every column once")
+        raise RareEventError(
+            f"X has repeated column names {', '.join(map(repr, repeated))[:80]}: name every column once"
+        )
     return names
 
 
@@ -680,17 +1046,26 @@ def _row_starts(starts: np.ndarray | None, n: int) -> np.ndarray:
 def _as_labels(y: Any, n: int) -> np.ndarray:
     labels = np.asarray(y)
     if labels.shape != (n,):
-        raise RareEventError(f"y must hold one 0/1 label per row of X ({n}), got shape {labels.shape}")
+        raise RareEventError(
+            f"y must hold one 0/1 label per row of X ({n}), got shape {labels.shape}"
+        )
     wrong = ~np.isin(labels, (0, 1))
     if wrong.any():
-        raise RareEventError(f"y: labels must be 0 or 1, got {labels[wrong][0].item()!r} at row {int(np.flatnonzero(wrong)[0])}")
+        raise RareEventError(
+            f"y: labels must be 0 or 1, got {labels[wrong][0].item()!r} at row {int(np.flatnonzero(wrong)[0])}"
+        )
     return labels.astype(np.int8)
 
 
 class _Field:
     """How one learned attribute is written to ``detector.json``, checked and read back."""
 
-    def __init__(self, valid: Callable[[Any, dict[str, Any]], bool], encode: Callable[[Any], Any] = lambda v: v, decode: Callable[[Any], Any] = lambda v: v) -> None:
+    def __init__(
+        self,
+        valid: Callable[[Any, dict[str, Any]], bool],
+        encode: Callable[[Any], Any] = lambda v: v,
+        decode: Callable[[Any], Any] = lambda v: v,
+    ) -> None:
         self.valid, self.encode, self.decode = valid, encode, decode
 
 
@@ -700,16 +1075,28 @@ def _n(fitted: dict[str, Any]) -> int:
 
 
 def _indices(value: Any, fitted: dict[str, Any]) -> bool:
-    return isinstance(value, list) and all(_is_int(j) and 0 <= j < _n(fitted) for j in value) and len(set(value)) == len(value)
+    return (
+        isinstance(value, list)
+        and all(_is_int(j) and 0 <= j < _n(fitted) for j in value)
+        and len(set(value)) == len(value)
+    )
 
 
 def _numbers(value: Any, length: int, positive: bool = False) -> bool:
-    return isinstance(value, list) and len(value) == length and all(_is_number(x) and (x > 0 or not positive) for x in value)
+    return (
+        isinstance(value, list)
+        and len(value) == length
+        and all(_is_number(x) and (x > 0 or not positive) for x in value)
+    )
 
 
 def _float32s_ok(value: Any, length: int, positive: bool = False) -> bool:
     """``_numbers`` for the values kept as float32 (``error_scale_``, ``validation_scores_``)."""
-    return isinstance(value, list) and len(value) == length and all(_is_float32(x, positive) for x in value)
+    return (
+        isinstance(value, list)
+        and len(value) == length
+        and all(_is_float32(x, positive) for x in value)
+    )
 
 
 def _strategy_ok(value: Any) -> bool:
@@ -726,35 +1113,84 @@ def _float32s(value: Any) -> list[float]:
 # every learned attribute but model_ (the weights file): writing, checking and reading it back
 FITTED: dict[str, _Field] = {
     "feature_names_in_": _Field(
-        lambda v, f: isinstance(v, list) and len(v) >= 1 and all(isinstance(x, str) and x for x in v) and len(set(v)) == len(v),
+        lambda v, f: (
+            isinstance(v, list)
+            and len(v) >= 1
+            and all(isinstance(x, str) and x for x in v)
+            and len(set(v)) == len(v)
+        ),
         encode=lambda names: [str(name) for name in names],
         decode=lambda v: np.asarray(v, dtype=object),  # as scikit-learn holds it
     ),
     "n_features_in_": _Field(lambda v, f: _is_int(v) and v == _n(f)),
     "context_features_": _Field(_indices),
-    "target_features_": _Field(lambda v, f: _indices(v, f) and len(v) >= 1 and not set(v) & set(f.get("context_features_") or [])),
+    "target_features_": _Field(
+        lambda v, f: (
+            _indices(v, f)
+            and len(v) >= 1
+            and not set(v) & set(f.get("context_features_") or [])
+        )
+    ),
     "constant_features_": _Field(_indices),
     "trending_features_": _Field(_indices),
     "scaler_": _Field(
-        lambda v, f: isinstance(v, dict) and set(v) == {"mean", "scale"} and _numbers(v["mean"], _n(f)) and _numbers(v["scale"], _n(f), positive=True),
-        encode=lambda scaler: {"mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()},
+        lambda v, f: (
+            isinstance(v, dict)
+            and set(v) == {"mean", "scale"}
+            and _numbers(v["mean"], _n(f))
+            and _numbers(v["scale"], _n(f), positive=True)
+        ),
+        encode=lambda scaler: {
+            "mean": scaler.mean_.tolist(),
+            "scale": scaler.scale_.tolist(),
+        },
         decode=lambda v: scaling.scaler_from_arrays(v["mean"], v["scale"]),
     ),
-    "error_scale_": _Field(lambda v, f: _float32s_ok(v, len(f.get("target_features_") or []), positive=True), encode=_float32s, decode=lambda v: np.asarray(v, np.float32)),
+    "error_scale_": _Field(
+        lambda v, f: _float32s_ok(
+            v, len(f.get("target_features_") or []), positive=True
+        ),
+        encode=_float32s,
+        decode=lambda v: np.asarray(v, np.float32),
+    ),
     "threshold_": _Field(lambda v, f: _is_number(v), encode=float),
     "threshold_strategy_": _Field(lambda v, f: _strategy_ok(v)),
-    "validation_scores_": _Field(lambda v, f: isinstance(v, list) and _float32s_ok(v, len(v)), encode=_float32s, decode=lambda v: np.asarray(v, np.float32)),
+    "validation_scores_": _Field(
+        lambda v, f: isinstance(v, list) and _float32s_ok(v, len(v)),
+        encode=_float32s,
+        decode=lambda v: np.asarray(v, np.float32),
+    ),
     "validation_labels_": _Field(
-        lambda v, f: isinstance(v, list) and len(v) == len(f.get("validation_scores_") or []) and all(x in (0, 1) and _is_int(x) for x in v),
+        lambda v, f: (
+            isinstance(v, list)
+            and len(v) == len(f.get("validation_scores_") or [])
+            and all(x in (0, 1) and _is_int(x) for x in v)
+        ),
         encode=lambda v: v.tolist(),
         decode=lambda v: np.asarray(v, np.int8),
     ),
     "n_train_windows_": _Field(lambda v, f: _is_int(v) and v >= 1),
-    "units_": _Field(lambda v, f: isinstance(v, list) and len(v) == 2 and all(_is_int(u) and 1 <= u <= MAX_UNITS for u in v), encode=list, decode=tuple),
+    "units_": _Field(
+        lambda v, f: (
+            isinstance(v, list)
+            and len(v) == 2
+            and all(_is_int(u) and 1 <= u <= MAX_UNITS for u in v)
+        ),
+        encode=list,
+        decode=tuple,
+    ),
     "batch_size_": _Field(lambda v, f: v is None or _is_batch_size(v)),
     "learning_rate_": _Field(lambda v, f: v is None or (_is_number(v) and 0 < v < 1)),
     "epochs_run_": _Field(lambda v, f: _is_int(v) and v >= 0),
     "best_epoch_": _Field(lambda v, f: _is_int(v) and v >= 0),
-    "history_": _Field(lambda v, f: isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, list) and _numbers(x, len(x)) for k, x in v.items())),
+    "history_": _Field(
+        lambda v, f: (
+            isinstance(v, dict)
+            and all(
+                isinstance(k, str) and isinstance(x, list) and _numbers(x, len(x))
+                for k, x in v.items()
+            )
+        )
+    ),
     "train_seconds_": _Field(lambda v, f: _is_number(v) and v >= 0, encode=float),
 }

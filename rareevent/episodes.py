@@ -8,7 +8,18 @@ from typing import Any
 
 import pandas as pd
 
-EPISODE_COLUMNS = ("series", "start", "end", "start_row", "end_row", "duration_s", "windows", "peak_score", "peak_over_threshold", "top_sensors")
+EPISODE_COLUMNS = (
+    "series",
+    "start",
+    "end",
+    "start_row",
+    "end_row",
+    "duration_s",
+    "windows",
+    "peak_score",
+    "peak_over_threshold",
+    "top_sensors",
+)
 
 
 def duration_seconds(alarm: dict[str, Any]) -> float | None:
@@ -46,7 +57,9 @@ def top_sensors(alarm: dict[str, Any]) -> list[tuple[str, float]]:
     return pairs
 
 
-def episode_rows(alarms: Sequence[dict[str, Any]], threshold: float, series: str | None = None) -> list[dict[str, Any]]:
+def episode_rows(
+    alarms: Sequence[dict[str, Any]], threshold: float, series: str | None = None
+) -> list[dict[str, Any]]:
     """One flat row per episode, in time order, with the columns of :data:`EPISODE_COLUMNS`."""
     rows = []
     for alarm in sorted(alarms, key=lambda a: a["start_row"]):
@@ -60,7 +73,9 @@ def episode_rows(alarms: Sequence[dict[str, Any]], threshold: float, series: str
                 "duration_s": duration_seconds(alarm),
                 "windows": alarm["windows"],
                 "peak_score": alarm["peak_error"],
-                "peak_over_threshold": alarm["peak_error"] / threshold if threshold > 0 else None,
+                "peak_over_threshold": alarm["peak_error"] / threshold
+                if threshold > 0
+                else None,
                 "top_sensors": alarm["top_features"],
             }
         )

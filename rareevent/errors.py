@@ -17,7 +17,9 @@ class RareEventError(ValueError):
     A ``ValueError``, as scikit-learn raises for bad parameters.
     """
 
-    def __init__(self, message: str, hint: str | None = None, param: str | None = None) -> None:
+    def __init__(
+        self, message: str, hint: str | None = None, param: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint

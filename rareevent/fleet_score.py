@@ -11,6 +11,7 @@ output is the same for any ``jobs`` and no process holds the whole fleet.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import shutil
@@ -30,11 +31,33 @@ from rareevent.load import Reading, columns_for_model, sniff
 from rareevent.options import ScoreSpec
 from rareevent.record import RunView
 from rareevent.runs import load_run
-from rareevent.scoring import ScoreResult, StreamScorer, WindowWriter, _to_the_end, score_csv, trained_columns
-from rareevent.series import Series, expand, group_values, groups_of, in_time_order, is_table, naming, read_table, read_whole, table_format, table_header, table_reading
+from rareevent.scoring import (
+    ScoreResult,
+    StreamScorer,
+    WindowWriter,
+    _to_the_end,
+    score_csv,
+    trained_columns,
+)
+from rareevent.series import (
+    Series,
+    expand,
+    group_values,
+    groups_of,
+    in_time_order,
+    is_table,
+    naming,
+    read_table,
+    read_whole,
+    table_format,
+    table_header,
+    table_reading,
+)
 from rareevent.storage import temp_beside
 
-_LOADED: dict[str, tuple[RunView, Any]] = {}  # run folder -> (record, detector), once per process
+_LOADED: dict[
+    str, tuple[RunView, Any]
+] = {}  # run folder -> (record, detector), once per process
 
 
 @dataclass(frozen=True)
@@ -49,7 +72,9 @@ class ScoreJob:
     series: tuple[Series, ...]
     runs: tuple[Path, ...]
     column: str  # the name of the series column the windows open with
-    spec: ScoreSpec = field(default_factory=ScoreSpec)  # its input's group: the group column
+    spec: ScoreSpec = field(
+        default_factory=ScoreSpec
+    )  # its input's group: the group column
     part: Path | None = None  # where the windows go (CSV); None: not written
 
 
@@ -68,7 +93,9 @@ class SeriesScore:
     n_alarms: int
     metrics: dict[str, Any] | None
     ignored: list[str]
-    alarms: list[dict[str, Any]] = field(default_factory=list)  # the episodes, as ScoreResult.alarms
+    alarms: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # the episodes, as ScoreResult.alarms
 
     def summary(self) -> dict[str, Any]:
         """The line of this series in ``--metrics-out`` and the printed table."""
@@ -94,7 +121,9 @@ def loaded_run(folder: Path) -> tuple[RunView, Any]:
     return _LOADED[key]
 
 
-def plan(inputs: Sequence[str | Path], run: Path, spec: ScoreSpec | None = None) -> list[ScoreJob]:
+def plan(
+    inputs: Sequence[str | Path], run: Path, spec: ScoreSpec | None = None
+) -> list[ScoreJob]:
     """The jobs that score every series of ``inputs``, in a stable order (files as listed or globbed; groups sorted).
 
     A ``--per-group`` run gives each group its own run; a group it has no
@@ -104,25 +133,37 @@ def plan(inputs: Sequence[str | Path], run: Path, spec: ScoreSpec | None = None)
     group = spec.input.group
     fleet = read_fleet(run)
     if fleet is not None and group is None:
-        raise RareEventError(f"{run}: is a per-group run: name the group column with `group={fleet['group_column']}`")
+        raise RareEventError(
+            f"{run}: is a per-group run: name the group column with `group={fleet['group_column']}`"
+        )
     jobs: list[ScoreJob] = []
     names: set[str] = set()
     for path in expand(inputs):
         found = _series_of(path, group, spec.input.read.encoding)
         for series in found:
             if series.name in names:
-                raise RareEventError(f"{series.where}: this group appears in another file too", hint="a series must come from one file")
+                raise RareEventError(
+                    f"{series.where}: this group appears in another file too",
+                    hint="a series must come from one file",
+                )
             names.add(series.name)
-        runs = tuple(run if fleet is None else group_run(run, fleet, series) for series in found)
+        runs = tuple(
+            run if fleet is None else group_run(run, fleet, series) for series in found
+        )
         job = ScoreJob(path, tuple(found), runs, column=group or "file", spec=spec)
         if group is not None and is_table(path):
-            jobs += [replace(job, series=(series,), runs=(folder,)) for series, folder in zip(found, runs, strict=True)]
+            jobs += [
+                replace(job, series=(series,), runs=(folder,))
+                for series, folder in zip(found, runs, strict=True)
+            ]
         else:
             jobs.append(job)
     return jobs
 
 
-def _series_of(path: Path, group: str | None, encoding: str | None = None) -> list[Series]:
+def _series_of(
+    path: Path, group: str | None, encoding: str | None = None
+) -> list[Series]:
     """The series of one file: the file itself, or one per value of ``group`` (read from that column alone)."""
     if group is None:
         return [Series(path)]
@@ -131,9 +172,20 @@ def _series_of(path: Path, group: str | None, encoding: str | None = None) -> li
         read = lambda: read_table(path, [group])  # noqa: E731
     else:
         fmt = sniff(path, encoding)
-        read = lambda: pd.read_csv(path, sep=fmt.delimiter, usecols=[group], dtype=str, encoding=fmt.codec, skipinitialspace=True)  # noqa: E731
+        read = functools.partial(
+            pd.read_csv,
+            path,
+            sep=fmt.delimiter,
+            usecols=[group],
+            dtype=str,
+            encoding=fmt.codec,
+            skipinitialspace=True,
+        )
     if group not in fmt.header:
-        raise RareEventError(f"{path}: `group` names unknown column {group!r}", hint=f"columns are {', '.join(fmt.header)}")
+        raise RareEventError(
+            f"{path}: `group` names unknown column {group!r}",
+            hint=f"columns are {', '.join(fmt.header)}",
+        )
     return [Series(path, value) for value in group_values(read()[group], fmt, group)]
 
 
@@ -144,7 +196,11 @@ def score_job(job: ScoreJob) -> list[SeriesScore]:
         if job.spec.input.group is None:
             series, folder = job.series[0], job.runs[0]
             record, detector = loaded_run(folder)
-            sink = None if writer is None else _series_sink(writer, job.column, series.name)
+            sink = (
+                None
+                if writer is None
+                else _series_sink(writer, job.column, series.name)
+            )
             if is_table(job.path):
                 frame = read_table(job.path)
                 result = score_frame(frame, series, folder, job.spec, sink=sink)[1]
@@ -153,29 +209,53 @@ def score_job(job: ScoreJob) -> list[SeriesScore]:
             scores.append(_score(series, record, result, None))
         else:
             for series, folder, frame, reading in _group_frames(job):
-                sink = None if writer is None else _series_sink(writer, job.column, series.name)
-                result = score_frame(frame, series, folder, job.spec, sink=sink, reading=reading)[1]
-                scores.append(_score(series, loaded_run(folder)[0], result, job.spec.input.group))
+                sink = (
+                    None
+                    if writer is None
+                    else _series_sink(writer, job.column, series.name)
+                )
+                result = score_frame(
+                    frame, series, folder, job.spec, sink=sink, reading=reading
+                )[1]
+                scores.append(
+                    _score(series, loaded_run(folder)[0], result, job.spec.input.group)
+                )
     return scores
 
 
-def _group_frames(job: ScoreJob) -> Iterator[tuple[Series, Path, pd.DataFrame, Reading | None]]:
+def _group_frames(
+    job: ScoreJob,
+) -> Iterator[tuple[Series, Path, pd.DataFrame, Reading | None]]:
     """The raw rows of each group of a job, and how to read them: a Parquet group read alone, or a CSV read once and split."""
     group = job.spec.input.group
     assert group is not None, "a job with a group column"
     if is_table(job.path):
         series, folder = job.series[0], job.runs[0]
-        yield series, folder, read_table(job.path, group=group, value=series.group), None
+        yield (
+            series,
+            folder,
+            read_table(job.path, group=group, value=series.group),
+            None,
+        )
         return
     record = loaded_run(job.runs[0])[0]
-    raw = read_whole(job.path, job.spec.input, trained=trained_columns(record, job.spec.input), base=Reading.from_record(record.reading))
+    raw = read_whole(
+        job.path,
+        job.spec.input,
+        trained=trained_columns(record, job.spec.input),
+        base=Reading.from_record(record.reading),
+    )
     frames = dict(groups_of(raw, group))
     for series, folder in zip(job.series, job.runs, strict=True):
-        assert series.group is not None, "a job with a group column holds one series per group value"
+        assert series.group is not None, (
+            "a job with a group column holds one series per group value"
+        )
         yield series, folder, frames[series.group], raw.reading
 
 
-def _score(series: Series, record: RunView, result: ScoreResult, group: str | None) -> SeriesScore:
+def _score(
+    series: Series, record: RunView, result: ScoreResult, group: str | None
+) -> SeriesScore:
     return SeriesScore(
         series=series,
         run=record.name,
@@ -192,7 +272,9 @@ def _score(series: Series, record: RunView, result: ScoreResult, group: str | No
     )
 
 
-def _series_sink(writer: WindowWriter, column: str, name: str) -> Callable[[pd.DataFrame], None]:
+def _series_sink(
+    writer: WindowWriter, column: str, name: str
+) -> Callable[[pd.DataFrame], None]:
     """A sink that opens every block of windows with the series column."""
 
     def sink(frame: pd.DataFrame) -> None:
@@ -212,14 +294,18 @@ def _part_writer(part: Path | None) -> Iterator[WindowWriter | None]:
         writer.finish()
 
 
-def score_fleet(jobs: Sequence[ScoreJob], workers: int, output: Path | None = None) -> list[SeriesScore]:
+def score_fleet(
+    jobs: Sequence[ScoreJob], workers: int, output: Path | None = None
+) -> list[SeriesScore]:
     """Score every job, in ``workers`` processes, and join their windows into ``output`` (CSV) in job order.
 
     The parts are written next to ``output`` and removed afterwards; the
     result is the same for any ``workers``.
     """
     if workers < 1:
-        raise RareEventError(f"workers must be at least 1, got {workers}", param="workers")
+        raise RareEventError(
+            f"workers must be at least 1, got {workers}", param="workers"
+        )
     parts = None
     if output is not None:
         parts = temp_beside(output, ".parts")
@@ -229,7 +315,10 @@ def score_fleet(jobs: Sequence[ScoreJob], workers: int, output: Path | None = No
         if workers == 1 or len(jobs) == 1:
             found = [score_job(job) for job in jobs]
         else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            with ProcessPoolExecutor(
+                max_workers=min(workers, len(jobs)),
+                mp_context=multiprocessing.get_context("spawn"),
+            ) as pool:
                 found = list(pool.map(score_job, jobs))
         if output is not None:
             _join([job.part for job in jobs], output)
@@ -256,7 +345,11 @@ def _join(parts: Sequence[Path | None], output: Path) -> None:
 
 def default_jobs() -> int:
     """``--jobs`` by default: the cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return (
+        len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count() or 1
+    )
 
 
 def score_frame(
@@ -287,8 +380,12 @@ def score_frame(
     frame = frame.reset_index(drop=True)
     fmt = table_format(series.where, frame.columns)
     columns = columns_for_model(fmt, trained_columns(record, spec.input))
-    if reading is None:  # a typed table: numbers need no decimal mark, times only a format when they are text
-        reading = table_reading(frame, fmt, columns, spec.input.read, Reading.from_record(record.reading))
+    if (
+        reading is None
+    ):  # a typed table: numbers need no decimal mark, times only a format when they are text
+        reading = table_reading(
+            frame, fmt, columns, spec.input.read, Reading.from_record(record.reading)
+        )
     if sort_by_time:
         with naming(series, fmt):
             frame = in_time_order(frame, fmt, columns.time, reading)
@@ -296,10 +393,19 @@ def score_frame(
     scorer.begin(fmt, reading)
     kept: list[pd.DataFrame] = []
     emit = sink or kept.append
-    chunks = (frame.iloc[start : start + spec.chunk_rows] for start in range(0, len(frame), spec.chunk_rows))
+    chunks = (
+        frame.iloc[start : start + spec.chunk_rows]
+        for start in range(0, len(frame), spec.chunk_rows)
+    )
     with naming(series, fmt):
         for windows in _to_the_end(scorer, chunks):
             if len(windows):
                 emit(windows)
         result = scorer.close()
-    return (None if sink is not None else pd.concat(kept, ignore_index=True) if kept else pd.DataFrame()), result
+    return (
+        None
+        if sink is not None
+        else pd.concat(kept, ignore_index=True)
+        if kept
+        else pd.DataFrame()
+    ), result

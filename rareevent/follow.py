@@ -28,7 +28,9 @@ from rareevent.options import ScoreSpec
 from rareevent.record import RunView
 from rareevent.scoring import ScoreResult, StreamScorer, WindowSink, score_frames
 
-READ_BYTES = 1 << 20  # bytes read at most per call: a big existing file is scored in pieces of this size
+READ_BYTES = (
+    1 << 20
+)  # bytes read at most per call: a big existing file is scored in pieces of this size
 
 
 @dataclass
@@ -47,13 +49,17 @@ class CsvTail:
     :func:`rareevent.scoring.settle_reading`).
     """
 
-    def __init__(self, path: Path | None, settle: Any, stream: IO[bytes] | None = None) -> None:
+    def __init__(
+        self, path: Path | None, settle: Any, stream: IO[bytes] | None = None
+    ) -> None:
         self.path, self.stream, self.settle = path, stream, settle
         self.name = str(path) if path is not None else "<stdin>"
         self.fmt: CsvFormat | None = None
         self.columns: Columns | None = None
         self.reading: Reading | None = None
-        self.rows = 0  # data rows handed over from the current file: the next row's number
+        self.rows = (
+            0  # data rows handed over from the current file: the next row's number
+        )
         self.ended = False  # the pipe was closed (a followed file never ends)
         self._handle: IO[bytes] | None = stream
         self._inode: int | None = None
@@ -73,18 +79,40 @@ class CsvTail:
         text = self._decode(lines + b"\n")
         if self.fmt is None:
             header, _, text = text.partition("\n")
-            self.fmt = format_of(Path(self.name), header.encode(), complete=True, counted=self.path is not None)
+            self.fmt = format_of(
+                Path(self.name),
+                header.encode(),
+                complete=True,
+                counted=self.path is not None,
+            )
         elif self._skip_header:
             first, _, rest = text.partition("\n")
-            if [name.strip() for name in next(csv.reader([first], delimiter=self.fmt.delimiter), [])] == self.fmt.header:
+            if [
+                name.strip()
+                for name in next(csv.reader([first], delimiter=self.fmt.delimiter), [])
+            ] == self.fmt.header:
                 text = rest
         self._skip_header = False
         if not text:
             return Piece(restarted=restarted)
-        if self.columns is None or self.reading is None:  # both are settled together, from the first rows
-            sample = next(read_frames(self.fmt, self._columns_to_read(), text=True, data=text), None)
+        if (
+            self.columns is None or self.reading is None
+        ):  # both are settled together, from the first rows
+            sample = next(
+                read_frames(self.fmt, self._columns_to_read(), text=True, data=text),
+                None,
+            )
             self.columns, self.reading = self.settle(self.fmt, sample)
-        frame = next(read_frames(self.fmt, self.columns, reading=self.reading, data=text, first_row=self.rows), None)
+        frame = next(
+            read_frames(
+                self.fmt,
+                self.columns,
+                reading=self.reading,
+                data=text,
+                first_row=self.rows,
+            ),
+            None,
+        )
         if frame is None or len(frame) == 0:
             return Piece(restarted=restarted)
         self.rows += len(frame)
@@ -109,10 +137,14 @@ class CsvTail:
             assert self._handle is not None
             data = self._handle.read(READ_BYTES)
             self.ended = not data
-            return data if data else (b"\n" if self._partial else b"")  # a closed pipe's last line needs no newline
+            return (
+                data if data else (b"\n" if self._partial else b"")
+            )  # a closed pipe's last line needs no newline
         if self._handle is None:
             return b""
-        data = self._handle.read(READ_BYTES) or b""  # None: a FIFO with a writer but nothing written yet
+        data = (
+            self._handle.read(READ_BYTES) or b""
+        )  # None: a FIFO with a writer but nothing written yet
         self._offset += len(data)
         return data
 
@@ -122,7 +154,9 @@ class CsvTail:
         try:
             status = os.stat(self.path)
         except FileNotFoundError:
-            return None  # not there yet, or between a rotation's rename and the new file
+            return (
+                None  # not there yet, or between a rotation's rename and the new file
+            )
         except OSError as exc:
             raise RareEventError(f"{self.path}: cannot read ({exc.strerror})") from None
         if self._handle is None:
@@ -144,8 +178,11 @@ class CsvTail:
     def _open(self, inode: int) -> None:
         assert self.path is not None
         try:
-            # without blocking: a FIFO with no writer yet would otherwise hold open() forever, deaf to Ctrl-C and SIGTERM
-            self._handle = open(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK), "rb", buffering=0)  # noqa: SIM115 - held open between reads, closed on restart or close()
+            # without blocking: a FIFO with no writer yet would otherwise hold
+            # open() forever, deaf to Ctrl-C and SIGTERM. Held open between
+            # reads, closed on restart or close().
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+            self._handle = open(fd, "rb", buffering=0)  # noqa: SIM115
         except OSError as exc:
             raise RareEventError(f"{self.path}: cannot read ({exc.strerror})") from None
         self._inode, self._offset = inode, 0
@@ -154,8 +191,16 @@ class CsvTail:
         try:
             return data.decode("utf-8-sig" if self.fmt is None else "utf-8")
         except UnicodeDecodeError as exc:
-            line = self.rows + 2 + data[: exc.start].count(b"\n") - (1 if self.fmt is None else 0)
-            raise RareEventError(f"{self.name}: line {line} is not UTF-8 text", hint="re-export the file as UTF-8") from None
+            line = (
+                self.rows
+                + 2
+                + data[: exc.start].count(b"\n")
+                - (1 if self.fmt is None else 0)
+            )
+            raise RareEventError(
+                f"{self.name}: line {line} is not UTF-8 text",
+                hint="re-export the file as UTF-8",
+            ) from None
 
     def close(self) -> None:
         """Close the followed file."""
@@ -211,17 +256,31 @@ class Follower:
     No per-window history is kept, so memory stays flat however long it runs.
     """
 
-    def __init__(self, path: Path, record: RunView, detector: RareEventDetector, spec: ScoreSpec | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        record: RunView,
+        detector: RareEventDetector,
+        spec: ScoreSpec | None = None,
+    ) -> None:
         self.path, self.record, self.detector, self.spec = path, record, detector, spec
         self.scorer = self._new_scorer()
         self.tail = CsvTail(path, lambda fmt, sample: self.scorer.settle(fmt, sample))
         self.n_closed = 0  # alarm episodes closed
         self.restarts = 0
-        self._next: Piece | None = None  # rows read with a restart, scored at the next poll
-        self._done = {"rows": 0, "windows": 0, "flagged": 0}  # counts of the files read before the current one
+        self._next: Piece | None = (
+            None  # rows read with a restart, scored at the next poll
+        )
+        self._done = {
+            "rows": 0,
+            "windows": 0,
+            "flagged": 0,
+        }  # counts of the files read before the current one
 
     def _new_scorer(self) -> StreamScorer:
-        return StreamScorer(self.detector, self.record, str(self.path), self.spec, keep_windows=False)
+        return StreamScorer(
+            self.detector, self.record, str(self.path), self.spec, keep_windows=False
+        )
 
     def poll(self) -> Update:
         """Score what was written since the last poll.
@@ -229,10 +288,16 @@ class Follower:
         When the file was read again from its start, this update ends the
         old file (``restarted`` says why) and the next one brings the new rows.
         """
-        piece, self._next = (self._next, None) if self._next is not None else (self.tail.read(), None)
+        piece, self._next = (
+            (self._next, None) if self._next is not None else (self.tail.read(), None)
+        )
         if piece.restarted is not None:
             windows = self.scorer.flush() if self._has_windows() else pd.DataFrame()
-            update = Update(windows, self.scorer.opened, self.scorer.closed, piece.restarted) if len(windows.columns) else Update(windows, [], [], piece.restarted)
+            update = (
+                Update(windows, self.scorer.opened, self.scorer.closed, piece.restarted)
+                if len(windows.columns)
+                else Update(windows, [], [], piece.restarted)
+            )
             self._count(self.scorer)
             self.scorer = self._new_scorer()
             self.restarts += 1
@@ -241,7 +306,12 @@ class Follower:
             if self.scorer.stream is None:
                 assert self.tail.fmt is not None
                 self.scorer.begin(self.tail.fmt, self.tail.reading)
-            update = Update(self.scorer.update(piece.frame), self.scorer.opened, self.scorer.closed, rows=len(piece.frame))
+            update = Update(
+                self.scorer.update(piece.frame),
+                self.scorer.opened,
+                self.scorer.closed,
+                rows=len(piece.frame),
+            )
         else:
             update = Update(pd.DataFrame(), [], [])
         self.n_closed += len(update.closed)
@@ -259,7 +329,11 @@ class Follower:
 
     def _count(self, scorer: StreamScorer) -> None:
         """Add the counts of a file that was read to its end."""
-        for key, value in (("rows", scorer.n_rows), ("windows", scorer.n_windows), ("flagged", scorer.n_flagged)):
+        for key, value in (
+            ("rows", scorer.n_rows),
+            ("windows", scorer.n_windows),
+            ("flagged", scorer.n_flagged),
+        ):
             self._done[key] += value
 
     def summary(self) -> dict[str, Any]:

@@ -47,7 +47,9 @@ def use_numpy() -> bool:
     """Whether saved models are scored in numpy: ``RAREEVENT_FORWARD`` (auto, numpy, keras), else unless the user chose a Keras backend."""
     choice = os.environ.get(FORWARD_ENV, "auto").strip().lower() or "auto"
     if choice not in FORWARDS:
-        raise RareEventError(f"{FORWARD_ENV} must be one of {', '.join(FORWARDS)}, got {os.environ[FORWARD_ENV]!r}")
+        raise RareEventError(
+            f"{FORWARD_ENV} must be one of {', '.join(FORWARDS)}, got {os.environ[FORWARD_ENV]!r}"
+        )
     if choice == "auto":
         return configured_backend() is None
     return choice == "numpy"
@@ -142,7 +144,9 @@ class Graph:
         self.layers: list[Layer] = []
         seen: set[int] = set()
 
-        def visit(symbol: Symbol) -> None:  # depth first from the output: each layer after the layers it reads
+        def visit(
+            symbol: Symbol,
+        ) -> None:  # depth first from the output: each layer after the layers it reads
             layer = symbol.layer
             if layer is None or id(layer) in seen:
                 return
@@ -152,7 +156,9 @@ class Graph:
             self.layers.append(layer)
 
         visit(outputs)
-        used: dict[str, int] = {"input_layer": 0}  # the input layer comes first in model.layers
+        used: dict[str, int] = {
+            "input_layer": 0
+        }  # the input layer comes first in model.layers
         self.keys: dict[int, str] = {}
         for layer in self.layers:
             key = _snake(layer.kind)
@@ -196,15 +202,27 @@ def _lstm(layer: Layer, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
     bias = weights[2] if len(weights) == 3 else np.zeros(4 * units, x.dtype)
     act = _activation(layer.options.get("activation", "tanh"))
     gate = _activation(layer.options.get("recurrent_activation", "sigmoid"))
-    order = np.r_[0 : 2 * units, 3 * units : 4 * units, 2 * units : 3 * units]  # i, f, o, c: one call of each activation per step
-    kernel, recurrent, bias = kernel[:, order].astype(x.dtype), recurrent[:, order].astype(x.dtype), bias[order].astype(x.dtype)
+    order = np.r_[
+        0 : 2 * units, 3 * units : 4 * units, 2 * units : 3 * units
+    ]  # i, f, o, c: one call of each activation per step
+    kernel, recurrent, bias = (
+        kernel[:, order].astype(x.dtype),
+        recurrent[:, order].astype(x.dtype),
+        bias[order].astype(x.dtype),
+    )
     n, steps = x.shape[0], x.shape[1]
-    z_in = (np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(steps * n, -1) @ kernel).reshape(steps, n, 4 * units)
+    z_in = (
+        np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(steps * n, -1) @ kernel
+    ).reshape(steps, n, 4 * units)
     z_in += bias  # the input part of every step at once
     h = np.zeros((n, units), x.dtype)
     c = np.zeros((n, units), x.dtype)
     z = np.empty((n, 4 * units), x.dtype)
-    outputs = np.empty((steps, n, units), x.dtype) if layer.options.get("return_sequences", False) else None
+    outputs = (
+        np.empty((steps, n, units), x.dtype)
+        if layer.options.get("return_sequences", False)
+        else None
+    )
     for t in range(steps):
         np.matmul(h, recurrent, out=z)
         z += z_in[t]
@@ -216,21 +234,31 @@ def _lstm(layer: Layer, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
     return h if outputs is None else outputs.transpose(1, 0, 2)
 
 
-def _fits(layer: Layer, weights: list[np.ndarray], shapes: list[tuple[int, ...]]) -> None:
+def _fits(
+    layer: Layer, weights: list[np.ndarray], shapes: list[tuple[int, ...]]
+) -> None:
     """Refuse weights of other shapes than the layer's (numpy would broadcast some of them silently); no bias: one shape less."""
     if [w.shape for w in weights] != shapes[: len(weights)]:
-        raise ValueError(f"{layer.kind} weights of shapes {[w.shape for w in weights]}, expected {shapes}")
+        raise ValueError(
+            f"{layer.kind} weights of shapes {[w.shape for w in weights]}, expected {shapes}"
+        )
 
 
 def _dense(layer: Layer, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
-    _fits(layer, weights, [(x.shape[-1], layer.options["units"]), (layer.options["units"],)])
+    _fits(
+        layer,
+        weights,
+        [(x.shape[-1], layer.options["units"]), (layer.options["units"],)],
+    )
     y = x @ weights[0]
     if layer.options.get("use_bias", True):
         y = y + weights[1]
     return _activation(layer.options.get("activation"))(y)
 
 
-def _time_distributed(layer: Layer, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
+def _time_distributed(
+    layer: Layer, x: np.ndarray, weights: list[np.ndarray]
+) -> np.ndarray:
     assert layer.inner is not None
     n, steps = x.shape[:2]
     y = run_layer(layer.inner, x.reshape(n * steps, *x.shape[2:]), weights)
@@ -256,17 +284,44 @@ LAYERS: dict[str, LayerType] = {
     "LSTM": LayerType(
         _lstm,
         ("units",),
-        _NAME | {"units", "activation", "recurrent_activation", "use_bias", "return_sequences", "unroll", "use_cudnn", "dropout", "recurrent_dropout"},
+        _NAME
+        | {
+            "units",
+            "activation",
+            "recurrent_activation",
+            "use_bias",
+            "return_sequences",
+            "unroll",
+            "use_cudnn",
+            "dropout",
+            "recurrent_dropout",
+        },
         3,
     ),
-    "Dense": LayerType(_dense, ("units",), _NAME | {"units", "activation", "use_bias"}, 2),
+    "Dense": LayerType(
+        _dense, ("units",), _NAME | {"units", "activation", "use_bias"}, 2
+    ),
     "TimeDistributed": LayerType(_time_distributed, (), _NAME),
-    "RepeatVector": LayerType(lambda layer, x, w: np.repeat(x[:, None, :], layer.options["n"], axis=1), ("n",), _NAME | {"n"}),
+    "RepeatVector": LayerType(
+        lambda layer, x, w: np.repeat(x[:, None, :], layer.options["n"], axis=1),
+        ("n",),
+        _NAME | {"n"},
+    ),
     "Reshape": LayerType(_reshape, ("target_shape",), _NAME | {"target_shape"}),
     "Flatten": LayerType(lambda layer, x, w: x.reshape(len(x), -1), (), _NAME),
-    "Dropout": LayerType(lambda layer, x, w: x, ("rate",), _NAME | {"rate", "seed"}),  # inference: the identity
-    "Activation": LayerType(lambda layer, x, w: _activation(layer.options["activation"])(x), ("activation",), _NAME | {"activation"}),
-    "Concatenate": LayerType(lambda layer, xs, w: np.concatenate(xs, axis=layer.options.get("axis", -1)), ("axis",), _NAME | {"axis"}),
+    "Dropout": LayerType(
+        lambda layer, x, w: x, ("rate",), _NAME | {"rate", "seed"}
+    ),  # inference: the identity
+    "Activation": LayerType(
+        lambda layer, x, w: _activation(layer.options["activation"])(x),
+        ("activation",),
+        _NAME | {"activation"},
+    ),
+    "Concatenate": LayerType(
+        lambda layer, xs, w: np.concatenate(xs, axis=layer.options.get("axis", -1)),
+        ("axis",),
+        _NAME | {"axis"},
+    ),
     "Add": LayerType(lambda layer, xs, w: sum(xs[1:], xs[0]), (), _NAME),
 }
 _MULTI_INPUT = ("Concatenate", "Add")
@@ -292,19 +347,32 @@ def run_layer(layer: Layer, x: Any, weights: list[np.ndarray]) -> np.ndarray:
 class NumpyModel:
     """A recorded model with its weights: ``predict_on_batch`` and ``count_params`` like the Keras model it stands for."""
 
-    def __init__(self, graph: Graph, weights: dict[int, list[np.ndarray]], dtype: type = np.float32) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        weights: dict[int, list[np.ndarray]],
+        dtype: type = np.float32,
+    ) -> None:
         self.graph, self.weights, self.dtype = graph, weights, dtype
 
-    def predict_on_batch(self, batch: np.ndarray, output: str | None = None) -> np.ndarray:
+    def predict_on_batch(
+        self, batch: np.ndarray, output: str | None = None
+    ) -> np.ndarray:
         """The model's output for ``(n, T, F)`` windows; ``output``: the output of the layer of that name instead."""
         with _blas().limit(limits=1, user_api="blas"):
             return self._forward(batch, output)
 
     def _forward(self, batch: np.ndarray, output: str | None) -> np.ndarray:
-        values: dict[int, np.ndarray] = {id(self.graph.input): np.asarray(batch, self.dtype)}
+        values: dict[int, np.ndarray] = {
+            id(self.graph.input): np.asarray(batch, self.dtype)
+        }
         for layer in self.graph.layers:
             inputs = [values[id(source)] for source in _sources(self.graph, layer)]
-            result = run_layer(layer, inputs if layer.kind in _MULTI_INPUT else inputs[0], self.weights[id(layer)])
+            result = run_layer(
+                layer,
+                inputs if layer.kind in _MULTI_INPUT else inputs[0],
+                self.weights[id(layer)],
+            )
             if layer.name is not None and layer.name == output:
                 return result.astype(np.float32)
             values[id(layer)] = result
@@ -312,9 +380,18 @@ class NumpyModel:
             raise KeyError(f"no layer named {output!r}")
         return values[id(self.graph.layers[-1])].astype(np.float32)
 
-    def predict(self, batch: np.ndarray, batch_size: int, verbose: int = 0, output: str | None = None) -> np.ndarray:
+    def predict(
+        self,
+        batch: np.ndarray,
+        batch_size: int,
+        verbose: int = 0,
+        output: str | None = None,
+    ) -> np.ndarray:
         """``predict_on_batch`` over ``batch_size`` windows at a time (Keras' ``predict``)."""
-        parts = [self.predict_on_batch(batch[start : start + batch_size], output) for start in range(0, len(batch), batch_size)]
+        parts = [
+            self.predict_on_batch(batch[start : start + batch_size], output)
+            for start in range(0, len(batch), batch_size)
+        ]
         return np.concatenate(parts) if parts else self.predict_on_batch(batch, output)
 
     def count_params(self) -> int:
@@ -342,7 +419,9 @@ def _blas() -> Any:
 
 def _sources(graph: Graph, layer: Layer) -> list[Symbol | Layer]:
     """The keys of ``values`` a layer reads: the graph input, or the layers that made its inputs."""
-    return [graph.input if source.layer is None else source.layer for source in layer.inputs]
+    return [
+        graph.input if source.layer is None else source.layer for source in layer.inputs
+    ]
 
 
 def read_weights(path: Path, graph: Graph) -> dict[int, list[np.ndarray]]:
@@ -362,7 +441,9 @@ def read_weights(path: Path, graph: Graph) -> dict[int, list[np.ndarray]]:
             key = graph.keys[id(layer)]
             arrays = _arrays(stored[key]) if key in stored else []
             if len(arrays) != _check(layer):
-                raise ValueError(f"layer {key}: {len(arrays)} weight arrays, expected {_check(layer)}")
+                raise ValueError(
+                    f"layer {key}: {len(arrays)} weight arrays, expected {_check(layer)}"
+                )
             weights[id(layer)] = arrays
             found.discard(key)
         if found:
@@ -405,5 +486,8 @@ def load(path: Path, arch: str, build: Callable[[], Any]) -> NumpyModel:
         weights = read_weights(path, graph)
         _check_shapes(graph, weights)
     except Exception as exc:  # h5py raises many types for a damaged file; numpy for weights of other shapes
-        raise RareEventError(f"{path}: not the weights of this {arch!r} model ({type(exc).__name__})", hint="retrain the run") from None
+        raise RareEventError(
+            f"{path}: not the weights of this {arch!r} model ({type(exc).__name__})",
+            hint="retrain the run",
+        ) from None
     return NumpyModel(graph, weights)

@@ -24,7 +24,14 @@ import pandas as pd
 
 from rareevent.errors import RareEventError
 from rareevent.load import SensorData
-from rareevent.options import AGGREGATIONS, DEFAULT_MAX_GAP, MULTIPLE, NO_GAPS, Resampling, positive_gap
+from rareevent.options import (
+    AGGREGATIONS,
+    DEFAULT_MAX_GAP,
+    MULTIPLE,
+    NO_GAPS,
+    Resampling,
+    positive_gap,
+)
 
 
 def is_dated(time: np.ndarray | None) -> bool:
@@ -42,11 +49,17 @@ def _as_number(time: np.ndarray) -> np.ndarray:
 def steps(time: np.ndarray, previous: Any = None) -> np.ndarray:
     """The step before every row (seconds between dates; column units for numbers); ``nan`` for a first row with no ``previous``."""
     values = _as_number(time)
-    before = np.nan if previous is None else float(_as_number(np.asarray([previous], dtype=np.asarray(time).dtype))[0])
+    before = (
+        np.nan
+        if previous is None
+        else float(_as_number(np.asarray([previous], dtype=np.asarray(time).dtype))[0])
+    )
     return np.diff(np.concatenate([[before], values]))
 
 
-def resolve_max_gap(text: str | None, time: np.ndarray | None, column: str | None, path: Any) -> float | None:
+def resolve_max_gap(
+    text: str | None, time: np.ndarray | None, column: str | None, path: Any
+) -> float | None:
     """The largest step that is not a gap, as a number (seconds for dates); ``None``: no gap rule.
 
     ``text`` is ``--max-gap`` (``None``: the default ``5x``, which is
@@ -58,7 +71,11 @@ def resolve_max_gap(text: str | None, time: np.ndarray | None, column: str | Non
         return None
     if time is None:
         if explicit:
-            raise RareEventError(f"{path}: `max_gap` needs a time column", hint="name it with `time`, or leave `max_gap` out", param="max_gap")
+            raise RareEventError(
+                f"{path}: `max_gap` needs a time column",
+                hint="name it with `time`, or leave `max_gap` out",
+                param="max_gap",
+            )
         return None
     multiple = MULTIPLE.fullmatch(text)
     if multiple:
@@ -71,11 +88,17 @@ def resolve_max_gap(text: str | None, time: np.ndarray | None, column: str | Non
         number = None
     if is_dated(time):
         if number is not None:
-            raise RareEventError(f"{path}: `max_gap` {text!r}: time column {column!r} holds dates: give a duration like 10min or a multiple of the median step like 5x", param="max_gap")
+            raise RareEventError(
+                f"{path}: `max_gap` {text!r}: time column {column!r} holds dates: give a duration like 10min or a multiple of the median step like 5x",
+                param="max_gap",
+            )
         try:
             seconds = pd.Timedelta(text).total_seconds()
         except ValueError:
-            raise RareEventError(f"max_gap {text!r}: give a duration like 10min or 6h, or a multiple of the median step like 5x", param="max_gap") from None
+            raise RareEventError(
+                f"max_gap {text!r}: give a duration like 10min or 6h, or a multiple of the median step like 5x",
+                param="max_gap",
+            ) from None
         return positive_gap(text, seconds)
     if number is None:
         raise RareEventError(
@@ -86,7 +109,9 @@ def resolve_max_gap(text: str | None, time: np.ndarray | None, column: str | Non
     return positive_gap(text, number)
 
 
-def gap_starts(time: np.ndarray | None, n_rows: int, max_gap: float | None, previous: Any = None) -> np.ndarray:
+def gap_starts(
+    time: np.ndarray | None, n_rows: int, max_gap: float | None, previous: Any = None
+) -> np.ndarray:
     """The per-row ``starts`` mask: row 0 (without ``previous``) and every row after a gap begin a segment."""
     starts = np.zeros(n_rows, bool)
     if previous is None:
@@ -97,13 +122,22 @@ def gap_starts(time: np.ndarray | None, n_rows: int, max_gap: float | None, prev
     return starts
 
 
-def check_time_kind(gap_rule: GapSummary | None, time: np.ndarray | None, column: str | None, path: Any) -> float | None:
+def check_time_kind(
+    gap_rule: GapSummary | None, time: np.ndarray | None, column: str | None, path: Any
+) -> float | None:
     """The run's max-gap for a new file, refusing a time column of the other kind (dates against numbers)."""
     if gap_rule is None or time is None:
         return None
     if is_dated(time) != (gap_rule.unit == "s"):
-        run_kind, file_kind = ("dates", "plain numbers") if gap_rule.unit == "s" else ("plain numbers", "dates")
-        raise RareEventError(f"{path}: time column {column!r} holds {file_kind}, but the run measured gaps between {run_kind}", hint="read the time column as the run did (`time`, `time_unit`)")
+        run_kind, file_kind = (
+            ("dates", "plain numbers")
+            if gap_rule.unit == "s"
+            else ("plain numbers", "dates")
+        )
+        raise RareEventError(
+            f"{path}: time column {column!r} holds {file_kind}, but the run measured gaps between {run_kind}",
+            hint="read the time column as the run did (`time`, `time_unit`)",
+        )
     return float(gap_rule.max_gap_value)
 
 
@@ -121,7 +155,13 @@ class GapSummary:
     skipped_rows: int | None = None
 
 
-def summary(time: np.ndarray | None, starts: np.ndarray, lookback: int, rule: str | None, max_gap: float | None) -> GapSummary | None:
+def summary(
+    time: np.ndarray | None,
+    starts: np.ndarray,
+    lookback: int,
+    rule: str | None,
+    max_gap: float | None,
+) -> GapSummary | None:
     """What the gap rule found in a file, for run.json and the train summary (``None`` without a rule)."""
     if max_gap is None:
         return None
@@ -145,13 +185,28 @@ def gap_rule_ok(value: Any) -> bool:
     """Whether a run.json ``gaps`` field is well formed (``None``: no gap rule, as for runs saved before gaps)."""
     if value is None:
         return True
-    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)  # noqa: E731
-    return isinstance(value, dict) and isinstance(value.get("max_gap"), str) and number(value.get("max_gap_value")) and value["max_gap_value"] > 0 and value.get("unit") in ("s", "column")
+
+    def number(v: object) -> bool:
+        return (
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        )
+
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("max_gap"), str)
+        and number(value.get("max_gap_value"))
+        and value["max_gap_value"] > 0
+        and value.get("unit") in ("s", "column")
+    )
 
 
 def resample_record_ok(value: Any) -> bool:
     """Whether a run.json ``resample`` field is well formed (``None``: the run did not resample)."""
-    return value is None or (isinstance(value, dict) and isinstance(value.get("every"), str) and value.get("agg") in AGGREGATIONS)
+    return value is None or (
+        isinstance(value, dict)
+        and isinstance(value.get("every"), str)
+        and value.get("agg") in AGGREGATIONS
+    )
 
 
 def run_grid(saved: dict[str, Any] | None) -> Resampling | None:
@@ -162,19 +217,33 @@ def run_grid(saved: dict[str, Any] | None) -> Resampling | None:
 def grid_step(how: Resampling, time: np.ndarray, column: str | None) -> float:
     """The grid step of ``how`` in the axis' unit (seconds for dates): a duration for dates, a number for a numeric column."""
     try:
-        value = pd.Timedelta(how.every).total_seconds() if is_dated(time) else float(how.every)
+        value = (
+            pd.Timedelta(how.every).total_seconds()
+            if is_dated(time)
+            else float(how.every)
+        )
     except ValueError:
-        kind = "a duration like 1min" if is_dated(time) else f"a step in the unit of the numeric time column {column!r}, like 10"
-        raise RareEventError(f"resample {how.every!r}: give {kind}", param="resample") from None
+        kind = (
+            "a duration like 1min"
+            if is_dated(time)
+            else f"a step in the unit of the numeric time column {column!r}, like 10"
+        )
+        raise RareEventError(
+            f"resample {how.every!r}: give {kind}", param="resample"
+        ) from None
     if not (math.isfinite(value) and value > 0):
-        raise RareEventError(f"resample {how.every!r} must be above 0", param="resample")
+        raise RareEventError(
+            f"resample {how.every!r} must be above 0", param="resample"
+        )
     return value
 
 
 def _cells(time: np.ndarray, step: float) -> np.ndarray:
     """The grid cell of every time: ``floor(time / step)``, in integer nanoseconds for dates (exact)."""
     if is_dated(time):
-        return np.asarray(time, dtype="datetime64[ns]").astype(np.int64) // int(round(step * 1e9))
+        return np.asarray(time, dtype="datetime64[ns]").astype(np.int64) // int(
+            round(step * 1e9)
+        )
     return np.floor(np.asarray(time, dtype=np.float64) / step).astype(np.int64)
 
 
@@ -185,7 +254,13 @@ def _cell_times(cells: np.ndarray, step: float, dated: bool) -> np.ndarray:
     return cells * step
 
 
-def resample(data: SensorData, how: Resampling, fill: str | None, after: int | None = None, anchor: np.ndarray | None = None) -> tuple[SensorData, int]:
+def resample(
+    data: SensorData,
+    how: Resampling,
+    fill: str | None,
+    after: int | None = None,
+    anchor: np.ndarray | None = None,
+) -> tuple[SensorData, int]:
     """``data`` on the grid of ``how``: one row per cell from the first cell (or the cell after ``after``) to the last.
 
     Sensors are aggregated with ``how.agg``; a cell's label is 1 when any of
@@ -197,7 +272,11 @@ def resample(data: SensorData, how: Resampling, fill: str | None, after: int | N
     """
     columns = data.columns
     if data.time is None:
-        raise RareEventError(f"{data.path}: `resample` needs a time column", hint="name it with `time`", param="resample")
+        raise RareEventError(
+            f"{data.path}: `resample` needs a time column",
+            hint="name it with `time`",
+            param="resample",
+        )
     step = grid_step(how, data.time, columns.time)
     cells = _cells(data.time, step)
     first = cells[0] if after is None else after + 1
@@ -205,7 +284,16 @@ def resample(data: SensorData, how: Resampling, fill: str | None, after: int | N
     frame = pd.DataFrame(data.X, columns=columns.features)
     grouped = frame.groupby(cells, sort=True)
     values = grouped.agg(how.agg).reindex(grid)
-    labels = None if data.y is None else pd.Series(data.y).groupby(cells, sort=True).max().reindex(grid).fillna(0).to_numpy(np.int8)
+    labels = (
+        None
+        if data.y is None
+        else pd.Series(data.y)
+        .groupby(cells, sort=True)
+        .max()
+        .reindex(grid)
+        .fillna(0)
+        .to_numpy(np.int8)
+    )
     first_rows = pd.Series(data.rows).groupby(cells, sort=True).first().reindex(grid)
     empty = values.iloc[:, 0].isna().to_numpy()
     if empty.any():
@@ -219,22 +307,41 @@ def resample(data: SensorData, how: Resampling, fill: str | None, after: int | N
             values, grid, first_rows = values[~empty], grid[~empty], first_rows[~empty]
             labels = None if labels is None else labels[~empty]
         else:
-            head = None if anchor is None else pd.DataFrame(anchor.reshape(1, -1), columns=values.columns)
+            head = (
+                None
+                if anchor is None
+                else pd.DataFrame(anchor.reshape(1, -1), columns=values.columns)
+            )
             filled = pd.concat([head, values]) if head is not None else values
-            filled = filled.interpolate(limit_direction="both") if fill == "interpolate" else filled.ffill().bfill()
+            filled = (
+                filled.interpolate(limit_direction="both")
+                if fill == "interpolate"
+                else filled.ffill().bfill()
+            )
             values = filled.iloc[len(filled) - len(values) :]
     time = _cell_times(grid, step, is_dated(data.time))
-    rows = first_rows.bfill().to_numpy(np.int64)  # an empty cell: the row after it (always in the same chunk)
-    resampled = replace(data, X=values.to_numpy(np.float64), y=labels, time=time, rows=rows)
+    rows = first_rows.bfill().to_numpy(
+        np.int64
+    )  # an empty cell: the row after it (always in the same chunk)
+    resampled = replace(
+        data, X=values.to_numpy(np.float64), y=labels, time=time, rows=rows
+    )
     return resampled, int(empty.sum())
 
 
-def regrid(data: SensorData, how: Resampling | None, fill: str | None) -> tuple[SensorData, dict[str, Any] | None]:
+def regrid(
+    data: SensorData, how: Resampling | None, fill: str | None
+) -> tuple[SensorData, dict[str, Any] | None]:
     """``data`` resampled by ``how`` (unchanged without one), and the run.json ``resample`` record."""
     if how is None:
         return data, None
     resampled, empty = resample(data, how, fill)
-    return resampled, {"every": how.every, "agg": how.agg, "rows": len(resampled), "empty_cells": empty}
+    return resampled, {
+        "every": how.every,
+        "agg": how.agg,
+        "rows": len(resampled),
+        "empty_cells": empty,
+    }
 
 
 class GridChain:
@@ -254,33 +361,56 @@ class GridChain:
 
     def feed(self, block: SensorData | None) -> SensorData | None:
         """The grid rows complete after ``block`` (``None``: the end of the file releases the rest)."""
-        data = self.pending if block is None else block if self.pending is None else _concat(self.pending, block)
+        data = (
+            self.pending
+            if block is None
+            else block
+            if self.pending is None
+            else _concat(self.pending, block)
+        )
         if data is None or len(data) == 0:
             return None
-        assert data.time is not None, "a run that resampled has a time column, and so do the files it reads"
+        assert data.time is not None, (
+            "a run that resampled has a time column, and so do the files it reads"
+        )
         cells = _cells(data.time, grid_step(self.how, data.time, data.columns.time))
         cut = len(data) if block is None else int(np.searchsorted(cells, cells[-1]))
         self.pending = None if cut == len(data) else _take(data, slice(cut, None))
         if cut == 0:
             return None
-        ready, empty = resample(_take(data, slice(0, cut)), self.how, self.fill, self.after, self.anchor)
+        ready, empty = resample(
+            _take(data, slice(0, cut)), self.how, self.fill, self.after, self.anchor
+        )
         self.n_empty += empty
         self.after, self.anchor = int(cells[cut - 1]), ready.X[-1]
-        return replace(ready, n_filled=0 if block is None else block.n_filled)  # rows held back were counted when read
+        return replace(
+            ready, n_filled=0 if block is None else block.n_filled
+        )  # rows held back were counted when read
 
 
 def _take(data: SensorData, part: slice) -> SensorData:
     pick = lambda a: None if a is None else a[part]  # noqa: E731
-    return replace(data, X=data.X[part], y=pick(data.y), time=pick(data.time), rows=data.rows[part])
+    return replace(
+        data, X=data.X[part], y=pick(data.y), time=pick(data.time), rows=data.rows[part]
+    )
 
 
 def _concat(a: SensorData, b: SensorData) -> SensorData:
     join = lambda u, v: None if u is None or v is None else np.concatenate([u, v])  # noqa: E731
-    return replace(b, X=np.concatenate([a.X, b.X]), y=join(a.y, b.y), time=join(a.time, b.time), rows=np.concatenate([a.rows, b.rows]), n_filled=b.n_filled)
+    return replace(
+        b,
+        X=np.concatenate([a.X, b.X]),
+        y=join(a.y, b.y),
+        time=join(a.time, b.time),
+        rows=np.concatenate([a.rows, b.rows]),
+        n_filled=b.n_filled,
+    )
 
 
 def _time_text(value: Any) -> str:
-    return str(pd.Timestamp(value)) if isinstance(value, np.datetime64) else f"{value:g}"
+    return (
+        str(pd.Timestamp(value)) if isinstance(value, np.datetime64) else f"{value:g}"
+    )
 
 
 def describe_gap(value: float | None, unit: str) -> str:
@@ -294,4 +424,11 @@ def describe_gap(value: float | None, unit: str) -> str:
     minutes = int(round(value / 60))
     days, rest = divmod(minutes, 1440)
     hours, minutes = divmod(rest, 60)
-    return " ".join(f"{n}{name}" for n, name in ((days, "d"), (hours, "h"), (minutes, "min")) if n) or "0min"
+    return (
+        " ".join(
+            f"{n}{name}"
+            for n, name in ((days, "d"), (hours, "h"), (minutes, "min"))
+            if n
+        )
+        or "0min"
+    )

@@ -33,7 +33,9 @@ from rareevent.options import InputSpec, ScoreSpec
 from rareevent.record import RunView
 from rareevent.storage import atomic_file
 
-TIMELINE_BUCKETS = 1500  # min and max of each: at most 3,000 points, whatever the file's length
+TIMELINE_BUCKETS = (
+    1500  # min and max of each: at most 3,000 points, whatever the file's length
+)
 TRACE_BUCKETS = 300  # per sensor and episode
 CONTEXT_ROWS = (30, 400)  # rows drawn on each side of an episode: at least, at most
 PR_POINTS = 400
@@ -47,8 +49,12 @@ def plotly_js() -> str:
     try:
         from plotly.offline import get_plotlyjs
     except ImportError:
-        raise RareEventError("an HTML report needs plotly", hint="pip install 'rareevent[plot]'") from None
-    return base64.b64encode(gzip.compress(get_plotlyjs().encode("utf-8"), 6, mtime=0)).decode("ascii")
+        raise RareEventError(
+            "an HTML report needs plotly", hint="pip install 'rareevent[plot]'"
+        ) from None
+    return base64.b64encode(
+        gzip.compress(get_plotlyjs().encode("utf-8"), 6, mtime=0)
+    ).decode("ascii")
 
 
 def minmax_indices(values: np.ndarray, buckets: int) -> np.ndarray:
@@ -84,7 +90,9 @@ def _with_breaks(indices: np.ndarray, breaks: np.ndarray) -> list[int | None]:
 
 def _spans(mask: np.ndarray, x: np.ndarray) -> list[list[float]]:
     """``[x start, x end]`` of every run of True in ``mask``."""
-    return [[float(x[a]), float(x[b])] for a, b in windows.segments(np.asarray(mask, bool))]
+    return [
+        [float(x[a]), float(x[b])] for a, b in windows.segments(np.asarray(mask, bool))
+    ]
 
 
 def _number(value: float, digits: int = 6) -> float:
@@ -107,18 +115,31 @@ class Axis:
         if gaps.is_dated(time):
             values = cls.values_of(time)
             whole_seconds = bool(np.all(values % 1000 == 0))
-            return cls("date", column or "time", float(values[0]) if len(values) else 0.0, 1000.0 if whole_seconds else 1.0)
+            return cls(
+                "date",
+                column or "time",
+                float(values[0]) if len(values) else 0.0,
+                1000.0 if whole_seconds else 1.0,
+            )
         return cls("number", column or "time")
 
     @staticmethod
     def values_of(time: np.ndarray) -> np.ndarray:
         if gaps.is_dated(time):
-            return np.asarray(time, dtype="datetime64[ms]").astype(np.int64).astype(np.float64)
+            return (
+                np.asarray(time, dtype="datetime64[ms]")
+                .astype(np.int64)
+                .astype(np.float64)
+            )
         return np.asarray(time, dtype=np.float64)
 
     def x(self, time: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
         """Offsets from ``base`` of rows at ``time`` (or ``rows`` when the axis is the row number)."""
-        return np.asarray(rows, np.float64) if self.kind == "row" or time is None else (self.values_of(time) - self.base) / self.unit
+        return (
+            np.asarray(rows, np.float64)
+            if self.kind == "row" or time is None
+            else (self.values_of(time) - self.base) / self.unit
+        )
 
 
 @dataclass
@@ -133,21 +154,34 @@ class ReportInput:
     threshold: float
     device: str
     title: str
-    metrics: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # part name -> metrics (None parts skipped)
-    pr: tuple[np.ndarray, np.ndarray] | None = None  # window labels and scores for the PR curve
+    metrics: dict[str, dict[str, Any] | None] = field(
+        default_factory=dict
+    )  # part name -> metrics (None parts skipped)
+    pr: tuple[np.ndarray, np.ndarray] | None = (
+        None  # window labels and scores for the PR curve
+    )
     pr_part: str = ""
-    splits: dict[str, tuple[int, int]] | None = None  # a run's own file: row bounds of train/valid/test
+    splits: dict[str, tuple[int, int]] | None = (
+        None  # a run's own file: row bounds of train/valid/test
+    )
 
 
 def read_raw(path: str | Path, record: RunView, spec: InputSpec) -> SensorData:
     """The file's rows read and validated as ``score`` reads them, on the run's ``--resample`` grid as the model read them, unscaled: what the episode traces show."""
     from rareevent.scoring import trained_columns
 
-    data = load_csv(path, spec, trained=trained_columns(record, spec), base=Reading.from_record(record.reading))
+    data = load_csv(
+        path,
+        spec,
+        trained=trained_columns(record, spec),
+        base=Reading.from_record(record.reading),
+    )
     return gaps.regrid(data, gaps.run_grid(record.resample), spec.fill)[0]
 
 
-def train_band(record: RunView, detector: Any) -> tuple[dict[str, tuple[float, float]], str]:
+def train_band(
+    record: RunView, detector: Any
+) -> tuple[dict[str, tuple[float, float]], str]:
     """Each feature's training range and how it was measured.
 
     Runs save the 1st-99th percentile of their normal training rows
@@ -159,9 +193,15 @@ def train_band(record: RunView, detector: Any) -> tuple[dict[str, tuple[float, f
     saved = record.train_range
     if saved:
         low_p, high_p = saved["percentiles"]
-        return {name: (lo, hi) for name, lo, hi in zip(names, saved["low"], saved["high"], strict=True)}, f"percentiles {low_p:g} to {high_p:g} of the normal training rows"
+        return {
+            name: (lo, hi)
+            for name, lo, hi in zip(names, saved["low"], saved["high"], strict=True)
+        }, f"percentiles {low_p:g} to {high_p:g} of the normal training rows"
     mean, scale = detector.scaler_.mean_, np.sqrt(detector.scaler_.var_)
-    return {name: (m - 2.326 * s, m + 2.326 * s) for name, m, s in zip(names, mean, scale, strict=True)}, "training mean ± 2.33 sd (this run saved no percentiles)"
+    return {
+        name: (m - 2.326 * s, m + 2.326 * s)
+        for name, m, s in zip(names, mean, scale, strict=True)
+    }, "training mean ± 2.33 sd (this run saved no percentiles)"
 
 
 def _row_breaks(data: SensorData, record: RunView) -> np.ndarray:
@@ -176,7 +216,9 @@ def _row_breaks(data: SensorData, record: RunView) -> np.ndarray:
 
 def _timeline(report: ReportInput, axis: Axis) -> dict[str, Any]:
     scored = report.scored
-    time = scored["time"].to_numpy() if "time" in scored and axis.kind != "row" else None
+    time = (
+        scored["time"].to_numpy() if "time" in scored and axis.kind != "row" else None
+    )
     if time is not None and axis.kind == "date":
         time = pd.to_datetime(time).to_numpy()
     x = axis.x(time, scored["row"].to_numpy())
@@ -184,8 +226,12 @@ def _timeline(report: ReportInput, axis: Axis) -> dict[str, Any]:
     breaks = np.zeros(len(x), bool)
     rule = report.record.gaps
     if time is not None and rule is not None and len(x) > 1:
-        steps = np.diff(Axis.values_of(time)) / (1000.0 if axis.kind == "date" else 1.0)  # seconds for dates, as the gap rule
-        breaks[1:] = steps > float(rule.max_gap_value)  # consecutive windows end on consecutive rows, except across a gap
+        steps = np.diff(Axis.values_of(time)) / (
+            1000.0 if axis.kind == "date" else 1.0
+        )  # seconds for dates, as the gap rule
+        breaks[1:] = steps > float(
+            rule.max_gap_value
+        )  # consecutive windows end on consecutive rows, except across a gap
     keep = _with_breaks(minmax_indices(error, TIMELINE_BUCKETS), breaks)
     flagged = scored["flagged"].to_numpy() == 1
     kept = [i for i in keep if i is not None]
@@ -199,10 +245,19 @@ def _timeline(report: ReportInput, axis: Axis) -> dict[str, Any]:
     }
 
 
-def _episode(report: ReportInput, axis: Axis, index: int, alarm: dict[str, Any], band: dict[str, tuple[float, float]], breaks: np.ndarray) -> dict[str, Any]:
+def _episode(
+    report: ReportInput,
+    axis: Axis,
+    index: int,
+    alarm: dict[str, Any],
+    band: dict[str, tuple[float, float]],
+    breaks: np.ndarray,
+) -> dict[str, Any]:
     data, record = report.data, report.record
     T = int(report.detector.lookback)
-    first = int(np.searchsorted(data.rows, alarm["start_row"])) - (T - 1)  # the first row of the first flagged window
+    first = int(np.searchsorted(data.rows, alarm["start_row"])) - (
+        T - 1
+    )  # the first row of the first flagged window
     last = int(np.searchsorted(data.rows, alarm["end_row"]))
     pad = int(np.clip(last - first + 1, *CONTEXT_ROWS))
     lo, hi = max(first - pad, 0), min(last + pad + 1, len(data))
@@ -212,10 +267,16 @@ def _episode(report: ReportInput, axis: Axis, index: int, alarm: dict[str, Any],
     part_breaks[:1] = False
     names = record.features
     context = set(record.context_features)
-    shown = [(name, share) for name, share in top_sensors(alarm)] + [(name, None) for name in names if name in context]
+    shown = [(name, share) for name, share in top_sensors(alarm)] + [
+        (name, None) for name in names if name in context
+    ]
     columns = [names.index(name) for name, _ in shown]
     values = data.X[lo:hi, columns]
-    picked = np.unique(np.concatenate([minmax_indices(values[:, j], TRACE_BUCKETS) for j in range(len(columns))]))  # one x for all: each sensor's extremes kept
+    picked = np.unique(
+        np.concatenate(
+            [minmax_indices(values[:, j], TRACE_BUCKETS) for j in range(len(columns))]
+        )
+    )  # one x for all: each sensor's extremes kept
     keep = _with_breaks(picked, part_breaks)
     traces = [
         {
@@ -227,8 +288,16 @@ def _episode(report: ReportInput, axis: Axis, index: int, alarm: dict[str, Any],
         }
         for j, (name, share) in enumerate(shown)
     ]
-    span = [float(x[max(first, 0) - lo]), float(x[last - lo])]  # from the first row of the first flagged window to the last row of the last
-    return {"id": f"episode-{index + 1}", "span": span, "x": [None if i is None else _number(x[i], 12) for i in keep], "traces": traces}
+    span = [
+        float(x[max(first, 0) - lo]),
+        float(x[last - lo]),
+    ]  # from the first row of the first flagged window to the last row of the last
+    return {
+        "id": f"episode-{index + 1}",
+        "span": span,
+        "x": [None if i is None else _number(x[i], 12) for i in keep],
+        "traces": traces,
+    }
 
 
 def _pr_curve(report: ReportInput) -> dict[str, Any] | None:
@@ -241,7 +310,9 @@ def _pr_curve(report: ReportInput) -> dict[str, Any] | None:
 
     precision, recall, thresholds = precision_recall_curve(labels, scores)
     at = int(np.argmin(np.abs(thresholds - report.threshold)))
-    keep = np.unique(np.linspace(0, len(recall) - 1, min(PR_POINTS, len(recall))).astype(np.int64))
+    keep = np.unique(
+        np.linspace(0, len(recall) - 1, min(PR_POINTS, len(recall))).astype(np.int64)
+    )
     return {
         "recall": [_number(v, 4) for v in recall[keep]],
         "precision": [_number(v, 4) for v in precision[keep]],
@@ -260,11 +331,19 @@ def build_model(report: ReportInput) -> dict[str, Any]:
     by_start = {alarm["start_row"]: alarm for alarm in report.alarms}
     raw_x = axis.x(data.time, data.rows)
     model: dict[str, Any] = {
-        "axis": {"kind": axis.kind, "name": axis.name, "base": axis.base, "unit": axis.unit},
+        "axis": {
+            "kind": axis.kind,
+            "name": axis.name,
+            "base": axis.base,
+            "unit": axis.unit,
+        },
         "threshold": report.threshold,
         "timeline": _timeline(report, axis),
         "events": _spans(data.y == 1, raw_x) if data.y is not None else [],
-        "episodes": [_episode(report, axis, i, by_start[row["start_row"]], band, breaks) for i, row in enumerate(rows)],
+        "episodes": [
+            _episode(report, axis, i, by_start[row["start_row"]], band, breaks)
+            for i, row in enumerate(rows)
+        ],
         "pr": _pr_curve(report),
         "band_source": band_source,
         "splits": [],
@@ -272,21 +351,36 @@ def build_model(report: ReportInput) -> dict[str, Any]:
     if report.splits:
         for name, (start, stop) in report.splits.items():
             if stop > start:
-                model["splits"].append([name, float(raw_x[start]), float(raw_x[min(stop, len(raw_x)) - 1])])
+                model["splits"].append(
+                    [name, float(raw_x[start]), float(raw_x[min(stop, len(raw_x)) - 1])]
+                )
     return model
 
 
-def _table(header: Sequence[str] | None, rows: Sequence[Sequence[Any]], cls: str = "") -> str:
+def _table(
+    header: Sequence[str] | None, rows: Sequence[Sequence[Any]], cls: str = ""
+) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header or ())
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows)
-    return f'<table class="{cls}">' + (f"<thead><tr>{head}</tr></thead>" if head else "") + f"<tbody>{body}</tbody></table>"
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
+        for row in rows
+    )
+    return (
+        f'<table class="{cls}">'
+        + (f"<thead><tr>{head}</tr></thead>" if head else "")
+        + f"<tbody>{body}</tbody></table>"
+    )
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+        return (
+            f"{value:.{digits}g}"
+            if abs(value) >= 1e-3 or value == 0
+            else f"{value:.2e}"
+        )
     return str(value)
 
 
@@ -308,9 +402,21 @@ def _header(report: ReportInput) -> list[tuple[str, str]]:
         ("data file", str(report.data.path)),
         ("rows", f"{len(report.data):,} ({len(report.scored):,} windows scored)"),
         ("time span", _time_span(report.data)),
-        ("architecture", f"{record.arch}, lookback {record.lookback}, units {','.join(map(str, record.units))}, score {record.score_kind}"),
-        ("threshold", f"{report.threshold:.6g} ({record.threshold_strategy}" + (f", margin {record.margin:g}" if record.margin != 1 else "") + ")"),
-        ("device", f"scored on {report.device}" + (f", trained on {trained_on}" if trained_on else "")),
+        (
+            "architecture",
+            f"{record.arch}, lookback {record.lookback}, units {','.join(map(str, record.units))}, score {record.score_kind}",
+        ),
+        (
+            "threshold",
+            f"{report.threshold:.6g} ({record.threshold_strategy}"
+            + (f", margin {record.margin:g}" if record.margin != 1 else "")
+            + ")",
+        ),
+        (
+            "device",
+            f"scored on {report.device}"
+            + (f", trained on {trained_on}" if trained_on else ""),
+        ),
         ("alarm episodes", str(len(report.alarms))),
     ]
 
@@ -331,23 +437,41 @@ def _metrics_html(metrics: dict[str, dict[str, Any] | None]) -> str:
     parts = {name: part for name, part in metrics.items() if part}
     if not parts:
         return ""
-    rows = [[label, *(_fmt(part.get(key)) for part in parts.values())] for key, label in METRIC_ROWS]
+    rows = [
+        [label, *(_fmt(part.get(key)) for part in parts.values())]
+        for key, label in METRIC_ROWS
+    ]
     return "<h2>Metrics</h2>" + _table(["metric", *parts], rows, "metrics")
 
 
-def _episode_html(index: int, row: dict[str, Any], alarm: dict[str, Any], episode: dict[str, Any]) -> str:
+def _episode_html(
+    index: int, row: dict[str, Any], alarm: dict[str, Any], episode: dict[str, Any]
+) -> str:
     facts = [
         ("start", row["start"]),
         ("end", row["end"]),
         ("duration", duration_text(alarm)),
         ("rows", f"{row['start_row']}-{row['end_row']} ({row['windows']} window(s))"),
-        ("peak score", f"{row['peak_score']:.4g} = {row['peak_over_threshold']:.2f} × threshold" if row["peak_over_threshold"] is not None else f"{row['peak_score']:.4g}"),
-        ("top sensors (share of the error)", ", ".join(f"{name} {share:.0%}" for name, share in top_sensors(alarm))),
+        (
+            "peak score",
+            f"{row['peak_score']:.4g} = {row['peak_over_threshold']:.2f} × threshold"
+            if row["peak_over_threshold"] is not None
+            else f"{row['peak_score']:.4g}",
+        ),
+        (
+            "top sensors (share of the error)",
+            ", ".join(f"{name} {share:.0%}" for name, share in top_sensors(alarm)),
+        ),
     ]
-    plots = "".join(f'<div class="sensor-plot{" context" if trace["context"] else ""}" data-sensor="{html.escape(trace["name"])}"></div>' for trace in episode["traces"])
+    plots = "".join(
+        f'<div class="sensor-plot{" context" if trace["context"] else ""}" data-sensor="{html.escape(trace["name"])}"></div>'
+        for trace in episode["traces"]
+    )
     return (
         f'<section class="episode" id="{episode["id"]}" data-index="{index}">'
-        f"<h3>Episode {index + 1}: {html.escape(str(row['start']))}</h3>" + _table(None, facts, "facts") + f'<div class="traces">{plots}</div></section>'
+        f"<h3>Episode {index + 1}: {html.escape(str(row['start']))}</h3>"
+        + _table(None, facts, "facts")
+        + f'<div class="traces">{plots}</div></section>'
     )
 
 
@@ -359,11 +483,26 @@ def render(report: ReportInput, extra_sections: str = "") -> str:
     by_start = {alarm["start_row"]: alarm for alarm in report.alarms}
     summary = _table(
         ["#", "start", "end", "duration", "peak ÷ threshold", "top sensors"],
-        [[f"{i + 1}", row["start"], row["end"], duration_text(by_start[row["start_row"]]), _fmt(row["peak_over_threshold"]), row["top_sensors"].replace(";", " ")] for i, row in enumerate(rows)],
+        [
+            [
+                f"{i + 1}",
+                row["start"],
+                row["end"],
+                duration_text(by_start[row["start_row"]]),
+                _fmt(row["peak_over_threshold"]),
+                row["top_sensors"].replace(";", " "),
+            ]
+            for i, row in enumerate(rows)
+        ],
         "episodes",
     )
-    sections = "".join(_episode_html(i, row, by_start[row["start_row"]], episode) for i, (row, episode) in enumerate(zip(rows, model["episodes"], strict=True)))
-    data_json = json.dumps(model, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    sections = "".join(
+        _episode_html(i, row, by_start[row["start_row"]], episode)
+        for i, (row, episode) in enumerate(zip(rows, model["episodes"], strict=True))
+    )
+    data_json = json.dumps(model, separators=(",", ":"), allow_nan=False).replace(
+        "</", "<\\/"
+    )
     page = _PAGE.format(
         title=html.escape(report.title),
         style=_STYLE,
@@ -377,7 +516,11 @@ def render(report: ReportInput, extra_sections: str = "") -> str:
         points=model["timeline"]["points"],
         windows=model["timeline"]["windows"],
     )
-    return page.replace("/*PLOTLY*/", js).replace("/*DATA*/", data_json).replace("/*RENDER*/", _SCRIPT)
+    return (
+        page.replace("/*PLOTLY*/", js)
+        .replace("/*DATA*/", data_json)
+        .replace("/*RENDER*/", _SCRIPT)
+    )
 
 
 def write(report: ReportInput, output: str | Path, extra_sections: str = "") -> Path:
@@ -393,11 +536,15 @@ def write(report: ReportInput, output: str | Path, extra_sections: str = "") -> 
 def check_output(output: str | Path) -> None:
     """Refuse an output name that is not ``.html``, and a missing plotly, before any scoring."""
     if Path(output).suffix.lower() not in (".html", ".htm"):
-        raise RareEventError(f"{output}: a report is written as HTML; give a file name ending in .html")
+        raise RareEventError(
+            f"{output}: a report is written as HTML; give a file name ending in .html"
+        )
     try:
         import plotly  # noqa: F401
     except ImportError:
-        raise RareEventError("an HTML report needs plotly", hint="pip install 'rareevent[plot]'") from None
+        raise RareEventError(
+            "an HTML report needs plotly", hint="pip install 'rareevent[plot]'"
+        ) from None
 
 
 def render_fleet(run: str, scores: Sequence[Any], column: str, device: str) -> str:
@@ -413,23 +560,43 @@ def render_fleet(run: str, scores: Sequence[Any], column: str, device: str) -> s
             continue
         by_start = {alarm["start_row"]: alarm for alarm in s.alarms}
         episodes = [
-            [row["start"], row["end"], duration_text(by_start[row["start_row"]]), f"{row['start_row']}-{row['end_row']}", _fmt(row["peak_over_threshold"]), row["top_sensors"].replace(";", " ")]
+            [
+                row["start"],
+                row["end"],
+                duration_text(by_start[row["start_row"]]),
+                f"{row['start_row']}-{row['end_row']}",
+                _fmt(row["peak_over_threshold"]),
+                row["top_sensors"].replace(";", " "),
+            ]
             for row in episode_rows(s.alarms, s.threshold, s.series.name)
         ]
         sections.append(
             f'<section class="series" data-series="{html.escape(s.series.name)}"><h3>{html.escape(column)} {html.escape(s.series.name)}: {len(s.alarms)} alarm episode(s)</h3>'
             f'<p class="note">{html.escape(str(s.series.path))}, threshold {s.threshold:.6g}</p>'
-            + _table(["start", "end", "duration", "rows", "peak ÷ threshold", "top sensors"], episodes, "episodes")
+            + _table(
+                ["start", "end", "duration", "rows", "peak ÷ threshold", "top sensors"],
+                episodes,
+                "episodes",
+            )
             + "</section>"
         )
-    header = [("run", run), ("series", f"{len(scores)} ({sum(1 for s in scores if s.alarms)} with alarms)"), ("rows", f"{sum(s.n_rows for s in scores):,}"), ("device", f"scored on {device}")]
+    header = [
+        ("run", run),
+        ("series", f"{len(scores)} ({sum(1 for s in scores if s.alarms)} with alarms)"),
+        ("rows", f"{sum(s.n_rows for s in scores):,}"),
+        ("device", f"scored on {device}"),
+    ]
     title = f"{len(scores)} series scored with run {run}"
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">'
         f"<title>{html.escape(title)}</title>{_STYLE}</head><body><h1>{html.escape(title)}</h1>"
         + _table(None, header, "header")
         + "<h2>Series</h2>"
-        + _table([column, "rows", "windows", "flagged", "alarms", "F1", "events caught"], rows, "series")
+        + _table(
+            [column, "rows", "windows", "flagged", "alarms", "F1", "events caught"],
+            rows,
+            "series",
+        )
         + "<h2>Series with alarms</h2>"
         + ("".join(sections) or "<p>No alarm episodes.</p>")
         + "</body></html>\n"
@@ -444,12 +611,20 @@ class WindowCollector:
         self.then = then
 
     def __call__(self, frame: pd.DataFrame) -> None:
-        self.parts.append(frame[[c for c in ("row", "time", "error", "flagged", "label") if c in frame]])
+        self.parts.append(
+            frame[
+                [c for c in ("row", "time", "error", "flagged", "label") if c in frame]
+            ]
+        )
         if self.then is not None:
             self.then(frame)
 
     def frame(self) -> pd.DataFrame:
-        return pd.concat(self.parts, ignore_index=True) if self.parts else pd.DataFrame(columns=["row", "error", "flagged"])
+        return (
+            pd.concat(self.parts, ignore_index=True)
+            if self.parts
+            else pd.DataFrame(columns=["row", "error", "flagged"])
+        )
 
 
 _STYLE = """<style>
@@ -588,14 +763,25 @@ function draw() {
 """
 
 
-def scored_file_report(path: str | Path, record: RunView, detector: Any, result: Any, collector: WindowCollector, spec: ScoreSpec) -> ReportInput:
+def scored_file_report(
+    path: str | Path,
+    record: RunView,
+    detector: Any,
+    result: Any,
+    collector: WindowCollector,
+    spec: ScoreSpec,
+) -> ReportInput:
     """The report of ``score``: the file just scored (``result``, windows from ``collector``) and its raw rows."""
     from rareevent.model import compute_device
 
     path = Path(path)
     data = read_raw(path, record, spec.input)
     scored = collector.frame()
-    pr = (scored["label"].to_numpy(), scored["error"].to_numpy()) if "label" in scored else None
+    pr = (
+        (scored["label"].to_numpy(), scored["error"].to_numpy())
+        if "label" in scored
+        else None
+    )
     return ReportInput(
         record, detector, data, scored, result.alarms, result.threshold, compute_device(),
         title=f"{path.name} scored with run {record.name}",
@@ -613,19 +799,36 @@ def run_report(folder: Path, record: RunView, detector: Any) -> ReportInput:
 
     source = Path(record.input_file or "")
     if not record.input_file or not source.is_file():
-        raise RareEventError(f"{folder}: the run's input file {source} is not there any more", hint="score a file with `rareevent score DATA --run RUN --html FILE.html`")
+        raise RareEventError(
+            f"{folder}: the run's input file {source} is not there any more",
+            hint="score a file with `rareevent score DATA --run RUN --html FILE.html`",
+        )
     if record.input_sha256 and file_sha256(source) != record.input_sha256:
-        raise RareEventError(f"{source}: changed since run {record.name!r} was trained on it", hint="score it with `rareevent score DATA --run RUN --html FILE.html`")
+        raise RareEventError(
+            f"{source}: changed since run {record.name!r} was trained on it",
+            hint="score it with `rareevent score DATA --run RUN --html FILE.html`",
+        )
     collector = WindowCollector()
-    spec = ScoreSpec(InputSpec(fill=record.fill))  # the run's own file, read as the run read it
+    spec = ScoreSpec(
+        InputSpec(fill=record.fill)
+    )  # the run's own file, read as the run read it
     result = score_csv(source, record, detector, spec, sink=collector)
     data = read_raw(source, record, spec.input)
     try:
         scores = pd.read_csv(folder / SCORES_FILE)
     except (OSError, ValueError) as exc:
-        raise RareEventError(f"{folder / SCORES_FILE}: cannot read the run's scores ({type(exc).__name__})", hint="retrain the run") from None
-    valid = scores[scores["split"] == "valid"] if "split" in scores else scores.iloc[0:0]
-    pr = (valid["label"].to_numpy(), valid["error"].to_numpy()) if "label" in valid and "error" in valid else None
+        raise RareEventError(
+            f"{folder / SCORES_FILE}: cannot read the run's scores ({type(exc).__name__})",
+            hint="retrain the run",
+        ) from None
+    valid = (
+        scores[scores["split"] == "valid"] if "split" in scores else scores.iloc[0:0]
+    )
+    pr = (
+        (valid["label"].to_numpy(), valid["error"].to_numpy())
+        if "label" in valid and "error" in valid
+        else None
+    )
     return ReportInput(
         record, detector, data, collector.frame(), result.alarms, result.threshold, compute_device(),
         title=f"run {record.name} on its input file {source.name}",

@@ -34,7 +34,14 @@ import numpy as np
 import pandas as pd
 
 from rareevent.errors import RareEventError
-from rareevent.options import DECIMAL_MARKS, TIME_UNITS, InputSpec, ReadOptions, check_encoding, check_tz
+from rareevent.options import (
+    DECIMAL_MARKS,
+    TIME_UNITS,
+    InputSpec,
+    ReadOptions,
+    check_encoding,
+    check_tz,
+)
 
 DELIMITERS = (",", ";", "\t")
 TIME_NAMES = ("time", "timestamp", "datetime", "date")
@@ -43,7 +50,9 @@ SAMPLE_ROWS = 10_000  # rows of text the decimal mark is inferred from
 _SNIFF_BYTES = 64 * 1024
 _OTHER_MARK = {".": ",", ",": "."}
 # dd.mm.yyyy / mm/dd/yy ... with an optional time: the shapes whose day/month order must be inferred
-_DAY_MONTH = re.compile(r"\s*(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})(?:([ T])(\d{1,2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?)?\s*")
+_DAY_MONTH = re.compile(
+    r"\s*(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})(?:([ T])(\d{1,2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?)?\s*"
+)
 _DAY_MONTH_FIELDS = r"^\s*(\d{1,2})[./-](\d{1,2})[./-]"
 
 
@@ -79,10 +88,14 @@ class Columns:
     label: str | None = None
     dropped: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
-    assumed: list[dict[str, str]] = field(default_factory=list)  # roles no option gave: {"column", "as", "message"}
+    assumed: list[dict[str, str]] = field(
+        default_factory=list
+    )  # roles no option gave: {"column", "as", "message"}
 
 
-_UTC_OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"  # an ISO time's offset: 2026-01-31T13:45:00+01:00, ...Z
+_UTC_OFFSET = (
+    r"(?:Z|[+-]\d\d:?\d\d)$"  # an ISO time's offset: 2026-01-31T13:45:00+01:00, ...Z
+)
 
 
 def _codec(encoding: str) -> str:
@@ -124,7 +137,11 @@ class Reading:
         if not self.date_order_assumed or self.time_format is None:
             return None
         if self.date_order == "day-first":
-            other = self.time_format.replace("%d", "%D").replace("%m", "%d").replace("%D", "%m")
+            other = (
+                self.time_format.replace("%d", "%D")
+                .replace("%m", "%d")
+                .replace("%D", "%m")
+            )
             how = f"`time_format='{other}'`"
         else:
             how = "`dayfirst`"
@@ -138,7 +155,12 @@ class Reading:
         if self.time_unit:
             parts.append(f"time in {self.time_unit} since 1970")
         if self.time_format:
-            order = f", {self.date_order}" + (" (assumed: no day above 12)" if self.date_order_assumed else "") if self.date_order else ""
+            order = (
+                f", {self.date_order}"
+                + (" (assumed: no day above 12)" if self.date_order_assumed else "")
+                if self.date_order
+                else ""
+            )
             parts.append(f"time format {self.time_format}{order}")
         if self.tz:
             parts.append(f"local time in {self.tz}, kept as UTC")
@@ -152,7 +174,10 @@ def reading_record_ok(value: Any) -> bool:
     if value is None:
         return True
     fields = set(Reading.__dataclass_fields__)
-    if not isinstance(value, dict) or set(value) not in (fields, fields - {"tz", "encoding"}):  # a run from 0.3.0 has neither
+    if not isinstance(value, dict) or set(value) not in (
+        fields,
+        fields - {"tz", "encoding"},
+    ):  # a run from 0.3.0 has neither
         return False
     return bool(
         value["decimal"] in DECIMAL_MARKS
@@ -216,7 +241,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def sniff(path: str | Path, encoding: str | None = None, fallback: str | None = None) -> CsvFormat:
+def sniff(
+    path: str | Path, encoding: str | None = None, fallback: str | None = None
+) -> CsvFormat:
     """Check that ``path`` is a readable CSV and find its delimiter, header and encoding.
 
     The text is ``encoding`` when one is given (``--encoding``); otherwise
@@ -233,26 +260,55 @@ def sniff(path: str | Path, encoding: str | None = None, fallback: str | None = 
             head = fh.read(_SNIFF_BYTES)
     except OSError as exc:
         raise RareEventError(f"{path}: cannot read ({exc.strerror})") from None
-    return format_of(path, head, complete=len(head) < _SNIFF_BYTES, encoding=encoding, fallback=fallback)
+    return format_of(
+        path,
+        head,
+        complete=len(head) < _SNIFF_BYTES,
+        encoding=encoding,
+        fallback=fallback,
+    )
 
 
-def format_of(path: Path, head: bytes, complete: bool, counted: bool = True, encoding: str | None = None, fallback: str | None = None) -> CsvFormat:
+def format_of(
+    path: Path,
+    head: bytes,
+    complete: bool,
+    counted: bool = True,
+    encoding: str | None = None,
+    fallback: str | None = None,
+) -> CsvFormat:
     """The delimiter and header of a CSV from its first bytes ``head`` (``complete``: the whole file), checked."""
     if not head.strip():
         raise RareEventError(f"{path}: file is empty")
     if b"\x00" in head:
         raise RareEventError(f"{path}: looks like a binary file, not CSV text")
     encoding = check_encoding(encoding) if encoding else None
-    if encoding is None and fallback and check_encoding(fallback) != "utf-8" and not _is_utf8(head, complete):
+    if (
+        encoding is None
+        and fallback
+        and check_encoding(fallback) != "utf-8"
+        and not _is_utf8(head, complete)
+    ):
         encoding = check_encoding(fallback)
-    text = (_decode(path, head, complete) if encoding is None else head.decode(_codec(encoding), errors="replace")).lstrip("\ufeff")
+    text = (
+        _decode(path, head, complete)
+        if encoding is None
+        else head.decode(_codec(encoding), errors="replace")
+    ).lstrip("\ufeff")
     first_line = text.split("\n", 1)[0].rstrip("\r")
     if not first_line.strip():
-        raise RareEventError(f"{path}: line 1 is blank; the first line must be the header")
-    unquoted = re.sub(r'"[^"]*"', "", first_line)  # a quoted header name may hold any separator
+        raise RareEventError(
+            f"{path}: line 1 is blank; the first line must be the header"
+        )
+    unquoted = re.sub(
+        r'"[^"]*"', "", first_line
+    )  # a quoted header name may hold any separator
     counts = {d: unquoted.count(d) for d in DELIMITERS}
     delimiter = max(counts, key=lambda d: counts[d])
-    header = [name.strip() for name in next(csv.reader(io.StringIO(text), delimiter=delimiter))]
+    header = [
+        name.strip()
+        for name in next(csv.reader(io.StringIO(text), delimiter=delimiter))
+    ]
     if counts[delimiter] == 0 and re.search(r"[|:]", first_line):
         raise RareEventError(
             f"{path}: found only one column {first_line[:40]!r}",
@@ -260,13 +316,23 @@ def format_of(path: Path, head: bytes, complete: bool, counted: bool = True, enc
         )
     if any(name == "" for name in header):
         position = header.index("") + 1
-        raise RareEventError(f"{path}: column {position} of the header (line 1) has no name")
+        raise RareEventError(
+            f"{path}: column {position} of the header (line 1) has no name"
+        )
     seen: set[str] = set()
     for name in header:
         if name in seen:
-            raise RareEventError(f"{path}: duplicate column name {name!r} in the header (line 1)")
+            raise RareEventError(
+                f"{path}: duplicate column name {name!r} in the header (line 1)"
+            )
         seen.add(name)
-    return CsvFormat(path=path, delimiter=delimiter, header=header, counted=counted, encoding=encoding or "utf-8")
+    return CsvFormat(
+        path=path,
+        delimiter=delimiter,
+        header=header,
+        counted=counted,
+        encoding=encoding or "utf-8",
+    )
 
 
 def _is_utf8(data: bytes, complete: bool) -> bool:
@@ -318,7 +384,11 @@ def resolve_columns(
     """
     header = fmt.header
     lower = {name.lower(): name for name in header}
-    for param, names in (("time", [time] if time else []), ("label", [label] if label else []), ("drop", drop)):
+    for param, names in (
+        ("time", [time] if time else []),
+        ("label", [label] if label else []),
+        ("drop", drop),
+    ):
         unknown = [n for n in names if n not in header]
         if unknown:
             raise RareEventError(
@@ -328,15 +398,39 @@ def resolve_columns(
             )
     assumed = []
     if time is None:
-        time = next((lower[n] for n in TIME_NAMES if n in lower and lower[n] not in drop), None)
+        time = next(
+            (lower[n] for n in TIME_NAMES if n in lower and lower[n] not in drop), None
+        )
     if time is None and sample is not None:
-        time = next((name for name in header if name not in drop and name != label and looks_like_times(sample[name])), None)
+        time = next(
+            (
+                name
+                for name in header
+                if name not in drop and name != label and looks_like_times(sample[name])
+            ),
+            None,
+        )
         if time is not None:
-            assumed.append({"column": time, "as": "time", "message": f"column {time!r} holds dates or times: read as the time column (`time={time}`)"})
+            assumed.append(
+                {
+                    "column": time,
+                    "as": "time",
+                    "message": f"column {time!r} holds dates or times: read as the time column (`time={time}`)",
+                }
+            )
     if label is None:
-        label = next((lower[n] for n in LABEL_NAMES if n in lower and lower[n] not in drop and lower[n] != time), None)
+        label = next(
+            (
+                lower[n]
+                for n in LABEL_NAMES
+                if n in lower and lower[n] not in drop and lower[n] != time
+            ),
+            None,
+        )
     if time is not None and time == label:
-        raise RareEventError(f"{fmt.path}: column {time!r} cannot be both time and label")
+        raise RareEventError(
+            f"{fmt.path}: column {time!r} cannot be both time and label"
+        )
     taken = {time, label, *drop}
     features = [name for name in header if name not in taken]
     if not features:
@@ -344,10 +438,14 @@ def resolve_columns(
             f"{fmt.path}: no feature columns left after time, label and `drop`",
             hint="every column other than time and label must be a numeric sensor",
         )
-    return Columns(features=features, time=time, label=label, dropped=list(drop), assumed=assumed)
+    return Columns(
+        features=features, time=time, label=label, dropped=list(drop), assumed=assumed
+    )
 
 
-_ISO_TIME = re.compile(r"\s*\d{4}-\d{2}-\d{2}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d\d:?\d\d)?\s*")
+_ISO_TIME = re.compile(
+    r"\s*\d{4}-\d{2}-\d{2}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d\d:?\d\d)?\s*"
+)
 
 
 def looks_like_times(cells: pd.Series) -> bool:
@@ -355,7 +453,10 @@ def looks_like_times(cells: pd.Series) -> bool:
     text = cells.dropna().astype(str)
     if not len(text):
         return False
-    return bool(text.str.fullmatch(_DAY_MONTH.pattern).all() or text.str.fullmatch(_ISO_TIME.pattern).all())
+    return bool(
+        text.str.fullmatch(_DAY_MONTH.pattern).all()
+        or text.str.fullmatch(_ISO_TIME.pattern).all()
+    )
 
 
 def columns_for_model(fmt: CsvFormat, trained: Columns) -> Columns:
@@ -370,7 +471,9 @@ def columns_for_model(fmt: CsvFormat, trained: Columns) -> Columns:
     label = trained.label if trained.label in fmt.header else None
     used = {*trained.features, time, label}
     ignored = [name for name in fmt.header if name not in used]
-    return Columns(features=list(trained.features), time=time, label=label, ignored=ignored)
+    return Columns(
+        features=list(trained.features), time=time, label=label, ignored=ignored
+    )
 
 
 def read_frames(
@@ -389,7 +492,9 @@ def read_frames(
     time column (every column with ``text``) kept as text. With ``data``,
     those lines (no header; data row ``first_row`` first) are read instead of the file.
     """
-    dtypes: Any = str if text else {name: str for name in (columns.time,) if name is not None}
+    dtypes: Any = (
+        str if text else {name: str for name in (columns.time,) if name is not None}
+    )
     done = 0  # rows yielded: where a row with surplus fields is
     try:
         reader = pd.read_csv(
@@ -410,7 +515,11 @@ def read_frames(
             # short rows are reported by validate_frame with their line number
             warnings.simplefilter("ignore", pd.errors.ParserWarning)
             # a first row longer than the header only warns, and pandas drops its surplus fields: refuse it like any other long row
-            warnings.filterwarnings("error", "Length of header or names does not match", pd.errors.ParserWarning)
+            warnings.filterwarnings(
+                "error",
+                "Length of header or names does not match",
+                pd.errors.ParserWarning,
+            )
             for frame in reader:
                 if first_row:
                     frame.index += first_row
@@ -422,28 +531,52 @@ def read_frames(
         match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
         if match:
             expected, record, saw = match.groups()
-            row = int(record) - (2 if data is None else 1) + first_row  # pandas counts the lines it read, the header among them
+            row = (
+                int(record) - (2 if data is None else 1) + first_row
+            )  # pandas counts the lines it read, the header among them
             raise RareEventError(
                 f"{fmt.path}: line {file_line(fmt, row)} has {saw} fields, the header has {expected}",
                 hint="every row needs one value per column",
             ) from None
-        raise RareEventError(f"{fmt.path}: cannot parse as CSV: {str(exc).strip()}") from None
+        raise RareEventError(
+            f"{fmt.path}: cannot parse as CSV: {str(exc).strip()}"
+        ) from None
     except OSError as exc:
         raise RareEventError(f"{fmt.path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:
         line, block = _first_bad_utf8_line(fmt.path)
-        raise RareEventError(f"{fmt.path}: line {line} is not UTF-8 text", hint=_encoding_hint(block)) from None
+        raise RareEventError(
+            f"{fmt.path}: line {line} is not UTF-8 text", hint=_encoding_hint(block)
+        ) from None
 
 
-def _long_row(fmt: CsvFormat, data: str | None, row: int, first_row: int) -> RareEventError:
+def _long_row(
+    fmt: CsvFormat, data: str | None, row: int, first_row: int
+) -> RareEventError:
     """The ragged-row error for data row ``row``, which has more fields than the header."""
     line = file_line(fmt, row)
     if data is None:
-        _check_field_count(fmt, line)  # raises with the number of fields where the file can be read by line
+        _check_field_count(
+            fmt, line
+        )  # raises with the number of fields where the file can be read by line
         saw = "more"
     else:
-        saw = str(len(next(itertools.islice(csv.reader(io.StringIO(data), delimiter=fmt.delimiter), row - first_row, None), [])))
-    return RareEventError(f"{fmt.path}: line {line} has {saw} fields, the header has {len(fmt.header)}", hint="every row needs one value per column")
+        saw = str(
+            len(
+                next(
+                    itertools.islice(
+                        csv.reader(io.StringIO(data), delimiter=fmt.delimiter),
+                        row - first_row,
+                        None,
+                    ),
+                    [],
+                )
+            )
+        )
+    return RareEventError(
+        f"{fmt.path}: line {line} has {saw} fields, the header has {len(fmt.header)}",
+        hint="every row needs one value per column",
+    )
 
 
 def file_line(fmt: CsvFormat, row: int) -> int:
@@ -460,9 +593,13 @@ def file_line(fmt: CsvFormat, row: int) -> int:
     with open(fmt.path, encoding=fmt.codec, errors="replace", newline="") as fh:
         reader = csv.reader(fh, delimiter=fmt.delimiter, skipinitialspace=True)
         try:
-            for _ in itertools.islice(reader, row + 1):  # the header and the rows before
+            for _ in itertools.islice(
+                reader, row + 1
+            ):  # the header and the rows before
                 pass
-        except csv.Error:  # a cell beyond the csv module's size limit: count one line per row
+        except (
+            csv.Error
+        ):  # a cell beyond the csv module's size limit: count one line per row
             return row + 2
         return reader.line_num + 1
 
@@ -508,7 +645,11 @@ def _line_text(path: Path, line: int, encoding: str = "utf-8") -> str | None:
             break
     parts = buffer.split(b"\n")
     index = line - 1 - seen
-    return parts[index].decode(encoding, "replace").rstrip("\r") if buffer and index < len(parts) else None
+    return (
+        parts[index].decode(encoding, "replace").rstrip("\r")
+        if buffer and index < len(parts)
+        else None
+    )
 
 
 def _first_bad_utf8_line(path: Path) -> tuple[int, bytes]:
@@ -550,12 +691,20 @@ def validate_frame(
     if blank.any():  # blank lines carry no reading; the index keeps line numbers exact
         frame = frame[~blank]
     rows = frame.index.to_numpy(dtype=np.int64)
-    X = pd.DataFrame({name: _numeric_column(frame[name], path, name, _Lines(fmt, rows), reading) for name in columns.features}, index=frame.index)
+    X = pd.DataFrame(
+        {
+            name: _numeric_column(frame[name], path, name, _Lines(fmt, rows), reading)
+            for name in columns.features
+        },
+        index=frame.index,
+    )
     n_filled = 0
     missing = X.isna().to_numpy()
     if missing.any():
         short = np.flatnonzero(missing[:, -1])
-        if short.size:  # pandas pads a row with too few fields with NaN: tell it from a blank cell
+        if (
+            short.size
+        ):  # pandas pads a row with too few fields with NaN: tell it from a blank cell
             _check_field_count(fmt, file_line(fmt, int(rows[short[0]])))
         if fill is None:
             row, col = np.argwhere(missing)[0]
@@ -569,26 +718,56 @@ def validate_frame(
             X, frame, rows = X[keep], frame[keep], rows[keep]
         else:
             if anchor is not None:
-                X = pd.concat([pd.DataFrame(anchor, columns=X.columns), X], ignore_index=True)
-            X = X.interpolate(limit_direction="both") if fill == "interpolate" else X.ffill().bfill()
+                X = pd.concat(
+                    [pd.DataFrame(anchor, columns=X.columns), X], ignore_index=True
+                )
+            X = (
+                X.interpolate(limit_direction="both")
+                if fill == "interpolate"
+                else X.ffill().bfill()
+            )
             if anchor is not None:
                 X = X.iloc[1:]
             empty = X.columns[X.isna().all().to_numpy()]
             if len(empty):
-                raise RareEventError(f"{path}: column {empty[0]!r} has no value to fill from", hint="`drop` the column")
+                raise RareEventError(
+                    f"{path}: column {empty[0]!r} has no value to fill from",
+                    hint="`drop` the column",
+                )
     values = X.to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values) | (np.abs(values) > np.finfo(np.float32).max)
     if bad.any():
         row, col = np.argwhere(bad)[0]
         kind = "infinite value" if np.isinf(values[row, col]) else "value out of range"
-        raise RareEventError(f"{path}: {kind} in column {columns.features[col]!r} at line {file_line(fmt, int(rows[row]))}")
+        raise RareEventError(
+            f"{path}: {kind} in column {columns.features[col]!r} at line {file_line(fmt, int(rows[row]))}"
+        )
     lines = _Lines(fmt, rows)
-    y = _labels(frame[columns.label], path, columns.label, lines) if columns.label else None
-    time = _times(frame[columns.time], path, columns.time, lines, previous_time, reading) if columns.time else None
-    return SensorData(path=path, columns=columns, X=values, y=y, time=time, rows=rows, n_filled=n_filled, reading=reading)
+    y = (
+        _labels(frame[columns.label], path, columns.label, lines)
+        if columns.label
+        else None
+    )
+    time = (
+        _times(frame[columns.time], path, columns.time, lines, previous_time, reading)
+        if columns.time
+        else None
+    )
+    return SensorData(
+        path=path,
+        columns=columns,
+        X=values,
+        y=y,
+        time=time,
+        rows=rows,
+        n_filled=n_filled,
+        reading=reading,
+    )
 
 
-def _numeric_column(series: pd.Series, path: Path, name: str, lines: _Lines, reading: Reading) -> pd.Series:
+def _numeric_column(
+    series: pd.Series, path: Path, name: str, lines: _Lines, reading: Reading
+) -> pd.Series:
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         return series.astype(np.float64)
     coerced, ambiguous = _to_numbers(series, reading)
@@ -621,24 +800,42 @@ def _to_numbers(series: pd.Series, reading: Reading) -> tuple[pd.Series, np.ndar
     thousands = _OTHER_MARK[reading.decimal]
     sep, dec = re.escape(thousands), re.escape(reading.decimal)
     ambiguous = np.zeros(len(text), bool)
-    has_thousands = text.str.contains(thousands, regex=False).fillna(False).to_numpy(bool)
+    has_thousands = (
+        text.str.contains(thousands, regex=False).fillna(False).to_numpy(bool)
+    )
     if has_thousands.any():
-        grouped = text.str.fullmatch(rf"[+-]?\d{{1,3}}(?:{sep}\d{{3}})+(?:{dec}\d+)?").fillna(False).to_numpy(bool)
+        grouped = (
+            text.str.fullmatch(rf"[+-]?\d{{1,3}}(?:{sep}\d{{3}})+(?:{dec}\d+)?")
+            .fillna(False)
+            .to_numpy(bool)
+        )
         if not reading.decimal_settled:
-            ambiguous = text.str.fullmatch(rf"[+-]?\d{{1,3}}{sep}\d{{3}}").fillna(False).to_numpy(bool)
+            ambiguous = (
+                text.str.fullmatch(rf"[+-]?\d{{1,3}}{sep}\d{{3}}")
+                .fillna(False)
+                .to_numpy(bool)
+            )
         # cells with the thousands mark outside whole groups, or ambiguous ones, are not numbers
-        text = text.where(~has_thousands | (grouped & ~ambiguous)).str.replace(thousands, "", regex=False)
+        text = text.where(~has_thousands | (grouped & ~ambiguous)).str.replace(
+            thousands, "", regex=False
+        )
     if reading.decimal != ".":
         text = text.str.replace(reading.decimal, ".", regex=False)
     return pd.to_numeric(text, errors="coerce"), ambiguous
 
 
-def _non_numeric_hint(value: str, reading: Reading, mostly_text: bool, name: str) -> str | None:
+def _non_numeric_hint(
+    value: str, reading: Reading, mostly_text: bool, name: str
+) -> str | None:
     """Suggest ``--decimal`` for a number with the other decimal mark, ``--time`` for a date, ``--drop`` for a text column."""
     if looks_like_times(pd.Series([value])):
         return f"column {name!r} holds dates: pass `time={name}` to make it the time column"
     other = _OTHER_MARK[reading.decimal]
-    if pd.notna(_to_numbers(pd.Series([value]), Reading(decimal=other, decimal_settled=True))[0].iloc[0]):
+    if pd.notna(
+        _to_numbers(pd.Series([value]), Reading(decimal=other, decimal_settled=True))[
+            0
+        ].iloc[0]
+    ):
         return f"the file is read with decimal mark {reading.decimal!r}; pass `decimal={other}` if {other!r} is its decimal mark"
     return "use `drop` to exclude text columns" if mostly_text else None
 
@@ -655,53 +852,111 @@ def _labels(series: pd.Series, path: Path, name: str, lines: _Lines) -> np.ndarr
     return values.astype(np.int8)
 
 
-def _times(series: pd.Series, path: Path, name: str, lines: _Lines, previous: object | None, reading: Reading) -> np.ndarray:
-    return _check_order(_time_values(series, path, name, lines, reading, previous), path, name, lines, previous)
+def _times(
+    series: pd.Series,
+    path: Path,
+    name: str,
+    lines: _Lines,
+    previous: object | None,
+    reading: Reading,
+) -> np.ndarray:
+    return _check_order(
+        _time_values(series, path, name, lines, reading, previous),
+        path,
+        name,
+        lines,
+        previous,
+    )
 
 
-def time_values(frame: pd.DataFrame, fmt: CsvFormat, name: str, reading: Reading) -> np.ndarray:
+def time_values(
+    frame: pd.DataFrame, fmt: CsvFormat, name: str, reading: Reading
+) -> np.ndarray:
     """The times of column ``name`` of a frame read from ``fmt`` (dates, or numbers), in row order and not checked for order."""
-    return _time_values(frame[name], fmt.path, name, _Lines(fmt, np.arange(len(frame))), reading)
+    return _time_values(
+        frame[name], fmt.path, name, _Lines(fmt, np.arange(len(frame))), reading
+    )
 
 
-def _time_values(series: pd.Series, path: Path, name: str, lines: _Lines, reading: Reading, previous: object | None = None) -> np.ndarray:
-    if pd.api.types.is_datetime64_any_dtype(series):  # a typed table's timestamps: nothing to parse
-        parsed = series.dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(series.dtype, pd.DatetimeTZDtype) else series
+def _time_values(
+    series: pd.Series,
+    path: Path,
+    name: str,
+    lines: _Lines,
+    reading: Reading,
+    previous: object | None = None,
+) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(
+        series
+    ):  # a typed table's timestamps: nothing to parse
+        parsed = (
+            series.dt.tz_convert("UTC").dt.tz_localize(None)
+            if isinstance(series.dtype, pd.DatetimeTZDtype)
+            else series
+        )
         values = parsed.to_numpy(dtype="datetime64[ns]")
         if np.isnat(values).any():
-            raise RareEventError(f"{path}: blank time in column {name!r} at line {lines[int(np.flatnonzero(np.isnat(values))[0])]}")
+            raise RareEventError(
+                f"{path}: blank time in column {name!r} at line {lines[int(np.flatnonzero(np.isnat(values))[0])]}"
+            )
         return values
     if reading.time_format is not None:
         numeric = None
     else:  # the default reading costs what it did before readings existed
-        numeric = pd.to_numeric(series, errors="coerce") if reading.decimal == "." else _to_numbers(series, reading)[0]
+        numeric = (
+            pd.to_numeric(series, errors="coerce")
+            if reading.decimal == "."
+            else _to_numbers(series, reading)[0]
+        )
     if numeric is not None and numeric.notna().all():
         values = numeric.to_numpy(dtype=np.float64)
         if not np.isfinite(values).all():
             row = int(np.flatnonzero(~np.isfinite(values))[0])
-            raise RareEventError(f"{path}: infinite time in column {name!r} at line {lines[row]}")
+            raise RareEventError(
+                f"{path}: infinite time in column {name!r} at line {lines[row]}"
+            )
         if reading.time_unit is not None:
             values = _epoch_times(values, series, path, name, lines, reading.time_unit)
     elif numeric is not None and reading.time_unit is not None:
         row = int(np.flatnonzero(numeric.isna().to_numpy())[0])
-        raise RareEventError(f"{path}: cannot read time {str(series.iloc[row])[:30]!r} in column {name!r} at line {lines[row]} as a number of {reading.time_unit} since 1970")
+        raise RareEventError(
+            f"{path}: cannot read time {str(series.iloc[row])[:30]!r} in column {name!r} at line {lines[row]} as a number of {reading.time_unit} since 1970"
+        )
     else:
-        if reading.time_format is None and reading.tz is None:  # with --tz a time without offset is in that zone: mixing is fine
+        if (
+            reading.time_format is None and reading.tz is None
+        ):  # with --tz a time without offset is in that zone: mixing is fine
             _check_offsets(series, path, name, lines)
-        parsed, expected = _parse_datetimes(series, path, name, reading.time_format, local=reading.tz is not None)
+        parsed, expected = _parse_datetimes(
+            series, path, name, reading.time_format, local=reading.tz is not None
+        )
         if parsed.isna().any():
             row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
             where = f"{path}: cannot parse time {str(series.iloc[row])[:30]!r} in column {name!r} at line {lines[row]}"
             if expected is None:
-                raise RareEventError(where, hint="use ISO times like 2024-01-31 13:45:00 or plain numbers, or `time=NAME`")
-            raise RareEventError(f"{where}: it does not match {expected}", hint="a time column holds one format; `time_format=FORMAT` sets it")
+                raise RareEventError(
+                    where,
+                    hint="use ISO times like 2024-01-31 13:45:00 or plain numbers, or `time=NAME`",
+                )
+            raise RareEventError(
+                f"{where}: it does not match {expected}",
+                hint="a time column holds one format; `time_format=FORMAT` sets it",
+            )
         if reading.tz is not None:
             return _localized(parsed, series, path, name, lines, reading.tz, previous)
         return parsed.to_numpy(dtype="datetime64[ns]")
     return values
 
 
-def _localized(parsed: pd.Series, series: pd.Series, path: Path, name: str, lines: _Lines, tz: str, previous: object | None) -> np.ndarray:
+def _localized(
+    parsed: pd.Series,
+    series: pd.Series,
+    path: Path,
+    name: str,
+    lines: _Lines,
+    tz: str,
+    previous: object | None,
+) -> np.ndarray:
     """Times as UTC: ``parsed`` holds UTC for cells with an offset and wall-clock times of ``tz`` for the rest.
 
     A wall-clock time of the repeated autumn hour is resolved by file order:
@@ -719,17 +974,25 @@ def _localized(parsed: pd.Series, series: pd.Series, path: Path, name: str, line
     missing = np.flatnonzero(probe.isna())
     summer = np.zeros(len(wall), bool)
     if missing.size:
-        exists = wall[missing].tz_localize(tz, ambiguous=True, nonexistent="NaT").notna()
+        exists = (
+            wall[missing].tz_localize(tz, ambiguous=True, nonexistent="NaT").notna()
+        )
         if not exists.all():
             row = int(np.flatnonzero(local)[missing[np.argmin(exists)]])
-            raise RareEventError(f"{path}: time {str(series.iloc[row])[:30]!r} in column {name!r} at line {lines[row]} does not exist in {tz}: the clock skips that hour in spring")
+            raise RareEventError(
+                f"{path}: time {str(series.iloc[row])[:30]!r} in column {name!r} at line {lines[row]} does not exist in {tz}: the clock skips that hour in spring"
+            )
         summer[missing] = _first_pass(wall, missing, tz, previous)
     aware = wall.tz_localize(tz, ambiguous=summer | ~probe.isna(), nonexistent="raise")
-    values[local] = aware.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    values[local] = (
+        aware.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    )
     return values
 
 
-def _first_pass(wall: pd.DatetimeIndex, ambiguous: np.ndarray, tz: str, previous: object | None) -> np.ndarray:
+def _first_pass(
+    wall: pd.DatetimeIndex, ambiguous: np.ndarray, tz: str, previous: object | None
+) -> np.ndarray:
     """For each position in ``ambiguous`` (wall times of a repeated hour, in file order): whether it is the first, summer-time pass.
 
     Within one repeated hour, the first step that does not increase is the
@@ -738,9 +1001,19 @@ def _first_pass(wall: pd.DatetimeIndex, ambiguous: np.ndarray, tz: str, previous
     """
     ticks = wall.asi8[ambiguous]
     summer = np.ones(len(ticks), bool)
-    blocks = np.split(np.arange(len(ticks)), np.flatnonzero(np.diff(ambiguous) > 1) + 1)  # one per repeated hour
-    before = pd.Timestamp(previous).tz_localize("UTC").tz_convert(tz) if isinstance(previous, np.datetime64) else None
-    carried = before is not None and ambiguous[0] == 0 and before.tz_localize(None).floor("h") == wall[0].floor("h")
+    blocks = np.split(
+        np.arange(len(ticks)), np.flatnonzero(np.diff(ambiguous) > 1) + 1
+    )  # one per repeated hour
+    before = (
+        pd.Timestamp(previous).tz_localize("UTC").tz_convert(tz)
+        if isinstance(previous, np.datetime64)
+        else None
+    )
+    carried = (
+        before is not None
+        and ambiguous[0] == 0
+        and before.tz_localize(None).floor("h") == wall[0].floor("h")
+    )
     for k, block in enumerate(blocks):
         values, lead = ticks[block], 0
         if k == 0 and carried and before is not None:
@@ -754,29 +1027,53 @@ def _first_pass(wall: pd.DatetimeIndex, ambiguous: np.ndarray, tz: str, previous
     return summer
 
 
-def _check_order(values: np.ndarray, path: Path, name: str, lines: _Lines, previous: object | None) -> np.ndarray:
+def _check_order(
+    values: np.ndarray, path: Path, name: str, lines: _Lines, previous: object | None
+) -> np.ndarray:
     """``values`` when they increase strictly (from ``previous`` on); else the error naming the first line out of order."""
-    order = values if previous is None else np.concatenate([np.asarray([previous], dtype=values.dtype), values])
+    order = (
+        values
+        if previous is None
+        else np.concatenate([np.asarray([previous], dtype=values.dtype), values])
+    )
     try:
         steps = np.diff(order)
     except TypeError:
-        raise RareEventError(f"{path}: time column {name!r} mixes numbers and dates") from None
+        raise RareEventError(
+            f"{path}: time column {name!r} mixes numbers and dates"
+        ) from None
     not_increasing = steps <= steps.dtype.type(0)
     if not_increasing.any():
         step = int(np.flatnonzero(not_increasing)[0])
         row = step if previous is not None else step + 1
         word = "repeats" if steps[step] == steps.dtype.type(0) else "goes backwards"
         hint = "rows must be in strictly increasing time order"
-        if np.issubdtype(steps.dtype, np.timedelta64) and -np.timedelta64(1, "h") <= steps[step] <= np.timedelta64(0, "h"):
-            hint = "if the times are local, this may be the autumn clock change repeating an hour: pass `tz=ZONE` (like Europe/Berlin); else " + hint
-        raise RareEventError(f"{path}: time in column {name!r} {word} at line {lines[row]}", hint=hint)
+        if np.issubdtype(steps.dtype, np.timedelta64) and -np.timedelta64(
+            1, "h"
+        ) <= steps[step] <= np.timedelta64(0, "h"):
+            hint = (
+                "if the times are local, this may be the autumn clock change repeating an hour: pass `tz=ZONE` (like Europe/Berlin); else "
+                + hint
+            )
+        raise RareEventError(
+            f"{path}: time in column {name!r} {word} at line {lines[row]}", hint=hint
+        )
     return values
 
 
-def _epoch_times(values: np.ndarray, series: pd.Series, path: Path, name: str, lines: _Lines, unit: str) -> np.ndarray:
+def _epoch_times(
+    values: np.ndarray,
+    series: pd.Series,
+    path: Path,
+    name: str,
+    lines: _Lines,
+    unit: str,
+) -> np.ndarray:
     """Numbers of ``unit`` since 1970 as datetimes; refused outside the years 1678-2261."""
     seconds = values / TIME_UNITS[unit]
-    out = (seconds <= pd.Timestamp.min.value / 1e9) | (seconds >= pd.Timestamp.max.value / 1e9)
+    out = (seconds <= pd.Timestamp.min.value / 1e9) | (
+        seconds >= pd.Timestamp.max.value / 1e9
+    )
     if out.any():
         row = int(np.flatnonzero(out)[0])
         other = "ms" if unit == "s" else "s"
@@ -797,14 +1094,22 @@ def _check_offsets(series: pd.Series, path: Path, name: str, lines: _Lines) -> N
     differs = present & (aware != aware[first])
     if differs.any():
         row = int(differs.argmax())
-        has = "has no UTC offset, unlike" if aware[first] else "has a UTC offset, unlike"
+        has = (
+            "has no UTC offset, unlike" if aware[first] else "has a UTC offset, unlike"
+        )
         raise RareEventError(
             f"{path}: time {str(series.iloc[row])[:30]!r} in column {name!r} at line {lines[row]} {has} the first time {str(series.iloc[first])[:30]!r}",
             hint="give every time the same form",
         )
 
 
-def _parse_datetimes(series: pd.Series, path: Path, name: str, time_format: str | None = None, local: bool = False) -> tuple[pd.Series, str | None]:
+def _parse_datetimes(
+    series: pd.Series,
+    path: Path,
+    name: str,
+    time_format: str | None = None,
+    local: bool = False,
+) -> tuple[pd.Series, str | None]:
     """Parse text times, and say what a failed value should have looked like.
 
     With ``time_format``, exactly that format. Otherwise ISO 8601 (offsets
@@ -816,18 +1121,33 @@ def _parse_datetimes(series: pd.Series, path: Path, name: str, time_format: str 
     if local:
         offset = series.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", na=False)
         if offset.any():
-            wall, expected = _parse_datetimes(series.where(~offset), path, name, time_format)
+            wall, expected = _parse_datetimes(
+                series.where(~offset), path, name, time_format
+            )
             utc, _ = _parse_datetimes(series.where(offset), path, name, None)
             return wall.where(~offset, utc), expected
     try:
         if time_format is not None:
-            return pd.to_datetime(series, errors="coerce", format=time_format), f"the time format {time_format!r}"
-        parsed = pd.to_datetime(series, errors="coerce", format="ISO8601", utc=series.str.contains(_UTC_OFFSET, na=False).any())
-        expected = "ISO 8601 like the first time" if len(parsed) and pd.notna(parsed.iloc[0]) else None
+            return pd.to_datetime(
+                series, errors="coerce", format=time_format
+            ), f"the time format {time_format!r}"
+        parsed = pd.to_datetime(
+            series,
+            errors="coerce",
+            format="ISO8601",
+            utc=series.str.contains(_UTC_OFFSET, na=False).any(),
+        )
+        expected = (
+            "ISO 8601 like the first time"
+            if len(parsed) and pd.notna(parsed.iloc[0])
+            else None
+        )
         if parsed.isna().any() and expected is None:
             parsed = pd.to_datetime(series, errors="coerce", format="mixed", utc=True)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise RareEventError(f"{path}: cannot parse the times in column {name!r} ({' '.join(str(exc).split())[:80]})") from None
+        raise RareEventError(
+            f"{path}: cannot parse the times in column {name!r} ({' '.join(str(exc).split())[:80]})"
+        ) from None
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return parsed, expected
@@ -842,7 +1162,13 @@ def text_sample(fmt: CsvFormat, columns: Columns) -> pd.DataFrame | None:
         frames.close()
 
 
-def decimal_reading(sample: pd.DataFrame | None, fmt: CsvFormat, columns: Columns, options: ReadOptions, base: Reading) -> Reading:
+def decimal_reading(
+    sample: pd.DataFrame | None,
+    fmt: CsvFormat,
+    columns: Columns,
+    options: ReadOptions,
+    base: Reading,
+) -> Reading:
     """Settle the decimal mark: ``--decimal``, else the sample's cells, else ``base`` (the run's mark, or the default).
 
     Only ``;`` and tab files can hold decimal commas unquoted, so only they
@@ -855,20 +1181,38 @@ def decimal_reading(sample: pd.DataFrame | None, fmt: CsvFormat, columns: Column
     if options.decimal is not None:
         return replace(carried, decimal=options.decimal, decimal_settled=True)
     if fmt.delimiter == ",":
-        return replace(carried, decimal=".", decimal_settled=base.decimal_settled and base.decimal == ".")
+        return replace(
+            carried,
+            decimal=".",
+            decimal_settled=base.decimal_settled and base.decimal == ".",
+        )
     if sample is None:
-        return replace(carried, decimal=base.decimal, decimal_settled=base.decimal_settled)
-    cells = pd.concat([sample[name] for name in columns.features], ignore_index=True).dropna().str.strip()
+        return replace(
+            carried, decimal=base.decimal, decimal_settled=base.decimal_settled
+        )
+    cells = (
+        pd.concat([sample[name] for name in columns.features], ignore_index=True)
+        .dropna()
+        .str.strip()
+    )
     votes = {}
     for mark, other in _OTHER_MARK.items():
         sep, dec = re.escape(other), re.escape(mark)
-        decimal_part = cells.str.fullmatch(rf"[+-]?(?:\d{{1,3}}(?:{sep}\d{{3}})+|\d*){dec}\d+(?:[eE][+-]?\d+)?")
+        decimal_part = cells.str.fullmatch(
+            rf"[+-]?(?:\d{{1,3}}(?:{sep}\d{{3}})+|\d*){dec}\d+(?:[eE][+-]?\d+)?"
+        )
         lone_group = cells.str.fullmatch(rf"[+-]?\d{{1,3}}{dec}\d{{3}}")
         groups_of_other = cells.str.fullmatch(rf"[+-]?\d{{1,3}}(?:{sep}\d{{3}}){{2,}}")
         votes[mark] = int(((decimal_part & ~lone_group) | groups_of_other).sum())
     if votes[","] == votes["."]:
-        return replace(carried, decimal=base.decimal, decimal_settled=base.decimal_settled or votes["."] > 0)
-    return replace(carried, decimal="," if votes[","] > votes["."] else ".", decimal_settled=True)
+        return replace(
+            carried,
+            decimal=base.decimal,
+            decimal_settled=base.decimal_settled or votes["."] > 0,
+        )
+    return replace(
+        carried, decimal="," if votes[","] > votes["."] else ".", decimal_settled=True
+    )
 
 
 def time_reading(
@@ -891,44 +1235,106 @@ def time_reading(
     and ``/`` dates month-first, and the reading says it was assumed.
     """
     if options.time_format is not None or options.time_unit is not None:
-        return _with_time(reading, time_format=options.time_format, time_unit=options.time_unit)
-    first = None if sample is None or columns.time is None else sample[columns.time].dropna()
-    if not options.dayfirst and (base.time_unit is not None or (base.time_format is not None and first is not None and _fits(first, base.time_format))):
-        return _with_time(reading, base.time_format, base.time_unit, base.date_order, base.date_order_assumed)
-    shape = _DAY_MONTH.fullmatch(first.iloc[0]) if first is not None and len(first) else None
+        return _with_time(
+            reading, time_format=options.time_format, time_unit=options.time_unit
+        )
+    first = (
+        None
+        if sample is None or columns.time is None
+        else sample[columns.time].dropna()
+    )
+    if not options.dayfirst and (
+        base.time_unit is not None
+        or (
+            base.time_format is not None
+            and first is not None
+            and _fits(first, base.time_format)
+        )
+    ):
+        return _with_time(
+            reading,
+            base.time_format,
+            base.time_unit,
+            base.date_order,
+            base.date_order_assumed,
+        )
+    shape = (
+        _DAY_MONTH.fullmatch(first.iloc[0])
+        if first is not None and len(first)
+        else None
+    )
     if shape is None:
         if options.dayfirst:
-            shown = f" (line {first.index[0] + 2}: {first.iloc[0][:30]!r})" if first is not None and len(first) else ""
-            raise RareEventError(f"{fmt.path}: `dayfirst`: the times in column {columns.time!r} are not dates like 31.01.2026{shown}", hint="`time_format=FORMAT` reads other shapes", param="dayfirst")
+            shown = (
+                f" (line {first.index[0] + 2}: {first.iloc[0][:30]!r})"
+                if first is not None and len(first)
+                else ""
+            )
+            raise RareEventError(
+                f"{fmt.path}: `dayfirst`: the times in column {columns.time!r} are not dates like 31.01.2026{shown}",
+                hint="`time_format=FORMAT` reads other shapes",
+                param="dayfirst",
+            )
         return reading
     if options.dayfirst:
-        return _with_time(reading, _day_month_format(shape, True), None, "day-first", False)
+        return _with_time(
+            reading, _day_month_format(shape, True), None, "day-first", False
+        )
     day_row = month_row = None
     for values in column_values():
-        fields = values.str.extract(_DAY_MONTH_FIELDS).apply(pd.to_numeric, errors="coerce")
+        fields = values.str.extract(_DAY_MONTH_FIELDS).apply(
+            pd.to_numeric, errors="coerce"
+        )
         day_row = _first_index(fields[0] > 12, day_row)
         month_row = _first_index(fields[1] > 12, month_row)
     if day_row is None and month_row is None:
-        order, assumed = base.date_order or ("month-first" if shape.group(2) == "/" else "day-first"), base.date_order_assumed or base.date_order is None
+        order, assumed = (
+            base.date_order
+            or ("month-first" if shape.group(2) == "/" else "day-first"),
+            base.date_order_assumed or base.date_order is None,
+        )
     else:
-        order, assumed = "day-first" if month_row is None or (day_row is not None and day_row < month_row) else "month-first", False
-    return _with_time(reading, _day_month_format(shape, order == "day-first"), None, order, assumed)
+        order, assumed = (
+            "day-first"
+            if month_row is None or (day_row is not None and day_row < month_row)
+            else "month-first",
+            False,
+        )
+    return _with_time(
+        reading, _day_month_format(shape, order == "day-first"), None, order, assumed
+    )
 
 
 def _fits(times: pd.Series, time_format: str) -> bool:
     """Whether every one of ``times`` (text) reads with ``time_format``."""
-    return bool(len(times)) and bool(pd.to_datetime(times, format=time_format, errors="coerce").notna().all())
+    return bool(len(times)) and bool(
+        pd.to_datetime(times, format=time_format, errors="coerce").notna().all()
+    )
 
 
 def _first_index(mask: pd.Series, earlier: int | None) -> int | None:
     """The smaller of ``earlier`` and the first index label where ``mask`` holds."""
     hits = mask.to_numpy(bool)
     found = int(mask.index[hits.argmax()]) if hits.any() else None
-    return found if earlier is None else earlier if found is None else min(earlier, found)
+    return (
+        found if earlier is None else earlier if found is None else min(earlier, found)
+    )
 
 
-def _with_time(reading: Reading, time_format: str | None, time_unit: str | None, date_order: str | None = None, assumed: bool = False) -> Reading:
-    return replace(reading, time_format=time_format, time_unit=time_unit, date_order=date_order, date_order_assumed=assumed)
+def _with_time(
+    reading: Reading,
+    time_format: str | None,
+    time_unit: str | None,
+    date_order: str | None = None,
+    assumed: bool = False,
+) -> Reading:
+    return replace(
+        reading,
+        time_format=time_format,
+        time_unit=time_unit,
+        date_order=date_order,
+        date_order_assumed=assumed,
+    )
 
 
 def _day_month_format(shape: re.Match[str], dayfirst: bool) -> str:
@@ -937,11 +1343,18 @@ def _day_month_format(shape: re.Match[str], dayfirst: bool) -> str:
     day, month = ("%d", "%m") if dayfirst else ("%m", "%d")
     text = f"{day}{sep}{month}{sep}{'%Y' if len(year) == 4 else '%y'}"
     if tsep:
-        text += f"{tsep}%H:%M" + (":%S" if seconds else "") + (".%f" if fraction else "")
+        text += (
+            f"{tsep}%H:%M" + (":%S" if seconds else "") + (".%f" if fraction else "")
+        )
     return text
 
 
-def load_csv(path: str | Path, spec: InputSpec | None = None, trained: Columns | None = None, base: Reading | None = None) -> SensorData:
+def load_csv(
+    path: str | Path,
+    spec: InputSpec | None = None,
+    trained: Columns | None = None,
+    base: Reading | None = None,
+) -> SensorData:
     """Read and validate a whole training CSV, inferring its reading where ``spec.read`` leaves it open.
 
     With ``trained`` (a run's columns) the file is matched to them by name,
@@ -950,7 +1363,9 @@ def load_csv(path: str | Path, spec: InputSpec | None = None, trained: Columns |
     """
     spec = spec or InputSpec()
     raw = read_csv_whole(path, spec, trained=trained, base=base)
-    return validate_frame(raw.frame, raw.fmt, raw.columns, fill=spec.fill, reading=raw.reading)
+    return validate_frame(
+        raw.frame, raw.fmt, raw.columns, fill=spec.fill, reading=raw.reading
+    )
 
 
 @dataclass
@@ -963,16 +1378,29 @@ class RawTable:
     reading: Reading
 
 
-def read_csv_whole(path: str | Path, spec: InputSpec, trained: Columns | None = None, base: Reading | None = None) -> RawTable:
+def read_csv_whole(
+    path: str | Path,
+    spec: InputSpec,
+    trained: Columns | None = None,
+    base: Reading | None = None,
+) -> RawTable:
     """The whole of a CSV as one raw frame, with its column roles and settled reading (see :func:`load_csv`)."""
     base = base or Reading()
     options = spec.read
     fmt = sniff(path, options.encoding, base.encoding)
     sample = text_sample(fmt, Columns(features=fmt.header))
-    columns = resolve_columns(fmt, time=spec.time, label=spec.label, drop=spec.drop, sample=sample) if trained is None else columns_for_model(fmt, trained)
+    columns = (
+        resolve_columns(
+            fmt, time=spec.time, label=spec.label, drop=spec.drop, sample=sample
+        )
+        if trained is None
+        else columns_for_model(fmt, trained)
+    )
     reading = decimal_reading(sample, fmt, columns, options, base)
     frame = next(read_frames(fmt, columns, reading=reading), None)
     if frame is None or len(frame) == 0:
         raise RareEventError(f"{fmt.path}: has a header but no data rows")
-    reading = time_reading(sample, fmt, columns, reading, options, base, lambda: [frame[columns.time]])
+    reading = time_reading(
+        sample, fmt, columns, reading, options, base, lambda: [frame[columns.time]]
+    )
     return RawTable(fmt, columns, frame, reading)

@@ -27,7 +27,9 @@ from rareevent.windows import segments, window_breaks
 SECONDS_PER_DAY = 86_400.0
 
 
-def point_metrics(labels: np.ndarray, flags: np.ndarray, scores: np.ndarray) -> dict[str, float | int | None]:
+def point_metrics(
+    labels: np.ndarray, flags: np.ndarray, scores: np.ndarray
+) -> dict[str, float | int | None]:
     """Precision, recall, F1, PR-AUC, ROC-AUC and the confusion matrix (None where undefined)."""
     labels = np.asarray(labels, dtype=bool)
     flags = np.asarray(flags, dtype=bool)
@@ -43,7 +45,9 @@ def point_metrics(labels: np.ndarray, flags: np.ndarray, scores: np.ndarray) -> 
         "precision": precision,
         "recall": recall,
         "f1": f1,
-        "pr_auc": float(average_precision_score(labels, scores)) if both_classes else None,
+        "pr_auc": float(average_precision_score(labels, scores))
+        if both_classes
+        else None,
         "roc_auc": float(roc_auc_score(labels, scores)) if both_classes else None,
         "tp": tp,
         "fp": fp,
@@ -75,7 +79,9 @@ def event_metrics(
     lo = np.searchsorted(alarm_rows, reach)
     hi = np.searchsorted(alarm_rows, events[:, 1] + 1)
     detected = hi > lo
-    seen = np.searchsorted(ends, events[:, 1] + 1) > np.searchsorted(ends, reach)  # some window could alarm for it
+    seen = np.searchsorted(ends, events[:, 1] + 1) > np.searchsorted(
+        ends, reach
+    )  # some window could alarm for it
     first_alarm = alarm_rows[lo[detected]]
     onset = events[detected, 0]
     lead_rows = (onset - first_alarm).tolist()
@@ -86,14 +92,24 @@ def event_metrics(
         if dated:
             lead_seconds = (deltas / np.timedelta64(1, "s")).astype(float).tolist()
         else:
-            lead_time = np.asarray(deltas, dtype=float).tolist()  # in the time column's own unit
-    episodes = segments(flags, None if starts is None else window_breaks(starts, ends - first_row))
+            lead_time = np.asarray(
+                deltas, dtype=float
+            ).tolist()  # in the time column's own unit
+    episodes = segments(
+        flags, None if starts is None else window_breaks(starts, ends - first_row)
+    )
     false_alarms = int(np.sum(~_overlaps(ends[episodes], events, reach)))
-    days = _covered_seconds(time, starts) / SECONDS_PER_DAY if time is not None and dated and len(time) > 1 else 0.0
+    days = (
+        _covered_seconds(time, starts) / SECONDS_PER_DAY
+        if time is not None and dated and len(time) > 1
+        else 0.0
+    )
     if days > 0:
         rate = {"false_alarms_per_day": false_alarms / days}
     else:
-        rate = {"false_alarms_per_1000_windows": 1000.0 * false_alarms / max(len(flags), 1)}
+        rate = {
+            "false_alarms_per_1000_windows": 1000.0 * false_alarms / max(len(flags), 1)
+        }
     return {
         "events": len(events),
         "events_detected": int(detected.sum()),
@@ -116,16 +132,27 @@ def _covered_seconds(time: np.ndarray, starts: np.ndarray | None) -> float:
     return float(step.sum())
 
 
-def _earliest_alarm_rows(events: np.ndarray, lead: int, first_row: int, starts: np.ndarray | None) -> np.ndarray:
+def _earliest_alarm_rows(
+    events: np.ndarray, lead: int, first_row: int, starts: np.ndarray | None
+) -> np.ndarray:
     """Per event: the first row an alarm may end at to count for it, ``lead`` rows before its onset but not before its segment's first row."""
     reach = events[:, 0] - lead
     if starts is None:
         return reach
-    begun = np.concatenate([[first_row], np.flatnonzero(np.asarray(starts, dtype=bool)[1:]) + 1 + first_row])
-    return np.maximum(reach, begun[np.searchsorted(begun, events[:, 0], side="right") - 1])
+    begun = np.concatenate(
+        [
+            [first_row],
+            np.flatnonzero(np.asarray(starts, dtype=bool)[1:]) + 1 + first_row,
+        ]
+    )
+    return np.maximum(
+        reach, begun[np.searchsorted(begun, events[:, 0], side="right") - 1]
+    )
 
 
-def _overlaps(episodes: np.ndarray, events: np.ndarray, reach: np.ndarray) -> np.ndarray:
+def _overlaps(
+    episodes: np.ndarray, events: np.ndarray, reach: np.ndarray
+) -> np.ndarray:
     """For each ``[start, end]`` episode: does it touch any event's ``[reach, end]`` (``reach``: its earliest alarm row)?"""
     if len(episodes) == 0:
         return np.zeros(0, dtype=bool)
@@ -140,6 +167,16 @@ def _overlaps(episodes: np.ndarray, events: np.ndarray, reach: np.ndarray) -> np
     return result
 
 
-def evaluate(row_labels: np.ndarray, window_labels: np.ndarray, flags: np.ndarray, scores: np.ndarray, ends: np.ndarray, **where: Any) -> dict[str, object]:
+def evaluate(
+    row_labels: np.ndarray,
+    window_labels: np.ndarray,
+    flags: np.ndarray,
+    scores: np.ndarray,
+    ends: np.ndarray,
+    **where: Any,
+) -> dict[str, object]:
     """All metrics of one scored span: point-wise on windows, event-level on rows (``where``: ``lead``, ``time``, ``first_row``, ``starts``, as for :func:`event_metrics`)."""
-    return {**point_metrics(window_labels, flags, scores), **event_metrics(row_labels, flags, ends, **where)}
+    return {
+        **point_metrics(window_labels, flags, scores),
+        **event_metrics(row_labels, flags, ends, **where),
+    }

@@ -68,7 +68,13 @@ import rareevent
 from rareevent.backend import configured_backend, stand_in
 from rareevent.errors import RareEventError
 from rareevent.pca import PCA_VARIANCE, PCAModel
-from rareevent.protocol import FitOptions, FitReport, ModelConfig, ReconstructionModel, TrainingData
+from rareevent.protocol import (
+    FitOptions,
+    FitReport,
+    ModelConfig,
+    ReconstructionModel,
+    TrainingData,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -79,7 +85,12 @@ PREDICT_BATCH = 4096
 GPU_MAX_BATCH = 2048  # the largest auto batch on a GPU: it reached batch 128's validation loss (benchmarks/gpu.py)
 
 
-def pick_backend(configured: str | None, tensorflow_installed: bool, jax_installed: bool, jax_has_gpu: Callable[[], bool]) -> str | None:
+def pick_backend(
+    configured: str | None,
+    tensorflow_installed: bool,
+    jax_installed: bool,
+    jax_has_gpu: Callable[[], bool],
+) -> str | None:
     """The Keras backend rareevent sets before Keras loads, or None to leave Keras' own choice.
 
     A backend the user configured always wins. Otherwise JAX is chosen when
@@ -130,7 +141,12 @@ def import_keras() -> ModuleType:
     installed = importlib.util.find_spec
     if installed("jax") is not None:
         deterministic_xla()
-    backend = pick_backend(configured_backend(), installed("tensorflow") is not None, installed("jax") is not None, _jax_has_gpu)
+    backend = pick_backend(
+        configured_backend(),
+        installed("tensorflow") is not None,
+        installed("jax") is not None,
+        _jax_has_gpu,
+    )
     if backend is not None:
         os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -178,16 +194,28 @@ def compute_device() -> str:
         import jax
 
         device = jax.devices()[0]
-        return "cpu" if device.platform == "cpu" else f"{device.platform}: {device.device_kind}"
+        return (
+            "cpu"
+            if device.platform == "cpu"
+            else f"{device.platform}: {device.device_kind}"
+        )
     if backend == "tensorflow":
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
-        return f"gpu: {tf.config.experimental.get_device_details(gpus[0]).get('device_name', gpus[0].name)}" if gpus else "cpu"
+        return (
+            f"gpu: {tf.config.experimental.get_device_details(gpus[0]).get('device_name', gpus[0].name)}"
+            if gpus
+            else "cpu"
+        )
     if backend == "torch":
         import torch
 
-        return f"gpu: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu"
+        return (
+            f"gpu: {torch.cuda.get_device_name(0)}"
+            if torch.cuda.is_available()
+            else "cpu"
+        )
     return "cpu"
 
 
@@ -232,8 +260,15 @@ def planned_versions() -> str:
         return importlib.util.find_spec(module) is not None
 
     configured = configured_backend()
-    choice = [pick_backend(configured, found("tensorflow"), found("jax"), partial(bool, gpu)) or configured or "tensorflow" for gpu in (False, True)]
-    backend = f"{choice[0]} {version(choice[0])}" + (f" ({choice[1]} on a GPU)" if choice[1] != choice[0] else "")
+    choice = [
+        pick_backend(configured, found("tensorflow"), found("jax"), partial(bool, gpu))
+        or configured
+        or "tensorflow"
+        for gpu in (False, True)
+    ]
+    backend = f"{choice[0]} {version(choice[0])}" + (
+        f" ({choice[1]} on a GPU)" if choice[1] != choice[0] else ""
+    )
     return f"rareevent {rareevent.__version__}, keras {version('keras')}, backend {backend}, scoring {'numpy' if use_numpy() else 'keras'}"
 
 
@@ -241,17 +276,31 @@ AUTO_UNITS = "auto"
 MAX_UNITS = 4096  # an LSTM of 4096 units already holds 4 x 4096^2 = 67M weights per layer; more is a typo, not a model
 
 
-def check_model_options(arch: str, activation: str, units: tuple[int, ...] | str, lookback: int, horizon: int = 1) -> None:
+def check_model_options(
+    arch: str,
+    activation: str,
+    units: tuple[int, ...] | str,
+    lookback: int,
+    horizon: int = 1,
+) -> None:
     """Refuse an unknown architecture or activation, non-positive sizes, or a horizon the window cannot hold.
 
     ``units`` may be ``"auto"`` (sized from the training rows, see ``auto_units``).
     """
     if arch not in ARCHITECTURES:
-        raise RareEventError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}", param="arch")
+        raise RareEventError(
+            f"arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}",
+            param="arch",
+        )
     if activation not in ACTIVATIONS:
-        raise RareEventError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}", param="activation")
+        raise RareEventError(
+            f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}",
+            param="activation",
+        )
     if not (_is_count(horizon) and horizon >= 1):
-        raise RareEventError(f"horizon must be at least 1, got {horizon}", param="horizon")
+        raise RareEventError(
+            f"horizon must be at least 1, got {horizon}", param="horizon"
+        )
     if ARCHITECTURES[arch].forecasts and _is_count(lookback) and lookback <= horizon:
         raise RareEventError(
             f"lookback {lookback} leaves no row to forecast from with horizon {horizon}: a forecast window reads lookback - horizon rows",
@@ -260,15 +309,33 @@ def check_model_options(arch: str, activation: str, units: tuple[int, ...] | str
         )
     if units == AUTO_UNITS:
         units = (1, 1)
-    if not (isinstance(units, (tuple, list)) and len(units) == 2 and all(_is_count(u) and u >= 1 for u in units)):
-        shown = ",".join(map(str, units)) if isinstance(units, (tuple, list)) else repr(units)
-        raise RareEventError(f"units must be two positive integers like 32,16, got {shown}", param="units")
+    if not (
+        isinstance(units, (tuple, list))
+        and len(units) == 2
+        and all(_is_count(u) and u >= 1 for u in units)
+    ):
+        shown = (
+            ",".join(map(str, units))
+            if isinstance(units, (tuple, list))
+            else repr(units)
+        )
+        raise RareEventError(
+            f"units must be two positive integers like 32,16, got {shown}",
+            param="units",
+        )
     if max(units) > MAX_UNITS:
-        raise RareEventError(f"units must be at most {MAX_UNITS} each, got {','.join(map(str, units))}", param="units")
+        raise RareEventError(
+            f"units must be at most {MAX_UNITS} each, got {','.join(map(str, units))}",
+            param="units",
+        )
     if not _is_count(lookback):
-        raise RareEventError(f"lookback must be an integer, got {lookback!r}", param="lookback")
+        raise RareEventError(
+            f"lookback must be an integer, got {lookback!r}", param="lookback"
+        )
     if lookback < 1:
-        raise RareEventError(f"lookback must be at least 1, got {lookback}", param="lookback")
+        raise RareEventError(
+            f"lookback must be at least 1, got {lookback}", param="lookback"
+        )
 
 
 def _is_count(value: Any) -> bool:
@@ -315,7 +382,16 @@ def build_model(
     spec = ARCHITECTURES[arch]
     assert spec.build is not None
     extra = {"horizon": horizon} if spec.forecasts else {}
-    return spec.build(lookback, n_features, tuple(units), activation, unroll, n_features if n_outputs is None else n_outputs, name=f"rareevent_{arch}", **extra)
+    return spec.build(
+        lookback,
+        n_features,
+        tuple(units),
+        activation,
+        unroll,
+        n_features if n_outputs is None else n_outputs,
+        name=f"rareevent_{arch}",
+        **extra,
+    )
 
 
 def output_steps(arch: str, lookback: int, horizon: int) -> int:
@@ -323,7 +399,9 @@ def output_steps(arch: str, lookback: int, horizon: int) -> int:
     return horizon if ARCHITECTURES[arch].forecasts else lookback
 
 
-def hide_forecast_rows(windows: np.ndarray, targets: list[int], horizon: int) -> np.ndarray:
+def hide_forecast_rows(
+    windows: np.ndarray, targets: list[int], horizon: int
+) -> np.ndarray:
     """``windows`` (``(n, T, F)``, scaled) with the ``targets`` columns of the last ``horizon`` rows set to 0: what a forecast model reads.
 
     Changed in place: pass a copy when the windows are a view of the rows.
@@ -332,7 +410,9 @@ def hide_forecast_rows(windows: np.ndarray, targets: list[int], horizon: int) ->
     return windows
 
 
-def mask_sensors(windows: np.ndarray, targets: list[int], masked: np.ndarray) -> np.ndarray:
+def mask_sensors(
+    windows: np.ndarray, targets: list[int], masked: np.ndarray
+) -> np.ndarray:
     """``(n, T, F)`` windows as a masked model reads them: ``(n, T, F + len(targets))``, the ``masked`` targets hidden.
 
     ``masked`` (``(n, len(targets))`` booleans) says which target sensors of
@@ -340,7 +420,15 @@ def mask_sensors(windows: np.ndarray, targets: list[int], masked: np.ndarray) ->
     row, and their mask channel (one per target, appended) set to 1.
     """
     masked = np.asarray(masked, bool)
-    out = np.concatenate([windows, np.broadcast_to(masked[:, None, :], (len(windows), windows.shape[1], len(targets)))], axis=2).astype(np.float32)
+    out = np.concatenate(
+        [
+            windows,
+            np.broadcast_to(
+                masked[:, None, :], (len(windows), windows.shape[1], len(targets))
+            ),
+        ],
+        axis=2,
+    ).astype(np.float32)
     hidden = out[..., targets]
     hidden[np.broadcast_to(masked[:, None, :], hidden.shape)] = 0.0
     out[..., targets] = hidden
@@ -365,24 +453,57 @@ def auto_units(rows: np.ndarray, variance: float = PCA_VARIANCE) -> tuple[int, i
     return min(2 * k, MAX_UNITS), k
 
 
-def _lstm(keras: ModuleType, n: int, name: str, sequences: bool = True, *, activation: str, unroll: bool) -> keras.layers.LSTM:
-    return keras.layers.LSTM(n, activation=activation, return_sequences=sequences, unroll=unroll, use_cudnn=False, name=name)
+def _lstm(
+    keras: ModuleType,
+    n: int,
+    name: str,
+    sequences: bool = True,
+    *,
+    activation: str,
+    unroll: bool,
+) -> keras.layers.LSTM:
+    return keras.layers.LSTM(
+        n,
+        activation=activation,
+        return_sequences=sequences,
+        unroll=unroll,
+        use_cudnn=False,
+        name=name,
+    )
 
 
-def _encoder(keras: ModuleType, lookback: int, n_features: int, units: tuple[int, int], lstm: Callable[..., Any], sequences: bool) -> tuple[Any, Any]:
+def _encoder(
+    keras: ModuleType,
+    lookback: int,
+    n_features: int,
+    units: tuple[int, int],
+    lstm: Callable[..., Any],
+    sequences: bool,
+) -> tuple[Any, Any]:
     """The window input and the two encoding LSTMs that every LSTM architecture begins with: (input, encoded); ``sequences``: the second LSTM keeps every step."""
     inputs = keras.Input(shape=(lookback, n_features), name="window")
     x = lstm(units[0], "encoder_1")(inputs)
     return inputs, lstm(units[1], "encoder_2", sequences=sequences)(x)
 
 
-def _lstm_stack(lookback: int, n_features: int, units: tuple[int, int], activation: str, unroll: bool, n_outputs: int, name: str, bottleneck: bool) -> keras.Model:
+def _lstm_stack(
+    lookback: int,
+    n_features: int,
+    units: tuple[int, int],
+    activation: str,
+    unroll: bool,
+    n_outputs: int,
+    name: str,
+    bottleneck: bool,
+) -> keras.Model:
     """The four-LSTM stack of ``ae`` (``bottleneck``: one encoded vector, repeated) and ``plain``."""
     keras = import_keras()
     layers = keras.layers
     u1, u2 = units
     lstm = partial(_lstm, keras, activation=activation, unroll=unroll)
-    inputs, x = _encoder(keras, lookback, n_features, units, lstm, sequences=not bottleneck)
+    inputs, x = _encoder(
+        keras, lookback, n_features, units, lstm, sequences=not bottleneck
+    )
     if bottleneck:
         x = layers.RepeatVector(lookback, name="repeat")(x)
     x = lstm(u2, "decoder_1")(x)
@@ -391,11 +512,27 @@ def _lstm_stack(lookback: int, n_features: int, units: tuple[int, int], activati
     return keras.Model(inputs, outputs, name=name)
 
 
-def _forecaster(lookback: int, n_features: int, units: tuple[int, int], activation: str, unroll: bool, n_outputs: int, name: str, horizon: int) -> keras.Model:
+def _forecaster(
+    lookback: int,
+    n_features: int,
+    units: tuple[int, int],
+    activation: str,
+    unroll: bool,
+    n_outputs: int,
+    name: str,
+    horizon: int,
+) -> keras.Model:
     """``forecast``: two LSTMs read the window (its last ``horizon`` rows' targets hidden); a Dense layer predicts those targets."""
     keras = import_keras()
     layers = keras.layers
-    inputs, x = _encoder(keras, lookback, n_features, units, partial(_lstm, keras, activation=activation, unroll=unroll), sequences=False)
+    inputs, x = _encoder(
+        keras,
+        lookback,
+        n_features,
+        units,
+        partial(_lstm, keras, activation=activation, unroll=unroll),
+        sequences=False,
+    )
     x = layers.Dense(horizon * n_outputs, name="forecast")(x)
     outputs = layers.Reshape((horizon, n_outputs), name="output")(x)
     return keras.Model(inputs, outputs, name=name)
@@ -436,7 +573,15 @@ class Architecture:
 
 def layer_table(model: keras.Model) -> list[tuple[str, str, str, int]]:
     """``(name, layer type, output shape, parameters)`` for every layer after the input."""
-    return [(layer.name, type(layer).__name__, str(tuple(layer.output.shape[1:])), layer.count_params()) for layer in model.layers[1:]]
+    return [
+        (
+            layer.name,
+            type(layer).__name__,
+            str(tuple(layer.output.shape[1:])),
+            layer.count_params(),
+        )
+        for layer in model.layers[1:]
+    ]
 
 
 def encoder(model: keras.Model, arch: str) -> keras.Model:
@@ -447,7 +592,9 @@ def encoder(model: keras.Model, arch: str) -> keras.Model:
     return keras.Model(model.inputs, model.get_layer(layer).output, name="encoder")
 
 
-_stop_check: ContextVar[Callable[[], bool] | None] = ContextVar("rareevent_stop_check", default=None)
+_stop_check: ContextVar[Callable[[], bool] | None] = ContextVar(
+    "rareevent_stop_check", default=None
+)
 
 
 @contextmanager
@@ -477,7 +624,13 @@ def auto_batch_size(n_windows: int, accelerator: bool = False) -> int:
     step (``benchmarks/gpu.py``), so there the cap is higher. Below 12,800
     windows both rules give the same batch.
     """
-    return int(np.clip(2 ** round(np.log2(max(n_windows, 1) / 100)), 16, GPU_MAX_BATCH if accelerator else 128))
+    return int(
+        np.clip(
+            2 ** round(np.log2(max(n_windows, 1) / 100)),
+            16,
+            GPU_MAX_BATCH if accelerator else 128,
+        )
+    )
 
 
 def auto_learning_rate(batch_size: int) -> float:
@@ -490,7 +643,9 @@ def auto_learning_rate(batch_size: int) -> float:
     return 1e-3 * float(np.sqrt(max(batch_size, 16) / 16))
 
 
-def learning_rate_schedule(keras: ModuleType, rate: float, batch_size: int, n_windows: int) -> float | Any:
+def learning_rate_schedule(
+    keras: ModuleType, rate: float, batch_size: int, n_windows: int
+) -> float | Any:
     """``rate``, reached by a linear warm-up over the first epoch when the batch is beyond the CPU's 128.
 
     Adam's first steps at the large rate a large batch allows can throw the
@@ -501,7 +656,9 @@ def learning_rate_schedule(keras: ModuleType, rate: float, batch_size: int, n_wi
         return rate
     steps = max(1, n_windows // batch_size)
     # a cosine decay with alpha=1 never decays: after the warm-up the rate stays at warmup_target
-    return keras.optimizers.schedules.CosineDecay(rate / 10, decay_steps=1, alpha=1.0, warmup_target=rate, warmup_steps=steps)
+    return keras.optimizers.schedules.CosineDecay(
+        rate / 10, decay_steps=1, alpha=1.0, warmup_target=rate, warmup_steps=steps
+    )
 
 
 def whole_batches(train: np.ndarray, batch_size: int, seed: int) -> np.ndarray:
@@ -515,7 +672,9 @@ def whole_batches(train: np.ndarray, batch_size: int, seed: int) -> np.ndarray:
     short = -len(train) % batch_size
     if short == 0:
         return train
-    extra = np.random.default_rng(seed).choice(len(train), size=short, replace=len(train) < short)
+    extra = np.random.default_rng(seed).choice(
+        len(train), size=short, replace=len(train) < short
+    )
     return np.concatenate([train, train[extra]])
 
 
@@ -537,7 +696,9 @@ class KerasModel:
     trained_by_epochs: ClassVar[bool] = True
     reads_masks: ClassVar[bool] = True
 
-    def __init__(self, config: ModelConfig, net: Any = None, numpy: bool = False) -> None:
+    def __init__(
+        self, config: ModelConfig, net: Any = None, numpy: bool = False
+    ) -> None:
         self.config, self.net, self.numpy = config, net, numpy
         self._encoder: Any = None  # a cache of the encoder sub-model
 
@@ -549,7 +710,15 @@ class KerasModel:
     @staticmethod
     def _build(config: ModelConfig) -> Any:
         """Keras' model, or under ``forward.load`` the numpy forward's recording of it."""
-        return build_model(config.arch, config.lookback, config.n_inputs, config.units, config.activation, n_outputs=len(config.targets), horizon=config.horizon)
+        return build_model(
+            config.arch,
+            config.lookback,
+            config.n_inputs,
+            config.units,
+            config.activation,
+            n_outputs=len(config.targets),
+            horizon=config.horizon,
+        )
 
     @classmethod
     def load(cls, folder: Path, config: ModelConfig) -> KerasModel:
@@ -558,19 +727,35 @@ class KerasModel:
 
         path = folder / cls.file
         if not path.is_file():
-            raise RareEventError(f"{path}: model weights file missing", hint="retrain the run")
+            raise RareEventError(
+                f"{path}: model weights file missing", hint="retrain the run"
+            )
         if forward.use_numpy():
             try:
-                return cls(config, forward.load(path, config.arch, partial(cls._build, config)), numpy=True)
-            except forward.Unsupported:  # a layer the numpy forward does not run: Keras does
+                return cls(
+                    config,
+                    forward.load(path, config.arch, partial(cls._build, config)),
+                    numpy=True,
+                )
+            except (
+                forward.Unsupported
+            ):  # a layer the numpy forward does not run: Keras does
                 pass
         net = cls._build(config)
         try:
             net.load_weights(path)
         except Exception as exc:  # h5py and Keras raise many types for a damaged file or weights of other shapes
-            raise RareEventError(f"{path}: not the weights of this {config.arch!r} model ({type(exc).__name__})", hint="retrain the run") from None
-        if not all(np.isfinite(weights).all() for weights in net.get_weights()):  # NaN weights would flag every window
-            raise RareEventError(f"{path}: the model weights hold NaN or infinite values", hint="retrain the run")
+            raise RareEventError(
+                f"{path}: not the weights of this {config.arch!r} model ({type(exc).__name__})",
+                hint="retrain the run",
+            ) from None
+        if not all(
+            np.isfinite(weights).all() for weights in net.get_weights()
+        ):  # NaN weights would flag every window
+            raise RareEventError(
+                f"{path}: the model weights hold NaN or infinite values",
+                hint="retrain the run",
+            )
         return cls(config, net)
 
     def fit(self, data: TrainingData, options: FitOptions) -> FitReport:
@@ -584,27 +769,52 @@ class KerasModel:
         accelerator = on_accelerator()
         batch_size = options.batch_size or auto_batch_size(len(data.train), accelerator)
         learning_rate = options.learning_rate or auto_learning_rate(batch_size)
-        train = whole_batches(data.train, batch_size, options.seed) if accelerator else data.train
+        train = (
+            whole_batches(data.train, batch_size, options.seed)
+            if accelerator
+            else data.train
+        )
         if self.net is None or self.numpy:
             net = self._build(self.config)
-            if self.numpy:  # loaded for scoring, in numpy: Keras trains on from its weights
+            if (
+                self.numpy
+            ):  # loaded for scoring, in numpy: Keras trains on from its weights
                 net.set_weights(self.net.get_weights())
             self.net, self.numpy = net, False
-        self.net.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(keras, learning_rate, batch_size, len(train))), loss="mse")
+        self.net.compile(
+            optimizer=keras.optimizers.Adam(
+                learning_rate_schedule(keras, learning_rate, batch_size, len(train))
+            ),
+            loss="mse",
+        )
         callbacks = [
             keras.callbacks.TerminateOnNaN(),
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=options.patience, restore_best_weights=True),
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=options.patience, restore_best_weights=True
+            ),
         ]
         on_epoch = options.on_epoch
         if on_epoch is not None:
-            callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch, dict(logs or {}))))
+            callbacks.append(
+                keras.callbacks.LambdaCallback(
+                    on_epoch_end=lambda epoch, logs: on_epoch(epoch, dict(logs or {}))
+                )
+            )
         requested = _stop_check.get()
         if requested is not None:
-            callbacks.append(keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: _stop_if(requested), on_test_batch_end=lambda batch, logs: _stop_if(requested)))
+            callbacks.append(
+                keras.callbacks.LambdaCallback(
+                    on_train_batch_end=lambda batch, logs: _stop_if(requested),
+                    on_test_batch_end=lambda batch, logs: _stop_if(requested),
+                )
+            )
         history = self.net.fit(
             data.inputs(train, options.seed),
             data.targets(train),
-            validation_data=(data.inputs(data.valid, options.seed + 1), data.targets(data.valid)),
+            validation_data=(
+                data.inputs(data.valid, options.seed + 1),
+                data.targets(data.valid),
+            ),
             epochs=options.epochs,
             batch_size=batch_size,
             validation_batch_size=PREDICT_BATCH,  # no gradients: big batches are just faster
@@ -613,9 +823,14 @@ class KerasModel:
             verbose=0,
         )
         self._encoder = None
-        losses = {key: [float(v) for v in values] for key, values in history.history.items()}
+        losses = {
+            key: [float(v) for v in values] for key, values in history.history.items()
+        }
         if not np.all(np.isfinite(losses["loss"])):
-            raise RareEventError("training diverged: the loss became NaN or infinite", hint="use `activation=tanh` or fewer `units`")
+            raise RareEventError(
+                "training diverged: the loss became NaN or infinite",
+                hint="use `activation=tanh` or fewer `units`",
+            )
         return FitReport(losses, batch_size, learning_rate)
 
     def predict_on_batch(self, inputs: np.ndarray) -> np.ndarray:
@@ -634,10 +849,14 @@ class KerasModel:
     def encode(self, inputs: np.ndarray) -> np.ndarray:
         layer = ARCHITECTURES[self.config.arch].encoded_layer
         if self.numpy:
-            return np.asarray(self.net.predict(inputs, batch_size=PREDICT_BATCH, output=layer))
+            return np.asarray(
+                self.net.predict(inputs, batch_size=PREDICT_BATCH, output=layer)
+            )
         if self._encoder is None:
             self._encoder = encoder(self.net, self.config.arch)
-        return np.asarray(self._encoder.predict(inputs, batch_size=PREDICT_BATCH, verbose=0))
+        return np.asarray(
+            self._encoder.predict(inputs, batch_size=PREDICT_BATCH, verbose=0)
+        )
 
     def count_params(self) -> int:
         return int(self.net.count_params())
@@ -668,10 +887,24 @@ def _weights_h5(model: Any) -> bytes:
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "ae": Architecture("LSTM autoencoder", KerasModel, partial(_lstm_stack, bottleneck=True), encoded_layer="encoder_2"),
-    "plain": Architecture("LSTM, no bottleneck", KerasModel, partial(_lstm_stack, bottleneck=False)),
-    "forecast": Architecture("LSTM forecasting the targets' next rows", KerasModel, _forecaster, forecasts=True),
+    "ae": Architecture(
+        "LSTM autoencoder",
+        KerasModel,
+        partial(_lstm_stack, bottleneck=True),
+        encoded_layer="encoder_2",
+    ),
+    "plain": Architecture(
+        "LSTM, no bottleneck", KerasModel, partial(_lstm_stack, bottleneck=False)
+    ),
+    "forecast": Architecture(
+        "LSTM forecasting the targets' next rows",
+        KerasModel,
+        _forecaster,
+        forecasts=True,
+    ),
     "pca": Architecture("the PCA reconstruction baseline", PCAModel),
 }
 ARCHS = tuple(ARCHITECTURES)
-LSTM_ARCHS = tuple(name for name, spec in ARCHITECTURES.items() if spec.build is not None)
+LSTM_ARCHS = tuple(
+    name for name, spec in ARCHITECTURES.items() if spec.build is not None
+)

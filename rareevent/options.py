@@ -34,7 +34,9 @@ FILL_METHODS = ("ffill", "interpolate", "drop")
 AGGREGATIONS = ("mean", "last", "max")
 DEFAULT_MAX_GAP = "5x"
 NO_GAPS = ("none", "off")
-MULTIPLE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*x\s*", re.IGNORECASE)  # a max_gap like 5x: a multiple of the median step
+MULTIPLE = re.compile(
+    r"\s*(\d+(?:\.\d*)?|\.\d+)\s*x\s*", re.IGNORECASE
+)  # a max_gap like 5x: a multiple of the median step
 CHUNK_ROWS = 100_000
 
 
@@ -43,7 +45,11 @@ def check_tz(tz: str) -> str:
     try:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise RareEventError(f"tz {tz!r} is not a time zone name", hint="use an IANA name like Europe/Berlin or UTC", param="tz") from None
+        raise RareEventError(
+            f"tz {tz!r} is not a time zone name",
+            hint="use an IANA name like Europe/Berlin or UTC",
+            param="tz",
+        ) from None
     return tz
 
 
@@ -52,7 +58,11 @@ def check_encoding(encoding: str) -> str:
     try:
         return codecs.lookup(encoding).name
     except LookupError:
-        raise RareEventError(f"encoding {encoding!r} is not a text encoding Python knows", hint="use utf-8, cp1252 or latin-1", param="encoding") from None
+        raise RareEventError(
+            f"encoding {encoding!r} is not a text encoding Python knows",
+            hint="use utf-8, cp1252 or latin-1",
+            param="encoding",
+        ) from None
 
 
 def check_time_format(time_format: str) -> None:
@@ -60,23 +70,39 @@ def check_time_format(time_format: str) -> None:
     import pandas as pd  # here, not at the top: the CLI reads this module's defaults without loading pandas
 
     if "%" not in time_format:
-        raise RareEventError(f"time_format {time_format!r} has no % code", hint="use codes like %d.%m.%Y %H:%M", param="time_format")
+        raise RareEventError(
+            f"time_format {time_format!r} has no % code",
+            hint="use codes like %d.%m.%Y %H:%M",
+            param="time_format",
+        )
     try:
-        pd.to_datetime(pd.Series([pd.Timestamp("2026-01-31 13:45:56").strftime(time_format)]), format=time_format)
+        pd.to_datetime(
+            pd.Series([pd.Timestamp("2026-01-31 13:45:56").strftime(time_format)]),
+            format=time_format,
+        )
     except (ValueError, TypeError):
-        raise RareEventError(f"time_format {time_format!r} is not a strftime format pandas can read", hint="use codes like %d.%m.%Y %H:%M", param="time_format") from None
+        raise RareEventError(
+            f"time_format {time_format!r} is not a strftime format pandas can read",
+            hint="use codes like %d.%m.%Y %H:%M",
+            param="time_format",
+        ) from None
 
 
 def check_fill(fill: str | None) -> None:
     """Refuse an unknown ``--fill`` method."""
     if fill is not None and fill not in FILL_METHODS:
-        raise RareEventError(f"fill {fill!r}: use one of {', '.join(FILL_METHODS)}", param="fill")
+        raise RareEventError(
+            f"fill {fill!r}: use one of {', '.join(FILL_METHODS)}", param="fill"
+        )
 
 
 def positive_gap(text: str, value: float) -> float:
     """``value``, the number a ``max_gap`` of ``text`` stands for, when it is finite and above 0."""
     if not math.isfinite(value):
-        raise RareEventError(f"max_gap {text!r} is not a finite number: give a duration like 10min, a number or a multiple like 5x", param="max_gap")
+        raise RareEventError(
+            f"max_gap {text!r} is not a finite number: give a duration like 10min, a number or a multiple like 5x",
+            param="max_gap",
+        )
     if value <= 0:
         raise RareEventError(f"max_gap {text!r} must be above 0", param="max_gap")
     return value
@@ -103,7 +129,8 @@ def check_max_gap(text: str | None) -> None:
         seconds = pd.Timedelta(text.strip()).total_seconds()
     except ValueError:
         raise RareEventError(
-            f"max_gap {text!r}: give a duration like 10min or 6h, a number in the unit of a numeric time column, a multiple of the median step like 5x, or none", param="max_gap"
+            f"max_gap {text!r}: give a duration like 10min or 6h, a number in the unit of a numeric time column, a multiple of the median step like 5x, or none",
+            param="max_gap",
         ) from None
     positive_gap(text, seconds)
 
@@ -114,10 +141,17 @@ def check_fractions(valid_frac: float, test_frac: float) -> None:
         if not 0.0 <= frac < 1.0:
             raise RareEventError(f"{name} must be in [0, 1), got {frac}", param=name)
     if valid_frac <= 0.0:
-        raise RareEventError("valid_frac must be above 0: the threshold and early stopping need a validation part", param="valid_frac")
+        raise RareEventError(
+            "valid_frac must be above 0: the threshold and early stopping need a validation part",
+            param="valid_frac",
+        )
     if valid_frac + test_frac >= 0.9 - 1e-9:
-        parts = "`valid_frac`" if test_frac == 0 else "`valid_frac` + `test_frac`"  # `update` has no test part, and no --test-frac
-        raise RareEventError(f"{parts} = {valid_frac + test_frac:g} leaves too little to train on: keep it below 0.9")
+        parts = (
+            "`valid_frac`" if test_frac == 0 else "`valid_frac` + `test_frac`"
+        )  # `update` has no test part, and no --test-frac
+        raise RareEventError(
+            f"{parts} = {valid_frac + test_frac:g} leaves too little to train on: keep it below 0.9"
+        )
 
 
 class Spec:
@@ -140,7 +174,9 @@ class Spec:
         given = {key: item for key, item in value.items() if key in known}
         for key, kind in cls.NESTED.items():
             if key in given:
-                given[key] = None if given[key] is None else kind.from_record(given[key])
+                given[key] = (
+                    None if given[key] is None else kind.from_record(given[key])
+                )
         return cls(**given)
 
 
@@ -166,12 +202,27 @@ class ReadOptions(Spec):
 
     def __post_init__(self) -> None:
         if self.decimal is not None and self.decimal not in DECIMAL_MARKS:
-            raise RareEventError(f"decimal {self.decimal!r}: use ',' or '.'", param="decimal")
+            raise RareEventError(
+                f"decimal {self.decimal!r}: use ',' or '.'", param="decimal"
+            )
         if self.time_unit is not None and self.time_unit not in TIME_UNITS:
-            raise RareEventError(f"time_unit {self.time_unit!r}: use one of {', '.join(TIME_UNITS)}", param="time_unit")
-        given = [name for name, on in (("time_format", self.time_format is not None), ("dayfirst", self.dayfirst), ("time_unit", self.time_unit is not None)) if on]
+            raise RareEventError(
+                f"time_unit {self.time_unit!r}: use one of {', '.join(TIME_UNITS)}",
+                param="time_unit",
+            )
+        given = [
+            name
+            for name, on in (
+                ("time_format", self.time_format is not None),
+                ("dayfirst", self.dayfirst),
+                ("time_unit", self.time_unit is not None),
+            )
+            if on
+        ]
         if len(given) > 1:
-            raise RareEventError(f"`{given[0]}` and `{given[1]}` contradict each other: give one of them")
+            raise RareEventError(
+                f"`{given[0]}` and `{given[1]}` contradict each other: give one of them"
+            )
         if self.time_format is not None:
             check_time_format(self.time_format)
         if self.tz is not None:
@@ -197,7 +248,9 @@ class InputSpec(Spec):
     NESTED: ClassVar[dict[str, type[Spec]]] = {"read": ReadOptions}
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "drop", tuple(self.drop))  # a list given is kept as a tuple: the spec stays hashable and frozen
+        object.__setattr__(
+            self, "drop", tuple(self.drop)
+        )  # a list given is kept as a tuple: the spec stays hashable and frozen
         check_fill(self.fill)
 
 
@@ -213,7 +266,9 @@ class Resampling(Spec):
 
     def __post_init__(self) -> None:
         if self.agg not in AGGREGATIONS:
-            raise RareEventError(f"agg {self.agg!r}: use one of {', '.join(AGGREGATIONS)}", param="agg")
+            raise RareEventError(
+                f"agg {self.agg!r}: use one of {', '.join(AGGREGATIONS)}", param="agg"
+            )
 
 
 @dataclass(frozen=True)
@@ -254,5 +309,12 @@ class ScoreSpec(Spec):
     NESTED: ClassVar[dict[str, type[Spec]]] = {"input": InputSpec}
 
     def __post_init__(self) -> None:
-        if isinstance(self.chunk_rows, bool) or not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
-            raise RareEventError(f"chunk_rows must be a whole number of rows above 0, got {self.chunk_rows!r}", param="chunk_rows")
+        if (
+            isinstance(self.chunk_rows, bool)
+            or not isinstance(self.chunk_rows, int)
+            or self.chunk_rows < 1
+        ):
+            raise RareEventError(
+                f"chunk_rows must be a whole number of rows above 0, got {self.chunk_rows!r}",
+                param="chunk_rows",
+            )

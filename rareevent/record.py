@@ -29,7 +29,9 @@ from rareevent.options import Spec, TrainSpec
 FORMAT_VERSION = 3
 OLDEST_FORMAT = 3  # formats 1 and 2 (rareevent 0.1.0 and 0.2.0) kept the whole Keras model, which is not loaded any more
 
-Metrics = dict[str, dict[str, Any] | None]  # per part (``valid``, ``test``): metric name -> value; ``None`` without labels
+Metrics = dict[
+    str, dict[str, Any] | None
+]  # per part (``valid``, ``test``): metric name -> value; ``None`` without labels
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,17 +69,29 @@ def _is_int(value: Any) -> TypeGuard[int]:
 
 
 def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool)
+    ) and math.isfinite(value)
 
 
 def _is_metrics_part(value: Any) -> bool:
     """None, or a dict of metric values: null, finite numbers or lists of them (a NaN would break ``report --json``)."""
-    return value is None or (isinstance(value, dict) and all(v is None or _is_number(v) or (isinstance(v, list) and all(_is_number(x) for x in v)) for v in value.values()))
+    return value is None or (
+        isinstance(value, dict)
+        and all(
+            v is None
+            or _is_number(v)
+            or (isinstance(v, list) and all(_is_number(x) for x in v))
+            for v in value.values()
+        )
+    )
 
 
 def _is_metrics(value: Any) -> bool:
     """The ``metrics`` of a run, its baseline or one series: a dict of the ``valid`` and ``test`` parts."""
-    return isinstance(value, dict) and all(_is_metrics_part(value.get(k)) for k in ("valid", "test"))
+    return isinstance(value, dict) and all(
+        _is_metrics_part(value.get(k)) for k in ("valid", "test")
+    )
 
 
 def _is_series(value: Any) -> bool:
@@ -94,15 +108,27 @@ def _is_series(value: Any) -> bool:
 
 
 def _is_counts(value: Any) -> bool:
-    return isinstance(value, dict) and all(_is_int(v) and v >= 0 for v in value.values())
+    return isinstance(value, dict) and all(
+        _is_int(v) and v >= 0 for v in value.values()
+    )
 
 
 def _candidates_ok(value: Any) -> bool:
     """The ``candidates`` field of run.json: each architecture's validation F1, PR-AUC and false-alarm episodes."""
     return (
         isinstance(value, dict)
-        and all(isinstance(arch, str) and (summary is None or isinstance(summary, dict)) for arch, summary in value.items())
-        and all(all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in summary.values()) for summary in value.values() if summary is not None)
+        and all(
+            isinstance(arch, str) and (summary is None or isinstance(summary, dict))
+            for arch, summary in value.items()
+        )
+        and all(
+            all(
+                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                for v in summary.values()
+            )
+            for summary in value.values()
+            if summary is not None
+        )
     )
 
 
@@ -121,7 +147,9 @@ def validate_record(record: Any, path: Path) -> None:
         raise RareEventError(f"{path}: must hold a JSON object")
     version = record.get("format_version")
     if not _is_int(version):
-        raise RareEventError(f"{path}: field 'format_version' is missing or not an integer")
+        raise RareEventError(
+            f"{path}: field 'format_version' is missing or not an integer"
+        )
     if version > FORMAT_VERSION:
         raise RareEventError(
             f"{path}: format version {version} is newer than this rareevent understands ({FORMAT_VERSION})",
@@ -138,15 +166,25 @@ def validate_record(record: Any, path: Path) -> None:
         "label_column": lambda v: v is None or isinstance(v, str),
         "metrics": _is_metrics,
     }
-    optional: dict[str, Any] = {  # may be missing or null; commands that show them read them too
+    optional: dict[
+        str, Any
+    ] = {  # may be missing or null; commands that show them read them too
         "created": lambda v: isinstance(v, str),
         "parameters": lambda v: _is_int(v) and v >= 0,
-        "dropped_columns": lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
+        "dropped_columns": lambda v: (
+            isinstance(v, list) and all(isinstance(c, str) for c in v)
+        ),
         "fill": lambda v: isinstance(v, str),
         "filled_cells": lambda v: _is_int(v) and v >= 0,
         "valid_frac": _is_number,
         "test_frac": _is_number,
-        "splits": lambda v: isinstance(v, dict) and all(isinstance(b, list) and len(b) == 2 and all(_is_int(x) for x in b) for b in v.values()),
+        "splits": lambda v: (
+            isinstance(v, dict)
+            and all(
+                isinstance(b, list) and len(b) == 2 and all(_is_int(x) for x in b)
+                for b in v.values()
+            )
+        ),
         "windows": _is_counts,
         "input_rows": lambda v: _is_int(v) and v >= 0,
         "versions": lambda v: isinstance(v, dict),
@@ -154,30 +192,60 @@ def validate_record(record: Any, path: Path) -> None:
         "spec": _spec_ok,
         "input_file": lambda v: isinstance(v, str),
         "input_sha256": lambda v: isinstance(v, str),
-        "parent": lambda v: isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ("name", "folder")),  # written by `update`
+        "parent": lambda v: (
+            isinstance(v, dict)
+            and all(isinstance(v.get(k), str) for k in ("name", "folder"))
+        ),  # written by `update`
         "reading": reading_record_ok,
-        "assumed": lambda v: isinstance(v, list) and all(isinstance(a, dict) and all(isinstance(a.get(k), str) for k in ("column", "as", "message")) for a in v),
+        "assumed": lambda v: (
+            isinstance(v, list)
+            and all(
+                isinstance(a, dict)
+                and all(isinstance(a.get(k), str) for k in ("column", "as", "message"))
+                for a in v
+            )
+        ),
         "train_range": lambda v: (
-            isinstance(v, dict) and all(isinstance(v.get(k), list) and all(_is_number(x) for x in v[k]) for k in ("percentiles", "low", "high")) and len(v["low"]) == len(v["high"])
+            isinstance(v, dict)
+            and all(
+                isinstance(v.get(k), list) and all(_is_number(x) for x in v[k])
+                for k in ("percentiles", "low", "high")
+            )
+            and len(v["low"]) == len(v["high"])
         ),
         "gaps": gap_rule_ok,
         "resample": resample_record_ok,
         "candidates": _candidates_ok,  # written by --arch auto
-        "baseline": lambda v: isinstance(v, dict) and v.get("arch") == "pca" and _is_metrics(v.get("metrics")),
-        "group_column": lambda v: isinstance(v, str) and v != "",  # a fleet or per-group run
-        "series": lambda v: isinstance(v, list) and all(_is_series(s) for s in v),  # a fleet run: one entry per series
+        "baseline": lambda v: (
+            isinstance(v, dict)
+            and v.get("arch") == "pca"
+            and _is_metrics(v.get("metrics"))
+        ),
+        "group_column": lambda v: (
+            isinstance(v, str) and v != ""
+        ),  # a fleet or per-group run
+        "series": lambda v: (
+            isinstance(v, list) and all(_is_series(s) for s in v)
+        ),  # a fleet run: one entry per series
     }
     _check_fields(record, checks, optional, path)
 
 
-def _check_fields(record: dict[str, Any], required: dict[str, Callable[[Any], bool]], optional: dict[str, Callable[[Any], bool]], path: Path) -> None:
+def _check_fields(
+    record: dict[str, Any],
+    required: dict[str, Callable[[Any], bool]],
+    optional: dict[str, Callable[[Any], bool]],
+    path: Path,
+) -> None:
     """Raise naming the first field that is missing (``required`` only) or holds an invalid value."""
     for name, ok in {**required, **optional}.items():
         if name in required and name not in record:
             raise RareEventError(f"{path}: required field {name!r} is missing")
         value = record.get(name)
         if (name in required or value is not None) and not ok(value):
-            raise RareEventError(f"{path}: field {name!r} has an invalid value {json.dumps(value)[:60]}")
+            raise RareEventError(
+                f"{path}: field {name!r} has an invalid value {json.dumps(value)[:60]}"
+            )
 
 
 def _no_metrics() -> Metrics:
@@ -185,7 +253,17 @@ def _no_metrics() -> Metrics:
 
 
 # Fields a run of this version writes even when they are null; the others are left out when null (absent in older runs).
-_WRITTEN_WHEN_NULL = frozenset({"time_column", "label_column", "fill", "input_sha256", "baseline", "gaps", "resample"})
+_WRITTEN_WHEN_NULL = frozenset(
+    {
+        "time_column",
+        "label_column",
+        "fill",
+        "input_sha256",
+        "baseline",
+        "gaps",
+        "resample",
+    }
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,27 +285,45 @@ class RunRecord:
     dropped_columns: list[str] | None = None
     fill: str | None = None
     filled_cells: int | None = None
-    reading: dict[str, Any] | None = None  # ``Reading.to_record()``: how the training file's cells were read
+    reading: dict[str, Any] | None = (
+        None  # ``Reading.to_record()``: how the training file's cells were read
+    )
     valid_frac: float | None = None
     test_frac: float | None = None
     splits: dict[str, list[int]] | None = None  # part -> [first row, end row]
-    windows: dict[str, int] | None = None  # part -> windows scored (``train_normal``: windows trained on)
+    windows: dict[str, int] | None = (
+        None  # part -> windows scored (``train_normal``: windows trained on)
+    )
     metrics: Metrics = field(default_factory=_no_metrics)
     input_file: str | None = None
     input_sha256: str | None = None
     input_rows: int | None = None
-    train_range: dict[str, list[float]] | None = None  # percentiles, low, high: each feature's band in raw units
+    train_range: dict[str, list[float]] | None = (
+        None  # percentiles, low, high: each feature's band in raw units
+    )
     versions: dict[str, Any] | None = None
     baseline: Baseline | None = None
-    assumed: list[dict[str, str]] | None = None  # what was inferred about columns no option named
-    candidates: dict[str, dict[str, Any] | None] | None = None  # --arch auto: each architecture's validation summary
+    assumed: list[dict[str, str]] | None = (
+        None  # what was inferred about columns no option named
+    )
+    candidates: dict[str, dict[str, Any] | None] | None = (
+        None  # --arch auto: each architecture's validation summary
+    )
     gaps: GapSummary | None = None
-    resample: dict[str, Any] | None = None  # every, agg, rows, empty_cells (see ``gaps.run_grid``)
+    resample: dict[str, Any] | None = (
+        None  # every, agg, rows, empty_cells (see ``gaps.run_grid``)
+    )
     series: tuple[SeriesEntry, ...] | None = None  # a fleet run: one entry per series
-    group_column: str | None = None  # a fleet (``None`` with ``series``: a fleet of files) or per-group run
+    group_column: str | None = (
+        None  # a fleet (``None`` with ``series``: a fleet of files) or per-group run
+    )
     parent: Parent | None = None  # an ``update``'s run
-    settings: dict[str, Any] | None = None  # the options `train` was given, for ``report --recipe``
-    spec: TrainSpec | None = None  # what the library was given: the input, split and context (runs before 0.5 have none)
+    settings: dict[str, Any] | None = (
+        None  # the options `train` was given, for ``report --recipe``
+    )
+    spec: TrainSpec | None = (
+        None  # what the library was given: the input, split and context (runs before 0.5 have none)
+    )
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -236,21 +332,33 @@ class RunRecord:
         validate_record(value, path)
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         fields = {key: v for key, v in value.items() if key in known}
-        for key, kind in (("gaps", GapSummary), ("baseline", Baseline), ("parent", Parent)):
+        for key, kind in (
+            ("gaps", GapSummary),
+            ("baseline", Baseline),
+            ("parent", Parent),
+        ):
             if fields.get(key) is not None:
                 fields[key] = kind(**_known(kind, fields[key]))
         if fields.get("series") is not None:
-            fields["series"] = tuple(SeriesEntry(**_known(SeriesEntry, s)) for s in fields["series"])
+            fields["series"] = tuple(
+                SeriesEntry(**_known(SeriesEntry, s)) for s in fields["series"]
+            )
         if fields.get("spec") is not None:
             fields["spec"] = TrainSpec.from_record(fields["spec"])
-        return cls(**fields, extra={key: v for key, v in value.items() if key not in known})
+        return cls(
+            **fields, extra={key: v for key, v in value.items() if key not in known}
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The ``run.json`` object: the keys this version writes, in their order, then ``extra``."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(RunRecord):
             value = getattr(self, f.name)
-            if f.name == "extra" or (value is None and f.name not in _WRITTEN_WHEN_NULL and not (f.name == "group_column" and self.series is not None)):
+            if f.name == "extra" or (
+                value is None
+                and f.name not in _WRITTEN_WHEN_NULL
+                and not (f.name == "group_column" and self.series is not None)
+            ):
                 continue
             if f.name == "series":
                 value = [dataclasses.asdict(s) for s in value]

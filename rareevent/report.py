@@ -53,17 +53,27 @@ def summarize(folder: Path, record: RunView) -> dict[str, Any]:
 def shown_metrics(row: dict[str, Any], baseline: bool = False) -> dict[str, Any]:
     """The metrics of ``row`` (a :func:`summarize` row) that tables show: its ``metrics_part``; of its PCA baseline with ``baseline``."""
     source = (row["baseline"] or {}) if baseline else row
-    return ((source.get("metrics") or {}).get(row["metrics_part"]) or {}) if row["metrics_part"] else {}
+    return (
+        ((source.get("metrics") or {}).get(row["metrics_part"]) or {})
+        if row["metrics_part"]
+        else {}
+    )
 
 
-def collect(runs: Sequence[str], runs_dir: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
+def collect(
+    runs: Sequence[str], runs_dir: str | Path
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Summaries of the named runs, or of every run in ``runs_dir``.
 
     Named runs that cannot be read are errors; unreadable folders found by
     listing ``runs_dir`` are skipped and reported in the second return value.
     """
     if runs:
-        folders = [folder for run in runs for folder in _run_folders(resolve_run(run, runs_dir))]
+        folders = [
+            folder
+            for run in runs
+            for folder in _run_folders(resolve_run(run, runs_dir))
+        ]
         return [summarize(folder, read_run(folder)) for folder in folders], []
     summaries, skipped = [], []
     for folder in list_runs(runs_dir):
@@ -72,7 +82,10 @@ def collect(runs: Sequence[str], runs_dir: str | Path) -> tuple[list[dict[str, A
         except RareEventError as exc:
             skipped.append(str(exc))
     if not summaries and not skipped:
-        raise RareEventError(f"{runs_dir}: no runs found", hint="train one with `rareevent train DATA.csv`")
+        raise RareEventError(
+            f"{runs_dir}: no runs found",
+            hint="train one with `rareevent train DATA.csv`",
+        )
     return summaries, skipped
 
 
@@ -81,7 +94,9 @@ def _run_folders(folder: Path) -> list[Path]:
     from rareevent.fleet import read_fleet
 
     summary = read_fleet(folder)
-    return [folder] if summary is None else [folder / group for group in summary["runs"]]
+    return (
+        [folder] if summary is None else [folder / group for group in summary["runs"]]
+    )
 
 
 def comparisons(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -96,7 +111,9 @@ def comparisons(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     digests = list(dict.fromkeys(digest for digest, _ in latest))
     pairs = []
     for digest in digests:
-        for first, second in combinations([arch for arch in ARCHITECTURES if (digest, arch) in latest], 2):
+        for first, second in combinations(
+            [arch for arch in ARCHITECTURES if (digest, arch) in latest], 2
+        ):
             a, b = latest[(digest, first)], latest[(digest, second)]
             pairs.append(
                 {
@@ -105,10 +122,24 @@ def comparisons(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     first: a["name"],
                     second: b["name"],
                     "metrics": {
-                        **{key: {first: shown_metrics(a).get(key), second: shown_metrics(b).get(key)} for key in (*METRIC_KEYS, "events_detected", "false_alarms")},
-                        **{key: {first: a[key], second: b[key]} for key in ("parameters", "train_seconds")},
+                        **{
+                            key: {
+                                first: shown_metrics(a).get(key),
+                                second: shown_metrics(b).get(key),
+                            }
+                            for key in (*METRIC_KEYS, "events_detected", "false_alarms")
+                        },
+                        **{
+                            key: {first: a[key], second: b[key]}
+                            for key in ("parameters", "train_seconds")
+                        },
                     },
-                    "better_f1": _better(first, shown_metrics(a).get("f1"), second, shown_metrics(b).get("f1")),
+                    "better_f1": _better(
+                        first,
+                        shown_metrics(a).get("f1"),
+                        second,
+                        shown_metrics(b).get("f1"),
+                    ),
                 }
             )
     return pairs

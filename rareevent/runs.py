@@ -26,11 +26,19 @@ from rareevent.record import FORMAT_VERSION as FORMAT_VERSION
 from rareevent.record import OLDEST_FORMAT as OLDEST_FORMAT
 from rareevent.record import RunRecord, RunView
 from rareevent.record import validate_record as validate_record
-from rareevent.storage import TEMP_PREFIX, atomic_folder, check_free, hold_name, remove_stale_temporaries
+from rareevent.storage import (
+    TEMP_PREFIX,
+    atomic_folder,
+    check_free,
+    hold_name,
+    remove_stale_temporaries,
+)
 
 RUN_FILE = "run.json"
 SCORES_FILE = "scores.csv"
-MAX_NAME_BYTES = 200  # file names end at 255 bytes, and the temporary and lock names add a prefix
+MAX_NAME_BYTES = (
+    200  # file names end at 255 bytes, and the temporary and lock names add a prefix
+)
 
 
 def save_run(
@@ -49,23 +57,38 @@ def save_run(
     with atomic_folder(target, overwrite=overwrite) as folder:
         detector.write_files(folder)
         scores.to_csv(folder / SCORES_FILE, index=False)
-        (folder / RUN_FILE).write_text(json.dumps(record.to_json(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        (folder / RUN_FILE).write_text(
+            json.dumps(record.to_json(), indent=2, allow_nan=False) + "\n",
+            encoding="utf-8",
+        )
     return target
 
 
 def check_run_name(name: str) -> None:
     """Refuse a run name that is not a plain, visible folder name of a length every file system takes."""
-    if not name or name.startswith(".") or "/" in name or "\\" in name or "\0" in name or name in ("..", "."):
+    if (
+        not name
+        or name.startswith(".")
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+        or name in ("..", ".")
+    ):
         raise RareEventError(f"name {name!r} is not a valid folder name", param="name")
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise RareEventError(f"name {name[:20]!r}... is {len(name.encode('utf-8'))} bytes long; a run name may have at most {MAX_NAME_BYTES}", param="name")
+        raise RareEventError(
+            f"name {name[:20]!r}... is {len(name.encode('utf-8'))} bytes long; a run name may have at most {MAX_NAME_BYTES}",
+            param="name",
+        )
 
 
 def check_runs_dir(runs_dir: str | Path) -> Path:
     """``runs_dir`` as a Path; refused when it names a file."""
     runs_dir = Path(runs_dir)
     if runs_dir.exists() and not runs_dir.is_dir():
-        raise RareEventError(f"{runs_dir}: `runs_dir` is a file, not a folder", param="runs_dir")
+        raise RareEventError(
+            f"{runs_dir}: `runs_dir` is a file, not a folder", param="runs_dir"
+        )
     return runs_dir
 
 
@@ -93,12 +116,27 @@ def list_runs(runs_dir: str | Path) -> list[Path]:
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    found = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(TEMP_PREFIX) and (p / RUN_FILE).is_file()]
+    found = [
+        p
+        for p in runs_dir.iterdir()
+        if p.is_dir()
+        and not p.name.startswith(TEMP_PREFIX)
+        and (p / RUN_FILE).is_file()
+    ]
 
     def created(path: Path) -> str:
         try:
-            return str(json.loads((path / RUN_FILE).read_text(encoding="utf-8")).get("created", ""))
-        except (OSError, ValueError, AttributeError, RecursionError):  # a damaged run.json sorts first; reading it fails later, naming it
+            return str(
+                json.loads((path / RUN_FILE).read_text(encoding="utf-8")).get(
+                    "created", ""
+                )
+            )
+        except (
+            OSError,
+            ValueError,
+            AttributeError,
+            RecursionError,
+        ):  # a damaged run.json sorts first; reading it fails later, naming it
             return ""
 
     return sorted(found, key=lambda p: (created(p), p.name))
@@ -110,19 +148,29 @@ def resolve_run(run: str | None, runs_dir: str | Path) -> Path:
     if run is None:
         runs = list_runs(runs_dir)
         if not runs:
-            raise RareEventError(f"{runs_dir}: no runs found", hint="train one with `rareevent train DATA.csv` or pass `run`")
-        for folder in reversed(runs):  # a damaged run is skipped with a warning, as `report` does
+            raise RareEventError(
+                f"{runs_dir}: no runs found",
+                hint="train one with `rareevent train DATA.csv` or pass `run`",
+            )
+        for folder in reversed(
+            runs
+        ):  # a damaged run is skipped with a warning, as `report` does
             try:
                 read_run(folder)
             except RareEventError as exc:
                 warnings.warn(f"skipped: {exc}", stacklevel=2)
                 continue
             return folder
-        raise RareEventError(f"{runs_dir}: no readable run found (every run above was skipped)", hint="pass `run` to see why one fails")
+        raise RareEventError(
+            f"{runs_dir}: no readable run found (every run above was skipped)",
+            hint="pass `run` to see why one fails",
+        )
     for candidate in (Path(run), runs_dir / run):
         if candidate.is_dir():
             return candidate
-    raise RareEventError(f"run {run!r} not found (neither a folder nor a run in {runs_dir})")
+    raise RareEventError(
+        f"run {run!r} not found (neither a folder nor a run in {runs_dir})"
+    )
 
 
 def read_record(folder: Path) -> RunRecord:
@@ -140,7 +188,11 @@ def run_view(record: RunRecord, detector: RareEventDetector) -> RunView:
     ``train --json``, ``report`` and the scorers; nothing is written from it.
     """
     names = list(detector.feature_names_in_)
-    params = {key: list(value) if isinstance(value, tuple) else value for key, value in detector.get_params().items() if key != "threshold"}
+    params = {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in detector.get_params().items()
+        if key != "threshold"
+    }
     return RunView(
         **{f.name: getattr(record, f.name) for f in dataclasses.fields(RunRecord)},
         params=params,
@@ -182,5 +234,15 @@ def load_run(folder: str | Path) -> tuple[RunView, RareEventDetector]:
 
 def scores_frame(parts: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
     """The validation/test window scores saved in ``scores.csv`` for reports and plots."""
-    frames = [pd.DataFrame({"split": name, **{k: v for k, v in columns.items() if k != "position"}}) for name, columns in parts.items() if len(columns["row"])]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["split", "row", "error", "flagged"])
+    frames = [
+        pd.DataFrame(
+            {"split": name, **{k: v for k, v in columns.items() if k != "position"}}
+        )
+        for name, columns in parts.items()
+        if len(columns["row"])
+    ]
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["split", "row", "error", "flagged"])
+    )

@@ -11,7 +11,9 @@ Z_LIMIT = 10.0
 DISCRETE_MAX_VALUES = 10
 
 
-def fit_scaler(X: np.ndarray, discrete: Sequence[int] | np.ndarray = ()) -> StandardScaler:
+def fit_scaler(
+    X: np.ndarray, discrete: Sequence[int] | np.ndarray = ()
+) -> StandardScaler:
     """Fit a ``StandardScaler`` on ``X`` (the normal training rows).
 
     Constant columns (see :func:`constant_columns`, which the CLI warns
@@ -24,7 +26,9 @@ def fit_scaler(X: np.ndarray, discrete: Sequence[int] | np.ndarray = ()) -> Stan
     X = np.asarray(X, dtype=np.float64)
     scaler = StandardScaler().fit(X)
     constant = constant_columns(scaler)
-    scaler.scale_[constant] = 1.0  # also for near-constant columns scikit-learn would still divide by
+    scaler.scale_[constant] = (
+        1.0  # also for near-constant columns scikit-learn would still divide by
+    )
     if len(discrete):
         columns = np.asarray(discrete, dtype=np.int64)
         half_range = (X[:, columns].max(axis=0) - X[:, columns].min(axis=0)) / 2
@@ -34,7 +38,9 @@ def fit_scaler(X: np.ndarray, discrete: Sequence[int] | np.ndarray = ()) -> Stan
 
 def constant_columns(scaler: StandardScaler) -> np.ndarray:
     """Indices of columns that did not vary in the rows the scaler saw."""
-    return np.flatnonzero(scaler.var_ <= np.finfo(np.float64).eps * np.maximum(scaler.mean_**2, 1.0))
+    return np.flatnonzero(
+        scaler.var_ <= np.finfo(np.float64).eps * np.maximum(scaler.mean_**2, 1.0)
+    )
 
 
 def scaler_from_arrays(mean: list[float], scale: list[float]) -> StandardScaler:
@@ -56,10 +62,14 @@ def transform(scaler: StandardScaler, X: np.ndarray) -> np.ndarray:
     its squared error would outweigh every other sensor's (see the README's
     quality section for the measurements).
     """
-    return np.clip((X - scaler.mean_) / scaler.scale_, -Z_LIMIT, Z_LIMIT).astype(np.float32)
+    return np.clip((X - scaler.mean_) / scaler.scale_, -Z_LIMIT, Z_LIMIT).astype(
+        np.float32
+    )
 
 
-def discrete_columns(X: np.ndarray, max_values: int = DISCRETE_MAX_VALUES) -> np.ndarray:
+def discrete_columns(
+    X: np.ndarray, max_values: int = DISCRETE_MAX_VALUES
+) -> np.ndarray:
     """Indices of flag and mode columns: 0/1 flags (constant ones too), or whole numbers with 3..``max_values`` values.
 
     These are typically decided by operators or controllers (commands,
@@ -70,12 +80,19 @@ def discrete_columns(X: np.ndarray, max_values: int = DISCRETE_MAX_VALUES) -> np
     X = np.asarray(X, dtype=np.float64)
     whole = np.all(np.round(X) == X, axis=0)
     flags = whole & np.all((X == 0) | (X == 1), axis=0)
-    counts = np.array([len(np.unique(X[:, j])) if whole[j] else max_values + 1 for j in range(X.shape[1])])
+    counts = np.array(
+        [
+            len(np.unique(X[:, j])) if whole[j] else max_values + 1
+            for j in range(X.shape[1])
+        ]
+    )
     modes = whole & (counts >= 3) & (counts <= max_values)
     return np.flatnonzero(flags | modes)
 
 
-def trending_columns(X: np.ndarray, positions: np.ndarray | None = None, min_share: float = 0.2) -> np.ndarray:
+def trending_columns(
+    X: np.ndarray, positions: np.ndarray | None = None, min_share: float = 0.2
+) -> np.ndarray:
     """Indices of columns whose straight-line trend over the rows explains at least ``min_share`` of their variance.
 
     Such sensors (slow temperature drift, wear) tend to leave their training
@@ -87,7 +104,11 @@ def trending_columns(X: np.ndarray, positions: np.ndarray | None = None, min_sha
     X = np.asarray(X, dtype=np.float64)
     if len(X) < 3:
         return np.empty(0, dtype=np.int64)
-    t = np.arange(len(X), dtype=np.float64) if positions is None else np.asarray(positions, dtype=np.float64)
+    t = (
+        np.arange(len(X), dtype=np.float64)
+        if positions is None
+        else np.asarray(positions, dtype=np.float64)
+    )
     t = (t - t.mean()) / t.std()
     std = X.std(axis=0)
     safe = np.where(std > 0, std, 1.0)

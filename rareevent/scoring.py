@@ -81,7 +81,9 @@ class ScoreResult:
         return len(self.error)
 
     def __repr__(self) -> str:
-        flagged = int(self.flagged.sum()) if len(self.flagged) else None  # None: the windows were not kept
+        flagged = (
+            int(self.flagged.sum()) if len(self.flagged) else None
+        )  # None: the windows were not kept
         return f"ScoreResult(path={str(self.path)!r}, rows={self.n_rows}, windows={self.n_windows}, flagged={flagged}, segments={self.n_segments}, alarms={len(self.alarms)})"
 
 
@@ -135,7 +137,11 @@ class WindowBlock:
 
     def key_columns(self) -> dict[str, Any]:
         """The columns that open every per-window output: ``row`` (end row) and, with a time column, ``time``."""
-        return {"row": self.ends} if self.end_time is None else {"row": self.ends, "time": self.end_time}
+        return (
+            {"row": self.ends}
+            if self.end_time is None
+            else {"row": self.ends, "time": self.end_time}
+        )
 
     def positions(self, lookback: int) -> np.ndarray:
         """The end position (among the file's validated rows) of every kept window."""
@@ -156,20 +162,34 @@ class WindowStream:
     ``PREDICT_BATCH`` the model sees the same blocks however a file is cut.
     """
 
-    def __init__(self, fmt: CsvFormat, columns: Columns, reading: Reading, record: RunView, fill: str | None, batch: int = 1) -> None:
+    def __init__(
+        self,
+        fmt: CsvFormat,
+        columns: Columns,
+        reading: Reading,
+        record: RunView,
+        fill: str | None,
+        batch: int = 1,
+    ) -> None:
         self.fmt, self.columns, self.reading, self.fill = fmt, columns, reading, fill
         self.lookback = record.lookback
         self.batch = batch
         self.gap_rule = record.gaps
         grid = gaps.run_grid(record.resample)
         self.grid = None if grid is None else gaps.GridChain(grid, fill)
-        self.n_rows = 0  # rows pushed into windows (on the run's grid), for the few-rows check
+        self.n_rows = (
+            0  # rows pushed into windows (on the run's grid), for the few-rows check
+        )
         self.released = 0
         self.ended = False
         self._buffer: _Buffer | None = None
         self._max_gap: float | None = None
-        self._gap_previous: Any = None  # last time on the grid: where the next gap check starts
-        self._order_previous: Any = None  # last time read: where the next order check starts
+        self._gap_previous: Any = (
+            None  # last time on the grid: where the next gap check starts
+        )
+        self._order_previous: Any = (
+            None  # last time read: where the next order check starts
+        )
         self._anchor: np.ndarray | None = None
         self._pending: pd.DataFrame | None = None
 
@@ -187,19 +207,35 @@ class WindowStream:
         """The end of the data: release every row held back, and the windows left in the buffer."""
         self.ended = True
         pending, self._pending = self._pending, None
-        steps = [] if pending is None else self._on_grid(self._validated(pending, final=True))
+        steps = (
+            []
+            if pending is None
+            else self._on_grid(self._validated(pending, final=True))
+        )
         steps += self._on_grid(None, end=True)
         T = self.lookback
         if self.n_rows < T:
             raise RareEventError(
                 f"{self.fmt.path}: {self.n_rows} data rows give no window of lookback {T}: at least {T} rows are needed"
                 if self.n_rows
-                else f"{self.fmt.path}: has no data rows" + (" left after `fill=drop`" if self.fill == "drop" else "")
+                else f"{self.fmt.path}: has no data rows"
+                + (" left after `fill=drop`" if self.fill == "drop" else "")
             )
         assert self._buffer is not None
         buffer = self._buffer
-        empty = SensorData(self.fmt.path, self.columns, buffer.X[:0], None, None, buffer.rows[:0])
-        steps.append(_release(empty, buffer.starts[:0], buffer, T, windows.n_windows(len(buffer.X), T), self.released))
+        empty = SensorData(
+            self.fmt.path, self.columns, buffer.X[:0], None, None, buffer.rows[:0]
+        )
+        steps.append(
+            _release(
+                empty,
+                buffer.starts[:0],
+                buffer,
+                T,
+                windows.n_windows(len(buffer.X), T),
+                self.released,
+            )
+        )
         return steps
 
     def _validated(self, frame: pd.DataFrame, final: bool = False) -> SensorData | None:
@@ -208,20 +244,32 @@ class WindowStream:
             frame = pd.concat([self._pending, frame])
             self._pending = None
         if self.fill == "interpolate" and not final:
-            complete = np.flatnonzero(~frame[self.columns.features].isna().any(axis=1).to_numpy())
+            complete = np.flatnonzero(
+                ~frame[self.columns.features].isna().any(axis=1).to_numpy()
+            )
             cut = int(complete[-1]) + 1 if complete.size else 0
             if cut < len(frame):
                 self._pending, frame = frame.iloc[cut:], frame.iloc[:cut]
         if len(frame) == 0:
             return None
-        block = validate_frame(frame, self.fmt, self.columns, fill=self.fill, previous_time=self._order_previous, anchor=self._anchor, reading=self.reading)
+        block = validate_frame(
+            frame,
+            self.fmt,
+            self.columns,
+            fill=self.fill,
+            previous_time=self._order_previous,
+            anchor=self._anchor,
+            reading=self.reading,
+        )
         if len(block) == 0:
             return None
         self._order_previous = None if block.time is None else block.time[-1]
         self._anchor = block.X[-1:]
         return block
 
-    def _on_grid(self, block: SensorData | None, end: bool = False) -> list[WindowBlock]:
+    def _on_grid(
+        self, block: SensorData | None, end: bool = False
+    ) -> list[WindowBlock]:
         """Validated rows (``None``: none) through the run's grid, if any, into the buffer; ``end`` releases the last cell."""
         if self.grid is not None and (block is not None or end):
             block = self.grid.feed(block)
@@ -230,8 +278,12 @@ class WindowStream:
     def _push(self, block: SensorData) -> WindowBlock:
         """Add rows (on the grid) to the buffer, mark where segments start, release the windows now ready."""
         if self._buffer is None:
-            self._max_gap = gaps.check_time_kind(self.gap_rule, block.time, self.columns.time, self.fmt.path)
-        starts = gaps.gap_starts(block.time, len(block), self._max_gap, self._gap_previous)
+            self._max_gap = gaps.check_time_kind(
+                self.gap_rule, block.time, self.columns.time, self.fmt.path
+            )
+        starts = gaps.gap_starts(
+            block.time, len(block), self._max_gap, self._gap_previous
+        )
         if self.n_rows:  # a frame border is no gap: without a time column (nothing carried) the segment goes on
             starts[0] &= self._gap_previous is not None
         self.n_rows += len(block)
@@ -240,22 +292,43 @@ class WindowStream:
             self._buffer = _Buffer(block.X, block.y, block.time, block.rows, starts)
         else:
             self._buffer.extend(block, starts)
-        ready = windows.n_windows(len(self._buffer.X), self.lookback) // self.batch * self.batch
-        step = _release(block, starts, self._buffer, self.lookback, ready, self.released)
+        ready = (
+            windows.n_windows(len(self._buffer.X), self.lookback)
+            // self.batch
+            * self.batch
+        )
+        step = _release(
+            block, starts, self._buffer, self.lookback, ready, self.released
+        )
         self.released += step.n
         return step
 
 
-def open_csv(path: str | Path, record: RunView, spec: ScoreSpec) -> tuple[CsvFormat, Columns, Reading, Iterator[pd.DataFrame]]:
+def open_csv(
+    path: str | Path, record: RunView, spec: ScoreSpec
+) -> tuple[CsvFormat, Columns, Reading, Iterator[pd.DataFrame]]:
     """Sniff a file, match it to the run's columns, settle its reading, and return its raw frames.
 
     The file is read as the run read its training file, unless ``spec.input.read``
     says otherwise; what the run leaves open is inferred from this file.
     """
-    fmt = sniff(path, spec.input.read.encoding, Reading.from_record(record.reading).encoding)
-    _model_columns(fmt, record, spec.input)  # a file without the run's columns is refused before any row is read
+    fmt = sniff(
+        path, spec.input.read.encoding, Reading.from_record(record.reading).encoding
+    )
+    _model_columns(
+        fmt, record, spec.input
+    )  # a file without the run's columns is refused before any row is read
     sample = text_sample(fmt, Columns(features=fmt.header))
-    columns, reading = settle_reading(fmt, record, spec.input, sample, lambda columns, reading: (frame[columns.time] for frame in read_frames(fmt, columns, spec.chunk_rows, reading)))
+    columns, reading = settle_reading(
+        fmt,
+        record,
+        spec.input,
+        sample,
+        lambda columns, reading: (
+            frame[columns.time]
+            for frame in read_frames(fmt, columns, spec.chunk_rows, reading)
+        ),
+    )
     return fmt, columns, reading, read_frames(fmt, columns, spec.chunk_rows, reading)
 
 
@@ -263,17 +336,30 @@ def _model_columns(fmt: CsvFormat, record: RunView, spec: InputSpec) -> Columns:
     """The run's columns found in a file's header; ``spec.time``/``spec.label`` name the file's own when they differ."""
     for role, name in (("time", spec.time), ("label", spec.label)):
         if name is not None and name not in fmt.header:
-            raise RareEventError(f"{fmt.path}: {role} names unknown column {name!r}", hint=f"columns are {', '.join(fmt.header)}")
+            raise RareEventError(
+                f"{fmt.path}: {role} names unknown column {name!r}",
+                hint=f"columns are {', '.join(fmt.header)}",
+            )
     return columns_for_model(fmt, trained_columns(record, spec))
 
 
 def trained_columns(record: RunView, spec: InputSpec | None = None) -> Columns:
     """The run's columns: its features, and its time and label columns unless ``spec`` names a file's own."""
     spec = spec or InputSpec()
-    return Columns(features=record.features, time=spec.time or record.time_column, label=spec.label or record.label_column)
+    return Columns(
+        features=record.features,
+        time=spec.time or record.time_column,
+        label=spec.label or record.label_column,
+    )
 
 
-def settle_reading(fmt: CsvFormat, record: RunView, spec: InputSpec, sample: pd.DataFrame | None, column_values: Callable[[Columns, Reading], Iterable[pd.Series]]) -> tuple[Columns, Reading]:
+def settle_reading(
+    fmt: CsvFormat,
+    record: RunView,
+    spec: InputSpec,
+    sample: pd.DataFrame | None,
+    column_values: Callable[[Columns, Reading], Iterable[pd.Series]],
+) -> tuple[Columns, Reading]:
     """The run's columns in ``fmt``, and how to read its cells: the options, else the run's reading where it fits, else inferred.
 
     ``sample`` (text) is what the decimal mark is inferred from;
@@ -283,10 +369,25 @@ def settle_reading(fmt: CsvFormat, record: RunView, spec: InputSpec, sample: pd.
     columns = _model_columns(fmt, record, spec)
     base = Reading.from_record(record.reading)
     reading = decimal_reading(sample, fmt, columns, spec.read, base)
-    return columns, time_reading(sample, fmt, columns, reading, spec.read, base, lambda: column_values(columns, reading))
+    return columns, time_reading(
+        sample,
+        fmt,
+        columns,
+        reading,
+        spec.read,
+        base,
+        lambda: column_values(columns, reading),
+    )
 
 
-def _release(block: SensorData, starts: np.ndarray, buffer: _Buffer, T: int, ready: int, first: int) -> WindowBlock:
+def _release(
+    block: SensorData,
+    starts: np.ndarray,
+    buffer: _Buffer,
+    T: int,
+    ready: int,
+    first: int,
+) -> WindowBlock:
     """Take ``ready`` windows off the front of ``buffer``; ``first`` windows were released before."""
     if ready == 0:
         return WindowBlock(rows=block, starts=starts, first=first)
@@ -314,18 +415,28 @@ def file_has_labels(path: str | Path, label: str | None) -> bool:
     return label is not None and label in sniff(path).header
 
 
-def top_features(feature_errors: np.ndarray, names: list[str], k: int = TOP_FEATURES) -> np.ndarray:
+def top_features(
+    feature_errors: np.ndarray, names: list[str], k: int = TOP_FEATURES
+) -> np.ndarray:
     """``name:share;name:share;...`` of the ``k`` sensors with the largest share of each row's error."""
     k = min(k, feature_errors.shape[1])
     total = feature_errors.sum(axis=1, keepdims=True)
-    shares = np.divide(feature_errors, total, out=np.zeros_like(feature_errors), where=total > 0)
+    shares = np.divide(
+        feature_errors, total, out=np.zeros_like(feature_errors), where=total > 0
+    )
     order = np.empty((len(shares), k), np.int64)
     remaining = shares.copy()
-    for i in range(k):  # k passes of argmax (first index on ties) instead of sorting every sensor
+    for i in range(
+        k
+    ):  # k passes of argmax (first index on ties) instead of sorting every sensor
         order[:, i] = remaining.argmax(axis=1)
         np.put_along_axis(remaining, order[:, i : i + 1], -np.inf, axis=1)
-    hundredths = np.rint(np.take_along_axis(shares, order, axis=1) * 100).astype(np.int64)
-    labels = np.asarray(names, dtype=object)[order] + ":" + _SHARE_TEXT[hundredths]  # a table lookup, not a format call per window
+    hundredths = np.rint(np.take_along_axis(shares, order, axis=1) * 100).astype(
+        np.int64
+    )
+    labels = (
+        np.asarray(names, dtype=object)[order] + ":" + _SHARE_TEXT[hundredths]
+    )  # a table lookup, not a format call per window
     joined = labels[:, 0]
     for i in range(1, k):  # one step per reported sensor
         joined = joined + ";" + labels[:, i]
@@ -357,7 +468,12 @@ def score_csv(
     return score_frames(scorer, frames, sink, on_progress)
 
 
-def score_frames(scorer: StreamScorer, frames: Iterable[pd.DataFrame], sink: WindowSink | None = None, on_progress: ProgressCallback | None = None) -> ScoreResult:
+def score_frames(
+    scorer: StreamScorer,
+    frames: Iterable[pd.DataFrame],
+    sink: WindowSink | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> ScoreResult:
     """Feed ``frames`` to ``scorer`` to their end; ``sink`` gets the windows, ``on_progress`` the count of new rows."""
     done = 0
     for out in _to_the_end(scorer, frames):
@@ -369,7 +485,9 @@ def score_frames(scorer: StreamScorer, frames: Iterable[pd.DataFrame], sink: Win
     return scorer.close()
 
 
-def _to_the_end(scorer: StreamScorer, frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _to_the_end(
+    scorer: StreamScorer, frames: Iterable[pd.DataFrame]
+) -> Iterator[pd.DataFrame]:
     """What ``scorer`` releases for each frame, then at the end of the data."""
     for frame in frames:
         yield scorer.update(frame)
@@ -391,7 +509,13 @@ class AlarmEpisodes:
         self._peak = -np.inf
 
     def add(
-        self, flagged: np.ndarray, breaks: np.ndarray, error: np.ndarray, feature_errors: np.ndarray, rows: np.ndarray, time: np.ndarray | None
+        self,
+        flagged: np.ndarray,
+        breaks: np.ndarray,
+        error: np.ndarray,
+        feature_errors: np.ndarray,
+        rows: np.ndarray,
+        time: np.ndarray | None,
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Take the next windows in time order; return the episodes they opened and those they closed."""
         opened: list[dict[str, Any]] = []
@@ -399,12 +523,24 @@ class AlarmEpisodes:
         if len(flagged) == 0:
             return opened, closed
         runs = windows.segments(flagged, breaks)
-        continues = self._open is not None and len(runs) > 0 and runs[0, 0] == 0 and not breaks[0]
+        continues = (
+            self._open is not None
+            and len(runs) > 0
+            and runs[0, 0] == 0
+            and not breaks[0]
+        )
         if self._open is not None and not continues:
             closed.append(self._close())
-        for i, (start, end) in enumerate(runs):  # one iteration per run of flagged windows
-            if self._open is None or not (i == 0 and continues):  # (continues implies an open episode; said again for the type checker)
-                self._open = {"start_row": int(rows[start]), "error": float(error[start])} | ({} if time is None else {"start_time": _time_text(time[start])})
+        for i, (start, end) in enumerate(
+            runs
+        ):  # one iteration per run of flagged windows
+            if self._open is None or not (
+                i == 0 and continues
+            ):  # (continues implies an open episode; said again for the type checker)
+                self._open = {
+                    "start_row": int(rows[start]),
+                    "error": float(error[start]),
+                } | ({} if time is None else {"start_time": _time_text(time[start])})
                 opened.append(dict(self._open))
             self._features.append(feature_errors[start : end + 1])
             self._peak = max(self._peak, float(error[start : end + 1].max()))
@@ -418,7 +554,15 @@ class AlarmEpisodes:
     @property
     def open_episode(self) -> dict[str, Any] | None:
         """Where the episode still open began (``None``: none is open)."""
-        return None if self._open is None else {key: self._open[key] for key in ("start_row", "start_time") if key in self._open}
+        return (
+            None
+            if self._open is None
+            else {
+                key: self._open[key]
+                for key in ("start_row", "start_time")
+                if key in self._open
+            }
+        )
 
     def end(self) -> list[dict[str, Any]]:
         """Close the open episode at the end of the data (the episodes closed: none or one)."""
@@ -432,10 +576,15 @@ class AlarmEpisodes:
             "end_row": self._open["end_row"],
             "windows": len(features),
             "peak_error": self._peak,
-            "top_features": str(top_features(np.add.reduceat(features, [0], axis=0), self.names)[0]),
+            "top_features": str(
+                top_features(np.add.reduceat(features, [0], axis=0), self.names)[0]
+            ),
         }
         if "start_time" in self._open:
-            alarm["start_time"], alarm["end_time"] = self._open["start_time"], self._open["end_time"]
+            alarm["start_time"], alarm["end_time"] = (
+                self._open["start_time"],
+                self._open["end_time"],
+            )
         self.alarms.append(alarm)
         self._open, self._features, self._peak = None, [], -np.inf
         return alarm
@@ -475,26 +624,45 @@ class StreamScorer:
         batch: int = 1,
         keep_windows: bool = True,
     ) -> None:
-        if record is None:  # a detector fitted in a notebook: its sensor columns only, no time or label column
+        if (
+            record is None
+        ):  # a detector fitted in a notebook: its sensor columns only, no time or label column
             from rareevent.runs import run_view
 
             record = run_view(RunRecord(name="detector"), detector)
         self.spec = spec or ScoreSpec()
         self.record, self.detector, self.source = record, detector, source
         self.batch, self.keep_windows = batch, keep_windows
-        self.names = [record.features[i] for i in detector.target_features_]  # errors are kept for the scored sensors only
+        self.names = [
+            record.features[i] for i in detector.target_features_
+        ]  # errors are kept for the scored sensors only
         self.episodes = AlarmEpisodes(self.names)
         self.opened: list[dict[str, Any]] = []
         self.closed: list[dict[str, Any]] = []
-        self.n_rows = self.n_filled = self.n_windows = self.n_flagged = self.n_segments = 0
+        self.n_rows = self.n_filled = self.n_windows = self.n_flagged = (
+            self.n_segments
+        ) = 0
         self.stream: WindowStream | None = None
         self._fmt: CsvFormat | None = None
         self._reading: Reading | None = None
         self._seen = 0  # raw rows taken: the next frame's first data-row number
         self._previous_raw: np.ndarray | None = None
-        self._segment_starts: list[int] = []  # positions (among the rows on the grid) where a segment begins
+        self._segment_starts: list[
+            int
+        ] = []  # positions (among the rows on the grid) where a segment begins
         self._last_begun = 0
-        self._history: dict[str, list[np.ndarray]] = {key: [] for key in ("error", "flagged", "rows", "positions", "labels", "times", "starts")}
+        self._history: dict[str, list[np.ndarray]] = {
+            key: []
+            for key in (
+                "error",
+                "flagged",
+                "rows",
+                "positions",
+                "labels",
+                "times",
+                "starts",
+            )
+        }
         self._result: ScoreResult | None = None
 
     @classmethod
@@ -526,11 +694,17 @@ class StreamScorer:
         order (``feature_names_in_``), without time or label column.
         """
         if self.stream is not None and self.stream.ended:
-            raise RareEventError(f"{self.source}: the data has ended (flush or close was called); start a new scorer")
+            raise RareEventError(
+                f"{self.source}: the data has ended (flush or close was called); start a new scorer"
+            )
         if not isinstance(frame, pd.DataFrame):
             frame = self._sensor_frame(frame)
         index = frame.index
-        if not (isinstance(index, pd.RangeIndex) and index.start == self._seen and index.step == 1):
+        if not (
+            isinstance(index, pd.RangeIndex)
+            and index.start == self._seen
+            and index.step == 1
+        ):
             frame = frame.set_axis(pd.RangeIndex(self._seen, self._seen + len(frame)))
         self._seen += len(frame)
         return self._score(self._started(frame).feed(frame))
@@ -540,9 +714,16 @@ class StreamScorer:
         features = list(self.record.features)
         array = np.asarray(rows)
         if array.ndim != 2 or array.shape[1] != len(features):
-            raise RareEventError(f"{self.source}: a numpy batch must have shape (rows, {len(features)}), the sensor columns {', '.join(features)} in this order; got shape {array.shape}")
-        if self.stream is not None and (self.stream.columns.time or self.stream.columns.label):
-            raise RareEventError(f"{self.source}: the frames so far carried time or label columns, a numpy batch holds sensors only", hint="pass DataFrames with the same columns")
+            raise RareEventError(
+                f"{self.source}: a numpy batch must have shape (rows, {len(features)}), the sensor columns {', '.join(features)} in this order; got shape {array.shape}"
+            )
+        if self.stream is not None and (
+            self.stream.columns.time or self.stream.columns.label
+        ):
+            raise RareEventError(
+                f"{self.source}: the frames so far carried time or label columns, a numpy batch holds sensors only",
+                hint="pass DataFrames with the same columns",
+            )
         return pd.DataFrame(array, columns=features)
 
     def flush(self) -> pd.DataFrame:
@@ -565,17 +746,40 @@ class StreamScorer:
             fmt = self._fmt
             if fmt is None:
                 assert frame is not None
-                fmt = CsvFormat(path=Path(self.source), delimiter=",", header=[str(name) for name in frame.columns], counted=False)
+                fmt = CsvFormat(
+                    path=Path(self.source),
+                    delimiter=",",
+                    header=[str(name) for name in frame.columns],
+                    counted=False,
+                )
             if self._reading is None:
-                columns, reading = self.settle(fmt, None if frame is None else frame.where(frame.isna(), frame.astype(str)))
+                columns, reading = self.settle(
+                    fmt,
+                    None
+                    if frame is None
+                    else frame.where(frame.isna(), frame.astype(str)),
+                )
             else:
-                columns, reading = _model_columns(fmt, self.record, self.spec.input), self._reading
-            self.stream = WindowStream(fmt, columns, reading, self.record, self.spec.input.fill, self.batch)
+                columns, reading = (
+                    _model_columns(fmt, self.record, self.spec.input),
+                    self._reading,
+                )
+            self.stream = WindowStream(
+                fmt, columns, reading, self.record, self.spec.input.fill, self.batch
+            )
         return self.stream
 
-    def settle(self, fmt: CsvFormat, sample: pd.DataFrame | None) -> tuple[Columns, Reading]:
+    def settle(
+        self, fmt: CsvFormat, sample: pd.DataFrame | None
+    ) -> tuple[Columns, Reading]:
         """The run's columns in ``fmt`` and the reading of its cells, settled from the options, the run and ``sample`` (text: the first rows)."""
-        return settle_reading(fmt, self.record, self.spec.input, sample, lambda columns, _: [] if sample is None else [sample[columns.time]])
+        return settle_reading(
+            fmt,
+            self.record,
+            self.spec.input,
+            sample,
+            lambda columns, _: [] if sample is None else [sample[columns.time]],
+        )
 
     def _score(self, steps: list[WindowBlock]) -> pd.DataFrame:
         self.opened, self.closed = [], []
@@ -600,30 +804,68 @@ class StreamScorer:
                 self._history["times"].append(block.time)
         if step.n == 0:
             return None
-        assert step.X is not None and step.ends is not None, "_release fills every field of a step with windows"
+        assert step.X is not None and step.ends is not None, (
+            "_release fills every field of a step with windows"
+        )
         raw, feature_errors = detector.score_windows(step.X)
         raw, feature_errors = raw[step.keep], feature_errors[step.keep]
-        score = detector.smooth_scores(raw, self._previous_raw, step.resets) if len(raw) else raw  # a step may hold only windows across a gap
+        score = (
+            detector.smooth_scores(raw, self._previous_raw, step.resets)
+            if len(raw)
+            else raw
+        )  # a step may hold only windows across a gap
         self._previous_raw = detector.carry_scores(self._previous_raw, raw, step.resets)
         flagged = score >= detector.threshold_
         positions = step.positions(self.lookback)
-        opened, closed = self.episodes.add(flagged, self._breaks(positions), score, feature_errors, step.ends, step.end_time)
+        opened, closed = self.episodes.add(
+            flagged,
+            self._breaks(positions),
+            score,
+            feature_errors,
+            step.ends,
+            step.end_time,
+        )
         self.opened += opened
         self.closed += closed
         self.n_windows += len(score)
         self.n_flagged += int(flagged.sum())
         if self.keep_windows:
-            for key, value in (("error", score), ("flagged", flagged), ("rows", step.ends), ("positions", positions)):
+            for key, value in (
+                ("error", score),
+                ("flagged", flagged),
+                ("rows", step.ends),
+                ("positions", positions),
+            ):
                 self._history[key].append(value)
-        out = step.key_columns() | {"error": score, "flagged": flagged.astype(np.int8), "top_features": top_features(feature_errors, self.names)}
+        out = step.key_columns() | {
+            "error": score,
+            "flagged": flagged.astype(np.int8),
+            "top_features": top_features(feature_errors, self.names),
+        }
         if step.end_label is not None:
             out["label"] = step.end_label
         return pd.DataFrame(out)
 
     def _breaks(self, positions: np.ndarray) -> np.ndarray:
         """Per window (end positions ``positions``): True where a segment began since the window before it (as :func:`windows.window_breaks`)."""
-        begun = np.searchsorted(np.asarray(self._segment_starts), positions, side="right")
-        breaks = np.diff(np.concatenate([[begun[0] if self.n_windows == 0 and len(begun) else self._last_begun], begun])) > 0
+        begun = np.searchsorted(
+            np.asarray(self._segment_starts), positions, side="right"
+        )
+        breaks = (
+            np.diff(
+                np.concatenate(
+                    [
+                        [
+                            begun[0]
+                            if self.n_windows == 0 and len(begun)
+                            else self._last_begun
+                        ],
+                        begun,
+                    ]
+                )
+            )
+            > 0
+        )
         if len(begun):
             self._last_begun = int(begun[-1])
         return breaks
@@ -634,21 +876,58 @@ class StreamScorer:
             return self._result
         self.flush()
         assert self.stream is not None
-        result = ScoreResult(path=Path(self.source), columns=self.stream.columns, threshold=self.detector.threshold_, reading=self.stream.reading)
-        result.n_rows, result.n_filled, result.n_segments = self.n_rows, self.n_filled, self.n_segments
+        result = ScoreResult(
+            path=Path(self.source),
+            columns=self.stream.columns,
+            threshold=self.detector.threshold_,
+            reading=self.stream.reading,
+        )
+        result.n_rows, result.n_filled, result.n_segments = (
+            self.n_rows,
+            self.n_filled,
+            self.n_segments,
+        )
         result.alarms = self.episodes.alarms
         if self.keep_windows:
-            joined = {key: np.concatenate(parts) if parts else None for key, parts in self._history.items()}
-            ends_at = joined["positions"] if joined["positions"] is not None else np.empty(0, np.int64)
-            result.error = joined["error"] if joined["error"] is not None else np.empty(0, np.float32)
-            result.flagged = joined["flagged"] if joined["flagged"] is not None else np.empty(0, bool)
-            result.rows = joined["rows"] if joined["rows"] is not None else np.empty(0, np.int64)
+            joined = {
+                key: np.concatenate(parts) if parts else None
+                for key, parts in self._history.items()
+            }
+            ends_at = (
+                joined["positions"]
+                if joined["positions"] is not None
+                else np.empty(0, np.int64)
+            )
+            result.error = (
+                joined["error"]
+                if joined["error"] is not None
+                else np.empty(0, np.float32)
+            )
+            result.flagged = (
+                joined["flagged"]
+                if joined["flagged"] is not None
+                else np.empty(0, bool)
+            )
+            result.rows = (
+                joined["rows"] if joined["rows"] is not None else np.empty(0, np.int64)
+            )
             all_time, y = joined["times"], joined["labels"]
             result.time = None if all_time is None else all_time[ends_at]
             if y is not None:
                 T = self.lookback
-                labels = windows.window_labels(y, T, self.detector.lead, joined["starts"])[ends_at - (T - 1)]
-                result.metrics = evaluate(y, labels, result.flagged, result.error, ends_at, lead=self.detector.lead, time=all_time, starts=joined["starts"])
+                labels = windows.window_labels(
+                    y, T, self.detector.lead, joined["starts"]
+                )[ends_at - (T - 1)]
+                result.metrics = evaluate(
+                    y,
+                    labels,
+                    result.flagged,
+                    result.error,
+                    ends_at,
+                    lead=self.detector.lead,
+                    time=all_time,
+                    starts=joined["starts"],
+                )
         self._result = result
         return result
 
@@ -676,10 +955,18 @@ class WindowWriter:
 
     def __init__(self, target: Path | IO[str], kind: str) -> None:
         if kind not in self.KINDS:
-            raise RareEventError(f"{target}: `output` must end in {' or '.join('.' + k for k in self.KINDS)}", param="output")
+            raise RareEventError(
+                f"{target}: `output` must end in {' or '.join('.' + k for k in self.KINDS)}",
+                param="output",
+            )
         self.kind = kind
         self.owned = isinstance(target, Path)
-        self.handle = open(target, "w", encoding="utf-8", newline="") if isinstance(target, Path) else target  # noqa: SIM115 - held open between batches, closed by finish() or on leaving the with-block
+        # held open between batches, closed by finish() or on leaving the with-block
+        self.handle: IO[str]
+        if isinstance(target, Path):
+            self.handle = open(target, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        else:
+            self.handle = target
         self.first = True
         if kind == "json":
             self.handle.write('{"windows": [')
@@ -690,14 +977,26 @@ class WindowWriter:
             text = frame.to_csv(header=self.first, index=False, lineterminator="\n")
             self.first = False
             return text.splitlines(keepends=True)
-        text = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="s", double_precision=15) if len(frame) else ""
+        text = (
+            frame.to_json(
+                orient="records",
+                lines=True,
+                date_format="iso",
+                date_unit="s",
+                double_precision=15,
+            )
+            if len(frame)
+            else ""
+        )
         return [line + "\n" for line in text.splitlines()]
 
     def __call__(self, frame: pd.DataFrame) -> None:
         if self.kind != "json":
             self.handle.write("".join(self.lines(frame)))
             return
-        body = frame.to_json(orient="records", date_format="iso", date_unit="s", double_precision=15)[1:-1]
+        body = frame.to_json(
+            orient="records", date_format="iso", date_unit="s", double_precision=15
+        )[1:-1]
         if body:
             self.handle.write(("" if self.first else ",") + body)
         self.first = False
@@ -711,7 +1010,9 @@ class WindowWriter:
         if self.kind == "json":
             self.handle.write("]")
             for key, value in (tail or {}).items():
-                self.handle.write(f", {json.dumps(key)}: {json.dumps(value, allow_nan=False)}")
+                self.handle.write(
+                    f", {json.dumps(key)}: {json.dumps(value, allow_nan=False)}"
+                )
             self.handle.write("}\n")
         if self.owned:
             self.handle.close()
@@ -725,7 +1026,13 @@ class WindowWriter:
             self.handle.close()
 
 
-def encode_csv(path: str | Path, record: RunView, detector: RareEventDetector, sink: WindowSink, spec: ScoreSpec | None = None) -> tuple[int, int]:
+def encode_csv(
+    path: str | Path,
+    record: RunView,
+    detector: RareEventDetector,
+    sink: WindowSink,
+    spec: ScoreSpec | None = None,
+) -> tuple[int, int]:
     """Send the encoded vector of every window of ``path`` to ``sink``.
 
     Returns the number of windows and of repaired (filled) cells.
@@ -734,12 +1041,19 @@ def encode_csv(path: str | Path, record: RunView, detector: RareEventDetector, s
     total = filled = 0
     spec = spec or ScoreSpec()
     fmt, columns, reading, frames = open_csv(path, record, spec)
-    for step in WindowStream(fmt, columns, reading, record, spec.input.fill, PREDICT_BATCH).blocks(frames):
+    for step in WindowStream(
+        fmt, columns, reading, record, spec.input.fill, PREDICT_BATCH
+    ).blocks(frames):
         filled += step.rows.n_filled
         if step.n == 0:
             continue
         assert step.X is not None, "_release fills every field of a step with windows"
         codes = detector.encode(step.X)[step.keep]
-        sink(pd.DataFrame(step.key_columns() | {f"e{i}": codes[:, i] for i in range(codes.shape[1])}))
+        sink(
+            pd.DataFrame(
+                step.key_columns()
+                | {f"e{i}": codes[:, i] for i in range(codes.shape[1])}
+            )
+        )
         total += len(codes)
     return total, filled

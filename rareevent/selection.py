@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 AUTO = "auto"
 # what --arch auto trains and compares, in the order that breaks a full tie; an entry missing from the registry is skipped
-CANDIDATES: tuple[str, ...] = tuple(arch for arch in ("ae", "forecast", "pca") if arch in ARCHITECTURES)
+CANDIDATES: tuple[str, ...] = tuple(
+    arch for arch in ("ae", "forecast", "pca") if arch in ARCHITECTURES
+)
 SUMMARY_KEYS = ("f1", "pr_auc", "false_alarms", "events", "events_detected")
 
 
@@ -28,19 +30,27 @@ def alarm_summary(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _rank(summary: dict[str, Any] | None) -> tuple[float, float]:
     summary = summary or {}
-    return (-1.0 if summary.get("f1") is None else summary["f1"], -1.0 if summary.get("pr_auc") is None else summary["pr_auc"])
+    return (
+        -1.0 if summary.get("f1") is None else summary["f1"],
+        -1.0 if summary.get("pr_auc") is None else summary["pr_auc"],
+    )
 
 
 def choose(summaries: dict[str, dict[str, Any] | None]) -> str:
     """The candidate with the best validation F1 at its own threshold; PR-AUC breaks ties, then the order given."""
-    return max(summaries, key=lambda arch: _rank(summaries[arch]))  # max keeps the first of equals
+    return max(
+        summaries, key=lambda arch: _rank(summaries[arch])
+    )  # max keeps the first of equals
 
 
 def better_alarms(theirs: dict[str, Any] | None, ours: dict[str, Any] | None) -> bool:
     """Whether ``theirs`` raises better alarms than ``ours``: a higher F1 and no more false-alarm episodes."""
     if not theirs or not ours or theirs.get("f1") is None:
         return False
-    return theirs["f1"] > (ours.get("f1") or 0.0) and theirs["false_alarms"] <= ours["false_alarms"]
+    return (
+        theirs["f1"] > (ours.get("f1") or 0.0)
+        and theirs["false_alarms"] <= ours["false_alarms"]
+    )
 
 
 def baseline_advice(record: RunRecord, arch: str) -> str | None:

@@ -26,11 +26,25 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from rareevent.errors import RareEventError
-from rareevent.fleet import check_group_folder, read_fleet, save_group_run, train_series, write_fleet_summary
+from rareevent.fleet import (
+    check_group_folder,
+    read_fleet,
+    save_group_run,
+    train_series,
+    write_fleet_summary,
+)
 from rareevent.options import InputSpec, ScoreSpec, TrainSpec
 from rareevent.record import RunRecord
 from rareevent.runs import check_runs_dir, read_record
-from rareevent.series import Series, expand, frame_table, in_time_order, is_table, naming, validate_series
+from rareevent.series import (
+    Series,
+    expand,
+    frame_table,
+    in_time_order,
+    is_table,
+    naming,
+    validate_series,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -40,18 +54,25 @@ def _pyspark() -> Any:
     try:
         import pyspark
     except ImportError:
-        raise RareEventError("`engine=spark` needs pyspark", hint="pip install 'rareevent[spark]'") from None
+        raise RareEventError(
+            "`engine=spark` needs pyspark", hint="pip install 'rareevent[spark]'"
+        ) from None
     return pyspark
 
 
 # the master URLs Spark 4 takes (https://spark.apache.org/docs/latest/submitting-applications.html#master-urls)
-MASTER_URL = re.compile(r"local(\[(\*|[1-9]\d*)(,\s*[1-9]\d*)?\])?|local-cluster\[\s*[1-9]\d*\s*,\s*[1-9]\d*\s*,\s*[1-9]\d*\s*\]|(spark|k8s)://\S+|yarn")
+MASTER_URL = re.compile(
+    r"local(\[(\*|[1-9]\d*)(,\s*[1-9]\d*)?\])?|local-cluster\[\s*[1-9]\d*\s*,\s*[1-9]\d*\s*,\s*[1-9]\d*\s*\]|(spark|k8s)://\S+|yarn"
+)
 
 
 def check_master(master: str) -> None:
     """Refuse a master that is no Spark master URL before the JVM starts: Spark would print its stack trace and exit."""
     if not MASTER_URL.fullmatch(master):
-        raise RareEventError(f"master {master!r} is not a Spark master URL: use local[*], local[N], spark://HOST:PORT, k8s://HOST:PORT or yarn", param="master")
+        raise RareEventError(
+            f"master {master!r} is not a Spark master URL: use local[*], local[N], spark://HOST:PORT, k8s://HOST:PORT or yarn",
+            param="master",
+        )
 
 
 def session(master: str = "local[*]", app_name: str = "rareevent") -> SparkSession:
@@ -72,20 +93,42 @@ def session(master: str = "local[*]", app_name: str = "rareevent") -> SparkSessi
             .config("spark.ui.showConsoleProgress", "false")
             .getOrCreate()
         )
-    except Exception as exc:  # no Java, a bad master URL: py4j and pyspark raise many types
-        java = os.environ.get("JAVA_HOME") or shutil.which("java")  # the hint only where Java is missing: it misleads where it is there
-        raise RareEventError(f"cannot start Spark with `master={master}` ({' '.join(str(exc).split())[:120]})", hint=None if java else "Spark needs Java 17 on PATH or JAVA_HOME") from None
+    except (
+        Exception
+    ) as exc:  # no Java, a bad master URL: py4j and pyspark raise many types
+        java = os.environ.get("JAVA_HOME") or shutil.which(
+            "java"
+        )  # the hint only where Java is missing: it misleads where it is there
+        raise RareEventError(
+            f"cannot start Spark with `master={master}` ({' '.join(str(exc).split())[:120]})",
+            hint=None if java else "Spark needs Java 17 on PATH or JAVA_HOME",
+        ) from None
 
 
-def _schema(df: DataFrame, record: RunRecord, group: str, time: str | None, label: str | None) -> Any:
+def _schema(
+    df: DataFrame, record: RunRecord, group: str, time: str | None, label: str | None
+) -> Any:
     """The output schema: the group column as in ``df``, then the CLI's window columns."""
     from pyspark.sql import types as T
 
-    fields = [T.StructField(group, df.schema[group].dataType, False), T.StructField("row", T.LongType(), False)]
+    fields = [
+        T.StructField(group, df.schema[group].dataType, False),
+        T.StructField("row", T.LongType(), False),
+    ]
     if time is not None:
-        numeric = isinstance(df.schema[time].dataType, T.NumericType) and not (record.reading or {}).get("time_unit")
-        fields.append(T.StructField("time", T.DoubleType() if numeric else T.TimestampNTZType(), False))
-    fields += [T.StructField("error", T.FloatType(), False), T.StructField("flagged", T.ByteType(), False), T.StructField("top_features", T.StringType(), False)]
+        numeric = isinstance(df.schema[time].dataType, T.NumericType) and not (
+            record.reading or {}
+        ).get("time_unit")
+        fields.append(
+            T.StructField(
+                "time", T.DoubleType() if numeric else T.TimestampNTZType(), False
+            )
+        )
+    fields += [
+        T.StructField("error", T.FloatType(), False),
+        T.StructField("flagged", T.ByteType(), False),
+        T.StructField("top_features", T.StringType(), False),
+    ]
     if label is not None:
         fields.append(T.StructField("label", T.ByteType(), False))
     return T.StructType(fields)
@@ -94,16 +137,27 @@ def _schema(df: DataFrame, record: RunRecord, group: str, time: str | None, labe
 def _group(df: DataFrame, spec: InputSpec) -> str:
     """The group column ``spec`` names, which ``df`` must hold: every group is one series."""
     if spec.group is None:
-        raise RareEventError("Spark works one group at a time: give `group` in the input spec", param="group")
+        raise RareEventError(
+            "Spark works one group at a time: give `group` in the input spec",
+            param="group",
+        )
     if spec.group not in df.columns:
-        raise RareEventError(f"group names unknown column {spec.group!r}", hint=f"columns are {', '.join(df.columns)}")
+        raise RareEventError(
+            f"group names unknown column {spec.group!r}",
+            hint=f"columns are {', '.join(df.columns)}",
+        )
     return spec.group
 
 
-def _column(df: DataFrame, given: str | None, trained: str | None, what: str) -> str | None:
+def _column(
+    df: DataFrame, given: str | None, trained: str | None, what: str
+) -> str | None:
     """The time or label column of ``df``: the one given (it must exist), else the run's when ``df`` has it."""
     if given is not None and given not in df.columns:
-        raise RareEventError(f"{what} names unknown column {given!r}", hint=f"columns are {', '.join(df.columns)}")
+        raise RareEventError(
+            f"{what} names unknown column {given!r}",
+            hint=f"columns are {', '.join(df.columns)}",
+        )
     name = given or trained
     return name if name in df.columns else None
 
@@ -122,7 +176,11 @@ def score(df: DataFrame, run: str | Path, spec: ScoreSpec) -> DataFrame:
 
     folder = Path(run).resolve()
     fleet = read_fleet(folder)
-    record = read_record(folder / next(iter(fleet["runs"]))) if fleet is not None else read_record(folder)
+    record = (
+        read_record(folder / next(iter(fleet["runs"])))
+        if fleet is not None
+        else read_record(folder)
+    )
     group = _group(df, spec.input)
     time = _column(df, spec.input.time, record.time_column, "time")
     label = _column(df, spec.input.label, record.label_column, "label")
@@ -155,7 +213,13 @@ def _by_group(df: DataFrame, group: str) -> Any:
 
 def _for_arrow(frame: pd.DataFrame) -> pd.DataFrame:
     """Text columns as plain objects: pyspark cannot send pandas' Arrow-backed strings once they span several chunks."""
-    return frame.astype({name: object for name in frame.columns if pd.api.types.is_string_dtype(frame[name])})
+    return frame.astype(
+        {
+            name: object
+            for name in frame.columns
+            if pd.api.types.is_string_dtype(frame[name])
+        }
+    )
 
 
 def train(
@@ -181,11 +245,16 @@ def train(
     from rareevent.training import check_options
 
     if not per_group:
-        raise RareEventError("rareevent.spark.train fits one run per group (per_group=True)", hint="the fleet model (one run over all groups) trains on one machine: rareevent.fleet.train_fleet")
+        raise RareEventError(
+            "rareevent.spark.train fits one run per group (per_group=True)",
+            hint="the fleet model (one run over all groups) trains on one machine: rareevent.fleet.train_fleet",
+        )
     group = _group(df, spec.input)
     detector = detector or RareEventDetector()
     name = check_options(detector, name)
-    remove_stale_temporaries(check_runs_dir(runs_dir))  # what a killed training left, as save_run clears it for a plain run
+    remove_stale_temporaries(
+        check_runs_dir(runs_dir)
+    )  # what a killed training left, as save_run clears it for a plain run
     target = check_free(check_runs_dir(runs_dir) / name, overwrite)
     params = detector.get_params()
     with atomic_folder(target, overwrite=overwrite) as folder:
@@ -196,14 +265,42 @@ def train(
             series = Series(Path(f"{group}={value}"), value)
             raw = frame_table(frame, series.path, spec.input)
             with naming(series, raw.fmt):
-                raw.frame = in_time_order(raw.frame, raw.fmt, raw.columns.time, raw.reading)
+                raw.frame = in_time_order(
+                    raw.frame, raw.fmt, raw.columns.time, raw.reading
+                )
             check_group_folder(series)
             data = validate_series(series, raw, raw.frame, spec.input.fill)
-            result = train_series([(series, data)], RareEventDetector(**params), spec, name=value)
-            return _for_arrow(pd.DataFrame({"group": [value], "summary": [json.dumps(save_group_run(Path(shared), result, group), allow_nan=False)]}))
+            result = train_series(
+                [(series, data)], RareEventDetector(**params), spec, name=value
+            )
+            return _for_arrow(
+                pd.DataFrame(
+                    {
+                        "group": [value],
+                        "summary": [
+                            json.dumps(
+                                save_group_run(Path(shared), result, group),
+                                allow_nan=False,
+                            )
+                        ],
+                    }
+                )
+            )
 
-        rows = _collect(_by_group(df, group).applyInPandas(fit_group, "group string, summary string"))
-        summary = {"format_version": 1, "name": name, "group_column": group, "runs": {row["group"]: json.loads(row["summary"]) for row in sorted(rows, key=lambda r: r["group"])}}
+        rows = _collect(
+            _by_group(df, group).applyInPandas(
+                fit_group, "group string, summary string"
+            )
+        )
+        summary = {
+            "format_version": 1,
+            "name": name,
+            "group_column": group,
+            "runs": {
+                row["group"]: json.loads(row["summary"])
+                for row in sorted(rows, key=lambda r: r["group"])
+            },
+        }
         write_fleet_summary(folder, summary)
     return target
 
@@ -215,7 +312,9 @@ def _executor_errors() -> Iterator[None]:
         yield
     except RareEventError:
         raise
-    except Exception as exc:  # pyspark wraps executor errors in PythonException / Py4JJavaError
+    except (
+        Exception
+    ) as exc:  # pyspark wraps executor errors in PythonException / Py4JJavaError
         match = re.search(r"RareEventError: (.+)", str(exc))
         if match:
             raise RareEventError(match.group(1).strip()) from None
@@ -227,11 +326,15 @@ def _collect(df: DataFrame) -> list[Any]:
         return df.collect()
 
 
-def read_files(session: SparkSession, inputs: Sequence[str | Path]) -> tuple[DataFrame, int]:
+def read_files(
+    session: SparkSession, inputs: Sequence[str | Path]
+) -> tuple[DataFrame, int]:
     """The rows of ``inputs`` (files or globs, all CSV with a header or all Parquet) as one DataFrame, and how many files they were."""
     files = [str(path) for path in expand(inputs)]
     if len({is_table(path) for path in files}) > 1:
-        raise RareEventError("Spark reads either CSV or Parquet files, not both at once")
+        raise RareEventError(
+            "Spark reads either CSV or Parquet files, not both at once"
+        )
     if is_table(files[0]):
         return session.read.parquet(*files), len(files)
     return session.read.option("header", True).csv(files), len(files)

@@ -37,7 +37,9 @@ SET_ASIDE_FILE = ".rareevent-set-aside"  # inside a folder set aside by an overw
 # the files that make a folder something rareevent wrote, and so something `overwrite` may replace:
 # a run (run.json), a per-group run (fleet.json), a detector saved through the library (detector.json)
 MARK_FILES = ("run.json", "fleet.json", "detector.json")
-PARQUET_DONE = "_SUCCESS"  # a Parquet folder written by Spark (`score --engine spark --output`)
+PARQUET_DONE = (
+    "_SUCCESS"  # a Parquet folder written by Spark (`score --engine spark --output`)
+)
 # errors only a write gives: reported as "cannot write here" wherever they surface inside an atomic block
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
@@ -80,7 +82,9 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
     if target.is_dir():
         raise RareEventError(f"{target}: is a folder, cannot write a file there")
     if not target.parent.is_dir():
-        raise RareEventError(f"{target.parent}: folder not found for output {target.name}")
+        raise RareEventError(
+            f"{target.parent}: folder not found for output {target.name}"
+        )
     check_not_in_run(target)
     remove_stale_temporaries(target.parent, target.name)
     temp = _temp_name(target)
@@ -123,8 +127,15 @@ def open_to_write(target: str | Path) -> IO[str]:
 
 
 def _cannot_write(target: Path, exc: OSError) -> RareEventError:
-    reason = os.strerror(exc.errno) if exc.errno else " ".join(str(exc.strerror or exc).split())  # the system's words: a library's strerror can run over many lines
-    return RareEventError(f"{target}: cannot write here ({reason})", hint="choose a folder you can write to, or free space")
+    reason = (
+        os.strerror(exc.errno)
+        if exc.errno
+        else " ".join(str(exc.strerror or exc).split())
+    )  # the system's words: a library's strerror can run over many lines
+    return RareEventError(
+        f"{target}: cannot write here ({reason})",
+        hint="choose a folder you can write to, or free space",
+    )
 
 
 def check_not_in_run(target: str | Path) -> None:
@@ -133,7 +144,10 @@ def check_not_in_run(target: str | Path) -> None:
     for folder in Path(os.path.abspath(target)).parents:
         found = _mark_of(folder)
         if found is not None:
-            raise RareEventError(f"{target}: is inside the run folder {folder} (it holds {found}); an output never goes into a run", hint="choose an output outside the run folders")
+            raise RareEventError(
+                f"{target}: is inside the run folder {folder} (it holds {found}); an output never goes into a run",
+                hint="choose an output outside the run folders",
+            )
 
 
 def _replace_durably(temp: Path, target: Path) -> None:
@@ -160,10 +174,22 @@ def check_free(target: str | Path, overwrite: bool = False) -> Path:
     if not os.path.lexists(target):
         return target
     if not overwrite:
-        raise RareEventError(f"{target}: a run with this name already exists", hint="choose another `name` or pass `overwrite`")
+        raise RareEventError(
+            f"{target}: a run with this name already exists",
+            hint="choose another `name` or pass `overwrite`",
+        )
     if not is_replaceable(target):
-        what = "a symbolic link" if target.is_symlink() else "a file" if not target.is_dir() else "a folder that is not a rareevent run"
-        raise RareEventError(f"{target}: is {what}; `overwrite` replaces only a run folder", hint="choose another `name`, or move that folder away yourself")
+        what = (
+            "a symbolic link"
+            if target.is_symlink()
+            else "a file"
+            if not target.is_dir()
+            else "a folder that is not a rareevent run"
+        )
+        raise RareEventError(
+            f"{target}: is {what}; `overwrite` replaces only a run folder",
+            hint="choose another `name`, or move that folder away yourself",
+        )
     return target
 
 
@@ -190,7 +216,10 @@ def is_replaceable(folder: str | Path) -> bool:
     if _mark_of(folder) is not None:
         return True
     names = [entry.name for entry in folder.iterdir()]
-    return PARQUET_DONE in names and all(name == PARQUET_DONE or name.startswith(("part-", "._SUCCESS.", ".part-")) for name in names)
+    return PARQUET_DONE in names and all(
+        name == PARQUET_DONE or name.startswith(("part-", "._SUCCESS.", ".part-"))
+        for name in names
+    )
 
 
 @contextmanager
@@ -211,8 +240,12 @@ def atomic_folder(target: str | Path, overwrite: bool = False) -> Iterator[Path]
     try:
         with write_errors(target):
             yield temp
-        _writable(target, lambda: _move_into_place(temp, target))  # a full disk or a lost permission: a user error, the old folder kept
-        _fsync(target.parent)  # the new folder is in place: a failure here is not "cannot write here"
+        _writable(
+            target, lambda: _move_into_place(temp, target)
+        )  # a full disk or a lost permission: a user error, the old folder kept
+        _fsync(
+            target.parent
+        )  # the new folder is in place: a failure here is not "cannot write here"
     finally:
         _remove_quietly(temp)
 
@@ -221,13 +254,17 @@ def _move_into_place(temp: Path, target: Path) -> None:
     """Make the finished ``temp`` folder ``target``, replacing an existing one (see :func:`atomic_folder`)."""
     for item in temp.iterdir():
         _fsync(item)
-    check_free(target, overwrite=True)  # again at the moment of replacing: the folder may have changed while the block ran
+    check_free(
+        target, overwrite=True
+    )  # again at the moment of replacing: the folder may have changed while the block ran
     if not target.exists():
         os.rename(temp, target)
     elif not _exchange(temp, target):
         old = _temp_name(target, OLD_MARK)
         mark = target / SET_ASIDE_FILE
-        mark.write_text(target.name, encoding="utf-8")  # recovery restores only folders marked so
+        mark.write_text(
+            target.name, encoding="utf-8"
+        )  # recovery restores only folders marked so
         os.rename(target, old)
         try:
             os.rename(temp, target)
@@ -245,7 +282,10 @@ def _exchange(a: Path, b: Path) -> bool:
     except (OSError, AttributeError):
         return False
     at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+    return (
+        renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+        == 0
+    )
 
 
 def remove_stale_temporaries(folder: str | Path, name: str | None = None) -> None:
@@ -266,10 +306,19 @@ def remove_stale_temporaries(folder: str | Path, name: str | None = None) -> Non
             if name is None:
                 _remove_unheld_lock(entry)
             continue
-        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)) or (name is not None and not _belongs(rest, name)):
+        if (
+            not pid.isdigit()
+            or int(pid) == os.getpid()
+            or _alive(int(pid))
+            or (name is not None and not _belongs(rest, name))
+        ):
             continue
         original = folder / rest[len(OLD_MARK) :] if rest.startswith(OLD_MARK) else None
-        if original is not None and not original.exists() and _set_aside_from(entry) == original.name:
+        if (
+            original is not None
+            and not original.exists()
+            and _set_aside_from(entry) == original.name
+        ):
             os.rename(entry, original)
             (original / SET_ASIDE_FILE).unlink()
         elif entry.is_dir():
@@ -309,7 +358,9 @@ def _try_lock(path: Path) -> int | None:
                 return fd
         except FileNotFoundError:
             pass
-        os.close(fd)  # its last holder removed this file meanwhile: lock the one at the path now
+        os.close(
+            fd
+        )  # its last holder removed this file meanwhile: lock the one at the path now
 
 
 def _remove_unheld_lock(path: Path) -> None:
@@ -330,13 +381,20 @@ def hold_name(target: str | Path) -> Iterator[None]:
     ``kill -9``. The lock file, and the folders made for it, are removed on exit.
     """
     target = Path(target)
-    made = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
+    made = [
+        folder
+        for folder in (target.parent, *target.parent.parents)
+        if not folder.exists()
+    ]
     _writable(target, lambda: target.parent.mkdir(parents=True, exist_ok=True))
     lock = _lock_path(target)
     try:
         fd = _writable(target, lambda: _try_lock(lock))
         if fd is None:
-            raise RareEventError(f"{target}: another rareevent process is writing this run now", hint="wait for it to finish, or choose another `name`")
+            raise RareEventError(
+                f"{target}: another rareevent process is writing this run now",
+                hint="wait for it to finish, or choose another `name`",
+            )
         try:
             yield
         finally:

@@ -26,7 +26,9 @@ from rareevent.errors import RareEventError
 
 DEFAULT_QUANTILE = 0.995
 DEFAULT_RISK = 1e-3
-POT_TAIL = 0.2  # the share of the highest normal scores whose excesses the tail is fitted to
+POT_TAIL = (
+    0.2  # the share of the highest normal scores whose excesses the tail is fitted to
+)
 MAX_BETA = 100.0  # beyond it F-beta is recall alone: the threshold flags every validation window
 USAGE = "use f1, fbeta:B, pr-cross, precision:P, quantile[:Q] or pot[:R]"
 
@@ -70,19 +72,32 @@ def parse_strategy(text: str) -> Strategy:
     name, _, arg = text.strip().lower().partition(":")
     spec = STRATEGIES.get(name)
     if spec is None:
-        raise RareEventError(f"threshold {text!r}: unknown strategy", hint=USAGE, param="threshold")
+        raise RareEventError(
+            f"threshold {text!r}: unknown strategy", hint=USAGE, param="threshold"
+        )
     if spec.param == "none":
         if arg:
-            raise RareEventError(f"threshold {text!r}: {name} takes no parameter", hint=USAGE, param="threshold")
+            raise RareEventError(
+                f"threshold {text!r}: {name} takes no parameter",
+                hint=USAGE,
+                param="threshold",
+            )
         return Strategy(name)
     if not arg:
         if spec.param == "optional":
             return Strategy(name, spec.default)
-        raise RareEventError(f"threshold {text!r}: {name} needs a number, e.g. {name}:{spec.example}", param="threshold")
+        raise RareEventError(
+            f"threshold {text!r}: {name} needs a number, e.g. {name}:{spec.example}",
+            param="threshold",
+        )
     try:
         value = float(arg)
     except ValueError:
-        raise RareEventError(f"threshold {text!r}: {arg!r} is not a number", hint=USAGE, param="threshold") from None
+        raise RareEventError(
+            f"threshold {text!r}: {arg!r} is not a number",
+            hint=USAGE,
+            param="threshold",
+        ) from None
     if not spec.valid(value):
         raise RareEventError(f"threshold {text!r}: {spec.rule}", param="threshold")
     return Strategy(name, value)
@@ -98,7 +113,12 @@ def check_labels(strategy: Strategy, labels: np.ndarray | None) -> None:
         )
 
 
-def choose_threshold(strategy: Strategy, scores: np.ndarray, labels: np.ndarray | None, normal: np.ndarray) -> float:
+def choose_threshold(
+    strategy: Strategy,
+    scores: np.ndarray,
+    labels: np.ndarray | None,
+    normal: np.ndarray,
+) -> float:
     """Pick the threshold from validation ``scores`` (and their 0/1 ``labels``).
 
     ``normal`` marks the validation windows that are clean normal data: the
@@ -108,31 +128,55 @@ def choose_threshold(strategy: Strategy, scores: np.ndarray, labels: np.ndarray 
     if STRATEGIES[strategy.name].needs_labels:
         check_labels(strategy, labels)
     elif not normal.any():
-        raise RareEventError(f"the validation part has no normal window for threshold {strategy}", hint="raise `validation_fraction`")
+        raise RareEventError(
+            f"the validation part has no normal window for threshold {strategy}",
+            hint="raise `validation_fraction`",
+        )
     return STRATEGIES[strategy.name].choose(strategy, scores, labels, normal)
 
 
-def _curve(labels: np.ndarray | None, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _curve(
+    labels: np.ndarray | None, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Precision, recall and threshold of every point of the precision-recall curve that has a threshold."""
-    assert labels is not None, "choose_threshold checks the labels of a label-based strategy"
+    assert labels is not None, (
+        "choose_threshold checks the labels of a label-based strategy"
+    )
     precision, recall, thresholds = precision_recall_curve(labels, scores)
     return precision[:-1], recall[:-1], thresholds  # the last point has no threshold
 
 
-def _best_fbeta(strategy: Strategy, scores: np.ndarray, labels: np.ndarray | None, normal: np.ndarray) -> float:
+def _best_fbeta(
+    strategy: Strategy,
+    scores: np.ndarray,
+    labels: np.ndarray | None,
+    normal: np.ndarray,
+) -> float:
     precision, recall, thresholds = _curve(labels, scores)
     beta2 = 1.0 if strategy.param is None else strategy.param**2
     with np.errstate(divide="ignore", invalid="ignore"):
-        fbeta = np.nan_to_num((1 + beta2) * precision * recall / (beta2 * precision + recall))
+        fbeta = np.nan_to_num(
+            (1 + beta2) * precision * recall / (beta2 * precision + recall)
+        )
     return float(thresholds[np.argmax(fbeta)])
 
 
-def _pr_cross(strategy: Strategy, scores: np.ndarray, labels: np.ndarray | None, normal: np.ndarray) -> float:
+def _pr_cross(
+    strategy: Strategy,
+    scores: np.ndarray,
+    labels: np.ndarray | None,
+    normal: np.ndarray,
+) -> float:
     precision, recall, thresholds = _curve(labels, scores)
     return float(thresholds[np.argmin(np.abs(precision - recall))])
 
 
-def _precision_at_least(strategy: Strategy, scores: np.ndarray, labels: np.ndarray | None, normal: np.ndarray) -> float:
+def _precision_at_least(
+    strategy: Strategy,
+    scores: np.ndarray,
+    labels: np.ndarray | None,
+    normal: np.ndarray,
+) -> float:
     precision, recall, thresholds = _curve(labels, scores)
     ok = np.flatnonzero(precision >= _number(strategy))
     if ok.size == 0:
@@ -150,11 +194,21 @@ def _number(strategy: Strategy) -> float:
     return strategy.param
 
 
-def _quantile(strategy: Strategy, scores: np.ndarray, labels: np.ndarray | None, normal: np.ndarray) -> float:
+def _quantile(
+    strategy: Strategy,
+    scores: np.ndarray,
+    labels: np.ndarray | None,
+    normal: np.ndarray,
+) -> float:
     return float(np.quantile(scores[normal], _number(strategy)))
 
 
-def _pot(strategy: Strategy, scores: np.ndarray, labels: np.ndarray | None, normal: np.ndarray) -> float:
+def _pot(
+    strategy: Strategy,
+    scores: np.ndarray,
+    labels: np.ndarray | None,
+    normal: np.ndarray,
+) -> float:
     return peaks_over_threshold(scores[normal], _number(strategy))
 
 
@@ -164,11 +218,41 @@ def _fraction(value: float) -> bool:
 
 STRATEGIES: dict[str, StrategySpec] = {
     "f1": StrategySpec(_best_fbeta, needs_labels=True),
-    "fbeta": StrategySpec(_best_fbeta, True, "required", valid=lambda v: 0 < v <= MAX_BETA, rule=f"beta must be above 0 and at most {MAX_BETA:g}", example="2"),
+    "fbeta": StrategySpec(
+        _best_fbeta,
+        True,
+        "required",
+        valid=lambda v: 0 < v <= MAX_BETA,
+        rule=f"beta must be above 0 and at most {MAX_BETA:g}",
+        example="2",
+    ),
     "pr-cross": StrategySpec(_pr_cross, needs_labels=True),
-    "precision": StrategySpec(_precision_at_least, True, "required", valid=_fraction, rule="precision must be in (0, 1]", example="0.9"),
-    "quantile": StrategySpec(_quantile, False, "optional", DEFAULT_QUANTILE, _fraction, "quantile must be in (0, 1]", "0.995"),
-    "pot": StrategySpec(_pot, False, "optional", DEFAULT_RISK, lambda v: 0 < v < 0.5, "the risk R must be in (0, 0.5), e.g. pot:0.001", "0.001"),
+    "precision": StrategySpec(
+        _precision_at_least,
+        True,
+        "required",
+        valid=_fraction,
+        rule="precision must be in (0, 1]",
+        example="0.9",
+    ),
+    "quantile": StrategySpec(
+        _quantile,
+        False,
+        "optional",
+        DEFAULT_QUANTILE,
+        _fraction,
+        "quantile must be in (0, 1]",
+        "0.995",
+    ),
+    "pot": StrategySpec(
+        _pot,
+        False,
+        "optional",
+        DEFAULT_RISK,
+        lambda v: 0 < v < 0.5,
+        "the risk R must be in (0, 0.5), e.g. pot:0.001",
+        "0.001",
+    ),
 }
 LABEL_STRATEGIES = tuple(name for name, spec in STRATEGIES.items() if spec.needs_labels)
 
@@ -201,5 +285,9 @@ def peaks_over_threshold(normal_scores: np.ndarray, risk: float) -> float:
     if not (np.isfinite(scale) and scale > 0):
         return empirical
     tail = risk * len(scores) / len(excess)  # the risk among the excesses
-    level = start - scale * np.log(tail) if abs(shape) < 1e-9 else start + scale / shape * (tail**-shape - 1)
+    level = (
+        start - scale * np.log(tail)
+        if abs(shape) < 1e-9
+        else start + scale / shape * (tail**-shape - 1)
+    )
     return max(float(level), empirical)

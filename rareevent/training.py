@@ -20,7 +20,13 @@ from rareevent.metrics import evaluate
 from rareevent.model import versions
 from rareevent.options import InputSpec, SplitSpec, TrainSpec
 from rareevent.record import FORMAT_VERSION, Baseline, Parent, RunRecord
-from rareevent.runs import check_run_name, check_run_slot, load_run, save_run, scores_frame
+from rareevent.runs import (
+    check_run_name,
+    check_run_slot,
+    load_run,
+    save_run,
+    scores_frame,
+)
 from rareevent.threshold import parse_strategy
 
 
@@ -33,7 +39,9 @@ class TrainResult:
     record: RunRecord
     scores: pd.DataFrame
     path: Path | None = None
-    parts: dict[str, dict[str, np.ndarray]] | None = None  # the scored valid/test windows, by column
+    parts: dict[str, dict[str, np.ndarray]] | None = (
+        None  # the scored valid/test windows, by column
+    )
 
 
 def default_run_name(arch: str) -> str:
@@ -66,12 +74,22 @@ def train(
     name = check_options(detector, name)
     data = load_csv(csv_path, spec.input)
     data, resampled = gaps.regrid(data, spec.split.resample, spec.input.fill)
-    max_gap_value = gaps.resolve_max_gap(spec.split.max_gap, data.time, data.columns.time, data.path)
+    max_gap_value = gaps.resolve_max_gap(
+        spec.split.max_gap, data.time, data.columns.time, data.path
+    )
     if spec.context is not None:
         detector.context = resolve_context(spec.context, data.columns.features)
     starts = gaps.gap_starts(data.time, len(data), max_gap_value)
-    result = _train_on(detector, data, name, spec, on_epoch, starts, candidates=candidates)
-    result.record = replace(result.record, gaps=gaps.summary(data.time, starts, detector.lookback, spec.split.max_gap, max_gap_value), resample=resampled)
+    result = _train_on(
+        detector, data, name, spec, on_epoch, starts, candidates=candidates
+    )
+    result.record = replace(
+        result.record,
+        gaps=gaps.summary(
+            data.time, starts, detector.lookback, spec.split.max_gap, max_gap_value
+        ),
+        resample=resampled,
+    )
     return result
 
 
@@ -108,9 +126,14 @@ def _train_on(
     fitted = {}
     for arch in candidates if data.y is not None else ():
         candidate = detector if arch == detector.arch else _as_arch(detector, arch)
-        fitted[arch] = (candidate, *_fit_and_measure(candidate, data, splits, on_epoch, starts))
+        fitted[arch] = (
+            candidate,
+            *_fit_and_measure(candidate, data, splits, on_epoch, starts),
+        )
     if fitted:
-        detector, parts, metrics = fitted[selection.choose({arch: f[2]["valid"] for arch, f in fitted.items()})]
+        detector, parts, metrics = fitted[
+            selection.choose({arch: f[2]["valid"] for arch, f in fitted.items()})
+        ]
     else:
         parts, metrics = _fit_and_measure(detector, data, splits, on_epoch, starts)
     baseline = None
@@ -120,26 +143,51 @@ def _train_on(
         else:
             pca = _as_arch(detector, "pca")
             _, baseline_metrics = _fit_and_measure(pca, data, splits, None, starts)
-        baseline = Baseline(arch="pca", parameters=pca.model_.count_params(), threshold=float(pca.threshold_), metrics=baseline_metrics)
+        baseline = Baseline(
+            arch="pca",
+            parameters=pca.model_.count_params(),
+            threshold=float(pca.threshold_),
+            metrics=baseline_metrics,
+        )
     record = replace(
         _record(name, detector, data, splits, metrics, spec, parts),
         baseline=baseline,
         assumed=[*data.columns.assumed, *_unnamed_flags(detector, data)],
-        candidates={arch: selection.alarm_summary(f[2]["valid"]) for arch, f in fitted.items()} if fitted else None,
+        candidates={
+            arch: selection.alarm_summary(f[2]["valid"]) for arch, f in fitted.items()
+        }
+        if fitted
+        else None,
     )
-    return TrainResult(detector=detector, data=data, record=record, scores=scores_frame(parts), parts=parts)
+    return TrainResult(
+        detector=detector,
+        data=data,
+        record=record,
+        scores=scores_frame(parts),
+        parts=parts,
+    )
 
 
-def _unnamed_flags(detector: RareEventDetector, data: SensorData) -> list[dict[str, str]]:
+def _unnamed_flags(
+    detector: RareEventDetector, data: SensorData
+) -> list[dict[str, str]]:
     """What was done with each 0/1 column that no option names: a fault column read as an input would leak the events it marks."""
     named = set() if isinstance(detector.context, str) else set(detector.context)
     found = []
     for j, column in enumerate(data.columns.features):
         values = data.X[:, j]
-        if j in named or not np.isin(values, (0.0, 1.0)).all() or len(np.unique(values)) != 2:
+        if (
+            j in named
+            or not np.isin(values, (0.0, 1.0)).all()
+            or len(np.unique(values)) != 2
+        ):
             continue
         context = j in detector.context_features_
-        role = "context (read by the model, not scored)" if context else "a sensor (read and scored)"
+        role = (
+            "context (read by the model, not scored)"
+            if context
+            else "a sensor (read and scored)"
+        )
         found.append(
             {
                 "column": column,
@@ -153,12 +201,25 @@ def _unnamed_flags(detector: RareEventDetector, data: SensorData) -> list[dict[s
 
 def _as_arch(detector: RareEventDetector, arch: str) -> RareEventDetector:
     """An unfitted detector with ``detector``'s parameters and another architecture (the baseline, a candidate)."""
-    return RareEventDetector(**{**detector.get_params(), "arch": arch, "warm_start": False})
+    return RareEventDetector(
+        **{**detector.get_params(), "arch": arch, "warm_start": False}
+    )
 
 
-def check_parts(where: object, n_rows: int, splits: dict[str, tuple[int, int]], starts: np.ndarray, lookback: int, split: SplitSpec) -> None:
+def check_parts(
+    where: object,
+    n_rows: int,
+    splits: dict[str, tuple[int, int]],
+    starts: np.ndarray,
+    lookback: int,
+    split: SplitSpec,
+) -> None:
     """Refuse a split whose train or valid part holds no window inside one segment; ``where`` names the series."""
-    short = [part for part in ("train", "valid") if splits[part][1] - splits[part][0] < lookback]
+    short = [
+        part
+        for part in ("train", "valid")
+        if splits[part][1] - splits[part][0] < lookback
+    ]
     if short:
         needed = windows.rows_needed(lookback, split)
         raise RareEventError(
@@ -166,7 +227,9 @@ def check_parts(where: object, n_rows: int, splits: dict[str, tuple[int, int]], 
             hint="use a longer file or a smaller `lookback`",
         )
     for part in ("train", "valid"):
-        if not windows.inside_segments(windows.part_starts(starts, *splits[part]), lookback).any():
+        if not windows.inside_segments(
+            windows.part_starts(starts, *splits[part]), lookback
+        ).any():
             raise RareEventError(
                 f"{where}: the {part} part has no window of {lookback} rows between two time gaps",
                 hint="use a larger `max_gap`, `resample` with `fill`, or a smaller `lookback`",
@@ -174,35 +237,65 @@ def check_parts(where: object, n_rows: int, splits: dict[str, tuple[int, int]], 
 
 
 def _fit_and_measure(
-    detector: RareEventDetector, data: SensorData, splits: dict[str, tuple[int, int]], on_epoch: EpochCallback | None, starts: np.ndarray
+    detector: RareEventDetector,
+    data: SensorData,
+    splits: dict[str, tuple[int, int]],
+    on_epoch: EpochCallback | None,
+    starts: np.ndarray,
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
     """Fit ``detector`` on the train and valid parts; score valid and test; their columns and metrics."""
     part = {key: slice(*bounds) for key, bounds in splits.items()}
-    part_starts = {key: windows.part_starts(starts, *bounds) for key, bounds in splits.items()}
+    part_starts = {
+        key: windows.part_starts(starts, *bounds) for key, bounds in splits.items()
+    }
     y = data.y
-    ahead = {key: slice(start, stop + detector.lead) for key, (start, stop) in splits.items()}  # labels reach lead rows on, up to a segment start
+    ahead = {
+        key: slice(start, stop + detector.lead) for key, (start, stop) in splits.items()
+    }  # labels reach lead rows on, up to a segment start
     detector.fit_parts(
         data.X[part["train"]],
         None if y is None else y[ahead["train"]],
         data.X[part["valid"]],
         None if y is None else y[ahead["valid"]],
         on_epoch=on_epoch,
-        starts_train=windows.part_starts(starts, ahead["train"].start, ahead["train"].stop),
-        starts_valid=windows.part_starts(starts, ahead["valid"].start, ahead["valid"].stop),
+        starts_train=windows.part_starts(
+            starts, ahead["train"].start, ahead["train"].stop
+        ),
+        starts_valid=windows.part_starts(
+            starts, ahead["valid"].start, ahead["valid"].stop
+        ),
         feature_names=data.columns.features,
     )
     valid_keep = windows.inside_segments(part_starts["valid"], detector.lookback)
-    parts = {"valid": _scored_part(detector, data, splits["valid"], detector.validation_scores_, valid_keep, starts)}
+    parts = {
+        "valid": _scored_part(
+            detector,
+            data,
+            splits["valid"],
+            detector.validation_scores_,
+            valid_keep,
+            starts,
+        )
+    }
     test_start, test_stop = splits["test"]
     if test_stop - test_start >= detector.lookback:
-        test_scores, test_keep = detector.score_segments(data.X[part["test"]], part_starts["test"])
-        parts["test"] = _scored_part(detector, data, splits["test"], test_scores, test_keep, starts)
-    metrics = {key: _metrics(detector, data, splits[key], columns, part_starts[key]) for key, columns in parts.items()}
+        test_scores, test_keep = detector.score_segments(
+            data.X[part["test"]], part_starts["test"]
+        )
+        parts["test"] = _scored_part(
+            detector, data, splits["test"], test_scores, test_keep, starts
+        )
+    metrics = {
+        key: _metrics(detector, data, splits[key], columns, part_starts[key])
+        for key, columns in parts.items()
+    }
     metrics.setdefault("test", None)
     return parts, metrics
 
 
-def resolve_context(context: str | Sequence[str], features: Sequence[str]) -> str | list[int]:
+def resolve_context(
+    context: str | Sequence[str], features: Sequence[str]
+) -> str | list[int]:
     """``auto``, ``none``, or the indices of the features matching comma-separated names or glob patterns.
 
     A name is matched literally first: it is a pattern only when no feature
@@ -212,12 +305,21 @@ def resolve_context(context: str | Sequence[str], features: Sequence[str]) -> st
     """
     if isinstance(context, str) and context.strip().lower() in ("auto", "none"):
         return context.strip().lower()
-    patterns = [p.strip() for p in (context.split(",") if isinstance(context, str) else context) if p.strip()]
+    patterns = [
+        p.strip()
+        for p in (context.split(",") if isinstance(context, str) else context)
+        if p.strip()
+    ]
     chosen: set[int] = set()
     for pattern in patterns:
-        matches = {i for i, name in enumerate(features) if name == pattern} or {i for i, name in enumerate(features) if fnmatch.fnmatchcase(name, pattern)}
+        matches = {i for i, name in enumerate(features) if name == pattern} or {
+            i for i, name in enumerate(features) if fnmatch.fnmatchcase(name, pattern)
+        }
         if not matches:
-            raise RareEventError(f"context {pattern!r} matches no feature column", hint=f"the features are {', '.join(features)}")
+            raise RareEventError(
+                f"context {pattern!r} matches no feature column",
+                hint=f"the features are {', '.join(features)}",
+            )
         chosen |= matches
     return sorted(chosen)
 
@@ -250,7 +352,9 @@ def update(
     """
     spec = spec or InputSpec()
     if spec.time or spec.label or spec.drop or spec.group:
-        raise RareEventError("`update` reads the run's own columns: leave time, label, drop and group out of its input spec")
+        raise RareEventError(
+            "`update` reads the run's own columns: leave time, label, drop and group out of its input spec"
+        )
     whole = TrainSpec(input=spec, split=SplitSpec(valid_frac, 0.0))
     folder = Path(run_folder)
     parent, detector = load_run(folder)
@@ -262,13 +366,23 @@ def update(
         learning_rate=detector.learning_rate_,
         threshold=strategy_text,
         margin=detector.margin if margin is None else margin,
-        context=list(detector.context_features_),  # the model reads and reconstructs the same columns
+        context=list(
+            detector.context_features_
+        ),  # the model reads and reconstructs the same columns
     )
     name = check_options(detector, name)
-    trained = Columns(features=list(detector.feature_names_in_), time=parent.time_column, label=parent.label_column)
-    data = load_csv(csv_path, spec, trained=trained, base=Reading.from_record(parent.reading))
+    trained = Columns(
+        features=list(detector.feature_names_in_),
+        time=parent.time_column,
+        label=parent.label_column,
+    )
+    data = load_csv(
+        csv_path, spec, trained=trained, base=Reading.from_record(parent.reading)
+    )
     data, resampled = gaps.regrid(data, gaps.run_grid(parent.resample), spec.fill)
-    max_gap_value = gaps.check_time_kind(parent.gaps, data.time, data.columns.time, data.path)
+    max_gap_value = gaps.check_time_kind(
+        parent.gaps, data.time, data.columns.time, data.path
+    )
     starts = gaps.gap_starts(data.time, len(data), max_gap_value)
     strategy = parse_strategy(strategy_text)
     if strategy.needs_labels and data.y is None:
@@ -279,21 +393,38 @@ def update(
     result = _train_on(detector, data, name, whole, on_epoch, starts)
     result.record = replace(
         result.record,
-        gaps=gaps.summary(data.time, starts, detector.lookback, None if parent.gaps is None else parent.gaps.max_gap, max_gap_value),
+        gaps=gaps.summary(
+            data.time,
+            starts,
+            detector.lookback,
+            None if parent.gaps is None else parent.gaps.max_gap,
+            max_gap_value,
+        ),
         resample=resampled,
         time_column=parent.time_column,  # the run's column roles, even where this file lacks a column
         label_column=parent.label_column,
         dropped_columns=parent.dropped_columns or [],
-        parent=Parent(name=parent.name, folder=str(folder.resolve()), input_sha256=parent.input_sha256),
+        parent=Parent(
+            name=parent.name,
+            folder=str(folder.resolve()),
+            input_sha256=parent.input_sha256,
+        ),
     )
     return result
 
 
-def check_update_slot(parent_folder: str | Path, runs_dir: str | Path, name: str, overwrite: bool) -> Path:
+def check_update_slot(
+    parent_folder: str | Path, runs_dir: str | Path, name: str, overwrite: bool
+) -> Path:
     """The folder an updated run ``name`` goes to; never the run it was updated from."""
     target = check_run_slot(runs_dir, name, overwrite)
-    if Path(parent_folder).resolve().is_relative_to(target.resolve()):  # the run itself, or the per-group run that holds it
-        raise RareEventError(f"{target}: is the run being updated; an update saves a new run and leaves it as it is", hint="choose another `name`")
+    if (
+        Path(parent_folder).resolve().is_relative_to(target.resolve())
+    ):  # the run itself, or the per-group run that holds it
+        raise RareEventError(
+            f"{target}: is the run being updated; an update saves a new run and leaves it as it is",
+            hint="choose another `name`",
+        )
     return target
 
 
@@ -302,11 +433,25 @@ def save(result: TrainResult, runs_dir: str | Path, overwrite: bool = False) -> 
     parent = result.record.parent
     if parent is not None:
         check_update_slot(parent.folder, runs_dir, result.record.name, overwrite)
-    result.path = save_run(runs_dir, result.record.name, result.detector, result.record, result.scores, overwrite)
+    result.path = save_run(
+        runs_dir,
+        result.record.name,
+        result.detector,
+        result.record,
+        result.scores,
+        overwrite,
+    )
     return result.path
 
 
-def _scored_part(detector: RareEventDetector, data: SensorData, bounds: tuple[int, int], scores: np.ndarray, keep: np.ndarray, starts: np.ndarray) -> dict[str, np.ndarray]:
+def _scored_part(
+    detector: RareEventDetector,
+    data: SensorData,
+    bounds: tuple[int, int],
+    scores: np.ndarray,
+    keep: np.ndarray,
+    starts: np.ndarray,
+) -> dict[str, np.ndarray]:
     """The columns of a part's scored windows: those inside one segment (``keep``), by end row; labels look ahead up to the next segment start in ``starts`` (all rows)."""
     start, stop = bounds
     T = detector.lookback
@@ -318,11 +463,19 @@ def _scored_part(detector: RareEventDetector, data: SensorData, bounds: tuple[in
     columns["flagged"] = (scores >= detector.threshold_).astype(np.int8)
     if data.y is not None:
         ahead = slice(start, stop + detector.lead)
-        columns["label"] = windows.window_labels(data.y[ahead], T, detector.lead, starts[ahead])[: len(keep)][keep]
+        columns["label"] = windows.window_labels(
+            data.y[ahead], T, detector.lead, starts[ahead]
+        )[: len(keep)][keep]
     return columns
 
 
-def _metrics(detector: RareEventDetector, data: SensorData, bounds: tuple[int, int], part: dict[str, np.ndarray], starts: np.ndarray) -> dict[str, Any] | None:
+def _metrics(
+    detector: RareEventDetector,
+    data: SensorData,
+    bounds: tuple[int, int],
+    part: dict[str, np.ndarray],
+    starts: np.ndarray,
+) -> dict[str, Any] | None:
     if data.y is None:
         return None
     start, stop = bounds
@@ -369,7 +522,9 @@ def _record(
         },
         metrics=metrics,
         input_file=str(Path(data.path).resolve()),
-        input_sha256=file_sha256(data.path) if Path(data.path).is_file() else None,  # a Spark group has no file
+        input_sha256=file_sha256(data.path)
+        if Path(data.path).is_file()
+        else None,  # a Spark group has no file
         input_rows=len(data),
         train_range=train_range(data, splits["train"]),
         versions=versions(),
@@ -387,4 +542,8 @@ def train_range(data: SensorData, bounds: tuple[int, int]) -> dict[str, Any]:
     if data.y is not None and (data.y[part] == 0).any():
         X = X[data.y[part] == 0]
     low, high = np.percentile(X, TRAIN_RANGE_PERCENTILES, axis=0)
-    return {"percentiles": list(TRAIN_RANGE_PERCENTILES), "low": low.tolist(), "high": high.tolist()}
+    return {
+        "percentiles": list(TRAIN_RANGE_PERCENTILES),
+        "low": low.tolist(),
+        "high": high.tolist(),
+    }

@@ -35,12 +35,16 @@ def sliding_windows(X: np.ndarray, lookback: int) -> np.ndarray:
     if lookback < 1:
         raise RareEventError(f"lookback must be at least 1, got {lookback}")
     if len(X) < lookback:
-        raise RareEventError(f"{len(X)} rows give no window of lookback {lookback}: at least {lookback} rows are needed")
+        raise RareEventError(
+            f"{len(X)} rows give no window of lookback {lookback}: at least {lookback} rows are needed"
+        )
     # window k is the contiguous block X[k:k+T]: this view copies at memory speed when materialised
     return sliding_window_view(X, (lookback, X.shape[1]))[:, 0]
 
 
-def window_labels(y: np.ndarray, lookback: int, lead: int = 0, starts: np.ndarray | None = None) -> np.ndarray:
+def window_labels(
+    y: np.ndarray, lookback: int, lead: int = 0, starts: np.ndarray | None = None
+) -> np.ndarray:
     """Label of every window: 1 when an event row lies in ``[end, end+lead]``.
 
     With ``lead=0`` a window takes the label of its last row. With ``lead=L``
@@ -55,13 +59,25 @@ def window_labels(y: np.ndarray, lookback: int, lead: int = 0, starts: np.ndarra
     y = np.asarray(y, dtype=np.int8)
     rows = np.arange(len(y))
     events = np.flatnonzero(y)
-    next_event = np.append(events, len(y))[np.searchsorted(events, rows)]  # first event row at or after each row
-    later = np.zeros(0, np.int64) if starts is None else np.flatnonzero(np.asarray(starts, dtype=bool)[1:]) + 1
-    segment_last = np.append(later, len(y))[np.searchsorted(later, rows, side="right")] - 1  # last row of each row's segment
-    return (next_event <= np.minimum(rows + lead, segment_last)).astype(np.int8)[lookback - 1 :]
+    next_event = np.append(events, len(y))[
+        np.searchsorted(events, rows)
+    ]  # first event row at or after each row
+    later = (
+        np.zeros(0, np.int64)
+        if starts is None
+        else np.flatnonzero(np.asarray(starts, dtype=bool)[1:]) + 1
+    )
+    segment_last = (
+        np.append(later, len(y))[np.searchsorted(later, rows, side="right")] - 1
+    )  # last row of each row's segment
+    return (next_event <= np.minimum(rows + lead, segment_last)).astype(np.int8)[
+        lookback - 1 :
+    ]
 
 
-def clean_windows(y: np.ndarray, lookback: int, lead: int = 0, starts: np.ndarray | None = None) -> np.ndarray:
+def clean_windows(
+    y: np.ndarray, lookback: int, lead: int = 0, starts: np.ndarray | None = None
+) -> np.ndarray:
     """Boolean mask of windows fit to train on: no event row in ``[start, end+lead]``.
 
     Stricter than ``window_labels == 0``: a window whose last row is normal
@@ -70,7 +86,9 @@ def clean_windows(y: np.ndarray, lookback: int, lead: int = 0, starts: np.ndarra
     as in :func:`window_labels`).
     """
     y = np.asarray(y, dtype=np.int8)
-    return (sliding_window_view(y, lookback).max(axis=1) == 0) & (window_labels(y, lookback, lead, starts) == 0)
+    return (sliding_window_view(y, lookback).max(axis=1) == 0) & (
+        window_labels(y, lookback, lead, starts) == 0
+    )
 
 
 def one_segment(n_rows: int) -> np.ndarray:
@@ -92,7 +110,9 @@ def inside_segments(starts: np.ndarray, lookback: int) -> np.ndarray:
     n = n_windows(len(starts), lookback)
     if lookback == 1 or n == 0:
         return np.ones(n, bool)
-    return cast(np.ndarray, ~sliding_window_view(starts[1:], lookback - 1).any(axis=1))  # numpy types any(axis=...) as maybe a scalar
+    return cast(
+        np.ndarray, ~sliding_window_view(starts[1:], lookback - 1).any(axis=1)
+    )  # numpy types any(axis=...) as maybe a scalar
 
 
 def kept(view: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -115,7 +135,11 @@ def part_starts(starts: np.ndarray, start: int, stop: int) -> np.ndarray:
 def window_breaks(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Per window (end rows ``ends``, increasing): True where a segment began since the window before it."""
     begun = np.cumsum(np.asarray(starts, dtype=bool))[np.asarray(ends, dtype=np.int64)]
-    return np.concatenate([[False], begun[1:] > begun[:-1]]) if len(begun) else np.zeros(0, bool)
+    return (
+        np.concatenate([[False], begun[1:] > begun[:-1]])
+        if len(begun)
+        else np.zeros(0, bool)
+    )
 
 
 def segments(mask: np.ndarray, breaks: np.ndarray | None = None) -> np.ndarray:
@@ -132,22 +156,34 @@ def segments(mask: np.ndarray, breaks: np.ndarray | None = None) -> np.ndarray:
         joined &= ~np.asarray(breaks, dtype=bool)
     ends = mask.copy()
     ends[:-1] &= ~joined[1:]
-    return np.column_stack([np.flatnonzero(mask & ~joined), np.flatnonzero(ends)]).astype(np.int64)
+    return np.column_stack(
+        [np.flatnonzero(mask & ~joined), np.flatnonzero(ends)]
+    ).astype(np.int64)
 
 
 def chronological_split(n_rows: int, split: SplitSpec) -> dict[str, tuple[int, int]]:
     """Row ranges ``[start, stop)`` of the train, valid and test parts, in time order."""
     test_start = n_rows - int(round(n_rows * split.test_frac))
     valid_start = test_start - int(round(n_rows * split.valid_frac))
-    return {"train": (0, valid_start), "valid": (valid_start, test_start), "test": (test_start, n_rows)}
+    return {
+        "train": (0, valid_start),
+        "valid": (valid_start, test_start),
+        "test": (test_start, n_rows),
+    }
 
 
 def rows_needed(lookback: int, split: SplitSpec) -> int:
     """The fewest rows whose chronological split gives train and valid one window each."""
-    smallest = min(f for f in (1.0 - split.valid_frac - split.test_frac, split.valid_frac) if f > 0)
+    smallest = min(
+        f for f in (1.0 - split.valid_frac - split.test_frac, split.valid_frac) if f > 0
+    )
     n = max(lookback, int(lookback / smallest) - 2)
-    while True:  # a few steps from the estimate: rounding in the split is all that is left
+    while (
+        True
+    ):  # a few steps from the estimate: rounding in the split is all that is left
         splits = chronological_split(n, split)
-        if all(splits[name][1] - splits[name][0] >= lookback for name in ("train", "valid")):
+        if all(
+            splits[name][1] - splits[name][0] >= lookback for name in ("train", "valid")
+        ):
             return n
         n += 1

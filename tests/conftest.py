@@ -19,14 +19,21 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 TINY = ["--lookback", "3", "--units", "4,2", "--epochs", "2", "--batch-size", "64"]
 
 
-def synthetic_frame(n: int = 600, seed: int = 0, events: tuple[int, ...] = (150, 400, 530), length: int = 6) -> pd.DataFrame:
+def synthetic_frame(
+    n: int = 600,
+    seed: int = 0,
+    events: tuple[int, ...] = (150, 400, 530),
+    length: int = 6,
+) -> pd.DataFrame:
     """Three correlated sensors with a daily-like cycle; events break the relation strongly."""
     rng = np.random.default_rng(seed)
     t = np.arange(n)
     base = np.sin(2 * np.pi * t / 48)
     frame = pd.DataFrame(
         {
-            "timestamp": pd.date_range("2026-01-01", periods=n, freq="min").strftime("%Y-%m-%d %H:%M:%S"),
+            "timestamp": pd.date_range("2026-01-01", periods=n, freq="min").strftime(
+                "%Y-%m-%d %H:%M:%S"
+            ),
             "s1": base + 0.05 * rng.standard_normal(n),
             "s2": 2 * base + 1 + 0.05 * rng.standard_normal(n),
             "s3": -base + 0.05 * rng.standard_normal(n),
@@ -52,7 +59,9 @@ def snapshot(root: Path) -> dict[str, str | None]:
                 found[os.path.relpath(path, root)] = "-> " + os.readlink(path)
                 continue
             with open(path, "rb") as fh:
-                found[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
+                found[os.path.relpath(path, root)] = hashlib.sha256(
+                    fh.read()
+                ).hexdigest()
     return found
 
 
@@ -64,7 +73,9 @@ def sensor_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_runs(tmp_path_factory: pytest.TempPathFactory, sensor_csv: Path) -> dict[str, Path]:
+def trained_runs(
+    tmp_path_factory: pytest.TempPathFactory, sensor_csv: Path
+) -> dict[str, Path]:
     """One tiny ``ae`` and one tiny ``plain`` run trained through the library, in one runs dir."""
     from rareevent.detector import RareEventDetector
     from rareevent.training import save, train
@@ -72,7 +83,9 @@ def trained_runs(tmp_path_factory: pytest.TempPathFactory, sensor_csv: Path) -> 
     runs_dir = tmp_path_factory.mktemp("runs")
     folders = {}
     for arch in ("ae", "plain"):
-        detector = RareEventDetector(arch=arch, lookback=3, units=(4, 2), epochs=3, batch_size=64, seed=0)
+        detector = RareEventDetector(
+            arch=arch, lookback=3, units=(4, 2), epochs=3, batch_size=64, seed=0
+        )
         result = train(sensor_csv, detector, name=f"tiny-{arch}")
         folders[arch] = save(result, runs_dir)
     return folders
@@ -83,7 +96,10 @@ def fleet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped fleet generator at test size: ``exports/pump_00{1,2,3}.csv`` and ``fleet.parquet`` (1,200 rows per asset)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("generate_fleet", Path(__file__).resolve().parents[1] / "sample_data" / "generate_fleet.py")
+    spec = importlib.util.spec_from_file_location(
+        "generate_fleet",
+        Path(__file__).resolve().parents[1] / "sample_data" / "generate_fleet.py",
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     folder = tmp_path_factory.mktemp("fleet")
@@ -98,6 +114,8 @@ def fleet_run(tmp_path_factory: pytest.TempPathFactory, fleet_dir: Path) -> Path
     from rareevent.fleet import train_fleet
     from rareevent.training import save
 
-    detector = RareEventDetector(lookback=3, units=(4, 2), epochs=2, batch_size=64, seed=0)
+    detector = RareEventDetector(
+        lookback=3, units=(4, 2), epochs=2, batch_size=64, seed=0
+    )
     result = train_fleet([fleet_dir / "exports" / "*.csv"], detector, name="fleet")
     return save(result, tmp_path_factory.mktemp("fleet-runs"))

@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-_spec = importlib.util.spec_from_file_location("field_metrics", Path(__file__).resolve().parents[1] / "benchmarks" / "field_metrics.py")
+_spec = importlib.util.spec_from_file_location(
+    "field_metrics",
+    Path(__file__).resolve().parents[1] / "benchmarks" / "field_metrics.py",
+)
 fm = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fm)
 
@@ -32,7 +35,9 @@ def bits(text: str) -> np.ndarray:
         ("0011000000", "0000000000", 0.0, 0.0, 0.0),
     ],
 )
-def test_range_based_precision_recall_f1_by_hand(labels, predictions, precision, recall, f1):
+def test_range_based_precision_recall_f1_by_hand(
+    labels, predictions, precision, recall, f1
+):
     p, r = fm.range_precision_recall(bits(labels), bits(predictions))
     assert p == pytest.approx(precision)
     assert r == pytest.approx(recall)
@@ -48,7 +53,9 @@ def test_best_f1_t_predicts_rows_strictly_above_the_threshold():
 
 def test_best_point_wise_f1():
     # thresholds 0.9, 0.5, 0.4, 0.1 give F1 2/3, 1/2, 4/5, 2/3
-    assert fm.best_f1(bits("0110"), np.array([0.1, 0.9, 0.4, 0.5])) == pytest.approx(0.8)
+    assert fm.best_f1(bits("0110"), np.array([0.1, 0.9, 0.4, 0.5])) == pytest.approx(
+        0.8
+    )
 
 
 def test_smoothing_is_their_asymmetric_mean():
@@ -61,7 +68,9 @@ def test_smoothing_is_their_asymmetric_mean():
 def test_baselines_on_a_relation_break():
     rng = np.random.default_rng(0)
     x = rng.standard_normal(400)
-    train = np.column_stack([x, 2 * x, -x] + [rng.standard_normal(400) for _ in range(9)])
+    train = np.column_stack(
+        [x, 2 * x, -x] + [rng.standard_normal(400) for _ in range(9)]
+    )
     test = train[:200].copy()
     labels = np.zeros(200, dtype=bool)
     labels[100:110] = True

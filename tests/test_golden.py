@@ -36,21 +36,43 @@ GOLDEN = {  # sha256 of the files 0.3.0 wrote
         "ae.json": "3a7eba00c1b9acd48b89a313e48ebf6c0f843fefeb680ac42fb2934f05e9785b",
     },
 }
-TRAIN = {"pca": ["--arch", "pca"], "ae": ["--arch", "ae", "--epochs", "2", "--units", "8,4"]}
+TRAIN = {
+    "pca": ["--arch", "pca"],
+    "ae": ["--arch", "ae", "--epochs", "2", "--units", "8,4"],
+}
 
 
 def digests(folder: Path, arch: str) -> dict[str, str]:
-    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in GOLDEN[arch]}
+    return {
+        name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        for name in GOLDEN[arch]
+    }
 
 
-def test_pca_score_files_are_the_bytes_of_0_3_0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pca_score_files_are_the_bytes_of_0_3_0(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shutil.copy(ROOT / "sample_data" / "pump_sensors.csv", tmp_path)
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    trained = runner.invoke(app, ["train", "pump_sensors.csv", *TRAIN["pca"], "--runs-dir", "runs", "--name", "pca", "-q"])
+    trained = runner.invoke(
+        app,
+        [
+            "train",
+            "pump_sensors.csv",
+            *TRAIN["pca"],
+            "--runs-dir",
+            "runs",
+            "--name",
+            "pca",
+            "-q",
+        ],
+    )
     assert trained.exit_code == 0, trained.output
     for name in GOLDEN["pca"]:
-        scored = runner.invoke(app, ["score", "pump_sensors.csv", "--run", "runs/pca", "--output", name])
+        scored = runner.invoke(
+            app, ["score", "pump_sensors.csv", "--run", "runs/pca", "--output", name]
+        )
         assert scored.exit_code == 0, scored.output
     assert digests(tmp_path, "pca") == GOLDEN["pca"]
 
@@ -59,13 +81,34 @@ def test_pca_score_files_are_the_bytes_of_0_3_0(tmp_path: Path, monkeypatch: pyt
 def test_ae_score_files_through_keras_are_the_bytes_of_0_3_0(tmp_path: Path) -> None:
     """The installed command in fresh processes, as 0.3.0's hashes were taken: training on the CPU is deterministic for a seed."""
     shutil.copy(ROOT / "sample_data" / "pump_sensors.csv", tmp_path)
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "RAREEVENT_FORWARD": "keras", "KERAS_HOME": str(tmp_path / ".keras")}
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "tensorflow",
+        "RAREEVENT_FORWARD": "keras",
+        "KERAS_HOME": str(tmp_path / ".keras"),
+    }
 
     def rareevent(*args: str) -> None:
-        done = subprocess.run([RAREEVENT, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [RAREEVENT, *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert done.returncode == 0, done.stderr
 
-    rareevent("train", "pump_sensors.csv", *TRAIN["ae"], "--runs-dir", "runs", "--name", "ae", "-q")
+    rareevent(
+        "train",
+        "pump_sensors.csv",
+        *TRAIN["ae"],
+        "--runs-dir",
+        "runs",
+        "--name",
+        "ae",
+        "-q",
+    )
     for name in GOLDEN["ae"]:
         rareevent("score", "pump_sensors.csv", "--run", "runs/ae", "--output", name)
     assert digests(tmp_path, "ae") == GOLDEN["ae"]

@@ -23,13 +23,25 @@ from typer.testing import CliRunner
 from tests.conftest import TINY, snapshot, synthetic_frame
 from rareevent.cli.main import app
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "openpty") or sys.platform == "win32", reason="needs POSIX signals and a pty")
+pytestmark = pytest.mark.skipif(
+    not hasattr(os, "openpty") or sys.platform == "win32",
+    reason="needs POSIX signals and a pty",
+)
 
 RAREEVENT = Path(sys.executable).parent / "rareevent"
-SLOW = ["--epochs", "200", "--patience", "200", "--units", "16,8", "--threshold", "quantile"]
-EPOCH_DONE = re.compile(rb"loss \d")  # the progress line once an epoch has ended ("loss -" before)
-
-
+SLOW = [
+    "--epochs",
+    "200",
+    "--patience",
+    "200",
+    "--units",
+    "16,8",
+    "--threshold",
+    "quantile",
+]
+EPOCH_DONE = re.compile(
+    rb"loss \d"
+)  # the progress line once an epoch has ended ("loss -" before)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +65,15 @@ class Training:
     def __init__(self, csv: Path, runs_dir: Path, *extra: str) -> None:
         master, slave = os.openpty()
         self.proc = subprocess.Popen(
-            [str(RAREEVENT), "train", str(csv), *SLOW, "--runs-dir", str(runs_dir), *extra],
+            [
+                str(RAREEVENT),
+                "train",
+                str(csv),
+                *SLOW,
+                "--runs-dir",
+                str(runs_dir),
+                *extra,
+            ],
             stdin=subprocess.DEVNULL,
             stdout=slave,
             stderr=subprocess.PIPE,
@@ -83,9 +103,13 @@ class Training:
         deadline = time.monotonic() + timeout
         while not EPOCH_DONE.search(bytes(self.stdout)):
             if self.proc.poll() is not None:
-                pytest.fail(f"train ended before its first epoch (exit {self.proc.returncode}): {self.proc.stderr.read().decode(errors='replace')}")
+                pytest.fail(
+                    f"train ended before its first epoch (exit {self.proc.returncode}): {self.proc.stderr.read().decode(errors='replace')}"
+                )
             if time.monotonic() > deadline:
-                pytest.fail(f"no finished epoch after {timeout:.0f} s; stdout so far: {bytes(self.stdout)[-500:]!r}")
+                pytest.fail(
+                    f"no finished epoch after {timeout:.0f} s; stdout so far: {bytes(self.stdout)[-500:]!r}"
+                )
             time.sleep(0.1)
 
     def stop(self, sig: int, timeout: float = 60.0) -> tuple[int, str]:
@@ -94,13 +118,17 @@ class Training:
         try:
             _, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGABRT)  # faulthandler (PYTHONFAULTHANDLER) prints every thread's stack
+            self.proc.send_signal(
+                signal.SIGABRT
+            )  # faulthandler (PYTHONFAULTHANDLER) prints every thread's stack
             try:
                 _, err = self.proc.communicate(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 _, err = self.proc.communicate()
-            pytest.fail(f"train did not stop within {timeout:.0f} s of signal {sig}; its stderr ends:\n{err.decode('utf-8', 'replace')[-6000:]}")
+            pytest.fail(
+                f"train did not stop within {timeout:.0f} s of signal {sig}; its stderr ends:\n{err.decode('utf-8', 'replace')[-6000:]}"
+            )
         self.reader.join(timeout=5)
         return self.proc.returncode, err.decode("utf-8", "replace")
 
@@ -122,11 +150,17 @@ def assert_interrupted(code: int, stderr: str) -> None:
 @pytest.mark.parametrize(
     ("signum", "extra"),
     [
-        pytest.param(signal.SIGINT, ("--name", "tiny-ae", "--overwrite"), id="sigint-during-overwrite-keeps-the-old-run"),
+        pytest.param(
+            signal.SIGINT,
+            ("--name", "tiny-ae", "--overwrite"),
+            id="sigint-during-overwrite-keeps-the-old-run",
+        ),
         pytest.param(signal.SIGTERM, (), id="sigterm-behaves-like-sigint"),
     ],
 )
-def test_signal_stops_training_and_leaves_the_runs_dir_as_it_was(big_csv: Path, runs_dir: Path, signum: int, extra: tuple[str, ...]) -> None:
+def test_signal_stops_training_and_leaves_the_runs_dir_as_it_was(
+    big_csv: Path, runs_dir: Path, signum: int, extra: tuple[str, ...]
+) -> None:
     """Ctrl-C or SIGTERM mid-training: exit 130, and the runs dir byte-for-byte as before (``tiny-ae`` intact when it was being replaced)."""
     before = snapshot(runs_dir)
     training = Training(big_csv, runs_dir, *extra)
@@ -140,7 +174,9 @@ def test_signal_stops_training_and_leaves_the_runs_dir_as_it_was(big_csv: Path, 
 
 
 @pytest.mark.slow
-def test_sigkill_leaves_no_visible_run_and_next_train_cleans_up(big_csv: Path, sensor_csv: Path, runs_dir: Path) -> None:
+def test_sigkill_leaves_no_visible_run_and_next_train_cleans_up(
+    big_csv: Path, sensor_csv: Path, runs_dir: Path
+) -> None:
     old_run = snapshot(runs_dir / "tiny-ae")
     training = Training(big_csv, runs_dir, "--name", "killed")
     try:
@@ -161,14 +197,30 @@ def test_sigkill_leaves_no_visible_run_and_next_train_cleans_up(big_csv: Path, s
     (stale_folder / "model.keras").write_bytes(b"half written")
     (runs_dir / f".tmp-{dead}-old-tiny-ae").mkdir(exist_ok=True)
 
-    result = CliRunner().invoke(app, ["train", str(sensor_csv), *TINY, "--runs-dir", str(runs_dir), "--name", "after"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            str(sensor_csv),
+            *TINY,
+            "--runs-dir",
+            str(runs_dir),
+            "--name",
+            "after",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
-    assert sorted(os.listdir(runs_dir)) == ["after", "tiny-ae"]  # the stale temporaries are gone
+    assert sorted(os.listdir(runs_dir)) == [
+        "after",
+        "tiny-ae",
+    ]  # the stale temporaries are gone
     assert snapshot(runs_dir / "tiny-ae") == old_run
 
 
 @pytest.mark.slow
-def test_loser_of_two_trains_with_one_name_stops_before_training(big_csv: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loser_of_two_trains_with_one_name_stops_before_training(
+    big_csv: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 9, case 10: the first ``train --name same`` takes the name when it starts; the second is refused before fitting anything."""
     from rareevent.detector import RareEventDetector
 
@@ -182,44 +234,79 @@ def test_loser_of_two_trains_with_one_name_stops_before_training(big_csv: Path, 
     winner = Training(big_csv, runs_dir, "--name", "same")
     try:
         winner.wait_for_first_epoch()
-        loser = CliRunner().invoke(app, ["train", str(long_csv), "--runs-dir", str(runs_dir), "--name", "same"])
+        loser = CliRunner().invoke(
+            app, ["train", str(long_csv), "--runs-dir", str(runs_dir), "--name", "same"]
+        )
         code, stderr = winner.stop(signal.SIGINT)
     finally:
         winner.close()
     assert loser.exit_code == 2, (loser.exit_code, loser.stderr)
     errors = [line for line in loser.stderr.splitlines() if line.strip()]
-    assert len(errors) == 1 and errors[0].startswith("error: ") and "same" in errors[0] and "another rareevent process" in errors[0], errors
+    assert (
+        len(errors) == 1
+        and errors[0].startswith("error: ")
+        and "same" in errors[0]
+        and "another rareevent process" in errors[0]
+    ), errors
     assert_interrupted(code, stderr)
-    assert snapshot(runs_dir) == before  # neither left a run, a temporary or a lock file
+    assert (
+        snapshot(runs_dir) == before
+    )  # neither left a run, a temporary or a lock file
 
 
 @pytest.mark.slow
-def test_sigkill_while_scoring_leaves_a_partial_output_the_next_score_clears(big_csv: Path, runs_dir: Path) -> None:
+def test_sigkill_while_scoring_leaves_a_partial_output_the_next_score_clears(
+    big_csv: Path, runs_dir: Path
+) -> None:
     """Issue 9, case 6: the temporary of an output killed mid-write goes with the next score to the same path."""
     out = runs_dir.parent / "out"
     out.mkdir()
     proc = subprocess.Popen(
-        [str(RAREEVENT), "score", str(big_csv), "--run", str(runs_dir / "tiny-ae"), "--output", str(out / "out.csv"), "--chunk-rows", "100"],
+        [
+            str(RAREEVENT),
+            "score",
+            str(big_csv),
+            "--run",
+            str(runs_dir / "tiny-ae"),
+            "--output",
+            str(out / "out.csv"),
+            "--chunk-rows",
+            "100",
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 60
-        while not os.listdir(out) and proc.poll() is None and time.monotonic() < deadline:
+        while (
+            not os.listdir(out) and proc.poll() is None and time.monotonic() < deadline
+        ):
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, "scoring ended before it could be killed"
     assert os.listdir(out) == [f".tmp-{proc.pid}-new-out.csv"]
-    result = CliRunner().invoke(app, ["score", str(big_csv), "--run", str(runs_dir / "tiny-ae"), "--output", str(out / "out.csv")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            str(big_csv),
+            "--run",
+            str(runs_dir / "tiny-ae"),
+            "--output",
+            str(out / "out.csv"),
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     assert os.listdir(out) == ["out.csv"]
 
 
 @pytest.mark.slow
-def test_a_signal_no_batch_end_takes_is_raised_after_the_grace_and_a_second_at_once() -> None:
+def test_a_signal_no_batch_end_takes_is_raised_after_the_grace_and_a_second_at_once() -> (
+    None
+):
     """Outside a batch loop (reading a file, saving) Ctrl-C still stops ``train``: after ``INTERRUPT_GRACE_S``, or at once when pressed twice."""
     from rareevent.cli.signals import INTERRUPT_GRACE_S, interrupt_at_batch_end
 
@@ -238,10 +325,15 @@ def test_a_signal_no_batch_end_takes_is_raised_after_the_grace_and_a_second_at_o
     assert time.monotonic() - started < INTERRUPT_GRACE_S
 
     started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt), interrupt_at_batch_end():  # the block ends before the grace is over:
+    with (
+        pytest.raises(KeyboardInterrupt),
+        interrupt_at_batch_end(),
+    ):  # the block ends before the grace is over:
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.2)
-    assert time.monotonic() - started < INTERRUPT_GRACE_S  # raised on leaving it, so that nothing after it runs
+    assert (
+        time.monotonic() - started < INTERRUPT_GRACE_S
+    )  # raised on leaving it, so that nothing after it runs
     assert signal.getsignal(signal.SIGINT) is before  # the handlers are put back
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
@@ -267,10 +359,27 @@ def test_the_deferral_leaves_a_timer_it_did_not_set_and_its_signals_alone() -> N
 
 
 @pytest.mark.slow
-def test_the_app_run_from_a_thread_trains_without_touching_signals(sensor_csv: Path, tmp_path: Path) -> None:
+def test_the_app_run_from_a_thread_trains_without_touching_signals(
+    sensor_csv: Path, tmp_path: Path
+) -> None:
     """Only the main thread may set signal handlers: from another thread (a notebook's worker, say) training runs as before."""
     results: list[object] = []
-    worker = threading.Thread(target=lambda: results.append(CliRunner().invoke(app, ["train", str(sensor_csv), *TINY, "--runs-dir", str(tmp_path / "runs"), "--name", "threaded"])))
+    worker = threading.Thread(
+        target=lambda: results.append(
+            CliRunner().invoke(
+                app,
+                [
+                    "train",
+                    str(sensor_csv),
+                    *TINY,
+                    "--runs-dir",
+                    str(tmp_path / "runs"),
+                    "--name",
+                    "threaded",
+                ],
+            )
+        )
+    )
     worker.start()
     worker.join(timeout=300)
     assert results and results[0].exit_code == 0, getattr(results[0], "output", results)

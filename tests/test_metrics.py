@@ -47,7 +47,11 @@ def test_point_metrics_aucs_none_with_one_class(labels: np.ndarray) -> None:
 
 def test_point_metrics_no_flags_no_positives() -> None:
     m = point_metrics([0, 0, 0], [0, 0, 0], [0.1, 0.2, 0.3])
-    assert (m["precision"], m["recall"], m["f1"]) == (None, None, None)  # no events, no alarms: undefined
+    assert (m["precision"], m["recall"], m["f1"]) == (
+        None,
+        None,
+        None,
+    )  # no events, no alarms: undefined
     assert m["tn"] == 3
     m = point_metrics([1, 0, 0], [0, 0, 0], [0.1, 0.2, 0.3])
     assert (m["precision"], m["recall"], m["f1"], m["fn"]) == (None, 0.0, 0.0, 1)
@@ -119,12 +123,16 @@ def test_event_metrics_with_numeric_axis_reports_lead_in_its_own_unit() -> None:
     m = event_metrics(ROW_LABELS, EVENT_FLAGS, ENDS, lead=2, time=minutes)
     assert m["lead_time"] == [60.0, 120.0] and m["lead_seconds"] is None
     assert "false_alarms_per_day" not in m
-    assert m["false_alarms_per_1000_windows"] == pytest.approx(1000 * 2 / len(EVENT_FLAGS))
+    assert m["false_alarms_per_1000_windows"] == pytest.approx(
+        1000 * 2 / len(EVENT_FLAGS)
+    )
 
 
 def test_event_metrics_first_row_offset() -> None:
     # the same span, but it starts at file row 100: ends and results shift consistently
-    m = event_metrics(ROW_LABELS, EVENT_FLAGS, ENDS + 100, lead=2, time=HOURS, first_row=100)
+    m = event_metrics(
+        ROW_LABELS, EVENT_FLAGS, ENDS + 100, lead=2, time=HOURS, first_row=100
+    )
     assert m["events"] == 2
     assert m["events_detected"] == 2
     assert m["lead_rows"] == [1, 2]
@@ -138,16 +146,25 @@ def test_event_metrics_first_row_offset() -> None:
 
 def test_event_metrics_no_events_and_no_alarms() -> None:
     m = event_metrics(np.zeros(10, int), np.zeros(8, bool), np.arange(2, 10))
-    assert (m["events"], m["events_detected"], m["alarm_episodes"], m["false_alarms"]) == (0, 0, 0, 0)
+    assert (
+        m["events"],
+        m["events_detected"],
+        m["alarm_episodes"],
+        m["false_alarms"],
+    ) == (0, 0, 0, 0)
     assert m["lead_rows"] == []
     assert m["mean_lead_rows"] is None
     assert m["false_alarms_per_1000_windows"] == 0.0
-    m = event_metrics(np.zeros(10, int), np.array([0, 1, 1, 0, 0, 1, 0, 0], bool), np.arange(2, 10))
+    m = event_metrics(
+        np.zeros(10, int), np.array([0, 1, 1, 0, 0, 1, 0, 0], bool), np.arange(2, 10)
+    )
     assert (m["alarm_episodes"], m["false_alarms"]) == (2, 2)
     assert m["false_alarms_per_1000_windows"] == pytest.approx(250.0)
 
 
-def test_event_metrics_event_before_first_window_cannot_be_detected_but_counts() -> None:
+def test_event_metrics_event_before_first_window_cannot_be_detected_but_counts() -> (
+    None
+):
     y = np.array([1, 1, 0, 0, 0, 0])
     m = event_metrics(y, np.ones(4, bool), np.arange(2, 6))
     assert m["events"] == 1
@@ -163,7 +180,9 @@ def test_event_metrics_single_time_point_falls_back_to_per_window_rate() -> None
 
 def test_evaluate_merges_both() -> None:
     window_labels = ROW_LABELS[ENDS]
-    m = evaluate(ROW_LABELS, window_labels, EVENT_FLAGS, np.where(EVENT_FLAGS, 1.0, 0.0), ENDS)
+    m = evaluate(
+        ROW_LABELS, window_labels, EVENT_FLAGS, np.where(EVENT_FLAGS, 1.0, 0.0), ENDS
+    )
     # window-level: flagged ends 6 (positive), 4, 9, 10, 12, 18 (negative); positives at ends 5, 6, 7, 14, 15
     assert (m["tp"], m["fp"], m["fn"]) == (1, 5, 4)
     assert m["events_detected"] == 1

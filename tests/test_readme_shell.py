@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BARE = ("rareevent", "python", "python3", "pip", "pip3")
 # commands quick enough to run here: none trains an LSTM
-QUICK = re.compile(r"^\.venv/bin/rareevent (score sample_data/pump_sensors\.csv --run pump-ae|report( pump-ae --(plot|recipe)\b|\s*(#|$)))")
+QUICK = re.compile(
+    r"^\.venv/bin/rareevent (score sample_data/pump_sensors\.csv --run pump-ae|report( pump-ae --(plot|recipe)\b|\s*(#|$)))"
+)
 
 
 def readme_commands() -> list[str]:
@@ -31,7 +33,11 @@ def readme_commands() -> list[str]:
     for lang, body in re.findall(r"^```(\w*)\n(.*?)^```", text, flags=re.M | re.S):
         lines = body.replace("\\\n", " ").splitlines()
         if lang in ("bash", "shell", "sh"):
-            commands += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+            commands += [
+                line.strip()
+                for line in lines
+                if line.strip() and not line.lstrip().startswith("#")
+            ]
         elif lang == "text":
             commands += [line[2:].strip() for line in lines if line.startswith("$ ")]
     return commands
@@ -40,24 +46,37 @@ def readme_commands() -> list[str]:
 def programs(command: str) -> list[str]:
     """The program each part of a shell line runs (``a | b && c``: a, b, c)."""
     command = command.split(" #", 1)[0]
-    return [part.split()[0] for part in re.split(r"\|\|?|&&|;", command) if part.split()]
+    return [
+        part.split()[0] for part in re.split(r"\|\|?|&&|;", command) if part.split()
+    ]
 
 
 def test_the_readme_has_commands_after_the_setup_section() -> None:
     commands = readme_commands()
     assert len(commands) >= 12
-    assert ".venv/bin/rareevent train sample_data/pump_sensors.csv --name pump-ae" in commands
+    assert (
+        ".venv/bin/rareevent train sample_data/pump_sensors.csv --name pump-ae"
+        in commands
+    )
 
 
 @pytest.mark.parametrize("command", readme_commands())
 def test_every_command_names_the_venvs_programs(command: str) -> None:
     bare = [program for program in programs(command) if program in BARE]
-    assert not bare, f"README command {command!r} runs {bare[0]!r}: write .venv/bin/{bare[0]}"
+    assert not bare, (
+        f"README command {command!r} runs {bare[0]!r}: write .venv/bin/{bare[0]}"
+    )
 
 
 def test_the_check_catches_a_bare_command() -> None:
-    assert [p for p in programs("rareevent train x.csv | jq .f1") if p in BARE] == ["rareevent"]
-    assert [p for p in programs(".venv/bin/rareevent train x.csv && python -c 1") if p in BARE] == ["python"]
+    assert [p for p in programs("rareevent train x.csv | jq .f1") if p in BARE] == [
+        "rareevent"
+    ]
+    assert [
+        p
+        for p in programs(".venv/bin/rareevent train x.csv && python -c 1")
+        if p in BARE
+    ] == ["python"]
 
 
 @pytest.fixture(scope="module")
@@ -71,22 +90,38 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """A README line run as written by a shell without the venv on its PATH."""
-    return subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), "NO_COLOR": "1"}, timeout=600)
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), "NO_COLOR": "1"},
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
 def test_version_and_help_run_from_the_venv_entry_point(workdir: Path) -> None:
     version = run(".venv/bin/rareevent --version", workdir)
-    assert version.returncode == 0 and version.stdout.startswith("rareevent "), version.stderr
+    assert version.returncode == 0 and version.stdout.startswith("rareevent "), (
+        version.stderr
+    )
     helped = run(".venv/bin/rareevent --help", workdir)
-    assert helped.returncode == 0 and "train" in helped.stdout and "score" in helped.stdout
-    assert run("rareevent --help", workdir).returncode == 127  # what the README's commands used to meet
+    assert (
+        helped.returncode == 0 and "train" in helped.stdout and "score" in helped.stdout
+    )
+    assert (
+        run("rareevent --help", workdir).returncode == 127
+    )  # what the README's commands used to meet
 
 
 @pytest.mark.slow
 def test_the_quick_readme_commands_run_as_written(workdir: Path) -> None:
     # the worked example's run, as pca (seconds, not a minute of LSTM training), under the README's name
-    trained = run(".venv/bin/rareevent train sample_data/pump_sensors.csv --arch pca --name pump-ae -q", workdir)
+    trained = run(
+        ".venv/bin/rareevent train sample_data/pump_sensors.csv --arch pca --name pump-ae -q",
+        workdir,
+    )
     assert trained.returncode == 0, trained.stderr
     quick = [command for command in readme_commands() if QUICK.match(command)]
     assert len(quick) >= 4, quick
@@ -94,6 +129,9 @@ def test_the_quick_readme_commands_run_as_written(workdir: Path) -> None:
         result = run(command, workdir)
         assert result.returncode == 0, f"{command}: {result.stderr}"
     windows = (workdir / "alarms.csv").read_text().splitlines()
-    assert windows[0] == "row,time,error,flagged,top_features,label" and len(windows) == 1 + 30_000 - 5 + 1
+    assert (
+        windows[0] == "row,time,error,flagged,top_features,label"
+        and len(windows) == 1 + 30_000 - 5 + 1
+    )
     assert (workdir / "pump-ae.png").read_bytes()[:4] == b"\x89PNG"
     assert "[train]" in (workdir / "pump-ae.toml").read_text()

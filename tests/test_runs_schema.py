@@ -15,7 +15,14 @@ import pytest
 
 from rareevent.detector import DETECTOR_FILE, PCA_FILE, WEIGHTS_FILE, RareEventDetector
 from rareevent.errors import RareEventError
-from rareevent.runs import FORMAT_VERSION, RUN_FILE, load_run, read_record, read_run, validate_record
+from rareevent.runs import (
+    FORMAT_VERSION,
+    RUN_FILE,
+    load_run,
+    read_record,
+    read_run,
+    validate_record,
+)
 
 PATH = Path("runs/x/run.json")
 
@@ -66,12 +73,23 @@ def refused(folder: Path) -> str:
 # ---------------------------------------------------------------- run.json: run metadata only
 
 
-def test_written_record_is_valid_and_holds_no_detector_setting(record: dict[str, Any]) -> None:
+def test_written_record_is_valid_and_holds_no_detector_setting(
+    record: dict[str, Any],
+) -> None:
     validate_record(record, PATH)
     assert record["format_version"] == FORMAT_VERSION == 3
     assert record["time_column"] == "timestamp"
     assert record["label_column"] == "label"
-    assert not {"arch", "lookback", "units", "threshold", "features", "scaler_mean", "margin", "history"} & set(record)
+    assert not {
+        "arch",
+        "lookback",
+        "units",
+        "threshold",
+        "features",
+        "scaler_mean",
+        "margin",
+        "history",
+    } & set(record)
 
 
 @pytest.mark.parametrize("value", [[], "run", None, 3, [{"format_version": 1}]])
@@ -86,7 +104,9 @@ def test_missing_field(record: dict[str, Any], field: str) -> None:
 
 
 @pytest.mark.parametrize("version", [None, "1", 1.0, True])
-def test_format_version_missing_or_not_an_integer(record: dict[str, Any], version: Any) -> None:
+def test_format_version_missing_or_not_an_integer(
+    record: dict[str, Any], version: Any
+) -> None:
     record["format_version"] = version
     assert "field 'format_version' is missing or not an integer" in invalid(record)
     del record["format_version"]
@@ -96,12 +116,17 @@ def test_format_version_missing_or_not_an_integer(record: dict[str, Any], versio
 def test_format_version_newer(record: dict[str, Any]) -> None:
     record["format_version"] = FORMAT_VERSION + 1
     message = invalid(record)
-    assert f"format version {FORMAT_VERSION + 1} is newer than this rareevent understands ({FORMAT_VERSION})" in message
+    assert (
+        f"format version {FORMAT_VERSION + 1} is newer than this rareevent understands ({FORMAT_VERSION})"
+        in message
+    )
     assert "upgrade rareevent" in message
 
 
 @pytest.mark.parametrize("version", [1, 2])
-def test_runs_of_0_1_and_0_2_are_refused_with_one_clear_line(run_copy: Path, version: int) -> None:
+def test_runs_of_0_1_and_0_2_are_refused_with_one_clear_line(
+    run_copy: Path, version: int
+) -> None:
     """The 0.1.0/0.2.0 layout (the whole Keras model in model.keras) is refused before any file but run.json is read."""
     (run_copy / "model.keras").write_bytes(b"never looked at")
     record = json.loads((run_copy / RUN_FILE).read_text())
@@ -147,7 +172,15 @@ def test_reading_is_optional(record: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("decimal", ";"), ("decimal_settled", "yes"), ("time_format", 3), ("time_unit", "us"), ("date_order", "year-first"), ("date_order_assumed", None), ("extra", 1)],
+    [
+        ("decimal", ";"),
+        ("decimal_settled", "yes"),
+        ("time_format", 3),
+        ("time_unit", "us"),
+        ("date_order", "year-first"),
+        ("date_order_assumed", None),
+        ("extra", 1),
+    ],
 )
 def test_reading_values(record: dict[str, Any], key: str, value: Any) -> None:
     record["reading"][key] = value
@@ -160,15 +193,22 @@ def test_reading_values(record: dict[str, Any], key: str, value: Any) -> None:
     ("field", "value"),
     [("parameters", "abc"), ("parameters", -1), ("created", 5), ("input_sha256", 3)],
 )
-def test_optional_fields_are_checked_when_present(record: dict[str, Any], field: str, value: Any) -> None:
+def test_optional_fields_are_checked_when_present(
+    record: dict[str, Any], field: str, value: Any
+) -> None:
     record[field] = value
     assert f"field {field!r} has an invalid value" in invalid(record)
     record[field] = None
     validate_record(record, PATH)
 
 
-@pytest.mark.parametrize("part", [{"f1": math.nan}, {"f1": "0.5"}, {"lead_rows": [1, math.inf]}, "valid", [1]])
-def test_metrics_values_must_be_finite_numbers_or_null(record: dict[str, Any], part: Any) -> None:
+@pytest.mark.parametrize(
+    "part",
+    [{"f1": math.nan}, {"f1": "0.5"}, {"lead_rows": [1, math.inf]}, "valid", [1]],
+)
+def test_metrics_values_must_be_finite_numbers_or_null(
+    record: dict[str, Any], part: Any
+) -> None:
     record["metrics"] = {"valid": part, "test": None}
     assert "field 'metrics' has an invalid value" in invalid(record)
 
@@ -176,7 +216,9 @@ def test_metrics_values_must_be_finite_numbers_or_null(record: dict[str, Any], p
 # ---------------------------------------------------------------- read_record
 
 
-@pytest.mark.parametrize("text", [b"{not json", b"", b'{"format_version": 1,}', b"\xff\xfe{}"])
+@pytest.mark.parametrize(
+    "text", [b"{not json", b"", b'{"format_version": 1,}', b"\xff\xfe{}"]
+)
 def test_read_record_invalid_json(tmp_path: Path, text: bytes) -> None:
     (tmp_path / RUN_FILE).write_bytes(text)
     with pytest.raises(RareEventError, match="not valid JSON"):
@@ -221,10 +263,16 @@ def test_read_record_validates(tmp_path: Path, record: dict[str, Any]) -> None:
         ("threshold", 3, "threshold must be a strategy"),
         ("threshold", "best", "threshold 'best': unknown strategy"),
         ("normalize", "yes", "normalize must be true or false"),
-        ("context", {"a": 1}, "context must be one of auto, none or a list of column indices"),
+        (
+            "context",
+            {"a": 1},
+            "context must be one of auto, none or a list of column indices",
+        ),
     ],
 )
-def test_bad_parameter_is_refused_before_the_model_is_read(run_copy: Path, field: str, value: Any, message: str) -> None:
+def test_bad_parameter_is_refused_before_the_model_is_read(
+    run_copy: Path, field: str, value: Any, message: str
+) -> None:
     (run_copy / WEIGHTS_FILE).write_bytes(b"never looked at")
     edit_detector(run_copy, "params", field, value)
     text = refused(run_copy)
@@ -266,7 +314,10 @@ def test_params_must_be_exactly_the_estimators(run_copy: Path) -> None:
 )
 def test_bad_learned_value_is_refused(run_copy: Path, field: str, value: Any) -> None:
     edit_detector(run_copy, "fitted", field, value)
-    assert f"{run_copy / DETECTOR_FILE}: field 'fitted.{field}' has an invalid value" in refused(run_copy)
+    assert (
+        f"{run_copy / DETECTOR_FILE}: field 'fitted.{field}' has an invalid value"
+        in refused(run_copy)
+    )
 
 
 def test_missing_learned_value(run_copy: Path) -> None:
@@ -279,40 +330,59 @@ def test_detector_format_newer(run_copy: Path) -> None:
     config = json.loads(path.read_text())
     config["format_version"] = 99
     path.write_text(json.dumps(config))
-    assert "format version 99 is newer than this rareevent understands" in refused(run_copy)
+    assert "format version 99 is newer than this rareevent understands" in refused(
+        run_copy
+    )
 
 
 def test_missing_detector_file(run_copy: Path) -> None:
     (run_copy / DETECTOR_FILE).unlink()
-    assert f"{run_copy}: not a saved detector (detector.json missing)" in refused(run_copy)
+    assert f"{run_copy}: not a saved detector (detector.json missing)" in refused(
+        run_copy
+    )
 
 
 # ---------------------------------------------------------------- load_run
 
 
-def test_load_run_on_a_copy_gives_the_trained_detector(run_copy: Path, trained_runs: dict[str, Path]) -> None:
+def test_load_run_on_a_copy_gives_the_trained_detector(
+    run_copy: Path, trained_runs: dict[str, Path]
+) -> None:
     view, detector = load_run(run_copy)
     original = load_run(trained_runs["ae"])[1]
     assert detector.get_params() == original.get_params()
     assert detector.threshold_ == original.threshold_
-    assert (detector.lookback, detector.arch, detector.units, detector.margin, detector.epochs, detector.patience) == (3, "ae", (4, 2), 1.0, 3, 5)
+    assert (
+        detector.lookback,
+        detector.arch,
+        detector.units,
+        detector.margin,
+        detector.epochs,
+        detector.patience,
+    ) == (3, "ae", (4, 2), 1.0, 3, 5)
     assert detector.batch_size == 64
     assert detector.feature_names_in_.tolist() == ["s1", "s2", "s3"]
     assert tuple(detector.model_.net.input_shape) == (None, 3, 3)
-    assert view.name == "tiny-ae" and view.threshold == detector.threshold_  # the run view shows the detector's values
+    assert (
+        view.name == "tiny-ae" and view.threshold == detector.threshold_
+    )  # the run view shows the detector's values
     assert read_run(run_copy) == view
 
 
 def test_load_plain_run(trained_runs: dict[str, Path]) -> None:
     view, detector = load_run(trained_runs["plain"])
     assert detector.arch == view.arch == "plain"
-    assert not any(type(layer).__name__ == "RepeatVector" for layer in detector.model_.net.layers)
+    assert not any(
+        type(layer).__name__ == "RepeatVector" for layer in detector.model_.net.layers
+    )
 
 
 def test_corrupt_weights_file(run_copy: Path) -> None:
     (run_copy / WEIGHTS_FILE).write_bytes(os.urandom(2048))
     message = refused(run_copy)
-    assert message.startswith(f"{run_copy / WEIGHTS_FILE}: not the weights of this 'ae' model")
+    assert message.startswith(
+        f"{run_copy / WEIGHTS_FILE}: not the weights of this 'ae' model"
+    )
     assert "retrain the run" in message
 
 
@@ -322,27 +392,39 @@ def test_missing_weights_file(run_copy: Path) -> None:
 
 
 @pytest.mark.slow
-def test_weights_of_another_shape_are_refused(run_copy: Path, tmp_path: Path, sensor_csv: Path) -> None:
+def test_weights_of_another_shape_are_refused(
+    run_copy: Path, tmp_path: Path, sensor_csv: Path
+) -> None:
     """Weights of a model with other units cannot be put into the model detector.json describes."""
     import pandas as pd
 
     frame = pd.read_csv(sensor_csv)[["s1", "s2", "s3"]]
-    other = RareEventDetector(lookback=3, units=(6, 2), epochs=1, batch_size=64).fit(frame)
+    other = RareEventDetector(lookback=3, units=(6, 2), epochs=1, batch_size=64).fit(
+        frame
+    )
     other.save(tmp_path / "other")
     shutil.copy(tmp_path / "other" / WEIGHTS_FILE, run_copy / WEIGHTS_FILE)
     assert "not the weights of this 'ae' model" in refused(run_copy)
 
 
-def test_a_different_lookback_loads_the_same_weights(run_copy: Path, trained_runs: dict[str, Path]) -> None:
+def test_a_different_lookback_loads_the_same_weights(
+    run_copy: Path, trained_runs: dict[str, Path]
+) -> None:
     """LSTM weights do not depend on the window length: an edited lookback is a valid detector, not a crash."""
     edit_detector(run_copy, "params", "lookback", 5)
     detector = load_run(run_copy)[1]
     assert tuple(detector.model_.net.input_shape) == (None, 5, 3)
-    for ours, theirs in zip(detector.model_.net.get_weights(), load_run(trained_runs["ae"])[1].model_.net.get_weights(), strict=True):
+    for ours, theirs in zip(
+        detector.model_.net.get_weights(),
+        load_run(trained_runs["ae"])[1].model_.net.get_weights(),
+        strict=True,
+    ):
         np.testing.assert_array_equal(ours, theirs)
 
 
-def test_pca_model_file_must_match_the_detector(tmp_path: Path, sensor_csv: Path) -> None:
+def test_pca_model_file_must_match_the_detector(
+    tmp_path: Path, sensor_csv: Path
+) -> None:
     import pandas as pd
 
     frame = pd.read_csv(sensor_csv)[["s1", "s2", "s3"]]

@@ -17,26 +17,46 @@ runner = CliRunner()
 
 
 def valid(f1, pr_auc, false_alarms, events=3, detected=2):
-    return {"f1": f1, "pr_auc": pr_auc, "false_alarms": false_alarms, "events": events, "events_detected": detected}
+    return {
+        "f1": f1,
+        "pr_auc": pr_auc,
+        "false_alarms": false_alarms,
+        "events": events,
+        "events_detected": detected,
+    }
 
 
 def record(ours, theirs):
-    return RunRecord(name="r", metrics={"valid": ours, "test": None}, baseline=Baseline(arch="pca", metrics={"valid": theirs, "test": None}))
+    return RunRecord(
+        name="r",
+        metrics={"valid": ours, "test": None},
+        baseline=Baseline(arch="pca", metrics={"valid": theirs, "test": None}),
+    )
 
 
 def test_choose_keeps_the_best_f1_and_pr_auc_only_breaks_ties():
     # pca ranks scores better (PR-AUC 0.885 vs 0.840) but its alarms are worse (F1 0.425 vs 0.769): keep ae
-    assert choose({"ae": valid(0.769, 0.840, 0), "pca": valid(0.425, 0.885, 20)}) == "ae"
+    assert (
+        choose({"ae": valid(0.769, 0.840, 0), "pca": valid(0.425, 0.885, 20)}) == "ae"
+    )
     assert choose({"ae": valid(0.70, 0.80, 1), "pca": valid(0.70, 0.85, 1)}) == "pca"
-    assert choose({"ae": valid(0.70, 0.80, 1), "pca": valid(0.70, 0.80, 1)}) == "ae"  # a full tie: the first candidate
+    assert (
+        choose({"ae": valid(0.70, 0.80, 1), "pca": valid(0.70, 0.80, 1)}) == "ae"
+    )  # a full tie: the first candidate
     assert choose({"ae": valid(None, None, 0), "pca": valid(0.1, 0.2, 5)}) == "pca"
 
 
 def test_the_warning_never_advises_a_model_whose_alarms_are_worse():
     # the case of issue 24: PCA's PR-AUC is higher, its F1 at its own threshold far lower; the old warning advised it
-    assert baseline_advice(record(valid(0.769, 0.840, 0), valid(0.425, 0.885, 20)), "ae") is None
+    assert (
+        baseline_advice(record(valid(0.769, 0.840, 0), valid(0.425, 0.885, 20)), "ae")
+        is None
+    )
     # a higher F1 bought with more false-alarm episodes is not advised either
-    assert baseline_advice(record(valid(0.60, 0.70, 1), valid(0.65, 0.75, 4)), "ae") is None
+    assert (
+        baseline_advice(record(valid(0.60, 0.70, 1), valid(0.65, 0.75, 4)), "ae")
+        is None
+    )
     assert not better_alarms(valid(0.65, 0.75, 4), valid(0.60, 0.70, 1))
     advice = baseline_advice(record(valid(0.60, 0.70, 3), valid(0.80, 0.65, 1)), "ae")
     assert advice == (
@@ -53,25 +73,48 @@ def _train_json(args: list[str]) -> dict:
 
 
 @pytest.mark.slow
-def test_arch_auto_keeps_the_candidate_with_the_best_validation_f1(tmp_path: Path, sensor_csv: Path):
+def test_arch_auto_keeps_the_candidate_with_the_best_validation_f1(
+    tmp_path: Path, sensor_csv: Path
+):
     runs = ["--runs-dir", str(tmp_path), *TINY]
     auto = _train_json([str(sensor_csv), "--arch", "auto", "--name", "auto", *runs])
     assert tuple(auto["candidates"]) == CANDIDATES == ("ae", "forecast", "pca")
-    alone = {arch: _train_json([str(sensor_csv), "--arch", arch, "--name", arch, *runs]) for arch in CANDIDATES}
-    for arch in CANDIDATES:  # each candidate trained on the same split as it would alone
+    alone = {
+        arch: _train_json([str(sensor_csv), "--arch", arch, "--name", arch, *runs])
+        for arch in CANDIDATES
+    }
+    for (
+        arch
+    ) in CANDIDATES:  # each candidate trained on the same split as it would alone
         assert auto["candidates"][arch]["f1"] == alone[arch]["metrics"]["valid"]["f1"]
-        assert auto["candidates"][arch]["pr_auc"] == alone[arch]["metrics"]["valid"]["pr_auc"]
-        assert auto["candidates"][arch]["false_alarms"] == alone[arch]["metrics"]["valid"]["false_alarms"]
-    best = max(CANDIDATES, key=lambda a: (alone[a]["metrics"]["valid"]["f1"], alone[a]["metrics"]["valid"]["pr_auc"]))
+        assert (
+            auto["candidates"][arch]["pr_auc"]
+            == alone[arch]["metrics"]["valid"]["pr_auc"]
+        )
+        assert (
+            auto["candidates"][arch]["false_alarms"]
+            == alone[arch]["metrics"]["valid"]["false_alarms"]
+        )
+    best = max(
+        CANDIDATES,
+        key=lambda a: (
+            alone[a]["metrics"]["valid"]["f1"],
+            alone[a]["metrics"]["valid"]["pr_auc"],
+        ),
+    )
     assert auto["arch"] == best
     assert auto["threshold"] == alone[best]["threshold"]
     assert auto["metrics"]["test"] == alone[best]["metrics"]["test"]
-    shown = runner.invoke(app, ["report", "auto", "--runs-dir", str(tmp_path)], env={"COLUMNS": "200"})
+    shown = runner.invoke(
+        app, ["report", "auto", "--runs-dir", str(tmp_path)], env={"COLUMNS": "200"}
+    )
     assert shown.exit_code == 0, shown.output
     assert "--arch auto" in shown.stdout and f"{best}*" in shown.stdout
     for arch in CANDIDATES:
         assert f"{auto['candidates'][arch]['f1']:.3f}" in shown.stdout
-    run_json = tmp_path / "auto" / "run.json"  # a hand-edited run.json is refused with one line naming the field
+    run_json = (
+        tmp_path / "auto" / "run.json"
+    )  # a hand-edited run.json is refused with one line naming the field
     edited = json.loads(run_json.read_text())
     edited["candidates"] = {"ae": {"f1": "high"}}
     run_json.write_text(json.dumps(edited))
@@ -83,14 +126,41 @@ def test_arch_auto_keeps_the_candidate_with_the_best_validation_f1(tmp_path: Pat
 @pytest.mark.slow
 def test_arch_auto_without_labels_trains_the_default(tmp_path: Path):
     csv = tmp_path / "unlabelled.csv"
-    synthetic_frame().drop(columns="label").to_csv(csv, index=False, float_format="%.5f")
-    summary = _train_json([str(csv), "--arch", "auto", "--runs-dir", str(tmp_path / "runs"), "--name", "r", *TINY])
+    synthetic_frame().drop(columns="label").to_csv(
+        csv, index=False, float_format="%.5f"
+    )
+    summary = _train_json(
+        [
+            str(csv),
+            "--arch",
+            "auto",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--name",
+            "r",
+            *TINY,
+        ]
+    )
     assert summary["arch"] == "ae"
     assert summary["candidates"] is None
 
 
 def test_arch_auto_refuses_several_series(tmp_path: Path, sensor_csv: Path):
-    result = runner.invoke(app, ["train", str(sensor_csv), str(sensor_csv), "--arch", "auto", "--runs-dir", str(tmp_path)])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(sensor_csv),
+            str(sensor_csv),
+            "--arch",
+            "auto",
+            "--runs-dir",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 2
-    assert result.output.strip().splitlines()[0] == "error: --arch auto trains one CSV file; for several series, --group or --per-group name an architecture"
+    assert (
+        result.output.strip().splitlines()[0]
+        == "error: --arch auto trains one CSV file; for several series, --group or --per-group name an architecture"
+    )
     assert not any(tmp_path.iterdir())

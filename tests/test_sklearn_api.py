@@ -39,7 +39,9 @@ def _expected_failed(estimator: RareEventDetector) -> dict[str, str]:
 
 
 @pytest.mark.filterwarnings("ignore")
-@parametrize_with_checks([RareEventDetector(arch="pca", lookback=1)], expected_failed_checks=_expected_failed)
+@parametrize_with_checks(
+    [RareEventDetector(arch="pca", lookback=1)], expected_failed_checks=_expected_failed
+)
 def test_scikit_learn_checks_pca(estimator: RareEventDetector, check) -> None:  # type: ignore[no-untyped-def]
     """scikit-learn's own checks, on the closed-form baseline (seconds): the estimator protocol, whatever the model."""
     check(estimator)
@@ -47,14 +49,19 @@ def test_scikit_learn_checks_pca(estimator: RareEventDetector, check) -> None:  
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore")
-@parametrize_with_checks([RareEventDetector(lookback=1, units=(4, 2), epochs=1)], expected_failed_checks=_expected_failed)
+@parametrize_with_checks(
+    [RareEventDetector(lookback=1, units=(4, 2), epochs=1)],
+    expected_failed_checks=_expected_failed,
+)
 def test_scikit_learn_checks_lstm(estimator: RareEventDetector, check) -> None:  # type: ignore[no-untyped-def]
     """The same checks on a tiny LSTM autoencoder (minutes: every check trains one); the same 36 pass."""
     check(estimator)
 
 
 def test_the_readme_lists_the_skipped_checks() -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(
+        encoding="utf-8"
+    )
     for name in EXPECTED_FAILED_CHECKS:
         assert f"`{name}`" in readme, name
 
@@ -64,18 +71,29 @@ def test_f1_score_of_predict_on_a_dataframe() -> None:
     """Issue 22: predict gave one value per window (n - lookback + 1), so f1_score(y, predict(X)) raised."""
     frame = synthetic_frame()
     X, y = frame[FEATURES], frame["label"]
-    detector = RareEventDetector(lookback=3, units=(4, 2), epochs=2, batch_size=64, seed=3)
+    detector = RareEventDetector(
+        lookback=3, units=(4, 2), epochs=2, batch_size=64, seed=3
+    )
     assert is_outlier_detector(detector)
     predicted = detector.fit(X, y).predict(X)
     assert predicted.shape == (600,) and predicted[:2].tolist() == [0, 0]
     score = f1_score(y, predicted)
-    assert 0.5 < score <= 1.0, score  # the three events are found (6 rows each, 18 of 600 rows)
-    np.testing.assert_array_equal(detector.labels_, predicted)  # PyOD: labels_ of every row fit was given
-    assert np.isnan(detector.decision_scores_[:2]).all() and np.isfinite(detector.decision_scores_[2:]).all()
+    assert 0.5 < score <= 1.0, (
+        score
+    )  # the three events are found (6 rows each, 18 of 600 rows)
+    np.testing.assert_array_equal(
+        detector.labels_, predicted
+    )  # PyOD: labels_ of every row fit was given
+    assert (
+        np.isnan(detector.decision_scores_[:2]).all()
+        and np.isfinite(detector.decision_scores_[2:]).all()
+    )
     # the events score higher than normal rows: decision_function is higher = more abnormal, score_samples the opposite
     scores = detector.decision_function(X)
     assert np.nanmean(scores[y == 1]) > 10 * np.nanmean(scores[y == 0])
-    assert np.nanmean(detector.score_samples(X)[y == 1]) < np.nanmean(detector.score_samples(X)[y == 0])
+    assert np.nanmean(detector.score_samples(X)[y == 1]) < np.nanmean(
+        detector.score_samples(X)[y == 0]
+    )
 
 
 def test_fit_predict_is_fit_then_labels(tmp_path: Path) -> None:
@@ -88,7 +106,10 @@ def test_fit_predict_is_fit_then_labels(tmp_path: Path) -> None:
     loaded = RareEventDetector.load(detector.save(tmp_path / "saved"))
     assert not hasattr(loaded, "decision_scores_") and not hasattr(loaded, "labels_")
     np.testing.assert_array_equal(loaded.predict(frame[FEATURES]), labels)
-    assert json.loads((tmp_path / "saved" / DETECTOR_FILE).read_text())["format_version"] == 2
+    assert (
+        json.loads((tmp_path / "saved" / DETECTOR_FILE).read_text())["format_version"]
+        == 2
+    )
 
 
 def test_a_format_1_detector_is_read_with_the_new_names(tmp_path: Path) -> None:
@@ -96,33 +117,71 @@ def test_a_format_1_detector_is_read_with_the_new_names(tmp_path: Path) -> None:
     saved = json.loads((STREAM_RUN / DETECTOR_FILE).read_text())
     assert saved["format_version"] == 1
     detector = RareEventDetector.load(STREAM_RUN)
-    np.testing.assert_array_equal(detector.validation_scores_, np.asarray(saved["fitted"]["decision_scores_"], np.float32))
-    np.testing.assert_array_equal(detector.validation_labels_, saved["fitted"]["labels_"])
-    assert isinstance(detector.feature_names_in_, np.ndarray) and detector.feature_names_in_.tolist() == saved["fitted"]["feature_names_in_"]
+    np.testing.assert_array_equal(
+        detector.validation_scores_,
+        np.asarray(saved["fitted"]["decision_scores_"], np.float32),
+    )
+    np.testing.assert_array_equal(
+        detector.validation_labels_, saved["fitted"]["labels_"]
+    )
+    assert (
+        isinstance(detector.feature_names_in_, np.ndarray)
+        and detector.feature_names_in_.tolist() == saved["fitted"]["feature_names_in_"]
+    )
     detector.save(tmp_path / "again")  # written in the new format, and read back
-    assert RareEventDetector.load(tmp_path / "again").validation_scores_.tolist() == detector.validation_scores_.tolist()
+    assert (
+        RareEventDetector.load(tmp_path / "again").validation_scores_.tolist()
+        == detector.validation_scores_.tolist()
+    )
     copy = tmp_path / "newer"
     shutil.copytree(STREAM_RUN, copy)
-    saved["format_version"] = 2  # format 2 gets no defaults for what 0.3.0 lacked: the parameters added since ...
+    saved["format_version"] = (
+        2  # format 2 gets no defaults for what 0.3.0 lacked: the parameters added since ...
+    )
     (copy / DETECTOR_FILE).write_text(json.dumps(saved))
-    with pytest.raises(RareEventError, match="'params' must hold exactly the parameters .*horizon.*mask_rate"):
+    with pytest.raises(
+        RareEventError,
+        match="'params' must hold exactly the parameters .*horizon.*mask_rate",
+    ):
         RareEventDetector.load(copy)
-    saved["params"].update(horizon=1, mask_rate=0.0)  # ... and the old names are missing fields
+    saved["params"].update(
+        horizon=1, mask_rate=0.0
+    )  # ... and the old names are missing fields
     (copy / DETECTOR_FILE).write_text(json.dumps(saved))
-    with pytest.raises(RareEventError, match="required field 'fitted.validation_scores_' is missing"):
+    with pytest.raises(
+        RareEventError, match="required field 'fitted.validation_scores_' is missing"
+    ):
         RareEventDetector.load(copy)
 
 
 @pytest.mark.parametrize(
     ("X", "y", "message"),
     [
-        (np.zeros((20, 2)), np.full(20, 2), r"^y: labels must be 0 or 1, got 2 at row 0$"),
-        (np.zeros((20, 2)) + 1j, None, r"^X holds complex numbers \(Complex data not supported\)$"),
-        (np.zeros(20), None, r"^X must be 2-dimensional \(rows x features\), got shape \(20,\)"),
-        (np.zeros((3, 2)), None, r"^X has 3 sample\(s\): fewer than the train and validation parts need \(5 rows each"),
+        (
+            np.zeros((20, 2)),
+            np.full(20, 2),
+            r"^y: labels must be 0 or 1, got 2 at row 0$",
+        ),
+        (
+            np.zeros((20, 2)) + 1j,
+            None,
+            r"^X holds complex numbers \(Complex data not supported\)$",
+        ),
+        (
+            np.zeros(20),
+            None,
+            r"^X must be 2-dimensional \(rows x features\), got shape \(20,\)",
+        ),
+        (
+            np.zeros((3, 2)),
+            None,
+            r"^X has 3 sample\(s\): fewer than the train and validation parts need \(5 rows each",
+        ),
     ],
 )
-def test_bad_input_is_refused_in_one_line(X: np.ndarray, y: np.ndarray | None, message: str) -> None:
+def test_bad_input_is_refused_in_one_line(
+    X: np.ndarray, y: np.ndarray | None, message: str
+) -> None:
     with pytest.raises(RareEventError, match=message):
         RareEventDetector(arch="pca", lookback=5).fit(X, y)
 
@@ -130,7 +189,9 @@ def test_bad_input_is_refused_in_one_line(X: np.ndarray, y: np.ndarray | None, m
 def test_a_sparse_matrix_is_refused() -> None:
     from scipy import sparse
 
-    with pytest.raises(RareEventError, match="^X is a sparse matrix: sparse input is not supported"):
+    with pytest.raises(
+        RareEventError, match="^X is a sparse matrix: sparse input is not supported"
+    ):
         RareEventDetector(arch="pca").fit(sparse.csr_matrix(np.ones((20, 2))))
 
 
@@ -144,4 +205,6 @@ def test_window_and_row_outputs_line_up_on_a_numpy_array() -> None:
     np.testing.assert_array_equal(rows[3:], windows)
     # row i's score is that of the window of rows i-3..i: scoring those four rows alone gives it
     assert detector.window_scores(X[117:121])[0] == pytest.approx(rows[120], rel=1e-6)
-    assert pd.Series(detector.predict(X)).iloc[120:126].sum() >= 1  # the event at rows 120-125 is flagged
+    assert (
+        pd.Series(detector.predict(X)).iloc[120:126].sum() >= 1
+    )  # the event at rows 120-125 is flagged

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from rareevent.errors import RareEventError
-from rareevent.storage import SET_ASIDE_FILE, TEMP_PREFIX, atomic_file, atomic_folder, hold_name, remove_stale_temporaries
+from rareevent.storage import (
+    SET_ASIDE_FILE,
+    TEMP_PREFIX,
+    atomic_file,
+    atomic_folder,
+    hold_name,
+    remove_stale_temporaries,
+)
 
 
 def temporaries(folder: Path) -> list[str]:
@@ -49,7 +56,9 @@ def test_atomic_file_creates_a_new_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("error", [ValueError("boom"), KeyboardInterrupt()])
-def test_atomic_file_keeps_old_file_when_body_raises(tmp_path: Path, error: BaseException) -> None:
+def test_atomic_file_keeps_old_file_when_body_raises(
+    tmp_path: Path, error: BaseException
+) -> None:
     target = tmp_path / "out.csv"
     target.write_text("old\n")
     with pytest.raises(type(error)):
@@ -117,7 +126,9 @@ def test_atomic_folder_overwrite_replaces(tmp_path: Path) -> None:
     (target / "stale.csv").write_text("gone after overwrite")
     with atomic_folder(target, overwrite=True) as temp:
         (temp / "run.json").write_text("new")
-        assert (target / "run.json").read_text() == run_json("old")  # old one stays until the end
+        assert (target / "run.json").read_text() == run_json(
+            "old"
+        )  # old one stays until the end
     assert sorted(p.name for p in target.iterdir()) == ["run.json"]
     assert (target / "run.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r1"]
@@ -125,7 +136,9 @@ def test_atomic_folder_overwrite_replaces(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()])
 @pytest.mark.parametrize("overwrite", [False, True])
-def test_atomic_folder_body_raising_keeps_old_and_leaves_no_temp(tmp_path: Path, error: BaseException, overwrite: bool) -> None:
+def test_atomic_folder_body_raising_keeps_old_and_leaves_no_temp(
+    tmp_path: Path, error: BaseException, overwrite: bool
+) -> None:
     target = tmp_path / "r1"
     if overwrite:
         make_run(target, "old")
@@ -142,7 +155,9 @@ def test_atomic_folder_body_raising_keeps_old_and_leaves_no_temp(tmp_path: Path,
         assert not target.exists()
 
 
-def test_a_failed_final_move_is_a_user_error_that_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_final_move_is_a_user_error_that_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The last rename failing (a full disk, a permission lost meanwhile) names the folder and leaves neither it nor a temporary."""
     import errno
 
@@ -157,7 +172,9 @@ def test_a_failed_final_move_is_a_user_error_that_leaves_nothing(tmp_path: Path,
         real_rename(source, destination)
 
     monkeypatch.setattr(storage.os, "rename", failing_rename)
-    with pytest.raises(RareEventError, match=r"r1: cannot write here \(No space left on device\)"):
+    with pytest.raises(
+        RareEventError, match=r"r1: cannot write here \(No space left on device\)"
+    ):
         with atomic_folder(target) as temp:
             (temp / "run.json").write_text("new")
     assert temporaries(tmp_path) == [] and not target.exists()
@@ -186,7 +203,9 @@ def test_remove_stale_temporaries(tmp_path: Path) -> None:
     (stale_dir / "model.keras").write_text("x")
     mine = tmp_path / f"{TEMP_PREFIX}{os.getpid()}-x"
     mine.write_text("in use")
-    parent = tmp_path / f"{TEMP_PREFIX}{os.getppid()}-x"  # a live process that is not us
+    parent = (
+        tmp_path / f"{TEMP_PREFIX}{os.getppid()}-x"
+    )  # a live process that is not us
     parent.write_text("in use elsewhere")
     odd = tmp_path / f"{TEMP_PREFIX}notapid-x"
     odd.write_text("not ours to judge")
@@ -214,13 +233,17 @@ def test_stale_old_run_caught_between_renames_is_restored(tmp_path: Path) -> Non
     old.mkdir()
     (old / "run.json").write_text("{}")
     (old / SET_ASIDE_FILE).write_text("run1")
-    kept = tmp_path / f"{TEMP_PREFIX}{pid}-old-run2"  # its run exists: the overwrite had finished
+    kept = (
+        tmp_path / f"{TEMP_PREFIX}{pid}-old-run2"
+    )  # its run exists: the overwrite had finished
     kept.mkdir()
     (kept / SET_ASIDE_FILE).write_text("run2")
     (tmp_path / "run2").mkdir()
     remove_stale_temporaries(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run1", "run2"]
-    assert sorted(p.name for p in (tmp_path / "run1").iterdir()) == ["run.json"]  # the mark is gone
+    assert sorted(p.name for p in (tmp_path / "run1").iterdir()) == [
+        "run.json"
+    ]  # the mark is gone
     assert (tmp_path / "run1" / "run.json").read_text() == "{}"
 
 
@@ -234,7 +257,9 @@ def test_recovery_restores_only_what_it_set_aside(tmp_path: Path) -> None:
     other.mkdir()
     (other / SET_ASIDE_FILE).write_text("baz")
     remove_stale_temporaries(tmp_path)
-    assert list(tmp_path.iterdir()) == []  # no run 'foo' or 'bar' invented, the leftovers are gone
+    assert (
+        list(tmp_path.iterdir()) == []
+    )  # no run 'foo' or 'bar' invented, the leftovers are gone
 
 
 def test_temporary_names_carry_their_kind(tmp_path: Path) -> None:
@@ -243,7 +268,9 @@ def test_temporary_names_carry_their_kind(tmp_path: Path) -> None:
         assert temp.name == f"{TEMP_PREFIX}{os.getpid()}-new-old-foo"
 
 
-def test_overwrite_marks_the_old_run_it_sets_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_overwrite_marks_the_old_run_it_sets_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without an atomic exchange the old run is renamed aside with a mark naming it, removed when it goes back."""
     import rareevent.storage
 
@@ -254,26 +281,41 @@ def test_overwrite_marks_the_old_run_it_sets_aside(tmp_path: Path, monkeypatch: 
     marks: list[str] = []
 
     def rename(src: Path, dst: Path) -> None:
-        if Path(dst) == target and "-new-" in Path(src).name:  # the new run's rename in: the old one is aside now
-            marks.append((tmp_path / f"{TEMP_PREFIX}{os.getpid()}-old-run" / SET_ASIDE_FILE).read_text())
+        if (
+            Path(dst) == target and "-new-" in Path(src).name
+        ):  # the new run's rename in: the old one is aside now
+            marks.append(
+                (
+                    tmp_path / f"{TEMP_PREFIX}{os.getpid()}-old-run" / SET_ASIDE_FILE
+                ).read_text()
+            )
             raise OSError(5, "Input/output error")
         real_rename(src, dst)
 
     monkeypatch.setattr(rareevent.storage, "_exchange", lambda a, b: False)
     monkeypatch.setattr(rareevent.storage.os, "rename", rename)
-    with pytest.raises(RareEventError, match=r"run: cannot write here \(Input/output error\)"):  # one error line, not a traceback
+    with pytest.raises(
+        RareEventError, match=r"run: cannot write here \(Input/output error\)"
+    ):  # one error line, not a traceback
         with atomic_folder(target, overwrite=True) as folder:
             (folder / "f").write_text("new")
     assert marks == ["run"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
-    assert sorted(p.name for p in target.iterdir()) == ["f", "run.json"] and (target / "f").read_text() == "old"
+    assert (
+        sorted(p.name for p in target.iterdir()) == ["f", "run.json"]
+        and (target / "f").read_text() == "old"
+    )
 
 
-def test_stale_output_temporaries_are_cleared_next_to_the_output(tmp_path: Path) -> None:
+def test_stale_output_temporaries_are_cleared_next_to_the_output(
+    tmp_path: Path,
+) -> None:
     pid = dead_pid()
     stale = tmp_path / f"{TEMP_PREFIX}{pid}-new-out.csv"
     stale.write_text("partial")
-    foreign = tmp_path / f"{TEMP_PREFIX}{pid}-notes.txt"  # not ours to judge next to a user's file
+    foreign = (
+        tmp_path / f"{TEMP_PREFIX}{pid}-notes.txt"
+    )  # not ours to judge next to a user's file
     foreign.write_text("x")
     with atomic_file(tmp_path / "out.csv") as temp:
         temp.write_text("done")
@@ -283,25 +325,35 @@ def test_stale_output_temporaries_are_cleared_next_to_the_output(tmp_path: Path)
 def test_hold_name_refuses_a_second_holder_and_leaves_nothing(tmp_path: Path) -> None:
     target = tmp_path / "runs" / "same"
     with hold_name(target):
-        with pytest.raises(RareEventError, match="another rareevent process is writing this run now"):
+        with pytest.raises(
+            RareEventError, match="another rareevent process is writing this run now"
+        ):
             with hold_name(target):
                 pass
         remove_stale_temporaries(target.parent)  # a held lock is not stale
         assert temporaries(target.parent) == [f"{TEMP_PREFIX}lock-same"]
-    assert list(tmp_path.iterdir()) == []  # the lock file and the runs folder made for it are gone
-    (tmp_path / f"{TEMP_PREFIX}lock-killed").write_text("")  # its holder died by kill -9: the kernel freed the lock
+    assert (
+        list(tmp_path.iterdir()) == []
+    )  # the lock file and the runs folder made for it are gone
+    (tmp_path / f"{TEMP_PREFIX}lock-killed").write_text(
+        ""
+    )  # its holder died by kill -9: the kernel freed the lock
     remove_stale_temporaries(tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_atomic_folder_overwrite_exchanges_without_a_gap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_atomic_folder_overwrite_exchanges_without_a_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import rareevent.storage
 
     target = tmp_path / "run"
     make_run(target, "old")
     (target / "f").write_text("old")
     renames: list[tuple[str, str]] = []
-    monkeypatch.setattr(rareevent.storage.os, "rename", lambda a, b: renames.append((a, b)))
+    monkeypatch.setattr(
+        rareevent.storage.os, "rename", lambda a, b: renames.append((a, b))
+    )
     with atomic_folder(target, overwrite=True) as folder:
         (folder / "f").write_text("new")
     assert renames == []  # renameat2(RENAME_EXCHANGE) swapped the folders in one step

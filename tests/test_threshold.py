@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from rareevent.errors import RareEventError
-from rareevent.threshold import DEFAULT_QUANTILE, Strategy, choose_threshold, parse_strategy
+from rareevent.threshold import (
+    DEFAULT_QUANTILE,
+    Strategy,
+    choose_threshold,
+    parse_strategy,
+)
 
 # Scores 0.1 .. 1.0; positives at 0.7, 0.9 and 1.0.  Flagging score >= t gives
 #   t     flagged tp  precision recall   F1      F0.5    |p - r|
@@ -43,7 +48,15 @@ def test_pr_cross_where_precision_equals_recall() -> None:
     assert choose("pr-cross") == pytest.approx(0.8)
 
 
-@pytest.mark.parametrize(("text", "expected"), [("precision:0.7", 0.7), ("precision:0.75", 0.7), ("precision:0.8", 0.9), ("precision:1", 0.9)])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("precision:0.7", 0.7),
+        ("precision:0.75", 0.7),
+        ("precision:0.8", 0.9),
+        ("precision:1", 0.9),
+    ],
+)
 def test_precision_target_gives_highest_recall(text: str, expected: float) -> None:
     assert choose(text) == pytest.approx(expected)
 
@@ -52,7 +65,9 @@ def test_precision_unreachable_is_an_error() -> None:
     # the two highest scores are negatives: precision never exceeds 1/3
     scores = np.array([0.1, 0.2, 0.3, 0.4])
     labels = np.array([0, 1, 0, 0])
-    with pytest.raises(RareEventError, match=r"no threshold reaches precision 0.5") as info:
+    with pytest.raises(
+        RareEventError, match=r"no threshold reaches precision 0.5"
+    ) as info:
         choose("precision:0.5", scores, labels, np.ones(4, bool))
     assert "the best is 0.333" in str(info.value)
 
@@ -60,10 +75,16 @@ def test_precision_unreachable_is_an_error() -> None:
 def test_quantile_of_normal_scores_only() -> None:
     scores = np.array([1.0, 2.0, 3.0, 4.0, 100.0])
     normal = np.array([True, True, True, True, False])
-    assert choose_threshold(parse_strategy("quantile:0.5"), scores, None, normal) == pytest.approx(2.5)
-    assert choose_threshold(parse_strategy("quantile:1"), scores, None, normal) == pytest.approx(4.0)
+    assert choose_threshold(
+        parse_strategy("quantile:0.5"), scores, None, normal
+    ) == pytest.approx(2.5)
+    assert choose_threshold(
+        parse_strategy("quantile:1"), scores, None, normal
+    ) == pytest.approx(4.0)
     # linear interpolation between order statistics: 0.9 * (4 - 1) = 2.7 -> 3 + 0.7 * (4 - 3)
-    assert choose_threshold(parse_strategy("quantile:0.9"), scores, None, normal) == pytest.approx(3.7)
+    assert choose_threshold(
+        parse_strategy("quantile:0.9"), scores, None, normal
+    ) == pytest.approx(3.7)
 
 
 def test_quantile_default_value() -> None:
@@ -71,21 +92,29 @@ def test_quantile_default_value() -> None:
     strategy = parse_strategy("quantile")
     assert strategy == Strategy("quantile", 0.995)
     scores = np.arange(201, dtype=float)  # 0 .. 200: the 0.995-quantile is 199
-    assert choose_threshold(strategy, scores, None, np.ones(201, bool)) == pytest.approx(199.0)
+    assert choose_threshold(
+        strategy, scores, None, np.ones(201, bool)
+    ) == pytest.approx(199.0)
 
 
 def test_quantile_needs_no_labels_but_a_normal_window() -> None:
     assert not parse_strategy("quantile:0.9").needs_labels
     with pytest.raises(RareEventError, match="no normal window"):
-        choose_threshold(parse_strategy("quantile:0.9"), SCORES, None, np.zeros(10, bool))
+        choose_threshold(
+            parse_strategy("quantile:0.9"), SCORES, None, np.zeros(10, bool)
+        )
 
 
 @pytest.mark.parametrize("text", ["f1", "fbeta:2", "pr-cross", "precision:0.9"])
 @pytest.mark.parametrize("labels", [None, np.zeros(10, dtype=int)])
-def test_label_strategy_without_positive_window_suggests_a_label_free_strategy(text: str, labels) -> None:
+def test_label_strategy_without_positive_window_suggests_a_label_free_strategy(
+    text: str, labels
+) -> None:
     strategy = parse_strategy(text)
     assert strategy.needs_labels
-    with pytest.raises(RareEventError, match="needs at least one positive window") as info:
+    with pytest.raises(
+        RareEventError, match="needs at least one positive window"
+    ) as info:
         choose_threshold(strategy, SCORES, labels, ALL_NORMAL)
     assert "`threshold=pot` (or quantile)" in str(info.value)
 
@@ -147,14 +176,18 @@ def test_pot_threshold_extrapolates_the_normal_tail() -> None:
     from rareevent.threshold import peaks_over_threshold
 
     crossed_pot, crossed_quantile = [], []
-    for seed in range(20):  # validation parts of 400 normal windows, then much later normal data
+    for seed in range(
+        20
+    ):  # validation parts of 400 normal windows, then much later normal data
         rng = np.random.default_rng(seed)
         normal, later = rng.exponential(1.0, 400), rng.exponential(1.0, 20_000)
         level = peaks_over_threshold(normal, 1e-3)
         assert level >= np.quantile(normal, 0.999)
         crossed_pot.append(np.mean(later >= level))
         crossed_quantile.append(np.mean(later >= np.quantile(normal, 0.995)))
-    assert np.mean(crossed_pot) < 2.5e-3  # about the promised 1e-3, where the true 0.999 quantile is ln(1000)
+    assert (
+        np.mean(crossed_pot) < 2.5e-3
+    )  # about the promised 1e-3, where the true 0.999 quantile is ln(1000)
     assert np.mean(crossed_quantile) > 2 * np.mean(crossed_pot)
 
 
@@ -175,13 +208,26 @@ def test_one_table_holds_every_strategy() -> None:
     """Parsing, the default parameter and whether labels are needed all come from ``STRATEGIES``."""
     from rareevent.threshold import LABEL_STRATEGIES, STRATEGIES
 
-    assert list(STRATEGIES) == ["f1", "fbeta", "pr-cross", "precision", "quantile", "pot"]
+    assert list(STRATEGIES) == [
+        "f1",
+        "fbeta",
+        "pr-cross",
+        "precision",
+        "quantile",
+        "pot",
+    ]
     assert LABEL_STRATEGIES == ("f1", "fbeta", "pr-cross", "precision")
     for name, spec in STRATEGIES.items():
         example = f"{name}:{spec.example}" if spec.param == "required" else name
         strategy = parse_strategy(example)
         assert strategy.needs_labels is spec.needs_labels
-        assert strategy.param == (spec.default if spec.param == "optional" else None if spec.param == "none" else float(spec.example))
+        assert strategy.param == (
+            spec.default
+            if spec.param == "optional"
+            else None
+            if spec.param == "none"
+            else float(spec.example)
+        )
     labels = (SCORES > np.quantile(SCORES, 0.7)).astype(int)
     # the label strategies pick a threshold that flags exactly the positives of separable scores
     for text in ("f1", "fbeta:2", "pr-cross", "precision:0.9"):

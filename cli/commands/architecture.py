@@ -15,13 +15,27 @@ from ..options import Activation, LstmArch, parse_units
 
 
 def architecture(
-    arch: Annotated[LstmArch, typer.Option(help="LSTM autoencoder, plain LSTM stack or forecasting LSTM.")] = LstmArch["ae"],
+    arch: Annotated[
+        LstmArch,
+        typer.Option(help="LSTM autoencoder, plain LSTM stack or forecasting LSTM."),
+    ] = LstmArch["ae"],
     lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
-    horizon: Annotated[int, typer.Option(help="--arch forecast: rows predicted at the window's end.")] = 1,
+    horizon: Annotated[
+        int, typer.Option(help="--arch forecast: rows predicted at the window's end.")
+    ] = 1,
     features: Annotated[int, typer.Option(help="Number of sensors (F).")] = 8,
-    units: Annotated[str, typer.Option(help="LSTM units u1,u2 (1 to 4096 each).")] = "32,16",
-    activation: Annotated[Activation, typer.Option(help="LSTM activation.")] = Activation.tanh,
-    context: Annotated[int, typer.Option(help="How many of the features are context (read, not reconstructed).")] = 0,
+    units: Annotated[
+        str, typer.Option(help="LSTM units u1,u2 (1 to 4096 each).")
+    ] = "32,16",
+    activation: Annotated[
+        Activation, typer.Option(help="LSTM activation.")
+    ] = Activation.tanh,
+    context: Annotated[
+        int,
+        typer.Option(
+            help="How many of the features are context (read, not reconstructed)."
+        ),
+    ] = 0,
 ) -> None:
     """Print the layer table of a model: name, type, output shape, parameters."""
     with errors():
@@ -32,11 +46,28 @@ def architecture(
         if features < 1:
             raise RareEventError(f"--features must be at least 1, got {features}")
         if not 0 <= context < features:
-            raise RareEventError(f"--context must be in 0..{features - 1} (at least one feature is reconstructed), got {context}")
-        model = build_model(arch, lookback, features, u, activation, n_outputs=features - context, horizon=horizon)
-        title = f"{arch}: lookback {lookback}, {features} features" + (f" ({context} context)" if context else "")
+            raise RareEventError(
+                f"--context must be in 0..{features - 1} (at least one feature is reconstructed), got {context}"
+            )
+        model = build_model(
+            arch,
+            lookback,
+            features,
+            u,
+            activation,
+            n_outputs=features - context,
+            horizon=horizon,
+        )
+        title = f"{arch}: lookback {lookback}, {features} features" + (
+            f" ({context} context)" if context else ""
+        )
         table = Table(title=f"{title}, units {u[0]},{u[1]}")
-        columns: tuple[tuple[str, JustifyMethod], ...] = (("layer", "left"), ("type", "left"), ("output shape", "left"), ("parameters", "right"))
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
+            ("layer", "left"),
+            ("type", "left"),
+            ("output shape", "left"),
+            ("parameters", "right"),
+        )
         for column, justify in columns:
             table.add_column(column, justify=justify)
         table.add_row("window", "Input", str((lookback, features)), "0")

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..console import consoles, errors, note
-from ..options import ENCODE_OPTIONS, QuietOption, RunOption, RunsDir, check_outputs, output_kind, score_spec, takes
+from ..options import (
+    ENCODE_OPTIONS,
+    QuietOption,
+    RunOption,
+    RunsDir,
+    check_outputs,
+    output_kind,
+    score_spec,
+    takes,
+)
 from ..render import print_paths
 
 if TYPE_CHECKING:
@@ -17,10 +26,17 @@ if TYPE_CHECKING:
 
 @takes("spec", ENCODE_OPTIONS, score_spec)
 def encode(
-    data: Annotated[Path, typer.Argument(help="Sensor CSV with the trained feature columns.")],
+    data: Annotated[
+        Path, typer.Argument(help="Sensor CSV with the trained feature columns.")
+    ],
     run: RunOption = None,
     *,  # keyword-only from here, so that the required --output needs no default (Typer calls a command with keywords)
-    output: Annotated[Path, typer.Option(help="Write row, time and the encoded vector of every window to this .csv or .json file.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            help="Write row, time and the encoded vector of every window to this .csv or .json file."
+        ),
+    ],
     runs_dir: RunsDir = Path("runs"),
     spec: ScoreSpec,  # --chunk-rows, --fill and the reading options (--decimal ... --encoding), built by takes
     quiet: QuietOption = False,
@@ -43,5 +59,7 @@ def encode(
             writer.finish({"run": record.name, "units": record.units[1]})
         if filled:
             note(f"repaired {filled} blank/NaN cell(s) with --fill {spec.input.fill}")
-        consoles.out.print(f"wrote {n:,} encoded windows x {record.units[1]} values to {output}")
+        consoles.out.print(
+            f"wrote {n:,} encoded windows x {record.units[1]} values to {output}"
+        )
         print_paths(quiet, output)

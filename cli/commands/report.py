@@ -19,11 +19,30 @@ from ..render import candidates_table, print_comparison, print_runs_table, serie
 
 def report(
     ctx: typer.Context,
-    runs: Annotated[list[str] | None, typer.Argument(help="Run folders or names (default: every run in --runs-dir).", autocompletion=complete_run)] = None,
+    runs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Run folders or names (default: every run in --runs-dir).",
+            autocompletion=complete_run,
+        ),
+    ] = None,
     runs_dir: RunsDir = Path("runs"),
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    plot: Annotated[Path | None, typer.Option(help="Draw the error over time and the PR curve of one run to this .png (needs rareevent\\[plot]).")] = None,
-    show_recipe: Annotated[bool, typer.Option("--recipe", help="Print the TOML recipe that trains one run again (rareevent train --config).")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON.")
+    ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Draw the error over time and the PR curve of one run to this .png (needs rareevent\\[plot])."
+        ),
+    ] = None,
+    show_recipe: Annotated[
+        bool,
+        typer.Option(
+            "--recipe",
+            help="Print the TOML recipe that trains one run again (rareevent train --config).",
+        ),
+    ] = False,
     html: Annotated[
         Path | None,
         typer.Option(
@@ -39,19 +58,36 @@ def report(
 
         if show_recipe:
             if (runs and len(runs) > 1) or plot is not None or as_json:
-                raise RareEventError("--recipe prints the recipe of one run; name a single RUN, without --plot or --json")
+                raise RareEventError(
+                    "--recipe prints the recipe of one run; name a single RUN, without --plot or --json"
+                )
             folder = resolve_run(runs[0] if runs else None, runs_dir)
             app = ctx.find_root().command
             assert isinstance(app, TyperGroup)  # an app of several commands is a group
-            train_params = app.commands["train"].params  # the app's, as main registered it
-            typer.echo(recipe.recipe_text(read_run(folder), folder / RUN_FILE, leave_out={recipe.recipe_key(p) for p in train_params if p.name in NOT_SETTINGS}), nl=False)
+            train_params = app.commands[
+                "train"
+            ].params  # the app's, as main registered it
+            typer.echo(
+                recipe.recipe_text(
+                    read_run(folder),
+                    folder / RUN_FILE,
+                    leave_out={
+                        recipe.recipe_key(p)
+                        for p in train_params
+                        if p.name in NOT_SETTINGS
+                    },
+                ),
+                nl=False,
+            )
             return
         if html is not None:
             from rareevent.html_report import check_output, run_report, write
             from rareevent.runs import load_run
 
             if (runs and len(runs) > 1) or plot is not None or as_json:
-                raise RareEventError("--html reports one run; name a single RUN, without --plot or --json")
+                raise RareEventError(
+                    "--html reports one run; name a single RUN, without --plot or --json"
+                )
             check_output(html)
             folder = resolve_run(runs[0] if runs else None, runs_dir)
             write(run_report(folder, *load_run(folder)), html)
@@ -69,7 +105,13 @@ def report(
         summaries, skipped = collect(runs or [], runs_dir)
         pairs = comparisons(summaries)
         if as_json:
-            typer.echo(json.dumps({"runs": summaries, "comparisons": pairs, "skipped": skipped}, indent=2, allow_nan=False))
+            typer.echo(
+                json.dumps(
+                    {"runs": summaries, "comparisons": pairs, "skipped": skipped},
+                    indent=2,
+                    allow_nan=False,
+                )
+            )
             return
         for message in skipped:
             warn(f"skipped: {message}")
@@ -78,6 +120,8 @@ def report(
             if len(row["series"] or []) > 1:
                 consoles.out.print(series_table(row))
             if row["candidates"]:
-                consoles.out.print(candidates_table(row["name"], row["candidates"], row["arch"]))
+                consoles.out.print(
+                    candidates_table(row["name"], row["candidates"], row["arch"])
+                )
         for pair in pairs:
             print_comparison(pair)

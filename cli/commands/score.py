@@ -37,27 +37,86 @@ if TYPE_CHECKING:
 
 @takes("spec", SCORE_OPTIONS, score_spec)
 def score(
-    data: Annotated[list[Path], typer.Argument(help="New sensor CSV(s) or Parquet file(s) with the trained feature columns (labels optional), or a quoted glob; - reads standard input.")],
+    data: Annotated[
+        list[Path],
+        typer.Argument(
+            help="New sensor CSV(s) or Parquet file(s) with the trained feature columns (labels optional), or a quoted glob; - reads standard input."
+        ),
+    ],
     *,  # keyword-only from here (Typer calls a command with keywords), so that `spec` needs no default
     run: RunOption = None,
     runs_dir: RunsDir = Path("runs"),
-    output: Annotated[Path | None, typer.Option(help="Write one row per window to this .csv or .json file (--follow: .csv or .jsonl, written as it goes).")] = None,
-    metrics_out: Annotated[Path | None, typer.Option(help="Write the metrics (needs the label column) to this .json file.")] = None,
-    spec: ScoreSpec,  # what to read and how (--chunk-rows ... --group), built by takes
-    show: Annotated[int, typer.Option(min=0, help="Alarm episodes to list (largest peak first).")] = 20,
-    jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Worker processes for many series (default: the cores).")] = None,
-    engine: Annotated[Engine, typer.Option("--engine", help="local (processes on this machine) or spark (one task per group; writes a Parquet folder).")] = Engine.local,
-    master: Annotated[str, typer.Option("--master", help="Spark master with --engine spark: local[*], local[2], spark://HOST:7077, yarn.")] = "local[*]",
-    follow: Annotated[bool, typer.Option("--follow", help="Tail DATA as another program appends to it: score each line as soon as its window is complete, until Ctrl-C.")] = False,
-    output_format: Annotated[
-        FollowFormat | None, typer.Option("--format", help="--follow output: csv or jsonl (JSON Lines, with alarm events) (default: from --output's extension, else csv).")
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write one row per window to this .csv or .json file (--follow: .csv or .jsonl, written as it goes)."
+        ),
     ] = None,
-    poll: Annotated[str, typer.Option(help="--follow: how often to look for new lines, like 0.2s or 500ms.")] = "0.2s",
+    metrics_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the metrics (needs the label column) to this .json file."
+        ),
+    ] = None,
+    spec: ScoreSpec,  # what to read and how (--chunk-rows ... --group), built by takes
+    show: Annotated[
+        int, typer.Option(min=0, help="Alarm episodes to list (largest peak first).")
+    ] = 20,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            min=1,
+            help="Worker processes for many series (default: the cores).",
+        ),
+    ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            "--engine",
+            help="local (processes on this machine) or spark (one task per group; writes a Parquet folder).",
+        ),
+    ] = Engine.local,
+    master: Annotated[
+        str,
+        typer.Option(
+            "--master",
+            help="Spark master with --engine spark: local[*], local[2], spark://HOST:7077, yarn.",
+        ),
+    ] = "local[*]",
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="Tail DATA as another program appends to it: score each line as soon as its window is complete, until Ctrl-C.",
+        ),
+    ] = False,
+    output_format: Annotated[
+        FollowFormat | None,
+        typer.Option(
+            "--format",
+            help="--follow output: csv or jsonl (JSON Lines, with alarm events) (default: from --output's extension, else csv).",
+        ),
+    ] = None,
+    poll: Annotated[
+        str,
+        typer.Option(
+            help="--follow: how often to look for new lines, like 0.2s or 500ms."
+        ),
+    ] = "0.2s",
     html: Annotated[
-        Path | None, typer.Option("--html", help="Write a self-contained HTML report (score timeline, every alarm episode with its sensors' raw traces) to this .html file (needs rareevent\\[plot]).")
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Write a self-contained HTML report (score timeline, every alarm episode with its sensors' raw traces) to this .html file (needs rareevent\\[plot]).",
+        ),
     ] = None,
     episodes: Annotated[
-        Path | None, typer.Option("--episodes", help="Write one row per alarm episode (series, start, end, duration, peak score and ÷ threshold, top sensors) to this .csv file.")
+        Path | None,
+        typer.Option(
+            "--episodes",
+            help="Write one row per alarm episode (series, start, end, duration, peak score and ÷ threshold, top sensors) to this .csv file.",
+        ),
     ] = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -69,8 +128,25 @@ def score(
     with errors():
         from rareevent.runs import resolve_run
 
-        if engine == Engine.spark or spec.input.group is not None or not one_csv(data) or _per_group_run(run, runs_dir):
-            score_many(data, resolve_run(run, runs_dir), spec, jobs=jobs, engine=engine, master=master, output=output, metrics_out=metrics_out, quiet=quiet, html=html, episodes=episodes)
+        if (
+            engine == Engine.spark
+            or spec.input.group is not None
+            or not one_csv(data)
+            or _per_group_run(run, runs_dir)
+        ):
+            score_many(
+                data,
+                resolve_run(run, runs_dir),
+                spec,
+                jobs=jobs,
+                engine=engine,
+                master=master,
+                output=output,
+                metrics_out=metrics_out,
+                quiet=quiet,
+                html=html,
+                episodes=episodes,
+            )
             return
         path = data[0]
         from rareevent.runs import load_run, resolve_run
@@ -79,21 +155,37 @@ def score(
 
         piped = str(path) == "-"
         if html is not None and (follow or piped):
-            raise RareEventError("--html reads the scored file a second time for the sensor traces: give a file, without --follow")
+            raise RareEventError(
+                "--html reads the scored file a second time for the sensor traces: give a file, without --follow"
+            )
         if follow and episodes is not None:
-            raise RareEventError("--episodes is written when the data ends; --follow announces episodes as they close instead")
+            raise RareEventError(
+                "--episodes is written when the data ends; --follow announces episodes as they close instead"
+            )
         if follow:
             if piped:
-                raise RareEventError("--follow needs a file to tail, not stdin (-): pipe into `rareevent score -` without --follow, or name the file")
+                raise RareEventError(
+                    "--follow needs a file to tail, not stdin (-): pipe into `rareevent score -` without --follow, or name the file"
+                )
             if metrics_out is not None:
-                raise RareEventError("--follow tails a file, and has no end to measure metrics at: leave out --metrics-out")
-            follow_kind = output_format.value if output_format else output_kind(output, ("csv", "jsonl")) if output else "csv"
+                raise RareEventError(
+                    "--follow tails a file, and has no end to measure metrics at: leave out --metrics-out"
+                )
+            follow_kind = (
+                output_format.value
+                if output_format
+                else output_kind(output, ("csv", "jsonl"))
+                if output
+                else "csv"
+            )
             seconds = duration_seconds(poll, "--poll")
             check_outputs(path, {"--output": output})
             record, detector = load_run(resolve_run(run, runs_dir))
             follow_file(path, record, detector, spec, output, follow_kind, seconds)
         if output_format is not None:
-            raise RareEventError("--format is for --follow; without it the output's kind follows --output's extension (.csv or .json)")
+            raise RareEventError(
+                "--format is for --follow; without it the output's kind follows --output's extension (.csv or .json)"
+            )
         kind = output_kind(output, ("csv", "json")) if output else None
         if metrics_out is not None:
             output_kind(metrics_out, ("json",))
@@ -103,34 +195,76 @@ def score(
             from rareevent.html_report import check_output
 
             check_output(html)
-        check_outputs(path, {"--output": output, "--metrics-out": metrics_out, "--episodes": episodes, "--html": html})
+        check_outputs(
+            path,
+            {
+                "--output": output,
+                "--metrics-out": metrics_out,
+                "--episodes": episodes,
+                "--html": html,
+            },
+        )
         folder = resolve_run(run, runs_dir)
         record, detector = load_run(folder)
         label_column = spec.input.label or record.label_column
         if metrics_out is not None and label_column is None:
-            raise RareEventError(f"--metrics-out needs labels, and run {record.name!r} was trained without a label column", hint="name the file's label column with --label")
-        if metrics_out is not None and not piped and not file_has_labels(path, label_column):
-            raise RareEventError(f"{path}: --metrics-out needs the label column {label_column!r}, which the file does not have")
-        total = estimate_rows(path) if not piped and path.is_file() and path.stat().st_size > 4 * spec.chunk_rows else None
+            raise RareEventError(
+                f"--metrics-out needs labels, and run {record.name!r} was trained without a label column",
+                hint="name the file's label column with --label",
+            )
+        if (
+            metrics_out is not None
+            and not piped
+            and not file_has_labels(path, label_column)
+        ):
+            raise RareEventError(
+                f"{path}: --metrics-out needs the label column {label_column!r}, which the file does not have"
+            )
+        total = (
+            estimate_rows(path)
+            if not piped
+            and path.is_file()
+            and path.stat().st_size > 4 * spec.chunk_rows
+            else None
+        )
         progress = rows_progress(path)
         task = progress.add_task("score", total=total)
-        with ExitStack() as stack:  # the outputs are renamed into place only when all are complete
+        with (
+            ExitStack() as stack
+        ):  # the outputs are renamed into place only when all are complete
             temp = stack.enter_context(atomic_file(output)) if output else None
-            metrics_temp = stack.enter_context(atomic_file(metrics_out)) if metrics_out else None
-            episodes_temp = stack.enter_context(atomic_file(episodes)) if episodes else None
+            metrics_temp = (
+                stack.enter_context(atomic_file(metrics_out)) if metrics_out else None
+            )
+            episodes_temp = (
+                stack.enter_context(atomic_file(episodes)) if episodes else None
+            )
             html_temp = stack.enter_context(atomic_file(html)) if html else None
-            writer = stack.enter_context(WindowWriter(temp, kind)) if temp and kind else None
+            writer = (
+                stack.enter_context(WindowWriter(temp, kind)) if temp and kind else None
+            )
             collector = _html_collector(html, writer)
             sink = collector or writer
             with progress:
                 if piped:
                     from rareevent.follow import score_pipe
 
-                    result = score_pipe(sys.stdin.buffer, record, detector, spec, sink=sink)
+                    result = score_pipe(
+                        sys.stdin.buffer, record, detector, spec, sink=sink
+                    )
                     if metrics_out is not None and result.metrics is None:
-                        raise RareEventError(f"<stdin>: --metrics-out needs the label column {label_column!r}, which the data does not have")
+                        raise RareEventError(
+                            f"<stdin>: --metrics-out needs the label column {label_column!r}, which the data does not have"
+                        )
                 else:
-                    result = score_csv(path, record, detector, spec, sink=sink, on_progress=lambda n: progress.advance(task, n))
+                    result = score_csv(
+                        path,
+                        record,
+                        detector,
+                        spec,
+                        sink=sink,
+                        on_progress=lambda n: progress.advance(task, n),
+                    )
             summary = {
                 "run": record.name,
                 "file": str(path),
@@ -141,25 +275,51 @@ def score(
                 "segments": result.n_segments,
             }
             if writer:
-                writer.finish({"alarms": result.alarms, "metrics": result.metrics, "summary": summary})
+                writer.finish(
+                    {
+                        "alarms": result.alarms,
+                        "metrics": result.metrics,
+                        "summary": summary,
+                    }
+                )
             if metrics_temp:
-                metrics_temp.write_text(json.dumps({**summary, "metrics": result.metrics}, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+                metrics_temp.write_text(
+                    json.dumps(
+                        {**summary, "metrics": result.metrics},
+                        indent=2,
+                        allow_nan=False,
+                    )
+                    + "\n",
+                    encoding="utf-8",
+                )
             if episodes_temp:
                 from rareevent.episodes import episode_rows, write_episodes
 
-                write_episodes(episodes_temp, episode_rows(result.alarms, result.threshold))
+                write_episodes(
+                    episodes_temp, episode_rows(result.alarms, result.threshold)
+                )
             if html_temp:
                 from rareevent.html_report import render, scored_file_report
 
-                page = render(scored_file_report(path, record, detector, result, collector, spec))
+                page = render(
+                    scored_file_report(path, record, detector, result, collector, spec)
+                )
                 html_temp.write_text(page, encoding="utf-8")
         if result.columns.ignored:
-            note(f"ignored column(s) not used by the model: {', '.join(result.columns.ignored)}")
+            note(
+                f"ignored column(s) not used by the model: {', '.join(result.columns.ignored)}"
+            )
         if result.n_filled:
-            note(f"repaired {result.n_filled} blank/NaN cell(s) with --fill {spec.input.fill}")
+            note(
+                f"repaired {result.n_filled} blank/NaN cell(s) with --fill {spec.input.fill}"
+            )
         if result.n_segments > 1 and record.gaps:
-            note(f"{result.n_segments - 1} time gap(s) above the run's --max-gap {record.gaps.max_gap} split the file into {result.n_segments} segments; no window crosses a gap")
-        if result.reading.time_format != (record.reading or {}).get("time_format"):  # not the run's reading: inferred from this file
+            note(
+                f"{result.n_segments - 1} time gap(s) above the run's --max-gap {record.gaps.max_gap} split the file into {result.n_segments} segments; no window crosses a gap"
+            )
+        if result.reading.time_format != (record.reading or {}).get(
+            "time_format"
+        ):  # not the run's reading: inferred from this file
             order_note = result.reading.order_note(result.columns.time)
             if order_note:
                 note(terms.text(order_note))

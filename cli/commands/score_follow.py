@@ -21,7 +21,15 @@ if TYPE_CHECKING:
     from rareevent.record import RunView
 
 
-def follow_file(data: Path, record: RunView, detector: Any, spec: ScoreSpec, output: Path | None, kind: str, poll: float) -> NoReturn:
+def follow_file(
+    data: Path,
+    record: RunView,
+    detector: Any,
+    spec: ScoreSpec,
+    output: Path | None,
+    kind: str,
+    poll: float,
+) -> NoReturn:
     """``score --follow``: score lines as they are written until Ctrl-C or SIGTERM, then print a summary; exit 130.
 
     The windows go to ``output`` (else stdout) line by line as they are
@@ -34,8 +42,18 @@ def follow_file(data: Path, record: RunView, detector: Any, spec: ScoreSpec, out
     from rareevent.follow import Follower
 
     stopped: list[int] = []
-    handlers = {signum: signal.signal(signum, lambda number, frame: stopped.append(number)) for signum in (signal.SIGINT, signal.SIGTERM)}
-    err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True, color_system=None if os.environ.get("NO_COLOR") else "auto", quiet=consoles.quiet)
+    handlers = {
+        signum: signal.signal(signum, lambda number, frame: stopped.append(number))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    err = Console(
+        stderr=True,
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+        color_system=None if os.environ.get("NO_COLOR") else "auto",
+        quiet=consoles.quiet,
+    )
     follower = Follower(data, record, detector, spec)
     lines = FollowLines(output, kind, err)
     try:
@@ -61,7 +79,11 @@ def follow_file(data: Path, record: RunView, detector: Any, spec: ScoreSpec, out
         f"stopped following [bold]{escape(str(data))}[/]: {summary['rows']:,} rows, {summary['windows']:,} windows, {summary['flagged']:,} flagged "
         f"(threshold {summary['threshold']:.6g}), {summary['alarm_episodes']} alarm episode(s) closed"
         + (f", one open since line {file_line(opened['start_row'])}" if opened else "")
-        + (f", {summary['restarts']} restart(s) of the file" if summary["restarts"] else ""),
+        + (
+            f", {summary['restarts']} restart(s) of the file"
+            if summary["restarts"]
+            else ""
+        ),
         markup=True,
     )
     raise typer.Exit(EXIT_INTERRUPTED)
@@ -90,7 +112,9 @@ class FollowLines:
         if self._writer is None:
             from rareevent.storage import open_to_write
 
-            assert self.output is not None  # without one, the writer goes to stdout from the start
+            assert (
+                self.output is not None
+            )  # without one, the writer goes to stdout from the start
             self._writer = self._writer_to(open_to_write(self.output))
         return self._writer
 
@@ -105,7 +129,9 @@ class FollowLines:
     def close(self) -> None:
         """Close ``output`` if it was opened; stdout stays open."""
         if self.output is not None and self._writer is not None:
-            with contextlib.suppress(OSError):  # a write error is being reported already
+            with contextlib.suppress(
+                OSError
+            ):  # a write error is being reported already
                 self._writer.handle.close()
 
     def write(self, update: Any) -> None:
@@ -118,13 +144,19 @@ class FollowLines:
     def _write(self, update: Any) -> None:
         frame = update.windows
         rows = frame["row"].tolist() if len(frame) else []
-        header = self.kind == "csv" and self.writer.first  # written once, before the first window
+        header = (
+            self.kind == "csv" and self.writer.first
+        )  # written once, before the first window
         lines = self.writer.lines(frame) if len(frame) else []
         if header and lines:
             self.writer.handle.write(lines.pop(0))
         items = [(row, 0, line) for row, line in zip(rows, lines, strict=False)]
-        items += [(alarm["end_row"], 1, ("alarm_closed", alarm)) for alarm in update.closed]
-        items += [(alarm["start_row"], 2, ("alarm_opened", alarm)) for alarm in update.opened]
+        items += [
+            (alarm["end_row"], 1, ("alarm_closed", alarm)) for alarm in update.closed
+        ]
+        items += [
+            (alarm["start_row"], 2, ("alarm_opened", alarm)) for alarm in update.opened
+        ]
         items.sort(key=lambda item: (item[0], item[1]))
         for _, _, item in items:
             if isinstance(item, str):
@@ -143,7 +175,10 @@ class FollowLines:
                 self.writer.handle.flush()
         when = lambda key: f" ({fields[key]})" if key in fields else ""  # noqa: E731
         if name == "alarm_opened":
-            self.err.print(f"[bold red]alarm opened[/] at line {file_line(fields['start_row'])}{when('start_time')}: error {fields['error']:.4g}", markup=True)
+            self.err.print(
+                f"[bold red]alarm opened[/] at line {file_line(fields['start_row'])}{when('start_time')}: error {fields['error']:.4g}",
+                markup=True,
+            )
         elif name == "alarm_closed":
             self.err.print(
                 f"[bold]alarm closed[/]: lines {file_line(fields['start_row'])}-{file_line(fields['end_row'])}{when('end_time')}, {fields['windows']} window(s), "

@@ -10,7 +10,14 @@ import typer
 from rich.console import Console
 
 from ..console import bars, consoles, errors
-from ..options import SAVE_OPTIONS, UPDATE_OPTIONS, QuietOption, Saving, input_spec, takes
+from ..options import (
+    SAVE_OPTIONS,
+    UPDATE_OPTIONS,
+    QuietOption,
+    Saving,
+    input_spec,
+    takes,
+)
 from ..render import epoch_progress
 from ..signals import interrupt_at_batch_end
 from .train import save_and_summarize
@@ -22,12 +29,38 @@ if TYPE_CHECKING:
 @takes("saving", SAVE_OPTIONS, Saving)
 @takes("spec", UPDATE_OPTIONS, input_spec)
 def update(
-    run: Annotated[str, typer.Argument(help="Run folder or run name to start from (it is only read).")],
-    data: Annotated[Path, typer.Argument(help="Newer sensor CSV with the run's feature columns (labels optional).")],
-    epochs: Annotated[int, typer.Option(help="Most epochs of continued training (early stopping usually ends sooner).")] = 10,
-    valid_frac: Annotated[float, typer.Option(help="Fraction of the newer rows, at their end, for validation and the threshold.")] = 0.2,
-    threshold: Annotated[str | None, typer.Option(help="Threshold strategy (as in train); default: the run's.")] = None,
-    margin: Annotated[float | None, typer.Option(help="Multiply the chosen threshold by this; default: the run's margin.")] = None,
+    run: Annotated[
+        str,
+        typer.Argument(help="Run folder or run name to start from (it is only read)."),
+    ],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="Newer sensor CSV with the run's feature columns (labels optional)."
+        ),
+    ],
+    epochs: Annotated[
+        int,
+        typer.Option(
+            help="Most epochs of continued training (early stopping usually ends sooner)."
+        ),
+    ] = 10,
+    valid_frac: Annotated[
+        float,
+        typer.Option(
+            help="Fraction of the newer rows, at their end, for validation and the threshold."
+        ),
+    ] = 0.2,
+    threshold: Annotated[
+        str | None,
+        typer.Option(help="Threshold strategy (as in train); default: the run's."),
+    ] = None,
+    margin: Annotated[
+        float | None,
+        typer.Option(
+            help="Multiply the chosen threshold by this; default: the run's margin."
+        ),
+    ] = None,
     *,  # keyword-only from here (Typer calls a command with keywords), so that `spec` needs no default
     spec: InputSpec,  # --fill, --tz and --encoding, built by takes
     saving: Saving,  # --runs-dir, --name, --overwrite and --json, built by takes
@@ -42,9 +75,29 @@ def update(
 
         folder = resolve_run(run, saving.runs_dir)
         name = saving.name or default_run_name(read_run(folder).arch)
-        check_update_slot(folder, saving.runs_dir, name, saving.overwrite)  # before training, not after
+        check_update_slot(
+            folder, saving.runs_dir, name, saving.overwrite
+        )  # before training, not after
         stack.enter_context(reserve_run(saving.runs_dir, name, saving.overwrite))
         bar_console = Console(stderr=True) if saving.as_json else consoles.out
-        with interrupt_at_batch_end(), epoch_progress(f"updating {folder.name}", epochs, bar_console, disable=quiet or not bars(bar_console)) as on_epoch:
-            result = run_update(folder, data, spec, epochs=epochs, valid_frac=valid_frac, threshold=threshold, margin=margin, name=name, on_epoch=on_epoch)
+        with (
+            interrupt_at_batch_end(),
+            epoch_progress(
+                f"updating {folder.name}",
+                epochs,
+                bar_console,
+                disable=quiet or not bars(bar_console),
+            ) as on_epoch,
+        ):
+            result = run_update(
+                folder,
+                data,
+                spec,
+                epochs=epochs,
+                valid_frac=valid_frac,
+                threshold=threshold,
+                margin=margin,
+                name=name,
+                on_epoch=on_epoch,
+            )
         save_and_summarize(result, spec.fill, saving, quiet)
