@@ -114,6 +114,15 @@ def test_cli_page_holds_the_marker_the_hook_replaces() -> None:
     assert hook().MARKER in page
 
 
+def test_a_star_in_help_text_is_not_emphasis() -> None:
+    """``--master``'s help says ``local[*]``; Markdown would read ``*...*`` as italics."""
+    escape = hook()._literal_help
+    assert escape("* `--master <str>`: local[*] or [default: local[*]]") == (
+        "* `--master <str>`: local[\\*] or [default: local[\\*]]"
+    )
+    assert escape("**Options**:") == "**Options**:"
+
+
 # --- the built site in the browser -------------------------------------------------------------
 
 

@@ -25,7 +25,21 @@ def render() -> str:
     context = typer.Context(command, info_name="rareevent")
     text = typer.cli.get_docs_for_click(obj=command, ctx=context, name="rareevent")
     # the generator's first heading is the program itself; the page has its own title
-    return text.replace("# `rareevent`", "## `rareevent`", 1)
+    text = text.replace("# `rareevent`", "## `rareevent`", 1)
+    return "\n".join(_literal_help(line) for line in text.splitlines())
+
+
+def _literal_help(line: str) -> str:
+    """An option's help as written: a ``*`` in it (``local[*]``) is not Markdown's emphasis.
+
+    The generator escapes ``[`` but not ``*``. Only the items of its lists
+    (``* `--name <type>`: help``) carry help text; the item keeps its marker
+    and its code span.
+    """
+    if not line.startswith("* `"):
+        return line
+    end = line.index("`", 3) + 1
+    return line[:end] + line[end:].replace("*", "\\*")
 
 
 def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
