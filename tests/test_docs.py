@@ -152,13 +152,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+        """No access log on the test's stderr."""
+
+
 @pytest.fixture(scope="module")
 def served(site: Path) -> Iterator[str]:
     """The built site on an HTTP server of this process, on 127.0.0.1 (a free port)."""
-    handler = functools.partial(
-        http.server.SimpleHTTPRequestHandler, directory=str(site)
-    )
-    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    handler = functools.partial(_QuietHandler, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
