@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rareevent import gaps, selection, windows
+from rareevent import gaps, roles, selection, windows
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, Reading, SensorData, file_sha256, load_csv
@@ -73,6 +73,7 @@ def train(
     spec = spec or TrainSpec()
     name = check_options(detector, name)
     data = load_csv(csv_path, spec.input)
+    data = _settle_flags(data, detector, spec)
     data, resampled = gaps.regrid(data, spec.split.resample, spec.input.fill)
     max_gap_value = gaps.resolve_max_gap(
         spec.split.max_gap, data.time, data.columns.time, data.path
@@ -91,6 +92,27 @@ def train(
         resample=resampled,
     )
     return result
+
+
+def _settle_flags(
+    data: SensorData, detector: RareEventDetector, spec: TrainSpec
+) -> SensorData:
+    """Take a label-like 0/1 column no option names as the label, or refuse it (see roles)."""
+    features = data.columns.features
+    context: str | Sequence[int] = (
+        detector.context
+        if spec.context is None
+        else resolve_context(spec.context, features)
+    )
+    named = (
+        set()
+        if isinstance(context, str)
+        else {features[i] for i in context if 0 <= i < len(features)}
+    )
+    data, moved = roles.settle_flags(data, named)
+    if moved is not None and spec.context is None and not isinstance(context, str):
+        detector.context = [i - (i > moved) for i in context]
+    return data
 
 
 def check_options(detector: RareEventDetector, name: str | None) -> str:
