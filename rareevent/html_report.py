@@ -25,8 +25,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rareevent import gaps, windows
-from rareevent.episodes import duration_text, episode_rows, top_sensors
+from rareevent import expected, gaps, windows
+from rareevent.episodes import (
+    duration_text,
+    episode_rows,
+    file_line,
+    seconds_text,
+    top_sensors,
+)
 from rareevent.errors import RareEventError
 from rareevent.load import Reading, SensorData, load_csv
 from rareevent.options import InputSpec, ScoreSpec
@@ -242,7 +248,20 @@ def _timeline(report: ReportInput, axis: Axis) -> dict[str, Any]:
         "alarm_y": [_number(error[i], 5) for i in kept if flagged[i]],
         "points": len(kept),
         "windows": len(x),
+        "ticks": log_ticks(np.append(error, report.threshold)),
     }
+
+
+def log_ticks(values: np.ndarray) -> list[float]:
+    """Labelled ticks of a log score axis: the powers of ten its values span, with 2 and 5
+    times them when they span less than two decades (plotly's own minor labels read as noise)."""
+    positive = values[np.isfinite(values) & (values > 0)]
+    if not len(positive):
+        return []
+    low = int(np.floor(np.log10(positive.min())))
+    high = int(np.ceil(np.log10(positive.max())))
+    steps = (1, 2, 5) if high - low < 2 else (1,)
+    return [float(f"{m}e{k}") for k in range(low, high + 1) for m in steps]
 
 
 def _episode(
@@ -278,18 +297,27 @@ def _episode(
         )
     )  # one x for all: each sensor's extremes kept
     keep = _with_breaks(picked, part_breaks)
-    traces = [
-        {
+    model = _expected(report, lo, hi)
+    traces = []
+    for j, (name, share) in enumerate(shown):
+        trace = {
             "name": name,
             "share": share,
             "context": share is None,
             "y": [None if i is None else float(values[i, j]) for i in keep],
             "band": [_number(band[name][0]), _number(band[name][1])],
         }
-        for j, (name, share) in enumerate(shown)
-    ]
+        if name in model:
+            guess, error = model[name]
+            trace["expected"] = [
+                None if i is None or not np.isfinite(guess[i]) else _number(guess[i], 7)
+                for i in keep
+            ]
+            trace["error"] = _number(error)
+        traces.append(trace)
+    covered = slice(max(first, 0), last + 1)
     span = [
-        float(x[max(first, 0) - lo]),
+        float(x[covered.start - lo]),
         float(x[last - lo]),
     ]  # from the first row of the first flagged window to the last row of the last
     return {
@@ -297,7 +325,45 @@ def _episode(
         "span": span,
         "x": [None if i is None else _number(x[i], 12) for i in keep],
         "traces": traces,
+        "verdict": None
+        if data.y is None
+        else ("hit" if bool(data.y[covered].any()) else "miss"),
+        "covered": _covered_text(data, covered),
     }
+
+
+def _expected(
+    report: ReportInput, lo: int, hi: int
+) -> dict[str, tuple[np.ndarray, float]]:
+    """Per target sensor: what the model expected on rows ``lo:hi`` and its normal error.
+
+    Empty when the run saved no normal error (runs before 0.5): the report
+    then draws the training range instead.
+    """
+    saved = report.record.normal_error
+    detector = report.detector
+    if not saved or not hasattr(detector, "target_features_"):
+        return {}
+    start = max(lo - int(detector.lookback) + 1, 0)
+    guess = expected.expected_rows(detector, report.data.X[start:hi])[lo - start :]
+    names = report.record.features
+    errors = dict(zip(saved["features"], saved["error"], strict=True))
+    return {
+        names[j]: (guess[:, k], float(errors[names[j]]))
+        for k, j in enumerate(detector.target_features_)
+        if names[j] in errors
+    }
+
+
+def _covered_text(data: SensorData, covered: slice) -> str:
+    """The time the rows of an episode's flagged windows span: a one-window episode is no "0s"."""
+    rows = data.rows[covered]
+    lines = f"lines {file_line(int(rows[0]))}-{file_line(int(rows[-1]))}"
+    if data.time is None or not gaps.is_dated(data.time):
+        return f"{len(rows)} rows ({lines})"
+    first, last = data.time[covered][[0, -1]]
+    seconds = (pd.Timestamp(last) - pd.Timestamp(first)).total_seconds()
+    return f"{seconds_text(seconds)} ({lines})"
 
 
 def _pr_curve(report: ReportInput) -> dict[str, Any] | None:
@@ -345,7 +411,7 @@ def build_model(report: ReportInput) -> dict[str, Any]:
             for i, row in enumerate(rows)
         ],
         "pr": _pr_curve(report),
-        "band_source": band_source,
+        "band_source": _band_note(record, band_source),
         "splits": [],
     }
     if report.splits:
@@ -355,6 +421,18 @@ def build_model(report: ReportInput) -> dict[str, Any]:
                     [name, float(raw_x[start]), float(raw_x[min(stop, len(raw_x)) - 1])]
                 )
     return model
+
+
+def _band_note(record: RunView, train_source: str) -> str:
+    """What the grey band of the episode traces is."""
+    saved = record.normal_error
+    if not saved:
+        return f"the training range, {train_source}; this run saved no normal error"
+    return (
+        "what the model expected (dashed orange) ± its normal error, the "
+        f"{saved['percentile']:g}th percentile of |reading - expected| over the normal "
+        f"validation rows; for context columns the training range, {train_source}"
+    )
 
 
 def _table(
@@ -444,6 +522,12 @@ def _metrics_html(metrics: dict[str, dict[str, Any] | None]) -> str:
     return "<h2>Metrics</h2>" + _table(["metric", *parts], rows, "metrics")
 
 
+_VERDICTS = {
+    "hit": "hit: its flagged windows overlap a labelled event",
+    "miss": "miss: no labelled event in the rows its flagged windows cover",
+}
+
+
 def _episode_html(
     index: int, row: dict[str, Any], alarm: dict[str, Any], episode: dict[str, Any]
 ) -> str:
@@ -451,7 +535,11 @@ def _episode_html(
         ("start", row["start"]),
         ("end", row["end"]),
         ("duration", duration_text(alarm)),
-        ("rows", f"{row['start_row']}-{row['end_row']} ({row['windows']} window(s))"),
+        (
+            "lines",
+            f"{row['start_line']}-{row['end_line']} ({row['windows']} window(s))",
+        ),
+        ("rows its windows cover", episode["covered"]),
         (
             "peak score",
             f"{row['peak_score']:.4g} = {row['peak_over_threshold']:.2f} × threshold"
@@ -463,13 +551,18 @@ def _episode_html(
             ", ".join(f"{name} {share:.0%}" for name, share in top_sensors(alarm)),
         ),
     ]
+    if episode["verdict"]:
+        facts.insert(0, ("labelled event", _VERDICTS[episode["verdict"]]))
     plots = "".join(
         f'<div class="sensor-plot{" context" if trace["context"] else ""}" data-sensor="{html.escape(trace["name"])}"></div>'
         for trace in episode["traces"]
     )
+    verdict = episode["verdict"]
+    mark = f' <span class="{verdict}">{verdict}</span>' if verdict else ""
     return (
-        f'<section class="episode" id="{episode["id"]}" data-index="{index}">'
-        f"<h3>Episode {index + 1}: {html.escape(str(row['start']))}</h3>"
+        f'<section class="episode" id="{episode["id"]}" data-index="{index}"'
+        + (f' data-verdict="{verdict}">' if verdict else ">")
+        + f"<h3>Episode {index + 1}: {html.escape(str(row['start']))}{mark}</h3>"
         + _table(None, facts, "facts")
         + f'<div class="traces">{plots}</div></section>'
     )
@@ -481,18 +574,24 @@ def render(report: ReportInput, extra_sections: str = "") -> str:
     model = build_model(report)
     rows = episode_rows(report.alarms, report.threshold)
     by_start = {alarm["start_row"]: alarm for alarm in report.alarms}
+    labelled = report.data.y is not None
     summary = _table(
-        ["#", "start", "end", "duration", "peak ÷ threshold", "top sensors"],
+        ["#", "start", "end", "duration", "lines", "peak ÷ threshold", "top sensors"]
+        + (["labelled event"] if labelled else []),
         [
             [
                 f"{i + 1}",
                 row["start"],
                 row["end"],
                 duration_text(by_start[row["start_row"]]),
+                f"{row['start_line']}-{row['end_line']}",
                 _fmt(row["peak_over_threshold"]),
                 row["top_sensors"].replace(";", " "),
             ]
-            for i, row in enumerate(rows)
+            + ([episode["verdict"]] if labelled else [])
+            for i, (row, episode) in enumerate(
+                zip(rows, model["episodes"], strict=True)
+            )
         ],
         "episodes",
     )
@@ -509,7 +608,13 @@ def render(report: ReportInput, extra_sections: str = "") -> str:
         header=_table(None, _header(report), "header"),
         extra=extra_sections,
         metrics=_metrics_html(report.metrics),
-        pr='<div id="pr" class="plot small"></div>' if model["pr"] else "",
+        pr=(
+            '<h3 class="plot-title">precision-recall ('
+            + html.escape(model["pr"]["part"])
+            + ')</h3><div id="pr" class="plot small"></div>'
+        )
+        if model["pr"]
+        else "",
         summary=summary if rows else "<p>No alarm episodes.</p>",
         episodes=sections,
         band=html.escape(model["band_source"]),
@@ -652,7 +757,7 @@ _PAGE = """<!DOCTYPE html>
 {pr}
 <h2>Alarm episodes</h2>
 {summary}
-<p class="note">Each episode shows the raw (unscaled) readings of its top sensors, and of the context columns (dashed frame: read by the model, not scored), around the episode (red: the rows its flagged windows cover), over their normal range (grey band: {band}).</p>
+<p class="note">Each episode shows the raw (unscaled) readings of its top sensors, and of the context columns (dashed frame: read by the model, not scored), around the episode (red: the rows its flagged windows cover), with their normal range (grey band: {band}).</p>
 {episodes}
 <script id="plotly-js" type="application/octet-stream">/*PLOTLY*/</script>
 <script id="report-data" type="application/json">/*DATA*/</script>
@@ -704,13 +809,20 @@ function draw() {
     shapes.push({type: 'line', xref: 'paper', yref: 'y', x0: 0, x1: 1, y0: R.threshold, y1: R.threshold, line: {color: '#ff7f0e', width: 1.5, dash: 'dash'}});
     var annotations = R.splits.map(function (s) { return {x: X(s[1]), y: 1, xref: 'x', yref: 'paper', text: s[0], showarrow: false, xanchor: 'left', yanchor: 'top', font: {size: 11, color: '#666'}}; });
     annotations.push({x: 1, y: R.threshold, xref: 'paper', yref: 'y', text: 'threshold ' + R.threshold.toPrecision(4), showarrow: false, xanchor: 'right', yanchor: 'bottom', font: {size: 11, color: '#ff7f0e'}});
-    var traces = [
-      spans('alarm episodes', R.episodes.map(function (e) { return e.span; }), 'rgba(214,39,40,0.3)'),
+    function judged(verdict) { return R.episodes.filter(function (e) { return e.verdict === verdict; }).map(function (e) { return e.span; }); }
+    var labelled = R.episodes.some(function (e) { return e.verdict; });
+    var alarms = labelled
+      ? [spans('alarms on a labelled event (hit)', judged('hit'), 'rgba(214,39,40,0.35)'),
+         spans('alarms without a labelled event (miss)', judged('miss'), 'rgba(148,103,189,0.35)')]
+      : [spans('alarm episodes', R.episodes.map(function (e) { return e.span; }), 'rgba(214,39,40,0.3)')];
+    var traces = alarms.concat([
       spans('labelled events', R.events, 'rgba(44,160,44,0.25)'),
       {type: 'scatter', mode: 'lines', name: 'window score', x: xs(t.x), y: t.y, line: {width: 1, color: '#1f77b4'}, connectgaps: false},
       {type: 'scatter', mode: 'markers', name: 'alarm windows', x: xs(t.alarm_x), y: t.alarm_y, marker: {size: 4, color: '#d62728'}}
-    ];
-    var layout = {margin: {l: 60, r: 20, t: 10, b: 40}, xaxis: xaxis({rangeslider: {visible: false}}), yaxis: {type: 'log', title: {text: 'score'}},
+    ]);
+    var yaxis = {type: 'log', title: {text: 'score'}};
+    if (t.ticks.length) { yaxis.tickvals = t.ticks; yaxis.ticktext = t.ticks.map(String); }
+    var layout = {margin: {l: 60, r: 20, t: 10, b: 40}, xaxis: xaxis({rangeslider: {visible: false}}), yaxis: yaxis,
                   yaxis2: {overlaying: 'y', range: [0, 1], visible: false, fixedrange: true},
                   shapes: shapes, annotations: annotations, legend: {orientation: 'h', y: 1.08}, hovermode: 'closest'};
     Plotly.newPlot('timeline', traces, layout, config).then(function () { window.rareevent.timelineMs = performance.now(); done(); });
@@ -721,11 +833,13 @@ function draw() {
     Plotly.newPlot('pr', [
       {type: 'scatter', mode: 'lines', name: 'PR curve', x: p.recall, y: p.precision, line: {color: '#1f77b4'}},
       {type: 'scatter', mode: 'markers', name: 'chosen threshold', x: [p.at[0]], y: [p.at[1]], marker: {size: 10, color: '#ff7f0e'}}
-    ], {title: {text: 'precision-recall (' + p.part + ')', font: {size: 13}}, margin: {l: 50, r: 20, t: 40, b: 40},
+    ], {margin: {l: 50, r: 20, t: 30, b: 40},
         xaxis: {title: {text: 'recall'}, range: [0, 1.02]}, yaxis: {title: {text: 'precision'}, range: [0, 1.02]}, legend: {x: 0.02, y: 0.05}}, config).then(done);
   }
   function yrange(t) {  // the readings and the whole normal band in view, so a reader sees how far outside it they go
-    var values = t.y.filter(function (v) { return v !== null; }).concat(t.band);
+    var band = t.expected ? t.expected.filter(function (v) { return v !== null; }).map(function (v) { return v - t.error; })
+      .concat(t.expected.filter(function (v) { return v !== null; }).map(function (v) { return v + t.error; })) : t.band;
+    var values = t.y.filter(function (v) { return v !== null; }).concat(band);
     var low = Math.min.apply(null, values), high = Math.max.apply(null, values), pad = 0.06 * (high - low || 1);
     return [low - pad, high + pad];
   }
@@ -738,10 +852,19 @@ function draw() {
     var x = xs(e.x);
     var drawn = e.traces.map(function (t, i) {
       var title = t.context ? t.name + ' (context)' : t.name + ' (' + Math.round(t.share * 100) + '% of the error)';
-      var shapes = [rect(e.span[0], e.span[1], '#d62728', 0.15),
-                    {type: 'rect', xref: 'paper', yref: 'y', x0: 0, x1: 1, y0: t.band[0], y1: t.band[1], fillcolor: '#888', opacity: 0.22, line: {width: 1, color: '#555', dash: 'dot'}, layer: 'below'}];
-      return Plotly.newPlot(divs[i], [{type: 'scatter', mode: 'lines', name: t.name, x: x, y: t.y, connectgaps: false,
-                                       line: {width: 1.2, color: t.context ? '#7f7f7f' : '#1f77b4', dash: t.context ? 'dot' : 'solid'}}],
+      var shapes = [rect(e.span[0], e.span[1], '#d62728', 0.15)];
+      var data = [{type: 'scatter', mode: 'lines', name: t.name, x: x, y: t.y, connectgaps: false,
+                   line: {width: 1.2, color: t.context ? '#7f7f7f' : '#1f77b4', dash: t.context ? 'dot' : 'solid'}}];
+      if (t.expected) {  // expected ± normal error: the band follows the setpoint
+        var off = function (sign) { return t.expected.map(function (v) { return v === null ? null : v + sign * t.error; }); };
+        data.unshift({type: 'scatter', mode: 'lines', name: 'normal low', x: x, y: off(-1), line: {width: 0}, hoverinfo: 'skip', connectgaps: false},
+                     {type: 'scatter', mode: 'lines', name: 'normal high', x: x, y: off(1), line: {width: 0}, fill: 'tonexty',
+                      fillcolor: 'rgba(136,136,136,0.25)', hoverinfo: 'skip', connectgaps: false});
+        data.push({type: 'scatter', mode: 'lines', name: 'expected', x: x, y: t.expected, connectgaps: false, line: {width: 1.2, color: '#ff7f0e', dash: 'dash'}});
+      } else {
+        shapes.push({type: 'rect', xref: 'paper', yref: 'y', x0: 0, x1: 1, y0: t.band[0], y1: t.band[1], fillcolor: '#888', opacity: 0.22, line: {width: 1, color: '#555', dash: 'dot'}, layer: 'below'});
+      }
+      return Plotly.newPlot(divs[i], data,
         {title: {text: title, font: {size: 12}}, margin: {l: 50, r: 10, t: 30, b: 30}, showlegend: false, xaxis: xaxis({gridcolor: '#eee'}), yaxis: {range: yrange(t), gridcolor: '#eee'}, plot_bgcolor: '#fff', shapes: shapes},
         {displaylogo: false, responsive: true, displayModeBar: false}).then(done);
     });
@@ -759,6 +882,14 @@ function draw() {
     sections.forEach(episode);
   }
   window.rareevent.drawAll = function (limit) { Array.prototype.slice.call(sections, 0, limit || sections.length).forEach(episode); };
+  // the sections out of view are drawn too, one at a time in the background, so that a print, a
+  // PDF or a headless screenshot shows every chart, and opening the page stays as fast
+  var next = 0;
+  (function background() {
+    while (next < sections.length && window.rareevent.rendered[next]) next += 1;
+    if (next < sections.length) { episode(sections[next]); setTimeout(background, 0); }
+  })();
+  window.addEventListener('beforeprint', function () { window.rareevent.drawAll(); });
 }
 """
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rareevent import gaps, roles, selection, windows
+from rareevent import expected, gaps, roles, selection, windows
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, Reading, SensorData, file_sha256, load_csv
@@ -549,9 +549,25 @@ def _record(
         else None,  # a Spark group has no file
         input_rows=len(data),
         train_range=train_range(data, splits["train"]),
+        normal_error=_normal_error(detector, data, splits["valid"]),
         versions=versions(),
         spec=spec,
     )
+
+
+def _normal_error(
+    detector: RareEventDetector, data: SensorData, bounds: tuple[int, int]
+) -> dict[str, Any]:
+    """How far normal validation rows stray from what the model expected (see ``expected``)."""
+    part = slice(*bounds)
+    names = data.columns.features
+    return {
+        "percentile": expected.NORMAL_ERROR_PERCENTILE,
+        "features": [names[j] for j in detector.target_features_],
+        "error": expected.normal_error(
+            detector, data.X[part], None if data.y is None else data.y[part]
+        ),
+    }
 
 
 TRAIN_RANGE_PERCENTILES = (1.0, 99.0)
