@@ -271,6 +271,7 @@ def _episode(
     alarm: dict[str, Any],
     band: dict[str, tuple[float, float]],
     breaks: np.ndarray,
+    prefix: str = "",
 ) -> dict[str, Any]:
     data, record = report.data, report.record
     T = int(report.detector.lookback)
@@ -321,7 +322,7 @@ def _episode(
         float(x[last - lo]),
     ]  # from the first row of the first flagged window to the last row of the last
     return {
-        "id": f"episode-{index + 1}",
+        "id": f"{prefix}episode-{index + 1}",
         "span": span,
         "x": [None if i is None else _number(x[i], 12) for i in keep],
         "traces": traces,
@@ -387,7 +388,7 @@ def _pr_curve(report: ReportInput) -> dict[str, Any] | None:
     }
 
 
-def build_model(report: ReportInput) -> dict[str, Any]:
+def build_model(report: ReportInput, prefix: str = "") -> dict[str, Any]:
     """The JSON the page's script draws: timeline, spans, episodes, PR curve."""
     data, record = report.data, report.record
     axis = Axis.of(data.time, data.columns.time)
@@ -407,7 +408,7 @@ def build_model(report: ReportInput) -> dict[str, Any]:
         "timeline": _timeline(report, axis),
         "events": _spans(data.y == 1, raw_x) if data.y is not None else [],
         "episodes": [
-            _episode(report, axis, i, by_start[row["start_row"]], band, breaks)
+            _episode(report, axis, i, by_start[row["start_row"]], band, breaks, prefix)
             for i, row in enumerate(rows)
         ],
         "pr": _pr_curve(report),
@@ -570,8 +571,41 @@ def _episode_html(
 
 def render(report: ReportInput, extra_sections: str = "") -> str:
     """The whole page as text."""
-    js = plotly_js()
-    model = build_model(report)
+    body, data = report_body(report, "report", extra_sections)
+    return page(
+        report.title,
+        _table(None, _header(report), "header") + f'<div id="report">{body}</div>',
+        [("report", data)],
+    )
+
+
+def page(title: str, body: str, reports: Sequence[tuple[str, str]]) -> str:
+    """A page of ``body`` with plotly, the renderer and the JSON of each report (the id of its root)."""
+    scripts = "".join(
+        (
+            '<script id="report-data" type="application/json">'
+            if root == "report"
+            else f'<script class="report-data" data-for="{root}" type="application/json">'
+        )
+        + data.replace("</", "<\\/")
+        + "</script>"
+        for root, data in reports
+    )
+    return (
+        _PAGE.format(title=html.escape(title), style=_STYLE)
+        .replace("/*PLOTLY*/", plotly_js())
+        .replace("/*RENDER*/", _SCRIPT)
+        .replace(
+            "/*BODY*/", body + scripts
+        )  # last: no marker is looked for in the data
+    )
+
+
+def report_body(
+    report: ReportInput, root: str, extra_sections: str = ""
+) -> tuple[str, str]:
+    """The timeline, metrics, PR curve and episodes of one scored series, and their JSON."""
+    model = build_model(report, prefix="" if root == "report" else f"{root}-")
     rows = episode_rows(report.alarms, report.threshold)
     by_start = {alarm["start_row"]: alarm for alarm in report.alarms}
     labelled = report.data.y is not None
@@ -599,33 +633,27 @@ def render(report: ReportInput, extra_sections: str = "") -> str:
         _episode_html(i, row, by_start[row["start_row"]], episode)
         for i, (row, episode) in enumerate(zip(rows, model["episodes"], strict=True))
     )
-    data_json = json.dumps(model, separators=(",", ":"), allow_nan=False).replace(
-        "</", "<\\/"
+    single = root == "report"
+    pr = (
+        '<h3 class="plot-title">precision-recall ('
+        + html.escape(model["pr"]["part"])
+        + ")</h3>"
+        + f'<div{" id=pr" if single else ""} class="plot small pr-plot"></div>'
+        if model["pr"]
+        else ""
     )
-    page = _PAGE.format(
-        title=html.escape(report.title),
-        style=_STYLE,
-        header=_table(None, _header(report), "header"),
+    body = _BODY.format(
+        timeline=f'<div{" id=timeline" if single else ""} class="plot timeline"></div>',
         extra=extra_sections,
         metrics=_metrics_html(report.metrics),
-        pr=(
-            '<h3 class="plot-title">precision-recall ('
-            + html.escape(model["pr"]["part"])
-            + ')</h3><div id="pr" class="plot small"></div>'
-        )
-        if model["pr"]
-        else "",
+        pr=pr,
         summary=summary if rows else "<p>No alarm episodes.</p>",
         episodes=sections,
         band=html.escape(model["band_source"]),
         points=model["timeline"]["points"],
         windows=model["timeline"]["windows"],
     )
-    return (
-        page.replace("/*PLOTLY*/", js)
-        .replace("/*DATA*/", data_json)
-        .replace("/*RENDER*/", _SCRIPT)
-    )
+    return body, json.dumps(model, separators=(",", ":"), allow_nan=False)
 
 
 def write(report: ReportInput, output: str | Path, extra_sections: str = "") -> Path:
@@ -650,62 +678,6 @@ def check_output(output: str | Path) -> None:
         raise RareEventError(
             "an HTML report needs plotly", hint="pip install 'rareevent[plot]'"
         ) from None
-
-
-def render_fleet(run: str, scores: Sequence[Any], column: str, device: str) -> str:
-    """The page of a fleet's ``score``: the per-series table, then a section per series with alarms, listing its episodes."""
-    rows = [
-        [s.series.name, f"{s.n_rows:,}", f"{s.n_windows:,}", f"{s.n_flagged:,}", len(s.alarms), _fmt((s.metrics or {}).get("f1")),
-         f"{s.metrics['events_detected']} of {s.metrics['events']}" if s.metrics and s.metrics.get("events") is not None else "-"]
-        for s in scores
-    ]  # fmt: skip
-    sections = []
-    for s in scores:
-        if not s.alarms:
-            continue
-        by_start = {alarm["start_row"]: alarm for alarm in s.alarms}
-        episodes = [
-            [
-                row["start"],
-                row["end"],
-                duration_text(by_start[row["start_row"]]),
-                f"{row['start_row']}-{row['end_row']}",
-                _fmt(row["peak_over_threshold"]),
-                row["top_sensors"].replace(";", " "),
-            ]
-            for row in episode_rows(s.alarms, s.threshold, s.series.name)
-        ]
-        sections.append(
-            f'<section class="series" data-series="{html.escape(s.series.name)}"><h3>{html.escape(column)} {html.escape(s.series.name)}: {len(s.alarms)} alarm episode(s)</h3>'
-            f'<p class="note">{html.escape(str(s.series.path))}, threshold {s.threshold:.6g}</p>'
-            + _table(
-                ["start", "end", "duration", "rows", "peak ÷ threshold", "top sensors"],
-                episodes,
-                "episodes",
-            )
-            + "</section>"
-        )
-    header = [
-        ("run", run),
-        ("series", f"{len(scores)} ({sum(1 for s in scores if s.alarms)} with alarms)"),
-        ("rows", f"{sum(s.n_rows for s in scores):,}"),
-        ("device", f"scored on {device}"),
-    ]
-    title = f"{len(scores)} series scored with run {run}"
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">'
-        f"<title>{html.escape(title)}</title>{_STYLE}</head><body><h1>{html.escape(title)}</h1>"
-        + _table(None, header, "header")
-        + "<h2>Series</h2>"
-        + _table(
-            [column, "rows", "windows", "flagged", "alarms", "F1", "events caught"],
-            rows,
-            "series",
-        )
-        + "<h2>Series with alarms</h2>"
-        + ("".join(sections) or "<p>No alarm episodes.</p>")
-        + "</body></html>\n"
-    )
 
 
 class WindowCollector:
@@ -748,10 +720,15 @@ _PAGE = """<!DOCTYPE html>
 <title>{title}</title>
 {style}</head><body>
 <h1>{title}</h1>
-{header}
-<h2>Score timeline</h2>
-<div id="timeline" class="plot"></div>
-<p class="note">Window score (log scale) against time: red spans are alarm episodes, green spans labelled events, the dashed line the threshold; lines break at time gaps. Drawn from {points:,} of {windows:,} windows (the lowest and highest of each bucket, so single-window spikes stay). Drag to zoom, double-click to reset.</p>
+/*BODY*/
+<script id="plotly-js" type="application/octet-stream">/*PLOTLY*/</script>
+<script>/*RENDER*/</script>
+</body></html>
+"""
+
+_BODY = """<h2>Score timeline</h2>
+{timeline}
+<p class="note">Window score (log scale) against time: red spans are alarm episodes (purple when no labelled event is under them), green spans labelled events, the dashed line the threshold; lines break at time gaps. Drawn from {points:,} of {windows:,} windows (the lowest and highest of each bucket, so single-window spikes stay). Drag to zoom, double-click to reset.</p>
 {extra}
 {metrics}
 {pr}
@@ -759,10 +736,6 @@ _PAGE = """<!DOCTYPE html>
 {summary}
 <p class="note">Each episode shows the raw (unscaled) readings of its top sensors, and of the context columns (dashed frame: read by the model, not scored), around the episode (red: the rows its flagged windows cover), with their normal range (grey band: {band}).</p>
 {episodes}
-<script id="plotly-js" type="application/octet-stream">/*PLOTLY*/</script>
-<script id="report-data" type="application/json">/*DATA*/</script>
-<script>/*RENDER*/</script>
-</body></html>
 """
 
 _SCRIPT = r"""
@@ -778,8 +751,32 @@ _SCRIPT = r"""
     draw();
   });
 })();
-function draw() {
-  var R = JSON.parse(document.getElementById('report-data').textContent);
+function draw() {  // every report on the page: one for a file, one per series for a fleet
+  window.rareevent = {plots: 0, episodes: 0, rendered: {}, plotlyMs: window.rareeventPlotlyMs};
+  var sections = [];
+  document.querySelectorAll('#report-data, script.report-data').forEach(function (data) {
+    var root = document.getElementById(data.getAttribute('data-for') || 'report');
+    sections = sections.concat(drawReport(JSON.parse(data.textContent), root));
+  });
+  window.rareevent.episodes = sections.length;
+  function episode(section) { section.drawEpisode(); }
+  if ('IntersectionObserver' in window) {
+    var seen = new IntersectionObserver(function (entries) {
+      entries.forEach(function (entry) { if (entry.isIntersecting) { seen.unobserve(entry.target); episode(entry.target); } });
+    }, {rootMargin: '400px'});
+    sections.forEach(function (s) { seen.observe(s); });
+  }
+  window.rareevent.drawAll = function (limit) { sections.slice(0, limit || sections.length).forEach(episode); };
+  // the sections out of view are drawn too, one at a time in the background, so that a print, a
+  // PDF or a headless screenshot shows every chart, and opening the page stays as fast
+  var next = 0;
+  (function background() {
+    while (next < sections.length && sections[next].drawing) next += 1;
+    if (next < sections.length) { episode(sections[next]); setTimeout(background, 0); }
+  })();
+  window.addEventListener('beforeprint', function () { window.rareevent.drawAll(); });
+}
+function drawReport(R, root) {
   var config = {displaylogo: false, responsive: true, modeBarButtonsToRemove: ['sendDataToCloud']};
   var dated = R.axis.kind === 'date';
   var base = R.axis.base, unit = R.axis.unit;
@@ -794,7 +791,6 @@ function draw() {
     for (var k in extra) axis[k] = extra[k];
     return axis;
   }
-  window.rareevent = {plots: 0, episodes: R.episodes.length, rendered: {}, plotlyMs: window.rareeventPlotlyMs};
   function done() { window.rareevent.plots += 1; }
   function spans(name, list, colour) {  // many spans as one filled trace (hundreds of layout shapes would slow every redraw)
     var x = [], y = [];
@@ -825,12 +821,12 @@ function draw() {
     var layout = {margin: {l: 60, r: 20, t: 10, b: 40}, xaxis: xaxis({rangeslider: {visible: false}}), yaxis: yaxis,
                   yaxis2: {overlaying: 'y', range: [0, 1], visible: false, fixedrange: true},
                   shapes: shapes, annotations: annotations, legend: {orientation: 'h', y: 1.08}, hovermode: 'closest'};
-    Plotly.newPlot('timeline', traces, layout, config).then(function () { window.rareevent.timelineMs = performance.now(); done(); });
+    Plotly.newPlot(root.querySelector('.timeline'), traces, layout, config).then(function () { window.rareevent.timelineMs = window.rareevent.timelineMs || performance.now(); done(); });
   }
   function pr() {
     if (!R.pr) return;
     var p = R.pr;
-    Plotly.newPlot('pr', [
+    Plotly.newPlot(root.querySelector('.pr-plot'), [
       {type: 'scatter', mode: 'lines', name: 'PR curve', x: p.recall, y: p.precision, line: {color: '#1f77b4'}},
       {type: 'scatter', mode: 'markers', name: 'chosen threshold', x: [p.at[0]], y: [p.at[1]], marker: {size: 10, color: '#ff7f0e'}}
     ], {margin: {l: 50, r: 20, t: 30, b: 40},
@@ -844,10 +840,9 @@ function draw() {
     return [low - pad, high + pad];
   }
   function episode(section) {
-    var index = +section.getAttribute('data-index');
-    if (window.rareevent.rendered[index]) return;
-    window.rareevent.rendered[index] = 'drawing';
-    var e = R.episodes[index];
+    if (section.drawing) return;
+    section.drawing = true;
+    var e = R.episodes[+section.getAttribute('data-index')];
     var divs = section.querySelectorAll('.sensor-plot');
     var x = xs(e.x);
     var drawn = e.traces.map(function (t, i) {
@@ -868,28 +863,13 @@ function draw() {
         {title: {text: title, font: {size: 12}}, margin: {l: 50, r: 10, t: 30, b: 30}, showlegend: false, xaxis: xaxis({gridcolor: '#eee'}), yaxis: {range: yrange(t), gridcolor: '#eee'}, plot_bgcolor: '#fff', shapes: shapes},
         {displaylogo: false, responsive: true, displayModeBar: false}).then(done);
     });
-    Promise.all(drawn).then(function () { window.rareevent.rendered[index] = true; section.setAttribute('data-rendered', '1'); });
+    Promise.all(drawn).then(function () { section.setAttribute('data-rendered', '1'); });
   }
   timeline();
   pr();
-  var sections = document.querySelectorAll('section.episode');
-  if ('IntersectionObserver' in window) {
-    var seen = new IntersectionObserver(function (entries) {
-      entries.forEach(function (entry) { if (entry.isIntersecting) { seen.unobserve(entry.target); episode(entry.target); } });
-    }, {rootMargin: '400px'});
-    sections.forEach(function (s) { seen.observe(s); });
-  } else {
-    sections.forEach(episode);
-  }
-  window.rareevent.drawAll = function (limit) { Array.prototype.slice.call(sections, 0, limit || sections.length).forEach(episode); };
-  // the sections out of view are drawn too, one at a time in the background, so that a print, a
-  // PDF or a headless screenshot shows every chart, and opening the page stays as fast
-  var next = 0;
-  (function background() {
-    while (next < sections.length && window.rareevent.rendered[next]) next += 1;
-    if (next < sections.length) { episode(sections[next]); setTimeout(background, 0); }
-  })();
-  window.addEventListener('beforeprint', function () { window.rareevent.drawAll(); });
+  var sections = Array.prototype.slice.call(root.querySelectorAll('section.episode'));
+  sections.forEach(function (s) { s.drawEpisode = function () { episode(s); }; });
+  return sections;
 }
 """
 
