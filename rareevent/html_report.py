@@ -254,13 +254,14 @@ def _timeline(report: ReportInput, axis: Axis) -> dict[str, Any]:
 
 def log_ticks(values: np.ndarray) -> list[float]:
     """Labelled ticks of a log score axis: the powers of ten its values span, with 2 and 5
-    times them when they span less than two decades (plotly's own minor labels read as noise)."""
+    times them when the values span less than two decades (plotly's own minor labels, a
+    small "2" and "5", read as noise)."""
     positive = values[np.isfinite(values) & (values > 0)]
     if not len(positive):
         return []
     low = int(np.floor(np.log10(positive.min())))
     high = int(np.ceil(np.log10(positive.max())))
-    steps = (1, 2, 5) if high - low < 2 else (1,)
+    steps = (1, 2, 5) if np.log10(positive.max() / positive.min()) < 2 else (1,)
     return [float(f"{m}e{k}") for k in range(low, high + 1) for m in steps]
 
 

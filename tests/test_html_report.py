@@ -636,9 +636,13 @@ def test_hits_misses_expected_values_and_print_in_chromium(
         ticks = page.eval_on_selector_all(
             "#timeline .ytick text", "ts => ts.map(t => t.textContent)"
         )
-        assert ticks and all(
-            float(t) == 10 ** round(np.log10(float(t))) for t in ticks
-        )  # decades only: no minor "2" or "5"
+        low, high = page.evaluate(
+            "() => document.getElementById('timeline')._fullLayout.yaxis.range"
+        )
+        # the labels are the report's own ticks in view (decades, or 1-2-5 over less than
+        # two decades), never plotly's minor "2" and "5" beside unlabelled ones
+        shown = [v for v in model["timeline"]["ticks"] if low <= np.log10(v) <= high]
+        assert ticks and [float(t) for t in ticks] == shown
         title = page.locator("h3.plot-title").bounding_box()
         bar = page.locator("#pr .modebar").bounding_box()
         assert bar is None or bar["y"] >= title["y"] + title["height"]
@@ -679,3 +683,55 @@ def test_hits_misses_expected_values_and_print_in_chromium(
         assert _pdf_line_segments(drawn) - _pdf_line_segments(empty) > 30 * len(plots)
     finally:
         opened.close()
+
+
+def test_the_score_axis_is_labelled_at_decades_only() -> None:
+    from rareevent.html_report import log_ticks
+
+    assert log_ticks(np.array([0.003, 0.2, 40.0])) == [
+        0.001,
+        0.01,
+        0.1,
+        1.0,
+        10.0,
+        100.0,
+    ]
+    # less than two decades: 2 and 5 times them too, as full labels
+    assert log_ticks(np.array([0.03, 0.2])) == [
+        0.01,
+        0.02,
+        0.05,
+        0.1,
+        0.2,
+        0.5,
+        1.0,
+        2.0,
+        5.0,
+    ]
+    assert log_ticks(np.array([np.nan, 0.0])) == []
+
+
+def test_a_one_window_episode_shows_its_windows_span_not_0s(tmp_path: Path) -> None:
+    from rareevent.html_report import _covered_text
+    from rareevent.load import Columns, SensorData
+
+    time = pd.date_range("2026-01-01", periods=10, freq="2min").to_numpy()
+    data = SensorData(
+        path=tmp_path / "x.csv",
+        columns=Columns(features=["s"]),
+        X=np.zeros((10, 1)),
+        y=None,
+        time=time,
+        rows=np.arange(10),
+    )
+    # lookback 5: the one flagged window ends at row 6 and covers rows 2-6
+    assert _covered_text(data, slice(2, 7)) == "8min (lines 4-8)"
+    untimed = SensorData(
+        path=data.path,
+        columns=data.columns,
+        X=data.X,
+        y=None,
+        time=None,
+        rows=data.rows,
+    )
+    assert _covered_text(untimed, slice(2, 7)) == "5 rows (lines 4-8)"
