@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -93,26 +93,29 @@ def looks_like_events(values: np.ndarray) -> bool:
 
 
 def settle_flags(
-    data: SensorData, named: Collection[str]
-) -> tuple[SensorData, int | None]:
+    parts: Sequence[SensorData], named: Collection[str]
+) -> tuple[list[SensorData], int | None]:
     """Make a label-like 0/1 feature no option names (not in ``named``) the label, or refuse it.
 
-    Returns the data (the column moved from the features to the label when
-    its name holds a label word and the file has no label yet) and the index
-    the moved column had among the features (``None``: nothing moved).
+    ``parts`` are the series of one training (one file, or a fleet's series:
+    the same columns, judged on their rows together). Returns them (the
+    column moved from the features to the label when its name holds a label
+    word and there is no label yet) and the index the moved column had among
+    the features (``None``: nothing moved).
     """
-    path, columns = data.path, data.columns
+    columns = parts[0].columns
     for j, column in enumerate(columns.features):
         if column in named:
             continue
-        values = data.X[:, j]
+        values = np.concatenate([part.X[:, j] for part in parts])
         if not np.isin(values, (0.0, 1.0)).all() or len(np.unique(values)) != 2:
             continue
         worded = has_label_word(column)
         if worded and columns.label is None:
-            return _as_label(data, j), j
+            return [_as_label(part, j) for part in parts], j
         if worded or looks_like_events(values):
             share, runs, _ = run_shape(values)
+            path = next(part.path for part in parts if part.X[:, j].any())
             raise RareEventError(
                 f"{path}: column {column!r} holds 0/1 flags whose ones are rare and come in runs "
                 f"({runs} run(s), {share:.1%} of the rows), like an event label, and no option "
@@ -120,7 +123,7 @@ def settle_flags(
                 hint=f"pass `label={column}` if it marks events, or `context={column}` "
                 "if it is a state the model may read",
             )
-    return data, None
+    return list(parts), None
 
 
 def _as_label(data: SensorData, j: int) -> SensorData:

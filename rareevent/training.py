@@ -73,7 +73,7 @@ def train(
     spec = spec or TrainSpec()
     name = check_options(detector, name)
     data = load_csv(csv_path, spec.input)
-    data = _settle_flags(data, detector, spec)
+    (data,) = settle_flags([data], detector, spec)
     data, resampled = gaps.regrid(data, spec.split.resample, spec.input.fill)
     max_gap_value = gaps.resolve_max_gap(
         spec.split.max_gap, data.time, data.columns.time, data.path
@@ -94,11 +94,11 @@ def train(
     return result
 
 
-def _settle_flags(
-    data: SensorData, detector: RareEventDetector, spec: TrainSpec
-) -> SensorData:
+def settle_flags(
+    parts: Sequence[SensorData], detector: RareEventDetector, spec: TrainSpec
+) -> list[SensorData]:
     """Take a label-like 0/1 column no option names as the label, or refuse it (see roles)."""
-    features = data.columns.features
+    features = parts[0].columns.features
     context: str | Sequence[int] = (
         detector.context
         if spec.context is None
@@ -109,10 +109,10 @@ def _settle_flags(
         if isinstance(context, str)
         else {features[i] for i in context if 0 <= i < len(features)}
     )
-    data, moved = roles.settle_flags(data, named)
+    settled, moved = roles.settle_flags(parts, named)
     if moved is not None and spec.context is None and not isinstance(context, str):
         detector.context = [i - (i > moved) for i in context]
-    return data
+    return settled
 
 
 def check_options(detector: RareEventDetector, name: str | None) -> str:

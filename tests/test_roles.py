@@ -157,3 +157,22 @@ def test_a_label_word_beside_a_label_is_refused(tmp_path: Path) -> None:
     assert code == 2
     assert "column 'Störung' holds 0/1 flags" in output
     assert "--label Störung" in output and "--context Störung" in output
+
+
+def test_a_fleet_judges_the_column_over_all_its_series(tmp_path: Path) -> None:
+    for i in range(2):
+        text = german_frame(seed=i).to_csv(
+            sep=";", decimal=",", index=False, float_format="%.4f"
+        )
+        (tmp_path / f"pumpe{i}.csv").write_bytes(text.encode("cp1252"))
+    code, output = _train(tmp_path / "pumpe*.csv", tmp_path / "runs")
+    assert code == 0, output
+    assert "warning: column 'Störung' is named like an event label" in output
+    record = json.loads((tmp_path / "runs" / "r" / "run.json").read_bytes())
+    assert record["label_column"] == "Störung" and len(record["series"]) == 2
+    for i in range(2):
+        path = tmp_path / f"pumpe{i}.csv"
+        path.write_bytes(path.read_bytes().replace(b"St\xf6rung", b"Zustand"))
+    code, output = _train(tmp_path / "pumpe*.csv", tmp_path / "runs2")
+    assert code == 2 and "column 'Zustand' holds 0/1 flags" in output
+    assert "--label Zustand" in output and "--context Zustand" in output
