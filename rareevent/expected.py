@@ -26,7 +26,7 @@ NORMAL_ERROR_PERCENTILE = 99.0
 
 
 def expected_rows(detector: Any, X: np.ndarray) -> np.ndarray:
-    """``(len(X), targets)`` expected raw values of the detector's target sensors; NaN where no output covers a row."""
+    """``(len(X), targets)``: the expected raw value of each target sensor (NaN: no output)."""
     T, targets = int(detector.lookback), list(detector.target_features_)
     out = np.full((len(X), len(targets)), np.nan)
     if len(X) < T:
@@ -47,7 +47,10 @@ def expected_rows(detector: Any, X: np.ndarray) -> np.ndarray:
 def normal_error(
     detector: Any, X: np.ndarray, labels: np.ndarray | None
 ) -> list[float]:
-    """Per target sensor: the ``NORMAL_ERROR_PERCENTILE`` of ``|reading - expected|`` over the normal rows of ``X``."""
+    """Per target sensor: the ``NORMAL_ERROR_PERCENTILE`` of ``|reading - expected|``.
+
+    Over the normal rows of ``X`` (all rows without ``labels``).
+    """
     expected = expected_rows(detector, X)
     residual = np.abs(X[:, detector.target_features_] - expected)
     keep = np.isfinite(expected).all(axis=1)

@@ -1,4 +1,4 @@
-"""The HTML page of a fleet's ``score``: the per-series table, then each series as a file's report."""
+"""The HTML page of a fleet's ``score``: the series table, then each series as a file's report."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ def render_fleet(run: str, scores: Sequence[Any], column: str, device: str) -> s
     from rareevent.fleet_score import loaded_run
 
     rows = [
-        [s.series.name, f"{s.n_rows:,}", f"{s.n_windows:,}", f"{s.n_flagged:,}", len(s.alarms), _fmt((s.metrics or {}).get("f1")),
-         f"{s.metrics['events_detected']} of {s.metrics['events']}" if s.metrics and s.metrics.get("events") is not None else "-"]
+        [s.series.name, f"{s.n_rows:,}", f"{s.n_windows:,}", f"{s.n_flagged:,}",
+         len(s.alarms), _fmt((s.metrics or {}).get("f1")), _caught(s.metrics)]
         for s in scores
     ]  # fmt: skip
     sections, reports = [], []
@@ -61,3 +61,9 @@ def render_fleet(run: str, scores: Sequence[Any], column: str, device: str) -> s
         + "".join(sections),
         reports,
     )
+
+
+def _caught(metrics: dict[str, Any] | None) -> str:
+    if not metrics or metrics.get("events") is None:
+        return "-"
+    return f"{metrics['events_detected']} of {metrics['events']}"

@@ -418,7 +418,7 @@ def _frame_roles(
     spec: ScoreSpec,
     reading: Reading | None,
 ) -> tuple[pd.DataFrame, CsvFormat, Columns, Reading]:
-    """The raw rows of one series without the group column, numbered from 0, their roles and reading."""
+    """A series' raw rows without the group column, numbered from 0; their roles and reading."""
     record = loaded_run(folder)[0]
     group = spec.input.group
     frame = frame.drop(columns=[group]) if group is not None else frame

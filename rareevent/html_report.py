@@ -4,10 +4,11 @@ One file, with plotly.js and a small renderer inlined, that opens offline
 and makes no network request. It shows the score timeline against time
 (decimated with min/max buckets, so a 1M-row file stays fast and a
 one-window spike stays visible), one section per alarm episode with the
-raw traces of its top sensors over their training range, and with labels
-the metrics and the PR curve. Python builds a compact JSON model of the
-page; the inlined script draws it, the episode plots as they scroll into
-view, so a report with hundreds of episodes opens as fast as one with ten.
+raw traces of its top sensors beside what the model expected, and with
+labels hit/miss marks, the metrics and the PR curve. Python builds a compact
+JSON model of each report on the page; the inlined script draws it, the
+episode plots in view first and the others in the background, so a report
+with hundreds of episodes opens as fast as one with ten and prints whole.
 """
 
 from __future__ import annotations
@@ -581,7 +582,7 @@ def render(report: ReportInput, extra_sections: str = "") -> str:
 
 
 def page(title: str, body: str, reports: Sequence[tuple[str, str]]) -> str:
-    """A page of ``body`` with plotly, the renderer and the JSON of each report (the id of its root)."""
+    """A page of ``body`` with plotly, the renderer and each report's JSON (by its root's id)."""
     scripts = "".join(
         (
             '<script id="report-data" type="application/json">'
@@ -754,10 +755,12 @@ _SCRIPT = r"""
 })();
 function draw() {  // every report on the page: one for a file, one per series for a fleet
   window.rareevent = {plots: 0, episodes: 0, rendered: {}, plotlyMs: window.rareeventPlotlyMs};
-  var sections = [];
+  var sections = [], timelines = [];
   document.querySelectorAll('#report-data, script.report-data').forEach(function (data) {
     var root = document.getElementById(data.getAttribute('data-for') || 'report');
-    sections = sections.concat(drawReport(JSON.parse(data.textContent), root));
+    var drawn = drawReport(JSON.parse(data.textContent), root);
+    sections = sections.concat(drawn.sections);
+    timelines.push(drawn.timeline);
   });
   window.rareevent.episodes = sections.length;
   function episode(section) { section.drawEpisode(); }
@@ -768,13 +771,15 @@ function draw() {  // every report on the page: one for a file, one per series f
     sections.forEach(function (s) { seen.observe(s); });
   }
   window.rareevent.drawAll = function (limit) { sections.slice(0, limit || sections.length).forEach(episode); };
-  // the sections out of view are drawn too, one at a time in the background, so that a print, a
-  // PDF or a headless screenshot shows every chart, and opening the page stays as fast
+  // the sections out of view are drawn too, one at a time in the background once the timelines
+  // are up, so that a print, a PDF or a headless screenshot shows every chart, and opening the
+  // page stays as fast
   var next = 0;
-  (function background() {
+  function background() {
     while (next < sections.length && sections[next].drawing) next += 1;
     if (next < sections.length) { episode(sections[next]); setTimeout(background, 0); }
-  })();
+  }
+  Promise.all(timelines).then(function () { setTimeout(background, 0); });
   window.addEventListener('beforeprint', function () { window.rareevent.drawAll(); });
 }
 function drawReport(R, root) {
@@ -822,7 +827,7 @@ function drawReport(R, root) {
     var layout = {margin: {l: 60, r: 20, t: 10, b: 40}, xaxis: xaxis({rangeslider: {visible: false}}), yaxis: yaxis,
                   yaxis2: {overlaying: 'y', range: [0, 1], visible: false, fixedrange: true},
                   shapes: shapes, annotations: annotations, legend: {orientation: 'h', y: 1.08}, hovermode: 'closest'};
-    Plotly.newPlot(root.querySelector('.timeline'), traces, layout, config).then(function () { window.rareevent.timelineMs = window.rareevent.timelineMs || performance.now(); done(); });
+    return Plotly.newPlot(root.querySelector('.timeline'), traces, layout, config).then(function () { window.rareevent.timelineMs = window.rareevent.timelineMs || performance.now(); done(); });
   }
   function pr() {
     if (!R.pr) return;
@@ -866,11 +871,11 @@ function drawReport(R, root) {
     });
     Promise.all(drawn).then(function () { section.setAttribute('data-rendered', '1'); });
   }
-  timeline();
+  var drawn = timeline();
   pr();
   var sections = Array.prototype.slice.call(root.querySelectorAll('section.episode'));
   sections.forEach(function (s) { s.drawEpisode = function () { episode(s); }; });
-  return sections;
+  return {sections: sections, timeline: drawn};
 }
 """
 
