@@ -80,8 +80,8 @@ def episode_rows(
         rows.append(
             {
                 "series": series,
-                "start": alarm.get("start_time", alarm["start_row"]),
-                "end": alarm.get("end_time", alarm["end_row"]),
+                "start": alarm.get("start_time", file_line(alarm["start_row"])),
+                "end": alarm.get("end_time", file_line(alarm["end_row"])),
                 "start_line": file_line(alarm["start_row"]),
                 "end_line": file_line(alarm["end_row"]),
                 "start_row": alarm["start_row"],  # to find the alarm; not written

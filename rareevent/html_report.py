@@ -108,7 +108,7 @@ def _number(value: float, digits: int = 6) -> float:
 
 @dataclass
 class Axis:
-    """The report's time axis: datetimes (shown as dates), a numeric time column, or row numbers."""
+    """The report's time axis: datetimes (shown as dates), a numeric time column, or file lines."""
 
     kind: str  # "date", "number" or "row"
     name: str
@@ -118,7 +118,7 @@ class Axis:
     @classmethod
     def of(cls, time: np.ndarray | None, column: str | None) -> Axis:
         if time is None:
-            return cls("row", "row")
+            return cls("row", "line")
         if gaps.is_dated(time):
             values = cls.values_of(time)
             whole_seconds = bool(np.all(values % 1000 == 0))
@@ -141,9 +141,9 @@ class Axis:
         return np.asarray(time, dtype=np.float64)
 
     def x(self, time: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
-        """Offsets from ``base`` of rows at ``time`` (or ``rows`` when the axis is the row number)."""
+        """Offsets from ``base`` of rows at ``time`` (or the file lines of ``rows`` without a time)."""
         return (
-            np.asarray(rows, np.float64)
+            np.asarray(rows, np.float64) + file_line(0)
             if self.kind == "row" or time is None
             else (self.values_of(time) - self.base) / self.unit
         )
@@ -467,7 +467,11 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def _time_span(data: SensorData) -> str:
     if data.time is None or not len(data):
-        return f"rows {int(data.rows[0])} to {int(data.rows[-1])}" if len(data) else "-"
+        if not len(data):
+            return "-"
+        return (
+            f"lines {file_line(int(data.rows[0]))} to {file_line(int(data.rows[-1]))}"
+        )
     first, last = data.time[0], data.time[-1]
     if gaps.is_dated(data.time):
         first, last = pd.Timestamp(first), pd.Timestamp(last)

@@ -735,3 +735,45 @@ def test_a_one_window_episode_shows_its_windows_span_not_0s(tmp_path: Path) -> N
         rows=data.rows,
     )
     assert _covered_text(untimed, slice(2, 7)) == "5 rows (lines 4-8)"
+
+
+def test_without_a_time_column_everything_counts_file_lines(tmp_path: Path) -> None:
+    """Issue 33.2: the terminal, the HTML and the episodes CSV name the same lines."""
+    from tests.conftest import synthetic_frame
+
+    data = tmp_path / "untimed.csv"
+    synthetic_frame().drop(columns=["timestamp", "label"]).to_csv(
+        data, index=False, float_format="%.5f"
+    )
+    runs = tmp_path / "runs"
+    args = ["--runs-dir", str(runs)]
+    trained = runner.invoke(
+        app, ["train", str(data), "--arch", "pca", "--lookback", "3", *args]
+    )
+    assert trained.exit_code == 0, trained.output
+    result = runner.invoke(
+        app,
+        ["score", str(data), *args, "--episodes", str(tmp_path / "e.csv"),
+         "--output", str(tmp_path / "w.json"), "--html", str(tmp_path / "r.html")],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    episodes = pd.read_csv(tmp_path / "e.csv")
+    alarms = json.loads((tmp_path / "w.json").read_text())["alarms"]
+    assert len(episodes) == len(alarms) >= 1
+    for (_, row), alarm in zip(episodes.iterrows(), alarms, strict=True):
+        line = alarm["start_row"] + 2
+        assert row["start"] == row["start_line"] == line
+        assert f"line {line}" in result.stdout
+    model = json.loads(
+        re.search(
+            r'<script id="report-data" type="application/json">(.*?)</script>',
+            (tmp_path / "r.html").read_text(),
+            re.S,
+        ).group(1)
+    )
+    assert model["axis"]["name"] == "line"
+    starts = [e["covered"] for e in model["episodes"]]
+    assert all(text.endswith(")") and "lines " in text for text in starts)
+    windows = json.loads((tmp_path / "w.json").read_text())["windows"]
+    assert model["timeline"]["x"][0] == windows[0]["row"] + 2
