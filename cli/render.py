@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from rareevent.episodes import file_line
 from rareevent.model import ARCHITECTURES
 
 from .console import bars, consoles
@@ -422,11 +423,6 @@ def estimate_rows(path: Path) -> int | None:
     except OSError:
         return None
     return max(int(path.stat().st_size * head.count(b"\n") / max(len(head), 1)) - 1, 1)
-
-
-def file_line(row: int) -> int:
-    """The file line of 0-based data row ``row`` (line 1 is the header), as errors count lines; outputs keep ``row``."""
-    return row + 2
 
 
 def print_paths(quiet: bool, *paths: Path | None) -> None:

@@ -213,6 +213,15 @@ def validate_record(record: Any, path: Path) -> None:
             )
             and len(v["low"]) == len(v["high"])
         ),
+        "normal_error": lambda v: (
+            isinstance(v, dict)
+            and _is_number(v.get("percentile"))
+            and isinstance(v.get("features"), list)
+            and all(isinstance(name, str) for name in v["features"])
+            and isinstance(v.get("error"), list)
+            and len(v["error"]) == len(v["features"])
+            and all(_is_number(x) and x >= 0 for x in v["error"])
+        ),
         "gaps": gap_rule_ok,
         "resample": resample_record_ok,
         "candidates": _candidates_ok,  # written by --arch auto
@@ -306,6 +315,9 @@ class RunRecord:
     input_rows: int | None = None
     train_range: dict[str, list[float]] | None = (
         None  # percentiles, low, high: each feature's band in raw units
+    )
+    normal_error: dict[str, Any] | None = (
+        None  # percentile, features, error: |reading - expected| of normal validation rows
     )
     versions: dict[str, Any] | None = None
     baseline: Baseline | None = None

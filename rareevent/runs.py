@@ -169,8 +169,18 @@ def resolve_run(run: str | None, runs_dir: str | Path) -> Path:
         if candidate.is_dir():
             return candidate
     raise RareEventError(
-        f"run {run!r} not found (neither a folder nor a run in {runs_dir})"
+        f"run {run!r} not found (neither a folder nor a run in {runs_dir})",
+        hint=_existing_runs(runs_dir),
     )
+
+
+def _existing_runs(runs_dir: Path, shown: int = 10) -> str:
+    """The runs that do exist in ``runs_dir`` (newest first), for the "not found" error."""
+    names = [folder.name for folder in reversed(list_runs(runs_dir))]
+    if not names:
+        return f"{runs_dir} holds no run: train one with `rareevent train DATA.csv`"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"runs in {runs_dir}, newest first: {', '.join(names[:shown])}{more}"
 
 
 def read_record(folder: Path) -> RunRecord:

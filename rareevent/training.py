@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rareevent import gaps, selection, windows
+from rareevent import expected, gaps, roles, selection, windows
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, Reading, SensorData, file_sha256, load_csv
@@ -133,6 +133,7 @@ def train(
     spec = spec or TrainSpec()
     name = check_options(detector, name)
     data = load_csv(csv_path, spec.input)
+    (data,) = settle_flags([data], detector, spec)
     data, resampled = gaps.regrid(data, spec.split.resample, spec.input.fill)
     max_gap_value = gaps.resolve_max_gap(
         spec.split.max_gap, data.time, data.columns.time, data.path
@@ -151,6 +152,27 @@ def train(
         resample=resampled,
     )
     return result
+
+
+def settle_flags(
+    parts: Sequence[SensorData], detector: RareEventDetector, spec: TrainSpec
+) -> list[SensorData]:
+    """Take a label-like 0/1 column no option names as the label, or refuse it (see roles)."""
+    features = parts[0].columns.features
+    context: str | Sequence[int] = (
+        detector.context
+        if spec.context is None
+        else resolve_context(spec.context, features)
+    )
+    named = (
+        set()
+        if isinstance(context, str)
+        else {features[i] for i in context if 0 <= i < len(features)}
+    )
+    settled, moved = roles.settle_flags(parts, named)
+    if moved is not None and spec.context is None and not isinstance(context, str):
+        detector.context = [i - (i > moved) for i in context]
+    return settled
 
 
 def check_options(detector: RareEventDetector, name: str | None) -> str:
@@ -647,9 +669,25 @@ def _record(
         else None,  # a Spark group has no file
         input_rows=len(data),
         train_range=train_range(data, splits["train"]),
+        normal_error=_normal_error(detector, data, splits["valid"]),
         versions=versions(),
         spec=spec,
     )
+
+
+def _normal_error(
+    detector: RareEventDetector, data: SensorData, bounds: tuple[int, int]
+) -> dict[str, Any]:
+    """How far normal validation rows stray from what the model expected (see ``expected``)."""
+    part = slice(*bounds)
+    names = data.columns.features
+    return {
+        "percentile": expected.NORMAL_ERROR_PERCENTILE,
+        "features": [names[j] for j in detector.target_features_],
+        "error": expected.normal_error(
+            detector, data.X[part], None if data.y is None else data.y[part]
+        ),
+    }
 
 
 TRAIN_RANGE_PERCENTILES = (1.0, 99.0)

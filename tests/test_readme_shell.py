@@ -68,9 +68,18 @@ def test_the_pages_have_the_worked_example_after_the_setup_section(page: Path) -
     commands = page_commands(page)
     assert len(commands) >= 5
     assert (
-        ".venv/bin/rareevent train sample_data/pump_sensors.csv --name pump-ae"
-        in commands
+        ".venv/bin/rareevent score sample_data/pump_sensors.csv --run pump-ae "
+        "--output alarms.csv" in commands
     )
+
+
+def setup_train() -> str:
+    """The ``train`` part of the README's setup command (section "Two commands")."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Two commands") : text.index("## Worked example")]
+    setup = re.search(r"^```bash\n(.*?)\n```", section, flags=re.M | re.S)
+    assert setup is not None
+    return setup.group(1).split(" && ")[-1]
 
 
 def test_the_readme_is_a_landing_page() -> None:
@@ -82,6 +91,26 @@ def test_the_readme_is_a_landing_page() -> None:
     assert len(local) >= 20, local
     missing = [link for link in local if not (ROOT / link).is_file()]
     assert not missing, missing
+
+
+def test_every_run_a_command_names_was_made_by_an_earlier_one() -> None:
+    """Issue 33.3: the worked example follows from the setup command as written."""
+    assert (
+        setup_train()
+        == ".venv/bin/rareevent train sample_data/pump_sensors.csv --name pump-ae"
+    )
+    made: set[str] = set()
+    for command in [setup_train(), *readme_commands()]:
+        command = command.split(" #", 1)[0]
+        named = re.search(r"--run (\S+)|rareevent report (?!-)(\S+)", command)
+        if named:
+            run_name = named.group(1) or named.group(2)
+            assert run_name in made, f"{command!r} needs a run {run_name!r}: none made"
+        trained = re.search(r" train .*--name (\S+)", command)
+        if trained:  # a train without --name makes a run no later command can name
+            assert trained.group(1) not in made, f"{command!r}: run exists already"
+            made.add(trained.group(1))
+    assert {"pump-ae", "pump-plain", "fleet", "per-pump"} <= made
 
 
 @pytest.mark.parametrize("command", readme_commands())
@@ -141,11 +170,8 @@ def test_version_and_help_run_from_the_venv_entry_point(workdir: Path) -> None:
 
 @pytest.mark.slow
 def test_the_quick_readme_commands_run_as_written(workdir: Path) -> None:
-    # the worked example's run, as pca (seconds, not a minute of LSTM training), under the README's name
-    trained = run(
-        ".venv/bin/rareevent train sample_data/pump_sensors.csv --arch pca --name pump-ae -q",
-        workdir,
-    )
+    # the setup command's run, as pca (seconds, not a minute of LSTM training)
+    trained = run(f"{setup_train()} --arch pca -q", workdir)
     assert trained.returncode == 0, trained.stderr
     quick = [command for command in readme_commands() if QUICK.match(command)]
     assert len(quick) >= 4, quick
@@ -159,3 +185,8 @@ def test_the_quick_readme_commands_run_as_written(workdir: Path) -> None:
     )
     assert (workdir / "pump-ae.png").read_bytes()[:4] == b"\x89PNG"
     assert "[train]" in (workdir / "pump-ae.toml").read_text()
+    # a mistyped run name: the error lists the runs that do exist
+    missing = run(".venv/bin/rareevent score sample_data/toy.csv --run pump", workdir)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert missing.stderr.startswith("error: run 'pump' not found")
+    assert "hint: runs in runs, newest first: pump-ae)" in missing.stderr
