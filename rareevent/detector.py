@@ -99,14 +99,17 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
     A scikit-learn outlier detector whose samples are rows in time order:
     row ``i`` is judged by the window of ``lookback`` rows ending at it, so
     ``score_samples``, ``decision_function``, ``predict`` and
-    ``fit_predict`` return one value per row, and the first
-    ``lookback - 1`` rows (no full window yet) get a NaN score and the
-    prediction 0. The signs are chosen on purpose, as PyOD does for the
-    method PyOD defines: ``decision_function`` is the (smoothed)
-    reconstruction error, higher = more abnormal, the value the CLI
-    writes as ``error`` and compares with ``threshold_``; ``predict`` is a
-    0/1 label, 1 = event, like the ``label`` column a run is trained with
-    and the CLI's ``flagged``. ``score_samples`` keeps scikit-learn's
+    ``fit_predict`` return one value per row. The first ``lookback - 1``
+    rows (no full window yet) get a finite score from a shorter window,
+    filled at its start with copies of the first row (see ``_head_scores``),
+    and the prediction 0: every row can be ranked (``average_precision``,
+    ``cross_val_score``), while only a full window raises an alarm. The
+    signs are chosen on purpose, as PyOD does for the method PyOD defines:
+    ``decision_function`` is the (smoothed) reconstruction error, higher =
+    more abnormal, the value the CLI writes as ``error`` and compares with
+    ``threshold_``; ``predict`` is a 0/1 label, 1 = event, like the
+    ``label`` column a run is trained with and the CLI's ``flagged``.
+    ``score_samples`` keeps scikit-learn's
     meaning (higher = more normal): it is ``-decision_function``.
     ``decision_scores_`` and ``labels_`` hold the same per row of the data
     passed to ``fit`` (PyOD's meaning); ``validation_scores_`` and
@@ -328,6 +331,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
             None if labels is None else labels[valid],
             on_epoch=on_epoch,
             feature_names=names,
+            fallback=True,
         )
         self.decision_scores_, self.labels_ = self._row_results(rows)
         return self
@@ -348,6 +352,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         starts_train: np.ndarray | None = None,
         starts_valid: np.ndarray | None = None,
         feature_names: Sequence[str] | None = None,
+        fallback: bool = False,
     ) -> RareEventDetector:
         """Fit on the normal windows of the train rows; pick the threshold on the valid rows (split by the caller).
 
@@ -364,6 +369,11 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         Like ``y_*``, each may run past the end of its ``X_*``: a window's
         label looks ahead no further than the next segment start (rows past
         the end of ``starts_*`` continue its last segment).
+        With ``fallback`` (``fit``: a fold of ``cross_val_score`` may hold no
+        event in its validation part) and ``threshold`` left to its default,
+        labels without a positive validation window give the threshold of
+        unlabelled data (``pot``) and a warning instead of an error; the CLI
+        refuses them, naming the options that help.
         """
         self.check_params()
         for name in ROW_RESULTS:  # of the data an earlier fit was given
@@ -448,6 +458,19 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
                 : len(valid_keep)
             ][valid_keep]
         )
+        if (
+            fallback
+            and self.threshold is None
+            and strategy.needs_labels
+            and (labels is None or not np.any(labels))
+        ):
+            strategy = parse_strategy("pot")
+            warnings.warn(
+                "the validation part holds no positive window: the threshold is "
+                f"chosen without labels ({strategy}), as for unlabelled data",
+                UserWarning,
+                stacklevel=3,
+            )
         check_labels(strategy, labels)  # before training, not after it
         if not (self.warm_start and hasattr(self, "model_")):
             self.units_ = (
@@ -744,34 +767,69 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         return (self.window_scores(X) >= self.threshold_).astype(np.int8)
 
     def decision_function(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Per row of ``X``: the score of the window ending there, higher = more abnormal (PyOD's sign); NaN for the first ``lookback - 1`` rows."""
+        """Per row of ``X``: the score of the window ending there, higher = more abnormal (PyOD).
+
+        Finite for every row: the first ``lookback - 1`` rows (all of them when
+        ``X`` is shorter than a window) are scored by ``_head_scores``.
+        """
         return self._row_results(X)[0]
 
     def score_samples(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Per row of ``X``: ``-decision_function``, scikit-learn's sign (higher = more normal); NaN for the first ``lookback - 1`` rows."""
+        """Per row of ``X``: ``-decision_function``, scikit-learn's sign (higher = more normal)."""
         return -self.decision_function(X)
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Per row of ``X``: 1 where the window ending there is flagged (score at or above ``threshold_``), else 0; 0 for the first ``lookback - 1`` rows."""
+        """Per row of ``X``: 1 where the window ending there scores ``threshold_`` or more, else 0.
+
+        0 for the first ``lookback - 1`` rows: only a full window raises an
+        alarm, as in ``score``.
+        """
         return self._row_results(X)[1]
 
     def _row_results(
         self, X: pd.DataFrame | np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Per row: the score of the window ending there (float64, NaN before the first) and its 0/1 flag.
+        """Per row: the score of the window ending there (float64, finite) and its 0/1 flag.
 
         The flags compare the float32 window scores with ``threshold_``, as
         ``window_flags`` and the CLI do, so that all agree at the boundary.
         """
-        scores = self.window_scores(X)
-        pad = self.lookback - 1
-        per_row = np.concatenate([np.full(pad, np.nan), scores.astype(np.float64)])
+        rows = self._rows_of(X, min_rows=1)
+        pad = min(self.lookback - 1, len(rows))
+        scores = (
+            self.smooth_scores(self.score_windows(rows)[0])
+            if len(rows) >= self.lookback
+            else np.empty(0, np.float32)
+        )
+        per_row = np.concatenate([self._head_scores(rows[:pad]), scores]).astype(
+            np.float64
+        )
         flags = np.concatenate(
             [np.zeros(pad, np.int8), (scores >= self.threshold_).astype(np.int8)]
         )
         return per_row, flags
 
-    def _rows_of(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+    def _head_scores(self, head: np.ndarray) -> np.ndarray:
+        """Scores of the rows before the first full window (``head``: at most ``lookback - 1``).
+
+        Row ``i`` is scored from the shorter window of rows ``0..i``, filled
+        at its start with ``lookback - 1 - i`` copies of row 0, as if the
+        sensors had held their first reading: the model sees a window of the
+        shape it was trained on, and each row is judged by the rows up to it
+        only, as every other row is. (Taking the first full window's score
+        instead would judge row 0 by rows after it, and would leave an ``X``
+        shorter than a window without a score.) These windows are smoothed
+        among themselves; the full windows' scores do not depend on them.
+        """
+        if not len(head):
+            return np.empty(0, np.float32)
+        filled = np.concatenate([np.repeat(head[:1], self.lookback - 1, axis=0), head])
+        return self.smooth_scores(self.score_windows(filled)[0])
+
+    def _rows_of(
+        self, X: pd.DataFrame | np.ndarray, min_rows: int | None = None
+    ) -> np.ndarray:
+        """The rows of ``X``, columns in fitted order; ``min_rows`` or more (default: lookback)."""
         check_is_fitted(self, "threshold_")
         if isinstance(X, pd.DataFrame):
             by_name = {
@@ -788,9 +846,11 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
             raise RareEventError(
                 f"X has {rows.shape[1]} features, but RareEventDetector is expecting {self.n_features_in_} features as input"
             )  # scikit-learn's words
-        if len(rows) < self.lookback:
+        if len(rows) < (self.lookback if min_rows is None else min_rows):
             raise RareEventError(
                 f"X has {len(rows)} rows, fewer than one window of lookback {self.lookback}"
+                if min_rows is None
+                else f"X has {len(rows)} rows: at least {min_rows} needed"
             )
         return rows
 
