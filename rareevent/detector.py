@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -51,6 +52,7 @@ from rareevent.model import (
 )  # re-exported: the CLI defers Ctrl-C through it
 from rareevent.options import SplitSpec
 from rareevent.pca import PCAModel
+from rareevent.progress import EpochCallback, check_verbose, fit_progress, fit_summary
 from rareevent.protocol import (
     FitOptions,
     ModelConfig,
@@ -89,8 +91,6 @@ FLOAT32_MAX, FLOAT32_TINY = (
     float(np.finfo(np.float32).max),
     float(np.finfo(np.float32).tiny),
 )  # as Python floats: a comparison with a float32 would cast 1e39 to it
-
-EpochCallback = Callable[[int, dict[str, float]], None]
 
 
 class RareEventDetector(OutlierMixin, BaseEstimator):
@@ -298,6 +298,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         y: np.ndarray | pd.Series | None = None,
         *,
         on_epoch: EpochCallback | None = None,
+        verbose: int = 0,
     ) -> RareEventDetector:
         """Fit on the rows of ``X`` (a DataFrame or an ``(n, F)`` array), oldest first.
 
@@ -308,8 +309,14 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         columns are named ``x0``, ``x1``, ... Then every row of ``X`` is
         scored: ``decision_scores_`` and ``labels_`` (as ``decision_function``
         and ``predict`` would give).
+        ``verbose`` shows the progress on stderr, as Keras' ``fit`` does: 0
+        nothing; 1 a progress bar over the epochs in a terminal, else one
+        line per epoch; 2 one line per epoch (see ``rareevent.progress``).
+        Either ends with a line that names the epochs and the threshold.
+        ``on_epoch(epoch, logs)`` is called after each epoch as well.
         """
         self.check_params()
+        verbose = check_verbose(verbose)
         names = _column_names(X) if isinstance(X, pd.DataFrame) else None
         rows = _as_rows(X, "X")
         if len(rows) < 2 * self.lookback:
@@ -324,16 +331,30 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         ahead = slice(
             splits["train"][0], splits["train"][1] + self.lead
         )  # train labels reach lead rows on
-        self.fit_parts(
-            rows[train],
-            None if labels is None else labels[ahead],
-            rows[valid],
-            None if labels is None else labels[valid],
-            on_epoch=on_epoch,
-            feature_names=names,
-            fallback=True,
-        )
+        with fit_progress(verbose, f"fitting {self.arch}", self.epochs) as shown:
+            self.fit_parts(
+                rows[train],
+                None if labels is None else labels[ahead],
+                rows[valid],
+                None if labels is None else labels[valid],
+                on_epoch=_both(on_epoch, shown),
+                feature_names=names,
+                fallback=True,
+            )
         self.decision_scores_, self.labels_ = self._row_results(rows)
+        if verbose:
+            print(
+                fit_summary(
+                    self.arch,
+                    self.epochs_run_,
+                    self.best_epoch_,
+                    self.threshold_,
+                    self.threshold_strategy_,
+                    self.train_seconds_,
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
         return self
 
     def fit_predict(
@@ -973,6 +994,20 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
     def _load_model(self, folder: Path) -> ReconstructionModel:
         """The model rebuilt from the parameters, with the saved weights: numbers only are read from the folder."""
         return ARCHITECTURES[self.arch].model.load(folder, self._model_config())
+
+
+def _both(
+    first: EpochCallback | None, second: EpochCallback | None
+) -> EpochCallback | None:
+    """One per-epoch callback that calls both (either may be ``None``)."""
+    if first is None or second is None:
+        return first or second
+
+    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+        first(epoch, logs)
+        second(epoch, logs)
+
+    return on_epoch
 
 
 def _combined(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
