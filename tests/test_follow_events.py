@@ -19,10 +19,7 @@ import pytest
 from tests.conftest import synthetic_frame
 from tests.test_follow import RAREEVENT, Lines
 
-pytestmark = [
-    pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals"),
-    pytest.mark.slow,  # each test starts the installed command (seconds)
-]
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
 
 FLOW = "Durchfluss m³/h"  # a name with a non-ASCII character and a slash
 EVENTS = (150, 400, 530)  # one row each
@@ -91,6 +88,7 @@ def _stop(proc: subprocess.Popen) -> None:
     assert proc.wait(timeout=60) == 130
 
 
+@pytest.mark.slow  # starts the installed command (seconds)
 def test_a_one_window_alarm_opens_before_it_closes_scored_whole_and_appended(
     tmp_path: Path, runs_dir: Path
 ) -> None:
@@ -150,6 +148,7 @@ def test_a_one_window_alarm_opens_before_it_closes_scored_whole_and_appended(
         assert said[at + 1].startswith(f"alarm closed: lines {row + 2}-{row + 2} ")
 
 
+@pytest.mark.slow  # starts the installed command (seconds)
 def test_window_and_event_records_escape_a_name_alike(
     tmp_path: Path, runs_dir: Path
 ) -> None:
@@ -175,6 +174,7 @@ def test_window_and_event_records_escape_a_name_alike(
     assert f"{FLOW}:" in json.loads(window)["top_features"]
 
 
+@pytest.mark.slow  # starts the installed command (seconds)
 @pytest.mark.parametrize(
     ("run", "options"),
     [("cp1252", ()), ("utf8", ("--encoding", "cp1252"))],
@@ -204,3 +204,28 @@ def test_follow_reads_a_cp1252_file_being_appended(
     closed = next(r for r in records if r.get("event") == "alarm_closed")
     assert closed["start_row"] == 150 and FLOW in closed["top_features"]
     assert not any(line.startswith("error") for line in err.lines), err.lines
+
+
+@pytest.mark.slow  # about a second
+def test_a_json_output_escapes_windows_as_its_alarms(
+    tmp_path: Path, runs_dir: Path
+) -> None:
+    """Issue 33 (10), ``score --output x.json``: the windows (pandas) and the alarms (json) alike."""
+    from typer.testing import CliRunner
+
+    from rareevent.cli.main import app
+
+    data = tmp_path / "data.csv"
+    data.write_text(_csv_text(0, 200), encoding="utf-8")
+    output = tmp_path / "out.json"
+    result = CliRunner().invoke(
+        app,
+        ["score", str(data), "--run", "utf8", "--runs-dir", str(runs_dir),
+         "--output", str(output)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = output.read_text(encoding="utf-8")
+    assert "\\/" not in text and text.count("m\\u00b3/h:") > 200  # windows and alarms
+    saved = json.loads(text)
+    assert FLOW in saved["windows"][150]["top_features"]
+    assert any(FLOW in alarm["top_features"] for alarm in saved["alarms"])
