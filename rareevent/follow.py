@@ -6,7 +6,7 @@ line waits for its newline). The file's reading (decimal mark, time
 format) is settled from the first lines, as ``score`` settles it from a
 file's first rows, and so is its text encoding: ``--encoding`` when
 given, else UTF-8, else the encoding the run was trained on when the
-first lines are not UTF-8 (as ``score`` reads a whole file). A followed
+first lines are not UTF-8 (as ``score`` reads a whole file) or are ASCII. A followed
 file that is replaced under its name (rotated) or becomes shorter than
 what was read (truncated) is read again from its start; a first line
 equal to the header is then skipped.
@@ -58,7 +58,8 @@ class CsvTail:
     rows into the columns and reading to parse every row with (see
     :func:`rareevent.scoring.settle_reading`). ``encoding`` (``--encoding``)
     and ``fallback`` (the run's) choose the text encoding as
-    :func:`rareevent.load.sniff` does, from the first lines read.
+    :func:`rareevent.load.sniff` does, from the first lines read; first
+    lines in ASCII, which read alike in both, are read as ``fallback``.
     """
 
     def __init__(
@@ -101,7 +102,8 @@ class CsvTail:
                 chunk,
                 complete=True,
                 counted=self.path is not None,
-                encoding=self.encoding,
+                # ASCII reads alike in both: lines still to come are read as the run's were
+                encoding=self.encoding or (self.fallback if chunk.isascii() else None),
                 fallback=self.fallback,
             )
             text = self._decode(chunk, header=True).partition("\n")[2]

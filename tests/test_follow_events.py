@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from rareevent.errors import RareEventError
 from tests.conftest import synthetic_frame
 from tests.test_follow import RAREEVENT, Lines
 
@@ -211,9 +212,8 @@ def test_a_json_output_escapes_windows_as_its_alarms(
     tmp_path: Path, runs_dir: Path
 ) -> None:
     """Issue 33 (10), ``score --output x.json``: the windows (pandas) and the alarms (json) alike."""
-    from typer.testing import CliRunner
-
     from rareevent.cli.main import app
+    from typer.testing import CliRunner
 
     data = tmp_path / "data.csv"
     data.write_text(_csv_text(0, 200), encoding="utf-8")
@@ -229,3 +229,29 @@ def test_a_json_output_escapes_windows_as_its_alarms(
     saved = json.loads(text)
     assert FLOW in saved["windows"][150]["top_features"]
     assert any(FLOW in alarm["top_features"] for alarm in saved["alarms"])
+
+
+def test_a_tail_reads_ascii_first_lines_as_the_run_s_encoding(tmp_path: Path) -> None:
+    """Issue 33 (7): a header in ASCII settles nothing; later cp1252 lines read as the run's file did."""
+    from rareevent.follow import CsvTail
+    from rareevent.load import Columns, Reading
+
+    def settle(fmt, sample):  # type: ignore[no-untyped-def]
+        return Columns(features=["x"], time="time"), Reading()
+
+    live = tmp_path / "live.csv"
+    live.write_bytes(b"time,x,Status\n2026-01-01 00:00:00,1.5,ok\n")
+    appended = "2026-01-01 00:01:00,2.5,läuft\n".encode("cp1252")
+    as_run = CsvTail(live, settle, fallback="cp1252")
+    as_utf8 = CsvTail(live, settle)
+    for tail in (as_run, as_utf8):
+        assert tail.read().frame is not None
+    with open(live, "ab") as fh:
+        fh.write(appended)
+    frame = as_run.read().frame
+    assert frame is not None and frame["Status"].tolist() == ["läuft"]
+    with pytest.raises(RareEventError, match=r"line 3 is not UTF-8 text") as caught:
+        as_utf8.read()
+    assert "pass `encoding=cp1252`" in str(caught.value)
+    for tail in (as_run, as_utf8):
+        tail.close()
