@@ -109,8 +109,8 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
     more abnormal, the value the CLI writes as ``error`` and compares with
     ``threshold_``; ``predict`` is a 0/1 label, 1 = event, like the
     ``label`` column a run is trained with and the CLI's ``flagged``.
-    ``score_samples`` keeps scikit-learn's
-    meaning (higher = more normal): it is ``-decision_function``.
+    ``score_samples`` keeps scikit-learn's meaning (higher = more normal):
+    it is ``-decision_function``.
     ``decision_scores_`` and ``labels_`` hold the same per row of the data
     passed to ``fit`` (PyOD's meaning); ``validation_scores_`` and
     ``validation_labels_`` those of the validation windows that chose the
