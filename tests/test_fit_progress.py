@@ -102,7 +102,6 @@ def test_an_lstm_fit_prints_each_epoch_and_still_calls_on_epoch(
 def test_the_readme_maps_every_option_named_unlike_its_parameter() -> None:
     """One table: ``--valid-frac`` is ``validation_fraction``, and every other pair of ``OPTION_OF_PARAM``."""
     import typer
-
     from rareevent.cli.console import OPTION_OF_PARAM
     from rareevent.cli.main import app
 
