@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -51,6 +52,7 @@ from rareevent.model import (
 )  # re-exported: the CLI defers Ctrl-C through it
 from rareevent.options import SplitSpec
 from rareevent.pca import PCAModel
+from rareevent.progress import EpochCallback, check_verbose, fit_progress, fit_summary
 from rareevent.protocol import (
     FitOptions,
     ModelConfig,
@@ -90,8 +92,6 @@ FLOAT32_MAX, FLOAT32_TINY = (
     float(np.finfo(np.float32).tiny),
 )  # as Python floats: a comparison with a float32 would cast 1e39 to it
 
-EpochCallback = Callable[[int, dict[str, float]], None]
-
 
 class RareEventDetector(OutlierMixin, BaseEstimator):
     """Detect rare events as windows a model of normal behaviour cannot reconstruct.
@@ -99,15 +99,18 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
     A scikit-learn outlier detector whose samples are rows in time order:
     row ``i`` is judged by the window of ``lookback`` rows ending at it, so
     ``score_samples``, ``decision_function``, ``predict`` and
-    ``fit_predict`` return one value per row, and the first
-    ``lookback - 1`` rows (no full window yet) get a NaN score and the
-    prediction 0. The signs are chosen on purpose, as PyOD does for the
-    method PyOD defines: ``decision_function`` is the (smoothed)
-    reconstruction error, higher = more abnormal, the value the CLI
-    writes as ``error`` and compares with ``threshold_``; ``predict`` is a
-    0/1 label, 1 = event, like the ``label`` column a run is trained with
-    and the CLI's ``flagged``. ``score_samples`` keeps scikit-learn's
-    meaning (higher = more normal): it is ``-decision_function``.
+    ``fit_predict`` return one value per row. The first ``lookback - 1``
+    rows (no full window yet) get a finite score from a shorter window,
+    filled at its start with copies of the first row (see ``_head_scores``),
+    and the prediction 0: every row can be ranked (``average_precision``,
+    ``cross_val_score``), while only a full window raises an alarm. The
+    signs are chosen on purpose, as PyOD does for the method PyOD defines:
+    ``decision_function`` is the (smoothed) reconstruction error, higher =
+    more abnormal, the value the CLI writes as ``error`` and compares with
+    ``threshold_``; ``predict`` is a 0/1 label, 1 = event, like the
+    ``label`` column a run is trained with and the CLI's ``flagged``.
+    ``score_samples`` keeps scikit-learn's meaning (higher = more normal):
+    it is ``-decision_function``.
     ``decision_scores_`` and ``labels_`` hold the same per row of the data
     passed to ``fit`` (PyOD's meaning); ``validation_scores_`` and
     ``validation_labels_`` those of the validation windows that chose the
@@ -400,6 +403,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         y: np.ndarray | pd.Series | None = None,
         *,
         on_epoch: EpochCallback | None = None,
+        verbose: int = 0,
     ) -> RareEventDetector:
         """Fit on the rows of ``X`` (a DataFrame or an ``(n, F)`` array), oldest first.
 
@@ -416,10 +420,17 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
             Sensor readings in time order, numbers only (no time column).
         y : array-like of shape (n_rows,), optional
             A 0/1 event label per row. Without it the threshold strategy
-            must not need labels (the default is then ``"pot"``).
+            must not need labels (the default is then ``"pot"``); with labels
+            but no event among the validation rows, the default strategy
+            falls back to ``"pot"`` with a warning.
         on_epoch : callable, optional
             Called after every epoch with its number and its logs (``loss``,
             ``val_loss``).
+        verbose : int, default=0
+            Progress on stderr, as Keras' ``fit`` shows it: 0 nothing; 1 a
+            progress bar over the epochs in a terminal, else one line per
+            epoch; 2 one line per epoch (see ``rareevent.progress``). Either
+            ends with a line that names the epochs and the threshold.
 
         Returns
         -------
@@ -435,6 +446,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
             threshold with no event among the validation rows.
         """
         self.check_params()
+        verbose = check_verbose(verbose)
         names = _column_names(X) if isinstance(X, pd.DataFrame) else None
         rows = _as_rows(X, "X")
         if len(rows) < 2 * self.lookback:
@@ -449,15 +461,30 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         ahead = slice(
             splits["train"][0], splits["train"][1] + self.lead
         )  # train labels reach lead rows on
-        self.fit_parts(
-            rows[train],
-            None if labels is None else labels[ahead],
-            rows[valid],
-            None if labels is None else labels[valid],
-            on_epoch=on_epoch,
-            feature_names=names,
-        )
+        with fit_progress(verbose, f"fitting {self.arch}", self.epochs) as shown:
+            self.fit_parts(
+                rows[train],
+                None if labels is None else labels[ahead],
+                rows[valid],
+                None if labels is None else labels[valid],
+                on_epoch=_both(on_epoch, shown),
+                feature_names=names,
+                fallback=True,
+            )
         self.decision_scores_, self.labels_ = self._row_results(rows)
+        if verbose:
+            print(
+                fit_summary(
+                    self.arch,
+                    self.epochs_run_,
+                    self.best_epoch_,
+                    self.threshold_,
+                    self.threshold_strategy_,
+                    self.train_seconds_,
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
         return self
 
     def fit_predict(
@@ -489,6 +516,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         starts_train: np.ndarray | None = None,
         starts_valid: np.ndarray | None = None,
         feature_names: Sequence[str] | None = None,
+        fallback: bool = False,
     ) -> RareEventDetector:
         """Fit on the normal windows of the train rows; pick the threshold on the valid rows (split by the caller).
 
@@ -505,6 +533,11 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         Like ``y_*``, each may run past the end of its ``X_*``: a window's
         label looks ahead no further than the next segment start (rows past
         the end of ``starts_*`` continue its last segment).
+        With ``fallback`` (``fit``: a fold of ``cross_val_score`` may hold no
+        event in its validation part) and ``threshold`` left to its default,
+        labels without a positive validation window give the threshold of
+        unlabelled data (``pot``) and a warning instead of an error; the CLI
+        refuses them, naming the options that help.
         """
         self.check_params()
         for name in ROW_RESULTS:  # of the data an earlier fit was given
@@ -589,6 +622,19 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
                 : len(valid_keep)
             ][valid_keep]
         )
+        if (
+            fallback
+            and self.threshold is None
+            and strategy.needs_labels
+            and (labels is None or not np.any(labels))
+        ):
+            strategy = parse_strategy("pot")
+            warnings.warn(
+                "the validation part holds no positive window: the threshold is "
+                f"chosen without labels ({strategy}), as for unlabelled data",
+                UserWarning,
+                stacklevel=3,
+            )
         check_labels(strategy, labels)  # before training, not after it
         if not (self.warm_start and hasattr(self, "model_")):
             self.units_ = (
@@ -922,18 +968,20 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame or ndarray of shape (n_rows, n_features)
-            Sensor readings in time order, at least ``lookback`` rows.
+            Sensor readings in time order.
 
         Returns
         -------
         ndarray of float64, shape (n_rows,)
-            The scores; NaN for the first ``lookback - 1`` rows, which end
-            no full window.
+            The scores, finite for every row: the first ``lookback - 1`` rows
+            (all of them when ``X`` is shorter than a window) are scored from
+            the shorter window that ends there, filled at its start with
+            copies of the first row.
 
         Raises
         ------
         RareEventError
-            A fitted column is missing, or ``X`` has fewer rows than one window.
+            A fitted column is missing.
         sklearn.exceptions.NotFittedError
             Before ``fit``.
         """
@@ -945,12 +993,12 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame or ndarray of shape (n_rows, n_features)
-            Sensor readings in time order, at least ``lookback`` rows.
+            Sensor readings in time order.
 
         Returns
         -------
         ndarray of float64, shape (n_rows,)
-            The negated scores; NaN for the first ``lookback - 1`` rows.
+            The negated scores, finite for every row.
         """
         return -self.decision_function(X)
 
@@ -964,17 +1012,18 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame or ndarray of shape (n_rows, n_features)
-            Sensor readings in time order, at least ``lookback`` rows.
+            Sensor readings in time order.
 
         Returns
         -------
         ndarray of int8, shape (n_rows,)
-            The 0/1 labels; 0 for the first ``lookback - 1`` rows.
+            The 0/1 labels; 0 for the first ``lookback - 1`` rows: only a
+            full window raises an alarm, as in ``score``.
 
         Raises
         ------
         RareEventError
-            A fitted column is missing, or ``X`` has fewer rows than one window.
+            A fitted column is missing.
         sklearn.exceptions.NotFittedError
             Before ``fit``.
         """
@@ -983,20 +1032,47 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
     def _row_results(
         self, X: pd.DataFrame | np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Per row: the score of the window ending there (float64, NaN before the first) and its 0/1 flag.
+        """Per row: the score of the window ending there (float64, finite) and its 0/1 flag.
 
         The flags compare the float32 window scores with ``threshold_``, as
         ``window_flags`` and the CLI do, so that all agree at the boundary.
         """
-        scores = self.window_scores(X)
-        pad = self.lookback - 1
-        per_row = np.concatenate([np.full(pad, np.nan), scores.astype(np.float64)])
+        rows = self._rows_of(X, min_rows=1)
+        pad = min(self.lookback - 1, len(rows))
+        scores = (
+            self.smooth_scores(self.score_windows(rows)[0])
+            if len(rows) >= self.lookback
+            else np.empty(0, np.float32)
+        )
+        per_row = np.concatenate([self._head_scores(rows[:pad]), scores]).astype(
+            np.float64
+        )
         flags = np.concatenate(
             [np.zeros(pad, np.int8), (scores >= self.threshold_).astype(np.int8)]
         )
         return per_row, flags
 
-    def _rows_of(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+    def _head_scores(self, head: np.ndarray) -> np.ndarray:
+        """Scores of the rows before the first full window (``head``: at most ``lookback - 1``).
+
+        Row ``i`` is scored from the shorter window of rows ``0..i``, filled
+        at its start with ``lookback - 1 - i`` copies of row 0, as if the
+        sensors had held their first reading: the model sees a window of the
+        shape it was trained on, and each row is judged by the rows up to it
+        only, as every other row is. (Taking the first full window's score
+        instead would judge row 0 by rows after it, and would leave an ``X``
+        shorter than a window without a score.) These windows are smoothed
+        among themselves; the full windows' scores do not depend on them.
+        """
+        if not len(head):
+            return np.empty(0, np.float32)
+        filled = np.concatenate([np.repeat(head[:1], self.lookback - 1, axis=0), head])
+        return self.smooth_scores(self.score_windows(filled)[0])
+
+    def _rows_of(
+        self, X: pd.DataFrame | np.ndarray, min_rows: int | None = None
+    ) -> np.ndarray:
+        """The rows of ``X``, columns in fitted order; ``min_rows`` or more (default: lookback)."""
         check_is_fitted(self, "threshold_")
         if isinstance(X, pd.DataFrame):
             by_name = {
@@ -1013,9 +1089,11 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
             raise RareEventError(
                 f"X has {rows.shape[1]} features, but RareEventDetector is expecting {self.n_features_in_} features as input"
             )  # scikit-learn's words
-        if len(rows) < self.lookback:
+        if len(rows) < (self.lookback if min_rows is None else min_rows):
             raise RareEventError(
                 f"X has {len(rows)} rows, fewer than one window of lookback {self.lookback}"
+                if min_rows is None
+                else f"X has {len(rows)} rows: at least {min_rows} needed"
             )
         return rows
 
@@ -1204,6 +1282,20 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
     def _load_model(self, folder: Path) -> ReconstructionModel:
         """The model rebuilt from the parameters, with the saved weights: numbers only are read from the folder."""
         return ARCHITECTURES[self.arch].model.load(folder, self._model_config())
+
+
+def _both(
+    first: EpochCallback | None, second: EpochCallback | None
+) -> EpochCallback | None:
+    """One per-epoch callback that calls both (either may be ``None``)."""
+    if first is None or second is None:
+        return first or second
+
+    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+        first(epoch, logs)
+        second(epoch, logs)
+
+    return on_epoch
 
 
 def _combined(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1084,6 +1084,17 @@ def _time_text(value: Any) -> str | float:
     return float(value)
 
 
+def _as_json_dumps(text: str) -> str:
+    """pandas' JSON text with each ``\\/`` written ``/``, as ``json.dumps`` writes it.
+
+    Window records (pandas) and event records (``json.dumps``) then spell a
+    name like ``m\\u00b3/h`` alike. A plain replacement is safe: pandas writes
+    every backslash of a value as ``\\\\`` and every slash as ``\\/``, so
+    each ``\\/`` in its output is an escaped slash.
+    """
+    return text.replace("\\/", "/")
+
+
 class WindowWriter:
     """Stream per-window output as blocks arrive: ``.csv``, ``.json``, or ``.jsonl`` (JSON Lines).
 
@@ -1123,12 +1134,14 @@ class WindowWriter:
             self.first = False
             return text.splitlines(keepends=True)
         text = (
-            frame.to_json(
-                orient="records",
-                lines=True,
-                date_format="iso",
-                date_unit="s",
-                double_precision=15,
+            _as_json_dumps(
+                frame.to_json(
+                    orient="records",
+                    lines=True,
+                    date_format="iso",
+                    date_unit="s",
+                    double_precision=15,
+                )
             )
             if len(frame)
             else ""
@@ -1139,8 +1152,10 @@ class WindowWriter:
         if self.kind != "json":
             self.handle.write("".join(self.lines(frame)))
             return
-        body = frame.to_json(
-            orient="records", date_format="iso", date_unit="s", double_precision=15
+        body = _as_json_dumps(
+            frame.to_json(
+                orient="records", date_format="iso", date_unit="s", double_precision=15
+            )
         )[1:-1]
         if body:
             self.handle.write(("" if self.first else ",") + body)

@@ -130,10 +130,7 @@ def test_the_first_block_fits_predicts_per_row_and_saves(
     assert "motor_current" in printed and "F1 on the rows fit saw:" in printed
     assert printed.splitlines()[-1] == "2991 windows for 3000 rows"
     assert namespace["flags"].shape == namespace["scores"].shape == (3000,)
-    assert (
-        np.isnan(namespace["scores"][:9]).all()
-        and np.isfinite(namespace["scores"][9:]).all()
-    )
+    assert np.isfinite(namespace["scores"]).all()  # the first 9 rows too
 
 
 @pytest.mark.slow
