@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from rareevent import gaps, windows
+from rareevent.decision import decider_for
 from rareevent.detector import PREDICT_BATCH, RareEventDetector, require_bottleneck
 from rareevent.errors import RareEventError
 from rareevent.load import (
@@ -637,6 +638,7 @@ class StreamScorer:
             record.features[i] for i in detector.target_features_
         ]  # errors are kept for the scored sensors only
         self.episodes = AlarmEpisodes(self.names)
+        self.decider = decider_for(detector, record, self.spec.alarm)
         self.opened: list[dict[str, Any]] = []
         self.closed: list[dict[str, Any]] = []
         self.n_rows = self.n_filled = self.n_windows = self.n_flagged = (
@@ -815,11 +817,12 @@ class StreamScorer:
             else raw
         )  # a step may hold only windows across a gap
         self._previous_raw = detector.carry_scores(self._previous_raw, raw, step.resets)
-        flagged = score >= detector.threshold_
         positions = step.positions(self.lookback)
+        breaks = self._breaks(positions)
+        flagged = self.decider(score, breaks)
         opened, closed = self.episodes.add(
             flagged,
-            self._breaks(positions),
+            breaks,
             score,
             feature_errors,
             step.ends,
@@ -879,7 +882,7 @@ class StreamScorer:
         result = ScoreResult(
             path=Path(self.source),
             columns=self.stream.columns,
-            threshold=self.detector.threshold_,
+            threshold=self.decider.decision.threshold,
             reading=self.stream.reading,
         )
         result.n_rows, result.n_filled, result.n_segments = (

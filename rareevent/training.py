@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from rareevent import gaps, selection, windows
+from rareevent.decision import DEFAULT_POLICY, Decider, Decision, resolve
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, Reading, SensorData, file_sha256, load_csv
@@ -267,6 +268,12 @@ def _fit_and_measure(
         feature_names=data.columns.features,
     )
     valid_keep = windows.inside_segments(part_starts["valid"], detector.lookback)
+    decision = resolve(
+        DEFAULT_POLICY,
+        detector.threshold_,
+        detector.validation_scores_,
+        gaps.median_seconds(data.time),
+    )
     parts = {
         "valid": _scored_part(
             detector,
@@ -275,6 +282,7 @@ def _fit_and_measure(
             detector.validation_scores_,
             valid_keep,
             starts,
+            decision,
         )
     }
     test_start, test_stop = splits["test"]
@@ -283,7 +291,7 @@ def _fit_and_measure(
             data.X[part["test"]], part_starts["test"]
         )
         parts["test"] = _scored_part(
-            detector, data, splits["test"], test_scores, test_keep, starts
+            detector, data, splits["test"], test_scores, test_keep, starts, decision
         )
     metrics = {
         key: _metrics(detector, data, splits[key], columns, part_starts[key])
@@ -451,8 +459,13 @@ def _scored_part(
     scores: np.ndarray,
     keep: np.ndarray,
     starts: np.ndarray,
+    decision: Decision,
 ) -> dict[str, np.ndarray]:
-    """The columns of a part's scored windows: those inside one segment (``keep``), by end row; labels look ahead up to the next segment start in ``starts`` (all rows)."""
+    """The columns of a part's scored windows: those inside one segment (``keep``), by end row.
+
+    Labels look ahead up to the next segment start in ``starts`` (all rows);
+    the flags are ``decision``'s, the part decided as a file of its own.
+    """
     start, stop = bounds
     T = detector.lookback
     ends = np.arange(start + T - 1, stop)[keep]
@@ -460,7 +473,10 @@ def _scored_part(
     if data.time is not None:
         columns["time"] = data.time[ends]
     columns["error"] = scores
-    columns["flagged"] = (scores >= detector.threshold_).astype(np.int8)
+    decide = Decider(decision, detector.validation_scores_)
+    columns["flagged"] = decide(scores, windows.window_breaks(starts, ends)).astype(
+        np.int8
+    )
     if data.y is not None:
         ahead = slice(start, stop + detector.lead)
         columns["label"] = windows.window_labels(
@@ -529,6 +545,8 @@ def _record(
         train_range=train_range(data, splits["train"]),
         versions=versions(),
         spec=spec,
+        alarm=DEFAULT_POLICY,
+        time_step=gaps.median_seconds(data.time),
     )
 
 

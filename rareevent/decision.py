@@ -1,0 +1,319 @@
+"""The decision stage: from window scores to alarms, a step apart from the model.
+
+The model gives every window a score; this stage decides which windows
+raise an alarm (telemanom keeps the same split in its ``errors.py``). It
+is fed the scores in time order, any number at a time, and carries its
+state between calls, so a window's decision depends only on the windows
+before it: ``score``, ``--follow``, ``--jobs``, Spark and any
+``--chunk-rows`` give the same alarms.
+
+Two parts, both set by an :class:`~rareevent.options.AlarmPolicy`:
+
+* **The threshold.** The run's own (chosen on the validation part, from
+  its PR curve when it had labels), another value or strategy
+  (``--threshold``), times ``--margin``.
+* **Judging the scores against the data being scored** (``--shortest-event``,
+  the shortest event worth an alarm), after Hundman et al., "Detecting
+  Spacecraft Anomalies Using LSTMs and Nonparametric Dynamic
+  Thresholding" (KDD 2018), section 3.2, made causal:
+
+  - the scores are smoothed by an exponentially weighted mean whose span is
+    the shortest event, restarted after a gap;
+  - a trailing history of smoothed scores (it starts as the run's
+    validation scores, so the first rows are judged against normal data)
+    gives, every ``batch`` windows, a second threshold: the epsilon
+    ``mean + z * sd`` that most reduces the history's mean and spread
+    when the values above it are removed, divided by (sequences² +
+    values above), as in the paper;
+  - windows in alarm do not enter the history, so a long event does not
+    raise the bar against itself (an anomaly-dense file);
+  - a window is flagged when its smoothed score reaches both the
+    validation threshold (the anchor) and the history's epsilon.
+
+Then the alarm policy: ``min_duration`` (a window alarms only once the
+condition has held that many windows in a row, like Grafana's ``for:``)
+and ``cooldown`` (the alarm stays up that many windows after the
+condition clears, so episodes closer than that merge).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rareevent.errors import RareEventError
+from rareevent.options import AlarmPolicy, parse_span
+
+if TYPE_CHECKING:
+    from rareevent.record import RunRecord
+
+Z_STEPS = np.arange(2.5, 12.0, 0.5)  # the paper's candidate z, up to its sd limit of 12
+Z_LIMIT = 12.0
+HISTORY_BATCHES = 30  # the paper's history: 30 batches
+MIN_BATCH = 10  # the fewest windows between two re-computations of epsilon
+PRUNE = 0.13  # the paper's pruning: a new alarm stands 13% above the quiet history
+MAX_SEQUENCES = 5  # the paper's guard: an epsilon that cuts more sequences is not taken
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An :class:`AlarmPolicy` made concrete for one run: every length in windows.
+
+    ``threshold`` already holds ``margin``; ``event`` is the shortest
+    event in windows (0: the threshold alone decides).
+    """
+
+    threshold: float
+    event: int = 0
+    min_duration: int = 1
+    cooldown: int = 0
+    prune: float = PRUNE
+
+    @property
+    def adaptive(self) -> bool:
+        return self.event > 0
+
+    @property
+    def span(self) -> int:
+        """The smoothing span, in windows."""
+        return max(self.event, 1)
+
+    @property
+    def batch(self) -> int:
+        """Windows between two re-computations of the history's epsilon."""
+        return max(self.event, MIN_BATCH)
+
+    @property
+    def history(self) -> int:
+        """Windows in the trailing history."""
+        return HISTORY_BATCHES * self.batch
+
+
+def resolve(
+    policy: AlarmPolicy,
+    threshold: float,
+    validation_scores: np.ndarray | None,
+    step_seconds: float | None,
+) -> Decision:
+    """Make ``policy`` concrete: the threshold it names, and its spans in windows.
+
+    ``threshold`` is the run's own; ``validation_scores`` are the run's
+    validation window scores (a strategy is chosen on them); ``step_seconds``
+    is the run's median step between rows, which turns durations like
+    ``10min`` into windows (``None``: the time column holds no dates, so
+    only row counts are understood).
+    """
+    chosen = threshold
+    if policy.threshold is not None:
+        chosen = _threshold(policy.threshold, validation_scores)
+    chosen *= policy.margin if policy.margin is not None else 1.0
+    if not math.isfinite(chosen):
+        raise RareEventError(
+            f"threshold {chosen!r} is not a finite number", param="threshold"
+        )
+    return Decision(
+        threshold=float(chosen),
+        event=_windows(policy.shortest_event, "shortest_event", step_seconds, 0),
+        min_duration=max(
+            _windows(policy.min_duration, "min_duration", step_seconds, 1), 1
+        ),
+        cooldown=_windows(policy.cooldown, "cooldown", step_seconds, 0),
+    )
+
+
+def _threshold(value: float | str, validation_scores: np.ndarray | None) -> float:
+    """A number as it is; a strategy chosen on the run's normal validation scores."""
+    if not isinstance(value, str):
+        return float(value)
+    from rareevent.threshold import choose_threshold, parse_strategy
+
+    strategy = parse_strategy(value)
+    if strategy.needs_labels:
+        raise RareEventError(
+            f"threshold {value!r} needs the validation labels, which a run does not keep",
+            hint="give a number, or quantile[:Q] or pot[:R], which need no labels",
+            param="threshold",
+        )
+    if validation_scores is None or len(validation_scores) == 0:
+        raise RareEventError(
+            f"threshold {value!r}: the run keeps no validation scores to choose it on",
+            hint="give the threshold as a number",
+            param="threshold",
+        )
+    scores = np.asarray(validation_scores, dtype=np.float64)
+    return choose_threshold(strategy, scores, None, np.isfinite(scores))
+
+
+def _windows(
+    value: int | str | None, name: str, step_seconds: float | None, default: int
+) -> int:
+    """A span in windows: a row count as it is, a duration over the run's step."""
+    if value is None:
+        return default
+    rows, seconds = parse_span(value, name)
+    if seconds is None:
+        return rows
+    if step_seconds is None or not step_seconds > 0:
+        raise RareEventError(
+            f"{name} {value!r} is a duration, but the run's time column holds no dates",
+            hint=f"give {name} in rows, like 10",
+            param=name,
+        )
+    return max(int(math.ceil(seconds / step_seconds)), 1)
+
+
+def epsilon(history: np.ndarray) -> float:
+    """The paper's threshold on ``history``: the ``mean + z * sd`` whose removal helps most.
+
+    ``-inf`` when the history has no spread (nothing in it can stand out).
+    """
+    mean, sd = float(history.mean()), float(history.std())
+    if not sd > 0 or not mean > 0:
+        return -math.inf
+    best, chosen = -math.inf, mean + Z_LIMIT * sd
+    for z in Z_STEPS:
+        cut = mean + z * sd
+        above = history >= cut
+        n_above = int(above.sum())
+        if n_above == 0 or n_above >= len(history) / 2:
+            continue
+        sequences = int(np.sum(above[1:] & ~above[:-1]) + above[0])
+        if sequences > MAX_SEQUENCES:
+            continue
+        kept = history[~above]
+        gain = (mean - kept.mean()) / mean + (sd - kept.std()) / sd
+        value = gain / (sequences**2 + n_above)
+        if value >= best:
+            best, chosen = value, cut
+    return chosen
+
+
+class Decider:
+    """The stateful decision stage: ``decider(scores, breaks)`` returns the flags of the next windows.
+
+    ``breaks[i]`` is True where a time gap (or a new series) lies between
+    window ``i`` and the one before it: smoothing and ``min_duration``
+    start again there, and an alarm held by ``cooldown`` ends.
+
+    Judged against the recent scores, an alarm *opens* where the smoothed
+    score reaches both the threshold and the history's epsilon, and *stays
+    open* while it reaches the threshold: every window enters the history,
+    so a long event raises the epsilon, but not the bar of the alarm it is
+    already in (an anomaly-dense file keeps its alarm).
+    """
+
+    def __init__(
+        self, decision: Decision, validation_scores: np.ndarray | None = None
+    ) -> None:
+        self.decision = decision
+        self.seen = 0  # windows decided so far
+        self._level: float | None = None  # the smoothed score of the last window
+        self._run = 0  # windows in a row whose condition held
+        self._since = decision.cooldown + 1  # windows since the last confirmed one
+        self._bar = -math.inf  # what the history asks of a new alarm
+        self._history = np.empty(0)
+        self._flagged = np.empty(0, bool)  # which windows of the history alarmed
+        if decision.adaptive and validation_scores is not None:
+            valid = np.asarray(validation_scores, dtype=np.float64)
+            valid = valid[np.isfinite(valid)]
+            level = _ewma(valid, decision.span, None)[0]
+            self._remember(level, np.zeros(len(level), bool))
+
+    def __call__(self, scores: np.ndarray, breaks: np.ndarray) -> np.ndarray:
+        scores = np.asarray(scores, dtype=np.float64)
+        d = self.decision
+        if not d.adaptive and d.min_duration == 1 and d.cooldown == 0:
+            self.seen += len(scores)
+            return scores >= d.threshold  # the threshold alone: nothing carried
+        breaks = np.asarray(breaks, dtype=bool)
+        flags = np.zeros(len(scores), dtype=bool)
+        start = 0
+        while start < len(scores):  # pieces that share one epsilon
+            stop = len(scores)
+            if d.adaptive:
+                stop = min(stop, start + d.batch - self.seen % d.batch)
+            flags[start:stop] = self._piece(scores[start:stop], breaks[start:stop])
+            start = stop
+        return flags
+
+    def _piece(self, scores: np.ndarray, breaks: np.ndarray) -> np.ndarray:
+        d = self.decision
+        level = scores
+        if d.adaptive:
+            level, self._level = _ewma(scores, d.span, self._level, breaks)
+        opening = max(d.threshold, self._bar)
+        flags = np.zeros(len(scores), dtype=bool)
+        run, since = self._run, self._since
+        for i, value in enumerate(level.tolist()):  # sequential by nature
+            if breaks[i]:
+                run, since = 0, d.cooldown + 1
+            in_alarm = run >= d.min_duration
+            run = run + 1 if value >= (d.threshold if in_alarm else opening) else 0
+            since = 0 if run >= d.min_duration else since + 1
+            flags[i] = since <= d.cooldown
+        self._run, self._since = run, min(since, d.cooldown + 1)
+        self.seen += len(scores)
+        if d.adaptive:
+            self._remember(level, flags, self.seen % d.batch == 0)
+        return flags
+
+    def _remember(self, values: np.ndarray, flags: np.ndarray, batch_end=True) -> None:
+        """Add windows to the history; at a batch's end, the bar for new alarms.
+
+        The bar is the history's epsilon, and ``prune`` above the highest
+        window of the history that did not alarm (the paper's pruning,
+        judged as the alarm would open rather than after the fact).
+        """
+        keep = self.decision.history
+        self._history = np.concatenate([self._history, values])[-keep:]
+        self._flagged = np.concatenate([self._flagged, flags])[-keep:]
+        if not batch_end or not len(self._history):
+            return
+        quiet = self._history[~self._flagged]
+        highest = float(quiet.max()) if len(quiet) else -math.inf
+        self._bar = max(epsilon(self._history), (1 + self.decision.prune) * highest)
+
+
+def _ewma(
+    scores: np.ndarray,
+    span: int,
+    level: float | None,
+    breaks: np.ndarray | None = None,
+) -> tuple[np.ndarray, float | None]:
+    """Exponentially weighted mean of ``scores`` (span ``span``), carried from ``level``, restarted at breaks."""
+    alpha = 2.0 / (span + 1.0)
+    out = np.empty(len(scores))
+    restart = np.zeros(len(scores), bool) if breaks is None else breaks
+    for i, value in enumerate(scores.tolist()):  # sequential by nature
+        level = (
+            value if level is None or restart[i] else level + alpha * (value - level)
+        )
+        out[i] = level
+    return out, level
+
+
+LEGACY_POLICY = AlarmPolicy(
+    margin=1.0, min_duration=1, cooldown=0, shortest_event="off"
+)  # what a run saved before the decision stage keeps: its threshold alone
+DEFAULT_POLICY = AlarmPolicy(
+    margin=1.0, min_duration=1, cooldown=0, shortest_event="off"
+)
+
+
+def decider_for(
+    detector: Any, record: RunRecord | None, policy: AlarmPolicy | None = None
+) -> Decider:
+    """The decision stage of a run: ``policy`` over the run's own (``run.json``'s ``alarm``)."""
+    base = LEGACY_POLICY if record is None or record.alarm is None else record.alarm
+    chosen = (policy or AlarmPolicy()).over(base)
+    validation = getattr(detector, "validation_scores_", None)
+    decision = resolve(
+        chosen,
+        float(detector.threshold_),
+        validation,
+        None if record is None else record.time_step,
+    )
+    return Decider(decision, validation)
