@@ -329,6 +329,9 @@ SCORE_OPTIONS: dict[str, tuple[Any, Any]] = {  # what score reads and how: a Sco
 ENCODE_OPTIONS = {
     name: SCORE_OPTIONS[name] for name in ("chunk_rows", "fill", *READ_OPTIONS)
 }  # encode reads a file as score does: its columns are the run's
+ALARM_DEFAULT_OPTIONS = {
+    name: ALARM_OPTIONS[name] for name in ("min_duration", "cooldown", "shortest_event")
+}  # update makes them the run's own (its --threshold and --margin re-choose the threshold)
 UPDATE_OPTIONS = {
     "fill": (FillOption, None),
     "tz": READ_OPTIONS["tz"],

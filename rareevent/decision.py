@@ -77,6 +77,20 @@ class Decision:
         return self.event > 0
 
     @property
+    def threshold_alone(self) -> bool:
+        """Whether the flags are ``score >= threshold`` and nothing more."""
+        return not self.adaptive and self.min_duration == 1 and self.cooldown == 0
+
+    def to_record(self) -> dict[str, Any]:
+        """What the outputs echo: the threshold and every span, in windows."""
+        return {
+            "threshold": self.threshold,
+            "shortest_event": self.event,
+            "min_duration": self.min_duration,
+            "cooldown": self.cooldown,
+        }
+
+    @property
     def span(self) -> int:
         """The smoothing span, in windows."""
         return max(self.event, 1)
@@ -225,7 +239,7 @@ class Decider:
     def __call__(self, scores: np.ndarray, breaks: np.ndarray) -> np.ndarray:
         scores = np.asarray(scores, dtype=np.float64)
         d = self.decision
-        if not d.adaptive and d.min_duration == 1 and d.cooldown == 0:
+        if d.threshold_alone:
             self.seen += len(scores)
             return scores >= d.threshold  # the threshold alone: nothing carried
         breaks = np.asarray(breaks, dtype=bool)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from rareevent import gaps, windows
-from rareevent.decision import decider_for
+from rareevent.decision import Decision, decider_for
 from rareevent.detector import PREDICT_BATCH, RareEventDetector, require_bottleneck
 from rareevent.errors import RareEventError
 from rareevent.load import (
@@ -76,6 +76,7 @@ class ScoreResult:
     alarms: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] | None = None
     n_segments: int = 1
+    decision: Decision | None = None  # how the flags were decided
 
     @property
     def n_windows(self) -> int:
@@ -884,6 +885,7 @@ class StreamScorer:
             columns=self.stream.columns,
             threshold=self.decider.decision.threshold,
             reading=self.stream.reading,
+            decision=self.decider.decision,
         )
         result.n_rows, result.n_filled, result.n_segments = (
             self.n_rows,

@@ -13,13 +13,19 @@ import numpy as np
 import pandas as pd
 
 from rareevent import gaps, selection, windows
-from rareevent.decision import DEFAULT_POLICY, Decider, Decision, resolve
+from rareevent.decision import (
+    DEFAULT_POLICY,
+    LEGACY_POLICY,
+    Decider,
+    Decision,
+    resolve,
+)
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, Reading, SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
 from rareevent.model import versions
-from rareevent.options import InputSpec, SplitSpec, TrainSpec
+from rareevent.options import AlarmPolicy, InputSpec, SplitSpec, TrainSpec
 from rareevent.record import FORMAT_VERSION, Baseline, Parent, RunRecord
 from rareevent.runs import (
     check_run_name,
@@ -111,8 +117,11 @@ def _train_on(
     starts: np.ndarray,
     splits: dict[str, tuple[int, int]] | None = None,
     candidates: Sequence[str] = (),
+    policy: AlarmPolicy = DEFAULT_POLICY,
 ) -> TrainResult:
     """Split ``data`` in time order, fit ``detector`` and its PCA baseline, score the parts and build the run record.
+
+    ``policy`` decides the flags of the parts and becomes the run's own.
 
     ``starts`` marks the rows that begin a segment (after a time gap of more
     than the ``max_gap`` rule); every part also begins one. ``splits`` gives
@@ -129,21 +138,25 @@ def _train_on(
         candidate = detector if arch == detector.arch else _as_arch(detector, arch)
         fitted[arch] = (
             candidate,
-            *_fit_and_measure(candidate, data, splits, on_epoch, starts),
+            *_fit_and_measure(candidate, data, splits, on_epoch, starts, policy),
         )
     if fitted:
         detector, parts, metrics = fitted[
             selection.choose({arch: f[2]["valid"] for arch, f in fitted.items()})
         ]
     else:
-        parts, metrics = _fit_and_measure(detector, data, splits, on_epoch, starts)
+        parts, metrics = _fit_and_measure(
+            detector, data, splits, on_epoch, starts, policy
+        )
     baseline = None
     if detector.arch != "pca":
         if "pca" in fitted:
             pca, _, baseline_metrics = fitted["pca"]
         else:
             pca = _as_arch(detector, "pca")
-            _, baseline_metrics = _fit_and_measure(pca, data, splits, None, starts)
+            _, baseline_metrics = _fit_and_measure(
+                pca, data, splits, None, starts, policy
+            )
         baseline = Baseline(
             arch="pca",
             parameters=pca.model_.count_params(),
@@ -151,7 +164,7 @@ def _train_on(
             metrics=baseline_metrics,
         )
     record = replace(
-        _record(name, detector, data, splits, metrics, spec, parts),
+        _record(name, detector, data, splits, metrics, spec, parts, policy),
         baseline=baseline,
         assumed=[*data.columns.assumed, *_unnamed_flags(detector, data)],
         candidates={
@@ -243,6 +256,7 @@ def _fit_and_measure(
     splits: dict[str, tuple[int, int]],
     on_epoch: EpochCallback | None,
     starts: np.ndarray,
+    policy: AlarmPolicy,
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
     """Fit ``detector`` on the train and valid parts; score valid and test; their columns and metrics."""
     part = {key: slice(*bounds) for key, bounds in splits.items()}
@@ -269,7 +283,7 @@ def _fit_and_measure(
     )
     valid_keep = windows.inside_segments(part_starts["valid"], detector.lookback)
     decision = resolve(
-        DEFAULT_POLICY,
+        policy,
         detector.threshold_,
         detector.validation_scores_,
         gaps.median_seconds(data.time),
@@ -343,6 +357,7 @@ def update(
     margin: float | None = None,
     name: str | None = None,
     on_epoch: EpochCallback | None = None,
+    alarm: AlarmPolicy | None = None,
 ) -> TrainResult:
     """A new run from a saved one and a newer stretch of data: ``rareevent update``.
 
@@ -356,7 +371,9 @@ def update(
     or ``margin`` replace them. The newer rows are resampled and split at
     gaps by the run's own rules. The run folder itself is only read.
     ``spec`` says how to read the newer file (its fill and reading options);
-    its columns are the run's.
+    its columns are the run's. ``alarm`` changes the run's alarm policy
+    (``min_duration``, ``cooldown``, ``shortest_event``) where it says
+    something; the new run keeps the rest of its parent's.
     """
     spec = spec or InputSpec()
     if spec.time or spec.label or spec.drop or spec.group:
@@ -398,7 +415,8 @@ def update(
             f"{data.path}: threshold {strategy} needs the label column {parent.label_column!r}, which the file does not have",
             hint="pass `threshold=pot` (or quantile) for a stretch of normal data without labels",
         )
-    result = _train_on(detector, data, name, whole, on_epoch, starts)
+    policy = (alarm or AlarmPolicy()).over(parent.alarm or LEGACY_POLICY)
+    result = _train_on(detector, data, name, whole, on_epoch, starts, policy=policy)
     result.record = replace(
         result.record,
         gaps=gaps.summary(
@@ -516,6 +534,7 @@ def _record(
     metrics: dict[str, Any],
     spec: TrainSpec,
     parts: dict[str, dict[str, np.ndarray]],
+    policy: AlarmPolicy,
 ) -> RunRecord:
     columns = data.columns
     return RunRecord(
@@ -545,7 +564,7 @@ def _record(
         train_range=train_range(data, splits["train"]),
         versions=versions(),
         spec=spec,
-        alarm=DEFAULT_POLICY,
+        alarm=policy,
         time_step=gaps.median_seconds(data.time),
     )
 
