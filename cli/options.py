@@ -41,7 +41,10 @@ from .console import errors
 Arch = StrEnum("Arch", {**{name: name for name in ARCHITECTURES}, AUTO: AUTO})  # type: ignore[misc]  # members from the registry, which mypy cannot read; auto: chosen by train, never a run's arch
 LstmArch = StrEnum("LstmArch", {name: name for name in LSTM_ARCHS})  # type: ignore[misc]  # members from the registry, which mypy cannot read
 ARCH_HELP = ", ".join(f"{name} ({spec.help})" for name, spec in ARCHITECTURES.items())
-AUTO_HELP = f"{AUTO} (with labels: the one of {', '.join(CANDIDATES)} with the best validation F1; without: the default)"
+AUTO_HELP = (
+    f"{AUTO} (with labels: the default unless one of {', '.join(CANDIDATES)} is clearly "
+    "better on validation; without: the default)"
+)
 # parameters train does not pass as given: context names are resolved against the file's columns; the rest are not options
 NOT_PASSED = {"context", "validation_fraction", "warm_start"}
 Activation = StrEnum("Activation", {"tanh": "tanh", "relu": "relu"})

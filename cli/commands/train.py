@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from rareevent.errors import RareEventError
-from rareevent.selection import AUTO, CANDIDATES, baseline_advice
+from rareevent.selection import AUTO, CANDIDATES, baseline_advice, choice_note
 
 from .. import recipe
 from ..console import OPTION_OF_PARAM, bars, consoles, errors, note, terms, warn
@@ -271,6 +271,8 @@ def save_and_summarize(
     beaten = baseline_advice(record, record.arch)
     if beaten:
         warn(beaten)
+    if record.candidates:
+        note(choice_note(record.candidates, record.arch))
     order_note = result.data.reading.order_note(record.time_column)
     if order_note:
         note(terms.text(order_note))
