@@ -48,7 +48,9 @@ AUTO_HELP = (
 # parameters train does not pass as given: context names are resolved against the file's columns; the rest are not options
 NOT_PASSED = {"context", "validation_fraction", "warm_start"}
 Activation = StrEnum("Activation", {"tanh": "tanh", "relu": "relu"})
-ScoreKind = StrEnum("ScoreKind", {"mean": "mean", "last": "last"})
+ScoreKind = StrEnum(
+    "ScoreKind", {kind: kind for kind in ("mean", "last", "max", "tail")}
+)
 Fill = StrEnum("Fill", {"ffill": "ffill", "interpolate": "interpolate", "drop": "drop"})
 Engine = StrEnum("Engine", {"local": "local", "spark": "spark"})
 FollowFormat = StrEnum("FollowFormat", {"csv": "csv", "jsonl": "jsonl"})

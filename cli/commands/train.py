@@ -89,7 +89,8 @@ def train(
         ScoreKind,
         typer.Option(
             "--score",
-            help="Window score: mean (squared error over the window) or last (last step only).",
+            help="Window score: mean (squared error over the window), last (last row "
+            "only), max (the worst row) or tail (a mean weighted to the newest rows).",
         ),
     ] = ScoreKind.mean,
     smooth: Annotated[
