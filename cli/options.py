@@ -49,7 +49,7 @@ AUTO_HELP = (
 NOT_PASSED = {"context", "validation_fraction", "warm_start"}
 Activation = StrEnum("Activation", {"tanh": "tanh", "relu": "relu"})
 ScoreKind = StrEnum(
-    "ScoreKind", {kind: kind for kind in ("mean", "last", "max", "tail")}
+    "ScoreKind", {"mean": "mean", "last": "last", "max": "max", "tail": "tail"}
 )
 Fill = StrEnum("Fill", {"ffill": "ffill", "interpolate": "interpolate", "drop": "drop"})
 Engine = StrEnum("Engine", {"local": "local", "spark": "spark"})
