@@ -239,3 +239,14 @@ def test_update_makes_a_policy_the_runs_default(tmp_path: Path, runs_dir: Path) 
         "min_duration": 2,
         "cooldown": 4,
     }
+
+
+def test_the_html_report_echoes_the_policy(tmp_path: Path, runs_dir: Path) -> None:
+    page = tmp_path / "report.html"
+    score(runs_dir, str(DATA / "sensors.csv"), *POLICY, "--html", str(page))
+    text = page.read_text()
+    assert "alarm policy" in text
+    assert "shortest event 6 window(s), min duration 2 window(s), cooldown 3" in text
+    plain = tmp_path / "plain.html"
+    score(runs_dir, str(DATA / "sensors.csv"), "--html", str(plain))
+    assert "alarm policy" not in plain.read_text()
