@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 Z_STEPS = np.arange(2.5, 12.0, 0.5)  # the paper's candidate z, up to its sd limit of 12
 Z_LIMIT = 12.0
 HISTORY_BATCHES = 30  # the paper's history: 30 batches
-MIN_BATCH = 10  # the fewest windows between two re-computations of epsilon
+MIN_BATCH = 70  # the paper's batch: windows between two re-computations of epsilon
 PRUNE = 0.13  # the paper's pruning: a new alarm stands 13% above the quiet history
 MAX_SEQUENCES = 5  # the paper's guard: an epsilon that cuts more sequences is not taken
 
@@ -71,6 +71,8 @@ class Decision:
     min_duration: int = 1
     cooldown: int = 0
     prune: float = PRUNE
+    hold: str = "frozen"  # what holds an open alarm: frozen, threshold or none
+    release: float = 2.0  # a frozen alarm is judged afresh after this many histories
 
     @property
     def adaptive(self) -> bool:
@@ -182,27 +184,39 @@ def _windows(
 def epsilon(history: np.ndarray) -> float:
     """The paper's threshold on ``history``: the ``mean + z * sd`` whose removal helps most.
 
-    ``-inf`` when the history has no spread (nothing in it can stand out).
+    For each candidate ``z``, the values at or above the cut are removed;
+    the cut's worth is the relative drop of the mean and the spread, over
+    (sequences above² + values above). A cut that removes half the history
+    or more, or more than ``MAX_SEQUENCES`` sequences, is not taken; with no
+    cut taken, the epsilon is ``mean + 12 sd``. ``-inf`` when the history
+    has no spread (nothing in it can stand out).
     """
+    n = len(history)
     mean, sd = float(history.mean()), float(history.std())
-    if not sd > 0 or not mean > 0:
+    if n == 0 or not sd > 0 or not mean > 0:
         return -math.inf
-    best, chosen = -math.inf, mean + Z_LIMIT * sd
-    for z in Z_STEPS:
-        cut = mean + z * sd
-        above = history >= cut
-        n_above = int(above.sum())
-        if n_above == 0 or n_above >= len(history) / 2:
-            continue
-        sequences = int(np.sum(above[1:] & ~above[:-1]) + above[0])
-        if sequences > MAX_SEQUENCES:
-            continue
-        kept = history[~above]
-        gain = (mean - kept.mean()) / mean + (sd - kept.std()) / sd
-        value = gain / (sequences**2 + n_above)
-        if value >= best:
-            best, chosen = value, cut
-    return chosen
+    cuts = mean + Z_STEPS * sd
+    ordered = np.sort(history)
+    below = np.searchsorted(ordered, cuts, side="left")  # values under each cut
+    n_above = n - below
+    # a sequence above a cut starts where a value reaches it and the one before did not
+    both = np.sort(np.minimum(history[1:], history[:-1]))
+    sequences = n_above - (len(both) - np.searchsorted(both, cuts, side="left"))
+    sums = np.concatenate([[0.0], np.cumsum(ordered)])
+    squares = np.concatenate([[0.0], np.cumsum(np.square(ordered))])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kept_mean = sums[below] / below
+        kept_sd = np.sqrt(np.maximum(squares[below] / below - kept_mean**2, 0.0))
+        worth = ((mean - kept_mean) / mean + (sd - kept_sd) / sd) / (
+            sequences**2 + n_above
+        )
+    usable = (n_above > 0) & (n_above < n / 2) & (sequences <= MAX_SEQUENCES)
+    if not usable.any():
+        return mean + Z_LIMIT * sd
+    candidates = np.flatnonzero(usable)
+    values = worth[candidates]
+    best = candidates[np.flatnonzero(values == values.max())[-1]]  # ties: the higher z
+    return float(cuts[best])
 
 
 class Decider:
@@ -228,8 +242,10 @@ class Decider:
         self._run = 0  # windows in a row whose condition held
         self._since = decision.cooldown + 1  # windows since the last confirmed one
         self._bar = -math.inf  # what the history asks of a new alarm
+        self._held = -math.inf  # the bar an open alarm is held to
         self._history = np.empty(0)
         self._flagged = np.empty(0, bool)  # which windows of the history alarmed
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # since the batch began
         if decision.adaptive and validation_scores is not None:
             valid = np.asarray(validation_scores, dtype=np.float64)
             valid = valid[np.isfinite(valid)]
@@ -260,15 +276,20 @@ class Decider:
             level, self._level = _ewma(scores, d.span, self._level, breaks)
         opening = max(d.threshold, self._bar)
         flags = np.zeros(len(scores), dtype=bool)
-        run, since = self._run, self._since
+        run, since, held = self._run, self._since, self._held
         for i, value in enumerate(level.tolist()):  # sequential by nature
             if breaks[i]:
                 run, since = 0, d.cooldown + 1
-            in_alarm = run >= d.min_duration
-            run = run + 1 if value >= (d.threshold if in_alarm else opening) else 0
+            if run < d.min_duration or (
+                d.hold == "frozen" and run > d.release * d.history
+            ):
+                held = opening  # not in alarm (or in one older than the history)
+            elif d.hold == "threshold":
+                held = d.threshold
+            run = run + 1 if value >= held else 0
             since = 0 if run >= d.min_duration else since + 1
             flags[i] = since <= d.cooldown
-        self._run, self._since = run, min(since, d.cooldown + 1)
+        self._run, self._since, self._held = run, min(since, d.cooldown + 1), held
         self.seen += len(scores)
         if d.adaptive:
             self._remember(level, flags, self.seen % d.batch == 0)
@@ -281,10 +302,15 @@ class Decider:
         window of the history that did not alarm (the paper's pruning,
         judged as the alarm would open rather than after the fact).
         """
+        self._pending.append((values, flags))
+        if not batch_end:
+            return
         keep = self.decision.history
-        self._history = np.concatenate([self._history, values])[-keep:]
-        self._flagged = np.concatenate([self._flagged, flags])[-keep:]
-        if not batch_end or not len(self._history):
+        self._history = np.concatenate([self._history, *(v for v, _ in self._pending)])
+        self._flagged = np.concatenate([self._flagged, *(f for _, f in self._pending)])
+        self._history, self._flagged = self._history[-keep:], self._flagged[-keep:]
+        self._pending = []
+        if not len(self._history):
             return
         quiet = self._history[~self._flagged]
         highest = float(quiet.max()) if len(quiet) else -math.inf
