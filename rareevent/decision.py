@@ -73,6 +73,7 @@ class Decision:
     prune: float = PRUNE
     hold: str = "frozen"  # what holds an open alarm: frozen, threshold or none
     release: float = 2.0  # a frozen alarm is judged afresh after this many histories
+    learn: str = "all"  # what the epsilon learns from: all windows, or quiet ones
 
     @property
     def adaptive(self) -> bool:
@@ -250,7 +251,7 @@ class Decider:
             valid = np.asarray(validation_scores, dtype=np.float64)
             valid = valid[np.isfinite(valid)]
             level = _ewma(valid, decision.span, None)[0]
-            self._remember(level, np.zeros(len(level), bool))
+            self._remember(level, level >= decision.threshold)  # as they would alarm
 
     def __call__(self, scores: np.ndarray, breaks: np.ndarray) -> np.ndarray:
         scores = np.asarray(scores, dtype=np.float64)
@@ -276,23 +277,24 @@ class Decider:
             level, self._level = _ewma(scores, d.span, self._level, breaks)
         opening = max(d.threshold, self._bar)
         flags = np.zeros(len(scores), dtype=bool)
+        young = np.zeros(len(scores), dtype=bool)  # in an alarm not yet released
+        release = d.release * d.history
         run, since, held = self._run, self._since, self._held
         for i, value in enumerate(level.tolist()):  # sequential by nature
             if breaks[i]:
                 run, since = 0, d.cooldown + 1
-            if run < d.min_duration or (
-                d.hold == "frozen" and run > d.release * d.history
-            ):
+            if run < d.min_duration or (d.hold == "frozen" and run > release):
                 held = opening  # not in alarm (or in one older than the history)
             elif d.hold == "threshold":
                 held = d.threshold
             run = run + 1 if value >= held else 0
             since = 0 if run >= d.min_duration else since + 1
             flags[i] = since <= d.cooldown
+            young[i] = flags[i] and run <= release
         self._run, self._since, self._held = run, min(since, d.cooldown + 1), held
         self.seen += len(scores)
         if d.adaptive:
-            self._remember(level, flags, self.seen % d.batch == 0)
+            self._remember(level, young, self.seen % d.batch == 0)
         return flags
 
     def _remember(self, values: np.ndarray, flags: np.ndarray, batch_end=True) -> None:
@@ -314,7 +316,8 @@ class Decider:
             return
         quiet = self._history[~self._flagged]
         highest = float(quiet.max()) if len(quiet) else -math.inf
-        self._bar = max(epsilon(self._history), (1 + self.decision.prune) * highest)
+        learned = quiet if self.decision.learn == "quiet" else self._history
+        self._bar = max(epsilon(learned), (1 + self.decision.prune) * highest)
 
 
 def _ewma(

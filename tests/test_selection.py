@@ -192,3 +192,36 @@ def test_arch_auto_refuses_several_series(tmp_path: Path, sensor_csv: Path):
         == "error: --arch auto trains one CSV file; for several series, --group or --per-group name an architecture"
     )
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_arch_auto_keeps_the_default_when_validation_holds_one_event(
+    tmp_path: Path, sensor_csv: Path
+):
+    """The conftest file's validation part (rows 360-480) holds one event, at row 400."""
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(sensor_csv),
+            "--arch",
+            "auto",
+            "--name",
+            "auto1",
+            "--runs-dir",
+            str(tmp_path),
+            *TINY,
+        ],
+        env={"COLUMNS": "250"},
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "auto1" / "run.json").read_text())
+    assert record["metrics"]["valid"]["events"] == 1
+    assert set(record["candidates"]) == set(CANDIDATES)
+    detector = json.loads((tmp_path / "auto1" / "detector.json").read_text())
+    assert detector["params"]["arch"] == "ae"
+    assert (
+        "--arch auto kept the default ae: the validation part holds 1 event(s)"
+        in " ".join(result.output.split())
+    )
+    assert "consider --arch" not in result.output
