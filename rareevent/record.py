@@ -275,7 +275,13 @@ class RunRecord:
     The fields are in the order ``run.json`` has always had them. Optional
     fields are ``None`` in runs that do not have them (older runs, runs
     without labels, time or gap rule). ``extra`` keeps fields this version
-    does not know, so reading and writing a run loses nothing.
+    does not know, so reading and writing a run loses nothing. Each field
+    is described in the documentation's "run.json and detector.json" page.
+
+    See Also
+    --------
+    rareevent.runs.read_record : Reads and checks the ``run.json`` of a folder.
+    RunView : The record with the detector's settings, as ``load_run`` gives it.
     """
 
     format_version: int = FORMAT_VERSION
@@ -394,6 +400,13 @@ class RunView(RunRecord):
     ``params`` holds every ``get_params()`` value; the typed fields are the
     ones commands read (``units``, ``batch_size`` and ``learning_rate`` as
     training used them: ``--units auto``'s choice, the automatic batch).
+
+    Examples
+    --------
+    >>> from rareevent import load_run
+    >>> view, _ = load_run("runs/pump-ae")
+    >>> view.features[:2], view.gaps.max_gap, round(view.metrics["test"]["f1"], 3)
+    (['motor_current', 'vibration_rms'], '5x', 0.425)
     """
 
     params: dict[str, Any]

@@ -39,7 +39,23 @@ from rareevent.threshold import parse_strategy
 
 @dataclass
 class TrainResult:
-    """What a training run produced, before and after it was saved."""
+    """What a training run produced, before and after it was saved.
+
+    Attributes
+    ----------
+    detector : RareEventDetector
+        The fitted detector.
+    data : SensorData
+        The rows read, with their column roles and reading.
+    record : RunRecord
+        What ``run.json`` will hold: splits, metrics, provenance.
+    scores : DataFrame
+        The validation and test window scores (``scores.csv``).
+    path : Path or None
+        The run folder, once ``save`` wrote it.
+    parts : dict or None
+        The scored validation and test windows, by column.
+    """
 
     detector: RareEventDetector
     data: SensorData
@@ -76,6 +92,50 @@ def train(
     and no window crosses one. With labels, ``candidates`` (``--arch auto``)
     are trained on the same split and the one with the best validation F1
     is kept (see :mod:`rareevent.selection`); without labels ``detector`` is.
+    Nothing is written: ``save`` writes the run folder.
+
+    Parameters
+    ----------
+    csv_path : str or Path
+        The sensor CSV (``,``, ``;`` or tab separated).
+    detector : RareEventDetector
+        The parameters to fit with; it is fitted in place.
+    spec : TrainSpec, optional
+        The column roles, reading options, split and context columns.
+        Default: ``TrainSpec()``, the CLI's defaults.
+    name : str, optional
+        The run's name (at most 200 bytes). Default: the time and the
+        architecture, like ``20260131-134501-ae``.
+    on_epoch : callable, optional
+        Called after every epoch with its number and its logs.
+    candidates : sequence of str, default=()
+        Architectures to train and choose among by validation F1
+        (``--arch auto``); empty: ``detector``'s own.
+
+    Returns
+    -------
+    TrainResult
+        The fitted detector, the run's record (metrics of the validation and
+        test parts) and its window scores.
+
+    Raises
+    ------
+    RareEventError
+        A bad parameter or run name, or a file that cannot be read as the
+        spec says (the message names the file, the column and the line).
+
+    Examples
+    --------
+    >>> from rareevent import RareEventDetector
+    >>> from rareevent.options import InputSpec, SplitSpec, TrainSpec
+    >>> from rareevent.training import save, train
+    >>> spec = TrainSpec(InputSpec(label="label"), SplitSpec(test_frac=0.2))
+    >>> result = train("sample_data/pump_sensors.csv", RareEventDetector(arch="pca"),
+    ...                spec, name="pca-example")
+    >>> result.record.metrics["test"]["events"]
+    4
+    >>> save(result, "runs")
+    PosixPath('runs/pca-example')
     """
     spec = spec or TrainSpec()
     name = check_options(detector, name)
@@ -374,6 +434,43 @@ def update(
     its columns are the run's. ``alarm`` changes the run's alarm policy
     (``min_duration``, ``cooldown``, ``shortest_event``) where it says
     something; the new run keeps the rest of its parent's.
+
+    Parameters
+    ----------
+    run_folder : str or Path
+        The run to start from; it is only read.
+    csv_path : str or Path
+        The newer rows, carrying every trained sensor by name.
+    spec : InputSpec, optional
+        The newer file's ``fill`` and reading options (default: the run's
+        reading); time, label, drop and group must be left out.
+    epochs : int, default=10
+        Most epochs of continued training.
+    valid_frac : float, default=0.2
+        The last share of the newer rows, which chooses the threshold and
+        stops training early.
+    threshold : str, optional
+        A threshold strategy instead of the run's (``"pot"`` for newer data
+        without labels).
+    margin : float, optional
+        A margin instead of the run's.
+    name : str, optional
+        The new run's name.
+    on_epoch : callable, optional
+        Called after every epoch with its number and its logs.
+    alarm : AlarmPolicy, optional
+        The new run's alarm defaults, over its parent's.
+
+    Returns
+    -------
+    TrainResult
+        The new run, whose record names its ``parent``; ``save`` writes it.
+
+    Raises
+    ------
+    RareEventError
+        The run cannot be read, the newer file lacks a trained sensor, or
+        a label-based strategy meets a file without the label column.
     """
     spec = spec or InputSpec()
     if spec.time or spec.label or spec.drop or spec.group:
@@ -455,7 +552,32 @@ def check_update_slot(
 
 
 def save(result: TrainResult, runs_dir: str | Path, overwrite: bool = False) -> Path:
-    """Write the run folder of a training result atomically (never over the parent of an updated run)."""
+    """Write the run folder of a training result atomically.
+
+    The folder appears whole or not at all; it is never written over the
+    parent of an updated run.
+
+    Parameters
+    ----------
+    result : TrainResult
+        What ``train`` or ``update`` returned.
+    runs_dir : str or Path
+        The folder of run folders (created when missing).
+    overwrite : bool, default=False
+        Replace a run folder of the same name (only a run folder).
+
+    Returns
+    -------
+    Path
+        The run folder, ``runs_dir / result.record.name``.
+
+    Raises
+    ------
+    RareEventError
+        A run of that name exists (without ``overwrite``), another process
+        is writing it, the name is not a run folder, or the folder cannot be
+        written.
+    """
     parent = result.record.parent
     if parent is not None:
         check_update_slot(parent.folder, runs_dir, result.record.name, overwrite)
