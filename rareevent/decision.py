@@ -7,37 +7,47 @@ state between calls, so a window's decision depends only on the windows
 before it: ``score``, ``--follow``, ``--jobs``, Spark and any
 ``--chunk-rows`` give the same alarms.
 
-Two parts, both set by an :class:`~rareevent.options.AlarmPolicy`:
+It is set by an :class:`~rareevent.options.AlarmPolicy`:
 
-* **The threshold.** The run's own (chosen on the validation part, from
+* **The threshold**: the run's own (chosen on the validation part, from
   its PR curve when it had labels), another value or strategy
-  (``--threshold``), times ``--margin``.
-* **Judging the scores against the data being scored** (``--shortest-event``,
-  the shortest event worth an alarm), after Hundman et al., "Detecting
-  Spacecraft Anomalies Using LSTMs and Nonparametric Dynamic
-  Thresholding" (KDD 2018), section 3.2, made causal:
+  (``--threshold``), times ``--margin``. A window is flagged only when its
+  own score reaches it.
+* **Judging the scores against the data being scored**
+  (``--shortest-event``, the shortest event worth an alarm), after Hundman
+  et al., "Detecting Spacecraft Anomalies Using LSTMs and Nonparametric
+  Dynamic Thresholding" (KDD 2018), section 3.2, made causal. It decides
+  which of those windows belong to an alarm:
 
   - the scores are smoothed by an exponentially weighted mean whose span is
-    the shortest event, restarted after a gap;
+    half the shortest event (so the smoothing never outlasts it), restarted
+    after a gap;
   - a trailing history of smoothed scores (it starts as the run's
     validation scores, so the first rows are judged against normal data)
-    gives, every ``batch`` windows, a second threshold: the epsilon
-    ``mean + z * sd`` that most reduces the history's mean and spread
-    when the values above it are removed, divided by (sequences² +
-    values above), as in the paper;
-  - windows in alarm do not enter the history, so a long event does not
-    raise the bar against itself (an anomaly-dense file);
-  - a window is flagged when its smoothed score reaches both the
-    validation threshold (the anchor) and the history's epsilon.
+    gives, every ``batch`` windows, the paper's epsilon: the
+    ``mean + z * sd`` whose removal most reduces the history's mean and
+    spread, over (sequences² + values above);
+  - windows in an alarm stay out of the history, so an event does not raise
+    the bar against the events after it, and a long one not against itself
+    (an anomaly-dense file); an alarm that outlasts two histories is taken
+    as the new normal and enters it;
+  - an alarm opens where the smoothed score reaches the threshold, the
+    epsilon and 13% above the highest quiet window of the history (the
+    paper's pruning, judged as the alarm opens), and stays open while it
+    reaches the bar it opened at.
+* **The alarm policy**: ``min_duration`` (a window alarms only once the
+  condition has held that many windows in a row, like Grafana's ``for:``)
+  and ``cooldown`` (flagged windows at most that many windows apart are one
+  episode; the flags themselves are unchanged).
 
-Then the alarm policy: ``min_duration`` (a window alarms only once the
-condition has held that many windows in a row, like Grafana's ``for:``)
-and ``cooldown`` (the alarm stays up that many windows after the
-condition clears, so episodes closer than that merge).
+A run trained by this version settles ``shortest_event`` and ``cooldown``
+from its data (:func:`settle`); how the defaults were chosen is in the
+documentation's scorecard.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -45,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rareevent.errors import RareEventError
-from rareevent.options import AlarmPolicy, parse_span
+from rareevent.options import AUTO_SPAN, AlarmPolicy, parse_span
 
 if TYPE_CHECKING:
     from rareevent.record import RunRecord
@@ -56,6 +66,7 @@ HISTORY_BATCHES = 30  # the paper's history: 30 batches
 MIN_BATCH = 70  # the paper's batch: windows between two re-computations of epsilon
 PRUNE = 0.13  # the paper's pruning: a new alarm stands 13% above the quiet history
 MAX_SEQUENCES = 5  # the paper's guard: an epsilon that cuts more sequences is not taken
+RELEASE = 2  # histories after which an open alarm is taken as the new normal
 
 
 @dataclass(frozen=True)
@@ -70,10 +81,6 @@ class Decision:
     event: int = 0
     min_duration: int = 1
     cooldown: int = 0
-    prune: float = PRUNE
-    hold: str = "frozen"  # what holds an open alarm: frozen, threshold or none
-    release: float = 2.0  # a frozen alarm is judged afresh after this many histories
-    learn: str = "all"  # what the epsilon learns from: all windows, or quiet ones
 
     @property
     def adaptive(self) -> bool:
@@ -95,8 +102,8 @@ class Decision:
 
     @property
     def span(self) -> int:
-        """The smoothing span, in windows."""
-        return max(self.event, 1)
+        """The smoothing span, in windows: half the shortest event."""
+        return max(round(self.event / 2), 1)
 
     @property
     def batch(self) -> int:
@@ -133,11 +140,11 @@ def resolve(
         )
     return Decision(
         threshold=float(chosen),
-        event=_windows(policy.shortest_event, "shortest_event", step_seconds, 0),
+        event=span_windows(policy.shortest_event, "shortest_event", step_seconds, 0),
         min_duration=max(
-            _windows(policy.min_duration, "min_duration", step_seconds, 1), 1
+            span_windows(policy.min_duration, "min_duration", step_seconds, 1), 1
         ),
-        cooldown=_windows(policy.cooldown, "cooldown", step_seconds, 0),
+        cooldown=span_windows(policy.cooldown, "cooldown", step_seconds, 0),
     )
 
 
@@ -164,12 +171,18 @@ def _threshold(value: float | str, validation_scores: np.ndarray | None) -> floa
     return choose_threshold(strategy, scores, None, np.isfinite(scores))
 
 
-def _windows(
+def span_windows(
     value: int | str | None, name: str, step_seconds: float | None, default: int
 ) -> int:
     """A span in windows: a row count as it is, a duration over the run's step."""
     if value is None:
         return default
+    if value == AUTO_SPAN:
+        raise RareEventError(
+            f"{name} 'auto' is settled when a run is trained",
+            hint=f"give {name} in rows (like 10), as a duration (like 10min) or off",
+            param=name,
+        )
     rows, seconds = parse_span(value, name)
     if seconds is None:
         return rows
@@ -193,8 +206,10 @@ def epsilon(history: np.ndarray) -> float:
     has no spread (nothing in it can stand out).
     """
     n = len(history)
+    if n == 0:
+        return -math.inf
     mean, sd = float(history.mean()), float(history.std())
-    if n == 0 or not sd > 0 or not mean > 0:
+    if not sd > 0 or not mean > 0:
         return -math.inf
     cuts = mean + Z_STEPS * sd
     ordered = np.sort(history)
@@ -241,7 +256,6 @@ class Decider:
         self.seen = 0  # windows decided so far
         self._level: float | None = None  # the smoothed score of the last window
         self._run = 0  # windows in a row whose condition held
-        self._since = decision.cooldown + 1  # windows since the last confirmed one
         self._bar = -math.inf  # what the history asks of a new alarm
         self._held = -math.inf  # the bar an open alarm is held to
         self._history = np.empty(0)
@@ -256,7 +270,7 @@ class Decider:
     def __call__(self, scores: np.ndarray, breaks: np.ndarray) -> np.ndarray:
         scores = np.asarray(scores, dtype=np.float64)
         d = self.decision
-        if d.threshold_alone:
+        if not d.adaptive and d.min_duration == 1:
             self.seen += len(scores)
             return scores >= d.threshold  # the threshold alone: nothing carried
         breaks = np.asarray(breaks, dtype=bool)
@@ -278,33 +292,32 @@ class Decider:
         opening = max(d.threshold, self._bar)
         flags = np.zeros(len(scores), dtype=bool)
         young = np.zeros(len(scores), dtype=bool)  # in an alarm not yet released
-        release = d.release * d.history
-        run, since, held = self._run, self._since, self._held
+        release = RELEASE * d.history
+        run, held = self._run, self._held
         for i, value in enumerate(level.tolist()):  # sequential by nature
             if breaks[i]:
-                run, since = 0, d.cooldown + 1
-            if run < d.min_duration or (d.hold == "frozen" and run > release):
-                held = opening  # not in alarm (or in one older than the history)
-            elif d.hold == "threshold":
-                held = d.threshold
+                run = 0
+            if run < d.min_duration or run > release:
+                held = opening  # not in an alarm (or in one taken as the new normal)
             run = run + 1 if value >= held else 0
-            since = 0 if run >= d.min_duration else since + 1
-            flags[i] = since <= d.cooldown
+            flags[i] = run >= d.min_duration
             young[i] = flags[i] and run <= release
-        self._run, self._since, self._held = run, min(since, d.cooldown + 1), held
+        flags &= scores >= d.threshold  # a window alarms on its own score too
+        self._run, self._held = run, held
         self.seen += len(scores)
         if d.adaptive:
             self._remember(level, young, self.seen % d.batch == 0)
         return flags
 
-    def _remember(self, values: np.ndarray, flags: np.ndarray, batch_end=True) -> None:
+    def _remember(
+        self, values: np.ndarray, alarmed: np.ndarray, batch_end: bool = True
+    ) -> None:
         """Add windows to the history; at a batch's end, the bar for new alarms.
 
-        The bar is the history's epsilon, and ``prune`` above the highest
-        window of the history that did not alarm (the paper's pruning,
-        judged as the alarm would open rather than after the fact).
+        The bar is the epsilon of the history's quiet windows (those in no
+        alarm), and ``PRUNE`` above the highest of them.
         """
-        self._pending.append((values, flags))
+        self._pending.append((values, alarmed))
         if not batch_end:
             return
         keep = self.decision.history
@@ -316,8 +329,7 @@ class Decider:
             return
         quiet = self._history[~self._flagged]
         highest = float(quiet.max()) if len(quiet) else -math.inf
-        learned = quiet if self.decision.learn == "quiet" else self._history
-        self._bar = max(epsilon(learned), (1 + self.decision.prune) * highest)
+        self._bar = max(epsilon(quiet), (1 + PRUNE) * highest)
 
 
 def _ewma(
@@ -342,8 +354,30 @@ LEGACY_POLICY = AlarmPolicy(
     margin=1.0, min_duration=1, cooldown=0, shortest_event="off"
 )  # what a run saved before the decision stage keeps: its threshold alone
 DEFAULT_POLICY = AlarmPolicy(
-    margin=1.0, min_duration=1, cooldown=0, shortest_event="off"
-)
+    margin=1.0, min_duration=1, cooldown=AUTO_SPAN, shortest_event=AUTO_SPAN
+)  # what `train` gives a run; `settle` makes its spans concrete
+FALLBACK_EVENT = 100  # rows: the paper's smoothing span (105), for runs without labels
+
+
+def settle(policy: AlarmPolicy, labels: np.ndarray | None) -> AlarmPolicy:
+    """``policy`` with its ``auto`` spans made concrete for a run trained on ``labels``.
+
+    The shortest event worth an alarm is the shortest run of labelled rows
+    in the training data (train and validation parts); without labels (or
+    none labelled), ``FALLBACK_EVENT`` rows. An ``auto`` cooldown is the same
+    span: alarms closer than the shortest event merge.
+    """
+    event = FALLBACK_EVENT
+    if labels is not None and np.any(labels):
+        marked = np.diff(np.concatenate([[0], np.asarray(labels, np.int8), [0]]))
+        lengths = np.flatnonzero(marked == -1) - np.flatnonzero(marked == 1)
+        event = int(lengths.min())
+    auto = {
+        name: event
+        for name in ("shortest_event", "cooldown")
+        if getattr(policy, name) == AUTO_SPAN
+    }
+    return dataclasses.replace(policy, **auto)
 
 
 def decider_for(

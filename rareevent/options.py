@@ -432,6 +432,7 @@ SPAN_UNITS = {
 }  # a duration's unit -> seconds; no unit: rows
 MAX_SPAN_ROWS = 100_000  # the most rows a span may cover (as a detector's lookback)
 OFF = "off"
+AUTO_SPAN = "auto"  # training settles it from the data (rareevent.decision.settle)
 
 
 def parse_span(value: int | str, name: str) -> tuple[int, float | None]:
@@ -473,7 +474,9 @@ class AlarmPolicy(Spec):
     stays up after the condition clears, so closer episodes merge.
     ``shortest_event``: the shortest event worth an alarm, which sets the
     time scale on which scores are judged against the data being scored
-    (``off``: the threshold alone decides).
+    (``off``: the threshold alone decides). ``auto`` (the training default
+    of both ``shortest_event`` and ``cooldown``) is settled when a run is
+    trained: the shortest labelled event of the training rows, or 100 rows.
     """
 
     threshold: float | str | None = None
@@ -509,7 +512,9 @@ class AlarmPolicy(Spec):
             )
         for name in ("min_duration", "cooldown", "shortest_event"):
             value = getattr(self, name)
-            if value is not None:
+            if value is not None and not (
+                value == AUTO_SPAN and name in ("cooldown", "shortest_event")
+            ):
                 parse_span(value, name)
         if isinstance(self.threshold, str):
             from rareevent.threshold import parse_strategy  # a strategy's own checks

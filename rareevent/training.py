@@ -19,12 +19,13 @@ from rareevent.decision import (
     Decider,
     Decision,
     resolve,
+    settle,
 )
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, Reading, SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
-from rareevent.model import versions
+from rareevent.model import ARCHITECTURES, versions
 from rareevent.options import AlarmPolicy, InputSpec, SplitSpec, TrainSpec
 from rareevent.record import FORMAT_VERSION, Baseline, Parent, RunRecord
 from rareevent.runs import (
@@ -193,6 +194,12 @@ def _train_on(
     if splits is None:
         splits = windows.chronological_split(len(data), spec.split)
         check_parts(data.path, len(data), splits, starts, detector.lookback, spec.split)
+    policy = settle(
+        policy,
+        None
+        if data.y is None
+        else np.concatenate([data.y[slice(*splits[k])] for k in ("train", "valid")]),
+    )
     fitted = {}
     for arch in candidates if data.y is not None else ():
         candidate = detector if arch == detector.arch else _as_arch(detector, arch)
@@ -274,10 +281,15 @@ def _unnamed_flags(
 
 
 def _as_arch(detector: RareEventDetector, arch: str) -> RareEventDetector:
-    """An unfitted detector with ``detector``'s parameters and another architecture (the baseline, a candidate)."""
-    return RareEventDetector(
-        **{**detector.get_params(), "arch": arch, "warm_start": False}
-    )
+    """An unfitted detector with ``detector``'s parameters and another architecture (the baseline, a candidate).
+
+    A forecasting candidate reads at least one row before those it forecasts:
+    its lookback is raised to ``horizon + 1`` where it is shorter.
+    """
+    params = {**detector.get_params(), "arch": arch, "warm_start": False}
+    if ARCHITECTURES[arch].forecasts:
+        params["lookback"] = max(detector.lookback, detector.horizon + 1)
+    return RareEventDetector(**params)
 
 
 def check_parts(
@@ -368,7 +380,9 @@ def _fit_and_measure(
             detector, data, splits["test"], test_scores, test_keep, starts, decision
         )
     metrics = {
-        key: _metrics(detector, data, splits[key], columns, part_starts[key])
+        key: _metrics(
+            detector, data, splits[key], columns, part_starts[key], decision.cooldown
+        )
         for key, columns in parts.items()
     }
     metrics.setdefault("test", None)
@@ -631,6 +645,7 @@ def _metrics(
     bounds: tuple[int, int],
     part: dict[str, np.ndarray],
     starts: np.ndarray,
+    gap: int,
 ) -> dict[str, Any] | None:
     if data.y is None:
         return None
@@ -645,6 +660,7 @@ def _metrics(
         time=None if data.time is None else data.time[start:stop],
         first_row=start,
         starts=starts,
+        gap=gap,
     )
 
 

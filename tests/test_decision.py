@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from rareevent.decision import Decider, Decision, epsilon, resolve
+from rareevent.scoring import AlarmEpisodes
+from rareevent.windows import segments
 from rareevent.errors import RareEventError
 from rareevent.options import AlarmPolicy, parse_span
 
@@ -42,17 +44,40 @@ def test_min_duration_starts_again_after_a_gap() -> None:
     assert flags.tolist() == [False, True, False, True]
 
 
-def test_cooldown_keeps_the_alarm_up_so_close_episodes_merge() -> None:
-    scores = [2, 0, 0, 2, 0, 0, 0, 0]
+def test_cooldown_merges_close_episodes_and_never_changes_the_flags() -> None:
+    scores = [2, 0, 0, 2, 0, 0, 0, 2]
     flags = decide(Decision(threshold=1.0, cooldown=2), scores)
-    assert flags.tolist() == [True, True, True, True, True, True, False, False]
+    assert flags.tolist() == [s >= 1 for s in scores]
+    assert segments(flags, None, 2).tolist() == [[0, 3], [7, 7]]
+    breaks = np.array([False, False, False, True, False, False, False, False])
+    assert segments(flags, breaks, 2).tolist() == [[0, 0], [3, 3], [7, 7]]
 
 
-def test_a_gap_ends_a_held_alarm() -> None:
-    scores = [2, 0, 0, 0]
-    breaks = [False, False, True, False]
-    flags = decide(Decision(threshold=1.0, cooldown=5), scores, breaks)
-    assert flags.tolist() == [True, True, False, False]
+@pytest.mark.parametrize("pieces", [(), (1,), (2, 3, 5), tuple(range(1, 12))])
+def test_streamed_episodes_close_after_the_cooldown_as_in_one_piece(pieces) -> None:
+    flags = np.array([1, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 1], bool)
+    breaks = np.zeros(len(flags), bool)
+    breaks[10] = True  # a time gap before window 10
+    episodes = AlarmEpisodes(["s"], gap=2)
+    closed_at = []
+    cuts = [0, *pieces, len(flags)]
+    for a, b in itertools.pairwise(cuts):
+        _, closed = episodes.add(
+            flags[a:b],
+            breaks[a:b],
+            np.ones(b - a),
+            np.ones((b - a, 1)),
+            np.arange(a, b),
+            None,
+        )
+        closed_at += [(c["start_row"], c["end_row"], b) for c in closed]
+    closed_at += [(c["start_row"], c["end_row"], None) for c in episodes.end()]
+    assert [(s, e) for s, e, _ in closed_at] == [(0, 3), (7, 8), (11, 11)]
+    assert [(s, e) for s, e in segments(flags, breaks, 2).tolist()] == [
+        (0, 3),
+        (7, 8),
+        (11, 11),
+    ]
 
 
 @pytest.mark.parametrize(

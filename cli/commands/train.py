@@ -63,7 +63,9 @@ def train(
         ),
     ] = None,
     arch: Annotated[Arch, typer.Option(help=f"{ARCH_HELP}, {AUTO_HELP}.")] = Arch["ae"],
-    lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
+    lookback: Annotated[
+        int, typer.Option(help="Rows per window (T); --arch forecast needs 2 or more.")
+    ] = 1,
     horizon: Annotated[
         int,
         typer.Option(
