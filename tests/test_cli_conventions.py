@@ -123,7 +123,7 @@ def test_choices_are_the_library_values_and_show_in_help() -> None:
             ("train", "d.csv", "--activation", "sigmoid"),
             ("--activation", "'sigmoid'", "'relu'"),
         ),
-        (("train", "d.csv", "--score", "max"), ("--score", "'max'", "'last'")),
+        (("train", "d.csv", "--score", "median"), ("--score", "'median'", "'last'")),
         (("train", "d.csv", "--fill", "mean"), ("--fill", "'mean'", "'ffill'")),
         (("architecture", "--arch", "cnn"), ("--arch", "'cnn'", "'ae'")),
         (("score", "d.csv", "--fill", "zero"), ("--fill", "'zero'", "'interpolate'")),
