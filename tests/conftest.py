@@ -105,6 +105,9 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object
 # ---------------------------------------------------------------- data and runs
 
 TINY = ["--lookback", "3", "--units", "4,2", "--epochs", "2", "--batch-size", "64"]
+# The closed-form baseline trains in a fraction of a second, without TensorFlow: for a test
+# of what surrounds the model (reading the file, the options, the outputs), not of the LSTM.
+TINY_PCA = ["--arch", "pca", "--lookback", "3"]
 
 
 def synthetic_frame(

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import STOPPING, TINY, snapshot, synthetic_frame
+from tests.conftest import STOPPING, TINY, TINY_PCA, snapshot, synthetic_frame
 from rareevent.cli.main import app
 
 pytestmark = pytest.mark.skipif(
@@ -389,7 +389,6 @@ def test_the_app_run_from_a_thread_trains_without_touching_signals(
 # ---------------------------------------------------------------- Ctrl-C and SIGTERM stop pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PCA_TRAIN = ["train", "--arch", "pca", "--lookback", "3"]
 CHILD_PYTEST = [
     sys.executable,
     "-m",
@@ -427,7 +426,7 @@ def pca_run(tmp_path_factory: pytest.TempPathFactory, sensor_csv: Path) -> Path:
     runs = tmp_path_factory.mktemp("pca-runs")
     result = CliRunner().invoke(
         app,
-        [*PCA_TRAIN, str(sensor_csv), "--runs-dir", str(runs), "--name", "pca"],
+        ["train", str(sensor_csv), *TINY_PCA, "--runs-dir", str(runs), "--name", "pca"],
     )
     assert result.exit_code == 0, result.output
     return runs / "pca"
@@ -449,7 +448,7 @@ def test_an_in_process_command_puts_back_the_signal_handlers_it_found(
     try:
         result = CliRunner().invoke(
             app,
-            [*PCA_TRAIN, str(sensor_csv), "--runs-dir", str(tmp_path / "runs")],
+            ["train", str(sensor_csv), *TINY_PCA, "--runs-dir", str(tmp_path / "runs")],
         )
         assert result.exit_code == 0, result.output
         for signum in found:
