@@ -47,6 +47,7 @@ from rareevent.load import (
 from rareevent.metrics import evaluate
 from rareevent.options import InputSpec, ScoreSpec
 from rareevent.record import RunRecord, RunView
+from rareevent.writing import ParquetSink, csv_text
 
 TOP_FEATURES = 3
 _SHARE_TEXT = np.array([f"{i / 100:.2f}" for i in range(101)], dtype=object)
@@ -951,7 +952,7 @@ class WindowWriter:
     manager, a file opened here is closed however the block ends.
     """
 
-    KINDS = ("csv", "json", "jsonl")
+    KINDS = ("csv", "json", "jsonl", "parquet")
 
     def __init__(self, target: Path | IO[str], kind: str) -> None:
         if kind not in self.KINDS:
@@ -963,7 +964,14 @@ class WindowWriter:
         self.owned = isinstance(target, Path)
         # held open between batches, closed by finish() or on leaving the with-block
         self.handle: IO[str]
-        if isinstance(target, Path):
+        self.parquet: ParquetSink | None = None
+        if kind == "parquet":
+            if not isinstance(target, Path):
+                raise RareEventError(
+                    "Parquet output is written to a file, not a stream"
+                )
+            self.parquet, self.owned = ParquetSink(target), False
+        elif isinstance(target, Path):
             self.handle = open(target, "w", encoding="utf-8", newline="")  # noqa: SIM115
         else:
             self.handle = target
@@ -974,7 +982,7 @@ class WindowWriter:
     def lines(self, frame: pd.DataFrame) -> list[str]:
         """The text of ``frame``'s windows, one line each (``.csv``: the header first, once; ``.jsonl``), for a caller that interleaves events."""
         if self.kind == "csv":
-            text = frame.to_csv(header=self.first, index=False, lineterminator="\n")
+            text = csv_text(frame, header=self.first)
             self.first = False
             return text.splitlines(keepends=True)
         text = (
@@ -991,6 +999,13 @@ class WindowWriter:
         return [line + "\n" for line in text.splitlines()]
 
     def __call__(self, frame: pd.DataFrame) -> None:
+        if self.parquet is not None:
+            self.parquet(frame)
+            return
+        if self.kind == "csv":
+            self.handle.write(csv_text(frame, header=self.first))
+            self.first = False
+            return
         if self.kind != "json":
             self.handle.write("".join(self.lines(frame)))
             return
@@ -1007,6 +1022,9 @@ class WindowWriter:
 
     def finish(self, tail: dict[str, Any] | None = None) -> None:
         """End the output (the JSON object with ``tail``'s keys) and close a file opened here."""
+        if self.parquet is not None:
+            self.parquet.close()
+            return
         if self.kind == "json":
             self.handle.write("]")
             for key, value in (tail or {}).items():
@@ -1022,6 +1040,8 @@ class WindowWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         """Close a file opened here when ``finish`` was not reached (an error or Ctrl-C on the way)."""
+        if self.parquet is not None:
+            self.parquet.close()
         if self.owned:
             self.handle.close()
 
