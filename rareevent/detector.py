@@ -12,25 +12,28 @@ and the per-row results of ``fit``) and the weights alone;
 ``RareEventDetector.load(folder)`` rebuilds the model through the
 architecture registry and sets its weights, so a folder cannot make it run
 code. Reading CSV files and writing run folders live elsewhere.
+
+The class here is :class:`Detector`, which imports no scikit-learn: a
+saved detector scores through it on numpy alone. ``RareEventDetector``
+(``rareevent.estimator``, also importable from here) adds the
+scikit-learn estimator's bases to it.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import sparse
-from sklearn.base import BaseEstimator, OutlierMixin
-from sklearn.utils import ClassifierTags, Tags
-from sklearn.utils.validation import check_is_fitted
 
 import rareevent
 from rareevent import scaling, windows
@@ -59,6 +62,9 @@ from rareevent.protocol import (
 )
 from rareevent.storage import atomic_folder
 from rareevent.threshold import check_labels, choose_threshold, parse_strategy
+
+if TYPE_CHECKING:
+    pass
 
 SCORE_KINDS = ("mean", "last")
 CONTEXT_RULES = ("auto", "none")
@@ -93,8 +99,26 @@ FLOAT32_MAX, FLOAT32_TINY = (
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
-class RareEventDetector(OutlierMixin, BaseEstimator):
+def __getattr__(name: str) -> Any:
+    """``RareEventDetector``, the scikit-learn estimator, from its own module on first use (PEP 562).
+
+    Scoring with a saved detector needs numpy alone: it loads a
+    :class:`Detector`, and scikit-learn (about 1 s to import) is imported
+    only where the estimator is used.
+    """
+    if name == "RareEventDetector":
+        from rareevent.estimator import RareEventDetector
+
+        return RareEventDetector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class Detector:
     """Detect rare events as windows a model of normal behaviour cannot reconstruct.
+
+    ``Detector`` is all of it without scikit-learn: what a saved detector
+    needs to score. :class:`~rareevent.estimator.RareEventDetector` is the
+    same class as a scikit-learn estimator, the one to use and fit.
 
     A scikit-learn outlier detector whose samples are rows in time order:
     row ``i`` is judged by the window of ``lookback`` rows ending at it, so
@@ -172,16 +196,17 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         self.warm_start = warm_start
         self.mask_rate = mask_rate
 
-    def __sklearn_tags__(self) -> Tags:
-        """An outlier detector (``OutlierMixin``) whose ``y``, when given, is binary: a 0/1 event label per row.
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The parameters of ``__init__`` and their values (scikit-learn's ``get_params``)."""
+        names = list(inspect.signature(type(self).__init__).parameters)[1:]
+        return {name: getattr(self, name) for name in names}
 
-        Declaring ``y`` binary (``multi_class=False``) makes scikit-learn's
-        own checks pass 0/1 labels rather than classes 0, 1, 2, which
-        ``fit`` refuses.
-        """
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags = ClassifierTags(multi_class=False)
-        return tags
+    def _check_fitted(self) -> None:
+        """Raise scikit-learn's ``NotFittedError`` before ``fit``."""
+        if not hasattr(self, "threshold_"):
+            from sklearn.utils.validation import check_is_fitted
+
+            check_is_fitted(self, "threshold_")
 
     def check_params(self) -> None:
         """Refuse bad parameters (types included) before any data is read or any model built."""
@@ -295,7 +320,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         y: np.ndarray | pd.Series | None = None,
         *,
         on_epoch: EpochCallback | None = None,
-    ) -> RareEventDetector:
+    ) -> Self:
         """Fit on the rows of ``X`` (a DataFrame or an ``(n, F)`` array), oldest first.
 
         The last ``validation_fraction`` of the rows choose the threshold and
@@ -348,7 +373,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         starts_train: np.ndarray | None = None,
         starts_valid: np.ndarray | None = None,
         feature_names: Sequence[str] | None = None,
-    ) -> RareEventDetector:
+    ) -> Self:
         """Fit on the normal windows of the train rows; pick the threshold on the valid rows (split by the caller).
 
         ``y_*`` are per-row 0/1 labels or ``None``; each may run up to
@@ -772,7 +797,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         return per_row, flags
 
     def _rows_of(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        check_is_fitted(self, "threshold_")
+        self._check_fitted()
         if isinstance(X, pd.DataFrame):
             by_name = {
                 str(column): column for column in X.columns
@@ -786,7 +811,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         rows = _as_rows(X, "X")
         if rows.shape[1] != self.n_features_in_:
             raise RareEventError(
-                f"X has {rows.shape[1]} features, but RareEventDetector is expecting {self.n_features_in_} features as input"
+                f"X has {rows.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input"
             )  # scikit-learn's words
         if len(rows) < self.lookback:
             raise RareEventError(
@@ -796,7 +821,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
 
     def encode(self, X: np.ndarray) -> np.ndarray:
         """The encoded vector (length ``units[1]``) of every window; architectures with a bottleneck only."""
-        check_is_fitted(self, "threshold_")
+        self._check_fitted()
         require_bottleneck(self.arch)
         scaled = windows.sliding_windows(
             scaling.transform(self.scaler_, X), self.lookback
@@ -805,7 +830,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
 
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Write ``detector.json`` and the weights into the new folder ``folder``, atomically."""
-        check_is_fitted(self, "threshold_")
+        self._check_fitted()
         if Path(folder).exists() and not overwrite:
             raise RareEventError(
                 f"{folder}: already exists", hint="pass overwrite=True to replace it"
@@ -834,14 +859,14 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         )
 
     @classmethod
-    def load(cls, folder: str | Path) -> RareEventDetector:
+    def load(cls, folder: str | Path) -> Self:
         """The detector saved in ``folder``: ``detector.json`` checked field by field, then the model rebuilt and given its weights."""
         detector = cls.read_config(folder)
         detector.model_ = detector._load_model(Path(folder))
         return detector
 
     @classmethod
-    def read_config(cls, folder: str | Path) -> RareEventDetector:
+    def read_config(cls, folder: str | Path) -> Self:
         """The detector of ``folder`` without its model (``model_`` unset): for showing a run without importing Keras."""
         path = Path(folder) / DETECTOR_FILE
         if not path.is_file():
@@ -986,7 +1011,8 @@ def _is_float32(value: Any, positive: bool = False) -> bool:
 
 def _as_rows(X: Any, what: str) -> np.ndarray:
     """``X`` as a finite ``(n, F)`` float array."""
-    if sparse.issparse(X):
+    if "scipy.sparse" in sys.modules and sys.modules["scipy.sparse"].issparse(X):
+        # (a sparse matrix means scipy.sparse was imported: scoring does not import it)
         raise RareEventError(
             f"{what} is a sparse matrix: sparse input is not supported",
             hint="pass a dense array (`X.toarray()`)",
@@ -1144,7 +1170,7 @@ FITTED: dict[str, _Field] = {
             "mean": scaler.mean_.tolist(),
             "scale": scaler.scale_.tolist(),
         },
-        decode=lambda v: scaling.scaler_from_arrays(v["mean"], v["scale"]),
+        decode=lambda v: scaling.Standardization(v["mean"], v["scale"]),
     ),
     "error_scale_": _Field(
         lambda v, f: _float32s_ok(

@@ -479,6 +479,12 @@ def threads() -> int:
     return int(value)
 
 
+def one_thread() -> None:
+    """In a worker of a process pool (``score --jobs``), which spreads the work over the CPUs
+    itself: the forward on one thread, unless ``RAREEVENT_THREADS`` says otherwise."""
+    os.environ.setdefault(THREADS_ENV, "1")
+
+
 @functools.cache
 def _pool(workers: int) -> ThreadPoolExecutor:
     """One pool per thread count, kept for the process: scoring calls it once per batch."""

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from rareevent import gaps, windows
-from rareevent.detector import PREDICT_BATCH, RareEventDetector, require_bottleneck
+from rareevent.detector import PREDICT_BATCH, Detector, require_bottleneck
 from rareevent.errors import RareEventError
 from rareevent.load import (
     Columns,
@@ -50,7 +50,7 @@ from rareevent.record import RunRecord, RunView
 from rareevent.writing import ParquetSink, csv_text
 
 TOP_FEATURES = 3
-_SHARE_TEXT = np.array([f"{i / 100:.2f}" for i in range(101)], dtype=object)
+_SHARE_TEXT = [f"{i / 100:.2f}" for i in range(101)]
 
 WindowSink = Callable[[pd.DataFrame], None]
 ProgressCallback = Callable[[int], None]
@@ -418,8 +418,16 @@ def file_has_labels(path: str | Path, label: str | None) -> bool:
 
 def top_features(
     feature_errors: np.ndarray, names: list[str], k: int = TOP_FEATURES
-) -> np.ndarray:
-    """``name:share;name:share;...`` of the ``k`` sensors with the largest share of each row's error."""
+) -> pd.api.extensions.ExtensionArray:
+    """``name:share;name:share;...`` of the ``k`` sensors with the largest share of each row's error.
+
+    A pandas string array held by pyarrow: the texts are joined by pyarrow
+    (table lookups, no format call or Python string per window) and reach
+    the output writers without a conversion.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     k = min(k, feature_errors.shape[1])
     total = feature_errors.sum(axis=1, keepdims=True)
     shares = np.divide(
@@ -435,19 +443,23 @@ def top_features(
     hundredths = np.rint(np.take_along_axis(shares, order, axis=1) * 100).astype(
         np.int64
     )
-    labels = (
-        np.asarray(names, dtype=object)[order] + ":" + _SHARE_TEXT[hundredths]
-    )  # a table lookup, not a format call per window
-    joined = labels[:, 0]
-    for i in range(1, k):  # one step per reported sensor
-        joined = joined + ";" + labels[:, i]
-    return joined
+    name_text, share_text = (
+        pa.array(names, pa.string()),
+        pa.array(_SHARE_TEXT, pa.string()),
+    )
+    pairs = [
+        pc.binary_join_element_wise(
+            name_text.take(order[:, i]), share_text.take(hundredths[:, i]), ":"
+        )
+        for i in range(k)
+    ]
+    return pd.array(pc.binary_join_element_wise(*pairs, ";"), pd.StringDtype("pyarrow"))
 
 
 def score_csv(
     path: str | Path,
     record: RunView,
-    detector: RareEventDetector,
+    detector: Detector,
     spec: ScoreSpec | None = None,
     *,
     sink: WindowSink | None = None,
@@ -617,7 +629,7 @@ class StreamScorer:
 
     def __init__(
         self,
-        detector: RareEventDetector,
+        detector: Detector,
         record: RunView | None = None,
         source: str = "<data>",
         spec: ScoreSpec | None = None,
@@ -1049,7 +1061,7 @@ class WindowWriter:
 def encode_csv(
     path: str | Path,
     record: RunView,
-    detector: RareEventDetector,
+    detector: Detector,
     sink: WindowSink,
     spec: ScoreSpec | None = None,
 ) -> tuple[int, int]:

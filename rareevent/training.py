@@ -7,13 +7,13 @@ import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from rareevent import gaps, selection, windows
-from rareevent.detector import EpochCallback, RareEventDetector
+from rareevent.detector import EpochCallback
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, Reading, SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
@@ -28,6 +28,9 @@ from rareevent.runs import (
     scores_frame,
 )
 from rareevent.threshold import parse_strategy
+
+if TYPE_CHECKING:
+    from rareevent.estimator import RareEventDetector
 
 
 @dataclass
@@ -201,6 +204,8 @@ def _unnamed_flags(
 
 def _as_arch(detector: RareEventDetector, arch: str) -> RareEventDetector:
     """An unfitted detector with ``detector``'s parameters and another architecture (the baseline, a candidate)."""
+    from rareevent.estimator import RareEventDetector
+
     return RareEventDetector(
         **{**detector.get_params(), "arch": arch, "warm_start": False}
     )

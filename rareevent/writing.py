@@ -28,11 +28,15 @@ def csv_text(frame: pd.DataFrame, header: bool) -> str:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
-    cells = [_cells(frame.iloc[:, i]) for i in range(frame.shape[1])]
-    if len(frame) == 0 or frame.shape[1] < 2 or any(c is None for c in cells):
-        # one column: csv quotes an empty cell there ('""'); empty: to_csv's own header
+    # one column: csv quotes an empty cell there ('""'); no rows: to_csv's header alone
+    simple = len(frame) > 0 and frame.shape[1] > 1
+    cells = [_cells(frame.iloc[:, i]) for i in range(frame.shape[1])] if simple else []
+    if not simple or any(c is None for c in cells):
         return frame.to_csv(header=header, index=False, lineterminator="\n")
-    head = frame.iloc[:0].to_csv(index=False, lineterminator="\n") if header else ""
+    names = [str(name) for name in frame.columns]
+    if header and any(set(name) & set(',"\r\n') or not name for name in names):
+        return frame.to_csv(header=header, index=False, lineterminator="\n")
+    head = ",".join(names) + "\n" if header else ""
     table = pa.table(cells, names=[f"c{i}" for i in range(len(cells))])
     sink = pa.BufferOutputStream()
     try:
@@ -55,7 +59,7 @@ def _cells(column: pd.Series) -> Any:
     dtype = column.dtype
     if not isinstance(dtype, np.dtype):
         if pd.api.types.is_string_dtype(dtype) and not column.isna().any():
-            return pa.array(column.to_numpy(object), pa.string())
+            return pa.array(column.array, pa.string())  # no copy when pyarrow holds it
         return None
     values = column.to_numpy()
     if dtype.kind in "iu":
@@ -96,7 +100,10 @@ def _times(values: np.ndarray) -> Any:
     seconds and as many decimals as the finest value needs (``None``: NaT, left to pandas)."""
     import pyarrow as pa
 
-    if np.isnat(values).any() or values.min() < np.datetime64("1000-01-01"):
+    if (
+        np.isnat(values).any()
+        or values.min().astype("M8[Y]").astype(np.int64) < 1000 - 1970
+    ):
         return None  # pandas writes no zeros before a year under 1000
     ns = values.astype("M8[ns]").view(np.int64)
     if not (ns % _DAY_NS).any():

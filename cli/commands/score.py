@@ -149,7 +149,7 @@ def score(
             )
             return
         path = data[0]
-        from rareevent.runs import load_run, resolve_run
+        from rareevent.runs import load_scorer, resolve_run
         from rareevent.scoring import WindowWriter, file_has_labels, score_csv
         from rareevent.storage import atomic_file
 
@@ -180,7 +180,7 @@ def score(
             )
             seconds = duration_seconds(poll, "--poll")
             check_outputs(path, {"--output": output})
-            record, detector = load_run(resolve_run(run, runs_dir))
+            record, detector = load_scorer(resolve_run(run, runs_dir))
             follow_file(path, record, detector, spec, output, follow_kind, seconds)
         if output_format is not None:
             raise RareEventError(
@@ -205,7 +205,7 @@ def score(
             },
         )
         folder = resolve_run(run, runs_dir)
-        record, detector = load_run(folder)
+        record, detector = load_scorer(folder)
         label_column = spec.input.label or record.label_column
         if metrics_out is not None and label_column is None:
             raise RareEventError(
