@@ -22,6 +22,7 @@ from rareevent.detector import Detector
 class RareEventDetector(Detector, OutlierMixin, BaseEstimator):
     # Detector first: its fit_predict (with y) and get_params come before the mixins'
     __doc__ = Detector.__doc__
+    __module__ = "rareevent.detector"  # where the API names it (and pickle finds it)
 
     def __sklearn_tags__(self) -> Tags:
         """An outlier detector (``OutlierMixin``) whose ``y``, when given, is binary: a 0/1 event label per row.

@@ -46,6 +46,7 @@ from rareevent.load import (
 )
 from rareevent.metrics import evaluate
 from rareevent.options import InputSpec, ScoreSpec
+from rareevent.pipeline import WriteBehind, read_ahead
 from rareevent.record import RunRecord, RunView
 from rareevent.writing import ParquetSink, csv_text
 
@@ -478,7 +479,10 @@ def score_csv(
     fmt, _, reading, frames = open_csv(path, record, spec)
     scorer = StreamScorer(detector, record, str(path), spec, batch=PREDICT_BATCH)
     scorer.begin(fmt, reading)
-    return score_frames(scorer, frames, sink, on_progress)
+    if sink is None:
+        return score_frames(scorer, read_ahead(frames), None, on_progress)
+    with WriteBehind(sink) as behind:  # reading, scoring and writing side by side
+        return score_frames(scorer, read_ahead(frames), behind, on_progress)
 
 
 def score_frames(

@@ -192,8 +192,10 @@ def test_score_follow_and_fleet_workers_import_no_scikit_learn_or_tensorflow(
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     env["KERAS_HOME"] = str(tmp_path / ".keras")  # no keras.json of the user's
     run = str(trained_runs["ae"])
-    (tmp_path / "a.csv").write_bytes(sensor_csv.read_bytes())
-    (tmp_path / "b.csv").write_bytes(sensor_csv.read_bytes())
+    # without the label column: a labelled file's metrics (PR and ROC AUC) use scikit-learn
+    unlabelled = pd.read_csv(sensor_csv, dtype=str).drop(columns="label")
+    for name in ("a.csv", "b.csv"):
+        unlabelled.to_csv(tmp_path / name, index=False)
     for args in (
         ["score", "a.csv", "--run", run, "--output", "one.csv"],
         ["score", "a.csv", "b.csv", "--run", run, "--jobs", "1", "--output", "two.csv"],
