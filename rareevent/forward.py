@@ -40,9 +40,8 @@ FORWARD_ENV = "RAREEVENT_FORWARD"
 FORWARDS = ("auto", "numpy", "keras")
 THREADS_ENV = "RAREEVENT_THREADS"
 MAX_THREADS = 256
-PIECE = (
-    512  # windows per piece of a batch: the gate buffers of 32 units (256 kB) fit in L2
-)
+# windows per piece of a batch: the gate buffers of 32 units (256 kB) stay in the L2 cache
+PIECE = 512
 
 
 class Unsupported(Exception):
