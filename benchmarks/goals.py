@@ -1,14 +1,16 @@
 """Issue 35's goal table, in one run: run it as ``python benchmarks/speed.py [--rows 1000000]``.
 
-Writes ``--rows`` rows of ``--sensors`` sensors one second apart (and a file of a quarter
-of them, and one of 2,000), trains an ``ae``, ``plain``, ``forecast`` and ``pca`` run
+Writes ``--rows`` rows of ``--sensors`` sensors one second apart (and a file of 4 times
+as many, and one of 2,000), trains an ``ae``, ``plain``, ``forecast`` and ``pca`` run
 (1 epoch, default units) on the first 20,000 rows, then measures, each in a fresh
 process (its CPU time and peak memory its own):
 
 - pandas' ``read_csv`` + ``to_csv`` of the file: the baseline every ratio is taken against;
 - ``rareevent score FILE --run RUN --output scores.csv`` with each run: wall seconds, CPU
   seconds (user + system, all threads), CPU use (CPU ÷ wall: 200% is both cores of 2) and
-  peak memory; the ``ae`` run also on the quarter file (peak memory ratio);
+  peak memory; the ``ae`` run also on the file of 4 times the rows (peak memory ratio: the
+  read-ahead and write-behind threads hold a chunk and a block more once a file is a few
+  chunks long, and the per-window results kept for the summary grow with the rows);
 - the forward pass of the ``ae`` run over batches of 4,096 windows against numpy's own
   float32 matmul at the first LSTM's shapes (4,096 x 40 by 40 x 128 for 8 sensors), both
   on one thread, in GFLOP per second of that thread's CPU time (a loaded machine stretches
@@ -179,9 +181,9 @@ def main() -> None:
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        big, quarter, small = work / "big.csv", work / "quarter.csv", work / "small.csv"
+        big, bigger, small = work / "big.csv", work / "bigger.csv", work / "small.csv"
         make_csv(big, options.rows, options.sensors)
-        make_csv(quarter, options.rows // 4, options.sensors)
+        make_csv(bigger, 4 * options.rows, options.sensors)
         make_csv(small, 2_000, options.sensors)
         train = work / "train.csv"
         make_csv(train, TRAIN_ROWS, options.sensors, seed=2)
@@ -205,8 +207,8 @@ def main() -> None:
             )
             for arch in ARCHS
         }  # fmt: skip
-        quarter_ae = measured(
-            [RAREEVENT, "score", str(quarter), "--run", str(runs["ae"]), "--output",
+        bigger_ae = measured(
+            [RAREEVENT, "score", str(bigger), "--run", str(runs["ae"]), "--output",
              str(out), "-q"]
         )  # fmt: skip
         cold = statistics.median(
@@ -251,8 +253,8 @@ def main() -> None:
         f"{rates['forward'] / rates['matmul']:.2f} | ≥ 0.6 |",
         f"| `score` of 2,000 rows, cold process | {cold:.2f} s | < 1.2 s |",
         f"| HTML report, 100,000 rows, renderer CPU | {report_text} | ≤ 1.2 s |",
-        f"| peak memory 4× rows ÷ 1× rows | {ae['peak_mb']:.0f} ÷ "
-        f"{quarter_ae['peak_mb']:.0f} MB = {ae['peak_mb'] / quarter_ae['peak_mb']:.2f} | "
+        f"| peak memory 4× rows ÷ 1× rows | {bigger_ae['peak_mb']:.0f} ÷ "
+        f"{ae['peak_mb']:.0f} MB = {bigger_ae['peak_mb'] / ae['peak_mb']:.2f} | "
         "≤ 1.1 |",
     ]
     print("\n".join(lines))

@@ -5,7 +5,8 @@ threads itself, ``forward.threads()``) and writes its windows. pandas'
 parser, numpy and pyarrow's writer release the GIL for most of their work,
 so these run side by side: :func:`read_ahead` parses the next chunk while
 this one is scored, and :class:`WriteBehind` writes a block while the next
-is scored. Both hold at most ``depth`` items, so memory stays bounded, and
+is scored. Each holds at most ``depth`` items beyond the one its taker is
+working on (one chunk read ahead, one block behind), so memory stays bounded, and
 the order of everything is kept, so the output is the same bytes as when
 the stages run one after the other. An error on either thread is raised on
 the caller's, where it would have been raised without the thread.
@@ -24,21 +25,23 @@ _POLL_S = 0.1  # how often a blocked thread looks whether it should stop
 
 
 class _Channel(Generic[T]):
-    """A bounded queue between two threads, and a flag that tells both to stop."""
+    """A queue between two threads that holds at most ``depth`` items counting the one the
+    taker is still working on (``done`` frees its slot), and a flag that tells both to stop."""
 
     def __init__(self, depth: int) -> None:
-        self.items: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(depth)
+        self.items: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue()
+        self.slots = threading.Semaphore(depth)
         self.stop = threading.Event()
 
-    def put(self, item: Any, error: BaseException | None = None) -> bool:
-        """Hand ``item`` (or ``error``) over; False when the other side stopped first."""
+    def reserve(self) -> bool:
+        """Wait for a free slot (before making the next item); False when the other side stopped."""
         while not self.stop.is_set():
-            try:
-                self.items.put((item, error), timeout=_POLL_S)
+            if self.slots.acquire(timeout=_POLL_S):
                 return True
-            except queue.Full:
-                continue
         return False
+
+    def put(self, item: Any, error: BaseException | None = None) -> None:
+        self.items.put((item, error))
 
     def get(self) -> tuple[Any, BaseException | None]:
         """The next item; ``(_END, None)`` when the other side stopped."""
@@ -49,20 +52,25 @@ class _Channel(Generic[T]):
                 continue
         return _END, None
 
+    def done(self) -> None:
+        """The taker finished with an item: its slot is free."""
+        self.slots.release()
+
 
 def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
-    """``items``, produced on a thread up to ``depth`` ahead of the consumer."""
+    """``items``, produced on a thread: at most ``depth`` made but not yet taken by the consumer."""
     channel: _Channel[T] = _Channel(depth)
+    source = iter(items)
 
     def produce() -> None:
         try:
-            for item in items:
-                if not channel.put(item):
+            while channel.reserve():
+                item = next(source, _END)
+                channel.put(item)
+                if item is _END:
                     return
         except BaseException as exc:  # raised on the consumer's thread, in its place
             channel.put(None, exc)
-            return
-        channel.put(_END)
 
     thread = threading.Thread(target=produce, name="rareevent-read", daemon=True)
     thread.start()
@@ -73,6 +81,7 @@ def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
                 raise error
             if item is _END:
                 return
+            channel.done()
             yield item
     finally:
         channel.stop.set()
@@ -80,14 +89,14 @@ def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
 
 
 class WriteBehind:
-    """A sink that hands each block to ``sink`` on a thread, at most ``depth`` blocks behind.
+    """A sink that hands each block to ``sink`` on a thread, at most ``depth`` blocks not yet written.
 
     Used as a context manager: leaving the block normally waits for the
     last block to be written (and raises the writer's error, if any);
     leaving it on an error stops the writer at once.
     """
 
-    def __init__(self, sink: Callable[[Any], None], depth: int = 2) -> None:
+    def __init__(self, sink: Callable[[Any], None], depth: int = 1) -> None:
         self.sink = sink
         self._channel: _Channel[Any] = _Channel(depth)
         self._error: BaseException | None = None
@@ -109,9 +118,10 @@ class WriteBehind:
                 self._error = exc
                 self._channel.stop.set()
                 return
+            self._channel.done()
 
     def __call__(self, block: Any) -> None:
-        if self._error is None:
+        if self._error is None and self._channel.reserve():
             self._channel.put(block)
         if self._error is not None:
             raise self._error
