@@ -100,7 +100,7 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 
 
 def __getattr__(name: str) -> Any:
-    """``RareEventDetector``, the scikit-learn estimator, from its own module on first use (PEP 562).
+    """``RareEventDetector``, the scikit-learn estimator, from its module on first use (PEP 562).
 
     Scoring with a saved detector needs numpy alone: it loads a
     :class:`Detector`, and scikit-learn (about 1 s to import) is imported
@@ -811,7 +811,8 @@ class Detector:
         rows = _as_rows(X, "X")
         if rows.shape[1] != self.n_features_in_:
             raise RareEventError(
-                f"X has {rows.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input"
+                f"X has {rows.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input"
             )  # scikit-learn's words
         if len(rows) < self.lookback:
             raise RareEventError(

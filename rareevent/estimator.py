@@ -25,7 +25,7 @@ class RareEventDetector(Detector, OutlierMixin, BaseEstimator):
     __module__ = "rareevent.detector"  # where the API names it (and pickle finds it)
 
     def __sklearn_tags__(self) -> Tags:
-        """An outlier detector (``OutlierMixin``) whose ``y``, when given, is binary: a 0/1 event label per row.
+        """An outlier detector whose ``y``, when given, is binary: a 0/1 event label per row.
 
         Declaring ``y`` binary (``multi_class=False``) makes scikit-learn's
         own checks pass 0/1 labels rather than classes 0, 1, 2, which
@@ -37,7 +37,7 @@ class RareEventDetector(Detector, OutlierMixin, BaseEstimator):
 
     @classmethod
     def read_config(cls, folder: str | Path) -> Self:
-        """As :meth:`Detector.read_config`, with scikit-learn's ``StandardScaler`` as ``scaler_``."""
+        """:meth:`Detector.read_config`, with scikit-learn's ``StandardScaler`` as ``scaler_``."""
         detector = super().read_config(folder)
         saved = detector.scaler_
         detector.scaler_ = scaling.scaler_from_arrays(saved.mean_, saved.scale_)

@@ -182,7 +182,7 @@ Activation = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def _activation(name: str | None) -> Activation:
-    """The activation ``name`` as ``f(x, out)``, written into ``out`` (may be ``x``): no new array."""
+    """The activation ``name`` as ``f(x, out)``, into ``out`` (may be ``x``): no new array."""
     if name in (None, "linear"):
         return _identity
     if name == "tanh":
@@ -388,7 +388,7 @@ class NumpyModel:
     def predict_on_batch(
         self, batch: np.ndarray, output: str | None = None
     ) -> np.ndarray:
-        """The model's output for ``(n, T, F)`` windows; ``output``: the output of the layer of that name instead.
+        """The model's output for ``(n, T, F)`` windows (``output``: that of the layer so named).
 
         The windows run in pieces of ``PIECE`` (their buffers stay in the
         cache) spread over ``threads()`` threads: numpy's products and

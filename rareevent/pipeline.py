@@ -89,7 +89,7 @@ def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
 
 
 class WriteBehind:
-    """A sink that hands each block to ``sink`` on a thread, at most ``depth`` blocks not yet written.
+    """A sink that hands each block to ``sink`` on a thread: at most ``depth`` not yet written.
 
     Used as a context manager: leaving the block normally waits for the
     last block to be written (and raises the writer's error, if any);

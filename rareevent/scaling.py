@@ -49,7 +49,7 @@ def constant_columns(scaler: StandardScaler) -> np.ndarray:
 
 
 class Standardization:
-    """The fitted scaler as a saved detector scores with it: ``mean_`` and ``scale_``, numpy alone."""
+    """The fitted scaler as a saved detector scores with it: ``mean_``, ``scale_``, numpy alone."""
 
     def __init__(self, mean: Sequence[float], scale: Sequence[float]) -> None:
         self.mean_ = np.asarray(mean, dtype=np.float64)

@@ -420,7 +420,7 @@ def file_has_labels(path: str | Path, label: str | None) -> bool:
 def top_features(
     feature_errors: np.ndarray, names: list[str], k: int = TOP_FEATURES
 ) -> pd.api.extensions.ExtensionArray:
-    """``name:share;name:share;...`` of the ``k`` sensors with the largest share of each row's error.
+    """``name:share;name:share;...`` of the ``k`` sensors with the largest shares of a row's error.
 
     A pandas string array held by pyarrow: the texts are joined by pyarrow
     (table lookups, no format call or Python string per window) and reach

@@ -49,7 +49,8 @@ def score(
     output: Annotated[
         Path | None,
         typer.Option(
-            help="Write one row per window to this .csv, .json or .parquet file (--follow: .csv or .jsonl, written as it goes)."
+            help="Write one row per window to this .csv, .json or .parquet file "
+            "(--follow: .csv or .jsonl, written as it goes)."
         ),
     ] = None,
     metrics_out: Annotated[
@@ -184,7 +185,8 @@ def score(
             follow_file(path, record, detector, spec, output, follow_kind, seconds)
         if output_format is not None:
             raise RareEventError(
-                "--format is for --follow; without it the output's kind follows --output's extension (.csv, .json or .parquet)"
+                "--format is for --follow; without it the output's kind follows --output's "
+                "extension (.csv, .json or .parquet)"
             )
         kind = output_kind(output, ("csv", "json", "parquet")) if output else None
         if metrics_out is not None:
