@@ -1,0 +1,134 @@
+"""The fourth reliability round (issue 32): each reproduction of the issue, as a test.
+
+Data loss (items 1, 2) runs the installed entry point in a subprocess; the
+rest use ``CliRunner`` or the library. CLI runs use ``--arch pca``: it
+trains in a fraction of a second and needs no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from rareevent.cli.main import app
+from tests.conftest import snapshot, synthetic_frame
+
+RAREEVENT = str(Path(sys.executable).with_name("rareevent"))
+PCA = ["--arch", "pca", "--lookback", "3"]
+
+
+def write_base(path: Path, n: int = 400) -> Path:
+    synthetic_frame(n, events=(100, 260, 350)).to_csv(
+        path, index=False, float_format="%.5f"
+    )
+    return path
+
+
+def invoke(*args: object):  # noqa: ANN201 - a typer Result
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def run_cli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The installed ``rareevent`` entry point, in a subprocess."""
+    return subprocess.run(
+        [RAREEVENT, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def victim(tmp_path: Path) -> Path:
+    """A pca run ``runs/victim`` trained on ``d.csv``, in ``tmp_path``."""
+    write_base(tmp_path / "d.csv")
+    done = run_cli("train", "d.csv", *PCA, "--name", "victim", "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    return tmp_path / "runs" / "victim"
+
+
+# 1. --overwrite deletes only what the run wrote
+
+
+@pytest.mark.slow
+def test_overwrite_refuses_a_run_folder_holding_the_input_and_user_files(
+    tmp_path: Path, victim: Path
+) -> None:
+    shutil.copy(tmp_path / "d.csv", victim / "direct.csv")
+    (victim / "sub").mkdir()
+    shutil.copy(tmp_path / "d.csv", victim / "sub" / "mydata.csv")
+    before = snapshot(tmp_path)
+    done = run_cli(
+        "train", "runs/victim/direct.csv", *PCA, "--name", "victim", "--overwrite",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: runs/victim: holds direct.csv")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert snapshot(tmp_path) == before
+    (victim / "direct.csv").unlink()  # the folder left: sub/ is still in the way
+    done = run_cli(
+        "train", "d.csv", *PCA, "--name", "victim", "--overwrite", cwd=tmp_path
+    )
+    assert done.returncode == 2
+    assert "holds sub/" in done.stderr
+    assert (victim / "sub" / "mydata.csv").read_bytes() == (
+        tmp_path / "d.csv"
+    ).read_bytes()
+    shutil.rmtree(victim / "sub")  # a run folder holding only its own files: replaced
+    done = run_cli(
+        "train", "d.csv", *PCA, "--name", "victim", "--overwrite", "-q", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in victim.iterdir()) == [
+        "detector.json",
+        "model.npz",
+        "run.json",
+        "scores.csv",
+    ]
+
+
+@pytest.mark.slow
+def test_update_overwrite_keeps_the_newer_data_inside_the_run(
+    tmp_path: Path, victim: Path
+) -> None:
+    done = run_cli("train", "d.csv", *PCA, "--name", "upd", "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    newer = tmp_path / "runs" / "upd" / "newer.csv"
+    shutil.copy(tmp_path / "d.csv", newer)
+    before = snapshot(tmp_path)
+    done = run_cli(
+        "update", "runs/victim", "runs/upd/newer.csv", "--name", "upd", "--overwrite",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "runs/upd: holds newer.csv" in done.stderr
+    assert snapshot(tmp_path) == before
+
+
+# 2. a run is never saved inside another run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runs_dir", ["runs/victim", "runs/victim/deeper"])
+def test_a_runs_dir_inside_a_run_is_refused(
+    tmp_path: Path, victim: Path, runs_dir: str
+) -> None:
+    before = snapshot(tmp_path)
+    done = run_cli(
+        "train", "d.csv", *PCA, "--runs-dir", runs_dir, "--name", "inner",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {runs_dir}: is ")
+    assert "a run is never saved inside another run" in done.stderr
+    assert snapshot(tmp_path) == before
