@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from rareevent import gaps, windows
-from rareevent.episodes import duration_text, episode_rows, top_sensors
+from rareevent.episodes import duration_text, episode_rows, sensors_text, top_sensors
 from rareevent.errors import RareEventError
 from rareevent.load import Reading, SensorData, load_csv
 from rareevent.options import InputSpec, ScoreSpec
@@ -460,7 +460,7 @@ def _episode_html(
         ),
         (
             "top sensors (share of the error)",
-            ", ".join(f"{name} {share:.0%}" for name, share in top_sensors(alarm)),
+            sensors_text(alarm),
         ),
     ]
     plots = "".join(
@@ -490,7 +490,7 @@ def render(report: ReportInput, extra_sections: str = "") -> str:
                 row["end"],
                 duration_text(by_start[row["start_row"]]),
                 _fmt(row["peak_over_threshold"]),
-                row["top_sensors"].replace(";", " "),
+                sensors_text(by_start[row["start_row"]]),
             ]
             for i, row in enumerate(rows)
         ],
@@ -566,7 +566,7 @@ def render_fleet(run: str, scores: Sequence[Any], column: str, device: str) -> s
                 duration_text(by_start[row["start_row"]]),
                 f"{row['start_row']}-{row['end_row']}",
                 _fmt(row["peak_over_threshold"]),
-                row["top_sensors"].replace(";", " "),
+                sensors_text(by_start[row["start_row"]]),
             ]
             for row in episode_rows(s.alarms, s.threshold, s.series.name)
         ]

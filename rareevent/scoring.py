@@ -415,10 +415,8 @@ def file_has_labels(path: str | Path, label: str | None) -> bool:
     return label is not None and label in sniff(path).header
 
 
-def top_features(
-    feature_errors: np.ndarray, names: list[str], k: int = TOP_FEATURES
-) -> np.ndarray:
-    """``name:share;name:share;...`` of the ``k`` sensors with the largest share of each row's error."""
+def _top_order(feature_errors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` sensors with the largest share of each row's error, and those shares in hundredths."""
     k = min(k, feature_errors.shape[1])
     total = feature_errors.sum(axis=1, keepdims=True)
     shares = np.divide(
@@ -434,13 +432,47 @@ def top_features(
     hundredths = np.rint(np.take_along_axis(shares, order, axis=1) * 100).astype(
         np.int64
     )
+    return order, hundredths
+
+
+def top_features(
+    feature_errors: np.ndarray, names: list[str], k: int = TOP_FEATURES
+) -> np.ndarray:
+    """``name:share;name:share;...`` of the ``k`` sensors with the largest share of each row's error."""
+    order, hundredths = _top_order(feature_errors, k)
     labels = (
         np.asarray(names, dtype=object)[order] + ":" + _SHARE_TEXT[hundredths]
     )  # a table lookup, not a format call per window
     joined = labels[:, 0]
-    for i in range(1, k):  # one step per reported sensor
+    for i in range(1, order.shape[1]):  # one step per reported sensor
         joined = joined + ";" + labels[:, i]
     return joined
+
+
+class TopSensors(str):
+    """An episode's ``top_features`` text (``name:0.52;...``, as in the window CSV) and its pairs.
+
+    The text is what the JSON output and the console show, unchanged; the
+    pairs ``[(sensor, share), ...]`` are what episodes and reports read, as
+    the text cannot be split back: a sensor name may hold ``;`` or ``:``
+    (OPC-UA tags like ``ns=2;s=Flow``).
+    """
+
+    pairs: list[tuple[str, float]]
+
+    @classmethod
+    def of(
+        cls, feature_errors: np.ndarray, names: list[str], k: int = TOP_FEATURES
+    ) -> TopSensors:
+        """The top sensors of one row of summed errors."""
+        row = feature_errors.reshape(1, -1)
+        text = cls(top_features(row, names, k)[0])
+        order, hundredths = _top_order(row, k)
+        text.pairs = [
+            (names[int(i)], int(h) / 100)
+            for i, h in zip(order[0], hundredths[0], strict=True)
+        ]
+        return text
 
 
 def score_csv(
@@ -571,14 +603,13 @@ class AlarmEpisodes:
     def _close(self) -> dict[str, Any]:
         assert self._open is not None
         features = np.concatenate(self._features)
+        summed = np.add.reduceat(features, [0], axis=0)
         alarm = {
             "start_row": self._open["start_row"],
             "end_row": self._open["end_row"],
             "windows": len(features),
             "peak_error": self._peak,
-            "top_features": str(
-                top_features(np.add.reduceat(features, [0], axis=0), self.names)[0]
-            ),
+            "top_features": TopSensors.of(summed, self.names),
         }
         if "start_time" in self._open:
             alarm["start_time"], alarm["end_time"] = (

@@ -132,3 +132,43 @@ def test_a_runs_dir_inside_a_run_is_refused(
     assert done.stderr.startswith(f"error: {runs_dir}: is ")
     assert "a run is never saved inside another run" in done.stderr
     assert snapshot(tmp_path) == before
+
+
+# 3. any sensor name survives the episodes CSV and both HTML reports
+
+OPC = {"s2": "ns=2;s=Flow", "s3": "ns=2;s=Temp:1"}  # OPC-UA tags: ';' and ':' in names
+
+
+@pytest.fixture(scope="module")
+def opc_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pca run trained on the synthetic file with OPC-UA tag names as columns."""
+    folder = tmp_path_factory.mktemp("opc")
+    frame = synthetic_frame(400, events=(100, 260, 350)).rename(columns=OPC)
+    frame.to_csv(folder / "opc.csv", index=False, float_format="%.5f")
+    done = invoke(
+        "train", folder / "opc.csv", *PCA, "--runs-dir", folder / "runs",
+        "--name", "opc", "-q",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    return folder
+
+
+@pytest.mark.slow
+def test_tag_names_with_semicolons_survive_episodes_and_html(opc_run: Path) -> None:
+    pytest.importorskip("plotly")
+    done = invoke(
+        "score", opc_run / "opc.csv", "--run", opc_run / "runs" / "opc",
+        "--html", opc_run / "o.html", "--episodes", opc_run / "e.csv", "-q",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    episodes = pd.read_csv(opc_run / "e.csv")
+    assert len(episodes) >= 3
+    tops = [json.loads(text) for text in episodes["top_sensors"]]
+    assert all(set(top) <= {"s1", *OPC.values()} and len(top) == 3 for top in tops)
+    assert all(list(top.values()) == sorted(top.values(), reverse=True) for top in tops)
+    assert all(0 <= share <= 1 for top in tops for share in top.values())
+    page = (opc_run / "o.html").read_text(encoding="utf-8")
+    assert "ns=2;s=Flow" in page
+    done = invoke("report", opc_run / "runs" / "opc", "--html", opc_run / "r.html")
+    assert done.exit_code == 0, done.output
+    assert "ns=2;s=Temp:1" in (opc_run / "r.html").read_text(encoding="utf-8")
