@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import html
 import itertools
 import json
@@ -500,9 +501,7 @@ def render(report: ReportInput, extra_sections: str = "") -> str:
         _episode_html(i, row, by_start[row["start_row"]], episode)
         for i, (row, episode) in enumerate(zip(rows, model["episodes"], strict=True))
     )
-    data_json = json.dumps(model, separators=(",", ":"), allow_nan=False).replace(
-        "</", "<\\/"
-    )
+    data_json = script_json(model)
     page = _PAGE.format(
         title=html.escape(report.title),
         style=_STYLE,
@@ -517,9 +516,49 @@ def render(report: ReportInput, extra_sections: str = "") -> str:
         windows=model["timeline"]["windows"],
     )
     return (
-        page.replace("/*PLOTLY*/", js)
+        page.replace("/*CSP*/", script_policy())
+        .replace("/*PLOTLY*/", js)
         .replace("/*DATA*/", data_json)
         .replace("/*RENDER*/", _SCRIPT)
+    )
+
+
+# what may not appear raw inside a <script> element: "</script>", "<!--" and "<script" change how
+# the HTML parser reads the element's end (Django's json_script escapes the same three)
+_SCRIPT_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
+
+
+def script_json(value: Any) -> str:
+    """``value`` as JSON that is safe as the text of a ``<script type="application/json">``.
+
+    ``<``, ``>`` and ``&`` are written as ``\\u003c``, ``\\u003e`` and
+    ``\\u0026`` (``JSON.parse`` reads them back unchanged), so no text in the
+    data, a sensor named ``<!--`` or ``</script>`` included, can end the
+    element early or turn the rest of the page into a comment.
+    """
+    text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return text.translate(_SCRIPT_ESCAPES)
+
+
+def _sha256_source(code: str) -> str:
+    """A CSP hash source for an inline script whose text is ``code``."""
+    digest = hashlib.sha256(code.encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+def script_policy() -> str:
+    """The ``script-src`` of the report's Content Security Policy.
+
+    Only two scripts may run: the page's renderer and plotly.js, which the
+    renderer unpacks and adds as an inline script; each is allowed by the
+    hash of its text, so no script injected into the page (there is no way
+    in: every text is escaped) could run either. ``'unsafe-eval'`` stays:
+    plotly.js builds some functions at run time.
+    """
+    from plotly.offline import get_plotlyjs
+
+    return " ".join(
+        [_sha256_source(_SCRIPT), _sha256_source(get_plotlyjs()), "'unsafe-eval'"]
     )
 
 
@@ -639,7 +678,7 @@ th{background:#f4f4f4} table.header td:first-child,table.facts td:first-child{fo
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:; font-src data:">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src /*CSP*/; style-src 'unsafe-inline'; img-src data: blob:; font-src data:">
 <title>{title}</title>
 {style}</head><body>
 <h1>{title}</h1>

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from rareevent.cli.main import app
 from tests.conftest import snapshot, synthetic_frame
+from tests.test_html_report import Opened, browser  # noqa: F401 - a fixture
 
 RAREEVENT = str(Path(sys.executable).with_name("rareevent"))
 PCA = ["--arch", "pca", "--lookback", "3"]
@@ -172,3 +173,86 @@ def test_tag_names_with_semicolons_survive_episodes_and_html(opc_run: Path) -> N
     done = invoke("report", opc_run / "runs" / "opc", "--html", opc_run / "r.html")
     assert done.exit_code == 0, done.output
     assert "ns=2;s=Temp:1" in (opc_run / "r.html").read_text(encoding="utf-8")
+
+
+# 9. embedded JSON escapes <, > and &; only the report's own scripts may run
+
+HOSTILE = {"s2": "<!--s2", "s3": "s3</script><script>alert(1)</script>&amp;"}
+
+
+@pytest.fixture(scope="module")
+def hostile_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``score --html`` of a pca run whose sensors are named to break a page."""
+    pytest.importorskip("plotly")
+    folder = tmp_path_factory.mktemp("hostile")
+    frame = synthetic_frame(400, events=(100, 260, 350)).rename(columns=HOSTILE)
+    frame.to_csv(folder / "h.csv", index=False, float_format="%.5f")
+    done = invoke(
+        "train", folder / "h.csv", *PCA, "--runs-dir", folder / "runs",
+        "--name", "h", "-q",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    done = invoke(
+        "score", folder / "h.csv", "--run", folder / "runs" / "h",
+        "--html", folder / "h.html", "-q",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    return folder / "h.html"
+
+
+def test_script_json_escapes_what_ends_a_script_element() -> None:
+    from rareevent.html_report import script_json
+
+    text = script_json({"<!--a": "</script>&x>"})
+    assert text == '{"\\u003c!--a":"\\u003c/script\\u003e\\u0026x\\u003e"}'
+    assert json.loads(text) == {"<!--a": "</script>&x>"}
+
+
+@pytest.mark.slow
+def test_hostile_sensor_names_stay_data_and_no_inline_script_is_allowed(
+    hostile_report: Path,
+) -> None:
+    import base64
+    import hashlib
+    import re
+
+    from rareevent.html_report import _SCRIPT
+
+    page = hostile_report.read_text(encoding="utf-8")
+    data = page.split('<script id="report-data" type="application/json">')[1]
+    data = data.split("</script>")[0]
+    assert "<" not in data and ">" not in data and "&" not in data
+    assert {"<!--s2", HOSTILE["s3"]} <= {
+        trace["name"]
+        for episode in json.loads(data)["episodes"]
+        for trace in episode["traces"]
+    }
+    policy = re.search(r'Content-Security-Policy" content="([^"]*)"', page)[1]
+    script_src = next(
+        part.split()[1:] for part in policy.split(";") if "script-src" in part
+    )
+    digest = hashlib.sha256(_SCRIPT.encode("utf-8")).digest()
+    assert f"'sha256-{base64.b64encode(digest).decode()}'" in script_src
+    assert "'unsafe-inline'" not in policy.split("style-src")[0]
+    assert page.count("<script") == 3  # plotly (packed), the data, the renderer
+
+
+@pytest.mark.slow
+def test_hostile_sensor_names_draw_every_plot_in_chromium(
+    browser,
+    hostile_report: Path,  # noqa: ANN001
+) -> None:
+    opened = Opened(browser, hostile_report)
+    try:
+        opened.page.wait_for_function(
+            "window.rareevent && window.rareevent.plots >= 2", timeout=30_000
+        )  # the timeline and the PR curve: the page was not blanked
+        opened.page.evaluate("window.rareevent.drawAll()")
+        opened.page.wait_for_function(
+            "document.querySelectorAll('section.episode[data-rendered]').length"
+            " === window.rareevent.episodes",
+            timeout=30_000,
+        )
+        assert opened.errors == []  # no script refused by the policy, no parse error
+    finally:
+        opened.close()
