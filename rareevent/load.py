@@ -47,7 +47,9 @@ DELIMITERS = (",", ";", "\t")
 TIME_NAMES = ("time", "timestamp", "datetime", "date")
 LABEL_NAMES = ("y", "label", "anomaly")
 SAMPLE_ROWS = 10_000  # rows of text the decimal mark is inferred from
-_SNIFF_BYTES = 64 * 1024
+_SNIFF_BYTES = (
+    64 * 1024
+)  # the most bytes a header (line 1) may take: it is read from them
 _OTHER_MARK = {".": ",", ",": "."}
 # dd.mm.yyyy / mm/dd/yy ... with an optional time: the shapes whose day/month order must be inferred
 _DAY_MONTH = re.compile(
@@ -295,6 +297,12 @@ def format_of(
         if encoding is None
         else head.decode(_codec(encoding), errors="replace")
     ).lstrip("\ufeff")
+    if not complete and "\n" not in text:
+        raise RareEventError(
+            f"{path}: the header (line 1) is longer than {_SNIFF_BYTES:,} bytes; "
+            f"rareevent reads headers of at most {_SNIFF_BYTES:,} bytes",
+            hint="drop columns you do not need before exporting, or shorten their names",
+        )
     first_line = text.split("\n", 1)[0].rstrip("\r")
     if not first_line.strip():
         raise RareEventError(

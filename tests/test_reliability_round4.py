@@ -256,3 +256,134 @@ def test_hostile_sensor_names_draw_every_plot_in_chromium(
         assert opened.errors == []  # no script refused by the policy, no parse error
     finally:
         opened.close()
+
+
+# 7. a model's size is bounded before anything is allocated
+
+
+@pytest.fixture(scope="module")
+def pca_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pca run ``runs/p`` on ``d.csv`` (trained once; tests copy it before tampering)."""
+    folder = tmp_path_factory.mktemp("pca")
+    write_base(folder / "d.csv")
+    done = invoke(
+        "train", folder / "d.csv", *PCA, "--runs-dir", folder / "runs", "--name", "p",
+        "-q",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    return folder
+
+
+def tampered(pca_run: Path, tmp_path: Path) -> Path:
+    """A copy of the pca run to damage."""
+    run = tmp_path / "p"
+    shutil.copytree(pca_run / "runs" / "p", run)
+    return run
+
+
+def npy_member(shape: tuple[int, ...], data: bytes, dtype: str = "<f8") -> bytes:
+    """An ``.npy`` file whose header declares ``shape`` but which holds ``data``."""
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": dtype, "fortran_order": False, "shape": shape}
+    )
+    return buffer.getvalue() + data
+
+
+def write_npz(path: Path, members: dict[str, bytes], deflate: bool) -> None:
+    import zipfile
+
+    method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", method) as archive:
+        for name, content in members.items():
+            archive.writestr(f"{name}.npy", content)
+
+
+def score_refused(run: Path, data: Path) -> str:
+    done = invoke("score", data, "--run", run, "--output", run.parent / "o.csv", "-q")
+    assert done.exit_code == 2, done.output
+    assert not (run.parent / "o.csv").exists()
+    return done.output
+
+
+def test_a_model_declaring_gigabytes_is_refused_from_its_header(
+    pca_run: Path, tmp_path: Path
+) -> None:
+    run = tampered(pca_run, tmp_path)
+    write_npz(
+        run / "model.npz",
+        {
+            "mean": npy_member((3,), bytes(24)),
+            "components": npy_member((20000, 20000), bytes(64)),  # 3.2 GB declared
+            "targets": npy_member((3,), bytes(24), "<i8"),
+        },
+        deflate=False,
+    )
+    output = score_refused(run, pca_run / "d.csv")
+    assert "model.npz: the model would take 3,052 MB in memory" in output
+    assert "at most 1,024 MB" in output and "RAREEVENT_MAX_MODEL_MB" in output
+
+
+def test_a_deflated_model_member_is_refused_by_its_ratio(
+    pca_run: Path, tmp_path: Path
+) -> None:
+    run = tampered(pca_run, tmp_path)
+    zeros = bytes(8 * 2000 * 2000)  # 32 MB of zeros: a few KB deflated
+    write_npz(
+        run / "model.npz",
+        {
+            "mean": npy_member((3,), bytes(24)),
+            "components": npy_member((2000, 2000), zeros),
+            "targets": npy_member((3,), bytes(24), "<i8"),
+        },
+        deflate=True,
+    )
+    output = score_refused(run, pca_run / "d.csv")
+    assert "more than 20 times; rareevent stores models uncompressed" in output
+
+
+def test_the_model_limit_can_be_raised_and_is_checked(
+    pca_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rareevent.protocol import check_model_size, max_model_bytes
+
+    assert max_model_bytes() == 1 << 30
+    monkeypatch.setenv("RAREEVENT_MAX_MODEL_MB", "4096")
+    assert max_model_bytes() == 4 << 30
+    check_model_size(Path("m"), 3 << 30)  # raised: a 3 GB model loads
+    monkeypatch.setenv("RAREEVENT_MAX_MODEL_MB", "0")
+    output = score_refused(tampered(pca_run, tmp_path), pca_run / "d.csv")
+    assert "RAREEVENT_MAX_MODEL_MB='0': give a whole number of megabytes" in output
+
+
+def test_a_keras_model_is_bounded_by_its_parameters_and_its_file(
+    tmp_path: Path,
+) -> None:
+    import h5py
+
+    from rareevent.errors import RareEventError
+    from rareevent.model import KerasModel
+    from rareevent.protocol import ModelConfig
+
+    path = tmp_path / KerasModel.file
+    with h5py.File(path, "w") as fh:
+        fh.create_dataset("w", data=np.zeros((4000, 4000)), compression="gzip")
+    huge = ModelConfig("ae", 5, 20000, tuple(range(20000)), units=(4096, 4096))
+    with pytest.raises(RareEventError, match="MB in memory; rareevent loads models"):
+        KerasModel.load(tmp_path, huge)  # refused before Keras builds it
+    small = ModelConfig("ae", 5, 3, (0, 1, 2), units=(4, 2))
+    with pytest.raises(RareEventError, match="expand to 128,000,000, more than 20"):
+        KerasModel.load(tmp_path, small)
+
+
+def test_a_header_over_64_kib_is_refused_not_cut(tmp_path: Path) -> None:
+    names = [f"sensor_with_a_long_tag_name_{i:05d}" for i in range(2500)]  # ~85 KB
+    path = tmp_path / "wide.csv"
+    rows = ",".join(["t", *names]) + "\n" + ",".join(["1", *["0.5"] * 2500]) + "\n"
+    path.write_text(rows * 1, encoding="utf-8")
+    done = invoke("train", path, *PCA, "--runs-dir", tmp_path / "runs", "-q")
+    assert done.exit_code == 2
+    assert "wide.csv: the header (line 1) is longer than 65,536 bytes" in done.output
+    assert not (tmp_path / "runs").exists()
