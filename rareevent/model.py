@@ -396,7 +396,10 @@ def build_model(
 
 
 def parameter_count(config: ModelConfig) -> int:
-    """The number of weights :func:`build_model` makes for ``config`` (the diagrams above), without building it."""
+    """The number of weights :func:`build_model` makes for ``config``, without building it.
+
+    It follows the diagrams at the top of this module.
+    """
     u1, u2 = config.units
     n_out = len(config.targets)
 

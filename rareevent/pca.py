@@ -170,7 +170,7 @@ class PCAModel:
 def _check_expansion(
     path: Path, data: Any, headers: dict[str, tuple[tuple[int, ...], np.dtype]]
 ) -> None:
-    """Refuse arrays whose headers declare more than the model size limit, or far more than the archive stores.
+    """Refuse arrays declaring more than the model size limit, or far more than stored.
 
     A header's shape is what ``numpy`` allocates before reading a byte of
     the array: it is checked first, whatever ``detector.json`` says.

@@ -29,7 +29,7 @@ MAX_EXPANSION = 20
 
 
 def max_model_bytes() -> int:
-    """The most bytes a saved model's arrays may take in memory: 1 GiB, or ``RAREEVENT_MAX_MODEL_MB``."""
+    """The most bytes a saved model may take in memory: 1 GiB, or ``RAREEVENT_MAX_MODEL_MB``."""
     text = os.environ.get(MODEL_LIMIT_VARIABLE, "").strip()
     if not text:
         return DEFAULT_MAX_MODEL_MB << 20
