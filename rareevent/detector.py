@@ -1139,6 +1139,7 @@ FITTED: dict[str, _Field] = {
             and set(v) == {"mean", "scale"}
             and _numbers(v["mean"], _n(f))
             and _numbers(v["scale"], _n(f), positive=True)
+            and scaling.plausible_scale(v["mean"], v["scale"])
         ),
         encode=lambda scaler: {
             "mean": scaler.mean_.tolist(),
@@ -1153,7 +1154,9 @@ FITTED: dict[str, _Field] = {
         encode=_float32s,
         decode=lambda v: np.asarray(v, np.float32),
     ),
-    "threshold_": _Field(lambda v, f: _is_number(v), encode=float),
+    "threshold_": _Field(
+        lambda v, f: _is_number(v) and v >= 0, encode=float
+    ),  # window scores are errors, never below 0
     "threshold_strategy_": _Field(lambda v, f: _strategy_ok(v)),
     "validation_scores_": _Field(
         lambda v, f: isinstance(v, list) and _float32s_ok(v, len(v)),

@@ -40,6 +40,7 @@ from rareevent.options import (
     InputSpec,
     ReadOptions,
     check_encoding,
+    check_time_format,
     check_tz,
 )
 
@@ -184,7 +185,7 @@ def reading_record_ok(value: Any) -> bool:
     return bool(
         value["decimal"] in DECIMAL_MARKS
         and isinstance(value["decimal_settled"], bool)
-        and (value["time_format"] is None or isinstance(value["time_format"], str))
+        and (value["time_format"] is None or _is_time_format(value["time_format"]))
         and (value["time_unit"] is None or value["time_unit"] in TIME_UNITS)
         and value["date_order"] in (None, "day-first", "month-first")
         and isinstance(value["date_order_assumed"], bool)
@@ -192,6 +193,17 @@ def reading_record_ok(value: Any) -> bool:
         and isinstance(value.get("encoding", "utf-8"), str)
         and _is_encoding(value.get("encoding", "utf-8"))
     )
+
+
+def _is_time_format(value: Any) -> bool:
+    """Whether ``value`` is a time format that writes and reads back a time, as ``--time-format`` must."""
+    if not isinstance(value, str):
+        return False
+    try:
+        check_time_format(value)
+    except RareEventError:
+        return False
+    return True
 
 
 def _is_tz(value: Any) -> bool:

@@ -434,7 +434,7 @@ def _check_weights_file(path: Path, config: ModelConfig) -> None:
             )
     except Exception as exc:  # h5py raises many types for a damaged file
         raise RareEventError(
-            f"{path}: not a readable weights file ({type(exc).__name__})",
+            f"{path}: not the weights of this {config.arch!r} model ({type(exc).__name__})",
             hint="retrain the run",
         ) from None
     check_model_size(path, sum(declared), path.stat().st_size)

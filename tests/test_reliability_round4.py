@@ -387,3 +387,74 @@ def test_a_header_over_64_kib_is_refused_not_cut(tmp_path: Path) -> None:
     assert done.exit_code == 2
     assert "wide.csv: the header (line 1) is longer than 65,536 bytes" in done.output
     assert not (tmp_path / "runs").exists()
+
+
+# 8 and 5. tampered values in detector.json and run.json are refused
+
+
+def edit_json(path: Path, change) -> None:  # noqa: ANN001 - a function of the dict
+    content = json.loads(path.read_text(encoding="utf-8"))
+    change(content)
+    path.write_text(json.dumps(content), encoding="utf-8")
+
+
+def one_error(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), output
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("scaler_", {"scale": [1e-320, 1, 1]}), ("threshold_", -1.0)],
+)
+def test_tampered_detector_values_are_refused(
+    pca_run: Path, tmp_path: Path, field: str, value: object
+) -> None:
+    run = tampered(pca_run, tmp_path)
+
+    def change(content: dict) -> None:
+        if isinstance(value, dict):
+            content["fitted"][field].update(value)
+        else:
+            content["fitted"][field] = value
+
+    edit_json(run / "detector.json", change)
+    line = one_error(score_refused(run, pca_run / "d.csv"))
+    assert "detector.json" in line and field in line
+
+
+@pytest.mark.parametrize(
+    "command", [["score", "{data}", "--run", "{run}"], ["report", "{run}", "--html", "{out}"],
+                ["update", "{run}", "{data}", "--runs-dir", "{runs}", "--name", "u"]],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "value"), [(("valid_frac",), 2), (("reading", "time_format"), "%Q")]
+)
+def test_tampered_run_values_are_refused_by_every_command(
+    pca_run: Path, tmp_path: Path, command: list[str], path: tuple[str, ...],
+    value: object,
+) -> None:  # fmt: skip
+    if "report" in command:
+        pytest.importorskip("plotly")
+    run = tampered(pca_run, tmp_path)
+
+    def change(content: dict) -> None:
+        target = content
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    edit_json(run / "run.json", change)
+    args = [
+        part.format(
+            data=pca_run / "d.csv", run=run, out=tmp_path / "r.html",
+            runs=tmp_path / "runs",
+        )
+        for part in command
+    ]  # fmt: skip
+    done = invoke(*args)
+    assert done.exit_code == 2, done.output
+    line = one_error(done.output)
+    assert "run.json" in line and path[0] in line
+    assert not (tmp_path / "r.html").exists() and not (tmp_path / "runs").exists()
