@@ -294,6 +294,14 @@ def format_of(
     """The delimiter and header of a CSV from its first bytes ``head`` (``complete``: the whole file), checked."""
     if not head.strip():
         raise RareEventError(f"{path}: file is empty")
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
+        b"\x00" in head[:2]
+        and head[1::2].count(0) + head[::2].count(0) >= len(head) // 3
+    ):  # a BOM, or ASCII text with a zero byte beside every character
+        raise RareEventError(
+            f"{path}: is UTF-16 (or UTF-32) text; rareevent reads UTF-8 and 8-bit encodings",
+            hint="convert it to UTF-8 first: iconv -f UTF-16 -t UTF-8 FILE.csv > FILE-utf8.csv",
+        )
     if b"\x00" in head:
         raise RareEventError(f"{path}: looks like a binary file, not CSV text")
     encoding = check_encoding(encoding) if encoding else None

@@ -458,3 +458,39 @@ def test_tampered_run_values_are_refused_by_every_command(
     line = one_error(done.output)
     assert "run.json" in line and path[0] in line
     assert not (tmp_path / "r.html").exists() and not (tmp_path / "runs").exists()
+
+
+# 4. --encoding takes text encodings only; UTF-16 is refused with the fix
+
+
+@pytest.fixture(scope="module")
+def data_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_base(tmp_path_factory.mktemp("data") / "d.csv")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "rot13", "base64", "hex", "idna"])
+def test_encodings_that_cannot_read_a_csv_are_refused_by_name(
+    data_csv: Path, tmp_path: Path, encoding: str
+) -> None:
+    done = invoke(
+        "train", data_csv, *PCA, "--encoding", encoding, "--runs-dir", tmp_path / "r"
+    )
+    assert done.exit_code == 2
+    line = one_error(done.output)
+    assert f"encoding '{encoding}'" in line
+    hint = "iconv -f UTF-16 -t UTF-8" if encoding == "utf-16" else "use utf-8"
+    assert hint in line
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le"])
+def test_a_utf16_file_is_refused_with_the_fix(
+    data_csv: Path, tmp_path: Path, codec: str
+) -> None:
+    path = tmp_path / "u16.csv"
+    path.write_bytes(data_csv.read_text(encoding="utf-8").encode(codec))
+    done = invoke("train", path, *PCA, "--runs-dir", tmp_path / "r")
+    assert done.exit_code == 2
+    line = one_error(done.output)
+    assert "u16.csv: is UTF-16 (or UTF-32) text" in line
+    assert "iconv -f UTF-16 -t UTF-8" in line
