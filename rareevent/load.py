@@ -305,6 +305,8 @@ def format_of(
     if b"\x00" in head:
         raise RareEventError(f"{path}: looks like a binary file, not CSV text")
     encoding = check_encoding(encoding) if encoding else None
+    if encoding is not None and encoding not in ("utf-8", "utf-8-sig"):
+        encoding = _utf8_over(path, head, complete, encoding)
     if (
         encoding is None
         and fallback
@@ -361,6 +363,34 @@ def format_of(
         counted=counted,
         encoding=encoding or "utf-8",
     )
+
+
+def _utf8_over(path: Path, head: bytes, complete: bool, encoding: str) -> str | None:
+    """``encoding`` for a file it was named for, or None (UTF-8) when the bytes say UTF-8.
+
+    Text that is not ASCII is almost never valid UTF-8 by chance: when the
+    first bytes are, they are read as UTF-8, with a warning, instead of as
+    ``StÃ¶rung`` in cp1252. When only the header is, the file mixes two
+    encodings, and is refused.
+    """
+    first = head.split(b"\n", 1)[0]
+    if first.isascii() and head.isascii():
+        return encoding
+    as_named = first.decode(encoding, errors="replace").strip()[:40]
+    if _is_utf8(head, complete):
+        warnings.warn(
+            f"{path}: the file is UTF-8 text, read as UTF-8 and not as {encoding} "
+            f"(line 1 would read {as_named!r})",
+            stacklevel=2,
+        )
+        return None
+    if not first.isascii() and _is_utf8(first, True):
+        raise RareEventError(
+            f"{path}: line 1 is UTF-8 text ({as_named!r} as {encoding}), but later bytes "
+            f"are not UTF-8: the file mixes encodings",
+            hint="re-export the file in one encoding",
+        )
+    return encoding
 
 
 def _is_utf8(data: bytes, complete: bool) -> bool:

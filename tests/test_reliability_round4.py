@@ -494,3 +494,45 @@ def test_a_utf16_file_is_refused_with_the_fix(
     line = one_error(done.output)
     assert "u16.csv: is UTF-16 (or UTF-32) text" in line
     assert "iconv -f UTF-16 -t UTF-8" in line
+
+
+# 11. a wrong --encoding on a UTF-8 file is not taken silently
+
+UMLAUT = {"s2": "Störung_m³"}
+
+
+def test_a_utf8_file_named_cp1252_is_read_as_utf8_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "u8.csv"
+    synthetic_frame(400, events=(100, 260, 350)).rename(columns=UMLAUT).to_csv(
+        path, index=False, float_format="%.5f"
+    )
+    runs = tmp_path / "runs"
+    done = invoke(
+        "train", path, *PCA, "--encoding", "cp1252", "--runs-dir", runs, "--name", "u"
+    )
+    assert done.exit_code == 0, done.output
+    assert "warning: " in done.output and "read as UTF-8 and not as cp1252" in done.output
+    assert "StÃ¶rung_mÂ³" in done.output  # what cp1252 would have made of the name
+    detector = json.loads((runs / "u" / "detector.json").read_text(encoding="utf-8"))
+    assert "Störung_m³" in detector["fitted"]["feature_names_in_"]
+    done = invoke("score", path, "--run", runs / "u", "--output", tmp_path / "o.csv")
+    assert done.exit_code == 0, done.output  # the run scores its own training file
+
+
+def test_a_file_with_a_utf8_header_and_other_bytes_later_is_refused(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "mix.csv"
+    synthetic_frame(400, events=(100, 260, 350)).rename(columns=UMLAUT).to_csv(
+        path, index=False, float_format="%.5f"
+    )
+    with open(path, "ab") as fh:
+        fh.write(b"2026-01-02 00:00:00,1,2,3,0\n# K\xf6ln\n")  # a cp1252 byte
+    done = invoke(
+        "train", path, *PCA, "--encoding", "cp1252", "--runs-dir", tmp_path / "runs"
+    )
+    assert done.exit_code == 2
+    line = one_error(done.output)
+    assert "mix.csv: line 1 is UTF-8 text" in line and "mixes encodings" in line
