@@ -50,10 +50,14 @@ class CsvTail:
     """
 
     def __init__(
-        self, path: Path | None, settle: Any, stream: IO[bytes] | None = None
+        self,
+        path: Path | None,
+        settle: Any,
+        stream: IO[bytes] | None = None,
+        name: str = "<stdin>",
     ) -> None:
         self.path, self.stream, self.settle = path, stream, settle
-        self.name = str(path) if path is not None else "<stdin>"
+        self.name = str(path) if path is not None else name
         self.fmt: CsvFormat | None = None
         self.columns: Columns | None = None
         self.reading: Reading | None = None
@@ -215,15 +219,17 @@ def score_pipe(
     detector: RareEventDetector,
     spec: ScoreSpec | None = None,
     sink: WindowSink | None = None,
+    name: str = "<stdin>",
 ) -> ScoreResult:
-    """Score a CSV read from a pipe (``score -``) as ``score_csv`` scores a file.
+    """Score a CSV read from a pipe (``score -``, a FIFO) as ``score_csv`` scores a file.
 
-    The reading is settled from the first :data:`READ_BYTES` of the pipe
-    (a file's from its first rows and, for the day/month order, its whole
-    time column); errors name ``<stdin>`` and the line.
+    The pipe is read once, from start to end. The reading is settled from
+    the first :data:`READ_BYTES` of the pipe (a file's from its first rows
+    and, for the day/month order, its whole time column); errors name
+    ``name`` and the line.
     """
-    scorer = StreamScorer(detector, record, "<stdin>", spec, batch=PREDICT_BATCH)
-    tail = CsvTail(None, scorer.settle, stream)
+    scorer = StreamScorer(detector, record, name, spec, batch=PREDICT_BATCH)
+    tail = CsvTail(None, scorer.settle, stream, name)
 
     def frames() -> Iterator[pd.DataFrame]:
         for frame in tail.frames():

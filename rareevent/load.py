@@ -23,7 +23,9 @@ import csv
 import hashlib
 import io
 import itertools
+import os
 import re
+import stat
 import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -255,6 +257,25 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def is_pipe(path: str | Path) -> bool:
+    """Whether ``path`` is a pipe (a FIFO, ``<(...)``) or a device: what can be read only once."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def check_not_pipe(path: Path) -> None:
+    """Refuse a pipe where the input is read more than once."""
+    if is_pipe(path):
+        raise RareEventError(
+            f"{path}: is a pipe, which can be read only once; this command reads its "
+            "input more than once",
+            hint="save the data to a file first (rareevent score reads a pipe as it comes)",
+        )
+
+
 def sniff(
     path: str | Path, encoding: str | None = None, fallback: str | None = None
 ) -> CsvFormat:
@@ -269,6 +290,7 @@ def sniff(
         raise RareEventError(f"{path}: file not found")
     if path.is_dir():
         raise RareEventError(f"{path}: is a folder, not a CSV file")
+    check_not_pipe(path)
     try:
         with open(path, "rb") as fh:
             head = fh.read(_SNIFF_BYTES)

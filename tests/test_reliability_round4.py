@@ -536,3 +536,80 @@ def test_a_file_with_a_utf8_header_and_other_bytes_later_is_refused(
     assert done.exit_code == 2
     line = one_error(done.output)
     assert "mix.csv: line 1 is UTF-8 text" in line and "mixes encodings" in line
+
+
+# 6. a pipe is read once
+
+
+def invoke_within(seconds: int, *args: object):  # noqa: ANN201 - a typer Result
+    """``invoke``, failing the test instead of hanging after ``seconds``."""
+    import signal
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        return invoke(*args)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def fifo_with(tmp_path: Path, data: Path) -> Path:
+    """A FIFO that a thread fills with ``data`` once a reader opens it."""
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with open(fifo, "wb") as fh:  # blocks until the reader opens the FIFO
+            fh.write(data.read_bytes())
+
+    threading.Thread(target=write, daemon=True).start()
+    return fifo
+
+
+def test_score_reads_a_fifo_once_and_scores_it_as_the_file(
+    pca_run: Path, tmp_path: Path
+) -> None:
+    run = pca_run / "runs" / "p"
+    fifo = fifo_with(tmp_path, pca_run / "d.csv")
+    done = invoke_within(
+        60, "score", fifo, "--run", run, "--output", tmp_path / "pipe.json"
+    )  # read twice, the second open would wait for a writer forever
+    assert done.exit_code == 0, done.output
+    done = invoke("score", pca_run / "d.csv", "--run", run, "--output", tmp_path / "f.json")
+    assert done.exit_code == 0, done.output
+    piped = json.loads((tmp_path / "pipe.json").read_text())
+    direct = json.loads((tmp_path / "f.json").read_text())
+    assert len(piped["windows"]) == 398
+    assert piped["windows"] == direct["windows"] and piped["alarms"] == direct["alarms"]
+
+
+def test_train_refuses_a_pipe_with_the_fix(pca_run: Path, tmp_path: Path) -> None:
+    fifo = fifo_with(tmp_path, pca_run / "d.csv")
+    done = invoke("train", fifo, *PCA, "--runs-dir", tmp_path / "runs")
+    assert done.exit_code == 2
+    line = one_error(done.output)
+    assert "pipe.csv: is a pipe, which can be read only once" in line
+    assert "save the data to a file first" in line
+    assert not (tmp_path / "runs").exists()
+    with open(fifo, "rb") as fh:  # let the writer thread finish
+        fh.read()
+
+
+@pytest.mark.slow
+def test_process_substitution_is_scored_not_called_empty(
+    pca_run: Path, tmp_path: Path
+) -> None:
+    run = pca_run / "runs" / "p"
+    done = subprocess.run(
+        ["bash", "-c", f'"{RAREEVENT}" score <(cat d.csv) --run "{run}" -q --output o.csv'],
+        cwd=pca_run, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_csv(pca_run / "o.csv")) == 398
