@@ -52,6 +52,7 @@ from rareevent.model import (
 from rareevent.options import SplitSpec
 from rareevent.pca import PCAModel
 from rareevent.protocol import (
+    MAX_SPAN,
     FitOptions,
     ModelConfig,
     ReconstructionModel,
@@ -62,7 +63,6 @@ from rareevent.threshold import check_labels, choose_threshold, parse_strategy
 
 SCORE_KINDS = ("mean", "last")
 CONTEXT_RULES = ("auto", "none")
-MAX_SPAN = 100_000  # the most rows lookback, lead and smooth may span; a saved detector is checked against the same bounds
 MAX_MARGIN = 1000.0
 MAX_SEED = 2**32 - 1  # numpy's seeds
 MAX_BATCH_SIZE = (

@@ -838,8 +838,15 @@ def run_report(folder: Path, record: RunView, detector: Any) -> ReportInput:
 
     source = Path(record.input_file or "")
     if not record.input_file or not source.is_file():
+        what = (
+            "is not there any more"
+            if not record.input_file or not source.exists()
+            else "is now a folder"
+            if source.is_dir()
+            else "is now a pipe or a device, not a file"
+        )
         raise RareEventError(
-            f"{folder}: the run's input file {source} is not there any more",
+            f"{folder}: the run's input file {source} {what}",
             hint="score a file with `rareevent score DATA --run RUN --html FILE.html`",
         )
     if record.input_sha256 and file_sha256(source) != record.input_sha256:

@@ -946,6 +946,7 @@ def _times(
         name,
         lines,
         previous,
+        reading.tz,
     )
 
 
@@ -1108,9 +1109,18 @@ def _first_pass(
 
 
 def _check_order(
-    values: np.ndarray, path: Path, name: str, lines: _Lines, previous: object | None
+    values: np.ndarray,
+    path: Path,
+    name: str,
+    lines: _Lines,
+    previous: object | None,
+    tz: str | None = None,
 ) -> np.ndarray:
-    """``values`` when they increase strictly (from ``previous`` on); else the error naming the first line out of order."""
+    """``values`` when they increase strictly (from ``previous`` on); else the error naming the first line out of order.
+
+    ``tz`` is the zone the times were read in (``--tz``): a step back of up
+    to an hour then hints at another zone, not at passing one.
+    """
     order = (
         values
         if previous is None
@@ -1132,7 +1142,13 @@ def _check_order(
             1, "h"
         ) <= steps[step] <= np.timedelta64(0, "h"):
             hint = (
-                "if the times are local, this may be the autumn clock change repeating an hour: pass `tz=ZONE` (like Europe/Berlin); else "
+                "if the times are local, this may be the autumn clock change repeating an hour: "
+                + (
+                    f"the times were read as {tz}; is that the zone the file was written in? "
+                    if tz
+                    else "pass `tz=ZONE` (like Europe/Berlin); "
+                )
+                + "else "
                 + hint
             )
         raise RareEventError(

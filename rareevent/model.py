@@ -69,6 +69,7 @@ from rareevent.backend import configured_backend, stand_in
 from rareevent.errors import RareEventError
 from rareevent.pca import PCA_VARIANCE, PCAModel
 from rareevent.protocol import (
+    MAX_SPAN,
     FitOptions,
     FitReport,
     ModelConfig,
@@ -301,6 +302,12 @@ def check_model_options(
     if not (_is_count(horizon) and horizon >= 1):
         raise RareEventError(
             f"horizon must be at least 1, got {horizon}", param="horizon"
+        )
+    if horizon >= MAX_SPAN:
+        raise RareEventError(
+            f"horizon must be below {MAX_SPAN} (a forecast window spans at most {MAX_SPAN} "
+            f"rows, and keeps one to forecast from), got {horizon}",
+            param="horizon",
         )
     if ARCHITECTURES[arch].forecasts and _is_count(lookback) and lookback <= horizon:
         raise RareEventError(

@@ -19,6 +19,9 @@ import numpy as np
 
 from rareevent.errors import RareEventError
 
+# the most rows lookback, horizon, lead and smooth may span; a saved detector is checked against
+# the same bounds
+MAX_SPAN = 100_000
 MODEL_LIMIT_VARIABLE = "RAREEVENT_MAX_MODEL_MB"
 DEFAULT_MAX_MODEL_MB = (
     1024  # the largest model a run folder may hold, as arrays in memory

@@ -27,7 +27,7 @@ def summarize(folder: Path, record: RunView) -> dict[str, Any]:
     scored = metrics.get(part) or {}
     saved = record.to_json()  # the baseline and series as run.json holds them
     return {
-        "name": record.name,
+        "name": folder.name,  # what the user calls the run (run.json keeps the name it was trained as)
         "folder": str(folder),
         "parent": record.parent.name if record.parent else None,
         "created": record.created,

@@ -613,3 +613,78 @@ def test_process_substitution_is_scored_not_called_empty(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert len(pd.read_csv(pca_run / "o.csv")) == 398
+
+
+# 12. messages say what happened
+
+
+def test_a_huge_horizon_is_named_not_a_lookback_over_the_maximum(
+    data_csv: Path, tmp_path: Path
+) -> None:
+    done = invoke(
+        "train", data_csv, "--arch", "forecast", "--horizon", "99999999",
+        "--runs-dir", tmp_path / "runs",
+    )  # fmt: skip
+    assert done.exit_code == 2
+    line = one_error(done.output)
+    assert "--horizon must be below 100000" in line and "99999999" in line
+    assert "--lookback" not in line
+
+
+def test_html_from_stdin_does_not_mention_follow(
+    pca_run: Path, tmp_path: Path
+) -> None:
+    done = CliRunner().invoke(
+        app,
+        ["score", "-", "--run", str(pca_run / "runs" / "p"), "--html", str(tmp_path / "x.html")],
+        input=(pca_run / "d.csv").read_text(),
+    )  # fmt: skip
+    assert done.exit_code == 2
+    line = one_error(done.output)
+    assert "--follow" not in line and "not standard input" in line
+
+
+def test_a_step_back_under_a_given_zone_does_not_ask_for_a_zone(tmp_path: Path) -> None:
+    times = pd.date_range(
+        "2025-10-26 00:00", "2025-10-26 05:00", freq="15min", tz="Europe/Berlin"
+    )  # the autumn change: 02:00-02:45 twice in local time
+    frame = synthetic_frame(len(times))
+    frame["timestamp"] = times.strftime("%Y-%m-%d %H:%M:%S")
+    frame.to_csv(tmp_path / "berlin.csv", index=False, float_format="%.5f")
+    args = ("train", tmp_path / "berlin.csv", *PCA, "--runs-dir", tmp_path / "runs")
+    plain = one_error(invoke(*args).output)
+    assert "pass --tz ZONE" in plain  # without --tz the hint names the option
+    done = invoke(*args, "--tz", "EST5EDT")
+    assert done.exit_code == 2
+    line = one_error(done.output)
+    assert "goes backwards" in line and "read as EST5EDT" in line
+    assert "pass --tz" not in line
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_report_html_names_what_is_at_the_input_path(
+    pca_run: Path, tmp_path: Path, kind: str
+) -> None:
+    import os
+
+    pytest.importorskip("plotly")
+    data = tmp_path / "d.csv"
+    shutil.copy(pca_run / "d.csv", data)
+    done = invoke("train", data, *PCA, "--runs-dir", tmp_path / "runs", "--name", "r")
+    assert done.exit_code == 0, done.output
+    data.unlink()
+    data.mkdir() if kind == "folder" else os.mkfifo(data)
+    done = invoke("report", tmp_path / "runs" / "r", "--html", tmp_path / "r.html")
+    assert done.exit_code == 2
+    line = one_error(done.output)
+    what = "is now a folder" if kind == "folder" else "is now a pipe or a device"
+    assert f"input file {data} {what}" in line
+
+
+def test_report_shows_the_folder_name_of_a_renamed_run(
+    pca_run: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(pca_run / "runs" / "p", tmp_path / "renamed")
+    done = invoke("report", tmp_path / "renamed", "--json")
+    assert done.exit_code == 0, done.output
+    assert [row["name"] for row in json.loads(done.stdout)["runs"]] == ["renamed"]
