@@ -198,7 +198,7 @@ def reading_record_ok(value: Any) -> bool:
 
 
 def _is_time_format(value: Any) -> bool:
-    """Whether ``value`` is a time format that writes and reads back a time, as ``--time-format`` must."""
+    """Whether ``value`` writes and reads back a time, as ``--time-format`` must."""
     if not isinstance(value, str):
         return False
     try:
@@ -1116,7 +1116,9 @@ def _check_order(
     previous: object | None,
     tz: str | None = None,
 ) -> np.ndarray:
-    """``values`` when they increase strictly (from ``previous`` on); else the error naming the first line out of order.
+    """``values`` when they increase strictly (from ``previous`` on), else the error.
+
+    The error names the first line out of order.
 
     ``tz`` is the zone the times were read in (``--tz``): a step back of up
     to an hour then hints at another zone, not at passing one.
