@@ -183,6 +183,21 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         tags.classifier_tags = ClassifierTags(multi_class=False)
         return tags
 
+    def check_masking(self) -> None:
+        """Refuse ``mask_rate`` on an architecture that does not train with hidden sensors.
+
+        Checked before training only: a run saved with such a setting (it
+        was ignored) still loads.
+        """
+        if self.mask_rate and not ARCHITECTURES[self.arch].reads_masks:
+            readers = [name for name, spec in ARCHITECTURES.items() if spec.reads_masks]
+            raise RareEventError(
+                f"mask_rate {self.mask_rate:g} applies to {' and '.join(readers)} only; "
+                f"the {str(getattr(self.arch, 'value', self.arch))!r} model would ignore it",
+                hint="leave `mask_rate` out, or choose one of those architectures",
+                param="mask_rate",
+            )
+
     def check_params(self) -> None:
         """Refuse bad parameters (types included) before any data is read or any model built."""
         check_model_options(
@@ -366,6 +381,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         the end of ``starts_*`` continue its last segment).
         """
         self.check_params()
+        self.check_masking()
         for name in ROW_RESULTS:  # of the data an earlier fit was given
             self.__dict__.pop(name, None)
         strategy = parse_strategy(
@@ -782,7 +798,24 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
                 raise RareEventError(
                     f"X lacks the feature column(s) {', '.join(missing)} the detector was fitted on"
                 )
+            fitted = set(self.feature_names_in_)
+            extra = [name for name in by_name if name not in fitted]
+            if (
+                extra
+            ):  # scikit-learn refuses them too: a column read by mistake, or renamed
+                raise RareEventError(
+                    f"X has column(s) {', '.join(map(repr, extra))[:80]} the detector was not "
+                    "fitted on",
+                    hint="pass X[detector.feature_names_in_]",
+                )
             X = X[[by_name[name] for name in self.feature_names_in_]]
+        elif self._fitted_on_names():
+            warnings.warn(
+                "X is an array, but the detector was fitted on named columns: its columns "
+                f"are taken as {', '.join(self.feature_names_in_)[:80]}, in this order",
+                UserWarning,
+                stacklevel=3,
+            )
         rows = _as_rows(X, "X")
         if rows.shape[1] != self.n_features_in_:
             raise RareEventError(
@@ -793,6 +826,12 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
                 f"X has {len(rows)} rows, fewer than one window of lookback {self.lookback}"
             )
         return rows
+
+    def _fitted_on_names(self) -> bool:
+        """Whether ``fit`` was given named columns (a DataFrame), not an array (``x0``, ``x1``, ...)."""
+        return list(self.feature_names_in_) != [
+            f"x{j}" for j in range(len(self.feature_names_in_))
+        ]
 
     def encode(self, X: np.ndarray) -> np.ndarray:
         """The encoded vector (length ``units[1]``) of every window; architectures with a bottleneck only."""

@@ -17,7 +17,7 @@ from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, Reading, SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
-from rareevent.model import versions
+from rareevent.model import ARCHITECTURES, versions
 from rareevent.options import InputSpec, SplitSpec, TrainSpec
 from rareevent.record import FORMAT_VERSION, Baseline, Parent, RunRecord
 from rareevent.runs import (
@@ -96,6 +96,8 @@ def train(
 def check_options(detector: RareEventDetector, name: str | None) -> str:
     """Check the detector's parameters and the run's name before any file is read (``train``, ``update``, a fleet, Spark); the name."""
     detector.check_params()
+    if detector.arch in ARCHITECTURES:  # --arch auto: each candidate checks its own
+        detector.check_masking()
     name = name or default_run_name(detector.arch)
     check_run_name(name)
     return name
@@ -201,8 +203,14 @@ def _unnamed_flags(
 
 def _as_arch(detector: RareEventDetector, arch: str) -> RareEventDetector:
     """An unfitted detector with ``detector``'s parameters and another architecture (the baseline, a candidate)."""
+    masks = ARCHITECTURES[arch].reads_masks  # the pca baseline hides no sensor
     return RareEventDetector(
-        **{**detector.get_params(), "arch": arch, "warm_start": False}
+        **{
+            **detector.get_params(),
+            "arch": arch,
+            "warm_start": False,
+            "mask_rate": detector.mask_rate if masks else 0.0,
+        }
     )
 
 

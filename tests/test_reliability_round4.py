@@ -688,3 +688,71 @@ def test_report_shows_the_folder_name_of_a_renamed_run(
     done = invoke("report", tmp_path / "renamed", "--json")
     assert done.exit_code == 0, done.output
     assert [row["name"] for row in json.loads(done.stdout)["runs"]] == ["renamed"]
+
+
+# 13. the Python API: columns, --mask-rate, constant sensors
+
+
+@pytest.fixture(scope="module")
+def pca_detector():  # noqa: ANN201 - a fitted RareEventDetector
+    from rareevent.detector import RareEventDetector
+
+    frame = synthetic_frame(400)
+    return RareEventDetector(arch="pca", lookback=3).fit(frame[["s1", "s2", "s3"]])
+
+
+def test_extra_columns_are_refused_and_an_array_is_warned_about(
+    pca_detector,  # noqa: ANN001
+) -> None:
+    from rareevent.errors import RareEventError
+
+    frame = synthetic_frame(400)
+    with pytest.raises(RareEventError, match=r"X has column\(s\) 'label'.*not fitted"):
+        pca_detector.decision_function(frame[["s1", "s2", "s3", "label"]])
+    shuffled = frame[["s3", "s1", "s2"]]  # by name: the order does not matter
+    expected = pca_detector.decision_function(frame[["s1", "s2", "s3"]])
+    np.testing.assert_array_equal(pca_detector.decision_function(shuffled), expected)
+    with pytest.warns(UserWarning, match="taken as s1, s2, s3, in this order"):
+        pca_detector.decision_function(shuffled.to_numpy())
+
+
+@pytest.mark.parametrize("arch", ["pca", "forecast"])
+def test_mask_rate_on_an_architecture_without_masking_is_refused(
+    data_csv: Path, tmp_path: Path, arch: str
+) -> None:
+    done = invoke(
+        "train", data_csv, "--arch", arch, "--mask-rate", "0.2",
+        "--runs-dir", tmp_path / "runs",
+    )  # fmt: skip
+    assert done.exit_code == 2
+    line = one_error(done.output)
+    assert f"--mask-rate 0.2 applies to ae and plain only; the '{arch}' model" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_api_refuses_mask_rate_for_pca_but_ae_keeps_a_pca_baseline() -> None:
+    from rareevent.detector import RareEventDetector
+    from rareevent.errors import RareEventError
+    from rareevent.training import _as_arch
+
+    frame = synthetic_frame(300)[["s1", "s2", "s3"]]
+    with pytest.raises(RareEventError, match="mask_rate 0.2 applies to ae and plain"):
+        RareEventDetector(arch="pca", lookback=3, mask_rate=0.2).fit(frame)
+    masked = RareEventDetector(arch="ae", lookback=3, mask_rate=0.2)
+    assert _as_arch(masked, "pca").mask_rate == 0.0  # its baseline hides nothing
+    assert _as_arch(masked, "plain").mask_rate == 0.2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["pca", "ae"])
+def test_constant_sensors_flag_no_window_of_unchanged_data(arch: str) -> None:
+    from rareevent.detector import RareEventDetector
+
+    frame = pd.DataFrame({"s1": [1.5] * 300, "s2": [2.0] * 300, "s3": [3.0] * 300})
+    settings = {"units": "auto", "epochs": 2, "batch_size": 64} if arch == "ae" else {}
+    detector = RareEventDetector(arch=arch, lookback=3, seed=0, **settings).fit(frame)
+    assert detector.predict(frame)[2:].sum() == 0  # was: every window flagged
+    changed = frame.copy()
+    changed.loc[200:205, "s2"] = 9.0
+    flags = detector.predict(changed)
+    assert flags[200:208].sum() > 0 and flags[2:195].sum() == 0
