@@ -1182,6 +1182,59 @@ def _epoch_times(
     return pd.to_datetime(pd.Series(values), unit=unit).to_numpy(dtype="datetime64[ns]")
 
 
+@dataclass(frozen=True)
+class TimeKind:
+    """Whether the first time of a file carries a UTC offset, and that time's text."""
+
+    aware: bool
+    text: str
+
+
+def check_time_kind(
+    frame: pd.DataFrame,
+    fmt: CsvFormat,
+    name: str,
+    reading: Reading,
+    first: TimeKind | None,
+) -> TimeKind | None:
+    """The kind of the file's first time (``first``, else this frame's), checked on every time of ``frame``.
+
+    A frame is one chunk of a file, or rows appended to a followed file:
+    each is checked against the file's first time, so that the same file
+    is refused whatever its chunk size (a per-chunk check would take a
+    chunk that starts with naive times as naive). As within one frame, it
+    holds only for ISO times without ``--tz`` (see :func:`_check_offsets`).
+    """
+    series = frame[name]
+    if (
+        reading.time_format is not None
+        or reading.tz is not None
+        or (
+            not pd.api.types.is_object_dtype(series)
+            and not pd.api.types.is_string_dtype(series)
+        )
+    ):
+        return first
+    present = series.notna().to_numpy()
+    if not present.any():
+        return first
+    aware = series.astype(str).str.contains(_UTC_OFFSET).to_numpy() & present
+    if first is None:
+        at = int(present.argmax())
+        first = TimeKind(bool(aware[at]), str(series.iloc[at]))
+    differs = present & (aware != first.aware)
+    if differs.any():
+        row = int(differs.argmax())
+        lines = _Lines(fmt, frame.index.to_numpy(dtype=np.int64))
+        has = "has no UTC offset, unlike" if first.aware else "has a UTC offset, unlike"
+        raise RareEventError(
+            f"{fmt.path}: time {str(series.iloc[row])[:30]!r} in column {name!r} at line "
+            f"{lines[row]} {has} the first time {first.text[:30]!r}",
+            hint="give every time the same form",
+        )
+    return first
+
+
 def _check_offsets(series: pd.Series, path: Path, name: str, lines: _Lines) -> None:
     """Refuse ISO times of which some carry a UTC offset and others do not: the naive ones would be read as UTC without a word."""
     aware = series.str.contains(_UTC_OFFSET, na=False).to_numpy()

@@ -36,6 +36,8 @@ from rareevent.load import (
     CsvFormat,
     Reading,
     SensorData,
+    TimeKind,
+    check_time_kind,
     columns_for_model,
     decimal_reading,
     read_frames,
@@ -192,6 +194,7 @@ class WindowStream:
         )
         self._anchor: np.ndarray | None = None
         self._pending: pd.DataFrame | None = None
+        self._time_kind: TimeKind | None = None  # the first time's: offset or not
 
     def blocks(self, frames: Iterable[pd.DataFrame]) -> Iterator[WindowBlock]:
         """The windows of ``frames`` to their end, block by block."""
@@ -252,6 +255,12 @@ class WindowStream:
                 self._pending, frame = frame.iloc[cut:], frame.iloc[:cut]
         if len(frame) == 0:
             return None
+        if (
+            self.columns.time is not None
+        ):  # one kind of time in a file, whatever its chunks
+            self._time_kind = check_time_kind(
+                frame, self.fmt, self.columns.time, self.reading, self._time_kind
+            )
         block = validate_frame(
             frame,
             self.fmt,

@@ -756,3 +756,44 @@ def test_constant_sensors_flag_no_window_of_unchanged_data(arch: str) -> None:
     changed.loc[200:205, "s2"] = 9.0
     flags = detector.predict(changed)
     assert flags[200:208].sum() > 0 and flags[2:195].sum() == 0
+
+
+# 10. the kind of the first time holds for the whole file and every appended row
+
+
+@pytest.fixture(scope="module")
+def mixed_times(pca_run: Path) -> Path:
+    """``d.csv`` with a ``+01:00`` offset on rows 0-149 and none from row 150 on."""
+    frame = pd.read_csv(pca_run / "d.csv", dtype=str)
+    frame.loc[:149, "timestamp"] = frame.loc[:149, "timestamp"] + "+01:00"
+    path = pca_run / "mixed.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("chunk", ["150", "100", "100000"])
+def test_mixed_offsets_are_refused_at_any_chunk_size(
+    pca_run: Path, mixed_times: Path, tmp_path: Path, chunk: str
+) -> None:
+    done = invoke(
+        "score", mixed_times, "--run", pca_run / "runs" / "p", "--chunk-rows", chunk,
+        "--output", tmp_path / "o.csv",
+    )  # fmt: skip
+    assert done.exit_code == 2
+    line = one_error(done.output)
+    assert "at line 152 has no UTC offset, unlike the first time" in line
+    assert "'2026-01-01 00:00:00+01:00'" in line
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_appended_naive_rows_are_refused_after_offset_rows(
+    pca_run: Path, mixed_times: Path
+) -> None:
+    from rareevent.errors import RareEventError
+    from rareevent.scoring import StreamScorer
+
+    frame = pd.read_csv(mixed_times, dtype=str)
+    scorer = StreamScorer.from_run(pca_run / "runs" / "p")
+    assert len(scorer.update(frame.iloc[:150])) == 148  # as --follow takes rows
+    with pytest.raises(RareEventError, match="has no UTC offset, unlike the first"):
+        scorer.update(frame.iloc[150:160])
