@@ -1197,7 +1197,7 @@ def check_time_kind(
     reading: Reading,
     first: TimeKind | None,
 ) -> TimeKind | None:
-    """The kind of the file's first time (``first``, else this frame's), checked on every time of ``frame``.
+    """The kind of the file's first time (``first``, else this frame's), checked on ``frame``.
 
     A frame is one chunk of a file, or rows appended to a followed file:
     each is checked against the file's first time, so that the same file
