@@ -9,7 +9,10 @@ another series) and its last row, and the lead time is how many rows (and second
 datetime column; units of the column, with a numeric one) the first such
 alarm came before the event's first row (negative: after it had started).
 False alarms are counted per day with a datetime column, else per 1,000
-windows. With segments (``starts``: rows after a time gap begin a new one)
+windows. Event precision is the share of alarm episodes that overlap an event
+(its earliest alarm row to its last), and event F0.5 weighs it against the
+share of events detected with beta 0.5, as telemanom (Hundman et al., KDD
+2018) scores alarms. With segments (``starts``: rows after a time gap begin a new one)
 the days count only the time covered by data, not the gaps; an event no
 scored window could alarm for (it lies where no window ends, as in a
 segment too short for one) is *unseen*, not missed.
@@ -25,6 +28,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from rareevent.windows import segments, window_breaks
 
 SECONDS_PER_DAY = 86_400.0
+EVENT_BETA = 0.5
 
 
 def point_metrics(
@@ -99,6 +103,12 @@ def event_metrics(
         flags, None if starts is None else window_breaks(starts, ends - first_row)
     )
     false_alarms = int(np.sum(~_overlaps(ends[episodes], events, reach)))
+    precision, f05 = event_scores(
+        len(events) - int((~seen).sum()),
+        int(detected.sum()),
+        len(episodes),
+        false_alarms,
+    )
     days = (
         _covered_seconds(time, starts) / SECONDS_PER_DAY
         if time is not None and dated and len(time) > 1
@@ -120,8 +130,29 @@ def event_metrics(
         "mean_lead_rows": float(np.mean(lead_rows)) if lead_rows else None,
         "alarm_episodes": len(episodes),
         "false_alarms": false_alarms,
+        "event_precision": precision,
+        "event_f05": f05,
         **rate,
     }
+
+
+def event_scores(
+    events: int, detected: int, episodes: int, false_alarms: int
+) -> tuple[float | None, float | None]:
+    """Event precision (alarm episodes that overlap an event) and event F0.5.
+
+    Precision is undefined without alarms, recall without events; F0.5 is
+    undefined when both are, and 0 when either is 0 or undefined (alarms and
+    no event, or events and no alarm).
+    """
+    precision = (episodes - false_alarms) / episodes if episodes else None
+    recall = detected / events if events else None
+    if precision is None and recall is None:
+        return None, None
+    if not precision or not recall:
+        return precision, 0.0
+    beta2 = EVENT_BETA**2
+    return precision, (1 + beta2) * precision * recall / (beta2 * precision + recall)
 
 
 def _covered_seconds(time: np.ndarray, starts: np.ndarray | None) -> float:

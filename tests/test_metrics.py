@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rareevent.metrics import evaluate, event_metrics, point_metrics
+from rareevent.metrics import evaluate, event_metrics, event_scores, point_metrics
 
 # ---------------------------------------------------------------- point-wise
 
@@ -87,6 +87,38 @@ def test_event_metrics_lead_zero() -> None:
     assert m["false_alarms"] == 4
     assert m["false_alarms_per_1000_windows"] == pytest.approx(1000 * 4 / 18)
     assert "false_alarms_per_day" not in m
+
+
+def test_event_precision_and_f05_count_episodes_that_touch_an_event() -> None:
+    m = event_metrics(ROW_LABELS, EVENT_FLAGS, ENDS)
+    # 1 of 5 episodes touches an event; 1 of 2 events caught
+    assert m["event_precision"] == pytest.approx(0.2)
+    assert m["event_f05"] == pytest.approx(1.25 * 0.2 * 0.5 / (0.25 * 0.2 + 0.5))
+    m = event_metrics(ROW_LABELS, EVENT_FLAGS, ENDS, lead=2)
+    # 3 of 5 episodes touch an event's [start - 2, end]; both events caught
+    assert m["event_precision"] == pytest.approx(0.6)
+    assert m["event_f05"] == pytest.approx(1.25 * 0.6 / (0.25 * 0.6 + 1.0))
+
+
+def test_event_f05_is_one_for_one_episode_per_event_and_none_without_either() -> None:
+    flags = np.isin(ENDS, (6, 7, 15))  # episodes [6, 7] and [15]: one inside each event
+    m = event_metrics(ROW_LABELS, flags, ENDS)
+    assert (m["alarm_episodes"], m["false_alarms"]) == (2, 0)
+    assert (m["event_precision"], m["event_f05"]) == (1.0, 1.0)
+    m = event_metrics(np.zeros(10, int), np.zeros(8, bool), np.arange(2, 10))
+    assert (m["event_precision"], m["event_f05"]) == (None, None)
+    m = event_metrics(ROW_LABELS, np.zeros(len(ENDS), bool), ENDS)
+    assert (m["event_precision"], m["event_f05"]) == (None, 0.0)  # events, no alarm
+
+
+def test_event_scores_weigh_precision_over_recall() -> None:
+    # the same product of precision and recall scores higher when precision is the larger
+    precise = event_scores(events=10, detected=2, episodes=4, false_alarms=0)
+    eager = event_scores(events=10, detected=10, episodes=20, false_alarms=16)
+    assert precise == (1.0, pytest.approx(1.25 * 0.2 / (0.25 + 0.2)))
+    assert eager == (0.2, pytest.approx(1.25 * 0.2 / (0.25 * 0.2 + 1.0)))
+    assert precise[1] > eager[1]
+    assert event_scores(events=3, detected=0, episodes=2, false_alarms=2) == (0.0, 0.0)
 
 
 def test_event_metrics_lead_extends_detection_before_onset() -> None:
