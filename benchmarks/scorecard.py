@@ -6,7 +6,10 @@
 
 Stage A (``scorecard_cache.py``, slow, cached under ``benchmarks/.cache``)
 trains every candidate and baseline on every series of the datasets asked
-for and keeps its validation and test window scores. Stage B (this module,
+for and keeps its validation and test window scores; ``--datasets`` and
+``--candidates`` pick subsets, so a long run can be done in pieces, and
+``--quick`` takes SKAB on 6 of its 34 files (``SKAB_QUICK``: a quick look on
+a loaded machine, not the scorecard; the full run stays the default). Stage B (this module,
 seconds) turns those scores into alarms with each decision stage and prints:
 
 - per dataset and candidate: events caught of events, false-alarm episodes,
