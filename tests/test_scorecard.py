@@ -80,7 +80,11 @@ def test_cards_pool_events_over_series() -> None:
     assert (card.events, card.caught, card.episodes, card.false_alarms) == (2, 2, 4, 2)
     assert card.precision == pytest.approx(0.5)
     assert card.f05 == pytest.approx(1.25 * 0.5 / (0.25 * 0.5 + 1.0))
-    assert card.flags_f1 == [pytest.approx(0.4)] * 2  # 1 TP, 1 FP, 2 FN
+    assert card.flags_f1 == [pytest.approx(0.4)] * 2
+    # AP: 1 of the 2 top scores is an event row (recall 1/3), then all 18 rows (precision 3/18)
+    assert (
+        card.auprc == [pytest.approx(0.5 / 3 + 2 / 3 * 3 / 18)] * 2
+    )  # 1 TP, 1 FP, 2 FN
 
 
 def test_cache_entries_are_written_atomically_and_read_without_pickle(
