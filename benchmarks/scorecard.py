@@ -13,7 +13,8 @@ a loaded machine, not the scorecard; the full run stays the default). Stage B (t
 seconds) turns those scores into alarms with each decision stage and prints:
 
 - per dataset and candidate: events caught of events, false-alarm episodes,
-  event precision (the alarm episodes that overlap an event) and event F0.5
+  event precision (events caught over events caught plus false-alarm
+  episodes, as telemanom counts) and event F0.5
   (telemanom's: beta 0.5 over that precision and the share of events
   caught), all pooled over the dataset's series; the dataset's own metric;
   the point-wise F1 of the flags beside the best-threshold F1 of the same
@@ -92,7 +93,11 @@ def _runs(marks: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _epsilon(values: np.ndarray) -> float:
-    """The paper's epsilon on smoothed errors: the ``mean + z sd`` cut that helps most."""
+    """The paper's epsilon on smoothed errors: the ``mean + z sd`` cut that helps most.
+
+    As in telemanom's code, the windows above a cut are padded before they
+    are counted and grouped into sequences.
+    """
     mean, sd = float(values.mean()), float(values.std())
     chosen, best = mean + Z_LIMIT * sd, -np.inf
     if not sd > 0 or not mean > 0:
@@ -100,15 +105,16 @@ def _epsilon(values: np.ndarray) -> float:
     for z in Z_STEPS:
         cut = mean + z * sd
         above = values >= cut
-        n_above = int(above.sum())
-        if n_above == 0 or n_above >= len(values) / 2:
+        if not above.any():
             continue
-        sequences = len(_runs(_padded(above, PAD)))
-        if sequences > MAX_SEQUENCES:
+        padded = _padded(above, PAD)
+        n_anomalous = int(padded.sum())
+        sequences = len(_runs(padded))
+        if sequences > MAX_SEQUENCES or n_anomalous >= len(values) / 2:
             continue
         kept = values[~above]
         gain = (mean - kept.mean()) / mean + (sd - kept.std()) / sd
-        score = gain / (sequences**2 + n_above)
+        score = gain / (sequences**2 + n_anomalous)
         if score >= best:
             best, chosen = score, cut
     return chosen
@@ -122,22 +128,22 @@ def _padded(marks: np.ndarray, pad: int) -> np.ndarray:
     return out
 
 
-def _pruned(values: np.ndarray, anomalous: np.ndarray) -> np.ndarray:
+def _pruned(values: np.ndarray, anomalous: np.ndarray, quiet_max: float) -> np.ndarray:
     """The paper's pruning: a sequence stays if its peak stands ``PRUNE`` above the next lower.
 
-    The highest error outside every sequence is the lowest "peak".
+    ``quiet_max``, the highest error outside every sequence, is the lowest
+    "peak"; sequences of one window are dropped, as telemanom's code does.
     """
-    sequences = _runs(anomalous)
+    sequences = [(a, b) for a, b in _runs(anomalous) if b - a > 1]
+    out = np.zeros_like(anomalous)
     if not sequences:
-        return anomalous
+        return out
     peaks = np.array([values[a:b].max() for a, b in sequences])
-    quiet = values[~anomalous]
-    ladder = np.sort(np.append(peaks, quiet.max() if len(quiet) else 0.0))[::-1]
+    ladder = np.append(np.sort(peaks)[::-1], quiet_max)
     drops = (ladder[:-1] - ladder[1:]) / np.where(ladder[:-1] > 0, ladder[:-1], 1.0)
     # the lowest peak still followed by a big drop; every peak at or above it stays
     big = np.flatnonzero(drops >= PRUNE)
     floor = ladder[big[-1]] if len(big) else np.inf
-    out = np.zeros_like(anomalous)
     for (a, b), peak in zip(sequences, peaks, strict=True):
         if peak >= floor:
             out[a:b] = True
@@ -149,16 +155,18 @@ def telemanom_reference(
 ) -> np.ndarray:
     """Telemanom's unsupervised thresholding of ``scores``, as issue 31 describes it.
 
-    The errors are smoothed by an EWMA of span 105; the first window of 30
-    batches of 70 windows, and then every batch of 70, is judged against the
-    trailing 2,100 smoothed errors: the epsilon that most reduces their mean
-    and spread, over (sequences² + anomalous windows), flags the batch's
-    windows above it; those are padded by 100 windows each side (inside the
-    history) and a sequence is kept only if its peak stands 13% above the
-    next lower peak or the highest non-anomalous error. Offline, as the
-    paper's code: the padding reaches back before a window's batch, so it is
-    a reference for the numbers, not a causal stage. The validation threshold
-    and scores are not used.
+    The errors are smoothed by an EWMA of span 105. The first 2,100 windows
+    (30 batches of 70), and then every further batch of 70, are judged
+    against the trailing 2,100 smoothed errors: the windows at or above the
+    epsilon that most reduces their mean and spread, over (sequences² +
+    anomalous windows), are padded by 100 windows each side; of those, the
+    ones in the batch count (in the first 2,100, all); a sequence of them is
+    kept only if its peak stands 13% above the next lower peak, the lowest
+    being the highest error of the history outside every alarm. A window is
+    decided once its batch of 70 is complete (the padding reaches back inside
+    it). Left out: telemanom's checks of the errors against the range of the
+    raw values (the scores here are errors already scaled) and its search on
+    inverted errors. The validation threshold and scores are not used.
     """
     values = pd.Series(np.asarray(scores, dtype=np.float64)).ewm(span=SPAN).mean()
     smoothed = values.to_numpy()
@@ -170,13 +178,12 @@ def telemanom_reference(
     for i, stop in enumerate(stops):
         lo = max(stop - history, 0)
         window = smoothed[lo:stop]
-        above = window >= _epsilon(window)
+        anomalous = _padded(window >= _epsilon(window), PAD)
         if i > 0:
-            above[: max(len(window) - (stop - stops[i - 1]), 0)] = (
-                False  # its batch only
-            )
-        if above.any():
-            flags[lo:stop] |= _pruned(window, _padded(above, PAD))
+            anomalous[: len(window) - (stop - stops[i - 1])] = False  # its batch only
+        quiet = window[~(anomalous | flags[lo:stop])]
+        quiet_max = float(quiet.max()) if len(quiet) else 0.0
+        flags[lo:stop] |= _pruned(window, anomalous, quiet_max)
     return flags
 
 
@@ -258,15 +265,11 @@ class Card:
 
     @property
     def precision(self) -> float | None:
-        return event_scores(self.events, self.caught, self.episodes, self.false_alarms)[
-            0
-        ]
+        return event_scores(self.events, self.caught, self.false_alarms)[0]
 
     @property
     def f05(self) -> float | None:
-        return event_scores(self.events, self.caught, self.episodes, self.false_alarms)[
-            1
-        ]
+        return event_scores(self.events, self.caught, self.false_alarms)[1]
 
 
 def judge_series(entry: dict[str, np.ndarray], flags: np.ndarray, card: Card) -> None:

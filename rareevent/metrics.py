@@ -9,11 +9,13 @@ another series) and its last row, and the lead time is how many rows (and second
 datetime column; units of the column, with a numeric one) the first such
 alarm came before the event's first row (negative: after it had started).
 False alarms are counted per day with a datetime column, else per 1,000
-windows. Event precision is the share of alarm episodes that overlap an event
-(its earliest alarm row to its last), and event F0.5 weighs it against the
-share of events detected with beta 0.5, as telemanom (Hundman et al., KDD
-2018) scores alarms. With segments (``starts``: rows after a time gap begin a new one)
-the days count only the time covered by data, not the gaps; an event no
+windows. Event precision and event F0.5 score alarms as telemanom (Hundman et
+al., KDD 2018) does: an event detected is one true alarm however many episodes
+touch it, an episode that touches no event (its earliest alarm row to its
+last) one false alarm; precision is detected / (detected + false alarms),
+recall detected / events, and F0.5 weighs precision over recall (beta 0.5).
+Alarms that flicker inside an event therefore do not raise the precision.
+With segments (``starts``: rows after a time gap begin a new one) the days count only the time covered by data, not the gaps; an event no
 scored window could alarm for (it lies where no window ends, as in a
 segment too short for one) is *unseen*, not missed.
 """
@@ -106,7 +108,6 @@ def event_metrics(
     precision, f05 = event_scores(
         len(events) - int((~seen).sum()),
         int(detected.sum()),
-        len(episodes),
         false_alarms,
     )
     days = (
@@ -137,15 +138,16 @@ def event_metrics(
 
 
 def event_scores(
-    events: int, detected: int, episodes: int, false_alarms: int
+    events: int, detected: int, false_alarms: int
 ) -> tuple[float | None, float | None]:
-    """Event precision (alarm episodes that overlap an event) and event F0.5.
+    """Event precision, detected / (detected + false alarm episodes), and event F0.5.
 
     Precision is undefined without alarms, recall without events; F0.5 is
     undefined when both are, and 0 when either is 0 or undefined (alarms and
     no event, or events and no alarm).
     """
-    precision = (episodes - false_alarms) / episodes if episodes else None
+    alarms = detected + false_alarms
+    precision = detected / alarms if alarms else None
     recall = detected / events if events else None
     if precision is None and recall is None:
         return None, None

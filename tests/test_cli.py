@@ -251,8 +251,8 @@ def test_score_label_prints_event_precision_and_f05(
     )
     assert result.exit_code == 0, result.output
     m = json.loads(metrics.read_text())["metrics"]
-    assert m["alarm_episodes"] > 0
-    precision = (m["alarm_episodes"] - m["false_alarms"]) / m["alarm_episodes"]
+    assert m["events_detected"] > 0
+    precision = m["events_detected"] / (m["events_detected"] + m["false_alarms"])
     recall = m["events_detected"] / m["events"]
     assert m["event_precision"] == pytest.approx(precision)
     assert m["event_f05"] == pytest.approx(

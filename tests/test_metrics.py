@@ -89,15 +89,22 @@ def test_event_metrics_lead_zero() -> None:
     assert "false_alarms_per_day" not in m
 
 
-def test_event_precision_and_f05_count_episodes_that_touch_an_event() -> None:
+def test_event_precision_counts_events_caught_against_false_episodes() -> None:
     m = event_metrics(ROW_LABELS, EVENT_FLAGS, ENDS)
-    # 1 of 5 episodes touches an event; 1 of 2 events caught
-    assert m["event_precision"] == pytest.approx(0.2)
+    # 1 event caught, 4 false episodes; 1 of 2 events caught
+    assert m["event_precision"] == pytest.approx(1 / 5)
     assert m["event_f05"] == pytest.approx(1.25 * 0.2 * 0.5 / (0.25 * 0.2 + 0.5))
     m = event_metrics(ROW_LABELS, EVENT_FLAGS, ENDS, lead=2)
-    # 3 of 5 episodes touch an event's [start - 2, end]; both events caught
-    assert m["event_precision"] == pytest.approx(0.6)
-    assert m["event_f05"] == pytest.approx(1.25 * 0.6 / (0.25 * 0.6 + 1.0))
+    # both events caught, 2 false episodes ([9, 10] and [18])
+    assert m["event_precision"] == pytest.approx(2 / 4)
+    assert m["event_f05"] == pytest.approx(1.25 * 0.5 / (0.25 * 0.5 + 1.0))
+
+
+def test_alarms_that_flicker_inside_an_event_count_once() -> None:
+    flags = np.isin(ENDS, (5, 7, 12))  # episodes [5] and [7] inside event 1, [12] false
+    m = event_metrics(ROW_LABELS, flags, ENDS)
+    assert (m["alarm_episodes"], m["events_detected"], m["false_alarms"]) == (3, 1, 1)
+    assert m["event_precision"] == pytest.approx(0.5)  # not 2 of 3 episodes
 
 
 def test_event_f05_is_one_for_one_episode_per_event_and_none_without_either() -> None:
@@ -113,12 +120,12 @@ def test_event_f05_is_one_for_one_episode_per_event_and_none_without_either() ->
 
 def test_event_scores_weigh_precision_over_recall() -> None:
     # the same product of precision and recall scores higher when precision is the larger
-    precise = event_scores(events=10, detected=2, episodes=4, false_alarms=0)
-    eager = event_scores(events=10, detected=10, episodes=20, false_alarms=16)
+    precise = event_scores(events=10, detected=2, false_alarms=0)
+    eager = event_scores(events=10, detected=10, false_alarms=40)
     assert precise == (1.0, pytest.approx(1.25 * 0.2 / (0.25 + 0.2)))
     assert eager == (0.2, pytest.approx(1.25 * 0.2 / (0.25 * 0.2 + 1.0)))
     assert precise[1] > eager[1]
-    assert event_scores(events=3, detected=0, episodes=2, false_alarms=2) == (0.0, 0.0)
+    assert event_scores(events=3, detected=0, false_alarms=2) == (0.0, 0.0)
 
 
 def test_event_metrics_lead_extends_detection_before_onset() -> None:

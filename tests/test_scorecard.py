@@ -59,7 +59,7 @@ def test_pruning_drops_a_sequence_that_does_not_stand_out() -> None:
     values[50:55] = 1.05  # 5% above the quiet level: pruned
     anomalous = np.zeros(100, bool)
     anomalous[10:15] = anomalous[50:55] = True
-    kept = scorecard._pruned(values, anomalous)
+    kept = scorecard._pruned(values, anomalous, quiet_max=1.0)
     assert kept[10:15].all() and not kept[50:55].any()
 
 
