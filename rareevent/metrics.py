@@ -15,7 +15,8 @@ touch it, an episode that touches no event (its earliest alarm row to its
 last) one false alarm; precision is detected / (detected + false alarms),
 recall detected / events, and F0.5 weighs precision over recall (beta 0.5).
 Alarms that flicker inside an event therefore do not raise the precision.
-With segments (``starts``: rows after a time gap begin a new one) the days count only the time covered by data, not the gaps; an event no
+With segments (``starts``: rows after a time gap begin a new one) the days
+count only the time covered by data, not the gaps; an event no
 scored window could alarm for (it lies where no window ends, as in a
 segment too short for one) is *unseen*, not missed.
 """
