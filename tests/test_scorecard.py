@@ -126,3 +126,15 @@ def test_baselines_score_an_outlying_row_highest() -> None:
     assert np.sum(scores["iforest"] > scores["iforest"][30]) <= 4
     trailing = [scores["iforest"][max(i - 4, 0) : i + 1].mean() for i in range(50)]
     assert scores["iforest-mean5"] == pytest.approx(trailing)
+
+
+def test_library_stage_with_no_policy_gives_the_fixed_flags() -> None:
+    pytest.importorskip("rareevent.decision")  # the decision stage of issue 31
+    scores = _noise(500)
+    scores[200:210] += 1.0
+    ends = np.arange(4, 504)
+    same = scorecard.decision_stage("fixed:min=1,cool=0")(scores, ends, 1.3, scores)
+    assert same.tolist() == scorecard.fixed(scores, ends, 1.3, scores).tolist()
+    held = scorecard.decision_stage("fixed:min=3")(scores, ends, 1.3, scores)
+    assert np.flatnonzero(same).tolist() == list(range(200, 210))  # 6 sigmas: the burst
+    assert np.flatnonzero(held).tolist() == list(range(202, 210))  # its first two wait
