@@ -9,14 +9,15 @@ trains every candidate and baseline on every series of the datasets asked
 for and keeps its validation and test window scores; ``--datasets`` and
 ``--candidates`` pick subsets, so a long run can be done in pieces, and
 ``--quick`` takes SKAB on 6 of its 34 files (``SKAB_QUICK``: a quick look on
-a loaded machine, not the scorecard; the full run stays the default). Stage B (this module,
-seconds) turns those scores into alarms with each decision stage and prints:
+a loaded machine, not the scorecard; the full run stays the default).
+``--no-train`` skips Stage A. Stage B (this module, seconds) turns the cached
+scores into alarms with each decision stage and prints:
 
 - per dataset and candidate: events caught of events, false-alarm episodes,
   event precision (events caught over events caught plus false-alarm
-  episodes, as telemanom counts) and event F0.5
-  (telemanom's: beta 0.5 over that precision and the share of events
-  caught), all pooled over the dataset's series; the dataset's own metric;
+  episodes, as telemanom counts) and event F0.5 (telemanom's: beta 0.5 over
+  that precision and the share of events caught), all pooled over the
+  dataset's series (``rareevent.metrics.event_metrics``); the dataset's own metric;
   the point-wise F1 of the flags beside the best-threshold F1 of the same
   scores (a row is labelled by the row its window ends at; both averaged
   over the series);
