@@ -77,7 +77,9 @@ class Series:
 
     ``train_csv`` is what ``rareevent train`` reads; ``test_csv`` what
     ``score`` reads (``None``: the test part of the training file, as
-    ``train`` scores it). ``not_sensors`` are the columns baselines leave out.
+    ``train`` scores it). ``not_sensors`` are the columns baselines leave out;
+    ``trains_on_labels`` whether the run (and so a baseline) uses the labels of
+    the training file for its normal rows and its threshold.
     """
 
     name: str
@@ -90,6 +92,7 @@ class Series:
     not_sensors: tuple[str, ...]
     sep: str = ","
     test_frac: float = 0.0
+    trains_on_labels: bool = False  # the run sees the label column (the sample data)
     prepare: Callable[[], None] | None = field(default=None, compare=False)
 
 
@@ -185,6 +188,7 @@ def sample_series() -> list[Series]:
             [],
             ("timestamp", "label"),
             test_frac=0.2,
+            trains_on_labels=True,
         )
     ]
 
@@ -346,7 +350,7 @@ def train_baseline(series: Series, name: str) -> dict[str, np.ndarray]:
     frame = _read(series, series.train_csv)
     splits = _splits(len(frame), series)
     X = _sensors(frame, series)
-    y = frame[series.label].to_numpy() == 1 if series.label in frame else None
+    y = frame[series.label].to_numpy() == 1 if series.trains_on_labels else None
     train_rows = slice(*splits["train"])
     train = X[train_rows] if y is None else X[train_rows][~y[train_rows]]
     first = BASELINE_LOOKBACK - 1
