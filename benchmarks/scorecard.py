@@ -412,7 +412,11 @@ def print_cards(
             done = [c.f05 or 0.0 for c in found if c is not None]
             cells.append(
                 f"{np.mean(done):.3f}"
-                + ("" if len(done) == len(datasets) else " (partial)")
+                + (
+                    ""
+                    if len(done) == len(datasets)
+                    else f" ({len(done)} datasets only)"
+                )
                 if done
                 else "-"
             )
