@@ -118,7 +118,7 @@ def render_times(chromium: str, report: Path) -> dict[str, float]:
                 started = page.evaluate("performance.now()")
                 page.evaluate(f"window.rareevent.drawAll({drawn})")
                 page.wait_for_function(
-                    f"document.querySelectorAll('section.episode[data-rendered]').length === {drawn}",
+                    f"document.querySelectorAll('section.episode[data-rendered]').length >= {drawn}",
                     timeout=600_000,
                     polling=200,
                 )

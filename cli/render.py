@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from rareevent.episodes import file_line
 from rareevent.model import ARCHITECTURES
 
 from .console import bars, consoles
@@ -351,49 +352,17 @@ def print_per_group(
 def epoch_progress(
     what: str, epochs: int, console: Console | None = None, disable: bool | None = None
 ) -> Iterator[EpochCallback]:
-    """A progress bar over the epochs on ``console`` (default: stdout); yields the per-epoch callback that draws it.
+    """``rareevent.progress.epoch_bar`` on ``console`` (default: stdout): the per-epoch callback.
 
     ``disable`` defaults to "not a terminal, or ``NO_COLOR`` set": logs and pipes get no bar.
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    from rareevent.progress import epoch_bar
 
     console = console or consoles.out
-    progress = Progress(
-        TextColumn("[bold]{task.fields[what]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}  val_loss {task.fields[val_loss]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not bars(console) if disable is None else disable,
-    )
-    task = progress.add_task(
-        "train", total=epochs, what=escape(what), loss="-", val_loss="-"
-    )
-
-    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
-        if (
-            not progress.live.is_started
-        ):  # shown from the first epoch on: a data error prints no empty bar
-            progress.start()
-        progress.update(
-            task,
-            completed=epoch + 1,
-            loss=f"{logs.get('loss', 0):.4f}",
-            val_loss=f"{logs.get('val_loss', 0):.4f}",
-        )
-
-    try:
+    with epoch_bar(
+        what, epochs, console, not bars(console) if disable is None else disable
+    ) as on_epoch:
         yield on_epoch
-    finally:
-        if progress.live.is_started:
-            progress.stop()
 
 
 def rows_progress(path: Path) -> Progress:
@@ -424,11 +393,6 @@ def estimate_rows(path: Path) -> int | None:
     except OSError:
         return None
     return max(int(path.stat().st_size * head.count(b"\n") / max(len(head), 1)) - 1, 1)
-
-
-def file_line(row: int) -> int:
-    """The file line of 0-based data row ``row`` (line 1 is the header), as errors count lines; outputs keep ``row``."""
-    return row + 2
 
 
 def print_paths(quiet: bool, *paths: Path | None) -> None:

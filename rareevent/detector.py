@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -51,6 +52,7 @@ from rareevent.model import (
 )  # re-exported: the CLI defers Ctrl-C through it
 from rareevent.options import SplitSpec
 from rareevent.pca import PCAModel
+from rareevent.progress import EpochCallback, check_verbose, fit_progress, fit_summary
 from rareevent.protocol import (
     FitOptions,
     ModelConfig,
@@ -90,8 +92,6 @@ FLOAT32_MAX, FLOAT32_TINY = (
     float(np.finfo(np.float32).tiny),
 )  # as Python floats: a comparison with a float32 would cast 1e39 to it
 
-EpochCallback = Callable[[int, dict[str, float]], None]
-
 
 class RareEventDetector(OutlierMixin, BaseEstimator):
     """Detect rare events as windows a model of normal behaviour cannot reconstruct.
@@ -99,33 +99,135 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
     A scikit-learn outlier detector whose samples are rows in time order:
     row ``i`` is judged by the window of ``lookback`` rows ending at it, so
     ``score_samples``, ``decision_function``, ``predict`` and
-    ``fit_predict`` return one value per row, and the first
-    ``lookback - 1`` rows (no full window yet) get a NaN score and the
-    prediction 0. The signs are chosen on purpose, as PyOD does for the
-    method PyOD defines: ``decision_function`` is the (smoothed)
-    reconstruction error, higher = more abnormal, the value the CLI
-    writes as ``error`` and compares with ``threshold_``; ``predict`` is a
-    0/1 label, 1 = event, like the ``label`` column a run is trained with
-    and the CLI's ``flagged``. ``score_samples`` keeps scikit-learn's
-    meaning (higher = more normal): it is ``-decision_function``.
+    ``fit_predict`` return one value per row. The first ``lookback - 1``
+    rows (no full window yet) get a finite score from a shorter window,
+    filled at its start with copies of the first row (see ``_head_scores``),
+    and the prediction 0: every row can be ranked (``average_precision``,
+    ``cross_val_score``), while only a full window raises an alarm. The
+    signs are chosen on purpose, as PyOD does for the method PyOD defines:
+    ``decision_function`` is the (smoothed) reconstruction error, higher =
+    more abnormal, the value the CLI writes as ``error`` and compares with
+    ``threshold_``; ``predict`` is a 0/1 label, 1 = event, like the
+    ``label`` column a run is trained with and the CLI's ``flagged``.
+    ``score_samples`` keeps scikit-learn's meaning (higher = more normal):
+    it is ``-decision_function``.
     ``decision_scores_`` and ``labels_`` hold the same per row of the data
     passed to ``fit`` (PyOD's meaning); ``validation_scores_`` and
     ``validation_labels_`` those of the validation windows that chose the
     threshold.
 
     Parameters are plain JSON values, so that a detector can be saved and
-    rebuilt; see the README for how each default was chosen.
-    ``validation_fraction`` is the share of the rows, at the end, that
-    ``fit`` keeps to choose the threshold and stop training early.
-    ``warm_start`` (scikit-learn's sense) makes ``fit`` continue training the
-    weights of ``model_`` instead of building a fresh model (``rareevent update``).
-    ``horizon`` is how many rows ``arch="forecast"`` predicts (the window's
-    last ones); the other architectures ignore it. ``units="auto"`` sizes
-    the LSTMs from the training rows (``model.auto_units``); ``units_`` holds
-    the sizes used. ``mask_rate`` (``ae`` and ``plain``) hides each target
-    sensor of a training window with that probability; the model reads a
-    mask channel per target and must rebuild the hidden sensors from the
-    others, and each sensor is scored with itself hidden.
+    rebuilt; the documentation's "How the defaults were chosen" says how
+    each default was chosen. They are checked by ``check_params`` when
+    ``fit`` starts, before any data is read.
+
+    Parameters
+    ----------
+    arch : {"ae", "plain", "forecast", "pca"}, default="ae"
+        The model, an entry of ``rareevent.model.ARCHITECTURES``: an LSTM
+        autoencoder, a plain LSTM stack without bottleneck, an LSTM that
+        forecasts the window's last ``horizon`` rows, or the PCA
+        reconstruction baseline.
+    lookback : int, default=5
+        Rows per window (at most 100000).
+    horizon : int, default=1
+        How many rows ``arch="forecast"`` predicts (the window's last ones,
+        fewer than ``lookback``); the other architectures ignore it.
+    units : tuple of int or "auto", default=(32, 16)
+        The LSTM sizes ``(u1, u2)``, 1 to 4096 each. ``"auto"`` sizes them
+        from the training rows (``model.auto_units``): u2 is the number of
+        principal components holding 99% of the targets' variance, u1 twice
+        that; ``units_`` holds the sizes used.
+    activation : {"tanh", "relu"}, default="tanh"
+        The LSTMs' activation.
+    lead : int, default=0
+        Early warning: a window is positive when an event starts within this
+        many rows after it (at most 100000).
+    score_kind : {"mean", "last"}, default="mean"
+        A window's score: the mean squared error over its steps, or over its
+        last step only.
+    smooth : int, default=1
+        Alarm on the mean score of the last ``smooth`` windows (1 to 100000).
+    threshold : str or None, default=None
+        How the threshold is chosen on the validation windows: ``"f1"``,
+        ``"fbeta:B"``, ``"pr-cross"``, ``"precision:P"``, ``"quantile[:Q]"``
+        or ``"pot[:R]"``. ``None``: ``"f1"`` when ``fit`` is given labels,
+        ``"pot"`` without.
+    margin : float, default=1.0
+        Multiply the chosen threshold by this (above 0, at most 1000).
+    epochs : int, default=40
+        Most training epochs; early stopping usually ends sooner.
+    batch_size : int or None, default=None
+        Windows per training step. ``None``: about 100 steps per epoch, a
+        power of two from 16 to 128 on a CPU (2048 on a GPU).
+    patience : int, default=5
+        Epochs without a better validation loss before training stops (the
+        best weights are restored).
+    learning_rate : float or None, default=None
+        Adam's step. ``None``: 1e-3 times the square root of ``batch_size / 16``.
+    seed : int, default=0
+        Seed of the weights, the shuffling and the masks (0 to 4294967295):
+        the same data and seed give the same model and threshold on a CPU.
+    context : "auto", "none" or list of int, default="auto"
+        Context columns, read by the model but never scored: ``"auto"``
+        takes 0/1 flags and whole-number modes with at most 10 values in
+        the normal training rows, ``"none"`` scores every column, a list
+        gives their indices.
+    normalize : bool, default=False
+        Divide each sensor's squared error by its typical (median) error on
+        the normal validation windows.
+    validation_fraction : float, default=0.2
+        The share of the rows, at the end, that ``fit`` keeps to choose the
+        threshold and stop training early.
+    warm_start : bool, default=False
+        As in scikit-learn: ``fit`` continues training the weights of
+        ``model_`` instead of building a fresh model (``rareevent update``).
+    mask_rate : float, default=0.0
+        ``ae`` and ``plain``: hide each target sensor of a training window
+        with this probability (0 to below 1). The model reads a mask channel
+        per target and must rebuild the hidden sensors from the others; each
+        sensor is then scored with itself hidden.
+
+    Attributes
+    ----------
+    threshold_ : float
+        The alarm threshold: a window whose (smoothed) score is at or above
+        it is flagged.
+    threshold_strategy_ : str
+        The strategy that chose it, such as ``"f1"`` or ``"pot:0.001"``.
+    feature_names_in_ : ndarray of str
+        The fitted columns, in order; ``predict`` takes a DataFrame's
+        columns by these names.
+    n_features_in_ : int
+        The number of fitted columns.
+    context_features_, target_features_ : list of int
+        Indices into ``feature_names_in_``: the columns read but not
+        scored, and the scored ones.
+    units_ : list of int
+        The LSTM sizes trained.
+    decision_scores_, labels_ : ndarray
+        Score and 0/1 label of every row of the data given to ``fit``
+        (PyOD's meaning); ``save`` does not keep them.
+    validation_scores_, validation_labels_ : ndarray
+        The validation windows that chose the threshold.
+
+    See Also
+    --------
+    rareevent.runs.load_run : A run folder of ``rareevent train``, with its detector.
+    rareevent.scoring.StreamScorer : Scores rows as they arrive, batch by batch.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from rareevent import RareEventDetector
+    >>> frame = pd.read_csv("sample_data/pump_sensors.csv", nrows=3000)
+    >>> sensors = frame.drop(columns=["timestamp", "label"])
+    >>> detector = RareEventDetector(arch="pca", lookback=10)
+    >>> flags = detector.fit(sensors, frame["label"]).predict(sensors)
+    >>> len(flags) == len(sensors), int(flags[:9].sum())  # one per row; 0 before a window
+    (True, 0)
+    >>> detector.threshold_strategy_
+    'f1'
     """
 
     def __init__(
@@ -184,7 +286,13 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         return tags
 
     def check_params(self) -> None:
-        """Refuse bad parameters (types included) before any data is read or any model built."""
+        """Refuse bad parameters (types included) before any data is read or any model built.
+
+        Raises
+        ------
+        RareEventError
+            Naming the first bad parameter (``error.param``) and its value.
+        """
         check_model_options(
             self.arch, self.activation, self.units, self.lookback, self.horizon
         )
@@ -295,18 +403,50 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         y: np.ndarray | pd.Series | None = None,
         *,
         on_epoch: EpochCallback | None = None,
+        verbose: int = 0,
     ) -> RareEventDetector:
         """Fit on the rows of ``X`` (a DataFrame or an ``(n, F)`` array), oldest first.
 
         The last ``validation_fraction`` of the rows choose the threshold and
         stop training early; the model learns from the normal windows of the
-        rows before them. ``y`` (optional) holds a 0/1 label per row. A
-        DataFrame's column names become ``feature_names_in_``; an array's
-        columns are named ``x0``, ``x1``, ... Then every row of ``X`` is
-        scored: ``decision_scores_`` and ``labels_`` (as ``decision_function``
-        and ``predict`` would give).
+        rows before them. A DataFrame's column names become
+        ``feature_names_in_``; an array's columns are named ``x0``, ``x1``,
+        ... Then every row of ``X`` is scored: ``decision_scores_`` and
+        ``labels_`` (as ``decision_function`` and ``predict`` would give).
+
+        Parameters
+        ----------
+        X : DataFrame or ndarray of shape (n_rows, n_features)
+            Sensor readings in time order, numbers only (no time column).
+        y : array-like of shape (n_rows,), optional
+            A 0/1 event label per row. Without it the threshold strategy
+            must not need labels (the default is then ``"pot"``); with labels
+            but no event among the validation rows, the default strategy
+            falls back to ``"pot"`` with a warning.
+        on_epoch : callable, optional
+            Called after every epoch with its number and its logs (``loss``,
+            ``val_loss``).
+        verbose : int, default=0
+            Progress on stderr, as Keras' ``fit`` shows it: 0 nothing; 1 a
+            progress bar over the epochs in a terminal, else one line per
+            epoch; 2 one line per epoch (see ``rareevent.progress``). Either
+            ends with a line that names the epochs and the threshold.
+
+        Returns
+        -------
+        RareEventDetector
+            The fitted detector itself.
+
+        Raises
+        ------
+        RareEventError
+            A bad parameter, too few rows for the train and validation
+            parts, a label that is not 0 or 1, repeated or empty column
+            names, a value that is not a finite number, or a label-based
+            threshold with no event among the validation rows.
         """
         self.check_params()
+        verbose = check_verbose(verbose)
         names = _column_names(X) if isinstance(X, pd.DataFrame) else None
         rows = _as_rows(X, "X")
         if len(rows) < 2 * self.lookback:
@@ -321,21 +461,49 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         ahead = slice(
             splits["train"][0], splits["train"][1] + self.lead
         )  # train labels reach lead rows on
-        self.fit_parts(
-            rows[train],
-            None if labels is None else labels[ahead],
-            rows[valid],
-            None if labels is None else labels[valid],
-            on_epoch=on_epoch,
-            feature_names=names,
-        )
+        with fit_progress(verbose, f"fitting {self.arch}", self.epochs) as shown:
+            self.fit_parts(
+                rows[train],
+                None if labels is None else labels[ahead],
+                rows[valid],
+                None if labels is None else labels[valid],
+                on_epoch=_both(on_epoch, shown),
+                feature_names=names,
+                fallback=True,
+            )
         self.decision_scores_, self.labels_ = self._row_results(rows)
+        if verbose:
+            print(
+                fit_summary(
+                    self.arch,
+                    self.epochs_run_,
+                    self.best_epoch_,
+                    self.threshold_,
+                    self.threshold_strategy_,
+                    self.train_seconds_,
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
         return self
 
     def fit_predict(
         self, X: pd.DataFrame | np.ndarray, y: np.ndarray | pd.Series | None = None
     ) -> np.ndarray:
-        """``fit`` on ``X`` (with the labels ``y``, if given), then its 0/1 label per row: ``labels_``."""
+        """``fit`` on ``X`` (with the labels ``y``, if given), then its 0/1 label per row.
+
+        Parameters
+        ----------
+        X : DataFrame or ndarray of shape (n_rows, n_features)
+            Sensor readings in time order.
+        y : array-like of shape (n_rows,), optional
+            A 0/1 event label per row.
+
+        Returns
+        -------
+        ndarray of shape (n_rows,)
+            ``labels_``: 1 where the window ending at the row is flagged.
+        """
         return self.fit(X, y).labels_
 
     def fit_parts(
@@ -348,6 +516,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         starts_train: np.ndarray | None = None,
         starts_valid: np.ndarray | None = None,
         feature_names: Sequence[str] | None = None,
+        fallback: bool = False,
     ) -> RareEventDetector:
         """Fit on the normal windows of the train rows; pick the threshold on the valid rows (split by the caller).
 
@@ -364,6 +533,11 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         Like ``y_*``, each may run past the end of its ``X_*``: a window's
         label looks ahead no further than the next segment start (rows past
         the end of ``starts_*`` continue its last segment).
+        With ``fallback`` (``fit``: a fold of ``cross_val_score`` may hold no
+        event in its validation part) and ``threshold`` left to its default,
+        labels without a positive validation window give the threshold of
+        unlabelled data (``pot``) and a warning instead of an error; the CLI
+        refuses them, naming the options that help.
         """
         self.check_params()
         for name in ROW_RESULTS:  # of the data an earlier fit was given
@@ -448,6 +622,19 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
                 : len(valid_keep)
             ][valid_keep]
         )
+        if (
+            fallback
+            and self.threshold is None
+            and strategy.needs_labels
+            and (labels is None or not np.any(labels))
+        ):
+            strategy = parse_strategy("pot")
+            warnings.warn(
+                "the validation part holds no positive window: the threshold is "
+                f"chosen without labels ({strategy}), as for unlabelled data",
+                UserWarning,
+                stacklevel=3,
+            )
         check_labels(strategy, labels)  # before training, not after it
         if not (self.warm_start and hasattr(self, "model_")):
             self.units_ = (
@@ -731,47 +918,161 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         ), keep
 
     def window_scores(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """The smoothed score (float32, higher = more abnormal) of every window of the rows ``X``: ``len(X) - lookback + 1`` values.
+        """The smoothed score of every window of the rows ``X``, higher = more abnormal.
 
         The first window ends at row ``lookback - 1``. A DataFrame's feature
         columns are taken by name (``feature_names_in_``); an array must hold
-        them in that order.
+        them in that order. These are the values ``rareevent score`` writes
+        per window, as ``error``.
+
+        Parameters
+        ----------
+        X : DataFrame or ndarray of shape (n_rows, n_features)
+            Sensor readings in time order, at least ``lookback`` rows.
+
+        Returns
+        -------
+        ndarray of float32, shape (n_rows - lookback + 1,)
+            One score per window.
+
+        Raises
+        ------
+        RareEventError
+            A fitted column is missing, or ``X`` has fewer rows than one window.
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
         """
         return self.smooth_scores(self.score_windows(self._rows_of(X))[0])
 
     def window_flags(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """0/1 flag of every window of ``X``: ``window_scores`` at or above ``threshold_``."""
+        """0/1 flag of every window of ``X``: ``window_scores`` at or above ``threshold_``.
+
+        Parameters
+        ----------
+        X : DataFrame or ndarray of shape (n_rows, n_features)
+            Sensor readings in time order, at least ``lookback`` rows.
+
+        Returns
+        -------
+        ndarray of int8, shape (n_rows - lookback + 1,)
+            1 for a flagged window, else 0.
+        """
         return (self.window_scores(X) >= self.threshold_).astype(np.int8)
 
     def decision_function(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Per row of ``X``: the score of the window ending there, higher = more abnormal (PyOD's sign); NaN for the first ``lookback - 1`` rows."""
+        """Per row of ``X``: the score of the window ending there, higher = more abnormal.
+
+        PyOD's sign: the reconstruction error that ``threshold_`` is
+        compared with.
+
+        Parameters
+        ----------
+        X : DataFrame or ndarray of shape (n_rows, n_features)
+            Sensor readings in time order.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_rows,)
+            The scores, finite for every row: the first ``lookback - 1`` rows
+            (all of them when ``X`` is shorter than a window) are scored from
+            the shorter window that ends there, filled at its start with
+            copies of the first row.
+
+        Raises
+        ------
+        RareEventError
+            A fitted column is missing.
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        """
         return self._row_results(X)[0]
 
     def score_samples(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Per row of ``X``: ``-decision_function``, scikit-learn's sign (higher = more normal); NaN for the first ``lookback - 1`` rows."""
+        """Per row of ``X``: ``-decision_function``, scikit-learn's sign (higher = more normal).
+
+        Parameters
+        ----------
+        X : DataFrame or ndarray of shape (n_rows, n_features)
+            Sensor readings in time order.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_rows,)
+            The negated scores, finite for every row.
+        """
         return -self.decision_function(X)
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Per row of ``X``: 1 where the window ending there is flagged (score at or above ``threshold_``), else 0; 0 for the first ``lookback - 1`` rows."""
+        """Per row of ``X``: 1 where the window ending there is flagged, else 0.
+
+        A window is flagged when its score is at or above ``threshold_``. 1 =
+        event, as in PyOD and in the label column, not scikit-learn's -1/+1,
+        so ``f1_score(y, detector.predict(X))`` works.
+
+        Parameters
+        ----------
+        X : DataFrame or ndarray of shape (n_rows, n_features)
+            Sensor readings in time order.
+
+        Returns
+        -------
+        ndarray of int8, shape (n_rows,)
+            The 0/1 labels; 0 for the first ``lookback - 1`` rows: only a
+            full window raises an alarm, as in ``score``.
+
+        Raises
+        ------
+        RareEventError
+            A fitted column is missing.
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        """
         return self._row_results(X)[1]
 
     def _row_results(
         self, X: pd.DataFrame | np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Per row: the score of the window ending there (float64, NaN before the first) and its 0/1 flag.
+        """Per row: the score of the window ending there (float64, finite) and its 0/1 flag.
 
         The flags compare the float32 window scores with ``threshold_``, as
         ``window_flags`` and the CLI do, so that all agree at the boundary.
         """
-        scores = self.window_scores(X)
-        pad = self.lookback - 1
-        per_row = np.concatenate([np.full(pad, np.nan), scores.astype(np.float64)])
+        rows = self._rows_of(X, min_rows=1)
+        pad = min(self.lookback - 1, len(rows))
+        scores = (
+            self.smooth_scores(self.score_windows(rows)[0])
+            if len(rows) >= self.lookback
+            else np.empty(0, np.float32)
+        )
+        per_row = np.concatenate([self._head_scores(rows[:pad]), scores]).astype(
+            np.float64
+        )
         flags = np.concatenate(
             [np.zeros(pad, np.int8), (scores >= self.threshold_).astype(np.int8)]
         )
         return per_row, flags
 
-    def _rows_of(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+    def _head_scores(self, head: np.ndarray) -> np.ndarray:
+        """Scores of the rows before the first full window (``head``: at most ``lookback - 1``).
+
+        Row ``i`` is scored from the shorter window of rows ``0..i``, filled
+        at its start with ``lookback - 1 - i`` copies of row 0, as if the
+        sensors had held their first reading: the model sees a window of the
+        shape it was trained on, and each row is judged by the rows up to it
+        only, as every other row is. (Taking the first full window's score
+        instead would judge row 0 by rows after it, and would leave an ``X``
+        shorter than a window without a score.) These windows are smoothed
+        among themselves; the full windows' scores do not depend on them.
+        """
+        if not len(head):
+            return np.empty(0, np.float32)
+        filled = np.concatenate([np.repeat(head[:1], self.lookback - 1, axis=0), head])
+        return self.smooth_scores(self.score_windows(filled)[0])
+
+    def _rows_of(
+        self, X: pd.DataFrame | np.ndarray, min_rows: int | None = None
+    ) -> np.ndarray:
+        """The rows of ``X``, columns in fitted order; ``min_rows`` or more (default: lookback)."""
         check_is_fitted(self, "threshold_")
         if isinstance(X, pd.DataFrame):
             by_name = {
@@ -788,14 +1089,33 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
             raise RareEventError(
                 f"X has {rows.shape[1]} features, but RareEventDetector is expecting {self.n_features_in_} features as input"
             )  # scikit-learn's words
-        if len(rows) < self.lookback:
+        if len(rows) < (self.lookback if min_rows is None else min_rows):
             raise RareEventError(
                 f"X has {len(rows)} rows, fewer than one window of lookback {self.lookback}"
+                if min_rows is None
+                else f"X has {len(rows)} rows: at least {min_rows} needed"
             )
         return rows
 
     def encode(self, X: np.ndarray) -> np.ndarray:
-        """The encoded vector (length ``units[1]``) of every window; architectures with a bottleneck only."""
+        """The encoded vector of every window; architectures with a bottleneck only (``ae``).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_rows, n_features)
+            Sensor readings in time order, in the order of ``feature_names_in_``.
+
+        Returns
+        -------
+        ndarray of shape (n_rows - lookback + 1, units_[1])
+            The bottleneck's output for each window.
+
+        Raises
+        ------
+        RareEventError
+            The architecture has no encoded vector (``plain``, ``forecast``,
+            ``pca``).
+        """
         check_is_fitted(self, "threshold_")
         require_bottleneck(self.arch)
         scaled = windows.sliding_windows(
@@ -804,7 +1124,33 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         return self.model_.encode(np.ascontiguousarray(self._model_input(scaled)))
 
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
-        """Write ``detector.json`` and the weights into the new folder ``folder``, atomically."""
+        """Write ``detector.json`` and the weights into the new folder ``folder``, atomically.
+
+        ``detector.json`` holds the parameters and the learned values as
+        JSON; the weights file (``model.weights.h5``, or ``model.npz`` for
+        ``pca``) holds numbers only. The folder appears whole or not at all.
+
+        Parameters
+        ----------
+        folder : str or Path
+            The folder to create.
+        overwrite : bool, default=False
+            Replace ``folder`` when it exists.
+
+        Returns
+        -------
+        Path
+            ``folder``.
+
+        Raises
+        ------
+        RareEventError
+            ``folder`` exists and ``overwrite`` is False, or it cannot be
+            written (no permission, a full disk).
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+
+        """
         check_is_fitted(self, "threshold_")
         if Path(folder).exists() and not overwrite:
             raise RareEventError(
@@ -835,7 +1181,30 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, folder: str | Path) -> RareEventDetector:
-        """The detector saved in ``folder``: ``detector.json`` checked field by field, then the model rebuilt and given its weights."""
+        """The detector saved in ``folder``, ready to score.
+
+        ``detector.json`` is checked field by field; the model is rebuilt
+        from the architecture registry and given the saved weights, so no
+        code is run from the folder. Scoring a loaded LSTM runs in numpy and
+        imports neither TensorFlow nor Keras.
+
+        Parameters
+        ----------
+        folder : str or Path
+            A folder written by ``save`` (or a run folder of ``rareevent train``).
+
+        Returns
+        -------
+        RareEventDetector
+            The fitted detector.
+
+        Raises
+        ------
+        RareEventError
+            The folder holds no ``detector.json``, a field is missing or
+            invalid, the format is newer than this rareevent reads, or the
+            weights do not fit the model.
+        """
         detector = cls.read_config(folder)
         detector.model_ = detector._load_model(Path(folder))
         return detector
@@ -913,6 +1282,20 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
     def _load_model(self, folder: Path) -> ReconstructionModel:
         """The model rebuilt from the parameters, with the saved weights: numbers only are read from the folder."""
         return ARCHITECTURES[self.arch].model.load(folder, self._model_config())
+
+
+def _both(
+    first: EpochCallback | None, second: EpochCallback | None
+) -> EpochCallback | None:
+    """One per-epoch callback that calls both (either may be ``None``)."""
+    if first is None or second is None:
+        return first or second
+
+    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+        first(epoch, logs)
+        second(epoch, logs)
+
+    return on_epoch
 
 
 def _combined(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

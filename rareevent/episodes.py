@@ -12,8 +12,8 @@ EPISODE_COLUMNS = (
     "series",
     "start",
     "end",
-    "start_row",
-    "end_row",
+    "start_line",
+    "end_line",
     "duration_s",
     "windows",
     "peak_score",
@@ -30,11 +30,21 @@ def duration_seconds(alarm: dict[str, Any]) -> float | None:
     return (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds()
 
 
+def file_line(row: int) -> int:
+    """The file line of 0-based data row ``row`` (line 1 is the header): how people count rows."""
+    return row + 2
+
+
 def duration_text(alarm: dict[str, Any]) -> str:
     """``2h 04min``, ``6min``, ``40s``; rows when the file has no datetime time column."""
     seconds = duration_seconds(alarm)
     if seconds is None:
         return f"{alarm['end_row'] - alarm['start_row']} rows"
+    return seconds_text(seconds)
+
+
+def seconds_text(seconds: float) -> str:
+    """``2h 04min``, ``6min``, ``40s``, ``0.5s``."""
     whole = int(round(seconds))
     days, rest = divmod(whole, 86400)
     hours, rest = divmod(rest, 3600)
@@ -60,16 +70,21 @@ def top_sensors(alarm: dict[str, Any]) -> list[tuple[str, float]]:
 def episode_rows(
     alarms: Sequence[dict[str, Any]], threshold: float, series: str | None = None
 ) -> list[dict[str, Any]]:
-    """One flat row per episode, in time order, with the columns of :data:`EPISODE_COLUMNS`."""
+    """One flat row per episode, in time order, with the columns of :data:`EPISODE_COLUMNS`.
+
+    Episodes are read by people: their rows are file lines (line 1 is the
+    header), as in the terminal's alarm table and in error messages.
+    """
     rows = []
     for alarm in sorted(alarms, key=lambda a: a["start_row"]):
         rows.append(
             {
                 "series": series,
-                "start": alarm.get("start_time", alarm["start_row"]),
-                "end": alarm.get("end_time", alarm["end_row"]),
-                "start_row": alarm["start_row"],
-                "end_row": alarm["end_row"],
+                "start": alarm.get("start_time", file_line(alarm["start_row"])),
+                "end": alarm.get("end_time", file_line(alarm["end_row"])),
+                "start_line": file_line(alarm["start_row"]),
+                "end_line": file_line(alarm["end_row"]),
+                "start_row": alarm["start_row"],  # to find the alarm; not written
                 "duration_s": duration_seconds(alarm),
                 "windows": alarm["windows"],
                 "peak_score": alarm["peak_error"],

@@ -15,6 +15,25 @@ class RareEventError(ValueError):
     pass (``name it with `time` ``, ``use `fill=drop` ``), and the CLI
     rewrites it as ``--time``, ``--fill drop``.
     A ``ValueError``, as scikit-learn raises for bad parameters.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, in one line: the file, the column and the line where
+        there are any.
+    hint : str, optional
+        How to fix it.
+    param : str, optional
+        The parameter the message is about.
+
+    Examples
+    --------
+    >>> from rareevent import RareEventDetector, RareEventError
+    >>> try:
+    ...     RareEventDetector(margin=0).check_params()
+    ... except RareEventError as error:
+    ...     print(error.param, "|", error)
+    margin | margin must be above 0 and at most 1000, got 0
     """
 
     def __init__(

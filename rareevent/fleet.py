@@ -40,6 +40,7 @@ from rareevent.training import (
     check_options,
     check_parts,
     resolve_context,
+    settle_flags,
 )
 
 PARTS = ("train", "valid", "test")
@@ -61,6 +62,8 @@ def train_fleet(
     spec = spec or TrainSpec()
     name = check_options(detector, name)
     loaded = load_series(inputs, spec.input)
+    settled = settle_flags([data for _, data in loaded], detector, spec)
+    loaded = [(series, data) for (series, _), data in zip(loaded, settled, strict=True)]
     result = train_series(loaded, detector, spec, name=name, on_epoch=on_epoch)
     files = list(dict.fromkeys(series.path for series, _ in loaded))
     result.record = replace(
@@ -288,6 +291,8 @@ def train_per_group(
     loaded = load_series(inputs, spec.input)
     for series, _ in loaded:
         check_group_folder(series)
+    settled = settle_flags([data for _, data in loaded], detector, spec)
+    loaded = [(series, data) for (series, _), data in zip(loaded, settled, strict=True)]
     remove_stale_temporaries(
         runs_dir
     )  # what a killed training left, as save_run clears it for a plain run

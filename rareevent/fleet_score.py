@@ -24,10 +24,19 @@ from typing import Any
 
 import pandas as pd
 
+from rareevent import gaps
 from rareevent.detector import PREDICT_BATCH
 from rareevent.errors import RareEventError
 from rareevent.fleet import group_run, read_fleet
-from rareevent.load import Reading, columns_for_model, sniff
+from rareevent.load import (
+    Columns,
+    CsvFormat,
+    Reading,
+    SensorData,
+    columns_for_model,
+    sniff,
+    validate_frame,
+)
 from rareevent.options import ScoreSpec
 from rareevent.record import RunView
 from rareevent.runs import load_run
@@ -76,6 +85,7 @@ class ScoreJob:
         default_factory=ScoreSpec
     )  # its input's group: the group column
     part: Path | None = None  # where the windows go (CSV); None: not written
+    report: bool = False  # keep what an HTML report draws of each series
 
 
 @dataclass
@@ -96,6 +106,9 @@ class SeriesScore:
     alarms: list[dict[str, Any]] = field(
         default_factory=list
     )  # the episodes, as ScoreResult.alarms
+    drawn: tuple[pd.DataFrame, SensorData, Path] | None = (
+        None  # with ``ScoreJob.report``: windows (row, time, error, flagged), raw rows, run
+    )
 
     def summary(self) -> dict[str, Any]:
         """The line of this series in ``--metrics-out`` and the printed table."""
@@ -204,9 +217,11 @@ def score_job(job: ScoreJob) -> list[SeriesScore]:
             if is_table(job.path):
                 frame = read_table(job.path)
                 result = score_frame(frame, series, folder, job.spec, sink=sink)[1]
+                raw = _drawn_rows(job, frame, series, folder, None)
             else:
                 result = score_csv(job.path, record, detector, job.spec, sink=sink)
-            scores.append(_score(series, record, result, None))
+                raw = _drawn_rows(job, None, series, folder, None)
+            scores.append(_score(series, record, result, None, (raw, folder)))
         else:
             for series, folder, frame, reading in _group_frames(job):
                 sink = (
@@ -217,8 +232,15 @@ def score_job(job: ScoreJob) -> list[SeriesScore]:
                 result = score_frame(
                     frame, series, folder, job.spec, sink=sink, reading=reading
                 )[1]
+                raw = _drawn_rows(job, frame, series, folder, reading)
                 scores.append(
-                    _score(series, loaded_run(folder)[0], result, job.spec.input.group)
+                    _score(
+                        series,
+                        loaded_run(folder)[0],
+                        result,
+                        job.spec.input.group,
+                        (raw, folder),
+                    )
                 )
     return scores
 
@@ -253,9 +275,45 @@ def _group_frames(
         yield series, folder, frames[series.group], raw.reading
 
 
+def _drawn_rows(
+    job: ScoreJob,
+    frame: pd.DataFrame | None,
+    series: Series,
+    folder: Path,
+    reading: Reading | None,
+) -> SensorData | None:
+    """With ``job.report``: the raw rows of a series as the report's traces show them."""
+    if not job.report:
+        return None
+    record = loaded_run(folder)[0]
+    if frame is None:  # a CSV file of its own, read as `score --html` reads it
+        from rareevent.html_report import read_raw
+
+        return read_raw(job.path, record, job.spec.input)
+    frame, fmt, columns, reading = _frame_roles(
+        frame, series, folder, job.spec, reading
+    )
+    with naming(series, fmt):
+        data = validate_frame(
+            frame, fmt, columns, fill=job.spec.input.fill, reading=reading
+        )
+    return gaps.regrid(data, gaps.run_grid(record.resample), job.spec.input.fill)[0]
+
+
 def _score(
-    series: Series, record: RunView, result: ScoreResult, group: str | None
+    series: Series,
+    record: RunView,
+    result: ScoreResult,
+    group: str | None,
+    rows: tuple[SensorData | None, Path] | None = None,
 ) -> SeriesScore:
+    drawn = None
+    raw, folder = rows if rows is not None else (None, None)
+    if raw is not None and folder is not None:
+        windows = {"row": result.rows, "error": result.error, "flagged": result.flagged}
+        if result.time is not None:
+            windows["time"] = result.time
+        drawn = (pd.DataFrame(windows).astype({"flagged": "int8"}), raw, folder)
     return SeriesScore(
         series=series,
         run=record.name,
@@ -269,6 +327,7 @@ def _score(
         metrics=result.metrics,
         ignored=[c for c in result.columns.ignored if c != group],
         alarms=result.alarms,
+        drawn=drawn,
     )
 
 
@@ -352,6 +411,29 @@ def default_jobs() -> int:
     )
 
 
+def _frame_roles(
+    frame: pd.DataFrame,
+    series: Series,
+    folder: Path,
+    spec: ScoreSpec,
+    reading: Reading | None,
+) -> tuple[pd.DataFrame, CsvFormat, Columns, Reading]:
+    """A series' raw rows without the group column, numbered from 0; their roles and reading."""
+    record = loaded_run(folder)[0]
+    group = spec.input.group
+    frame = frame.drop(columns=[group]) if group is not None else frame
+    frame = frame.reset_index(drop=True)
+    fmt = table_format(series.where, frame.columns)
+    columns = columns_for_model(fmt, trained_columns(record, spec.input))
+    if (
+        reading is None
+    ):  # a typed table: numbers need no decimal mark, times only a format when they are text
+        reading = table_reading(
+            frame, fmt, columns, spec.input.read, Reading.from_record(record.reading)
+        )
+    return frame, fmt, columns, reading
+
+
 def score_frame(
     frame: pd.DataFrame,
     series: Series,
@@ -375,17 +457,7 @@ def score_frame(
     typed table's).
     """
     record, detector = loaded_run(folder)
-    group = spec.input.group
-    frame = frame.drop(columns=[group]) if group is not None else frame
-    frame = frame.reset_index(drop=True)
-    fmt = table_format(series.where, frame.columns)
-    columns = columns_for_model(fmt, trained_columns(record, spec.input))
-    if (
-        reading is None
-    ):  # a typed table: numbers need no decimal mark, times only a format when they are text
-        reading = table_reading(
-            frame, fmt, columns, spec.input.read, Reading.from_record(record.reading)
-        )
+    frame, fmt, columns, reading = _frame_roles(frame, series, folder, spec, reading)
     if sort_by_time:
         with naming(series, fmt):
             frame = in_time_order(frame, fmt, columns.time, reading)

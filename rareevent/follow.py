@@ -4,9 +4,12 @@ A :class:`CsvTail` hands over the complete lines written since the last
 read, parsed as raw frames with the file's columns (a partly written last
 line waits for its newline). The file's reading (decimal mark, time
 format) is settled from the first lines, as ``score`` settles it from a
-file's first rows. A followed file that is replaced under its name
-(rotated) or becomes shorter than what was read (truncated) is read again
-from its start; a first line equal to the header is then skipped.
+file's first rows, and so is its text encoding: ``--encoding`` when
+given, else UTF-8, else the encoding the run was trained on when the
+first lines are not UTF-8 (as ``score`` reads a whole file) or are ASCII. A followed
+file that is replaced under its name (rotated) or becomes shorter than
+what was read (truncated) is read again from its start; a first line
+equal to the header is then skipped.
 """
 
 from __future__ import annotations
@@ -23,7 +26,14 @@ import pandas as pd
 
 from rareevent.detector import PREDICT_BATCH, RareEventDetector
 from rareevent.errors import RareEventError
-from rareevent.load import Columns, CsvFormat, Reading, format_of, read_frames
+from rareevent.load import (
+    Columns,
+    CsvFormat,
+    Reading,
+    _encoding_hint,
+    format_of,
+    read_frames,
+)
 from rareevent.options import ScoreSpec
 from rareevent.record import RunView
 from rareevent.scoring import ScoreResult, StreamScorer, WindowSink, score_frames
@@ -46,13 +56,22 @@ class CsvTail:
 
     ``settle(fmt, sample)`` turns the header and a text sample of the first
     rows into the columns and reading to parse every row with (see
-    :func:`rareevent.scoring.settle_reading`).
+    :func:`rareevent.scoring.settle_reading`). ``encoding`` (``--encoding``)
+    and ``fallback`` (the run's) choose the text encoding as
+    :func:`rareevent.load.sniff` does, from the first lines read; first
+    lines in ASCII, which read alike in both, are read as ``fallback``.
     """
 
     def __init__(
-        self, path: Path | None, settle: Any, stream: IO[bytes] | None = None
+        self,
+        path: Path | None,
+        settle: Any,
+        stream: IO[bytes] | None = None,
+        encoding: str | None = None,
+        fallback: str | None = None,
     ) -> None:
         self.path, self.stream, self.settle = path, stream, settle
+        self.encoding, self.fallback = encoding, fallback
         self.name = str(path) if path is not None else "<stdin>"
         self.fmt: CsvFormat | None = None
         self.columns: Columns | None = None
@@ -76,16 +95,21 @@ class CsvTail:
         lines, newline, self._partial = (self._partial + data).rpartition(b"\n")
         if not newline:
             return Piece(restarted=restarted)
-        text = self._decode(lines + b"\n")
-        if self.fmt is None:
-            header, _, text = text.partition("\n")
+        chunk = lines + b"\n"
+        if self.fmt is None:  # the header and the encoding, from the first lines
             self.fmt = format_of(
                 Path(self.name),
-                header.encode(),
+                chunk,
                 complete=True,
                 counted=self.path is not None,
+                # ASCII reads alike in both: lines still to come are read as the run's were
+                encoding=self.encoding or (self.fallback if chunk.isascii() else None),
+                fallback=self.fallback,
             )
-        elif self._skip_header:
+            text = self._decode(chunk, header=True).partition("\n")[2]
+        else:
+            text = self._decode(chunk, header=self._skip_header)
+        if self._skip_header:
             first, _, rest = text.partition("\n")
             if [
                 name.strip()
@@ -187,19 +211,25 @@ class CsvTail:
             raise RareEventError(f"{self.path}: cannot read ({exc.strerror})") from None
         self._inode, self._offset = inode, 0
 
-    def _decode(self, data: bytes) -> str:
+    def _decode(self, data: bytes, header: bool) -> str:
+        """Complete lines in the file's encoding.
+
+        At a file's start (``header``) a UTF-8 byte order mark is skipped.
+        """
+        assert self.fmt is not None
         try:
-            return data.decode("utf-8-sig" if self.fmt is None else "utf-8")
+            return data.decode(self.fmt.codec if header else self.fmt.encoding)
         except UnicodeDecodeError as exc:
             line = (
                 self.rows
                 + 2
                 + data[: exc.start].count(b"\n")
-                - (1 if self.fmt is None else 0)
+                - (1 if header and not self._skip_header else 0)
             )
+            encoding = "UTF-8" if self.fmt.encoding == "utf-8" else self.fmt.encoding
             raise RareEventError(
-                f"{self.name}: line {line} is not UTF-8 text",
-                hint="re-export the file as UTF-8",
+                f"{self.name}: line {line} is not {encoding} text",
+                hint=_encoding_hint(data[exc.start : exc.start + 4096]),
             ) from None
 
     def close(self) -> None:
@@ -207,6 +237,23 @@ class CsvTail:
         if self._handle is not None and self._handle is not self.stream:
             self._handle.close()
         self._handle = None
+
+
+def _tail(
+    path: Path | None,
+    settle: Any,
+    record: RunView,
+    spec: ScoreSpec | None,
+    stream: IO[bytes] | None = None,
+) -> CsvTail:
+    """A tail whose text is read as ``--encoding`` says, else as UTF-8 or as the run's file was."""
+    return CsvTail(
+        path,
+        settle,
+        stream,
+        encoding=None if spec is None else spec.input.read.encoding,
+        fallback=Reading.from_record(record.reading).encoding,
+    )
 
 
 def score_pipe(
@@ -223,7 +270,7 @@ def score_pipe(
     time column); errors name ``<stdin>`` and the line.
     """
     scorer = StreamScorer(detector, record, "<stdin>", spec, batch=PREDICT_BATCH)
-    tail = CsvTail(None, scorer.settle, stream)
+    tail = _tail(None, scorer.settle, record, spec, stream)
 
     def frames() -> Iterator[pd.DataFrame]:
         for frame in tail.frames():
@@ -265,7 +312,9 @@ class Follower:
     ) -> None:
         self.path, self.record, self.detector, self.spec = path, record, detector, spec
         self.scorer = self._new_scorer()
-        self.tail = CsvTail(path, lambda fmt, sample: self.scorer.settle(fmt, sample))
+        self.tail = _tail(
+            path, lambda fmt, sample: self.scorer.settle(fmt, sample), record, spec
+        )
         self.n_closed = 0  # alarm episodes closed
         self.restarts = 0
         self._next: Piece | None = (

@@ -4,10 +4,11 @@ One file, with plotly.js and a small renderer inlined, that opens offline
 and makes no network request. It shows the score timeline against time
 (decimated with min/max buckets, so a 1M-row file stays fast and a
 one-window spike stays visible), one section per alarm episode with the
-raw traces of its top sensors over their training range, and with labels
-the metrics and the PR curve. Python builds a compact JSON model of the
-page; the inlined script draws it, the episode plots as they scroll into
-view, so a report with hundreds of episodes opens as fast as one with ten.
+raw traces of its top sensors beside what the model expected, and with
+labels hit/miss marks, the metrics and the PR curve. Python builds a compact
+JSON model of each report on the page; the inlined script draws it, the
+episode plots in view first and the others in the background, so a report
+with hundreds of episodes opens as fast as one with ten and prints whole.
 """
 
 from __future__ import annotations
@@ -25,8 +26,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rareevent import gaps, windows
-from rareevent.episodes import duration_text, episode_rows, top_sensors
+from rareevent import expected, gaps, windows
+from rareevent.episodes import (
+    duration_text,
+    episode_rows,
+    file_line,
+    seconds_text,
+    top_sensors,
+)
 from rareevent.errors import RareEventError
 from rareevent.load import Reading, SensorData, load_csv
 from rareevent.options import InputSpec, ScoreSpec
@@ -101,7 +108,7 @@ def _number(value: float, digits: int = 6) -> float:
 
 @dataclass
 class Axis:
-    """The report's time axis: datetimes (shown as dates), a numeric time column, or row numbers."""
+    """The report's time axis: datetimes (shown as dates), a numeric time column, or file lines."""
 
     kind: str  # "date", "number" or "row"
     name: str
@@ -111,7 +118,7 @@ class Axis:
     @classmethod
     def of(cls, time: np.ndarray | None, column: str | None) -> Axis:
         if time is None:
-            return cls("row", "row")
+            return cls("row", "line")
         if gaps.is_dated(time):
             values = cls.values_of(time)
             whole_seconds = bool(np.all(values % 1000 == 0))
@@ -134,9 +141,9 @@ class Axis:
         return np.asarray(time, dtype=np.float64)
 
     def x(self, time: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
-        """Offsets from ``base`` of rows at ``time`` (or ``rows`` when the axis is the row number)."""
+        """Offsets from ``base`` of rows at ``time`` (or the file lines of ``rows`` without a time)."""
         return (
-            np.asarray(rows, np.float64)
+            np.asarray(rows, np.float64) + file_line(0)
             if self.kind == "row" or time is None
             else (self.values_of(time) - self.base) / self.unit
         )
@@ -242,7 +249,21 @@ def _timeline(report: ReportInput, axis: Axis) -> dict[str, Any]:
         "alarm_y": [_number(error[i], 5) for i in kept if flagged[i]],
         "points": len(kept),
         "windows": len(x),
+        "ticks": log_ticks(np.append(error, report.threshold)),
     }
+
+
+def log_ticks(values: np.ndarray) -> list[float]:
+    """Labelled ticks of a log score axis: the powers of ten its values span, with 2 and 5
+    times them when the values span less than two decades (plotly's own minor labels, a
+    small "2" and "5", read as noise)."""
+    positive = values[np.isfinite(values) & (values > 0)]
+    if not len(positive):
+        return []
+    low = int(np.floor(np.log10(positive.min())))
+    high = int(np.ceil(np.log10(positive.max())))
+    steps = (1, 2, 5) if np.log10(positive.max() / positive.min()) < 2 else (1,)
+    return [float(f"{m}e{k}") for k in range(low, high + 1) for m in steps]
 
 
 def _episode(
@@ -252,6 +273,7 @@ def _episode(
     alarm: dict[str, Any],
     band: dict[str, tuple[float, float]],
     breaks: np.ndarray,
+    prefix: str = "",
 ) -> dict[str, Any]:
     data, record = report.data, report.record
     T = int(report.detector.lookback)
@@ -278,26 +300,73 @@ def _episode(
         )
     )  # one x for all: each sensor's extremes kept
     keep = _with_breaks(picked, part_breaks)
-    traces = [
-        {
+    model = _expected(report, lo, hi)
+    traces = []
+    for j, (name, share) in enumerate(shown):
+        trace = {
             "name": name,
             "share": share,
             "context": share is None,
             "y": [None if i is None else float(values[i, j]) for i in keep],
             "band": [_number(band[name][0]), _number(band[name][1])],
         }
-        for j, (name, share) in enumerate(shown)
-    ]
+        if name in model:
+            guess, error = model[name]
+            trace["expected"] = [
+                None if i is None or not np.isfinite(guess[i]) else _number(guess[i], 7)
+                for i in keep
+            ]
+            trace["error"] = _number(error)
+        traces.append(trace)
+    covered = slice(max(first, 0), last + 1)
     span = [
-        float(x[max(first, 0) - lo]),
+        float(x[covered.start - lo]),
         float(x[last - lo]),
     ]  # from the first row of the first flagged window to the last row of the last
     return {
-        "id": f"episode-{index + 1}",
+        "id": f"{prefix}episode-{index + 1}",
         "span": span,
         "x": [None if i is None else _number(x[i], 12) for i in keep],
         "traces": traces,
+        "verdict": None
+        if data.y is None
+        else ("hit" if bool(data.y[covered].any()) else "miss"),
+        "covered": _covered_text(data, covered),
     }
+
+
+def _expected(
+    report: ReportInput, lo: int, hi: int
+) -> dict[str, tuple[np.ndarray, float]]:
+    """Per target sensor: what the model expected on rows ``lo:hi`` and its normal error.
+
+    Empty when the run saved no normal error (runs before 0.5): the report
+    then draws the training range instead.
+    """
+    saved = report.record.normal_error
+    detector = report.detector
+    if not saved or not hasattr(detector, "target_features_"):
+        return {}
+    start = max(lo - int(detector.lookback) + 1, 0)
+    guess = expected.expected_rows(detector, report.data.X[start:hi])[lo - start :]
+    names = report.record.features
+    errors = dict(zip(saved["features"], saved["error"], strict=True))
+    return {
+        names[j]: (guess[:, k], float(errors[names[j]]))
+        for k, j in enumerate(detector.target_features_)
+        if names[j] in errors
+    }
+
+
+def _covered_text(data: SensorData, covered: slice) -> str:
+    """The time the rows of an episode's flagged windows span: a one-window episode is no "0s"."""
+    rows = data.rows[covered]
+    lines = f"lines {file_line(int(rows[0]))}-{file_line(int(rows[-1]))}"
+    if data.time is None or not gaps.is_dated(data.time):
+        return f"{len(rows)} rows ({lines})"
+    first, last = data.time[covered][[0, -1]]
+    seconds = (pd.Timestamp(last) - pd.Timestamp(first)).total_seconds()
+    return f"{seconds_text(seconds)} ({lines})"
 
 
 def _pr_curve(report: ReportInput) -> dict[str, Any] | None:
@@ -321,7 +390,7 @@ def _pr_curve(report: ReportInput) -> dict[str, Any] | None:
     }
 
 
-def build_model(report: ReportInput) -> dict[str, Any]:
+def build_model(report: ReportInput, prefix: str = "") -> dict[str, Any]:
     """The JSON the page's script draws: timeline, spans, episodes, PR curve."""
     data, record = report.data, report.record
     axis = Axis.of(data.time, data.columns.time)
@@ -341,11 +410,11 @@ def build_model(report: ReportInput) -> dict[str, Any]:
         "timeline": _timeline(report, axis),
         "events": _spans(data.y == 1, raw_x) if data.y is not None else [],
         "episodes": [
-            _episode(report, axis, i, by_start[row["start_row"]], band, breaks)
+            _episode(report, axis, i, by_start[row["start_row"]], band, breaks, prefix)
             for i, row in enumerate(rows)
         ],
         "pr": _pr_curve(report),
-        "band_source": band_source,
+        "band_source": _band_note(record, band_source),
         "splits": [],
     }
     if report.splits:
@@ -355,6 +424,18 @@ def build_model(report: ReportInput) -> dict[str, Any]:
                     [name, float(raw_x[start]), float(raw_x[min(stop, len(raw_x)) - 1])]
                 )
     return model
+
+
+def _band_note(record: RunView, train_source: str) -> str:
+    """What the grey band of the episode traces is."""
+    saved = record.normal_error
+    if not saved:
+        return f"the training range, {train_source}; this run saved no normal error"
+    return (
+        "what the model expected (dashed orange) ± its normal error, the "
+        f"{saved['percentile']:g}th percentile of |reading - expected| over the normal "
+        f"validation rows; for context columns the training range, {train_source}"
+    )
 
 
 def _table(
@@ -386,7 +467,11 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def _time_span(data: SensorData) -> str:
     if data.time is None or not len(data):
-        return f"rows {int(data.rows[0])} to {int(data.rows[-1])}" if len(data) else "-"
+        if not len(data):
+            return "-"
+        return (
+            f"lines {file_line(int(data.rows[0]))} to {file_line(int(data.rows[-1]))}"
+        )
     first, last = data.time[0], data.time[-1]
     if gaps.is_dated(data.time):
         first, last = pd.Timestamp(first), pd.Timestamp(last)
@@ -444,6 +529,12 @@ def _metrics_html(metrics: dict[str, dict[str, Any] | None]) -> str:
     return "<h2>Metrics</h2>" + _table(["metric", *parts], rows, "metrics")
 
 
+_VERDICTS = {
+    "hit": "hit: its flagged windows overlap a labelled event",
+    "miss": "miss: no labelled event in the rows its flagged windows cover",
+}
+
+
 def _episode_html(
     index: int, row: dict[str, Any], alarm: dict[str, Any], episode: dict[str, Any]
 ) -> str:
@@ -451,7 +542,11 @@ def _episode_html(
         ("start", row["start"]),
         ("end", row["end"]),
         ("duration", duration_text(alarm)),
-        ("rows", f"{row['start_row']}-{row['end_row']} ({row['windows']} window(s))"),
+        (
+            "lines",
+            f"{row['start_line']}-{row['end_line']} ({row['windows']} window(s))",
+        ),
+        ("rows its windows cover", episode["covered"]),
         (
             "peak score",
             f"{row['peak_score']:.4g} = {row['peak_over_threshold']:.2f} × threshold"
@@ -463,13 +558,18 @@ def _episode_html(
             ", ".join(f"{name} {share:.0%}" for name, share in top_sensors(alarm)),
         ),
     ]
+    if episode["verdict"]:
+        facts.insert(0, ("labelled event", _VERDICTS[episode["verdict"]]))
     plots = "".join(
         f'<div class="sensor-plot{" context" if trace["context"] else ""}" data-sensor="{html.escape(trace["name"])}"></div>'
         for trace in episode["traces"]
     )
+    verdict = episode["verdict"]
+    mark = f' <span class="{verdict}">{verdict}</span>' if verdict else ""
     return (
-        f'<section class="episode" id="{episode["id"]}" data-index="{index}">'
-        f"<h3>Episode {index + 1}: {html.escape(str(row['start']))}</h3>"
+        f'<section class="episode" id="{episode["id"]}" data-index="{index}"'
+        + (f' data-verdict="{verdict}">' if verdict else ">")
+        + f"<h3>Episode {index + 1}: {html.escape(str(row['start']))}{mark}</h3>"
         + _table(None, facts, "facts")
         + f'<div class="traces">{plots}</div></section>'
     )
@@ -477,22 +577,61 @@ def _episode_html(
 
 def render(report: ReportInput, extra_sections: str = "") -> str:
     """The whole page as text."""
-    js = plotly_js()
-    model = build_model(report)
+    body, data = report_body(report, "report", extra_sections)
+    return page(
+        report.title,
+        _table(None, _header(report), "header") + f'<div id="report">{body}</div>',
+        [("report", data)],
+    )
+
+
+def page(title: str, body: str, reports: Sequence[tuple[str, str]]) -> str:
+    """A page of ``body`` with plotly, the renderer and each report's JSON (by its root's id)."""
+    scripts = "".join(
+        (
+            '<script id="report-data" type="application/json">'
+            if root == "report"
+            else f'<script class="report-data" data-for="{root}" type="application/json">'
+        )
+        + data.replace("</", "<\\/")
+        + "</script>"
+        for root, data in reports
+    )
+    return (
+        _PAGE.format(title=html.escape(title), style=_STYLE)
+        .replace("/*PLOTLY*/", plotly_js())
+        .replace("/*RENDER*/", _SCRIPT)
+        .replace(
+            "/*BODY*/", body + scripts
+        )  # last: no marker is looked for in the data
+    )
+
+
+def report_body(
+    report: ReportInput, root: str, extra_sections: str = ""
+) -> tuple[str, str]:
+    """The timeline, metrics, PR curve and episodes of one scored series, and their JSON."""
+    model = build_model(report, prefix="" if root == "report" else f"{root}-")
     rows = episode_rows(report.alarms, report.threshold)
     by_start = {alarm["start_row"]: alarm for alarm in report.alarms}
+    labelled = report.data.y is not None
     summary = _table(
-        ["#", "start", "end", "duration", "peak ÷ threshold", "top sensors"],
+        ["#", "start", "end", "duration", "lines", "peak ÷ threshold", "top sensors"]
+        + (["labelled event"] if labelled else []),
         [
             [
                 f"{i + 1}",
                 row["start"],
                 row["end"],
                 duration_text(by_start[row["start_row"]]),
+                f"{row['start_line']}-{row['end_line']}",
                 _fmt(row["peak_over_threshold"]),
                 row["top_sensors"].replace(";", " "),
             ]
-            for i, row in enumerate(rows)
+            + ([episode["verdict"]] if labelled else [])
+            for i, (row, episode) in enumerate(
+                zip(rows, model["episodes"], strict=True)
+            )
         ],
         "episodes",
     )
@@ -500,27 +639,27 @@ def render(report: ReportInput, extra_sections: str = "") -> str:
         _episode_html(i, row, by_start[row["start_row"]], episode)
         for i, (row, episode) in enumerate(zip(rows, model["episodes"], strict=True))
     )
-    data_json = json.dumps(model, separators=(",", ":"), allow_nan=False).replace(
-        "</", "<\\/"
+    single = root == "report"
+    pr = (
+        '<h3 class="plot-title">precision-recall ('
+        + html.escape(model["pr"]["part"])
+        + ")</h3>"
+        + f'<div{" id=pr" if single else ""} class="plot small pr-plot"></div>'
+        if model["pr"]
+        else ""
     )
-    page = _PAGE.format(
-        title=html.escape(report.title),
-        style=_STYLE,
-        header=_table(None, _header(report), "header"),
+    body = _BODY.format(
+        timeline=f'<div{" id=timeline" if single else ""} class="plot timeline"></div>',
         extra=extra_sections,
         metrics=_metrics_html(report.metrics),
-        pr='<div id="pr" class="plot small"></div>' if model["pr"] else "",
+        pr=pr,
         summary=summary if rows else "<p>No alarm episodes.</p>",
         episodes=sections,
         band=html.escape(model["band_source"]),
         points=model["timeline"]["points"],
         windows=model["timeline"]["windows"],
     )
-    return (
-        page.replace("/*PLOTLY*/", js)
-        .replace("/*DATA*/", data_json)
-        .replace("/*RENDER*/", _SCRIPT)
-    )
+    return body, json.dumps(model, separators=(",", ":"), allow_nan=False)
 
 
 def write(report: ReportInput, output: str | Path, extra_sections: str = "") -> Path:
@@ -545,62 +684,6 @@ def check_output(output: str | Path) -> None:
         raise RareEventError(
             "an HTML report needs plotly", hint="pip install 'rareevent[plot]'"
         ) from None
-
-
-def render_fleet(run: str, scores: Sequence[Any], column: str, device: str) -> str:
-    """The page of a fleet's ``score``: the per-series table, then a section per series with alarms, listing its episodes."""
-    rows = [
-        [s.series.name, f"{s.n_rows:,}", f"{s.n_windows:,}", f"{s.n_flagged:,}", len(s.alarms), _fmt((s.metrics or {}).get("f1")),
-         f"{s.metrics['events_detected']} of {s.metrics['events']}" if s.metrics and s.metrics.get("events") is not None else "-"]
-        for s in scores
-    ]  # fmt: skip
-    sections = []
-    for s in scores:
-        if not s.alarms:
-            continue
-        by_start = {alarm["start_row"]: alarm for alarm in s.alarms}
-        episodes = [
-            [
-                row["start"],
-                row["end"],
-                duration_text(by_start[row["start_row"]]),
-                f"{row['start_row']}-{row['end_row']}",
-                _fmt(row["peak_over_threshold"]),
-                row["top_sensors"].replace(";", " "),
-            ]
-            for row in episode_rows(s.alarms, s.threshold, s.series.name)
-        ]
-        sections.append(
-            f'<section class="series" data-series="{html.escape(s.series.name)}"><h3>{html.escape(column)} {html.escape(s.series.name)}: {len(s.alarms)} alarm episode(s)</h3>'
-            f'<p class="note">{html.escape(str(s.series.path))}, threshold {s.threshold:.6g}</p>'
-            + _table(
-                ["start", "end", "duration", "rows", "peak ÷ threshold", "top sensors"],
-                episodes,
-                "episodes",
-            )
-            + "</section>"
-        )
-    header = [
-        ("run", run),
-        ("series", f"{len(scores)} ({sum(1 for s in scores if s.alarms)} with alarms)"),
-        ("rows", f"{sum(s.n_rows for s in scores):,}"),
-        ("device", f"scored on {device}"),
-    ]
-    title = f"{len(scores)} series scored with run {run}"
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">'
-        f"<title>{html.escape(title)}</title>{_STYLE}</head><body><h1>{html.escape(title)}</h1>"
-        + _table(None, header, "header")
-        + "<h2>Series</h2>"
-        + _table(
-            [column, "rows", "windows", "flagged", "alarms", "F1", "events caught"],
-            rows,
-            "series",
-        )
-        + "<h2>Series with alarms</h2>"
-        + ("".join(sections) or "<p>No alarm episodes.</p>")
-        + "</body></html>\n"
-    )
 
 
 class WindowCollector:
@@ -643,21 +726,22 @@ _PAGE = """<!DOCTYPE html>
 <title>{title}</title>
 {style}</head><body>
 <h1>{title}</h1>
-{header}
-<h2>Score timeline</h2>
-<div id="timeline" class="plot"></div>
-<p class="note">Window score (log scale) against time: red spans are alarm episodes, green spans labelled events, the dashed line the threshold; lines break at time gaps. Drawn from {points:,} of {windows:,} windows (the lowest and highest of each bucket, so single-window spikes stay). Drag to zoom, double-click to reset.</p>
+/*BODY*/
+<script id="plotly-js" type="application/octet-stream">/*PLOTLY*/</script>
+<script>/*RENDER*/</script>
+</body></html>
+"""
+
+_BODY = """<h2>Score timeline</h2>
+{timeline}
+<p class="note">Window score (log scale) against time: red spans are alarm episodes (purple when no labelled event is under them), green spans labelled events, the dashed line the threshold; lines break at time gaps. Drawn from {points:,} of {windows:,} windows (the lowest and highest of each bucket, so single-window spikes stay). Drag to zoom, double-click to reset.</p>
 {extra}
 {metrics}
 {pr}
 <h2>Alarm episodes</h2>
 {summary}
-<p class="note">Each episode shows the raw (unscaled) readings of its top sensors, and of the context columns (dashed frame: read by the model, not scored), around the episode (red: the rows its flagged windows cover), over their normal range (grey band: {band}).</p>
+<p class="note">Each episode shows the raw (unscaled) readings of its top sensors, and of the context columns (dashed frame: read by the model, not scored), around the episode (red: the rows its flagged windows cover), with their normal range (grey band: {band}).</p>
 {episodes}
-<script id="plotly-js" type="application/octet-stream">/*PLOTLY*/</script>
-<script id="report-data" type="application/json">/*DATA*/</script>
-<script>/*RENDER*/</script>
-</body></html>
 """
 
 _SCRIPT = r"""
@@ -673,8 +757,36 @@ _SCRIPT = r"""
     draw();
   });
 })();
-function draw() {
-  var R = JSON.parse(document.getElementById('report-data').textContent);
+function draw() {  // every report on the page: one for a file, one per series for a fleet
+  window.rareevent = {plots: 0, episodes: 0, rendered: {}, plotlyMs: window.rareeventPlotlyMs};
+  var sections = [], timelines = [];
+  document.querySelectorAll('#report-data, script.report-data').forEach(function (data) {
+    var root = document.getElementById(data.getAttribute('data-for') || 'report');
+    var drawn = drawReport(JSON.parse(data.textContent), root);
+    sections = sections.concat(drawn.sections);
+    timelines.push(drawn.timeline);
+  });
+  window.rareevent.episodes = sections.length;
+  function episode(section) { section.drawEpisode(); }
+  if ('IntersectionObserver' in window) {
+    var seen = new IntersectionObserver(function (entries) {
+      entries.forEach(function (entry) { if (entry.isIntersecting) { seen.unobserve(entry.target); episode(entry.target); } });
+    }, {rootMargin: '400px'});
+    sections.forEach(function (s) { seen.observe(s); });
+  }
+  window.rareevent.drawAll = function (limit) { sections.slice(0, limit || sections.length).forEach(episode); };
+  // the sections out of view are drawn too, one at a time in the background once the timelines
+  // are up, so that a print, a PDF or a headless screenshot shows every chart, and opening the
+  // page stays as fast
+  var next = 0;
+  function background() {
+    while (next < sections.length && sections[next].drawing) next += 1;
+    if (next < sections.length) { episode(sections[next]); setTimeout(background, 0); }
+  }
+  Promise.all(timelines).then(function () { setTimeout(background, 0); });
+  window.addEventListener('beforeprint', function () { window.rareevent.drawAll(); });
+}
+function drawReport(R, root) {
   var config = {displaylogo: false, responsive: true, modeBarButtonsToRemove: ['sendDataToCloud']};
   var dated = R.axis.kind === 'date';
   var base = R.axis.base, unit = R.axis.unit;
@@ -689,7 +801,6 @@ function draw() {
     for (var k in extra) axis[k] = extra[k];
     return axis;
   }
-  window.rareevent = {plots: 0, episodes: R.episodes.length, rendered: {}, plotlyMs: window.rareeventPlotlyMs};
   function done() { window.rareevent.plots += 1; }
   function spans(name, list, colour) {  // many spans as one filled trace (hundreds of layout shapes would slow every redraw)
     var x = [], y = [];
@@ -704,61 +815,71 @@ function draw() {
     shapes.push({type: 'line', xref: 'paper', yref: 'y', x0: 0, x1: 1, y0: R.threshold, y1: R.threshold, line: {color: '#ff7f0e', width: 1.5, dash: 'dash'}});
     var annotations = R.splits.map(function (s) { return {x: X(s[1]), y: 1, xref: 'x', yref: 'paper', text: s[0], showarrow: false, xanchor: 'left', yanchor: 'top', font: {size: 11, color: '#666'}}; });
     annotations.push({x: 1, y: R.threshold, xref: 'paper', yref: 'y', text: 'threshold ' + R.threshold.toPrecision(4), showarrow: false, xanchor: 'right', yanchor: 'bottom', font: {size: 11, color: '#ff7f0e'}});
-    var traces = [
-      spans('alarm episodes', R.episodes.map(function (e) { return e.span; }), 'rgba(214,39,40,0.3)'),
+    function judged(verdict) { return R.episodes.filter(function (e) { return e.verdict === verdict; }).map(function (e) { return e.span; }); }
+    var labelled = R.episodes.some(function (e) { return e.verdict; });
+    var alarms = labelled
+      ? [spans('alarms on a labelled event (hit)', judged('hit'), 'rgba(214,39,40,0.35)'),
+         spans('alarms without a labelled event (miss)', judged('miss'), 'rgba(148,103,189,0.35)')]
+      : [spans('alarm episodes', R.episodes.map(function (e) { return e.span; }), 'rgba(214,39,40,0.3)')];
+    var traces = alarms.concat([
       spans('labelled events', R.events, 'rgba(44,160,44,0.25)'),
       {type: 'scatter', mode: 'lines', name: 'window score', x: xs(t.x), y: t.y, line: {width: 1, color: '#1f77b4'}, connectgaps: false},
       {type: 'scatter', mode: 'markers', name: 'alarm windows', x: xs(t.alarm_x), y: t.alarm_y, marker: {size: 4, color: '#d62728'}}
-    ];
-    var layout = {margin: {l: 60, r: 20, t: 10, b: 40}, xaxis: xaxis({rangeslider: {visible: false}}), yaxis: {type: 'log', title: {text: 'score'}},
+    ]);
+    var yaxis = {type: 'log', title: {text: 'score'}};
+    if (t.ticks.length) { yaxis.tickvals = t.ticks; yaxis.ticktext = t.ticks.map(String); }
+    var layout = {margin: {l: 60, r: 20, t: 10, b: 40}, xaxis: xaxis({rangeslider: {visible: false}}), yaxis: yaxis,
                   yaxis2: {overlaying: 'y', range: [0, 1], visible: false, fixedrange: true},
                   shapes: shapes, annotations: annotations, legend: {orientation: 'h', y: 1.08}, hovermode: 'closest'};
-    Plotly.newPlot('timeline', traces, layout, config).then(function () { window.rareevent.timelineMs = performance.now(); done(); });
+    return Plotly.newPlot(root.querySelector('.timeline'), traces, layout, config).then(function () { window.rareevent.timelineMs = window.rareevent.timelineMs || performance.now(); done(); });
   }
   function pr() {
     if (!R.pr) return;
     var p = R.pr;
-    Plotly.newPlot('pr', [
+    Plotly.newPlot(root.querySelector('.pr-plot'), [
       {type: 'scatter', mode: 'lines', name: 'PR curve', x: p.recall, y: p.precision, line: {color: '#1f77b4'}},
       {type: 'scatter', mode: 'markers', name: 'chosen threshold', x: [p.at[0]], y: [p.at[1]], marker: {size: 10, color: '#ff7f0e'}}
-    ], {title: {text: 'precision-recall (' + p.part + ')', font: {size: 13}}, margin: {l: 50, r: 20, t: 40, b: 40},
+    ], {margin: {l: 50, r: 20, t: 30, b: 40},
         xaxis: {title: {text: 'recall'}, range: [0, 1.02]}, yaxis: {title: {text: 'precision'}, range: [0, 1.02]}, legend: {x: 0.02, y: 0.05}}, config).then(done);
   }
   function yrange(t) {  // the readings and the whole normal band in view, so a reader sees how far outside it they go
-    var values = t.y.filter(function (v) { return v !== null; }).concat(t.band);
+    var band = t.expected ? t.expected.filter(function (v) { return v !== null; }).map(function (v) { return v - t.error; })
+      .concat(t.expected.filter(function (v) { return v !== null; }).map(function (v) { return v + t.error; })) : t.band;
+    var values = t.y.filter(function (v) { return v !== null; }).concat(band);
     var low = Math.min.apply(null, values), high = Math.max.apply(null, values), pad = 0.06 * (high - low || 1);
     return [low - pad, high + pad];
   }
   function episode(section) {
-    var index = +section.getAttribute('data-index');
-    if (window.rareevent.rendered[index]) return;
-    window.rareevent.rendered[index] = 'drawing';
-    var e = R.episodes[index];
+    if (section.drawing) return;
+    section.drawing = true;
+    var e = R.episodes[+section.getAttribute('data-index')];
     var divs = section.querySelectorAll('.sensor-plot');
     var x = xs(e.x);
     var drawn = e.traces.map(function (t, i) {
       var title = t.context ? t.name + ' (context)' : t.name + ' (' + Math.round(t.share * 100) + '% of the error)';
-      var shapes = [rect(e.span[0], e.span[1], '#d62728', 0.15),
-                    {type: 'rect', xref: 'paper', yref: 'y', x0: 0, x1: 1, y0: t.band[0], y1: t.band[1], fillcolor: '#888', opacity: 0.22, line: {width: 1, color: '#555', dash: 'dot'}, layer: 'below'}];
-      return Plotly.newPlot(divs[i], [{type: 'scatter', mode: 'lines', name: t.name, x: x, y: t.y, connectgaps: false,
-                                       line: {width: 1.2, color: t.context ? '#7f7f7f' : '#1f77b4', dash: t.context ? 'dot' : 'solid'}}],
+      var shapes = [rect(e.span[0], e.span[1], '#d62728', 0.15)];
+      var data = [{type: 'scatter', mode: 'lines', name: t.name, x: x, y: t.y, connectgaps: false,
+                   line: {width: 1.2, color: t.context ? '#7f7f7f' : '#1f77b4', dash: t.context ? 'dot' : 'solid'}}];
+      if (t.expected) {  // expected ± normal error: the band follows the setpoint
+        var off = function (sign) { return t.expected.map(function (v) { return v === null ? null : v + sign * t.error; }); };
+        data.unshift({type: 'scatter', mode: 'lines', name: 'normal low', x: x, y: off(-1), line: {width: 0}, hoverinfo: 'skip', connectgaps: false},
+                     {type: 'scatter', mode: 'lines', name: 'normal high', x: x, y: off(1), line: {width: 0}, fill: 'tonexty',
+                      fillcolor: 'rgba(136,136,136,0.25)', hoverinfo: 'skip', connectgaps: false});
+        data.push({type: 'scatter', mode: 'lines', name: 'expected', x: x, y: t.expected, connectgaps: false, line: {width: 1.2, color: '#ff7f0e', dash: 'dash'}});
+      } else {
+        shapes.push({type: 'rect', xref: 'paper', yref: 'y', x0: 0, x1: 1, y0: t.band[0], y1: t.band[1], fillcolor: '#888', opacity: 0.22, line: {width: 1, color: '#555', dash: 'dot'}, layer: 'below'});
+      }
+      return Plotly.newPlot(divs[i], data,
         {title: {text: title, font: {size: 12}}, margin: {l: 50, r: 10, t: 30, b: 30}, showlegend: false, xaxis: xaxis({gridcolor: '#eee'}), yaxis: {range: yrange(t), gridcolor: '#eee'}, plot_bgcolor: '#fff', shapes: shapes},
         {displaylogo: false, responsive: true, displayModeBar: false}).then(done);
     });
-    Promise.all(drawn).then(function () { window.rareevent.rendered[index] = true; section.setAttribute('data-rendered', '1'); });
+    Promise.all(drawn).then(function () { section.setAttribute('data-rendered', '1'); });
   }
-  timeline();
+  var drawn = timeline();
   pr();
-  var sections = document.querySelectorAll('section.episode');
-  if ('IntersectionObserver' in window) {
-    var seen = new IntersectionObserver(function (entries) {
-      entries.forEach(function (entry) { if (entry.isIntersecting) { seen.unobserve(entry.target); episode(entry.target); } });
-    }, {rootMargin: '400px'});
-    sections.forEach(function (s) { seen.observe(s); });
-  } else {
-    sections.forEach(episode);
-  }
-  window.rareevent.drawAll = function (limit) { Array.prototype.slice.call(sections, 0, limit || sections.length).forEach(episode); };
+  var sections = Array.prototype.slice.call(root.querySelectorAll('section.episode'));
+  sections.forEach(function (s) { s.drawEpisode = function () { episode(s); }; });
+  return {sections: sections, timeline: drawn};
 }
 """
 

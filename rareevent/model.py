@@ -904,6 +904,13 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "pca": Architecture("the PCA reconstruction baseline", PCAModel),
 }
+"""The architecture registry: ``arch`` name -> its help line, model class and builder.
+
+``train --arch``, ``encode``, ``report`` and loading a saved detector all
+follow from it: a saved run is rebuilt from its entry and given the saved
+weights. A new Keras architecture is a builder and an entry; a model that is
+not Keras, a ``ReconstructionModel`` class and an entry.
+"""
 ARCHS = tuple(ARCHITECTURES)
 LSTM_ARCHS = tuple(
     name for name, spec in ARCHITECTURES.items() if spec.build is not None

@@ -188,9 +188,30 @@ def _recorded(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class ReadOptions(Spec):
-    """What the user forced about reading cells (``--decimal``, ``--time-format``, ``--dayfirst``, ``--time-unit``, ``--tz``, ``--encoding``).
+    """What the user forced about reading cells; ``None`` or False: inferred.
 
     Unknown values and contradictory options are refused when it is made.
+
+    Parameters
+    ----------
+    decimal : {",", "."}, optional
+        The decimal mark (``--decimal``).
+    time_format : str, optional
+        The strftime format of the time column (``--time-format``).
+    dayfirst : bool, default=False
+        Read dates like ``01.02.2026`` day first (``--dayfirst``).
+    time_unit : {"s", "ms"}, optional
+        Read a numeric time column as seconds or milliseconds since 1970.
+    tz : str, optional
+        The IANA time zone of times without an offset (``--tz``).
+    encoding : str, optional
+        The text encoding of the file, like ``"cp1252"`` (``--encoding``).
+
+    Raises
+    ------
+    RareEventError
+        An unknown value, or ``time_format``, ``dayfirst`` and ``time_unit``
+        given together.
     """
 
     decimal: str | None = None
@@ -237,6 +258,27 @@ class InputSpec(Spec):
 
     For scoring, ``time`` and ``label`` name the file's columns where they
     differ from the run's (``None``: the run's); ``drop`` is for training.
+
+    Parameters
+    ----------
+    time : str, optional
+        The time column (default: ``time``, ``timestamp``, ``datetime`` or
+        ``date``, else the first column of dates).
+    label : str, optional
+        The 0/1 event column (default: ``y``, ``label`` or ``anomaly``).
+    drop : sequence of str, default=()
+        Columns to leave out.
+    group : str, optional
+        The column whose values name the series of a fleet.
+    fill : {"ffill", "interpolate", "drop"}, optional
+        Repair blank cells (default: refuse them).
+    read : ReadOptions, default=ReadOptions()
+        How cells are read.
+
+    Raises
+    ------
+    RareEventError
+        An unknown ``fill``.
     """
 
     time: str | None = None
@@ -273,7 +315,27 @@ class Resampling(Spec):
 
 @dataclass(frozen=True)
 class SplitSpec(Spec):
-    """How training rows are split in time order and cut into segments: the part fractions, the gap rule and the grid."""
+    """How training rows are split in time order and cut into segments.
+
+    Parameters
+    ----------
+    valid_frac : float, default=0.2
+        The share of the rows, after the training part, that chooses the
+        threshold and stops training early.
+    test_frac : float, default=0.2
+        The share of the rows, at the end, that measures the run (may be 0).
+    max_gap : str, optional
+        A time step larger than this is a gap: ``"10min"``, a number in the
+        time column's unit, a multiple of the median step (``"5x"``, the
+        default) or ``"none"``.
+    resample : Resampling, optional
+        Put the rows on a regular grid first.
+
+    Raises
+    ------
+    RareEventError
+        Fractions that leave too little to train on, or a malformed ``max_gap``.
+    """
 
     valid_frac: float = 0.2
     test_frac: float = 0.2
@@ -288,7 +350,31 @@ class SplitSpec(Spec):
 
 @dataclass(frozen=True)
 class TrainSpec(Spec):
-    """What ``train`` reads and how it splits it: the input, the split, and the context columns (names or globs, ``auto``, ``none``; ``None``: the detector's)."""
+    """What ``train`` reads and how it splits it.
+
+    Parameters
+    ----------
+    input : InputSpec, default=InputSpec()
+        Column roles, blank-cell repair and reading options.
+    split : SplitSpec, default=SplitSpec()
+        The part fractions, the gap rule and the grid.
+    context : str or sequence of str, optional
+        Context columns: names or glob patterns, ``"auto"`` or ``"none"``
+        (default: the detector's ``context``).
+
+    Examples
+    --------
+    >>> from rareevent.options import InputSpec, ReadOptions, SplitSpec, TrainSpec
+    >>> spec = TrainSpec(InputSpec(label="label", read=ReadOptions(decimal=",")),
+    ...                  SplitSpec(valid_frac=0.2, test_frac=0.1, max_gap="10min"))
+    >>> spec.split.test_frac
+    0.1
+    >>> SplitSpec(valid_frac=0)
+    Traceback (most recent call last):
+    ...
+    rareevent.errors.RareEventError: valid_frac must be above 0: the threshold and early
+    stopping need a validation part
+    """
 
     input: InputSpec = field(default_factory=InputSpec)
     split: SplitSpec = field(default_factory=SplitSpec)
@@ -302,7 +388,22 @@ class TrainSpec(Spec):
 
 @dataclass(frozen=True)
 class ScoreSpec(Spec):
-    """What ``score`` reads and how: the input (columns that differ from the run's, blank-cell repair, reading options) and the rows read per chunk."""
+    """What ``score`` reads and how: the input and the rows read per chunk.
+
+    Parameters
+    ----------
+    input : InputSpec, default=InputSpec()
+        Columns that differ from the run's, blank-cell repair and reading
+        options (default: the file is read as the run read its training file).
+    chunk_rows : int
+        Rows read per chunk; memory stays bounded by it, and the output is
+        the same for any value.
+
+    Raises
+    ------
+    RareEventError
+        ``chunk_rows`` is not a whole number above 0.
+    """
 
     input: InputSpec = field(default_factory=InputSpec)
     chunk_rows: int = CHUNK_ROWS

@@ -213,6 +213,15 @@ def validate_record(record: Any, path: Path) -> None:
             )
             and len(v["low"]) == len(v["high"])
         ),
+        "normal_error": lambda v: (
+            isinstance(v, dict)
+            and _is_number(v.get("percentile"))
+            and isinstance(v.get("features"), list)
+            and all(isinstance(name, str) for name in v["features"])
+            and isinstance(v.get("error"), list)
+            and len(v["error"]) == len(v["features"])
+            and all(_is_number(x) and x >= 0 for x in v["error"])
+        ),
         "gaps": gap_rule_ok,
         "resample": resample_record_ok,
         "candidates": _candidates_ok,  # written by --arch auto
@@ -273,7 +282,13 @@ class RunRecord:
     The fields are in the order ``run.json`` has always had them. Optional
     fields are ``None`` in runs that do not have them (older runs, runs
     without labels, time or gap rule). ``extra`` keeps fields this version
-    does not know, so reading and writing a run loses nothing.
+    does not know, so reading and writing a run loses nothing. Each field
+    is described in the documentation's "run.json and detector.json" page.
+
+    See Also
+    --------
+    rareevent.runs.read_record : Reads and checks the ``run.json`` of a folder.
+    RunView : The record with the detector's settings, as ``load_run`` gives it.
     """
 
     format_version: int = FORMAT_VERSION
@@ -300,6 +315,9 @@ class RunRecord:
     input_rows: int | None = None
     train_range: dict[str, list[float]] | None = (
         None  # percentiles, low, high: each feature's band in raw units
+    )
+    normal_error: dict[str, Any] | None = (
+        None  # percentile, features, error: |reading - expected| of normal validation rows
     )
     versions: dict[str, Any] | None = None
     baseline: Baseline | None = None
@@ -384,6 +402,13 @@ class RunView(RunRecord):
     ``params`` holds every ``get_params()`` value; the typed fields are the
     ones commands read (``units``, ``batch_size`` and ``learning_rate`` as
     training used them: ``--units auto``'s choice, the automatic batch).
+
+    Examples
+    --------
+    >>> from rareevent import load_run
+    >>> view, _ = load_run("runs/pump-ae")
+    >>> view.features[:2], view.gaps.max_gap, round(view.metrics["test"]["f1"], 3)
+    (['motor_current', 'vibration_rms'], '5x', 0.425)
     """
 
     params: dict[str, Any]

@@ -169,12 +169,47 @@ def resolve_run(run: str | None, runs_dir: str | Path) -> Path:
         if candidate.is_dir():
             return candidate
     raise RareEventError(
-        f"run {run!r} not found (neither a folder nor a run in {runs_dir})"
+        f"run {run!r} not found (neither a folder nor a run in {runs_dir})",
+        hint=_existing_runs(runs_dir),
     )
 
 
+def _existing_runs(runs_dir: Path, shown: int = 10) -> str:
+    """The runs that do exist in ``runs_dir`` (newest first), for the "not found" error."""
+    names = [folder.name for folder in reversed(list_runs(runs_dir))]
+    if not names:
+        return f"{runs_dir} holds no run: train one with `rareevent train DATA.csv`"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"runs in {runs_dir}, newest first: {', '.join(names[:shown])}{more}"
+
+
 def read_record(folder: Path) -> RunRecord:
-    """Read and check ``run.json`` of a run folder (the run's metadata; the detector is read apart)."""
+    """Read and check ``run.json`` of a run folder, without loading its model.
+
+    Parameters
+    ----------
+    folder : Path
+        A run folder written by ``rareevent train`` or ``update``.
+
+    Returns
+    -------
+    RunRecord
+        The run's metadata; the detector is read apart (``load_run``).
+
+    Raises
+    ------
+    RareEventError
+        The folder holds no ``run.json``, or a field of it is missing or
+        invalid (the message names the field).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from rareevent.runs import read_record
+    >>> record = read_record(Path("runs/pump-ae"))
+    >>> record.label_column, record.splits["test"]
+    ('label', [24000, 30000])
+    """
     path = folder / RUN_FILE
     if not path.is_file():
         raise RareEventError(f"{folder}: not a run folder ({RUN_FILE} missing)")
@@ -225,7 +260,36 @@ def read_run(folder: Path) -> RunView:
 
 
 def load_run(folder: str | Path) -> tuple[RunView, RareEventDetector]:
-    """Load a run folder: its ``run_view`` and the ready-to-score detector, as it was trained."""
+    """Load a run folder: its metadata and the ready-to-score detector, as it was trained.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A run folder written by ``rareevent train`` or ``update``.
+
+    Returns
+    -------
+    record : RunView
+        The fields of ``run.json`` with the detector's settings and learned
+        values (``record.threshold``, ``record.features``, ``record.units``).
+    detector : RareEventDetector
+        The fitted detector; it scores in numpy, without TensorFlow.
+
+    Raises
+    ------
+    RareEventError
+        The folder is not a run, or ``run.json``, ``detector.json`` or the
+        weights are damaged (the message names the file and the field).
+
+    Examples
+    --------
+    >>> from rareevent import load_run
+    >>> record, detector = load_run("runs/pump-ae")
+    >>> record.arch, record.lookback, record.time_column
+    ('pca', 5, 'timestamp')
+    >>> record.threshold == detector.threshold_
+    True
+    """
     folder = Path(folder)
     record = read_record(folder)
     detector = RareEventDetector.load(folder)

@@ -59,8 +59,8 @@ def transform(scaler: StandardScaler, X: np.ndarray) -> np.ndarray:
 
     Values are clipped to ``±Z_LIMIT``: a sensor with a tiny training
     variance that later moves would otherwise reach |z| in the hundreds and
-    its squared error would outweigh every other sensor's (see the README's
-    quality section for the measurements).
+    its squared error would outweigh every other sensor's (the measurements
+    are in the documentation's "How the defaults were chosen").
     """
     return np.clip((X - scaler.mean_) / scaler.scale_, -Z_LIMIT, Z_LIMIT).astype(
         np.float32

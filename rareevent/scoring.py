@@ -60,6 +60,29 @@ class ScoreResult:
     """Everything learned about a scored file; per-window arrays are in time order.
 
     Its ``repr`` is the summary (counts), not the per-window arrays.
+
+    Attributes
+    ----------
+    path : Path
+        The scored file (``<stdin>``, or the ``source`` of a ``StreamScorer``).
+    threshold : float
+        The run's threshold.
+    n_rows, n_filled, n_segments : int
+        Rows read, blank cells repaired by ``fill``, segments between time gaps.
+    n_windows : int
+        Windows scored.
+    rows : ndarray of int64
+        Per window: the 0-based data row of its last row.
+    error : ndarray of float32
+        Per window: its (smoothed) score.
+    flagged : ndarray of bool
+        Per window: at or above the threshold.
+    time : ndarray or None
+        Per window: the time of its last row (``None`` without a time column).
+    alarms : list of dict
+        The alarm episodes: start, end, rows, windows, peak and top sensors.
+    metrics : dict or None
+        With labels: precision, recall, F1, PR-AUC, events caught, ...
     """
 
     path: Path
@@ -460,6 +483,46 @@ def score_csv(
     name the file's time and 0/1 event columns when they differ from the
     run's (or the run had none): a run trained on normal data alone can so
     be measured on a labelled incident file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV to score; it must carry every trained sensor, by name.
+    record : RunView
+        The run's metadata, as ``load_run`` returns it.
+    detector : RareEventDetector
+        The run's detector, as ``load_run`` returns it.
+    spec : ScoreSpec, optional
+        Columns that differ from the run's, blank-cell repair, reading
+        options and rows per chunk (default: the file is read as the run
+        read its training file).
+    sink : callable, optional
+        Receives each block of windows as a DataFrame.
+    on_progress : callable, optional
+        Called with the count of rows read since its last call.
+
+    Returns
+    -------
+    ScoreResult
+        The windows, alarm episodes and, with labels, the metrics.
+
+    Raises
+    ------
+    RareEventError
+        The file cannot be read as the run's input (a missing sensor, a
+        value that is not a number, time going backwards, ...), named with
+        its line.
+
+    Examples
+    --------
+    >>> from rareevent import load_run
+    >>> from rareevent.options import ScoreSpec
+    >>> from rareevent.scoring import score_csv
+    >>> record, detector = load_run("runs/pump-ae")
+    >>> result = score_csv("sample_data/pump_sensors.csv", record, detector,
+    ...                    ScoreSpec(chunk_rows=10_000))
+    >>> result.n_windows, result.metrics["events"]
+    (29996, 20)
     """
     spec = spec or ScoreSpec()
     fmt, _, reading, frames = open_csv(path, record, spec)
@@ -612,6 +675,38 @@ class StreamScorer:
     ``PREDICT_BATCH``); with ``keep_windows=False`` no per-window history is
     kept, so memory stays flat on an endless stream: the result then holds
     counts and alarms, but no per-window arrays and no metrics.
+
+    Parameters
+    ----------
+    detector : RareEventDetector
+        A fitted detector.
+    record : RunView, optional
+        The run's metadata (``load_run``). Without it, frames hold the
+        detector's sensor columns only.
+    source : str, default="<data>"
+        The name errors and the result give the data.
+    spec : ScoreSpec, optional
+        Columns that differ from the run's, blank-cell repair and reading
+        options.
+    batch : int, default=1
+        Release windows in whole multiples of this.
+    keep_windows : bool, default=True
+        Keep every window for the result; False keeps counts and alarms only.
+
+    Examples
+    --------
+    Batches of any size give the windows of the same rows in one piece:
+
+    >>> import pandas as pd
+    >>> from rareevent import StreamScorer, load_run
+    >>> record, detector = load_run("runs/pump-ae")
+    >>> scorer = StreamScorer(detector, record)
+    >>> rows = pd.read_csv("sample_data/pump_sensors.csv", nrows=2000)
+    >>> [len(scorer.update(rows.iloc[start : start + 500]))
+    ...  for start in range(0, 2000, 500)]
+    [496, 500, 500, 500]
+    >>> scorer.close().n_windows
+    1996
     """
 
     def __init__(
@@ -667,7 +762,20 @@ class StreamScorer:
 
     @classmethod
     def from_run(cls, folder: str | Path, **kwargs: Any) -> StreamScorer:
-        """A scorer for a saved run folder; ``kwargs`` as for the constructor."""
+        """A scorer for a saved run folder; ``kwargs`` as for the constructor.
+
+        Parameters
+        ----------
+        folder : str or Path
+            A run folder, read with ``load_run``.
+        **kwargs
+            ``source``, ``spec``, ``batch``, ``keep_windows``.
+
+        Returns
+        -------
+        StreamScorer
+            A scorer with the run's detector and metadata.
+        """
         from rareevent.runs import load_run
 
         record, detector = load_run(folder)
@@ -687,11 +795,30 @@ class StreamScorer:
         return int(self.detector.lookback)
 
     def update(self, frame: pd.DataFrame | np.ndarray) -> pd.DataFrame:
-        """Take new raw rows; return the windows they complete (a frame without columns when none).
+        """Take new raw rows; return the windows they complete.
 
-        ``frame`` is a DataFrame with the file's columns (matched by name), or
-        a 2-D numpy array of the trained sensor columns in the detector's
-        order (``feature_names_in_``), without time or label column.
+        The episodes these rows opened and closed are then in ``opened`` and
+        ``closed``.
+
+        Parameters
+        ----------
+        frame : DataFrame or ndarray
+            A DataFrame with the file's columns (matched by name), or a 2-D
+            numpy array of the trained sensor columns in the detector's
+            order (``feature_names_in_``), without time or label column.
+
+        Returns
+        -------
+        DataFrame
+            The completed windows, with the columns of ``score``'s output
+            (``row``, ``time``, ``error``, ``flagged``, ``top_features``,
+            ``label``); a frame without columns when none is complete.
+
+        Raises
+        ------
+        RareEventError
+            A row that ``score`` would refuse (named by its line), or a
+            scorer whose data has ended.
         """
         if self.stream is not None and self.stream.ended:
             raise RareEventError(
@@ -729,7 +856,17 @@ class StreamScorer:
     def flush(self) -> pd.DataFrame:
         """End the data: the windows of the rows held back; the open episode closes.
 
-        Refused when fewer rows than the lookback came (no window at all).
+        Returns
+        -------
+        DataFrame
+            The windows of the rows held back (a trailing blank under
+            ``fill="interpolate"``, the last resampling cell); empty when
+            there are none or the data had ended already.
+
+        Raises
+        ------
+        RareEventError
+            No data row came, or fewer rows than the lookback (no window at all).
         """
         if self.stream is None and self._fmt is None:
             raise RareEventError(f"{self.source}: has no data rows")
@@ -871,7 +1008,15 @@ class StreamScorer:
         return breaks
 
     def close(self) -> ScoreResult:
-        """The result of the whole stream (flushed first when that was not done)."""
+        """The result of the whole stream (flushed first when that was not done).
+
+        Returns
+        -------
+        ScoreResult
+            Counts, alarm episodes and, with ``keep_windows`` and labels,
+            the per-window arrays and metrics. Calling it again returns the
+            same result.
+        """
         if self._result is not None:
             return self._result
         self.flush()
@@ -939,6 +1084,17 @@ def _time_text(value: Any) -> str | float:
     return float(value)
 
 
+def _as_json_dumps(text: str) -> str:
+    """pandas' JSON text with each ``\\/`` written ``/``, as ``json.dumps`` writes it.
+
+    Window records (pandas) and event records (``json.dumps``) then spell a
+    name like ``m\\u00b3/h`` alike. A plain replacement is safe: pandas writes
+    every backslash of a value as ``\\\\`` and every slash as ``\\/``, so
+    each ``\\/`` in its output is an escaped slash.
+    """
+    return text.replace("\\/", "/")
+
+
 class WindowWriter:
     """Stream per-window output as blocks arrive: ``.csv``, ``.json``, or ``.jsonl`` (JSON Lines).
 
@@ -978,12 +1134,14 @@ class WindowWriter:
             self.first = False
             return text.splitlines(keepends=True)
         text = (
-            frame.to_json(
-                orient="records",
-                lines=True,
-                date_format="iso",
-                date_unit="s",
-                double_precision=15,
+            _as_json_dumps(
+                frame.to_json(
+                    orient="records",
+                    lines=True,
+                    date_format="iso",
+                    date_unit="s",
+                    double_precision=15,
+                )
             )
             if len(frame)
             else ""
@@ -994,8 +1152,10 @@ class WindowWriter:
         if self.kind != "json":
             self.handle.write("".join(self.lines(frame)))
             return
-        body = frame.to_json(
-            orient="records", date_format="iso", date_unit="s", double_precision=15
+        body = _as_json_dumps(
+            frame.to_json(
+                orient="records", date_format="iso", date_unit="s", double_precision=15
+            )
         )[1:-1]
         if body:
             self.handle.write(("" if self.first else ",") + body)

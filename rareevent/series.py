@@ -218,7 +218,7 @@ def frame_table(
     frame = frame.set_axis(fmt.header, axis=1)
     if len(frame) == 0:
         raise RareEventError(f"{fmt.path}: has no data rows")
-    columns = _columns(fmt, spec, trained)
+    columns = _columns(fmt, spec, trained, frame.head(SAMPLE_ROWS))
     return RawTable(
         fmt,
         columns,
@@ -238,8 +238,14 @@ def in_time_order(
     ].reset_index(drop=True)
 
 
-def _columns(fmt: CsvFormat, spec: InputSpec, trained: Columns | None) -> Columns:
-    """Column roles of a file of the fleet; the group column is neither a feature nor dropped."""
+def _columns(
+    fmt: CsvFormat, spec: InputSpec, trained: Columns | None, sample: pd.DataFrame
+) -> Columns:
+    """Column roles of a file of the fleet; the group column is neither a feature nor dropped.
+
+    ``sample`` (the first rows) finds the time column by its content, as for a
+    single file (``Zeitstempel``), when no option names it.
+    """
     group = spec.group
     if group is not None and group not in fmt.header:
         raise RareEventError(
@@ -254,6 +260,7 @@ def _columns(fmt: CsvFormat, spec: InputSpec, trained: Columns | None) -> Column
         time=spec.time,
         label=spec.label,
         drop=[*spec.drop, *([group] if group else [])],
+        sample=sample,
     )
     return replace(columns, dropped=list(spec.drop))
 
@@ -277,7 +284,9 @@ def read_whole(
             trained=trained,
             base=base,
         )
-        return replace(raw, columns=_columns(raw.fmt, spec, trained))
+        return replace(
+            raw, columns=_columns(raw.fmt, spec, trained, raw.frame.head(SAMPLE_ROWS))
+        )
     return read_csv_whole(path, spec, trained=trained, base=base)
 
 

@@ -76,7 +76,26 @@ def check_master(master: str) -> None:
 
 
 def session(master: str = "local[*]", app_name: str = "rareevent") -> SparkSession:
-    """A Spark session for rareevent: UTC session time, Arrow transfers, workers on this Python."""
+    """A Spark session for rareevent: UTC session time, Arrow transfers, workers on this Python.
+
+    Parameters
+    ----------
+    master : str, default="local[*]"
+        ``local[*]``, ``local[N]``, ``spark://HOST:PORT``, ``k8s://HOST:PORT``
+        or ``yarn``.
+    app_name : str, default="rareevent"
+        The Spark application's name.
+
+    Returns
+    -------
+    SparkSession
+        A new session, or the one already running.
+
+    Raises
+    ------
+    RareEventError
+        A malformed master URL, pyspark missing, or Spark unable to start.
+    """
     check_master(master)
     _pyspark()
     from pyspark.sql import SparkSession
@@ -171,6 +190,37 @@ def score(df: DataFrame, run: str | Path, spec: ScoreSpec) -> DataFrame:
     rows are sorted by ``time`` (default: the run's time column) and scored
     as the CLI scores that asset's own file: ``row`` counts the group's rows
     in time order from 0.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        The rows of every group, with the run's sensor columns and the group
+        column.
+    run : str or Path
+        A run folder or a ``--per-group`` run folder, at the same path on
+        every executor.
+    spec : ScoreSpec
+        ``spec.input.group`` names the group column; the time and label
+        columns default to the run's.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        One row per window: the group, ``row``, ``time``, ``error``,
+        ``flagged``, ``top_features``, ``label``. Lazy, as Spark is.
+
+    Raises
+    ------
+    RareEventError
+        No group column, or a column the run needs is missing.
+
+    Examples
+    --------
+    >>> from rareevent import spark
+    >>> from rareevent.options import InputSpec, ScoreSpec
+    >>> session = spark.session("local[2]")  # doctest: +SKIP
+    >>> df = session.read.parquet("sample_data/fleet/fleet.parquet")  # doctest: +SKIP
+    >>> windows = spark.score(df, "runs/fleet", ScoreSpec(InputSpec(group="asset")))  # doctest: +SKIP
     """
     from rareevent.fleet_score import score_frame
 
@@ -239,6 +289,34 @@ def train(
     all. ``detector`` (a :class:`RareEventDetector`) gives the parameters;
     each group gets a fresh copy. The fleet model (one run over all groups)
     trains on one machine: ``rareevent train DATA --group COLUMN``.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        The rows of every group.
+    spec : TrainSpec
+        ``spec.input.group`` names the group column.
+    runs_dir : str or Path
+        A folder every executor can write.
+    per_group : bool, default=True
+        Must be True: one run per group.
+    name : str, optional
+        The ``--per-group`` run folder's name.
+    detector : RareEventDetector, optional
+        The parameters (default: ``RareEventDetector()``).
+    overwrite : bool, default=False
+        Replace a run folder of the same name.
+
+    Returns
+    -------
+    Path
+        The ``--per-group`` run folder.
+
+    Raises
+    ------
+    RareEventError
+        ``per_group=False``, a bad parameter or name, or a group that fails
+        to train (the message names it).
     """
     from rareevent.detector import RareEventDetector
     from rareevent.storage import atomic_folder, check_free, remove_stale_temporaries

@@ -266,7 +266,7 @@ def peaks_over_threshold(normal_scores: np.ndarray, risk: float) -> float:
     their ``1 - POT_TAIL`` quantile and inverted at ``risk``. A validation
     part of a few hundred windows cannot show its 0.999 quantile, and its
     empirical 0.995 quantile sits inside the normal tail: later normal data
-    crosses it far more often than 1 time in 200 (measured in the README).
+    crosses it far more often than 1 time in 200 (measured in the documentation's Benchmarks).
     The shape is kept within [-0.5, 0.5] (a few dozen excesses fit it
     loosely), and the result is never below the empirical ``1 - risk``
     quantile.

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rareevent import gaps, selection, windows
+from rareevent import expected, gaps, roles, selection, windows
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, Reading, SensorData, file_sha256, load_csv
@@ -32,7 +32,23 @@ from rareevent.threshold import parse_strategy
 
 @dataclass
 class TrainResult:
-    """What a training run produced, before and after it was saved."""
+    """What a training run produced, before and after it was saved.
+
+    Attributes
+    ----------
+    detector : RareEventDetector
+        The fitted detector.
+    data : SensorData
+        The rows read, with their column roles and reading.
+    record : RunRecord
+        What ``run.json`` will hold: splits, metrics, provenance.
+    scores : DataFrame
+        The validation and test window scores (``scores.csv``).
+    path : Path or None
+        The run folder, once ``save`` wrote it.
+    parts : dict or None
+        The scored validation and test windows, by column.
+    """
 
     detector: RareEventDetector
     data: SensorData
@@ -69,10 +85,55 @@ def train(
     and no window crosses one. With labels, ``candidates`` (``--arch auto``)
     are trained on the same split and the one with the best validation F1
     is kept (see :mod:`rareevent.selection`); without labels ``detector`` is.
+    Nothing is written: ``save`` writes the run folder.
+
+    Parameters
+    ----------
+    csv_path : str or Path
+        The sensor CSV (``,``, ``;`` or tab separated).
+    detector : RareEventDetector
+        The parameters to fit with; it is fitted in place.
+    spec : TrainSpec, optional
+        The column roles, reading options, split and context columns.
+        Default: ``TrainSpec()``, the CLI's defaults.
+    name : str, optional
+        The run's name (at most 200 bytes). Default: the time and the
+        architecture, like ``20260131-134501-ae``.
+    on_epoch : callable, optional
+        Called after every epoch with its number and its logs.
+    candidates : sequence of str, default=()
+        Architectures to train and choose among by validation F1
+        (``--arch auto``); empty: ``detector``'s own.
+
+    Returns
+    -------
+    TrainResult
+        The fitted detector, the run's record (metrics of the validation and
+        test parts) and its window scores.
+
+    Raises
+    ------
+    RareEventError
+        A bad parameter or run name, or a file that cannot be read as the
+        spec says (the message names the file, the column and the line).
+
+    Examples
+    --------
+    >>> from rareevent import RareEventDetector
+    >>> from rareevent.options import InputSpec, SplitSpec, TrainSpec
+    >>> from rareevent.training import save, train
+    >>> spec = TrainSpec(InputSpec(label="label"), SplitSpec(test_frac=0.2))
+    >>> result = train("sample_data/pump_sensors.csv", RareEventDetector(arch="pca"),
+    ...                spec, name="pca-example")
+    >>> result.record.metrics["test"]["events"]
+    4
+    >>> save(result, "runs")
+    PosixPath('runs/pca-example')
     """
     spec = spec or TrainSpec()
     name = check_options(detector, name)
     data = load_csv(csv_path, spec.input)
+    (data,) = settle_flags([data], detector, spec)
     data, resampled = gaps.regrid(data, spec.split.resample, spec.input.fill)
     max_gap_value = gaps.resolve_max_gap(
         spec.split.max_gap, data.time, data.columns.time, data.path
@@ -91,6 +152,27 @@ def train(
         resample=resampled,
     )
     return result
+
+
+def settle_flags(
+    parts: Sequence[SensorData], detector: RareEventDetector, spec: TrainSpec
+) -> list[SensorData]:
+    """Take a label-like 0/1 column no option names as the label, or refuse it (see roles)."""
+    features = parts[0].columns.features
+    context: str | Sequence[int] = (
+        detector.context
+        if spec.context is None
+        else resolve_context(spec.context, features)
+    )
+    named = (
+        set()
+        if isinstance(context, str)
+        else {features[i] for i in context if 0 <= i < len(features)}
+    )
+    settled, moved = roles.settle_flags(parts, named)
+    if moved is not None and spec.context is None and not isinstance(context, str):
+        detector.context = [i - (i > moved) for i in context]
+    return settled
 
 
 def check_options(detector: RareEventDetector, name: str | None) -> str:
@@ -349,6 +431,41 @@ def update(
     gaps by the run's own rules. The run folder itself is only read.
     ``spec`` says how to read the newer file (its fill and reading options);
     its columns are the run's.
+
+    Parameters
+    ----------
+    run_folder : str or Path
+        The run to start from; it is only read.
+    csv_path : str or Path
+        The newer rows, carrying every trained sensor by name.
+    spec : InputSpec, optional
+        The newer file's ``fill`` and reading options (default: the run's
+        reading); time, label, drop and group must be left out.
+    epochs : int, default=10
+        Most epochs of continued training.
+    valid_frac : float, default=0.2
+        The last share of the newer rows, which chooses the threshold and
+        stops training early.
+    threshold : str, optional
+        A threshold strategy instead of the run's (``"pot"`` for newer data
+        without labels).
+    margin : float, optional
+        A margin instead of the run's.
+    name : str, optional
+        The new run's name.
+    on_epoch : callable, optional
+        Called after every epoch with its number and its logs.
+
+    Returns
+    -------
+    TrainResult
+        The new run, whose record names its ``parent``; ``save`` writes it.
+
+    Raises
+    ------
+    RareEventError
+        The run cannot be read, the newer file lacks a trained sensor, or
+        a label-based strategy meets a file without the label column.
     """
     spec = spec or InputSpec()
     if spec.time or spec.label or spec.drop or spec.group:
@@ -429,7 +546,32 @@ def check_update_slot(
 
 
 def save(result: TrainResult, runs_dir: str | Path, overwrite: bool = False) -> Path:
-    """Write the run folder of a training result atomically (never over the parent of an updated run)."""
+    """Write the run folder of a training result atomically.
+
+    The folder appears whole or not at all; it is never written over the
+    parent of an updated run.
+
+    Parameters
+    ----------
+    result : TrainResult
+        What ``train`` or ``update`` returned.
+    runs_dir : str or Path
+        The folder of run folders (created when missing).
+    overwrite : bool, default=False
+        Replace a run folder of the same name (only a run folder).
+
+    Returns
+    -------
+    Path
+        The run folder, ``runs_dir / result.record.name``.
+
+    Raises
+    ------
+    RareEventError
+        A run of that name exists (without ``overwrite``), another process
+        is writing it, the name is not a run folder, or the folder cannot be
+        written.
+    """
     parent = result.record.parent
     if parent is not None:
         check_update_slot(parent.folder, runs_dir, result.record.name, overwrite)
@@ -527,9 +669,25 @@ def _record(
         else None,  # a Spark group has no file
         input_rows=len(data),
         train_range=train_range(data, splits["train"]),
+        normal_error=_normal_error(detector, data, splits["valid"]),
         versions=versions(),
         spec=spec,
     )
+
+
+def _normal_error(
+    detector: RareEventDetector, data: SensorData, bounds: tuple[int, int]
+) -> dict[str, Any]:
+    """How far normal validation rows stray from what the model expected (see ``expected``)."""
+    part = slice(*bounds)
+    names = data.columns.features
+    return {
+        "percentile": expected.NORMAL_ERROR_PERCENTILE,
+        "features": [names[j] for j in detector.target_features_],
+        "error": expected.normal_error(
+            detector, data.X[part], None if data.y is None else data.y[part]
+        ),
+    }
 
 
 TRAIN_RANGE_PERCENTILES = (1.0, 99.0)

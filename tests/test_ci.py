@@ -1,4 +1,4 @@
-"""``.ci/run`` runs exactly the README's test command, and CONTRIBUTING.md quotes the same one."""
+"""``.ci/run`` runs exactly the README's test command (checks, the site's strict build, tests), and CONTRIBUTING.md quotes the same one."""
 
 from __future__ import annotations
 
@@ -31,11 +31,12 @@ def test_ci_runs_the_readme_test_command_with_the_checks_before_the_tests() -> N
         f".ci/run does not run the README's test command {command!r}"
     )
     steps = [step.strip() for step in command.split("&&")]
-    assert steps[1] == ".venv/bin/pip install -q -e '.[test,check]'"
+    assert steps[1] == ".venv/bin/pip install -q -e '.[test,check,docs]'"
     checks = [
         ".venv/bin/ruff check rareevent cli",
         ".venv/bin/ruff format --check rareevent cli",
         ".venv/bin/mypy",
+        ".venv/bin/mkdocs build --strict",
     ]
     order = [steps.index(check) for check in [*checks, ".venv/bin/python -m pytest -q"]]
     assert order == sorted(order), steps

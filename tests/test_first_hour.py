@@ -182,36 +182,30 @@ def test_german_export_trains_with_label_tz_and_encoding(
     assert "[m³/h]" in result.output and "[°C]" in result.output
 
 
-@pytest.mark.slow
-def test_without_label_the_run_says_what_it_did_with_the_fault_column(
+def test_without_label_the_fault_column_becomes_the_label_and_the_run_says_so(
     export: Path, tmp_path: Path
 ) -> None:
+    """Issue 33.1: a 0/1 ``Störung`` column is never read as a model input silently."""
+    args = ["train", str(export), "--tz", "Europe/Berlin", "--encoding", "cp1252"]
     result = runner.invoke(
         app,
-        [
-            "train",
-            str(export),
-            "--tz",
-            "Europe/Berlin",
-            "--encoding",
-            "cp1252",
-            *TINY,
-            "--runs-dir",
-            str(tmp_path),
-            "--name",
-            "nolabel",
-        ],
+        [*args, "--arch", "pca", "--lookback", "3", "--runs-dir", str(tmp_path)],
+        env={"COLUMNS": "400"},
     )
     assert result.exit_code == 0, result.output
     assert (
-        "warning: column 'Störung' holds only 0 and 1 and no option names it: used as context (read by the model, not scored); if it marks events, pass --label Störung"
-        in " ".join(result.output.split())
+        "warning: column 'Störung' is named like an event label and holds only 0 and 1: "
+        "read as the label (--label Störung), not as an input; if it is a state, pass "
+        "--context Störung" in " ".join(result.output.split())
     )
-    record = json.loads((tmp_path / "nolabel" / "run.json").read_text(encoding="utf-8"))
-    assert record["label_column"] is None
+    (run,) = tmp_path.iterdir()
+    record = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    assert record["label_column"] == "Störung"
+    detector = json.loads((run / "detector.json").read_text(encoding="utf-8"))
+    assert detector["fitted"]["feature_names_in_"] == [PRESSURE, FLOW, TEMPERATURE]
     assert [(a["column"], a["as"]) for a in record["assumed"]] == [
         ("Zeitstempel", "time"),
-        ("Störung", "context"),
+        ("Störung", "label"),
     ]
 
 

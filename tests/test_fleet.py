@@ -14,7 +14,7 @@ from rareevent.errors import RareEventError
 from rareevent.runs import read_run
 from rareevent.series import expand, load_series
 from rareevent.options import InputSpec
-from tests.conftest import TINY
+from tests.conftest import TINY, synthetic_frame
 
 runner = CliRunner()
 
@@ -444,3 +444,36 @@ def test_the_installed_command_trains_on_a_glob_and_scores_a_parquet_fleet(
         and done.stderr == "error: none/*.parquet: no file matches this pattern\n"
         and done.stdout == ""
     )
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_fleet_finds_its_time_column_by_content_as_a_single_file_does(
+    tmp_path: Path, suffix: str
+) -> None:
+    """Issue 33 (8): ``train flotte.csv --group Anlage`` took ``Zeitstempel`` for a sensor and failed."""
+    frames = []
+    for asset, shift in (("A1", 0.0), ("A2", 0.5)):
+        frame = synthetic_frame(n=60, events=(), seed=int(shift * 2))
+        frames.append(
+            frame.rename(columns={"timestamp": "Zeitstempel"})
+            .drop(columns="label")
+            .assign(Anlage=asset, s1=frame["s1"] + shift)
+        )
+    fleet = pd.concat(frames)[["Anlage", "Zeitstempel", "s1", "s2", "s3"]]
+    data = tmp_path / f"flotte{suffix}"
+    if suffix == ".csv":
+        fleet.to_csv(data, index=False)
+    else:
+        fleet.to_parquet(data, index=False)
+    result = invoke(
+        "train", data, "--group", "Anlage", "--arch", "pca", "--lookback", "3",
+        "--runs-dir", tmp_path / "runs", "--name", "flotte",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (
+        "column 'Zeitstempel' holds dates or times: read as the time column"
+        in result.stderr
+    )
+    record = read_run(tmp_path / "runs" / "flotte")
+    assert record.time_column == "Zeitstempel" and record.features == ["s1", "s2", "s3"]
+    assert [s.group for s in record.series] == ["A1", "A2"]

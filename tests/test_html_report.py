@@ -92,8 +92,8 @@ def test_episodes_csv_is_the_alarm_lines_of_score(scored: dict[str, object]) -> 
         "series",
         "start",
         "end",
-        "start_row",
-        "end_row",
+        "start_line",
+        "end_line",
         "duration_s",
         "windows",
         "peak_score",
@@ -112,9 +112,10 @@ def test_episodes_csv_is_the_alarm_lines_of_score(scored: dict[str, object]) -> 
             == (start, end)
             == (alarm["start_time"], alarm["end_time"])
         )
-        assert (
-            rows == f"{row['start_row'] + 2}-{row['end_row'] + 2}" and int(windows)
-        )  # the table counts file lines (header: line 1), the CSV 0-based data rows == row["windows"] == alarm["windows"]
+        # the table and the CSV count file lines (header: line 1), the JSON 0-based rows
+        assert rows == f"{row['start_line']}-{row['end_line']}"
+        assert row["start_line"] == alarm["start_row"] + 2
+        assert int(windows) == row["windows"] == alarm["windows"]
         assert f"{row['peak_score']:.3g}" == peak and row[
             "peak_score"
         ] == pytest.approx(alarm["peak_error"])
@@ -302,7 +303,7 @@ def test_score_report_in_chromium(
             "timestamp"
         )
         traces = page.evaluate(
-            "() => Array.from(document.querySelectorAll('section.episode')).map(s => Array.from(s.querySelectorAll('.sensor-plot')).map(d => ({name: d.getAttribute('data-sensor'), x: d.data[0].x, y: d.data[0].y, drawn: !!d.querySelector('path.js-line')})))"
+            "() => Array.from(document.querySelectorAll('section.episode')).map(s => Array.from(s.querySelectorAll('.sensor-plot')).map(d => { var t = d.data.find(t => t.name === d.getAttribute('data-sensor')); return {name: t.name, x: t.x, y: t.y, drawn: !!d.querySelector('path.js-line')}; }))"
         )
         for (_, episode), plots in zip(scored["episodes"].iterrows(), traces):
             top = [item.split(":")[0] for item in episode["top_sensors"].split(";")]
@@ -377,8 +378,8 @@ def test_report_html_of_a_run_in_chromium(
 
 @pytest.mark.slow
 def test_fleet_episodes_and_report(
-    tmp_path: Path, fleet_dir: Path, fleet_run: Path
-) -> None:
+    browser, tmp_path: Path, fleet_dir: Path, fleet_run: Path
+) -> None:  # noqa: ANN001
     result = runner.invoke(
         app,
         [
@@ -408,9 +409,32 @@ def test_fleet_episodes_and_report(
     assert episodes.groupby("series").size().to_dict() == {
         name: n for name, n in table.items() if n
     }
-    page = (tmp_path / "f.html").read_text()
-    assert page.count('<section class="series"') == sum(1 for n in table.values() if n)
-    assert "<script" not in page  # no plot: tables only
+    assert f"report written to {tmp_path / 'f.html'}" in " ".join(result.stdout.split())
+    path = tmp_path / "f.html"
+    page = path.read_text()
+    # issue 33.2: every series gets its timeline and episodes, as a file's report
+    assert page.count('<section class="series"') == 3
+    assert page.count('<script class="report-data"') == 3
+    assert page.count('<section class="episode"') == len(episodes)
+    opened = Opened(browser, path)
+    try:
+        opened.page.wait_for_function(
+            "window.rareevent && document.querySelectorAll('section.episode[data-rendered]')"
+            ".length === window.rareevent.episodes && window.rareevent.plots >= 3",
+            timeout=60_000,
+        )
+        assert opened.errors == [] and opened.requests == [path.as_uri()]
+        assert all(n > 100 for n in _drawn(opened.page, "section.series .timeline"))
+        drawn = opened.page.eval_on_selector_all(
+            "section.series",
+            "ss => ss.map(s => [s.getAttribute('data-series'), "
+            "s.querySelectorAll('section.episode[data-rendered]').length])",
+        )
+        assert {name: n for name, n in drawn if n} == {
+            name: n for name, n in table.items() if n
+        }
+    finally:
+        opened.close()
 
 
 def test_html_refuses_standard_input(
@@ -477,9 +501,9 @@ def test_context_columns_are_drawn_and_marked(tmp_path: Path, sensor_csv: Path) 
         ).group(1)
     )
     record = json.loads((tmp_path / "runs" / "ctx" / "run.json").read_text())
-    assert (
-        model["episodes"]
-        and model["band_source"] == "percentiles 1 to 99 of the normal training rows"
+    assert model["episodes"] and model["band_source"].endswith(
+        "for context columns the training range, percentiles 1 to 99 of the normal "
+        "training rows"
     )
     for episode in model["episodes"]:
         *top, context = episode["traces"]
@@ -523,3 +547,233 @@ def test_report_plot_draws_against_the_time_column(
     assert seen["label"] == "time (window end)"
     assert list(pd.to_datetime(seen["x"])) == list(pd.to_datetime(valid["time"]))
     assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def _pdf_line_segments(pdf: bytes) -> int:
+    """How many straight segments (``x y l``) the PDF's compressed page streams draw."""
+    import zlib
+
+    count = 0
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
+        try:
+            body = zlib.decompress(stream)
+        except zlib.error:
+            continue
+        count += len(re.findall(rb"-?[\d.]+ -?[\d.]+ l\b", body))
+    return count
+
+
+@pytest.mark.slow
+def test_hits_misses_expected_values_and_print_in_chromium(
+    browser, tmp_path: Path, sensor_csv: Path, trained_runs: dict[str, Path]
+) -> None:  # noqa: ANN001
+    """Issue 33.2: is it real? hit/miss marks, what the model expected, charts in a PDF."""
+    from rareevent.expected import expected_rows
+    from rareevent.runs import load_run
+
+    frame = pd.read_csv(sensor_csv)
+    frame.loc[400:405, "label"] = (
+        0  # the second event loses its label: its alarm is a miss
+    )
+    data = tmp_path / "relabelled.csv"
+    frame.to_csv(data, index=False, float_format="%.5f")
+    path = tmp_path / "r.html"
+    done = run_cli(
+        "score", data, "--run", trained_runs["ae"], "--html", path, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"report written to {path}" in " ".join(done.stdout.split())
+    model = json.loads(
+        re.search(
+            r'<script id="report-data" type="application/json">(.*?)</script>',
+            path.read_text(),
+            re.S,
+        ).group(1)
+    )
+    labels = frame["label"].to_numpy()
+    verdicts = []
+    for episode in model["episodes"]:
+        first, last = (int(v) - 2 for v in re.findall(r"\d+", episode["covered"])[-2:])
+        verdicts.append("hit" if labels[first : last + 1].any() else "miss")
+    assert "hit" in verdicts and "miss" in verdicts
+    assert [e["verdict"] for e in model["episodes"]] == verdicts
+
+    record, detector = load_run(trained_runs["ae"])
+    saved = dict(zip(record.normal_error["features"], record.normal_error["error"]))
+    assert set(saved) == {"s1", "s2", "s3"} and all(v > 0 for v in saved.values())
+    expected = pd.DataFrame(
+        expected_rows(detector, frame[["s1", "s2", "s3"]].to_numpy()),
+        columns=["s1", "s2", "s3"],
+        index=pd.to_datetime(frame["timestamp"]),
+    )
+
+    opened = Opened(browser, path)
+    page = opened.page
+    try:
+        # no scrolling, no drawAll: every chart is drawn in the background
+        page.wait_for_function(
+            "window.rareevent && document.querySelectorAll('section.episode[data-rendered]')"
+            ".length === window.rareevent.episodes",
+            timeout=60_000,
+        )
+        assert opened.errors == [] and opened.requests == [path.as_uri()]
+        marks = page.eval_on_selector_all(
+            "section.episode", "ss => ss.map(s => s.getAttribute('data-verdict'))"
+        )
+        assert marks == verdicts
+        assert page.locator("section.episode h3 .miss").count() == verdicts.count(
+            "miss"
+        )
+        spans = page.evaluate(
+            "() => Object.fromEntries(document.getElementById('timeline').data"
+            ".filter(t => t.name.startsWith('alarms')).map(t => [t.name, "
+            "t.x.filter(v => v === null).length]))"
+        )
+        assert spans == {
+            "alarms on a labelled event (hit)": verdicts.count("hit"),
+            "alarms without a labelled event (miss)": verdicts.count("miss"),
+        }
+        ticks = page.eval_on_selector_all(
+            "#timeline .ytick text", "ts => ts.map(t => t.textContent)"
+        )
+        low, high = page.evaluate(
+            "() => document.getElementById('timeline')._fullLayout.yaxis.range"
+        )
+        # the labels are the report's own ticks in view (decades, or 1-2-5 over less than
+        # two decades), never plotly's minor "2" and "5" beside unlabelled ones
+        shown = [v for v in model["timeline"]["ticks"] if low <= np.log10(v) <= high]
+        assert ticks and [float(t) for t in ticks] == shown
+        title = page.locator("h3.plot-title").bounding_box()
+        bar = page.locator("#pr .modebar").bounding_box()
+        assert bar is None or bar["y"] >= title["y"] + title["height"]
+
+        plots = page.evaluate(
+            "() => Array.from(document.querySelectorAll('section.episode .sensor-plot'))"
+            ".map(d => ({name: d.getAttribute('data-sensor'), x: d.data.find(t => "
+            "t.name === 'expected').x, y: d.data.find(t => t.name === 'expected').y, "
+            "low: d.data.find(t => t.name === 'normal low').y, lines: "
+            "d.querySelectorAll('.scatterlayer path.js-line').length}))"
+        )
+        assert len(plots) == 3 * len(verdicts)
+        for plot in plots:
+            assert plot["lines"] >= 2  # the reading and what the model expected
+            points = [(x, y) for x, y in zip(plot["x"], plot["y"]) if y is not None]
+            times = pd.to_datetime([x for x, _ in points], unit="ms")
+            assert len(points) > 30
+            assert np.allclose(
+                [y for _, y in points],
+                expected.loc[times, plot["name"]].to_numpy(),
+                rtol=1e-5,
+                atol=1e-6,
+            )
+            low = [v for v in plot["low"] if v is not None]
+            assert np.allclose(
+                np.array([y for _, y in points]) - np.array(low),
+                saved[plot["name"]],
+                rtol=1e-4,
+            )
+
+        drawn = page.pdf()
+        page.evaluate(
+            "() => document.querySelectorAll('section.episode .sensor-plot')"
+            ".forEach(d => Plotly.purge(d))"
+        )
+        empty = page.pdf()
+        # every episode chart is in the print: each adds its traces' segments
+        assert _pdf_line_segments(drawn) - _pdf_line_segments(empty) > 30 * len(plots)
+    finally:
+        opened.close()
+
+
+def test_the_score_axis_is_labelled_at_decades_only() -> None:
+    from rareevent.html_report import log_ticks
+
+    assert log_ticks(np.array([0.003, 0.2, 40.0])) == [
+        0.001,
+        0.01,
+        0.1,
+        1.0,
+        10.0,
+        100.0,
+    ]
+    # less than two decades: 2 and 5 times them too, as full labels
+    assert log_ticks(np.array([0.03, 0.2])) == [
+        0.01,
+        0.02,
+        0.05,
+        0.1,
+        0.2,
+        0.5,
+        1.0,
+        2.0,
+        5.0,
+    ]
+    assert log_ticks(np.array([np.nan, 0.0])) == []
+
+
+def test_a_one_window_episode_shows_its_windows_span_not_0s(tmp_path: Path) -> None:
+    from rareevent.html_report import _covered_text
+    from rareevent.load import Columns, SensorData
+
+    time = pd.date_range("2026-01-01", periods=10, freq="2min").to_numpy()
+    data = SensorData(
+        path=tmp_path / "x.csv",
+        columns=Columns(features=["s"]),
+        X=np.zeros((10, 1)),
+        y=None,
+        time=time,
+        rows=np.arange(10),
+    )
+    # lookback 5: the one flagged window ends at row 6 and covers rows 2-6
+    assert _covered_text(data, slice(2, 7)) == "8min (lines 4-8)"
+    untimed = SensorData(
+        path=data.path,
+        columns=data.columns,
+        X=data.X,
+        y=None,
+        time=None,
+        rows=data.rows,
+    )
+    assert _covered_text(untimed, slice(2, 7)) == "5 rows (lines 4-8)"
+
+
+def test_without_a_time_column_everything_counts_file_lines(tmp_path: Path) -> None:
+    """Issue 33.2: the terminal, the HTML and the episodes CSV name the same lines."""
+    from tests.conftest import synthetic_frame
+
+    data = tmp_path / "untimed.csv"
+    synthetic_frame().drop(columns=["timestamp", "label"]).to_csv(
+        data, index=False, float_format="%.5f"
+    )
+    runs = tmp_path / "runs"
+    args = ["--runs-dir", str(runs)]
+    trained = runner.invoke(
+        app, ["train", str(data), "--arch", "pca", "--lookback", "3", *args]
+    )
+    assert trained.exit_code == 0, trained.output
+    result = runner.invoke(
+        app,
+        ["score", str(data), *args, "--episodes", str(tmp_path / "e.csv"),
+         "--output", str(tmp_path / "w.json"), "--html", str(tmp_path / "r.html")],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    episodes = pd.read_csv(tmp_path / "e.csv")
+    alarms = json.loads((tmp_path / "w.json").read_text())["alarms"]
+    assert len(episodes) == len(alarms) >= 1
+    for (_, row), alarm in zip(episodes.iterrows(), alarms, strict=True):
+        line = alarm["start_row"] + 2
+        assert row["start"] == row["start_line"] == line
+        assert f"line {line}" in result.stdout
+    model = json.loads(
+        re.search(
+            r'<script id="report-data" type="application/json">(.*?)</script>',
+            (tmp_path / "r.html").read_text(),
+            re.S,
+        ).group(1)
+    )
+    assert model["axis"]["name"] == "line"
+    starts = [e["covered"] for e in model["episodes"]]
+    assert all(text.endswith(")") and "lines " in text for text in starts)
+    windows = json.loads((tmp_path / "w.json").read_text())["windows"]
+    assert model["timeline"]["x"][0] == windows[0]["row"] + 2

@@ -1,10 +1,11 @@
-"""The README's shell commands work as written after the setup command, with no activated venv.
+"""The shell commands of the README and of the site's getting-started page work as written.
 
-Every command after the setup section (in ```bash and ```shell blocks, and the
-``$ `` lines of ```text blocks) must call the venv's programs (``.venv/bin/…``),
-never a bare ``rareevent``, ``python`` or ``pip``. The quick ones are run as
-written, as subprocesses, in a folder where ``.venv`` is the test venv and
-``sample_data`` the repository's, so what they write stays in a temporary folder.
+Every command after the setup section of either page (in ```bash and ```shell
+blocks, and the ``$ `` lines of ```text blocks) must call the venv's programs
+(``.venv/bin/…``), never a bare ``rareevent``, ``python`` or ``pip``. The quick
+ones are run as written, as subprocesses, in a folder where ``.venv`` is the
+test venv and ``sample_data`` the repository's, so what they write stays in a
+temporary folder.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+GETTING_STARTED = ROOT / "docs" / "getting-started.md"
+PAGES = (README, GETTING_STARTED)
+# every page of the site: its commands are held to the same rules, and its quick ones run too
+SITE = sorted((ROOT / "docs").rglob("*.md"))
 BARE = ("rareevent", "python", "python3", "pip", "pip3")
 # commands quick enough to run here: none trains an LSTM
 QUICK = re.compile(
@@ -25,10 +30,11 @@ QUICK = re.compile(
 )
 
 
-def readme_commands() -> list[str]:
-    """The commands of the README after its setup section ("Two commands"), in order."""
-    text = README.read_text(encoding="utf-8")
-    text = text[text.index("## Worked example") :]
+def page_commands(page: Path) -> list[str]:
+    """The commands of a page after its setup section (from "## Worked example" on, where it has one), in order."""
+    text = page.read_text(encoding="utf-8")
+    if page in PAGES:
+        text = text[text.index("## Worked example") :]
     commands = []
     for lang, body in re.findall(r"^```(\w*)\n(.*?)^```", text, flags=re.M | re.S):
         lines = body.replace("\\\n", " ").splitlines()
@@ -43,6 +49,12 @@ def readme_commands() -> list[str]:
     return commands
 
 
+def readme_commands() -> list[str]:
+    """The commands of the README and of every page of the site, each once, in order."""
+    pages = [README, *SITE]
+    return list(dict.fromkeys(c for page in pages for c in page_commands(page)))
+
+
 def programs(command: str) -> list[str]:
     """The program each part of a shell line runs (``a | b && c``: a, b, c)."""
     command = command.split(" #", 1)[0]
@@ -51,13 +63,54 @@ def programs(command: str) -> list[str]:
     ]
 
 
-def test_the_readme_has_commands_after_the_setup_section() -> None:
-    commands = readme_commands()
-    assert len(commands) >= 12
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_the_pages_have_the_worked_example_after_the_setup_section(page: Path) -> None:
+    commands = page_commands(page)
+    assert len(commands) >= 5
     assert (
-        ".venv/bin/rareevent train sample_data/pump_sensors.csv --name pump-ae"
-        in commands
+        ".venv/bin/rareevent score sample_data/pump_sensors.csv --run pump-ae "
+        "--output alarms.csv" in commands
     )
+
+
+def setup_train() -> str:
+    """The ``train`` part of the README's setup command (section "Two commands")."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Two commands") : text.index("## Worked example")]
+    setup = re.search(r"^```bash\n(.*?)\n```", section, flags=re.M | re.S)
+    assert setup is not None
+    return setup.group(1).split(" && ")[-1]
+
+
+def test_the_readme_is_a_landing_page() -> None:
+    """At most 250 lines, and every link into the repository names a file that exists."""
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 250
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
+    local = [link for link in links if "://" not in link]
+    assert len(local) >= 20, local
+    missing = [link for link in local if not (ROOT / link).is_file()]
+    assert not missing, missing
+
+
+def test_every_run_a_command_names_was_made_by_an_earlier_one() -> None:
+    """Issue 33.3: the worked example follows from the setup command as written."""
+    assert (
+        setup_train()
+        == ".venv/bin/rareevent train sample_data/pump_sensors.csv --name pump-ae"
+    )
+    made: set[str] = set()
+    for command in [setup_train(), *readme_commands()]:
+        command = command.split(" #", 1)[0]
+        named = re.search(r"--run (\S+)|rareevent report (?!-)(\S+)", command)
+        if named:
+            run_name = named.group(1) or named.group(2)
+            assert run_name in made, f"{command!r} needs a run {run_name!r}: none made"
+        trained = re.search(r" train .*--name (\S+)", command)
+        if trained:  # a train without --name makes a run no later command can name
+            assert trained.group(1) not in made, f"{command!r}: run exists already"
+            made.add(trained.group(1))
+    assert {"pump-ae", "pump-plain", "fleet", "per-pump"} <= made
 
 
 @pytest.mark.parametrize("command", readme_commands())
@@ -117,11 +170,8 @@ def test_version_and_help_run_from_the_venv_entry_point(workdir: Path) -> None:
 
 @pytest.mark.slow
 def test_the_quick_readme_commands_run_as_written(workdir: Path) -> None:
-    # the worked example's run, as pca (seconds, not a minute of LSTM training), under the README's name
-    trained = run(
-        ".venv/bin/rareevent train sample_data/pump_sensors.csv --arch pca --name pump-ae -q",
-        workdir,
-    )
+    # the setup command's run, as pca (seconds, not a minute of LSTM training)
+    trained = run(f"{setup_train()} --arch pca -q", workdir)
     assert trained.returncode == 0, trained.stderr
     quick = [command for command in readme_commands() if QUICK.match(command)]
     assert len(quick) >= 4, quick
@@ -135,3 +185,8 @@ def test_the_quick_readme_commands_run_as_written(workdir: Path) -> None:
     )
     assert (workdir / "pump-ae.png").read_bytes()[:4] == b"\x89PNG"
     assert "[train]" in (workdir / "pump-ae.toml").read_text()
+    # a mistyped run name: the error lists the runs that do exist
+    missing = run(".venv/bin/rareevent score sample_data/toy.csv --run pump", workdir)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert missing.stderr.startswith("error: run 'pump' not found")
+    assert "hint: runs in runs, newest first: pump-ae)" in missing.stderr

@@ -324,6 +324,8 @@ def score(
             if order_note:
                 note(terms.text(order_note))
         print_score_summary(summary, result, show, output)
+        if html:
+            consoles.out.print(f"report written to {html}", markup=False)
         print_paths(quiet, output, metrics_out, episodes, html)
 
 

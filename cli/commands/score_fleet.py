@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,6 +67,8 @@ def score_many(
     from rareevent.fleet_score import default_jobs, plan, score_fleet
 
     planned = plan(data, folder, spec)
+    if html:  # each series keeps what its report draws
+        planned = [replace(job, report=True) for job in planned]
     with ExitStack() as stack:
         temp = stack.enter_context(atomic_file(output)) if output else None
         metrics_temp = (
@@ -96,7 +99,7 @@ def score_many(
                 ],
             )
         if html_temp is not None:
-            from rareevent.html_report import render_fleet
+            from rareevent.fleet_report import render_fleet
             from rareevent.model import compute_device
 
             html_temp.write_text(
@@ -112,6 +115,8 @@ def score_many(
     consoles.out.print(fleet_table(scores, folder.name, group or "file"))
     if output:
         consoles.out.print(f"windows written to {output}")
+    if html:
+        consoles.out.print(f"report written to {html}", markup=False)
     print_paths(quiet, output, metrics_out, episodes, html)
 
 

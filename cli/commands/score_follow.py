@@ -150,12 +150,14 @@ class FollowLines:
         lines = self.writer.lines(frame) if len(frame) else []
         if header and lines:
             self.writer.handle.write(lines.pop(0))
+        # at one row: its window, then an alarm it opens, then one it closes (a
+        # one-window alarm opens and closes at the same row, in that order)
         items = [(row, 0, line) for row, line in zip(rows, lines, strict=False)]
         items += [
-            (alarm["end_row"], 1, ("alarm_closed", alarm)) for alarm in update.closed
+            (alarm["start_row"], 1, ("alarm_opened", alarm)) for alarm in update.opened
         ]
         items += [
-            (alarm["start_row"], 2, ("alarm_opened", alarm)) for alarm in update.opened
+            (alarm["end_row"], 2, ("alarm_closed", alarm)) for alarm in update.closed
         ]
         items.sort(key=lambda item: (item[0], item[1]))
         for _, _, item in items:
