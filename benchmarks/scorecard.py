@@ -539,13 +539,20 @@ def auprc_table(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default=",".join(cache.DATASETS))
+    parser.add_argument(
+        "--datasets", default=",".join(cache.DATASETS), help="comma-separated subset"
+    )
     parser.add_argument(
         "--candidates",
         default=",".join([*cache.CANDIDATES, *cache.BASELINES]),
         help="candidates and baselines, comma-separated",
     )
-    parser.add_argument("--decision", default="fixed,telemanom_reference")
+    parser.add_argument(
+        "--decision",
+        default="fixed,telemanom_reference",
+        help="decision stages: fixed, telemanom_reference, fixed:min=M,cool=C, "
+        "adaptive:event=E[,min=M][,cool=C] (spans in windows), comma-separated",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
