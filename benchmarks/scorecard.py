@@ -224,6 +224,7 @@ def library_stage(spec: str) -> Decide:
         decision = Decision(threshold=float(threshold), **found)
         return Decider(decision, valid_scores)(scores, breaks)
 
+    decide.gap = found.get("cooldown", 0)  # type: ignore[attr-defined]  # episodes merge
     return decide
 
 
@@ -274,11 +275,18 @@ class Card:
         return event_scores(self.events, self.caught, self.false_alarms)[1]
 
 
-def judge_series(entry: dict[str, np.ndarray], flags: np.ndarray, card: Card) -> None:
-    """Add one series' event counts and point-wise F1s to ``card``."""
+def judge_series(
+    entry: dict[str, np.ndarray], flags: np.ndarray, card: Card, gap: int = 0
+) -> None:
+    """Add one series' event counts and point-wise F1s to ``card``.
+
+    ``gap``: flagged windows at most that many apart are one alarm episode (a
+    cooldown, where ``rareevent.metrics.event_metrics`` takes one).
+    """
     start = int(entry["eval_start"])
     ends = entry["ends"]
-    m = event_metrics(entry["labels"][start:], flags, ends, first_row=start)
+    merge = {"gap": gap} if gap else {}
+    m = event_metrics(entry["labels"][start:], flags, ends, first_row=start, **merge)
     card.events += int(m["events"]) - int(m["events_unseen"])
     card.caught += int(m["events_detected"])
     card.episodes += int(m["alarm_episodes"])
@@ -368,7 +376,7 @@ def card_for(
             decide(e["scores"], e["ends"], float(e["threshold"]), e["valid_scores"]),
             bool,
         )
-        judge_series(e, flags[name], card)
+        judge_series(e, flags[name], card, getattr(decide, "gap", 0))
     card.own = own_metric(dataset, entries, flags, card)
     return card
 
