@@ -120,6 +120,26 @@ def gap_text(gap_info: GapSummary) -> str:
     )
 
 
+def alarm_text(policy: Any) -> str:
+    """A run's alarm policy in a line: its time scale, cooldown and minimum duration."""
+    if policy.shortest_event in (None, "off", 0):
+        return "the threshold alone"
+    parts = [f"shortest event {_span(policy.shortest_event)}"]
+    if policy.cooldown not in (None, 0, "0"):
+        parts.append(f"cooldown {_span(policy.cooldown)}")
+    if policy.min_duration not in (None, 1, "1"):
+        parts.append(f"min duration {_span(policy.min_duration)}")
+    return ", ".join(parts)
+
+
+def _span(value: Any) -> str:
+    return (
+        f"{value} rows"
+        if isinstance(value, int) or str(value).isdigit()
+        else str(value)
+    )
+
+
 def why_no_test(record: RunRecord) -> str:
     """The real reason a run has no test metrics."""
     if record.parent:
@@ -238,6 +258,8 @@ def print_train_summary(record: RunView, path: Path, reading: str | None) -> Non
         )
     if record.gaps:
         table.add_row("segments", gap_text(record.gaps))
+    if record.alarm is not None:
+        table.add_row("alarms", alarm_text(record.alarm))
     table.add_row("saved to", str(path))
     consoles.out.print(table)
     parts = {part: m for part, m in record.metrics.items() if m}
