@@ -81,12 +81,17 @@ def _main(
 
 
 def main() -> None:
-    """Console entry point: usage errors become one ``error:`` line with exit code 2."""
+    """Console entry point: usage errors become one ``error:`` line with exit code 2.
+
+    SIGTERM stops a command as Ctrl-C does; the handler that was there before
+    is put back on the way out, so a program that calls ``main()`` in-process
+    keeps its own.
+    """
 
     def on_sigterm(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     command = typer.main.get_command(app)
     try:
         code = command.main(prog_name="rareevent", standalone_mode=False)
@@ -102,6 +107,8 @@ def main() -> None:
             f"error: {' '.join(exc.format_message().split())} (see --help)", err=True
         )
         sys.exit(getattr(exc, "exit_code", EXIT_DATA))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -7,6 +7,7 @@ builders so that ``rareevent --help`` never loads TensorFlow, pandas or scikit-l
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -23,6 +24,7 @@ from rareevent.errors import RareEventError
 from rareevent.model import ARCHITECTURES, LSTM_ARCHS
 from rareevent.options import (
     CHUNK_ROWS,
+    AlarmPolicy,
     InputSpec,
     ReadOptions,
     Resampling,
@@ -39,11 +41,16 @@ from .console import errors
 Arch = StrEnum("Arch", {**{name: name for name in ARCHITECTURES}, AUTO: AUTO})  # type: ignore[misc]  # members from the registry, which mypy cannot read; auto: chosen by train, never a run's arch
 LstmArch = StrEnum("LstmArch", {name: name for name in LSTM_ARCHS})  # type: ignore[misc]  # members from the registry, which mypy cannot read
 ARCH_HELP = ", ".join(f"{name} ({spec.help})" for name, spec in ARCHITECTURES.items())
-AUTO_HELP = f"{AUTO} (with labels: the one of {', '.join(CANDIDATES)} with the best validation F1; without: the default)"
+AUTO_HELP = (
+    f"{AUTO} (with labels: the default unless one of {', '.join(CANDIDATES)} is clearly "
+    "better on validation; without: the default)"
+)
 # parameters train does not pass as given: context names are resolved against the file's columns; the rest are not options
 NOT_PASSED = {"context", "validation_fraction", "warm_start"}
 Activation = StrEnum("Activation", {"tanh": "tanh", "relu": "relu"})
-ScoreKind = StrEnum("ScoreKind", {"mean": "mean", "last": "last"})
+ScoreKind = StrEnum(
+    "ScoreKind", {"mean": "mean", "last": "last", "max": "max", "tail": "tail"}
+)
 Fill = StrEnum("Fill", {"ffill": "ffill", "interpolate": "interpolate", "drop": "drop"})
 Engine = StrEnum("Engine", {"local": "local", "spark": "spark"})
 FollowFormat = StrEnum("FollowFormat", {"csv": "csv", "jsonl": "jsonl"})
@@ -248,6 +255,59 @@ TRAIN_OPTIONS: dict[
     "agg": (AggOption, Resampling.agg),
     "group": (GroupOption, None),
 }
+SPAN_HELP = "rows (10) or a duration (90s, 10min, 2h)"
+ALARM_OPTIONS: dict[
+    str, tuple[Any, Any]
+] = {  # how scores become alarms: an AlarmPolicy (unset: the run's own)
+    "threshold": (
+        Annotated[
+            str | None,
+            typer.Option(
+                "--threshold",
+                help="Alarm threshold: a number, or quantile[:Q] or pot[:R] chosen on the "
+                "run's validation scores (default: the run's).",
+            ),
+        ],
+        None,
+    ),
+    "margin": (
+        Annotated[
+            float | None,
+            typer.Option(help="Multiply the threshold by this (default: 1)."),
+        ],
+        None,
+    ),
+    "min_duration": (
+        Annotated[
+            str | None,
+            typer.Option(
+                help=f"Alarm only once the score has stayed high this long: {SPAN_HELP}."
+            ),
+        ],
+        None,
+    ),
+    "cooldown": (
+        Annotated[
+            str | None,
+            typer.Option(
+                help=f"Keep an alarm up this long after the score falls, so closer "
+                f"episodes merge: {SPAN_HELP}."
+            ),
+        ],
+        None,
+    ),
+    "shortest_event": (
+        Annotated[
+            str | None,
+            typer.Option(
+                help=f"The shortest event worth an alarm: scores are judged against the "
+                f"recent scores on that time scale: {SPAN_HELP}, or off (the threshold "
+                "alone)."
+            ),
+        ],
+        None,
+    ),
+}
 SCORE_OPTIONS: dict[str, tuple[Any, Any]] = {  # what score reads and how: a ScoreSpec
     "chunk_rows": (ChunkRowsOption, CHUNK_ROWS),
     "fill": (FillOption, None),
@@ -269,10 +329,14 @@ SCORE_OPTIONS: dict[str, tuple[Any, Any]] = {  # what score reads and how: a Sco
     ),
     **READ_OPTIONS,
     "group": (GroupOption, None),
+    **ALARM_OPTIONS,
 }
 ENCODE_OPTIONS = {
     name: SCORE_OPTIONS[name] for name in ("chunk_rows", "fill", *READ_OPTIONS)
 }  # encode reads a file as score does: its columns are the run's
+ALARM_DEFAULT_OPTIONS = {
+    name: ALARM_OPTIONS[name] for name in ("min_duration", "cooldown", "shortest_event")
+}  # update makes them the run's own (its --threshold and --margin re-choose the threshold)
 UPDATE_OPTIONS = {
     "fill": (FillOption, None),
     "tz": READ_OPTIONS["tz"],
@@ -352,8 +416,18 @@ def train_spec(**values: Any) -> TrainSpec:
 
 
 def score_spec(**values: Any) -> ScoreSpec:
-    """``score``'s and ``encode``'s ScoreSpec: its own options (rows per chunk, ...) and the input."""
-    return ScoreSpec(**_own(ScoreSpec, values), input=input_spec(**values))
+    """``score``'s and ``encode``'s ScoreSpec: its own options (rows per chunk, ...), the alarm policy and the input."""
+    alarm = alarm_policy(**_own(AlarmPolicy, values))
+    return ScoreSpec(**_own(ScoreSpec, values), alarm=alarm, input=input_spec(**values))
+
+
+def alarm_policy(**values: Any) -> AlarmPolicy:
+    """An AlarmPolicy from the options' text: a threshold that reads as a number is one."""
+    threshold = values.get("threshold")
+    if isinstance(threshold, str):
+        with contextlib.suppress(ValueError):  # else a strategy, checked by the policy
+            values["threshold"] = float(threshold)
+    return AlarmPolicy(**values)
 
 
 Command = TypeVar("Command", bound=Callable[..., None])

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from rareevent import gaps, windows
+from rareevent.decision import span_windows
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import SensorData
@@ -109,6 +110,12 @@ def train_series(
         detector, layout.data, name, spec, on_epoch, layout.starts, splits=layout.splits
     )
     assert result.parts is not None
+    alarm = result.record.alarm
+    gap = (
+        0
+        if alarm is None
+        else span_windows(alarm.cooldown, "cooldown", result.record.time_step, 0)
+    )
     result.record = replace(
         result.record,
         gaps=_gap_summary(
@@ -135,7 +142,7 @@ def train_series(
                 group=series.group,
                 rows=len(data),
                 metrics={
-                    part: layout.metrics(detector, result.parts, i, part)
+                    part: layout.metrics(detector, result.parts, i, part, gap)
                     for part in ("valid", "test")
                 },
             )
@@ -227,6 +234,7 @@ class _Layout:
         parts: dict[str, dict[str, np.ndarray]],
         series: int,
         part: str,
+        gap: int,
     ) -> dict[str, Any] | None:
         """The metrics of one series' part (``None`` without labels or without such a part)."""
         bounds = self.bounds.get((series, part))
@@ -240,6 +248,7 @@ class _Layout:
             bounds,
             {key: value[inside] for key, value in columns.items()},
             windows.part_starts(self.starts, *bounds),
+            gap,
         )
 
 

@@ -155,6 +155,15 @@ class GapSummary:
     skipped_rows: int | None = None
 
 
+def median_seconds(time: np.ndarray | None) -> float | None:
+    """The median step between rows of a dated time column, in seconds (else ``None``)."""
+    if time is None or len(time) < 2 or not is_dated(time):
+        return None
+    step = steps(time)[1:]
+    step = step[np.isfinite(step) & (step > 0)]
+    return float(np.median(step)) if step.size else None
+
+
 def summary(
     time: np.ndarray | None,
     starts: np.ndarray,

@@ -168,6 +168,9 @@ class ReportInput:
         None  # window labels and scores for the PR curve
     )
     pr_part: str = ""
+    policy: str = (
+        ""  # the alarm policy beyond the threshold (empty: the threshold alone)
+    )
     splits: dict[str, tuple[int, int]] | None = (
         None  # a run's own file: row bounds of train/valid/test
     )
@@ -502,8 +505,25 @@ def _header(report: ReportInput) -> list[tuple[str, str]]:
             f"scored on {report.device}"
             + (f", trained on {trained_on}" if trained_on else ""),
         ),
+        *([("alarm policy", report.policy)] if report.policy else []),
         ("alarm episodes", str(len(report.alarms))),
     ]
+
+
+def policy_text(decision: Any) -> str:
+    """The alarm policy a scoring used, beyond its threshold, in windows."""
+    if decision is None or decision.threshold_alone:
+        return ""
+    parts = [
+        f"{name} {value} window(s)"
+        for name, value in (
+            ("shortest event", decision.event),
+            ("min duration", decision.min_duration),
+            ("cooldown", decision.cooldown),
+        )
+        if value > (1 if name == "min duration" else 0)
+    ]
+    return ", ".join(parts)
 
 
 METRIC_ROWS = (
@@ -908,6 +928,7 @@ def scored_file_report(
         title=f"{path.name} scored with run {record.name}",
         metrics={"scored file": result.metrics},
         pr=pr, pr_part="scored file; a window takes its last row's label",
+        policy=policy_text(result.decision),
     )  # fmt: skip
 
 
@@ -954,6 +975,6 @@ def run_report(folder: Path, record: RunView, detector: Any) -> ReportInput:
         record, detector, data, collector.frame(), result.alarms, result.threshold, compute_device(),
         title=f"run {record.name} on its input file {source.name}",
         metrics={key: record.metrics.get(key) for key in ("valid", "test")},
-        pr=pr, pr_part="validation part",
+        pr=pr, pr_part="validation part", policy=policy_text(result.decision),
         splits={key: (bounds[0], bounds[1]) for key, bounds in (record.splits or {}).items()},
     )  # fmt: skip

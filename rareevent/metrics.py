@@ -64,8 +64,12 @@ def event_metrics(
     time: np.ndarray | None = None,
     first_row: int = 0,
     starts: np.ndarray | None = None,
+    gap: int = 0,
 ) -> dict[str, object]:
     """Events, events detected, lead times and false alarm episodes.
+
+    Flagged windows at most ``gap`` windows apart are one alarm episode
+    (the alarm policy's cooldown), as ``score`` groups them.
 
     ``row_labels[i]`` (and ``time[i]``, ``starts[i]``) belong to row
     ``first_row + i``; ``ends`` are the end rows of the windows that
@@ -96,7 +100,9 @@ def event_metrics(
                 deltas, dtype=float
             ).tolist()  # in the time column's own unit
     episodes = segments(
-        flags, None if starts is None else window_breaks(starts, ends - first_row)
+        flags,
+        None if starts is None else window_breaks(starts, ends - first_row),
+        gap,
     )
     false_alarms = int(np.sum(~_overlaps(ends[episodes], events, reach)))
     days = (
@@ -175,7 +181,11 @@ def evaluate(
     ends: np.ndarray,
     **where: Any,
 ) -> dict[str, object]:
-    """All metrics of one scored span: point-wise on windows, event-level on rows (``where``: ``lead``, ``time``, ``first_row``, ``starts``, as for :func:`event_metrics`)."""
+    """All metrics of one scored span: point-wise on windows, event-level on rows.
+
+    ``where``: ``lead``, ``time``, ``first_row``, ``starts`` and ``gap``, as
+    for :func:`event_metrics`.
+    """
     return {
         **point_metrics(window_labels, flags, scores),
         **event_metrics(row_labels, flags, ends, **where),

@@ -407,6 +407,7 @@ class ScoreSpec(Spec):
 
     input: InputSpec = field(default_factory=InputSpec)
     chunk_rows: int = CHUNK_ROWS
+    alarm: AlarmPolicy = field(default_factory=lambda: AlarmPolicy())
     NESTED: ClassVar[dict[str, type[Spec]]] = {"input": InputSpec}
 
     def __post_init__(self) -> None:
@@ -419,3 +420,117 @@ class ScoreSpec(Spec):
                 f"chunk_rows must be a whole number of rows above 0, got {self.chunk_rows!r}",
                 param="chunk_rows",
             )
+
+
+SPAN = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*", re.IGNORECASE)
+SPAN_UNITS = {
+    "s": 1,
+    "sec": 1,
+    "min": 60,
+    "h": 3600,
+    "d": 86_400,
+}  # a duration's unit -> seconds; no unit: rows
+MAX_SPAN_ROWS = 100_000  # the most rows a span may cover (as a detector's lookback)
+OFF = "off"
+AUTO_SPAN = "auto"  # training settles it from the data (rareevent.decision.settle)
+
+
+def parse_span(value: int | str, name: str) -> tuple[int, float | None]:
+    """A span: rows (``10``) or a duration (``10min``, ``90s``, ``2h``, ``1d``).
+
+    Returns ``(rows, None)`` for a row count, ``(0, seconds)`` for a duration;
+    ``off`` is 0 rows. A bad value names ``name``.
+    """
+    if isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, int):
+        if 0 <= value <= MAX_SPAN_ROWS:
+            return value, None
+    elif isinstance(value, str):
+        if value.strip().lower() == OFF:
+            return 0, None
+        match = SPAN.fullmatch(value)
+        if match is not None:
+            number, unit = float(match.group(1)), match.group(2).lower()
+            if not unit and number.is_integer() and number <= MAX_SPAN_ROWS:
+                return int(number), None
+            if unit in SPAN_UNITS and number > 0:
+                return 0, number * SPAN_UNITS[unit]
+    raise RareEventError(
+        f"{name} {value!r}: give rows (like 10, at most {MAX_SPAN_ROWS:,}), "
+        "a duration (like 90s, 10min, 2h, 1d) or off",
+        param=name,
+    )
+
+
+@dataclass(frozen=True)
+class AlarmPolicy(Spec):
+    """How window scores become alarms (``rareevent.decision``); ``None``: the run's own.
+
+    ``threshold``: a number, or an unlabelled strategy (``quantile:Q``,
+    ``pot:R``) chosen on the run's validation scores. ``margin`` multiplies
+    it. ``min_duration``: windows (or a duration) the condition must hold
+    before a window alarms. ``cooldown``: windows (or a duration) an alarm
+    stays up after the condition clears, so closer episodes merge.
+    ``shortest_event``: the shortest event worth an alarm, which sets the
+    time scale on which scores are judged against the data being scored
+    (``off``: the threshold alone decides). ``auto`` (the training default
+    of both ``shortest_event`` and ``cooldown``) is settled when a run is
+    trained: the shortest labelled event of the training rows, or 100 rows.
+    """
+
+    threshold: float | str | None = None
+    margin: float | None = None
+    min_duration: int | str | None = None
+    cooldown: int | str | None = None
+    shortest_event: int | str | None = None
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None:
+            if isinstance(self.threshold, bool) or not isinstance(
+                self.threshold, (int, float, str)
+            ):
+                raise RareEventError(
+                    f"threshold must be a number or a strategy, got {self.threshold!r}",
+                    param="threshold",
+                )
+            if not isinstance(self.threshold, str) and not (
+                math.isfinite(self.threshold) and self.threshold >= 0
+            ):
+                raise RareEventError(
+                    f"threshold must be a finite number of 0 or more, got {self.threshold!r}",
+                    param="threshold",
+                )
+        if self.margin is not None and (
+            isinstance(self.margin, bool)
+            or not isinstance(self.margin, (int, float))
+            or not 0 < self.margin <= 1000
+        ):
+            raise RareEventError(
+                f"margin must be above 0 and at most 1000, got {self.margin!r}",
+                param="margin",
+            )
+        for name in ("min_duration", "cooldown", "shortest_event"):
+            value = getattr(self, name)
+            if value is not None and not (
+                value == AUTO_SPAN and name in ("cooldown", "shortest_event")
+            ):
+                parse_span(value, name)
+        if isinstance(self.threshold, str):
+            from rareevent.threshold import parse_strategy  # a strategy's own checks
+
+            parse_strategy(self.threshold)
+
+    def over(self, base: AlarmPolicy) -> AlarmPolicy:
+        """This policy where it says something, ``base`` (a run's default) elsewhere."""
+        return AlarmPolicy(
+            **{
+                f.name: getattr(base, f.name)
+                if getattr(self, f.name) is None
+                else getattr(self, f.name)
+                for f in fields(self)
+            }
+        )
+
+
+ScoreSpec.NESTED = {"input": InputSpec, "alarm": AlarmPolicy}

@@ -24,7 +24,7 @@ from typing import Any, TypeGuard
 from rareevent.errors import RareEventError
 from rareevent.gaps import GapSummary, gap_rule_ok, resample_record_ok
 from rareevent.load import reading_record_ok
-from rareevent.options import Spec, TrainSpec
+from rareevent.options import AlarmPolicy, Spec, TrainSpec
 
 FORMAT_VERSION = 3
 OLDEST_FORMAT = 3  # formats 1 and 2 (rareevent 0.1.0 and 0.2.0) kept the whole Keras model, which is not loaded any more
@@ -132,10 +132,10 @@ def _candidates_ok(value: Any) -> bool:
     )
 
 
-def _spec_ok(value: Any) -> bool:
-    """Whether a run.json ``spec`` is a ``TrainSpec`` record whose values pass its checks."""
+def _spec_ok(value: Any, kind: type[Spec] = TrainSpec) -> bool:
+    """Whether a run.json ``spec`` (or ``alarm``) is a record whose values pass its checks."""
     try:
-        TrainSpec.from_record(value)
+        kind.from_record(value)
     except (TypeError, AttributeError, ValueError):  # a RareEventError is a ValueError
         return False
     return isinstance(value, dict)
@@ -190,6 +190,8 @@ def validate_record(record: Any, path: Path) -> None:
         "versions": lambda v: isinstance(v, dict),
         "settings": lambda v: isinstance(v, dict),
         "spec": _spec_ok,
+        "alarm": lambda v: _spec_ok(v, AlarmPolicy),
+        "time_step": lambda v: _is_number(v) and v > 0,
         "input_file": lambda v: isinstance(v, str),
         "input_sha256": lambda v: isinstance(v, str),
         "parent": lambda v: (
@@ -342,6 +344,12 @@ class RunRecord:
     spec: TrainSpec | None = (
         None  # what the library was given: the input, split and context (runs before 0.5 have none)
     )
+    alarm: AlarmPolicy | None = (
+        None  # the alarm policy `score` applies unless told otherwise (`update` sets it)
+    )
+    time_step: float | None = (
+        None  # seconds: the training rows' median step (a dated time column only)
+    )
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -363,6 +371,8 @@ class RunRecord:
             )
         if fields.get("spec") is not None:
             fields["spec"] = TrainSpec.from_record(fields["spec"])
+        if fields.get("alarm") is not None:
+            fields["alarm"] = AlarmPolicy.from_record(fields["alarm"])
         return cls(
             **fields, extra={key: v for key, v in value.items() if key not in known}
         )

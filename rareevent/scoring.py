@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from rareevent import gaps, windows
+from rareevent.decision import Decision, decider_for
 from rareevent.detector import PREDICT_BATCH, RareEventDetector, require_bottleneck
 from rareevent.errors import RareEventError
 from rareevent.load import (
@@ -98,6 +99,7 @@ class ScoreResult:
     alarms: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] | None = None
     n_segments: int = 1
+    decision: Decision | None = None  # how the flags were decided
 
     @property
     def n_windows(self) -> int:
@@ -558,18 +560,23 @@ def _to_the_end(
 
 
 class AlarmEpisodes:
-    """Alarm episodes built as windows arrive: runs of flagged windows, ended by an unflagged window or a gap.
+    """Alarm episodes built as windows arrive: runs of flagged windows, ended by a gap or a quiet spell.
 
-    An open episode keeps the per-sensor errors of its own windows only, so
-    its top sensors are summed exactly as over the whole file at once.
+    An episode ends at a time gap, or once more than ``gap`` windows in a
+    row are not flagged (the alarm policy's cooldown: 0, the first one);
+    its last window is its last flagged one. An open episode keeps the
+    per-sensor errors of its own flagged windows only, so its top sensors
+    are summed exactly as over the whole file at once.
     """
 
-    def __init__(self, names: list[str]) -> None:
-        self.names = names
+    def __init__(self, names: list[str], gap: int = 0) -> None:
+        self.names, self.gap = names, gap
         self.alarms: list[dict[str, Any]] = []
         self._open: dict[str, Any] | None = None
         self._features: list[np.ndarray] = []
         self._peak = -np.inf
+        self._quiet = 0  # windows not flagged since the open episode's last flagged one
+        self._broken = False  # a time gap since then
 
     def add(
         self,
@@ -583,23 +590,10 @@ class AlarmEpisodes:
         """Take the next windows in time order; return the episodes they opened and those they closed."""
         opened: list[dict[str, Any]] = []
         closed: list[dict[str, Any]] = []
-        if len(flagged) == 0:
-            return opened, closed
-        runs = windows.segments(flagged, breaks)
-        continues = (
-            self._open is not None
-            and len(runs) > 0
-            and runs[0, 0] == 0
-            and not breaks[0]
-        )
-        if self._open is not None and not continues:
-            closed.append(self._close())
-        for i, (start, end) in enumerate(
-            runs
-        ):  # one iteration per run of flagged windows
-            if self._open is None or not (
-                i == 0 and continues
-            ):  # (continues implies an open episode; said again for the type checker)
+        done = 0  # windows of this block accounted for
+        for start, end in windows.segments(flagged, breaks):  # runs of flagged windows
+            self._pass(breaks[done : start + 1], start - done, closed)
+            if self._open is None:
                 self._open = {
                     "start_row": int(rows[start]),
                     "error": float(error[start]),
@@ -610,9 +604,20 @@ class AlarmEpisodes:
             self._open["end_row"] = int(rows[end])
             if time is not None:
                 self._open["end_time"] = _time_text(time[end])
-            if end < len(flagged) - 1:
-                closed.append(self._close())
+            self._quiet, self._broken, done = 0, False, end + 1
+        self._pass(breaks[done:], len(flagged) - done, closed)
         return opened, closed
+
+    def _pass(
+        self, breaks: np.ndarray, quiet: int, closed: list[dict[str, Any]]
+    ) -> None:
+        """Windows between flagged ones: ``quiet`` not flagged, a gap where ``breaks``."""
+        if self._open is None:
+            return
+        self._quiet += quiet
+        self._broken = self._broken or bool(np.any(breaks))
+        if self._broken or self._quiet > self.gap:
+            closed.append(self._close())
 
     @property
     def open_episode(self) -> dict[str, Any] | None:
@@ -650,6 +655,7 @@ class AlarmEpisodes:
             )
         self.alarms.append(alarm)
         self._open, self._features, self._peak = None, [], -np.inf
+        self._quiet, self._broken = 0, False
         return alarm
 
 
@@ -731,7 +737,8 @@ class StreamScorer:
         self.names = [
             record.features[i] for i in detector.target_features_
         ]  # errors are kept for the scored sensors only
-        self.episodes = AlarmEpisodes(self.names)
+        self.decider = decider_for(detector, record, self.spec.alarm)
+        self.episodes = AlarmEpisodes(self.names, self.decider.decision.cooldown)
         self.opened: list[dict[str, Any]] = []
         self.closed: list[dict[str, Any]] = []
         self.n_rows = self.n_filled = self.n_windows = self.n_flagged = (
@@ -952,11 +959,12 @@ class StreamScorer:
             else raw
         )  # a step may hold only windows across a gap
         self._previous_raw = detector.carry_scores(self._previous_raw, raw, step.resets)
-        flagged = score >= detector.threshold_
         positions = step.positions(self.lookback)
+        breaks = self._breaks(positions)
+        flagged = self.decider(score, breaks)
         opened, closed = self.episodes.add(
             flagged,
-            self._breaks(positions),
+            breaks,
             score,
             feature_errors,
             step.ends,
@@ -1024,8 +1032,9 @@ class StreamScorer:
         result = ScoreResult(
             path=Path(self.source),
             columns=self.stream.columns,
-            threshold=self.detector.threshold_,
+            threshold=self.decider.decision.threshold,
             reading=self.stream.reading,
+            decision=self.decider.decision,
         )
         result.n_rows, result.n_filled, result.n_segments = (
             self.n_rows,
@@ -1072,6 +1081,7 @@ class StreamScorer:
                     lead=self.detector.lead,
                     time=all_time,
                     starts=joined["starts"],
+                    gap=self.decider.decision.cooldown,
                 )
         self._result = result
         return result

@@ -13,12 +13,20 @@ import numpy as np
 import pandas as pd
 
 from rareevent import expected, gaps, roles, selection, windows
+from rareevent.decision import (
+    DEFAULT_POLICY,
+    LEGACY_POLICY,
+    Decider,
+    Decision,
+    resolve,
+    settle,
+)
 from rareevent.detector import EpochCallback, RareEventDetector
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, Reading, SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
-from rareevent.model import versions
-from rareevent.options import InputSpec, SplitSpec, TrainSpec
+from rareevent.model import ARCHITECTURES, versions
+from rareevent.options import AlarmPolicy, InputSpec, SplitSpec, TrainSpec
 from rareevent.record import FORMAT_VERSION, Baseline, Parent, RunRecord
 from rareevent.runs import (
     check_run_name,
@@ -192,8 +200,11 @@ def _train_on(
     starts: np.ndarray,
     splits: dict[str, tuple[int, int]] | None = None,
     candidates: Sequence[str] = (),
+    policy: AlarmPolicy = DEFAULT_POLICY,
 ) -> TrainResult:
     """Split ``data`` in time order, fit ``detector`` and its PCA baseline, score the parts and build the run record.
+
+    ``policy`` decides the flags of the parts and becomes the run's own.
 
     ``starts`` marks the rows that begin a segment (after a time gap of more
     than the ``max_gap`` rule); every part also begins one. ``splits`` gives
@@ -205,26 +216,36 @@ def _train_on(
     if splits is None:
         splits = windows.chronological_split(len(data), spec.split)
         check_parts(data.path, len(data), splits, starts, detector.lookback, spec.split)
+    policy = settle(
+        policy,
+        None
+        if data.y is None
+        else np.concatenate([data.y[slice(*splits[k])] for k in ("train", "valid")]),
+    )
     fitted = {}
     for arch in candidates if data.y is not None else ():
         candidate = detector if arch == detector.arch else _as_arch(detector, arch)
         fitted[arch] = (
             candidate,
-            *_fit_and_measure(candidate, data, splits, on_epoch, starts),
+            *_fit_and_measure(candidate, data, splits, on_epoch, starts, policy),
         )
     if fitted:
         detector, parts, metrics = fitted[
             selection.choose({arch: f[2]["valid"] for arch, f in fitted.items()})
         ]
     else:
-        parts, metrics = _fit_and_measure(detector, data, splits, on_epoch, starts)
+        parts, metrics = _fit_and_measure(
+            detector, data, splits, on_epoch, starts, policy
+        )
     baseline = None
     if detector.arch != "pca":
         if "pca" in fitted:
             pca, _, baseline_metrics = fitted["pca"]
         else:
             pca = _as_arch(detector, "pca")
-            _, baseline_metrics = _fit_and_measure(pca, data, splits, None, starts)
+            _, baseline_metrics = _fit_and_measure(
+                pca, data, splits, None, starts, policy
+            )
         baseline = Baseline(
             arch="pca",
             parameters=pca.model_.count_params(),
@@ -232,7 +253,7 @@ def _train_on(
             metrics=baseline_metrics,
         )
     record = replace(
-        _record(name, detector, data, splits, metrics, spec, parts),
+        _record(name, detector, data, splits, metrics, spec, parts, policy),
         baseline=baseline,
         assumed=[*data.columns.assumed, *_unnamed_flags(detector, data)],
         candidates={
@@ -282,10 +303,15 @@ def _unnamed_flags(
 
 
 def _as_arch(detector: RareEventDetector, arch: str) -> RareEventDetector:
-    """An unfitted detector with ``detector``'s parameters and another architecture (the baseline, a candidate)."""
-    return RareEventDetector(
-        **{**detector.get_params(), "arch": arch, "warm_start": False}
-    )
+    """An unfitted detector with ``detector``'s parameters and another architecture (the baseline, a candidate).
+
+    A forecasting candidate reads at least one row before those it forecasts:
+    its lookback is raised to ``horizon + 1`` where it is shorter.
+    """
+    params = {**detector.get_params(), "arch": arch, "warm_start": False}
+    if ARCHITECTURES[arch].forecasts:
+        params["lookback"] = max(detector.lookback, detector.horizon + 1)
+    return RareEventDetector(**params)
 
 
 def check_parts(
@@ -324,6 +350,7 @@ def _fit_and_measure(
     splits: dict[str, tuple[int, int]],
     on_epoch: EpochCallback | None,
     starts: np.ndarray,
+    policy: AlarmPolicy,
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
     """Fit ``detector`` on the train and valid parts; score valid and test; their columns and metrics."""
     part = {key: slice(*bounds) for key, bounds in splits.items()}
@@ -349,6 +376,12 @@ def _fit_and_measure(
         feature_names=data.columns.features,
     )
     valid_keep = windows.inside_segments(part_starts["valid"], detector.lookback)
+    decision = resolve(
+        policy,
+        detector.threshold_,
+        detector.validation_scores_,
+        gaps.median_seconds(data.time),
+    )
     parts = {
         "valid": _scored_part(
             detector,
@@ -357,6 +390,7 @@ def _fit_and_measure(
             detector.validation_scores_,
             valid_keep,
             starts,
+            decision,
         )
     }
     test_start, test_stop = splits["test"]
@@ -365,10 +399,12 @@ def _fit_and_measure(
             data.X[part["test"]], part_starts["test"]
         )
         parts["test"] = _scored_part(
-            detector, data, splits["test"], test_scores, test_keep, starts
+            detector, data, splits["test"], test_scores, test_keep, starts, decision
         )
     metrics = {
-        key: _metrics(detector, data, splits[key], columns, part_starts[key])
+        key: _metrics(
+            detector, data, splits[key], columns, part_starts[key], decision.cooldown
+        )
         for key, columns in parts.items()
     }
     metrics.setdefault("test", None)
@@ -417,6 +453,7 @@ def update(
     margin: float | None = None,
     name: str | None = None,
     on_epoch: EpochCallback | None = None,
+    alarm: AlarmPolicy | None = None,
 ) -> TrainResult:
     """A new run from a saved one and a newer stretch of data: ``rareevent update``.
 
@@ -430,7 +467,9 @@ def update(
     or ``margin`` replace them. The newer rows are resampled and split at
     gaps by the run's own rules. The run folder itself is only read.
     ``spec`` says how to read the newer file (its fill and reading options);
-    its columns are the run's.
+    its columns are the run's. ``alarm`` changes the run's alarm policy
+    (``min_duration``, ``cooldown``, ``shortest_event``) where it says
+    something; the new run keeps the rest of its parent's.
 
     Parameters
     ----------
@@ -455,6 +494,8 @@ def update(
         The new run's name.
     on_epoch : callable, optional
         Called after every epoch with its number and its logs.
+    alarm : AlarmPolicy, optional
+        The new run's alarm defaults, over its parent's.
 
     Returns
     -------
@@ -507,7 +548,8 @@ def update(
             f"{data.path}: threshold {strategy} needs the label column {parent.label_column!r}, which the file does not have",
             hint="pass `threshold=pot` (or quantile) for a stretch of normal data without labels",
         )
-    result = _train_on(detector, data, name, whole, on_epoch, starts)
+    policy = (alarm or AlarmPolicy()).over(parent.alarm or LEGACY_POLICY)
+    result = _train_on(detector, data, name, whole, on_epoch, starts, policy=policy)
     result.record = replace(
         result.record,
         gaps=gaps.summary(
@@ -593,8 +635,13 @@ def _scored_part(
     scores: np.ndarray,
     keep: np.ndarray,
     starts: np.ndarray,
+    decision: Decision,
 ) -> dict[str, np.ndarray]:
-    """The columns of a part's scored windows: those inside one segment (``keep``), by end row; labels look ahead up to the next segment start in ``starts`` (all rows)."""
+    """The columns of a part's scored windows: those inside one segment (``keep``), by end row.
+
+    Labels look ahead up to the next segment start in ``starts`` (all rows);
+    the flags are ``decision``'s, the part decided as a file of its own.
+    """
     start, stop = bounds
     T = detector.lookback
     ends = np.arange(start + T - 1, stop)[keep]
@@ -602,7 +649,10 @@ def _scored_part(
     if data.time is not None:
         columns["time"] = data.time[ends]
     columns["error"] = scores
-    columns["flagged"] = (scores >= detector.threshold_).astype(np.int8)
+    decide = Decider(decision, detector.validation_scores_)
+    columns["flagged"] = decide(scores, windows.window_breaks(starts, ends)).astype(
+        np.int8
+    )
     if data.y is not None:
         ahead = slice(start, stop + detector.lead)
         columns["label"] = windows.window_labels(
@@ -617,6 +667,7 @@ def _metrics(
     bounds: tuple[int, int],
     part: dict[str, np.ndarray],
     starts: np.ndarray,
+    gap: int,
 ) -> dict[str, Any] | None:
     if data.y is None:
         return None
@@ -631,6 +682,7 @@ def _metrics(
         time=None if data.time is None else data.time[start:stop],
         first_row=start,
         starts=starts,
+        gap=gap,
     )
 
 
@@ -642,6 +694,7 @@ def _record(
     metrics: dict[str, Any],
     spec: TrainSpec,
     parts: dict[str, dict[str, np.ndarray]],
+    policy: AlarmPolicy,
 ) -> RunRecord:
     columns = data.columns
     return RunRecord(
@@ -672,6 +725,8 @@ def _record(
         normal_error=_normal_error(detector, data, splits["valid"]),
         versions=versions(),
         spec=spec,
+        alarm=policy,
+        time_step=gaps.median_seconds(data.time),
     )
 
 

@@ -142,13 +142,30 @@ def window_breaks(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     )
 
 
-def segments(mask: np.ndarray, breaks: np.ndarray | None = None) -> np.ndarray:
+def segments(
+    mask: np.ndarray, breaks: np.ndarray | None = None, gap: int = 0
+) -> np.ndarray:
     """``(k, 2)`` array of ``[start, end]`` (inclusive) of runs of True in ``mask``.
 
     ``breaks`` (same length) starts a new run at every position where it is
     True: flagged windows on either side of a time gap are two alarm
-    episodes, not one.
+    episodes, not one. Runs at most ``gap`` positions apart, with no break
+    between them, are one (an alarm's cooldown).
     """
+    runs = _runs(mask, breaks)
+    if gap <= 0 or len(runs) < 2:
+        return runs
+    broken = np.cumsum(np.zeros(len(mask), bool) if breaks is None else breaks)
+    apart = runs[1:, 0] - runs[:-1, 1] - 1
+    crossed = broken[runs[1:, 0]] > broken[runs[:-1, 1]]
+    joins = (apart <= gap) & ~crossed  # run i + 1 continues run i
+    first = np.concatenate([[True], ~joins])
+    last = np.concatenate([~joins, [True]])
+    return np.column_stack([runs[first, 0], runs[last, 1]]).astype(np.int64)
+
+
+def _runs(mask: np.ndarray, breaks: np.ndarray | None) -> np.ndarray:
+    """Runs of True in ``mask``, each ended at a break."""
     mask = np.asarray(mask, dtype=bool)
     joined = np.zeros(len(mask), bool)  # position i continues the run of position i-1
     joined[1:] = mask[:-1] & mask[1:]

@@ -1,4 +1,4 @@
-"""Shared fixtures: small synthetic sensor files and tiny trained runs.
+"""Shared fixtures: small synthetic sensor files and tiny trained runs; Ctrl-C stops the suite.
 
 Models in tests are tiny (units 4,2, lookback 3, 2-3 epochs) so that the
 whole suite runs in a few minutes on 2 CPU cores.
@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+from collections import Counter
+from collections.abc import Generator
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,95 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+# ---------------------------------------------------------------- Ctrl-C and SIGTERM stop the suite
+
+STOPPING = (signal.SIGINT, signal.SIGTERM)
+_sent_to_self: Counter[int] = Counter()
+_wakeup = os.pipe()
+for _end in _wakeup:
+    os.set_blocking(_end, False)
+
+
+def _arrived() -> Counter[int]:
+    """The stopping signals noted on the wakeup pipe since it was last read."""
+    found: Counter[int] = Counter()
+    while True:
+        try:
+            chunk = os.read(_wakeup[0], 4096)
+        except BlockingIOError:
+            return found
+        found.update(number for number in chunk if number in STOPPING)
+
+
+_real_kill, _real_raise_signal = os.kill, signal.raise_signal
+
+
+def _kill(pid: int, signum: int) -> None:
+    """``os.kill`` that counts what a test sends its own process."""
+    if pid == os.getpid():
+        _sent_to_self[signum] += 1
+    _real_kill(pid, signum)
+
+
+def _raise_signal(signum: int) -> None:
+    _sent_to_self[signum] += 1
+    _real_raise_signal(signum)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.kill, signal.raise_signal = _kill, _raise_signal
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    os.kill, signal.raise_signal = _real_kill, _real_raise_signal
+
+
+def _stop_on_signals() -> Generator[None, object, object]:
+    """One test phase, after which a Ctrl-C or SIGTERM from outside stops the suite.
+
+    pytest stops on a KeyboardInterrupt that leaves a test. A command run
+    in-process (``CliRunner``) takes the signal as the program does: training
+    stops at the batch end, ``score --follow`` prints its summary, exit 130.
+    The test then failed, or even passed, and the suite went on. Whichever
+    Python handler takes a signal, its number is written to the wakeup fd:
+    a SIGINT or SIGTERM found there that the test did not send its own
+    process (``os.kill``, ``signal.raise_signal``: a test of how the commands
+    stop) ends the phase in a KeyboardInterrupt.
+    """
+    _arrived()
+    _sent_to_self.clear()
+    previous = signal.set_wakeup_fd(_wakeup[1], warn_on_full_buffer=False)
+    try:
+        return (yield)
+    finally:
+        signal.set_wakeup_fd(previous)
+        outside = _arrived() - _sent_to_self
+        if outside:
+            names = ", ".join(signal.Signals(number).name for number in outside)
+            raise KeyboardInterrupt(f"{names} from outside the tests")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _stop_on_signals())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _stop_on_signals())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _stop_on_signals())
+
+
+# ---------------------------------------------------------------- data and runs
+
 TINY = ["--lookback", "3", "--units", "4,2", "--epochs", "2", "--batch-size", "64"]
+# The closed-form baseline trains in a fraction of a second, without TensorFlow: for a test
+# of what surrounds the model (reading the file, the options, the outputs), not of the LSTM.
+TINY_PCA = ["--arch", "pca", "--lookback", "3"]
 
 
 def synthetic_frame(

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import TINY, snapshot, synthetic_frame
+from tests.conftest import TINY, TINY_PCA, snapshot, synthetic_frame
 from rareevent.cli.main import app
 from rareevent.detector import RareEventDetector
 from rareevent.runs import read_record
@@ -96,8 +96,8 @@ def data(tmp: Path, name: str, content: str | bytes) -> str:
     return f"data/{name}"
 
 
-def train_cmd(path: str, *extra: str) -> list[str]:
-    return ["train", path, *TINY, "--runs-dir", "runs", *extra]
+def train_cmd(path: str, *extra: str, model: list[str] = TINY) -> list[str]:
+    return ["train", path, *model, "--runs-dir", "runs", *extra]
 
 
 def score_cmd(path: str, *extra: str, run: str = "runs/tiny-ae") -> list[str]:
@@ -781,7 +781,9 @@ def test_bom_and_crlf_train_and_score(workdir: Path) -> None:
     """A UTF-8 BOM and Windows line endings (an Excel export) simply work."""
     raw = b"\xef\xbb\xbf" + GOOD_TEXT.replace("\n", "\r\n").encode("utf-8")
     path = data(workdir, "windows-export.csv", raw)
-    result = CliRunner().invoke(app, train_cmd(path, "--name", "exported"))
+    result = CliRunner().invoke(
+        app, train_cmd(path, "--name", "exported", model=TINY_PCA)
+    )
     assert result.exit_code == 0, result.stderr
     record = read_record(workdir / "runs" / "exported")
     assert RareEventDetector.read_config(
@@ -824,7 +826,7 @@ def test_fill_repairs_and_reports_count(
 ) -> None:
     path = data(workdir, "gaps.csv", blanks_text())
     args = {
-        "train": train_cmd(path, "--name", "filled"),
+        "train": train_cmd(path, "--name", "filled", model=TINY_PCA),
         "score": score_cmd(path, "--chunk-rows", "50"),
         "encode": encode_cmd(path, "--chunk-rows", "50"),
     }[command]
@@ -1030,7 +1032,9 @@ def test_quoted_header_name_with_separators_keeps_the_comma(workdir: Path) -> No
     path = data(
         workdir, "quoted.csv", "\n".join(['time,"a;b;c;d;e",s2,y', *rows]) + "\n"
     )
-    result = CliRunner().invoke(app, train_cmd(path, "--name", "quoted"))
+    result = CliRunner().invoke(
+        app, train_cmd(path, "--name", "quoted", model=TINY_PCA)
+    )
     assert result.exit_code == 0, result.stderr
     record = read_record(workdir / "runs" / "quoted")
     assert RareEventDetector.read_config(

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import TINY, snapshot, synthetic_frame
+from tests.conftest import STOPPING, TINY, TINY_PCA, snapshot, synthetic_frame
 from rareevent.cli.main import app
 
 pytestmark = pytest.mark.skipif(
@@ -384,3 +384,142 @@ def test_the_app_run_from_a_thread_trains_without_touching_signals(
     worker.join(timeout=300)
     assert results and results[0].exit_code == 0, getattr(results[0], "output", results)
     assert (tmp_path / "runs" / "threaded" / "run.json").exists()
+
+
+# ---------------------------------------------------------------- Ctrl-C and SIGTERM stop pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHILD_PYTEST = [
+    sys.executable,
+    "-m",
+    "pytest",
+    "-q",
+    "-p",
+    "tests.conftest",
+    "-p",
+    "no:cacheprovider",
+]
+CHILD_TESTS = """
+import os, time
+from pathlib import Path
+from typer.testing import CliRunner
+from rareevent.cli.main import app
+
+def test_first():
+    env = os.environ
+    if env["SCENARIO"] == "inside":  # `score --follow` runs until a signal stops it
+        CliRunner().invoke(app, ["score", env["DATA"], "--run", env["RUN"],
+                                 "--follow", "--poll", "0.05", "--output", env["OUT"]])
+    else:  # a command ran in-process and returned; then the test takes its time
+        CliRunner().invoke(app, ["score", env["DATA"], "--run", env["RUN"],
+                                 "--output", env["OUT"]])
+        Path(env["READY"]).write_text("returned")
+        time.sleep(120)
+
+def test_second():
+    Path(os.environ["SECOND"]).touch()
+"""
+
+
+@pytest.fixture(scope="module")
+def pca_run(tmp_path_factory: pytest.TempPathFactory, sensor_csv: Path) -> Path:
+    runs = tmp_path_factory.mktemp("pca-runs")
+    result = CliRunner().invoke(
+        app,
+        ["train", str(sensor_csv), *TINY_PCA, "--runs-dir", str(runs), "--name", "pca"],
+    )
+    assert result.exit_code == 0, result.output
+    return runs / "pca"
+
+
+@pytest.mark.slow
+def test_an_in_process_command_puts_back_the_signal_handlers_it_found(
+    sensor_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``train`` and the entry point take SIGINT and SIGTERM while they run, then give the host its own handlers back."""
+    from rareevent.cli.main import main
+
+    def host(signum: int, frame: object) -> None:
+        raise AssertionError("the host's handler is only put back, never called")
+
+    found = {
+        signum: signal.signal(signum, host) for signum in (*STOPPING, signal.SIGALRM)
+    }
+    try:
+        result = CliRunner().invoke(
+            app,
+            ["train", str(sensor_csv), *TINY_PCA, "--runs-dir", str(tmp_path / "runs")],
+        )
+        assert result.exit_code == 0, result.output
+        for signum in found:
+            assert signal.getsignal(signum) is host, signal.Signals(signum).name
+
+        monkeypatch.setattr(sys, "argv", ["rareevent", "--help"])
+        with pytest.raises(SystemExit) as exited:
+            main()
+        assert exited.value.code == 0
+        for signum in found:
+            assert signal.getsignal(signum) is host, signal.Signals(signum).name
+    finally:
+        for signum, handler in found.items():
+            signal.signal(signum, handler)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("scenario", "signum"),
+    [
+        ("inside", signal.SIGINT),
+        ("inside", signal.SIGTERM),
+        ("after", signal.SIGINT),
+    ],
+    ids=["ctrl-c-in-follow", "sigterm-in-follow", "ctrl-c-after-a-command"],
+)
+def test_a_signal_stops_pytest_also_inside_an_in_process_command(
+    scenario: str, signum: int, pca_run: Path, sensor_csv: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C or SIGTERM stop a pytest run with this suite's conftest, as they stop any suite.
+
+    Inside ``score --follow`` the command takes the signal and ends cleanly
+    (exit 130), so without the conftest's check the test passed and the
+    next one ran; after a command has returned, Python's own handler must be
+    back.
+    """
+    child = tmp_path / "test_child.py"
+    child.write_text(CHILD_TESTS)
+    out, second = tmp_path / "out.csv", tmp_path / "second"
+    ready = out if scenario == "inside" else tmp_path / "ready"
+    proc = subprocess.Popen(
+        [*CHILD_PYTEST, str(child)],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={
+            **os.environ,
+            "SCENARIO": scenario,
+            "DATA": str(sensor_csv),
+            "RUN": str(pca_run),
+            "OUT": str(out),
+            "SECOND": str(second),
+            "READY": str(ready),
+        },
+        # Python installs its Ctrl-C handler only when SIGINT is not ignored: undo any inherited SIG_IGN
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (ready.exists() and ready.stat().st_size):
+            assert proc.poll() is None, proc.communicate()[0].decode(errors="replace")
+            assert time.monotonic() < deadline, "the child test never scored"
+            time.sleep(0.1)
+        proc.send_signal(signum)
+        output = proc.communicate(timeout=120)[0].decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "KeyboardInterrupt" in output
+    assert not second.exists(), "the suite went on after the signal"

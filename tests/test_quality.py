@@ -242,6 +242,7 @@ def test_context_pattern_that_matches_nothing_is_refused(
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # its fixture trains the two setpoint runs: the quick tier's costliest setup
 def test_score_refuses_a_file_without_a_context_column(
     setpoint_runs: dict[str, Path], tmp_path: Path
 ) -> None:

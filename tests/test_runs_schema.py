@@ -256,7 +256,7 @@ def test_read_record_validates(tmp_path: Path, record: dict[str, Any]) -> None:
         ("units", "4,2", "units must be two positive integers"),
         ("arch", "cnn", "arch must be one of ae, plain, forecast, pca"),
         ("activation", "sigmoid", "activation must be one of tanh, relu"),
-        ("score_kind", "max", "score_kind must be one of mean, last"),
+        ("score_kind", "median", "score_kind must be one of mean, last, max, tail"),
         ("margin", 1e308, "margin must be above 0 and at most 1000"),
         ("margin", "1", "margin must be above 0"),
         ("seed", -1, "seed must be between 0"),

@@ -274,6 +274,8 @@ def score(
                 "threshold": result.threshold,
                 "segments": result.n_segments,
             }
+            if result.decision is not None and not result.decision.threshold_alone:
+                summary["alarm"] = result.decision.to_record()
             if writer:
                 writer.finish(
                     {

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from rareevent.errors import RareEventError
-from rareevent.selection import AUTO, CANDIDATES, baseline_advice
+from rareevent.selection import AUTO, CANDIDATES, baseline_advice, choice_note
 
 from .. import recipe
 from ..console import OPTION_OF_PARAM, bars, consoles, errors, note, terms, warn
@@ -63,7 +63,9 @@ def train(
         ),
     ] = None,
     arch: Annotated[Arch, typer.Option(help=f"{ARCH_HELP}, {AUTO_HELP}.")] = Arch["ae"],
-    lookback: Annotated[int, typer.Option(help="Rows per window (T).")] = 5,
+    lookback: Annotated[
+        int, typer.Option(help="Rows per window (T); --arch forecast needs 2 or more.")
+    ] = 1,
     horizon: Annotated[
         int,
         typer.Option(
@@ -89,7 +91,8 @@ def train(
         ScoreKind,
         typer.Option(
             "--score",
-            help="Window score: mean (squared error over the window) or last (last step only).",
+            help="Window score: mean (squared error over the window), last (last row "
+            "only), max (the worst row) or tail (a mean weighted to the newest rows).",
         ),
     ] = ScoreKind.mean,
     smooth: Annotated[
@@ -271,6 +274,8 @@ def save_and_summarize(
     beaten = baseline_advice(record, record.arch)
     if beaten:
         warn(beaten)
+    if record.candidates:
+        note(choice_note(record.candidates, record.arch))
     order_note = result.data.reading.order_note(record.time_column)
     if order_note:
         note(terms.text(order_note))

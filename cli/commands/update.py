@@ -9,12 +9,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from rareevent.options import AlarmPolicy
+
 from ..console import bars, consoles, errors
 from ..options import (
+    ALARM_DEFAULT_OPTIONS,
     SAVE_OPTIONS,
     UPDATE_OPTIONS,
     QuietOption,
     Saving,
+    alarm_policy,
     input_spec,
     takes,
 )
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
 
 
 @takes("saving", SAVE_OPTIONS, Saving)
+@takes("alarm", ALARM_DEFAULT_OPTIONS, alarm_policy)
 @takes("spec", UPDATE_OPTIONS, input_spec)
 def update(
     run: Annotated[
@@ -63,6 +68,7 @@ def update(
     ] = None,
     *,  # keyword-only from here (Typer calls a command with keywords), so that `spec` needs no default
     spec: InputSpec,  # --fill, --tz and --encoding, built by takes
+    alarm: AlarmPolicy,  # the run's new alarm defaults, built by takes
     saving: Saving,  # --runs-dir, --name, --overwrite and --json, built by takes
     quiet: QuietOption = False,
 ) -> None:
@@ -99,5 +105,6 @@ def update(
                 margin=margin,
                 name=name,
                 on_epoch=on_epoch,
+                alarm=alarm,
             )
         save_and_summarize(result, spec.fill, saving, quiet)
