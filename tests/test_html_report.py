@@ -754,7 +754,8 @@ def test_without_a_time_column_everything_counts_file_lines(tmp_path: Path) -> N
     result = runner.invoke(
         app,
         ["score", str(data), *args, "--episodes", str(tmp_path / "e.csv"),
-         "--output", str(tmp_path / "w.json"), "--html", str(tmp_path / "r.html")],
+         "--output", str(tmp_path / "w.json"), "--html", str(tmp_path / "r.html"),
+         "--shortest-event", "off"],  # every window over the threshold alarms
         env={"COLUMNS": "200"},
     )  # fmt: skip
     assert result.exit_code == 0, result.output
