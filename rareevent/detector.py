@@ -12,10 +12,16 @@ and the per-row results of ``fit``) and the weights alone;
 ``RareEventDetector.load(folder)`` rebuilds the model through the
 architecture registry and sets its weights, so a folder cannot make it run
 code. Reading CSV files and writing run folders live elsewhere.
+
+The class here is :class:`Detector`, which imports no scikit-learn: a
+saved detector scores through it on numpy alone. ``RareEventDetector``
+(``rareevent.estimator``, also importable from here) adds the
+scikit-learn estimator's bases to it.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import sys
@@ -23,15 +29,11 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import sparse
-from sklearn.base import BaseEstimator, OutlierMixin
-from sklearn.utils import ClassifierTags, Tags
-from sklearn.utils.validation import check_is_fitted
 
 import rareevent
 from rareevent import scaling, windows
@@ -93,8 +95,26 @@ FLOAT32_MAX, FLOAT32_TINY = (
 )  # as Python floats: a comparison with a float32 would cast 1e39 to it
 
 
-class RareEventDetector(OutlierMixin, BaseEstimator):
+def __getattr__(name: str) -> Any:
+    """``RareEventDetector``, the scikit-learn estimator, from its module on first use (PEP 562).
+
+    Scoring with a saved detector needs numpy alone: it loads a
+    :class:`Detector`, and scikit-learn (about 1 s to import) is imported
+    only where the estimator is used.
+    """
+    if name == "RareEventDetector":
+        from rareevent.estimator import RareEventDetector
+
+        return RareEventDetector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class Detector:
     """Detect rare events as windows a model of normal behaviour cannot reconstruct.
+
+    ``Detector`` is all of it without scikit-learn: what a saved detector
+    needs to score. :class:`~rareevent.estimator.RareEventDetector` is the
+    same class as a scikit-learn estimator, the one to use and fit.
 
     A scikit-learn outlier detector whose samples are rows in time order:
     row ``i`` is judged by the window of ``lookback`` rows ending at it, so
@@ -277,16 +297,17 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         self.warm_start = warm_start
         self.mask_rate = mask_rate
 
-    def __sklearn_tags__(self) -> Tags:
-        """An outlier detector (``OutlierMixin``) whose ``y``, when given, is binary: a 0/1 event label per row.
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The parameters of ``__init__`` and their values (scikit-learn's ``get_params``)."""
+        names = list(inspect.signature(type(self).__init__).parameters)[1:]
+        return {name: getattr(self, name) for name in names}
 
-        Declaring ``y`` binary (``multi_class=False``) makes scikit-learn's
-        own checks pass 0/1 labels rather than classes 0, 1, 2, which
-        ``fit`` refuses.
-        """
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags = ClassifierTags(multi_class=False)
-        return tags
+    def _check_fitted(self) -> None:
+        """Raise scikit-learn's ``NotFittedError`` before ``fit``."""
+        if not hasattr(self, "threshold_"):
+            from sklearn.utils.validation import check_is_fitted
+
+            check_is_fitted(self, "threshold_")
 
     def check_params(self) -> None:
         """Refuse bad parameters (types included) before any data is read or any model built.
@@ -407,7 +428,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         *,
         on_epoch: EpochCallback | None = None,
         verbose: int = 0,
-    ) -> RareEventDetector:
+    ) -> Self:
         """Fit on the rows of ``X`` (a DataFrame or an ``(n, F)`` array), oldest first.
 
         The last ``validation_fraction`` of the rows choose the threshold and
@@ -520,7 +541,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         starts_valid: np.ndarray | None = None,
         feature_names: Sequence[str] | None = None,
         fallback: bool = False,
-    ) -> RareEventDetector:
+    ) -> Self:
         """Fit on the normal windows of the train rows; pick the threshold on the valid rows (split by the caller).
 
         ``y_*`` are per-row 0/1 labels or ``None``; each may run up to
@@ -1074,7 +1095,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         self, X: pd.DataFrame | np.ndarray, min_rows: int | None = None
     ) -> np.ndarray:
         """The rows of ``X``, columns in fitted order; ``min_rows`` or more (default: lookback)."""
-        check_is_fitted(self, "threshold_")
+        self._check_fitted()
         if isinstance(X, pd.DataFrame):
             by_name = {
                 str(column): column for column in X.columns
@@ -1088,7 +1109,8 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         rows = _as_rows(X, "X")
         if rows.shape[1] != self.n_features_in_:
             raise RareEventError(
-                f"X has {rows.shape[1]} features, but RareEventDetector is expecting {self.n_features_in_} features as input"
+                f"X has {rows.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input"
             )  # scikit-learn's words
         if len(rows) < (self.lookback if min_rows is None else min_rows):
             raise RareEventError(
@@ -1117,7 +1139,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
             The architecture has no encoded vector (``plain``, ``forecast``,
             ``pca``).
         """
-        check_is_fitted(self, "threshold_")
+        self._check_fitted()
         require_bottleneck(self.arch)
         scaled = windows.sliding_windows(
             scaling.transform(self.scaler_, X), self.lookback
@@ -1152,7 +1174,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
             Before ``fit``.
 
         """
-        check_is_fitted(self, "threshold_")
+        self._check_fitted()
         if Path(folder).exists() and not overwrite:
             raise RareEventError(
                 f"{folder}: already exists", hint="pass overwrite=True to replace it"
@@ -1181,7 +1203,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         )
 
     @classmethod
-    def load(cls, folder: str | Path) -> RareEventDetector:
+    def load(cls, folder: str | Path) -> Self:
         """The detector saved in ``folder``, ready to score.
 
         ``detector.json`` is checked field by field; the model is rebuilt
@@ -1211,7 +1233,7 @@ class RareEventDetector(OutlierMixin, BaseEstimator):
         return detector
 
     @classmethod
-    def read_config(cls, folder: str | Path) -> RareEventDetector:
+    def read_config(cls, folder: str | Path) -> Self:
         """The detector of ``folder`` without its model (``model_`` unset): for showing a run without importing Keras."""
         path = Path(folder) / DETECTOR_FILE
         if not path.is_file():
@@ -1387,7 +1409,8 @@ def _is_float32(value: Any, positive: bool = False) -> bool:
 
 def _as_rows(X: Any, what: str) -> np.ndarray:
     """``X`` as a finite ``(n, F)`` float array."""
-    if sparse.issparse(X):
+    if "scipy.sparse" in sys.modules and sys.modules["scipy.sparse"].issparse(X):
+        # (a sparse matrix means scipy.sparse was imported: scoring does not import it)
         raise RareEventError(
             f"{what} is a sparse matrix: sparse input is not supported",
             hint="pass a dense array (`X.toarray()`)",
@@ -1545,7 +1568,7 @@ FITTED: dict[str, _Field] = {
             "mean": scaler.mean_.tolist(),
             "scale": scaler.scale_.tolist(),
         },
-        decode=lambda v: scaling.scaler_from_arrays(v["mean"], v["scale"]),
+        decode=lambda v: scaling.Standardization(v["mean"], v["scale"]),
     ),
     "error_scale_": _Field(
         lambda v, f: _float32s_ok(

@@ -15,13 +15,13 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rareevent import gaps, windows
 from rareevent.decision import span_windows
-from rareevent.detector import EpochCallback, RareEventDetector
+from rareevent.detector import EpochCallback
 from rareevent.errors import RareEventError
 from rareevent.load import SensorData
 from rareevent.options import SplitSpec, TrainSpec
@@ -43,6 +43,9 @@ from rareevent.training import (
     resolve_context,
     settle_flags,
 )
+
+if TYPE_CHECKING:
+    from rareevent.estimator import RareEventDetector
 
 PARTS = ("train", "valid", "test")
 FLEET_FILE = "fleet.json"  # the summary of a --per-group run folder, beside one run folder per group
@@ -316,7 +319,7 @@ def train_per_group(
         for series, data in loaded:
             if on_group is not None:
                 on_group(series.name)
-            one = RareEventDetector(**detector.get_params())
+            one = type(detector)(**detector.get_params())
             with naming(series):
                 result = train_series([(series, data)], one, spec, name=series.name)
             summary["runs"][series.name] = save_group_run(folder, result, group)

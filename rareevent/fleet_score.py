@@ -28,6 +28,7 @@ from rareevent import gaps
 from rareevent.detector import PREDICT_BATCH
 from rareevent.errors import RareEventError
 from rareevent.fleet import group_run, read_fleet
+from rareevent.forward import one_thread
 from rareevent.load import (
     Columns,
     CsvFormat,
@@ -39,7 +40,7 @@ from rareevent.load import (
 )
 from rareevent.options import ScoreSpec
 from rareevent.record import RunView
-from rareevent.runs import load_run
+from rareevent.runs import load_scorer
 from rareevent.scoring import (
     ScoreResult,
     StreamScorer,
@@ -130,7 +131,7 @@ def loaded_run(folder: Path) -> tuple[RunView, Any]:
     """A run folder's record and detector, loaded once per process."""
     key = str(Path(folder).resolve())
     if key not in _LOADED:
-        _LOADED[key] = load_run(folder)
+        _LOADED[key] = load_scorer(folder)
     return _LOADED[key]
 
 
@@ -377,6 +378,7 @@ def score_fleet(
             with ProcessPoolExecutor(
                 max_workers=min(workers, len(jobs)),
                 mp_context=multiprocessing.get_context("spawn"),
+                initializer=one_thread,
             ) as pool:
                 found = list(pool.map(score_job, jobs))
         if output is not None:

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from rareevent.detector import PREDICT_BATCH, RareEventDetector
+from rareevent.detector import PREDICT_BATCH, Detector
 from rareevent.errors import RareEventError
 from rareevent.load import (
     Columns,
@@ -259,7 +259,7 @@ def _tail(
 def score_pipe(
     stream: IO[bytes],
     record: RunView,
-    detector: RareEventDetector,
+    detector: Detector,
     spec: ScoreSpec | None = None,
     sink: WindowSink | None = None,
 ) -> ScoreResult:
@@ -307,7 +307,7 @@ class Follower:
         self,
         path: Path,
         record: RunView,
-        detector: RareEventDetector,
+        detector: Detector,
         spec: ScoreSpec | None = None,
     ) -> None:
         self.path, self.record, self.detector, self.spec = path, record, detector, spec

@@ -26,6 +26,7 @@ import functools
 import os
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,10 @@ from rareevent.errors import RareEventError
 
 FORWARD_ENV = "RAREEVENT_FORWARD"
 FORWARDS = ("auto", "numpy", "keras")
+THREADS_ENV = "RAREEVENT_THREADS"
+MAX_THREADS = 256
+# windows per piece of a batch: the gate buffers of 32 units (256 kB) stay in the L2 cache
+PIECE = 512
 
 
 class Unsupported(Exception):
@@ -173,65 +178,88 @@ class Graph:
 # --- running it ----------------------------------------------------------------------------------
 
 
-def _activation(name: str | None) -> Callable[[np.ndarray], np.ndarray]:
+Activation = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _activation(name: str | None) -> Activation:
+    """The activation ``name`` as ``f(x, out)``, into ``out`` (may be ``x``): no new array."""
     if name in (None, "linear"):
-        return lambda x: x
+        return _identity
     if name == "tanh":
-        return np.tanh
+        return lambda x, out: np.tanh(x, out=out)
     if name == "relu":
-        return lambda x: np.maximum(x, 0)
+        return lambda x, out: np.maximum(x, 0, out=out)
     if name == "sigmoid":
         return _sigmoid
     raise Unsupported(f"activation {name!r}")
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    """The logistic function as 0.5 tanh(x/2) + 0.5: exact, without exp's overflow warnings, in one new array."""
-    y = np.multiply(x, 0.5)
-    np.tanh(y, out=y)
-    y *= 0.5
-    y += 0.5
-    return y
+def _identity(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    if out is not x:
+        np.copyto(out, x)
+    return out
+
+
+def _sigmoid(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The logistic function as 0.5 tanh(x/2) + 0.5: exact, no exp overflow, no new array."""
+    np.multiply(x, 0.5, out=out)
+    return _sigmoid_of_half(out, out)
+
+
+def _sigmoid_of_half(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The logistic function of ``2 x``: the LSTM's gates, whose weights are halved beforehand."""
+    np.tanh(x, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _lstm(layer: Layer, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
-    """Keras' LSTM (gates i, f, c, o; zero initial state), time-major inside: each step reads contiguous rows."""
+    """Keras' LSTM (gates i, f, c, o; zero initial state), time-major and gate-major inside.
+
+    The input part of every step is one matrix product before the loop.
+    Each step is then one product for the four gates, written into a
+    preallocated ``(4, n, units)`` buffer whose gates are contiguous
+    blocks, and the activations and state updates run in place: the loop
+    allocates nothing. Under a sigmoid the gates' weights are halved
+    beforehand (exact: a power of two), which saves the sigmoid a pass.
+    """
     units = layer.options["units"]
     _fits(layer, weights, [(x.shape[-1], 4 * units), (units, 4 * units), (4 * units,)])
-    kernel, recurrent = weights[0], weights[1]
     bias = weights[2] if len(weights) == 3 else np.zeros(4 * units, x.dtype)
     act = _activation(layer.options.get("activation", "tanh"))
-    gate = _activation(layer.options.get("recurrent_activation", "sigmoid"))
-    order = np.r_[
-        0 : 2 * units, 3 * units : 4 * units, 2 * units : 3 * units
-    ]  # i, f, o, c: one call of each activation per step
-    kernel, recurrent, bias = (
-        kernel[:, order].astype(x.dtype),
-        recurrent[:, order].astype(x.dtype),
-        bias[order].astype(x.dtype),
-    )
+    gate_name = layer.options.get("recurrent_activation", "sigmoid")
+    gate = _sigmoid_of_half if gate_name == "sigmoid" else _activation(gate_name)
+    scale = np.ones(4, x.dtype)
+    scale[:3] = 0.5 if gate_name == "sigmoid" else 1.0
+
+    def gate_major(w: np.ndarray) -> np.ndarray:
+        """``(rows, 4 units)`` in Keras' order i, f, c, o as ``(4, rows, units)`` in i, f, o, c."""
+        blocks = w.reshape(-1, 4, units)[:, [0, 1, 3, 2]].transpose(1, 0, 2)
+        return np.ascontiguousarray(blocks * scale[:, None, None], dtype=x.dtype)
+
+    kernel, recurrent = gate_major(weights[0]), gate_major(weights[1])
     n, steps = x.shape[0], x.shape[1]
-    z_in = (
-        np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(steps * n, -1) @ kernel
-    ).reshape(steps, n, 4 * units)
-    z_in += bias  # the input part of every step at once
+    z_in = np.matmul(np.ascontiguousarray(x.transpose(1, 0, 2))[:, None], kernel)
+    z_in += gate_major(bias[None])  # (steps, 4, n, units): the input part of every step
+    sequences = layer.options.get("return_sequences", False)
+    outputs = np.empty((steps if sequences else 1, n, units), x.dtype)
     h = np.zeros((n, units), x.dtype)
     c = np.zeros((n, units), x.dtype)
-    z = np.empty((n, 4 * units), x.dtype)
-    outputs = (
-        np.empty((steps, n, units), x.dtype)
-        if layer.options.get("return_sequences", False)
-        else None
-    )
+    z = np.empty((4, n, units), x.dtype)
+    cell = np.empty((n, units), x.dtype)
+    gates, (i, f, o, candidate) = z[:3], z
     for t in range(steps):
         np.matmul(h, recurrent, out=z)
         z += z_in[t]
-        gates = gate(z[:, : 3 * units])
-        c = gates[:, units : 2 * units] * c + gates[:, :units] * act(z[:, 3 * units :])
-        h = gates[:, 2 * units :] * act(c)
-        if outputs is not None:
-            outputs[t] = h
-    return h if outputs is None else outputs.transpose(1, 0, 2)
+        gate(gates, gates)
+        act(candidate, candidate)
+        c *= f
+        np.multiply(i, candidate, out=cell)
+        c += cell
+        h = outputs[t if sequences else 0]
+        np.multiply(o, act(c, cell), out=h)
+    return outputs.transpose(1, 0, 2) if sequences else outputs[0]
 
 
 def _fits(
@@ -252,8 +280,8 @@ def _dense(layer: Layer, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray
     )
     y = x @ weights[0]
     if layer.options.get("use_bias", True):
-        y = y + weights[1]
-    return _activation(layer.options.get("activation"))(y)
+        y += weights[1]
+    return _activation(layer.options.get("activation"))(y, y)
 
 
 def _time_distributed(
@@ -313,7 +341,9 @@ LAYERS: dict[str, LayerType] = {
         lambda layer, x, w: x, ("rate",), _NAME | {"rate", "seed"}
     ),  # inference: the identity
     "Activation": LayerType(
-        lambda layer, x, w: _activation(layer.options["activation"])(x),
+        lambda layer, x, w: _activation(layer.options["activation"])(
+            x, np.empty_like(x)
+        ),
         ("activation",),
         _NAME | {"activation"},
     ),
@@ -358,14 +388,29 @@ class NumpyModel:
     def predict_on_batch(
         self, batch: np.ndarray, output: str | None = None
     ) -> np.ndarray:
-        """The model's output for ``(n, T, F)`` windows; ``output``: the output of the layer of that name instead."""
+        """The model's output for ``(n, T, F)`` windows (``output``: that of the layer so named).
+
+        The windows run in pieces of ``PIECE`` (their buffers stay in the
+        cache) spread over ``threads()`` threads: numpy's products and
+        ufuncs release the GIL. The pieces are cut the same way for any
+        number of threads, so the output does not depend on it.
+        """
+        batch = np.asarray(batch, self.dtype)
+        pieces = [batch[start : start + PIECE] for start in range(0, len(batch), PIECE)]
+        workers = min(threads(), len(pieces))
         with _blas().limit(limits=1, user_api="blas"):
-            return self._forward(batch, output)
+            if workers <= 1:
+                parts = [self._forward(piece, output) for piece in pieces or [batch]]
+            else:
+                parts = list(
+                    _pool(workers).map(
+                        lambda piece: self._forward(piece, output), pieces
+                    )
+                )
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _forward(self, batch: np.ndarray, output: str | None) -> np.ndarray:
-        values: dict[int, np.ndarray] = {
-            id(self.graph.input): np.asarray(batch, self.dtype)
-        }
+        values: dict[int, np.ndarray] = {id(self.graph.input): batch}
         for layer in self.graph.layers:
             inputs = [values[id(source)] for source in _sources(self.graph, layer)]
             result = run_layer(
@@ -415,6 +460,34 @@ def _blas() -> Any:
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
+
+
+def threads() -> int:
+    """Threads of the forward pass: ``RAREEVENT_THREADS``, else the CPUs this process may use."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else (os.cpu_count() or 1)
+        )
+    if not value.isdigit() or not 1 <= int(value) <= MAX_THREADS:
+        raise RareEventError(
+            f"{THREADS_ENV} must be a whole number from 1 to {MAX_THREADS}, got {value!r}"
+        )
+    return int(value)
+
+
+def one_thread() -> None:
+    """In a worker of a process pool (``score --jobs``), which spreads the work over the CPUs
+    itself: the forward on one thread, unless ``RAREEVENT_THREADS`` says otherwise."""
+    os.environ.setdefault(THREADS_ENV, "1")
+
+
+@functools.cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """One pool per thread count, kept for the process: scoring calls it once per batch."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="rareevent-forward")
 
 
 def _sources(graph: Graph, layer: Layer) -> list[Symbol | Layer]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from rareevent.windows import segments, window_breaks
 
@@ -41,6 +40,10 @@ def point_metrics(
     recall = tp / (tp + fn) if tp + fn else None  # undefined without events
     f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
     both_classes = 0 < labels.sum() < labels.size
+    if (
+        both_classes
+    ):  # imported here: scoring a file without labels needs no scikit-learn
+        from sklearn.metrics import average_precision_score, roc_auc_score
     return {
         "precision": precision,
         "recall": recall,

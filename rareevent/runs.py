@@ -16,11 +16,12 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from rareevent.detector import RareEventDetector, read_json
+from rareevent.detector import Detector, read_json
 from rareevent.errors import RareEventError
 from rareevent.record import FORMAT_VERSION as FORMAT_VERSION
 from rareevent.record import OLDEST_FORMAT as OLDEST_FORMAT
@@ -34,6 +35,11 @@ from rareevent.storage import (
     remove_stale_temporaries,
 )
 
+if TYPE_CHECKING:
+    from rareevent.estimator import RareEventDetector
+
+D = TypeVar("D", bound=Detector)
+
 RUN_FILE = "run.json"
 SCORES_FILE = "scores.csv"
 MAX_NAME_BYTES = (
@@ -44,7 +50,7 @@ MAX_NAME_BYTES = (
 def save_run(
     runs_dir: str | Path,
     name: str,
-    detector: RareEventDetector,
+    detector: Detector,
     record: RunRecord,
     scores: pd.DataFrame,
     overwrite: bool = False,
@@ -216,7 +222,7 @@ def read_record(folder: Path) -> RunRecord:
     return RunRecord.from_json(read_json(path), path)
 
 
-def run_view(record: RunRecord, detector: RareEventDetector) -> RunView:
+def run_view(record: RunRecord, detector: Detector) -> RunView:
     """A run for showing and scoring: ``record`` with the detector's settings and learned values.
 
     The only place that spells the detector's values out for tables,
@@ -256,7 +262,7 @@ def run_view(record: RunRecord, detector: RareEventDetector) -> RunView:
 
 def read_run(folder: Path) -> RunView:
     """``run_view`` of a run folder, without loading its model (no Keras import)."""
-    return run_view(read_record(folder), RareEventDetector.read_config(folder))
+    return run_view(read_record(folder), Detector.read_config(folder))
 
 
 def load_run(folder: str | Path) -> tuple[RunView, RareEventDetector]:
@@ -273,7 +279,8 @@ def load_run(folder: str | Path) -> tuple[RunView, RareEventDetector]:
         The fields of ``run.json`` with the detector's settings and learned
         values (``record.threshold``, ``record.features``, ``record.units``).
     detector : RareEventDetector
-        The fitted detector; it scores in numpy, without TensorFlow.
+        The fitted detector; it scores in numpy, without TensorFlow
+        (``load_scorer`` loads it without scikit-learn, for scoring alone).
 
     Raises
     ------
@@ -290,9 +297,19 @@ def load_run(folder: str | Path) -> tuple[RunView, RareEventDetector]:
     >>> record.threshold == detector.threshold_
     True
     """
-    folder = Path(folder)
+    from rareevent.estimator import RareEventDetector
+
+    return _loaded(Path(folder), RareEventDetector)
+
+
+def load_scorer(folder: str | Path) -> tuple[RunView, Detector]:
+    """``load_run`` for scoring alone: the detector as a :class:`Detector`, without scikit-learn."""
+    return _loaded(Path(folder), Detector)
+
+
+def _loaded(folder: Path, kind: type[D]) -> tuple[RunView, D]:
     record = read_record(folder)
-    detector = RareEventDetector.load(folder)
+    detector = kind.load(folder)
     return run_view(record, detector), detector
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.preprocessing import StandardScaler
+
+if TYPE_CHECKING:
+    from sklearn.preprocessing import StandardScaler
 
 Z_LIMIT = 10.0
 DISCRETE_MAX_VALUES = 10
@@ -23,6 +26,8 @@ def fit_scaler(
     range: a flag that is 1 in 0.1% of the rows has a standard deviation of
     0.03 and would otherwise read as z = 30 whenever it is set.
     """
+    from sklearn.preprocessing import StandardScaler
+
     X = np.asarray(X, dtype=np.float64)
     scaler = StandardScaler().fit(X)
     constant = constant_columns(scaler)
@@ -43,8 +48,20 @@ def constant_columns(scaler: StandardScaler) -> np.ndarray:
     )
 
 
-def scaler_from_arrays(mean: list[float], scale: list[float]) -> StandardScaler:
+class Standardization:
+    """The fitted scaler as a saved detector scores with it: ``mean_``, ``scale_``, numpy alone."""
+
+    def __init__(self, mean: Sequence[float], scale: Sequence[float]) -> None:
+        self.mean_ = np.asarray(mean, dtype=np.float64)
+        self.scale_ = np.asarray(scale, dtype=np.float64)
+        self.var_ = self.scale_**2
+        self.n_features_in_ = len(self.mean_)
+
+
+def scaler_from_arrays(mean: Sequence[float], scale: Sequence[float]) -> StandardScaler:
     """Rebuild a fitted scaler from the ``mean`` and ``scale`` saved in ``detector.json``."""
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler()
     scaler.mean_ = np.asarray(mean, dtype=np.float64)
     scaler.scale_ = np.asarray(scale, dtype=np.float64)
@@ -54,7 +71,7 @@ def scaler_from_arrays(mean: list[float], scale: list[float]) -> StandardScaler:
     return scaler
 
 
-def transform(scaler: StandardScaler, X: np.ndarray) -> np.ndarray:
+def transform(scaler: StandardScaler | Standardization, X: np.ndarray) -> np.ndarray:
     """Scale ``X`` to float32 without scikit-learn's per-call validation overhead.
 
     Values are clipped to ``±Z_LIMIT``: a sensor with a tiny training

@@ -30,7 +30,7 @@ import pandas as pd
 
 from rareevent import gaps, windows
 from rareevent.decision import Decision, decider_for
-from rareevent.detector import PREDICT_BATCH, RareEventDetector, require_bottleneck
+from rareevent.detector import PREDICT_BATCH, Detector, require_bottleneck
 from rareevent.errors import RareEventError
 from rareevent.load import (
     Columns,
@@ -47,10 +47,12 @@ from rareevent.load import (
 )
 from rareevent.metrics import evaluate
 from rareevent.options import InputSpec, ScoreSpec
+from rareevent.pipeline import WriteBehind, read_ahead
 from rareevent.record import RunRecord, RunView
+from rareevent.writing import ParquetSink, csv_text
 
 TOP_FEATURES = 3
-_SHARE_TEXT = np.array([f"{i / 100:.2f}" for i in range(101)], dtype=object)
+_SHARE_TEXT = [f"{i / 100:.2f}" for i in range(101)]
 
 WindowSink = Callable[[pd.DataFrame], None]
 ProgressCallback = Callable[[int], None]
@@ -442,8 +444,16 @@ def file_has_labels(path: str | Path, label: str | None) -> bool:
 
 def top_features(
     feature_errors: np.ndarray, names: list[str], k: int = TOP_FEATURES
-) -> np.ndarray:
-    """``name:share;name:share;...`` of the ``k`` sensors with the largest share of each row's error."""
+) -> pd.api.extensions.ExtensionArray:
+    """``name:share;name:share;...`` of the ``k`` sensors with the largest shares of a row's error.
+
+    A pandas string array held by pyarrow: the texts are joined by pyarrow
+    (table lookups, no format call or Python string per window) and reach
+    the output writers without a conversion.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     k = min(k, feature_errors.shape[1])
     total = feature_errors.sum(axis=1, keepdims=True)
     shares = np.divide(
@@ -459,19 +469,23 @@ def top_features(
     hundredths = np.rint(np.take_along_axis(shares, order, axis=1) * 100).astype(
         np.int64
     )
-    labels = (
-        np.asarray(names, dtype=object)[order] + ":" + _SHARE_TEXT[hundredths]
-    )  # a table lookup, not a format call per window
-    joined = labels[:, 0]
-    for i in range(1, k):  # one step per reported sensor
-        joined = joined + ";" + labels[:, i]
-    return joined
+    name_text, share_text = (
+        pa.array(names, pa.string()),
+        pa.array(_SHARE_TEXT, pa.string()),
+    )
+    pairs = [
+        pc.binary_join_element_wise(
+            name_text.take(order[:, i]), share_text.take(hundredths[:, i]), ":"
+        )
+        for i in range(k)
+    ]
+    return pd.array(pc.binary_join_element_wise(*pairs, ";"), pd.StringDtype("pyarrow"))
 
 
 def score_csv(
     path: str | Path,
     record: RunView,
-    detector: RareEventDetector,
+    detector: Detector,
     spec: ScoreSpec | None = None,
     *,
     sink: WindowSink | None = None,
@@ -530,7 +544,10 @@ def score_csv(
     fmt, _, reading, frames = open_csv(path, record, spec)
     scorer = StreamScorer(detector, record, str(path), spec, batch=PREDICT_BATCH)
     scorer.begin(fmt, reading)
-    return score_frames(scorer, frames, sink, on_progress)
+    if sink is None:
+        return score_frames(scorer, read_ahead(frames), None, on_progress)
+    with WriteBehind(sink) as behind:  # reading, scoring and writing side by side
+        return score_frames(scorer, read_ahead(frames), behind, on_progress)
 
 
 def score_frames(
@@ -717,7 +734,7 @@ class StreamScorer:
 
     def __init__(
         self,
-        detector: RareEventDetector,
+        detector: Detector,
         record: RunView | None = None,
         source: str = "<data>",
         spec: ScoreSpec | None = None,
@@ -1117,7 +1134,7 @@ class WindowWriter:
     manager, a file opened here is closed however the block ends.
     """
 
-    KINDS = ("csv", "json", "jsonl")
+    KINDS = ("csv", "json", "jsonl", "parquet")
 
     def __init__(self, target: Path | IO[str], kind: str) -> None:
         if kind not in self.KINDS:
@@ -1129,7 +1146,14 @@ class WindowWriter:
         self.owned = isinstance(target, Path)
         # held open between batches, closed by finish() or on leaving the with-block
         self.handle: IO[str]
-        if isinstance(target, Path):
+        self.parquet: ParquetSink | None = None
+        if kind == "parquet":
+            if not isinstance(target, Path):
+                raise RareEventError(
+                    "Parquet output is written to a file, not a stream"
+                )
+            self.parquet, self.owned = ParquetSink(target), False
+        elif isinstance(target, Path):
             self.handle = open(target, "w", encoding="utf-8", newline="")  # noqa: SIM115
         else:
             self.handle = target
@@ -1140,7 +1164,7 @@ class WindowWriter:
     def lines(self, frame: pd.DataFrame) -> list[str]:
         """The text of ``frame``'s windows, one line each (``.csv``: the header first, once; ``.jsonl``), for a caller that interleaves events."""
         if self.kind == "csv":
-            text = frame.to_csv(header=self.first, index=False, lineterminator="\n")
+            text = csv_text(frame, header=self.first)
             self.first = False
             return text.splitlines(keepends=True)
         text = (
@@ -1159,6 +1183,13 @@ class WindowWriter:
         return [line + "\n" for line in text.splitlines()]
 
     def __call__(self, frame: pd.DataFrame) -> None:
+        if self.parquet is not None:
+            self.parquet(frame)
+            return
+        if self.kind == "csv":
+            self.handle.write(csv_text(frame, header=self.first))
+            self.first = False
+            return
         if self.kind != "json":
             self.handle.write("".join(self.lines(frame)))
             return
@@ -1177,6 +1208,9 @@ class WindowWriter:
 
     def finish(self, tail: dict[str, Any] | None = None) -> None:
         """End the output (the JSON object with ``tail``'s keys) and close a file opened here."""
+        if self.parquet is not None:
+            self.parquet.close()
+            return
         if self.kind == "json":
             self.handle.write("]")
             for key, value in (tail or {}).items():
@@ -1192,6 +1226,8 @@ class WindowWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         """Close a file opened here when ``finish`` was not reached (an error or Ctrl-C on the way)."""
+        if self.parquet is not None:
+            self.parquet.close()
         if self.owned:
             self.handle.close()
 
@@ -1199,7 +1235,7 @@ class WindowWriter:
 def encode_csv(
     path: str | Path,
     record: RunView,
-    detector: RareEventDetector,
+    detector: Detector,
     sink: WindowSink,
     spec: ScoreSpec | None = None,
 ) -> tuple[int, int]:

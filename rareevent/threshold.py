@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve
 
 from rareevent.errors import RareEventError
 
@@ -142,6 +141,10 @@ def _curve(
     assert labels is not None, (
         "choose_threshold checks the labels of a label-based strategy"
     )
+    from sklearn.metrics import (
+        precision_recall_curve,  # fitting only: scoring needs none
+    )
+
     precision, recall, thresholds = precision_recall_curve(labels, scores)
     return precision[:-1], recall[:-1], thresholds  # the last point has no threshold
 

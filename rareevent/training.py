@@ -7,7 +7,7 @@ import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ from rareevent.decision import (
     resolve,
     settle,
 )
-from rareevent.detector import EpochCallback, RareEventDetector
+from rareevent.detector import EpochCallback
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, Reading, SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
@@ -36,6 +36,9 @@ from rareevent.runs import (
     scores_frame,
 )
 from rareevent.threshold import parse_strategy
+
+if TYPE_CHECKING:
+    from rareevent.estimator import RareEventDetector
 
 
 @dataclass
@@ -308,6 +311,8 @@ def _as_arch(detector: RareEventDetector, arch: str) -> RareEventDetector:
     A forecasting candidate reads at least one row before those it forecasts:
     its lookback is raised to ``horizon + 1`` where it is shorter.
     """
+    from rareevent.estimator import RareEventDetector
+
     params = {**detector.get_params(), "arch": arch, "warm_start": False}
     if ARCHITECTURES[arch].forecasts:
         params["lookback"] = max(detector.lookback, detector.horizon + 1)

@@ -45,7 +45,7 @@ def encode(
     consoles.set_output(quiet)
     with errors():
         from rareevent.detector import require_bottleneck
-        from rareevent.runs import load_run, read_run, resolve_run
+        from rareevent.runs import load_scorer, read_run, resolve_run
         from rareevent.scoring import WindowWriter, encode_csv
         from rareevent.storage import atomic_file
 
@@ -53,7 +53,7 @@ def encode(
         check_outputs(data, {"--output": output})
         folder = resolve_run(run, runs_dir)
         require_bottleneck(read_run(folder).arch)  # before Keras is imported
-        record, detector = load_run(folder)
+        record, detector = load_scorer(folder)
         with atomic_file(output) as temp, WindowWriter(temp, kind) as writer:
             n, filled = encode_csv(data, record, detector, writer, spec)
             writer.finish({"run": record.name, "units": record.units[1]})

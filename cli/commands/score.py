@@ -49,7 +49,8 @@ def score(
     output: Annotated[
         Path | None,
         typer.Option(
-            help="Write one row per window to this .csv or .json file (--follow: .csv or .jsonl, written as it goes)."
+            help="Write one row per window to this .csv, .json or .parquet file "
+            "(--follow: .csv or .jsonl, written as it goes)."
         ),
     ] = None,
     metrics_out: Annotated[
@@ -149,7 +150,7 @@ def score(
             )
             return
         path = data[0]
-        from rareevent.runs import load_run, resolve_run
+        from rareevent.runs import load_scorer, resolve_run
         from rareevent.scoring import WindowWriter, file_has_labels, score_csv
         from rareevent.storage import atomic_file
 
@@ -180,13 +181,14 @@ def score(
             )
             seconds = duration_seconds(poll, "--poll")
             check_outputs(path, {"--output": output})
-            record, detector = load_run(resolve_run(run, runs_dir))
+            record, detector = load_scorer(resolve_run(run, runs_dir))
             follow_file(path, record, detector, spec, output, follow_kind, seconds)
         if output_format is not None:
             raise RareEventError(
-                "--format is for --follow; without it the output's kind follows --output's extension (.csv or .json)"
+                "--format is for --follow; without it the output's kind follows --output's "
+                "extension (.csv, .json or .parquet)"
             )
-        kind = output_kind(output, ("csv", "json")) if output else None
+        kind = output_kind(output, ("csv", "json", "parquet")) if output else None
         if metrics_out is not None:
             output_kind(metrics_out, ("json",))
         if episodes is not None:
@@ -205,7 +207,7 @@ def score(
             },
         )
         folder = resolve_run(run, runs_dir)
-        record, detector = load_run(folder)
+        record, detector = load_scorer(folder)
         label_column = spec.input.label or record.label_column
         if metrics_out is not None and label_column is None:
             raise RareEventError(
