@@ -56,6 +56,7 @@ from rareevent.options import SplitSpec
 from rareevent.pca import PCAModel
 from rareevent.progress import EpochCallback, check_verbose, fit_progress, fit_summary
 from rareevent.protocol import (
+    MAX_SPAN,
     FitOptions,
     ModelConfig,
     ReconstructionModel,
@@ -66,7 +67,6 @@ from rareevent.threshold import check_labels, choose_threshold, parse_strategy
 
 SCORE_KINDS = ("mean", "last", "max", "tail")
 CONTEXT_RULES = ("auto", "none")
-MAX_SPAN = 100_000  # the most rows lookback, lead and smooth may span; a saved detector is checked against the same bounds
 MAX_MARGIN = 1000.0
 MAX_SEED = 2**32 - 1  # numpy's seeds
 MAX_BATCH_SIZE = (
@@ -308,6 +308,21 @@ class Detector:
             from sklearn.utils.validation import check_is_fitted
 
             check_is_fitted(self, "threshold_")
+
+    def check_masking(self) -> None:
+        """Refuse ``mask_rate`` on an architecture that does not train with hidden sensors.
+
+        Checked before training only: a run saved with such a setting (it
+        was ignored) still loads.
+        """
+        if self.mask_rate and not ARCHITECTURES[self.arch].reads_masks:
+            readers = [name for name, spec in ARCHITECTURES.items() if spec.reads_masks]
+            raise RareEventError(
+                f"mask_rate {self.mask_rate:g} applies to {' and '.join(readers)} only; "
+                f"the {str(getattr(self.arch, 'value', self.arch))!r} model would ignore it",
+                hint="leave `mask_rate` out, or choose one of those architectures",
+                param="mask_rate",
+            )
 
     def check_params(self) -> None:
         """Refuse bad parameters (types included) before any data is read or any model built.
@@ -564,6 +579,7 @@ class Detector:
         refuses them, naming the options that help.
         """
         self.check_params()
+        self.check_masking()
         for name in ROW_RESULTS:  # of the data an earlier fit was given
             self.__dict__.pop(name, None)
         strategy = parse_strategy(
@@ -1105,7 +1121,24 @@ class Detector:
                 raise RareEventError(
                     f"X lacks the feature column(s) {', '.join(missing)} the detector was fitted on"
                 )
+            fitted = set(self.feature_names_in_)
+            extra = [name for name in by_name if name not in fitted]
+            if (
+                extra
+            ):  # scikit-learn refuses them too: a column read by mistake, or renamed
+                raise RareEventError(
+                    f"X has column(s) {', '.join(map(repr, extra))[:80]} the detector was not "
+                    "fitted on",
+                    hint="pass X[detector.feature_names_in_]",
+                )
             X = X[[by_name[name] for name in self.feature_names_in_]]
+        elif self._fitted_on_names():
+            warnings.warn(
+                "X is an array, but the detector was fitted on named columns: its columns "
+                f"are taken as {', '.join(self.feature_names_in_)[:80]}, in this order",
+                UserWarning,
+                stacklevel=3,
+            )
         rows = _as_rows(X, "X")
         if rows.shape[1] != self.n_features_in_:
             raise RareEventError(
@@ -1119,6 +1152,12 @@ class Detector:
                 else f"X has {len(rows)} rows: at least {min_rows} needed"
             )
         return rows
+
+    def _fitted_on_names(self) -> bool:
+        """Whether ``fit`` was given named columns (a DataFrame), not an array (``x0``, ``x1``, ...)."""
+        return list(self.feature_names_in_) != [
+            f"x{j}" for j in range(len(self.feature_names_in_))
+        ]
 
     def encode(self, X: np.ndarray) -> np.ndarray:
         """The encoded vector of every window; architectures with a bottleneck only (``ae``).
@@ -1563,6 +1602,7 @@ FITTED: dict[str, _Field] = {
             and set(v) == {"mean", "scale"}
             and _numbers(v["mean"], _n(f))
             and _numbers(v["scale"], _n(f), positive=True)
+            and scaling.plausible_scale(v["mean"], v["scale"])
         ),
         encode=lambda scaler: {
             "mean": scaler.mean_.tolist(),
@@ -1577,7 +1617,9 @@ FITTED: dict[str, _Field] = {
         encode=_float32s,
         decode=lambda v: np.asarray(v, np.float32),
     ),
-    "threshold_": _Field(lambda v, f: _is_number(v), encode=float),
+    "threshold_": _Field(
+        lambda v, f: _is_number(v) and v >= 0, encode=float
+    ),  # window scores are errors, never below 0
     "threshold_strategy_": _Field(lambda v, f: _strategy_ok(v)),
     "validation_scores_": _Field(
         lambda v, f: isinstance(v, list) and _float32s_ok(v, len(v)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,12 +60,28 @@ def seconds_text(seconds: float) -> str:
 
 
 def top_sensors(alarm: dict[str, Any]) -> list[tuple[str, float]]:
-    """``[(sensor, share of the error), ...]`` from an episode's ``top_features`` text (``name:0.52;...``)."""
-    pairs = []
-    for item in alarm["top_features"].split(";"):
-        name, _, share = item.rpartition(":")
-        pairs.append((name, float(share)))
-    return pairs
+    """``[(sensor, share of the error), ...]`` of an episode, largest first.
+
+    They come from the pairs the scorer kept beside the ``top_features``
+    text (:class:`rareevent.scoring.TopSensors`); the text itself cannot be
+    split, as a sensor name may hold ``;`` or ``:``.
+    """
+    return list(alarm["top_features"].pairs)
+
+
+def sensors_text(alarm: dict[str, Any]) -> str:
+    """An episode's top sensors for a table: ``s1 52%, ns=2;s=Flow 30%``."""
+    return ", ".join(f"{name} {share:.0%}" for name, share in top_sensors(alarm))
+
+
+def sensors_json(alarm: dict[str, Any]) -> str:
+    """An episode's top sensors as one JSON object, ``{"s1": 0.52, "ns=2;s=Flow": 0.3}``.
+
+    The episodes CSV keeps them so, in one column: any sensor name survives
+    (a ``;`` or ``:`` in a name, as OPC-UA tags have), and the order is the
+    order of the shares.
+    """
+    return json.dumps(dict(top_sensors(alarm)), ensure_ascii=False)
 
 
 def episode_rows(
@@ -91,7 +108,7 @@ def episode_rows(
                 "peak_over_threshold": alarm["peak_error"] / threshold
                 if threshold > 0
                 else None,
-                "top_sensors": alarm["top_features"],
+                "top_sensors": sensors_json(alarm),
             }
         )
     return rows

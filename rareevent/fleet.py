@@ -26,12 +26,17 @@ from rareevent.errors import RareEventError
 from rareevent.load import SensorData
 from rareevent.options import SplitSpec, TrainSpec
 from rareevent.record import SeriesEntry
-from rareevent.runs import MAX_NAME_BYTES, RUN_FILE, check_run_name, save_run
+from rareevent.runs import (
+    MAX_NAME_BYTES,
+    RUN_FILE,
+    check_run_name,
+    check_run_slot,
+    save_run,
+)
 from rareevent.series import Series, expand, fleet_sha256, load_series, naming
 from rareevent.storage import (
     atomic_file,
     atomic_folder,
-    check_free,
     remove_stale_temporaries,
 )
 from rareevent.training import (
@@ -308,7 +313,7 @@ def train_per_group(
     remove_stale_temporaries(
         runs_dir
     )  # what a killed training left, as save_run clears it for a plain run
-    target = check_free(Path(runs_dir) / name, overwrite)
+    target = check_run_slot(runs_dir, name, overwrite)
     summary: dict[str, Any] = {
         "format_version": 1,
         "name": name,

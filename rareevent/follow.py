@@ -69,10 +69,11 @@ class CsvTail:
         stream: IO[bytes] | None = None,
         encoding: str | None = None,
         fallback: str | None = None,
+        name: str = "<stdin>",
     ) -> None:
         self.path, self.stream, self.settle = path, stream, settle
         self.encoding, self.fallback = encoding, fallback
-        self.name = str(path) if path is not None else "<stdin>"
+        self.name = str(path) if path is not None else name
         self.fmt: CsvFormat | None = None
         self.columns: Columns | None = None
         self.reading: Reading | None = None
@@ -245,6 +246,7 @@ def _tail(
     record: RunView,
     spec: ScoreSpec | None,
     stream: IO[bytes] | None = None,
+    name: str = "<stdin>",
 ) -> CsvTail:
     """A tail whose text is read as ``--encoding`` says, else as UTF-8 or as the run's file was."""
     return CsvTail(
@@ -253,6 +255,7 @@ def _tail(
         stream,
         encoding=None if spec is None else spec.input.read.encoding,
         fallback=Reading.from_record(record.reading).encoding,
+        name=name,
     )
 
 
@@ -262,15 +265,17 @@ def score_pipe(
     detector: Detector,
     spec: ScoreSpec | None = None,
     sink: WindowSink | None = None,
+    name: str = "<stdin>",
 ) -> ScoreResult:
-    """Score a CSV read from a pipe (``score -``) as ``score_csv`` scores a file.
+    """Score a CSV read from a pipe (``score -``, a FIFO) as ``score_csv`` scores a file.
 
-    The reading is settled from the first :data:`READ_BYTES` of the pipe
-    (a file's from its first rows and, for the day/month order, its whole
-    time column); errors name ``<stdin>`` and the line.
+    The pipe is read once, from start to end. The reading is settled from
+    the first :data:`READ_BYTES` of the pipe (a file's from its first rows
+    and, for the day/month order, its whole time column); errors name
+    ``name`` and the line.
     """
-    scorer = StreamScorer(detector, record, "<stdin>", spec, batch=PREDICT_BATCH)
-    tail = _tail(None, scorer.settle, record, spec, stream)
+    scorer = StreamScorer(detector, record, name, spec, batch=PREDICT_BATCH)
+    tail = _tail(None, scorer.settle, record, spec, stream, name)
 
     def frames() -> Iterator[pd.DataFrame]:
         for frame in tail.frames():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import html
 import itertools
 import json
@@ -32,6 +33,7 @@ from rareevent.episodes import (
     episode_rows,
     file_line,
     seconds_text,
+    sensors_text,
     top_sensors,
 )
 from rareevent.errors import RareEventError
@@ -65,10 +67,15 @@ def plotly_js() -> str:
         raise RareEventError(
             "an HTML report needs plotly", hint="pip install 'rareevent[plot]'"
         ) from None
+
+    return base64.b64encode(gzip.compress(_plotly_bundle(), 6, mtime=0)).decode("ascii")
+
+
+def _plotly_bundle() -> bytes:
+    """The plotly.js source the page runs (the renderer adds it as an inline script)."""
     from importlib.resources import files
 
-    bundle = files("rareevent").joinpath("assets", PLOTLY_BUNDLE).read_bytes()
-    return base64.b64encode(gzip.compress(bundle, 6, mtime=0)).decode("ascii")
+    return files("rareevent").joinpath("assets", PLOTLY_BUNDLE).read_bytes()
 
 
 def minmax_indices(values: np.ndarray, buckets: int) -> np.ndarray:
@@ -582,7 +589,7 @@ def _episode_html(
         ),
         (
             "top sensors (share of the error)",
-            ", ".join(f"{name} {share:.0%}" for name, share in top_sensors(alarm)),
+            sensors_text(alarm),
         ),
     ]
     if episode["verdict"]:
@@ -620,12 +627,13 @@ def page(title: str, body: str, reports: Sequence[tuple[str, str]]) -> str:
             if root == "report"
             else f'<script class="report-data" data-for="{root}" type="application/json">'
         )
-        + data.replace("</", "<\\/")
+        + data  # script_json: no "<" in it
         + "</script>"
         for root, data in reports
     )
     return (
         _PAGE.format(title=html.escape(title), style=_STYLE)
+        .replace("/*CSP*/", script_policy())
         .replace("/*PLOTLY*/", plotly_js())
         .replace("/*RENDER*/", _SCRIPT)
         .replace(
@@ -653,7 +661,7 @@ def report_body(
                 duration_text(by_start[row["start_row"]]),
                 f"{row['start_line']}-{row['end_line']}",
                 _fmt(row["peak_over_threshold"]),
-                row["top_sensors"].replace(";", " "),
+                sensors_text(by_start[row["start_row"]]),
             ]
             + ([episode["verdict"]] if labelled else [])
             for i, (row, episode) in enumerate(
@@ -686,7 +694,49 @@ def report_body(
         points=model["timeline"]["points"],
         windows=model["timeline"]["windows"],
     )
-    return body, json.dumps(model, separators=(",", ":"), allow_nan=False)
+    return body, script_json(model)
+
+
+# what may not appear raw inside a <script> element: "</script>", "<!--" and "<script" change how
+# the HTML parser reads the element's end (Django's json_script escapes the same three)
+_SCRIPT_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
+
+
+def script_json(value: Any) -> str:
+    """``value`` as JSON that is safe as the text of a ``<script type="application/json">``.
+
+    ``<``, ``>`` and ``&`` are written as ``\\u003c``, ``\\u003e`` and
+    ``\\u0026`` (``JSON.parse`` reads them back unchanged), so no text in the
+    data, a sensor named ``<!--`` or ``</script>`` included, can end the
+    element early or turn the rest of the page into a comment.
+    """
+    text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return text.translate(_SCRIPT_ESCAPES)
+
+
+def _sha256_source(code: str) -> str:
+    """A CSP hash source for an inline script whose text is ``code``."""
+    return _sha256_bytes(code.encode("utf-8"))
+
+
+def _sha256_bytes(code: bytes) -> str:
+    """A CSP hash source for an inline script whose UTF-8 text is ``code``."""
+    digest = hashlib.sha256(code).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+def script_policy() -> str:
+    """The ``script-src`` of the report's Content Security Policy.
+
+    Only two scripts may run: the page's renderer and plotly.js, which the
+    renderer unpacks and adds as an inline script; each is allowed by the
+    hash of its text, so no script injected into the page (there is no way
+    in: every text is escaped) could run either. ``'unsafe-eval'`` stays:
+    plotly.js builds some functions at run time.
+    """
+    return " ".join(
+        [_sha256_source(_SCRIPT), _sha256_bytes(_plotly_bundle()), "'unsafe-eval'"]
+    )
 
 
 def write(report: ReportInput, output: str | Path, extra_sections: str = "") -> Path:
@@ -749,7 +799,7 @@ th{background:#f4f4f4} table.header td:first-child,table.facts td:first-child{fo
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:; font-src data:">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src /*CSP*/; style-src 'unsafe-inline'; img-src data: blob:; font-src data:">
 <title>{title}</title>
 {style}</head><body>
 <h1>{title}</h1>
@@ -948,8 +998,15 @@ def run_report(folder: Path, record: RunView, detector: Any) -> ReportInput:
 
     source = Path(record.input_file or "")
     if not record.input_file or not source.is_file():
+        what = (
+            "is not there any more"
+            if not record.input_file or not source.exists()
+            else "is now a folder"
+            if source.is_dir()
+            else "is now a pipe or a device, not a file"
+        )
         raise RareEventError(
-            f"{folder}: the run's input file {source} is not there any more",
+            f"{folder}: the run's input file {source} {what}",
             hint="score a file with `rareevent score DATA --run RUN --html FILE.html`",
         )
     if record.input_sha256 and file_sha256(source) != record.input_sha256:

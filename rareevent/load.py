@@ -23,7 +23,9 @@ import csv
 import hashlib
 import io
 import itertools
+import os
 import re
+import stat
 import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -40,6 +42,7 @@ from rareevent.options import (
     InputSpec,
     ReadOptions,
     check_encoding,
+    check_time_format,
     check_tz,
 )
 
@@ -47,7 +50,9 @@ DELIMITERS = (",", ";", "\t")
 TIME_NAMES = ("time", "timestamp", "datetime", "date")
 LABEL_NAMES = ("y", "label", "anomaly")
 SAMPLE_ROWS = 10_000  # rows of text the decimal mark is inferred from
-_SNIFF_BYTES = 64 * 1024
+_SNIFF_BYTES = (
+    64 * 1024
+)  # the most bytes a header (line 1) may take: it is read from them
 _OTHER_MARK = {".": ",", ",": "."}
 # dd.mm.yyyy / mm/dd/yy ... with an optional time: the shapes whose day/month order must be inferred
 _DAY_MONTH = re.compile(
@@ -182,7 +187,7 @@ def reading_record_ok(value: Any) -> bool:
     return bool(
         value["decimal"] in DECIMAL_MARKS
         and isinstance(value["decimal_settled"], bool)
-        and (value["time_format"] is None or isinstance(value["time_format"], str))
+        and (value["time_format"] is None or _is_time_format(value["time_format"]))
         and (value["time_unit"] is None or value["time_unit"] in TIME_UNITS)
         and value["date_order"] in (None, "day-first", "month-first")
         and isinstance(value["date_order_assumed"], bool)
@@ -190,6 +195,17 @@ def reading_record_ok(value: Any) -> bool:
         and isinstance(value.get("encoding", "utf-8"), str)
         and _is_encoding(value.get("encoding", "utf-8"))
     )
+
+
+def _is_time_format(value: Any) -> bool:
+    """Whether ``value`` writes and reads back a time, as ``--time-format`` must."""
+    if not isinstance(value, str):
+        return False
+    try:
+        check_time_format(value)
+    except RareEventError:
+        return False
+    return True
 
 
 def _is_tz(value: Any) -> bool:
@@ -241,6 +257,25 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def is_pipe(path: str | Path) -> bool:
+    """Whether ``path`` is a pipe (a FIFO, ``<(...)``) or a device: what can be read only once."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def check_not_pipe(path: Path) -> None:
+    """Refuse a pipe where the input is read more than once."""
+    if is_pipe(path):
+        raise RareEventError(
+            f"{path}: is a pipe, which can be read only once; this command reads its "
+            "input more than once",
+            hint="save the data to a file first (rareevent score reads a pipe as it comes)",
+        )
+
+
 def sniff(
     path: str | Path, encoding: str | None = None, fallback: str | None = None
 ) -> CsvFormat:
@@ -255,6 +290,7 @@ def sniff(
         raise RareEventError(f"{path}: file not found")
     if path.is_dir():
         raise RareEventError(f"{path}: is a folder, not a CSV file")
+    check_not_pipe(path)
     try:
         with open(path, "rb") as fh:
             head = fh.read(_SNIFF_BYTES)
@@ -280,9 +316,19 @@ def format_of(
     """The delimiter and header of a CSV from its first bytes ``head`` (``complete``: the whole file), checked."""
     if not head.strip():
         raise RareEventError(f"{path}: file is empty")
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
+        b"\x00" in head[:2]
+        and head[1::2].count(0) + head[::2].count(0) >= len(head) // 3
+    ):  # a BOM, or ASCII text with a zero byte beside every character
+        raise RareEventError(
+            f"{path}: is UTF-16 (or UTF-32) text; rareevent reads UTF-8 and 8-bit encodings",
+            hint="convert it to UTF-8 first: iconv -f UTF-16 -t UTF-8 FILE.csv > FILE-utf8.csv",
+        )
     if b"\x00" in head:
         raise RareEventError(f"{path}: looks like a binary file, not CSV text")
     encoding = check_encoding(encoding) if encoding else None
+    if encoding is not None and encoding not in ("utf-8", "utf-8-sig"):
+        encoding = _utf8_over(path, head, complete, encoding)
     if (
         encoding is None
         and fallback
@@ -295,6 +341,12 @@ def format_of(
         if encoding is None
         else head.decode(_codec(encoding), errors="replace")
     ).lstrip("\ufeff")
+    if not complete and "\n" not in text:
+        raise RareEventError(
+            f"{path}: the header (line 1) is longer than {_SNIFF_BYTES:,} bytes; "
+            f"rareevent reads headers of at most {_SNIFF_BYTES:,} bytes",
+            hint="drop columns you do not need before exporting, or shorten their names",
+        )
     first_line = text.split("\n", 1)[0].rstrip("\r")
     if not first_line.strip():
         raise RareEventError(
@@ -333,6 +385,34 @@ def format_of(
         counted=counted,
         encoding=encoding or "utf-8",
     )
+
+
+def _utf8_over(path: Path, head: bytes, complete: bool, encoding: str) -> str | None:
+    """``encoding`` for a file it was named for, or None (UTF-8) when the bytes say UTF-8.
+
+    Text that is not ASCII is almost never valid UTF-8 by chance: when the
+    first bytes are, they are read as UTF-8, with a warning, instead of as
+    ``StÃ¶rung`` in cp1252. When only the header is, the file mixes two
+    encodings, and is refused.
+    """
+    first = head.split(b"\n", 1)[0]
+    if first.isascii() and head.isascii():
+        return encoding
+    as_named = first.decode(encoding, errors="replace").strip()[:40]
+    if _is_utf8(head, complete):
+        warnings.warn(
+            f"{path}: the file is UTF-8 text, read as UTF-8 and not as {encoding} "
+            f"(line 1 would read {as_named!r})",
+            stacklevel=2,
+        )
+        return None
+    if not first.isascii() and _is_utf8(first, True):
+        raise RareEventError(
+            f"{path}: line 1 is UTF-8 text ({as_named!r} as {encoding}), but later bytes "
+            f"are not UTF-8: the file mixes encodings",
+            hint="re-export the file in one encoding",
+        )
+    return encoding
 
 
 def _is_utf8(data: bytes, complete: bool) -> bool:
@@ -866,6 +946,7 @@ def _times(
         name,
         lines,
         previous,
+        reading.tz,
     )
 
 
@@ -1028,9 +1109,20 @@ def _first_pass(
 
 
 def _check_order(
-    values: np.ndarray, path: Path, name: str, lines: _Lines, previous: object | None
+    values: np.ndarray,
+    path: Path,
+    name: str,
+    lines: _Lines,
+    previous: object | None,
+    tz: str | None = None,
 ) -> np.ndarray:
-    """``values`` when they increase strictly (from ``previous`` on); else the error naming the first line out of order."""
+    """``values`` when they increase strictly (from ``previous`` on), else the error.
+
+    The error names the first line out of order.
+
+    ``tz`` is the zone the times were read in (``--tz``): a step back of up
+    to an hour then hints at another zone, not at passing one.
+    """
     order = (
         values
         if previous is None
@@ -1052,7 +1144,13 @@ def _check_order(
             1, "h"
         ) <= steps[step] <= np.timedelta64(0, "h"):
             hint = (
-                "if the times are local, this may be the autumn clock change repeating an hour: pass `tz=ZONE` (like Europe/Berlin); else "
+                "if the times are local, this may be the autumn clock change repeating an hour: "
+                + (
+                    f"the times were read as {tz}; is that the zone the file was written in? "
+                    if tz
+                    else "pass `tz=ZONE` (like Europe/Berlin); "
+                )
+                + "else "
                 + hint
             )
         raise RareEventError(
@@ -1082,6 +1180,59 @@ def _epoch_times(
             hint=f"is it `time_unit={other}`?",
         )
     return pd.to_datetime(pd.Series(values), unit=unit).to_numpy(dtype="datetime64[ns]")
+
+
+@dataclass(frozen=True)
+class TimeKind:
+    """Whether the first time of a file carries a UTC offset, and that time's text."""
+
+    aware: bool
+    text: str
+
+
+def check_time_kind(
+    frame: pd.DataFrame,
+    fmt: CsvFormat,
+    name: str,
+    reading: Reading,
+    first: TimeKind | None,
+) -> TimeKind | None:
+    """The kind of the file's first time (``first``, else this frame's), checked on ``frame``.
+
+    A frame is one chunk of a file, or rows appended to a followed file:
+    each is checked against the file's first time, so that the same file
+    is refused whatever its chunk size (a per-chunk check would take a
+    chunk that starts with naive times as naive). As within one frame, it
+    holds only for ISO times without ``--tz`` (see :func:`_check_offsets`).
+    """
+    series = frame[name]
+    if (
+        reading.time_format is not None
+        or reading.tz is not None
+        or (
+            not pd.api.types.is_object_dtype(series)
+            and not pd.api.types.is_string_dtype(series)
+        )
+    ):
+        return first
+    present = series.notna().to_numpy()
+    if not present.any():
+        return first
+    aware = series.astype(str).str.contains(_UTC_OFFSET).to_numpy() & present
+    if first is None:
+        at = int(present.argmax())
+        first = TimeKind(bool(aware[at]), str(series.iloc[at]))
+    differs = present & (aware != first.aware)
+    if differs.any():
+        row = int(differs.argmax())
+        lines = _Lines(fmt, frame.index.to_numpy(dtype=np.int64))
+        has = "has no UTC offset, unlike" if first.aware else "has a UTC offset, unlike"
+        raise RareEventError(
+            f"{fmt.path}: time {str(series.iloc[row])[:30]!r} in column {name!r} at line "
+            f"{lines[row]} {has} the first time {first.text[:30]!r}",
+            hint="give every time the same form",
+        )
+    return first
 
 
 def _check_offsets(series: pd.Series, path: Path, name: str, lines: _Lines) -> None:

@@ -69,11 +69,13 @@ from rareevent.backend import configured_backend, stand_in
 from rareevent.errors import RareEventError
 from rareevent.pca import PCA_VARIANCE, PCAModel
 from rareevent.protocol import (
+    MAX_SPAN,
     FitOptions,
     FitReport,
     ModelConfig,
     ReconstructionModel,
     TrainingData,
+    check_model_size,
 )
 
 if TYPE_CHECKING:
@@ -301,6 +303,12 @@ def check_model_options(
         raise RareEventError(
             f"horizon must be at least 1, got {horizon}", param="horizon"
         )
+    if horizon >= MAX_SPAN:
+        raise RareEventError(
+            f"horizon must be below {MAX_SPAN} (a forecast window spans at most {MAX_SPAN} "
+            f"rows, and keeps one to forecast from), got {horizon}",
+            param="horizon",
+        )
     if ARCHITECTURES[arch].forecasts and _is_count(lookback) and lookback <= horizon:
         raise RareEventError(
             f"lookback {lookback} leaves no row to forecast from with horizon {horizon}: a forecast window reads lookback - horizon rows",
@@ -392,6 +400,51 @@ def build_model(
         name=f"rareevent_{arch}",
         **extra,
     )
+
+
+def parameter_count(config: ModelConfig) -> int:
+    """The number of weights :func:`build_model` makes for ``config``, without building it.
+
+    It follows the diagrams at the top of this module.
+    """
+    u1, u2 = config.units
+    n_out = len(config.targets)
+
+    def lstm(inputs: int, units: int) -> int:
+        return 4 * units * (inputs + units + 1)
+
+    encoder = lstm(config.n_inputs, u1) + lstm(u1, u2)
+    if ARCHITECTURES[config.arch].forecasts:
+        return encoder + (u2 + 1) * config.horizon * n_out
+    return encoder + lstm(u2, u2) + lstm(u2, u1) + (u1 + 1) * n_out
+
+
+def _check_weights_file(path: Path, config: ModelConfig) -> None:
+    """Refuse a Keras model over the size limit before it is built or a weight is read.
+
+    The model's size follows from ``config`` (4 bytes a weight); the arrays
+    the ``.h5`` file declares are bounded the same way, and by the bytes it
+    stores (its datasets may be compressed; rareevent never compresses them).
+    """
+    import h5py
+
+    check_model_size(path, 4 * parameter_count(config))
+    declared = []
+    try:
+        with h5py.File(path, "r") as fh:
+            fh.visititems(
+                lambda _, item: (
+                    declared.append(item.size * item.dtype.itemsize)
+                    if isinstance(item, h5py.Dataset)
+                    else None
+                )
+            )
+    except Exception as exc:  # h5py raises many types for a damaged file
+        raise RareEventError(
+            f"{path}: not the weights of this {config.arch!r} model ({type(exc).__name__})",
+            hint="retrain the run",
+        ) from None
+    check_model_size(path, sum(declared), path.stat().st_size)
 
 
 def output_steps(arch: str, lookback: int, horizon: int) -> int:
@@ -730,6 +783,7 @@ class KerasModel:
             raise RareEventError(
                 f"{path}: model weights file missing", hint="retrain the run"
             )
+        _check_weights_file(path, config)
         if forward.use_numpy():
             try:
                 return cls(

@@ -53,16 +53,53 @@ def check_tz(tz: str) -> str:
     return tz
 
 
+# codecs Python calls text encodings that are not how a CSV file is written: domain names and
+# escape sequences; read as a file's text they garble it or stop with a traceback
+_NOT_FILE_TEXT = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape"})
+_ASCII_PROBE = '\n\r\t,;.:-+0123456789 azAZ"_'
+
+
 def check_encoding(encoding: str) -> str:
-    """The canonical name of a text encoding (``cp1252``), or the error naming ``encoding``."""
+    """The canonical name of a text encoding (``cp1252``), or the error naming ``encoding``.
+
+    Files are read as lines of bytes, so only encodings that write the
+    ASCII characters of a CSV (digits, separators, line ends) as ASCII are
+    taken: UTF-8 and the 8-bit and East Asian encodings. UTF-16 and UTF-32
+    are refused with the fix; codecs that are no text encoding at all
+    (``rot13``, ``base64``, ``hex``, ``idna``) by name.
+    """
     try:
-        return codecs.lookup(encoding).name
+        codec = codecs.lookup(encoding)
     except LookupError:
         raise RareEventError(
             f"encoding {encoding!r} is not a text encoding Python knows",
             hint="use utf-8, cp1252 or latin-1",
             param="encoding",
         ) from None
+    if codec.name.startswith(("utf-16", "utf-32")):
+        raise RareEventError(
+            f"encoding {encoding!r}: rareevent reads UTF-8 and 8-bit encodings, not {codec.name}",
+            hint=f"convert the file to UTF-8 first: iconv -f {codec.name.upper()} -t UTF-8 "
+            "FILE.csv > FILE-utf8.csv",
+            param="encoding",
+        )
+    if not _reads_ascii(codec):
+        raise RareEventError(
+            f"encoding {encoding!r} ({codec.name}) is not a text encoding a CSV file is written in",
+            hint="use utf-8, cp1252 or latin-1",
+            param="encoding",
+        )
+    return codec.name
+
+
+def _reads_ascii(codec: codecs.CodecInfo) -> bool:
+    """Whether ``codec`` is a text encoding that reads ASCII bytes as the same characters."""
+    if not getattr(codec, "_is_text_encoding", True) or codec.name in _NOT_FILE_TEXT:
+        return False
+    try:
+        return codec.decode(_ASCII_PROBE.encode("ascii"))[0] == _ASCII_PROBE
+    except (UnicodeError, TypeError, ValueError):
+        return False
 
 
 def check_time_format(time_format: str) -> None:

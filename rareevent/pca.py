@@ -9,7 +9,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rareevent.errors import RareEventError
-from rareevent.protocol import FitOptions, FitReport, ModelConfig, TrainingData
+from rareevent.protocol import (
+    FitOptions,
+    FitReport,
+    ModelConfig,
+    TrainingData,
+    check_model_size,
+)
 
 PCA_VARIANCE = 0.99
 
@@ -114,6 +120,7 @@ class PCAModel:
                         f"{path}: a PCA model holds exactly the arrays components, mean and targets, not {', '.join(sorted(data.files))[:80]}"
                     )
                 headers = {key: _npy_header(data, key) for key in needed}
+                _check_expansion(path, data, headers)
                 shape = {key: found for key, (found, _) in headers.items()}
                 shape_ok = {
                     "mean": shape["mean"] == (n_features,),
@@ -158,6 +165,22 @@ class PCAModel:
                 f"{path}: PCA model reconstructs other columns than detector.json's target_features_"
             )
         return model
+
+
+def _check_expansion(
+    path: Path, data: Any, headers: dict[str, tuple[tuple[int, ...], np.dtype]]
+) -> None:
+    """Refuse arrays declaring more than the model size limit, or far more than stored.
+
+    A header's shape is what ``numpy`` allocates before reading a byte of
+    the array: it is checked first, whatever ``detector.json`` says.
+    """
+    expanded = sum(
+        int(np.prod(shape, dtype=object)) * dtype.itemsize
+        for shape, dtype in headers.values()
+    )
+    stored = sum(data.zip.getinfo(f"{key}.npy").compress_size for key in headers)
+    check_model_size(path, expanded, stored)
 
 
 def _npy_header(data: Any, key: str) -> tuple[tuple[int, ...], np.dtype]:

@@ -9,12 +9,61 @@ nothing heavy: a model module can import it without importing Keras.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
 
 import numpy as np
+
+from rareevent.errors import RareEventError
+
+# the most rows lookback, horizon, lead and smooth may span; a saved detector is checked against
+# the same bounds
+MAX_SPAN = 100_000
+MODEL_LIMIT_VARIABLE = "RAREEVENT_MAX_MODEL_MB"
+DEFAULT_MAX_MODEL_MB = (
+    1024  # the largest model a run folder may hold, as arrays in memory
+)
+# a run's arrays are stored uncompressed: an archive member that expands to more than this many
+# times its stored bytes was packed to exhaust memory, not written by rareevent
+MAX_EXPANSION = 20
+
+
+def max_model_bytes() -> int:
+    """The most bytes a saved model may take in memory: 1 GiB, or ``RAREEVENT_MAX_MODEL_MB``."""
+    text = os.environ.get(MODEL_LIMIT_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_MAX_MODEL_MB << 20
+    if not text.isdigit() or int(text) == 0:
+        raise RareEventError(
+            f"{MODEL_LIMIT_VARIABLE}={text[:20]!r}: give a whole number of megabytes above 0"
+        )
+    return int(text) << 20
+
+
+def check_model_size(path: Path, expanded: int, stored: int | None = None) -> None:
+    """Refuse a saved model of ``expanded`` bytes in memory before any of it is allocated.
+
+    ``expanded`` is what the file's headers (or the detector's parameters)
+    declare; ``stored``, when given, the bytes it takes in the file: a model
+    saved by rareevent is never compressed, so a far larger ``expanded`` is
+    a file packed to exhaust memory.
+    """
+    limit = max_model_bytes()
+    if expanded > limit:
+        raise RareEventError(
+            f"{path}: the model would take {expanded / 2**20:,.0f} MB in memory; "
+            f"rareevent loads models of at most {limit >> 20:,} MB",
+            hint=f"if the run is yours and this large, set {MODEL_LIMIT_VARIABLE} higher",
+        )
+    if stored is not None and expanded > MAX_EXPANSION * max(stored, 1):
+        raise RareEventError(
+            f"{path}: {stored:,} stored bytes expand to {expanded:,}, more than "
+            f"{MAX_EXPANSION} times; rareevent stores models uncompressed",
+            hint="retrain the run",
+        )
 
 
 @dataclass(frozen=True)

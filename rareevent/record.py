@@ -176,8 +176,8 @@ def validate_record(record: Any, path: Path) -> None:
         ),
         "fill": lambda v: isinstance(v, str),
         "filled_cells": lambda v: _is_int(v) and v >= 0,
-        "valid_frac": _is_number,
-        "test_frac": _is_number,
+        "valid_frac": lambda v: _is_number(v) and 0 < v < 1,
+        "test_frac": lambda v: _is_number(v) and 0 <= v < 1,
         "splits": lambda v: (
             isinstance(v, dict)
             and all(

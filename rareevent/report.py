@@ -27,7 +27,7 @@ def summarize(folder: Path, record: RunView) -> dict[str, Any]:
     scored = metrics.get(part) or {}
     saved = record.to_json()  # the baseline and series as run.json holds them
     return {
-        "name": record.name,
+        "name": folder.name,  # the run as the user calls it, not run.json's name
         "folder": str(folder),
         "parent": record.parent.name if record.parent else None,
         "created": record.created,

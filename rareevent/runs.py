@@ -31,6 +31,7 @@ from rareevent.storage import (
     TEMP_PREFIX,
     atomic_folder,
     check_free,
+    check_not_in_run,
     hold_name,
     remove_stale_temporaries,
 )
@@ -89,12 +90,17 @@ def check_run_name(name: str) -> None:
 
 
 def check_runs_dir(runs_dir: str | Path) -> Path:
-    """``runs_dir`` as a Path; refused when it names a file."""
+    """``runs_dir`` as a Path; refused when it names a file or lies in a run folder.
+
+    A run saved inside another run would be deleted by an ``overwrite`` of
+    the outer one.
+    """
     runs_dir = Path(runs_dir)
     if runs_dir.exists() and not runs_dir.is_dir():
         raise RareEventError(
             f"{runs_dir}: `runs_dir` is a file, not a folder", param="runs_dir"
         )
+    check_not_in_run(runs_dir, runs_dir=True)
     return runs_dir
 
 

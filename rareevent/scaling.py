@@ -58,6 +58,20 @@ class Standardization:
         self.n_features_in_ = len(self.mean_)
 
 
+def plausible_scale(mean: Sequence[float], scale: Sequence[float]) -> bool:
+    """Whether every ``scale`` is one :func:`fit_scaler` can give for its column's ``mean``.
+
+    A column whose spread :func:`constant_columns` would call constant gets
+    scale 1 (whatever its mean); any other has a scale above ``sqrt(eps) * max(|mean|, 1)``.
+    A smaller one (a tampered ``1e-320``) would turn every reading into an
+    overflow and flag every window. Half that bound is allowed, for rounding.
+    """
+    floor = 0.5 * np.sqrt(np.finfo(np.float64).eps)
+    means = np.abs(np.asarray(mean, dtype=np.float64))
+    scales = np.asarray(scale, dtype=np.float64)
+    return bool(np.all((scales >= floor * np.maximum(means, 1.0)) | (scales == 1.0)))
+
+
 def scaler_from_arrays(mean: Sequence[float], scale: Sequence[float]) -> StandardScaler:
     """Rebuild a fitted scaler from the ``mean`` and ``scale`` saved in ``detector.json``."""
     from sklearn.preprocessing import StandardScaler

@@ -37,6 +37,8 @@ from rareevent.load import (
     CsvFormat,
     Reading,
     SensorData,
+    TimeKind,
+    check_time_kind,
     columns_for_model,
     decimal_reading,
     read_frames,
@@ -219,6 +221,7 @@ class WindowStream:
         )
         self._anchor: np.ndarray | None = None
         self._pending: pd.DataFrame | None = None
+        self._time_kind: TimeKind | None = None  # the first time's: offset or not
 
     def blocks(self, frames: Iterable[pd.DataFrame]) -> Iterator[WindowBlock]:
         """The windows of ``frames`` to their end, block by block."""
@@ -279,6 +282,12 @@ class WindowStream:
                 self._pending, frame = frame.iloc[cut:], frame.iloc[:cut]
         if len(frame) == 0:
             return None
+        if (
+            self.columns.time is not None
+        ):  # one kind of time in a file, whatever its chunks
+            self._time_kind = check_time_kind(
+                frame, self.fmt, self.columns.time, self.reading, self._time_kind
+            )
         block = validate_frame(
             frame,
             self.fmt,
@@ -442,18 +451,8 @@ def file_has_labels(path: str | Path, label: str | None) -> bool:
     return label is not None and label in sniff(path).header
 
 
-def top_features(
-    feature_errors: np.ndarray, names: list[str], k: int = TOP_FEATURES
-) -> pd.api.extensions.ExtensionArray:
-    """``name:share;name:share;...`` of the ``k`` sensors with the largest shares of a row's error.
-
-    A pandas string array held by pyarrow: the texts are joined by pyarrow
-    (table lookups, no format call or Python string per window) and reach
-    the output writers without a conversion.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
+def _top_order(feature_errors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` sensors with the largest share of each row's error, and those shares in hundredths."""
     k = min(k, feature_errors.shape[1])
     total = feature_errors.sum(axis=1, keepdims=True)
     shares = np.divide(
@@ -469,6 +468,22 @@ def top_features(
     hundredths = np.rint(np.take_along_axis(shares, order, axis=1) * 100).astype(
         np.int64
     )
+    return order, hundredths
+
+
+def top_features(
+    feature_errors: np.ndarray, names: list[str], k: int = TOP_FEATURES
+) -> pd.api.extensions.ExtensionArray:
+    """``name:share;name:share;...`` of the ``k`` sensors with the largest shares of a row's error.
+
+    A pandas string array held by pyarrow: the texts are joined by pyarrow
+    (table lookups, no format call or Python string per window) and reach
+    the output writers without a conversion.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    order, hundredths = _top_order(feature_errors, k)
     name_text, share_text = (
         pa.array(names, pa.string()),
         pa.array(_SHARE_TEXT, pa.string()),
@@ -477,9 +492,35 @@ def top_features(
         pc.binary_join_element_wise(
             name_text.take(order[:, i]), share_text.take(hundredths[:, i]), ":"
         )
-        for i in range(k)
+        for i in range(order.shape[1])
     ]
     return pd.array(pc.binary_join_element_wise(*pairs, ";"), pd.StringDtype("pyarrow"))
+
+
+class TopSensors(str):
+    """An episode's ``top_features`` text (``name:0.52;...``, as in the window CSV) and its pairs.
+
+    The text is what the JSON output and the console show, unchanged; the
+    pairs ``[(sensor, share), ...]`` are what episodes and reports read, as
+    the text cannot be split back: a sensor name may hold ``;`` or ``:``
+    (OPC-UA tags like ``ns=2;s=Flow``).
+    """
+
+    pairs: list[tuple[str, float]]
+
+    @classmethod
+    def of(
+        cls, feature_errors: np.ndarray, names: list[str], k: int = TOP_FEATURES
+    ) -> TopSensors:
+        """The top sensors of one row of summed errors."""
+        row = feature_errors.reshape(1, -1)
+        text = cls(top_features(row, names, k)[0])
+        order, hundredths = _top_order(row, k)
+        text.pairs = [
+            (names[int(i)], int(h) / 100)
+            for i, h in zip(order[0], hundredths[0], strict=True)
+        ]
+        return text
 
 
 def score_csv(
@@ -656,14 +697,13 @@ class AlarmEpisodes:
     def _close(self) -> dict[str, Any]:
         assert self._open is not None
         features = np.concatenate(self._features)
+        summed = np.add.reduceat(features, [0], axis=0)
         alarm = {
             "start_row": self._open["start_row"],
             "end_row": self._open["end_row"],
             "windows": len(features),
             "peak_error": self._peak,
-            "top_features": str(
-                top_features(np.add.reduceat(features, [0], axis=0), self.names)[0]
-            ),
+            "top_features": TopSensors.of(summed, self.names),
         }
         if "start_time" in self._open:
             alarm["start_time"], alarm["end_time"] = (

@@ -37,6 +37,12 @@ SET_ASIDE_FILE = ".rareevent-set-aside"  # inside a folder set aside by an overw
 # the files that make a folder something rareevent wrote, and so something `overwrite` may replace:
 # a run (run.json), a per-group run (fleet.json), a detector saved through the library (detector.json)
 MARK_FILES = ("run.json", "fleet.json", "detector.json")
+# every file rareevent writes into such a folder: `overwrite` removes these and nothing else
+# (the scores of a run, the weights of a Keras or a pca model); a --per-group run also holds
+# one such folder per group
+OWN_FILES = frozenset(
+    {*MARK_FILES, "scores.csv", "model.weights.h5", "model.npz", SET_ASIDE_FILE}
+)
 PARQUET_DONE = (
     "_SUCCESS"  # a Parquet folder written by Spark (`score --engine spark --output`)
 )
@@ -138,16 +144,34 @@ def _cannot_write(target: Path, exc: OSError) -> RareEventError:
     )
 
 
-def check_not_in_run(target: str | Path) -> None:
-    """Refuse an output file ``target`` that would land inside a run folder (or any folder rareevent wrote)."""
+def check_not_in_run(target: str | Path, runs_dir: bool = False) -> None:
+    """Refuse an output file ``target`` inside a run folder (any folder rareevent wrote).
+
+    With ``runs_dir`` the ``target`` is a folder runs are saved into, and is
+    refused when it is a run folder itself too: a run saved inside another
+    one would be deleted by an ``overwrite`` of the outer run.
+    """
     target = Path(target)
-    for folder in Path(os.path.abspath(target)).parents:
+    full = Path(os.path.abspath(target))
+    for folder in (full, *full.parents) if runs_dir else full.parents:
         found = _mark_of(folder)
-        if found is not None:
-            raise RareEventError(
-                f"{target}: is inside the run folder {folder} (it holds {found}); an output never goes into a run",
-                hint="choose an output outside the run folders",
+        if found is None:
+            continue
+        if runs_dir:
+            where = (
+                "is a run folder"
+                if folder == full
+                else f"is inside the run folder {folder}"
             )
+            raise RareEventError(
+                f"{target}: {where} (it holds {found}); a run is never saved inside another run",
+                hint="choose a `runs_dir` outside the run folders",
+            )
+        raise RareEventError(
+            f"{target}: is inside the run folder {folder} (it holds {found}); "
+            "an output never goes into a run",
+            hint="choose an output outside the run folders",
+        )
 
 
 def _replace_durably(temp: Path, target: Path) -> None:
@@ -177,6 +201,13 @@ def check_free(target: str | Path, overwrite: bool = False) -> Path:
         raise RareEventError(
             f"{target}: a run with this name already exists",
             hint="choose another `name` or pass `overwrite`",
+        )
+    in_the_way = _not_own(target) if _mark_of(target) is not None else None
+    if in_the_way is not None:
+        raise RareEventError(
+            f"{target}: holds {in_the_way}, which rareevent did not write there; "
+            "`overwrite` replaces only a run folder that holds nothing else",
+            hint=f"move {in_the_way} out of {target}, or choose another `name`",
         )
     if not is_replaceable(target):
         what = (
@@ -208,13 +239,48 @@ def _mark_of(folder: Path) -> str | None:
     return None
 
 
+def _not_own(folder: Path) -> str | None:
+    """The first entry of the run folder ``folder`` that rareevent did not write, or None.
+
+    The entry is named by its path relative to ``folder``.
+
+    Its own are the files of :data:`OWN_FILES`, this module's hidden
+    temporaries and, in a ``--per-group`` run (``fleet.json``), the groups'
+    run folders, which must hold only their own files in turn.
+    """
+    per_group = (folder / "fleet.json").is_file()
+    for entry in sorted(folder.iterdir()):
+        if entry.is_symlink():
+            return entry.name
+        if entry.is_file() and (entry.name in OWN_FILES or _is_temporary(entry.name)):
+            continue
+        if entry.is_dir() and per_group and _mark_of(entry) == "run.json":
+            inner = _not_own(entry)
+            if inner is None:
+                continue
+            return f"{entry.name}/{inner}"
+        return entry.name + ("/" if entry.is_dir() else "")
+    return None
+
+
+def _is_temporary(name: str) -> bool:
+    """Whether ``name`` is one of this module's hidden temporaries (``.tmp-<pid>-...``)."""
+    pid, _, _ = name[len(TEMP_PREFIX) :].partition("-")
+    return name.startswith(TEMP_PREFIX) and pid.isdigit()
+
+
 def is_replaceable(folder: str | Path) -> bool:
-    """Whether ``folder`` is a real folder rareevent wrote: a run, a per-group run or a saved detector (its mark file holds a JSON object), or a Spark Parquet output."""
+    """Whether ``folder`` is a real folder rareevent wrote and holds nothing else.
+
+    That is a run, a per-group run or a saved detector (its mark file holds a
+    JSON object, and every entry is one rareevent writes there), or a Spark
+    Parquet output.
+    """
     folder = Path(folder)
     if folder.is_symlink() or not folder.is_dir():
         return False
     if _mark_of(folder) is not None:
-        return True
+        return _not_own(folder) is None
     names = [entry.name for entry in folder.iterdir()]
     return PARQUET_DONE in names and all(
         name == PARQUET_DONE or name.startswith(("part-", "._SUCCESS.", ".part-"))

@@ -131,7 +131,25 @@ def choose_threshold(
             f"the validation part has no normal window for threshold {strategy}",
             hint="raise `validation_fraction`",
         )
-    return STRATEGIES[strategy.name].choose(strategy, scores, labels, normal)
+    chosen = STRATEGIES[strategy.name].choose(strategy, scores, labels, normal)
+    if STRATEGIES[strategy.name].needs_labels:
+        return chosen
+    return _above_ties(chosen, scores[normal])
+
+
+def _above_ties(chosen: float, normal_scores: np.ndarray) -> float:
+    """``chosen``, or just above the normal windows' scores when it would flag every one.
+
+    That happens when they all score the same (sensors constant in
+    training: every window reconstructed alike): the threshold then equals
+    their score and ``score >= threshold`` would flag 100% of windows of
+    data that did not change. The next float32 above the highest normal
+    score flags none of them, and any window scoring higher.
+    """
+    if len(normal_scores) == 0 or chosen > normal_scores.min():
+        return chosen
+    top = np.float32(normal_scores.max())
+    return float(np.nextafter(top, np.float32(np.inf)))
 
 
 def _curve(

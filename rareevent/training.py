@@ -189,6 +189,8 @@ def settle_flags(
 def check_options(detector: RareEventDetector, name: str | None) -> str:
     """Check the detector's parameters and the run's name before any file is read (``train``, ``update``, a fleet, Spark); the name."""
     detector.check_params()
+    if detector.arch in ARCHITECTURES:  # --arch auto: each candidate checks its own
+        detector.check_masking()
     name = name or default_run_name(detector.arch)
     check_run_name(name)
     return name
@@ -309,11 +311,17 @@ def _as_arch(detector: RareEventDetector, arch: str) -> RareEventDetector:
     """An unfitted detector with ``detector``'s parameters and another architecture (the baseline, a candidate).
 
     A forecasting candidate reads at least one row before those it forecasts:
-    its lookback is raised to ``horizon + 1`` where it is shorter.
+    its lookback is raised to ``horizon + 1`` where it is shorter. The pca
+    baseline hides no sensor (``mask_rate`` 0).
     """
     from rareevent.estimator import RareEventDetector
 
-    params = {**detector.get_params(), "arch": arch, "warm_start": False}
+    params = {
+        **detector.get_params(),
+        "arch": arch,
+        "warm_start": False,
+        "mask_rate": detector.mask_rate if ARCHITECTURES[arch].reads_masks else 0.0,
+    }
     if ARCHITECTURES[arch].forecasts:
         params["lookback"] = max(detector.lookback, detector.horizon + 1)
     return RareEventDetector(**params)

@@ -131,12 +131,14 @@ def test_fit_records_feature_names_and_splits_in_time_order(
         fitted.validation_labels_.tolist()
         == (fitted.validation_scores_ >= fitted.threshold_).astype(int).tolist()
     )
-    # the columns of a DataFrame are taken by name, in any order
-    shuffled = frame[["s3", "timestamp", "s1", "s2"]]
+    # the columns of a DataFrame are taken by name, in any order; others are refused
+    shuffled = frame[["s3", "s1", "s2"]]
     np.testing.assert_array_equal(
         fitted.decision_function(shuffled),
         fitted.decision_function(frame[FEATURES].to_numpy()),
     )
+    with pytest.raises(RareEventError, match="X has column.*'timestamp' the detector"):
+        fitted.decision_function(frame[["s3", "timestamp", "s1", "s2"]])
     with pytest.raises(RareEventError, match="X lacks the feature column"):
         fitted.decision_function(frame[["s1", "s2"]])
 

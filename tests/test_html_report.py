@@ -122,7 +122,10 @@ def test_episodes_csv_is_the_alarm_lines_of_score(scored: dict[str, object]) -> 
         assert row["peak_over_threshold"] == pytest.approx(
             alarm["peak_error"] / threshold
         )
-        assert top == row["top_sensors"].replace(";", " ")
+        assert top.split() == [
+            f"{name}:{share:.2f}"
+            for name, share in json.loads(row["top_sensors"]).items()
+        ]  # the console shows the window CSV's text; the episodes CSV a JSON object
         minutes = (
             pd.Timestamp(row["end"]) - pd.Timestamp(row["start"])
         ).total_seconds() / 60  # the synthetic file has 1-minute steps
@@ -306,7 +309,7 @@ def test_score_report_in_chromium(
             "() => Array.from(document.querySelectorAll('section.episode')).map(s => Array.from(s.querySelectorAll('.sensor-plot')).map(d => { var t = d.data.find(t => t.name === d.getAttribute('data-sensor')); return {name: t.name, x: t.x, y: t.y, drawn: !!d.querySelector('path.js-line')}; }))"
         )
         for (_, episode), plots in zip(scored["episodes"].iterrows(), traces):
-            top = [item.split(":")[0] for item in episode["top_sensors"].split(";")]
+            top = list(json.loads(episode["top_sensors"]))
             assert [
                 plot["name"] for plot in plots
             ] == top  # the run has no context columns

@@ -123,7 +123,7 @@ def test_atomic_folder_refuses_existing_without_overwrite(tmp_path: Path) -> Non
 def test_atomic_folder_overwrite_replaces(tmp_path: Path) -> None:
     target = tmp_path / "r1"
     make_run(target, "old")
-    (target / "stale.csv").write_text("gone after overwrite")
+    (target / "scores.csv").write_text("gone after overwrite")  # a file runs write
     with atomic_folder(target, overwrite=True) as temp:
         (temp / "run.json").write_text("new")
         assert (target / "run.json").read_text() == run_json(
@@ -276,7 +276,7 @@ def test_overwrite_marks_the_old_run_it_sets_aside(
 
     target = tmp_path / "run"
     make_run(target, "old")
-    (target / "f").write_text("old")
+    (target / "scores.csv").write_text("old")
     real_rename = os.rename
     marks: list[str] = []
 
@@ -298,12 +298,12 @@ def test_overwrite_marks_the_old_run_it_sets_aside(
         RareEventError, match=r"run: cannot write here \(Input/output error\)"
     ):  # one error line, not a traceback
         with atomic_folder(target, overwrite=True) as folder:
-            (folder / "f").write_text("new")
+            (folder / "scores.csv").write_text("new")
     assert marks == ["run"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert (
-        sorted(p.name for p in target.iterdir()) == ["f", "run.json"]
-        and (target / "f").read_text() == "old"
+        sorted(p.name for p in target.iterdir()) == ["run.json", "scores.csv"]
+        and (target / "scores.csv").read_text() == "old"
     )
 
 
@@ -349,13 +349,13 @@ def test_atomic_folder_overwrite_exchanges_without_a_gap(
 
     target = tmp_path / "run"
     make_run(target, "old")
-    (target / "f").write_text("old")
+    (target / "scores.csv").write_text("old")
     renames: list[tuple[str, str]] = []
     monkeypatch.setattr(
         rareevent.storage.os, "rename", lambda a, b: renames.append((a, b))
     )
     with atomic_folder(target, overwrite=True) as folder:
-        (folder / "f").write_text("new")
+        (folder / "scores.csv").write_text("new")
     assert renames == []  # renameat2(RENAME_EXCHANGE) swapped the folders in one step
-    assert (target / "f").read_text() == "new"
+    assert (target / "scores.csv").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

@@ -150,21 +150,30 @@ def score(
             )
             return
         path = data[0]
+        from rareevent.load import is_pipe
         from rareevent.runs import load_scorer, resolve_run
         from rareevent.scoring import WindowWriter, file_has_labels, score_csv
         from rareevent.storage import atomic_file
 
-        piped = str(path) == "-"
+        stdin = str(path) == "-"
+        piped = stdin or (not follow and is_pipe(path))  # a pipe is read once, as stdin
         if html is not None and (follow or piped):
             raise RareEventError(
-                "--html reads the scored file a second time for the sensor traces: give a file, without --follow"
+                "--html reads the scored file a second time for the sensor traces: "
+                + (
+                    "give a file, without --follow"
+                    if follow
+                    else "give a file, not standard input"
+                    if stdin
+                    else f"give a file, not the pipe {path}"
+                )
             )
         if follow and episodes is not None:
             raise RareEventError(
                 "--episodes is written when the data ends; --follow announces episodes as they close instead"
             )
         if follow:
-            if piped:
+            if stdin:
                 raise RareEventError(
                     "--follow needs a file to tail, not stdin (-): pipe into `rareevent score -` without --follow, or name the file"
                 )
@@ -251,12 +260,18 @@ def score(
                 if piped:
                     from rareevent.follow import score_pipe
 
+                    name = "<stdin>" if stdin else str(path)
+                    stream = (
+                        sys.stdin.buffer
+                        if stdin
+                        else stack.enter_context(open(path, "rb"))
+                    )
                     result = score_pipe(
-                        sys.stdin.buffer, record, detector, spec, sink=sink
+                        stream, record, detector, spec, sink=sink, name=name
                     )
                     if metrics_out is not None and result.metrics is None:
                         raise RareEventError(
-                            f"<stdin>: --metrics-out needs the label column {label_column!r}, which the data does not have"
+                            f"{name}: --metrics-out needs the label column {label_column!r}, which the data does not have"
                         )
                 else:
                     result = score_csv(
