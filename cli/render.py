@@ -87,6 +87,8 @@ def metrics_table(parts: dict[str, dict[str, Any]], title: str = "metrics") -> T
         ("mean lead (rows)", lambda m: fmt(m["mean_lead_rows"], 1)),
         ("false alarm episodes", lambda m: str(m["false_alarms"])),
         ("false alarm rate", rate_text),
+        ("event precision", lambda m: fmt(m.get("event_precision"))),  # older runs: -
+        ("event F0.5", lambda m: fmt(m.get("event_f05"))),
     ]
     for label, cell in rows:
         table.add_row(label, *(cell(m) for m in parts.values()))

@@ -9,8 +9,14 @@ another series) and its last row, and the lead time is how many rows (and second
 datetime column; units of the column, with a numeric one) the first such
 alarm came before the event's first row (negative: after it had started).
 False alarms are counted per day with a datetime column, else per 1,000
-windows. With segments (``starts``: rows after a time gap begin a new one)
-the days count only the time covered by data, not the gaps; an event no
+windows. Event precision and event F0.5 score alarms as telemanom (Hundman et
+al., KDD 2018) does: an event detected is one true alarm however many episodes
+touch it, an episode that touches no event (its earliest alarm row to its
+last) one false alarm; precision is detected / (detected + false alarms),
+recall detected / events, and F0.5 weighs precision over recall (beta 0.5).
+Alarms that flicker inside an event therefore do not raise the precision.
+With segments (``starts``: rows after a time gap begin a new one) the days
+count only the time covered by data, not the gaps; an event no
 scored window could alarm for (it lies where no window ends, as in a
 segment too short for one) is *unseen*, not missed.
 """
@@ -24,6 +30,7 @@ import numpy as np
 from rareevent.windows import segments, window_breaks
 
 SECONDS_PER_DAY = 86_400.0
+EVENT_BETA = 0.5
 
 
 def point_metrics(
@@ -108,6 +115,11 @@ def event_metrics(
         gap,
     )
     false_alarms = int(np.sum(~_overlaps(ends[episodes], events, reach)))
+    precision, f05 = event_scores(
+        len(events) - int((~seen).sum()),
+        int(detected.sum()),
+        false_alarms,
+    )
     days = (
         _covered_seconds(time, starts) / SECONDS_PER_DAY
         if time is not None and dated and len(time) > 1
@@ -129,8 +141,30 @@ def event_metrics(
         "mean_lead_rows": float(np.mean(lead_rows)) if lead_rows else None,
         "alarm_episodes": len(episodes),
         "false_alarms": false_alarms,
+        "event_precision": precision,
+        "event_f05": f05,
         **rate,
     }
+
+
+def event_scores(
+    events: int, detected: int, false_alarms: int
+) -> tuple[float | None, float | None]:
+    """Event precision, detected / (detected + false alarm episodes), and event F0.5.
+
+    Precision is undefined without alarms, recall without events; F0.5 is
+    undefined when both are, and 0 when either is 0 or undefined (alarms and
+    no event, or events and no alarm).
+    """
+    alarms = detected + false_alarms
+    precision = detected / alarms if alarms else None
+    recall = detected / events if events else None
+    if precision is None and recall is None:
+        return None, None
+    if not precision or not recall:
+        return precision, 0.0
+    beta2 = EVENT_BETA**2
+    return precision, (1 + beta2) * precision * recall / (beta2 * precision + recall)
 
 
 def _covered_seconds(time: np.ndarray, starts: np.ndarray | None) -> float:

@@ -230,6 +230,43 @@ def test_score_json_and_metrics_out(
     assert json.loads(metrics.read_text())["metrics"]["events"] == 3
 
 
+@pytest.mark.slow
+def test_score_label_prints_event_precision_and_f05(
+    tmp_path: Path, sensor_csv: Path, trained_runs: dict[str, Path]
+) -> None:
+    metrics = tmp_path / "m.json"
+    result = invoke(
+        "score",
+        sensor_csv,
+        "--run",
+        "tiny-ae",
+        "--runs-dir",
+        trained_runs["ae"].parent,
+        "--label",
+        "label",
+        "--output",
+        tmp_path / "w.csv",
+        "--metrics-out",
+        metrics,
+    )
+    assert result.exit_code == 0, result.output
+    m = json.loads(metrics.read_text())["metrics"]
+    assert m["events_detected"] > 0
+    precision = m["events_detected"] / (m["events_detected"] + m["false_alarms"])
+    recall = m["events_detected"] / m["events"]
+    assert m["event_precision"] == pytest.approx(precision)
+    assert m["event_f05"] == pytest.approx(
+        1.25 * precision * recall / (0.25 * precision + recall)
+    )
+    lines = result.output.splitlines()
+    assert any(
+        "event precision" in line and f"{precision:.3f}" in line for line in lines
+    )
+    assert any(
+        "event F0.5" in line and f"{m['event_f05']:.3f}" in line for line in lines
+    )
+
+
 def test_score_newest_run_by_default_and_ignores_extra_columns(
     tmp_path: Path, sensor_csv: Path, trained_runs: dict[str, Path]
 ) -> None:

@@ -7,13 +7,16 @@ names the file as given). Through the Keras forward (`RAREEVENT_FORWARD=keras`)
 printed alarm table (file lines instead of 0-based rows, end and duration
 columns, full width off a terminal: issues 22 and 26), and the numpy forward,
 which `score` now uses by default and which agrees with Keras to about 1e-6
-relative (tests/test_forward.py), not to the last printed digit.
+relative (tests/test_forward.py), not to the last printed digit. The JSON's
+metrics have gained ``event_precision`` and ``event_f05`` (issue 31): the
+hash leaves those two out, and the test requires them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,11 +48,19 @@ TRAIN = {
 AS_0_3_0 = ["--shortest-event", "off", "--cooldown", "0"]
 
 
+# the event metrics issue 31 added to the JSON's metrics: left out of the hash, and required
+LATER_KEYS = re.compile(rb', "event_precision": [^,]+, "event_f05": [^,}]+')
+
+
 def digests(folder: Path, arch: str) -> dict[str, str]:
-    return {
-        name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
-        for name in GOLDEN[arch]
-    }
+    found = {}
+    for name in GOLDEN[arch]:
+        content = (folder / name).read_bytes()
+        if name.endswith(".json"):
+            content, added = LATER_KEYS.subn(b"", content)
+            assert added == 1, "the JSON's metrics lack event_precision and event_f05"
+        found[name] = hashlib.sha256(content).hexdigest()
+    return found
 
 
 def test_pca_score_files_are_the_bytes_of_0_3_0(

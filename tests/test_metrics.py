@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rareevent.metrics import evaluate, event_metrics, point_metrics
+from rareevent.metrics import evaluate, event_metrics, event_scores, point_metrics
 
 # ---------------------------------------------------------------- point-wise
 
@@ -87,6 +87,45 @@ def test_event_metrics_lead_zero() -> None:
     assert m["false_alarms"] == 4
     assert m["false_alarms_per_1000_windows"] == pytest.approx(1000 * 4 / 18)
     assert "false_alarms_per_day" not in m
+
+
+def test_event_precision_counts_events_caught_against_false_episodes() -> None:
+    m = event_metrics(ROW_LABELS, EVENT_FLAGS, ENDS)
+    # 1 event caught, 4 false episodes; 1 of 2 events caught
+    assert m["event_precision"] == pytest.approx(1 / 5)
+    assert m["event_f05"] == pytest.approx(1.25 * 0.2 * 0.5 / (0.25 * 0.2 + 0.5))
+    m = event_metrics(ROW_LABELS, EVENT_FLAGS, ENDS, lead=2)
+    # both events caught, 2 false episodes ([9, 10] and [18])
+    assert m["event_precision"] == pytest.approx(2 / 4)
+    assert m["event_f05"] == pytest.approx(1.25 * 0.5 / (0.25 * 0.5 + 1.0))
+
+
+def test_alarms_that_flicker_inside_an_event_count_once() -> None:
+    flags = np.isin(ENDS, (5, 7, 12))  # episodes [5] and [7] inside event 1, [12] false
+    m = event_metrics(ROW_LABELS, flags, ENDS)
+    assert (m["alarm_episodes"], m["events_detected"], m["false_alarms"]) == (3, 1, 1)
+    assert m["event_precision"] == pytest.approx(0.5)  # not 2 of 3 episodes
+
+
+def test_event_f05_is_one_for_one_episode_per_event_and_none_without_either() -> None:
+    flags = np.isin(ENDS, (6, 7, 15))  # episodes [6, 7] and [15]: one inside each event
+    m = event_metrics(ROW_LABELS, flags, ENDS)
+    assert (m["alarm_episodes"], m["false_alarms"]) == (2, 0)
+    assert (m["event_precision"], m["event_f05"]) == (1.0, 1.0)
+    m = event_metrics(np.zeros(10, int), np.zeros(8, bool), np.arange(2, 10))
+    assert (m["event_precision"], m["event_f05"]) == (None, None)
+    m = event_metrics(ROW_LABELS, np.zeros(len(ENDS), bool), ENDS)
+    assert (m["event_precision"], m["event_f05"]) == (None, 0.0)  # events, no alarm
+
+
+def test_event_scores_weigh_precision_over_recall() -> None:
+    # the same product of precision and recall scores higher when precision is the larger
+    precise = event_scores(events=10, detected=2, false_alarms=0)
+    eager = event_scores(events=10, detected=10, false_alarms=40)
+    assert precise == (1.0, pytest.approx(1.25 * 0.2 / (0.25 + 0.2)))
+    assert eager == (0.2, pytest.approx(1.25 * 0.2 / (0.25 * 0.2 + 1.0)))
+    assert precise[1] > eager[1]
+    assert event_scores(events=3, detected=0, false_alarms=2) == (0.0, 0.0)
 
 
 def test_event_metrics_lead_extends_detection_before_onset() -> None:

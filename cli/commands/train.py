@@ -64,8 +64,11 @@ def train(
     ] = None,
     arch: Annotated[Arch, typer.Option(help=f"{ARCH_HELP}, {AUTO_HELP}.")] = Arch["ae"],
     lookback: Annotated[
-        int, typer.Option(help="Rows per window (T); --arch forecast needs 2 or more.")
-    ] = 1,
+        int | None,
+        typer.Option(
+            help="Rows per window (T) (default: 1; --arch forecast: horizon + 4)."
+        ),
+    ] = None,
     horizon: Annotated[
         int,
         typer.Option(
@@ -163,6 +166,7 @@ def train(
     consoles.set_output(quiet)
     with errors(), ExitStack() as stack:
         from rareevent.detector import RareEventDetector
+        from rareevent.model import default_lookback
         from rareevent.runs import reserve_run
         from rareevent.training import default_run_name
         from rareevent.training import train as run_training
@@ -172,6 +176,8 @@ def train(
             arch == AUTO
         ):  # the default architecture trains when there are no labels to choose by
             options["arch"] = RareEventDetector().arch
+        if lookback is None:
+            options["lookback"] = default_lookback(options["arch"], horizon)
         params = [
             key for key in RareEventDetector().get_params() if key not in NOT_PASSED
         ]
