@@ -292,7 +292,12 @@ def judge(
 
 
 def run_arch(
-    arch: str, data: Plant, folder: Path, train_args: list[str], use_cli: bool
+    arch: str,
+    data: Plant,
+    folder: Path,
+    train_args: list[str],
+    use_cli: bool,
+    score_args: tuple[str, ...] = (),
 ) -> tuple[dict[str, bool], float, float]:
     """Train ``arch`` on the plant's training file and score its test file through the CLI; kinds caught, false-window rate, seconds."""
     started = time.perf_counter()
@@ -332,6 +337,7 @@ def run_arch(
             "--output",
             str(out),
             "--quiet",
+            *score_args,
         ],
         use_cli,
     )

@@ -39,6 +39,9 @@ is written ``adaptive:event=10,min=2`` and split only before a new name):
 - ``telemanom_reference``: telemanom's unsupervised thresholding (Hundman et
   al., KDD 2018, section 3.2) as issue 31 describes it, written here from the
   paper and applied offline: see :func:`telemanom_reference`;
+- ``shipped``: the library's default alarm policy as ``train`` settles it for
+  the series (``rareevent.decision.DEFAULT_POLICY``: the shortest labelled
+  validation event, else 100 rows, as its time scale and cooldown);
 - ``fixed:min=M,cool=C`` and ``adaptive:event=E[,min=M][,cool=C]``: the
   library's decision stage (``rareevent.decision.Decider``), all spans in
   windows; they need a rareevent that has it.
@@ -228,9 +231,35 @@ def library_stage(spec: str) -> Decide:
     return decide
 
 
+def shipped_flags(entry: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
+    """The flags and episode gap of the library's default policy on one cached series.
+
+    As ``train`` settles it: the shortest labelled event of the run's
+    validation rows (the cache keeps the validation windows' labels), else
+    ``FALLBACK_EVENT`` rows; the cooldown is the same span.
+    """
+    from rareevent.decision import DEFAULT_POLICY, Decider, resolve, settle
+
+    labels = entry["valid_labels"]
+    policy = settle(DEFAULT_POLICY, labels if len(labels) else None)
+    decision = resolve(policy, float(entry["threshold"]), entry["valid_scores"], None)
+    ends = entry["ends"]
+    breaks = np.diff(ends, prepend=ends[:1] - 1) != 1
+    flags = Decider(decision, entry["valid_scores"])(entry["scores"], breaks)
+    return flags, decision.cooldown
+
+
+def shipped(
+    scores: np.ndarray, ends: np.ndarray, threshold: float, valid_scores: np.ndarray
+) -> np.ndarray:
+    """``--decision shipped``: see :func:`shipped_flags` (it needs the whole entry)."""
+    raise NotImplementedError("card_for calls shipped_flags")
+
+
 BUILT_IN: dict[str, Decide] = {
     "fixed": fixed,
     "telemanom_reference": telemanom_reference,
+    "shipped": shipped,
 }
 
 
@@ -240,7 +269,7 @@ def decision_stage(spec: str) -> Decide:
     if spec.startswith(("fixed:", "adaptive:")):
         return library_stage(spec)
     raise SystemExit(
-        f"--decision {spec!r}: use fixed, telemanom_reference, fixed:min=M,cool=C "
+        f"--decision {spec!r}: use fixed, telemanom_reference, shipped, fixed:min=M,cool=C "
         "or adaptive:event=E[,min=M][,cool=C]"
     )
 
@@ -372,11 +401,15 @@ def card_for(
     card = Card()
     flags = {}
     for name, e in entries.items():
-        flags[name] = np.asarray(
-            decide(e["scores"], e["ends"], float(e["threshold"]), e["valid_scores"]),
-            bool,
-        )
-        judge_series(e, flags[name], card, getattr(decide, "gap", 0))
+        if decide is shipped:
+            found, gap = shipped_flags(e)
+        else:
+            found = decide(
+                e["scores"], e["ends"], float(e["threshold"]), e["valid_scores"]
+            )
+            gap = getattr(decide, "gap", 0)
+        flags[name] = np.asarray(found, bool)
+        judge_series(e, flags[name], card, gap)
     card.own = own_metric(dataset, entries, flags, card)
     return card
 
@@ -557,7 +590,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--decision",
-        default="fixed,telemanom_reference",
+        default="fixed,telemanom_reference,shipped",
         help="decision stages: fixed, telemanom_reference, fixed:min=M,cool=C, "
         "adaptive:event=E[,min=M][,cool=C] (spans in windows), comma-separated",
     )

@@ -418,7 +418,7 @@ class RunView(RunRecord):
     >>> from rareevent import load_run
     >>> view, _ = load_run("runs/pump-ae")
     >>> view.features[:2], view.gaps.max_gap, round(view.metrics["test"]["f1"], 3)
-    (['motor_current', 'vibration_rms'], '5x', 0.425)
+    (['motor_current', 'vibration_rms'], '5x', 0.896)
     """
 
     params: dict[str, Any]

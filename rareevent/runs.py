@@ -299,7 +299,7 @@ def load_run(folder: str | Path) -> tuple[RunView, RareEventDetector]:
     >>> from rareevent import load_run
     >>> record, detector = load_run("runs/pump-ae")
     >>> record.arch, record.lookback, record.time_column
-    ('pca', 5, 'timestamp')
+    ('pca', 1, 'timestamp')
     >>> record.threshold == detector.threshold_
     True
     """

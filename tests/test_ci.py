@@ -38,7 +38,10 @@ def test_ci_runs_the_readme_test_command_with_the_checks_before_the_tests() -> N
         ".venv/bin/mypy",
         ".venv/bin/mkdocs build --strict",
     ]
-    order = [steps.index(check) for check in [*checks, ".venv/bin/python -m pytest -q"]]
+    order = [
+        steps.index(check)
+        for check in [*checks, ".venv/bin/python -m pytest -q -n auto"]
+    ]
     assert order == sorted(order), steps
 
 

@@ -189,7 +189,8 @@ def test_score_csv_columns_flags_events_and_is_chunk_invariant(
     top = frame["top_features"].iloc[0].split(";")
     assert len(top) == 3 and {t.split(":")[0] for t in top} == {"s1", "s2", "s3"}
     threshold = RareEventDetector.read_config(trained_runs["ae"]).threshold_
-    assert ((frame["error"] >= threshold) == (frame["flagged"] == 1)).all()
+    # the decision stage flags windows over the threshold only (and not every one of them)
+    assert (frame.loc[frame["flagged"] == 1, "error"] >= threshold).all()
     # every labelled event gets at least one alarm, and errors are far higher on event rows
     for start in (150, 400, 530):
         assert frame.loc[frame["row"].between(start, start + 7), "flagged"].any()

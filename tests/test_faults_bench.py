@@ -102,6 +102,14 @@ def test_judge_counts_catches_and_false_windows():
 @pytest.mark.slow
 def test_pca_catches_the_offset_and_the_spike_at_test_size(plant, tmp_path: Path):
     faults.write(plant, tmp_path)
-    caught, false, _ = faults.run_arch("pca", plant, tmp_path, [], use_cli=False)
+    # 0.4.0's pca: lookback 5, the threshold alone (the harness, not 0.5's defaults)
+    caught, false, _ = faults.run_arch(
+        "pca",
+        plant,
+        tmp_path,
+        ["--lookback", "5"],
+        use_cli=False,
+        score_args=("--shortest-event", "off"),
+    )
     assert caught["offset"] and caught["spike"]
     assert false < 0.01

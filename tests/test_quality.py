@@ -127,7 +127,9 @@ def setpoint_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _scored(paths: dict[str, Path], run: str, kind: str) -> pd.DataFrame:
     out = paths[run].parent / f"{run}-{kind}.csv"
     result = runner.invoke(
-        app, ["score", str(paths[kind]), "--run", str(paths[run]), "--output", str(out)]
+        app,
+        ["score", str(paths[kind]), "--run", str(paths[run]), "--output", str(out)]
+        + ["--shortest-event", "off"],  # the threshold alone: this is about context
     )
     assert result.exit_code == 0, result.output
     return pd.read_csv(out)

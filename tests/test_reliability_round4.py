@@ -513,7 +513,9 @@ def test_a_utf8_file_named_cp1252_is_read_as_utf8_with_a_warning(
         "train", path, *PCA, "--encoding", "cp1252", "--runs-dir", runs, "--name", "u"
     )
     assert done.exit_code == 0, done.output
-    assert "warning: " in done.output and "read as UTF-8 and not as cp1252" in done.output
+    assert (
+        "warning: " in done.output and "read as UTF-8 and not as cp1252" in done.output
+    )
     assert "StÃ¶rung_mÂ³" in done.output  # what cp1252 would have made of the name
     detector = json.loads((runs / "u" / "detector.json").read_text(encoding="utf-8"))
     assert "Störung_m³" in detector["fitted"]["feature_names_in_"]
@@ -582,7 +584,9 @@ def test_score_reads_a_fifo_once_and_scores_it_as_the_file(
         60, "score", fifo, "--run", run, "--output", tmp_path / "pipe.json"
     )  # read twice, the second open would wait for a writer forever
     assert done.exit_code == 0, done.output
-    done = invoke("score", pca_run / "d.csv", "--run", run, "--output", tmp_path / "f.json")
+    done = invoke(
+        "score", pca_run / "d.csv", "--run", run, "--output", tmp_path / "f.json"
+    )
     assert done.exit_code == 0, done.output
     piped = json.loads((tmp_path / "pipe.json").read_text())
     direct = json.loads((tmp_path / "f.json").read_text())
@@ -592,7 +596,9 @@ def test_score_reads_a_fifo_once_and_scores_it_as_the_file(
 
 def test_train_refuses_a_pipe_with_the_fix(pca_run: Path, tmp_path: Path) -> None:
     fifo = fifo_with(tmp_path, pca_run / "d.csv")
-    done = invoke("train", fifo, *PCA, "--runs-dir", tmp_path / "runs")
+    done = invoke_within(
+        60, "train", fifo, *PCA, "--runs-dir", tmp_path / "runs"
+    )  # read twice, the second open would wait for a writer forever
     assert done.exit_code == 2
     line = one_error(done.output)
     assert "pipe.csv: is a pipe, which can be read only once" in line
@@ -631,9 +637,7 @@ def test_a_huge_horizon_is_named_not_a_lookback_over_the_maximum(
     assert "--lookback" not in line
 
 
-def test_html_from_stdin_does_not_mention_follow(
-    pca_run: Path, tmp_path: Path
-) -> None:
+def test_html_from_stdin_does_not_mention_follow(pca_run: Path, tmp_path: Path) -> None:
     done = CliRunner().invoke(
         app,
         ["score", "-", "--run", str(pca_run / "runs" / "p"), "--html", str(tmp_path / "x.html")],

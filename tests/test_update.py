@@ -215,6 +215,8 @@ def test_shifted_data_gets_a_new_threshold_and_the_updated_run_scores_it(
             runs_dir,
             "--output",
             output,
+            "--shortest-event",
+            "off",  # the thresholds alone: what update chose
         )
         assert result.exit_code == 0, result.stderr
         frame = pd.read_csv(output)
