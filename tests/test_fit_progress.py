@@ -1,7 +1,8 @@
 """``fit(verbose=...)`` (issue 33, item 5): Keras-style epoch lines or a progress bar, and the option names.
 
-The API's ``validation_fraction`` is the CLI's ``--valid-frac``: the README
-maps every option whose name differs from its parameter in one table.
+The API's ``validation_fraction`` is the CLI's ``--valid-frac``: the Python API
+page of the site (docs/reference/python-api.md) maps every option whose name
+differs from its parameter in one table.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from rareevent.progress import fit_progress
 from tests.conftest import synthetic_frame
 
 FEATURES = ["s1", "s2", "s3"]
-README = Path(__file__).resolve().parents[1] / "README.md"
+API_PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "python-api.md"
 
 
 class Terminal(io.StringIO):
@@ -99,14 +100,14 @@ def test_an_lstm_fit_prints_each_epoch_and_still_calls_on_epoch(
     assert np.isfinite(detector.threshold_)
 
 
-def test_the_readme_maps_every_option_named_unlike_its_parameter() -> None:
+def test_the_api_page_maps_every_option_named_unlike_its_parameter() -> None:
     """One table: ``--valid-frac`` is ``validation_fraction``, and every other pair of ``OPTION_OF_PARAM``."""
     import typer
     from rareevent.cli.console import OPTION_OF_PARAM
     from rareevent.cli.main import app
 
-    text = README.read_text(encoding="utf-8")
-    table = text[text.index("**Options and parameters.**") :]
+    text = API_PAGE.read_text(encoding="utf-8")
+    table = text[text.index("## Options and parameters") :]
     table = table[: table.index("\n\n", table.index("| CLI option |"))]
     rows = [line for line in table.splitlines() if line.startswith("| `--")]
     options = {
