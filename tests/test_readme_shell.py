@@ -187,7 +187,7 @@ def test_the_quick_readme_commands_run_as_written(workdir: Path) -> None:
     windows = (workdir / "alarms.csv").read_text().splitlines()
     assert (
         windows[0] == "row,time,error,flagged,top_features,label"
-        and len(windows) == 1 + 30_000 - 5 + 1
+        and len(windows) == 1 + 30_000  # lookback 1: every row ends a window
     )
     assert (workdir / "pump-ae.png").read_bytes()[:4] == b"\x89PNG"
     assert "[train]" in (workdir / "pump-ae.toml").read_text()

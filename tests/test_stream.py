@@ -9,6 +9,7 @@ rule splits it in two segments). ``golden_windows.csv``/``.json`` are what
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from rareevent.scoring import StreamScorer, WindowWriter, score_csv
 from rareevent.options import ScoreSpec
 
 DATA = Path(__file__).parent / "data" / "stream"
+LATER_KEYS = re.compile(rb', "event_precision": [^,]+, "event_f05": [^,}]+')
 
 
 def _score_to(path: Path, kind: str, chunk_rows: int) -> bytes:
@@ -58,9 +60,11 @@ def test_score_output_is_byte_identical_to_0_2_0_for_any_chunk_size(
         )  # many model blocks: carries across blocks are exercised
     golden = (DATA / f"golden_windows.{kind}").read_bytes()
     for chunk_rows in (1_000_000, 1000, 37, 5):
-        assert (
-            _score_to(tmp_path / f"out-{chunk_rows}.{kind}", kind, chunk_rows) == golden
-        ), f"chunk_rows={chunk_rows}"
+        written = _score_to(tmp_path / f"out-{chunk_rows}.{kind}", kind, chunk_rows)
+        # 0.5's event metrics (issue 31) are the JSON's only addition: left out, and required
+        written, added = LATER_KEYS.subn(b"", written)
+        assert added == (kind == "json"), "the JSON's metrics lack the event measures"
+        assert written == golden, f"chunk_rows={chunk_rows}"
     document = json.loads((DATA / "golden_windows.json").read_text())
     assert document["summary"] == {
         "rows": 700,
