@@ -315,7 +315,9 @@ def test_a_signal_no_batch_end_takes_is_raised_after_the_grace_and_a_second_at_o
     with pytest.raises(KeyboardInterrupt), interrupt_at_batch_end():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(INTERRUPT_GRACE_S + 10)
-    assert INTERRUPT_GRACE_S - 0.1 <= time.monotonic() - started < INTERRUPT_GRACE_S + 5
+    # not before the grace; that it came at all (before the sleep ended) is pytest.raises'
+    # to show: an upper bound in wall-clock seconds would fail on a loaded machine
+    assert time.monotonic() - started >= INTERRUPT_GRACE_S - 0.1
 
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt), interrupt_at_batch_end():
