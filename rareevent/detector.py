@@ -510,7 +510,7 @@ class Detector:
                 feature_names=names,
                 fallback=True,
             )
-        self.decision_scores_, self.labels_ = self._row_results(rows)
+        self.decision_scores_, self.labels_ = self._results_of_rows(rows)
         if verbose:
             print(
                 fit_summary(
@@ -1075,7 +1075,10 @@ class Detector:
         The flags compare the float32 window scores with ``threshold_``, as
         ``window_flags`` and the CLI do, so that all agree at the boundary.
         """
-        rows = self._rows_of(X, min_rows=1)
+        return self._results_of_rows(self._rows_of(X, min_rows=1))
+
+    def _results_of_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``_row_results`` of rows already checked and in fitted column order."""
         pad = min(self.lookback - 1, len(rows))
         scores = (
             self.smooth_scores(self.score_windows(rows)[0])
