@@ -223,12 +223,17 @@ def library_stage(spec: str) -> Decide:
     def decide(
         scores: np.ndarray, ends: np.ndarray, threshold: float, valid_scores: np.ndarray
     ) -> np.ndarray:
-        breaks = np.diff(ends, prepend=ends[:1] - 1) != 1  # a time gap between windows
+        breaks = _breaks(ends)
         decision = Decision(threshold=float(threshold), **found)
         return Decider(decision, valid_scores)(scores, breaks)
 
     decide.gap = found.get("cooldown", 0)  # type: ignore[attr-defined]  # episodes merge
     return decide
+
+
+def _breaks(ends: np.ndarray) -> np.ndarray:
+    """Per window: True where rows are missing before it (a time gap between windows)."""
+    return np.diff(ends, prepend=ends[:1] - 1) != 1
 
 
 def shipped_flags(entry: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
@@ -243,8 +248,7 @@ def shipped_flags(entry: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
     labels = entry["valid_labels"]
     policy = settle(DEFAULT_POLICY, labels if len(labels) else None)
     decision = resolve(policy, float(entry["threshold"]), entry["valid_scores"], None)
-    ends = entry["ends"]
-    breaks = np.diff(ends, prepend=ends[:1] - 1) != 1
+    breaks = _breaks(entry["ends"])
     flags = Decider(decision, entry["valid_scores"])(entry["scores"], breaks)
     return flags, decision.cooldown
 

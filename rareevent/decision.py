@@ -56,6 +56,7 @@ import numpy as np
 
 from rareevent.errors import RareEventError
 from rareevent.options import AUTO_SPAN, AlarmPolicy, parse_span
+from rareevent.windows import segments
 
 if TYPE_CHECKING:
     from rareevent.record import RunRecord
@@ -239,14 +240,15 @@ class Decider:
     """The stateful decision stage: ``decider(scores, breaks)`` returns the flags of the next windows.
 
     ``breaks[i]`` is True where a time gap (or a new series) lies between
-    window ``i`` and the one before it: smoothing and ``min_duration``
-    start again there, and an alarm held by ``cooldown`` ends.
+    window ``i`` and the one before it: smoothing, ``min_duration`` and an
+    open alarm start again there. (``cooldown`` is not applied here: it
+    merges episodes, and :class:`~rareevent.scoring.AlarmEpisodes` does that.)
 
     Judged against the recent scores, an alarm *opens* where the smoothed
-    score reaches both the threshold and the history's epsilon, and *stays
-    open* while it reaches the threshold: every window enters the history,
-    so a long event raises the epsilon, but not the bar of the alarm it is
-    already in (an anomaly-dense file keeps its alarm).
+    score reaches the threshold and the history's bar, and *stays open*
+    while it reaches the bar it opened at; its windows stay out of the
+    history until it outlasts ``RELEASE`` histories, so an event does not
+    raise the bar against itself (an anomaly-dense file keeps its alarm).
     """
 
     def __init__(
@@ -369,9 +371,8 @@ def settle(policy: AlarmPolicy, labels: np.ndarray | None) -> AlarmPolicy:
     """
     event = FALLBACK_EVENT
     if labels is not None and np.any(labels):
-        marked = np.diff(np.concatenate([[0], np.asarray(labels, np.int8), [0]]))
-        lengths = np.flatnonzero(marked == -1) - np.flatnonzero(marked == 1)
-        event = int(lengths.min())
+        runs = segments(np.asarray(labels, dtype=bool))
+        event = int((runs[:, 1] - runs[:, 0] + 1).min())
     auto = {
         name: event
         for name in ("shortest_event", "cooldown")

@@ -423,42 +423,6 @@ class TrainSpec(Spec):
             object.__setattr__(self, "context", tuple(self.context))
 
 
-@dataclass(frozen=True)
-class ScoreSpec(Spec):
-    """What ``score`` reads and how: the input and the rows read per chunk.
-
-    Parameters
-    ----------
-    input : InputSpec, default=InputSpec()
-        Columns that differ from the run's, blank-cell repair and reading
-        options (default: the file is read as the run read its training file).
-    chunk_rows : int
-        Rows read per chunk; memory stays bounded by it, and the output is
-        the same for any value.
-
-    Raises
-    ------
-    RareEventError
-        ``chunk_rows`` is not a whole number above 0.
-    """
-
-    input: InputSpec = field(default_factory=InputSpec)
-    chunk_rows: int = CHUNK_ROWS
-    alarm: AlarmPolicy = field(default_factory=lambda: AlarmPolicy())
-    NESTED: ClassVar[dict[str, type[Spec]]] = {"input": InputSpec}
-
-    def __post_init__(self) -> None:
-        if (
-            isinstance(self.chunk_rows, bool)
-            or not isinstance(self.chunk_rows, int)
-            or self.chunk_rows < 1
-        ):
-            raise RareEventError(
-                f"chunk_rows must be a whole number of rows above 0, got {self.chunk_rows!r}",
-                param="chunk_rows",
-            )
-
-
 SPAN = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*", re.IGNORECASE)
 SPAN_UNITS = {
     "s": 1,
@@ -570,4 +534,37 @@ class AlarmPolicy(Spec):
         )
 
 
-ScoreSpec.NESTED = {"input": InputSpec, "alarm": AlarmPolicy}
+@dataclass(frozen=True)
+class ScoreSpec(Spec):
+    """What ``score`` reads and how: the input and the rows read per chunk.
+
+    Parameters
+    ----------
+    input : InputSpec, default=InputSpec()
+        Columns that differ from the run's, blank-cell repair and reading
+        options (default: the file is read as the run read its training file).
+    chunk_rows : int
+        Rows read per chunk; memory stays bounded by it, and the output is
+        the same for any value.
+
+    Raises
+    ------
+    RareEventError
+        ``chunk_rows`` is not a whole number above 0.
+    """
+
+    input: InputSpec = field(default_factory=InputSpec)
+    chunk_rows: int = CHUNK_ROWS
+    alarm: AlarmPolicy = field(default_factory=AlarmPolicy)
+    NESTED: ClassVar[dict[str, type[Spec]]] = {"input": InputSpec, "alarm": AlarmPolicy}
+
+    def __post_init__(self) -> None:
+        if (
+            isinstance(self.chunk_rows, bool)
+            or not isinstance(self.chunk_rows, int)
+            or self.chunk_rows < 1
+        ):
+            raise RareEventError(
+                f"chunk_rows must be a whole number of rows above 0, got {self.chunk_rows!r}",
+                param="chunk_rows",
+            )
