@@ -41,31 +41,40 @@ an entry here; a model that is not Keras, a class and an entry. A saved
 detector is rebuilt through it and then given its weights, so a run folder
 holds numbers only, never a model description to deserialize.
 
-This is the only module that imports Keras, and it does so on first use, so
-the CLI starts fast.
+The builders' layers are in ``rareevent.builders``, the training schedule
+(batch size, learning rate, stopping) in ``rareevent.schedule``, and the
+choice and import of Keras and its device in ``rareevent.backend``: this
+module re-exports their names, and imports Keras only through
+``import_keras``, on first use, so the CLI starts fast.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import io
-import logging
-import os
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-import rareevent
-from rareevent.backend import configured_backend, stand_in
+from rareevent.backend import (  # noqa: F401  re-exported (rareevent.model's names)
+    cache_compilations,
+    compute_device,
+    configured_backend,
+    deterministic_xla,
+    import_keras,
+    on_accelerator,
+    pick_backend,
+    planned_versions,
+    versions,
+)
+from rareevent.builders import (  # noqa: F401  re-exported (rareevent.model's names)
+    forecaster,
+    layer_table,
+    lstm_stack,
+)
 from rareevent.errors import RareEventError
 from rareevent.pca import PCA_VARIANCE, PCAModel
 from rareevent.protocol import (
@@ -77,6 +86,15 @@ from rareevent.protocol import (
     TrainingData,
     check_model_size,
 )
+from rareevent.schedule import (  # noqa: F401  re-exported (rareevent.model's names)
+    GPU_MAX_BATCH,
+    auto_batch_size,
+    auto_learning_rate,
+    batch_stop_callbacks,
+    learning_rate_schedule,
+    stop_between_batches,
+    whole_batches,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -84,194 +102,6 @@ if TYPE_CHECKING:
 ACTIVATIONS = ("tanh", "relu")
 UNROLL_MAX_LOOKBACK = 10
 PREDICT_BATCH = 4096
-GPU_MAX_BATCH = 2048  # the largest auto batch on a GPU: it reached batch 128's validation loss (benchmarks/gpu.py)
-
-
-def pick_backend(
-    configured: str | None,
-    tensorflow_installed: bool,
-    jax_installed: bool,
-    jax_has_gpu: Callable[[], bool],
-) -> str | None:
-    """The Keras backend rareevent sets before Keras loads, or None to leave Keras' own choice.
-
-    A backend the user configured always wins. Otherwise JAX is chosen when
-    it can see a GPU, or when TensorFlow is not installed at all: a GPU
-    machine often has JAX with CUDA and no CUDA build of TensorFlow, and the
-    ``gpu`` extra installs exactly that. ``jax_has_gpu`` is only called when
-    the answer depends on it, since importing JAX takes about a second.
-    """
-    if configured or not jax_installed:
-        return None
-    if not tensorflow_installed or jax_has_gpu():
-        return "jax"
-    return None
-
-
-def deterministic_xla() -> None:
-    """Ask XLA for deterministic GPU kernels (before JAX starts), unless ``XLA_FLAGS`` already says otherwise.
-
-    Without it, two trainings with the same seed on the same GPU gave
-    thresholds 1.42068 and 1.41947 on the sample data; with it, identical
-    ones. On the CPU the flag changes nothing.
-    """
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_gpu_deterministic_ops" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
-
-
-def _jax_has_gpu() -> bool:
-    import jax
-
-    try:
-        return any(device.platform == "gpu" for device in jax.devices())
-    except RuntimeError:  # no backend could start
-        return False
-
-
-def import_keras() -> ModuleType:
-    """Import Keras quietly, on the backend ``pick_backend`` chooses (or ``building_with``'s stand-in).
-
-    TensorFlow's C++ start-up lines (absl, oneDNN notices) ignore
-    ``TF_CPP_MIN_LOG_LEVEL``, so stderr is pointed at /dev/null while the
-    backend loads; Python errors are still raised normally.
-    """
-    if stand_in() is not None:
-        return stand_in()
-    if "keras" in sys.modules:
-        return sys.modules["keras"]
-    installed = importlib.util.find_spec
-    if installed("jax") is not None:
-        deterministic_xla()
-    backend = pick_backend(
-        configured_backend(),
-        installed("tensorflow") is not None,
-        installed("jax") is not None,
-        _jax_has_gpu,
-    )
-    if backend is not None:
-        os.environ["KERAS_BACKEND"] = backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import keras
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    if keras.backend.backend() == "jax":
-        cache_compilations()
-    return keras
-
-
-def cache_compilations() -> None:
-    """Keep JAX's compiled programs on disk, so that a later process with the same shapes skips XLA.
-
-    Each ``train`` and ``score`` is a fresh process that compiles the same
-    few programs. With the cache, the first training step on JAX's CPU
-    backend took 4 to 6 s instead of 20 to 30 s here, and the first
-    prediction 0.5 s instead of 4 s; what is left is tracing. The folder is
-    ``$XDG_CACHE_HOME/rareevent/xla`` (``~/.cache/...``); JAX's own
-    ``JAX_COMPILATION_CACHE_DIR`` moves it and ``JAX_ENABLE_COMPILATION_CACHE=false``
-    turns it off.
-    """
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return
-    import jax
-
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    jax.config.update("jax_compilation_cache_dir", str(base / "rareevent" / "xla"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-
-
-@functools.cache
-def compute_device() -> str:
-    """Where Keras runs models: ``cpu``, or ``gpu: <name>`` for the first accelerator the backend sees."""
-    backend = import_keras().backend.backend()
-    if backend == "jax":
-        import jax
-
-        device = jax.devices()[0]
-        return (
-            "cpu"
-            if device.platform == "cpu"
-            else f"{device.platform}: {device.device_kind}"
-        )
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        return (
-            f"gpu: {tf.config.experimental.get_device_details(gpus[0]).get('device_name', gpus[0].name)}"
-            if gpus
-            else "cpu"
-        )
-    if backend == "torch":
-        import torch
-
-        return (
-            f"gpu: {torch.cuda.get_device_name(0)}"
-            if torch.cuda.is_available()
-            else "cpu"
-        )
-    return "cpu"
-
-
-def on_accelerator() -> bool:
-    """Whether models run on a GPU (or another accelerator) rather than the CPU."""
-    return compute_device() != "cpu"
-
-
-def versions() -> dict[str, str | None]:
-    """rareevent's, Keras's and the Keras backend's versions, and the device (``tensorflow``: None under another backend)."""
-    keras = import_keras()
-    backend = keras.backend.backend()
-    backend_version = getattr(sys.modules.get(backend), "__version__", None)
-    return {
-        "rareevent": rareevent.__version__,
-        "keras": keras.__version__,
-        "backend": backend,
-        "backend_version": backend_version,
-        "tensorflow": backend_version if backend == "tensorflow" else None,
-        "device": compute_device(),
-    }
-
-
-def planned_versions() -> str:
-    """What ``versions()`` would say, found without importing Keras or a backend (``rareevent --version``).
-
-    The backend is ``pick_backend``'s choice; when it depends on whether JAX
-    sees a GPU, which only importing JAX tells, both answers are named.
-    Saved models are scored in numpy unless ``RAREEVENT_FORWARD`` or a
-    chosen backend says otherwise (``rareevent.forward``).
-    """
-    from importlib import metadata
-
-    from rareevent.forward import use_numpy
-
-    def version(module: str) -> str:
-        for dist in metadata.packages_distributions().get(module, []):
-            return metadata.version(dist)
-        return "(not installed)"
-
-    def found(module: str) -> bool:
-        return importlib.util.find_spec(module) is not None
-
-    configured = configured_backend()
-    choice = [
-        pick_backend(configured, found("tensorflow"), found("jax"), partial(bool, gpu))
-        or configured
-        or "tensorflow"
-        for gpu in (False, True)
-    ]
-    backend = f"{choice[0]} {version(choice[0])}" + (
-        f" ({choice[1]} on a GPU)" if choice[1] != choice[0] else ""
-    )
-    return f"rareevent {rareevent.__version__}, keras {version('keras')}, backend {backend}, scoring {'numpy' if use_numpy() else 'keras'}"
 
 
 AUTO_UNITS = "auto"
@@ -522,91 +352,6 @@ def auto_units(rows: np.ndarray, variance: float = PCA_VARIANCE) -> tuple[int, i
     return min(2 * k, MAX_UNITS), k
 
 
-def _lstm(
-    keras: ModuleType,
-    n: int,
-    name: str,
-    sequences: bool = True,
-    *,
-    activation: str,
-    unroll: bool,
-) -> keras.layers.LSTM:
-    return keras.layers.LSTM(
-        n,
-        activation=activation,
-        return_sequences=sequences,
-        unroll=unroll,
-        use_cudnn=False,
-        name=name,
-    )
-
-
-def _encoder(
-    keras: ModuleType,
-    lookback: int,
-    n_features: int,
-    units: tuple[int, int],
-    lstm: Callable[..., Any],
-    sequences: bool,
-) -> tuple[Any, Any]:
-    """The window input and the two encoding LSTMs that every LSTM architecture begins with: (input, encoded); ``sequences``: the second LSTM keeps every step."""
-    inputs = keras.Input(shape=(lookback, n_features), name="window")
-    x = lstm(units[0], "encoder_1")(inputs)
-    return inputs, lstm(units[1], "encoder_2", sequences=sequences)(x)
-
-
-def _lstm_stack(
-    lookback: int,
-    n_features: int,
-    units: tuple[int, int],
-    activation: str,
-    unroll: bool,
-    n_outputs: int,
-    name: str,
-    bottleneck: bool,
-) -> keras.Model:
-    """The four-LSTM stack of ``ae`` (``bottleneck``: one encoded vector, repeated) and ``plain``."""
-    keras = import_keras()
-    layers = keras.layers
-    u1, u2 = units
-    lstm = partial(_lstm, keras, activation=activation, unroll=unroll)
-    inputs, x = _encoder(
-        keras, lookback, n_features, units, lstm, sequences=not bottleneck
-    )
-    if bottleneck:
-        x = layers.RepeatVector(lookback, name="repeat")(x)
-    x = lstm(u2, "decoder_1")(x)
-    x = lstm(u1, "decoder_2")(x)
-    outputs = layers.TimeDistributed(layers.Dense(n_outputs), name="output")(x)
-    return keras.Model(inputs, outputs, name=name)
-
-
-def _forecaster(
-    lookback: int,
-    n_features: int,
-    units: tuple[int, int],
-    activation: str,
-    unroll: bool,
-    n_outputs: int,
-    name: str,
-    horizon: int,
-) -> keras.Model:
-    """``forecast``: two LSTMs read the window (its last ``horizon`` rows' targets hidden); a Dense layer predicts those targets."""
-    keras = import_keras()
-    layers = keras.layers
-    inputs, x = _encoder(
-        keras,
-        lookback,
-        n_features,
-        units,
-        partial(_lstm, keras, activation=activation, unroll=unroll),
-        sequences=False,
-    )
-    x = layers.Dense(horizon * n_outputs, name="forecast")(x)
-    outputs = layers.Reshape((horizon, n_outputs), name="output")(x)
-    return keras.Model(inputs, outputs, name=name)
-
-
 @dataclass(frozen=True)
 class Architecture:
     """One entry of ``ARCHITECTURES``.
@@ -640,116 +385,12 @@ class Architecture:
         return self.model.reads_masks and not self.forecasts
 
 
-def layer_table(model: keras.Model) -> list[tuple[str, str, str, int]]:
-    """``(name, layer type, output shape, parameters)`` for every layer after the input."""
-    return [
-        (
-            layer.name,
-            type(layer).__name__,
-            str(tuple(layer.output.shape[1:])),
-            layer.count_params(),
-        )
-        for layer in model.layers[1:]
-    ]
-
-
 def encoder(model: keras.Model, arch: str) -> keras.Model:
     """The sub-model from the input to the encoded vector (architectures with a bottleneck only)."""
     keras = import_keras()
     layer = ARCHITECTURES[arch].encoded_layer
     assert layer is not None
     return keras.Model(model.inputs, model.get_layer(layer).output, name="encoder")
-
-
-_stop_check: ContextVar[Callable[[], bool] | None] = ContextVar(
-    "rareevent_stop_check", default=None
-)
-
-
-@contextmanager
-def stop_between_batches(requested: Callable[[], bool]) -> Iterator[None]:
-    """Within the block, training asks ``requested()`` after every batch and raises ``KeyboardInterrupt`` there when it is True.
-
-    This lets a Ctrl-C handler defer the interrupt to a batch boundary: a
-    ``KeyboardInterrupt`` raised wherever the signal happens to land can
-    strike inside TensorFlow or a progress display while they hold a lock,
-    and the process may then hang instead of stopping. Scoped like
-    scikit-learn's ``config_context``: nothing outside the block sees it.
-    """
-    token = _stop_check.set(requested)
-    try:
-        yield
-    finally:
-        _stop_check.reset(token)
-
-
-def auto_batch_size(n_windows: int, accelerator: bool = False) -> int:
-    """About 100 training steps per epoch: ``n/100`` rounded to a power of two, within 16..128 (CPU) or 16..GPU_MAX_BATCH.
-
-    Large data trains faster per window with bigger batches; a few hundred
-    windows (a short file) would get only one or two steps per epoch with a
-    fixed large batch and stop undertrained. On the CPU a batch beyond 128
-    gains little speed; a GPU only fills up with thousands of windows per
-    step (``benchmarks/gpu.py``), so there the cap is higher. Below 12,800
-    windows both rules give the same batch.
-    """
-    return int(
-        np.clip(
-            2 ** round(np.log2(max(n_windows, 1) / 100)),
-            16,
-            GPU_MAX_BATCH if accelerator else 128,
-        )
-    )
-
-
-def auto_learning_rate(batch_size: int) -> float:
-    """Adam's step grown with the square root of the batch: 1e-3 at 16, about 2.8e-3 at 128.
-
-    Bigger batches average more windows per step, so a larger step is safe;
-    with a fixed 1e-3 they need more epochs to reach the same loss
-    (measured in ``benchmarks/speed.py``).
-    """
-    return 1e-3 * float(np.sqrt(max(batch_size, 16) / 16))
-
-
-def learning_rate_schedule(
-    keras: ModuleType, rate: float, batch_size: int, n_windows: int
-) -> float | Any:
-    """``rate``, reached by a linear warm-up over the first epoch when the batch is beyond the CPU's 128.
-
-    Adam's first steps at the large rate a large batch allows can throw the
-    LSTMs' weights far off; ramping up over one epoch avoids that. Small
-    batches keep the constant rate they always had.
-    """
-    if batch_size <= 128:
-        return rate
-    steps = max(1, n_windows // batch_size)
-    # a cosine decay with alpha=1 never decays: after the warm-up the rate stays at warmup_target
-    return keras.optimizers.schedules.CosineDecay(
-        rate / 10, decay_steps=1, alpha=1.0, warmup_target=rate, warmup_steps=steps
-    )
-
-
-def whole_batches(train: np.ndarray, batch_size: int, seed: int) -> np.ndarray:
-    """``train`` plus randomly drawn repeats of its windows, up to a whole number of batches.
-
-    On a GPU each new input shape is a new XLA compilation: the last,
-    partial batch of an epoch costs as much compile time as all the others.
-    Repeating a few windows (fewer than one batch) gives every step the
-    same shape.
-    """
-    short = -len(train) % batch_size
-    if short == 0:
-        return train
-    extra = np.random.default_rng(seed).choice(
-        len(train), size=short, replace=len(train) < short
-    )
-    return np.concatenate([train, train[extra]])
-
-
-def _stop_if(requested: Callable[[], bool]) -> None:
-    if requested():
-        raise KeyboardInterrupt
 
 
 class KerasModel:
@@ -870,14 +511,7 @@ class KerasModel:
                     on_epoch_end=lambda epoch, logs: on_epoch(epoch, dict(logs or {}))
                 )
             )
-        requested = _stop_check.get()
-        if requested is not None:
-            callbacks.append(
-                keras.callbacks.LambdaCallback(
-                    on_train_batch_end=lambda batch, logs: _stop_if(requested),
-                    on_test_batch_end=lambda batch, logs: _stop_if(requested),
-                )
-            )
+        callbacks.extend(batch_stop_callbacks(keras))
         history = self.net.fit(
             data.inputs(train, options.seed),
             data.targets(train),
@@ -960,16 +594,16 @@ ARCHITECTURES: dict[str, Architecture] = {
     "ae": Architecture(
         "LSTM autoencoder",
         KerasModel,
-        partial(_lstm_stack, bottleneck=True),
+        partial(lstm_stack, bottleneck=True),
         encoded_layer="encoder_2",
     ),
     "plain": Architecture(
-        "LSTM, no bottleneck", KerasModel, partial(_lstm_stack, bottleneck=False)
+        "LSTM, no bottleneck", KerasModel, partial(lstm_stack, bottleneck=False)
     ),
     "forecast": Architecture(
         "LSTM forecasting the targets' next rows",
         KerasModel,
-        _forecaster,
+        forecaster,
         forecasts=True,
     ),
     "pca": Architecture("the PCA reconstruction baseline", PCAModel),
