@@ -89,7 +89,8 @@ def pick_backend(
 
 
 def deterministic_xla() -> None:
-    """Ask XLA for deterministic GPU kernels (before JAX starts), unless ``XLA_FLAGS`` already says otherwise.
+    """Ask XLA for deterministic GPU kernels (before JAX starts), unless ``XLA_FLAGS``
+    already says otherwise.
 
     Without it, two trainings with the same seed on the same GPU gave
     thresholds 1.42068 and 1.41947 on the sample data; with it, identical
@@ -110,7 +111,8 @@ def _jax_has_gpu() -> bool:
 
 
 def import_keras() -> ModuleType:
-    """Import Keras quietly, on the backend ``pick_backend`` chooses (or ``building_with``'s stand-in).
+    """Import Keras quietly, on the backend ``pick_backend`` chooses (or
+    ``building_with``'s stand-in).
 
     TensorFlow's C++ start-up lines (absl, oneDNN notices) ignore
     ``TF_CPP_MIN_LOG_LEVEL``, so stderr is pointed at /dev/null while the
@@ -170,7 +172,9 @@ def cache_compilations() -> None:
 
 @functools.cache
 def compute_device() -> str:
-    """Where Keras runs models: ``cpu``, or ``gpu: <name>`` for the first accelerator the backend sees."""
+    """Where Keras runs models: ``cpu``, or ``gpu: <name>`` for the first accelerator
+    the backend sees.
+    """
     backend = import_keras().backend.backend()
     if backend == "jax":
         import jax
@@ -185,11 +189,10 @@ def compute_device() -> str:
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
-        return (
-            f"gpu: {tf.config.experimental.get_device_details(gpus[0]).get('device_name', gpus[0].name)}"
-            if gpus
-            else "cpu"
-        )
+        if not gpus:
+            return "cpu"
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"gpu: {details.get('device_name', gpus[0].name)}"
     if backend == "torch":
         import torch
 
@@ -207,7 +210,9 @@ def on_accelerator() -> bool:
 
 
 def versions() -> dict[str, str | None]:
-    """rareevent's, Keras's and the Keras backend's versions, and the device (``tensorflow``: None under another backend)."""
+    """rareevent's, Keras's and the Keras backend's versions, and the device
+    (``tensorflow``: None under another backend).
+    """
     keras = import_keras()
     backend = keras.backend.backend()
     backend_version = getattr(sys.modules.get(backend), "__version__", None)
@@ -222,7 +227,8 @@ def versions() -> dict[str, str | None]:
 
 
 def planned_versions() -> str:
-    """What ``versions()`` would say, found without importing Keras or a backend (``rareevent --version``).
+    """What ``versions()`` would say, found without importing Keras or a backend
+    (``rareevent --version``).
 
     The backend is ``pick_backend``'s choice; when it depends on whether JAX
     sees a GPU, which only importing JAX tells, both answers are named.
@@ -251,4 +257,7 @@ def planned_versions() -> str:
     backend = f"{choice[0]} {version(choice[0])}" + (
         f" ({choice[1]} on a GPU)" if choice[1] != choice[0] else ""
     )
-    return f"rareevent {rareevent.__version__}, keras {version('keras')}, backend {backend}, scoring {'numpy' if use_numpy() else 'keras'}"
+    return (
+        f"rareevent {rareevent.__version__}, keras {version('keras')}, backend "
+        f"{backend}, scoring {'numpy' if use_numpy() else 'keras'}"
+    )

@@ -49,7 +49,9 @@ def _encoder(
     lstm: Callable[..., Any],
     sequences: bool,
 ) -> tuple[Any, Any]:
-    """The window input and the two encoding LSTMs that every LSTM architecture begins with: (input, encoded); ``sequences``: the second LSTM keeps every step."""
+    """The window input and the two encoding LSTMs that every LSTM architecture begins
+    with: (input, encoded); ``sequences``: the second LSTM keeps every step.
+    """
     inputs = keras.Input(shape=(lookback, n_features), name="window")
     x = lstm(units[0], "encoder_1")(inputs)
     return inputs, lstm(units[1], "encoder_2", sequences=sequences)(x)
@@ -65,7 +67,9 @@ def lstm_stack(
     name: str,
     bottleneck: bool,
 ) -> keras.Model:
-    """The four-LSTM stack of ``ae`` (``bottleneck``: one encoded vector, repeated) and ``plain``."""
+    """The four-LSTM stack of ``ae`` (``bottleneck``: one encoded vector, repeated) and
+    ``plain``.
+    """
     keras = import_keras()
     layers = keras.layers
     u1, u2 = units
@@ -91,7 +95,9 @@ def forecaster(
     name: str,
     horizon: int,
 ) -> keras.Model:
-    """``forecast``: two LSTMs read the window (its last ``horizon`` rows' targets hidden); a Dense layer predicts those targets."""
+    """``forecast``: two LSTMs read the window (its last ``horizon`` rows' targets
+    hidden); a Dense layer predicts those targets.
+    """
     keras = import_keras()
     layers = keras.layers
     inputs, x = _encoder(

@@ -25,7 +25,7 @@ it happens::
     encoder_1  LSTM(u1, return_sequences=True)   -> (T, u1)
     encoder_2  LSTM(u2, return_sequences=False)  -> (u2,)
     forecast   Dense(H * targets)                -> (H * targets,)
-    output     Reshape((H, targets))             -> (H, targets)  the targets of the window's last H rows
+    output     Reshape((H, targets))             -> (H, targets)  the last H rows' targets
 
 So the window that ends at row ``i`` is scored by how well the targets of
 rows ``i-H+1 .. i`` were predicted from the rows before them (and the
@@ -105,7 +105,9 @@ PREDICT_BATCH = 4096
 
 
 AUTO_UNITS = "auto"
-MAX_UNITS = 4096  # an LSTM of 4096 units already holds 4 x 4096^2 = 67M weights per layer; more is a typo, not a model
+# an LSTM of 4096 units already holds 4 x 4096^2 = 67M weights per layer; more is a
+# typo, not a model
+MAX_UNITS = 4096
 
 
 def check_model_options(
@@ -115,7 +117,8 @@ def check_model_options(
     lookback: int,
     horizon: int = 1,
 ) -> None:
-    """Refuse an unknown architecture or activation, non-positive sizes, or a horizon the window cannot hold.
+    """Refuse an unknown architecture or activation, non-positive sizes, or a horizon
+    the window cannot hold.
 
     ``units`` may be ``"auto"`` (sized from the training rows, see ``auto_units``).
     """
@@ -141,7 +144,8 @@ def check_model_options(
         )
     if ARCHITECTURES[arch].forecasts and _is_count(lookback) and lookback <= horizon:
         raise RareEventError(
-            f"lookback {lookback} leaves no row to forecast from with horizon {horizon}: a forecast window reads lookback - horizon rows",
+            f"lookback {lookback} leaves no row to forecast from with horizon "
+            f"{horizon}: a forecast window reads lookback - horizon rows",
             hint=f"use `lookback={horizon + 1}` or more",
             param="lookback",
         )
@@ -203,8 +207,9 @@ def build_model(
     T steps out instead of looping over them: the same weights and outputs,
     about 1.4x more training windows per second on CPU for short windows.
     The unrolled graph grows with T and so does its compile time (about 5 s
-    more at T=20, which a 400-row file never earns back), hence the limit. The same holds on a GPU (0.26 s per epoch of
-    240,000 windows unrolled, 0.97 s looped, on an H200).
+    more at T=20, which a 400-row file never earns back), hence the limit.
+    The same holds on a GPU (0.26 s per epoch of 240,000 windows unrolled,
+    0.97 s looped, on an H200).
 
     Keras' cuDNN LSTM is never used (``use_cudnn=False``): under JAX on an
     H200 it predicts what the graph does (outputs within 3e-5), but training
@@ -278,14 +283,17 @@ def _check_weights_file(path: Path, config: ModelConfig) -> None:
 
 
 def output_steps(arch: str, lookback: int, horizon: int) -> int:
-    """How many of a window's last rows the model's output stands for: ``horizon`` for a forecast, else all ``lookback``."""
+    """How many of a window's last rows the model's output stands for: ``horizon`` for a
+    forecast, else all ``lookback``.
+    """
     return horizon if ARCHITECTURES[arch].forecasts else lookback
 
 
 def hide_forecast_rows(
     windows: np.ndarray, targets: list[int], horizon: int
 ) -> np.ndarray:
-    """``windows`` (``(n, T, F)``, scaled) with the ``targets`` columns of the last ``horizon`` rows set to 0: what a forecast model reads.
+    """``windows`` (``(n, T, F)``, scaled) with the ``targets`` columns of the last
+    ``horizon`` rows set to 0: what a forecast model reads.
 
     Changed in place: pass a copy when the windows are a view of the rows.
     """
@@ -296,7 +304,8 @@ def hide_forecast_rows(
 def mask_sensors(
     windows: np.ndarray, targets: list[int], masked: np.ndarray
 ) -> np.ndarray:
-    """``(n, T, F)`` windows as a masked model reads them: ``(n, T, F + len(targets))``, the ``masked`` targets hidden.
+    """``(n, T, F)`` windows as a masked model reads them: ``(n, T, F + len(targets))``,
+    the ``masked`` targets hidden.
 
     ``masked`` (``(n, len(targets))`` booleans) says which target sensors of
     each window are hidden: their values set to 0 (the scaled mean) on every
@@ -335,7 +344,8 @@ def default_lookback(arch: str, horizon: int = 1) -> int:
 
 
 def auto_units(rows: np.ndarray, variance: float = PCA_VARIANCE) -> tuple[int, int]:
-    """``--units auto``: a bottleneck of as many units as principal components hold ``variance`` of the (scaled) target rows, and a first layer twice that.
+    """``--units auto``: a bottleneck of as many units as principal components hold
+    ``variance`` of the (scaled) target rows, and a first layer twice that.
 
     An autoencoder at least as wide as the data's own dimension can learn to
     copy its input; one sized to that dimension has to learn how the
@@ -381,7 +391,9 @@ class Architecture:
 
     @property
     def reads_masks(self) -> bool:
-        """Whether a ``mask_rate`` above 0 gives the model mask channels (a forecast hides its own rows instead)."""
+        """Whether a ``mask_rate`` above 0 gives the model mask channels (a forecast
+        hides its own rows instead).
+        """
         return self.model.reads_masks and not self.forecasts
 
 
@@ -394,7 +406,8 @@ def encoder(model: keras.Model, arch: str) -> keras.Model:
 
 
 class KerasModel:
-    """A Keras model of a registered architecture (its ``build``), or the numpy forward of a saved one (``rareevent.forward``).
+    """A Keras model of a registered architecture (its ``build``), or the numpy forward
+    of a saved one (``rareevent.forward``).
 
     ``net`` is the ``keras.Model``, or the ``forward.NumpyModel`` standing
     for it when a saved model is scored without TensorFlow (``numpy``).
@@ -414,7 +427,9 @@ class KerasModel:
 
     @classmethod
     def create(cls, config: ModelConfig) -> KerasModel:
-        """A model without a network yet: ``fit`` builds it once the random seed is set, so that its initial weights follow the seed."""
+        """A model without a network yet: ``fit`` builds it once the random seed is set,
+        so that its initial weights follow the seed.
+        """
         return cls(config)
 
     @staticmethod
@@ -432,7 +447,9 @@ class KerasModel:
 
     @classmethod
     def load(cls, folder: Path, config: ModelConfig) -> KerasModel:
-        """The model rebuilt from ``config``, with the saved weights: in numpy unless ``forward.use_numpy()`` says otherwise or a layer needs Keras."""
+        """The model rebuilt from ``config``, with the saved weights: in numpy unless
+        ``forward.use_numpy()`` says otherwise or a layer needs Keras.
+        """
         from rareevent import forward
 
         path = folder / cls.file
@@ -448,21 +465,19 @@ class KerasModel:
                     forward.load(path, config.arch, partial(cls._build, config)),
                     numpy=True,
                 )
-            except (
-                forward.Unsupported
-            ):  # a layer the numpy forward does not run: Keras does
-                pass
+            except forward.Unsupported:
+                pass  # a layer the numpy forward does not run: Keras does
         net = cls._build(config)
         try:
             net.load_weights(path)
-        except Exception as exc:  # h5py and Keras raise many types for a damaged file or weights of other shapes
+        except Exception as exc:
+            # h5py and Keras raise many types for a damaged file or weights of other shapes
             raise RareEventError(
                 f"{path}: not the weights of this {config.arch!r} model ({type(exc).__name__})",
                 hint="retrain the run",
             ) from None
-        if not all(
-            np.isfinite(weights).all() for weights in net.get_weights()
-        ):  # NaN weights would flag every window
+        # NaN weights would flag every window
+        if not all(np.isfinite(weights).all() for weights in net.get_weights()):
             raise RareEventError(
                 f"{path}: the model weights hold NaN or infinite values",
                 hint="retrain the run",
@@ -470,7 +485,9 @@ class KerasModel:
         return cls(config, net)
 
     def fit(self, data: TrainingData, options: FitOptions) -> FitReport:
-        """Train with Adam on the MSE, stopping early on the validation loss and keeping the best weights."""
+        """Train with Adam on the MSE, stopping early on the validation loss and keeping
+        the best weights.
+        """
         keras = import_keras()
         keras.utils.set_random_seed(options.seed)
         if keras.backend.backend() == "tensorflow":
@@ -487,9 +504,8 @@ class KerasModel:
         )
         if self.net is None or self.numpy:
             net = self._build(self.config)
-            if (
-                self.numpy
-            ):  # loaded for scoring, in numpy: Keras trains on from its weights
+            if self.numpy:
+                # loaded for scoring, in numpy: Keras trains on from its weights
                 net.set_weights(self.net.get_weights())
             self.net, self.numpy = net, False
         self.net.compile(
@@ -570,7 +586,9 @@ class KerasModel:
 
 
 class _WeightsBuffer(io.BytesIO):
-    """An in-memory file that Keras's ``save_weights`` takes for ``model.weights.h5`` (it checks the name's ending)."""
+    """An in-memory file that Keras's ``save_weights`` takes for ``model.weights.h5``
+    (it checks the name's ending).
+    """
 
     def __str__(self) -> str:
         return KerasModel.file

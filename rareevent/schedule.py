@@ -29,7 +29,8 @@ _stop_check: ContextVar[Callable[[], bool] | None] = ContextVar(
 
 @contextmanager
 def stop_between_batches(requested: Callable[[], bool]) -> Iterator[None]:
-    """Within the block, training asks ``requested()`` after every batch and raises ``KeyboardInterrupt`` there when it is True.
+    """Within the block, training asks ``requested()`` after every batch and raises
+    ``KeyboardInterrupt`` there when it is True.
 
     This lets a Ctrl-C handler defer the interrupt to a batch boundary: a
     ``KeyboardInterrupt`` raised wherever the signal happens to land can
@@ -45,7 +46,8 @@ def stop_between_batches(requested: Callable[[], bool]) -> Iterator[None]:
 
 
 def auto_batch_size(n_windows: int, accelerator: bool = False) -> int:
-    """About 100 training steps per epoch: ``n/100`` rounded to a power of two, within 16..128 (CPU) or 16..GPU_MAX_BATCH.
+    """About 100 training steps per epoch: ``n/100`` rounded to a power of two, within
+    16..128 (CPU) or 16..GPU_MAX_BATCH.
 
     Large data trains faster per window with bigger batches; a few hundred
     windows (a short file) would get only one or two steps per epoch with a
@@ -76,7 +78,8 @@ def auto_learning_rate(batch_size: int) -> float:
 def learning_rate_schedule(
     keras: ModuleType, rate: float, batch_size: int, n_windows: int
 ) -> float | Any:
-    """``rate``, reached by a linear warm-up over the first epoch when the batch is beyond the CPU's 128.
+    """``rate``, reached by a linear warm-up over the first epoch when the batch is
+    beyond the CPU's 128.
 
     Adam's first steps at the large rate a large batch allows can throw the
     LSTMs' weights far off; ramping up over one epoch avoids that. Small
@@ -114,7 +117,9 @@ def _stop_if(requested: Callable[[], bool]) -> None:
 
 
 def batch_stop_callbacks(keras: ModuleType) -> list[Any]:
-    """The callback that stops training where ``stop_between_batches`` asks: none outside its block."""
+    """The callback that stops training where ``stop_between_batches`` asks: none
+    outside its block.
+    """
     requested = _stop_check.get()
     if requested is None:
         return []
