@@ -217,7 +217,7 @@ class Spec:
     @classmethod
     def from_record(cls, value: dict[str, Any] | None) -> Self:
         value = value or {}
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]  # subclasses are dataclasses
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]  # subclasses: dataclasses
         given = {key: item for key, item in value.items() if key in known}
         for key, kind in cls.NESTED.items():
             if key in given:
