@@ -398,9 +398,7 @@ SAVE_OPTIONS: dict[
 
 @dataclasses.dataclass(frozen=True)
 class Saving:
-    """Where a command that saves a run (``train``, ``update``) writes it, and whether
-    it reports it as JSON.
-    """
+    """Where a command that saves a run (``train``, ``update``) writes it; whether as JSON."""
 
     runs_dir: Path
     name: str | None
@@ -409,9 +407,7 @@ class Saving:
 
 
 def input_spec(**values: Any) -> InputSpec:
-    """The input spec of a command's option values: the column roles, ``--fill`` and the
-    reading options.
-    """
+    """The input spec of a command's option values: column roles, ``--fill``, reading options."""
     read = ReadOptions(**_own(ReadOptions, values))
     if "drop" in values:
         values["drop"] = parse_drop(values["drop"])
@@ -419,9 +415,7 @@ def input_spec(**values: Any) -> InputSpec:
 
 
 def _own(spec: type, values: dict[str, Any]) -> dict[str, Any]:
-    """Take the values of ``spec``'s own fields out of ``values`` (what is left belongs
-    to a spec inside it).
-    """
+    """Take ``spec``'s own fields out of ``values`` (what is left belongs to a spec inside it)."""
     return {
         f.name: values.pop(f.name) for f in dataclasses.fields(spec) if f.name in values
     }
@@ -584,8 +578,7 @@ def check_outputs(data: Path, outputs: dict[str, Path | None]) -> None:
         seen[resolved] = option
 
 
-# an hour between looks at a followed file is already no longer following it; 1e20 s
-# overflows sleep()
+# an hour between looks at a followed file is no longer following it; 1e20 s overflows sleep()
 MAX_POLL_SECONDS = 3600.0
 
 
