@@ -1,4 +1,5 @@
-"""What every command prints through: the consoles, ``error:`` lines and their exit codes, library terms as options.
+"""What every command prints through: the consoles, ``error:`` lines and their exit
+codes, library terms as options.
 
 Nothing here imports a command: ``main`` hands over the app (``terms.app``)
 once it has registered them.
@@ -26,7 +27,8 @@ EXIT_INTERRUPTED = 130
 UNLIMITED_WIDTH = (
     100_000  # the console width off a terminal: a table is as wide as its cells
 )
-# the one mapping from library parameters to options: the option's name where it differs (others: the same name, --with-dashes)
+# the one mapping from library parameters to options: the option's name where it differs
+# (others: the same name, --with-dashes)
 OPTION_OF_PARAM = {
     "score_kind": "score",
     "validation_fraction": "valid-frac",
@@ -35,26 +37,33 @@ OPTION_OF_PARAM = {
 
 
 def plain() -> bool:
-    """Plain text (no colour, no style, no progress bar): ``NO_COLOR`` is set or stdout is not a terminal."""
+    """Plain text (no colour, no style, no progress bar): ``NO_COLOR`` is set or stdout
+    is not a terminal.
+    """
     return bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
 
 
 class Consoles:
-    """The output of the running command: ``out`` (stdout, replaced by ``set_output`` for each command), ``--debug`` and ``--quiet``.
+    """The output of the running command: ``out`` (stdout, replaced by ``set_output``
+    for each command), ``--debug`` and ``--quiet``.
 
-    Every command and table prints through ``consoles.out``, never a copy of it: a copy would keep the console of an earlier command.
+    Every command and table prints through ``consoles.out``, never a copy of it: a
+    copy would keep the console of an earlier command.
     """
 
     def __init__(self) -> None:
-        # markup off: column, file and run names print as they are (`Flow [m³/h]`); the few styled lines of our own pass markup=True and escape what they quote
+        # markup off: column, file and run names print as they are (`Flow [m³/h]`); the
+        # few styled lines of our own pass markup=True and escape what they quote
         self.out = Console(highlight=False, markup=False)
         self.debug = False
         self.quiet = False
 
     def set_output(self, quiet: bool = False) -> None:
-        """Set up ``out`` (stdout) for this command: rich on a terminal, plain text otherwise; silent with ``--quiet``.
+        """Set up ``out`` (stdout) for this command: rich on a terminal, plain text
+        otherwise; silent with ``--quiet``.
 
-        Off a terminal (a pipe, a log) nothing limits the line length, so tables print at their full width instead of cropping cells at 80 columns.
+        Off a terminal (a pipe, a log) nothing limits the line length, so tables
+        print at their full width instead of cropping cells at 80 columns.
         """
         self.out = Console(
             highlight=False,
@@ -102,7 +111,8 @@ def errors() -> Iterator[None]:
         )
 
 
-# a parameter the library marks inside a message, hint or note: `max_gap`, or `fill=drop` with the value to pass
+# a parameter the library marks inside a message, hint or note: `max_gap`, or
+# `fill=drop` with the value to pass
 _MARKED_PARAM = re.compile(r"`([a-z][a-z_]*)(?:=([^`]*))?`")
 
 
@@ -136,7 +146,8 @@ class OptionTerms:
         }
 
     def text(self, text: str) -> str:
-        """Library text with every marked parameter as its option: `` `max_gap` `` -> ``--max-gap``, `` `fill=drop` `` -> ``--fill drop``.
+        """Library text with every marked parameter as its option: `` `max_gap` `` ->
+        ``--max-gap``, `` `fill=drop` `` -> ``--fill drop``.
 
         A marked name that is no option (a column named in backticks, say) stays as it is.
         """
@@ -151,7 +162,9 @@ class OptionTerms:
         return _MARKED_PARAM.sub(as_option, text)
 
     def error_line(self, exc: RareEventError) -> str:
-        """The error's one line in CLI terms: the parameter it begins with (``margin must be ...``) and every marked one as options."""
+        """The error's one line in CLI terms: the parameter it begins with
+        (``margin must be ...``) and every marked one as options.
+        """
         text = self.text(str(exc))
         if exc.param and text.startswith(f"{exc.param} "):
             return option_of(exc.param) + text[len(exc.param) :]

@@ -8,9 +8,11 @@ it, render); what they share is in ``console``, ``options``, ``render`` and
 
 from __future__ import annotations
 
+import inspect
 import signal
 import sys
 import warnings
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -31,11 +33,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _typed = typer.core.TyperOption.display_type_rich
-# an on/off flag takes no value: its help line shows no `<bool>` type (the one place Typer's help is changed)
+# an on/off flag takes no value: its help line shows no `<bool>` type (the one place
+# Typer's help is changed)
 
 
 def _display_type(self: typer.core.TyperOption, ctx: typer.Context) -> object:
     return None if self.is_flag else _typed(self, ctx)
+
+
+def _help(command: Callable[..., object]) -> str:
+    """A command's docstring as its ``--help``: each paragraph one line, as the help flows it.
+
+    Typer's rich help keeps the line breaks of a docstring, which the source
+    wraps at 100 characters; the terminal's width is the help's own.
+    """
+    paragraphs = inspect.cleandoc(command.__doc__ or "").split("\n\n")
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in paragraphs)
 
 
 typer.core.TyperOption.display_type_rich = _display_type  # type: ignore[method-assign,assignment]
@@ -47,7 +60,7 @@ for command in (
     encode,
     report,
 ):  # the order of `rareevent --help`
-    app.command()(command)
+    app.command(help=_help(command))(command)
 terms.app = app
 
 
@@ -69,7 +82,8 @@ def _main(
         bool,
         typer.Option(
             "--version",
-            help="Print the versions of rareevent, Keras and its backend, the device models run on, and exit.",
+            help="Print the versions of rareevent, Keras and its backend, the device "
+            "models run on, and exit.",
             is_eager=True,
             callback=_print_version,
         ),

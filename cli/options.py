@@ -1,4 +1,5 @@
-"""Every option declared once, the choices the parser checks, and the builders from option values to library values.
+"""Every option declared once, the choices the parser checks, and the builders from
+option values to library values.
 
 The specs come from ``rareevent.options``, which loads no pandas, and their
 defaults are the options' defaults. Other library imports happen inside the
@@ -37,15 +38,20 @@ from rareevent.selection import AUTO, CANDIDATES
 from . import recipe
 from .console import errors
 
-# the fixed value sets of options, as the parser's choices (tests/test_cli_conventions.py checks them against the library's)
-Arch = StrEnum("Arch", {**{name: name for name in ARCHITECTURES}, AUTO: AUTO})  # type: ignore[misc]  # members from the registry, which mypy cannot read; auto: chosen by train, never a run's arch
-LstmArch = StrEnum("LstmArch", {name: name for name in LSTM_ARCHS})  # type: ignore[misc]  # members from the registry, which mypy cannot read
+# the fixed value sets of options, as the parser's choices (tests/test_cli_conventions.py
+# checks them against the library's); the architectures' come from the registry, which
+# mypy cannot read (auto: chosen by train, never a run's arch)
+Arch = StrEnum(  # type: ignore[misc]
+    "Arch", {**{name: name for name in ARCHITECTURES}, AUTO: AUTO}
+)
+LstmArch = StrEnum("LstmArch", {name: name for name in LSTM_ARCHS})  # type: ignore[misc]
 ARCH_HELP = ", ".join(f"{name} ({spec.help})" for name, spec in ARCHITECTURES.items())
 AUTO_HELP = (
     f"{AUTO} (with labels: the default unless one of {', '.join(CANDIDATES)} is clearly "
     "better on validation; without: the default)"
 )
-# parameters train does not pass as given: context names are resolved against the file's columns; the rest are not options
+# parameters train does not pass as given: context names are resolved against the file's
+# columns; the rest are not options
 NOT_PASSED = {"context", "validation_fraction", "warm_start"}
 Activation = StrEnum("Activation", {"tanh": "tanh", "relu": "relu"})
 ScoreKind = StrEnum(
@@ -98,14 +104,16 @@ DecimalOption = Annotated[
     str | None,
     typer.Option(
         "--decimal",
-        help="Decimal mark of the numbers, ',' or '.' (default: detected in ';' and tab files; score and encode: the run's).",
+        help="Decimal mark of the numbers, ',' or '.' (default: detected in ';' and tab "
+        "files; score and encode: the run's).",
     ),
 ]
 TimeFormatOption = Annotated[
     str | None,
     typer.Option(
         "--time-format",
-        help="strftime format of the time column, e.g. '%d.%m.%Y %H:%M' (default: ISO 8601, or dates whose day/month order is inferred from the whole column).",
+        help="strftime format of the time column, e.g. '%d.%m.%Y %H:%M' (default: ISO "
+        "8601, or dates whose day/month order is inferred from the whole column).",
     ),
 ]
 DayfirstOption = Annotated[
@@ -121,28 +129,34 @@ TzOption = Annotated[
     str | None,
     typer.Option(
         "--tz",
-        help="Time zone of times without an offset, like Europe/Berlin: they become UTC, the repeated autumn hour in file order (default: the run's; else times are taken as they are).",
+        help="Time zone of times without an offset, like Europe/Berlin: they become "
+        "UTC, the repeated autumn hour in file order (default: the run's; else "
+        "times are taken as they are).",
     ),
 ]
 EncodingOption = Annotated[
     str | None,
     typer.Option(
         "--encoding",
-        help="Text encoding of the file, like cp1252 or latin-1 (default: UTF-8; score: also the run's).",
+        help="Text encoding of the file, like cp1252 or latin-1 (default: UTF-8; score: "
+        "also the run's).",
     ),
 ]
 MaxGapOption = Annotated[
     str | None,
     typer.Option(
         "--max-gap",
-        help="A time step above this is a gap that no window crosses: a duration like 10min, a number in a numeric time column's unit, a multiple of the median step like 5x, or none (default: 5x).",
+        help="A time step above this is a gap that no window crosses: a duration like "
+        "10min, a number in a numeric time column's unit, a multiple of the median "
+        "step like 5x, or none (default: 5x).",
     ),
 ]
 ResampleOption = Annotated[
     str | None,
     typer.Option(
         "--resample",
-        help="Put the rows on a regular grid of this step (like 1min) before windowing; empty cells follow --fill.",
+        help="Put the rows on a regular grid of this step (like 1min) before windowing; "
+        "empty cells follow --fill.",
     ),
 ]
 AggOption = Annotated[
@@ -156,7 +170,8 @@ GroupOption = Annotated[
     str | None,
     typer.Option(
         "--group",
-        help="Column naming the series of a long table (an asset id): one series per value, no window crosses two.",
+        help="Column naming the series of a long table (an asset id): one series per "
+        "value, no window crosses two.",
     ),
 ]
 
@@ -197,7 +212,8 @@ ChunkRowsOption = Annotated[
     int, typer.Option(min=1, help="Rows read per chunk; memory stays bounded by it.")
 ]
 
-# option groups: each declared once, in the order --help shows them, as {parameter: (annotation, default)}; `takes` hands a command one value built from a group
+# option groups: each declared once, in the order --help shows them, as {parameter:
+# (annotation, default)}; `takes` hands a command one value built from a group
 READ_OPTIONS: dict[
     str, tuple[Any, Any]
 ] = {  # how to read a file's cells: a ReadOptions
@@ -243,7 +259,9 @@ TRAIN_OPTIONS: dict[
         Annotated[
             str,
             typer.Option(
-                help="Context columns (read by the model, never scored): auto (0/1 flags and modes), none, or names/glob patterns like 'cmd*,setpoint'."
+                help="Context columns (read by the model, never scored): auto (0/1 "
+                "flags and modes), none, or names/glob patterns like "
+                "'cmd*,setpoint'."
             ),
         ],
         "auto",
@@ -358,7 +376,8 @@ SAVE_OPTIONS: dict[
         Annotated[
             bool,
             typer.Option(
-                help="Replace an existing run of the same name (never the run an update starts from)."
+                help="Replace an existing run of the same name (never the run an update "
+                "starts from)."
             ),
         ],
         False,
@@ -368,7 +387,8 @@ SAVE_OPTIONS: dict[
             bool,
             typer.Option(
                 "--json",
-                help="Print the run summary (metrics, threshold, paths) as JSON on stdout; progress goes to stderr.",
+                help="Print the run summary (metrics, threshold, paths) as JSON on "
+                "stdout; progress goes to stderr.",
             ),
         ],
         False,
@@ -378,7 +398,7 @@ SAVE_OPTIONS: dict[
 
 @dataclasses.dataclass(frozen=True)
 class Saving:
-    """Where a command that saves a run (``train``, ``update``) writes it, and whether it reports it as JSON."""
+    """Where a command that saves a run (``train``, ``update``) writes it; whether as JSON."""
 
     runs_dir: Path
     name: str | None
@@ -387,7 +407,7 @@ class Saving:
 
 
 def input_spec(**values: Any) -> InputSpec:
-    """The input spec of a command's option values: the column roles, ``--fill`` and the reading options."""
+    """The input spec of a command's option values: column roles, ``--fill``, reading options."""
     read = ReadOptions(**_own(ReadOptions, values))
     if "drop" in values:
         values["drop"] = parse_drop(values["drop"])
@@ -395,14 +415,16 @@ def input_spec(**values: Any) -> InputSpec:
 
 
 def _own(spec: type, values: dict[str, Any]) -> dict[str, Any]:
-    """Take the values of ``spec``'s own fields out of ``values`` (what is left belongs to a spec inside it)."""
+    """Take ``spec``'s own fields out of ``values`` (what is left belongs to a spec inside it)."""
     return {
         f.name: values.pop(f.name) for f in dataclasses.fields(spec) if f.name in values
     }
 
 
 def train_spec(**values: Any) -> TrainSpec:
-    """``train``'s TrainSpec: the split (``--resample`` with ``--agg`` make its grid), the context columns, and the input."""
+    """``train``'s TrainSpec: the split (``--resample`` with ``--agg`` make its grid),
+    the context columns, and the input.
+    """
     resample, agg = values.pop("resample"), values.pop("agg")
     if resample is None and agg != Resampling.agg:
         raise RareEventError(
@@ -416,7 +438,9 @@ def train_spec(**values: Any) -> TrainSpec:
 
 
 def score_spec(**values: Any) -> ScoreSpec:
-    """``score``'s and ``encode``'s ScoreSpec: its own options (rows per chunk, ...), the alarm policy and the input."""
+    """``score``'s and ``encode``'s ScoreSpec: its own options (rows per chunk, ...),
+    the alarm policy and the input.
+    """
     alarm = alarm_policy(**_own(AlarmPolicy, values))
     return ScoreSpec(**_own(ScoreSpec, values), alarm=alarm, input=input_spec(**values))
 
@@ -436,7 +460,8 @@ Command = TypeVar("Command", bound=Callable[..., None])
 def takes(
     param: str, declared: dict[str, tuple[Any, Any]], build: Callable[..., Any]
 ) -> Callable[[Command], Command]:
-    """Give a command the ``declared`` options in place of its parameter ``param``, and pass ``build(**their values)`` whole as ``param``.
+    """Give a command the ``declared`` options in place of its parameter ``param``, and
+    pass ``build(**their values)`` whole as ``param``.
 
     Typer builds a command's options from its signature, so the wrapper
     shows the declared options where ``param`` stood and builds the value
@@ -480,21 +505,27 @@ def takes(
                 value = build(**given)
             command(**values, **{param: value})
 
-        with_value.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]  # read by inspect.signature, as Typer does
+        # a function's signature as inspect.signature reads it, as Typer does
+        with_value.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=parameters
+        )
         with_value.__annotations__ = {
             parameter.name: parameter.annotation for parameter in parameters
         }
-        return with_value  # type: ignore[return-value]  # the same call, with the options as keywords
+        return with_value  # type: ignore[return-value]  # the same call, options as keywords
 
     return decorate
 
 
-# train parameters that say where and how to write, not what to train: kept out of the stored settings and the recipe
+# train parameters that say where and how to write, not what to train: kept out of the
+# stored settings and the recipe
 NOT_SETTINGS = ("config", "runs_dir", "name", "overwrite", "as_json", "quiet")
 
 
 def read_config(ctx: typer.Context, value: Path | None) -> Path | None:
-    """``--config``: the recipe's values become the defaults of the other options (read first: it is eager)."""
+    """``--config``: the recipe's values become the defaults of the other options (read
+    first: it is eager).
+    """
     if value is not None:
         ctx.default_map = {
             **(ctx.default_map or {}),
@@ -520,7 +551,10 @@ def output_kind(output: Path, allowed: tuple[str, ...]) -> str:
 
 
 def check_outputs(data: Path, outputs: dict[str, Path | None]) -> None:
-    """Refuse an output that is the input file (by its path, a symbolic or a hard link), lies inside a run folder, or two outputs naming one file (one would replace the other)."""
+    """Refuse an output that is the input file (by its path, a symbolic or a hard link),
+    lies inside a run folder, or two outputs naming one file (one would replace the
+    other).
+    """
     from rareevent.storage import check_not_in_run
 
     seen: dict[Path, str] = {}
@@ -544,11 +578,14 @@ def check_outputs(data: Path, outputs: dict[str, Path | None]) -> None:
         seen[resolved] = option
 
 
-MAX_POLL_SECONDS = 3600.0  # an hour between looks at a followed file is already no longer following it; 1e20 s overflows sleep()
+# an hour between looks at a followed file is no longer following it; 1e20 s overflows sleep()
+MAX_POLL_SECONDS = 3600.0
 
 
 def duration_seconds(text: str, option: str) -> float:
-    """A short duration (``0.2s``, ``500ms``, ``1``: seconds) as seconds, at most ``MAX_POLL_SECONDS``."""
+    """A short duration (``0.2s``, ``500ms``, ``1``: seconds) as seconds, at most
+    ``MAX_POLL_SECONDS``.
+    """
     match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)?\s*", text)
     if match is None or float(match.group(1)) <= 0:
         raise RareEventError(

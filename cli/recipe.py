@@ -1,4 +1,5 @@
-"""Training recipes: a TOML table of ``train`` options, read into the command and written back from a run.
+"""Training recipes: a TOML table of ``train`` options, read into the command and
+written back from a run.
 
 The keys are derived from the command's own parameters (``--batch-size`` is
 ``batch-size``, the DATA argument is ``data``), so a new option is a recipe
@@ -30,7 +31,9 @@ TABLE = "train"
 
 
 def recipe_key(param: Any) -> str:
-    """The recipe key of a click parameter: its long option without ``--``, or an argument's name."""
+    """The recipe key of a click parameter: its long option without ``--``, or an
+    argument's name.
+    """
     long = [opt[2:] for opt in param.opts if opt.startswith("--")]
     return long[0] if long else param.name
 
@@ -38,7 +41,8 @@ def recipe_key(param: Any) -> str:
 def read_defaults(
     path: Path, ctx: typer.Context, leave_out: Container[str]
 ) -> dict[str, Any]:
-    """The ``[train]`` table of ``path`` as a ``default_map`` for ``ctx``'s command (parameter name -> value).
+    """The ``[train]`` table of ``path`` as a ``default_map`` for ``ctx``'s command
+    (parameter name -> value).
 
     Raises ``typer.BadParameter`` (a usage error, exit code 2) for an unreadable
     file, bad TOML, an unknown table or key, a key of a parameter in
@@ -64,7 +68,9 @@ def read_defaults(
     for key, value in table.items():
         if key in command_line_only:
             raise typer.BadParameter(
-                f"{path}: key {key!r}{_line(text, key)} is not read from a recipe: where and whether to write, and how to print, are the command line's decision (give --{key})"
+                f"{path}: key {key!r}{_line(text, key)} is not read from a recipe: "
+                "where and whether to write, and how to print, are the command "
+                f"line's decision (give --{key})"
             )
         param = params.get(key)
         if param is None:
@@ -117,7 +123,8 @@ def _checked(ctx: typer.Context, param: Any, value: Any, where: str) -> Any:
         raise typer.BadParameter(f"{where}: must be a single value, not a list")
     if isinstance(value, bool) != flag:
         raise typer.BadParameter(
-            f"{where}: must be {'true or false' if flag else 'a number or a string, not true/false'}"
+            f"{where}: must be "
+            f"{'true or false' if flag else 'a number or a string, not true/false'}"
         )
     given = (
         value
@@ -136,7 +143,8 @@ def _checked(ctx: typer.Context, param: Any, value: Any, where: str) -> Any:
 
 
 def settings(ctx: typer.Context, leave_out: Container[str]) -> dict[str, Any]:
-    """The effective value of every parameter of ``ctx``'s command (but ``leave_out``), by recipe key, as JSON values.
+    """The effective value of every parameter of ``ctx``'s command (but ``leave_out``),
+    by recipe key, as JSON values.
 
     Paths are made absolute so that the recipe works from any folder;
     ``None`` stands for an option left to its automatic default.
@@ -149,7 +157,9 @@ def settings(ctx: typer.Context, leave_out: Container[str]) -> dict[str, Any]:
 
 
 def _options(ctx: typer.Context) -> list[Any]:
-    """The parameters of ``ctx``'s command that carry a value (not ``--help`` or ``--install-completion``)."""
+    """The parameters of ``ctx``'s command that carry a value (not ``--help`` or
+    ``--install-completion``).
+    """
     return [p for p in ctx.command.params if p.expose_value]
 
 
@@ -166,12 +176,15 @@ def _plain(value: Any) -> Any:
 def recipe_text(
     record: RunRecord, run_file: Path, leave_out: Container[str] = ()
 ) -> str:
-    """The TOML recipe that trains ``record``'s run again (``report RUN --recipe``), without the keys in ``leave_out``."""
+    """The TOML recipe that trains ``record``'s run again (``report RUN --recipe``),
+    without the keys in ``leave_out``.
+    """
     values = record.settings
     if values is None:
         raise RareEventError(
             f"{run_file}: no training settings stored",
-            hint="runs made by `rareevent update`, through the library or by an older rareevent have none; retrain with `rareevent train`",
+            hint="runs made by `rareevent update`, through the library or by an older "
+            "rareevent have none; retrain with `rareevent train`",
         )
     if not isinstance(values, dict) or not all(
         isinstance(k, str) and _tomlable(v) for k, v in values.items()
@@ -181,7 +194,8 @@ def recipe_text(
             hint="retrain: the run folder was edited or damaged",
         )
     header = [
-        f"rareevent recipe of run {record.name!r} (created {record.created}, data sha256 {record.input_sha256})",
+        f"rareevent recipe of run {record.name!r} (created {record.created}, data "
+        f"sha256 {record.input_sha256})",
         "train again with: rareevent train --config THIS_FILE.toml --name NEW_NAME",
     ]
     return to_toml(
@@ -202,7 +216,9 @@ def _tomlable(value: Any) -> bool:
 
 
 def to_toml(table: str, values: dict[str, Any], comments: Iterable[str] = ()) -> str:
-    """One TOML table: ``comments`` as ``#`` lines, then ``key = value`` lines; ``None`` values are listed in a comment."""
+    """One TOML table: ``comments`` as ``#`` lines, then ``key = value`` lines; ``None``
+    values are listed in a comment.
+    """
     lines = [f"# {_visible(comment)}" for comment in comments]
     lines.append(f"[{table}]")
     lines += [
@@ -217,7 +233,9 @@ def to_toml(table: str, values: dict[str, Any], comments: Iterable[str] = ()) ->
 
 
 def _visible(text: str) -> str:
-    """``text`` with every control character (a newline would end a comment) written as an escape."""
+    """``text`` with every control character (a newline would end a comment) written as
+    an escape.
+    """
     return "".join(
         f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text
     )

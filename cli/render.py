@@ -1,4 +1,6 @@
-"""What the commands print: tables, summaries and progress bars (all through ``consoles.out`` unless said otherwise)."""
+"""What the commands print: tables, summaries and progress bars (all through
+``consoles.out`` unless said otherwise).
+"""
 
 from __future__ import annotations
 
@@ -99,7 +101,10 @@ def lead_line(metrics: dict[str, Any]) -> str | None:
     if not metrics.get("lead_rows"):
         return None
     rows = metrics["lead_rows"]
-    text = f"lead of each detection in rows before onset (negative: after): {', '.join(map(str, rows))}"
+    text = (
+        "lead of each detection in rows before onset (negative: after): "
+        f"{', '.join(map(str, rows))}"
+    )
     if metrics.get("lead_seconds"):
         text += f"; in minutes: {', '.join(f'{s / 60:.1f}' for s in metrics['lead_seconds'])}"
     elif metrics.get("lead_time"):
@@ -143,7 +148,10 @@ def _span(value: Any) -> str:
 def why_no_test(record: RunRecord) -> str:
     """The real reason a run has no test metrics."""
     if record.parent:
-        return "update keeps no test part (its newest rows validate the threshold); score a later file with labels to measure it"
+        return (
+            "update keeps no test part (its newest rows validate the threshold); score "
+            "a later file with labels to measure it"
+        )
     if record.label_column is None:
         return "no label column (name one with --label COL)"
     if not record.test_frac:
@@ -154,7 +162,9 @@ def why_no_test(record: RunRecord) -> str:
 def candidates_table(
     name: str, candidates: dict[str, dict[str, Any] | None], chosen: str
 ) -> Table:
-    """``--arch auto``: every candidate's validation alarms at its own threshold, the kept one marked."""
+    """``--arch auto``: every candidate's validation alarms at its own threshold, the
+    kept one marked.
+    """
     table = Table(
         title=f"run {name}: --arch auto, validation at each candidate's own threshold (* kept)"
     )
@@ -171,7 +181,9 @@ def candidates_table(
 
 
 def series_table(record: dict[str, Any]) -> Table:
-    """One row per series of a fleet run (its ``run.json`` or ``report`` row): its rows and its own test (else validation) metrics."""
+    """One row per series of a fleet run (its ``run.json`` or ``report`` row): its rows
+    and its own test (else validation) metrics.
+    """
     table = Table(
         title=f"run {record['name']}: per series, test metrics (* validation: no test part)"
     )
@@ -226,7 +238,10 @@ def print_train_summary(record: RunView, path: Path, reading: str | None) -> Non
         not ARCHITECTURES[record.arch].trained_by_epochs
     ):  # pca: fitted in closed form with numpy; no epochs, batches, units or backend
         table.add_row("fitted", f"in closed form (numpy), {record.train_seconds:.1f} s")
-        model = f"{record.arch}, lookback {record.lookback}, {record.parameters:,} parameters (components and mean)"
+        model = (
+            f"{record.arch}, lookback {record.lookback}, {record.parameters:,} "
+            "parameters (components and mean)"
+        )
     else:
         versions = record.versions or {}
         table.add_row(
@@ -235,13 +250,18 @@ def print_train_summary(record: RunView, path: Path, reading: str | None) -> Non
         )
         table.add_row(
             "ran on",
-            f"{versions['backend']}, {versions.get('device', 'cpu')}, batch {record.batch_size or '-'}",
+            f"{versions['backend']}, {versions.get('device', 'cpu')}, batch "
+            f"{record.batch_size or '-'}",
         )
-        model = f"{record.arch}, lookback {record.lookback}, units {record.units}, {record.parameters:,} parameters"
+        model = (
+            f"{record.arch}, lookback {record.lookback}, units {record.units}, "
+            f"{record.parameters:,} parameters"
+        )
     margin = f" x {record.margin:g}" if record.margin != 1 else ""
     table.add_row(
         "threshold",
-        f"{record.threshold:.6g} ({record.threshold_strategy}{margin}, score {record.score_kind}, smooth {record.smooth})",
+        f"{record.threshold:.6g} ({record.threshold_strategy}{margin}, score "
+        f"{record.score_kind}, smooth {record.smooth})",
     )
     table.add_row("model", model)
     if record.context_features:
@@ -254,7 +274,8 @@ def print_train_summary(record: RunView, path: Path, reading: str | None) -> Non
     if record.resample:
         table.add_row(
             "resampled",
-            f"every {record.resample['every']} ({record.resample['agg']}): {record.resample['rows']:,} rows",
+            f"every {record.resample['every']} ({record.resample['agg']}): "
+            f"{record.resample['rows']:,} rows",
         )
     if record.gaps:
         table.add_row("segments", gap_text(record.gaps))
@@ -284,7 +305,9 @@ def print_train_summary(record: RunView, path: Path, reading: str | None) -> Non
 
 
 def train_summary(record: RunView, path: Path) -> dict[str, Any]:
-    """What ``train --json`` prints: where the run went, its threshold and metrics (run.json and detector.json hold the rest)."""
+    """What ``train --json`` prints: where the run went, its threshold and metrics
+    (run.json and detector.json hold the rest).
+    """
     from rareevent.detector import DETECTOR_FILE
     from rareevent.model import ARCHITECTURES
     from rareevent.runs import RUN_FILE, SCORES_FILE
@@ -428,8 +451,10 @@ def print_score_summary(
     summary: dict[str, Any], result: Any, show: int, output: Path | None
 ) -> None:
     consoles.out.print(
-        f"scored [bold]{escape(summary['file'])}[/] with run [bold]{escape(summary['run'])}[/]: {summary['rows']:,} rows, "
-        f"{summary['windows']:,} windows, {summary['flagged']:,} flagged (threshold {summary['threshold']:.6g}), "
+        f"scored [bold]{escape(summary['file'])}[/] with run "
+        f"[bold]{escape(summary['run'])}[/]: {summary['rows']:,} rows, "
+        f"{summary['windows']:,} windows, {summary['flagged']:,} flagged "
+        f"(threshold {summary['threshold']:.6g}), "
         f"{len(result.alarms)} alarm episode(s)",
         markup=True,
     )
@@ -484,9 +509,13 @@ def print_score_summary(
 
 
 def fleet_table(scores: list[Any], run_name: str, series_column: str) -> Table:
-    """``score`` over many series: one row per series, its windows, alarms and (with labels) F1 and events caught."""
+    """``score`` over many series: one row per series, its windows, alarms and (with
+    labels) F1 and events caught.
+    """
     table = Table(
-        title=f"scored {len(scores)} series with {run_name}: {sum(s.n_rows for s in scores):,} rows, {sum(s.n_flagged for s in scores):,} windows flagged"
+        title=f"scored {len(scores)} series with {run_name}: "
+        f"{sum(s.n_rows for s in scores):,} rows, "
+        f"{sum(s.n_flagged for s in scores):,} windows flagged"
     )
     table.add_column(series_column, overflow="fold", min_width=8)
     for column in ("rows", "windows", "flagged", "alarms", "F1", "events caught"):

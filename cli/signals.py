@@ -12,7 +12,8 @@ INTERRUPT_GRACE_S = 2.0
 
 @contextmanager
 def interrupt_at_batch_end() -> Iterator[None]:
-    """Ctrl-C or SIGTERM while a model trains stops it at the end of the current batch (exit 130 as before).
+    """Ctrl-C or SIGTERM while a model trains stops it at the end of the current batch
+    (exit 130 as before).
 
     A KeyboardInterrupt raised wherever the signal lands can strike inside
     TensorFlow or rich while they hold a lock, and then the process hangs
@@ -45,7 +46,9 @@ def interrupt_at_batch_end() -> Iterator[None]:
         signal.setitimer(signal.ITIMER_REAL, INTERRUPT_GRACE_S)
 
     def raise_once() -> bool:
-        """Whether the noted request is raised now; never twice (an alarm already due must not strike the clean-up)."""
+        """Whether the noted request is raised now; never twice (an alarm already due
+        must not strike the clean-up).
+        """
         if not requested or raised:
             return False
         signal.setitimer(signal.ITIMER_REAL, 0)

@@ -237,7 +237,8 @@ def epsilon(history: np.ndarray) -> float:
 
 
 class Decider:
-    """The stateful decision stage: ``decider(scores, breaks)`` returns the flags of the next windows.
+    """The stateful decision stage: ``decider(scores, breaks)`` returns the flags of the
+    next windows.
 
     ``breaks[i]`` is True where a time gap (or a new series) lies between
     window ``i`` and the one before it: smoothing, ``min_duration`` and an
@@ -340,7 +341,9 @@ def _ewma(
     level: float | None,
     breaks: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float | None]:
-    """Exponentially weighted mean of ``scores`` (span ``span``), carried from ``level``, restarted at breaks."""
+    """Exponentially weighted mean of ``scores`` (span ``span``), carried from
+    ``level``, restarted at breaks.
+    """
     alpha = 2.0 / (span + 1.0)
     out = np.empty(len(scores))
     restart = np.zeros(len(scores), bool) if breaks is None else breaks

@@ -1,4 +1,6 @@
-"""Alarm episodes as intervals: start, end, duration and peak over threshold, for tables, ``--episodes`` and reports."""
+"""Alarm episodes as intervals: start, end, duration and peak over threshold, for
+tables, ``--episodes`` and reports.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ EPISODE_COLUMNS = (
 
 
 def duration_seconds(alarm: dict[str, Any]) -> float | None:
-    """Seconds from an episode's first flagged window to its last (by window end); None without a datetime time column."""
+    """Seconds from an episode's first flagged window to its last (by window end); None
+    without a datetime time column.
+    """
     start, end = alarm.get("start_time"), alarm.get("end_time")
     if not isinstance(start, str) or not isinstance(end, str):
         return None
@@ -115,5 +119,7 @@ def episode_rows(
 
 
 def write_episodes(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Write episode rows as CSV to ``path`` (a header only when there are none); callers pass an ``atomic_file`` temporary."""
+    """Write episode rows as CSV to ``path`` (a header only when there are none);
+    callers pass an ``atomic_file`` temporary.
+    """
     pd.DataFrame(list(rows), columns=list(EPISODE_COLUMNS)).to_csv(path, index=False)

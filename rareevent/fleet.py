@@ -53,7 +53,8 @@ if TYPE_CHECKING:
     from rareevent.estimator import RareEventDetector
 
 PARTS = ("train", "valid", "test")
-FLEET_FILE = "fleet.json"  # the summary of a --per-group run folder, beside one run folder per group
+# the summary of a --per-group run folder, beside one run folder per group
+FLEET_FILE = "fleet.json"
 
 
 def train_fleet(
@@ -64,7 +65,8 @@ def train_fleet(
     name: str | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
-    """One model over every series of ``inputs`` (files, globs, Parquet; per ``spec.input.group`` value): the fleet model.
+    """One model over every series of ``inputs`` (files, globs, Parquet; per
+    ``spec.input.group`` value): the fleet model.
 
     ``spec`` is as for :func:`rareevent.training.train`, checked when it was made.
     """
@@ -92,7 +94,9 @@ def train_series(
     name: str,
     on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
-    """Fit ``detector`` on checked series: each split in time order, windows never across two of them."""
+    """Fit ``detector`` on checked series: each split in time order, windows never
+    across two of them.
+    """
     split, fill = spec.split, spec.input.fill
     regridded = []
     resampled: list[dict[str, Any]] = []
@@ -293,7 +297,8 @@ def train_per_group(
     overwrite: bool = False,
     on_group: Callable[[str], None] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """One run per value of ``spec.input.group``: ``runs_dir/NAME/<group>/``, plus ``fleet.json`` with every group's metrics.
+    """One run per value of ``spec.input.group``: ``runs_dir/NAME/<group>/``, plus
+    ``fleet.json`` with every group's metrics.
 
     The folder appears whole or not at all. Each run is trained with a fresh
     copy of ``detector``'s parameters; ``on_group`` hears each group as it starts.
@@ -333,16 +338,21 @@ def train_per_group(
 
 
 def check_group_folder(series: Series) -> None:
-    """Refuse a group value that cannot name its run's folder in a ``--per-group`` run: the error names the input and the group."""
+    """Refuse a group value that cannot name its run's folder in a ``--per-group`` run:
+    the error names the input and the group.
+    """
     value = series.name
     size = len(value.encode("utf-8"))
     if size > MAX_NAME_BYTES:
         raise RareEventError(
-            f"{series.path}: group {value[:20]!r}... is {size} bytes long; a group value names a folder of the `per_group` run and may have at most {MAX_NAME_BYTES} bytes"
+            f"{series.path}: group {value[:20]!r}... is {size} bytes long; a group "
+            "value names a folder of the `per_group` run and may have at most "
+            f"{MAX_NAME_BYTES} bytes"
         )
     if value == FLEET_FILE:
         raise RareEventError(
-            f"{series.where}: the group value is the name of the `per_group` run's summary file {FLEET_FILE}",
+            f"{series.where}: the group value is the name of the `per_group` run's "
+            f"summary file {FLEET_FILE}",
             hint="rename the group in the data",
         )
     try:
@@ -374,7 +384,9 @@ def write_fleet_summary(folder: Path, summary: dict[str, Any]) -> None:
 
 
 def read_fleet(folder: str | Path) -> dict[str, Any] | None:
-    """The ``fleet.json`` of a ``--per-group`` folder, checked; ``None`` when ``folder`` is an ordinary run."""
+    """The ``fleet.json`` of a ``--per-group`` folder, checked; ``None`` when ``folder``
+    is an ordinary run.
+    """
     path = Path(folder) / FLEET_FILE
     if not path.is_file():
         return None
@@ -392,13 +404,16 @@ def read_fleet(folder: str | Path) -> dict[str, Any] | None:
         for k in summary["runs"]
     ):
         raise RareEventError(
-            f"{path}: not a per-group summary rareevent wrote (a group's run folder is missing or a field is wrong)"
+            f"{path}: not a per-group summary rareevent wrote (a group's run "
+            "folder is missing or a field is wrong)"
         )
     return summary
 
 
 def group_run(folder: str | Path, summary: dict[str, Any], series: Series) -> Path:
-    """The run folder of ``series``' group in a ``--per-group`` run; a group the run has no model for is an error."""
+    """The run folder of ``series``' group in a ``--per-group`` run; a group the run has
+    no model for is an error.
+    """
     if series.group is None or series.group not in summary["runs"]:
         known = ", ".join(sorted(summary["runs"])[:5]) + (
             ", ..." if len(summary["runs"]) > 5 else ""

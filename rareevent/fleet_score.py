@@ -138,7 +138,8 @@ def loaded_run(folder: Path) -> tuple[RunView, Any]:
 def plan(
     inputs: Sequence[str | Path], run: Path, spec: ScoreSpec | None = None
 ) -> list[ScoreJob]:
-    """The jobs that score every series of ``inputs``, in a stable order (files as listed or globbed; groups sorted).
+    """The jobs that score every series of ``inputs``, in a stable order (files as
+    listed or globbed; groups sorted).
 
     A ``--per-group`` run gives each group its own run; a group it has no
     run for is an error before anything is scored.
@@ -178,7 +179,9 @@ def plan(
 def _series_of(
     path: Path, group: str | None, encoding: str | None = None
 ) -> list[Series]:
-    """The series of one file: the file itself, or one per value of ``group`` (read from that column alone)."""
+    """The series of one file: the file itself, or one per value of ``group`` (read from
+    that column alone).
+    """
     if group is None:
         return [Series(path)]
     if is_table(path):
@@ -204,7 +207,9 @@ def _series_of(
 
 
 def score_job(job: ScoreJob) -> list[SeriesScore]:
-    """Score the series of one job, each alone; their windows (opening with the series column) go to ``job.part``."""
+    """Score the series of one job, each alone; their windows (opening with the series
+    column) go to ``job.part``.
+    """
     scores = []
     with _part_writer(job.part) as writer:
         if job.spec.input.group is None:
@@ -249,7 +254,9 @@ def score_job(job: ScoreJob) -> list[SeriesScore]:
 def _group_frames(
     job: ScoreJob,
 ) -> Iterator[tuple[Series, Path, pd.DataFrame, Reading | None]]:
-    """The raw rows of each group of a job, and how to read them: a Parquet group read alone, or a CSV read once and split."""
+    """The raw rows of each group of a job, and how to read them: a Parquet group read
+    alone, or a CSV read once and split.
+    """
     group = job.spec.input.group
     assert group is not None, "a job with a group column"
     if is_table(job.path):
@@ -357,7 +364,8 @@ def _part_writer(part: Path | None) -> Iterator[WindowWriter | None]:
 def score_fleet(
     jobs: Sequence[ScoreJob], workers: int, output: Path | None = None
 ) -> list[SeriesScore]:
-    """Score every job, in ``workers`` processes, and join their windows into ``output`` (CSV) in job order.
+    """Score every job, in ``workers`` processes, and join their windows into ``output``
+    (CSV) in job order.
 
     The parts are written next to ``output`` and removed afterwards; the
     result is the same for any ``workers``.
@@ -446,7 +454,8 @@ def score_frame(
     reading: Reading | None = None,
     sort_by_time: bool = False,
 ) -> tuple[pd.DataFrame | None, ScoreResult]:
-    """Score the raw rows of one series (a group, a Parquet table, a Spark group) as one file of its own.
+    """Score the raw rows of one series (a group, a Parquet table, a Spark group) as one
+    file of its own.
 
     The rows are numbered 0, 1, ... in the order given (the rows of the
     asset's own file), or with ``sort_by_time`` in the order of their

@@ -45,7 +45,9 @@ READ_BYTES = (
 
 @dataclass
 class Piece:
-    """What one read found: new rows (``None``: none yet), and why the file is read from its start again."""
+    """What one read found: new rows (``None``: none yet), and why the file is read from
+    its start again.
+    """
 
     frame: pd.DataFrame | None = None
     restarted: str | None = None
@@ -88,7 +90,9 @@ class CsvTail:
         self._skip_header = False
 
     def read(self) -> Piece:
-        """The rows completed since the last read (a file that was replaced or truncated is read again from its start)."""
+        """The rows completed since the last read (a file that was replaced or truncated
+        is read again from its start).
+        """
         restarted = self._check_file() if self.path is not None else None
         data = self._read_bytes()
         if not data:
@@ -174,7 +178,9 @@ class CsvTail:
         return data
 
     def _check_file(self) -> str | None:
-        """Open the file when it appears; start again from its start when it was replaced or truncated."""
+        """Open the file when it appears; start again from its start when it was
+        replaced or truncated.
+        """
         assert self.path is not None
         try:
             status = os.stat(self.path)
@@ -189,7 +195,9 @@ class CsvTail:
             return None
         if status.st_ino != self._inode:
             if os.fstat(self._handle.fileno()).st_size > self._offset:
-                return None  # lines written to the old file before it was renamed: read them to its end first
+                # lines written to the old file before it was renamed: read them to its
+                # end first
+                return None
             reason = "was replaced by a new file"
         elif status.st_size < self._offset and not stat.S_ISFIFO(status.st_mode):
             reason = "was truncated"
@@ -289,7 +297,9 @@ def score_pipe(
 
 @dataclass
 class Update:
-    """What one poll of a followed file brought: windows now complete, alarm episodes opened and closed."""
+    """What one poll of a followed file brought: windows now complete, alarm episodes
+    opened and closed.
+    """
 
     windows: pd.DataFrame
     opened: list[dict[str, Any]]
@@ -377,7 +387,9 @@ class Follower:
         return self._next is not None
 
     def _has_windows(self) -> bool:
-        """Whether the file read so far gave a window (else its few rows are dropped, with no window to release)."""
+        """Whether the file read so far gave a window (else its few rows are dropped,
+        with no window to release).
+        """
         stream = self.scorer.stream
         return stream is not None and stream.n_rows >= self.scorer.lookback
 
@@ -391,7 +403,9 @@ class Follower:
             self._done[key] += value
 
     def summary(self) -> dict[str, Any]:
-        """Counts so far over every file read: rows, windows, flagged, alarm episodes (closed and still open), restarts."""
+        """Counts so far over every file read: rows, windows, flagged, alarm episodes
+        (closed and still open), restarts.
+        """
         scorer = self.scorer
         return {
             "file": str(self.path),

@@ -49,7 +49,9 @@ class Unsupported(Exception):
 
 
 def use_numpy() -> bool:
-    """Whether saved models are scored in numpy: ``RAREEVENT_FORWARD`` (auto, numpy, keras), else unless the user chose a Keras backend."""
+    """Whether saved models are scored in numpy: ``RAREEVENT_FORWARD`` (auto, numpy,
+    keras), else unless the user chose a Keras backend.
+    """
     choice = os.environ.get(FORWARD_ENV, "auto").strip().lower() or "auto"
     if choice not in FORWARDS:
         raise RareEventError(
@@ -65,7 +67,9 @@ def use_numpy() -> bool:
 
 @dataclass(eq=False)
 class Layer:
-    """One layer call as the builder wrote it: the Keras class name, its options, the layer it wraps."""
+    """One layer call as the builder wrote it: the Keras class name, its options, the
+    layer it wraps.
+    """
 
     kind: str
     options: dict[str, Any]
@@ -142,7 +146,9 @@ RECORDER = _Recorder()
 
 
 class Graph:
-    """The layers of a recorded model, in Keras' order (``model.layers``), each with its weights key."""
+    """The layers of a recorded model, in Keras' order (``model.layers``), each with its
+    weights key.
+    """
 
     def __init__(self, inputs: Symbol, outputs: Symbol) -> None:
         self.input, self.output = inputs, outputs
@@ -265,7 +271,9 @@ def _lstm(layer: Layer, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
 def _fits(
     layer: Layer, weights: list[np.ndarray], shapes: list[tuple[int, ...]]
 ) -> None:
-    """Refuse weights of other shapes than the layer's (numpy would broadcast some of them silently); no bias: one shape less."""
+    """Refuse weights of other shapes than the layer's (numpy would broadcast some of
+    them silently); no bias: one shape less.
+    """
     if [w.shape for w in weights] != shapes[: len(weights)]:
         raise ValueError(
             f"{layer.kind} weights of shapes {[w.shape for w in weights]}, expected {shapes}"
@@ -375,7 +383,9 @@ def run_layer(layer: Layer, x: Any, weights: list[np.ndarray]) -> np.ndarray:
 
 
 class NumpyModel:
-    """A recorded model with its weights: ``predict_on_batch`` and ``count_params`` like the Keras model it stands for."""
+    """A recorded model with its weights: ``predict_on_batch`` and ``count_params`` like
+    the Keras model it stands for.
+    """
 
     def __init__(
         self,
@@ -443,7 +453,9 @@ class NumpyModel:
         return int(sum(w.size for arrays in self.weights.values() for w in arrays))
 
     def get_weights(self) -> list[np.ndarray]:
-        """All weight arrays in Keras' ``model.get_weights()`` order (to hand them to a Keras model)."""
+        """All weight arrays in Keras' ``model.get_weights()`` order (to hand them to a
+        Keras model).
+        """
         return [w for layer in self.graph.layers for w in self.weights[id(layer)]]
 
 
@@ -498,7 +510,8 @@ def _sources(graph: Graph, layer: Layer) -> list[Symbol | Layer]:
 
 
 def read_weights(path: Path, graph: Graph) -> dict[int, list[np.ndarray]]:
-    """The weight arrays of each layer of ``graph`` from a Keras ``.weights.h5`` file, checked against the layers.
+    """The weight arrays of each layer of ``graph`` from a Keras ``.weights.h5`` file,
+    checked against the layers.
 
     Keras saves each layer under ``layers/<snake-cased class>[_k]`` (k: its
     rank among layers of that class), its own arrays in ``vars/0, 1, ...``
@@ -525,7 +538,9 @@ def read_weights(path: Path, graph: Graph) -> dict[int, list[np.ndarray]]:
 
 
 def _arrays(group: Any) -> list[np.ndarray]:
-    """The arrays under ``group`` in Keras' order: its own ``vars`` by number, then its sub-groups by name."""
+    """The arrays under ``group`` in Keras' order: its own ``vars`` by number, then its
+    sub-groups by name.
+    """
     import h5py
 
     own = group.get("vars", {})
@@ -537,13 +552,16 @@ def _arrays(group: Any) -> list[np.ndarray]:
 
 
 def _check_shapes(graph: Graph, weights: dict[int, list[np.ndarray]]) -> None:
-    """Run one window through the model: the shapes of every weight must fit the layer they are given to."""
+    """Run one window through the model: the shapes of every weight must fit the layer
+    they are given to.
+    """
     probe = np.zeros((1, *graph.input.shape), np.float32)
     NumpyModel(graph, weights).predict_on_batch(probe)
 
 
 def load(path: Path, arch: str, build: Callable[[], Any]) -> NumpyModel:
-    """The numpy model of a saved Keras model: ``build`` (the call of ``build_model`` Keras would get) recorded, the weights read from ``path``.
+    """The numpy model of a saved Keras model: ``build`` (the call of ``build_model``
+    Keras would get) recorded, the weights read from ``path``.
 
     Raises ``Unsupported`` when the builder uses what this module cannot
     run (the caller then uses Keras), and ``RareEventError`` when the file
@@ -558,7 +576,8 @@ def load(path: Path, arch: str, build: Callable[[], Any]) -> NumpyModel:
     try:
         weights = read_weights(path, graph)
         _check_shapes(graph, weights)
-    except Exception as exc:  # h5py raises many types for a damaged file; numpy for weights of other shapes
+    except Exception as exc:
+        # h5py raises many types for a damaged file; numpy for weights of other shapes
         raise RareEventError(
             f"{path}: not the weights of this {arch!r} model ({type(exc).__name__})",
             hint="retrain the run",

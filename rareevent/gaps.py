@@ -40,14 +40,18 @@ def is_dated(time: np.ndarray | None) -> bool:
 
 
 def _as_number(time: np.ndarray) -> np.ndarray:
-    """A time axis as float64: seconds since 1970 for datetimes, the values themselves for numbers."""
+    """A time axis as float64: seconds since 1970 for datetimes, the values themselves
+    for numbers.
+    """
     if is_dated(time):
         return np.asarray(time, dtype="datetime64[ns]").astype(np.int64) / 1e9
     return np.asarray(time, dtype=np.float64)
 
 
 def steps(time: np.ndarray, previous: Any = None) -> np.ndarray:
-    """The step before every row (seconds between dates; column units for numbers); ``nan`` for a first row with no ``previous``."""
+    """The step before every row (seconds between dates; column units for numbers);
+    ``nan`` for a first row with no ``previous``.
+    """
     values = _as_number(time)
     before = (
         np.nan
@@ -89,20 +93,23 @@ def resolve_max_gap(
     if is_dated(time):
         if number is not None:
             raise RareEventError(
-                f"{path}: `max_gap` {text!r}: time column {column!r} holds dates: give a duration like 10min or a multiple of the median step like 5x",
+                f"{path}: `max_gap` {text!r}: time column {column!r} holds dates: "
+                "give a duration like 10min or a multiple of the median step like 5x",
                 param="max_gap",
             )
         try:
             seconds = pd.Timedelta(text).total_seconds()
         except ValueError:
             raise RareEventError(
-                f"max_gap {text!r}: give a duration like 10min or 6h, or a multiple of the median step like 5x",
+                f"max_gap {text!r}: give a duration like 10min or 6h, or a "
+                "multiple of the median step like 5x",
                 param="max_gap",
             ) from None
         return positive_gap(text, seconds)
     if number is None:
         raise RareEventError(
-            f"{path}: `max_gap` {text!r}: time column {column!r} holds plain numbers: give the step in its own unit (like 50) or a multiple like 5x",
+            f"{path}: `max_gap` {text!r}: time column {column!r} holds plain "
+            "numbers: give the step in its own unit (like 50) or a multiple like 5x",
             hint="`time_unit=s|ms` reads epoch numbers as dates, for durations like 10min",
             param="max_gap",
         )
@@ -112,7 +119,9 @@ def resolve_max_gap(
 def gap_starts(
     time: np.ndarray | None, n_rows: int, max_gap: float | None, previous: Any = None
 ) -> np.ndarray:
-    """The per-row ``starts`` mask: row 0 (without ``previous``) and every row after a gap begin a segment."""
+    """The per-row ``starts`` mask: row 0 (without ``previous``) and every row after a
+    gap begin a segment.
+    """
     starts = np.zeros(n_rows, bool)
     if previous is None:
         starts[:1] = True
@@ -125,7 +134,9 @@ def gap_starts(
 def check_time_kind(
     gap_rule: GapSummary | None, time: np.ndarray | None, column: str | None, path: Any
 ) -> float | None:
-    """The run's max-gap for a new file, refusing a time column of the other kind (dates against numbers)."""
+    """The run's max-gap for a new file, refusing a time column of the other kind (dates
+    against numbers).
+    """
     if gap_rule is None or time is None:
         return None
     if is_dated(time) != (gap_rule.unit == "s"):
@@ -135,7 +146,8 @@ def check_time_kind(
             else ("plain numbers", "dates")
         )
         raise RareEventError(
-            f"{path}: time column {column!r} holds {file_kind}, but the run measured gaps between {run_kind}",
+            f"{path}: time column {column!r} holds {file_kind}, but the run "
+            f"measured gaps between {run_kind}",
             hint="read the time column as the run did (`time`, `time_unit`)",
         )
     return float(gap_rule.max_gap_value)
@@ -143,7 +155,9 @@ def check_time_kind(
 
 @dataclass(frozen=True, kw_only=True)
 class GapSummary:
-    """A run's ``gaps``: the ``max_gap`` rule and what it found in the training data (older runs may lack the counts)."""
+    """A run's ``gaps``: the ``max_gap`` rule and what it found in the training data
+    (older runs may lack the counts).
+    """
 
     max_gap: str
     max_gap_value: float
@@ -171,7 +185,9 @@ def summary(
     rule: str | None,
     max_gap: float | None,
 ) -> GapSummary | None:
-    """What the gap rule found in a file, for run.json and the train summary (``None`` without a rule)."""
+    """What the gap rule found in a file, for run.json and the train summary (``None``
+    without a rule).
+    """
     if max_gap is None:
         return None
     lengths = np.diff(np.append(np.flatnonzero(starts), len(starts)))
@@ -191,7 +207,9 @@ def summary(
 
 
 def gap_rule_ok(value: Any) -> bool:
-    """Whether a run.json ``gaps`` field is well formed (``None``: no gap rule, as for runs saved before gaps)."""
+    """Whether a run.json ``gaps`` field is well formed (``None``: no gap rule, as for
+    runs saved before gaps).
+    """
     if value is None:
         return True
 
@@ -219,12 +237,16 @@ def resample_record_ok(value: Any) -> bool:
 
 
 def run_grid(saved: dict[str, Any] | None) -> Resampling | None:
-    """The grid a run put its rows on (its ``resample`` record, which also counts rows), or ``None`` when it did not resample."""
+    """The grid a run put its rows on (its ``resample`` record, which also counts rows),
+    or ``None`` when it did not resample.
+    """
     return None if not saved else Resampling.from_record(saved)
 
 
 def grid_step(how: Resampling, time: np.ndarray, column: str | None) -> float:
-    """The grid step of ``how`` in the axis' unit (seconds for dates): a duration for dates, a number for a numeric column."""
+    """The grid step of ``how`` in the axis' unit (seconds for dates): a duration for
+    dates, a number for a numeric column.
+    """
     try:
         value = (
             pd.Timedelta(how.every).total_seconds()
@@ -248,7 +270,9 @@ def grid_step(how: Resampling, time: np.ndarray, column: str | None) -> float:
 
 
 def _cells(time: np.ndarray, step: float) -> np.ndarray:
-    """The grid cell of every time: ``floor(time / step)``, in integer nanoseconds for dates (exact)."""
+    """The grid cell of every time: ``floor(time / step)``, in integer nanoseconds for
+    dates (exact).
+    """
     if is_dated(time):
         return np.asarray(time, dtype="datetime64[ns]").astype(np.int64) // int(
             round(step * 1e9)
@@ -270,14 +294,16 @@ def resample(
     after: int | None = None,
     anchor: np.ndarray | None = None,
 ) -> tuple[SensorData, int]:
-    """``data`` on the grid of ``how``: one row per cell from the first cell (or the cell after ``after``) to the last.
+    """``data`` on the grid of ``how``: one row per cell from the first cell (or the
+    cell after ``after``) to the last.
 
     Sensors are aggregated with ``how.agg``; a cell's label is 1 when any of
     its rows is an event; its ``rows`` entry is the data-row number of its
-    first row (of the row after it, for an empty cell). Empty cells follow ``fill`` (``ffill``/``interpolate``
-    repair them from the cells around, ``anchor`` being the sensor values of
-    cell ``after``; ``drop`` leaves them out; ``None`` refuses the first
-    one). Returns the new data and the count of empty cells.
+    first row (of the row after it, for an empty cell). Empty cells follow
+    ``fill`` (``ffill``/``interpolate`` repair them from the cells around,
+    ``anchor`` being the sensor values of cell ``after``; ``drop`` leaves
+    them out; ``None`` refuses the first one). Returns the new data and the
+    count of empty cells.
     """
     columns = data.columns
     if data.time is None:
@@ -309,8 +335,10 @@ def resample(
         if fill is None:
             when = _cell_times(grid[empty][:1], step, is_dated(data.time))[0]
             raise RareEventError(
-                f"{data.path}: no rows in the `resample` {how.every} grid cell at {_time_text(when)}",
-                hint="repair empty cells with `fill=ffill`, `fill=interpolate` or `fill=drop` (drop keeps the hole, and a long one is a gap)",
+                f"{data.path}: no rows in the `resample` {how.every} grid cell at "
+                f"{_time_text(when)}",
+                hint="repair empty cells with `fill=ffill`, `fill=interpolate` or "
+                "`fill=drop` (drop keeps the hole, and a long one is a gap)",
             )
         if fill == "drop":
             values, grid, first_rows = values[~empty], grid[~empty], first_rows[~empty]
@@ -341,7 +369,9 @@ def resample(
 def regrid(
     data: SensorData, how: Resampling | None, fill: str | None
 ) -> tuple[SensorData, dict[str, Any] | None]:
-    """``data`` resampled by ``how`` (unchanged without one), and the run.json ``resample`` record."""
+    """``data`` resampled by ``how`` (unchanged without one), and the run.json
+    ``resample`` record.
+    """
     if how is None:
         return data, None
     resampled, empty = resample(data, how, fill)
@@ -369,7 +399,9 @@ class GridChain:
         self.n_empty = 0
 
     def feed(self, block: SensorData | None) -> SensorData | None:
-        """The grid rows complete after ``block`` (``None``: the end of the file releases the rest)."""
+        """The grid rows complete after ``block`` (``None``: the end of the file
+        releases the rest).
+        """
         data = (
             self.pending
             if block is None

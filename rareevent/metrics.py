@@ -168,7 +168,9 @@ def event_scores(
 
 
 def _covered_seconds(time: np.ndarray, starts: np.ndarray | None) -> float:
-    """Seconds covered by data: the steps between rows, less those that cross a gap (into a row that ``starts`` a segment)."""
+    """Seconds covered by data: the steps between rows, less those that cross a gap
+    (into a row that ``starts`` a segment).
+    """
     step = np.diff(time) / np.timedelta64(1, "s")
     if starts is not None:
         step = step[~np.asarray(starts, dtype=bool)[1:]]
@@ -178,7 +180,9 @@ def _covered_seconds(time: np.ndarray, starts: np.ndarray | None) -> float:
 def _earliest_alarm_rows(
     events: np.ndarray, lead: int, first_row: int, starts: np.ndarray | None
 ) -> np.ndarray:
-    """Per event: the first row an alarm may end at to count for it, ``lead`` rows before its onset but not before its segment's first row."""
+    """Per event: the first row an alarm may end at to count for it, ``lead`` rows
+    before its onset but not before its segment's first row.
+    """
     reach = events[:, 0] - lead
     if starts is None:
         return reach
@@ -196,13 +200,16 @@ def _earliest_alarm_rows(
 def _overlaps(
     episodes: np.ndarray, events: np.ndarray, reach: np.ndarray
 ) -> np.ndarray:
-    """For each ``[start, end]`` episode: does it touch any event's ``[reach, end]`` (``reach``: its earliest alarm row)?"""
+    """For each ``[start, end]`` episode: does it touch any event's ``[reach, end]``
+    (``reach``: its earliest alarm row)?
+    """
     if len(episodes) == 0:
         return np.zeros(0, dtype=bool)
     if len(events) == 0:
         return np.zeros(len(episodes), dtype=bool)
     hi = events[:, 1]
-    # first event whose end is at or after the episode start; it overlaps when its start is before the episode end
+    # first event whose end is at or after the episode start; it overlaps when its start
+    # is before the episode end
     idx = np.searchsorted(hi, episodes[:, 0])
     idx_ok = idx < len(events)
     result = np.zeros(len(episodes), dtype=bool)

@@ -1,4 +1,5 @@
-"""Options as values: what a user chose about reading, splitting and scoring, each checked once, when it is made.
+"""Options as values: what a user chose about reading, splitting and scoring, each
+checked once, when it is made.
 
 A spec is a frozen dataclass passed whole from the command line (or a
 notebook) to the library: ``train`` takes a :class:`TrainSpec`, ``score``
@@ -103,8 +104,11 @@ def _reads_ascii(codec: codecs.CodecInfo) -> bool:
 
 
 def check_time_format(time_format: str) -> None:
-    """A ``--time-format`` must write and read back a time: catches typos like ``%Q`` or a format without ``%``."""
-    import pandas as pd  # here, not at the top: the CLI reads this module's defaults without loading pandas
+    """A ``--time-format`` must write and read back a time: catches typos like ``%Q`` or
+    a format without ``%``.
+    """
+    # here, not at the top: the CLI reads this module's defaults without loading pandas
+    import pandas as pd
 
     if "%" not in time_format:
         raise RareEventError(
@@ -137,7 +141,8 @@ def positive_gap(text: str, value: float) -> float:
     """``value``, the number a ``max_gap`` of ``text`` stands for, when it is finite and above 0."""
     if not math.isfinite(value):
         raise RareEventError(
-            f"max_gap {text!r} is not a finite number: give a duration like 10min, a number or a multiple like 5x",
+            f"max_gap {text!r} is not a finite number: give a duration like 10min, "
+            "a number or a multiple like 5x",
             param="max_gap",
         )
     if value <= 0:
@@ -146,7 +151,9 @@ def positive_gap(text: str, value: float) -> float:
 
 
 def check_max_gap(text: str | None) -> None:
-    """Refuse a ``--max-gap`` that is none of its forms, before any file is read (its unit is checked against the time column later)."""
+    """Refuse a ``--max-gap`` that is none of its forms, before any file is read (its
+    unit is checked against the time column later).
+    """
     if text is None or text.strip().lower() in NO_GAPS:
         return
     multiple = MULTIPLE.fullmatch(text)
@@ -166,7 +173,9 @@ def check_max_gap(text: str | None) -> None:
         seconds = pd.Timedelta(text.strip()).total_seconds()
     except ValueError:
         raise RareEventError(
-            f"max_gap {text!r}: give a duration like 10min or 6h, a number in the unit of a numeric time column, a multiple of the median step like 5x, or none",
+            f"max_gap {text!r}: give a duration like 10min or 6h, a number in the "
+            "unit of a numeric time column, a multiple of the median step like 5x, "
+            "or none",
             param="max_gap",
         ) from None
     positive_gap(text, seconds)
@@ -202,12 +211,13 @@ class Spec:
     NESTED: ClassVar[dict[str, type[Spec]]] = {}
 
     def to_record(self) -> dict[str, Any]:
-        return {f.name: _recorded(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]  # every subclass is a dataclass
+        own = fields(self)  # type: ignore[arg-type]  # every subclass is a dataclass
+        return {f.name: _recorded(getattr(self, f.name)) for f in own}
 
     @classmethod
     def from_record(cls, value: dict[str, Any] | None) -> Self:
         value = value or {}
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]  # every subclass is a dataclass
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]  # subclasses: dataclasses
         given = {key: item for key, item in value.items() if key in known}
         for key, kind in cls.NESTED.items():
             if key in given:
@@ -291,7 +301,8 @@ class ReadOptions(Spec):
 
 @dataclass(frozen=True)
 class InputSpec(Spec):
-    """How to take a file's columns: their roles (time, label, dropped, the group of a fleet), blank-cell repair, and the reading options.
+    """How to take a file's columns: their roles (time, label, dropped, the group of a
+    fleet), blank-cell repair, and the reading options.
 
     For scoring, ``time`` and ``label`` name the file's columns where they
     differ from the run's (``None``: the run's); ``drop`` is for training.
@@ -335,9 +346,11 @@ class InputSpec(Spec):
 
 @dataclass(frozen=True)
 class Resampling(Spec):
-    """``--resample EVERY --agg HOW``: the grid step (a duration for dates, column units for numbers) and how a cell's rows combine.
+    """``--resample EVERY --agg HOW``: the grid step (a duration for dates, column units
+    for numbers) and how a cell's rows combine.
 
-    The step's unit is checked against the time column when the file is read (:func:`rareevent.gaps.grid_step`).
+    The step's unit is checked against the time column when the file is read
+    (:func:`rareevent.gaps.grid_step`).
     """
 
     every: str

@@ -1,4 +1,6 @@
-"""The PCA reconstruction baseline (``--arch pca``): a ``ReconstructionModel`` fitted in closed form, without Keras."""
+"""The PCA reconstruction baseline (``--arch pca``): a ``ReconstructionModel`` fitted in
+closed form, without Keras.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ PCA_VARIANCE = 0.99
 
 
 class PCAModel:
-    """The PCA reconstruction baseline: each row projected on the principal components of normal rows and back.
+    """The PCA reconstruction baseline: each row projected on the principal components
+    of normal rows and back.
 
     Fitted in closed form (the training options are ignored). Its state is
     three arrays, saved with ``numpy.savez`` and loaded with
@@ -54,7 +57,9 @@ class PCAModel:
         )
 
     def fit(self, data: TrainingData, options: FitOptions) -> FitReport:
-        """Keep the fewest components that explain ``variance`` of the rows of the (scaled) normal training windows."""
+        """Keep the fewest components that explain ``variance`` of the rows of the
+        (scaled) normal training windows.
+        """
         from sklearn.decomposition import PCA
 
         rows = np.asarray(data.train.reshape(-1, data.train.shape[2]), np.float64)
@@ -102,7 +107,8 @@ class PCAModel:
 
     @classmethod
     def load(cls, folder: Path, config: ModelConfig) -> PCAModel:
-        """Read a saved model, refusing anything but the three arrays of the right shapes and kinds and ``config.targets``.
+        """Read a saved model, refusing anything but the three arrays of the right
+        shapes and kinds and ``config.targets``.
 
         Shapes and kinds are read from the array headers before any array
         is: an archive of millions of rows is refused without reading it.
@@ -117,7 +123,9 @@ class PCAModel:
             with np.load(path, allow_pickle=False) as data:
                 if sorted(data.files) != sorted(needed):
                     raise RareEventError(
-                        f"{path}: a PCA model holds exactly the arrays components, mean and targets, not {', '.join(sorted(data.files))[:80]}"
+                        f"{path}: a PCA model holds exactly the arrays components, "
+                        "mean and targets, not "
+                        f"{', '.join(sorted(data.files))[:80]}"
                     )
                 headers = {key: _npy_header(data, key) for key in needed}
                 _check_expansion(path, data, headers)
@@ -134,11 +142,14 @@ class PCAModel:
                 for key, (found, dtype) in headers.items():
                     if not shape_ok[key]:
                         raise RareEventError(
-                            f"{path}: array {key!r} has shape {found}; detector.json's {n_features} features need {needed[key]}"
+                            f"{path}: array {key!r} has shape {found}; "
+                            f"detector.json's {n_features} features need "
+                            f"{needed[key]}"
                         )
                     if dtype.kind != ("i" if key == "targets" else "f"):
                         raise RareEventError(
-                            f"{path}: array {key!r} holds {dtype} values; it must hold {'integers' if key == 'targets' else 'real numbers'}"
+                            f"{path}: array {key!r} holds {dtype} values; it must hold "
+                            f"{'integers' if key == 'targets' else 'real numbers'}"
                         )
                 mean, components, targets_saved = (
                     data["mean"],
@@ -162,7 +173,8 @@ class PCAModel:
             )
         if targets_saved.tolist() != list(config.targets):
             raise RareEventError(
-                f"{path}: PCA model reconstructs other columns than detector.json's target_features_"
+                f"{path}: PCA model reconstructs other columns than "
+                "detector.json's target_features_"
             )
         return model
 

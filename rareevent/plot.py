@@ -123,7 +123,9 @@ def plot_run(folder: Path, record: RunView, output: str | Path) -> Path:
 
 
 def _time_axis(column: pd.Series) -> pd.Series:
-    """The saved window times as datetimes (numbers stay numbers: a numeric time column in its own unit)."""
+    """The saved window times as datetimes (numbers stay numbers: a numeric time column
+    in its own unit).
+    """
     if pd.api.types.is_numeric_dtype(column):
         return column
     return pd.to_datetime(column, format="ISO8601")

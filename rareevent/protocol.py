@@ -91,7 +91,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """The scaled ``(n, T, F)`` windows a model is fitted on, and how the detector turns them into what the model reads and is compared with.
+    """The scaled ``(n, T, F)`` windows a model is fitted on, and how the detector turns
+    them into what the model reads and is compared with.
 
     ``inputs(windows, seed)`` hides a forecast's rows or adds mask channels
     (drawn from ``seed``); ``targets(windows)`` takes the target columns of
@@ -106,7 +107,9 @@ class TrainingData:
 
 @dataclass(frozen=True)
 class FitOptions:
-    """The detector's training parameters (``None``: the model's own rule); a closed-form model ignores them."""
+    """The detector's training parameters (``None``: the model's own rule); a
+    closed-form model ignores them.
+    """
 
     epochs: int
     batch_size: int | None
@@ -118,7 +121,9 @@ class FitOptions:
 
 @dataclass(frozen=True)
 class FitReport:
-    """What a fit leaves for the detector to keep: the loss per epoch (``loss`` empty: fitted in closed form) and the batch and rate it used."""
+    """What a fit leaves for the detector to keep: the loss per epoch (``loss`` empty:
+    fitted in closed form) and the batch and rate it used.
+    """
 
     history: dict[str, list[float]]
     batch_size: int | None = None
@@ -126,7 +131,8 @@ class FitReport:
 
 
 class ReconstructionModel(Protocol):
-    """What the detector asks of a model; each entry of ``ARCHITECTURES`` names a class that does it.
+    """What the detector asks of a model; each entry of ``ARCHITECTURES`` names a class
+    that does it.
 
     The detector prepares the windows (scaling, a forecast's hidden rows,
     mask channels) and computes the per-sensor errors from what
@@ -147,7 +153,9 @@ class ReconstructionModel(Protocol):
 
     @classmethod
     def load(cls, folder: Path, config: ModelConfig) -> ReconstructionModel:
-        """The model saved in ``folder``, checked against ``config``: a damaged or mismatched file is a ``RareEventError`` naming it."""
+        """The model saved in ``folder``, checked against ``config``: a damaged or
+        mismatched file is a ``RareEventError`` naming it.
+        """
         ...
 
     def fit(self, data: TrainingData, options: FitOptions) -> FitReport:
@@ -155,7 +163,9 @@ class ReconstructionModel(Protocol):
         ...
 
     def predict_on_batch(self, inputs: np.ndarray) -> np.ndarray:
-        """The output for a batch of model inputs (``TrainingData.inputs``): ``(n, steps, targets)``."""
+        """The output for a batch of model inputs (``TrainingData.inputs``):
+        ``(n, steps, targets)``.
+        """
         ...
 
     def encode(self, inputs: np.ndarray) -> np.ndarray:

@@ -27,7 +27,9 @@ from rareevent.load import reading_record_ok
 from rareevent.options import AlarmPolicy, Spec, TrainSpec
 
 FORMAT_VERSION = 3
-OLDEST_FORMAT = 3  # formats 1 and 2 (rareevent 0.1.0 and 0.2.0) kept the whole Keras model, which is not loaded any more
+# formats 1 and 2 (rareevent 0.1.0 and 0.2.0) kept the whole Keras model, which is not
+# loaded any more
+OLDEST_FORMAT = 3
 
 Metrics = dict[
     str, dict[str, Any] | None
@@ -75,7 +77,9 @@ def _is_number(value: Any) -> bool:
 
 
 def _is_metrics_part(value: Any) -> bool:
-    """None, or a dict of metric values: null, finite numbers or lists of them (a NaN would break ``report --json``)."""
+    """None, or a dict of metric values: null, finite numbers or lists of them (a NaN
+    would break ``report --json``).
+    """
     return value is None or (
         isinstance(value, dict)
         and all(
@@ -88,7 +92,9 @@ def _is_metrics_part(value: Any) -> bool:
 
 
 def _is_metrics(value: Any) -> bool:
-    """The ``metrics`` of a run, its baseline or one series: a dict of the ``valid`` and ``test`` parts."""
+    """The ``metrics`` of a run, its baseline or one series: a dict of the ``valid`` and
+    ``test`` parts.
+    """
     return isinstance(value, dict) and all(
         _is_metrics_part(value.get(k)) for k in ("valid", "test")
     )
@@ -114,7 +120,9 @@ def _is_counts(value: Any) -> bool:
 
 
 def _candidates_ok(value: Any) -> bool:
-    """The ``candidates`` field of run.json: each architecture's validation F1, PR-AUC and false-alarm episodes."""
+    """The ``candidates`` field of run.json: each architecture's validation F1, PR-AUC
+    and false-alarm episodes.
+    """
     return (
         isinstance(value, dict)
         and all(
@@ -152,13 +160,16 @@ def validate_record(record: Any, path: Path) -> None:
         )
     if version > FORMAT_VERSION:
         raise RareEventError(
-            f"{path}: format version {version} is newer than this rareevent understands ({FORMAT_VERSION})",
+            f"{path}: format version {version} is newer than this rareevent "
+            f"understands ({FORMAT_VERSION})",
             hint="upgrade rareevent",
         )
     if version < OLDEST_FORMAT:
         raise RareEventError(
-            f"{path}: format version {version} (rareevent 0.1/0.2) saved the whole Keras model, which this rareevent no longer loads",
-            hint="train the run again; `rareevent report RUN --recipe` with rareevent 0.2 prints its options",
+            f"{path}: format version {version} (rareevent 0.1/0.2) saved the whole "
+            "Keras model, which this rareevent no longer loads",
+            hint="train the run again; `rareevent report RUN --recipe` with rareevent "
+            "0.2 prints its options",
         )
     checks: dict[str, Any] = {
         "name": lambda v: isinstance(v, str) and v != "",
@@ -248,7 +259,9 @@ def _check_fields(
     optional: dict[str, Callable[[Any], bool]],
     path: Path,
 ) -> None:
-    """Raise naming the first field that is missing (``required`` only) or holds an invalid value."""
+    """Raise naming the first field that is missing (``required`` only) or holds an
+    invalid value.
+    """
     for name, ok in {**required, **optional}.items():
         if name in required and name not in record:
             raise RareEventError(f"{path}: required field {name!r} is missing")
@@ -263,7 +276,8 @@ def _no_metrics() -> Metrics:
     return {"valid": None, "test": None}
 
 
-# Fields a run of this version writes even when they are null; the others are left out when null (absent in older runs).
+# Fields a run of this version writes even when they are null; the others are left out
+# when null (absent in older runs).
 _WRITTEN_WHEN_NULL = frozenset(
     {
         "time_column",
@@ -354,7 +368,9 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, value: Any, path: Path) -> RunRecord:
-        """The record of a parsed ``run.json`` at ``path``; every field checked first (the error names the file and field)."""
+        """The record of a parsed ``run.json`` at ``path``; every field checked first
+        (the error names the file and field).
+        """
         validate_record(value, path)
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         fields = {key: v for key, v in value.items() if key in known}
@@ -399,14 +415,17 @@ class RunRecord:
 
 
 def _known(kind: type[Any], value: dict[str, Any]) -> dict[str, Any]:
-    """The keys of ``value`` that are fields of ``kind`` (a sub-record may carry keys a newer version added)."""
+    """The keys of ``value`` that are fields of ``kind`` (a sub-record may carry keys a
+    newer version added).
+    """
     names = {f.name for f in dataclasses.fields(kind)}
     return {key: v for key, v in value.items() if key in names}
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunView(RunRecord):
-    """A run record with the detector's settings and learned values: what commands show and score with.
+    """A run record with the detector's settings and learned values: what commands show
+    and score with.
 
     Built by :func:`rareevent.runs.run_view`; nothing is written from it.
     ``params`` holds every ``get_params()`` value; the typed fields are the

@@ -46,12 +46,15 @@ def summarize(folder: Path, record: RunView) -> dict[str, Any]:
         "input_sha256": record.input_sha256,
         "group_column": record.group_column,
         "series": saved.get("series"),  # a fleet run: every series' rows and metrics
-        "candidates": record.candidates,  # --arch auto: every candidate's validation F1, PR-AUC, false alarms
+        # --arch auto: every candidate's validation F1, PR-AUC, false alarms
+        "candidates": record.candidates,
     }
 
 
 def shown_metrics(row: dict[str, Any], baseline: bool = False) -> dict[str, Any]:
-    """The metrics of ``row`` (a :func:`summarize` row) that tables show: its ``metrics_part``; of its PCA baseline with ``baseline``."""
+    """The metrics of ``row`` (a :func:`summarize` row) that tables show: its
+    ``metrics_part``; of its PCA baseline with ``baseline``.
+    """
     source = (row["baseline"] or {}) if baseline else row
     return (
         ((source.get("metrics") or {}).get(row["metrics_part"]) or {})
@@ -100,7 +103,8 @@ def _run_folders(folder: Path) -> list[Path]:
 
 
 def comparisons(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every two architectures trained on the same input file: the newest run of each, in the registry's order.
+    """Every two architectures trained on the same input file: the newest run of each,
+    in the registry's order.
 
     A pair names its runs under their architectures (``pair["ae"]``,
     ``pair["plain"]``, in ``pair["archs"]`` order) and holds each metric for both.

@@ -72,7 +72,9 @@ def save_run(
 
 
 def check_run_name(name: str) -> None:
-    """Refuse a run name that is not a plain, visible folder name of a length every file system takes."""
+    """Refuse a run name that is not a plain, visible folder name of a length every file
+    system takes.
+    """
     if (
         not name
         or name.startswith(".")
@@ -84,7 +86,8 @@ def check_run_name(name: str) -> None:
         raise RareEventError(f"name {name!r} is not a valid folder name", param="name")
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
         raise RareEventError(
-            f"name {name[:20]!r}... is {len(name.encode('utf-8'))} bytes long; a run name may have at most {MAX_NAME_BYTES}",
+            f"name {name[:20]!r}... is {len(name.encode('utf-8'))} bytes long; a "
+            f"run name may have at most {MAX_NAME_BYTES}",
             param="name",
         )
 
@@ -118,7 +121,9 @@ def reserve_run(runs_dir: str | Path, name: str, overwrite: bool) -> Iterator[Pa
 
 
 def check_run_slot(runs_dir: str | Path, name: str, overwrite: bool) -> Path:
-    """The folder a new run ``name`` goes to; refused when the name is invalid, ``runs_dir`` a file, or the run exists without ``overwrite``."""
+    """The folder a new run ``name`` goes to; refused when the name is invalid,
+    ``runs_dir`` a file, or the run exists without ``overwrite``.
+    """
     check_run_name(name)
     return check_free(check_runs_dir(runs_dir) / name, overwrite)
 

@@ -101,7 +101,8 @@ def transform(scaler: StandardScaler | Standardization, X: np.ndarray) -> np.nda
 def discrete_columns(
     X: np.ndarray, max_values: int = DISCRETE_MAX_VALUES
 ) -> np.ndarray:
-    """Indices of flag and mode columns: 0/1 flags (constant ones too), or whole numbers with 3..``max_values`` values.
+    """Indices of flag and mode columns: 0/1 flags (constant ones too), or whole numbers
+    with 3..``max_values`` values.
 
     These are typically decided by operators or controllers (commands,
     on/off states, operating modes) rather than measured. A sensor that was
@@ -124,7 +125,8 @@ def discrete_columns(
 def trending_columns(
     X: np.ndarray, positions: np.ndarray | None = None, min_share: float = 0.2
 ) -> np.ndarray:
-    """Indices of columns whose straight-line trend over the rows explains at least ``min_share`` of their variance.
+    """Indices of columns whose straight-line trend over the rows explains at least
+    ``min_share`` of their variance.
 
     Such sensors (slow temperature drift, wear) tend to leave their training
     range later and raise false alarms that no threshold learned on the

@@ -1,4 +1,5 @@
-"""Choosing between architectures by the alarms they raise: ``--arch auto`` and the PCA baseline's advice.
+"""Choosing between architectures by the alarms they raise: ``--arch auto`` and the PCA
+baseline's advice.
 
 Both compare models the way a user meets them: each at its own threshold
 (chosen on the validation part), by the F1 of its flags and the false-alarm
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from rareevent.record import RunRecord
 
 AUTO = "auto"
-# what --arch auto trains and compares, in the order that breaks a full tie; an entry missing from the registry is skipped
+# what --arch auto trains and compares, in the order that breaks a full tie; an entry
+# missing from the registry is skipped
 CANDIDATES: tuple[str, ...] = tuple(
     arch for arch in ("ae", "forecast", "pca") if arch in ARCHITECTURES
 )
@@ -97,7 +99,8 @@ def choice_note(summaries: dict[str, dict[str, Any] | None], chosen: str) -> str
     default = next(iter(summaries))
     if chosen != default:
         return (
-            f"--arch auto chose {chosen}: validation F1 {(summaries[chosen] or {}).get('f1') or 0:.3f} "
+            f"--arch auto chose {chosen}: validation F1 "
+            f"{(summaries[chosen] or {}).get('f1') or 0:.3f} "
             f"against {default}'s {(summaries[default] or {}).get('f1') or 0:.3f}"
         )
     thin = thin_evidence(summaries[default])
@@ -110,13 +113,18 @@ def choice_note(summaries: dict[str, dict[str, Any] | None], chosen: str) -> str
 
 
 def baseline_advice(record: RunRecord, arch: str) -> str | None:
-    """A warning when the PCA baseline's alarms beat those of the trained model (``arch``) on validation, each at its own threshold."""
+    """A warning when the PCA baseline's alarms beat those of the trained model
+    (``arch``) on validation, each at its own threshold.
+    """
     ours = record.metrics.get("valid")
     theirs = None if record.baseline is None else record.baseline.metrics.get("valid")
     if not theirs or not ours or not better_alarms(theirs, ours):
         return None
     return (
-        f"the PCA baseline raises better alarms than {arch} on validation, each at its own threshold "
-        f"(F1 {theirs['f1']:.3f} with {theirs['false_alarms']} false-alarm episode(s), against {ours.get('f1') or 0:.3f} with {ours['false_alarms']}); "
+        f"the PCA baseline raises better alarms than {arch} on validation, each at "
+        "its own threshold "
+        f"(F1 {theirs['f1']:.3f} with {theirs['false_alarms']} false-alarm "
+        f"episode(s), against {ours.get('f1') or 0:.3f} with "
+        f"{ours['false_alarms']}); "
         "consider --arch pca"
     )

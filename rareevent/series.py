@@ -1,4 +1,5 @@
-"""Many inputs, never mixed: several files, a glob, Parquet tables and a ``--group`` column as named series.
+"""Many inputs, never mixed: several files, a glob, Parquet tables and a ``--group``
+column as named series.
 
 A fleet is a list of :class:`Series`: one per file, or with ``--group`` one
 per value of that column in each file. Each series is checked on its own
@@ -48,7 +49,9 @@ _GLOB_CHARS = "*?["
 
 @dataclass(frozen=True)
 class Series:
-    """One series of a fleet: a file, or one group of a file (``group``: the value of the group column, as text)."""
+    """One series of a fleet: a file, or one group of a file (``group``: the value of
+    the group column, as text).
+    """
 
     path: Path
     group: str | None = None
@@ -77,7 +80,8 @@ def is_table(path: str | Path) -> bool:
 
 
 def expand(inputs: Sequence[str | Path]) -> list[Path]:
-    """The files named by ``inputs``: paths as given, glob patterns (``exports/*.csv``) expanded in sorted order.
+    """The files named by ``inputs``: paths as given, glob patterns (``exports/*.csv``)
+    expanded in sorted order.
 
     A pattern that matches no file, and a file named twice, are errors.
     """
@@ -122,7 +126,9 @@ def _pyarrow() -> Any:
 
 
 def table_header(path: Path, group: str | None = None) -> list[str]:
-    """The column names of a Parquet file, read from its footer only; refused where a name repeats or the ``group`` column is nested."""
+    """The column names of a Parquet file, read from its footer only; refused where a
+    name repeats or the ``group`` column is nested.
+    """
     pq = _pyarrow()
     if not path.is_file():
         raise RareEventError(
@@ -132,7 +138,8 @@ def table_header(path: Path, group: str | None = None) -> list[str]:
         )
     try:
         schema = pq.read_schema(path)
-    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and others for a file that is not Parquet
+    except Exception as exc:
+        # pyarrow raises ArrowInvalid, OSError and others for a file that is not Parquet
         raise RareEventError(
             f"{path}: not a readable Parquet file ({' '.join(str(exc).split())[:80]})"
         ) from None
@@ -140,14 +147,16 @@ def table_header(path: Path, group: str | None = None) -> list[str]:
     repeated = next((name for name in names if names.count(name) > 1), None)
     if repeated is not None:
         raise RareEventError(
-            f"{path}: column {repeated!r} appears {names.count(repeated)} times: a column is read by its name",
+            f"{path}: column {repeated!r} appears {names.count(repeated)} times: a "
+            "column is read by its name",
             hint="rename or remove the copies",
         )
     if (
         group in names and schema.field(group).type.num_fields
     ):  # struct, list, map: no value to name a series by
         raise RareEventError(
-            f"{path}: the `group` column {group!r} holds {schema.field(group).type} values, not plain values like text or numbers"
+            f"{path}: the `group` column {group!r} holds {schema.field(group).type} "
+            "values, not plain values like text or numbers"
         )
     return names
 
@@ -158,7 +167,9 @@ def read_table(
     group: str | None = None,
     value: Any = None,
 ) -> pd.DataFrame:
-    """A Parquet file (only ``columns``; only the rows whose ``group`` column equals ``value``) as a frame indexed 0, 1, ..."""
+    """A Parquet file (only ``columns``; only the rows whose ``group`` column equals
+    ``value``) as a frame indexed 0, 1, ...
+    """
     pq = _pyarrow()
     filters = None if group is None else [(group, "=", value)]
     try:
@@ -186,7 +197,9 @@ def table_reading(
     options: ReadOptions,
     base: Reading,
 ) -> Reading:
-    """How a table's cells are read: numbers are typed (decimal point); typed times as they are; text times as a CSV's."""
+    """How a table's cells are read: numbers are typed (decimal point); typed times as
+    they are; text times as a CSV's.
+    """
     reading = Reading(decimal=options.decimal or ".", decimal_settled=True)
     if columns.time is None or pd.api.types.is_datetime64_any_dtype(
         frame[columns.time]
@@ -213,7 +226,9 @@ def frame_table(
     trained: Columns | None = None,
     base: Reading | None = None,
 ) -> RawTable:
-    """An in-memory table (a Parquet file, a Spark group) as a raw table with column roles, like a CSV read whole."""
+    """An in-memory table (a Parquet file, a Spark group) as a raw table with column
+    roles, like a CSV read whole.
+    """
     fmt = table_format(source, [str(c) for c in frame.columns])
     frame = frame.set_axis(fmt.header, axis=1)
     if len(frame) == 0:
@@ -230,7 +245,9 @@ def frame_table(
 def in_time_order(
     frame: pd.DataFrame, fmt: CsvFormat, time: str | None, reading: Reading
 ) -> pd.DataFrame:
-    """``frame``'s rows sorted by their times as ``reading`` reads them (text dates too, day-first or not), stable, numbered from 0."""
+    """``frame``'s rows sorted by their times as ``reading`` reads them (text dates too,
+    day-first or not), stable, numbered from 0.
+    """
     if time is None:
         return frame
     return frame.iloc[
@@ -271,7 +288,9 @@ def read_whole(
     trained: Columns | None = None,
     base: Reading | None = None,
 ) -> RawTable:
-    """A whole CSV or Parquet file as a raw table with column roles (``spec.group``: the group column, neither a feature nor dropped)."""
+    """A whole CSV or Parquet file as a raw table with column roles (``spec.group``: the
+    group column, neither a feature nor dropped).
+    """
     if is_table(path):
         table_header(
             path, spec.group
@@ -291,14 +310,17 @@ def read_whole(
 
 
 def group_values(values: pd.Series, fmt: CsvFormat, group: str) -> list[str]:
-    """The values of the ``group`` column as text, sorted; a blank value or one with a NUL byte is an error naming its line."""
+    """The values of the ``group`` column as text, sorted; a blank value or one with a
+    NUL byte is an error naming its line.
+    """
     blank = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
     if blank.any():
         row = int(values.index[int(np.flatnonzero(blank)[0])])
         raise RareEventError(
             _in_table(
                 fmt,
-                f"{fmt.path}: blank value in the `group` column {group!r} at line {file_line(fmt, row)}",
+                f"{fmt.path}: blank value in the `group` column {group!r} at line "
+                f"{file_line(fmt, row)}",
             )
         )
     nul = values.astype(str).str.contains("\0", regex=False).to_numpy()
@@ -309,7 +331,10 @@ def group_values(values: pd.Series, fmt: CsvFormat, group: str) -> list[str]:
         raise RareEventError(
             _in_table(
                 fmt,
-                f"{fmt.path}: value {str(values.iloc[int(np.flatnonzero(nul)[0])])[:30]!r} in the `group` column {group!r} at line {file_line(fmt, row)} holds a NUL byte",
+                f"{fmt.path}: value "
+                f"{str(values.iloc[int(np.flatnonzero(nul)[0])])[:30]!r} in the "
+                f"`group` column {group!r} at line {file_line(fmt, row)} "
+                "holds a NUL byte",
             )
         )
     return sorted(values.astype(str).unique())
@@ -336,7 +361,10 @@ def naming(series: Series, fmt: CsvFormat | None = None) -> Iterator[None]:
         message = exc.message
         prefix = f"{series.path}: "
         if not message.startswith(f"{series.where}: "):
-            message = f"{series.where}: {message[len(prefix) :] if message.startswith(prefix) else message}"
+            message = (
+                f"{series.where}: "
+                f"{message[len(prefix) :] if message.startswith(prefix) else message}"
+            )
         raise RareEventError(
             _in_table(fmt, message) if fmt is not None else message, exc.hint
         ) from None
@@ -379,7 +407,9 @@ def check_same_columns(
 def validate_series(
     series: Series, raw: RawTable, frame: pd.DataFrame, fill: str | None
 ) -> SensorData:
-    """Check one series' rows on their own; a group's ``rows`` become its positions (the rows of the asset's own file)."""
+    """Check one series' rows on their own; a group's ``rows`` become its positions (the
+    rows of the asset's own file).
+    """
     with naming(series, raw.fmt):
         data = validate_frame(
             frame, raw.fmt, raw.columns, fill=fill, reading=raw.reading
@@ -399,7 +429,9 @@ def validate_series(
 def load_series(
     inputs: Sequence[str | Path], spec: InputSpec | None = None
 ) -> list[tuple[Series, SensorData]]:
-    """Read and check every series of ``inputs`` for training: one per file, or per value of ``spec.group`` in each file."""
+    """Read and check every series of ``inputs`` for training: one per file, or per
+    value of ``spec.group`` in each file.
+    """
     spec = spec or InputSpec()
     found: list[tuple[Series, SensorData]] = []
     first: tuple[Path, Columns] | None = None
@@ -421,7 +453,8 @@ def load_series(
     if repeated is not None:
         where = [str(series.path) for series, _ in found if series.name == repeated]
         raise RareEventError(
-            f"group {repeated!r} appears in {where[0]} and {where[1]}: a series must come from one file",
+            f"group {repeated!r} appears in {where[0]} and {where[1]}: a series "
+            "must come from one file",
             hint="merge the files, or give each asset its own value",
         )
     return found

@@ -60,17 +60,23 @@ def _pyspark() -> Any:
     return pyspark
 
 
-# the master URLs Spark 4 takes (https://spark.apache.org/docs/latest/submitting-applications.html#master-urls)
+# the master URLs Spark 4 takes
+# (https://spark.apache.org/docs/latest/submitting-applications.html#master-urls)
 MASTER_URL = re.compile(
-    r"local(\[(\*|[1-9]\d*)(,\s*[1-9]\d*)?\])?|local-cluster\[\s*[1-9]\d*\s*,\s*[1-9]\d*\s*,\s*[1-9]\d*\s*\]|(spark|k8s)://\S+|yarn"
+    r"local(\[(\*|[1-9]\d*)(,\s*[1-9]\d*)?\])?"
+    r"|local-cluster\[\s*[1-9]\d*\s*,\s*[1-9]\d*\s*,\s*[1-9]\d*\s*\]"
+    r"|(spark|k8s)://\S+|yarn"
 )
 
 
 def check_master(master: str) -> None:
-    """Refuse a master that is no Spark master URL before the JVM starts: Spark would print its stack trace and exit."""
+    """Refuse a master that is no Spark master URL before the JVM starts: Spark would
+    print its stack trace and exit.
+    """
     if not MASTER_URL.fullmatch(master):
         raise RareEventError(
-            f"master {master!r} is not a Spark master URL: use local[*], local[N], spark://HOST:PORT, k8s://HOST:PORT or yarn",
+            f"master {master!r} is not a Spark master URL: use local[*], local[N], "
+            "spark://HOST:PORT, k8s://HOST:PORT or yarn",
             param="master",
         )
 
@@ -171,7 +177,9 @@ def _group(df: DataFrame, spec: InputSpec) -> str:
 def _column(
     df: DataFrame, given: str | None, trained: str | None, what: str
 ) -> str | None:
-    """The time or label column of ``df``: the one given (it must exist), else the run's when ``df`` has it."""
+    """The time or label column of ``df``: the one given (it must exist), else the run's
+    when ``df`` has it.
+    """
     if given is not None and given not in df.columns:
         raise RareEventError(
             f"{what} names unknown column {given!r}",
@@ -182,7 +190,8 @@ def _column(
 
 
 def score(df: DataFrame, run: str | Path, spec: ScoreSpec) -> DataFrame:
-    """Window scores of every group of ``df`` (the column ``spec.input.group``): ``group``, ``row``, ``time``, ``error``, ``flagged``, ``top_features``, ``label``.
+    """Window scores of every group of ``df`` (the column ``spec.input.group``):
+    ``group``, ``row``, ``time``, ``error``, ``flagged``, ``top_features``, ``label``.
 
     ``run`` is a run folder (one model for every group) or a ``--per-group``
     folder (each group its own run; a group without one fails the job). It
@@ -220,7 +229,8 @@ def score(df: DataFrame, run: str | Path, spec: ScoreSpec) -> DataFrame:
     >>> from rareevent.options import InputSpec, ScoreSpec
     >>> session = spark.session("local[2]")  # doctest: +SKIP
     >>> df = session.read.parquet("sample_data/fleet/fleet.parquet")  # doctest: +SKIP
-    >>> windows = spark.score(df, "runs/fleet", ScoreSpec(InputSpec(group="asset")))  # doctest: +SKIP
+    >>> spec = ScoreSpec(InputSpec(group="asset"))
+    >>> windows = spark.score(df, "runs/fleet", spec)  # doctest: +SKIP
     """
     from rareevent.fleet_score import score_frame
 
@@ -262,7 +272,9 @@ def _by_group(df: DataFrame, group: str) -> Any:
 
 
 def _for_arrow(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text columns as plain objects: pyspark cannot send pandas' Arrow-backed strings once they span several chunks."""
+    """Text columns as plain objects: pyspark cannot send pandas' Arrow-backed strings
+    once they span several chunks.
+    """
     return frame.astype(
         {
             name: object
@@ -282,7 +294,8 @@ def train(
     detector: Any = None,
     overwrite: bool = False,
 ) -> Path:
-    """One run per group of ``df``, each trained on an executor, into ``runs_dir/NAME/<group>/`` with ``fleet.json``.
+    """One run per group of ``df``, each trained on an executor, into
+    ``runs_dir/NAME/<group>/`` with ``fleet.json``.
 
     ``runs_dir`` must be a path every executor can write (a shared or
     mounted folder on a cluster). The folder appears complete or not at
@@ -325,7 +338,8 @@ def train(
     if not per_group:
         raise RareEventError(
             "rareevent.spark.train fits one run per group (per_group=True)",
-            hint="the fleet model (one run over all groups) trains on one machine: rareevent.fleet.train_fleet",
+            hint="the fleet model (one run over all groups) trains on one machine: "
+            "rareevent.fleet.train_fleet",
         )
     group = _group(df, spec.input)
     detector = detector or RareEventDetector()
@@ -385,7 +399,9 @@ def train(
 
 @contextmanager
 def _executor_errors() -> Iterator[None]:
-    """A RareEventError raised on an executor comes back as itself (one line), not as a Java stack."""
+    """A RareEventError raised on an executor comes back as itself (one line), not as a
+    Java stack.
+    """
     try:
         yield
     except RareEventError:
@@ -407,7 +423,9 @@ def _collect(df: DataFrame) -> list[Any]:
 def read_files(
     session: SparkSession, inputs: Sequence[str | Path]
 ) -> tuple[DataFrame, int]:
-    """The rows of ``inputs`` (files or globs, all CSV with a header or all Parquet) as one DataFrame, and how many files they were."""
+    """The rows of ``inputs`` (files or globs, all CSV with a header or all Parquet) as
+    one DataFrame, and how many files they were.
+    """
     files = [str(path) for path in expand(inputs)]
     if len({is_table(path) for path in files}) > 1:
         raise RareEventError(

@@ -33,9 +33,11 @@ TEMP_PREFIX = ".tmp-"
 NEW_MARK = "new-"
 OLD_MARK = "old-"
 LOCK_MARK = "lock-"
-SET_ASIDE_FILE = ".rareevent-set-aside"  # inside a folder set aside by an overwrite: the name to restore it to
+# inside a folder set aside by an overwrite: the name to restore it to
+SET_ASIDE_FILE = ".rareevent-set-aside"
 # the files that make a folder something rareevent wrote, and so something `overwrite` may replace:
-# a run (run.json), a per-group run (fleet.json), a detector saved through the library (detector.json)
+# a run (run.json), a per-group run (fleet.json), a detector saved through the library
+# (detector.json)
 MARK_FILES = ("run.json", "fleet.json", "detector.json")
 # every file rareevent writes into such a folder: `overwrite` removes these and nothing else
 # (the scores of a run, the weights of a Keras or a pca model); a --per-group run also holds
@@ -46,17 +48,21 @@ OWN_FILES = frozenset(
 PARQUET_DONE = (
     "_SUCCESS"  # a Parquet folder written by Spark (`score --engine spark --output`)
 )
-# errors only a write gives: reported as "cannot write here" wherever they surface inside an atomic block
+# errors only a write gives: reported as "cannot write here" wherever they surface
+# inside an atomic block
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
 def _temp_name(target: Path, kind: str = NEW_MARK) -> Path:
-    """``.tmp-<pid>-new-NAME`` (new content) or, with ``kind=OLD_MARK``, ``.tmp-<pid>-old-NAME`` (an old run set aside)."""
+    """``.tmp-<pid>-new-NAME`` (new content) or, with ``kind=OLD_MARK``,
+    ``.tmp-<pid>-old-NAME`` (an old run set aside).
+    """
     return target.with_name(f"{TEMP_PREFIX}{os.getpid()}-{kind}{target.name}")
 
 
 def temp_beside(path: Path, suffix: str) -> Path:
-    """A temporary entry next to ``path`` for work on its new content, ``.tmp-<pid>-new-NAME<suffix>``.
+    """A temporary entry next to ``path`` for work on its new content,
+    ``.tmp-<pid>-new-NAME<suffix>``.
 
     ``path`` may itself be this process's temporary of ``NAME`` (what
     :func:`atomic_file` yields): the name is that of the final entry, so that
@@ -104,7 +110,9 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
 
 
 def _remove_quietly(path: Path) -> None:
-    """Remove a temporary file, folder or link; a failure here (a read-only file system) must not hide the error being raised."""
+    """Remove a temporary file, folder or link; a failure here (a read-only file system)
+    must not hide the error being raised.
+    """
     try:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
@@ -116,7 +124,9 @@ def _remove_quietly(path: Path) -> None:
 
 @contextmanager
 def write_errors(target: str | Path) -> Iterator[None]:
-    """Report an error only a write gives (a full disk, a read-only file system, a file-size limit) as "cannot write here" for ``target``."""
+    """Report an error only a write gives (a full disk, a read-only file system, a
+    file-size limit) as "cannot write here" for ``target``.
+    """
     try:
         yield
     except OSError as exc:
@@ -126,7 +136,9 @@ def write_errors(target: str | Path) -> Iterator[None]:
 
 
 def open_to_write(target: str | Path) -> IO[str]:
-    """``target`` opened for writing text in place (what grows as it goes, like ``score --follow``'s output); a refusal is "cannot write here"."""
+    """``target`` opened for writing text in place (what grows as it goes, like
+    ``score --follow``'s output); a refusal is "cannot write here".
+    """
     target = Path(target)
     check_not_in_run(target)
     return _writable(target, lambda: open(target, "w", encoding="utf-8", newline=""))
@@ -188,7 +200,8 @@ def _writable(target: Path, action: Callable[[], T]) -> T:
 
 
 def check_free(target: str | Path, overwrite: bool = False) -> Path:
-    """``target`` as a Path; refused when it exists and ``overwrite`` is off, or is not a folder rareevent wrote.
+    """``target`` as a Path; refused when it exists and ``overwrite`` is off, or is not
+    a folder rareevent wrote.
 
     ``overwrite`` replaces only a real folder that :func:`is_replaceable`
     says rareevent wrote: never a data folder, the runs folder, a folder
@@ -225,7 +238,9 @@ def check_free(target: str | Path, overwrite: bool = False) -> Path:
 
 
 def _mark_of(folder: Path) -> str | None:
-    """The mark file that makes ``folder`` one rareevent wrote: a regular file of :data:`MARK_FILES` holding a JSON object with a ``format_version``."""
+    """The mark file that makes ``folder`` one rareevent wrote: a regular file of
+    :data:`MARK_FILES` holding a JSON object with a ``format_version``.
+    """
     for mark in MARK_FILES:
         path = folder / mark
         if not path.is_file() or path.is_symlink():
@@ -317,7 +332,9 @@ def atomic_folder(target: str | Path, overwrite: bool = False) -> Iterator[Path]
 
 
 def _move_into_place(temp: Path, target: Path) -> None:
-    """Make the finished ``temp`` folder ``target``, replacing an existing one (see :func:`atomic_folder`)."""
+    """Make the finished ``temp`` folder ``target``, replacing an existing one (see
+    :func:`atomic_folder`).
+    """
     for item in temp.iterdir():
         _fsync(item)
     check_free(
@@ -342,7 +359,9 @@ def _move_into_place(temp: Path, target: Path) -> None:
 
 
 def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False where unavailable."""
+    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False where
+    unavailable.
+    """
     try:
         renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
     except (OSError, AttributeError):
@@ -394,7 +413,9 @@ def remove_stale_temporaries(folder: str | Path, name: str | None = None) -> Non
 
 
 def _belongs(rest: str, name: str) -> bool:
-    """Whether a temporary named ``.tmp-<pid>-REST`` holds new content for the entry ``name`` (itself or work beside it)."""
+    """Whether a temporary named ``.tmp-<pid>-REST`` holds new content for the entry
+    ``name`` (itself or work beside it).
+    """
     return rest == NEW_MARK + name or rest.startswith(f"{NEW_MARK}{name}.")
 
 
@@ -411,7 +432,9 @@ def _lock_path(target: Path) -> Path:
 
 
 def _try_lock(path: Path) -> int | None:
-    """An open descriptor holding ``flock`` on ``path`` (created if missing); None when another process holds it."""
+    """An open descriptor holding ``flock`` on ``path`` (created if missing); None when
+    another process holds it.
+    """
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -430,7 +453,9 @@ def _try_lock(path: Path) -> int | None:
 
 
 def _remove_unheld_lock(path: Path) -> None:
-    """Remove a lock file no process holds (its holder was killed; the kernel freed the lock itself)."""
+    """Remove a lock file no process holds (its holder was killed; the kernel freed the
+    lock itself).
+    """
     fd = _try_lock(path)
     if fd is not None:
         path.unlink(missing_ok=True)

@@ -103,11 +103,15 @@ def parse_strategy(text: str) -> Strategy:
 
 
 def check_labels(strategy: Strategy, labels: np.ndarray | None) -> None:
-    """Refuse a label-based ``strategy`` when the validation windows' ``labels`` hold no positive."""
+    """Refuse a label-based ``strategy`` when the validation windows' ``labels`` hold no
+    positive.
+    """
     if strategy.needs_labels and (labels is None or not np.any(labels)):
         raise RareEventError(
-            f"threshold {strategy} needs at least one positive window in the validation part, and it has none",
-            hint="use `threshold=pot` (or quantile), which needs no labels, or raise `validation_fraction` so that the validation part holds an event",
+            f"threshold {strategy} needs at least one positive window in the "
+            "validation part, and it has none",
+            hint="use `threshold=pot` (or quantile), which needs no labels, or raise "
+            "`validation_fraction` so that the validation part holds an event",
             param="threshold",
         )
 
@@ -155,7 +159,9 @@ def _above_ties(chosen: float, normal_scores: np.ndarray) -> float:
 def _curve(
     labels: np.ndarray | None, scores: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Precision, recall and threshold of every point of the precision-recall curve that has a threshold."""
+    """Precision, recall and threshold of every point of the precision-recall curve that
+    has a threshold.
+    """
     assert labels is not None, (
         "choose_threshold checks the labels of a label-based strategy"
     )
@@ -202,7 +208,8 @@ def _precision_at_least(
     ok = np.flatnonzero(precision >= _number(strategy))
     if ok.size == 0:
         raise RareEventError(
-            f"threshold {strategy}: no threshold reaches precision {strategy.param:g} on the validation part",
+            f"threshold {strategy}: no threshold reaches precision "
+            f"{strategy.param:g} on the validation part",
             hint=f"the best is {precision.max():.3f}; lower P",
             param="threshold",
         )
@@ -210,7 +217,9 @@ def _precision_at_least(
 
 
 def _number(strategy: Strategy) -> float:
-    """The parameter of a strategy that takes one (``parse_strategy`` fills in an optional one's default)."""
+    """The parameter of a strategy that takes one (``parse_strategy`` fills in an
+    optional one's default).
+    """
     assert strategy.param is not None, f"threshold {strategy} has no parameter"
     return strategy.param
 

@@ -187,7 +187,9 @@ def settle_flags(
 
 
 def check_options(detector: RareEventDetector, name: str | None) -> str:
-    """Check the detector's parameters and the run's name before any file is read (``train``, ``update``, a fleet, Spark); the name."""
+    """Check the detector's parameters and the run's name before any file is read
+    (``train``, ``update``, a fleet, Spark); the name.
+    """
     detector.check_params()
     if detector.arch in ARCHITECTURES:  # --arch auto: each candidate checks its own
         detector.check_masking()
@@ -207,7 +209,8 @@ def _train_on(
     candidates: Sequence[str] = (),
     policy: AlarmPolicy = DEFAULT_POLICY,
 ) -> TrainResult:
-    """Split ``data`` in time order, fit ``detector`` and its PCA baseline, score the parts and build the run record.
+    """Split ``data`` in time order, fit ``detector`` and its PCA baseline, score the
+    parts and build the run record.
 
     ``policy`` decides the flags of the parts and becomes the run's own.
 
@@ -279,7 +282,9 @@ def _train_on(
 def _unnamed_flags(
     detector: RareEventDetector, data: SensorData
 ) -> list[dict[str, str]]:
-    """What was done with each 0/1 column that no option names: a fault column read as an input would leak the events it marks."""
+    """What was done with each 0/1 column that no option names: a fault column read as
+    an input would leak the events it marks.
+    """
     named = set() if isinstance(detector.context, str) else set(detector.context)
     found = []
     for j, column in enumerate(data.columns.features):
@@ -300,15 +305,18 @@ def _unnamed_flags(
             {
                 "column": column,
                 "as": "context" if context else "sensor",
-                "message": f"column {column!r} holds only 0 and 1 and no option names it: used as {role}; if it marks events, pass `label={column}` "
-                f"(as an input it leaks them to the model); if it is a state, pass `context={column}` to say so",
+                "message": f"column {column!r} holds only 0 and 1 and no option names it: "
+                f"used as {role}; if it marks events, pass `label={column}` "
+                "(as an input it leaks them to the model); if it is a state, pass "
+                f"`context={column}` to say so",
             }
         )
     return found
 
 
 def _as_arch(detector: RareEventDetector, arch: str) -> RareEventDetector:
-    """An unfitted detector with ``detector``'s parameters and another architecture (the baseline, a candidate).
+    """An unfitted detector with ``detector``'s parameters and another architecture (the
+    baseline, a candidate).
 
     A forecasting candidate reads at least one row before those it forecasts:
     its lookback is raised to ``horizon + 1`` where it is shorter. The pca
@@ -335,7 +343,9 @@ def check_parts(
     lookback: int,
     split: SplitSpec,
 ) -> None:
-    """Refuse a split whose train or valid part holds no window inside one segment; ``where`` names the series."""
+    """Refuse a split whose train or valid part holds no window inside one segment;
+    ``where`` names the series.
+    """
     short = [
         part
         for part in ("train", "valid")
@@ -344,7 +354,9 @@ def check_parts(
     if short:
         needed = windows.rows_needed(lookback, split)
         raise RareEventError(
-            f"{where}: {n_rows} data rows are too few for lookback {lookback}: the {short[0]} part would hold less than one window; at least {needed} rows are needed",
+            f"{where}: {n_rows} data rows are too few for lookback {lookback}: the "
+            f"{short[0]} part would hold less than one window; at least {needed} "
+            "rows are needed",
             hint="use a longer file or a smaller `lookback`",
         )
     for part in ("train", "valid"):
@@ -365,7 +377,9 @@ def _fit_and_measure(
     starts: np.ndarray,
     policy: AlarmPolicy,
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
-    """Fit ``detector`` on the train and valid parts; score valid and test; their columns and metrics."""
+    """Fit ``detector`` on the train and valid parts; score valid and test; their
+    columns and metrics.
+    """
     part = {key: slice(*bounds) for key, bounds in splits.items()}
     part_starts = {
         key: windows.part_starts(starts, *bounds) for key, bounds in splits.items()
@@ -427,7 +441,8 @@ def _fit_and_measure(
 def resolve_context(
     context: str | Sequence[str], features: Sequence[str]
 ) -> str | list[int]:
-    """``auto``, ``none``, or the indices of the features matching comma-separated names or glob patterns.
+    """``auto``, ``none``, or the indices of the features matching comma-separated names
+    or glob patterns.
 
     A name is matched literally first: it is a pattern only when no feature
     has exactly that name (``Flow [m3/h]`` is a name, not a character class).
@@ -524,7 +539,8 @@ def update(
     spec = spec or InputSpec()
     if spec.time or spec.label or spec.drop or spec.group:
         raise RareEventError(
-            "`update` reads the run's own columns: leave time, label, drop and group out of its input spec"
+            "`update` reads the run's own columns: leave time, label, drop and "
+            "group out of its input spec"
         )
     whole = TrainSpec(input=spec, split=SplitSpec(valid_frac, 0.0))
     folder = Path(run_folder)
@@ -533,7 +549,9 @@ def update(
     detector.set_params(
         warm_start=True,
         epochs=epochs,
-        batch_size=detector.batch_size_,  # Adam as the run trained: its batch size and learning rate, automatic ones included
+        # Adam as the run trained: its batch size and learning rate, automatic ones
+        # included
+        batch_size=detector.batch_size_,
         learning_rate=detector.learning_rate_,
         threshold=strategy_text,
         margin=detector.margin if margin is None else margin,
@@ -558,7 +576,8 @@ def update(
     strategy = parse_strategy(strategy_text)
     if strategy.needs_labels and data.y is None:
         raise RareEventError(
-            f"{data.path}: threshold {strategy} needs the label column {parent.label_column!r}, which the file does not have",
+            f"{data.path}: threshold {strategy} needs the label column "
+            f"{parent.label_column!r}, which the file does not have",
             hint="pass `threshold=pot` (or quantile) for a stretch of normal data without labels",
         )
     policy = (alarm or AlarmPolicy()).over(parent.alarm or LEGACY_POLICY)
@@ -573,7 +592,8 @@ def update(
             max_gap_value,
         ),
         resample=resampled,
-        time_column=parent.time_column,  # the run's column roles, even where this file lacks a column
+        # the run's column roles, even where this file lacks a column
+        time_column=parent.time_column,
         label_column=parent.label_column,
         dropped_columns=parent.dropped_columns or [],
         parent=Parent(
@@ -762,7 +782,9 @@ TRAIN_RANGE_PERCENTILES = (1.0, 99.0)
 
 
 def train_range(data: SensorData, bounds: tuple[int, int]) -> dict[str, Any]:
-    """Each feature's 1st and 99th percentile over the normal training rows, in raw units: the band reports draw traces over."""
+    """Each feature's 1st and 99th percentile over the normal training rows, in raw
+    units: the band reports draw traces over.
+    """
     part = slice(*bounds)
     X = data.X[part]
     if data.y is not None and (data.y[part] == 0).any():

@@ -36,7 +36,8 @@ def sliding_windows(X: np.ndarray, lookback: int) -> np.ndarray:
         raise RareEventError(f"lookback must be at least 1, got {lookback}")
     if len(X) < lookback:
         raise RareEventError(
-            f"{len(X)} rows give no window of lookback {lookback}: at least {lookback} rows are needed"
+            f"{len(X)} rows give no window of lookback {lookback}: at least "
+            f"{lookback} rows are needed"
         )
     # window k is the contiguous block X[k:k+T]: this view copies at memory speed when materialised
     return sliding_window_view(X, (lookback, X.shape[1]))[:, 0]
@@ -116,24 +117,32 @@ def inside_segments(starts: np.ndarray, lookback: int) -> np.ndarray:
 
 
 def kept(view: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """The windows of ``view`` that ``keep`` selects; the view itself (no copy) when all are kept."""
+    """The windows of ``view`` that ``keep`` selects; the view itself (no copy) when all
+    are kept.
+    """
     return view if keep.all() else view[keep]
 
 
 def window_resets(starts: np.ndarray, lookback: int) -> np.ndarray:
-    """Per window (``n-T+1``): True where the window's first row starts a segment (smoothing starts afresh)."""
+    """Per window (``n-T+1``): True where the window's first row starts a segment
+    (smoothing starts afresh).
+    """
     return np.asarray(starts, dtype=bool)[: n_windows(len(starts), lookback)]
 
 
 def part_starts(starts: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """The ``starts`` mask of rows ``start .. stop-1`` taken on their own: their first row begins a segment."""
+    """The ``starts`` mask of rows ``start .. stop-1`` taken on their own: their first
+    row begins a segment.
+    """
     part = np.array(starts[start:stop], dtype=bool)
     part[:1] = True
     return part
 
 
 def window_breaks(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Per window (end rows ``ends``, increasing): True where a segment began since the window before it."""
+    """Per window (end rows ``ends``, increasing): True where a segment began since the
+    window before it.
+    """
     begun = np.cumsum(np.asarray(starts, dtype=bool))[np.asarray(ends, dtype=np.int64)]
     return (
         np.concatenate([[False], begun[1:] > begun[:-1]])

@@ -47,7 +47,8 @@ def architecture(
             raise RareEventError(f"--features must be at least 1, got {features}")
         if not 0 <= context < features:
             raise RareEventError(
-                f"--context must be in 0..{features - 1} (at least one feature is reconstructed), got {context}"
+                f"--context must be in 0..{features - 1} (at least one feature is "
+                f"reconstructed), got {context}"
             )
         model = build_model(
             arch,

@@ -30,18 +30,25 @@ def encode(
         Path, typer.Argument(help="Sensor CSV with the trained feature columns.")
     ],
     run: RunOption = None,
-    *,  # keyword-only from here, so that the required --output needs no default (Typer calls a command with keywords)
+    # keyword-only from here, so that the required --output needs no default (Typer
+    # calls a command with keywords)
+    *,
     output: Annotated[
         Path,
         typer.Option(
-            help="Write row, time and the encoded vector of every window to this .csv or .json file."
+            help="Write row, time and the encoded vector of every window to this .csv "
+            "or .json file."
         ),
     ],
     runs_dir: RunsDir = Path("runs"),
-    spec: ScoreSpec,  # --chunk-rows, --fill and the reading options (--decimal ... --encoding), built by takes
+    # --chunk-rows, --fill and the reading options (--decimal ... --encoding), built by
+    # takes
+    spec: ScoreSpec,
     quiet: QuietOption = False,
 ) -> None:
-    """Write the encoded vector (length u2) of every window of DATA, for use in other models (ae runs only)."""
+    """Write the encoded vector (length u2) of every window of DATA, for use in other
+    models (ae runs only).
+    """
     consoles.set_output(quiet)
     with errors():
         from rareevent.detector import require_bottleneck

@@ -33,7 +33,8 @@ def report(
     plot: Annotated[
         Path | None,
         typer.Option(
-            help="Draw the error over time and the PR curve of one run to this .png (needs rareevent\\[plot])."
+            help="Draw the error over time and the PR curve of one run to this .png "
+            "(needs rareevent\\[plot])."
         ),
     ] = None,
     show_recipe: Annotated[
@@ -47,11 +48,16 @@ def report(
         Path | None,
         typer.Option(
             "--html",
-            help="Write a self-contained HTML report of one run on its own input file (timeline with the splits, every alarm episode with its sensors' raw traces, metrics, PR curve) to this .html file (needs rareevent\\[plot]).",
+            help="Write a self-contained HTML report of one run on its own input file "
+            "(timeline with the splits, every alarm episode with its sensors' raw "
+            "traces, metrics, PR curve) to this .html file (needs "
+            "rareevent\\[plot]).",
         ),
     ] = None,
 ) -> None:
-    """Compare saved runs: test metrics, events caught, false alarms, and each two architectures trained on the same file."""
+    """Compare saved runs: test metrics, events caught, false alarms, and each two
+    architectures trained on the same file.
+    """
     with errors():
         from rareevent.report import collect, comparisons
         from rareevent.runs import RUN_FILE, read_run, resolve_run
@@ -59,7 +65,8 @@ def report(
         if show_recipe:
             if (runs and len(runs) > 1) or plot is not None or as_json:
                 raise RareEventError(
-                    "--recipe prints the recipe of one run; name a single RUN, without --plot or --json"
+                    "--recipe prints the recipe of one run; name a single RUN, "
+                    "without --plot or --json"
                 )
             folder = resolve_run(runs[0] if runs else None, runs_dir)
             app = ctx.find_root().command

@@ -1,4 +1,6 @@
-"""``rareevent score``: one file or stdin here; many series in ``score_fleet``, ``--follow`` in ``score_follow``."""
+"""``rareevent score``: one file or stdin here; many series in ``score_fleet``,
+``--follow`` in ``score_follow``.
+"""
 
 from __future__ import annotations
 
@@ -40,10 +42,13 @@ def score(
     data: Annotated[
         list[Path],
         typer.Argument(
-            help="New sensor CSV(s) or Parquet file(s) with the trained feature columns (labels optional), or a quoted glob; - reads standard input."
+            help="New sensor CSV(s) or Parquet file(s) with the trained feature columns "
+            "(labels optional), or a quoted glob; - reads standard input."
         ),
     ],
-    *,  # keyword-only from here (Typer calls a command with keywords), so that `spec` needs no default
+    # keyword-only from here (Typer calls a command with keywords), so that `spec` needs
+    # no default
+    *,
     run: RunOption = None,
     runs_dir: RunsDir = Path("runs"),
     output: Annotated[
@@ -75,7 +80,8 @@ def score(
         Engine,
         typer.Option(
             "--engine",
-            help="local (processes on this machine) or spark (one task per group; writes a Parquet folder).",
+            help="local (processes on this machine) or spark (one task per group; "
+            "writes a Parquet folder).",
         ),
     ] = Engine.local,
     master: Annotated[
@@ -89,14 +95,16 @@ def score(
         bool,
         typer.Option(
             "--follow",
-            help="Tail DATA as another program appends to it: score each line as soon as its window is complete, until Ctrl-C.",
+            help="Tail DATA as another program appends to it: score each line as soon "
+            "as its window is complete, until Ctrl-C.",
         ),
     ] = False,
     output_format: Annotated[
         FollowFormat | None,
         typer.Option(
             "--format",
-            help="--follow output: csv or jsonl (JSON Lines, with alarm events) (default: from --output's extension, else csv).",
+            help="--follow output: csv or jsonl (JSON Lines, with alarm events) "
+            "(default: from --output's extension, else csv).",
         ),
     ] = None,
     poll: Annotated[
@@ -109,21 +117,25 @@ def score(
         Path | None,
         typer.Option(
             "--html",
-            help="Write a self-contained HTML report (score timeline, every alarm episode with its sensors' raw traces) to this .html file (needs rareevent\\[plot]).",
+            help="Write a self-contained HTML report (score timeline, every alarm "
+            "episode with its sensors' raw traces) to this .html file (needs "
+            "rareevent\\[plot]).",
         ),
     ] = None,
     episodes: Annotated[
         Path | None,
         typer.Option(
             "--episodes",
-            help="Write one row per alarm episode (series, start, end, duration, peak score and ÷ threshold, top sensors) to this .csv file.",
+            help="Write one row per alarm episode (series, start, end, duration, peak "
+            "score and ÷ threshold, top sensors) to this .csv file.",
         ),
     ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Score DATA with a saved run: flag windows at or above the threshold and explain each alarm.
 
-    Several files, a glob or --group score every series alone (never a window across two), in a stable order.
+    Several files, a glob or --group score every series alone (never a window across
+    two), in a stable order.
     """
     consoles.set_output(quiet)
     with errors():
@@ -170,16 +182,19 @@ def score(
             )
         if follow and episodes is not None:
             raise RareEventError(
-                "--episodes is written when the data ends; --follow announces episodes as they close instead"
+                "--episodes is written when the data ends; --follow announces "
+                "episodes as they close instead"
             )
         if follow:
             if stdin:
                 raise RareEventError(
-                    "--follow needs a file to tail, not stdin (-): pipe into `rareevent score -` without --follow, or name the file"
+                    "--follow needs a file to tail, not stdin (-): pipe into "
+                    "`rareevent score -` without --follow, or name the file"
                 )
             if metrics_out is not None:
                 raise RareEventError(
-                    "--follow tails a file, and has no end to measure metrics at: leave out --metrics-out"
+                    "--follow tails a file, and has no end to measure metrics at: "
+                    "leave out --metrics-out"
                 )
             follow_kind = (
                 output_format.value
@@ -220,7 +235,8 @@ def score(
         label_column = spec.input.label or record.label_column
         if metrics_out is not None and label_column is None:
             raise RareEventError(
-                f"--metrics-out needs labels, and run {record.name!r} was trained without a label column",
+                f"--metrics-out needs labels, and run {record.name!r} was trained "
+                "without a label column",
                 hint="name the file's label column with --label",
             )
         if (
@@ -229,7 +245,8 @@ def score(
             and not file_has_labels(path, label_column)
         ):
             raise RareEventError(
-                f"{path}: --metrics-out needs the label column {label_column!r}, which the file does not have"
+                f"{path}: --metrics-out needs the label column {label_column!r}, "
+                "which the file does not have"
             )
         total = (
             estimate_rows(path)
@@ -271,7 +288,8 @@ def score(
                     )
                     if metrics_out is not None and result.metrics is None:
                         raise RareEventError(
-                            f"{name}: --metrics-out needs the label column {label_column!r}, which the data does not have"
+                            f"{name}: --metrics-out needs the label column "
+                            f"{label_column!r}, which the data does not have"
                         )
                 else:
                     result = score_csv(
@@ -334,7 +352,9 @@ def score(
             )
         if result.n_segments > 1 and record.gaps:
             note(
-                f"{result.n_segments - 1} time gap(s) above the run's --max-gap {record.gaps.max_gap} split the file into {result.n_segments} segments; no window crosses a gap"
+                f"{result.n_segments - 1} time gap(s) above the run's --max-gap "
+                f"{record.gaps.max_gap} split the file into {result.n_segments} "
+                "segments; no window crosses a gap"
             )
         if result.reading.time_format != (record.reading or {}).get(
             "time_format"
@@ -349,7 +369,9 @@ def score(
 
 
 def _html_collector(html: Path | None, then: Any) -> Any:
-    """The sink that keeps the windows an HTML report draws and passes them on to ``then`` (None without ``--html``)."""
+    """The sink that keeps the windows an HTML report draws and passes them on to
+    ``then`` (None without ``--html``).
+    """
     if html is None:
         return None
     from rareevent.html_report import WindowCollector

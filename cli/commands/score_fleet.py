@@ -1,4 +1,6 @@
-"""``rareevent score`` over many series: local processes (CSV out) or Spark (a Parquet folder out)."""
+"""``rareevent score`` over many series: local processes (CSV out) or Spark (a Parquet
+folder out).
+"""
 
 from __future__ import annotations
 
@@ -32,7 +34,9 @@ def score_many(
     html: Path | None = None,
     episodes: Path | None = None,
 ) -> None:
-    """``score`` over many series: on local processes (CSV out) or on Spark (a Parquet folder out)."""
+    """``score`` over many series: on local processes (CSV out) or on Spark (a Parquet
+    folder out).
+    """
     from rareevent.storage import atomic_file
 
     group = spec.input.group
@@ -42,7 +46,8 @@ def score_many(
         output_kind(metrics_out, ("json",))
     if engine == Engine.spark and (html is not None or episodes is not None):
         raise RareEventError(
-            "--html and --episodes need the alarm episodes, which --engine spark does not collect; score with --engine local"
+            "--html and --episodes need the alarm episodes, which --engine spark "
+            "does not collect; score with --engine local"
         )
     if episodes is not None:
         output_kind(episodes, ("csv",))
@@ -138,5 +143,6 @@ def score_on_spark(
     frame, files = spark.read_files(spark.session(master), data)
     spark.write_parquet(spark.score(frame, folder, spec), output)
     consoles.out.print(
-        f"scored {frame.select(group).distinct().count()} group(s) of {files} file(s) on Spark ({master}); windows written to {output}"
+        f"scored {frame.select(group).distinct().count()} group(s) of {files} "
+        f"file(s) on Spark ({master}); windows written to {output}"
     )

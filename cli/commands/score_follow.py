@@ -1,4 +1,6 @@
-"""``rareevent score --follow``: score a file's lines as another program appends them, until Ctrl-C."""
+"""``rareevent score --follow``: score a file's lines as another program appends them,
+until Ctrl-C.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ def follow_file(
     kind: str,
     poll: float,
 ) -> NoReturn:
-    """``score --follow``: score lines as they are written until Ctrl-C or SIGTERM, then print a summary; exit 130.
+    """``score --follow``: score lines as they are written until Ctrl-C or SIGTERM, then
+    print a summary; exit 130.
 
     The windows go to ``output`` (else stdout) line by line as they are
     scored, so that file grows as it goes instead of appearing whole;
@@ -76,8 +79,10 @@ def follow_file(
         lines.close()
     opened = summary["open_episode"]
     err.print(
-        f"stopped following [bold]{escape(str(data))}[/]: {summary['rows']:,} rows, {summary['windows']:,} windows, {summary['flagged']:,} flagged "
-        f"(threshold {summary['threshold']:.6g}), {summary['alarm_episodes']} alarm episode(s) closed"
+        f"stopped following [bold]{escape(str(data))}[/]: {summary['rows']:,} "
+        f"rows, {summary['windows']:,} windows, {summary['flagged']:,} flagged "
+        f"(threshold {summary['threshold']:.6g}), {summary['alarm_episodes']} "
+        "alarm episode(s) closed"
         + (f", one open since line {file_line(opened['start_row'])}" if opened else "")
         + (
             f", {summary['restarts']} restart(s) of the file"
@@ -90,7 +95,9 @@ def follow_file(
 
 
 class FollowLines:
-    """The windows of ``score --follow`` through a :class:`~rareevent.scoring.WindowWriter` (CSV or JSON Lines), each alarm event right after the window it belongs to.
+    """The windows of ``score --follow`` through a
+    :class:`~rareevent.scoring.WindowWriter` (CSV or JSON Lines), each alarm event right
+    after the window it belongs to.
 
     ``output`` (else stdout) is opened, and so emptied, only when there is
     something to write or at a clean stop: a followed file refused at its
@@ -119,7 +126,9 @@ class FollowLines:
         return self._writer
 
     def finish(self) -> None:
-        """At a clean stop: ``output`` is this run's (empty when nothing was written to it), complete on disk."""
+        """At a clean stop: ``output`` is this run's (empty when nothing was written to
+        it), complete on disk.
+        """
         if self.output is not None:
             from rareevent.storage import write_errors
 
@@ -178,12 +187,17 @@ class FollowLines:
         when = lambda key: f" ({fields[key]})" if key in fields else ""  # noqa: E731
         if name == "alarm_opened":
             self.err.print(
-                f"[bold red]alarm opened[/] at line {file_line(fields['start_row'])}{when('start_time')}: error {fields['error']:.4g}",
+                "[bold red]alarm opened[/] at line "
+                f"{file_line(fields['start_row'])}{when('start_time')}: error "
+                f"{fields['error']:.4g}",
                 markup=True,
             )
         elif name == "alarm_closed":
             self.err.print(
-                f"[bold]alarm closed[/]: lines {file_line(fields['start_row'])}-{file_line(fields['end_row'])}{when('end_time')}, {fields['windows']} window(s), "
-                f"peak {fields['peak_error']:.4g}, top sensors {escape(fields['top_features'].replace(';', ' '))}",
+                "[bold]alarm closed[/]: lines "
+                f"{file_line(fields['start_row'])}-{file_line(fields['end_row'])}"
+                f"{when('end_time')}, {fields['windows']} window(s), "
+                f"peak {fields['peak_error']:.4g}, top sensors "
+                f"{escape(fields['top_features'].replace(';', ' '))}",
                 markup=True,
             )

@@ -49,10 +49,13 @@ def train(
     data: Annotated[
         list[Path],
         typer.Argument(
-            help="Sensor CSV (',', ';' or tab separated) or Parquet file(s), or a quoted glob like 'exports/*.csv'; may come from the recipe."
+            help="Sensor CSV (',', ';' or tab separated) or Parquet file(s), or a "
+            "quoted glob like 'exports/*.csv'; may come from the recipe."
         ),
     ],
-    *,  # keyword-only from here (Typer calls a command with keywords), so that `spec` needs no default
+    # keyword-only from here (Typer calls a command with keywords), so that `spec` needs
+    # no default
+    *,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -72,19 +75,23 @@ def train(
     horizon: Annotated[
         int,
         typer.Option(
-            help="--arch forecast: predict the window's last H rows from the lookback - H rows before them."
+            help="--arch forecast: predict the window's last H rows from the lookback - "
+            "H rows before them."
         ),
     ] = 1,
     lead: Annotated[
         int,
         typer.Option(
-            help="Early warning: a window is positive when an event starts within this many rows after it."
+            help="Early warning: a window is positive when an event starts within this "
+            "many rows after it."
         ),
     ] = 0,
     units: Annotated[
         str,
         typer.Option(
-            help="LSTM units u1,u2 (1 to 4096 each), or auto: the bottleneck as wide as the principal components holding 99% of the targets' variance, the first layer twice that."
+            help="LSTM units u1,u2 (1 to 4096 each), or auto: the bottleneck as wide as "
+            "the principal components holding 99% of the targets' variance, the "
+            "first layer twice that."
         ),
     ] = "32,16",
     activation: Annotated[
@@ -107,13 +114,15 @@ def train(
     threshold: Annotated[
         str | None,
         typer.Option(
-            help="f1, fbeta:B, pr-cross, precision:P or quantile[:Q]; default f1 with labels, quantile without."
+            help="f1, fbeta:B, pr-cross, precision:P, quantile[:Q] or pot[:R]; default f1 "
+            "with labels, pot without."
         ),
     ] = None,
     margin: Annotated[
         float,
         typer.Option(
-            help="Multiply the chosen threshold by this (above 1: fewer false alarms on data that drifts after validation)."
+            help="Multiply the chosen threshold by this (above 1: fewer false alarms on "
+            "data that drifts after validation)."
         ),
     ] = 1.0,
     epochs: Annotated[
@@ -123,7 +132,8 @@ def train(
     batch_size: Annotated[
         int | None,
         typer.Option(
-            help="Windows per training batch (default: about 100 steps per epoch, 16..128 on a CPU, 16..2048 on a GPU)."
+            help="Windows per training batch (default: about 100 steps per epoch, "
+            "16..128 on a CPU, 16..2048 on a GPU)."
         ),
     ] = None,
     learning_rate: Annotated[
@@ -143,20 +153,24 @@ def train(
     normalize: Annotated[
         bool,
         typer.Option(
-            help="Divide each sensor's error by its typical (median) error on normal validation windows."
+            help="Divide each sensor's error by its typical (median) error on normal "
+            "validation windows."
         ),
     ] = False,
     mask_rate: Annotated[
         float,
         typer.Option(
-            help="ae and plain: hide each target sensor of a training window with this probability (0: never); the model rebuilds it from the others, and each sensor is scored hidden."
+            help="ae and plain: hide each target sensor of a training window with this "
+            "probability (0: never); the model rebuilds it from the others, and "
+            "each sensor is scored hidden."
         ),
     ] = 0.0,
     per_group: Annotated[
         bool,
         typer.Option(
             "--per-group",
-            help="With --group: train one run per group value, saved as runs/NAME/<group>/ with a summary.",
+            help="With --group: train one run per group value, saved as "
+            "runs/NAME/<group>/ with a summary.",
         ),
     ] = False,
     saving: Saving,  # --runs-dir, --name, --overwrite and --json, built by takes
@@ -192,7 +206,8 @@ def train(
             )
         if arch == AUTO and not (one_csv(data) and group is None):
             raise RareEventError(
-                "--arch auto trains one CSV file; for several series, --group or --per-group name an architecture"
+                "--arch auto trains one CSV file; for several series, --group or "
+                "--per-group name an architecture"
             )
         stack.enter_context(
             reserve_run(saving.runs_dir, name, saving.overwrite)
@@ -248,9 +263,11 @@ def train(
 def save_and_summarize(
     result: TrainResult, fill: str | None, saving: Saving, quiet: bool = False
 ) -> None:
-    """Warn about what training noticed, save the run folder and print its summary (train and update).
+    """Warn about what training noticed, save the run folder and print its summary
+    (train and update).
 
-    The summary is rich tables, the JSON of ``--json``, or with ``--quiet`` the run folder's path alone.
+    The summary is rich tables, the JSON of ``--json``, or with ``--quiet`` the
+    run folder's path alone.
     """
     from rareevent.runs import run_view
     from rareevent.training import save
@@ -258,24 +275,28 @@ def save_and_summarize(
     record = run_view(result.record, result.detector)
     if record.constant_features:
         warn(
-            f"constant column(s) in the normal training rows: {', '.join(record.constant_features)}; kept neutral (scaled to 0)"
+            "constant column(s) in the normal training rows: "
+            f"{', '.join(record.constant_features)}; kept neutral (scaled to 0)"
         )
     if record.trending_features:
         warn(
-            f"sensor(s) {', '.join(record.trending_features)} trend steadily over the training rows; they may leave their "
-            "training range later and raise false alarms (consider a longer training period, --margin, or --drop)"
+            f"sensor(s) {', '.join(record.trending_features)} trend steadily over "
+            "the training rows; they may leave their training range later and raise "
+            "false alarms (consider a longer training period, --margin, or --drop)"
         )
     if record.filled_cells:
         note(f"repaired {record.filled_cells} blank/NaN cell(s) with --fill {fill}")
     resampled = record.resample
     if resampled and resampled["empty_cells"]:
         note(
-            f"--resample {resampled['every']}: {resampled['empty_cells']} empty grid cell(s) handled with --fill {fill}"
+            f"--resample {resampled['every']}: {resampled['empty_cells']} empty "
+            f"grid cell(s) handled with --fill {fill}"
         )
     gap_info = record.gaps
     if gap_info and gap_info.skipped_segments:
         note(
-            f"skipped {gap_info.skipped_segments} segment(s) shorter than the lookback ({gap_info.skipped_rows} rows between time gaps give no window)"
+            f"skipped {gap_info.skipped_segments} segment(s) shorter than the lookback "
+            f"({gap_info.skipped_rows} rows between time gaps give no window)"
         )
     beaten = baseline_advice(record, record.arch)
     if beaten:

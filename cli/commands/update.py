@@ -66,13 +66,17 @@ def update(
             help="Multiply the chosen threshold by this; default: the run's margin."
         ),
     ] = None,
-    *,  # keyword-only from here (Typer calls a command with keywords), so that `spec` needs no default
+    # keyword-only from here (Typer calls a command with keywords), so that `spec` needs
+    # no default
+    *,
     spec: InputSpec,  # --fill, --tz and --encoding, built by takes
     alarm: AlarmPolicy,  # the run's new alarm defaults, built by takes
     saving: Saving,  # --runs-dir, --name, --overwrite and --json, built by takes
     quiet: QuietOption = False,
 ) -> None:
-    """Refit a run's scaler and threshold on newer data, continue training its model, and save a new run."""
+    """Refit a run's scaler and threshold on newer data, continue training its model,
+    and save a new run.
+    """
     consoles.set_output(quiet)
     with errors(), ExitStack() as stack:
         from rareevent.runs import read_run, reserve_run, resolve_run
