@@ -38,9 +38,8 @@ class Columns:
     label: str | None = None
     dropped: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
-    assumed: list[dict[str, str]] = field(
-        default_factory=list
-    )  # roles no option gave: {"column", "as", "message"}
+    # roles no option gave: {"column", "as", "message"}
+    assumed: list[dict[str, str]] = field(default_factory=list)
 
 
 def resolve_columns(

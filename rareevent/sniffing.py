@@ -36,9 +36,8 @@ from rareevent.options import check_encoding
 
 DELIMITERS = (",", ";", "\t")
 
-_SNIFF_BYTES = (
-    64 * 1024
-)  # the most bytes a header (line 1) may take: it is read from them
+# the most bytes a header (line 1) may take: it is read from them
+_SNIFF_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)

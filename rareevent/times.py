@@ -33,9 +33,8 @@ from rareevent.sniffing import CsvFormat, _Lines
 if TYPE_CHECKING:
     from rareevent.columns import Columns
 
-_UTC_OFFSET = (
-    r"(?:Z|[+-]\d\d:?\d\d)$"  # an ISO time's offset: 2026-01-31T13:45:00+01:00, ...Z
-)
+# an ISO time's offset: 2026-01-31T13:45:00+01:00, ...Z
+_UTC_OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
 
 # dd.mm.yyyy / mm/dd/yy ... with an optional time: the shapes whose day/month order must be inferred
 _DAY_MONTH = re.compile(
