@@ -38,7 +38,7 @@ from dataclasses import replace
 import numpy as np
 
 from rareevent.errors import RareEventError
-from rareevent.load import SensorData
+from rareevent.frames import SensorData
 
 LABEL_WORDS = (
     "fault",
