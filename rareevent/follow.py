@@ -30,13 +30,13 @@ from rareevent.load import (
     Columns,
     CsvFormat,
     Reading,
-    _encoding_hint,
     format_of,
     read_frames,
 )
 from rareevent.options import ScoreSpec
 from rareevent.record import RunView
 from rareevent.scoring import ScoreResult, StreamScorer, WindowSink, score_frames
+from rareevent.sniffing import encoding_hint
 
 READ_BYTES = (
     1 << 20
@@ -238,7 +238,7 @@ class CsvTail:
             encoding = "UTF-8" if self.fmt.encoding == "utf-8" else self.fmt.encoding
             raise RareEventError(
                 f"{self.name}: line {line} is not {encoding} text",
-                hint=_encoding_hint(data[exc.start : exc.start + 4096]),
+                hint=encoding_hint(data[exc.start : exc.start + 4096]),
             ) from None
 
     def close(self) -> None:

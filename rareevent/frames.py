@@ -35,9 +35,9 @@ from rareevent.reading import _OTHER_MARK, Reading, _to_numbers
 from rareevent.sniffing import (
     CsvFormat,
     _blocks,
-    _encoding_hint,
     _first_bad_utf8_line,
     _Lines,
+    encoding_hint,
     file_line,
 )
 from rareevent.times import _times, looks_like_times
@@ -138,7 +138,7 @@ def read_frames(
     except UnicodeDecodeError:
         line, block = _first_bad_utf8_line(fmt.path)
         raise RareEventError(
-            f"{fmt.path}: line {line} is not UTF-8 text", hint=_encoding_hint(block)
+            f"{fmt.path}: line {line} is not UTF-8 text", hint=encoding_hint(block)
         ) from None
 
 

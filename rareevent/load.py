@@ -61,9 +61,6 @@ from rareevent.sniffing import (
     is_pipe,
     sniff,
 )
-
-# a private helper that rareevent.follow imports from here
-from rareevent.sniffing import _encoding_hint as _encoding_hint
 from rareevent.times import (
     TimeKind,
     check_time_kind,

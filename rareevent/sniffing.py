@@ -250,7 +250,7 @@ def _is_utf8(data: bytes, complete: bool) -> bool:
     return True
 
 
-def _encoding_hint(data: bytes) -> str:
+def encoding_hint(data: bytes) -> str:
     """What to do about bytes that are not UTF-8.
 
     It names the Windows or Latin-1 encoding they read as.
@@ -277,7 +277,7 @@ def _decode(path: Path, data: bytes, complete: bool) -> str:
         line = data[: exc.start].count(b"\n") + 1
         raise RareEventError(
             f"{path}: line {line} is not UTF-8 text (byte {exc.start})",
-            hint=_encoding_hint(data),
+            hint=encoding_hint(data),
         ) from None
 
 
