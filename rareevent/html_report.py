@@ -14,8 +14,8 @@ This module writes the report's text (the header table, metrics, episode
 summaries and sections) and gathers what a report is drawn from for
 ``score --html`` and ``report``; the plot model is built in
 :mod:`rareevent.report_model` and the page (template, script, Content
-Security Policy) in :mod:`rareevent.report_page`. Their names are
-re-exported here.
+Security Policy) in :mod:`rareevent.report_page`. The names other code
+imports from here are re-exported (``name as name``).
 """
 
 from __future__ import annotations
@@ -33,61 +33,22 @@ from rareevent.errors import RareEventError
 from rareevent.load import Reading, SensorData, load_csv
 from rareevent.options import InputSpec, ScoreSpec
 from rareevent.record import RunView
-from rareevent.report_model import (
-    CONTEXT_ROWS,
-    PR_POINTS,
-    TIMELINE_BUCKETS,
-    TRACE_BUCKETS,
-    Axis,
-    ReportInput,
-    _covered_text,
-    build_model,
-    log_ticks,
-    minmax_indices,
-    train_band,
-)
-from rareevent.report_page import (
-    _SCRIPT,
-    BODY,
-    PLOTLY_BUNDLE,
-    page,
-    plotly_js,
-    script_json,
-    script_policy,
-)
+from rareevent.report_model import CONTEXT_ROWS as CONTEXT_ROWS
+from rareevent.report_model import PR_POINTS as PR_POINTS
+from rareevent.report_model import TIMELINE_BUCKETS as TIMELINE_BUCKETS
+from rareevent.report_model import TRACE_BUCKETS as TRACE_BUCKETS
+from rareevent.report_model import Axis as Axis
+from rareevent.report_model import ReportInput, build_model
+from rareevent.report_model import _covered_text as _covered_text
+from rareevent.report_model import log_ticks as log_ticks
+from rareevent.report_model import minmax_indices as minmax_indices
+from rareevent.report_model import train_band as train_band
+from rareevent.report_page import _SCRIPT as _SCRIPT
+from rareevent.report_page import BODY, page, script_json
+from rareevent.report_page import PLOTLY_BUNDLE as PLOTLY_BUNDLE
+from rareevent.report_page import plotly_js as plotly_js
+from rareevent.report_page import script_policy as script_policy
 from rareevent.storage import atomic_file
-
-__all__ = [  # the names other modules and tests import from here, wherever they now live
-    "CONTEXT_ROWS",
-    "METRIC_ROWS",
-    "PLOTLY_BUNDLE",
-    "PR_POINTS",
-    "TIMELINE_BUCKETS",
-    "TRACE_BUCKETS",
-    "_SCRIPT",
-    "Axis",
-    "ReportInput",
-    "WindowCollector",
-    "_covered_text",
-    "_fmt",
-    "_table",
-    "build_model",
-    "check_output",
-    "log_ticks",
-    "minmax_indices",
-    "page",
-    "plotly_js",
-    "policy_text",
-    "read_raw",
-    "render",
-    "report_body",
-    "run_report",
-    "scored_file_report",
-    "script_json",
-    "script_policy",
-    "train_band",
-    "write",
-]
 
 
 def read_raw(path: str | Path, record: RunView, spec: InputSpec) -> SensorData:

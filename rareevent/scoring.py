@@ -16,12 +16,13 @@ chunk borders fall. What is kept for the whole file is compact: one error,
 flag and label per window (nothing per window with ``keep_windows=False``),
 and the per-sensor errors of the open alarm episode only.
 
-The stages the scorer drives live in modules of their own, and are
-re-exported here: the window stream (:mod:`rareevent.window_stream`), the
-top sensors (:mod:`rareevent.top_sensors`), alarm episodes
+The stages the scorer drives live in modules of their own: the window
+stream (:mod:`rareevent.window_stream`), the top sensors
+(:mod:`rareevent.top_sensors`), alarm episodes
 (:mod:`rareevent.alarm_episodes`), the per-window history kept for the
 result (:mod:`rareevent.window_history`) and the output writer
-(:mod:`rareevent.window_writer`).
+(:mod:`rareevent.window_writer`). The names other code imports from here
+are re-exported (``name as name``).
 """
 
 from __future__ import annotations
@@ -42,39 +43,20 @@ from rareevent.load import Columns, CsvFormat, Reading
 from rareevent.options import ScoreSpec
 from rareevent.pipeline import WriteBehind, read_ahead
 from rareevent.record import RunRecord, RunView
-from rareevent.top_sensors import TOP_FEATURES, TopSensors, top_features
+from rareevent.top_sensors import TOP_FEATURES as TOP_FEATURES
+from rareevent.top_sensors import TopSensors as TopSensors
+from rareevent.top_sensors import top_features
 from rareevent.window_history import WindowHistory
 from rareevent.window_stream import (
     WindowBlock,
     WindowStream,
-    file_has_labels,
     model_columns,
     open_csv,
     settle_reading,
-    trained_columns,
 )
-from rareevent.window_writer import WindowWriter
-
-__all__ = [  # the names other modules import from here, wherever they now live
-    "TOP_FEATURES",
-    "AlarmEpisodes",
-    "ProgressCallback",
-    "ScoreResult",
-    "StreamScorer",
-    "TopSensors",
-    "WindowBlock",
-    "WindowSink",
-    "WindowStream",
-    "WindowWriter",
-    "encode_csv",
-    "file_has_labels",
-    "open_csv",
-    "score_csv",
-    "score_frames",
-    "settle_reading",
-    "top_features",
-    "trained_columns",
-]
+from rareevent.window_stream import file_has_labels as file_has_labels
+from rareevent.window_stream import trained_columns as trained_columns
+from rareevent.window_writer import WindowWriter as WindowWriter
 
 WindowSink = Callable[[pd.DataFrame], None]
 ProgressCallback = Callable[[int], None]
