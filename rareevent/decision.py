@@ -243,7 +243,7 @@ class Decider:
     ``breaks[i]`` is True where a time gap (or a new series) lies between
     window ``i`` and the one before it: smoothing, ``min_duration`` and an
     open alarm start again there. (``cooldown`` is not applied here: it
-    merges episodes, and :class:`~rareevent.scoring.AlarmEpisodes` does that.)
+    merges episodes, and :class:`~rareevent.alarm_episodes.AlarmEpisodes` does that.)
 
     Judged against the recent scores, an alarm *opens* where the smoothed
     score reaches the threshold and the history's bar, and *stays open*

@@ -67,7 +67,7 @@ def top_sensors(alarm: dict[str, Any]) -> list[tuple[str, float]]:
     """``[(sensor, share of the error), ...]`` of an episode, largest first.
 
     They come from the pairs the scorer kept beside the ``top_features``
-    text (:class:`rareevent.scoring.TopSensors`); the text itself cannot be
+    text (:class:`rareevent.top_sensors.TopSensors`); the text itself cannot be
     split, as a sensor name may hold ``;`` or ``:``.
     """
     return list(alarm["top_features"].pairs)

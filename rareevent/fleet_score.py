@@ -41,14 +41,7 @@ from rareevent.load import (
 from rareevent.options import ScoreSpec
 from rareevent.record import RunView
 from rareevent.runs import load_scorer
-from rareevent.scoring import (
-    ScoreResult,
-    StreamScorer,
-    WindowWriter,
-    _to_the_end,
-    score_csv,
-    trained_columns,
-)
+from rareevent.scoring import ScoreResult, StreamScorer, _to_the_end, score_csv
 from rareevent.series import (
     Series,
     expand,
@@ -64,6 +57,8 @@ from rareevent.series import (
     table_reading,
 )
 from rareevent.storage import temp_beside
+from rareevent.window_stream import trained_columns
+from rareevent.window_writer import WindowWriter
 
 _LOADED: dict[
     str, tuple[RunView, Any]

@@ -58,7 +58,7 @@ class CsvTail:
 
     ``settle(fmt, sample)`` turns the header and a text sample of the first
     rows into the columns and reading to parse every row with (see
-    :func:`rareevent.scoring.settle_reading`). ``encoding`` (``--encoding``)
+    :func:`rareevent.window_stream.settle_reading`). ``encoding`` (``--encoding``)
     and ``fallback`` (the run's) choose the text encoding as
     :func:`rareevent.load.sniff` does, from the first lines read; first
     lines in ASCII, which read alike in both, are read as ``fallback``.

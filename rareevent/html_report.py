@@ -49,6 +49,7 @@ from rareevent.report_page import PLOTLY_BUNDLE as PLOTLY_BUNDLE
 from rareevent.report_page import plotly_js as plotly_js
 from rareevent.report_page import script_policy as script_policy
 from rareevent.storage import atomic_file
+from rareevent.window_stream import trained_columns
 
 
 def read_raw(path: str | Path, record: RunView, spec: InputSpec) -> SensorData:
@@ -57,8 +58,6 @@ def read_raw(path: str | Path, record: RunView, spec: InputSpec) -> SensorData:
 
     They are on the run's ``--resample`` grid, as the model read them.
     """
-    from rareevent.scoring import trained_columns
-
     data = load_csv(
         path,
         spec,

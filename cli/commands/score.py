@@ -164,8 +164,10 @@ def score(
         path = data[0]
         from rareevent.load import is_pipe
         from rareevent.runs import load_scorer, resolve_run
-        from rareevent.scoring import WindowWriter, file_has_labels, score_csv
+        from rareevent.scoring import score_csv
         from rareevent.storage import atomic_file
+        from rareevent.window_stream import file_has_labels
+        from rareevent.window_writer import WindowWriter
 
         stdin = str(path) == "-"
         piped = stdin or (not follow and is_pipe(path))  # a pipe is read once, as stdin

@@ -96,7 +96,7 @@ def follow_file(
 
 class FollowLines:
     """The windows of ``score --follow`` through a
-    :class:`~rareevent.scoring.WindowWriter` (CSV or JSON Lines), each alarm event right
+    :class:`~rareevent.window_writer.WindowWriter` (CSV or JSON Lines), each alarm event right
     after the window it belongs to.
 
     ``output`` (else stdout) is opened, and so emptied, only when there is
@@ -110,7 +110,7 @@ class FollowLines:
         self._writer: Any = None if output else self._writer_to(sys.stdout)
 
     def _writer_to(self, handle: Any) -> Any:
-        from rareevent.scoring import WindowWriter
+        from rareevent.window_writer import WindowWriter
 
         return WindowWriter(handle, self.kind)
 
