@@ -45,8 +45,18 @@ def _is_batch_size(value: Any) -> bool:
     return _is_int(value) and 1 <= value <= MAX_BATCH_SIZE
 
 
+# the limits and choices that the rules of PARAM_RULES name
+LIMITS: dict[str, Any] = {
+    "SCORE_KINDS": ", ".join(SCORE_KINDS),
+    "MAX_SPAN": MAX_SPAN,
+    "MAX_MARGIN": MAX_MARGIN,
+    "MAX_SEED": MAX_SEED,
+    "MAX_BATCH_SIZE": MAX_BATCH_SIZE,
+    "MAX_VALIDATION_FRACTION": MAX_VALIDATION_FRACTION,
+}
+
 # What check_params asks of each parameter, in this order: when its value v is valid, and
-# the rule its error states after "PARAM must be ", formatted with v and the limits above:
+# the rule its error states after "PARAM must be ", formatted with v and LIMITS:
 # "smooth must be between 1 and 100000, got 0". (check_model_options has checked arch,
 # activation, units, and that lookback and horizon are integers.)
 # fmt: off
@@ -74,15 +84,6 @@ PARAM_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
         "above 0 and below {MAX_VALIDATION_FRACTION:g}, got {v}"),
 )
 # fmt: on
-# the limits the rules name
-LIMITS: dict[str, Any] = {
-    "SCORE_KINDS": ", ".join(SCORE_KINDS),
-    "MAX_SPAN": MAX_SPAN,
-    "MAX_MARGIN": MAX_MARGIN,
-    "MAX_SEED": MAX_SEED,
-    "MAX_BATCH_SIZE": MAX_BATCH_SIZE,
-    "MAX_VALIDATION_FRACTION": MAX_VALIDATION_FRACTION,
-}
 
 
 class DetectorParams:
