@@ -340,6 +340,7 @@ def test_overwrite_keeps_old_run_when_training_fails(
 ) -> None:
     """The failure comes after the model was fitted (no threshold reaches the asked precision)."""
     import rareevent.detector
+    import rareevent.fitting
     from rareevent.errors import RareEventError
 
     def no_threshold(*args: object) -> float:
@@ -354,7 +355,7 @@ def test_overwrite_keeps_old_run_when_training_fails(
         "_train",
         lambda self, *args: fitted.append(1) or train_model(self, *args),
     )
-    monkeypatch.setattr(rareevent.detector, "choose_threshold", no_threshold)
+    monkeypatch.setattr(rareevent.fitting, "choose_threshold", no_threshold)
     before = snapshot(workdir)
     result = CliRunner().invoke(
         app, train_args("good.csv", "--threshold", "precision:0.99")
