@@ -23,8 +23,8 @@ from .console import bars, consoles
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from rareevent.detector import EpochCallback
     from rareevent.gaps import GapSummary
+    from rareevent.progress import EpochCallback
     from rareevent.record import RunRecord, RunView
 
 
@@ -308,7 +308,7 @@ def train_summary(record: RunView, path: Path) -> dict[str, Any]:
     """What ``train --json`` prints: where the run went, its threshold and metrics
     (run.json and detector.json hold the rest).
     """
-    from rareevent.detector import DETECTOR_FILE
+    from rareevent.detector_file import DETECTOR_FILE
     from rareevent.model import ARCHITECTURES
     from rareevent.runs import RUN_FILE, SCORES_FILE
 

@@ -29,7 +29,7 @@ def interrupt_at_batch_end() -> Iterator[None]:
     """
     import threading
 
-    from rareevent.detector import stop_between_batches
+    from rareevent.schedule import stop_between_batches
 
     if threading.current_thread() is not threading.main_thread() or signal.getitimer(
         signal.ITIMER_REAL

@@ -21,10 +21,10 @@ import numpy as np
 
 from rareevent import gaps, windows
 from rareevent.decision import span_windows
-from rareevent.detector import EpochCallback
 from rareevent.errors import RareEventError
 from rareevent.load import SensorData
 from rareevent.options import SplitSpec, TrainSpec
+from rareevent.progress import EpochCallback
 from rareevent.record import SeriesEntry
 from rareevent.runs import (
     MAX_NAME_BYTES,

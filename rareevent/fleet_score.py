@@ -25,7 +25,6 @@ from typing import Any
 import pandas as pd
 
 from rareevent import gaps
-from rareevent.detector import PREDICT_BATCH
 from rareevent.errors import RareEventError
 from rareevent.fleet import group_run, read_fleet
 from rareevent.forward import one_thread
@@ -38,6 +37,7 @@ from rareevent.load import (
     sniff,
     validate_frame,
 )
+from rareevent.model import PREDICT_BATCH
 from rareevent.options import ScoreSpec
 from rareevent.record import RunView
 from rareevent.runs import load_scorer

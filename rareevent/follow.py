@@ -24,7 +24,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from rareevent.detector import PREDICT_BATCH, Detector
+from rareevent.detector import Detector
 from rareevent.errors import RareEventError
 from rareevent.load import (
     Columns,
@@ -33,6 +33,7 @@ from rareevent.load import (
     format_of,
     read_frames,
 )
+from rareevent.model import PREDICT_BATCH
 from rareevent.options import ScoreSpec
 from rareevent.record import RunView
 from rareevent.scoring import ScoreResult, StreamScorer, WindowSink, score_frames

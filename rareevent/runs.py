@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 import pandas as pd
 
-from rareevent.detector import Detector, read_json
+from rareevent.detector import Detector
+from rareevent.detector_file import read_json
 from rareevent.errors import RareEventError
 from rareevent.record import FORMAT_VERSION as FORMAT_VERSION
 from rareevent.record import OLDEST_FORMAT as OLDEST_FORMAT

@@ -37,9 +37,10 @@ import pandas as pd
 
 from rareevent.alarm_episodes import AlarmEpisodes
 from rareevent.decision import Decision, decider_for
-from rareevent.detector import PREDICT_BATCH, Detector, require_bottleneck
+from rareevent.detector import Detector
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, CsvFormat, Reading
+from rareevent.model import PREDICT_BATCH
 from rareevent.options import ScoreSpec
 from rareevent.pipeline import WriteBehind, read_ahead
 from rareevent.record import RunRecord, RunView
@@ -47,6 +48,7 @@ from rareevent.top_sensors import TOP_FEATURES as TOP_FEATURES
 from rareevent.top_sensors import TopSensors as TopSensors
 from rareevent.top_sensors import top_features
 from rareevent.window_history import WindowHistory
+from rareevent.window_scores import require_bottleneck
 from rareevent.window_stream import (
     WindowBlock,
     WindowStream,

@@ -331,7 +331,7 @@ def train(
         ``per_group=False``, a bad parameter or name, or a group that fails
         to train (the message names it).
     """
-    from rareevent.detector import RareEventDetector
+    from rareevent.estimator import RareEventDetector
     from rareevent.storage import atomic_folder, check_free, remove_stale_temporaries
     from rareevent.training import check_options
 

@@ -21,12 +21,12 @@ from rareevent.decision import (
     resolve,
     settle,
 )
-from rareevent.detector import EpochCallback
 from rareevent.errors import RareEventError
 from rareevent.load import Columns, Reading, SensorData, file_sha256, load_csv
 from rareevent.metrics import evaluate
 from rareevent.model import ARCHITECTURES, versions
 from rareevent.options import AlarmPolicy, InputSpec, SplitSpec, TrainSpec
+from rareevent.progress import EpochCallback
 from rareevent.record import FORMAT_VERSION, Baseline, Parent, RunRecord
 from rareevent.runs import (
     check_run_name,

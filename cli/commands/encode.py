@@ -51,10 +51,10 @@ def encode(
     """
     consoles.set_output(quiet)
     with errors():
-        from rareevent.detector import require_bottleneck
         from rareevent.runs import load_scorer, read_run, resolve_run
         from rareevent.scoring import encode_csv
         from rareevent.storage import atomic_file
+        from rareevent.window_scores import require_bottleneck
         from rareevent.window_writer import WindowWriter
 
         kind = output_kind(output, ("csv", "json"))

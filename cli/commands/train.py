@@ -179,7 +179,7 @@ def train(
     """Train a detector on the normal windows of DATA and save it as a run."""
     consoles.set_output(quiet)
     with errors(), ExitStack() as stack:
-        from rareevent.detector import RareEventDetector
+        from rareevent.estimator import RareEventDetector
         from rareevent.model import default_lookback
         from rareevent.runs import reserve_run
         from rareevent.training import default_run_name
