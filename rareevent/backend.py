@@ -6,6 +6,8 @@ here which backend the user chose and what stands in for Keras while a
 builder is recorded, so that neither imports the other to learn them.
 This is the only module that imports Keras, and it does so on first use
 (``import_keras``), so the CLI starts fast.
+It also says whether a saved model scores through the numpy forward or
+through Keras (:func:`use_numpy`, ``RAREEVENT_FORWARD``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from types import ModuleType
 from typing import Any
 
 import rareevent
+from rareevent.errors import RareEventError
+
+FORWARD_ENV = "RAREEVENT_FORWARD"
+FORWARDS = ("auto", "numpy", "keras")
 
 
 def configured_backend() -> str | None:
@@ -42,6 +48,20 @@ def configured_backend() -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return backend if isinstance(backend, str) and backend != "tensorflow" else None
+
+
+def use_numpy() -> bool:
+    """Whether saved models are scored in numpy: ``RAREEVENT_FORWARD`` (auto, numpy,
+    keras), else unless the user chose a Keras backend.
+    """
+    choice = os.environ.get(FORWARD_ENV, "auto").strip().lower() or "auto"
+    if choice not in FORWARDS:
+        raise RareEventError(
+            f"{FORWARD_ENV} must be one of {', '.join(FORWARDS)}, got {os.environ[FORWARD_ENV]!r}"
+        )
+    if choice == "auto":
+        return configured_backend() is None
+    return choice == "numpy"
 
 
 _building_with: ContextVar[Any] = ContextVar("rareevent_building_with", default=None)
@@ -236,8 +256,6 @@ def planned_versions() -> str:
     chosen backend says otherwise (``rareevent.forward``).
     """
     from importlib import metadata
-
-    from rareevent.forward import use_numpy
 
     def version(module: str) -> str:
         for dist in metadata.packages_distributions().get(module, []):

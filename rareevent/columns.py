@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from rareevent.errors import RareEventError
-from rareevent.sniffing import CsvFormat
-from rareevent.times import looks_like_times
+from rareevent.sniffing import CsvFormat, looks_like_times
 
 TIME_NAMES = ("time", "timestamp", "datetime", "date")
 

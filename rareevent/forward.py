@@ -33,11 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from rareevent.backend import building_with, configured_backend
+from rareevent.backend import FORWARD_ENV as FORWARD_ENV
+from rareevent.backend import FORWARDS as FORWARDS
+from rareevent.backend import building_with
+from rareevent.backend import use_numpy as use_numpy
 from rareevent.errors import RareEventError
 
-FORWARD_ENV = "RAREEVENT_FORWARD"
-FORWARDS = ("auto", "numpy", "keras")
 THREADS_ENV = "RAREEVENT_THREADS"
 MAX_THREADS = 256
 # windows per piece of a batch: the gate buffers of 32 units (256 kB) stay in the L2 cache
@@ -46,20 +47,6 @@ PIECE = 512
 
 class Unsupported(Exception):
     """A builder used a layer, option or call the numpy forward does not implement."""
-
-
-def use_numpy() -> bool:
-    """Whether saved models are scored in numpy: ``RAREEVENT_FORWARD`` (auto, numpy,
-    keras), else unless the user chose a Keras backend.
-    """
-    choice = os.environ.get(FORWARD_ENV, "auto").strip().lower() or "auto"
-    if choice not in FORWARDS:
-        raise RareEventError(
-            f"{FORWARD_ENV} must be one of {', '.join(FORWARDS)}, got {os.environ[FORWARD_ENV]!r}"
-        )
-    if choice == "auto":
-        return configured_backend() is None
-    return choice == "numpy"
 
 
 # --- recording a builder -------------------------------------------------------------------------

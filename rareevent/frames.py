@@ -39,8 +39,9 @@ from rareevent.sniffing import (
     _Lines,
     encoding_hint,
     file_line,
+    looks_like_times,
 )
-from rareevent.times import _times, looks_like_times
+from rareevent.times import _times
 
 SAMPLE_ROWS = 10_000  # rows of text the decimal mark is inferred from
 

@@ -59,12 +59,12 @@ from rareevent.sniffing import (
     file_sha256,
     format_of,
     is_pipe,
+    looks_like_times,
     sniff,
 )
 from rareevent.times import (
     TimeKind,
     check_time_kind,
-    looks_like_times,
     time_reading,
     time_values,
 )

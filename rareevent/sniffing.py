@@ -7,11 +7,13 @@ binary bytes, bytes that are not UTF-8 (naming the 8-bit encoding they read
 as), a blank or overlong header, nameless or repeated column names.
 
 It also holds what the later steps need of the file itself: the line an
-editor shows for a data row (:func:`file_line`, for error messages) and the
-file's sha256. It is separate because it needs nothing of the data: the
-reading (:mod:`rareevent.reading`), the time parser (:mod:`rareevent.times`),
-the column roles (:mod:`rareevent.columns`) and the chunked reader
-(:mod:`rareevent.frames`) all build on its :class:`CsvFormat`.
+editor shows for a data row (:func:`file_line`, for error messages), the
+file's sha256, and the shapes of date and time text (:func:`looks_like_times`)
+that the column roles and the time parser both recognise. It is separate
+because it needs nothing of the data: the reading (:mod:`rareevent.reading`),
+the time parser (:mod:`rareevent.times`), the column roles
+(:mod:`rareevent.columns`) and the chunked reader (:mod:`rareevent.frames`)
+all build on it.
 """
 
 from __future__ import annotations
@@ -28,11 +30,15 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rareevent.errors import RareEventError
 from rareevent.options import check_encoding
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DELIMITERS = (",", ";", "\t")
 
@@ -331,3 +337,30 @@ class _Lines:
 
     def __getitem__(self, position: int) -> int:
         return file_line(self.fmt, int(self.rows[position]))
+
+
+# dd.mm.yyyy / mm/dd/yy ... with an optional time: the shapes whose day/month order must be
+# inferred
+DAY_MONTH = re.compile(
+    r"\s*(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})"
+    r"(?:([ T])(\d{1,2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?)?\s*"
+)
+
+ISO_TIME = re.compile(
+    r"\s*\d{4}-\d{2}-\d{2}"
+    r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d\d:?\d\d)?\s*"
+)
+
+
+def looks_like_times(cells: pd.Series) -> bool:
+    """Whether every non-blank cell of a text column is a date or time the reader knows.
+
+    The reader knows ISO 8601, ``31.01.2026 13:45`` and ``01/31/26``.
+    """
+    text = cells.dropna().astype(str)
+    if not len(text):
+        return False
+    return bool(
+        text.str.fullmatch(DAY_MONTH.pattern).all()
+        or text.str.fullmatch(ISO_TIME.pattern).all()
+    )

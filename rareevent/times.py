@@ -28,7 +28,7 @@ import pandas as pd
 from rareevent.errors import RareEventError
 from rareevent.options import TIME_UNITS, ReadOptions
 from rareevent.reading import Reading, _to_numbers
-from rareevent.sniffing import CsvFormat, _Lines
+from rareevent.sniffing import DAY_MONTH, CsvFormat, _Lines
 
 if TYPE_CHECKING:
     from rareevent.columns import Columns
@@ -36,32 +36,7 @@ if TYPE_CHECKING:
 # an ISO time's offset: 2026-01-31T13:45:00+01:00, ...Z
 _UTC_OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
 
-# dd.mm.yyyy / mm/dd/yy ... with an optional time: the shapes whose day/month order must be inferred
-_DAY_MONTH = re.compile(
-    r"\s*(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})"
-    r"(?:([ T])(\d{1,2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?)?\s*"
-)
-
 _DAY_MONTH_FIELDS = r"^\s*(\d{1,2})[./-](\d{1,2})[./-]"
-
-_ISO_TIME = re.compile(
-    r"\s*\d{4}-\d{2}-\d{2}"
-    r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d\d:?\d\d)?\s*"
-)
-
-
-def looks_like_times(cells: pd.Series) -> bool:
-    """Whether every non-blank cell of a text column is a date or time the reader knows.
-
-    The reader knows ISO 8601, ``31.01.2026 13:45`` and ``01/31/26``.
-    """
-    text = cells.dropna().astype(str)
-    if not len(text):
-        return False
-    return bool(
-        text.str.fullmatch(_DAY_MONTH.pattern).all()
-        or text.str.fullmatch(_ISO_TIME.pattern).all()
-    )
 
 
 @dataclass(frozen=True)
@@ -497,9 +472,7 @@ def time_reading(
             base.date_order_assumed,
         )
     shape = (
-        _DAY_MONTH.fullmatch(first.iloc[0])
-        if first is not None and len(first)
-        else None
+        DAY_MONTH.fullmatch(first.iloc[0]) if first is not None and len(first) else None
     )
     if shape is None:
         if options.dayfirst:
@@ -577,7 +550,7 @@ def _with_time(
 
 
 def _day_month_format(shape: re.Match[str], dayfirst: bool) -> str:
-    """The strftime format of a day/month date like ``shape`` (a match of ``_DAY_MONTH``)."""
+    """The strftime format of a day/month date like ``shape`` (a match of ``DAY_MONTH``)."""
     _, sep, _, year, tsep, _, _, seconds, fraction = shape.groups()
     day, month = ("%d", "%m") if dayfirst else ("%m", "%d")
     text = f"{day}{sep}{month}{sep}{'%Y' if len(year) == 4 else '%y'}"
