@@ -18,7 +18,7 @@ import numpy as np
 
 import rareevent
 from rareevent import scaling
-from rareevent.detector_params import _is_batch_size, _is_int, _is_number
+from rareevent.detector_params import is_batch_size, is_int, is_number
 from rareevent.errors import RareEventError
 from rareevent.model import ARCHITECTURES, MAX_UNITS, KerasModel
 from rareevent.pca import PCAModel
@@ -146,7 +146,7 @@ class DetectorFile(Reconstruction):
                 f"{folder}: not a saved detector ({DETECTOR_FILE} missing)"
             )
         config = read_json(path)
-        if not isinstance(config, dict) or not _is_int(config.get("format_version")):
+        if not isinstance(config, dict) or not is_int(config.get("format_version")):
             raise RareEventError(
                 f"{path}: must hold a JSON object with an integer 'format_version'"
             )
@@ -233,7 +233,7 @@ def _is_float32(value: Any, positive: bool = False) -> bool:
     As float32, 1e39 would be inf and 1e-50 zero.
     """
     return (
-        _is_number(value)
+        is_number(value)
         and abs(value) <= FLOAT32_MAX
         and (value >= FLOAT32_TINY or not positive)
     )
@@ -259,7 +259,7 @@ def _n(fitted: dict[str, Any]) -> int:
 def _indices(value: Any, fitted: dict[str, Any]) -> bool:
     return (
         isinstance(value, list)
-        and all(_is_int(j) and 0 <= j < _n(fitted) for j in value)
+        and all(is_int(j) and 0 <= j < _n(fitted) for j in value)
         and len(set(value)) == len(value)
     )
 
@@ -268,7 +268,7 @@ def _numbers(value: Any, length: int, positive: bool = False) -> bool:
     return (
         isinstance(value, list)
         and len(value) == length
-        and all(_is_number(x) and (x > 0 or not positive) for x in value)
+        and all(is_number(x) and (x > 0 or not positive) for x in value)
     )
 
 
@@ -304,7 +304,7 @@ FITTED: dict[str, _Field] = {
         encode=lambda names: [str(name) for name in names],
         decode=lambda v: np.asarray(v, dtype=object),  # as scikit-learn holds it
     ),
-    "n_features_in_": _Field(lambda v, f: _is_int(v) and v == _n(f)),
+    "n_features_in_": _Field(lambda v, f: is_int(v) and v == _n(f)),
     "context_features_": _Field(_indices),
     "target_features_": _Field(
         lambda v, f: (
@@ -337,7 +337,7 @@ FITTED: dict[str, _Field] = {
         decode=lambda v: np.asarray(v, np.float32),
     ),
     # window scores are errors, never below 0
-    "threshold_": _Field(lambda v, f: _is_number(v) and v >= 0, encode=float),
+    "threshold_": _Field(lambda v, f: is_number(v) and v >= 0, encode=float),
     "threshold_strategy_": _Field(lambda v, f: _strategy_ok(v)),
     "validation_scores_": _Field(
         lambda v, f: isinstance(v, list) and _float32s_ok(v, len(v)),
@@ -348,25 +348,25 @@ FITTED: dict[str, _Field] = {
         lambda v, f: (
             isinstance(v, list)
             and len(v) == len(f.get("validation_scores_") or [])
-            and all(x in (0, 1) and _is_int(x) for x in v)
+            and all(x in (0, 1) and is_int(x) for x in v)
         ),
         encode=lambda v: v.tolist(),
         decode=lambda v: np.asarray(v, np.int8),
     ),
-    "n_train_windows_": _Field(lambda v, f: _is_int(v) and v >= 1),
+    "n_train_windows_": _Field(lambda v, f: is_int(v) and v >= 1),
     "units_": _Field(
         lambda v, f: (
             isinstance(v, list)
             and len(v) == 2
-            and all(_is_int(u) and 1 <= u <= MAX_UNITS for u in v)
+            and all(is_int(u) and 1 <= u <= MAX_UNITS for u in v)
         ),
         encode=list,
         decode=tuple,
     ),
-    "batch_size_": _Field(lambda v, f: v is None or _is_batch_size(v)),
-    "learning_rate_": _Field(lambda v, f: v is None or (_is_number(v) and 0 < v < 1)),
-    "epochs_run_": _Field(lambda v, f: _is_int(v) and v >= 0),
-    "best_epoch_": _Field(lambda v, f: _is_int(v) and v >= 0),
+    "batch_size_": _Field(lambda v, f: v is None or is_batch_size(v)),
+    "learning_rate_": _Field(lambda v, f: v is None or (is_number(v) and 0 < v < 1)),
+    "epochs_run_": _Field(lambda v, f: is_int(v) and v >= 0),
+    "best_epoch_": _Field(lambda v, f: is_int(v) and v >= 0),
     "history_": _Field(
         lambda v, f: (
             isinstance(v, dict)
@@ -376,5 +376,5 @@ FITTED: dict[str, _Field] = {
             )
         )
     ),
-    "train_seconds_": _Field(lambda v, f: _is_number(v) and v >= 0, encode=float),
+    "train_seconds_": _Field(lambda v, f: is_number(v) and v >= 0, encode=float),
 }

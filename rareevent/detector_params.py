@@ -29,11 +29,11 @@ MAX_BATCH_SIZE = 2**20
 MAX_VALIDATION_FRACTION = 0.9
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return (
         isinstance(value, (int, float, np.integer, np.floating))
         and not isinstance(value, bool)
@@ -41,8 +41,8 @@ def _is_number(value: Any) -> bool:
     )
 
 
-def _is_batch_size(value: Any) -> bool:
-    return _is_int(value) and 1 <= value <= MAX_BATCH_SIZE
+def is_batch_size(value: Any) -> bool:
+    return is_int(value) and 1 <= value <= MAX_BATCH_SIZE
 
 
 # the limits and choices that the rules of PARAM_RULES name
@@ -64,23 +64,23 @@ PARAM_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("score_kind", lambda v: v in SCORE_KINDS, "one of {SCORE_KINDS}, got {v!r}"),
     ("lookback", lambda v: v <= MAX_SPAN, "at most {MAX_SPAN}, got {v}"),
     ("horizon", lambda v: v <= MAX_SPAN, "at most {MAX_SPAN}, got {v}"),
-    ("smooth", lambda v: _is_int(v) and 1 <= v <= MAX_SPAN, "between 1 and {MAX_SPAN}, got {v}"),
-    ("mask_rate", lambda v: _is_number(v) and 0 <= v < 1, "in [0, 1), got {v}"),
-    ("margin", lambda v: _is_number(v) and 0 < v <= MAX_MARGIN,
+    ("smooth", lambda v: is_int(v) and 1 <= v <= MAX_SPAN, "between 1 and {MAX_SPAN}, got {v}"),
+    ("mask_rate", lambda v: is_number(v) and 0 <= v < 1, "in [0, 1), got {v}"),
+    ("margin", lambda v: is_number(v) and 0 < v <= MAX_MARGIN,
         "above 0 and at most {MAX_MARGIN:g}, got {v}"),
-    ("lead", lambda v: _is_int(v) and 0 <= v <= MAX_SPAN, "between 0 and {MAX_SPAN}, got {v}"),
-    ("seed", lambda v: _is_int(v) and 0 <= v <= MAX_SEED, "between 0 and {MAX_SEED}, got {v}"),
-    ("epochs", lambda v: _is_int(v) and v >= 1, "at least 1, got {v}"),
-    ("patience", lambda v: _is_int(v) and v >= 0, "0 or more, got {v}"),
-    ("batch_size", lambda v: v is None or _is_batch_size(v),
+    ("lead", lambda v: is_int(v) and 0 <= v <= MAX_SPAN, "between 0 and {MAX_SPAN}, got {v}"),
+    ("seed", lambda v: is_int(v) and 0 <= v <= MAX_SEED, "between 0 and {MAX_SEED}, got {v}"),
+    ("epochs", lambda v: is_int(v) and v >= 1, "at least 1, got {v}"),
+    ("patience", lambda v: is_int(v) and v >= 0, "0 or more, got {v}"),
+    ("batch_size", lambda v: v is None or is_batch_size(v),
         "between 1 and {MAX_BATCH_SIZE}, got {v}"),
-    ("learning_rate", lambda v: v is None or (_is_number(v) and 0 < v < 1),
+    ("learning_rate", lambda v: v is None or (is_number(v) and 0 < v < 1),
         "in (0, 1), got {v}"),
     ("threshold", lambda v: v is None or isinstance(v, str),
         "a strategy like f1 or pot, got {v!r}"),
     ("normalize", lambda v: isinstance(v, bool), "true or false, got {v!r}"),
     ("warm_start", lambda v: isinstance(v, bool), "true or false, got {v!r}"),
-    ("validation_fraction", lambda v: _is_number(v) and 0 < v < MAX_VALIDATION_FRACTION,
+    ("validation_fraction", lambda v: is_number(v) and 0 < v < MAX_VALIDATION_FRACTION,
         "above 0 and below {MAX_VALIDATION_FRACTION:g}, got {v}"),
 )
 # fmt: on
@@ -178,7 +178,7 @@ class DetectorParams:
             context_ok = self.context in CONTEXT_RULES
         else:
             context_ok = isinstance(self.context, (list, tuple)) and all(
-                _is_int(j) for j in self.context
+                is_int(j) for j in self.context
             )
         if not context_ok:
             raise RareEventError(

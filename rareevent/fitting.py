@@ -25,9 +25,9 @@ from rareevent.model import ARCHITECTURES, auto_units
 from rareevent.options import SplitSpec
 from rareevent.progress import EpochCallback, check_verbose, fit_progress, fit_summary
 from rareevent.protocol import FitOptions, ReconstructionModel, TrainingData
-from rareevent.reconstruction import _combined
+from rareevent.reconstruction import finite_scores
 from rareevent.threshold import check_labels, choose_threshold, parse_strategy
-from rareevent.window_scores import WindowScoring, _as_rows
+from rareevent.window_scores import WindowScoring, as_rows
 
 # set by fit for the rows it was given (PyOD's meaning): they describe data, not the
 # detector, and are not saved
@@ -88,7 +88,7 @@ class Fitting(WindowScoring):
         self.check_params()
         verbose = check_verbose(verbose)
         names = _column_names(X) if isinstance(X, pd.DataFrame) else None
-        rows = _as_rows(X, "X")
+        rows = as_rows(X, "X")
         if len(rows) < 2 * self.lookback:
             raise RareEventError(
                 f"X has {len(rows)} sample(s): fewer than the train and validation parts "
@@ -308,7 +308,7 @@ class Fitting(WindowScoring):
         # reconstructed once
         if self.normalize:
             self.error_scale_ = error_scales(errors[valid_clean])
-            raw, errors = _combined(errors / self.error_scale_)
+            raw, errors = finite_scores(errors / self.error_scale_)
         scores = self.smooth_scores(
             raw, resets=windows.window_resets(starts_valid, T)[valid_keep]
         )

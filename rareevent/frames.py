@@ -31,17 +31,17 @@ import pandas as pd
 
 from rareevent.columns import Columns
 from rareevent.errors import RareEventError
-from rareevent.reading import _OTHER_MARK, Reading, _to_numbers
+from rareevent.reading import OTHER_MARK, Reading, to_numbers
 from rareevent.sniffing import (
     CsvFormat,
-    _blocks,
-    _first_bad_utf8_line,
-    _Lines,
+    FileLines,
     encoding_hint,
+    file_blocks,
     file_line,
+    first_bad_utf8_line,
     looks_like_times,
 )
-from rareevent.times import _times
+from rareevent.times import checked_times
 
 SAMPLE_ROWS = 10_000  # rows of text the decimal mark is inferred from
 
@@ -137,7 +137,7 @@ def read_frames(
     except OSError as exc:
         raise RareEventError(f"{fmt.path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:
-        line, block = _first_bad_utf8_line(fmt.path)
+        line, block = first_bad_utf8_line(fmt.path)
         raise RareEventError(
             f"{fmt.path}: line {line} is not UTF-8 text", hint=encoding_hint(block)
         ) from None
@@ -193,7 +193,7 @@ def _line_text(path: Path, line: int, encoding: str = "utf-8") -> str | None:
     """The text of one line of a file, found by counting newlines block by block."""
     seen = 0  # newlines before ``buffer``
     buffer = b""
-    for block in _blocks(path):
+    for block in file_blocks(path):
         if not buffer and seen + block.count(b"\n") < line - 1:
             seen += block.count(b"\n")
             continue
@@ -237,7 +237,9 @@ def validate_frame(
     rows = frame.index.to_numpy(dtype=np.int64)
     X = pd.DataFrame(
         {
-            name: _numeric_column(frame[name], path, name, _Lines(fmt, rows), reading)
+            name: _numeric_column(
+                frame[name], path, name, FileLines(fmt, rows), reading
+            )
             for name in columns.features
         },
         index=frame.index,
@@ -288,14 +290,16 @@ def validate_frame(
             f"{path}: {kind} in column {columns.features[col]!r} "
             f"at line {file_line(fmt, int(rows[row]))}"
         )
-    lines = _Lines(fmt, rows)
+    lines = FileLines(fmt, rows)
     y = (
         _labels(frame[columns.label], path, columns.label, lines)
         if columns.label
         else None
     )
     time = (
-        _times(frame[columns.time], path, columns.time, lines, previous_time, reading)
+        checked_times(
+            frame[columns.time], path, columns.time, lines, previous_time, reading
+        )
         if columns.time
         else None
     )
@@ -312,17 +316,17 @@ def validate_frame(
 
 
 def _numeric_column(
-    series: pd.Series, path: Path, name: str, lines: _Lines, reading: Reading
+    series: pd.Series, path: Path, name: str, lines: FileLines, reading: Reading
 ) -> pd.Series:
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         return series.astype(np.float64)
-    coerced, ambiguous = _to_numbers(series, reading)
+    coerced, ambiguous = to_numbers(series, reading)
     bad = coerced.isna().to_numpy() & series.notna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         value, line = str(series.iloc[row]), lines[row]
         if ambiguous[row]:
-            mark = _OTHER_MARK[reading.decimal]
+            mark = OTHER_MARK[reading.decimal]
             raise RareEventError(
                 f"{path}: ambiguous number {value[:30]!r} in column {name!r} at line {line}: "
                 f"{mark!r} may be a thousands separator or the decimal mark",
@@ -346,9 +350,9 @@ def _non_numeric_hint(
     """
     if looks_like_times(pd.Series([value])):
         return f"column {name!r} holds dates: pass `time={name}` to make it the time column"
-    other = _OTHER_MARK[reading.decimal]
+    other = OTHER_MARK[reading.decimal]
     if pd.notna(
-        _to_numbers(pd.Series([value]), Reading(decimal=other, decimal_settled=True))[
+        to_numbers(pd.Series([value]), Reading(decimal=other, decimal_settled=True))[
             0
         ].iloc[0]
     ):
@@ -359,7 +363,7 @@ def _non_numeric_hint(
     return "use `drop` to exclude text columns" if mostly_text else None
 
 
-def _labels(series: pd.Series, path: Path, name: str, lines: _Lines) -> np.ndarray:
+def _labels(series: pd.Series, path: Path, name: str, lines: FileLines) -> np.ndarray:
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isin(values, (0.0, 1.0))
     if bad.any():

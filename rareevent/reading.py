@@ -36,7 +36,7 @@ from rareevent.sniffing import CsvFormat
 if TYPE_CHECKING:
     from rareevent.columns import Columns
 
-_OTHER_MARK = {".": ",", ",": "."}
+OTHER_MARK = {".": ",", ",": "."}
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def _is_encoding(value: str) -> bool:
         return False
 
 
-def _to_numbers(series: pd.Series, reading: Reading) -> tuple[pd.Series, np.ndarray]:
+def to_numbers(series: pd.Series, reading: Reading) -> tuple[pd.Series, np.ndarray]:
     """A text column as numbers under the reading's decimal mark, and which cells are ambiguous.
 
     Vectorised. The other mark is a thousands separator, read only in whole
@@ -176,7 +176,7 @@ def _to_numbers(series: pd.Series, reading: Reading) -> tuple[pd.Series, np.ndar
     decimal mark is settled by an option, by other cells or by the run.
     """
     text = series.astype(object)
-    thousands = _OTHER_MARK[reading.decimal]
+    thousands = OTHER_MARK[reading.decimal]
     sep, dec = re.escape(thousands), re.escape(reading.decimal)
     ambiguous = np.zeros(len(text), bool)
     has_thousands = (
@@ -238,7 +238,7 @@ def decimal_reading(
         .str.strip()
     )
     votes = {}
-    for mark, other in _OTHER_MARK.items():
+    for mark, other in OTHER_MARK.items():
         sep, dec = re.escape(other), re.escape(mark)
         decimal_part = cells.str.fullmatch(
             rf"[+-]?(?:\d{{1,3}}(?:{sep}\d{{3}})+|\d*){dec}\d+(?:[eE][+-]?\d+)?"

@@ -60,7 +60,7 @@ class Reconstruction(DetectorParams):
             squared = np.square(self._targets_of(batch) - self._predict(batch))
             errors[start : start + len(batch)] = window_errors(squared, self.score_kind)
         errors /= self.error_scale_
-        return _combined(errors)
+        return finite_scores(errors)
 
     def _targets_of(self, scaled_windows: np.ndarray) -> np.ndarray:
         """What the model's output is compared with: the target columns of its rows.
@@ -155,7 +155,7 @@ def window_errors(squared: np.ndarray, kind: str) -> np.ndarray:
     return squared.mean(axis=1)
 
 
-def _combined(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def finite_scores(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Window scores (the mean over targets) of per-target ``errors``, kept finite in place."""
     # a reading far outside the training range can overflow: keep scores finite (and JSON-safe)
     top = float(np.finfo(np.float32).max)

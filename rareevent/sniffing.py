@@ -73,7 +73,7 @@ def _codec(encoding: str) -> str:
     return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
 
 
-def _blocks(path: Path) -> Iterator[bytes]:
+def file_blocks(path: Path) -> Iterator[bytes]:
     """The bytes of a file in 1 MiB blocks."""
     with open(path, "rb") as fh:
         yield from iter(lambda: fh.read(1 << 20), b"")
@@ -82,7 +82,7 @@ def _blocks(path: Path) -> Iterator[bytes]:
 def file_sha256(path: Path) -> str:
     """Hex sha256 of a file."""
     digest = hashlib.sha256()
-    for block in _blocks(path):
+    for block in file_blocks(path):
         digest.update(block)
     return digest.hexdigest()
 
@@ -287,14 +287,14 @@ def _decode(path: Path, data: bytes, complete: bool) -> str:
         ) from None
 
 
-def _first_bad_utf8_line(path: Path) -> tuple[int, bytes]:
+def first_bad_utf8_line(path: Path) -> tuple[int, bytes]:
     """Line number of the first byte that is not valid UTF-8, and the block holding it.
 
     The file is read block by block.
     """
     decoder = codecs.getincrementaldecoder("utf-8")()
     line = 1
-    for block in _blocks(path):
+    for block in file_blocks(path):
         pending = len(decoder.getstate()[0])
         try:
             decoder.decode(block)
@@ -329,7 +329,7 @@ def file_line(fmt: CsvFormat, row: int) -> int:
         return reader.line_num + 1
 
 
-class _Lines:
+class FileLines:
     """Editor lines of the rows of a frame, by position, counted only when an error needs one."""
 
     def __init__(self, fmt: CsvFormat, rows: np.ndarray) -> None:

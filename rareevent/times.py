@@ -27,8 +27,8 @@ import pandas as pd
 
 from rareevent.errors import RareEventError
 from rareevent.options import TIME_UNITS, ReadOptions
-from rareevent.reading import Reading, _to_numbers
-from rareevent.sniffing import DAY_MONTH, CsvFormat, _Lines
+from rareevent.reading import Reading, to_numbers
+from rareevent.sniffing import DAY_MONTH, CsvFormat, FileLines
 
 if TYPE_CHECKING:
     from rareevent.columns import Columns
@@ -82,7 +82,7 @@ def check_time_kind(
     differs = present & (aware != first.aware)
     if differs.any():
         row = int(differs.argmax())
-        lines = _Lines(fmt, frame.index.to_numpy(dtype=np.int64))
+        lines = FileLines(fmt, frame.index.to_numpy(dtype=np.int64))
         has = "has no UTC offset, unlike" if first.aware else "has a UTC offset, unlike"
         raise RareEventError(
             f"{fmt.path}: time {str(series.iloc[row])[:30]!r} in column {name!r} at line "
@@ -92,14 +92,18 @@ def check_time_kind(
     return first
 
 
-def _times(
+def checked_times(
     series: pd.Series,
     path: Path,
     name: str,
-    lines: _Lines,
+    lines: FileLines,
     previous: object | None,
     reading: Reading,
 ) -> np.ndarray:
+    """A frame's time cells as values (``reading``'s format and zone), checked in order.
+
+    ``previous`` is the last time of the frame before, so order is checked across frames.
+    """
     return _check_order(
         _time_values(series, path, name, lines, reading, previous),
         path,
@@ -118,7 +122,7 @@ def time_values(
     In row order, and not checked for order.
     """
     return _time_values(
-        frame[name], fmt.path, name, _Lines(fmt, np.arange(len(frame))), reading
+        frame[name], fmt.path, name, FileLines(fmt, np.arange(len(frame))), reading
     )
 
 
@@ -126,7 +130,7 @@ def _time_values(
     series: pd.Series,
     path: Path,
     name: str,
-    lines: _Lines,
+    lines: FileLines,
     reading: Reading,
     previous: object | None = None,
 ) -> np.ndarray:
@@ -151,7 +155,7 @@ def _time_values(
         numeric = (
             pd.to_numeric(series, errors="coerce")
             if reading.decimal == "."
-            else _to_numbers(series, reading)[0]
+            else to_numbers(series, reading)[0]
         )
     if numeric is not None and numeric.notna().all():
         values = numeric.to_numpy(dtype=np.float64)
@@ -202,7 +206,7 @@ def _localized(
     series: pd.Series,
     path: Path,
     name: str,
-    lines: _Lines,
+    lines: FileLines,
     tz: str,
     previous: object | None,
 ) -> np.ndarray:
@@ -283,7 +287,7 @@ def _check_order(
     values: np.ndarray,
     path: Path,
     name: str,
-    lines: _Lines,
+    lines: FileLines,
     previous: object | None,
     tz: str | None = None,
 ) -> np.ndarray:
@@ -335,7 +339,7 @@ def _epoch_times(
     series: pd.Series,
     path: Path,
     name: str,
-    lines: _Lines,
+    lines: FileLines,
     unit: str,
 ) -> np.ndarray:
     """Numbers of ``unit`` since 1970 as datetimes; refused outside the years 1678-2261."""
@@ -354,7 +358,7 @@ def _epoch_times(
     return pd.to_datetime(pd.Series(values), unit=unit).to_numpy(dtype="datetime64[ns]")
 
 
-def _check_offsets(series: pd.Series, path: Path, name: str, lines: _Lines) -> None:
+def _check_offsets(series: pd.Series, path: Path, name: str, lines: FileLines) -> None:
     """Refuse ISO times of which some carry a UTC offset and others do not.
 
     The naive ones would be read as UTC without a word.

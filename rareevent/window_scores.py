@@ -298,7 +298,7 @@ class WindowScoring(Reconstruction):
                 UserWarning,
                 stacklevel=3,
             )
-        rows = _as_rows(X, "X")
+        rows = as_rows(X, "X")
         if rows.shape[1] != self.n_features_in_:
             raise RareEventError(
                 f"X has {rows.shape[1]} features, but {type(self).__name__} is expecting "
@@ -359,7 +359,7 @@ def require_bottleneck(arch: str) -> None:
         )
 
 
-def _as_rows(X: Any, what: str) -> np.ndarray:
+def as_rows(X: Any, what: str) -> np.ndarray:
     """``X`` as a finite ``(n, F)`` float array."""
     if "scipy.sparse" in sys.modules and sys.modules["scipy.sparse"].issparse(X):
         # (a sparse matrix means scipy.sparse was imported: scoring does not import it)
