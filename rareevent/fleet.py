@@ -41,12 +41,12 @@ from rareevent.storage import (
 )
 from rareevent.training import (
     TrainResult,
-    _metrics,
-    _train_on,
     check_options,
     check_parts,
     resolve_context,
     settle_flags,
+    split_metrics,
+    train_on,
 )
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def train_series(
     if spec.context is not None:
         detector.context = resolve_context(spec.context, first.columns.features)
     layout = _Layout(regridded, max_gap_value, detector.lookback, split)
-    result = _train_on(
+    result = train_on(
         detector, layout.data, name, spec, on_epoch, layout.starts, splits=layout.splits
     )
     assert result.parts is not None
@@ -254,7 +254,7 @@ class _Layout:
         if bounds is None or columns is None:
             return None
         inside = (columns["position"] >= bounds[0]) & (columns["position"] < bounds[1])
-        return _metrics(
+        return split_metrics(
             detector,
             self.data,
             bounds,

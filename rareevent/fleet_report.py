@@ -6,7 +6,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from rareevent.html_report import ReportInput, _fmt, _table, page, report_body
+from rareevent.html_report import ReportInput, cell_text, html_table, page, report_body
 
 
 def render_fleet(run: str, scores: Sequence[Any], column: str, device: str) -> str:
@@ -19,7 +19,7 @@ def render_fleet(run: str, scores: Sequence[Any], column: str, device: str) -> s
 
     rows = [
         [s.series.name, f"{s.n_rows:,}", f"{s.n_windows:,}", f"{s.n_flagged:,}",
-         len(s.alarms), _fmt((s.metrics or {}).get("f1")), _caught(s.metrics)]
+         len(s.alarms), cell_text((s.metrics or {}).get("f1")), _caught(s.metrics)]
         for s in scores
     ]  # fmt: skip
     sections, reports = [], []
@@ -48,14 +48,14 @@ def render_fleet(run: str, scores: Sequence[Any], column: str, device: str) -> s
         ("rows", f"{sum(s.n_rows for s in scores):,}"),
         ("device", f"scored on {device}"),
     ]
-    series_table = _table(
+    series_table = html_table(
         [column, "rows", "windows", "flagged", "alarms", "F1", "events caught"],
         rows,
         "series",
     )
     return page(
         f"{len(scores)} series scored with run {run}",
-        _table(None, header, "header")
+        html_table(None, header, "header")
         + "<h2>Series</h2>"
         + series_table
         + "".join(sections),

@@ -41,7 +41,7 @@ from rareevent.model import PREDICT_BATCH
 from rareevent.options import ScoreSpec
 from rareevent.record import RunView
 from rareevent.runs import load_scorer
-from rareevent.scoring import ScoreResult, StreamScorer, _to_the_end, score_csv
+from rareevent.scoring import ScoreResult, StreamScorer, score_csv, to_the_end
 from rareevent.series import (
     Series,
     expand,
@@ -476,7 +476,7 @@ def score_frame(
         for start in range(0, len(frame), spec.chunk_rows)
     )
     with naming(series, fmt):
-        for windows in _to_the_end(scorer, chunks):
+        for windows in to_the_end(scorer, chunks):
             if len(windows):
                 emit(windows)
         result = scorer.close()

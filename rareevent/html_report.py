@@ -67,9 +67,10 @@ def read_raw(path: str | Path, record: RunView, spec: InputSpec) -> SensorData:
     return gaps.regrid(data, gaps.run_grid(record.resample), spec.fill)[0]
 
 
-def _table(
+def html_table(
     header: Sequence[str] | None, rows: Sequence[Sequence[Any]], cls: str = ""
 ) -> str:
+    """An HTML table of ``rows`` under ``header``, every cell escaped."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header or ())
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
@@ -82,7 +83,8 @@ def _table(
     )
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
+def cell_text(value: Any, digits: int = 3) -> str:
+    """A table cell's text: ``-`` for nothing, ``digits`` significant digits for a float."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -170,10 +172,10 @@ def _metrics_html(metrics: dict[str, dict[str, Any] | None]) -> str:
     if not parts:
         return ""
     rows = [
-        [label, *(_fmt(part.get(key)) for part in parts.values())]
+        [label, *(cell_text(part.get(key)) for part in parts.values())]
         for key, label in METRIC_ROWS
     ]
-    return "<h2>Metrics</h2>" + _table(["metric", *parts], rows, "metrics")
+    return "<h2>Metrics</h2>" + html_table(["metric", *parts], rows, "metrics")
 
 
 _VERDICTS = {
@@ -218,7 +220,7 @@ def _episode_html(
         f'<section class="episode" id="{episode["id"]}" data-index="{index}"'
         + (f' data-verdict="{verdict}">' if verdict else ">")
         + f"<h3>Episode {index + 1}: {html.escape(str(row['start']))}{mark}</h3>"
-        + _table(None, facts, "facts")
+        + html_table(None, facts, "facts")
         + f'<div class="traces">{plots}</div></section>'
     )
 
@@ -228,7 +230,7 @@ def render(report: ReportInput, extra_sections: str = "") -> str:
     body, data = report_body(report, "report", extra_sections)
     return page(
         report.title,
-        _table(None, _header(report), "header") + f'<div id="report">{body}</div>',
+        html_table(None, _header(report), "header") + f'<div id="report">{body}</div>',
         [("report", data)],
     )
 
@@ -241,7 +243,7 @@ def report_body(
     rows = episode_rows(report.alarms, report.threshold)
     by_start = {alarm["start_row"]: alarm for alarm in report.alarms}
     labelled = report.data.y is not None
-    summary = _table(
+    summary = html_table(
         ["#", "start", "end", "duration", "lines", "peak ÷ threshold", "top sensors"]
         + (["labelled event"] if labelled else []),
         [
@@ -251,7 +253,7 @@ def report_body(
                 row["end"],
                 duration_text(by_start[row["start_row"]]),
                 f"{row['start_line']}-{row['end_line']}",
-                _fmt(row["peak_over_threshold"]),
+                cell_text(row["peak_over_threshold"]),
                 sensors_text(by_start[row["start_row"]]),
             ]
             + ([episode["verdict"]] if labelled else [])

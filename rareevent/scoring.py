@@ -203,7 +203,7 @@ def score_frames(
     ``sink`` gets the windows, ``on_progress`` the count of new rows.
     """
     done = 0
-    for out in _to_the_end(scorer, frames):
+    for out in to_the_end(scorer, frames):
         if sink is not None and len(out.columns):
             sink(out)
         if on_progress is not None and scorer.n_rows > done:
@@ -212,7 +212,7 @@ def score_frames(
     return scorer.close()
 
 
-def _to_the_end(
+def to_the_end(
     scorer: StreamScorer, frames: Iterable[pd.DataFrame]
 ) -> Iterator[pd.DataFrame]:
     """What ``scorer`` releases for each frame, then at the end of the data."""

@@ -152,7 +152,7 @@ def train(
     if spec.context is not None:
         detector.context = resolve_context(spec.context, data.columns.features)
     starts = gaps.gap_starts(data.time, len(data), max_gap_value)
-    result = _train_on(
+    result = train_on(
         detector, data, name, spec, on_epoch, starts, candidates=candidates
     )
     result.record = replace(
@@ -198,7 +198,7 @@ def check_options(detector: RareEventDetector, name: str | None) -> str:
     return name
 
 
-def _train_on(
+def train_on(
     detector: RareEventDetector,
     data: SensorData,
     name: str,
@@ -429,7 +429,7 @@ def _fit_and_measure(
             detector, data, splits["test"], test_scores, test_keep, starts, decision
         )
     metrics = {
-        key: _metrics(
+        key: split_metrics(
             detector, data, splits[key], columns, part_starts[key], decision.cooldown
         )
         for key, columns in parts.items()
@@ -581,7 +581,7 @@ def update(
             hint="pass `threshold=pot` (or quantile) for a stretch of normal data without labels",
         )
     policy = (alarm or AlarmPolicy()).over(parent.alarm or LEGACY_POLICY)
-    result = _train_on(detector, data, name, whole, on_epoch, starts, policy=policy)
+    result = train_on(detector, data, name, whole, on_epoch, starts, policy=policy)
     result.record = replace(
         result.record,
         gaps=gaps.summary(
@@ -694,7 +694,7 @@ def _scored_part(
     return columns
 
 
-def _metrics(
+def split_metrics(
     detector: RareEventDetector,
     data: SensorData,
     bounds: tuple[int, int],
@@ -702,6 +702,7 @@ def _metrics(
     starts: np.ndarray,
     gap: int,
 ) -> dict[str, Any] | None:
+    """The metrics of one split's windows (``bounds``, scored as ``part``); None unlabelled."""
     if data.y is None:
         return None
     start, stop = bounds
