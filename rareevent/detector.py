@@ -31,63 +31,39 @@ from __future__ import annotations
 from typing import Any
 
 from rareevent.detector_file import (
-    ADDED_PARAMS,
-    DETECTOR_FILE,
-    DETECTOR_FORMAT,
-    FITTED,
-    FLOAT32_MAX,
-    FLOAT32_TINY,
-    PCA_FILE,
-    RENAMED_IN_FORMAT_2,
-    WEIGHTS_FILE,
+    ADDED_PARAMS as ADDED_PARAMS,
+    DETECTOR_FILE as DETECTOR_FILE,
+    DETECTOR_FORMAT as DETECTOR_FORMAT,
+    FITTED as FITTED,
+    FLOAT32_MAX as FLOAT32_MAX,
+    FLOAT32_TINY as FLOAT32_TINY,
+    PCA_FILE as PCA_FILE,
+    RENAMED_IN_FORMAT_2 as RENAMED_IN_FORMAT_2,
+    WEIGHTS_FILE as WEIGHTS_FILE,
     DetectorFile,
-    read_json,
+    read_json as read_json,
 )
 from rareevent.detector_params import (
-    CONTEXT_RULES,
-    MAX_BATCH_SIZE,
-    MAX_MARGIN,
-    MAX_SEED,
-    MAX_VALIDATION_FRACTION,
-    SCORE_KINDS,
+    CONTEXT_RULES as CONTEXT_RULES,
+    MAX_BATCH_SIZE as MAX_BATCH_SIZE,
+    MAX_MARGIN as MAX_MARGIN,
+    MAX_SEED as MAX_SEED,
+    MAX_VALIDATION_FRACTION as MAX_VALIDATION_FRACTION,
+    SCORE_KINDS as SCORE_KINDS,
 )
-from rareevent.fitting import ROW_RESULTS, Fitting, error_scales
+from rareevent.fitting import (
+    ROW_RESULTS as ROW_RESULTS,
+    Fitting,
+    error_scales as error_scales,
+)
 from rareevent.model import (
-    PREDICT_BATCH,
-    stop_between_batches,  # the CLI defers Ctrl-C through it
+    PREDICT_BATCH as PREDICT_BATCH,
+    stop_between_batches as stop_between_batches,
 )
-from rareevent.progress import EpochCallback
-from rareevent.protocol import MAX_SPAN
-from rareevent.reconstruction import window_errors
-from rareevent.window_scores import require_bottleneck
-
-__all__ = [
-    "ADDED_PARAMS",
-    "CONTEXT_RULES",
-    "DETECTOR_FILE",
-    "DETECTOR_FORMAT",
-    "FITTED",
-    "FLOAT32_MAX",
-    "FLOAT32_TINY",
-    "MAX_BATCH_SIZE",
-    "MAX_MARGIN",
-    "MAX_SEED",
-    "MAX_SPAN",
-    "MAX_VALIDATION_FRACTION",
-    "PCA_FILE",
-    "PREDICT_BATCH",
-    "RENAMED_IN_FORMAT_2",
-    "ROW_RESULTS",
-    "SCORE_KINDS",
-    "WEIGHTS_FILE",
-    "Detector",
-    "EpochCallback",
-    "error_scales",
-    "read_json",
-    "require_bottleneck",
-    "stop_between_batches",
-    "window_errors",
-]
+from rareevent.progress import EpochCallback as EpochCallback
+from rareevent.protocol import MAX_SPAN as MAX_SPAN
+from rareevent.reconstruction import window_errors as window_errors
+from rareevent.window_scores import require_bottleneck as require_bottleneck
 
 
 def __getattr__(name: str) -> Any:

@@ -33,10 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from rareevent.backend import FORWARD_ENV as FORWARD_ENV
-from rareevent.backend import FORWARDS as FORWARDS
-from rareevent.backend import building_with
-from rareevent.backend import use_numpy as use_numpy
+from rareevent.backend import (
+    FORWARD_ENV as FORWARD_ENV,
+    FORWARDS as FORWARDS,
+    building_with,
+    use_numpy as use_numpy,
+)
 from rareevent.errors import RareEventError
 
 THREADS_ENV = "RAREEVENT_THREADS"

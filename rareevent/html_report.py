@@ -33,21 +33,28 @@ from rareevent.errors import RareEventError
 from rareevent.load import Reading, SensorData, load_csv
 from rareevent.options import InputSpec, ScoreSpec
 from rareevent.record import RunView
-from rareevent.report_model import CONTEXT_ROWS as CONTEXT_ROWS
-from rareevent.report_model import PR_POINTS as PR_POINTS
-from rareevent.report_model import TIMELINE_BUCKETS as TIMELINE_BUCKETS
-from rareevent.report_model import TRACE_BUCKETS as TRACE_BUCKETS
-from rareevent.report_model import Axis as Axis
-from rareevent.report_model import ReportInput, build_model
-from rareevent.report_model import _covered_text as _covered_text
-from rareevent.report_model import log_ticks as log_ticks
-from rareevent.report_model import minmax_indices as minmax_indices
-from rareevent.report_model import train_band as train_band
-from rareevent.report_page import _SCRIPT as _SCRIPT
-from rareevent.report_page import BODY, page, script_json
-from rareevent.report_page import PLOTLY_BUNDLE as PLOTLY_BUNDLE
-from rareevent.report_page import plotly_js as plotly_js
-from rareevent.report_page import script_policy as script_policy
+from rareevent.report_model import (
+    CONTEXT_ROWS as CONTEXT_ROWS,
+    PR_POINTS as PR_POINTS,
+    TIMELINE_BUCKETS as TIMELINE_BUCKETS,
+    TRACE_BUCKETS as TRACE_BUCKETS,
+    Axis as Axis,
+    ReportInput,
+    _covered_text as _covered_text,
+    build_model,
+    log_ticks as log_ticks,
+    minmax_indices as minmax_indices,
+    train_band as train_band,
+)
+from rareevent.report_page import (
+    _SCRIPT as _SCRIPT,
+    BODY,
+    PLOTLY_BUNDLE as PLOTLY_BUNDLE,
+    page,
+    plotly_js as plotly_js,
+    script_json,
+    script_policy as script_policy,
+)
 from rareevent.storage import atomic_file
 from rareevent.window_stream import trained_columns
 

@@ -35,73 +35,43 @@ from pathlib import Path
 import pandas as pd
 
 from rareevent.columns import (
-    LABEL_NAMES,
-    TIME_NAMES,
-    Columns,
-    columns_for_model,
-    resolve_columns,
+    LABEL_NAMES as LABEL_NAMES,
+    TIME_NAMES as TIME_NAMES,
+    Columns as Columns,
+    columns_for_model as columns_for_model,
+    resolve_columns as resolve_columns,
 )
 from rareevent.errors import RareEventError
 from rareevent.frames import (
-    SAMPLE_ROWS,
-    SensorData,
-    read_frames,
-    text_sample,
-    validate_frame,
+    SAMPLE_ROWS as SAMPLE_ROWS,
+    SensorData as SensorData,
+    read_frames as read_frames,
+    text_sample as text_sample,
+    validate_frame as validate_frame,
 )
-from rareevent.options import InputSpec, ReadOptions
-from rareevent.reading import Reading, decimal_reading, reading_record_ok
+from rareevent.options import InputSpec as InputSpec, ReadOptions as ReadOptions
+from rareevent.reading import (
+    Reading as Reading,
+    decimal_reading as decimal_reading,
+    reading_record_ok as reading_record_ok,
+)
 from rareevent.sniffing import (
-    DELIMITERS,
-    CsvFormat,
-    check_not_pipe,
-    file_line,
-    file_sha256,
-    format_of,
-    is_pipe,
-    looks_like_times,
-    sniff,
+    DELIMITERS as DELIMITERS,
+    CsvFormat as CsvFormat,
+    check_not_pipe as check_not_pipe,
+    file_line as file_line,
+    file_sha256 as file_sha256,
+    format_of as format_of,
+    is_pipe as is_pipe,
+    looks_like_times as looks_like_times,
+    sniff as sniff,
 )
 from rareevent.times import (
-    TimeKind,
-    check_time_kind,
-    time_reading,
-    time_values,
+    TimeKind as TimeKind,
+    check_time_kind as check_time_kind,
+    time_reading as time_reading,
+    time_values as time_values,
 )
-
-__all__ = [
-    "DELIMITERS",
-    "LABEL_NAMES",
-    "SAMPLE_ROWS",
-    "TIME_NAMES",
-    "Columns",
-    "CsvFormat",
-    "InputSpec",
-    "RawTable",
-    "ReadOptions",
-    "Reading",
-    "SensorData",
-    "TimeKind",
-    "check_not_pipe",
-    "check_time_kind",
-    "columns_for_model",
-    "decimal_reading",
-    "file_line",
-    "file_sha256",
-    "format_of",
-    "is_pipe",
-    "load_csv",
-    "looks_like_times",
-    "read_csv_whole",
-    "read_frames",
-    "reading_record_ok",
-    "resolve_columns",
-    "sniff",
-    "text_sample",
-    "time_reading",
-    "time_values",
-    "validate_frame",
-]
 
 
 def load_csv(

@@ -59,21 +59,21 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from rareevent.backend import (  # noqa: F401  re-exported (rareevent.model's names)
-    cache_compilations,
-    compute_device,
-    configured_backend,
-    deterministic_xla,
-    import_keras,
-    on_accelerator,
-    pick_backend,
-    planned_versions,
-    versions,
+from rareevent.backend import (
+    cache_compilations as cache_compilations,
+    compute_device as compute_device,
+    configured_backend as configured_backend,
+    deterministic_xla as deterministic_xla,
+    import_keras as import_keras,
+    on_accelerator as on_accelerator,
+    pick_backend as pick_backend,
+    planned_versions as planned_versions,
+    versions as versions,
 )
-from rareevent.builders import (  # noqa: F401  re-exported (rareevent.model's names)
-    forecaster,
-    layer_table,
-    lstm_stack,
+from rareevent.builders import (
+    forecaster as forecaster,
+    layer_table as layer_table,
+    lstm_stack as lstm_stack,
 )
 from rareevent.errors import RareEventError
 from rareevent.pca import PCA_VARIANCE, PCAModel
@@ -86,14 +86,14 @@ from rareevent.protocol import (
     TrainingData,
     check_model_size,
 )
-from rareevent.schedule import (  # noqa: F401  re-exported (rareevent.model's names)
-    GPU_MAX_BATCH,
-    auto_batch_size,
-    auto_learning_rate,
-    batch_stop_callbacks,
-    learning_rate_schedule,
-    stop_between_batches,
-    whole_batches,
+from rareevent.schedule import (
+    GPU_MAX_BATCH as GPU_MAX_BATCH,
+    auto_batch_size as auto_batch_size,
+    auto_learning_rate as auto_learning_rate,
+    batch_stop_callbacks as batch_stop_callbacks,
+    learning_rate_schedule as learning_rate_schedule,
+    stop_between_batches as stop_between_batches,
+    whole_batches as whole_batches,
 )
 
 if TYPE_CHECKING:

@@ -24,10 +24,13 @@ import pandas as pd
 from rareevent.detector import Detector
 from rareevent.detector_file import read_json
 from rareevent.errors import RareEventError
-from rareevent.record import FORMAT_VERSION as FORMAT_VERSION
-from rareevent.record import OLDEST_FORMAT as OLDEST_FORMAT
-from rareevent.record import RunRecord, RunView
-from rareevent.record import validate_record as validate_record
+from rareevent.record import (
+    FORMAT_VERSION as FORMAT_VERSION,
+    OLDEST_FORMAT as OLDEST_FORMAT,
+    RunRecord,
+    RunView,
+    validate_record as validate_record,
+)
 from rareevent.storage import (
     TEMP_PREFIX,
     atomic_folder,

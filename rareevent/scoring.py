@@ -44,20 +44,22 @@ from rareevent.model import PREDICT_BATCH
 from rareevent.options import ScoreSpec
 from rareevent.pipeline import WriteBehind, read_ahead
 from rareevent.record import RunRecord, RunView
-from rareevent.top_sensors import TOP_FEATURES as TOP_FEATURES
-from rareevent.top_sensors import TopSensors as TopSensors
-from rareevent.top_sensors import top_features
+from rareevent.top_sensors import (
+    TOP_FEATURES as TOP_FEATURES,
+    TopSensors as TopSensors,
+    top_features,
+)
 from rareevent.window_history import WindowHistory
 from rareevent.window_scores import require_bottleneck
 from rareevent.window_stream import (
     WindowBlock,
     WindowStream,
+    file_has_labels as file_has_labels,
     model_columns,
     open_csv,
     settle_reading,
+    trained_columns as trained_columns,
 )
-from rareevent.window_stream import file_has_labels as file_has_labels
-from rareevent.window_stream import trained_columns as trained_columns
 from rareevent.window_writer import WindowWriter as WindowWriter
 
 WindowSink = Callable[[pd.DataFrame], None]

@@ -182,8 +182,7 @@ def train(
         from rareevent.estimator import RareEventDetector
         from rareevent.model import default_lookback
         from rareevent.runs import reserve_run
-        from rareevent.training import default_run_name
-        from rareevent.training import train as run_training
+        from rareevent.training import default_run_name, train as run_training
 
         options = {**ctx.params, "units": parse_units(units)}
         if (

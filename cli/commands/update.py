@@ -80,8 +80,11 @@ def update(
     consoles.set_output(quiet)
     with errors(), ExitStack() as stack:
         from rareevent.runs import read_run, reserve_run, resolve_run
-        from rareevent.training import check_update_slot, default_run_name
-        from rareevent.training import update as run_update
+        from rareevent.training import (
+            check_update_slot,
+            default_run_name,
+            update as run_update,
+        )
 
         folder = resolve_run(run, saving.runs_dir)
         name = saving.name or default_run_name(read_run(folder).arch)
