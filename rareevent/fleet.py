@@ -23,6 +23,7 @@ from rareevent import gaps, windows
 from rareevent.decision import span_windows
 from rareevent.errors import RareEventError
 from rareevent.load import SensorData
+from rareevent.measuring import split_metrics
 from rareevent.options import SplitSpec, TrainSpec
 from rareevent.progress import EpochCallback
 from rareevent.record import SeriesEntry
@@ -45,7 +46,6 @@ from rareevent.training import (
     check_parts,
     resolve_context,
     settle_flags,
-    split_metrics,
     train_on,
 )
 

@@ -12,22 +12,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from rareevent import expected, gaps, roles, selection, windows
+from rareevent import gaps, roles, selection, windows
 from rareevent.decision import (
     DEFAULT_POLICY,
     LEGACY_POLICY,
-    Decider,
-    Decision,
     resolve,
     settle,
 )
 from rareevent.errors import RareEventError
-from rareevent.load import Columns, Reading, SensorData, file_sha256, load_csv
-from rareevent.metrics import evaluate
-from rareevent.model import ARCHITECTURES, versions
+from rareevent.load import Columns, Reading, SensorData, load_csv
+from rareevent.measuring import run_record, scored_part, split_metrics
+from rareevent.model import ARCHITECTURES
 from rareevent.options import AlarmPolicy, InputSpec, SplitSpec, TrainSpec
 from rareevent.progress import EpochCallback
-from rareevent.record import FORMAT_VERSION, Baseline, Parent, RunRecord
+from rareevent.record import Baseline, Parent, RunRecord
 from rareevent.runs import (
     check_run_name,
     check_run_slot,
@@ -261,7 +259,7 @@ def train_on(
             metrics=baseline_metrics,
         )
     record = replace(
-        _record(name, detector, data, splits, metrics, spec, parts, policy),
+        run_record(name, detector, data, splits, metrics, spec, parts, policy),
         baseline=baseline,
         assumed=[*data.columns.assumed, *_unnamed_flags(detector, data)],
         candidates={
@@ -410,7 +408,7 @@ def _fit_and_measure(
         gaps.median_seconds(data.time),
     )
     parts = {
-        "valid": _scored_part(
+        "valid": scored_part(
             detector,
             data,
             splits["valid"],
@@ -425,7 +423,7 @@ def _fit_and_measure(
         test_scores, test_keep = detector.score_segments(
             data.X[part["test"]], part_starts["test"]
         )
-        parts["test"] = _scored_part(
+        parts["test"] = scored_part(
             detector, data, splits["test"], test_scores, test_keep, starts, decision
         )
     metrics = {
@@ -659,140 +657,3 @@ def save(result: TrainResult, runs_dir: str | Path, overwrite: bool = False) -> 
         overwrite,
     )
     return result.path
-
-
-def _scored_part(
-    detector: RareEventDetector,
-    data: SensorData,
-    bounds: tuple[int, int],
-    scores: np.ndarray,
-    keep: np.ndarray,
-    starts: np.ndarray,
-    decision: Decision,
-) -> dict[str, np.ndarray]:
-    """The columns of a part's scored windows: those inside one segment (``keep``), by end row.
-
-    Labels look ahead up to the next segment start in ``starts`` (all rows);
-    the flags are ``decision``'s, the part decided as a file of its own.
-    """
-    start, stop = bounds
-    T = detector.lookback
-    ends = np.arange(start + T - 1, stop)[keep]
-    columns: dict[str, np.ndarray] = {"row": data.rows[ends], "position": ends}
-    if data.time is not None:
-        columns["time"] = data.time[ends]
-    columns["error"] = scores
-    decide = Decider(decision, detector.validation_scores_)
-    columns["flagged"] = decide(scores, windows.window_breaks(starts, ends)).astype(
-        np.int8
-    )
-    if data.y is not None:
-        ahead = slice(start, stop + detector.lead)
-        columns["label"] = windows.window_labels(
-            data.y[ahead], T, detector.lead, starts[ahead]
-        )[: len(keep)][keep]
-    return columns
-
-
-def split_metrics(
-    detector: RareEventDetector,
-    data: SensorData,
-    bounds: tuple[int, int],
-    part: dict[str, np.ndarray],
-    starts: np.ndarray,
-    gap: int,
-) -> dict[str, Any] | None:
-    """The metrics of one split's windows (``bounds``, scored as ``part``); None unlabelled."""
-    if data.y is None:
-        return None
-    start, stop = bounds
-    return evaluate(
-        data.y[start:stop],
-        part["label"],
-        part["flagged"],
-        part["error"],
-        part["position"],
-        lead=detector.lead,
-        time=None if data.time is None else data.time[start:stop],
-        first_row=start,
-        starts=starts,
-        gap=gap,
-    )
-
-
-def _record(
-    name: str,
-    detector: RareEventDetector,
-    data: SensorData,
-    splits: dict[str, tuple[int, int]],
-    metrics: dict[str, Any],
-    spec: TrainSpec,
-    parts: dict[str, dict[str, np.ndarray]],
-    policy: AlarmPolicy,
-) -> RunRecord:
-    columns = data.columns
-    return RunRecord(
-        format_version=FORMAT_VERSION,
-        name=name,
-        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        parameters=int(detector.model_.count_params()),
-        time_column=columns.time,
-        label_column=columns.label,
-        dropped_columns=list(columns.dropped),
-        fill=spec.input.fill,
-        filled_cells=data.n_filled,
-        reading=data.reading.to_record(),
-        valid_frac=spec.split.valid_frac,
-        test_frac=spec.split.test_frac,
-        splits={key: list(bounds) for key, bounds in splits.items()},
-        windows={
-            "train_normal": detector.n_train_windows_,
-            **{key: len(part["row"]) for key, part in parts.items()},
-        },
-        metrics=metrics,
-        input_file=str(Path(data.path).resolve()),
-        input_sha256=file_sha256(data.path)
-        if Path(data.path).is_file()
-        else None,  # a Spark group has no file
-        input_rows=len(data),
-        train_range=train_range(data, splits["train"]),
-        normal_error=_normal_error(detector, data, splits["valid"]),
-        versions=versions(),
-        spec=spec,
-        alarm=policy,
-        time_step=gaps.median_seconds(data.time),
-    )
-
-
-def _normal_error(
-    detector: RareEventDetector, data: SensorData, bounds: tuple[int, int]
-) -> dict[str, Any]:
-    """How far normal validation rows stray from what the model expected (see ``expected``)."""
-    part = slice(*bounds)
-    names = data.columns.features
-    return {
-        "percentile": expected.NORMAL_ERROR_PERCENTILE,
-        "features": [names[j] for j in detector.target_features_],
-        "error": expected.normal_error(
-            detector, data.X[part], None if data.y is None else data.y[part]
-        ),
-    }
-
-
-TRAIN_RANGE_PERCENTILES = (1.0, 99.0)
-
-
-def train_range(data: SensorData, bounds: tuple[int, int]) -> dict[str, Any]:
-    """Each feature's 1st and 99th percentile over the normal training rows, in raw
-    units: the band reports draw traces over.
-    """
-    part = slice(*bounds)
-    X = data.X[part]
-    if data.y is not None and (data.y[part] == 0).any():
-        X = X[data.y[part] == 0]
-    low, high = np.percentile(X, TRAIN_RANGE_PERCENTILES, axis=0)
-    return {
-        "percentiles": list(TRAIN_RANGE_PERCENTILES),
-        "low": low.tolist(),
-        "high": high.tolist(),
-    }
