@@ -81,26 +81,7 @@ def test_follow_scores_appended_rows_announces_episodes_survives_truncation_and_
 ) -> None:
     live = tmp_path / "live.csv"
     live.write_text(_header() + _rows(0, 90))
-    proc = subprocess.Popen(
-        [
-            str(RAREEVENT),
-            "score",
-            "--follow",
-            str(live),
-            "--run",
-            "tiny",
-            "--runs-dir",
-            str(runs_dir),
-            "--format",
-            "jsonl",
-            "--poll",
-            "50ms",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "250"},
-    )
+    proc = follow_jsonl(live, runs_dir, "tiny")
     try:
         assert proc.stdout is not None and proc.stderr is not None
         out, err = Lines(proc.stdout), Lines(proc.stderr)
@@ -222,6 +203,33 @@ def test_score_dash_reads_standard_input_like_the_file(
     assert run.returncode == 2
     assert run.stderr.decode().startswith("error: <stdin>: non-numeric value 'x.")
     assert "at line 2" in run.stderr.decode()
+
+
+def follow_jsonl(
+    live: Path, runs_dir: Path, run: str, *options: str
+) -> subprocess.Popen:
+    """``score --follow`` of ``live`` with ``run`` in a subprocess, JSON Lines on its stdout."""
+    return subprocess.Popen(
+        [
+            str(RAREEVENT),
+            "score",
+            "--follow",
+            str(live),
+            "--run",
+            run,
+            "--runs-dir",
+            str(runs_dir),
+            "--format",
+            "jsonl",
+            "--poll",
+            "50ms",
+            *options,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "250"},
+    )
 
 
 def test_tail_waits_for_a_newline_and_reads_a_rotated_or_truncated_file_from_its_start(

@@ -8,7 +8,6 @@ window: it opens and closes at the same row.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 
 from rareevent.errors import RareEventError
 from tests.conftest import synthetic_frame
-from tests.test_follow import RAREEVENT, Lines
+from tests.test_follow import Lines, follow_jsonl
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
 
@@ -56,30 +55,6 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "runs"
 
 
-def _follow(live: Path, runs_dir: Path, run: str, *options: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            str(RAREEVENT),
-            "score",
-            "--follow",
-            str(live),
-            "--run",
-            run,
-            "--runs-dir",
-            str(runs_dir),
-            "--format",
-            "jsonl",
-            "--poll",
-            "50ms",
-            *options,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "250"},
-    )
-
-
 def _window(row: int):  # type: ignore[no-untyped-def]
     return lambda line: line.startswith('{"row":') and json.loads(line)["row"] == row
 
@@ -96,7 +71,7 @@ def test_a_one_window_alarm_opens_before_it_closes_scored_whole_and_appended(
     """Issue 33 (6): ``alarm_closed`` came one line before ``alarm_opened`` of the same alarm."""
     live = tmp_path / "live.csv"
     live.write_text(_csv_text(0, 300), encoding="utf-8")  # the event at row 150
-    proc = _follow(live, runs_dir, "utf8")
+    proc = follow_jsonl(live, runs_dir, "utf8")
     try:
         assert proc.stdout is not None and proc.stderr is not None
         out, err = Lines(proc.stdout), Lines(proc.stderr)
@@ -157,7 +132,7 @@ def test_window_and_event_records_escape_a_name_alike(
     live = tmp_path / "live.csv"
     live.write_text(_csv_text(0, 200), encoding="utf-8")
     output = tmp_path / "out.jsonl"
-    proc = _follow(live, runs_dir, "utf8", "--output", str(output))
+    proc = follow_jsonl(live, runs_dir, "utf8", "--output", str(output))
     try:
         assert proc.stderr is not None
         err = Lines(proc.stderr)
@@ -187,7 +162,7 @@ def test_follow_reads_a_cp1252_file_being_appended(
     """Issue 33 (7): ``--follow`` read every file as UTF-8, whatever the run or ``--encoding`` said."""
     live = tmp_path / "historian.csv"
     live.write_bytes(_csv_text(0, 100).encode("cp1252"))  # m³ and läuft: not UTF-8
-    proc = _follow(live, runs_dir, run, *options)
+    proc = follow_jsonl(live, runs_dir, run, *options)
     try:
         assert proc.stdout is not None and proc.stderr is not None
         out, err = Lines(proc.stdout), Lines(proc.stderr)
